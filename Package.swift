@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Kernels are built for the vector units of the machine that builds them: without this,
+/// swiftc targets baseline x86-64 and `SIMD16<Float>.addingProduct` becomes one libm `fmaf`
+/// call per lane. `CGT_PORTABLE=1 swift build` builds for baseline x86-64 instead (for
+/// binaries that must run on older CPUs than the build host, or when this package is a
+/// dependency, where SwiftPM forbids unsafe flags).
+let portable = Context.environment["CGT_PORTABLE"] == "1"
+let hostVectorUnits: [SwiftSetting] =
+    portable ? [] : [.unsafeFlags(["-target-cpu", "native", "-Xcc", "-march=native"])]
+
+let package = Package(
+    name: "cgt",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "cgt", targets: ["cgt"]),
+        .library(name: "CGT", targets: ["CGTTraining", "CGTModel", "CGTData", "CGTKernels", "CGTHDF5", "CGTMPI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // MARK: - Public API
+
+        .target(name: "CGTKernels", dependencies: ["CBLAS", "_CGTTargetInfo"], swiftSettings: hostVectorUnits),
+        .target(name: "CGTHDF5", dependencies: ["CHDF5"], swiftSettings: hostVectorUnits),
+        .target(name: "CGTMPI", dependencies: ["CMPI"], swiftSettings: hostVectorUnits),
+        .target(name: "CGTData", dependencies: ["CGTHDF5", "CGTKernels", "CZlib"], swiftSettings: hostVectorUnits),
+        .target(name: "CGTModel", dependencies: ["CGTKernels"], swiftSettings: hostVectorUnits),
+        .target(
+            name: "CGTTraining",
+            dependencies: ["CGTModel", "CGTData", "CGTHDF5", "CGTMPI", "CGTKernels", .product(name: "Yams", package: "Yams")],
+            swiftSettings: hostVectorUnits),
+        .executableTarget(
+            name: "cgt",
+            dependencies: ["CGTTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: hostVectorUnits),
+
+        // MARK: - Implementation details
+
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "_CGTTargetInfo", swiftSettings: hostVectorUnits),
+
+        // MARK: - Tests
+
+        .target(name: "CGTTestSupport", dependencies: ["CGTKernels", "CGTHDF5", "CGTData"], path: "Tests/CGTTestSupport", swiftSettings: hostVectorUnits),
+        .testTarget(name: "CGTKernelsTests", dependencies: ["CGTKernels", "CGTTestSupport"], swiftSettings: hostVectorUnits),
+        .testTarget(name: "CGTHDF5Tests", dependencies: ["CGTHDF5", "CGTTestSupport"], swiftSettings: hostVectorUnits),
+        .testTarget(name: "CGTModelTests", dependencies: ["CGTModel", "CGTTestSupport"], swiftSettings: hostVectorUnits),
+        .testTarget(name: "CGTTrainingTests", dependencies: ["CGTTraining", "CGTTestSupport"], swiftSettings: hostVectorUnits),
+        .testTarget(name: "CGTCommandTests", dependencies: ["CGTTestSupport", "CGTHDF5"], swiftSettings: hostVectorUnits),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,4 @@
+#ifndef CGT_CBLAS_SHIM_H
+#define CGT_CBLAS_SHIM_H
+#include <cblas.h>
+#endif

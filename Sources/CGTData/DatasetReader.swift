@@ -1,0 +1,118 @@
+import CGTHDF5
+
+/// Opens a dataset file, checks it against `DatasetLayout`, and reads splits or row ranges of them.
+///
+/// The structure (datasets, shapes, dtypes, attributes) is checked when the file is opened;
+/// labels and feature values are checked as they are read, so a rank that reads only its
+/// shard checks only its shard. All calls must stay on one thread (libhdf5 is not thread-safe).
+public final class DatasetReader {
+    public let path: String
+    public let classes: Int
+    public let classNames: [String]
+    public let featureShape: [Int]
+    /// The number of samples of each split present in the file.
+    public let splitSizes: [String: Int]
+    private let file: HDF5File
+
+    public init(path: String) throws {
+        self.path = path
+        do {
+            file = try HDF5File.open(path)
+        } catch {
+            throw DatasetError(file: path, object: "", "cannot open as HDF5 (\(error))")
+        }
+        let root = file.root
+        func fail(_ object: String, _ problem: String) -> DatasetError { DatasetError(file: path, object: object, problem) }
+        for attribute in ["layout_version", "num_classes", "feature_shape"] where !root.hasAttribute(attribute) {
+            throw fail("/", "missing file attribute '\(attribute)' (see hdf5_data/README.md)")
+        }
+        let version = try root.intAttribute("layout_version")
+        guard version == DatasetLayout.version else {
+            throw fail("/", "layout_version is \(version), this cgt reads version \(DatasetLayout.version)")
+        }
+        classes = try root.intAttribute("num_classes")
+        guard classes >= 2 else { throw fail("/", "num_classes is \(classes), needs at least 2") }
+        featureShape = try root.intArrayAttribute("feature_shape")
+        guard !featureShape.isEmpty, featureShape.allSatisfy({ $0 > 0 }) else {
+            throw fail("/", "feature_shape \(featureShape) must be non-empty and positive")
+        }
+        if root.hasAttribute("class_names") {
+            classNames = try root.stringArrayAttribute("class_names")
+            guard classNames.count == classes else {
+                throw fail("/", "class_names has \(classNames.count) names for num_classes \(classes)")
+            }
+        } else {
+            classNames = (0..<classes).map { "class \($0)" }
+        }
+        var sizes: [String: Int] = [:]
+        for split in DatasetLayout.splitNames where root.contains(split) {
+            sizes[split] = try Self.checkStructure(file: file, split: split, featureShape: featureShape, path: path)
+        }
+        for required in [DatasetLayout.train, DatasetLayout.test] where sizes[required] == nil {
+            throw fail("/\(required)", "missing split group (the file needs /train and /test)")
+        }
+        splitSizes = sizes
+    }
+
+    /// Checks `/<split>/x` and `/<split>/y` and returns the number of samples.
+    private static func checkStructure(file: HDF5File, split: String, featureShape: [Int], path: String) throws -> Int {
+        let xPath = "/\(split)/\(DatasetLayout.features)", yPath = "/\(split)/\(DatasetLayout.labels)"
+        for object in [xPath, yPath] where !file.root.contains(String(object.dropFirst())) {
+            throw DatasetError(file: path, object: object, "missing dataset")
+        }
+        let x = try file.root.openDataset(String(xPath.dropFirst()))
+        let y = try file.root.openDataset(String(yPath.dropFirst()))
+        guard x.elementType == .float32 else {
+            throw DatasetError(file: path, object: xPath, "dtype is \(x.elementType), expected float32")
+        }
+        guard y.elementType == .int32 else {
+            throw DatasetError(file: path, object: yPath, "dtype is \(y.elementType), expected int32")
+        }
+        guard y.shape.count == 1 else {
+            throw DatasetError(file: path, object: yPath, "shape \(y.shape), expected one dimension [N]")
+        }
+        guard Array(x.shape.dropFirst()) == featureShape else {
+            throw DatasetError(file: path, object: xPath, "shape \(x.shape) does not match [N] + feature_shape \(featureShape)")
+        }
+        guard x.shape.first == y.shape[0] else {
+            throw DatasetError(file: path, object: xPath, "has \(x.shape.first ?? 0) samples but \(yPath) has \(y.shape[0])")
+        }
+        guard y.shape[0] > 0 else { throw DatasetError(file: path, object: yPath, "split is empty") }
+        return y.shape[0]
+    }
+
+    public var featureCount: Int { featureShape.reduce(1, *) }
+
+    /// Reads rows `rows` (default: all) of a split, checking labels and feature values.
+    public func read(split: String, rows: Range<Int>? = nil) throws -> DatasetSplit {
+        guard let size = splitSizes[split] else {
+            throw DatasetError(file: path, object: "/\(split)", "no such split in this file (has \(splitSizes.keys.sorted().joined(separator: ", ")))")
+        }
+        let range = rows ?? 0..<size
+        precondition(range.lowerBound >= 0 && range.upperBound <= size, "rows \(range) outside split \(split) of \(size)")
+        let xPath = "\(split)/\(DatasetLayout.features)", yPath = "\(split)/\(DatasetLayout.labels)"
+        var features = [Float](repeating: 0, count: range.count * featureCount)
+        var labels = [Int32](repeating: 0, count: range.count)
+        try features.withUnsafeMutableBufferPointer { try file.root.openDataset(xPath).read(rows: range, into: $0) }
+        try labels.withUnsafeMutableBufferPointer { try file.root.openDataset(yPath).read(rows: range, into: $0) }
+        if let bad = labels.firstIndex(where: { $0 < 0 || Int($0) >= classes }) {
+            throw DatasetError(file: path, object: "/\(yPath)",
+                               "label \(labels[bad]) at row \(range.lowerBound + bad) is outside [0, \(classes))")
+        }
+        if let bad = features.firstIndex(where: { !$0.isFinite }) {
+            let row = range.lowerBound + bad / featureCount
+            throw DatasetError(file: path, object: "/\(xPath)",
+                               "non-finite value \(features[bad]) at row \(row), feature \(bad % featureCount)")
+        }
+        return DatasetSplit(name: split, features: features, labels: labels,
+                            sampleIDs: range.map { Int64($0) }, featureShape: featureShape)
+    }
+
+    /// A string attribute of the file root, if present (provenance, normalisation).
+    public func fileAttribute(_ name: String) -> String? {
+        guard file.root.hasAttribute(name) else { return nil }
+        return try? file.root.stringAttribute(name)
+    }
+
+    public func close() throws { try file.close() }
+}

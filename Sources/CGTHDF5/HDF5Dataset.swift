@@ -1,0 +1,221 @@
+import CHDF5
+
+/// A dataset: an n-dimensional array of numbers stored in row-major order.
+///
+/// Rows are slices along axis 0, which is how cgt stores samples (`/train/x` is
+/// `[samples, features...]`); the row reads are what a data loader calls per batch. Shape,
+/// type and storage layout are read once when the dataset is opened.
+public final class HDF5Dataset: HDF5Object {
+    /// Extent of each axis.
+    public let shape: [Int]
+    /// Element type as stored in the file.
+    public let elementType: HDF5ElementType
+    /// Chunk extent of each axis, or nil for contiguous (or compact) storage.
+    public let chunkShape: [Int]?
+    /// Names of the filters in the chunk pipeline, in order, e.g. ["shuffle", "deflate"].
+    public let filters: [String]
+
+    init(file: HDF5File, path: String, adopting id: hid_t) throws {
+        let layout: Layout
+        do {
+            layout = try Layout(dataset: id, file: file.path, object: path)
+        } catch {
+            H5Dclose(id)
+            throw error
+        }
+        shape = layout.shape
+        elementType = layout.elementType
+        chunkShape = layout.chunkShape
+        filters = layout.filters
+        super.init(file: file, path: path, id: id)
+    }
+
+    /// Number of elements in the whole dataset.
+    public var elementCount: Int { shape.reduce(1, *) }
+
+    /// Number of elements in one row (one index along axis 0).
+    public var rowElementCount: Int { shape.dropFirst().reduce(1, *) }
+
+    /// Reads the whole dataset, converting the stored type to `T`.
+    ///
+    /// Wraps `H5Dread`.
+    public func read<T: HDF5Scalar>(into buffer: UnsafeMutableBufferPointer<T>) throws {
+        precondition(buffer.count == elementCount, "\(path): buffer holds \(buffer.count) elements, dataset \(elementCount)")
+        guard let base = buffer.baseAddress, elementCount > 0 else { return }
+        try check(H5Dread(id, T.nativeTypeID, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), base), "H5Dread")
+    }
+
+    /// Reads the whole dataset into a new array.
+    public func readAll<T: HDF5Scalar>(as type: T.Type) throws -> [T] {
+        try [T](unsafeUninitializedCapacity: elementCount) { buffer, initialized in
+            try read(into: buffer)
+            initialized = elementCount
+        }
+    }
+
+    /// Reads the rows `rows` (all of every other axis); rows outside the dataset throw.
+    ///
+    /// Wraps `H5Sselect_hyperslab` and `H5Dread`.
+    public func read<T: HDF5Scalar>(rows: Range<Int>, into buffer: UnsafeMutableBufferPointer<T>) throws {
+        try checkRows(rows, "H5Dread")
+        precondition(
+            buffer.count == rows.count * rowElementCount,
+            "\(path): buffer holds \(buffer.count) elements, \(rows.count) rows need \(rows.count * rowElementCount)")
+        try readRuns([rows], into: buffer)
+    }
+
+    /// Reads the rows at `rowIndices`, in that order, into consecutive rows of `buffer`.
+    ///
+    /// Indices may be unsorted and may repeat: the distinct rows are read in one call, in file
+    /// order (which HDF5 requires of a selection), and then placed where they were asked for.
+    /// An index outside the dataset throws.
+    /// - Complexity: one `H5Dread` of the distinct rows, plus a copy when `rowIndices` is not
+    ///   strictly increasing.
+    public func read<T: HDF5Scalar>(rowIndices: [Int], into buffer: UnsafeMutableBufferPointer<T>) throws {
+        try checkRows(0..<0, "H5Dread")
+        let width = rowElementCount
+        precondition(
+            buffer.count == rowIndices.count * width,
+            "\(path): buffer holds \(buffer.count) elements, \(rowIndices.count) rows need \(rowIndices.count * width)")
+        if let bad = rowIndices.first(where: { $0 < 0 || $0 >= shape[0] }) {
+            throw error("H5Dread", "row index \(bad) is out of range: the dataset has \(shape[0]) rows")
+        }
+        let distinct = Array(Set(rowIndices)).sorted()
+        var runs: [Range<Int>] = []
+        for row in distinct {
+            if let last = runs.last, last.upperBound == row {
+                runs[runs.count - 1] = last.lowerBound..<(row + 1)
+            } else {
+                runs.append(row..<(row + 1))
+            }
+        }
+        if distinct == rowIndices {
+            try readRuns(runs, into: buffer)
+            return
+        }
+        let staging = try [T](unsafeUninitializedCapacity: distinct.count * width) { staging, initialized in
+            try readRuns(runs, into: staging)
+            initialized = staging.count
+        }
+        guard width > 0, let destination = buffer.baseAddress else { return }
+        let position = Dictionary(uniqueKeysWithValues: distinct.enumerated().map { ($0.element, $0.offset) })
+        staging.withUnsafeBufferPointer { source in
+            for (slot, row) in rowIndices.enumerated() {
+                (destination + slot * width).update(from: source.baseAddress! + position[row]! * width, count: width)
+            }
+        }
+    }
+
+    /// Writes the whole dataset, converting `T` to the stored type.
+    ///
+    /// Wraps `H5Dwrite`.
+    public func write<T: HDF5Scalar>(_ buffer: UnsafeBufferPointer<T>) throws {
+        precondition(buffer.count == elementCount, "\(path): buffer holds \(buffer.count) elements, dataset \(elementCount)")
+        guard let base = buffer.baseAddress, elementCount > 0 else { return }
+        try check(H5Dwrite(id, T.nativeTypeID, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), base), "H5Dwrite")
+    }
+
+    /// Writes the rows `rows` (all of every other axis); rows outside the dataset throw.
+    ///
+    /// Wraps `H5Sselect_hyperslab` and `H5Dwrite`.
+    public func write<T: HDF5Scalar>(_ buffer: UnsafeBufferPointer<T>, rows: Range<Int>) throws {
+        try checkRows(rows, "H5Dwrite")
+        precondition(
+            buffer.count == rows.count * rowElementCount,
+            "\(path): buffer holds \(buffer.count) elements, \(rows.count) rows need \(rows.count * rowElementCount)")
+        guard let base = buffer.baseAddress, !rows.isEmpty, rowElementCount > 0 else { return }
+        try withRowSelection([rows]) { memory, file in
+            try check(H5Dwrite(id, T.nativeTypeID, memory, file, chdf5_p_default(), base), "H5Dwrite")
+        }
+    }
+
+    private func checkRows(_ rows: Range<Int>, _ operation: String) throws {
+        precondition(!shape.isEmpty, "\(path): a scalar dataset has no rows")
+        guard rows.lowerBound >= 0, rows.upperBound <= shape[0] else {
+            throw error(operation, "rows \(rows) are out of range: the dataset has \(shape[0]) rows")
+        }
+    }
+
+    /// Reads the union of `runs` (sorted, disjoint row ranges) into consecutive rows of `buffer`.
+    private func readRuns<T: HDF5Scalar>(_ runs: [Range<Int>], into buffer: UnsafeMutableBufferPointer<T>) throws {
+        guard let base = buffer.baseAddress, !buffer.isEmpty else { return }
+        try withRowSelection(runs) { memory, file in
+            try check(H5Dread(id, T.nativeTypeID, memory, file, chdf5_p_default(), base), "H5Dread")
+        }
+    }
+
+    /// Selects the union of `runs` in the file dataspace and passes it with a matching memory
+    /// dataspace of `[total rows, other axes...]` to `body`.
+    private func withRowSelection(_ runs: [Range<Int>], _ body: (_ memory: hid_t, _ file: hid_t) throws -> Void) throws {
+        let fileSpace = try check(H5Dget_space(id), "H5Dget_space")
+        defer { H5Sclose(fileSpace) }
+        var start = [hsize_t](repeating: 0, count: shape.count)
+        var count = shape.map { hsize_t($0) }
+        for (index, run) in runs.enumerated() {
+            start[0] = hsize_t(run.lowerBound)
+            count[0] = hsize_t(run.count)
+            let operation = index == 0 ? H5S_SELECT_SET : H5S_SELECT_OR
+            try check(H5Sselect_hyperslab(fileSpace, operation, start, nil, count, nil), "H5Sselect_hyperslab")
+        }
+        var memoryShape = shape
+        memoryShape[0] = runs.reduce(0) { $0 + $1.count }
+        let memorySpace = try makeDataspace(shape: memoryShape)
+        defer { H5Sclose(memorySpace) }
+        try body(memorySpace, fileSpace)
+    }
+}
+
+/// What `HDF5Dataset` reads once at open: extent, element type and storage layout.
+private struct Layout {
+    var shape: [Int]
+    var elementType: HDF5ElementType
+    var chunkShape: [Int]?
+    var filters: [String]
+
+    init(dataset: hid_t, file: String, object: String) throws {
+        func check<R: BinaryInteger>(_ result: R, _ operation: String) throws -> R {
+            try hdf5Check(result, operation, file: file, object: object)
+        }
+        let space = try check(H5Dget_space(dataset), "H5Dget_space")
+        defer { H5Sclose(space) }
+        let rank = try check(H5Sget_simple_extent_ndims(space), "H5Sget_simple_extent_ndims")
+        var dims = [hsize_t](repeating: 0, count: Int(rank))
+        _ = try check(H5Sget_simple_extent_dims(space, &dims, nil), "H5Sget_simple_extent_dims")
+        shape = dims.map { Int($0) }
+
+        let type = try check(H5Dget_type(dataset), "H5Dget_type")
+        defer { H5Tclose(type) }
+        elementType = HDF5ElementType(typeID: type)
+
+        let creation = try check(H5Dget_create_plist(dataset), "H5Dget_create_plist")
+        defer { H5Pclose(creation) }
+        chunkShape = nil
+        filters = []
+        guard H5Pget_layout(creation) == H5D_CHUNKED else { return }
+        var chunk = [hsize_t](repeating: 0, count: Int(rank))
+        _ = try check(H5Pget_chunk(creation, rank, &chunk), "H5Pget_chunk")
+        chunkShape = chunk.map { Int($0) }
+        let filterCount = try check(H5Pget_nfilters(creation), "H5Pget_nfilters")
+        for index in 0..<UInt32(filterCount) {
+            var flags: UInt32 = 0
+            var valueCount = 0
+            var configuration: UInt32 = 0
+            var name = [CChar](repeating: 0, count: 256)
+            let filter = try check(
+                H5Pget_filter2(creation, index, &flags, &valueCount, nil, name.count, &name, &configuration), "H5Pget_filter2")
+            filters.append(Self.filterName(filter, reported: String(cString: name)))
+        }
+    }
+
+    private static func filterName(_ filter: H5Z_filter_t, reported: String) -> String {
+        switch filter {
+        case chdf5_filter_deflate(): return "deflate"
+        case chdf5_filter_shuffle(): return "shuffle"
+        case chdf5_filter_fletcher32(): return "fletcher32"
+        case chdf5_filter_szip(): return "szip"
+        case chdf5_filter_nbit(): return "nbit"
+        case chdf5_filter_scaleoffset(): return "scaleoffset"
+        default: return reported.isEmpty ? "filter \(filter)" : reported
+        }
+    }
+}

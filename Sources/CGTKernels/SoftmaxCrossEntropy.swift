@@ -1,0 +1,86 @@
+/// Fused softmax and cross-entropy over the logits of one exit, `[rows, classes]` row-major.
+public enum SoftmaxCrossEntropy {
+    /// Computes, per row: the class probabilities, the cross-entropy -log p[y], the
+    /// confidence max_c p[c] and the predicted class argmax_c p[c] (ties: the first class).
+    ///
+    /// The softmax subtracts the row maximum first, so the largest exponent is e^0 = 1 and
+    /// the confidence is exactly 1 / sum.
+    @inlinable
+    public static func forward(
+        logits: UnsafeBufferPointer<Float>, labels: UnsafeBufferPointer<Int32>, rows: Int, classes: Int,
+        probabilities: UnsafeMutableBufferPointer<Float>, losses: UnsafeMutableBufferPointer<Float>,
+        confidence: UnsafeMutableBufferPointer<Float>, predictions: UnsafeMutableBufferPointer<Int32>
+    ) {
+        precondition(classes > 0 && logits.count >= rows * classes && probabilities.count >= rows * classes,
+                     "softmax: buffers do not fit \(rows) x \(classes)")
+        precondition(labels.count >= rows && losses.count >= rows && confidence.count >= rows && predictions.count >= rows,
+                     "softmax: per-row buffers shorter than \(rows)")
+        let full = vectorizedPrefix(classes)
+        for r in 0..<rows {
+            let z = logits.baseAddress! + r * classes
+            let p = probabilities.baseAddress! + r * classes
+            var best = z[0]
+            var argmax = 0
+            for c in 1..<classes where z[c] > best {
+                best = z[c]
+                argmax = c
+            }
+            var sums = FloatVector()
+            var c = 0
+            while c < full {
+                let e = FastMath.exp(loadVector(z + c) - best)
+                storeVector(e, p + c)
+                sums += e
+                c &+= 16
+            }
+            var total = sums.sum()
+            if c < classes {
+                var tail = FloatVector(repeating: -.infinity)
+                for lane in 0..<(classes - c) { tail[lane] = z[c + lane] - best }
+                let e = FastMath.exp(tail)
+                for lane in 0..<(classes - c) {
+                    p[c + lane] = e[lane]
+                    total += e[lane]
+                }
+            }
+            let inverse = 1 / total
+            c = 0
+            while c < full {
+                storeVector(loadVector(p + c) * inverse, p + c)
+                c &+= 16
+            }
+            while c < classes { p[c] *= inverse; c &+= 1 }
+            let label = Int(labels[r])
+            precondition(label >= 0 && label < classes, "label \(label) outside 0..<\(classes)")
+            losses[r] = FastMath.log(total) + best - z[label]
+            confidence[r] = inverse
+            predictions[r] = Int32(argmax)
+        }
+    }
+
+    /// d logits[r, c] = weights[r] * (p[r, c] - [c == y_r]).
+    ///
+    /// `weights` carries the exit weight lambda_e(i) already divided by the global batch size,
+    /// so the result is the gradient of sum_i weights[i] * CE(i).
+    @inlinable
+    public static func backward(
+        probabilities: UnsafeBufferPointer<Float>, labels: UnsafeBufferPointer<Int32>, weights: UnsafeBufferPointer<Float>,
+        rows: Int, classes: Int, logitGradient: UnsafeMutableBufferPointer<Float>
+    ) {
+        precondition(probabilities.count >= rows * classes && logitGradient.count >= rows * classes && weights.count >= rows,
+                     "softmax backward: buffers do not fit \(rows) x \(classes)")
+        let full = vectorizedPrefix(classes)
+        for r in 0..<rows {
+            let p = probabilities.baseAddress! + r * classes
+            let g = logitGradient.baseAddress! + r * classes
+            let w = weights[r]
+            var c = 0
+            while c < full {
+                storeVector(loadVector(p + c) * w, g + c)
+                c &+= 16
+            }
+            while c < classes { g[c] = p[c] * w; c &+= 1 }
+            g[Int(labels[r])] -= w
+        }
+    }
+}

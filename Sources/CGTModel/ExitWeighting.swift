@@ -1,0 +1,77 @@
+import CGTKernels
+
+/// What each exit said about each sample in a forward pass; exit-major, `[exits * batch]`.
+public struct ExitPredictions {
+    /// s_e(i) = max_c p_e,c(i).
+    public var confidence: UnsafeBufferPointer<Float>
+    /// argmax_c p_e,c(i) (Eq. 4).
+    public var predictions: UnsafeBufferPointer<Int32>
+    /// p_e,y_i(i), the probability given to the true class.
+    public var trueClassProbability: UnsafeBufferPointer<Float>
+    public var labels: UnsafeBufferPointer<Int32>
+    public var exits: Int
+    public var batch: Int
+}
+
+/// Chooses the weight lambda_e(i) of every exit's loss on every sample (Eq. 1 and Eq. 2).
+///
+/// The weights are computed from the current forward pass and treated as constants in the
+/// backward pass: no gradient flows through a gate.
+public protocol ExitWeighting {
+    /// A short name for logs ("softcgt").
+    var name: String { get }
+    /// Writes lambda_e(i) to `weights[e * batch + i]`.
+    func weights(for outputs: ExitPredictions, into weights: UnsafeMutableBufferPointer<Float>)
+}
+
+/// Fixed, input-independent weights lambda_e (Eq. 1): BranchyNet's scalarisation.
+public struct FixedExitWeights: ExitWeighting {
+    public let lambdas: [Float]
+    public var name: String { "fixed" }
+    public init(_ lambdas: [Float]) { self.lambdas = lambdas }
+
+    public func weights(for outputs: ExitPredictions, into weights: UnsafeMutableBufferPointer<Float>) {
+        precondition(lambdas.count == outputs.exits, "\(lambdas.count) fixed weights for \(outputs.exits) exits")
+        for (e, lambda) in lambdas.enumerated() {
+            UnsafeMutableBufferPointer(rebasing: weights[(e * outputs.batch)..<((e + 1) * outputs.batch)]).update(repeating: lambda)
+        }
+    }
+}
+
+/// HardCGT (Eq. 3-5): a deeper exit learns from a sample only when every earlier exit was
+/// wrong or below the confidence threshold tau.
+public struct HardCGT: ExitWeighting {
+    public let tau: Float
+    public var name: String { "hardcgt" }
+    public init(tau: Float) { self.tau = tau }
+
+    public func weights(for outputs: ExitPredictions, into weights: UnsafeMutableBufferPointer<Float>) {
+        ExitGates.hard(confidence: outputs.confidence, predictions: outputs.predictions, labels: outputs.labels,
+                       exits: outputs.exits, batch: outputs.batch, tau: tau, weights: weights)
+    }
+}
+
+/// SoftCGT (Eq. 6-7): deeper exits learn in proportion to the residual uncertainty
+/// r_e = 1 - sigmoid(k (s_e - tau)) left by earlier exits.
+///
+/// Extensions beyond the paper: the sharpness k (k = 1 is the paper's gate; with s and tau in
+/// [0, 1] it keeps r within about [0.48, 0.71], larger k moves it towards HardCGT's 0/1), and
+/// the score s_e may be the true-class probability instead of the maximum probability.
+public struct SoftCGT: ExitWeighting {
+    public enum Score: String, Sendable, Codable { case maxProbability = "max_probability", trueClassProbability = "true_class_probability" }
+    public let tau: Float
+    public let sharpness: Float
+    public let score: Score
+    public var name: String { "softcgt" }
+
+    public init(tau: Float, sharpness: Float = 1, score: Score = .maxProbability) {
+        self.tau = tau
+        self.sharpness = sharpness
+        self.score = score
+    }
+
+    public func weights(for outputs: ExitPredictions, into weights: UnsafeMutableBufferPointer<Float>) {
+        let scores = score == .maxProbability ? outputs.confidence : outputs.trueClassProbability
+        ExitGates.soft(scores: scores, exits: outputs.exits, batch: outputs.batch, tau: tau, sharpness: sharpness, weights: weights)
+    }
+}

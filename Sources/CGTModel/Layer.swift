@@ -1,0 +1,83 @@
+import CGTKernels
+
+/// How a forward pass behaves.
+public enum ForwardMode: Sendable {
+    /// Batch statistics, running statistics updated with momentum, dropout on.
+    case training
+    /// Running statistics, dropout off.
+    case inference
+    /// Batch statistics, running statistics replaced by the average over the pass, dropout off
+    /// (the BatchNorm re-estimation before evaluation).
+    case recalibration(batchIndex: Int)
+}
+
+/// What a forward pass needs besides the input.
+public struct ForwardContext {
+    public var mode: ForwardMode
+    /// The dataset index of every sample in the batch: dropout masks are keyed by it.
+    public var sampleIDs: UnsafeBufferPointer<Int64>
+    /// The key of this epoch's randomness; each dropout layer mixes in its own index.
+    public var randomKey: UInt64
+
+    public init(mode: ForwardMode, sampleIDs: UnsafeBufferPointer<Int64> = .init(start: nil, count: 0), randomKey: UInt64 = 0) {
+        self.mode = mode
+        self.sampleIDs = sampleIDs
+        self.randomKey = randomKey
+    }
+
+    public var isTraining: Bool { if case .training = mode { return true } else { return false } }
+}
+
+/// One differentiable step of a network, with explicit forward and backward passes.
+///
+/// Tensors are row-major with the batch first; `inputCount` and `outputCount` are the values
+/// per sample. A layer caches what its backward pass needs during a training forward.
+public protocol Layer: AnyObject {
+    /// The attribute name of the layer inside its block ("linear", "bn"): part of checkpoint key paths.
+    var name: String { get }
+    var inputShape: [Int] { get }
+    var outputShape: [Int] { get }
+
+    /// Declares the layer's tensors under `prefix` ("blocks.0.linear").
+    func declare(into layout: inout ParameterLayoutBuilder, prefix: String)
+    /// Receives the store that holds the declared tensors.
+    func bind(to store: ParameterStore)
+    /// Sets the store's values to their initial ones.
+    func initialize(using generator: inout SeededGenerator)
+    /// Allocates caches for batches of up to `maxBatch` samples.
+    func reserve(maxBatch: Int)
+
+    func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext)
+
+    /// Writes parameter gradients (overwriting) and, when `inputGradient` is given, the input gradient.
+    func backward(
+        input: UnsafeBufferPointer<Float>, output: UnsafeBufferPointer<Float>,
+        outputGradient: UnsafeBufferPointer<Float>, inputGradient: UnsafeMutableBufferPointer<Float>?,
+        batch: Int)
+
+    /// Floating-point operations for one sample at inference (see `hdf5_data/README.md`, "FLOP counts").
+    var inferenceFLOPs: Int { get }
+}
+
+extension Layer {
+    public var inputCount: Int { inputShape.reduce(1, *) }
+    public var outputCount: Int { outputShape.reduce(1, *) }
+    public func declare(into layout: inout ParameterLayoutBuilder, prefix: String) {}
+    public func bind(to store: ParameterStore) {}
+    public func initialize(using generator: inout SeededGenerator) {}
+    public func reserve(maxBatch: Int) {}
+}
+
+/// A cache a layer owns, grown to the largest batch seen and freed with the layer.
+final class LayerCache {
+    private(set) var storage = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+
+    func reserve(_ count: Int) {
+        guard count > storage.count else { return }
+        storage.deallocate()
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: 0)
+    }
+
+    deinit { storage.deallocate() }
+}

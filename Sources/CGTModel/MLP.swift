@@ -1,0 +1,38 @@
+/// The fully connected early-exit network of the paper's Indian Pines experiment.
+public struct MLPArchitecture: Equatable, Sendable {
+    public var inputFeatures: Int
+    public var hiddenWidths: [Int]
+    /// 1-based hidden layers followed by an exit, as in the paper ({1, 3, 5}).
+    public var exitsAfter: [Int]
+    public var classes: Int
+    public var batchNorm: Bool
+    public var dropout: Float
+
+    public init(inputFeatures: Int, hiddenWidths: [Int], exitsAfter: [Int], classes: Int, batchNorm: Bool = true, dropout: Float = 0.2) {
+        self.inputFeatures = inputFeatures
+        self.hiddenWidths = hiddenWidths
+        self.exitsAfter = exitsAfter
+        self.classes = classes
+        self.batchNorm = batchNorm
+        self.dropout = dropout
+    }
+
+    /// Each hidden layer is a block Linear -> BatchNorm -> ReLU -> Dropout; each exit a Linear head.
+    public func build() -> EarlyExitNetwork {
+        var blocks: [Sequential] = []
+        var width = inputFeatures
+        for (i, hidden) in hiddenWidths.enumerated() {
+            var layers: [Layer] = [Linear(inputFeatures: width, outputFeatures: hidden)]
+            if batchNorm { layers.append(BatchNorm(shape: [hidden])) }
+            layers.append(ReLU(shape: [hidden]))
+            if dropout > 0 { layers.append(Dropout(shape: [hidden], probability: dropout, streamIndex: UInt64(i))) }
+            blocks.append(Sequential(prefix: "blocks.\(i)", layers: layers))
+            width = hidden
+        }
+        let heads = exitsAfter.enumerated().map { e, layer in
+            Sequential(prefix: "exits.\(e)", layers: [Linear(inputFeatures: hiddenWidths[layer - 1], outputFeatures: classes)])
+        }
+        return EarlyExitNetwork(inputShape: [inputFeatures], classes: classes, blocks: blocks, exits: heads,
+                                exitBlocks: exitsAfter.map { $0 - 1 })
+    }
+}

@@ -1,0 +1,112 @@
+import CGTKernels
+
+/// Batch normalisation with learned scale and shift, as PyTorch's `BatchNorm1d` (dense input,
+/// `spatial == 1`) and `BatchNorm2d` (`[C, H, W]` input, statistics per channel).
+///
+/// `running_mean` and `running_var` are buffers, not parameters: they are checkpointed but
+/// never all-reduced or updated by the optimizer. `num_batches_tracked` is kept for PyTorch's
+/// `load_state_dict`.
+public final class BatchNorm: Layer {
+    public let name = "bn"
+    public let inputShape: [Int]
+    public let momentum: Float
+    public let epsilon: Float
+    public private(set) var batchesTracked = 0
+    private var slots: (gamma: TensorSlot, beta: TensorSlot, mean: TensorSlot, variance: TensorSlot)!
+    private var gamma = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var beta = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var gammaGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var betaGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var runningMean = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var runningVariance = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private let normalized = LayerCache()
+    private let statistics = LayerCache()
+
+    /// - Parameter shape: `[features]` or `[channels, height, width]`.
+    public init(shape: [Int], momentum: Float = 0.1, epsilon: Float = 1e-5) {
+        precondition(!shape.isEmpty && shape.allSatisfy { $0 > 0 }, "BatchNorm needs a non-empty positive shape, got \(shape)")
+        inputShape = shape
+        self.momentum = momentum
+        self.epsilon = epsilon
+    }
+
+    public var outputShape: [Int] { inputShape }
+    public var channels: Int { inputShape[0] }
+    public var spatial: Int { inputShape.dropFirst().reduce(1, *) }
+    /// At inference BatchNorm is one scale and one shift per value.
+    public var inferenceFLOPs: Int { 2 * inputCount }
+
+    public func declare(into layout: inout ParameterLayoutBuilder, prefix: String) {
+        let c = [channels]
+        slots = (
+            TensorSlot(name: "\(prefix).weight", shape: c, offset: layout.parameter("\(prefix).weight", shape: c)),
+            TensorSlot(name: "\(prefix).bias", shape: c, offset: layout.parameter("\(prefix).bias", shape: c)),
+            TensorSlot(name: "\(prefix).running_mean", shape: c, offset: layout.buffer("\(prefix).running_mean", shape: c)),
+            TensorSlot(name: "\(prefix).running_var", shape: c, offset: layout.buffer("\(prefix).running_var", shape: c)))
+    }
+
+    public func bind(to store: ParameterStore) {
+        gamma = store.parameter(slots.gamma)
+        beta = store.parameter(slots.beta)
+        gammaGradient = store.gradient(slots.gamma)
+        betaGradient = store.gradient(slots.beta)
+        runningMean = store.buffer(slots.mean)
+        runningVariance = store.buffer(slots.variance)
+    }
+
+    public func initialize(using generator: inout SeededGenerator) {
+        gamma.update(repeating: 1)
+        beta.update(repeating: 0)
+        runningMean.update(repeating: 0)
+        runningVariance.update(repeating: 1)
+        batchesTracked = 0
+    }
+
+    /// Restores the count of training batches (from a checkpoint).
+    public func setBatchesTracked(_ count: Int) { batchesTracked = count }
+
+    public func reserve(maxBatch: Int) {
+        normalized.reserve(maxBatch * inputCount)
+        statistics.reserve(2 * channels)
+    }
+
+    private func shape(_ batch: Int) -> BatchNormKernels.Shape {
+        BatchNormKernels.Shape(batch: batch, channels: channels, spatial: spatial)
+    }
+
+    public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
+        let momentumNow: Float
+        switch context.mode {
+        case .inference:
+            BatchNormKernels.forwardInference(
+                input, shape: shape(batch), gamma: UnsafeBufferPointer(gamma), beta: UnsafeBufferPointer(beta),
+                runningMean: UnsafeBufferPointer(runningMean), runningVariance: UnsafeBufferPointer(runningVariance),
+                epsilon: epsilon, output: output)
+            return
+        case .training:
+            momentumNow = momentum
+            batchesTracked += 1
+        case .recalibration(let index):
+            momentumNow = 1 / Float(index + 1)
+        }
+        precondition(batch > 1 || spatial > 1, "BatchNorm in training mode needs more than one value per channel (batch of \(batch))")
+        let stats = statistics.storage
+        BatchNormKernels.forwardTraining(
+            input, shape: shape(batch), gamma: UnsafeBufferPointer(gamma), beta: UnsafeBufferPointer(beta),
+            runningMean: runningMean, runningVariance: runningVariance, momentum: momentumNow, epsilon: epsilon,
+            mean: stats.mutablePrefix(count: channels),
+            invStd: UnsafeMutableBufferPointer(rebasing: stats[channels..<(2 * channels)]),
+            normalized: normalized.storage, output: output)
+    }
+
+    public func backward(
+        input: UnsafeBufferPointer<Float>, output: UnsafeBufferPointer<Float>,
+        outputGradient: UnsafeBufferPointer<Float>, inputGradient: UnsafeMutableBufferPointer<Float>?, batch: Int
+    ) {
+        let stats = statistics.storage
+        BatchNormKernels.backward(
+            outputGradient: outputGradient, normalized: UnsafeBufferPointer(normalized.storage), shape: shape(batch),
+            gamma: UnsafeBufferPointer(gamma), invStd: UnsafeBufferPointer(rebasing: stats[channels..<(2 * channels)]),
+            gammaGradient: gammaGradient, betaGradient: betaGradient, inputGradient: inputGradient)
+    }
+}

@@ -1,0 +1,50 @@
+import CGTKernels
+
+/// Which samples each optimizer step uses, on every rank.
+///
+/// An epoch visits the training split in an order shuffled from (seed, epoch), so a run is
+/// reproducible and a resumed run sees the same order. Step s takes the global batch
+/// `order[s * B ..< (s + 1) * B]`; rank r of R takes the contiguous part
+/// `[r * n / R, (r + 1) * n / R)` of its n samples, so the ranks together see exactly the
+/// samples a 1-rank run sees. A last partial batch is kept if every rank gets at least two
+/// samples of it (BatchNorm needs two) and dropped otherwise; the loss of a step is divided by
+/// the true number of samples in its global batch.
+public struct BatchPlan: Sendable {
+    public let sampleCount: Int
+    public let globalBatch: Int
+    public let ranks: Int
+
+    public init(sampleCount: Int, globalBatch: Int, ranks: Int) {
+        precondition(globalBatch >= 2 * ranks, "a global batch of \(globalBatch) gives some of the \(ranks) ranks fewer than two samples")
+        self.sampleCount = sampleCount
+        self.globalBatch = globalBatch
+        self.ranks = ranks
+    }
+
+    public var stepsPerEpoch: Int {
+        let full = sampleCount / globalBatch
+        let rest = sampleCount % globalBatch
+        return full + (rest >= 2 * ranks ? 1 : 0)
+    }
+
+    /// The positions of the split in the order of `epoch`.
+    public func order(seed: UInt64, epoch: Int) -> [Int] {
+        var generator = SeededGenerator(seed: seed, stream: 0x5348_5546 &+ UInt64(epoch))
+        var order = Array(0..<sampleCount)
+        order.shuffle(using: &generator)
+        return order
+    }
+
+    /// The global batch of `step` as a range of positions in the epoch's order.
+    public func globalRange(step: Int) -> Range<Int> {
+        let start = step * globalBatch
+        return start..<min(start + globalBatch, sampleCount)
+    }
+
+    /// This rank's part of the global batch of `step`.
+    public func localRange(step: Int, rank: Int) -> Range<Int> {
+        let global = globalRange(step: step)
+        let n = global.count
+        return (global.lowerBound + rank * n / ranks)..<(global.lowerBound + (rank + 1) * n / ranks)
+    }
+}

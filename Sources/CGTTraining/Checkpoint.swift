@@ -1,0 +1,109 @@
+import CGTHDF5
+import CGTModel
+
+/// One named tensor of a checkpoint.
+public struct StoredTensor: Equatable, Sendable {
+    public var shape: [Int]
+    public var values: [Float]
+}
+
+/// A training state in HDF5, in PyTorch's naming (see `hdf5_data/README.md`, "Checkpoints").
+///
+/// `/model/<key path>` holds every parameter and buffer ("blocks.0.linear.weight" is
+/// `/model/blocks/0/linear/weight`), `/optimizer/<state>/<key path>` the optimizer's state,
+/// and root attributes the resolved job, epoch and step. Shuffles and dropout masks are
+/// counter-based, keyed by (seed, epoch, sample), so seed and epoch are the whole random state.
+public struct Checkpoint: Equatable {
+    public static let kind = "cgt-checkpoint"
+    public static let layoutVersion = 1
+
+    public var job: Job
+    /// Epochs completed.
+    public var epoch: Int
+    /// Optimizer steps taken.
+    public var globalStep: Int
+    public var featureShape: [Int]
+    public var classNames: [String]
+    /// Every parameter and buffer by key path.
+    public var model: [String: StoredTensor]
+    /// `num_batches_tracked` of each BatchNorm by its prefix ("blocks.0.bn").
+    public var batchesTracked: [String: Int]
+    /// Optimizer state buffers by state name ("exp_avg"), then key path.
+    public var optimizerState: [String: [String: StoredTensor]]
+    public var optimizerStepCount: Int
+
+    /// Captures the state of a run.
+    public init(job: Job, epoch: Int, globalStep: Int, featureShape: [Int], classNames: [String],
+                network: EarlyExitNetwork, optimizer: Optimizer?) {
+        self.job = job
+        self.epoch = epoch
+        self.globalStep = globalStep
+        self.featureShape = featureShape
+        self.classNames = classNames
+        let store = network.store
+        var model: [String: StoredTensor] = [:]
+        for slot in store.parameterSlots { model[slot.name] = StoredTensor(shape: slot.shape, values: Array(store.parameter(slot))) }
+        for slot in store.bufferSlots { model[slot.name] = StoredTensor(shape: slot.shape, values: Array(store.buffer(slot))) }
+        self.model = model
+        batchesTracked = Dictionary(uniqueKeysWithValues: Self.batchNorms(of: network).map { ($0.0, $0.1.batchesTracked) })
+        var state: [String: [String: StoredTensor]] = [:]
+        for (name, values) in optimizer?.stateBuffers ?? [] {
+            var tensors: [String: StoredTensor] = [:]
+            for slot in store.parameterSlots {
+                tensors[slot.name] = StoredTensor(shape: slot.shape, values: Array(values[slot.offset..<(slot.offset + slot.count)]))
+            }
+            state[name] = tensors
+        }
+        optimizerState = state
+        optimizerStepCount = optimizer?.stepCount ?? 0
+    }
+
+    static func batchNorms(of network: EarlyExitNetwork) -> [(String, BatchNorm)] {
+        (network.blocks + network.exits).flatMap { part in
+            part.layers.compactMap { layer in (layer as? BatchNorm).map { ("\(part.prefix).\(layer.name)", $0) } }
+        }
+    }
+
+    /// Copies the stored state into a network built from `job`, and into its optimizer.
+    /// Names and shapes must match exactly; `source` names the file in errors.
+    public func restore(into network: EarlyExitNetwork, optimizer: Optimizer?, source: String) throws {
+        let store = network.store
+        func tensor(_ table: [String: StoredTensor], _ slot: TensorSlot, _ group: String) throws -> [Float] {
+            guard let stored = table[slot.name] else {
+                throw CheckpointError(file: source, "\(group)/\(slot.name) is missing")
+            }
+            guard stored.shape == slot.shape, stored.values.count == slot.count else {
+                throw CheckpointError(file: source, "\(group)/\(slot.name) has shape \(stored.shape), the network needs \(slot.shape)")
+            }
+            return stored.values
+        }
+        for slot in store.parameterSlots { _ = store.parameter(slot).update(fromContentsOf: try tensor(model, slot, "model")) }
+        for slot in store.bufferSlots { _ = store.buffer(slot).update(fromContentsOf: try tensor(model, slot, "model")) }
+        for (prefix, layer) in Self.batchNorms(of: network) { layer.setBatchesTracked(batchesTracked[prefix] ?? 0) }
+        guard let optimizer else { return }
+        for (name, buffer) in optimizer.stateBuffers {
+            guard let table = optimizerState[name] else { throw CheckpointError(file: source, "optimizer state '\(name)' is missing") }
+            for slot in store.parameterSlots {
+                let values = try tensor(table, slot, "optimizer/\(name)")
+                _ = UnsafeMutableBufferPointer(rebasing: buffer[slot.offset..<(slot.offset + slot.count)]).update(fromContentsOf: values)
+            }
+        }
+        optimizer.stepCount = optimizerStepCount
+    }
+}
+
+/// A checkpoint file cgt cannot use.
+public struct CheckpointError: Error, CustomStringConvertible {
+    public let file: String
+    public let problem: String
+    public init(file: String, _ problem: String) {
+        self.file = file
+        self.problem = problem
+    }
+    public var description: String { "\(file): \(problem)" }
+}
+
+/// The version string written into files cgt makes.
+public enum CGTVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,69 @@
+import Foundation
+
+/// One line of `metrics.jsonl`: what an epoch of training did, per exit.
+public struct EpochMetrics: Codable, Equatable, Sendable {
+    public var epoch: Int
+    public var globalStep: Int
+    public var learningRate: Double
+    /// Mean cross-entropy of each exit over the epoch's samples (unweighted).
+    public var loss: [Double]
+    /// Mean lambda_e(i) CE_e(i): what each exit contributed to the optimised loss.
+    public var weightedLoss: [Double]
+    /// Mean gate lambda_e(i): how much each exit learned from.
+    public var gateMean: [Double]
+    /// Training accuracy of each exit (dropout on, batch statistics).
+    public var trainAccuracy: [Double]
+    public var samples: Int
+    public var seconds: Double
+    public var samplesPerSecond: Double
+    /// Early-exit test evaluation, on epochs where `eval.every_epochs` asks for one.
+    public var evaluation: RoutingStatistics?
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, globalStep = "global_step", learningRate = "lr", loss, weightedLoss = "weighted_loss"
+        case gateMean = "gate_mean", trainAccuracy = "train_accuracy", samples, seconds
+        case samplesPerSecond = "samples_per_second", evaluation
+    }
+}
+
+/// Appends epoch metrics to `metrics.jsonl`, one JSON object per line.
+public struct MetricsLog {
+    public let path: String
+    private let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    public init(path: String) { self.path = path }
+
+    public func append(_ metrics: EpochMetrics) throws {
+        var line = try encoder.encode(metrics)
+        line.append(0x0A)
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: line)
+        try handle.synchronize()
+    }
+
+    /// Keeps only the lines of epochs up to `epoch` (when resuming from a checkpoint of that epoch).
+    public func truncate(afterEpoch epoch: Int) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        let decoder = JSONDecoder()
+        let kept = data.split(separator: 0x0A).filter { line in
+            (try? decoder.decode(EpochMetrics.self, from: Data(line)))?.epoch ?? Int.max <= epoch
+        }
+        var output = Data()
+        for line in kept { output.append(contentsOf: line); output.append(0x0A) }
+        try writeFileAtomically(output, to: path)
+    }
+
+    /// Every line of a metrics file.
+    public static func read(_ path: String) throws -> [EpochMetrics] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        let decoder = JSONDecoder()
+        return try data.split(separator: 0x0A).map { try decoder.decode(EpochMetrics.self, from: Data($0)) }
+    }
+}

@@ -1,0 +1,91 @@
+import CGTData
+import CGTModel
+
+/// Early-exit inference over a split, and the BatchNorm re-estimation that precedes it.
+public final class Evaluator {
+    public let network: EarlyExitNetwork
+    public let batchSize: Int
+    private let objective: ExitObjective
+
+    public init(network: EarlyExitNetwork, batchSize: Int) {
+        self.network = network
+        self.batchSize = batchSize
+        objective = ExitObjective(exits: network.exitCount, classes: network.classes)
+        objective.reserve(maxBatch: batchSize)
+        network.reserve(maxBatch: batchSize)
+    }
+
+    /// Replaces the BatchNorm running statistics by their average over one pass of `split` in
+    /// batches of `batchSize`, with dropout off and the weights unchanged.
+    ///
+    /// With dropout after BatchNorm, the statistics collected in training describe activations
+    /// of a network with dropout on (the variance shift of Li et al., 2019); re-estimating
+    /// them in inference conditions removes that mismatch. A final batch of one sample is skipped.
+    public func recalibrateBatchNorm(on split: DatasetSplit, batchSize recalibrationBatch: Int) {
+        guard !network.batchNormLayers.isEmpty else { return }
+        let size = min(recalibrationBatch, split.count)
+        network.reserve(maxBatch: size)
+        var batchIndex = 0
+        withBatchBuffers(size, featureCount: split.featureCount) { x, y, ids in
+            var start = 0
+            while start + 1 < split.count {
+                let count = min(size, split.count - start)
+                guard count >= 2 else { break }
+                split.gather(Array(start..<(start + count))[...], features: x, labels: y, sampleIDs: ids)
+                network.forward(UnsafeBufferPointer(x), batch: count, context: ForwardContext(mode: .recalibration(batchIndex: batchIndex)))
+                batchIndex += 1
+                start += count
+            }
+        }
+    }
+
+    /// Counts, for every sample of `split`, which exit answers at `tau` and whether it is right.
+    public func tally(_ split: DatasetSplit, tau: Float) -> RoutingTally {
+        var tally = RoutingTally(exits: network.exitCount, classes: network.classes)
+        let exits = network.exitCount
+        var predictions = [Int](repeating: 0, count: exits)
+        var confidence = [Float](repeating: 0, count: exits)
+        withBatchBuffers(batchSize, featureCount: split.featureCount) { x, y, ids in
+            var start = 0
+            while start < split.count {
+                let count = min(batchSize, split.count - start)
+                split.gather(Array(start..<(start + count))[...], features: x, labels: y, sampleIDs: ids)
+                network.forward(UnsafeBufferPointer(x), batch: count, context: ForwardContext(mode: .inference))
+                let outputs = objective.predict(network: network, labels: UnsafeBufferPointer(y), batch: count)
+                for i in 0..<count {
+                    for e in 0..<exits {
+                        predictions[e] = Int(outputs.predictions[e * count + i])
+                        confidence[e] = outputs.confidence[e * count + i]
+                    }
+                    tally.add(label: Int(y[i]), predictions: predictions, confidence: confidence, tau: tau)
+                }
+                start += count
+            }
+        }
+        return tally
+    }
+
+    /// Early-exit routing statistics of `test`, after re-estimating BatchNorm on `train` if asked.
+    /// The network's running statistics are restored afterwards.
+    public func evaluate(test: DatasetSplit, train: DatasetSplit?, tau: Float, recalibrationBatch: Int) -> RoutingStatistics {
+        let saved = network.store.snapshot()
+        defer { network.store.restore(saved) }
+        if let train { recalibrateBatchNorm(on: train, batchSize: recalibrationBatch) }
+        return tally(test, tau: tau).statistics(tau: tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
+    }
+}
+
+/// Runs `body` with batch buffers for `count` samples of `featureCount` values.
+func withBatchBuffers<R>(
+    _ count: Int, featureCount: Int,
+    _ body: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Int32>, UnsafeMutableBufferPointer<Int64>) throws -> R
+) rethrows -> R {
+    var x = [Float](repeating: 0, count: count * featureCount)
+    var y = [Int32](repeating: 0, count: count)
+    var ids = [Int64](repeating: 0, count: count)
+    return try x.withUnsafeMutableBufferPointer { xb in
+        try y.withUnsafeMutableBufferPointer { yb in
+            try ids.withUnsafeMutableBufferPointer { ib in try body(xb, yb, ib) }
+        }
+    }
+}

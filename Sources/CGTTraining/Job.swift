@@ -1,0 +1,217 @@
+/// A training job: everything `cgt train` needs besides the command line.
+///
+/// Every section has defaults (the paper's Indian Pines MLP with SoftCGT), so a job file
+/// names only what it changes. The resolved job, defaults filled in, is written to the run
+/// folder and into every checkpoint. See README.md, "Job files".
+public struct Job: Codable, Equatable, Sendable {
+    public var name: String
+    public var data: DataSection
+    public var model: ModelSection
+    public var method: MethodSection
+    public var training: TrainingSection
+    public var optimizer: OptimizerSection
+    public var schedule: ScheduleSection
+    public var eval: EvalSection
+    public var runtime: RuntimeSection
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, data, model, method, training, optimizer, schedule, eval, runtime }
+
+    public init() {
+        name = "job"
+        data = DataSection()
+        model = ModelSection()
+        method = MethodSection()
+        training = TrainingSection()
+        optimizer = OptimizerSection()
+        schedule = ScheduleSection()
+        eval = EvalSection()
+        runtime = RuntimeSection()
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        let defaults = Job()
+        name = try c.value(.name, default: defaults.name)
+        data = try c.value(.data, default: defaults.data)
+        model = try c.value(.model, default: defaults.model)
+        method = try c.value(.method, default: defaults.method)
+        training = try c.value(.training, default: defaults.training)
+        optimizer = try c.value(.optimizer, default: defaults.optimizer)
+        schedule = try c.value(.schedule, default: defaults.schedule)
+        eval = try c.value(.eval, default: defaults.eval)
+        runtime = try c.value(.runtime, default: defaults.runtime)
+    }
+}
+
+/// Where the samples come from.
+public struct DataSection: Codable, Equatable, Sendable {
+    /// An HDF5 file in the layout of `hdf5_data/README.md`.
+    public var path: String = "hdf5_data/indian_pines.h5"
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case path }
+    public init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        path = try c.value(.path, default: DataSection().path)
+    }
+}
+
+/// The network. `mlp` is the paper's Indian Pines backbone.
+public struct ModelSection: Codable, Equatable, Sendable {
+    public var kind: String = "mlp"
+    /// Widths of the hidden layers, one block each.
+    public var hidden: [Int] = [256, 256, 256, 256, 256]
+    /// 1-based hidden layers followed by an exit; the last must be the last layer.
+    public var exits: [Int] = [1, 3, 5]
+    public var batchnorm: Bool = true
+    public var dropout: Float = 0.2
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case kind, hidden, exits, batchnorm, dropout }
+    public init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        let d = ModelSection()
+        kind = try c.value(.kind, default: d.kind)
+        hidden = try c.value(.hidden, default: d.hidden)
+        exits = try c.value(.exits, default: d.exits)
+        batchnorm = try c.value(.batchnorm, default: d.batchnorm)
+        dropout = try c.value(.dropout, default: d.dropout)
+    }
+}
+
+/// How the exits' losses are weighted: `hardcgt`, `softcgt` or `branchynet` (fixed weights).
+public struct MethodSection: Codable, Equatable, Sendable {
+    public var name: String = "softcgt"
+    /// The confidence threshold of the gates (Eq. 3 and 6).
+    public var tau: Float = 0.9
+    /// SoftCGT's gate sharpness k in r = 1 - sigmoid(k (s - tau)); 1 is the paper.
+    public var sharpness: Float = 1
+    /// SoftCGT's score: `max_probability` (the paper) or `true_class_probability`.
+    public var score: String = "max_probability"
+    /// BranchyNet's fixed lambda_e, one per exit.
+    public var weights: [Float]? = nil
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, tau, sharpness, score, weights }
+    public init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        let d = MethodSection()
+        name = try c.value(.name, default: d.name)
+        tau = try c.value(.tau, default: d.tau)
+        sharpness = try c.value(.sharpness, default: d.sharpness)
+        score = try c.value(.score, default: d.score)
+        weights = try c.decodeIfPresent([Float].self, forKey: .weights)
+    }
+}
+
+/// The training loop.
+public struct TrainingSection: Codable, Equatable, Sendable {
+    public var epochs: Int = 100
+    /// The global batch: samples per optimizer step over all ranks.
+    public var batchSize: Int = 64
+    public var seed: UInt64 = 0
+    /// Write a checkpoint every this many epochs (and always after the last).
+    public var checkpointEvery: Int = 10
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case epochs, batchSize = "batch_size", seed, checkpointEvery = "checkpoint_every"
+    }
+    public init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        let d = TrainingSection()
+        epochs = try c.value(.epochs, default: d.epochs)
+        batchSize = try c.value(.batchSize, default: d.batchSize)
+        seed = try c.value(.seed, default: d.seed)
+        checkpointEvery = try c.value(.checkpointEvery, default: d.checkpointEvery)
+    }
+}
+
+/// `sgd` (with momentum), `adam` or `adamw`.
+public struct OptimizerSection: Codable, Equatable, Sendable {
+    public var name: String = "adam"
+    public var lr: Float = 1e-3
+    public var weightDecay: Float = 0
+    public var momentum: Float = 0.9
+    public var nesterov: Bool = false
+    public var betas: [Float] = [0.9, 0.999]
+    public var eps: Float = 1e-8
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, lr, weightDecay = "weight_decay", momentum, nesterov, betas, eps
+    }
+    public init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        let d = OptimizerSection()
+        name = try c.value(.name, default: d.name)
+        lr = try c.value(.lr, default: d.lr)
+        weightDecay = try c.value(.weightDecay, default: d.weightDecay)
+        momentum = try c.value(.momentum, default: d.momentum)
+        nesterov = try c.value(.nesterov, default: d.nesterov)
+        betas = try c.value(.betas, default: d.betas)
+        eps = try c.value(.eps, default: d.eps)
+    }
+}
+
+/// The learning rate over time: `constant`, `step` or `cosine`, after an optional linear warm-up.
+public struct ScheduleSection: Codable, Equatable, Sendable {
+    public var name: String = "constant"
+    public var warmupEpochs: Double = 0
+    /// `step`: multiply by `gamma` every `step_size` epochs.
+    public var stepSize: Int = 30
+    public var gamma: Float = 0.1
+    /// `cosine`: the rate reached at the end.
+    public var minLr: Float = 0
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, warmupEpochs = "warmup_epochs", stepSize = "step_size", gamma, minLr = "min_lr"
+    }
+    public init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        let d = ScheduleSection()
+        name = try c.value(.name, default: d.name)
+        warmupEpochs = try c.value(.warmupEpochs, default: d.warmupEpochs)
+        stepSize = try c.value(.stepSize, default: d.stepSize)
+        gamma = try c.value(.gamma, default: d.gamma)
+        minLr = try c.value(.minLr, default: d.minLr)
+    }
+}
+
+/// The early-exit evaluation after training.
+public struct EvalSection: Codable, Equatable, Sendable {
+    /// The exit threshold at inference: the first exit with confidence >= tau answers.
+    public var tau: Float = 0.9
+    /// Re-estimate BatchNorm statistics on the training split before evaluating.
+    public var bnRecalibration: Bool = true
+    public var batchSize: Int = 1024
+    /// Also evaluate every this many epochs (0: only at the end).
+    public var everyEpochs: Int = 0
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case tau, bnRecalibration = "bn_recalibration", batchSize = "batch_size", everyEpochs = "every_epochs"
+    }
+    public init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        let d = EvalSection()
+        tau = try c.value(.tau, default: d.tau)
+        bnRecalibration = try c.value(.bnRecalibration, default: d.bnRecalibration)
+        batchSize = try c.value(.batchSize, default: d.batchSize)
+        everyEpochs = try c.value(.everyEpochs, default: d.everyEpochs)
+    }
+}
+
+/// How the process runs, not what it computes.
+public struct RuntimeSection: Codable, Equatable, Sendable {
+    /// OpenBLAS threads per rank; one per rank unless the ranks leave cores idle.
+    public var blasThreads: Int = 1
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case blasThreads = "blas_threads" }
+    public init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        blasThreads = try c.value(.blasThreads, default: RuntimeSection().blasThreads)
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import Yams
+
+/// Reads job files, applies command-line overrides, and checks the result before anything runs.
+public enum JobLoader {
+    /// Loads the job at `path`, with `overrides` ("optimizer.lr=0.01") applied in order.
+    public static func load(path: String, overrides: [String] = []) throws -> Job {
+        guard FileManager.default.fileExists(atPath: path) else { throw JobError(source: path, key: "", "no such job file") }
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw JobError(source: path, key: "", "cannot read the job file (\(error.localizedDescription))")
+        }
+        return try parse(text, source: path, overrides: overrides)
+    }
+
+    /// Parses job text; `source` names it in errors.
+    public static func parse(_ text: String, source: String, overrides: [String] = []) throws -> Job {
+        var root: Node
+        do {
+            root = try Yams.compose(yaml: text) ?? Node.mapping([:])
+        } catch {
+            throw JobError(source: source, key: "", "not valid YAML: \(oneLine(error))")
+        }
+        guard root.mapping != nil else { throw JobError(source: source, key: "", "a job file is a mapping of sections (data, model, method, ...)") }
+        for override in overrides { root = try apply(override, to: root) }
+        let job: Job
+        do {
+            job = try YAMLDecoder().decode(Job.self, from: try Yams.serialize(node: root))
+        } catch let error as UnknownKeyError {
+            let hint = error.suggestion.map { " (did you mean '\($0)'?)" } ?? ""
+            throw JobError(source: source, key: error.path.joined(separator: "."), "unknown key\(hint)")
+        } catch let error as DecodingError {
+            throw describe(error, source: source)
+        }
+        try validate(job, source: source)
+        return job
+    }
+
+    /// Sets the dotted `key` of an override "key=value"; the value is read as YAML ("[128, 128]", "0.01").
+    static func apply(_ override: String, to root: Node) throws -> Node {
+        guard let equals = override.firstIndex(of: "="), equals != override.startIndex else {
+            throw JobError(source: "--set", key: override, "expected key=value, for example optimizer.lr=0.01")
+        }
+        let path = override[..<equals].split(separator: ".").map(String.init)
+        let valueText = String(override[override.index(after: equals)...])
+        let value: Node
+        do {
+            value = try Yams.compose(yaml: valueText) ?? Node("")
+        } catch {
+            throw JobError(source: "--set", key: path.joined(separator: "."), "value is not valid YAML: \(oneLine(error))")
+        }
+        func set(_ node: Node, _ keys: ArraySlice<String>) throws -> Node {
+            guard let key = keys.first else { return value }
+            var mapping = node.mapping ?? Node.Mapping([])
+            guard node.mapping != nil || node == Node("") else {
+                throw JobError(source: "--set", key: path.joined(separator: "."), "'\(key)' is inside a value that is not a section")
+            }
+            mapping[key] = try set(mapping[key] ?? Node.mapping([:]), keys.dropFirst())
+            return .mapping(mapping)
+        }
+        return try set(root, path[...])
+    }
+
+    static func describe(_ error: DecodingError, source: String) -> JobError {
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error {
+        case .typeMismatch(let type, let context):
+            return JobError(source: source, key: path(context), "expected \(typeName(type)) (\(context.debugDescription))")
+        case .valueNotFound(let type, let context):
+            return JobError(source: source, key: path(context), "expected \(typeName(type)), found nothing")
+        case .keyNotFound(let key, let context):
+            return JobError(source: source, key: path(context), "missing key '\(key.stringValue)'")
+        case .dataCorrupted(let context):
+            return JobError(source: source, key: path(context), context.debugDescription)
+        @unknown default:
+            return JobError(source: source, key: "", "\(error)")
+        }
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is Float.Type, is Double.Type: return "a number"
+        case is Int.Type, is UInt64.Type: return "a whole number"
+        case is Bool.Type: return "true or false"
+        case is String.Type: return "a string"
+        default: return "\(type)"
+        }
+    }
+
+    private static func oneLine(_ error: Error) -> String {
+        "\(error)".split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+    }
+
+    /// Checks values that decode but cannot run, naming the key.
+    public static func validate(_ job: Job, source: String) throws {
+        func fail(_ key: String, _ problem: String) -> JobError { JobError(source: source, key: key, problem) }
+        let m = job.model
+        guard m.kind == "mlp" else { throw fail("model.kind", "unknown model '\(m.kind)' (known: mlp)") }
+        guard !m.hidden.isEmpty, m.hidden.allSatisfy({ $0 > 0 }) else { throw fail("model.hidden", "needs one or more positive widths") }
+        guard !m.exits.isEmpty, zip(m.exits, m.exits.dropFirst()).allSatisfy({ $0 < $1 }), m.exits.first! >= 1 else {
+            throw fail("model.exits", "needs increasing 1-based layer numbers, got \(m.exits)")
+        }
+        guard m.exits.last == m.hidden.count else {
+            throw fail("model.exits", "the last exit must follow the last hidden layer (\(m.hidden.count)), got \(m.exits)")
+        }
+        guard m.dropout >= 0 && m.dropout < 1 else { throw fail("model.dropout", "must be in [0, 1), got \(m.dropout)") }
+        let known = ["hardcgt", "softcgt", "branchynet"]
+        guard known.contains(job.method.name) else {
+            throw fail("method.name", "unknown method '\(job.method.name)' (known: \(known.joined(separator: ", ")))")
+        }
+        guard job.method.tau > 0 && job.method.tau < 1 else { throw fail("method.tau", "must be in (0, 1), got \(job.method.tau)") }
+        guard job.method.sharpness > 0 else { throw fail("method.sharpness", "must be positive, got \(job.method.sharpness)") }
+        guard SoftCGTScore(rawValue: job.method.score) != nil else {
+            throw fail("method.score", "unknown score '\(job.method.score)' (known: max_probability, true_class_probability)")
+        }
+        if job.method.name == "branchynet" {
+            guard let weights = job.method.weights else { throw fail("method.weights", "branchynet needs one fixed weight per exit") }
+            guard weights.count == m.exits.count, weights.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+                throw fail("method.weights", "needs \(m.exits.count) non-negative weights (one per exit), got \(weights)")
+            }
+        } else if job.method.weights != nil {
+            throw fail("method.weights", "only branchynet uses fixed weights; \(job.method.name) computes them per sample")
+        }
+        let t = job.training
+        guard t.epochs >= 1 else { throw fail("training.epochs", "must be at least 1") }
+        guard t.batchSize >= 2 else { throw fail("training.batch_size", "must be at least 2 (BatchNorm needs two samples)") }
+        guard t.checkpointEvery >= 1 else { throw fail("training.checkpoint_every", "must be at least 1") }
+        let o = job.optimizer
+        guard ["sgd", "adam", "adamw"].contains(o.name) else { throw fail("optimizer.name", "unknown optimizer '\(o.name)' (known: sgd, adam, adamw)") }
+        guard o.lr > 0 && o.lr.isFinite else { throw fail("optimizer.lr", "must be positive, got \(o.lr)") }
+        guard o.weightDecay >= 0 else { throw fail("optimizer.weight_decay", "must not be negative") }
+        guard o.betas.count == 2, o.betas.allSatisfy({ $0 >= 0 && $0 < 1 }) else { throw fail("optimizer.betas", "needs two values in [0, 1), got \(o.betas)") }
+        guard o.momentum >= 0 && o.momentum < 1 else { throw fail("optimizer.momentum", "must be in [0, 1)") }
+        let s = job.schedule
+        guard ["constant", "step", "cosine"].contains(s.name) else { throw fail("schedule.name", "unknown schedule '\(s.name)' (known: constant, step, cosine)") }
+        guard s.warmupEpochs >= 0 else { throw fail("schedule.warmup_epochs", "must not be negative") }
+        guard s.stepSize >= 1 else { throw fail("schedule.step_size", "must be at least 1") }
+        guard job.eval.tau > 0 && job.eval.tau <= 1 else { throw fail("eval.tau", "must be in (0, 1]") }
+        guard job.eval.batchSize >= 1 else { throw fail("eval.batch_size", "must be at least 1") }
+        guard job.eval.everyEpochs >= 0 else { throw fail("eval.every_epochs", "must not be negative") }
+        guard job.runtime.blasThreads >= 1 else { throw fail("runtime.blas_threads", "must be at least 1") }
+    }
+
+    /// The resolved job as YAML, every default written out.
+    public static func yaml(_ job: Job) throws -> String {
+        try YAMLEncoder().encode(job)
+    }
+}

@@ -1,0 +1,31 @@
+import CGTModel
+
+public typealias SoftCGTScore = SoftCGT.Score
+
+extension Job {
+    /// The exit weighting the job's method names.
+    public func makeExitWeighting() -> ExitWeighting {
+        switch method.name {
+        case "hardcgt": return HardCGT(tau: method.tau)
+        case "branchynet": return FixedExitWeights(method.weights ?? [])
+        default: return SoftCGT(tau: method.tau, sharpness: method.sharpness, score: SoftCGTScore(rawValue: method.score) ?? .maxProbability)
+        }
+    }
+
+    /// The network the job's model section describes, for inputs of `inputFeatures` values.
+    public func makeNetwork(inputFeatures: Int, classes: Int) -> EarlyExitNetwork {
+        MLPArchitecture(inputFeatures: inputFeatures, hiddenWidths: model.hidden, exitsAfter: model.exits,
+                        classes: classes, batchNorm: model.batchnorm, dropout: model.dropout).build()
+    }
+
+    /// The optimizer the job names, with zeroed state.
+    public func makeOptimizer(parameterCount: Int) -> Optimizer {
+        switch optimizer.name {
+        case "sgd":
+            return SGD(parameterCount: parameterCount, momentum: optimizer.momentum, weightDecay: optimizer.weightDecay, nesterov: optimizer.nesterov)
+        default:
+            return Adam(parameterCount: parameterCount, beta1: optimizer.betas[0], beta2: optimizer.betas[1], epsilon: optimizer.eps,
+                        weightDecay: optimizer.weightDecay, decoupled: optimizer.name == "adamw")
+        }
+    }
+}

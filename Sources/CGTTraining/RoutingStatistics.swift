@@ -1,0 +1,116 @@
+/// What early-exit inference at a threshold did on a set of samples: where they left, how
+/// accurate each exit was, and what it cost.
+///
+/// Costs are inference FLOPs per sample (see `hdf5_data/README.md`, "FLOP counts"); a sample
+/// that leaves at exit e paid for every block up to it and every head on the way.
+public struct RoutingStatistics: Codable, Equatable, Sendable {
+    public var tau: Double
+    public var samples: Int
+    /// Accuracy of the early-exit predictions.
+    public var accuracy: Double
+    /// Unweighted means over the classes present in the labels or the predictions.
+    public var macroPrecision: Double
+    public var macroRecall: Double
+    public var macroF1: Double
+    /// Fraction of samples answered by each exit (sums to 1).
+    public var exitFractions: [Double]
+    /// Accuracy of each exit on all samples, as if it were the only exit.
+    public var perExitAccuracy: [Double]
+    /// Accuracy of each exit on the samples it answered (nil where it answered none).
+    public var answeredAccuracy: [Double?]
+    /// Expected FLOPs per sample over the full network's (every block and the last head).
+    public var relativeCost: Double
+    public var expectedFLOPs: Double
+    public var exitFLOPs: [Int]
+    public var fullNetworkFLOPs: Int
+    /// Mean 1-based index of the answering exit.
+    public var averageExitDepth: Double
+    /// confusion[true][predicted] of the early-exit predictions.
+    public var confusion: [[Int]]
+
+    enum CodingKeys: String, CodingKey {
+        case tau, samples, accuracy
+        case macroPrecision = "macro_precision", macroRecall = "macro_recall", macroF1 = "macro_f1"
+        case exitFractions = "exit_fractions", perExitAccuracy = "per_exit_accuracy", answeredAccuracy = "answered_accuracy"
+        case relativeCost = "relative_cost", expectedFLOPs = "expected_flops", exitFLOPs = "exit_flops"
+        case fullNetworkFLOPs = "full_network_flops", averageExitDepth = "average_exit_depth", confusion
+    }
+}
+
+/// Counts gathered sample by sample, then turned into `RoutingStatistics`.
+///
+/// The counts are plain sums, so tallies of several ranks add up to the tally of all samples.
+public struct RoutingTally: Equatable, Sendable {
+    public let exits: Int
+    public let classes: Int
+    /// Samples answered by each exit, and how many of them correctly.
+    public var answered: [Int]
+    public var answeredCorrect: [Int]
+    /// Samples each exit classifies correctly (all samples, every exit).
+    public var exitCorrect: [Int]
+    public var confusion: [[Int]]
+
+    public init(exits: Int, classes: Int) {
+        self.exits = exits
+        self.classes = classes
+        answered = Array(repeating: 0, count: exits)
+        answeredCorrect = answered
+        exitCorrect = answered
+        confusion = Array(repeating: Array(repeating: 0, count: classes), count: classes)
+    }
+
+    public var samples: Int { answered.reduce(0, +) }
+
+    /// Routes one sample: the first exit with confidence >= tau answers; if none does, the last exit.
+    public mutating func add(label: Int, predictions: [Int], confidence: [Float], tau: Float) {
+        for e in 0..<exits where predictions[e] == label { exitCorrect[e] += 1 }
+        let exit = (0..<exits).first { confidence[$0] >= tau } ?? exits - 1
+        answered[exit] += 1
+        if predictions[exit] == label { answeredCorrect[exit] += 1 }
+        confusion[label][predictions[exit]] += 1
+    }
+
+    /// All counts in one array (for an all-reduce) and back.
+    public var flattened: [Int64] {
+        (answered + answeredCorrect + exitCorrect + confusion.flatMap { $0 }).map(Int64.init)
+    }
+
+    public init(exits: Int, classes: Int, flattened values: [Int64]) {
+        self.init(exits: exits, classes: classes)
+        let v = values.map(Int.init)
+        answered = Array(v[0..<exits])
+        answeredCorrect = Array(v[exits..<(2 * exits)])
+        exitCorrect = Array(v[(2 * exits)..<(3 * exits)])
+        for c in 0..<classes { confusion[c] = Array(v[(3 * exits + c * classes)..<(3 * exits + (c + 1) * classes)]) }
+    }
+
+    public func statistics(tau: Float, exitFLOPs: [Int], fullNetworkFLOPs: Int) -> RoutingStatistics {
+        let n = Double(max(samples, 1))
+        let fractions = answered.map { Double($0) / n }
+        let expected = zip(fractions, exitFLOPs).reduce(0) { $0 + $1.0 * Double($1.1) }
+        var precisions: [Double] = [], recalls: [Double] = [], f1s: [Double] = []
+        for c in 0..<classes {
+            let truePositives = Double(confusion[c][c])
+            let actual = Double(confusion[c].reduce(0, +))
+            let predicted = Double(confusion.reduce(0) { $0 + $1[c] })
+            guard actual > 0 || predicted > 0 else { continue }
+            let precision = predicted > 0 ? truePositives / predicted : 0
+            let recall = actual > 0 ? truePositives / actual : 0
+            precisions.append(precision)
+            recalls.append(recall)
+            f1s.append(precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0)
+        }
+        func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
+        return RoutingStatistics(
+            tau: Double(tau), samples: samples,
+            accuracy: Double(answeredCorrect.reduce(0, +)) / n,
+            macroPrecision: mean(precisions), macroRecall: mean(recalls), macroF1: mean(f1s),
+            exitFractions: fractions,
+            perExitAccuracy: exitCorrect.map { Double($0) / n },
+            answeredAccuracy: zip(answeredCorrect, answered).map { $1 > 0 ? Double($0) / Double($1) : nil },
+            relativeCost: expected / Double(fullNetworkFLOPs),
+            expectedFLOPs: expected, exitFLOPs: exitFLOPs, fullNetworkFLOPs: fullNetworkFLOPs,
+            averageExitDepth: fractions.enumerated().reduce(0) { $0 + Double($1.offset + 1) * $1.element },
+            confusion: confusion)
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+
+/// The folder a run writes: the resolved job, metrics, checkpoints and evaluation.
+///
+/// ```
+/// <run>/job.yaml              the resolved job
+/// <run>/metrics.jsonl         one JSON object per epoch
+/// <run>/checkpoints/epoch-0010.h5, last.h5
+/// <run>/eval.json             routing statistics of the final model
+/// ```
+public struct RunDirectory: Sendable {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    public var jobFile: String { "\(path)/job.yaml" }
+    public var metricsFile: String { "\(path)/metrics.jsonl" }
+    public var checkpointFolder: String { "\(path)/checkpoints" }
+    public var lastCheckpoint: String { "\(checkpointFolder)/last.h5" }
+    public var evaluationFile: String { "\(path)/eval.json" }
+    public func checkpoint(epoch: Int) -> String { "\(checkpointFolder)/epoch-\(String(format: "%04d", epoch)).h5" }
+
+    public var hasCheckpoint: Bool { FileManager.default.fileExists(atPath: lastCheckpoint) }
+
+    public func create() throws {
+        try FileManager.default.createDirectory(atPath: checkpointFolder, withIntermediateDirectories: true)
+    }
+}
+
+/// Writes `data` to `path` so that readers see the old file or the whole new one, never a part.
+public func writeFileAtomically(_ data: Data, to path: String) throws {
+    let temporary = "\(path).tmp-\(getpid())"
+    guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
+        throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: temporary])
+    }
+    do {
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
+        try handle.write(contentsOf: data)
+        try handle.synchronize()
+        try handle.close()
+        guard rename(temporary, path) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    } catch {
+        unlink(temporary)
+        throw error
+    }
+}
+
+/// Makes `path` name the same file as `existing` (a hard link), replacing it atomically.
+func linkAtomically(_ existing: String, to path: String) throws {
+    let temporary = "\(path).tmp-\(getpid())"
+    unlink(temporary)
+    guard link(existing, temporary) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    guard rename(temporary, path) == 0 else {
+        unlink(temporary)
+        throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+    }
+}

@@ -1,0 +1,49 @@
+import ArgumentParser
+import CGTKernels
+import CGTModel
+import Foundation
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure training throughput of the paper's MLP against a bare cblas_sgemm loop of the same matrix products.")
+
+    @Option(help: "Samples per step.")
+    var batch = 256
+
+    @Option(help: "Timed steps (after as many warm-up steps).")
+    var steps = 300
+
+    @Option(help: "OpenBLAS threads.")
+    var threads = 1
+
+    @Option(help: "Input features, hidden widths and classes of the MLP.")
+    var inputs = 200
+    @Option(help: "Hidden widths, comma-separated.")
+    var hidden = "256,256,256,256,256"
+    @Option(help: "1-based hidden layers followed by an exit, comma-separated.")
+    var exits = "1,3,5"
+    @Option(help: "Number of classes.")
+    var classes = 16
+
+    @Flag(help: "Print the result as one JSON object.")
+    var json = false
+
+    func run() throws {
+        let widths = hidden.split(separator: ",").compactMap { Int($0) }
+        let exitLayers = exits.split(separator: ",").compactMap { Int($0) }
+        guard !widths.isEmpty, exitLayers.last == widths.count, batch >= 2, steps >= 1 else {
+            throw ValidationError("needs --hidden widths, --exits ending at the last layer, --batch >= 2 and --steps >= 1")
+        }
+        MatrixMultiply.setThreadCount(threads)
+        let architecture = MLPArchitecture(inputFeatures: inputs, hiddenWidths: widths, exitsAfter: exitLayers, classes: classes)
+        let result = TrainingBenchmark(architecture: architecture, batch: batch, steps: steps).run()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        } else {
+            print(result.report)
+        }
+    }
+}

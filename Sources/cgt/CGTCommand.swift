@@ -1,0 +1,14 @@
+import ArgumentParser
+
+/// `cgt`: train early-exit networks with Confidence-Gated Training.
+@main
+struct CGTCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cgt",
+        abstract: "Train early-exit neural networks with Confidence-Gated Training, data-parallel over MPI.",
+        discussion: """
+            Datasets and checkpoints are HDF5 files (layout: hdf5_data/README.md).
+            Run with mpirun for several ranks: mpirun -np 2 cgt train JOB.yaml
+            """,
+        subcommands: [TrainCommand.self, EvalCommand.self, SynthCommand.self, BenchCommand.self])
+}

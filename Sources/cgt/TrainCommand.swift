@@ -1,0 +1,68 @@
+import ArgumentParser
+import CGTMPI
+import CGTTraining
+import Foundation
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the network a job file describes; rank 0 writes checkpoints, metrics and eval.json.")
+
+    @Argument(help: "The job file (YAML). See README.md, 'Job files'.")
+    var job: String
+
+    @Option(help: "The dataset file, instead of the job's data.path.")
+    var data: String?
+
+    @Option(help: "The run folder for job.yaml, metrics.jsonl, checkpoints/ and eval.json.")
+    var out: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a job key, e.g. --set optimizer.lr=0.01 (repeatable).", valueName: "key=value"))
+    var overrides: [String] = []
+
+    @Option(help: "Override training.seed.")
+    var seed: UInt64?
+
+    @Flag(help: "Continue from the newest checkpoint in the run folder.")
+    var resume = false
+
+    @Flag(help: "Print nothing but errors.")
+    var quiet = false
+
+    func run() throws {
+        do {
+            try MPIEnvironment.run { mpi in
+                let world = mpi.world
+                do {
+                    try train(world: world)
+                } catch {
+                    throw reportFailure(error, rank: world.size > 1 ? world.rank : nil)
+                }
+            }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw reportFailure(error)
+        }
+    }
+
+    private func train(world: Communicator) throws {
+        var extra = overrides
+        if let data { extra.append("data.path=\(data)") }
+        if let seed { extra.append("training.seed=\(seed)") }
+        let resolved = try JobLoader.load(path: job, overrides: extra)
+        let folder = out ?? "runs/\(resolved.name)"
+        let run = RunDirectory(path: folder)
+        if !resume && run.hasCheckpoint {
+            throw ValidationError("\(folder) already holds checkpoints: pass --resume to continue, or choose another --out")
+        }
+        let progress = ProgressReporter(enabled: world.isRoot && !quiet)
+        progress.say("cgt \(CGTVersion.current): \(resolved.name), \(resolved.method.name), \(world.size) rank\(world.size == 1 ? "" : "s"), data \(resolved.data.path), run folder \(folder)")
+        let trainer = try Trainer(job: resolved, run: run, communicator: world, resume: resume, progress: progress)
+        let statistics = try trainer.run()
+        if world.isRoot && !quiet {
+            print(RoutingTable.render(statistics))
+            print("wrote \(run.evaluationFile)")
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import CGTHDF5
+import XCTest
+
+final class AtomicHDF5WriteTests: XCTestCase {
+    private struct Abort: Error {}
+
+    func testSuccessLeavesOnlyTheTarget() throws {
+        let directory = try makeTemporaryDirectory(self)
+        let path = directory.appendingPathComponent("checkpoint.h5").path
+        let returned = try writeHDF5Atomically(to: path) { file -> Int in
+            try file.root.writeDataset("w", [1.0, 2.0], shape: [2])
+            return 7
+        }
+        XCTAssertEqual(returned, 7)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), ["checkpoint.h5"])
+        try withOpenHDF5File(path) { XCTAssertEqual(try $0.root.openDataset("w").readAll(as: Double.self), [1, 2]) }
+    }
+
+    func testThrowingBodyLeavesNoFiles() throws {
+        let directory = try makeTemporaryDirectory(self)
+        let path = directory.appendingPathComponent("checkpoint.h5").path
+        XCTAssertThrowsError(try writeHDF5Atomically(to: path) { file in
+            try file.root.setAttribute("partial", 1)
+            throw Abort()
+        }) { XCTAssertTrue($0 is Abort) }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), [])
+    }
+
+    func testThrowingBodyLeavesAnExistingTargetUnchanged() throws {
+        let directory = try makeTemporaryDirectory(self)
+        let path = directory.appendingPathComponent("checkpoint.h5").path
+        try writeHDF5Atomically(to: path) { try $0.root.setAttribute("epoch", 1) }
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try writeHDF5Atomically(to: path) { file in
+            try file.root.setAttribute("epoch", 2)
+            throw Abort()
+        })
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), ["checkpoint.h5"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
+        try withOpenHDF5File(path) { XCTAssertEqual(try $0.root.intAttribute("epoch"), 1) }
+    }
+}
