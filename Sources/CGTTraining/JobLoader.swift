@@ -28,10 +28,13 @@ public enum JobLoader {
         let job: Job
         do {
             job = try YAMLDecoder().decode(Job.self, from: try Yams.serialize(node: root))
-        } catch let error as UnknownKeyError {
-            let hint = error.suggestion.map { " (did you mean '\($0)'?)" } ?? ""
-            throw JobError(source: source, key: error.path.joined(separator: "."), "unknown key\(hint)")
         } catch let error as DecodingError {
+            // Yams wraps errors thrown inside `init(from:)` as the underlying error of `dataCorrupted`.
+            if case .dataCorrupted(let context) = error, let unknown = context.underlyingError as? UnknownKeyError {
+                throw describe(unknown, source: source)
+            }
+            throw describe(error, source: source)
+        } catch let error as UnknownKeyError {
             throw describe(error, source: source)
         }
         try validate(job, source: source)
@@ -63,13 +66,18 @@ public enum JobLoader {
         return try set(root, path[...])
     }
 
+    static func describe(_ error: UnknownKeyError, source: String) -> JobError {
+        let hint = error.suggestion.map { " (did you mean '\($0)'?)" } ?? ""
+        return JobError(source: source, key: error.path.joined(separator: "."), "unknown key\(hint)")
+    }
+
     static func describe(_ error: DecodingError, source: String) -> JobError {
         func path(_ context: DecodingError.Context) -> String {
             context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
         }
         switch error {
         case .typeMismatch(let type, let context):
-            return JobError(source: source, key: path(context), "expected \(typeName(type)) (\(context.debugDescription))")
+            return JobError(source: source, key: path(context), "expected \(typeName(type))")
         case .valueNotFound(let type, let context):
             return JobError(source: source, key: path(context), "expected \(typeName(type)), found nothing")
         case .keyNotFound(let key, let context):
@@ -87,7 +95,8 @@ public enum JobLoader {
         case is Int.Type, is UInt64.Type: return "a whole number"
         case is Bool.Type: return "true or false"
         case is String.Type: return "a string"
-        default: return "\(type)"
+        case is Array<Int>.Type, is Array<Float>.Type: return "a list of numbers"
+        default: return "a single value, not a list or section"
         }
     }
 

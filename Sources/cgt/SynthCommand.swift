@@ -22,7 +22,7 @@ struct SynthCommand: ParsableCommand {
     var test = 512
 
     @Option(help: "Spread of the classes around their centres (larger is harder).")
-    var spread: Float = 1.0
+    var spread: Float = 4.0
 
     @Option(help: "Random seed.")
     var seed: UInt64 = 0

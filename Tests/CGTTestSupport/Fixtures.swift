@@ -1,0 +1,55 @@
+import CGTData
+import CGTKernels
+import Foundation
+
+/// Seeded test data, so a failing test fails the same way every time.
+public enum Fixtures {
+    /// `count` normal values from `seed`.
+    public static func normals(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+        var generator = SeededGenerator(seed: seed)
+        return (0..<count).map { _ in generator.normal() * scale }
+    }
+
+    /// `count` uniform values in [low, high) from `seed`.
+    public static func uniforms(_ count: Int, seed: UInt64, _ low: Float = -1, _ high: Float = 1) -> [Float] {
+        var generator = SeededGenerator(seed: seed)
+        return (0..<count).map { _ in generator.uniform(low, high) }
+    }
+
+    /// `count` labels in 0..<classes from `seed`.
+    public static func labels(_ count: Int, classes: Int, seed: UInt64) -> [Int32] {
+        var generator = SeededGenerator(seed: seed)
+        return (0..<count).map { _ in Int32(generator.next() % UInt64(classes)) }
+    }
+
+    /// Writes a small synthetic dataset file and returns its path.
+    @discardableResult
+    public static func writeDataset(
+        in directory: TemporaryDirectory, name: String = "data.h5", features: Int = 12, classes: Int = 3,
+        train: Int = 96, test: Int = 48, seed: UInt64 = 0, spread: Float = 1
+    ) throws -> String {
+        let data = SyntheticDataset.make(features: features, classes: classes, trainCount: train, testCount: test, seed: seed, spread: spread)
+        let path = directory.file(name)
+        try DatasetWriter.write(to: path, classNames: data.classNames, featureShape: [features], splits: [data.train, data.test])
+        return path
+    }
+}
+
+/// A folder that exists for the life of the object and is removed with it.
+public final class TemporaryDirectory {
+    public let path: String
+
+    public init(_ label: String = "cgt-test") {
+        path = NSTemporaryDirectory() + "\(label)-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    public func file(_ name: String) -> String { "\(path)/\(name)" }
+
+    /// The names of the files in the folder, sorted.
+    public func contents() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+    }
+}

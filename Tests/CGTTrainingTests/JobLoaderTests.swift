@@ -1,0 +1,107 @@
+import CGTTraining
+import CGTTestSupport
+import XCTest
+
+/// Job files: defaults, overrides, and one clear line for every mistake.
+final class JobLoaderTests: XCTestCase {
+    func testEmptyJobIsThePaperDefaults() throws {
+        let job = try JobLoader.parse("{}", source: "empty.yaml")
+        XCTAssertEqual(job.model.hidden, [256, 256, 256, 256, 256])
+        XCTAssertEqual(job.model.exits, [1, 3, 5])
+        XCTAssertEqual(job.model.dropout, 0.2)
+        XCTAssertEqual(job.method.name, "softcgt")
+        XCTAssertEqual(job.method.tau, 0.9)
+        XCTAssertEqual(job.optimizer.name, "adam")
+    }
+
+    func testValuesAndOverrides() throws {
+        let text = """
+            name: t
+            method: {name: hardcgt, tau: 0.8}
+            optimizer: {name: sgd, lr: 0.05}
+            """
+        let job = try JobLoader.parse(text, source: "t.yaml", overrides: [
+            "optimizer.lr=1e-3", "model.hidden=[32, 16]", "model.exits=[1,2]", "training.seed=7", "schedule.name=cosine",
+        ])
+        XCTAssertEqual(job.method.name, "hardcgt")
+        XCTAssertEqual(job.method.tau, 0.8)
+        XCTAssertEqual(job.optimizer.name, "sgd")
+        XCTAssertEqual(job.optimizer.lr, 1e-3)
+        XCTAssertEqual(job.model.hidden, [32, 16])
+        XCTAssertEqual(job.training.seed, 7)
+        XCTAssertEqual(job.schedule.name, "cosine")
+    }
+
+    func testResolvedYAMLReadsBackToTheSameJob() throws {
+        let job = try JobLoader.parse("method: {name: branchynet, weights: [0.5, 0.3, 0.2]}", source: "b.yaml")
+        let again = try JobLoader.parse(try JobLoader.yaml(job), source: "resolved")
+        XCTAssertEqual(job, again)
+    }
+
+    private func assertError(_ text: String, overrides: [String] = [], key: String, mentions words: [String] = [],
+                             file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            _ = try JobLoader.parse(text, source: "job.yaml", overrides: overrides)
+            XCTFail("accepted: \(text) \(overrides)", file: file, line: line)
+        } catch let error as JobError {
+            XCTAssertEqual(error.key, key, "\(error)", file: file, line: line)
+            XCTAssertFalse(error.description.contains("\n"), file: file, line: line)
+            XCTAssertTrue(error.description.hasPrefix(error.source), file: file, line: line)
+            for word in words {
+                XCTAssertTrue(error.description.contains(word), "'\(error)' should mention '\(word)'", file: file, line: line)
+            }
+        } catch {
+            XCTFail("unexpected \(type(of: error)): \(error)", file: file, line: line)
+        }
+    }
+
+    func testUnknownKeysAreNamedWithASuggestion() {
+        assertError("optimiser: {lr: 0.1}", key: "optimiser", mentions: ["unknown key", "optimizer"])
+        assertError("optimizer: {learning_rate: 0.1}", key: "optimizer.learning_rate", mentions: ["unknown key"])
+        assertError("model: {hiden: [3]}", key: "model.hiden", mentions: ["hidden"])
+        assertError("{}", overrides: ["training.epoch=3"], key: "training.epoch", mentions: ["epochs"])
+    }
+
+    func testTypeMismatchNamesTheKey() {
+        assertError("optimizer: {lr: fast}", key: "optimizer.lr", mentions: ["number"])
+        assertError("training: {epochs: [1, 2]}", key: "training.epochs")
+    }
+
+    func testInvalidValuesNameTheKey() {
+        assertError("method: {tau: 1.5}", key: "method.tau", mentions: ["(0, 1)"])
+        assertError("method: {name: magic}", key: "method.name", mentions: ["hardcgt"])
+        assertError("method: {name: branchynet}", key: "method.weights")
+        assertError("method: {name: branchynet, weights: [1, 2]}", key: "method.weights", mentions: ["3"])
+        assertError("method: {name: softcgt, weights: [1, 2, 3]}", key: "method.weights")
+        assertError("model: {exits: [1, 3]}", key: "model.exits", mentions: ["last"])
+        assertError("model: {exits: [3, 1, 5]}", key: "model.exits")
+        assertError("model: {dropout: 1.0}", key: "model.dropout")
+        assertError("training: {batch_size: 1}", key: "training.batch_size")
+        assertError("optimizer: {name: rmsprop}", key: "optimizer.name")
+        assertError("optimizer: {lr: -1}", key: "optimizer.lr")
+        assertError("schedule: {name: linear}", key: "schedule.name")
+    }
+
+    func testMalformedInput() {
+        assertError("model: [unclosed", key: "", mentions: ["not valid YAML"])
+        assertError("- a list", key: "", mentions: ["mapping"])
+        assertError("{}", overrides: ["no-equals-sign"], key: "no-equals-sign", mentions: ["key=value"])
+        assertError("{}", overrides: ["model.kind.deeper=3"], key: "model.kind", mentions: ["single value"])
+    }
+
+    func testMissingFile() {
+        XCTAssertThrowsError(try JobLoader.load(path: "/nonexistent/job.yaml")) { error in
+            XCTAssertEqual("\(error)", "/nonexistent/job.yaml: no such job file")
+        }
+    }
+
+    func testShippedJobFilesLoad() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let jobs = root.appendingPathComponent("jobs")
+        let files = FileManager.default.enumerator(atPath: jobs.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".yaml") } ?? []
+        XCTAssertFalse(files.isEmpty)
+        for file in files where !file.hasPrefix("grids/") {
+            XCTAssertNoThrow(try JobLoader.load(path: jobs.appendingPathComponent(file).path), file)
+        }
+    }
+}

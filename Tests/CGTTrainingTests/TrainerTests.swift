@@ -1,0 +1,128 @@
+import CGTData
+import CGTTestSupport
+import CGTTraining
+import Foundation
+import XCTest
+
+/// Training end to end on small synthetic data, on one process.
+final class TrainerTests: XCTestCase {
+    let directory = TemporaryDirectory("trainer")
+
+    func job(data: String, epochs: Int, method: String = "softcgt", extra: [String] = []) throws -> Job {
+        var overrides = ["data.path=\(data)", "model.hidden=[32, 32, 32]", "model.exits=[1, 2, 3]", "model.dropout=0.2",
+                         "training.epochs=\(epochs)", "training.batch_size=32", "training.checkpoint_every=2",
+                         "method.name=\(method)", "optimizer.lr=0.005", "training.seed=3"]
+        if method == "branchynet" { overrides.append("method.weights=[1.0, 0.5, 0.25]") }
+        return try JobLoader.parse("name: test", source: "test", overrides: overrides + extra)
+    }
+
+    func train(_ job: Job, folder: String, resume: Bool = false) throws -> RoutingStatistics {
+        let trainer = try Trainer(job: job, run: RunDirectory(path: directory.file(folder)), communicator: nil, resume: resume,
+                                  progress: ProgressReporter(enabled: false))
+        return try trainer.run()
+    }
+
+    func testEveryMethodLearnsAndWritesTheRunFolder() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 240, test: 120, spread: 1)
+        for method in ["softcgt", "hardcgt", "branchynet"] {
+            let stats = try train(try job(data: data, epochs: 5, method: method), folder: method)
+            XCTAssertGreaterThan(stats.accuracy, 0.9, method)
+            XCTAssertEqual(stats.exitFractions.reduce(0, +), 1, accuracy: 1e-9)
+            let run = RunDirectory(path: directory.file(method))
+            for file in [run.jobFile, run.metricsFile, run.lastCheckpoint, run.checkpoint(epoch: 2), run.checkpoint(epoch: 4),
+                         run.checkpoint(epoch: 5), run.evaluationFile] {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: file), file)
+            }
+            let metrics = try MetricsLog.read(run.metricsFile)
+            XCTAssertEqual(metrics.map(\.epoch), [1, 2, 3, 4, 5])
+            XCTAssertEqual(metrics.last?.globalStep, 5 * (240 / 32 + 1))
+            XCTAssertEqual(metrics[0].gateMean[0], 1, "the first exit always has weight 1 under CGT and 1 under the job's BranchyNet weights")
+            let files = try FileManager.default.subpathsOfDirectory(atPath: run.path)
+            XCTAssertFalse(files.contains { $0.contains(".tmp") }, "no temporary files left: \(files)")
+            let reread = try JobLoader.load(path: run.jobFile)
+            XCTAssertEqual(reread, try job(data: data, epochs: 5, method: method))
+        }
+    }
+
+    func testHardCGTStarvesDeepExitsOnceShallowOnesAreConfident() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 240, test: 120, spread: 0.3)
+        _ = try train(try job(data: data, epochs: 6, method: "hardcgt"), folder: "hard")
+        let metrics = try MetricsLog.read(RunDirectory(path: directory.file("hard")).metricsFile)
+        let last = try XCTUnwrap(metrics.last)
+        XCTAssertLessThan(last.gateMean[2], 0.2, "on an easy problem exit 1 answers almost everything, so exit 3 learns from little")
+        XCTAssertLessThanOrEqual(last.gateMean[2], last.gateMean[1])
+    }
+
+    func testResumeReachesBitwiseTheSameWeights() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 150, test: 60, spread: 2)
+        let straight = try job(data: data, epochs: 6)
+        _ = try train(straight, folder: "straight")
+        _ = try train(try job(data: data, epochs: 3), folder: "stopped")
+        _ = try train(straight, folder: "stopped", resume: true)
+        let a = try Checkpoint.read(from: RunDirectory(path: directory.file("straight")).lastCheckpoint)
+        let b = try Checkpoint.read(from: RunDirectory(path: directory.file("stopped")).lastCheckpoint)
+        XCTAssertEqual(a.epoch, 6)
+        XCTAssertEqual(a.globalStep, b.globalStep)
+        XCTAssertEqual(a.model, b.model, "parameters and BatchNorm buffers identical to the bit")
+        XCTAssertEqual(a.optimizerState, b.optimizerState)
+        XCTAssertEqual(a.optimizerStepCount, b.optimizerStepCount)
+        let m1 = try MetricsLog.read(RunDirectory(path: directory.file("straight")).metricsFile)
+        let m2 = try MetricsLog.read(RunDirectory(path: directory.file("stopped")).metricsFile)
+        XCTAssertEqual(m1.map(\.loss), m2.map(\.loss), "metrics.jsonl continues where it stopped, without repeats")
+    }
+
+    func testResumeRefusesAnotherJob() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 96, test: 48)
+        _ = try train(try job(data: data, epochs: 2), folder: "run")
+        XCTAssertThrowsError(try train(try job(data: data, epochs: 4, extra: ["optimizer.lr=0.1"]), folder: "run", resume: true)) { error in
+            XCTAssertTrue("\(error)".contains("different job"), "\(error)")
+        }
+        XCTAssertThrowsError(try train(try job(data: data, epochs: 4), folder: "empty", resume: true)) { error in
+            XCTAssertTrue("\(error)".contains("no checkpoint"), "\(error)")
+        }
+    }
+
+    func testCheckpointRoundTripAndEvaluationLeavesTheModelUnchanged() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 96, test: 48)
+        let j = try job(data: data, epochs: 2)
+        let trainer = try Trainer(job: j, run: RunDirectory(path: directory.file("rt")), communicator: nil, resume: false,
+                                  progress: ProgressReporter(enabled: false))
+        _ = try trainer.run()
+        let before = trainer.network.store.snapshot()
+        let first = trainer.evaluate()
+        XCTAssertEqual(trainer.network.store.snapshot().parameters, before.parameters)
+        XCTAssertEqual(trainer.network.store.snapshot().buffers, before.buffers, "BatchNorm re-estimation works on a copy")
+        XCTAssertEqual(trainer.evaluate(), first, "evaluation is deterministic")
+
+        let saved = Checkpoint(job: j, epoch: 2, globalStep: 7, featureShape: [12], classNames: ["a", "b", "c"],
+                               network: trainer.network, optimizer: trainer.optimizer)
+        let path = directory.file("roundtrip.h5")
+        try saved.write(to: path)
+        let loaded = try Checkpoint.read(from: path)
+        XCTAssertEqual(loaded, saved)
+        XCTAssertEqual(loaded.model["blocks.0.linear.weight"]?.shape, [32, 12], "PyTorch's [out, in]")
+        XCTAssertEqual(loaded.model["blocks.1.bn.running_var"]?.shape, [32])
+        XCTAssertEqual(loaded.optimizerState["exp_avg"]?["exits.2.linear.bias"]?.shape, [3])
+
+        let fresh = j.makeNetwork(inputFeatures: 12, classes: 3)
+        try loaded.restore(into: fresh, optimizer: nil, source: path)
+        XCTAssertEqual(Array(fresh.store.parameters), before.parameters)
+        XCTAssertEqual(Array(fresh.store.buffers), before.buffers)
+
+        let wider = try JobLoader.parse("{}", source: "x", overrides: ["model.hidden=[16, 32, 32]", "model.exits=[1,2,3]"])
+            .makeNetwork(inputFeatures: 12, classes: 3)
+        XCTAssertThrowsError(try loaded.restore(into: wider, optimizer: nil, source: path)) { error in
+            XCTAssertTrue("\(error)".contains("blocks.0.linear.weight has shape [32, 12], the network needs [16, 12]"), "\(error)")
+        }
+    }
+
+    func testNotACheckpoint() throws {
+        let data = try Fixtures.writeDataset(in: directory)
+        XCTAssertThrowsError(try Checkpoint.read(from: data)) { error in
+            XCTAssertTrue("\(error)".contains("not a cgt checkpoint"), "\(error)")
+        }
+        XCTAssertThrowsError(try Checkpoint.read(from: directory.file("absent.h5"))) { error in
+            XCTAssertTrue("\(error)".contains("absent.h5"), "\(error)")
+        }
+    }
+}
