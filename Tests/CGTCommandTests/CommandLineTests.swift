@@ -1,0 +1,121 @@
+import CGTTestSupport
+import Foundation
+import XCTest
+
+/// The command-line tool as a user meets it: results on success, and on bad input one line
+/// naming what and where, a non-zero exit, and nothing half-written.
+final class CommandLineTests: XCTestCase {
+    let directory = TemporaryDirectory("cli")
+
+    func writeJob(_ text: String, name: String = "job.yaml") throws -> String {
+        let path = directory.file(name)
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    let smallModel = "model: {hidden: [16, 16], exits: [1, 2]}\ntraining: {epochs: 2, batch_size: 16, checkpoint_every: 1}\n"
+
+    func assertOneLineError(_ result: CommandResult, mentions words: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertNotEqual(result.status, 0, "exit status", file: file, line: line)
+        let lines = result.stderr.split(separator: "\n").filter { $0.hasPrefix("cgt") }
+        XCTAssertEqual(lines.count, 1, "one error line: \(result.stderr)", file: file, line: line)
+        for word in words {
+            XCTAssertTrue(result.stderr.contains(word), "'\(result.stderr)' should mention '\(word)'", file: file, line: line)
+        }
+    }
+
+    func testSynthTrainEvalRoundTrip() throws {
+        let data = directory.file("tiny.h5")
+        XCTAssertEqual(try CommandRunner.cgt(["synth", "--out", data, "--features", "10", "--classes", "3", "--train", "64", "--test", "32"]).status, 0)
+        let job = try writeJob(smallModel)
+        let run = directory.file("run")
+        let trained = try CommandRunner.cgt(["train", job, "--data", data, "--out", run])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        XCTAssertTrue(trained.stdout.contains("epoch 2/2"), trained.stdout)
+        XCTAssertTrue(trained.stdout.contains("early-exit evaluation at tau 0.900"), trained.stdout)
+        let evaluated = try CommandRunner.cgt(["eval", "--checkpoint", "\(run)/checkpoints/last.h5", "--data", data, "--tau", "0.5"])
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        let json = try XCTUnwrap(FileManager.default.contents(atPath: "\(run)/eval/eval.json"))
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+        for key in ["accuracy", "macro_f1", "macro_precision", "macro_recall", "exit_fractions", "per_exit_accuracy", "relative_cost", "tau"] {
+            XCTAssertNotNil(object[key], key)
+        }
+        XCTAssertEqual(object["tau"] as? Double ?? 0, 0.5, accuracy: 1e-6)
+        XCTAssertEqual((object["exit_fractions"] as? [Double])?.count, 2)
+    }
+
+    func testUnknownKeyStopsBeforeAnythingIsWritten() throws {
+        let job = try writeJob("optimiser: {lr: 0.1}\n")
+        let run = directory.file("never")
+        let result = try CommandRunner.cgt(["train", job, "--out", run])
+        assertOneLineError(result, mentions: [job, "optimiser", "unknown key", "did you mean 'optimizer'"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run))
+    }
+
+    func testBadOverride() throws {
+        let job = try writeJob(smallModel)
+        assertOneLineError(try CommandRunner.cgt(["train", job, "--set", "method.tau=2", "--out", directory.file("r")]), mentions: ["method.tau"])
+    }
+
+    func testMissingDataFile() throws {
+        let job = try writeJob(smallModel)
+        let missing = directory.file("missing.h5")
+        let result = try CommandRunner.cgt(["train", job, "--data", missing, "--out", directory.file("r")])
+        assertOneLineError(result, mentions: [missing, "cannot open"])
+    }
+
+    func testMissingJobFile() throws {
+        assertOneLineError(try CommandRunner.cgt(["train", directory.file("nope.yaml")]), mentions: ["nope.yaml", "no such job file"])
+    }
+
+    func testRefusesToOverwriteARun() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 64, test: 32)
+        let job = try writeJob(smallModel)
+        let run = directory.file("run")
+        XCTAssertEqual(try CommandRunner.cgt(["train", job, "--data", data, "--out", run, "--quiet"]).status, 0)
+        let before = try Data(contentsOf: URL(fileURLWithPath: "\(run)/checkpoints/last.h5"))
+        let again = try CommandRunner.cgt(["train", job, "--data", data, "--out", run])
+        assertOneLineError(again, mentions: ["already holds checkpoints", "--resume"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(run)/checkpoints/last.h5")), before, "nothing lost")
+    }
+
+    func testEvalOfMissingCheckpoint() throws {
+        assertOneLineError(try CommandRunner.cgt(["eval", "--checkpoint", directory.file("none.h5")]), mentions: ["none.h5", "no such file"])
+    }
+
+    func testEvalOfADatasetWithOtherFeatures() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 64, test: 32)
+        let other = try Fixtures.writeDataset(in: directory, name: "other.h5", features: 7, classes: 3, train: 64, test: 32)
+        let job = try writeJob(smallModel)
+        let run = directory.file("run")
+        XCTAssertEqual(try CommandRunner.cgt(["train", job, "--data", data, "--out", run, "--quiet"]).status, 0)
+        let result = try CommandRunner.cgt(["eval", "--checkpoint", "\(run)/checkpoints/last.h5", "--data", other])
+        assertOneLineError(result, mentions: [other, "feature_shape"])
+    }
+
+    func testEveryRankStopsOnABadJob() throws {
+        let job = try writeJob("training: {epochs: zero}\n")
+        let result = try CommandRunner.mpirun(ranks: 2, ["train", job, "--out", directory.file("r")])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("training.epochs"), result.stderr)
+    }
+
+    func testTwoRanksTrain() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 64, test: 32)
+        let job = try writeJob(smallModel)
+        let run = directory.file("mpi")
+        let result = try CommandRunner.mpirun(ranks: 2, ["train", job, "--data", data, "--out", run])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(result.stdout.components(separatedBy: "epoch 2/2").count - 1, 1, "only rank 0 reports: \(result.stdout)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(run)/eval.json"))
+    }
+
+    func testBenchPrintsItsMeasurements() throws {
+        let result = try CommandRunner.cgt(["bench", "--steps", "2", "--batch", "32", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        for key in ["samplesPerSecond", "trainingGFLOPs", "sgemmGFLOPs", "ratioToSgemm", "kernelTarget", "cpu"] {
+            XCTAssertNotNil(object[key], key)
+        }
+    }
+}
