@@ -12,7 +12,7 @@ public final class DatasetReader {
     public let featureShape: [Int]
     /// The number of samples of each split present in the file.
     public let splitSizes: [String: Int]
-    private let file: HDF5File
+    let file: HDF5File
 
     public init(path: String) throws {
         self.path = path
@@ -95,17 +95,21 @@ public final class DatasetReader {
         var labels = [Int32](repeating: 0, count: range.count)
         try features.withUnsafeMutableBufferPointer { try file.root.openDataset(xPath).read(rows: range, into: $0) }
         try labels.withUnsafeMutableBufferPointer { try file.root.openDataset(yPath).read(rows: range, into: $0) }
-        if let bad = labels.firstIndex(where: { $0 < 0 || Int($0) >= classes }) {
-            throw DatasetError(file: path, object: "/\(yPath)",
-                               "label \(labels[bad]) at row \(range.lowerBound + bad) is outside [0, \(classes))")
-        }
-        if let bad = features.firstIndex(where: { !$0.isFinite }) {
-            let row = range.lowerBound + bad / featureCount
-            throw DatasetError(file: path, object: "/\(xPath)",
-                               "non-finite value \(features[bad]) at row \(row), feature \(bad % featureCount)")
-        }
+        try checkValues(split: split, features: features, labels: labels) { range.lowerBound + $0 }
         return DatasetSplit(name: split, features: features, labels: labels,
                             sampleIDs: range.map { Int64($0) }, featureShape: featureShape)
+    }
+
+    /// Checks labels and feature values of rows read from `split`; `row(i)` is the file row of sample i.
+    func checkValues(split: String, features: [Float], labels: [Int32], row: (Int) -> Int) throws {
+        let xPath = "/\(split)/\(DatasetLayout.features)", yPath = "/\(split)/\(DatasetLayout.labels)"
+        if let bad = labels.firstIndex(where: { $0 < 0 || Int($0) >= classes }) {
+            throw DatasetError(file: path, object: yPath, "label \(labels[bad]) at row \(row(bad)) is outside [0, \(classes))")
+        }
+        if let bad = features.firstIndex(where: { !$0.isFinite }) {
+            throw DatasetError(file: path, object: xPath,
+                               "non-finite value \(features[bad]) at row \(row(bad / featureCount)), feature \(bad % featureCount)")
+        }
     }
 
     /// A string attribute of the file root, if present (provenance, normalisation).

@@ -107,33 +107,50 @@ public enum BatchNormKernels {
         }
     }
 
+    /// Sums per-channel statistics over the ranks of a job, in place (sync BatchNorm), or nil
+    /// for statistics of the local batch only.
+    public typealias StatisticsReducer = (UnsafeMutableBufferPointer<Float>) -> Void
+
     /// Training-mode forward: normalises with the batch's statistics and updates the running ones.
     ///
     /// running = (1 - momentum) * running + momentum * batch statistic, with the unbiased batch
     /// variance (the PyTorch convention). `momentum = 1 / (k + 1)` on the k-th batch gives the
-    /// plain average over batches, which the BatchNorm re-estimation uses.
+    /// plain average over batches, which the BatchNorm re-estimation uses. With a `reducer`, the
+    /// sums behind mean and variance (and the count) are taken over every rank's batch.
     /// - Parameters:
     ///   - normalized: receives xhat, kept for the backward pass.
     ///   - mean, invStd: receive the batch mean and 1 / sqrt(var + eps) per channel.
-    @inlinable
+    /// - Returns: the number of values each channel's statistics were taken over (all ranks).
+    @inlinable @discardableResult
     public static func forwardTraining(
         _ x: UnsafeBufferPointer<Float>, shape: Shape,
         gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>,
         runningMean: UnsafeMutableBufferPointer<Float>, runningVariance: UnsafeMutableBufferPointer<Float>,
         momentum: Float, epsilon: Float,
         mean: UnsafeMutableBufferPointer<Float>, invStd: UnsafeMutableBufferPointer<Float>,
-        normalized: UnsafeMutableBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>
-    ) {
+        normalized: UnsafeMutableBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+        reducer: StatisticsReducer? = nil
+    ) -> Float {
         let c = shape.channels
         precondition(x.count >= shape.count && output.count >= shape.count && normalized.count >= shape.count,
                      "BatchNorm forward: buffers smaller than \(shape)")
         precondition(gamma.count == c && beta.count == c && mean.count >= c && invStd.count >= c,
                      "BatchNorm forward: per-channel buffers do not have \(c) entries")
-        let m = Float(shape.reductionSize)
         let meanP = mean.baseAddress!, invP = invStd.baseAddress!
+        var m = Float(shape.reductionSize)
         channelSums(x.baseAddress!, shape, into: meanP, centeredOn: nil)
+        if let reducer {
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: c + 1) { packed in
+                packed.baseAddress!.update(from: meanP, count: c)
+                packed[c] = m
+                reducer(packed)
+                meanP.update(from: packed.baseAddress!, count: c)
+                m = packed[c]
+            }
+        }
         for j in 0..<c { meanP[j] /= m }
         channelSums(x.baseAddress!, shape, into: invP, centeredOn: UnsafePointer(meanP))
+        reducer?(UnsafeMutableBufferPointer(start: invP, count: c))
         let unbiasing = m > 1 ? m / (m - 1) : 1
         for j in 0..<c {
             let variance = invP[j] / m
@@ -152,6 +169,7 @@ public enum BatchNormKernels {
         }
         affine(UnsafePointer(normalized.baseAddress!), shape, scale: gamma.baseAddress!, shift: beta.baseAddress!,
                into: output.baseAddress!)
+        return m
     }
 
     /// Inference-mode forward: y = (x - running mean) / sqrt(running var + eps) * gamma + beta.
@@ -178,13 +196,17 @@ public enum BatchNormKernels {
     ///
     /// dgamma = sum dy * xhat, dbeta = sum dy, and
     /// dx = gamma * invStd / m * (m * dy - dbeta - xhat * dgamma), m the reduction size.
-    /// `inputGradient` may be nil when no earlier layer needs it.
+    /// `inputGradient` may be nil when no earlier layer needs it. With a `reducer` (sync
+    /// BatchNorm) the sums in dx are taken over all ranks and `reductionCount` is the count the
+    /// forward pass returned; `gammaGradient` and `betaGradient` keep this rank's sums, which
+    /// the gradient all-reduce then adds up like every other parameter gradient.
     @inlinable
     public static func backward(
         outputGradient dy: UnsafeBufferPointer<Float>, normalized xhat: UnsafeBufferPointer<Float>, shape: Shape,
         gamma: UnsafeBufferPointer<Float>, invStd: UnsafeBufferPointer<Float>,
         gammaGradient: UnsafeMutableBufferPointer<Float>, betaGradient: UnsafeMutableBufferPointer<Float>,
-        inputGradient: UnsafeMutableBufferPointer<Float>?
+        inputGradient: UnsafeMutableBufferPointer<Float>?,
+        reducer: StatisticsReducer? = nil, reductionCount: Float? = nil
     ) {
         let c = shape.channels, s = shape.spatial
         precondition(dy.count >= shape.count && xhat.count >= shape.count, "BatchNorm backward: buffers smaller than \(shape)")
@@ -217,15 +239,19 @@ public enum BatchNormKernels {
                 }
             }
         }
+        // Every rank has the same layers, so all skip the reduction here together.
         guard let inputGradient else { return }
-        let m = Float(shape.reductionSize)
+        let m = reductionCount ?? Float(shape.reductionSize)
         // dx = a[c] * dy + b[c] * xhat + d[c] with a = gamma*invStd, b = -a*dgamma/m, d = -a*dbeta/m.
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * c) { scratch in
-            let a = scratch.baseAddress!, b = a + c, d = b + c
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 5 * c) { scratch in
+            let a = scratch.baseAddress!, b = a + c, d = b + c, sums = d + c
+            sums.update(from: dgP, count: c)
+            (sums + c).update(from: dbP, count: c)
+            reducer?(UnsafeMutableBufferPointer(start: sums, count: 2 * c))
             for j in 0..<c {
                 a[j] = gamma[j] * invStd[j]
-                b[j] = -a[j] * dgP[j] / m
-                d[j] = -a[j] * dbP[j] / m
+                b[j] = -a[j] * sums[j] / m
+                d[j] = -a[j] * sums[c + j] / m
             }
             let dx = inputGradient.baseAddress!
             if s == 1 {

@@ -9,11 +9,12 @@ public enum ExitGates {
         confidence: UnsafeBufferPointer<Float>, predictions: UnsafeBufferPointer<Int32>, labels: UnsafeBufferPointer<Int32>,
         exits: Int, batch: Int, tau: Float, weights: UnsafeMutableBufferPointer<Float>
     ) {
+        precondition(exits >= 1, "hard gates need at least one exit")
         precondition(confidence.count >= exits * batch && predictions.count >= exits * batch && weights.count >= exits * batch
                      && labels.count >= batch, "hard gates: buffers do not fit \(exits) exits x \(batch) samples")
         let w = weights.baseAddress!
         w.update(repeating: 1, count: batch)
-        for e in 1..<max(exits, 1) {
+        for e in 1..<exits {
             for i in 0..<batch {
                 let previous = (e - 1) * batch + i
                 let succeeded = predictions[previous] == labels[i] && confidence[previous] >= tau
@@ -31,12 +32,13 @@ public enum ExitGates {
         scores: UnsafeBufferPointer<Float>, exits: Int, batch: Int, tau: Float, sharpness k: Float,
         weights: UnsafeMutableBufferPointer<Float>
     ) {
+        precondition(exits >= 1, "soft gates need at least one exit")
         precondition(scores.count >= exits * batch && weights.count >= exits * batch,
                      "soft gates: buffers do not fit \(exits) exits x \(batch) samples")
         let w = weights.baseAddress!, s = scores.baseAddress!
         w.update(repeating: 1, count: batch)
         let full = vectorizedPrefix(batch)
-        for e in 1..<max(exits, 1) {
+        for e in 1..<exits {
             let previousScores = s + (e - 1) * batch, previous = w + (e - 1) * batch, current = w + e * batch
             var i = 0
             while i < full {

@@ -12,11 +12,12 @@ public enum FastMath {
     /// e^x for each lane, with a relative error below 2e-7 on [-87, 88].
     ///
     /// Cephes' `expf`: x = n ln2 + r with |r| <= ln2/2, a degree-5 polynomial for e^r,
-    /// and 2^n assembled in the exponent bits. Inputs are clamped to [-87.3, 88.7], so
-    /// very negative inputs give about 1e-38 instead of 0 and no lane overflows.
+    /// and 2^n assembled in the exponent bits. Inputs are clamped to [-87.3, 88.376], so
+    /// very negative inputs give about 1e-38 instead of 0, and n stays at most 127, so no
+    /// lane overflows (e^88.376 is about 2.5e38, below Float's largest value).
     @inlinable @inline(__always)
     public static func exp(_ x: FloatVector) -> FloatVector {
-        let clamped = x.clamped(lowerBound: FloatVector(repeating: -87.3), upperBound: FloatVector(repeating: 88.7))
+        let clamped = x.clamped(lowerBound: FloatVector(repeating: -87.3), upperBound: FloatVector(repeating: 88.376))
         let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
         // ln 2 split in two parts so that n * ln2 is exact to float precision.
         var r = clamped - n * 0.693_359_375

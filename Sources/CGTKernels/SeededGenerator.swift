@@ -49,7 +49,9 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
 
     /// A uniform Float in [low, high).
     public mutating func uniform(_ low: Float, _ high: Float) -> Float {
-        low + (high - low) * Float(next() >> 40) * (1.0 / 16_777_216.0)
+        let value = low + (high - low) * Float(next() >> 40) * (1.0 / 16_777_216.0)
+        // The top draw can round up to `high`; keep the interval half-open.
+        return value < high ? value : high.nextDown
     }
 
     /// A standard normal Float (Box-Muller).

@@ -52,7 +52,8 @@ public enum SoftmaxCrossEntropy {
             while c < classes { p[c] *= inverse; c &+= 1 }
             let label = Int(labels[r])
             precondition(label >= 0 && label < classes, "label \(label) outside 0..<\(classes)")
-            losses[r] = FastMath.log(total) + best - z[label]
+            // The difference first: at large logits, adding `best` to the log rounds away the loss.
+            losses[r] = FastMath.log(total) + (best - z[label])
             confidence[r] = inverse
             predictions[r] = Int32(argmax)
         }

@@ -64,9 +64,35 @@ public final class Communicator {
         try allReduce(buffer.baseAddress, buffer.count, cmpi_int64(), cmpi_op_max())
     }
 
+    /// The smallest value of each element over all ranks, in place.
+    public func allReduceMin(_ buffer: UnsafeMutableBufferPointer<Int64>) throws {
+        try allReduce(buffer.baseAddress, buffer.count, cmpi_int64(), cmpi_op_min())
+    }
+
+    /// The sum of one value over all ranks.
+    public func sum(_ value: Double) throws -> Double {
+        var v = value
+        try withUnsafeMutablePointer(to: &v) { try allReduceSum(UnsafeMutableBufferPointer(start: $0, count: 1)) }
+        return v
+    }
+
+    /// The smallest rank for which `flag` is true, or nil when it is false everywhere.
+    ///
+    /// Lets all ranks agree, without aborting, on whether any of them failed and which one reports it.
+    public func firstRank(where flag: Bool) throws -> Int? {
+        var value = flag ? Int64(rank) : Int64(size)
+        try withUnsafeMutablePointer(to: &value) { try allReduceMin(UnsafeMutableBufferPointer(start: $0, count: 1)) }
+        return value < Int64(size) ? Int(value) : nil
+    }
+
     private func allReduce(_ base: UnsafeMutableRawPointer?, _ count: Int, _ type: MPI_Datatype, _ op: MPI_Op) throws {
         guard count > 0, let base else { return }
         try check(MPI_Allreduce(cmpi_in_place(), base, Int32(count), type, op, handle), "MPI_Allreduce")
+    }
+
+    /// Copies `buffer` of floats from rank `root` to every rank.
+    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int = 0) throws {
+        try broadcast(UnsafeMutableRawBufferPointer(buffer), root: root)
     }
 
     /// Copies `buffer` from rank `root` to every rank. Wraps `MPI_Bcast`.

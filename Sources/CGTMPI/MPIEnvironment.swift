@@ -30,16 +30,25 @@ public final class MPIEnvironment {
         try check(MPI_Finalize(), "MPI_Finalize")
     }
 
-    /// Runs `body` between initialisation and finalisation. An error on one rank aborts
-    /// the whole job (after `body` has reported it), so no rank waits forever on the others.
-    public static func run<R>(_ body: (MPIEnvironment) throws -> R) throws -> R {
+    /// Runs `body` between initialisation and finalisation.
+    ///
+    /// A `CollectiveFailure` is known to every rank, which all finalise and stop. Any other
+    /// error is known to this rank only: it aborts the whole job (after `report` has printed it
+    /// here), so no other rank waits forever in a collective this one will never join.
+    public static func run<R>(report: (Error) -> Void = { _ in }, _ body: (MPIEnvironment) throws -> R) throws -> R {
         let environment = try MPIEnvironment()
         do {
             let result = try body(environment)
             try environment.finalize()
             return result
+        } catch let error as CollectiveFailure {
+            try? environment.finalize()
+            throw error
         } catch {
-            if environment.world.size > 1 { environment.world.abort(code: 1) }
+            if environment.world.size > 1 {
+                report(error)
+                environment.world.abort(code: 1)
+            }
             try? environment.finalize()
             throw error
         }

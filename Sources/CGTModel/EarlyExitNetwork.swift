@@ -3,7 +3,10 @@ import CGTKernels
 /// A backbone of blocks with an exit head after some of them (Mokssit et al., Fig. 1).
 ///
 /// Exit e reads the output of block `exitBlocks[e]`; the last exit follows the last block.
-/// Parameters live in one `ParameterStore` in declaration order: all blocks, then all exits.
+/// Parameters live in one `ParameterStore` in forward order, each block followed by the heads
+/// that read it. The backward pass visits them in exactly the reverse order, so gradients
+/// become final from the end of the buffer towards its start, and a bucket at the end can be
+/// all-reduced while the backward pass works on the layers before it.
 public final class EarlyExitNetwork {
     public let blocks: [Sequential]
     public let exits: [Sequential]
@@ -14,7 +17,9 @@ public final class EarlyExitNetwork {
     public let store: ParameterStore
     public private(set) var maxBatch = 0
     private let headGradient = LayerCache()
-    private let blockGradients: [LayerCache]
+    /// The lowest parameter offset of each block and each head (the parameter count if it has none).
+    private let blockOffsets: [Int]
+    private let exitOffsets: [Int]
 
     public init(inputShape: [Int], classes: Int, blocks: [Sequential], exits: [Sequential], exitBlocks: [Int]) {
         precondition(!blocks.isEmpty && exits.count == exitBlocks.count && !exits.isEmpty, "a network needs blocks and exits")
@@ -34,11 +39,20 @@ public final class EarlyExitNetwork {
         self.exits = exits
         self.exitBlocks = exitBlocks
         var layout = ParameterLayoutBuilder()
-        for block in blocks { block.declare(into: &layout) }
-        for head in exits { head.declare(into: &layout) }
+        var blockStarts: [Int] = [], exitStarts: [Int] = []
+        func nextOffset() -> Int { layout.parameters.last.map { $0.offset + $0.count } ?? 0 }
+        for (b, block) in blocks.enumerated() {
+            blockStarts.append(nextOffset())
+            block.declare(into: &layout)
+            for (e, head) in exits.enumerated() where exitBlocks[e] == b {
+                exitStarts.append(nextOffset())
+                head.declare(into: &layout)
+            }
+        }
         store = ParameterStore(layout: layout)
         for part in blocks + exits { part.bind(to: store) }
-        blockGradients = blocks.map { _ in LayerCache() }
+        blockOffsets = blockStarts
+        exitOffsets = exitStarts
     }
 
     public var exitCount: Int { exits.count }
@@ -57,7 +71,6 @@ public final class EarlyExitNetwork {
         maxBatch = batch
         for part in blocks + exits { part.reserve(maxBatch: batch) }
         headGradient.reserve(batch * (blocks.map(\.outputCount).max() ?? 0))
-        for (cache, block) in zip(blockGradients, blocks) { cache.reserve(batch * block.outputCount) }
     }
 
     /// Runs every block and every exit head; exit e's logits are then `logits(exit: e, batch:)`.
@@ -89,7 +102,9 @@ public final class EarlyExitNetwork {
     }
 
     /// Back-propagates the logit gradients of every exit into the store's gradients (overwritten).
-    public func backward(input: UnsafeBufferPointer<Float>, batch: Int) {
+    /// - Parameter gradientsReady: called after each head and block with the lowest parameter
+    ///   offset whose gradient is now final: every gradient from there to the end is done.
+    public func backward(input: UnsafeBufferPointer<Float>, batch: Int, gradientsReady: ((Int) -> Void)? = nil) {
         var exit = exitCount - 1
         for b in blocks.indices.reversed() {
             let block = blocks[b]
@@ -106,11 +121,13 @@ public final class EarlyExitNetwork {
                     head.backward(input: block.output(batch: batch), inputGradient: gradient, batch: batch)
                     received = true
                 }
+                gradientsReady?(exitOffsets[exit])
                 exit -= 1
             }
             precondition(received, "block \(b) received no gradient")
             let inputGradient = b == 0 ? nil : blocks[b - 1].outputGradient(batch: batch)
             block.backward(input: blockInput, inputGradient: inputGradient, batch: batch)
+            gradientsReady?(blockOffsets[b])
         }
     }
 

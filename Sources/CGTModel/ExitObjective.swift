@@ -69,7 +69,12 @@ public final class ExitObjective {
         }
 
         public static func += (a: inout Statistics, b: Statistics) {
-            a = Statistics(flattened: zip(a.flattened, b.flattened).map { $0 + $1 })
+            for e in a.loss.indices {
+                a.loss[e] += b.loss[e]
+                a.weightedLoss[e] += b.weightedLoss[e]
+                a.gate[e] += b.gate[e]
+                a.correct[e] += b.correct[e]
+            }
         }
     }
 

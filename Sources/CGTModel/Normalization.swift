@@ -21,6 +21,12 @@ public final class BatchNorm: Layer {
     private var runningVariance = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private let normalized = LayerCache()
     private let statistics = LayerCache()
+    /// The count the last training forward normalised over (all ranks with a reducer).
+    private var reductionCount: Float = 0
+
+    /// Sums the per-channel statistics over all ranks (sync BatchNorm); nil keeps them local,
+    /// as PyTorch's DistributedDataParallel does by default.
+    public var statisticsReducer: BatchNormKernels.StatisticsReducer?
 
     /// - Parameter shape: `[features]` or `[channels, height, width]`.
     public init(shape: [Int], momentum: Float = 0.1, epsilon: Float = 1e-5) {
@@ -89,14 +95,15 @@ public final class BatchNorm: Layer {
         case .recalibration(let index):
             momentumNow = 1 / Float(index + 1)
         }
-        precondition(batch > 1 || spatial > 1, "BatchNorm in training mode needs more than one value per channel (batch of \(batch))")
+        precondition(batch > 1 || spatial > 1 || statisticsReducer != nil,
+                     "BatchNorm in training mode needs more than one value per channel (batch of \(batch))")
         let stats = statistics.storage
-        BatchNormKernels.forwardTraining(
+        reductionCount = BatchNormKernels.forwardTraining(
             input, shape: shape(batch), gamma: UnsafeBufferPointer(gamma), beta: UnsafeBufferPointer(beta),
             runningMean: runningMean, runningVariance: runningVariance, momentum: momentumNow, epsilon: epsilon,
             mean: stats.mutablePrefix(count: channels),
             invStd: UnsafeMutableBufferPointer(rebasing: stats[channels..<(2 * channels)]),
-            normalized: normalized.storage, output: output)
+            normalized: normalized.storage, output: output, reducer: statisticsReducer)
     }
 
     public func backward(
@@ -107,6 +114,7 @@ public final class BatchNorm: Layer {
         BatchNormKernels.backward(
             outputGradient: outputGradient, normalized: UnsafeBufferPointer(normalized.storage), shape: shape(batch),
             gamma: UnsafeBufferPointer(gamma), invStd: UnsafeBufferPointer(rebasing: stats[channels..<(2 * channels)]),
-            gammaGradient: gammaGradient, betaGradient: betaGradient, inputGradient: inputGradient)
+            gammaGradient: gammaGradient, betaGradient: betaGradient, inputGradient: inputGradient,
+            reducer: statisticsReducer, reductionCount: reductionCount)
     }
 }

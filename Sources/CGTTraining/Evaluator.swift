@@ -22,19 +22,24 @@ public final class Evaluator {
     /// of a network with dropout on (the variance shift of Li et al., 2019); re-estimating
     /// them in inference conditions removes that mismatch. A final batch of one sample is skipped.
     public func recalibrateBatchNorm(on split: DatasetSplit, batchSize recalibrationBatch: Int) {
-        guard !network.batchNormLayers.isEmpty else { return }
         let size = min(recalibrationBatch, split.count)
-        network.reserve(maxBatch: size)
-        var batchIndex = 0
-        withBatchBuffers(size, featureCount: split.featureCount) { x, y, ids in
-            var start = 0
-            while start + 1 < split.count {
-                let count = min(size, split.count - start)
-                guard count >= 2 else { break }
-                split.gather(Array(start..<(start + count))[...], features: x, labels: y, sampleIDs: ids)
-                network.forward(UnsafeBufferPointer(x), batch: count, context: ForwardContext(mode: .recalibration(batchIndex: batchIndex)))
-                batchIndex += 1
-                start += count
+        let all = Array(0..<split.count)
+        let batches = stride(from: 0, to: split.count, by: max(1, size)).map { all[$0..<min($0 + size, split.count)] }
+        recalibrateBatchNorm(on: split, batches: batches.filter { $0.count >= 2 })
+    }
+
+    /// Re-estimates BatchNorm statistics over the given batches of `split` (positions into it).
+    ///
+    /// Data-parallel runs pass each rank's part of every global batch, with the BatchNorm
+    /// layers' reducers set, so the estimate is the one a single process would make.
+    public func recalibrateBatchNorm(on split: DatasetSplit, batches: [ArraySlice<Int>]) {
+        guard !network.batchNormLayers.isEmpty, let largest = batches.map(\.count).max() else { return }
+        network.reserve(maxBatch: largest)
+        withBatchBuffers(largest, featureCount: split.featureCount) { x, y, ids in
+            for (index, positions) in batches.enumerated() {
+                split.gather(positions, features: x, labels: y, sampleIDs: ids)
+                network.forward(UnsafeBufferPointer(x), batch: positions.count,
+                                context: ForwardContext(mode: .recalibration(batchIndex: index)))
             }
         }
     }
@@ -45,11 +50,12 @@ public final class Evaluator {
         let exits = network.exitCount
         var predictions = [Int](repeating: 0, count: exits)
         var confidence = [Float](repeating: 0, count: exits)
+        let all = Array(0..<split.count)
         withBatchBuffers(batchSize, featureCount: split.featureCount) { x, y, ids in
             var start = 0
             while start < split.count {
                 let count = min(batchSize, split.count - start)
-                split.gather(Array(start..<(start + count))[...], features: x, labels: y, sampleIDs: ids)
+                split.gather(all[start..<(start + count)], features: x, labels: y, sampleIDs: ids)
                 network.forward(UnsafeBufferPointer(x), batch: count, context: ForwardContext(mode: .inference))
                 let outputs = objective.predict(network: network, labels: UnsafeBufferPointer(y), batch: count)
                 for i in 0..<count {

@@ -112,9 +112,18 @@ public struct TrainingSection: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     /// Write a checkpoint every this many epochs (and always after the last).
     public var checkpointEvery: Int = 10
+    /// `global`: every rank reads, each epoch, the rows of its part of each global batch, so
+    /// N ranks see exactly the batches of 1 rank. `local`: each rank reads one contiguous
+    /// shard once and shuffles within it (less I/O for large data; batches depend on R).
+    public var shuffle: String = "global"
+    /// BatchNorm statistics over the global batch (all-reduced) instead of each rank's part.
+    public var syncBatchnorm: Bool = false
+    /// Skip optimizer steps whose reduced gradient is NaN or infinite instead of stopping.
+    public var skipNonfiniteSteps: Bool = false
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case epochs, batchSize = "batch_size", seed, checkpointEvery = "checkpoint_every"
+        case epochs, batchSize = "batch_size", seed, checkpointEvery = "checkpoint_every", shuffle
+        case syncBatchnorm = "sync_batchnorm", skipNonfiniteSteps = "skip_nonfinite_steps"
     }
     public init() {}
     public init(from decoder: Decoder) throws {
@@ -124,6 +133,9 @@ public struct TrainingSection: Codable, Equatable, Sendable {
         batchSize = try c.value(.batchSize, default: d.batchSize)
         seed = try c.value(.seed, default: d.seed)
         checkpointEvery = try c.value(.checkpointEvery, default: d.checkpointEvery)
+        shuffle = try c.value(.shuffle, default: d.shuffle)
+        syncBatchnorm = try c.value(.syncBatchnorm, default: d.syncBatchnorm)
+        skipNonfiniteSteps = try c.value(.skipNonfiniteSteps, default: d.skipNonfiniteSteps)
     }
 }
 
@@ -203,15 +215,30 @@ public struct EvalSection: Codable, Equatable, Sendable {
     }
 }
 
-/// How the process runs, not what it computes.
+/// How the process runs, not what it computes: results do not depend on these.
 public struct RuntimeSection: Codable, Equatable, Sendable {
     /// OpenBLAS threads per rank; one per rank unless the ranks leave cores idle.
     public var blasThreads: Int = 1
+    /// Gradient all-reduce bucket size in KiB. 256 KiB: large enough that a bucket runs near
+    /// the link's bandwidth rather than its latency, small enough that the paper MLP's 1.3 MB
+    /// of gradients form several buckets whose reduction overlaps the rest of the backward pass.
+    public var bucketKib: Int = 256
+    /// Start each bucket's all-reduce as soon as the backward pass has finished it.
+    public var overlapAllreduce: Bool = true
+    /// Warn when a rank waits longer than this in a collective (seconds).
+    public var stallWarningSeconds: Double = 60
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case blasThreads = "blas_threads" }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case blasThreads = "blas_threads", bucketKib = "bucket_kib", overlapAllreduce = "overlap_allreduce"
+        case stallWarningSeconds = "stall_warning_seconds"
+    }
     public init() {}
     public init(from decoder: Decoder) throws {
         let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        blasThreads = try c.value(.blasThreads, default: RuntimeSection().blasThreads)
+        let d = RuntimeSection()
+        blasThreads = try c.value(.blasThreads, default: d.blasThreads)
+        bucketKib = try c.value(.bucketKib, default: d.bucketKib)
+        overlapAllreduce = try c.value(.overlapAllreduce, default: d.overlapAllreduce)
+        stallWarningSeconds = try c.value(.stallWarningSeconds, default: d.stallWarningSeconds)
     }
 }

@@ -151,7 +151,10 @@ public enum JobLoader {
         guard job.eval.tau > 0 && job.eval.tau <= 1 else { throw fail("eval.tau", "must be in (0, 1]") }
         guard job.eval.batchSize >= 1 else { throw fail("eval.batch_size", "must be at least 1") }
         guard job.eval.everyEpochs >= 0 else { throw fail("eval.every_epochs", "must not be negative") }
+        guard ["global", "local"].contains(t.shuffle) else { throw fail("training.shuffle", "unknown mode '\(t.shuffle)' (known: global, local)") }
         guard job.runtime.blasThreads >= 1 else { throw fail("runtime.blas_threads", "must be at least 1") }
+        guard job.runtime.bucketKib >= 1 else { throw fail("runtime.bucket_kib", "must be at least 1") }
+        guard job.runtime.stallWarningSeconds > 0 else { throw fail("runtime.stall_warning_seconds", "must be positive") }
     }
 
     /// The resolved job as YAML, every default written out.

@@ -7,8 +7,10 @@ import Foundation
 /// Trains an early-exit network as a job describes, data-parallel over the ranks of a communicator.
 ///
 /// Every rank computes forward, gates and gradients for its part of each global batch; the
-/// gradients are summed over ranks in one all-reduce of the flat gradient buffer, and every
-/// rank takes the same optimizer step. Rank 0 writes the metrics, checkpoints and evaluation.
+/// gradients are summed over ranks in fixed buckets that overlap the backward pass, and every
+/// rank takes the same optimizer step. Rank 0 writes the metrics and checkpoints; evaluation
+/// is sharded over ranks and reduced. Nothing here runs a collective while another rank may
+/// have failed: local work that can fail is wrapped in `Communicator.collectively`.
 public final class Trainer {
     public let job: Job
     public let runDirectory: RunDirectory
@@ -17,56 +19,84 @@ public final class Trainer {
     let communicator: Communicator?
     let weighting: ExitWeighting
     let objective: ExitObjective
-    let trainSplit: DatasetSplit
-    let testSplit: DatasetSplit
-    let classNames: [String]
-    let plan: BatchPlan
+    let reader: DatasetReader
+    let shard: TrainingShard
+    let testShard: DatasetSplit
     let schedule: LearningRateSchedule
+    let gradientReducer: GradientReducer?
+    let gradientsReady: ((Int) -> Void)?
     var progress: ProgressReporter
     /// Epochs completed and optimizer steps taken.
     public private(set) var epoch = 0
     public private(set) var globalStep = 0
+    /// Seconds spent waiting for gradient all-reduces in the last epoch.
+    public private(set) var allReduceWaitSeconds = 0.0
+    public private(set) var skippedSteps = 0
 
     var rank: Int { communicator?.rank ?? 0 }
     var ranks: Int { communicator?.size ?? 1 }
     var isRoot: Bool { rank == 0 }
+    var distributed: Bool { ranks > 1 }
 
-    /// Opens the data, builds the network and optimizer, and restores the newest checkpoint of
-    /// the run folder when `resume` is set.
+    /// Opens this rank's data and builds the network and optimizer; on rank 0 with `resume`,
+    /// reads the newest checkpoint. Local work only: call `synchronize()` on every rank next.
     public init(job: Job, run: RunDirectory, communicator: Communicator?, resume: Bool, progress: ProgressReporter) throws {
         self.job = job
         self.runDirectory = run
         self.communicator = communicator
         self.progress = progress
         MatrixMultiply.setThreadCount(job.runtime.blasThreads)
-        let reader = try DatasetReader(path: job.data.path)
-        defer { try? reader.close() }
+        reader = try DatasetReader(path: job.data.path)
         guard reader.featureShape.count == 1 || job.model.kind != "mlp" else {
             throw DatasetError(file: job.data.path, object: "/", "feature_shape \(reader.featureShape): the mlp model needs flat features (one dimension)")
         }
-        trainSplit = try reader.read(split: DatasetLayout.train)
-        testSplit = try reader.read(split: DatasetLayout.test)
-        classNames = reader.classNames
+        let rank = communicator?.rank ?? 0, ranks = communicator?.size ?? 1
+        guard job.training.batchSize >= 2 * ranks else {
+            throw JobError(source: "job", key: "training.batch_size", "\(job.training.batchSize) gives some of the \(ranks) ranks fewer than two samples per step")
+        }
+        shard = try TrainingShard(reader: reader, rank: rank, ranks: ranks, seed: job.training.seed,
+                                  globalBatch: job.training.batchSize, mode: job.training.shuffle)
+        guard shard.stepsPerEpoch > 0 else {
+            throw JobError(source: "job", key: "training.batch_size", "the training split has \(shard.sampleCount) samples, too few for one step of \(job.training.batchSize) on \(ranks) rank(s)")
+        }
+        let testCount = reader.splitSizes[DatasetLayout.test] ?? 0
+        testShard = try reader.read(split: DatasetLayout.test, rows: (rank * testCount / ranks)..<((rank + 1) * testCount / ranks))
         network = job.makeNetwork(inputFeatures: reader.featureCount, classes: reader.classes)
         optimizer = job.makeOptimizer(parameterCount: network.store.parameterCount)
         weighting = job.makeExitWeighting()
         objective = ExitObjective(exits: network.exitCount, classes: network.classes)
-        let ranks = communicator?.size ?? 1
-        guard job.training.batchSize >= 2 * ranks else {
-            throw JobError(source: "job", key: "training.batch_size", "\(job.training.batchSize) gives some of the \(ranks) ranks fewer than two samples per step")
-        }
-        plan = BatchPlan(sampleCount: trainSplit.count, globalBatch: job.training.batchSize, ranks: ranks)
-        guard plan.stepsPerEpoch > 0 else {
-            throw JobError(source: "job", key: "training.batch_size", "the training split has \(trainSplit.count) samples, too few for one step")
-        }
-        schedule = LearningRateSchedule(section: job.schedule, baseRate: job.optimizer.lr, stepsPerEpoch: plan.stepsPerEpoch, epochs: job.training.epochs)
-        let localMax = (job.training.batchSize + ranks - 1) / ranks
-        network.reserve(maxBatch: localMax)
-        objective.reserve(maxBatch: localMax)
+        schedule = LearningRateSchedule(section: job.schedule, baseRate: job.optimizer.lr, stepsPerEpoch: shard.stepsPerEpoch, epochs: job.training.epochs)
+        network.reserve(maxBatch: shard.maxLocalBatch)
+        objective.reserve(maxBatch: shard.maxLocalBatch)
         network.initialize(seed: job.training.seed)
-        if resume {
-            try restoreNewestCheckpoint()
+        if let communicator, communicator.size > 1 {
+            let reducer = GradientReducer(communicator: communicator, gradients: network.store.gradients,
+                                          bucketElements: job.runtime.bucketKib * 1024 / MemoryLayout<Float>.size,
+                                          overlap: job.runtime.overlapAllreduce)
+            gradientReducer = reducer
+            gradientsReady = job.runtime.overlapAllreduce ? { reducer.gradientsReady(from: $0) } : nil
+        } else {
+            gradientReducer = nil
+            gradientsReady = nil
         }
+        setBatchNormSynchronized(job.training.syncBatchnorm)
+        if resume && rank == 0 { try restoreNewestCheckpoint() }
+    }
+
+    deinit { try? reader.close() }
+
+    /// Sums BatchNorm statistics over all ranks (or keeps them local).
+    private func setBatchNormSynchronized(_ synchronized: Bool) {
+        let reduce: BatchNormKernels.StatisticsReducer?
+        if synchronized, let communicator, communicator.size > 1 {
+            reduce = { buffer in
+                // A failed reduction here cannot be reported through the kernel; stop the job.
+                do { try communicator.allReduceSum(buffer) } catch { communicator.abort(code: 1) }
+            }
+        } else {
+            reduce = nil
+        }
+        for layer in network.batchNormLayers { layer.statisticsReducer = reduce }
     }
 
     private func restoreNewestCheckpoint() throws {
@@ -77,8 +107,9 @@ public final class Trainer {
         var saved = checkpoint.job, current = job
         saved.training.epochs = 0
         current.training.epochs = 0
+        saved.runtime = current.runtime
         guard saved == current else {
-            throw CheckpointError(file: runDirectory.lastCheckpoint, "--resume: the checkpoint was written by a different job (only training.epochs may change); compare \(runDirectory.jobFile)")
+            throw CheckpointError(file: runDirectory.lastCheckpoint, "--resume: the checkpoint was written by a different job (only training.epochs and runtime may change); compare \(runDirectory.jobFile)")
         }
         try checkpoint.restore(into: network, optimizer: optimizer, source: runDirectory.lastCheckpoint)
         epoch = checkpoint.epoch
@@ -86,13 +117,34 @@ public final class Trainer {
         progress.say("resumed from \(runDirectory.lastCheckpoint) at epoch \(epoch), step \(globalStep)")
     }
 
+    /// Makes every rank start from rank 0's parameters, buffers, optimizer state and position.
+    public func synchronize() throws {
+        guard let communicator, communicator.size > 1 else { return }
+        try communicator.broadcast(network.store.parameters)
+        try communicator.broadcast(network.store.buffers)
+        for (_, state) in optimizer.stateBuffers { try communicator.broadcast(state) }
+        var counters = [Int64(epoch), Int64(globalStep), Int64(optimizer.stepCount)]
+        try counters.withUnsafeMutableBytes { try communicator.broadcast($0) }
+        epoch = Int(counters[0])
+        globalStep = Int(counters[1])
+        optimizer.stepCount = Int(counters[2])
+    }
+
+    /// Runs `body` on every rank; a failure anywhere stops all ranks together.
+    func together<R>(_ body: () throws -> R) throws -> R {
+        guard let communicator, communicator.size > 1 else { return try body() }
+        return try communicator.collectively(body)
+    }
+
     /// Trains the remaining epochs, writes checkpoints and metrics, and evaluates the result.
     @discardableResult
     public func run() throws -> RoutingStatistics {
-        if isRoot {
-            try runDirectory.create()
-            try writeFileAtomically(Data(try JobLoader.yaml(job).utf8), to: runDirectory.jobFile)
-            try MetricsLog(path: runDirectory.metricsFile).truncate(afterEpoch: epoch)
+        try together {
+            if isRoot {
+                try runDirectory.create()
+                try writeFileAtomically(Data(try JobLoader.yaml(job).utf8), to: runDirectory.jobFile)
+                try MetricsLog(path: runDirectory.metricsFile).truncate(afterEpoch: epoch)
+            }
         }
         let log = MetricsLog(path: runDirectory.metricsFile)
         let started = Date()
@@ -102,21 +154,24 @@ public final class Trainer {
             epoch += 1
             metrics.epoch = epoch
             if job.eval.everyEpochs > 0 && epoch % job.eval.everyEpochs == 0 && epoch < job.training.epochs {
-                metrics.evaluation = evaluate()
+                metrics.evaluation = try evaluate()
             }
-            let done = Double(epoch - firstEpoch)
-            let secondsLeft = Date().timeIntervalSince(started) / done * Double(job.training.epochs - epoch)
+            let secondsLeft = Date().timeIntervalSince(started) / Double(epoch - firstEpoch) * Double(job.training.epochs - epoch)
             progress.epoch(metrics, epochs: job.training.epochs, secondsLeft: secondsLeft)
-            if isRoot {
-                try log.append(metrics)
-                if epoch % job.training.checkpointEvery == 0 || epoch == job.training.epochs { try writeCheckpoint() }
+            try together {
+                if isRoot {
+                    try log.append(metrics)
+                    if epoch % job.training.checkpointEvery == 0 || epoch == job.training.epochs { try writeCheckpoint() }
+                }
             }
         }
-        let result = evaluate()
-        if isRoot {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try writeFileAtomically(try encoder.encode(result), to: runDirectory.evaluationFile)
+        let result = try evaluate()
+        try together {
+            if isRoot {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try writeFileAtomically(try encoder.encode(result), to: runDirectory.evaluationFile)
+            }
         }
         return result
     }
@@ -124,28 +179,42 @@ public final class Trainer {
     /// One pass over the training split; returns the epoch's metrics, summed over ranks.
     func trainEpoch() throws -> EpochMetrics {
         let started = Date()
-        let order = plan.order(seed: job.training.seed, epoch: epoch)
+        try together { try shard.prepare(epoch: epoch) }
+        let data = shard.data
         let randomKey = DropoutKernels.mix64(job.training.seed ^ DropoutKernels.mix64(UInt64(epoch) &+ 0xD120_9047))
         var statistics = ExitObjective.Statistics(exits: network.exitCount)
         var samples = 0
         var learningRate: Float = 0
-        let steps = plan.stepsPerEpoch
-        try withBatchBuffers(network.maxBatch, featureCount: trainSplit.featureCount) { x, y, ids in
+        allReduceWaitSeconds = 0
+        let steps = shard.stepsPerEpoch
+        try withBatchBuffers(network.maxBatch, featureCount: data.featureCount) { x, y, ids in
             for step in 0..<steps {
-                let local = plan.localRange(step: step, rank: rank)
-                let globalCount = plan.globalRange(step: step).count
+                let positions = shard.positions(step: step)
+                let globalCount = shard.globalCount(step: step)
                 learningRate = schedule.rate(atStep: globalStep)
-                trainSplit.gather(order[local], features: x, labels: y, sampleIDs: ids)
-                let batch = local.count
+                data.gather(positions, features: x, labels: y, sampleIDs: ids)
+                let batch = positions.count
                 let context = ForwardContext(mode: .training, sampleIDs: UnsafeBufferPointer(rebasing: ids[0..<batch]), randomKey: randomKey)
                 network.forward(UnsafeBufferPointer(x), batch: batch, context: context)
                 statistics += objective.evaluate(network: network, labels: UnsafeBufferPointer(y), batch: batch,
                                                  weighting: weighting, globalBatch: globalCount)
-                network.backward(input: UnsafeBufferPointer(x), batch: batch)
-                if let communicator, communicator.size > 1 {
-                    try communicator.allReduceSum(network.store.gradients)
+                network.backward(input: UnsafeBufferPointer(x), batch: batch, gradientsReady: gradientsReady)
+                if let gradientReducer {
+                    allReduceWaitSeconds += try gradientReducer.finish(stallAfter: job.runtime.stallWarningSeconds) { waited in
+                        FileHandle.standardError.write(Data("cgt (rank \(rank)): warning: waited \(Int(waited)) s in the gradient all-reduce at step \(globalStep + 1) (epoch \(epoch + 1)); another rank may have stopped\n".utf8))
+                    }
                 }
-                optimizer.step(network.store, learningRate: learningRate)
+                // Every rank holds the same reduced gradients, so every rank decides alike.
+                if Reductions.sum(UnsafeBufferPointer(network.store.gradients)).isFinite {
+                    optimizer.step(network.store, learningRate: learningRate)
+                } else if job.training.skipNonfiniteSteps {
+                    skippedSteps += 1
+                    progress.say("warning: skipped step \(globalStep + 1) (epoch \(epoch + 1)): non-finite gradient")
+                } else {
+                    throw AgreedFailure(
+                        underlying: TrainingError("non-finite gradient at step \(globalStep + 1) (epoch \(epoch + 1)); lower optimizer.lr, check the data, or set training.skip_nonfinite_steps"),
+                        reportingRank: 0, isReporter: isRoot)
+                }
                 globalStep += 1
                 samples += globalCount
                 let elapsed = Date().timeIntervalSince(started)
@@ -169,18 +238,43 @@ public final class Trainer {
             samples: samples, seconds: seconds, samplesPerSecond: n / seconds, evaluation: nil)
     }
 
-    /// Early-exit routing statistics on the test split at `eval.tau`.
-    public func evaluate() -> RoutingStatistics {
+    /// Early-exit routing statistics on the test split at `eval.tau`, sharded over ranks.
+    ///
+    /// BatchNorm is re-estimated (if the job asks) over the global batches of the epoch after
+    /// the last, with statistics summed over ranks, so any number of ranks gives the report of
+    /// one. The network's parameters and buffers are left as they were.
+    public func evaluate() throws -> RoutingStatistics {
         let evaluator = Evaluator(network: network, batchSize: job.eval.batchSize)
-        return evaluator.evaluate(test: testSplit, train: job.eval.bnRecalibration ? trainSplit : nil, tau: job.eval.tau,
-                                  recalibrationBatch: job.training.batchSize)
+        let saved = network.store.snapshot()
+        defer {
+            network.store.restore(saved)
+            setBatchNormSynchronized(job.training.syncBatchnorm)
+        }
+        if job.eval.bnRecalibration {
+            try together { try shard.prepare(epoch: job.training.epochs) }
+            setBatchNormSynchronized(true)
+            evaluator.recalibrateBatchNorm(on: shard.data, batches: (0..<shard.stepsPerEpoch).map { shard.positions(step: $0) })
+        }
+        var tally = evaluator.tally(testShard, tau: job.eval.tau)
+        if let communicator, communicator.size > 1 {
+            var counts = tally.flattened
+            try counts.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
+            tally = RoutingTally(exits: tally.exits, classes: tally.classes, flattened: counts)
+        }
+        return tally.statistics(tau: job.eval.tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
     }
 
     func writeCheckpoint() throws {
-        let checkpoint = Checkpoint(job: job, epoch: epoch, globalStep: globalStep, featureShape: trainSplit.featureShape,
-                                    classNames: classNames, network: network, optimizer: optimizer)
+        let checkpoint = Checkpoint(job: job, epoch: epoch, globalStep: globalStep, featureShape: shard.featureShape,
+                                    classNames: reader.classNames, network: network, optimizer: optimizer)
         let path = runDirectory.checkpoint(epoch: epoch)
         try checkpoint.write(to: path)
         try linkAtomically(path, to: runDirectory.lastCheckpoint)
     }
+}
+
+/// Training cannot go on.
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

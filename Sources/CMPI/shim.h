@@ -25,5 +25,7 @@ static inline int cmpi_undefined(void) { return MPI_UNDEFINED; }
 static inline int cmpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 static inline int cmpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int cmpi_thread_single(void) { return MPI_THREAD_SINGLE; }
+static inline MPI_Datatype cmpi_int(void) { return MPI_INT; }
+static inline MPI_Op cmpi_op_minloc(void) { return MPI_MINLOC; }
 
 #endif

@@ -30,19 +30,20 @@ struct TrainCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
+        var rank: Int?
         do {
-            try MPIEnvironment.run { mpi in
+            try MPIEnvironment.run(report: { error in _ = reportFailure(error, rank: rank) }) { mpi in
                 let world = mpi.world
-                do {
-                    try train(world: world)
-                } catch {
-                    throw reportFailure(error, rank: world.size > 1 ? world.rank : nil)
-                }
+                rank = world.size > 1 ? world.rank : nil
+                try train(world: world)
             }
+        } catch let failure as CollectiveFailure {
+            if failure.isReporter { throw reportFailure(failure, rank: rank) }
+            throw ExitCode.failure
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            throw reportFailure(error)
+            throw reportFailure(error, rank: rank)
         }
     }
 
@@ -50,15 +51,22 @@ struct TrainCommand: ParsableCommand {
         var extra = overrides
         if let data { extra.append("data.path=\(data)") }
         if let seed { extra.append("training.seed=\(seed)") }
-        let resolved = try JobLoader.load(path: job, overrides: extra)
-        let folder = out ?? "runs/\(resolved.name)"
-        let run = RunDirectory(path: folder)
-        if !resume && run.hasCheckpoint {
-            throw ValidationError("\(folder) already holds checkpoints: pass --resume to continue, or choose another --out")
+        let (resolved, run) = try world.collectively { () throws -> (Job, RunDirectory) in
+            try StartupCheck.checkLauncher(worldSize: world.size)
+            let resolved = try JobLoader.load(path: job, overrides: extra)
+            let run = RunDirectory(path: out ?? "runs/\(resolved.name)")
+            if world.isRoot && !resume && run.hasCheckpoint {
+                throw ValidationError("\(run.path) already holds checkpoints: pass --resume to continue, or choose another --out")
+            }
+            return (resolved, run)
         }
+        try StartupCheck.verify(resolved, world: world)
         let progress = ProgressReporter(enabled: world.isRoot && !quiet)
-        progress.say("cgt \(CGTVersion.current): \(resolved.name), \(resolved.method.name), \(world.size) rank\(world.size == 1 ? "" : "s"), data \(resolved.data.path), run folder \(folder)")
-        let trainer = try Trainer(job: resolved, run: run, communicator: world, resume: resume, progress: progress)
+        progress.say("cgt \(CGTVersion.current): \(resolved.name), \(resolved.method.name), \(world.size) rank\(world.size == 1 ? "" : "s"), data \(resolved.data.path), run folder \(run.path)")
+        let trainer = try world.collectively {
+            try Trainer(job: resolved, run: run, communicator: world, resume: resume, progress: progress)
+        }
+        try trainer.synchronize()
         let statistics = try trainer.run()
         if world.isRoot && !quiet {
             print(RoutingTable.render(statistics))

@@ -49,9 +49,38 @@ enum CommandRunner {
         try run(cgt, arguments, file: file, line: line)
     }
 
+    /// Starts `mpirun -np ranks cgt arguments...` without waiting; output goes to the given files.
+    static func startMPI(ranks: Int, _ arguments: [String], stdout: String, stderr: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+        process.arguments = ["-np", "\(ranks)", "--oversubscribe", cgt] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        process.environment = environment
+        _ = FileManager.default.createFile(atPath: stdout, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderr, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdout))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderr))
+        try process.run()
+        return process
+    }
+
+    /// The process ids of the direct children of `pid` (the ranks mpirun started on this machine).
+    static func children(of pid: Int32) -> [Int32] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return tasks.compactMap(Int32.init).filter { child in
+            guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && Int32(fields[1]) == pid
+        }.sorted()
+    }
+
     /// `mpirun -np ranks cgt arguments...`, oversubscribing the machine's cores.
-    static func mpirun(ranks: Int, _ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> CommandResult {
-        try run("/usr/bin/mpirun", ["-np", "\(ranks)", "--oversubscribe", cgt] + arguments, file: file, line: line)
+    static func mpirun(ranks: Int, _ arguments: [String], timeout: TimeInterval = 120,
+                       file: StaticString = #filePath, line: UInt = #line) throws -> CommandResult {
+        try run("/usr/bin/mpirun", ["-np", "\(ranks)", "--oversubscribe", cgt] + arguments, timeout: timeout, file: file, line: line)
     }
 }
 

@@ -1,0 +1,63 @@
+import CGTMPI
+
+/// Sums the flat gradient buffer over all ranks in fixed buckets, overlapping the backward pass.
+///
+/// Buckets are cut from the end of the buffer, where the backward pass finishes first (see
+/// `EarlyExitNetwork`). Each bucket's `MPI_Iallreduce` starts as soon as the backward pass
+/// reports that every gradient from the bucket's start onwards is final. Buckets have fixed
+/// boundaries and start in a fixed order on every rank, so the reduction, and its summation
+/// order, is the same in every step and every run: results are reproducible (unlike fusion
+/// that groups tensors by arrival time).
+final class GradientReducer {
+    let communicator: Communicator
+    let gradients: UnsafeMutableBufferPointer<Float>
+    /// Bucket ranges in the order they are started: from the end of the buffer to its start.
+    let buckets: [Range<Int>]
+    let overlap: Bool
+    private let pending: PendingReductions
+    private var nextBucket = 0
+    private var failure: Error?
+
+    init(communicator: Communicator, gradients: UnsafeMutableBufferPointer<Float>, bucketElements: Int, overlap: Bool) {
+        self.communicator = communicator
+        self.gradients = gradients
+        self.overlap = overlap
+        pending = PendingReductions(communicator: communicator)
+        var ranges: [Range<Int>] = []
+        var end = gradients.count
+        while end > 0 {
+            let start = max(0, end - max(1, bucketElements))
+            ranges.append(start..<end)
+            end = start
+        }
+        buckets = ranges
+    }
+
+    /// Called by the backward pass: gradients from `offset` to the end are final.
+    func gradientsReady(from offset: Int) {
+        guard overlap, failure == nil else { return }
+        do {
+            while nextBucket < buckets.count && buckets[nextBucket].lowerBound >= offset {
+                try pending.startSum(UnsafeMutableBufferPointer(rebasing: gradients[buckets[nextBucket]]))
+                nextBucket += 1
+            }
+            try pending.poll()
+        } catch {
+            failure = error
+        }
+    }
+
+    /// Starts the buckets not started yet and waits for all; returns the seconds spent waiting.
+    func finish(stallAfter: Double, onStall: (Double) -> Void) throws -> Double {
+        defer { nextBucket = 0 }
+        if let failure {
+            self.failure = nil
+            throw failure
+        }
+        while nextBucket < buckets.count {
+            try pending.startSum(UnsafeMutableBufferPointer(rebasing: gradients[buckets[nextBucket]]))
+            nextBucket += 1
+        }
+        return try pending.waitAll(stallAfter: stallAfter, onStall: onStall)
+    }
+}

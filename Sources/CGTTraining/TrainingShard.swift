@@ -1,0 +1,94 @@
+import CGTData
+import CGTKernels
+
+/// The training samples one rank needs, epoch by epoch, and its part of every step.
+///
+/// `global` mode (the default) reads, at the start of each epoch, exactly the rows of this
+/// rank's part of every global batch of the epoch (see `BatchPlan`): N ranks see the batches
+/// of 1 rank, and each rank holds about 1/N of the split. `local` mode reads one contiguous
+/// shard `[r N / R, (r + 1) N / R)` once and shuffles within it from (seed, epoch, rank); each
+/// rank takes its share of the global batch from its own shard, every step has a full global
+/// batch, and the tail of a shard that does not fill a local batch is left out of that epoch
+/// (a different tail each epoch).
+final class TrainingShard {
+    let reader: DatasetReader
+    let rank: Int
+    let ranks: Int
+    let seed: UInt64
+    let globalMode: Bool
+    let sampleCount: Int
+    let globalBatch: Int
+    private let plan: BatchPlan
+    private(set) var data: DatasetSplit
+    private var order: [Int] = []
+    private var localRanges: [Range<Int>] = []
+    private var globalCounts: [Int] = []
+    private let shardRows: Range<Int>
+
+    init(reader: DatasetReader, rank: Int, ranks: Int, seed: UInt64, globalBatch: Int, mode: String) throws {
+        self.reader = reader
+        self.rank = rank
+        self.ranks = ranks
+        self.seed = seed
+        self.globalBatch = globalBatch
+        globalMode = mode != "local"
+        sampleCount = reader.splitSizes[DatasetLayout.train] ?? 0
+        plan = BatchPlan(sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks)
+        shardRows = (rank * sampleCount / ranks)..<((rank + 1) * sampleCount / ranks)
+        data = globalMode
+            ? DatasetSplit(name: DatasetLayout.train, features: [], labels: [], sampleIDs: [], featureShape: reader.featureShape)
+            : try reader.read(split: DatasetLayout.train, rows: shardRows)
+    }
+
+    /// The local batch size of rank r in `local` mode: the global batch split as evenly as possible.
+    private func localBatch(of r: Int) -> Int { globalBatch * (r + 1) / ranks - globalBatch * r / ranks }
+
+    var stepsPerEpoch: Int {
+        if globalMode { return plan.stepsPerEpoch }
+        return (0..<ranks).map { r in
+            ((r + 1) * sampleCount / ranks - r * sampleCount / ranks) / localBatch(of: r)
+        }.min() ?? 0
+    }
+
+    var featureCount: Int { reader.featureCount }
+    var featureShape: [Int] { reader.featureShape }
+
+    /// Loads (global mode) or reshuffles (local mode) the samples of `epoch`.
+    func prepare(epoch: Int) throws {
+        let steps = stepsPerEpoch
+        localRanges.removeAll(keepingCapacity: true)
+        globalCounts.removeAll(keepingCapacity: true)
+        if globalMode {
+            let epochOrder = plan.order(seed: seed, epoch: epoch)
+            var rows: [Int] = []
+            for step in 0..<steps {
+                let local = plan.localRange(step: step, rank: rank)
+                localRanges.append(rows.count..<(rows.count + local.count))
+                rows += epochOrder[local]
+                globalCounts.append(plan.globalRange(step: step).count)
+            }
+            data = try reader.read(split: DatasetLayout.train, rowIndices: rows)
+            order = Array(0..<rows.count)
+        } else {
+            var generator = SeededGenerator(seed: seed, stream: 0x4C4F_4341 &+ UInt64(epoch) &* 0x1_0000 &+ UInt64(rank))
+            order = Array(0..<data.count)
+            order.shuffle(using: &generator)
+            let b = localBatch(of: rank)
+            for step in 0..<steps {
+                localRanges.append((step * b)..<((step + 1) * b))
+                globalCounts.append(globalBatch)
+            }
+        }
+    }
+
+    /// Positions in `data` of this rank's samples in `step`.
+    func positions(step: Int) -> ArraySlice<Int> { order[localRanges[step]] }
+
+    /// Samples in the global batch of `step`, over all ranks: N of the loss.
+    func globalCount(step: Int) -> Int { globalCounts[step] }
+
+    /// The most samples this rank has in one step.
+    var maxLocalBatch: Int {
+        globalMode ? (globalBatch + ranks - 1) / ranks : localBatch(of: rank)
+    }
+}

@@ -1,0 +1,178 @@
+import CGTData
+import CGTHDF5
+import CGTTestSupport
+import Foundation
+import XCTest
+
+/// Data-parallel training under real mpirun with 2 and 3 ranks (oversubscribed): the same
+/// result as one rank, exact resume, and clean stops when something goes wrong.
+final class DistributedTrainingTests: XCTestCase {
+    let directory = TemporaryDirectory("mpi")
+
+    func writeJob(_ text: String, name: String = "job.yaml") throws -> String {
+        let path = directory.file(name)
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// All parameters of a checkpoint, in key order.
+    func parameters(_ run: String) throws -> [Float] {
+        try withOpenHDF5File("\(run)/checkpoints/last.h5") { file in
+            var values: [Float] = []
+            func collect(_ group: HDF5Group) throws {
+                for name in try group.memberNames() {
+                    if group.isGroup(name) { try collect(try group.openGroup(name)) } else {
+                        let dataset = try group.openDataset(name)
+                        if dataset.elementType == .float32 { values += try dataset.readAll(as: Float.self) }
+                    }
+                }
+            }
+            try collect(try file.root.openGroup("model"))
+            return values
+        }
+    }
+
+    func relativeDifference(_ a: [Float], _ b: [Float]) -> Double {
+        precondition(a.count == b.count)
+        let difference = zip(a, b).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+        let norm = a.reduce(0.0) { $0 + Double($1) * Double($1) }
+        return (difference / norm).squareRoot()
+    }
+
+    func train(ranks: Int, job: String, data: String, out: String, extra: [String] = []) throws -> CommandResult {
+        let arguments = ["train", job, "--data", data, "--out", directory.file(out), "--quiet"] + extra
+        return ranks == 1 ? try CommandRunner.cgt(arguments) : try CommandRunner.mpirun(ranks: ranks, arguments)
+    }
+
+    /// With sync BatchNorm (or none), N ranks reach the parameters of 1 rank: the same global
+    /// batches, the same dropout masks (keyed by sample id), gradients summed over ranks.
+    func testTwoAndThreeRanksEqualOneRank() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 150, test: 45, spread: 2)
+        // With BatchNorm, the bias of each Linear before it has a gradient that is zero in exact
+        // arithmetic and rounding noise in practice; Adam scales that noise to full-size steps,
+        // so any change in summation order moves those biases by lr per step. SGD does not.
+        let variants = [
+            ("syncbn", "model: {hidden: [24, 24], exits: [1, 2], dropout: 0.2}", "sync_batchnorm: true, ", "{name: sgd, lr: 0.05, momentum: 0.9}"),
+            ("nobn", "model: {hidden: [24, 24], exits: [1, 2], dropout: 0.2, batchnorm: false}", "", "{name: adam, lr: 0.003}"),
+        ]
+        for (label, model, sync, optimizer) in variants {
+            let job = try writeJob("""
+                \(model)
+                training: {\(sync)epochs: 3, batch_size: 30, checkpoint_every: 3, seed: 5}
+                optimizer: \(optimizer)
+                runtime: {bucket_kib: 1}
+                """, name: "\(label).yaml")
+            let one = try train(ranks: 1, job: job, data: data, out: "\(label)-1")
+            XCTAssertEqual(one.status, 0, one.stderr)
+            let reference = try parameters(directory.file("\(label)-1"))
+            for ranks in [2, 3] {
+                let result = try train(ranks: ranks, job: job, data: data, out: "\(label)-\(ranks)")
+                XCTAssertEqual(result.status, 0, result.stderr)
+                let difference = relativeDifference(try parameters(directory.file("\(label)-\(ranks)")), reference)
+                print("equivalence: \(label), \(ranks) ranks vs 1: relative parameter difference \(difference)")
+                XCTAssertLessThan(difference, 1e-5, "\(label), \(ranks) ranks: relative difference \(difference)")
+                let eval1 = try Data(contentsOf: URL(fileURLWithPath: directory.file("\(label)-1/eval.json")))
+                let evalN = try Data(contentsOf: URL(fileURLWithPath: directory.file("\(label)-\(ranks)/eval.json")))
+                let a = try JSONSerialization.jsonObject(with: eval1) as? [String: Any]
+                let b = try JSONSerialization.jsonObject(with: evalN) as? [String: Any]
+                XCTAssertEqual(a?["exit_fractions"] as? [Double], b?["exit_fractions"] as? [Double], "\(label), \(ranks) ranks: sharded evaluation")
+            }
+        }
+    }
+
+    func testResumedTwoRankRunIsBitwiseTheSame() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 120, test: 40, spread: 2)
+        let job = try writeJob("model: {hidden: [16, 16], exits: [1, 2]}\ntraining: {epochs: 4, batch_size: 16, checkpoint_every: 2}\n")
+        XCTAssertEqual(try train(ranks: 2, job: job, data: data, out: "straight").status, 0)
+        XCTAssertEqual(try train(ranks: 2, job: job, data: data, out: "stopped", extra: ["--set", "training.epochs=2"]).status, 0)
+        let resumed = try train(ranks: 2, job: job, data: data, out: "stopped", extra: ["--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try parameters(directory.file("straight")), try parameters(directory.file("stopped")))
+    }
+
+    func testMismatchedJobsAreRefused() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 64, test: 32)
+        let job = try writeJob("model: {hidden: [16, 16], exits: [1, 2]}\ntraining: {epochs: 1, batch_size: 16}\n")
+        let cgt = CommandRunner.cgt
+        let result = try CommandRunner.run("/usr/bin/mpirun", [
+            "--oversubscribe", "-np", "1", cgt, "train", job, "--data", data, "--out", directory.file("m"),
+            ":", "-np", "1", cgt, "train", job, "--data", data, "--out", directory.file("m"), "--set", "optimizer.lr=0.5",
+        ])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("rank 1 resolved a different job than rank 0"), result.stderr)
+        XCTAssertEqual(result.stderr.components(separatedBy: "error:").count - 1, 1, "printed once: \(result.stderr)")
+    }
+
+    func testARankThatFailsStopsTheJob() throws {
+        // The bad row lies in rank 1's contiguous shard (local shuffle mode): only rank 1 finds it.
+        let clean = SyntheticDataset.make(features: 6, classes: 3, trainCount: 80, testCount: 20, seed: 1)
+        var features = clean.train.features
+        features[70 * 6 + 2] = .nan
+        let poisoned = DatasetSplit(name: "train", features: features, labels: clean.train.labels, sampleIDs: clean.train.sampleIDs, featureShape: [6])
+        let data = directory.file("bad.h5")
+        try DatasetWriter.write(to: data, classNames: clean.classNames, featureShape: [6], splits: [poisoned, clean.test])
+        let job = try writeJob("model: {hidden: [8, 8], exits: [1, 2]}\ntraining: {epochs: 2, batch_size: 16, shuffle: local}\n")
+        let started = Date()
+        let result = try train(ranks: 2, job: job, data: data, out: "fail")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 30)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("cgt (rank 1): error:"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("row 70, feature 2"), result.stderr)
+        XCTAssertEqual(result.stderr.components(separatedBy: "error:").count - 1, 1, "printed once: \(result.stderr)")
+    }
+
+    func testNonFiniteGradientStopsWithTheStep() throws {
+        let clean = SyntheticDataset.make(features: 6, classes: 3, trainCount: 64, testCount: 20, seed: 1)
+        let huge = DatasetSplit(name: "train", features: clean.train.features.map { $0 >= 0 ? 3e38 : -3e38 }, labels: clean.train.labels,
+                                sampleIDs: clean.train.sampleIDs, featureShape: [6])
+        let data = directory.file("huge.h5")
+        try DatasetWriter.write(to: data, classNames: clean.classNames, featureShape: [6], splits: [huge, clean.test])
+        let job = try writeJob("model: {hidden: [8, 8], exits: [1, 2]}\ntraining: {epochs: 1, batch_size: 16}\n")
+        let result = try train(ranks: 2, job: job, data: data, out: "nan")
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("non-finite gradient at step 1 (epoch 1)"), result.stderr)
+        XCTAssertEqual(result.stderr.components(separatedBy: "error:").count - 1, 1, "printed once: \(result.stderr)")
+    }
+
+    func testAKilledRankEndsTheJobAndLeavesTheLastCheckpointIntact() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 2000, test: 40, spread: 2)
+        let job = try writeJob("model: {hidden: [64, 64], exits: [1, 2]}\ntraining: {epochs: 100000, batch_size: 8, checkpoint_every: 1}\n")
+        let run = directory.file("killed")
+        let process = try CommandRunner.startMPI(ranks: 2, ["train", job, "--data", data, "--out", run, "--quiet"],
+                                                 stdout: directory.file("out.txt"), stderr: directory.file("err.txt"))
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let checkpoint = "\(run)/checkpoints/last.h5"
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: checkpoint) && Date() < deadline { usleep(50_000) }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint), "no checkpoint within 60 s")
+        let ranks = CommandRunner.children(of: process.processIdentifier)
+        XCTAssertEqual(ranks.count, 2, "mpirun's children: \(ranks)")
+        guard let victim = ranks.last else { return }
+        let killed = Date()
+        kill(victim, SIGKILL)
+        while process.isRunning && Date().timeIntervalSince(killed) < 30 { usleep(50_000) }
+        XCTAssertFalse(process.isRunning, "the job still runs 30 s after a rank was killed")
+        process.waitUntilExit()
+        XCTAssertNotEqual(process.terminationStatus, 0)
+        let result = try CommandRunner.cgt(["eval", "--checkpoint", checkpoint, "--data", data, "--out", directory.file("after")])
+        XCTAssertEqual(result.status, 0, "the last checkpoint loads: \(result.stderr)")
+    }
+
+    func testSlurmWithoutPMIIsCaught() throws {
+        let job = try writeJob("training: {epochs: 1}\n")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandRunner.cgt)
+        process.arguments = ["train", job, "--out", directory.file("s")]
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLURM_NTASKS"] = "4"
+        process.environment = environment
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = Pipe()
+        try process.run()
+        process.waitUntilExit()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertNotEqual(process.terminationStatus, 0)
+        XCTAssertTrue(text.contains("SLURM_NTASKS is 4 but MPI started a world of 1"), text)
+    }
+}
