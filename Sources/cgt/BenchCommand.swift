@@ -1,12 +1,18 @@
 import ArgumentParser
 import CGTKernels
 import CGTModel
+import CGTMPI
+import CGTTraining
 import Foundation
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure training throughput of the paper's MLP against a bare cblas_sgemm loop of the same matrix products.")
+        abstract: "Measure training throughput of the paper's MLP against a bare cblas_sgemm loop of the same matrix products.",
+        discussion: """
+            Under mpirun with several ranks, measures data-parallel scaling instead: 1 rank vs all ranks at the
+            same global batch (--batch), with and without all-reduce overlap, and a bare MPI_Allreduce of the gradients.
+            """)
 
     @Option(help: "Samples per step.")
     var batch = 256
@@ -26,6 +32,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Number of classes.")
     var classes = 16
 
+    @Option(help: "Gradient all-reduce bucket size in KiB (several ranks only).")
+    var bucketKib = 256
+
     @Flag(help: "Print the result as one JSON object.")
     var json = false
 
@@ -37,13 +46,19 @@ struct BenchCommand: ParsableCommand {
         }
         MatrixMultiply.setThreadCount(threads)
         let architecture = MLPArchitecture(inputFeatures: inputs, hiddenWidths: widths, exitsAfter: exitLayers, classes: classes)
-        let result = TrainingBenchmark(architecture: architecture, batch: batch, steps: steps).run()
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
-        } else {
-            print(result.report)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try MPIEnvironment.run { mpi in
+            let world = mpi.world
+            if world.size == 1 {
+                let result = TrainingBenchmark(architecture: architecture, batch: batch, steps: steps).run()
+                print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
+            } else {
+                let result = try ScalingBenchmark(architecture: architecture, globalBatch: batch, steps: steps, bucketKib: bucketKib).run(world: world)
+                if world.isRoot {
+                    print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : "kernels built for: \(KernelTarget.summary)\n" + result.report)
+                }
+            }
         }
     }
 }

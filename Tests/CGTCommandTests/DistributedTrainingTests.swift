@@ -158,6 +158,35 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertEqual(result.status, 0, "the last checkpoint loads: \(result.stderr)")
     }
 
+    func testARankThatStallsIsReported() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 2000, test: 40, spread: 2)
+        let job = try writeJob("""
+            model: {hidden: [64, 64], exits: [1, 2]}
+            training: {epochs: 3, batch_size: 8, checkpoint_every: 1}
+            runtime: {stall_warning_seconds: 0.5}
+            """)
+        let run = directory.file("stall")
+        let process = try CommandRunner.startMPI(ranks: 2, ["train", job, "--data", data, "--out", run, "--quiet"],
+                                                 stdout: directory.file("out.txt"), stderr: directory.file("err.txt"))
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let deadline = Date().addingTimeInterval(60)
+        var ranks: [Int32] = []
+        while ranks.count < 2 && Date() < deadline {
+            usleep(100_000)
+            ranks = CommandRunner.children(of: process.processIdentifier)
+        }
+        while !FileManager.default.fileExists(atPath: "\(run)/job.yaml") && Date() < deadline { usleep(20_000) }
+        guard let paused = ranks.last else { return XCTFail("no ranks found") }
+        kill(paused, SIGSTOP)
+        sleep(2)
+        kill(paused, SIGCONT)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, "the job recovers once the rank continues")
+        let errors = try String(contentsOfFile: directory.file("err.txt"), encoding: .utf8)
+        XCTAssertTrue(errors.contains("warning: waited"), errors)
+        XCTAssertTrue(errors.contains("in the gradient all-reduce at step"), errors)
+    }
+
     func testSlurmWithoutPMIIsCaught() throws {
         let job = try writeJob("training: {epochs: 1}\n")
         let process = Process()

@@ -1,0 +1,151 @@
+import CGTKernels
+import CGTModel
+import CGTMPI
+import Foundation
+
+/// Measures data-parallel scaling of SoftCGT training at a fixed global batch.
+///
+/// Rank 0 first trains alone with the whole global batch (the other ranks wait at a barrier),
+/// then every rank trains with its share, with the gradient all-reduce overlapping the
+/// backward pass and without overlap; last, a bare `MPI_Allreduce` of the same gradient
+/// buffer gives the practical bound of the reduction.
+public struct ScalingBenchmark {
+    public let architecture: MLPArchitecture
+    public let globalBatch: Int
+    public let steps: Int
+    public let bucketKib: Int
+
+    public init(architecture: MLPArchitecture, globalBatch: Int, steps: Int, bucketKib: Int) {
+        self.architecture = architecture
+        self.globalBatch = globalBatch
+        self.steps = steps
+        self.bucketKib = bucketKib
+    }
+
+    public struct Result: Codable {
+        public var ranks: Int
+        public var globalBatch: Int
+        public var gradientBytes: Int
+        public var bucketKib: Int
+        public var oneRankSamplesPerSecond: Double
+        public var samplesPerSecond: Double
+        public var scalingEfficiency: Double
+        public var waitFraction: Double
+        public var samplesPerSecondWithoutOverlap: Double
+        public var waitFractionWithoutOverlap: Double
+        public var bareAllreduceMilliseconds: Double
+        public var bareAllreduceGBps: Double
+        public var bucketedAllreduceMilliseconds: Double
+
+        public var report: String {
+            """
+            ranks: \(ranks), global batch \(globalBatch), gradients \(gradientBytes) bytes in buckets of \(bucketKib) KiB
+            1 rank:  \(String(format: "%.0f", oneRankSamplesPerSecond)) samples/s
+            \(ranks) ranks: \(String(format: "%.0f", samplesPerSecond)) samples/s with overlap (scaling efficiency \(String(format: "%.3f", scalingEfficiency)), \(String(format: "%.1f", waitFraction * 100))% of step time waiting in all-reduce)
+                     \(String(format: "%.0f", samplesPerSecondWithoutOverlap)) samples/s without overlap (\(String(format: "%.1f", waitFractionWithoutOverlap * 100))% waiting)
+            all-reduce of the gradients: bare MPI_Allreduce \(String(format: "%.3f", bareAllreduceMilliseconds)) ms (\(String(format: "%.2f", bareAllreduceGBps)) GB/s), bucketed \(String(format: "%.3f", bucketedAllreduceMilliseconds)) ms
+            """
+        }
+    }
+
+    /// One network, objective and optimizer, trained on random data with batches of `batch`.
+    final class Replica {
+        let network: EarlyExitNetwork
+        let objective: ExitObjective
+        let optimizer: Adam
+        let weighting = SoftCGT(tau: 0.9)
+        let x: [Float], y: [Int32], ids: [Int64]
+        let batch: Int
+
+        init(architecture: MLPArchitecture, batch: Int, seed: UInt64) {
+            self.batch = batch
+            network = architecture.build()
+            network.initialize(seed: 1)
+            network.reserve(maxBatch: batch)
+            objective = ExitObjective(exits: network.exitCount, classes: architecture.classes)
+            objective.reserve(maxBatch: batch)
+            optimizer = Adam(parameterCount: network.store.parameterCount)
+            var generator = SeededGenerator(seed: seed)
+            x = (0..<(batch * architecture.inputFeatures)).map { _ in generator.normal() }
+            y = (0..<batch).map { _ in Int32(generator.next() % UInt64(architecture.classes)) }
+            ids = (0..<batch).map { Int64($0) + Int64(seed) * 1_000_000 }
+        }
+
+        /// One step; returns the seconds spent waiting for the reduction.
+        func step(globalBatch: Int, reducer: GradientReducer?, overlap: Bool) throws -> Double {
+            try x.withUnsafeBufferPointer { xb in
+                try y.withUnsafeBufferPointer { yb in
+                    try ids.withUnsafeBufferPointer { ib in
+                        network.forward(xb, batch: batch, context: ForwardContext(mode: .training, sampleIDs: ib, randomKey: 3))
+                        objective.evaluate(network: network, labels: yb, batch: batch, weighting: weighting, globalBatch: globalBatch)
+                        let hook: ((Int) -> Void)? = overlap ? reducer.map { r in { r.gradientsReady(from: $0) } } : nil
+                        network.backward(input: xb, batch: batch, gradientsReady: hook)
+                        let waited = try reducer?.finish(stallAfter: .infinity) { _ in } ?? 0
+                        optimizer.step(network.store, learningRate: 1e-4)
+                        return waited
+                    }
+                }
+            }
+        }
+    }
+
+    public func run(world: Communicator) throws -> Result {
+        let ranks = world.size
+        func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+        var oneRank = 0.0
+        if world.isRoot {
+            let alone = Replica(architecture: architecture, batch: globalBatch, seed: 9)
+            for _ in 0..<steps { _ = try alone.step(globalBatch: globalBatch, reducer: nil, overlap: false) }
+            let start = now()
+            for _ in 0..<steps { _ = try alone.step(globalBatch: globalBatch, reducer: nil, overlap: false) }
+            oneRank = Double(globalBatch * steps) / (now() - start)
+        }
+        try world.barrier()
+
+        let local = globalBatch * (world.rank + 1) / ranks - globalBatch * world.rank / ranks
+        let replica = Replica(architecture: architecture, batch: local, seed: UInt64(world.rank) + 10)
+        let elements = bucketKib * 1024 / MemoryLayout<Float>.size
+        var measured: [(samplesPerSecond: Double, waitFraction: Double)] = []
+        for overlap in [true, false] {
+            let reducer = GradientReducer(communicator: world, gradients: replica.network.store.gradients,
+                                          bucketElements: elements, overlap: overlap)
+            for _ in 0..<steps { _ = try replica.step(globalBatch: globalBatch, reducer: reducer, overlap: overlap) }
+            try world.barrier()
+            var waited = 0.0
+            let start = now()
+            for _ in 0..<steps { waited += try replica.step(globalBatch: globalBatch, reducer: reducer, overlap: overlap) }
+            let elapsed = try slowest(now() - start, world)
+            measured.append((Double(globalBatch * steps) / elapsed, try world.sum(waited) / Double(ranks) / elapsed))
+        }
+
+        let gradients = replica.network.store.gradients
+        let bucketed = GradientReducer(communicator: world, gradients: gradients, bucketElements: elements, overlap: false)
+        for _ in 0..<steps { try world.allReduceSum(gradients) }
+        try world.barrier()
+        var start = now()
+        for _ in 0..<steps { try world.allReduceSum(gradients) }
+        let bare = try slowest(now() - start, world) / Double(steps)
+        try world.barrier()
+        start = now()
+        for _ in 0..<steps { _ = try bucketed.finish(stallAfter: .infinity) { _ in } }
+        let bucketTime = try slowest(now() - start, world) / Double(steps)
+
+        let bytes = gradients.count * MemoryLayout<Float>.size
+        return Result(
+            ranks: ranks, globalBatch: globalBatch, gradientBytes: bytes, bucketKib: bucketKib,
+            oneRankSamplesPerSecond: oneRank, samplesPerSecond: measured[0].samplesPerSecond,
+            scalingEfficiency: measured[0].samplesPerSecond / (Double(ranks) * max(oneRank, 1e-9)),
+            waitFraction: measured[0].waitFraction,
+            samplesPerSecondWithoutOverlap: measured[1].samplesPerSecond, waitFractionWithoutOverlap: measured[1].waitFraction,
+            bareAllreduceMilliseconds: bare * 1000, bareAllreduceGBps: Double(bytes) / bare / 1e9,
+            bucketedAllreduceMilliseconds: bucketTime * 1000)
+    }
+
+    /// The longest of the ranks' times: a step is done when the slowest rank is.
+    private func slowest(_ seconds: Double, _ world: Communicator) throws -> Double {
+        var value = [Int64(seconds * 1e9)]
+        try value.withUnsafeMutableBufferPointer { try world.allReduceMax($0) }
+        return Double(value[0]) / 1e9
+    }
+}
