@@ -54,9 +54,10 @@ public struct HardCGT: ExitWeighting {
 /// SoftCGT (Eq. 6-7): deeper exits learn in proportion to the residual uncertainty
 /// r_e = 1 - sigmoid(k (s_e - tau)) left by earlier exits.
 ///
-/// Extensions beyond the paper: the sharpness k (k = 1 is the paper's gate; with s and tau in
-/// [0, 1] it keeps r within about [0.48, 0.71], larger k moves it towards HardCGT's 0/1), and
-/// the score s_e may be the true-class probability instead of the maximum probability.
+/// Extensions beyond the paper: the sharpness k (k = 1 is the paper's gate; since s and tau
+/// lie in [0, 1], r then stays within [0.27, 0.73], and within [0.48, 0.71] at the paper's
+/// tau = 0.9; larger k moves r towards HardCGT's 0 or 1), and the score s_e may be the
+/// true-class probability instead of the maximum probability.
 public struct SoftCGT: ExitWeighting {
     public enum Score: String, Sendable, Codable { case maxProbability = "max_probability", trueClassProbability = "true_class_probability" }
     public let tau: Float

@@ -123,7 +123,11 @@ final class LayerHarness {
     /// Runs a forward pass in `context` and the backward pass of `outputGradient`; returns the input gradient.
     /// Parameter gradients are then in `store.gradients`.
     func gradients(input: [Float], outputGradient: [Float], context: ForwardContext) -> [Float] {
-        let output = forward(input, context: context)
+        backward(input: input, output: forward(input, context: context), outputGradient: outputGradient)
+    }
+
+    /// The backward pass of the last forward pass (which produced `output` from `input`).
+    func backward(input: [Float], output: [Float], outputGradient: [Float]) -> [Float] {
         var inputGradient = [Float](repeating: .nan, count: input.count)
         input.withUnsafeBufferPointer { x in
             output.withUnsafeBufferPointer { y in
