@@ -48,69 +48,28 @@ public struct ScalingBenchmark {
         }
     }
 
-    /// One network, objective and optimizer, trained on random data with batches of `batch`.
-    final class Replica {
-        let network: EarlyExitNetwork
-        let objective: ExitObjective
-        let optimizer: Adam
-        let weighting = SoftCGT(tau: 0.9)
-        let x: [Float], y: [Int32], ids: [Int64]
-        let batch: Int
-
-        init(architecture: MLPArchitecture, batch: Int, seed: UInt64) {
-            self.batch = batch
-            network = architecture.build()
-            network.initialize(seed: 1)
-            network.reserve(maxBatch: batch)
-            objective = ExitObjective(exits: network.exitCount, classes: architecture.classes)
-            objective.reserve(maxBatch: batch)
-            optimizer = Adam(parameterCount: network.store.parameterCount)
-            var generator = SeededGenerator(seed: seed)
-            x = (0..<(batch * architecture.inputFeatures)).map { _ in generator.normal() }
-            y = (0..<batch).map { _ in Int32(generator.next() % UInt64(architecture.classes)) }
-            ids = (0..<batch).map { Int64($0) + Int64(seed) * 1_000_000 }
-        }
-
-        /// One step; returns the seconds spent waiting for the reduction.
-        func step(globalBatch: Int, reducer: GradientReducer?, overlap: Bool) throws -> Double {
-            try x.withUnsafeBufferPointer { xb in
-                try y.withUnsafeBufferPointer { yb in
-                    try ids.withUnsafeBufferPointer { ib in
-                        network.forward(xb, batch: batch, context: ForwardContext(mode: .training, sampleIDs: ib, randomKey: 3))
-                        objective.evaluate(network: network, labels: yb, batch: batch, weighting: weighting, globalBatch: globalBatch)
-                        let hook: ((Int) -> Void)? = overlap ? reducer.map { r in { r.gradientsReady(from: $0) } } : nil
-                        network.backward(input: xb, batch: batch, gradientsReady: hook)
-                        let waited = try reducer?.finish(stallAfter: .infinity) { _ in } ?? 0
-                        optimizer.step(network.store, learningRate: 1e-4)
-                        return waited
-                    }
-                }
-            }
-        }
-    }
-
     public func run(world: Communicator) throws -> Result {
         let ranks = world.size
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
         var oneRank = 0.0
         if world.isRoot {
-            let alone = Replica(architecture: architecture, batch: globalBatch, seed: 9)
-            for _ in 0..<steps { _ = try alone.step(globalBatch: globalBatch, reducer: nil, overlap: false) }
+            let alone = BenchmarkReplica(architecture: architecture, batch: globalBatch, seed: 9)
+            for _ in 0..<steps { try alone.step(globalBatch: globalBatch) }
             let start = now()
-            for _ in 0..<steps { _ = try alone.step(globalBatch: globalBatch, reducer: nil, overlap: false) }
+            for _ in 0..<steps { try alone.step(globalBatch: globalBatch) }
             oneRank = Double(globalBatch * steps) / (now() - start)
         }
         try world.barrier()
 
         let local = globalBatch * (world.rank + 1) / ranks - globalBatch * world.rank / ranks
-        let replica = Replica(architecture: architecture, batch: local, seed: UInt64(world.rank) + 10)
+        let replica = BenchmarkReplica(architecture: architecture, batch: local, seed: UInt64(world.rank) + 10)
         let elements = bucketKib * 1024 / MemoryLayout<Float>.size
         var measured: [(samplesPerSecond: Double, waitFraction: Double)] = []
         for overlap in [true, false] {
             let reducer = GradientReducer(communicator: world, gradients: replica.network.store.gradients,
                                           bucketElements: elements, overlap: overlap)
-            for _ in 0..<steps { _ = try replica.step(globalBatch: globalBatch, reducer: reducer, overlap: overlap) }
+            for _ in 0..<steps { try replica.step(globalBatch: globalBatch, reducer: reducer, overlap: overlap) }
             try world.barrier()
             var waited = 0.0
             let start = now()

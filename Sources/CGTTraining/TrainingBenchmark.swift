@@ -6,27 +6,33 @@ import Foundation
 ///
 /// The products are the practical limit: everything else in a step (bias, BatchNorm, ReLU,
 /// dropout, softmax, gates, Adam) should cost little next to them.
-struct TrainingBenchmark {
-    let architecture: MLPArchitecture
-    let batch: Int
-    let steps: Int
+public struct TrainingBenchmark {
+    public let architecture: MLPArchitecture
+    public let batch: Int
+    public let steps: Int
 
-    struct Result: Codable {
-        var cpu: String
-        var kernelTarget: String
-        var blasThreads: Int
-        var batch: Int
-        var steps: Int
-        var parameters: Int
-        var matrixFLOPsPerSample: Double
-        var samplesPerSecond: Double
-        var trainingGFLOPs: Double
-        var sgemmGFLOPs: Double
-        var ratioToSgemm: Double
-        var millisecondsPerStep: Double
-        var phaseMilliseconds: [String: Double]
+    public init(architecture: MLPArchitecture, batch: Int, steps: Int) {
+        self.architecture = architecture
+        self.batch = batch
+        self.steps = steps
+    }
 
-        var report: String {
+    public struct Result: Codable {
+        public var cpu: String
+        public var kernelTarget: String
+        public var blasThreads: Int
+        public var batch: Int
+        public var steps: Int
+        public var parameters: Int
+        public var matrixFLOPsPerSample: Double
+        public var samplesPerSecond: Double
+        public var trainingGFLOPs: Double
+        public var sgemmGFLOPs: Double
+        public var ratioToSgemm: Double
+        public var millisecondsPerStep: Double
+        public var phaseMilliseconds: [String: Double]
+
+        public var report: String {
             let phases = ["forward", "loss_and_gates", "backward", "optimizer"]
                 .map { "\($0) \(String(format: "%.3f", phaseMilliseconds[$0] ?? 0))" }.joined(separator: ", ")
             return """
@@ -63,44 +69,13 @@ struct TrainingBenchmark {
         return result
     }
 
-    func run() -> Result {
-        let network = architecture.build()
-        network.initialize(seed: 1)
-        network.reserve(maxBatch: batch)
-        let objective = ExitObjective(exits: network.exitCount, classes: architecture.classes)
-        objective.reserve(maxBatch: batch)
-        let optimizer = Adam(parameterCount: network.store.parameterCount)
-        let weighting = SoftCGT(tau: 0.9)
-        var generator = SeededGenerator(seed: 2)
-        let x = (0..<(batch * architecture.inputFeatures)).map { _ in generator.normal() }
-        let y = (0..<batch).map { _ in Int32(generator.next() % UInt64(architecture.classes)) }
-        let ids = (0..<batch).map { Int64($0) }
-        var phases = [Double](repeating: 0, count: 4)
-
-        func step(timed: Bool) {
-            x.withUnsafeBufferPointer { xb in
-                y.withUnsafeBufferPointer { yb in
-                    ids.withUnsafeBufferPointer { ib in
-                        let t0 = DispatchTime.now().uptimeNanoseconds
-                        network.forward(xb, batch: batch, context: ForwardContext(mode: .training, sampleIDs: ib, randomKey: 3))
-                        let t1 = DispatchTime.now().uptimeNanoseconds
-                        objective.evaluate(network: network, labels: yb, batch: batch, weighting: weighting, globalBatch: batch)
-                        let t2 = DispatchTime.now().uptimeNanoseconds
-                        network.backward(input: xb, batch: batch)
-                        let t3 = DispatchTime.now().uptimeNanoseconds
-                        optimizer.step(network.store, learningRate: 1e-4)
-                        let t4 = DispatchTime.now().uptimeNanoseconds
-                        if timed {
-                            phases[0] += Double(t1 - t0); phases[1] += Double(t2 - t1)
-                            phases[2] += Double(t3 - t2); phases[3] += Double(t4 - t3)
-                        }
-                    }
-                }
-            }
-        }
-        for _ in 0..<steps { step(timed: false) }
+    public func run() throws -> Result {
+        let replica = BenchmarkReplica(architecture: architecture, batch: batch, seed: 2)
+        let network = replica.network
+        for _ in 0..<steps { try replica.step(globalBatch: batch) }
+        replica.resetPhases()
         let start = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<steps { step(timed: true) }
+        for _ in 0..<steps { try replica.step(globalBatch: batch) }
         let trainingSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 
         let plan: [Product] = products(network)
@@ -126,8 +101,7 @@ struct TrainingBenchmark {
 
         let training = flopsPerStep * Double(steps) / trainingSeconds / 1e9
         let sgemm = flopsPerStep * Double(steps) / gemmSeconds / 1e9
-        let names = ["forward", "loss_and_gates", "backward", "optimizer"]
-        let perStep: [Double] = phases.map { (nanoseconds: Double) -> Double in nanoseconds / 1e6 / Double(steps) }
+        let perStep: [Double] = replica.phaseSeconds.map { $0 * 1000 / Double(steps) }
         return Result(
             cpu: Self.cpuName(), kernelTarget: KernelTarget.summary, blasThreads: MatrixMultiply.threadCount,
             batch: batch, steps: steps, parameters: network.store.parameterCount,
@@ -135,10 +109,10 @@ struct TrainingBenchmark {
             samplesPerSecond: Double(batch * steps) / trainingSeconds,
             trainingGFLOPs: training, sgemmGFLOPs: sgemm, ratioToSgemm: training / sgemm,
             millisecondsPerStep: trainingSeconds * 1000 / Double(steps),
-            phaseMilliseconds: Dictionary(uniqueKeysWithValues: zip(names, perStep)))
+            phaseMilliseconds: Dictionary(uniqueKeysWithValues: zip(BenchmarkReplica.phaseNames, perStep).filter { $0.0 != "allreduce_wait" }))
     }
 
-    static func cpuName() -> String {
+    public static func cpuName() -> String {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
         let model = text.split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last
         let cores = ProcessInfo.processInfo.activeProcessorCount

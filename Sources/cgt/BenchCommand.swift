@@ -51,7 +51,7 @@ struct BenchCommand: ParsableCommand {
         try MPIEnvironment.run { mpi in
             let world = mpi.world
             if world.size == 1 {
-                let result = TrainingBenchmark(architecture: architecture, batch: batch, steps: steps).run()
+                let result = try TrainingBenchmark(architecture: architecture, batch: batch, steps: steps).run()
                 print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
             } else {
                 let result = try ScalingBenchmark(architecture: architecture, globalBatch: batch, steps: steps, bucketKib: bucketKib).run(world: world)

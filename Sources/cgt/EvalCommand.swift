@@ -1,5 +1,6 @@
 import ArgumentParser
 import CGTData
+import CGTKernels
 import CGTMPI
 import CGTTraining
 import Foundation
@@ -43,6 +44,7 @@ struct EvalCommand: ParsableCommand {
     private func evaluate() throws {
         guard FileManager.default.fileExists(atPath: checkpoint) else { throw CheckpointError(file: checkpoint, "no such file") }
         let stored = try Checkpoint.read(from: checkpoint)
+        MatrixMultiply.setThreadCount(stored.job.runtime.blasThreads)
         let dataPath = data ?? stored.job.data.path
         let reader = try DatasetReader(path: dataPath)
         defer { try? reader.close() }
