@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "CGTTestSupport", dependencies: ["CGTKernels", "CGTHDF5", "CGTData"], path: "Tests/CGTTestSupport", swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTKernelsTests", dependencies: ["CGTKernels", "CGTTestSupport"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTHDF5Tests", dependencies: ["CGTHDF5", "CGTTestSupport"], swiftSettings: hostVectorUnits),
-        .testTarget(name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport"], swiftSettings: hostVectorUnits),
+        .testTarget(name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTModelTests", dependencies: ["CGTModel", "CGTTestSupport"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTTrainingTests", dependencies: ["CGTTraining", "CGTTestSupport"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTCommandTests", dependencies: ["CGTTestSupport", "CGTHDF5", "CGTData"], swiftSettings: hostVectorUnits),

@@ -1,5 +1,10 @@
 import CGTHDF5
 
+/// A file attribute of a dataset file: provenance, normalisation, split and class details.
+public enum DatasetAttributeValue: Equatable, Sendable {
+    case string(String), strings([String]), int(Int), ints([Int]), double(Double), doubles([Double])
+}
+
 /// Writes a dataset file in `DatasetLayout`, atomically: readers never see a half-written file.
 public enum DatasetWriter {
     /// Rows per chunk so that a chunk holds about 256 KiB: large enough for deflate to work
@@ -16,6 +21,20 @@ public enum DatasetWriter {
         to path: String, classNames: [String], featureShape: [Int], splits: [DatasetSplit],
         stringAttributes: [String: String] = [:], numberAttributes: [String: [Double]] = [:]
     ) throws {
+        var attributes = stringAttributes.mapValues { DatasetAttributeValue.string($0) }
+        for (key, value) in numberAttributes { attributes[key] = .doubles(value) }
+        try write(to: path, classNames: classNames, featureShape: featureShape, splits: splits, attributes: attributes)
+    }
+
+    /// - Parameters:
+    ///   - splits: the splits to write; `train` and `test` are required, `validation` optional.
+    ///   - attributes: extra file attributes (provenance, normalisation, splitting).
+    ///   - sourceIndices: per split name, the row (or pixel) of the source each sample came
+    ///     from, written as `/<split>/source_index`.
+    public static func write(
+        to path: String, classNames: [String], featureShape: [Int], splits: [DatasetSplit],
+        attributes: [String: DatasetAttributeValue], sourceIndices: [String: [Int64]] = [:]
+    ) throws {
         precondition(splits.allSatisfy { $0.featureShape == featureShape }, "splits disagree on the feature shape")
         try writeHDF5Atomically(to: path) { file in
             let root = file.root
@@ -23,8 +42,16 @@ public enum DatasetWriter {
             try root.setAttribute("num_classes", classNames.count)
             try root.setAttribute("class_names", classNames)
             try root.setAttribute("feature_shape", featureShape)
-            for (key, value) in stringAttributes.sorted(by: { $0.key < $1.key }) { try root.setAttribute(key, value) }
-            for (key, value) in numberAttributes.sorted(by: { $0.key < $1.key }) { try root.setAttribute(key, value) }
+            for (key, value) in attributes.sorted(by: { $0.key < $1.key }) {
+                switch value {
+                case .string(let text): try root.setAttribute(key, text)
+                case .strings(let texts): try root.setAttribute(key, texts)
+                case .int(let number): try root.setAttribute(key, number)
+                case .ints(let numbers): try root.setAttribute(key, numbers)
+                case .double(let number): try root.setAttribute(key, number)
+                case .doubles(let numbers): try root.setAttribute(key, numbers)
+                }
+            }
             let rows = chunkRows(featureCount: featureShape.reduce(1, *))
             for split in splits {
                 let group = try root.createGroup(split.name)
@@ -32,10 +59,34 @@ public enum DatasetWriter {
                                        chunkRows: min(rows, split.count), deflateLevel: 4, shuffle: true)
                 try group.writeDataset(DatasetLayout.labels, split.labels, shape: [split.count],
                                        chunkRows: min(65_536, split.count), deflateLevel: 4, shuffle: true)
+                if let indices = sourceIndices[split.name] {
+                    precondition(indices.count == split.count, "split \(split.name): \(indices.count) source indices for \(split.count) samples")
+                    try group.writeDataset("source_index", indices, shape: [split.count],
+                                           chunkRows: min(32_768, split.count), deflateLevel: 4, shuffle: true)
+                }
                 var counts = [Int](repeating: 0, count: classNames.count)
                 for label in split.labels where label >= 0 && Int(label) < counts.count { counts[Int(label)] += 1 }
                 try group.setAttribute("class_counts", counts)
             }
         }
+    }
+
+    /// Writes a prepared dataset; a failure names `path` (not the temporary file) and leaves no file behind.
+    public static func write(_ dataset: PreparedDataset, to path: String) throws {
+        do {
+            try write(to: path, classNames: dataset.classNames, featureShape: dataset.featureShape, splits: dataset.splits,
+                      attributes: dataset.attributes, sourceIndices: dataset.sourceIndices)
+        } catch let error as HDF5Error {
+            let object = error.object.isEmpty || error.object == "/" ? "" : error.object
+            throw DatasetError(file: path, object: object, "cannot write (\(error.operation) failed: \(systemReason(error.message)))")
+        }
+    }
+
+    /// The operating system's reason inside a libhdf5 I/O message ("... errno = 28, error
+    /// message = 'No space left on device', buf = ..."), or the whole message when it has none.
+    static func systemReason(_ message: String) -> String {
+        guard let start = message.range(of: "error message = '"),
+              let end = message[start.upperBound...].firstIndex(of: "'") else { return message }
+        return String(message[start.upperBound..<end])
     }
 }

@@ -201,7 +201,7 @@ public final class Trainer {
                 network.backward(input: UnsafeBufferPointer(x), batch: batch, gradientsReady: gradientsReady)
                 if let gradientReducer {
                     allReduceWaitSeconds += try gradientReducer.finish(stallAfter: job.runtime.stallWarningSeconds) { waited in
-                        FileHandle.standardError.write(Data("cgt (rank \(rank)): warning: waited \(Int(waited)) s in the gradient all-reduce at step \(globalStep + 1) (epoch \(epoch + 1)); another rank may have stopped\n".utf8))
+                        FileHandle.standardError.write(Data("cgt (rank \(rank)): warning: waited \(String(format: "%.1f", waited)) s in the gradient all-reduce at step \(globalStep + 1) (epoch \(epoch + 1)); another rank may have stopped\n".utf8))
                     }
                 }
                 // Every rank holds the same reduced gradients, so every rank decides alike.

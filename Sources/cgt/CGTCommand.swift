@@ -1,4 +1,5 @@
 import ArgumentParser
+import CGTHDF5
 
 /// `cgt`: train early-exit networks with Confidence-Gated Training.
 @main
@@ -10,5 +11,16 @@ struct CGTCommand: ParsableCommand {
             Datasets and checkpoints are HDF5 files (layout: hdf5_data/README.md).
             Run with mpirun for several ranks: mpirun -np 2 cgt train JOB.yaml
             """,
-        subcommands: [TrainCommand.self, EvalCommand.self, SynthCommand.self, BenchCommand.self])
+        subcommands: [TrainCommand.self, EvalCommand.self, SynthCommand.self, PrepareCommand.self, InspectCommand.self, BenchCommand.self])
+
+    /// Parses and runs the command, after the process-wide HDF5 setting every command needs.
+    static func main() {
+        HDF5Library.skipCleanupAtExit()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -8,9 +8,7 @@ final class CommandLineTests: XCTestCase {
     let directory = TemporaryDirectory("cli")
 
     func writeJob(_ text: String, name: String = "job.yaml") throws -> String {
-        let path = directory.file(name)
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        try directory.write(text, to: name)
     }
 
     let smallModel = "model: {hidden: [16, 16], exits: [1, 2]}\ntraining: {epochs: 2, batch_size: 16, checkpoint_every: 1}\n"

@@ -10,9 +10,7 @@ final class DistributedTrainingTests: XCTestCase {
     let directory = TemporaryDirectory("mpi")
 
     func writeJob(_ text: String, name: String = "job.yaml") throws -> String {
-        let path = directory.file(name)
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        try directory.write(text, to: name)
     }
 
     /// All parameters of a checkpoint, in key order.
@@ -162,7 +160,7 @@ final class DistributedTrainingTests: XCTestCase {
         let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 2000, test: 40, spread: 2)
         let job = try writeJob("""
             model: {hidden: [64, 64], exits: [1, 2]}
-            training: {epochs: 3, batch_size: 8, checkpoint_every: 1}
+            training: {epochs: 100000, batch_size: 8, checkpoint_every: 1000}
             runtime: {stall_warning_seconds: 0.5}
             """)
         let run = directory.file("stall")
@@ -175,14 +173,21 @@ final class DistributedTrainingTests: XCTestCase {
             usleep(100_000)
             ranks = CommandRunner.children(of: process.processIdentifier)
         }
-        while !FileManager.default.fileExists(atPath: "\(run)/job.yaml") && Date() < deadline { usleep(20_000) }
+        while !FileManager.default.fileExists(atPath: "\(run)/metrics.jsonl") && Date() < deadline { usleep(20_000) }
         guard let paused = ranks.last else { return XCTFail("no ranks found") }
         kill(paused, SIGSTOP)
         sleep(2)
         kill(paused, SIGCONT)
+        // mpirun forwards the ranks' output; on a loaded machine that can take a while.
+        var errors = ""
+        let forwarded = Date().addingTimeInterval(15)
+        while !errors.contains("in the gradient all-reduce at step") && Date() < forwarded {
+            usleep(100_000)
+            errors = (try? String(contentsOfFile: directory.file("err.txt"), encoding: .utf8)) ?? ""
+        }
+        XCTAssertTrue(process.isRunning, "the job goes on once the rank continues")
+        process.terminate()
         process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "the job recovers once the rank continues")
-        let errors = try String(contentsOfFile: directory.file("err.txt"), encoding: .utf8)
         XCTAssertTrue(errors.contains("warning: waited"), errors)
         XCTAssertTrue(errors.contains("in the gradient all-reduce at step"), errors)
     }

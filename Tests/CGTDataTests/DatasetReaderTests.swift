@@ -98,34 +98,28 @@ final class DatasetReaderTests: XCTestCase {
         assertRefused(path, object: "/test", mentions: ["missing split"])
     }
 
-    func testWrongFeatureDtype() throws {
-        let path = directory.file("dtype.h5")
+    /// A file in the layout but for the element types of x and y.
+    private func fileWithTypes<X: HDF5Scalar & Numeric, Y: HDF5Scalar & Numeric>(_ name: String, _ x: X.Type, _ y: Y.Type) throws -> String {
+        let path = directory.file(name)
         try withNewHDF5File(path) { file in
             let root = file.root
             try root.setAttribute("layout_version", 1)
             try root.setAttribute("num_classes", 2)
             try root.setAttribute("feature_shape", [2])
             for split in ["train", "test"] {
-                try root.writeDataset("\(split)/x", [Double](repeating: 0, count: 4), shape: [2, 2])
-                try root.writeDataset("\(split)/y", [Int32](arrayLiteral: 0, 1), shape: [2])
+                try root.writeDataset("\(split)/x", [X](repeating: X.zero, count: 4), shape: [2, 2])
+                try root.writeDataset("\(split)/y", [Y](repeating: Y.zero, count: 2), shape: [2])
             }
         }
-        assertRefused(path, object: "/train/x", mentions: ["float64", "float32"])
+        return path
+    }
+
+    func testWrongFeatureDtype() throws {
+        assertRefused(try fileWithTypes("dtype.h5", Double.self, Int32.self), object: "/train/x", mentions: ["float64", "float32"])
     }
 
     func testWrongLabelDtype() throws {
-        let path = directory.file("ydtype.h5")
-        try withNewHDF5File(path) { file in
-            let root = file.root
-            try root.setAttribute("layout_version", 1)
-            try root.setAttribute("num_classes", 2)
-            try root.setAttribute("feature_shape", [2])
-            for split in ["train", "test"] {
-                try root.writeDataset("\(split)/x", [Float](repeating: 0, count: 4), shape: [2, 2])
-                try root.writeDataset("\(split)/y", [Int64](arrayLiteral: 0, 1), shape: [2])
-            }
-        }
-        assertRefused(path, object: "/train/y", mentions: ["int64", "int32"])
+        assertRefused(try fileWithTypes("ydtype.h5", Float.self, Int64.self), object: "/train/y", mentions: ["int64", "int32"])
     }
 
     func testMismatchedSampleCounts() throws {

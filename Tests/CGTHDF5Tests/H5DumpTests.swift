@@ -1,4 +1,5 @@
 import CGTHDF5
+import CGTTestSupport
 import XCTest
 
 /// Checks with HDF5's own `h5dump` that written files are readable by other programs.

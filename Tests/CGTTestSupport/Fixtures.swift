@@ -48,8 +48,30 @@ public final class TemporaryDirectory {
 
     public func file(_ name: String) -> String { "\(path)/\(name)" }
 
+    /// Writes `text` to a file of the folder and returns its path.
+    @discardableResult
+    public func write(_ text: String, to name: String) throws -> String {
+        let target = file(name)
+        try text.write(toFile: target, atomically: true, encoding: .utf8)
+        return target
+    }
+
     /// The names of the files in the folder, sorted.
     public func contents() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
     }
+}
+
+/// Runs a command-line tool (h5dump) and returns its exit status and standard output.
+public func runTool(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }

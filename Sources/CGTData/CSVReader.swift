@@ -1,0 +1,140 @@
+/// Reads a CSV file with a header row into numeric features and label strings.
+///
+/// Fields follow RFC 4180: separated by the delimiter, optionally in double quotes (a doubled
+/// quote inside stands for one), records ended by LF or CRLF; blank lines are skipped and a
+/// UTF-8 byte-order mark is ignored. Every column except the label column and any dropped
+/// columns is a feature and must hold a finite number; an error names the line and column.
+public enum CSVReader {
+    public struct Table {
+        /// Names of the feature columns, in file order.
+        public let featureColumns: [String]
+        /// `[rows, featureColumns.count]` row-major.
+        public let features: [Float]
+        /// The label column's text, trimmed, one per row.
+        public let labels: [String]
+        /// The line of the file each row starts on (1-based).
+        public let lines: [Int]
+
+        public var rowCount: Int { labels.count }
+    }
+
+    public static func read(_ source: SourceFile, labelColumn: String, dropColumns: Set<String> = [], delimiter: UInt8 = UInt8(ascii: ",")) throws -> Table {
+        let path = source.path
+        var records = RecordIterator(bytes: source.bytes, delimiter: delimiter)
+        guard let (_, headerFields) = try records.next(path: path) else {
+            throw DatasetError(file: path, object: "", "is empty: a CSV file needs a header row")
+        }
+        let header = headerFields.map { String(decoding: $0, as: UTF8.self).trimmed }
+        var seen: Set<String> = []
+        for name in header where !seen.insert(name).inserted {
+            throw DatasetError(file: path, object: "line 1", "column name '\(name)' appears twice")
+        }
+        guard let labelIndex = header.firstIndex(of: labelColumn) else {
+            throw DatasetError(file: path, object: "line 1", "has no column '\(labelColumn)' (columns: \(header.joined(separator: ", ")))")
+        }
+        if let unknown = dropColumns.subtracting(header).sorted().first {
+            throw DatasetError(file: path, object: "line 1", "has no column '\(unknown)' to drop")
+        }
+        let featureIndices = header.indices.filter { $0 != labelIndex && !dropColumns.contains(header[$0]) }
+        guard !featureIndices.isEmpty else {
+            throw DatasetError(file: path, object: "line 1", "has no feature columns besides '\(labelColumn)'")
+        }
+        var features: [Float] = [], labels: [String] = [], lines: [Int] = []
+        while let (line, fields) = try records.next(path: path) {
+            guard fields.count == header.count else {
+                throw DatasetError(file: path, object: "line \(line)", "has \(fields.count) fields, the header has \(header.count)")
+            }
+            for index in featureIndices {
+                let text = String(decoding: fields[index], as: UTF8.self).trimmed
+                guard let value = Double(text) else {
+                    let shown = text.isEmpty ? "an empty field" : "'\(text.prefix(40))'"
+                    throw DatasetError(file: path, object: "line \(line), column '\(header[index])'", "\(shown) is not a number")
+                }
+                let stored = Float(value)
+                guard stored.isFinite else {
+                    throw DatasetError(file: path, object: "line \(line), column '\(header[index])'",
+                                       "value \(text) is not finite in float32 (NaN, infinite, or beyond ±3.4e38)")
+                }
+                features.append(stored)
+            }
+            let label = String(decoding: fields[labelIndex], as: UTF8.self).trimmed
+            guard !label.isEmpty else {
+                throw DatasetError(file: path, object: "line \(line), column '\(labelColumn)'", "the label is empty")
+            }
+            labels.append(label)
+            lines.append(line)
+        }
+        guard !labels.isEmpty else { throw DatasetError(file: path, object: "", "has a header but no data rows") }
+        return Table(featureColumns: featureIndices.map { header[$0] }, features: features, labels: labels, lines: lines)
+    }
+
+    /// Splits the bytes of a CSV file into records of fields.
+    private struct RecordIterator {
+        let bytes: [UInt8]
+        let delimiter: UInt8
+        var position = 0
+        var line = 1
+
+        init(bytes: [UInt8], delimiter: UInt8) {
+            self.bytes = bytes
+            self.delimiter = delimiter
+            if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { position = 3 }
+        }
+
+        /// The next non-blank record and the line it starts on, or nil at the end of the file.
+        mutating func next(path: String) throws -> (Int, [ArraySlice<UInt8>])? {
+            while position < bytes.count {
+                let start = line
+                var fields: [ArraySlice<UInt8>] = []
+                var atRecordEnd = false
+                while !atRecordEnd {
+                    if position < bytes.count && bytes[position] == UInt8(ascii: "\"") {
+                        fields.append(try quotedField(path: path, startLine: start))
+                    } else {
+                        let fieldStart = position
+                        while position < bytes.count, bytes[position] != delimiter, bytes[position] != 0x0A { position += 1 }
+                        var fieldEnd = position
+                        if fieldEnd > fieldStart && bytes[fieldEnd - 1] == 0x0D && (position == bytes.count || bytes[position] == 0x0A) { fieldEnd -= 1 }
+                        fields.append(bytes[fieldStart..<fieldEnd])
+                    }
+                    if position < bytes.count && bytes[position] == delimiter {
+                        position += 1
+                    } else {
+                        if position < bytes.count { position += 1; line += 1 }
+                        atRecordEnd = true
+                    }
+                }
+                if fields.count == 1 && fields[0].allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+                return (start, fields)
+            }
+            return nil
+        }
+
+        /// A field in double quotes starting at `position`; leaves `position` after the closing quote.
+        private mutating func quotedField(path: String, startLine: Int) throws -> ArraySlice<UInt8> {
+            position += 1
+            var value: [UInt8] = []
+            while true {
+                guard position < bytes.count else {
+                    throw DatasetError(file: path, object: "line \(startLine)", "a quoted field is not closed before the end of the file")
+                }
+                let byte = bytes[position]
+                position += 1
+                if byte == UInt8(ascii: "\"") {
+                    if position < bytes.count && bytes[position] == UInt8(ascii: "\"") {
+                        value.append(byte)
+                        position += 1
+                        continue
+                    }
+                    while position < bytes.count, bytes[position] == 0x20 || bytes[position] == 0x0D { position += 1 }
+                    guard position == bytes.count || bytes[position] == delimiter || bytes[position] == 0x0A else {
+                        throw DatasetError(file: path, object: "line \(line)", "unexpected text after a closing quote")
+                    }
+                    return value[...]
+                }
+                if byte == 0x0A { line += 1 }
+                value.append(byte)
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+/// Labelled samples read from a source, before splitting and normalisation.
+public struct LabelledSamples: Sendable {
+    /// `[count] + featureShape` row-major, as read (not yet normalised).
+    public var features: [Float]
+    public var featureShape: [Int]
+    /// Class ids in `0..<classes.count`.
+    public var labels: [Int32]
+    /// The row of each sample in its source (for a hyperspectral cube, the pixel row * W + column).
+    public var sourceIndex: [Int64]
+
+    public init(features: [Float], featureShape: [Int], labels: [Int32], sourceIndex: [Int64]) {
+        precondition(labels.count == sourceIndex.count && features.count == labels.count * featureShape.reduce(1, *),
+                     "\(features.count) feature values, \(labels.count) labels, \(sourceIndex.count) indices for shape \(featureShape)")
+        self.features = features
+        self.featureShape = featureShape
+        self.labels = labels
+        self.sourceIndex = sourceIndex
+    }
+
+    public var count: Int { labels.count }
+
+    /// The samples at `indices` (ascending), sharing storage when that is all of them.
+    func subset(_ indices: [Int]) -> LabelledSamples {
+        if indices.count == count { return self }
+        let width = featureShape.reduce(1, *)
+        var features = [Float](repeating: 0, count: indices.count * width)
+        features.withUnsafeMutableBufferPointer { destination in
+            self.features.withUnsafeBufferPointer { source in
+                for (row, index) in indices.enumerated() {
+                    (destination.baseAddress! + row * width).update(from: source.baseAddress! + index * width, count: width)
+                }
+            }
+        }
+        return LabelledSamples(features: features, featureShape: featureShape, labels: indices.map { labels[$0] },
+                               sourceIndex: indices.map { sourceIndex[$0] })
+    }
+
+    /// The first non-finite feature as (sample, feature offset), if any.
+    func firstNonFinite() -> (sample: Int, feature: Int)? {
+        let width = featureShape.reduce(1, *)
+        return features.withUnsafeBufferPointer { x in
+            for i in 0..<x.count where !x[i].isFinite { return (i / width, i % width) }
+            return nil
+        }
+    }
+}
+
+/// Everything a dataset file will hold, ready for `DatasetWriter.write(_:to:)`.
+public struct PreparedDataset: Sendable {
+    public var classNames: [String]
+    public var featureShape: [Int]
+    /// In file order: train, validation (when not empty), test.
+    public var splits: [DatasetSplit]
+    public var sourceIndices: [String: [Int64]]
+    public var attributes: [String: DatasetAttributeValue]
+    public var normalization: Normalization
+
+    public func split(_ name: String) -> DatasetSplit? { splits.first { $0.name == name } }
+}
+
+/// How the features of a prepared file are normalised.
+public enum NormalizationRequest: Sendable {
+    /// Fit this method on the training split.
+    case fit(Normalization.Method)
+    /// Apply these constants.
+    case fixed(Normalization)
+}
+
+/// The steps every source shares once its samples are read: split, check, normalise, describe.
+public enum DatasetPreparation {
+    /// Builds the splits and attributes of a dataset file.
+    ///
+    /// - Parameters:
+    ///   - samples: all samples, or the training samples when the source has its own `test` split.
+    ///   - test: the source's own test split, if it has one; then `plan`'s test fraction is
+    ///     ignored and its validation fraction is of the training samples.
+    ///   - featureSource, labelSource: the files named when features or classes are at fault
+    ///     (`testFeatureSource` for the features of the source's own test split).
+    public static func prepare(
+        samples: consuming LabelledSamples, test ownTest: consuming LabelledSamples? = nil, classes: ClassMapping, plan: SplitPlan,
+        normalization request: NormalizationRequest, provenance: Provenance, featureSource: String, testFeatureSource: String? = nil, labelSource: String,
+        extraAttributes: [String: DatasetAttributeValue] = [:]
+    ) throws -> PreparedDataset {
+        var splitPlan = plan
+        let hasOwnTest = ownTest != nil
+        if hasOwnTest { splitPlan.testFraction = .zero }
+        let featureShape = samples.featureShape, sampleCount = samples.count
+        let assignment = Splitter.split(labels: samples.labels, classes: classes.count, plan: splitPlan)
+        // Each split is normalised in place; handing over the caller's arrays (rather than
+        // sharing them) keeps a 60,000-image training set from being copied to do so.
+        var validation = samples.subset(assignment.validation)
+        var test = ownTest.take() ?? samples.subset(assignment.test)
+        var train: LabelledSamples
+        if assignment.train.count == sampleCount {
+            train = consume samples
+        } else {
+            train = samples.subset(assignment.train)
+        }
+
+        var trainCounts = [Int](repeating: 0, count: classes.count)
+        for label in train.labels { trainCounts[Int(label)] += 1 }
+        if let empty = trainCounts.firstIndex(of: 0) {
+            throw DatasetError(file: labelSource, object: "",
+                               "class '\(classes.names[empty])' has no training samples after splitting (it has too few samples\(plan.stratified ? "" : "; --stratify keeps every class in training"))")
+        }
+        guard test.count > 0 else {
+            throw DatasetError(file: labelSource, object: "", "the test split is empty (\(sampleCount) samples, test fraction \(plan.testFraction))")
+        }
+
+        let normalization: Normalization
+        switch request {
+        case .fit(let method): normalization = Normalization.fit(method, features: train.features, featureShape: featureShape)
+        case .fixed(let constants): normalization = constants
+        }
+        normalization.apply(to: &train.features, featureShape: featureShape)
+        normalization.apply(to: &validation.features, featureShape: featureShape)
+        normalization.apply(to: &test.features, featureShape: featureShape)
+
+        var splits: [DatasetSplit] = [], sourceIndices: [String: [Int64]] = [:]
+        for (name, part) in [(DatasetLayout.train, train), (DatasetLayout.validation, validation), (DatasetLayout.test, test)] where part.count > 0 {
+            if let bad = part.firstNonFinite() {
+                let file = name == DatasetLayout.test ? testFeatureSource ?? featureSource : featureSource
+                throw DatasetError(file: file, object: "",
+                                   "sample at source index \(part.sourceIndex[bad.sample]), feature \(bad.feature) is not finite after normalisation")
+            }
+            splits.append(DatasetSplit(name: name, features: part.features, labels: part.labels,
+                                       sampleIDs: (0..<Int64(part.count)).map { $0 }, featureShape: featureShape))
+            sourceIndices[name] = part.sourceIndex
+        }
+
+        var attributes = provenance.attributes.merging(normalization.attributes) { $1 }
+        if hasOwnTest {
+            attributes["split_method"] = .string("source")
+        } else {
+            attributes["split_method"] = .string(plan.stratified ? "stratified" : "random")
+            attributes["split_test_fraction"] = .double(plan.testFraction.value)
+        }
+        if !hasOwnTest || !plan.validationFraction.isZero {
+            attributes["split_seed"] = .int(Int(truncatingIfNeeded: plan.seed))
+            attributes["split_validation_fraction"] = .double(plan.validationFraction.value)
+            attributes["split_stratified"] = .int(plan.stratified ? 1 : 0)
+        }
+        if let ids = classes.originalIDs { attributes["label_ids"] = .ints(ids.map { Int($0) }) }
+        attributes.merge(extraAttributes) { $1 }
+        return PreparedDataset(classNames: classes.names, featureShape: featureShape, splits: splits,
+                               sourceIndices: sourceIndices, attributes: attributes, normalization: normalization)
+    }
+}
