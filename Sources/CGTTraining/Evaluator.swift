@@ -15,23 +15,14 @@ public final class Evaluator {
         network.reserve(maxBatch: batchSize)
     }
 
-    /// Replaces the BatchNorm running statistics by their average over one pass of `split` in
-    /// batches of `batchSize`, with dropout off and the weights unchanged.
+    /// Replaces the BatchNorm running statistics by their average over `batches` of `split`
+    /// (positions into it), with dropout off and the weights unchanged.
     ///
     /// With dropout after BatchNorm, the statistics collected in training describe activations
     /// of a network with dropout on (the variance shift of Li et al., 2019); re-estimating
-    /// them in inference conditions removes that mismatch. A final batch of one sample is skipped.
-    public func recalibrateBatchNorm(on split: DatasetSplit, batchSize recalibrationBatch: Int) {
-        let size = min(recalibrationBatch, split.count)
-        let all = Array(0..<split.count)
-        let batches = stride(from: 0, to: split.count, by: max(1, size)).map { all[$0..<min($0 + size, split.count)] }
-        recalibrateBatchNorm(on: split, batches: batches.filter { $0.count >= 2 })
-    }
-
-    /// Re-estimates BatchNorm statistics over the given batches of `split` (positions into it).
-    ///
-    /// Data-parallel runs pass each rank's part of every global batch, with the BatchNorm
-    /// layers' reducers set, so the estimate is the one a single process would make.
+    /// them in inference conditions removes that mismatch. Data-parallel runs pass each rank's
+    /// part of every global batch, with the BatchNorm layers' reducers set, so the estimate is
+    /// the one a single process makes. `Job.recalibrationBatches` says which batches.
     public func recalibrateBatchNorm(on split: DatasetSplit, batches: [ArraySlice<Int>]) {
         guard !network.batchNormLayers.isEmpty, let largest = batches.map(\.count).max() else { return }
         network.reserve(maxBatch: largest)
@@ -71,12 +62,12 @@ public final class Evaluator {
         return tally
     }
 
-    /// Early-exit routing statistics of `test`, after re-estimating BatchNorm on `train` if asked.
-    /// The network's running statistics are restored afterwards.
-    public func evaluate(test: DatasetSplit, train: DatasetSplit?, tau: Float, recalibrationBatch: Int) -> RoutingStatistics {
+    /// Early-exit routing statistics of `test`, after re-estimating BatchNorm over `batches` of
+    /// `train` if given. The network's running statistics are restored afterwards.
+    public func evaluate(test: DatasetSplit, train: DatasetSplit?, batches: [ArraySlice<Int>], tau: Float) -> RoutingStatistics {
         let saved = network.store.snapshot()
         defer { network.store.restore(saved) }
-        if let train { recalibrateBatchNorm(on: train, batchSize: recalibrationBatch) }
+        if let train { recalibrateBatchNorm(on: train, batches: batches) }
         return tally(test, tau: tau).statistics(tau: tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
     }
 }

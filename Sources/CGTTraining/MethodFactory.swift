@@ -29,3 +29,14 @@ extension Job {
         }
     }
 }
+
+extension Job {
+    /// The batches BatchNorm statistics are re-estimated over before evaluation: the global
+    /// batches of the epoch after the last (`training.epochs`), as positions of the training
+    /// split. Training's own evaluation and `cgt eval` use the same ones, so they agree.
+    public func recalibrationBatches(trainCount: Int) -> [ArraySlice<Int>] {
+        let plan = BatchPlan(sampleCount: trainCount, globalBatch: training.batchSize, ranks: 1)
+        let order = plan.order(seed: training.seed, epoch: training.epochs)
+        return (0..<plan.stepsPerEpoch).map { order[plan.globalRange(step: $0)] }
+    }
+}

@@ -59,8 +59,9 @@ struct EvalCommand: ParsableCommand {
         let test = try reader.read(split: DatasetLayout.test)
         let train = bnRecalibration ? try reader.read(split: DatasetLayout.train) : nil
         let threshold = tau ?? stored.job.eval.tau
+        let batches = train.map { stored.job.recalibrationBatches(trainCount: $0.count) } ?? []
         let statistics = Evaluator(network: network, batchSize: batchSize)
-            .evaluate(test: test, train: train, tau: threshold, recalibrationBatch: stored.job.training.batchSize)
+            .evaluate(test: test, train: train, batches: batches, tau: threshold)
         print(RoutingTable.render(statistics))
         let folder = out ?? defaultFolder()
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
