@@ -33,7 +33,7 @@ struct BenchCommand: ParsableCommand {
     var classes = 16
 
     @Option(help: "Gradient all-reduce bucket size in KiB (several ranks only).")
-    var bucketKib = 256
+    var bucketKib = 1024
 
     @Flag(help: "Print the result as one JSON object.")
     var json = false
