@@ -1,4 +1,5 @@
 import CGTMPI
+import Foundation
 
 /// Sums the flat gradient buffer over all ranks in fixed buckets, overlapping the backward pass.
 ///
@@ -48,11 +49,20 @@ final class GradientReducer {
     }
 
     /// Starts the buckets not started yet and waits for all; returns the seconds spent waiting.
+    ///
+    /// Without overlap the buckets are reduced with blocking `MPI_Allreduce`, which Open MPI
+    /// tunes better than its non-blocking collectives (0.11 against 0.24 ms for the paper MLP's
+    /// gradients on 2 ranks here).
     func finish(stallAfter: Double, onStall: (Double) -> Void) throws -> Double {
         defer { nextBucket = 0 }
         if let failure {
             self.failure = nil
             throw failure
+        }
+        if !overlap {
+            let start = DispatchTime.now().uptimeNanoseconds
+            for bucket in buckets { try communicator.allReduceSum(UnsafeMutableBufferPointer(rebasing: gradients[bucket])) }
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
         while nextBucket < buckets.count {
             try pending.startSum(UnsafeMutableBufferPointer(rebasing: gradients[buckets[nextBucket]]))

@@ -43,6 +43,12 @@ public func writeFileAtomically(_ data: Data, to path: String) throws {
         unlink(temporary)
         throw error
     }
+    // The rename itself survives a crash only once the folder is on disk too.
+    let folder = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY)
+    if folder >= 0 {
+        fsync(folder)
+        close(folder)
+    }
 }
 
 /// Makes `path` name the same file as `existing` (a hard link), replacing it atomically.
