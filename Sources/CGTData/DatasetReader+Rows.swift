@@ -3,21 +3,59 @@ import CGTHDF5
 extension DatasetReader {
     /// Reads the rows `rows` of a split, in that order, checking labels and feature values.
     ///
-    /// A rank uses this to read just the samples of its part of every batch of an epoch.
+    /// A rank uses this to read just the samples of its part of every batch of an epoch. The
+    /// rows are read in chunk-aligned blocks of contiguous rows (each chunk decompressed once,
+    /// one plain hyperslab per block), then picked in memory: a union of one hyperslab per
+    /// row costs HDF5 time quadratic in the number of rows.
     public func read(split: String, rowIndices rows: [Int]) throws -> DatasetSplit {
         guard let size = splitSizes[split] else {
             throw DatasetError(file: path, object: "/\(split)", "no such split in this file")
         }
         precondition(rows.allSatisfy { $0 >= 0 && $0 < size }, "row outside split \(split) of \(size)")
-        var features = [Float](repeating: 0, count: rows.count * featureCount)
+        let width = featureCount
+        let featureSet = try file.root.openDataset("\(split)/\(DatasetLayout.features)")
+        var allLabels = [Int32](repeating: 0, count: size)
+        try allLabels.withUnsafeMutableBufferPointer {
+            try file.root.openDataset("\(split)/\(DatasetLayout.labels)").read(into: $0)
+        }
+        // Where each needed row lands in a compact buffer of the distinct rows, in file order.
+        var slot = [Int](repeating: -1, count: size)
+        var distinct = 0
+        for row in rows.sorted() where slot[row] < 0 {
+            slot[row] = distinct
+            distinct += 1
+        }
+        var compact = [Float](repeating: 0, count: distinct * width)
+        let chunkRows = max(1, featureSet.chunkShape?.first ?? 4096)
+        let blockRows = chunkRows * max(1, (16 << 20) / max(1, chunkRows * width * 4))
+        var block = [Float](repeating: 0, count: min(size, blockRows) * width)
+        var start = 0
+        while start < size {
+            let end = min(size, start + blockRows)
+            // Skip blocks without a needed row; shrink the read to the chunks that hold them.
+            guard let first = (start..<end).first(where: { slot[$0] >= 0 }) else {
+                start = end
+                continue
+            }
+            let last = (start..<end).last(where: { slot[$0] >= 0 })!
+            let readStart = first / chunkRows * chunkRows
+            let readEnd = min(size, (last / chunkRows + 1) * chunkRows)
+            try block.withUnsafeMutableBufferPointer { buffer in
+                try featureSet.read(rows: readStart..<readEnd,
+                                    into: UnsafeMutableBufferPointer(rebasing: buffer[0..<((readEnd - readStart) * width)]))
+            }
+            for row in first...last where slot[row] >= 0 {
+                let from = (row - readStart) * width, to = slot[row] * width
+                compact.replaceSubrange(to..<(to + width), with: block[from..<(from + width)])
+            }
+            start = end
+        }
+        var features = [Float](repeating: 0, count: rows.count * width)
         var labels = [Int32](repeating: 0, count: rows.count)
-        if !rows.isEmpty {
-            try features.withUnsafeMutableBufferPointer {
-                try file.root.openDataset("\(split)/\(DatasetLayout.features)").read(rowIndices: rows, into: $0)
-            }
-            try labels.withUnsafeMutableBufferPointer {
-                try file.root.openDataset("\(split)/\(DatasetLayout.labels)").read(rowIndices: rows, into: $0)
-            }
+        for (i, row) in rows.enumerated() {
+            let from = slot[row] * width
+            features.replaceSubrange((i * width)..<((i + 1) * width), with: compact[from..<(from + width)])
+            labels[i] = allLabels[row]
         }
         try checkValues(split: split, features: features, labels: labels) { rows[$0] }
         return DatasetSplit(name: split, features: features, labels: labels, sampleIDs: rows.map { Int64($0) }, featureShape: featureShape)

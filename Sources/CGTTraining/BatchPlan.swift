@@ -3,12 +3,13 @@ import CGTKernels
 /// Which samples each optimizer step uses, on every rank.
 ///
 /// An epoch visits the training split in an order shuffled from (seed, epoch), so a run is
-/// reproducible and a resumed run sees the same order. Step s takes the global batch
-/// `order[s * B ..< (s + 1) * B]`; rank r of R takes the contiguous part
-/// `[r * n / R, (r + 1) * n / R)` of its n samples, so the ranks together see exactly the
-/// samples a 1-rank run sees. A last partial batch is kept if every rank gets at least two
-/// samples of it (BatchNorm needs two) and dropped otherwise; the loss of a step is divided by
-/// the true number of samples in its global batch.
+/// reproducible and a resumed run sees the same order. There are floor(N / B) steps (one if
+/// N < B); step s takes the global batch `order[s * B ..< (s + 1) * B]`, and the last step also
+/// takes the N mod B samples left over, so no sample is skipped and the steps do not depend on
+/// the number of ranks. Rank r of R takes the contiguous part `[r * n / R, (r + 1) * n / R)` of
+/// a batch's n samples, so the ranks together see exactly the samples a 1-rank run sees, and
+/// each gets at least two (B >= 2R), as BatchNorm needs. The loss of a step is divided by the
+/// true number of samples in its global batch.
 public struct BatchPlan: Sendable {
     public let sampleCount: Int
     public let globalBatch: Int
@@ -22,9 +23,13 @@ public struct BatchPlan: Sendable {
     }
 
     public var stepsPerEpoch: Int {
-        let full = sampleCount / globalBatch
-        let rest = sampleCount % globalBatch
-        return full + (rest >= 2 * ranks ? 1 : 0)
+        sampleCount >= 2 * ranks ? max(1, sampleCount / globalBatch) : 0
+    }
+
+    /// The most samples one rank gets in a step.
+    public var maxLocalBatch: Int {
+        let largest = stepsPerEpoch > 0 ? globalRange(step: stepsPerEpoch - 1).count : 0
+        return (largest + ranks - 1) / ranks
     }
 
     /// The positions of the split in the order of `epoch`.
@@ -38,7 +43,7 @@ public struct BatchPlan: Sendable {
     /// The global batch of `step` as a range of positions in the epoch's order.
     public func globalRange(step: Int) -> Range<Int> {
         let start = step * globalBatch
-        return start..<min(start + globalBatch, sampleCount)
+        return start..<(step == stepsPerEpoch - 1 ? sampleCount : start + globalBatch)
     }
 
     /// This rank's part of the global batch of `step`.

@@ -1,5 +1,4 @@
 import CGTMPI
-import Foundation
 
 /// Sums the flat gradient buffer over all ranks in fixed buckets, overlapping the backward pass.
 ///
@@ -50,19 +49,14 @@ final class GradientReducer {
 
     /// Starts the buckets not started yet and waits for all; returns the seconds spent waiting.
     ///
-    /// Without overlap the buckets are reduced with blocking `MPI_Allreduce`, which Open MPI
-    /// tunes better than its non-blocking collectives (0.11 against 0.24 ms for the paper MLP's
-    /// gradients on 2 ranks here).
+    /// Without overlap too the buckets go through `MPI_Iallreduce` and a polled wait, so a rank
+    /// that waits too long can say so (a blocking `MPI_Allreduce` would be faster by about
+    /// 0.1 ms per step on the paper MLP here, but could only hang silently).
     func finish(stallAfter: Double, onStall: (Double) -> Void) throws -> Double {
         defer { nextBucket = 0 }
         if let failure {
             self.failure = nil
             throw failure
-        }
-        if !overlap {
-            let start = DispatchTime.now().uptimeNanoseconds
-            for bucket in buckets { try communicator.allReduceSum(UnsafeMutableBufferPointer(rebasing: gradients[bucket])) }
-            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
         while nextBucket < buckets.count {
             try pending.startSum(UnsafeMutableBufferPointer(rebasing: gradients[buckets[nextBucket]]))

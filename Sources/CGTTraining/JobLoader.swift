@@ -117,6 +117,7 @@ public enum JobLoader {
             throw fail("model.exits", "the last exit must follow the last hidden layer (\(m.hidden.count)), got \(m.exits)")
         }
         guard m.dropout >= 0 && m.dropout < 1 else { throw fail("model.dropout", "must be in [0, 1), got \(m.dropout)") }
+        guard m.hidden.allSatisfy({ $0 <= 1 << 16 }) else { throw fail("model.hidden", "widths must be at most 65536") }
         let known = ["hardcgt", "softcgt", "branchynet"]
         guard known.contains(job.method.name) else {
             throw fail("method.name", "unknown method '\(job.method.name)' (known: \(known.joined(separator: ", ")))")
@@ -135,8 +136,11 @@ public enum JobLoader {
             throw fail("method.weights", "only branchynet uses fixed weights; \(job.method.name) computes them per sample")
         }
         let t = job.training
-        guard t.epochs >= 1 else { throw fail("training.epochs", "must be at least 1") }
-        guard t.batchSize >= 2 else { throw fail("training.batch_size", "must be at least 2 (BatchNorm needs two samples)") }
+        // Upper bounds keep step counts and buffer sizes far from overflow.
+        guard t.epochs >= 1 && t.epochs <= 1_000_000 else { throw fail("training.epochs", "must be in [1, 1000000]") }
+        guard t.batchSize >= 2 && t.batchSize <= 1 << 24 else {
+            throw fail("training.batch_size", "must be in [2, 16777216] (BatchNorm needs two samples)")
+        }
         guard t.checkpointEvery >= 1 else { throw fail("training.checkpoint_every", "must be at least 1") }
         let o = job.optimizer
         guard ["sgd", "adam", "adamw"].contains(o.name) else { throw fail("optimizer.name", "unknown optimizer '\(o.name)' (known: sgd, adam, adamw)") }
@@ -146,14 +150,18 @@ public enum JobLoader {
         guard o.momentum >= 0 && o.momentum < 1 else { throw fail("optimizer.momentum", "must be in [0, 1)") }
         let s = job.schedule
         guard ["constant", "step", "cosine"].contains(s.name) else { throw fail("schedule.name", "unknown schedule '\(s.name)' (known: constant, step, cosine)") }
-        guard s.warmupEpochs >= 0 else { throw fail("schedule.warmup_epochs", "must not be negative") }
-        guard s.stepSize >= 1 else { throw fail("schedule.step_size", "must be at least 1") }
+        guard s.warmupEpochs >= 0 && s.warmupEpochs <= Double(t.epochs) else {
+            throw fail("schedule.warmup_epochs", "must be in [0, training.epochs]")
+        }
+        guard s.stepSize >= 1 && s.stepSize <= 1_000_000 else { throw fail("schedule.step_size", "must be in [1, 1000000]") }
+        guard s.gamma > 0 && s.gamma.isFinite else { throw fail("schedule.gamma", "must be positive") }
+        guard s.minLr >= 0 && s.minLr <= job.optimizer.lr else { throw fail("schedule.min_lr", "must be in [0, optimizer.lr]") }
         guard job.eval.tau > 0 && job.eval.tau <= 1 else { throw fail("eval.tau", "must be in (0, 1]") }
-        guard job.eval.batchSize >= 1 else { throw fail("eval.batch_size", "must be at least 1") }
+        guard job.eval.batchSize >= 1 && job.eval.batchSize <= 1 << 24 else { throw fail("eval.batch_size", "must be in [1, 16777216]") }
         guard job.eval.everyEpochs >= 0 else { throw fail("eval.every_epochs", "must not be negative") }
         guard ["global", "local"].contains(t.shuffle) else { throw fail("training.shuffle", "unknown mode '\(t.shuffle)' (known: global, local)") }
-        guard job.runtime.blasThreads >= 1 else { throw fail("runtime.blas_threads", "must be at least 1") }
-        guard job.runtime.bucketKib >= 1 else { throw fail("runtime.bucket_kib", "must be at least 1") }
+        guard job.runtime.blasThreads >= 1 && job.runtime.blasThreads <= 1024 else { throw fail("runtime.blas_threads", "must be in [1, 1024]") }
+        guard job.runtime.bucketKib >= 1 && job.runtime.bucketKib <= 1 << 20 else { throw fail("runtime.bucket_kib", "must be in [1, 1048576]") }
         guard job.runtime.stallWarningSeconds > 0 else { throw fail("runtime.stall_warning_seconds", "must be positive") }
     }
 

@@ -43,8 +43,13 @@ public func writeFileAtomically(_ data: Data, to path: String) throws {
         unlink(temporary)
         throw error
     }
-    // The rename itself survives a crash only once the folder is on disk too.
-    let folder = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY)
+    synchronizeFolder(of: path)
+}
+
+/// Flushes the folder holding `path`, so that a rename into it survives a crash.
+func synchronizeFolder(of path: String) {
+    let parent = (path as NSString).deletingLastPathComponent
+    let folder = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY)
     if folder >= 0 {
         fsync(folder)
         close(folder)
@@ -60,4 +65,5 @@ func linkAtomically(_ existing: String, to path: String) throws {
         unlink(temporary)
         throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
     }
+    synchronizeFolder(of: path)
 }

@@ -47,9 +47,6 @@ public final class Trainer {
         self.progress = progress
         MatrixMultiply.setThreadCount(job.runtime.blasThreads)
         reader = try DatasetReader(path: job.data.path)
-        guard reader.featureShape.count == 1 || job.model.kind != "mlp" else {
-            throw DatasetError(file: job.data.path, object: "/", "feature_shape \(reader.featureShape): the mlp model needs flat features (one dimension)")
-        }
         let rank = communicator?.rank ?? 0, ranks = communicator?.size ?? 1
         guard job.training.batchSize >= 2 * ranks else {
             throw JobError(source: "job", key: "training.batch_size", "\(job.training.batchSize) gives some of the \(ranks) ranks fewer than two samples per step")
@@ -196,8 +193,8 @@ public final class Trainer {
                 let batch = positions.count
                 let context = ForwardContext(mode: .training, sampleIDs: UnsafeBufferPointer(rebasing: ids[0..<batch]), randomKey: randomKey)
                 network.forward(UnsafeBufferPointer(x), batch: batch, context: context)
-                statistics += objective.evaluate(network: network, labels: UnsafeBufferPointer(y), batch: batch,
-                                                 weighting: weighting, globalBatch: globalCount)
+                let stepStatistics = objective.evaluate(network: network, labels: UnsafeBufferPointer(y), batch: batch,
+                                                        weighting: weighting, globalBatch: globalCount)
                 network.backward(input: UnsafeBufferPointer(x), batch: batch, gradientsReady: gradientsReady)
                 if let gradientReducer {
                     allReduceWaitSeconds += try gradientReducer.finish(stallAfter: job.runtime.stallWarningSeconds) { waited in
@@ -207,6 +204,8 @@ public final class Trainer {
                 // Every rank holds the same reduced gradients, so every rank decides alike.
                 if Reductions.sum(UnsafeBufferPointer(network.store.gradients)).isFinite {
                     optimizer.step(network.store, learningRate: learningRate)
+                    statistics += stepStatistics
+                    samples += globalCount
                 } else if job.training.skipNonfiniteSteps {
                     skippedSteps += 1
                     progress.say("warning: skipped step \(globalStep + 1) (epoch \(epoch + 1)): non-finite gradient")
@@ -216,7 +215,6 @@ public final class Trainer {
                         reportingRank: 0, isReporter: isRoot)
                 }
                 globalStep += 1
-                samples += globalCount
                 let elapsed = Date().timeIntervalSince(started)
                 progress.step(epoch: epoch + 1, epochs: job.training.epochs, step: step + 1, steps: steps,
                               loss: statistics.loss.map { $0 / Double(max(1, samples / ranks)) },
@@ -229,7 +227,7 @@ public final class Trainer {
             try totals.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
         }
         let summed = ExitObjective.Statistics(flattened: totals)
-        let n = Double(samples)
+        let n = Double(max(samples, 1))
         let seconds = Date().timeIntervalSince(started)
         return EpochMetrics(
             epoch: epoch, globalStep: globalStep, learningRate: Double(learningRate),
@@ -244,16 +242,16 @@ public final class Trainer {
     /// the last, with statistics summed over ranks, so any number of ranks gives the report of
     /// one. The network's parameters and buffers are left as they were.
     public func evaluate() throws -> RoutingStatistics {
-        let evaluator = Evaluator(network: network, batchSize: job.eval.batchSize)
+        let evaluator = Evaluator(network: network, batchSize: max(1, min(job.eval.batchSize, testShard.count)))
         let saved = network.store.snapshot()
         defer {
             network.store.restore(saved)
             setBatchNormSynchronized(job.training.syncBatchnorm)
         }
         if job.eval.bnRecalibration {
-            try together { try shard.prepare(epoch: job.training.epochs) }
+            let (data, batches) = try together { try recalibrationShare() }
             setBatchNormSynchronized(true)
-            evaluator.recalibrateBatchNorm(on: shard.data, batches: (0..<shard.stepsPerEpoch).map { shard.positions(step: $0) })
+            evaluator.recalibrateBatchNorm(on: data, batches: batches)
         }
         var tally = evaluator.tally(testShard, tau: job.eval.tau)
         if let communicator, communicator.size > 1 {
@@ -262,6 +260,22 @@ public final class Trainer {
             tally = RoutingTally(exits: tally.exits, classes: tally.classes, flattened: counts)
         }
         return tally.statistics(tau: job.eval.tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
+    }
+
+    /// This rank's contiguous part of every BatchNorm re-estimation batch (`Job.recalibrationBatches`),
+    /// with the rows it needs: together the ranks cover exactly the batches of `cgt eval`.
+    func recalibrationShare() throws -> (DatasetSplit, [ArraySlice<Int>]) {
+        var rows: [Int] = []
+        var parts: [Range<Int>] = []
+        for batch in job.recalibrationBatches(trainCount: shard.sampleCount) {
+            let n = batch.count
+            let part = batch[(batch.startIndex + rank * n / ranks)..<(batch.startIndex + (rank + 1) * n / ranks)]
+            parts.append(rows.count..<(rows.count + part.count))
+            rows += part
+        }
+        let data = try reader.read(split: DatasetLayout.train, rowIndices: rows)
+        let positions = Array(0..<rows.count)
+        return (data, parts.map { positions[$0] })
     }
 
     func writeCheckpoint() throws {

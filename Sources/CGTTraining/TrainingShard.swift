@@ -89,6 +89,6 @@ final class TrainingShard {
 
     /// The most samples this rank has in one step.
     var maxLocalBatch: Int {
-        globalMode ? (globalBatch + ranks - 1) / ranks : localBatch(of: rank)
+        globalMode ? plan.maxLocalBatch : localBatch(of: rank)
     }
 }

@@ -41,14 +41,16 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         let widths = hidden.split(separator: ",").compactMap { Int($0) }
         let exitLayers = exits.split(separator: ",").compactMap { Int($0) }
-        guard !widths.isEmpty, exitLayers.last == widths.count, batch >= 2, steps >= 1 else {
-            throw ValidationError("needs --hidden widths, --exits ending at the last layer, --batch >= 2 and --steps >= 1")
+        guard !widths.isEmpty, widths.allSatisfy({ $0 >= 1 && $0 <= 1 << 16 }), inputs >= 1, inputs <= 1 << 20, classes >= 2,
+              exitLayers.first.map({ $0 >= 1 }) == true, zip(exitLayers, exitLayers.dropFirst()).allSatisfy({ $0 < $1 }),
+              exitLayers.last == widths.count, batch >= 2, batch <= 1 << 20, steps >= 1, bucketKib >= 1 else {
+            throw ValidationError("needs positive --inputs and --hidden widths, --classes >= 2, increasing 1-based --exits ending at the last layer, --batch in [2, 1048576], --steps >= 1 and --bucket-kib >= 1")
         }
         MatrixMultiply.setThreadCount(threads)
         let architecture = MLPArchitecture(inputFeatures: inputs, hiddenWidths: widths, exitsAfter: exitLayers, classes: classes)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try MPIEnvironment.run { mpi in
+        try MPIEnvironment.run(report: { _ = reportFailure($0) }) { mpi in
             let world = mpi.world
             if world.size == 1 {
                 let result = try TrainingBenchmark(architecture: architecture, batch: batch, steps: steps).run()

@@ -48,12 +48,12 @@ struct TrainCommand: ParsableCommand {
     }
 
     private func train(world: Communicator) throws {
-        var extra = overrides
-        if let data { extra.append("data.path=\(data)") }
-        if let seed { extra.append("training.seed=\(seed)") }
         let (resolved, run) = try world.collectively { () throws -> (Job, RunDirectory) in
             try StartupCheck.checkLauncher(worldSize: world.size)
-            let resolved = try JobLoader.load(path: job, overrides: extra)
+            // Paths and seeds are set as values, not parsed as YAML like --set.
+            var resolved = try JobLoader.load(path: job, overrides: overrides)
+            if let data { resolved.data.path = data }
+            if let seed { resolved.training.seed = seed }
             let run = RunDirectory(path: out ?? "runs/\(resolved.name)")
             if world.isRoot && !resume && run.hasCheckpoint {
                 throw ValidationError("\(run.path) already holds checkpoints: pass --resume to continue, or choose another --out")

@@ -40,6 +40,14 @@ final class CommandLineTests: XCTestCase {
         }
         XCTAssertEqual(object["tau"] as? Double ?? 0, 0.5, accuracy: 1e-6)
         XCTAssertEqual((object["exit_fractions"] as? [Double])?.count, 2)
+
+        // At the job's tau, cgt eval of the last checkpoint reproduces training's own report.
+        let again = try CommandRunner.cgt(["eval", "--checkpoint", "\(run)/checkpoints/last.h5", "--data", data, "--out", "\(run)/again"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        let trained2 = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: "\(run)/eval.json"))) as? [String: Any]
+        let evaluated2 = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: "\(run)/again/eval.json"))) as? [String: Any]
+        XCTAssertEqual(trained2?["exit_fractions"] as? [Double], evaluated2?["exit_fractions"] as? [Double])
+        XCTAssertEqual(trained2?["accuracy"] as? Double, evaluated2?["accuracy"] as? Double)
     }
 
     func testUnknownKeyStopsBeforeAnythingIsWritten() throws {

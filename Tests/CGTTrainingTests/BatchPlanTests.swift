@@ -20,12 +20,19 @@ final class BatchPlanTests: XCTestCase {
         }
     }
 
-    func testPartialBatchRule() {
-        // 103 = 10 * 10 + 3: the 3 left over make a step on 1 rank (3 >= 2) but not on 2 ranks (3 < 4).
-        XCTAssertEqual(BatchPlan(sampleCount: 103, globalBatch: 10, ranks: 1).stepsPerEpoch, 11)
-        XCTAssertEqual(BatchPlan(sampleCount: 103, globalBatch: 10, ranks: 2).stepsPerEpoch, 10)
-        XCTAssertEqual(BatchPlan(sampleCount: 101, globalBatch: 10, ranks: 1).stepsPerEpoch, 10)
-        XCTAssertEqual(BatchPlan(sampleCount: 100, globalBatch: 10, ranks: 1).stepsPerEpoch, 10)
+    func testLeftoverSamplesJoinTheLastBatchWhateverTheRanks() {
+        // 103 = 10 * 10 + 3: ten steps, the last of 13 samples, on any number of ranks.
+        for ranks in [1, 2, 3, 5] {
+            let plan = BatchPlan(sampleCount: 103, globalBatch: 10, ranks: ranks)
+            XCTAssertEqual(plan.stepsPerEpoch, 10)
+            XCTAssertEqual(plan.globalRange(step: 9), 90..<103)
+            XCTAssertEqual(plan.maxLocalBatch, (13 + ranks - 1) / ranks)
+        }
+        XCTAssertEqual(BatchPlan(sampleCount: 100, globalBatch: 10, ranks: 1).globalRange(step: 9), 90..<100)
+        // Fewer samples than one batch: one step with all of them.
+        XCTAssertEqual(BatchPlan(sampleCount: 7, globalBatch: 64, ranks: 2).stepsPerEpoch, 1)
+        XCTAssertEqual(BatchPlan(sampleCount: 7, globalBatch: 64, ranks: 2).globalRange(step: 0), 0..<7)
+        XCTAssertEqual(BatchPlan(sampleCount: 3, globalBatch: 64, ranks: 2).stepsPerEpoch, 0, "a rank would get fewer than two")
     }
 
     func testOrderIsASeededPermutation() {

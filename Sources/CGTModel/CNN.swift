@@ -1,0 +1,61 @@
+/// The convolutional early-exit network of the paper's Fashion-MNIST experiment.
+///
+/// Each block is Conv 3x3 -> BatchNorm2d -> ReLU -> MaxPool 2x2 ("conv", "bn", "relu", "pool"),
+/// halving H and W; each exit is GlobalAveragePool -> Linear ("gap", "linear"), so a head costs
+/// little whatever the size of the map it reads. Key paths match a PyTorch model with
+/// `blocks = ModuleList(Sequential(conv=..., bn=..., relu=..., pool=...))` and
+/// `exits = ModuleList(Sequential(gap=..., linear=...))`.
+public struct CNNArchitecture: Equatable, Sendable {
+    /// `[channels, height, width]` of one input image.
+    public var inputShape: [Int]
+    /// Output channels of each block's convolution.
+    public var channels: [Int]
+    /// 1-based blocks followed by an exit; the last must be the last block.
+    public var exitsAfter: [Int]
+    public var classes: Int
+    public var kernelSize: Int
+    public var batchNorm: Bool
+
+    /// The defaults are the paper's: 28x28 grey images, blocks of 32, 64 and 128 channels, an
+    /// exit after each, 10 classes.
+    public init(inputShape: [Int] = [1, 28, 28], channels: [Int] = [32, 64, 128], exitsAfter: [Int] = [1, 2, 3],
+                classes: Int = 10, kernelSize: Int = 3, batchNorm: Bool = true) {
+        self.inputShape = inputShape
+        self.channels = channels
+        self.exitsAfter = exitsAfter
+        self.classes = classes
+        self.kernelSize = kernelSize
+        self.batchNorm = batchNorm
+    }
+
+    public func build() -> EarlyExitNetwork {
+        precondition(inputShape.count == 3, "the CNN takes [channels, height, width] images, got \(inputShape)")
+        precondition(!channels.isEmpty, "the CNN needs at least one block")
+        precondition(exitsAfter.allSatisfy { (1...channels.count).contains($0) },
+                     "exits must follow blocks 1...\(channels.count), got \(exitsAfter)")
+        var blocks: [Sequential] = []
+        var blockOutputs: [[Int]] = []
+        var shape = inputShape
+        for (i, width) in channels.enumerated() {
+            let conv = Conv2D(inputShape: shape, outputChannels: width, kernelSize: kernelSize)
+            let mapShape = conv.outputShape
+            var layers: [Layer] = [conv]
+            if batchNorm { layers.append(BatchNorm(shape: mapShape)) }
+            layers.append(ReLU(shape: mapShape))
+            let pool = MaxPool2D(shape: mapShape)
+            layers.append(pool)
+            blocks.append(Sequential(prefix: "blocks.\(i)", layers: layers))
+            shape = pool.outputShape
+            blockOutputs.append(shape)
+        }
+        let heads = exitsAfter.enumerated().map { e, block in
+            let map = blockOutputs[block - 1]
+            return Sequential(prefix: "exits.\(e)", layers: [
+                GlobalAveragePool(shape: map),
+                Linear(inputFeatures: map[0], outputFeatures: classes),
+            ])
+        }
+        return EarlyExitNetwork(inputShape: inputShape, classes: classes, blocks: blocks, exits: heads,
+                                exitBlocks: exitsAfter.map { $0 - 1 })
+    }
+}

@@ -1,0 +1,114 @@
+import CGTKernels
+
+/// 2x2 max pooling with stride 2 over `[C, H, W]`, as PyTorch's `nn.MaxPool2d(2)`: an odd last
+/// row or column is dropped, so the output is `[C, floor(H / 2), floor(W / 2)]`.
+///
+/// Every forward pass records which input each output took, so the backward pass routes each
+/// gradient to that one input. Inference FLOPs: 3 comparisons per output (4 inputs).
+public final class MaxPool2D: Layer {
+    public let name = "pool"
+    public let inputShape: [Int]
+    private let argmax = IndexCache()
+
+    public init(shape: [Int]) {
+        precondition(shape.count == 3 && shape[0] > 0 && shape[1] >= 2 && shape[2] >= 2,
+                     "MaxPool2D takes [channels, height, width] with height and width at least 2, got \(shape)")
+        inputShape = shape
+    }
+
+    public var outputShape: [Int] { [inputShape[0], inputShape[1] / 2, inputShape[2] / 2] }
+    public var inferenceFLOPs: Int { 3 * outputCount }
+    public func reserve(maxBatch: Int) { argmax.reserve(maxBatch * outputCount) }
+
+    public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
+        precondition(input.count >= batch * inputCount && output.count >= batch * outputCount,
+                     "MaxPool2D \(inputShape): buffers too small for batch \(batch)")
+        PoolingKernels.maxPool2x2Forward(
+            input, planes: batch * inputShape[0], height: inputShape[1], width: inputShape[2],
+            output: output, argmax: UnsafeMutableBufferPointer(rebasing: argmax.storage[0..<(batch * outputCount)]))
+    }
+
+    public func backward(
+        input: UnsafeBufferPointer<Float>, output: UnsafeBufferPointer<Float>,
+        outputGradient: UnsafeBufferPointer<Float>, inputGradient: UnsafeMutableBufferPointer<Float>?, batch: Int
+    ) {
+        guard let inputGradient else { return }
+        PoolingKernels.maxPool2x2Backward(
+            outputGradient: outputGradient, argmax: UnsafeBufferPointer(rebasing: argmax.storage[0..<(batch * outputCount)]),
+            planes: batch * inputShape[0], height: inputShape[1], width: inputShape[2], inputGradient: inputGradient)
+    }
+}
+
+/// The mean of each channel's plane, `[C, H, W] -> [C]`, as PyTorch's `nn.AdaptiveAvgPool2d(1)`
+/// followed by a flatten: the exit heads of the CNN read it, whatever the map size.
+///
+/// Inference FLOPs: 1 per input value (the additions and the division).
+public final class GlobalAveragePool: Layer {
+    public let name = "gap"
+    public let inputShape: [Int]
+
+    public init(shape: [Int]) {
+        precondition(shape.count == 3 && shape.allSatisfy { $0 > 0 }, "GlobalAveragePool takes [channels, height, width], got \(shape)")
+        inputShape = shape
+    }
+
+    public var outputShape: [Int] { [inputShape[0]] }
+    public var inferenceFLOPs: Int { inputCount }
+    private var spatial: Int { inputShape[1] * inputShape[2] }
+
+    public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
+        precondition(input.count >= batch * inputCount && output.count >= batch * outputCount,
+                     "GlobalAveragePool \(inputShape): buffers too small for batch \(batch)")
+        PoolingKernels.globalAverageForward(input, planes: batch * inputShape[0], spatial: spatial, output: output)
+    }
+
+    public func backward(
+        input: UnsafeBufferPointer<Float>, output: UnsafeBufferPointer<Float>,
+        outputGradient: UnsafeBufferPointer<Float>, inputGradient: UnsafeMutableBufferPointer<Float>?, batch: Int
+    ) {
+        guard let inputGradient else { return }
+        PoolingKernels.globalAverageBackward(outputGradient: outputGradient, planes: batch * inputShape[0], spatial: spatial,
+                                             inputGradient: inputGradient)
+    }
+}
+
+/// `[C, H, W] -> [C * H * W]`, as PyTorch's `nn.Flatten`: buffers are already flat, so the
+/// values are copied unchanged and only the declared shape differs (a dense head after a map).
+public final class Flatten: Layer {
+    public let name = "flatten"
+    public let inputShape: [Int]
+
+    public init(shape: [Int]) {
+        precondition(!shape.isEmpty && shape.allSatisfy { $0 > 0 }, "Flatten needs a non-empty positive shape, got \(shape)")
+        inputShape = shape
+    }
+
+    public var outputShape: [Int] { [inputCount] }
+    public var inferenceFLOPs: Int { 0 }
+
+    public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
+        _ = output.update(fromContentsOf: input.prefix(count: batch * inputCount))
+    }
+
+    public func backward(
+        input: UnsafeBufferPointer<Float>, output: UnsafeBufferPointer<Float>,
+        outputGradient: UnsafeBufferPointer<Float>, inputGradient: UnsafeMutableBufferPointer<Float>?, batch: Int
+    ) {
+        guard let inputGradient else { return }
+        _ = inputGradient.update(fromContentsOf: outputGradient.prefix(count: batch * inputCount))
+    }
+}
+
+/// Argmax indices a pooling layer owns, grown to the largest batch seen and freed with the layer.
+final class IndexCache {
+    private(set) var storage = UnsafeMutableBufferPointer<Int32>(start: nil, count: 0)
+
+    func reserve(_ count: Int) {
+        guard count > storage.count else { return }
+        storage.deallocate()
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: 0)
+    }
+
+    deinit { storage.deallocate() }
+}

@@ -1,0 +1,213 @@
+import CGTKernels
+@testable import CGTModel
+import CGTTestSupport
+import XCTest
+
+/// The paper's Fashion-MNIST CNN: key paths, FLOP counts by hand, the gradient of the whole
+/// network against finite differences, and learning a separable image problem.
+final class CNNTests: XCTestCase {
+    func testKeyNamesFollowPyTorch() {
+        let network = CNNArchitecture().build()
+        var expected: [String] = []
+        for b in 0..<3 {
+            expected += ["blocks.\(b).conv.weight", "blocks.\(b).conv.bias", "blocks.\(b).bn.weight", "blocks.\(b).bn.bias",
+                         "exits.\(b).linear.weight", "exits.\(b).linear.bias"]
+        }
+        XCTAssertEqual(network.store.parameterSlots.map(\.name), expected)
+        XCTAssertEqual(network.store.bufferSlots.map(\.name), (0..<3).flatMap { ["blocks.\($0).bn.running_mean", "blocks.\($0).bn.running_var"] })
+        let shapes = Dictionary(uniqueKeysWithValues: network.store.parameterSlots.map { ($0.name, $0.shape) })
+        XCTAssertEqual(shapes["blocks.0.conv.weight"], [32, 1, 3, 3])
+        XCTAssertEqual(shapes["blocks.1.conv.weight"], [64, 32, 3, 3])
+        XCTAssertEqual(shapes["blocks.2.conv.weight"], [128, 64, 3, 3])
+        XCTAssertEqual(shapes["blocks.2.conv.bias"], [128])
+        XCTAssertEqual(shapes["blocks.1.bn.weight"], [64])
+        XCTAssertEqual(shapes["exits.0.linear.weight"], [10, 32])
+        XCTAssertEqual(shapes["exits.2.linear.weight"], [10, 128])
+        XCTAssertEqual(network.store.bufferSlots.first { $0.name == "blocks.2.bn.running_var" }?.shape, [128])
+        XCTAssertEqual(network.blocks.map { $0.layers.map(\.name) }, Array(repeating: ["conv", "bn", "relu", "pool"], count: 3))
+        XCTAssertEqual(network.exits.map { $0.layers.map(\.name) }, Array(repeating: ["gap", "linear"], count: 3))
+        XCTAssertEqual(network.blocks.map(\.outputShape), [[32, 14, 14], [64, 7, 7], [128, 3, 3]])
+        XCTAssertEqual(network.exitBlocks, [0, 1, 2])
+        XCTAssertEqual(network.batchNormLayers.map(\.inputShape), [[32, 28, 28], [64, 14, 14], [128, 7, 7]])
+        // Parameters: 32 * 9 + 32 + 64 | 64 * 288 + 64 + 128 | 128 * 576 + 128 + 256 | heads 330, 650, 1_290.
+        XCTAssertEqual(network.store.parameterCount, 384 + 18_624 + 74_112 + 330 + 650 + 1_290)
+    }
+
+    func testExitsFollowTheListedBlocks() {
+        let network = CNNArchitecture(inputShape: [3, 16, 16], channels: [4, 6, 8, 10], exitsAfter: [2, 4], classes: 5).build()
+        XCTAssertEqual(network.exitBlocks, [1, 3])
+        XCTAssertEqual(network.exits.map(\.inputCount), [6 * 4 * 4, 10 * 1 * 1])
+        XCTAssertEqual(network.store.parameterSlots.filter { $0.name.hasPrefix("exits") }.map(\.name),
+                       ["exits.0.linear.weight", "exits.0.linear.bias", "exits.1.linear.weight", "exits.1.linear.bias"])
+        let plain = CNNArchitecture(channels: [8], exitsAfter: [1], batchNorm: false).build()
+        XCTAssertEqual(plain.blocks[0].layers.map(\.name), ["conv", "relu", "pool"])
+    }
+
+    func testPaperCNNFLOPsByHand() {
+        let network = CNNArchitecture().build()
+        // Block 0 on 28x28: conv 2 * 1 * 9 * 32 * 784 + 32 * 784 = 451_584 + 25_088 = 476_672;
+        //   BatchNorm 2 * 25_088 = 50_176; ReLU 25_088; pool 3 * 32 * 14 * 14 = 18_816      -> 570_752
+        // Block 1 on 14x14: conv 2 * 32 * 9 * 64 * 196 + 64 * 196 = 7_225_344 + 12_544 = 7_237_888;
+        //   BatchNorm 25_088; ReLU 12_544; pool 3 * 64 * 7 * 7 = 9_408                      -> 7_284_928
+        // Block 2 on 7x7: conv 2 * 64 * 9 * 128 * 49 + 128 * 49 = 7_225_344 + 6_272 = 7_231_616;
+        //   BatchNorm 12_544; ReLU 6_272; pool 3 * 128 * 3 * 3 = 3_456                      -> 7_253_888
+        XCTAssertEqual(network.blocks.map(\.inferenceFLOPs), [570_752, 7_284_928, 7_253_888])
+        XCTAssertEqual(476_672 + 50_176 + 25_088 + 18_816, 570_752)
+        XCTAssertEqual(7_237_888 + 25_088 + 12_544 + 9_408, 7_284_928)
+        XCTAssertEqual(7_231_616 + 12_544 + 6_272 + 3_456, 7_253_888)
+        // Heads: average pool 1 per input, then Linear 2 * C * 10 + 10.
+        // 32 * 196 + 650 = 6_922; 64 * 49 + 1_290 = 4_426; 128 * 9 + 2_570 = 3_722.
+        XCTAssertEqual(network.exits.map(\.inferenceFLOPs), [6_922, 4_426, 3_722])
+        // Exit costs: blocks up to the exit plus every head on the way.
+        // 570_752 + 6_922 = 577_674; + 7_284_928 + 4_426 = 7_867_028; + 7_253_888 + 3_722 = 15_124_638.
+        XCTAssertEqual(network.exitCosts(), [577_674, 7_867_028, 15_124_638])
+        // Without early exits: every block and the last head.
+        XCTAssertEqual(network.fullNetworkCost, 570_752 + 7_284_928 + 7_253_888 + 3_722)
+    }
+
+    // MARK: Gradient of the whole network
+
+    /// The ReLU sign pattern and the max-pool windows' argmax at `x`, from the network's own
+    /// layers run one by one: where a finite-difference step changes it, the loss has a kink
+    /// between the two evaluations and the difference quotient is not the derivative.
+    private func kinkPattern(_ network: EarlyExitNetwork, _ x: [Float], batch: Int) -> [Int] {
+        var pattern: [Int] = []
+        var values = x
+        let context = ForwardContext(mode: .training)
+        for block in network.blocks {
+            for layer in block.layers {
+                if layer is ReLU { pattern += values.map { $0 > 0 ? 1 : 0 } }
+                if layer is MaxPool2D {
+                    let (c, h, w) = (layer.inputShape[0], layer.inputShape[1], layer.inputShape[2])
+                    for plane in 0..<(batch * c) {
+                        for oy in 0..<(h / 2) {
+                            for ox in 0..<(w / 2) {
+                                let window = [(0, 0), (0, 1), (1, 0), (1, 1)].map { values[plane * h * w + (2 * oy + $0.0) * w + 2 * ox + $0.1] }
+                                pattern.append(window.indices.max { window[$0] < window[$1] || (window[$0] == window[$1] && $0 > $1) }!)
+                            }
+                        }
+                    }
+                }
+                var output = [Float](repeating: .nan, count: batch * layer.outputCount)
+                values.withUnsafeBufferPointer { input in
+                    output.withUnsafeMutableBufferPointer { layer.forward(input, into: $0, batch: batch, context: context) }
+                }
+                values = output
+            }
+        }
+        return pattern
+    }
+
+    func testNetworkGradientMatchesFiniteDifferences() {
+        let batch = 2, classes = 3
+        let network = CNNArchitecture(inputShape: [1, 12, 12], channels: [4, 6, 8], exitsAfter: [1, 2, 3], classes: classes).build()
+        network.initialize(seed: 5)
+        network.reserve(maxBatch: batch)
+        // BatchNorm away from gamma = 1, beta = 0.
+        var generator = SeededGenerator(seed: 105)
+        for slot in network.store.parameterSlots where slot.name.contains(".bn.") {
+            let values = network.store.parameter(slot)
+            for k in values.indices { values[k] = slot.name.hasSuffix("weight") ? generator.uniform(0.6, 1.4) : generator.uniform(-0.3, 0.3) }
+        }
+        let objective = ExitObjective(exits: 3, classes: classes)
+        objective.reserve(maxBatch: batch)
+        let input = Fixtures.normals(batch * 144, seed: 21)
+        let labels = Fixtures.labels(batch, classes: classes, seed: 22)
+        let lambdas: [Float] = [0.5, 0.3, 0.2]
+        let context = ForwardContext(mode: .training)
+
+        // (1/N) sum_e lambda_e sum_i CE_e(i), with CE in Double from the network's logits.
+        func loss() -> Double {
+            input.withUnsafeBufferPointer { network.forward($0, batch: batch, context: context) }
+            var total = 0.0
+            for e in 0..<3 {
+                let z = Array(network.logits(exit: e, batch: batch))
+                for i in 0..<batch {
+                    total += Double(lambdas[e]) * referenceCrossEntropy(z[(i * classes)..<((i + 1) * classes)], label: Int(labels[i]))
+                }
+            }
+            return total / Double(batch)
+        }
+
+        // A small step: at 5e-3 a third of the parameters move some ReLU input or pool window across a kink.
+        let base = kinkPattern(network, input, batch: batch)
+        var kinks = Set<Int>()
+        var evaluations = 0
+        let numeric = FiniteDifference.gradient(of: network.store.parameters, step: 1e-3) {
+            if kinkPattern(network, input, batch: batch) != base { kinks.insert(evaluations / 2) }
+            evaluations += 1
+            return loss()
+        }
+
+        input.withUnsafeBufferPointer { network.forward($0, batch: batch, context: context) }
+        _ = labels.withUnsafeBufferPointer {
+            objective.evaluate(network: network, labels: $0, batch: batch, weighting: FixedExitWeights(lambdas), globalBatch: batch)
+        }
+        input.withUnsafeBufferPointer { network.backward(input: $0, batch: batch) }
+        let analytic = Array(network.store.gradients)
+
+        let count = network.store.parameterCount
+        XCTAssertLessThan(kinks.count, count / 8, "too many steps cross a ReLU or max-pool kink to judge the gradient")
+        let smooth = (0..<count).filter { !kinks.contains($0) }
+        assertGradientMatches(smooth.map { analytic[$0] }, smooth.map { numeric[$0] }, "CNN gradient")
+        // Each tensor separately, so that a small head cannot hide behind a large block. The block
+        // convolutions' biases are left to the whole-vector check: BatchNorm cancels them, so their
+        // gradient is zero up to rounding.
+        for slot in network.store.parameterSlots where !(slot.name.hasPrefix("blocks") && slot.name.hasSuffix("conv.bias")) {
+            let entries = (slot.offset..<(slot.offset + slot.count)).filter { !kinks.contains($0) }
+            assertGradientMatches(entries.map { analytic[$0] }, entries.map { numeric[$0] }, relativeFloor: 3e-2, slot.name)
+        }
+    }
+
+    // MARK: Learning
+
+    /// 8x8 images, bright in the top half (class 0) or the bottom half (class 1), with a random
+    /// brightness in [0.5, 1.5] and Gaussian noise of 0.3.
+    private func halves(_ count: Int, seed: UInt64) -> (x: [Float], labels: [Int32]) {
+        let labels = Fixtures.labels(count, classes: 2, seed: seed)
+        let noise = Fixtures.normals(count * 64, seed: seed + 1, scale: 0.3)
+        let brightness = Fixtures.uniforms(count, seed: seed + 2, 0.5, 1.5)
+        var x = noise
+        for i in 0..<count {
+            let rows = labels[i] == 0 ? 0..<4 : 4..<8
+            for row in rows { for column in 0..<8 { x[i * 64 + row * 8 + column] += brightness[i] } }
+        }
+        return (x, labels)
+    }
+
+    func testTinyCNNLearnsWhichHalfIsBright() {
+        let train = halves(256, seed: 1), test = halves(256, seed: 101)
+        let network = CNNArchitecture(inputShape: [1, 8, 8], channels: [4, 8], exitsAfter: [1, 2], classes: 2).build()
+        network.initialize(seed: 3)
+        network.reserve(maxBatch: 256)
+        let objective = ExitObjective(exits: 2, classes: 2)
+        objective.reserve(maxBatch: 256)
+        let adam = Adam(parameterCount: network.store.parameterCount)
+        let context = ForwardContext(mode: .training)
+
+        func accuracy() -> [Double] {
+            test.x.withUnsafeBufferPointer { network.forward($0, batch: 256, context: ForwardContext(mode: .inference)) }
+            return (0..<2).map { e in
+                let logits = network.logits(exit: e, batch: 256)
+                let correct = (0..<256).filter { i in (logits[2 * i + 1] > logits[2 * i] ? 1 : 0) == test.labels[i] }.count
+                return Double(correct) / 256
+            }
+        }
+
+        let before = accuracy()
+        for step in 0..<120 {
+            let start = (step % 8) * 32
+            let x = Array(train.x[(start * 64)..<((start + 32) * 64)]), labels = Array(train.labels[start..<(start + 32)])
+            x.withUnsafeBufferPointer { network.forward($0, batch: 32, context: context) }
+            _ = labels.withUnsafeBufferPointer {
+                objective.evaluate(network: network, labels: $0, batch: 32, weighting: SoftCGT(tau: 0.9), globalBatch: 32)
+            }
+            x.withUnsafeBufferPointer { network.backward(input: $0, batch: 32) }
+            adam.step(network.store, learningRate: 1e-2)
+        }
+        let after = accuracy()
+        XCTAssertLessThan(before[1], 0.9, "the untrained network should not already solve the problem")
+        XCTAssertGreaterThanOrEqual(after[1], 0.95, "last-exit accuracy on held-out images")
+        XCTAssertGreaterThanOrEqual(after[0], 0.95, "the first exit learns too")
+    }
+}

@@ -1,0 +1,146 @@
+import CGTKernels
+@testable import CGTModel
+import CGTTestSupport
+import XCTest
+
+/// `Conv2D`: forward against direct convolution loops in Double, backward against finite differences.
+final class ConvolutionTests: XCTestCase {
+    // Odd sizes everywhere; a batch of 3 splits into a group of 2 and a group of 1 at two samples per product.
+    let inChannels = 3, outChannels = 5, height = 7, width = 9, batch = 3
+
+    private func makeHarness(samplesPerProduct: Int? = nil, kernelSize: Int = 3, seed: UInt64 = 11) -> LayerHarness {
+        LayerHarness(Conv2D(inputShape: [inChannels, height, width], outputChannels: outChannels, kernelSize: kernelSize,
+                            samplesPerProduct: samplesPerProduct), batch: batch, seed: seed)
+    }
+
+    /// y[n, o, y, x] = b[o] + sum_{c, i, j} w[o, c, i, j] x[n, c, y + i - k/2, x + j - k/2], zero outside.
+    private func directConvolution(_ x: [Float], weight: [Float], bias: [Float], kernelSize k: Int) -> [Float] {
+        var y: [Float] = []
+        for n in 0..<batch {
+            for o in 0..<outChannels {
+                for oy in 0..<height {
+                    for ox in 0..<width {
+                        var total = Double(bias[o])
+                        for c in 0..<inChannels {
+                            for i in 0..<k {
+                                for j in 0..<k {
+                                    let iy = oy + i - k / 2, ix = ox + j - k / 2
+                                    guard iy >= 0 && iy < height && ix >= 0 && ix < width else { continue }
+                                    total += Double(weight[((o * inChannels + c) * k + i) * k + j]) * Double(x[((n * inChannels + c) * height + iy) * width + ix])
+                                }
+                            }
+                        }
+                        y.append(Float(total))
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    func testDeclaresWeightAndBiasInPyTorchLayout() {
+        let harness = makeHarness()
+        XCTAssertEqual(harness.store.parameterSlots.map(\.name), ["layer.weight", "layer.bias"])
+        XCTAssertEqual(harness.parameterSlot("weight").shape, [outChannels, inChannels, 3, 3])
+        XCTAssertEqual(harness.parameterSlot("bias").shape, [outChannels])
+        XCTAssertTrue(harness.store.bufferSlots.isEmpty)
+        XCTAssertEqual(harness.layer.name, "conv")
+        XCTAssertEqual(harness.layer.inputShape, [inChannels, height, width])
+        XCTAssertEqual(harness.layer.outputShape, [outChannels, height, width])
+    }
+
+    func testForwardIsTheDirectConvolution() {
+        for (groups, kernel) in [(1, 3), (2, 3), (3, 3), (nil, 3), (2, 5), (1, 1)] as [(Int?, Int)] {
+            let harness = makeHarness(samplesPerProduct: groups, kernelSize: kernel)
+            let x = Fixtures.normals(batch * inChannels * height * width, seed: 1)
+            let y = harness.forward(x, context: ForwardContext(mode: .training))
+            let w = Array(harness.store.parameter(harness.parameterSlot("weight")))
+            let b = Array(harness.store.parameter(harness.parameterSlot("bias")))
+            assertAllClose(y, directConvolution(x, weight: w, bias: b, kernelSize: kernel), relative: 1e-5, absolute: 1e-5,
+                           "\(groups.map(String.init) ?? "default") samples per product, kernel \(kernel)")
+        }
+    }
+
+    func testGradientsMatchFiniteDifferences() {
+        for (groups, kernel) in [(1, 3), (2, 3), (2, 5)] as [(Int?, Int)] {
+            let harness = makeHarness(samplesPerProduct: groups, kernelSize: kernel)
+            var x = Fixtures.normals(batch * inChannels * height * width, seed: 2)
+            let weights = Fixtures.normals(batch * outChannels * height * width, seed: 3)
+            let context = ForwardContext(mode: .training)
+            let loss = { (input: [Float]) in weightedSum(harness.forward(input, context: context), weights) }
+
+            let inputGradient = harness.gradients(input: x, outputGradient: weights, context: context)
+            let weightSlot = harness.parameterSlot("weight"), biasSlot = harness.parameterSlot("bias")
+            let weightGradient = Array(harness.store.gradient(weightSlot))
+            let biasGradient = Array(harness.store.gradient(biasSlot))
+
+            let h: Float = 1e-2
+            let label = "\(groups.map(String.init) ?? "default") per product, kernel \(kernel)"
+            assertGradientMatches(weightGradient, FiniteDifference.gradient(of: harness.store.parameter(weightSlot), step: h) { loss(x) }, "dW, \(label)")
+            assertGradientMatches(biasGradient, FiniteDifference.gradient(of: harness.store.parameter(biasSlot), step: h) { loss(x) }, "db, \(label)")
+            assertGradientMatches(inputGradient, FiniteDifference.gradient(of: &x, step: h, loss: loss), "dx, \(label)")
+        }
+    }
+
+    func testGroupingDoesNotChangeTheGradients() {
+        // One product per sample and one per three samples: the same sums in another order.
+        let x = Fixtures.normals(batch * inChannels * height * width, seed: 4)
+        let dy = Fixtures.normals(batch * outChannels * height * width, seed: 5)
+        let context = ForwardContext(mode: .training)
+        let single = makeHarness(samplesPerProduct: 1), grouped = makeHarness(samplesPerProduct: 3)
+        let dxSingle = single.gradients(input: x, outputGradient: dy, context: context)
+        let dxGrouped = grouped.gradients(input: x, outputGradient: dy, context: context)
+        assertAllClose(dxGrouped, dxSingle, relative: 1e-5, absolute: 1e-5, "dx")
+        assertAllClose(Array(grouped.store.gradients), Array(single.store.gradients), relative: 1e-5, absolute: 1e-5, "dW, db")
+    }
+
+    func testBackwardOverwritesParameterGradientsAndMaySkipTheInput() {
+        let harness = makeHarness(samplesPerProduct: 2)
+        let x = Fixtures.normals(batch * inChannels * height * width, seed: 6)
+        let dy = Fixtures.normals(batch * outChannels * height * width, seed: 7)
+        let context = ForwardContext(mode: .training)
+        _ = harness.gradients(input: x, outputGradient: dy, context: context)
+        let first = Array(harness.store.gradients)
+        // Without an input gradient (the first layer of a network) the parameter gradients are the same.
+        let y = harness.forward(x, context: context)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeBufferPointer { yp in
+                dy.withUnsafeBufferPointer { g in
+                    harness.layer.backward(input: xp, output: yp, outputGradient: g, inputGradient: nil, batch: batch)
+                }
+            }
+        }
+        XCTAssertEqual(Array(harness.store.gradients), first)
+        // The bias gradient sums dy over samples and positions, here in Double.
+        let plane = height * width
+        let expected = (0..<outChannels).map { o in
+            Float((0..<batch).reduce(0.0) { total, n in (0..<plane).reduce(total) { $0 + Double(dy[(n * outChannels + o) * plane + $1]) } })
+        }
+        assertAllClose(Array(harness.store.gradient(harness.parameterSlot("bias"))), expected, relative: 1e-5, absolute: 1e-5)
+    }
+
+    func testInitializationFollowsPyTorchBounds() {
+        let harness = makeHarness()
+        // fan_in = in * kh * kw = 27.
+        let bound = 1 / Float(27).squareRoot()
+        let values = Array(harness.store.parameters)
+        XCTAssertEqual(values.count, 5 * 27 + 5)
+        XCTAssertTrue(values.allSatisfy { abs($0) <= bound }, "a value exceeds 1/sqrt(27) = \(bound)")
+        XCTAssertGreaterThan(values.map(abs).max()!, 0.9 * bound)
+        XCTAssertGreaterThan(Set(values).count, values.count - 2)
+    }
+
+    func testInferenceFLOPs() {
+        // 2 * Cin * kh * kw * Cout * H * W + Cout * H * W = 2 * 3 * 9 * 5 * 63 + 5 * 63 = 17_010 + 315.
+        XCTAssertEqual(makeHarness().layer.inferenceFLOPs, 17_325)
+        // 5x5: 2 * 3 * 25 * 5 * 63 + 315 = 47_250 + 315.
+        XCTAssertEqual(makeHarness(kernelSize: 5).layer.inferenceFLOPs, 47_565)
+    }
+
+    func testDefaultGroupingWidensSmallMaps() {
+        XCTAssertEqual(Conv2D.defaultSamplesPerProduct(positions: 784), 1)
+        XCTAssertEqual(Conv2D.defaultSamplesPerProduct(positions: 196), 2)
+        XCTAssertEqual(Conv2D.defaultSamplesPerProduct(positions: 49), 6)
+        XCTAssertEqual(Conv2D.defaultSamplesPerProduct(positions: 1), 256)
+    }
+}
