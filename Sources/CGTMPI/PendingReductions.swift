@@ -34,23 +34,14 @@ public final class PendingReductions {
     }
 
     /// Waits for every reduction; returns the seconds spent waiting.
-    ///
-    /// - Parameters:
-    ///   - stallAfter: seconds after which `onStall` is called (once), for a warning that names the step.
-    public func waitAll(stallAfter: Double = .infinity, onStall: (Double) -> Void = { _ in }) throws -> Double {
+    public func waitAll() throws -> Double {
         guard !requests.isEmpty else { return 0 }
         let start = DispatchTime.now().uptimeNanoseconds
-        var warned = false
         var spins = 0
         while true {
             var done: Int32 = 0
             try check(MPI_Testall(Int32(requests.count), &requests, &done, cmpi_statuses_ignore()), "MPI_Testall")
             if done != 0 { break }
-            let waited = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            if !warned && waited > stallAfter {
-                warned = true
-                onStall(waited)
-            }
             spins += 1
             // Spin for the common short wait; back off once it is clearly long.
             if spins > 20_000 { usleep(200) }

@@ -47,7 +47,7 @@ final class BenchmarkReplica {
                     let hook: ((Int) -> Void)? = overlap ? reducer.map { r in { r.gradientsReady(from: $0) } } : nil
                     network.backward(input: xb, batch: batch, gradientsReady: hook)
                     let t3 = now()
-                    let waited = try reducer?.finish(stallAfter: .infinity) { _ in } ?? 0
+                    let waited = try reducer?.finish() ?? 0
                     let t4 = now()
                     optimizer.step(network.store, learningRate: 1e-4)
                     let t5 = now()

@@ -36,6 +36,8 @@ public struct ScalingBenchmark {
         public var bareAllreduceMilliseconds: Double
         public var bareAllreduceGBps: Double
         public var bucketedAllreduceMilliseconds: Double
+        /// Rank 0's milliseconds per step in each phase, with overlap.
+        public var phaseMilliseconds: [String: Double]
 
         public var report: String {
             """
@@ -43,6 +45,7 @@ public struct ScalingBenchmark {
             1 rank:  \(String(format: "%.0f", oneRankSamplesPerSecond)) samples/s
             \(ranks) ranks: \(String(format: "%.0f", samplesPerSecond)) samples/s with overlap (scaling efficiency \(String(format: "%.3f", scalingEfficiency)), \(String(format: "%.1f", waitFraction * 100))% of step time waiting in all-reduce)
                      \(String(format: "%.0f", samplesPerSecondWithoutOverlap)) samples/s without overlap (\(String(format: "%.1f", waitFractionWithoutOverlap * 100))% waiting)
+            ms per step on rank 0 with overlap: \(BenchmarkReplica.phaseNames.map { "\($0) \(String(format: "%.3f", phaseMilliseconds[$0] ?? 0))" }.joined(separator: ", "))
             all-reduce of the gradients: bare MPI_Allreduce \(String(format: "%.3f", bareAllreduceMilliseconds)) ms (\(String(format: "%.2f", bareAllreduceGBps)) GB/s), bucketed \(String(format: "%.3f", bucketedAllreduceMilliseconds)) ms
             """
         }
@@ -66,14 +69,19 @@ public struct ScalingBenchmark {
         let replica = BenchmarkReplica(architecture: architecture, batch: local, seed: UInt64(world.rank) + 10)
         let elements = bucketKib * 1024 / MemoryLayout<Float>.size
         var measured: [(samplesPerSecond: Double, waitFraction: Double)] = []
+        var phases: [String: Double] = [:]
         for overlap in [true, false] {
             let reducer = GradientReducer(communicator: world, gradients: replica.network.store.gradients,
                                           bucketElements: elements, overlap: overlap)
             for _ in 0..<steps { try replica.step(globalBatch: globalBatch, reducer: reducer, overlap: overlap) }
             try world.barrier()
             var waited = 0.0
+            replica.resetPhases()
             let start = now()
             for _ in 0..<steps { waited += try replica.step(globalBatch: globalBatch, reducer: reducer, overlap: overlap) }
+            if overlap {
+                phases = Dictionary(uniqueKeysWithValues: zip(BenchmarkReplica.phaseNames, replica.phaseSeconds.map { $0 * 1000 / Double(steps) }))
+            }
             let elapsed = try slowest(now() - start, world)
             measured.append((Double(globalBatch * steps) / elapsed, try world.sum(waited) / Double(ranks) / elapsed))
         }
@@ -87,7 +95,7 @@ public struct ScalingBenchmark {
         let bare = try slowest(now() - start, world) / Double(steps)
         try world.barrier()
         start = now()
-        for _ in 0..<steps { _ = try bucketed.finish(stallAfter: .infinity) { _ in } }
+        for _ in 0..<steps { _ = try bucketed.finish() }
         let bucketTime = try slowest(now() - start, world) / Double(steps)
 
         let bytes = gradients.count * MemoryLayout<Float>.size
@@ -98,7 +106,7 @@ public struct ScalingBenchmark {
             waitFraction: measured[0].waitFraction,
             samplesPerSecondWithoutOverlap: measured[1].samplesPerSecond, waitFractionWithoutOverlap: measured[1].waitFraction,
             bareAllreduceMilliseconds: bare * 1000, bareAllreduceGBps: Double(bytes) / bare / 1e9,
-            bucketedAllreduceMilliseconds: bucketTime * 1000)
+            bucketedAllreduceMilliseconds: bucketTime * 1000, phaseMilliseconds: phases)
     }
 
     /// The longest of the ranks' times: a step is done when the slowest rank is.

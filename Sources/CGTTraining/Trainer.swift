@@ -25,6 +25,7 @@ public final class Trainer {
     let schedule: LearningRateSchedule
     let gradientReducer: GradientReducer?
     let gradientsReady: ((Int) -> Void)?
+    let stallWatch: StallWatch?
     var progress: ProgressReporter
     /// Epochs completed and optimizer steps taken.
     public private(set) var epoch = 0
@@ -72,15 +73,22 @@ public final class Trainer {
                                           overlap: job.runtime.overlapAllreduce)
             gradientReducer = reducer
             gradientsReady = job.runtime.overlapAllreduce ? { reducer.gradientsReady(from: $0) } : nil
+            stallWatch = StallWatch(limit: job.runtime.stallWarningSeconds) { waited, place, step, epoch in
+                FileHandle.standardError.write(Data("cgt (rank \(rank)): warning: waited \(String(format: "%.1f", waited)) s in \(place) at step \(step) (epoch \(epoch)); another rank may have stopped\n".utf8))
+            }
         } else {
             gradientReducer = nil
             gradientsReady = nil
+            stallWatch = nil
         }
         setBatchNormSynchronized(job.training.syncBatchnorm)
         if resume && rank == 0 { try restoreNewestCheckpoint() }
     }
 
-    deinit { try? reader.close() }
+    deinit {
+        stallWatch?.stop()
+        try? reader.close()
+    }
 
     /// Sums BatchNorm statistics over all ranks (or keeps them local).
     private func setBatchNormSynchronized(_ synchronized: Bool) {
@@ -130,7 +138,11 @@ public final class Trainer {
     /// Runs `body` on every rank; a failure anywhere stops all ranks together.
     func together<R>(_ body: () throws -> R) throws -> R {
         guard let communicator, communicator.size > 1 else { return try body() }
-        return try communicator.collectively(body)
+        let result: Result<R, Error>
+        do { result = .success(try body()) } catch { result = .failure(error) }
+        stallWatch?.enter("the agreement between ranks", step: globalStep, epoch: epoch + 1)
+        defer { stallWatch?.leave() }
+        return try communicator.collectively { try result.get() }
     }
 
     /// Trains the remaining epochs, writes checkpoints and metrics, and evaluates the result.
@@ -197,9 +209,9 @@ public final class Trainer {
                                                         weighting: weighting, globalBatch: globalCount)
                 network.backward(input: UnsafeBufferPointer(x), batch: batch, gradientsReady: gradientsReady)
                 if let gradientReducer {
-                    allReduceWaitSeconds += try gradientReducer.finish(stallAfter: job.runtime.stallWarningSeconds) { waited in
-                        FileHandle.standardError.write(Data("cgt (rank \(rank)): warning: waited \(String(format: "%.1f", waited)) s in the gradient all-reduce at step \(globalStep + 1) (epoch \(epoch + 1)); another rank may have stopped\n".utf8))
-                    }
+                    stallWatch?.enter("the gradient all-reduce", step: globalStep + 1, epoch: epoch + 1)
+                    allReduceWaitSeconds += try gradientReducer.finish()
+                    stallWatch?.leave()
                 }
                 // Every rank holds the same reduced gradients, so every rank decides alike.
                 if Reductions.sum(UnsafeBufferPointer(network.store.gradients)).isFinite {
@@ -224,7 +236,9 @@ public final class Trainer {
         }
         var totals = statistics.flattened
         if let communicator, communicator.size > 1 {
+            stallWatch?.enter("the epoch's statistics", step: globalStep, epoch: epoch + 1)
             try totals.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
+            stallWatch?.leave()
         }
         let summed = ExitObjective.Statistics(flattened: totals)
         let n = Double(max(samples, 1))

@@ -1,0 +1,71 @@
+import Foundation
+
+/// Warns when the main thread stays in a collective too long, from a thread of its own.
+///
+/// A blocking `MPI_Allreduce` cannot report that it is stuck; this watch can, since it only
+/// reads a clock and never calls MPI (which `MPI_THREAD_FUNNELED` allows). Entering and
+/// leaving cost a lock each and allocate nothing, so the training loop can call them every step.
+final class StallWatch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var since: UInt64?
+    private var step = 0, epoch = 0
+    private var place: StaticString = ""
+    private var warned = false
+    private var stopped = false
+    private let limit: Double
+    private let report: @Sendable (_ seconds: Double, _ place: StaticString, _ step: Int, _ epoch: Int) -> Void
+
+    init(limit: Double, report: @escaping @Sendable (Double, StaticString, Int, Int) -> Void) {
+        self.limit = limit
+        self.report = report
+        let thread = Thread { [weak self] in
+            while let watch = self, watch.check() {
+                Thread.sleep(forTimeInterval: min(1, max(0.05, watch.limit / 4)))
+            }
+        }
+        thread.name = "cgt stall watch"
+        thread.start()
+    }
+
+    /// Returns false once the watch is stopped.
+    private func check() -> Bool {
+        lock.lock()
+        var fire: (Double, StaticString, Int, Int)?
+        if let since, !warned {
+            let waited = Double(DispatchTime.now().uptimeNanoseconds - since) / 1e9
+            if waited > limit {
+                warned = true
+                fire = (waited, place, step, epoch)
+            }
+        }
+        let running = !stopped
+        lock.unlock()
+        if let fire { report(fire.0, fire.1, fire.2, fire.3) }
+        return running
+    }
+
+    /// The main thread enters the collective `place` at `step` (1-based) of `epoch` (1-based).
+    func enter(_ place: StaticString, step: Int, epoch: Int) {
+        lock.lock()
+        since = DispatchTime.now().uptimeNanoseconds
+        self.place = place
+        self.step = step
+        self.epoch = epoch
+        warned = false
+        lock.unlock()
+    }
+
+    func leave() {
+        lock.lock()
+        since = nil
+        lock.unlock()
+    }
+
+    func stop() {
+        lock.lock()
+        stopped = true
+        lock.unlock()
+    }
+
+    deinit { stop() }
+}
