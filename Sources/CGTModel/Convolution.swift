@@ -17,12 +17,11 @@ public final class Conv2D: Layer {
     /// How many samples share one matrix product: more makes the product wider (faster in
     /// BLAS) at the cost of reshuffling the output between channel-major and sample-major order.
     public let samplesPerProduct: Int
-    private var weightSlot: TensorSlot!
-    private var biasSlot: TensorSlot!
-    private var weight = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var bias = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var weightGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var biasGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var parameters = WeightAndBias()
+    private var weight: UnsafeMutableBufferPointer<Float> { parameters.weight }
+    private var bias: UnsafeMutableBufferPointer<Float> { parameters.bias }
+    private var weightGradient: UnsafeMutableBufferPointer<Float> { parameters.weightGradient }
+    private var biasGradient: UnsafeMutableBufferPointer<Float> { parameters.biasGradient }
     private let columns = LayerCache()
     private let channelMajor = LayerCache()
 
@@ -60,25 +59,15 @@ public final class Conv2D: Layer {
     }
 
     public func declare(into layout: inout ParameterLayoutBuilder, prefix: String) {
-        let weightShape = [outputChannels, geometry.channels, geometry.kernelHeight, geometry.kernelWidth]
-        let w = layout.parameter("\(prefix).weight", shape: weightShape)
-        let b = layout.parameter("\(prefix).bias", shape: [outputChannels])
-        weightSlot = TensorSlot(name: "\(prefix).weight", shape: weightShape, offset: w)
-        biasSlot = TensorSlot(name: "\(prefix).bias", shape: [outputChannels], offset: b)
+        parameters.declare(into: &layout, prefix: prefix,
+                           weightShape: [outputChannels, geometry.channels, geometry.kernelHeight, geometry.kernelWidth])
     }
 
-    public func bind(to store: ParameterStore) {
-        weight = store.parameter(weightSlot)
-        bias = store.parameter(biasSlot)
-        weightGradient = store.gradient(weightSlot)
-        biasGradient = store.gradient(biasSlot)
-    }
+    public func bind(to store: ParameterStore) { parameters.bind(to: store) }
 
-    /// PyTorch's default: weight and bias uniform in +-1/sqrt(in * kh * kw) (Kaiming uniform with a = sqrt(5)).
+    /// PyTorch's default: weight and bias uniform in +-1/sqrt(in * kh * kw).
     public func initialize(using generator: inout SeededGenerator) {
-        let bound = 1 / Float(geometry.patchSize).squareRoot()
-        for i in weight.indices { weight[i] = generator.uniform(-bound, bound) }
-        for i in bias.indices { bias[i] = generator.uniform(-bound, bound) }
+        parameters.initialize(fanIn: geometry.patchSize, using: &generator)
     }
 
     public func reserve(maxBatch: Int) {

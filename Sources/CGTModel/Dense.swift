@@ -5,12 +5,11 @@ public final class Linear: Layer {
     public let name = "linear"
     public let inputFeatures: Int
     public let outputFeatures: Int
-    private var weightSlot: TensorSlot!
-    private var biasSlot: TensorSlot!
-    private var weight = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var bias = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var weightGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var biasGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var parameters = WeightAndBias()
+    private var weight: UnsafeMutableBufferPointer<Float> { parameters.weight }
+    private var bias: UnsafeMutableBufferPointer<Float> { parameters.bias }
+    private var weightGradient: UnsafeMutableBufferPointer<Float> { parameters.weightGradient }
+    private var biasGradient: UnsafeMutableBufferPointer<Float> { parameters.biasGradient }
 
     public init(inputFeatures: Int, outputFeatures: Int) {
         precondition(inputFeatures > 0 && outputFeatures > 0, "Linear needs positive sizes, got \(inputFeatures) -> \(outputFeatures)")
@@ -24,24 +23,14 @@ public final class Linear: Layer {
     public var inferenceFLOPs: Int { 2 * inputFeatures * outputFeatures + outputFeatures }
 
     public func declare(into layout: inout ParameterLayoutBuilder, prefix: String) {
-        let w = layout.parameter("\(prefix).weight", shape: [outputFeatures, inputFeatures])
-        let b = layout.parameter("\(prefix).bias", shape: [outputFeatures])
-        weightSlot = TensorSlot(name: "\(prefix).weight", shape: [outputFeatures, inputFeatures], offset: w)
-        biasSlot = TensorSlot(name: "\(prefix).bias", shape: [outputFeatures], offset: b)
+        parameters.declare(into: &layout, prefix: prefix, weightShape: [outputFeatures, inputFeatures])
     }
 
-    public func bind(to store: ParameterStore) {
-        weight = store.parameter(weightSlot)
-        bias = store.parameter(biasSlot)
-        weightGradient = store.gradient(weightSlot)
-        biasGradient = store.gradient(biasSlot)
-    }
+    public func bind(to store: ParameterStore) { parameters.bind(to: store) }
 
-    /// PyTorch's default: W and b uniform in +-1/sqrt(in) (Kaiming uniform with a = sqrt(5)).
+    /// PyTorch's default: W and b uniform in +-1/sqrt(in).
     public func initialize(using generator: inout SeededGenerator) {
-        let bound = 1 / Float(inputFeatures).squareRoot()
-        for i in weight.indices { weight[i] = generator.uniform(-bound, bound) }
-        for i in bias.indices { bias[i] = generator.uniform(-bound, bound) }
+        parameters.initialize(fanIn: inputFeatures, using: &generator)
     }
 
     public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {

@@ -69,15 +69,53 @@ extension Layer {
 }
 
 /// A cache a layer owns, grown to the largest batch seen and freed with the layer.
-final class LayerCache {
-    private(set) var storage = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+final class Cache<Element: Numeric> {
+    private(set) var storage = UnsafeMutableBufferPointer<Element>(start: nil, count: 0)
 
     func reserve(_ count: Int) {
         guard count > storage.count else { return }
         storage.deallocate()
         storage = .allocate(capacity: count)
-        storage.initialize(repeating: 0)
+        storage.initialize(repeating: .zero)
     }
 
     deinit { storage.deallocate() }
+}
+
+/// Activations, gradients and other values a layer keeps between passes.
+typealias LayerCache = Cache<Float>
+/// The argmax positions a pooling layer keeps for its backward pass.
+typealias IndexCache = Cache<Int32>
+
+/// A weight and a bias, their gradients, and where they live in the parameter store:
+/// what `Linear` and `Conv2D` share.
+struct WeightAndBias {
+    private(set) var weightSlot = TensorSlot(name: "", shape: [0], offset: 0)
+    private(set) var biasSlot = TensorSlot(name: "", shape: [0], offset: 0)
+    private(set) var weight = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private(set) var bias = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private(set) var weightGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private(set) var biasGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+
+    /// Declares "<prefix>.weight" with `weightShape` and "<prefix>.bias" with one value per output.
+    mutating func declare(into layout: inout ParameterLayoutBuilder, prefix: String, weightShape: [Int]) {
+        let outputs = weightShape[0]
+        weightSlot = TensorSlot(name: "\(prefix).weight", shape: weightShape, offset: layout.parameter("\(prefix).weight", shape: weightShape))
+        biasSlot = TensorSlot(name: "\(prefix).bias", shape: [outputs], offset: layout.parameter("\(prefix).bias", shape: [outputs]))
+    }
+
+    mutating func bind(to store: ParameterStore) {
+        weight = store.parameter(weightSlot)
+        bias = store.parameter(biasSlot)
+        weightGradient = store.gradient(weightSlot)
+        biasGradient = store.gradient(biasSlot)
+    }
+
+    /// PyTorch's default for `nn.Linear` and `nn.Conv2d`: both uniform in +-1/sqrt(fan in)
+    /// (Kaiming uniform with a = sqrt(5)).
+    func initialize(fanIn: Int, using generator: inout SeededGenerator) {
+        let bound = 1 / Float(fanIn).squareRoot()
+        for i in weight.indices { weight[i] = generator.uniform(-bound, bound) }
+        for i in bias.indices { bias[i] = generator.uniform(-bound, bound) }
+    }
 }

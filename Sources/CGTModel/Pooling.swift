@@ -99,16 +99,3 @@ public final class Flatten: Layer {
     }
 }
 
-/// Argmax indices a pooling layer owns, grown to the largest batch seen and freed with the layer.
-final class IndexCache {
-    private(set) var storage = UnsafeMutableBufferPointer<Int32>(start: nil, count: 0)
-
-    func reserve(_ count: Int) {
-        guard count > storage.count else { return }
-        storage.deallocate()
-        storage = .allocate(capacity: count)
-        storage.initialize(repeating: 0)
-    }
-
-    deinit { storage.deallocate() }
-}
