@@ -13,8 +13,9 @@ public struct Job: Codable, Equatable, Sendable {
     public var schedule: ScheduleSection
     public var eval: EvalSection
     public var runtime: RuntimeSection
+    public var augmentation: AugmentationSection
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, data, model, method, training, optimizer, schedule, eval, runtime }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, data, model, method, training, optimizer, schedule, eval, runtime, augmentation }
 
     public init() {
         name = "job"
@@ -26,6 +27,7 @@ public struct Job: Codable, Equatable, Sendable {
         schedule = ScheduleSection()
         eval = EvalSection()
         runtime = RuntimeSection()
+        augmentation = AugmentationSection()
     }
 
     public init(from decoder: Decoder) throws {
@@ -40,6 +42,7 @@ public struct Job: Codable, Equatable, Sendable {
         schedule = try c.value(.schedule, default: defaults.schedule)
         eval = try c.value(.eval, default: defaults.eval)
         runtime = try c.value(.runtime, default: defaults.runtime)
+        augmentation = try c.value(.augmentation, default: defaults.augmentation)
     }
 }
 
@@ -56,27 +59,57 @@ public struct DataSection: Codable, Equatable, Sendable {
     }
 }
 
-/// The network. `mlp` is the paper's Indian Pines backbone.
+/// The network: `mlp`, the paper's Indian Pines backbone, or `cnn`, its Fashion-MNIST one.
 public struct ModelSection: Codable, Equatable, Sendable {
     public var kind: String = "mlp"
-    /// Widths of the hidden layers, one block each.
+    /// `mlp`: widths of the hidden layers, one block each.
     public var hidden: [Int] = [256, 256, 256, 256, 256]
-    /// 1-based hidden layers followed by an exit; the last must be the last layer.
+    /// `cnn`: output channels of each Conv -> BatchNorm -> ReLU -> MaxPool block.
+    public var channels: [Int] = [32, 64, 128]
+    /// `cnn`: the (odd) convolution kernel size.
+    public var kernelSize: Int = 3
+    /// 1-based blocks followed by an exit; the last must be the last block.
     public var exits: [Int] = [1, 3, 5]
     public var batchnorm: Bool = true
+    /// `mlp`: dropout after each hidden layer.
     public var dropout: Float = 0.2
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case kind, hidden, exits, batchnorm, dropout }
+    enum CodingKeys: String, CodingKey, CaseIterable { case kind, hidden, channels, kernelSize = "kernel_size", exits, batchnorm, dropout }
     public init() {}
     public init(from decoder: Decoder) throws {
         let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
         let d = ModelSection()
         kind = try c.value(.kind, default: d.kind)
         hidden = try c.value(.hidden, default: d.hidden)
+        channels = try c.value(.channels, default: d.channels)
+        kernelSize = try c.value(.kernelSize, default: d.kernelSize)
         exits = try c.value(.exits, default: d.exits)
         batchnorm = try c.value(.batchnorm, default: d.batchnorm)
         dropout = try c.value(.dropout, default: d.dropout)
     }
+
+    /// The number of backbone blocks.
+    public var blockCount: Int { kind == "cnn" ? channels.count : hidden.count }
+}
+
+/// Training-time image augmentation, drawn per sample from (seed, epoch, sample id).
+public struct AugmentationSection: Codable, Equatable, Sendable {
+    /// Random crop: shift each image by up to this many pixels (zero padding), as a crop of the
+    /// image padded by this much. The paper's Fashion-MNIST setting is 2.
+    public var cropPadding: Int = 0
+    /// Mirror each image left-right with probability 1/2.
+    public var horizontalFlip: Bool = false
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case cropPadding = "crop_padding", horizontalFlip = "horizontal_flip" }
+    public init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        let d = AugmentationSection()
+        cropPadding = try c.value(.cropPadding, default: d.cropPadding)
+        horizontalFlip = try c.value(.horizontalFlip, default: d.horizontalFlip)
+    }
+
+    public var isActive: Bool { cropPadding > 0 || horizontalFlip }
 }
 
 /// How the exits' losses are weighted: `hardcgt`, `softcgt` or `branchynet` (fixed weights).

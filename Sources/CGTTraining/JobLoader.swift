@@ -108,16 +108,29 @@ public enum JobLoader {
     public static func validate(_ job: Job, source: String) throws {
         func fail(_ key: String, _ problem: String) -> JobError { JobError(source: source, key: key, problem) }
         let m = job.model
-        guard m.kind == "mlp" else { throw fail("model.kind", "unknown model '\(m.kind)' (known: mlp)") }
-        guard !m.hidden.isEmpty, m.hidden.allSatisfy({ $0 > 0 }) else { throw fail("model.hidden", "needs one or more positive widths") }
+        guard ["mlp", "cnn"].contains(m.kind) else { throw fail("model.kind", "unknown model '\(m.kind)' (known: mlp, cnn)") }
+        if m.kind == "mlp" {
+            guard !m.hidden.isEmpty, m.hidden.allSatisfy({ $0 > 0 && $0 <= 1 << 16 }) else {
+                throw fail("model.hidden", "needs one or more widths in [1, 65536]")
+            }
+        } else {
+            guard !m.channels.isEmpty, m.channels.allSatisfy({ $0 > 0 && $0 <= 1 << 14 }) else {
+                throw fail("model.channels", "needs one or more channel counts in [1, 16384]")
+            }
+            guard m.kernelSize >= 1 && m.kernelSize % 2 == 1 && m.kernelSize <= 15 else {
+                throw fail("model.kernel_size", "must be odd, in [1, 15]")
+            }
+        }
         guard !m.exits.isEmpty, zip(m.exits, m.exits.dropFirst()).allSatisfy({ $0 < $1 }), m.exits.first! >= 1 else {
             throw fail("model.exits", "needs increasing 1-based layer numbers, got \(m.exits)")
         }
-        guard m.exits.last == m.hidden.count else {
-            throw fail("model.exits", "the last exit must follow the last hidden layer (\(m.hidden.count)), got \(m.exits)")
+        guard m.exits.last == m.blockCount else {
+            throw fail("model.exits", "the last exit must follow the last block (\(m.blockCount)), got \(m.exits)")
         }
         guard m.dropout >= 0 && m.dropout < 1 else { throw fail("model.dropout", "must be in [0, 1), got \(m.dropout)") }
-        guard m.hidden.allSatisfy({ $0 <= 1 << 16 }) else { throw fail("model.hidden", "widths must be at most 65536") }
+        guard job.augmentation.cropPadding >= 0 && job.augmentation.cropPadding <= 64 else {
+            throw fail("augmentation.crop_padding", "must be in [0, 64]")
+        }
         let known = ["hardcgt", "softcgt", "branchynet"]
         guard known.contains(job.method.name) else {
             throw fail("method.name", "unknown method '\(job.method.name)' (known: \(known.joined(separator: ", ")))")

@@ -12,10 +12,27 @@ extension Job {
         }
     }
 
-    /// The network the job's model section describes, for inputs of `inputFeatures` values.
-    public func makeNetwork(inputFeatures: Int, classes: Int) -> EarlyExitNetwork {
-        MLPArchitecture(inputFeatures: inputFeatures, hiddenWidths: model.hidden, exitsAfter: model.exits,
-                        classes: classes, batchNorm: model.batchnorm, dropout: model.dropout).build()
+    /// Checks that samples of `featureShape` suit the model: the MLP flattens anything, the CNN
+    /// needs `[channels, height, width]` images at least as large as its pooling halves them.
+    public func checkInput(featureShape: [Int], source: String) throws {
+        guard model.kind == "cnn" else { return }
+        guard featureShape.count == 3 else {
+            throw JobError(source: source, key: "model.kind", "cnn needs images [channels, height, width], the data has feature_shape \(featureShape)")
+        }
+        let smallest = 1 << model.channels.count
+        guard featureShape[1] >= smallest && featureShape[2] >= smallest else {
+            throw JobError(source: source, key: "model.channels", "\(model.channels.count) pooling blocks need images of at least \(smallest)x\(smallest), the data has \(featureShape)")
+        }
+    }
+
+    /// The network the job's model section describes, for samples of `featureShape`.
+    public func makeNetwork(featureShape: [Int], classes: Int) -> EarlyExitNetwork {
+        if model.kind == "cnn" {
+            return CNNArchitecture(inputShape: featureShape, channels: model.channels, exitsAfter: model.exits, classes: classes,
+                                   kernelSize: model.kernelSize, batchNorm: model.batchnorm).build()
+        }
+        return MLPArchitecture(inputFeatures: featureShape.reduce(1, *), hiddenWidths: model.hidden, exitsAfter: model.exits,
+                               classes: classes, batchNorm: model.batchnorm, dropout: model.dropout).build()
     }
 
     /// The optimizer the job names, with zeroed state.

@@ -59,7 +59,11 @@ public final class Trainer {
         }
         let testCount = reader.splitSizes[DatasetLayout.test] ?? 0
         testShard = try reader.read(split: DatasetLayout.test, rows: (rank * testCount / ranks)..<((rank + 1) * testCount / ranks))
-        network = job.makeNetwork(inputFeatures: reader.featureCount, classes: reader.classes)
+        try job.checkInput(featureShape: reader.featureShape, source: job.data.path)
+        if job.augmentation.isActive && reader.featureShape.count != 3 {
+            throw JobError(source: job.data.path, key: "augmentation", "needs images [channels, height, width], the data has feature_shape \(reader.featureShape)")
+        }
+        network = job.makeNetwork(featureShape: reader.featureShape, classes: reader.classes)
         optimizer = job.makeOptimizer(parameterCount: network.store.parameterCount)
         weighting = job.makeExitWeighting()
         objective = ExitObjective(exits: network.exitCount, classes: network.classes)
@@ -203,6 +207,7 @@ public final class Trainer {
                 learningRate = schedule.rate(atStep: globalStep)
                 data.gather(positions, features: x, labels: y, sampleIDs: ids)
                 let batch = positions.count
+                if job.augmentation.isActive { augment(x, sampleIDs: ids, batch: batch, randomKey: randomKey) }
                 let context = ForwardContext(mode: .training, sampleIDs: UnsafeBufferPointer(rebasing: ids[0..<batch]), randomKey: randomKey)
                 network.forward(UnsafeBufferPointer(x), batch: batch, context: context)
                 let stepStatistics = objective.evaluate(network: network, labels: UnsafeBufferPointer(y), batch: batch,
@@ -248,6 +253,23 @@ public final class Trainer {
             loss: summed.loss.map { $0 / n }, weightedLoss: summed.weightedLoss.map { $0 / n },
             gateMean: summed.gate.map { $0 / n }, trainAccuracy: summed.correct.map { $0 / n },
             samples: samples, seconds: seconds, samplesPerSecond: n / seconds, evaluation: nil)
+    }
+
+    /// Shifts and flips each training image of the batch in place, from (seed, epoch, sample id).
+    private func augment(_ x: UnsafeMutableBufferPointer<Float>, sampleIDs: UnsafeMutableBufferPointer<Int64>, batch: Int, randomKey: UInt64) {
+        let shape = shard.featureShape
+        let size = shape.reduce(1, *)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: size) { scratch in
+            for i in 0..<batch {
+                let image = x.baseAddress! + i * size
+                let draw = ImageAugmentation.draw(key: randomKey ^ 0xA067_3E27, sampleID: sampleIDs[i],
+                                                  padding: job.augmentation.cropPadding, flip: job.augmentation.horizontalFlip)
+                guard draw.dy != 0 || draw.dx != 0 || draw.flip else { continue }
+                scratch.baseAddress!.update(from: image, count: size)
+                ImageAugmentation.shiftAndFlip(UnsafePointer(scratch.baseAddress!), into: image, channels: shape[0], height: shape[1],
+                                               width: shape[2], dy: draw.dy, dx: draw.dx, flip: draw.flip)
+            }
+        }
     }
 
     /// Early-exit routing statistics on the test split at `eval.tau`, sharded over ranks.

@@ -54,7 +54,7 @@ struct EvalCommand: ParsableCommand {
         guard reader.classes == stored.classNames.count else {
             throw DatasetError(file: dataPath, object: "/", "num_classes \(reader.classes) differs from the checkpoint's \(stored.classNames.count)")
         }
-        let network = stored.job.makeNetwork(inputFeatures: reader.featureCount, classes: reader.classes)
+        let network = stored.job.makeNetwork(featureShape: reader.featureShape, classes: reader.classes)
         try stored.restore(into: network, optimizer: nil, source: checkpoint)
         let test = try reader.read(split: DatasetLayout.test)
         let train = bnRecalibration ? try reader.read(split: DatasetLayout.train) : nil

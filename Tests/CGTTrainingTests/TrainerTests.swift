@@ -104,13 +104,13 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(loaded.model["blocks.1.bn.running_var"]?.shape, [32])
         XCTAssertEqual(loaded.optimizerState["exp_avg"]?["exits.2.linear.bias"]?.shape, [3])
 
-        let fresh = j.makeNetwork(inputFeatures: 12, classes: 3)
+        let fresh = j.makeNetwork(featureShape: [12], classes: 3)
         try loaded.restore(into: fresh, optimizer: nil, source: path)
         XCTAssertEqual(Array(fresh.store.parameters), before.parameters)
         XCTAssertEqual(Array(fresh.store.buffers), before.buffers)
 
         let wider = try JobLoader.parse("{}", source: "x", overrides: ["model.hidden=[16, 32, 32]", "model.exits=[1,2,3]"])
-            .makeNetwork(inputFeatures: 12, classes: 3)
+            .makeNetwork(featureShape: [12], classes: 3)
         XCTAssertThrowsError(try loaded.restore(into: wider, optimizer: nil, source: path)) { error in
             XCTAssertTrue("\(error)".contains("blocks.0.linear.weight has shape [32, 12], the network needs [16, 12]"), "\(error)")
         }
