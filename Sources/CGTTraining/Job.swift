@@ -248,7 +248,8 @@ public struct EvalSection: Codable, Equatable, Sendable {
     }
 }
 
-/// How the process runs, not what it computes: results do not depend on these.
+/// How the process runs, not what it computes: results depend on these only through float
+/// rounding (the all-reduce's summation order), so they may change on `--resume`.
 public struct RuntimeSection: Codable, Equatable, Sendable {
     /// OpenBLAS threads per rank; one per rank unless the ranks leave cores idle.
     public var blasThreads: Int = 1
@@ -264,7 +265,7 @@ public struct RuntimeSection: Codable, Equatable, Sendable {
     /// pass needs: 2 ranks here reached a scaling efficiency of 0.89-0.90 blocking against
     /// 0.78-0.87 overlapped. Turn it on across a network, where the network card does the transfer.
     public var overlapAllreduce: Bool = false
-    /// Warn when a rank waits longer than this in a collective (seconds).
+    /// Warn when a rank waits longer than this in a collective of the training loop (seconds).
     public var stallWarningSeconds: Double = 60
 
     enum CodingKeys: String, CodingKey, CaseIterable {
