@@ -232,11 +232,13 @@ public final class Trainer {
                         reportingRank: 0, isReporter: isRoot)
                 }
                 globalStep += 1
-                let elapsed = Date().timeIntervalSince(started)
-                progress.step(epoch: epoch + 1, epochs: job.training.epochs, step: step + 1, steps: steps,
-                              loss: statistics.loss.map { $0 / Double(max(1, samples / ranks)) },
-                              samplesPerSecond: Double(samples) / elapsed,
-                              secondsLeft: elapsed / Double(step + 1) * Double(steps - step - 1))
+                if progress.enabled {
+                    let elapsed = Date().timeIntervalSince(started)
+                    progress.step(epoch: epoch + 1, epochs: job.training.epochs, step: step + 1, steps: steps,
+                                  loss: statistics.loss.map { $0 / Double(max(1, samples / ranks)) },
+                                  samplesPerSecond: Double(samples) / elapsed,
+                                  secondsLeft: elapsed / Double(step + 1) * Double(steps - step - 1))
+                }
             }
         }
         var totals = statistics.flattened
