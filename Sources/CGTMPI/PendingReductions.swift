@@ -13,8 +13,6 @@ public final class PendingReductions {
         self.communicator = communicator
     }
 
-    public var count: Int { requests.count }
-
     /// Starts summing `buffer` over all ranks, in place. Wraps `MPI_Iallreduce`.
     ///
     /// Every rank must start the same reductions in the same order.

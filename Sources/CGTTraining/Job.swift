@@ -262,8 +262,8 @@ public struct RuntimeSection: Codable, Equatable, Sendable {
     /// Start each bucket's all-reduce (`MPI_Iallreduce`) as soon as the backward pass has
     /// finished it, instead of one blocking `MPI_Allreduce` per bucket after it. Off by default
     /// because on shared memory (ranks of one node) the copies run on the cores the backward
-    /// pass needs: 2 ranks here reached a scaling efficiency of 0.89-0.90 blocking against
-    /// 0.78-0.87 overlapped. Turn it on across a network, where the network card does the transfer.
+    /// pass needs: 2 ranks here reached a scaling efficiency of 0.86-0.93 blocking against
+    /// 0.78-0.89 overlapped (six and six runs of `cgt bench` under mpirun). Turn it on across a network, where the network card does the transfer.
     public var overlapAllreduce: Bool = false
     /// Warn when a rank waits longer than this in a collective of the training loop (seconds).
     public var stallWarningSeconds: Double = 60

@@ -30,9 +30,6 @@ public final class Trainer {
     /// Epochs completed and optimizer steps taken.
     public private(set) var epoch = 0
     public private(set) var globalStep = 0
-    /// Seconds spent waiting for gradient all-reduces in the last epoch.
-    public private(set) var allReduceWaitSeconds = 0.0
-    public private(set) var skippedSteps = 0
 
     var rank: Int { communicator?.rank ?? 0 }
     var ranks: Int { communicator?.size ?? 1 }
@@ -198,7 +195,6 @@ public final class Trainer {
         var statistics = ExitObjective.Statistics(exits: network.exitCount)
         var samples = 0
         var learningRate: Float = 0
-        allReduceWaitSeconds = 0
         let steps = shard.stepsPerEpoch
         try withBatchBuffers(network.maxBatch, featureCount: data.featureCount) { x, y, ids in
             for step in 0..<steps {
@@ -215,7 +211,7 @@ public final class Trainer {
                 network.backward(input: UnsafeBufferPointer(x), batch: batch, gradientsReady: gradientsReady)
                 if let gradientReducer {
                     stallWatch?.enter("the gradient all-reduce", step: globalStep + 1, epoch: epoch + 1)
-                    allReduceWaitSeconds += try gradientReducer.finish()
+                    _ = try gradientReducer.finish()
                     stallWatch?.leave()
                 }
                 // Every rank holds the same reduced gradients, so every rank decides alike.
@@ -224,7 +220,6 @@ public final class Trainer {
                     statistics += stepStatistics
                     samples += globalCount
                 } else if job.training.skipNonfiniteSteps {
-                    skippedSteps += 1
                     progress.say("warning: skipped step \(globalStep + 1) (epoch \(epoch + 1)): non-finite gradient")
                 } else {
                     throw AgreedFailure(
