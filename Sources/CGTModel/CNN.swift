@@ -15,6 +15,8 @@ public struct CNNArchitecture: Equatable, Sendable {
     public var classes: Int
     public var kernelSize: Int
     public var batchNorm: Bool
+    /// Shallow exits get an extra "other" output (ClassyNet, see `ClassGroups`).
+    public var otherOutput = false
 
     /// The defaults are the paper's: 28x28 grey images, blocks of 32, 64 and 128 channels, an
     /// exit after each, 10 classes.
@@ -52,10 +54,13 @@ public struct CNNArchitecture: Equatable, Sendable {
             let map = blockOutputs[block - 1]
             return Sequential(prefix: "exits.\(e)", layers: [
                 GlobalAveragePool(shape: map),
-                Linear(inputFeatures: map[0], outputFeatures: classes),
+                Linear(inputFeatures: map[0], outputFeatures: outputs(exit: e)),
             ])
         }
         return EarlyExitNetwork(inputShape: inputShape, classes: classes, blocks: blocks, exits: heads,
                                 exitBlocks: exitsAfter.map { $0 - 1 })
     }
+
+    /// Outputs of exit e's head: the classes, and "other" at shallow exits if asked.
+    func outputs(exit e: Int) -> Int { otherOutput && e < exitsAfter.count - 1 ? classes + 1 : classes }
 }

@@ -14,6 +14,9 @@ public final class EarlyExitNetwork {
     public let exitBlocks: [Int]
     public let inputShape: [Int]
     public let classes: Int
+    /// Outputs of each exit head: `classes`, or `classes + 1` for a shallow head with an
+    /// "other" output (ClassyNet).
+    public let exitOutputs: [Int]
     public let store: ParameterStore
     public private(set) var maxBatch = 0
     private let headGradient = LayerCache()
@@ -31,8 +34,12 @@ public final class EarlyExitNetwork {
         }
         for (head, block) in zip(exits, exitBlocks) {
             precondition(head.inputCount == blocks[block].outputCount, "\(head.prefix) takes \(head.inputCount) values, block \(block) gives \(blocks[block].outputCount)")
-            precondition(head.outputCount == classes, "\(head.prefix) gives \(head.outputCount) values, expected \(classes) classes")
         }
+        for (e, head) in exits.enumerated() {
+            let allowed = e == exits.count - 1 ? [classes] : [classes, classes + 1]
+            precondition(allowed.contains(head.outputCount), "\(head.prefix) gives \(head.outputCount) values, expected \(classes) classes")
+        }
+        exitOutputs = exits.map(\.outputCount)
         self.inputShape = inputShape
         self.classes = classes
         self.blocks = blocks
@@ -74,19 +81,24 @@ public final class EarlyExitNetwork {
     }
 
     /// Runs every block and every exit head; exit e's logits are then `logits(exit: e, batch:)`.
-    /// - Parameter exitLimit: evaluate only exits `0..<exitLimit` and the blocks they need.
-    public func forward(_ input: UnsafeBufferPointer<Float>, batch: Int, context: ForwardContext, exitLimit: Int? = nil) {
+    /// - Parameter scope: which exits run and which blocks are frozen (inference mode);
+    ///   nil runs everything in `context`'s mode.
+    public func forward(_ input: UnsafeBufferPointer<Float>, batch: Int, context: ForwardContext, scope: TrainingScope? = nil) {
         precondition(batch <= maxBatch, "batch \(batch) exceeds the reserved \(maxBatch)")
         precondition(input.count >= batch * inputCount, "input holds \(input.count) values, batch \(batch) needs \(batch * inputCount)")
-        let limit = exitLimit ?? exitCount
+        let limit = scope?.exitLimit ?? exitCount
+        var frozenContext = context
+        if context.isTraining { frozenContext.mode = .inference }
         var x = input
         var nextExit = 0
         for (b, block) in blocks.enumerated() {
             guard nextExit < limit else { break }
-            block.forward(x, batch: batch, context: context)
+            let blockFrozen = b < (scope?.frozenBlocks ?? 0)
+            block.forward(x, batch: batch, context: blockFrozen ? frozenContext : context)
             x = block.output(batch: batch)
             while nextExit < limit && exitBlocks[nextExit] == b {
-                exits[nextExit].forward(x, batch: batch, context: context)
+                let headFrozen = blockFrozen && scope?.frozenExits.contains(nextExit) == true
+                exits[nextExit].forward(x, batch: batch, context: headFrozen ? frozenContext : context)
                 nextExit += 1
             }
         }
@@ -102,21 +114,36 @@ public final class EarlyExitNetwork {
     }
 
     /// Back-propagates the logit gradients of every exit into the store's gradients (overwritten).
+    ///
+    /// With a `scope`, only exits below its limit contribute, nothing is propagated into frozen
+    /// blocks, and a frozen head on a frozen block is skipped; gradients of the parts skipped
+    /// are set to zero.
     /// - Parameter gradientsReady: called after each head and block with the lowest parameter
     ///   offset whose gradient is now final: every gradient from there to the end is done.
-    public func backward(input: UnsafeBufferPointer<Float>, batch: Int, gradientsReady: ((Int) -> Void)? = nil) {
-        var exit = exitCount - 1
-        for b in blocks.indices.reversed() {
+    public func backward(input: UnsafeBufferPointer<Float>, batch: Int, scope: TrainingScope? = nil, gradientsReady: ((Int) -> Void)? = nil) {
+        let limit = scope?.exitLimit ?? exitCount
+        let frozenBlocks = scope?.frozenBlocks ?? 0
+        let lastBlock = exitBlocks[limit - 1]
+        // Parameters of blocks and heads past the last exit in scope get no gradient.
+        let unused = lastBlock + 1 < blocks.count ? blockOffsets[lastBlock + 1] : store.parameterCount
+        UnsafeMutableBufferPointer(rebasing: store.gradients[unused...]).update(repeating: 0)
+        if unused < store.parameterCount { gradientsReady?(unused) }
+        var exit = limit - 1
+        for b in stride(from: lastBlock, through: 0, by: -1) {
             let block = blocks[b]
+            let propagates = b >= frozenBlocks
             let gradient = block.outputGradient(batch: batch)
             let blockInput = b == 0 ? input : blocks[b - 1].output(batch: batch)
-            var received = b < blocks.count - 1   // block b + 1 wrote into it
+            var received = b < lastBlock && propagates   // block b + 1 wrote into it
             while exit >= 0 && exitBlocks[exit] == b {
                 let head = exits[exit]
-                if received {
+                let headTrained = scope?.frozenExits.contains(exit) != true
+                if !headTrained && !propagates {
+                    exitParameterRange(exit).map { UnsafeMutableBufferPointer(rebasing: store.gradients[$0]).update(repeating: 0) }
+                } else if received || !propagates {
                     let scratch = headGradient.storage.mutablePrefix(count: batch * block.outputCount)
-                    head.backward(input: block.output(batch: batch), inputGradient: scratch, batch: batch)
-                    Elementwise.add(UnsafeBufferPointer(scratch), to: gradient)
+                    head.backward(input: block.output(batch: batch), inputGradient: propagates ? scratch : nil, batch: batch)
+                    if propagates { Elementwise.add(UnsafeBufferPointer(scratch), to: gradient) }
                 } else {
                     head.backward(input: block.output(batch: batch), inputGradient: gradient, batch: batch)
                     received = true
@@ -124,11 +151,48 @@ public final class EarlyExitNetwork {
                 gradientsReady?(exitOffsets[exit])
                 exit -= 1
             }
-            precondition(received, "block \(b) received no gradient")
-            let inputGradient = b == 0 ? nil : blocks[b - 1].outputGradient(batch: batch)
-            block.backward(input: blockInput, inputGradient: inputGradient, batch: batch)
+            if propagates {
+                precondition(received, "block \(b) received no gradient")
+                let inputGradient = b == frozenBlocks ? nil : blocks[b - 1].outputGradient(batch: batch)
+                block.backward(input: blockInput, inputGradient: inputGradient, batch: batch)
+            } else {
+                blockParameterRange(b).map { UnsafeMutableBufferPointer(rebasing: store.gradients[$0]).update(repeating: 0) }
+            }
             gradientsReady?(blockOffsets[b])
         }
+    }
+
+    /// The parameter ranges a step with `scope` updates: blocks from the first unfrozen one up
+    /// to the last exit in scope, and the heads in scope that are not frozen.
+    public func trainableRanges(_ scope: TrainingScope) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        func add(_ range: Range<Int>?) {
+            guard let range, !range.isEmpty else { return }
+            if let last = ranges.last, last.upperBound == range.lowerBound {
+                ranges[ranges.count - 1] = last.lowerBound..<range.upperBound
+            } else {
+                ranges.append(range)
+            }
+        }
+        for b in 0...exitBlocks[scope.exitLimit - 1] {
+            if b >= scope.frozenBlocks { add(blockParameterRange(b)) }
+            for e in 0..<scope.exitLimit where exitBlocks[e] == b && !scope.frozenExits.contains(e) { add(exitParameterRange(e)) }
+        }
+        return ranges
+    }
+
+    /// Where block b's parameters lie in the store (nil if it has none).
+    public func blockParameterRange(_ b: Int) -> Range<Int>? {
+        let end = ([exitOffsets.enumerated().first { exitBlocks[$0.offset] == b }?.element, b + 1 < blocks.count ? blockOffsets[b + 1] : nil]
+            .compactMap { $0 }.min()) ?? store.parameterCount
+        return blockOffsets[b] < end ? blockOffsets[b]..<end : nil
+    }
+
+    /// Where exit e's head parameters lie in the store (nil if it has none).
+    public func exitParameterRange(_ e: Int) -> Range<Int>? {
+        let b = exitBlocks[e]
+        let next = e + 1 < exitCount && exitBlocks[e + 1] == b ? exitOffsets[e + 1] : (b + 1 < blocks.count ? blockOffsets[b + 1] : store.parameterCount)
+        return exitOffsets[e] < next ? exitOffsets[e]..<next : nil
     }
 
     /// Inference FLOPs for one sample that leaves at exit e: blocks up to it plus every head on the way.

@@ -8,7 +8,15 @@ import CGTKernels
 public final class ExitObjective {
     public let exits: Int
     public let classes: Int
+    /// Outputs of each exit's head (`classes`, or `classes + 1` with an "other" output).
+    public let outputs: [Int]
+    /// ClassyNet's groups: shallow exits learn "other" for classes outside their group and
+    /// never answer with it. nil: every exit learns every class.
+    public var classGroups: ClassGroups?
     private var capacity = 0
+    /// Exits the last `predict` covered.
+    private var lastActive = 0
+    private var targets = UnsafeMutableBufferPointer<Int32>(start: nil, count: 0)
     private var probabilities: [UnsafeMutableBufferPointer<Float>] = []
     private var losses = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var confidence = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
@@ -17,16 +25,24 @@ public final class ExitObjective {
     private var gates = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var scaledGates = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
 
-    public init(exits: Int, classes: Int) {
+    public init(exits: Int, classes: Int, outputs: [Int]? = nil, classGroups: ClassGroups? = nil) {
         self.exits = exits
         self.classes = classes
+        self.outputs = outputs ?? Array(repeating: classes, count: exits)
+        self.classGroups = classGroups
+        precondition(self.outputs.count == exits, "\(self.outputs.count) output counts for \(exits) exits")
+    }
+
+    /// An objective for `network`'s exits, with ClassyNet's groups if it has "other" outputs.
+    public convenience init(network: EarlyExitNetwork, classGroups: ClassGroups? = nil) {
+        self.init(exits: network.exitCount, classes: network.classes, outputs: network.exitOutputs, classGroups: classGroups)
     }
 
     deinit { release() }
 
     private func release() {
         probabilities.forEach { $0.deallocate() }
-        losses.deallocate(); confidence.deallocate(); trueClass.deallocate()
+        losses.deallocate(); confidence.deallocate(); trueClass.deallocate(); targets.deallocate()
         predictions.deallocate(); gates.deallocate(); scaledGates.deallocate()
     }
 
@@ -34,7 +50,8 @@ public final class ExitObjective {
         guard maxBatch > capacity else { return }
         release()
         capacity = maxBatch
-        probabilities = (0..<exits).map { _ in .allocate(capacity: maxBatch * classes) }
+        probabilities = outputs.map { .allocate(capacity: maxBatch * $0) }
+        targets = .allocate(capacity: exits * maxBatch)
         losses = .allocate(capacity: exits * maxBatch)
         confidence = .allocate(capacity: exits * maxBatch)
         trueClass = .allocate(capacity: exits * maxBatch)
@@ -82,19 +99,22 @@ public final class ExitObjective {
     /// - Parameters:
     ///   - globalBatch: N of Eq. 2, the number of samples in the step over all ranks.
     ///   - exitScale: multiplies exit e's weights (0 switches an exit's loss off); nil means all 1.
+    ///   - activeExits: only exits `0..<activeExits` ran (`TrainingScope.exitLimit`); the
+    ///     others get zero statistics and no gradient.
     @discardableResult
     public func evaluate(
         network: EarlyExitNetwork, labels: UnsafeBufferPointer<Int32>, batch: Int, weighting: ExitWeighting,
-        globalBatch: Int, exitScale: [Float]? = nil
+        globalBatch: Int, exitScale: [Float]? = nil, activeExits: Int? = nil
     ) -> Statistics {
         precondition(batch <= capacity, "objective reserved for \(capacity) samples, got \(batch)")
         precondition(labels.count >= batch, "\(labels.count) labels for a batch of \(batch)")
-        let outputs = predict(network: network, labels: labels, batch: batch)
-        let w = gates.mutablePrefix(count: exits * batch)
-        weighting.weights(for: outputs, into: w)
+        let active = activeExits ?? exits
+        let predicted = predict(network: network, labels: labels, batch: batch, activeExits: active)
+        let w = gates.mutablePrefix(count: active * batch)
+        weighting.weights(for: predicted, into: w)
         var statistics = Statistics(exits: exits)
         let inverseN = 1 / Float(globalBatch)
-        for e in 0..<exits {
+        for e in 0..<active {
             let scale = exitScale?[e] ?? 1
             var lossSum = 0.0, weightedSum = 0.0, gateSum = 0.0, correct = 0.0
             for i in 0..<batch {
@@ -112,37 +132,68 @@ public final class ExitObjective {
             statistics.gate[e] = gateSum
             statistics.correct[e] = correct
             SoftmaxCrossEntropy.backward(
-                probabilities: UnsafeBufferPointer(probabilities[e]), labels: labels,
-                weights: UnsafeBufferPointer(scaledGates), rows: batch, classes: classes,
+                probabilities: UnsafeBufferPointer(probabilities[e]), labels: targets(exit: e, labels: labels, batch: batch),
+                weights: UnsafeBufferPointer(scaledGates), rows: batch, classes: outputs[e],
                 logitGradient: network.logitGradient(exit: e, batch: batch))
         }
         return statistics
     }
 
-    /// Softmax, confidence and prediction of every exit for the last forward pass.
-    public func predict(network: EarlyExitNetwork, labels: UnsafeBufferPointer<Int32>, batch: Int) -> ExitPredictions {
-        for e in 0..<exits {
+    /// Softmax, confidence and prediction of every exit (of the first `activeExits`) for the
+    /// last forward pass. A shallow exit that predicts "other" reports prediction -1 and
+    /// confidence 0: it declines to answer.
+    public func predict(network: EarlyExitNetwork, labels: UnsafeBufferPointer<Int32>, batch: Int, activeExits: Int? = nil) -> ExitPredictions {
+        let active = activeExits ?? exits
+        lastActive = active
+        for e in 0..<active {
             let range = (e * batch)..<((e + 1) * batch)
+            let n = outputs[e]
+            let exitLabels = targets(exit: e, labels: labels, batch: batch)
             SoftmaxCrossEntropy.forward(
-                logits: network.logits(exit: e, batch: batch), labels: labels, rows: batch, classes: classes,
+                logits: network.logits(exit: e, batch: batch), labels: exitLabels, rows: batch, classes: n,
                 probabilities: probabilities[e],
                 losses: UnsafeMutableBufferPointer(rebasing: losses[range]),
                 confidence: UnsafeMutableBufferPointer(rebasing: confidence[range]),
                 predictions: UnsafeMutableBufferPointer(rebasing: predictions[range]))
-            for i in 0..<batch { trueClass[e * batch + i] = probabilities[e][i * classes + Int(labels[i])] }
+            for i in 0..<batch { trueClass[e * batch + i] = probabilities[e][i * n + Int(exitLabels[i])] }
+            if n > classes {
+                for k in range where predictions[k] == Int32(classes) {
+                    predictions[k] = -1
+                    confidence[k] = 0
+                }
+            }
         }
         return ExitPredictions(
-            confidence: UnsafeBufferPointer(rebasing: confidence[0..<(exits * batch)]),
-            predictions: UnsafeBufferPointer(rebasing: predictions[0..<(exits * batch)]),
-            trueClassProbability: UnsafeBufferPointer(rebasing: trueClass[0..<(exits * batch)]),
-            labels: labels, exits: exits, batch: batch)
+            confidence: UnsafeBufferPointer(rebasing: confidence[0..<(active * batch)]),
+            predictions: UnsafeBufferPointer(rebasing: predictions[0..<(active * batch)]),
+            trueClassProbability: UnsafeBufferPointer(rebasing: trueClass[0..<(active * batch)]),
+            labels: labels, exits: active, batch: batch)
+    }
+
+    /// Exit e's training targets: the labels, or with class groups the label inside the group
+    /// and "other" (`classes`) outside it.
+    private func targets(exit e: Int, labels: UnsafeBufferPointer<Int32>, batch: Int) -> UnsafeBufferPointer<Int32> {
+        guard let classGroups, classGroups.groups[e] != nil else { return UnsafeBufferPointer(rebasing: labels[0..<batch]) }
+        let exitTargets = UnsafeMutableBufferPointer(rebasing: targets[(e * batch)..<((e + 1) * batch)])
+        for i in 0..<batch { exitTargets[i] = classGroups.target(labels[i], exit: e) }
+        return UnsafeBufferPointer(exitTargets)
+    }
+
+    /// Adds, for the last `predict`, each exit's correct answers per class to `correct[e][c]`
+    /// and the samples per class to `counts[c]`: the recall ClassyNet's groups are chosen by.
+    public func tallyRecall(labels: UnsafeBufferPointer<Int32>, batch: Int, correct: inout [[Double]], counts: inout [Double]) {
+        for i in 0..<batch {
+            let y = Int(labels[i])
+            counts[y] += 1
+            for e in 0..<lastActive where predictions[e * batch + i] == labels[i] { correct[e][y] += 1 }
+        }
     }
 
     /// The gates of the last `evaluate`, exit-major, scaled by `exitScale`.
     public func lastGates(batch: Int) -> UnsafeBufferPointer<Float> { gates.prefix(count: exits * batch) }
 
-    /// The probabilities of exit e from the last pass, `[batch, classes]`.
+    /// The probabilities of exit e from the last pass, `[batch, outputs[e]]`.
     public func probabilities(exit e: Int, batch: Int) -> UnsafeBufferPointer<Float> {
-        probabilities[e].prefix(count: batch * classes)
+        probabilities[e].prefix(count: batch * outputs[e])
     }
 }

@@ -31,8 +31,8 @@ public struct FixedExitWeights: ExitWeighting {
     public init(_ lambdas: [Float]) { self.lambdas = lambdas }
 
     public func weights(for outputs: ExitPredictions, into weights: UnsafeMutableBufferPointer<Float>) {
-        precondition(lambdas.count == outputs.exits, "\(lambdas.count) fixed weights for \(outputs.exits) exits")
-        for (e, lambda) in lambdas.enumerated() {
+        precondition(lambdas.count >= outputs.exits, "\(lambdas.count) fixed weights for \(outputs.exits) exits")
+        for (e, lambda) in lambdas.prefix(outputs.exits).enumerated() {
             UnsafeMutableBufferPointer(rebasing: weights[(e * outputs.batch)..<((e + 1) * outputs.batch)]).update(repeating: lambda)
         }
     }

@@ -6,6 +6,8 @@ public struct MLPArchitecture: Equatable, Sendable {
     public var exitsAfter: [Int]
     public var classes: Int
     public var batchNorm: Bool
+    /// Shallow exits get an extra "other" output (ClassyNet, see `ClassGroups`).
+    public var otherOutput = false
     public var dropout: Float
 
     public init(inputFeatures: Int, hiddenWidths: [Int], exitsAfter: [Int], classes: Int, batchNorm: Bool = true, dropout: Float = 0.2) {
@@ -30,9 +32,12 @@ public struct MLPArchitecture: Equatable, Sendable {
             width = hidden
         }
         let heads = exitsAfter.enumerated().map { e, layer in
-            Sequential(prefix: "exits.\(e)", layers: [Linear(inputFeatures: hiddenWidths[layer - 1], outputFeatures: classes)])
+            Sequential(prefix: "exits.\(e)", layers: [Linear(inputFeatures: hiddenWidths[layer - 1], outputFeatures: outputs(exit: e))])
         }
         return EarlyExitNetwork(inputShape: [inputFeatures], classes: classes, blocks: blocks, exits: heads,
                                 exitBlocks: exitsAfter.map { $0 - 1 })
     }
+
+    /// Outputs of exit e's head: the classes, and "other" at shallow exits if asked.
+    func outputs(exit e: Int) -> Int { otherOutput && e < exitsAfter.count - 1 ? classes + 1 : classes }
 }

@@ -6,7 +6,27 @@ public protocol Optimizer: AnyObject {
     var stepCount: Int { get set }
     /// Named state buffers, each with the parameter buffer's layout ("exp_avg", "momentum_buffer").
     var stateBuffers: [(name: String, values: UnsafeMutableBufferPointer<Float>)] { get }
-    func step(_ store: ParameterStore, learningRate: Float)
+    /// Updates the parameters in `ranges` (all of them if nil); the others, and their state, stay as they are.
+    func step(_ store: ParameterStore, learningRate: Float, ranges: [Range<Int>]?)
+}
+
+extension Optimizer {
+    public func step(_ store: ParameterStore, learningRate: Float) { step(store, learningRate: learningRate, ranges: nil) }
+
+    /// Zeroes the state and the step count: a fresh optimizer for the next training stage.
+    public func reset() {
+        stepCount = 0
+        for (_, values) in stateBuffers { values.update(repeating: 0) }
+    }
+}
+
+/// Calls `body` with each range of the buffers (all of them if `ranges` is nil).
+func forEachRange(_ ranges: [Range<Int>]?, count: Int, _ body: (Range<Int>) -> Void) {
+    for range in ranges ?? [0..<count] where !range.isEmpty { body(range) }
+}
+
+extension UnsafeMutableBufferPointer {
+    func slice(_ range: Range<Int>) -> UnsafeMutableBufferPointer { UnsafeMutableBufferPointer(rebasing: self[range]) }
 }
 
 /// SGD with momentum, weight decay and optional Nesterov momentum (Sutskever et al., 2013),
@@ -30,10 +50,13 @@ public final class SGD: Optimizer {
 
     public var stateBuffers: [(name: String, values: UnsafeMutableBufferPointer<Float>)] { [("momentum_buffer", velocity)] }
 
-    public func step(_ store: ParameterStore, learningRate: Float) {
+    public func step(_ store: ParameterStore, learningRate: Float, ranges: [Range<Int>]?) {
         stepCount += 1
-        OptimizerKernels.sgdStep(parameters: store.parameters, gradients: UnsafeBufferPointer(store.gradients), velocity: velocity,
-                                 learningRate: learningRate, momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
+        forEachRange(ranges, count: store.parameterCount) { r in
+            OptimizerKernels.sgdStep(parameters: store.parameters.slice(r), gradients: UnsafeBufferPointer(store.gradients.slice(r)),
+                                     velocity: velocity.slice(r), learningRate: learningRate, momentum: momentum,
+                                     weightDecay: weightDecay, nesterov: nesterov)
+        }
     }
 }
 
@@ -70,12 +93,14 @@ public final class Adam: Optimizer {
         [("exp_avg", firstMoment), ("exp_avg_sq", secondMoment)]
     }
 
-    public func step(_ store: ParameterStore, learningRate: Float) {
+    public func step(_ store: ParameterStore, learningRate: Float, ranges: [Range<Int>]?) {
         stepCount += 1
-        OptimizerKernels.adamStep(
-            parameters: store.parameters, gradients: UnsafeBufferPointer(store.gradients),
-            firstMoment: firstMoment, secondMoment: secondMoment, learningRate: learningRate,
-            beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay,
-            decoupledWeightDecay: decoupled, step: stepCount)
+        forEachRange(ranges, count: store.parameterCount) { r in
+            OptimizerKernels.adamStep(
+                parameters: store.parameters.slice(r), gradients: UnsafeBufferPointer(store.gradients.slice(r)),
+                firstMoment: firstMoment.slice(r), secondMoment: secondMoment.slice(r), learningRate: learningRate,
+                beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay,
+                decoupledWeightDecay: decoupled, step: stepCount)
+        }
     }
 }

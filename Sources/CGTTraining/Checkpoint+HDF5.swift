@@ -1,4 +1,5 @@
 import CGTHDF5
+import CGTModel
 
 extension Checkpoint {
     /// Writes the checkpoint atomically (temporary file, fsync, rename).
@@ -19,6 +20,12 @@ extension Checkpoint {
             try root.setAttribute("num_classes", classNames.count)
             try root.setAttribute("method", job.method.name)
             try root.setAttribute("exit_thresholds", Array(repeating: Double(job.eval.tau), count: job.model.exits.count))
+            if let classGroups {
+                let membership = (0..<classGroups.exits).flatMap { e in
+                    (0..<classGroups.classes).map { Int32(classGroups.isMember($0, exit: e) ? 1 : 0) }
+                }
+                try root.writeDataset("exit_classes", membership, shape: [classGroups.exits, classGroups.classes])
+            }
             let modelGroup = try root.createGroup("model")
             for (name, tensor) in model.sorted(by: { $0.key < $1.key }) {
                 let (group, leaf) = try Self.parent(of: name, in: modelGroup)
@@ -69,6 +76,20 @@ extension Checkpoint {
             counts[String(name.dropLast(".num_batches_tracked".count))] = Int(values.first ?? 0)
         }
         checkpoint.batchesTracked = counts
+        if root.contains("exit_classes") {
+            let dataset = try root.openDataset("exit_classes")
+            let shape = dataset.shape
+            let values = try dataset.readAll(as: Int32.self)
+            guard shape.count == 2, shape[0] == job.model.exits.count, shape[1] == checkpoint.classNames.count,
+                  values.allSatisfy({ $0 == 0 || $0 == 1 }), values.suffix(shape[1]).allSatisfy({ $0 == 1 }) else {
+                throw CheckpointError(file: path, "/exit_classes must be 0/1 of shape [exits, classes] with the last exit answering every class, got shape \(shape)")
+            }
+            let groups: [[Int]?] = (0..<shape[0]).map { e in
+                let row = values[(e * shape[1])..<((e + 1) * shape[1])]
+                return row.allSatisfy({ $0 == 1 }) ? nil : row.indices.filter { row[$0] == 1 }.map { $0 - e * shape[1] }
+            }
+            checkpoint.classGroups = ClassGroups(classes: shape[1], groups: groups)
+        }
         if root.contains("optimizer") {
             let optimizerGroup = try root.openGroup("optimizer")
             checkpoint.optimizerStepCount = try optimizerGroup.intAttribute("step_count")

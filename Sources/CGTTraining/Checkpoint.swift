@@ -31,10 +31,13 @@ public struct Checkpoint: Equatable {
     /// Optimizer state buffers by state name ("exp_avg"), then key path.
     public var optimizerState: [String: [String: StoredTensor]]
     public var optimizerStepCount: Int
+    /// ClassyNet's exit policy once chosen: which classes each exit answers (`/exit_classes`).
+    public var classGroups: ClassGroups?
 
     /// Captures the state of a run.
     public init(job: Job, epoch: Int, globalStep: Int, featureShape: [Int], classNames: [String],
-                network: EarlyExitNetwork, optimizer: Optimizer?) {
+                network: EarlyExitNetwork, optimizer: Optimizer?, classGroups: ClassGroups? = nil) {
+        self.classGroups = classGroups
         self.job = job
         self.epoch = epoch
         self.globalStep = globalStep

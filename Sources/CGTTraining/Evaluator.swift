@@ -7,10 +7,10 @@ public final class Evaluator {
     public let batchSize: Int
     private let objective: ExitObjective
 
-    public init(network: EarlyExitNetwork, batchSize: Int) {
+    public init(network: EarlyExitNetwork, batchSize: Int, classGroups: ClassGroups? = nil) {
         self.network = network
         self.batchSize = batchSize
-        objective = ExitObjective(exits: network.exitCount, classes: network.classes)
+        objective = ExitObjective(network: network, classGroups: classGroups)
         objective.reserve(maxBatch: batchSize)
         network.reserve(maxBatch: batchSize)
     }

@@ -112,7 +112,9 @@ public struct AugmentationSection: Codable, Equatable, Sendable {
     public var isActive: Bool { cropPadding > 0 || horizontalFlip }
 }
 
-/// How the exits' losses are weighted: `hardcgt`, `softcgt` or `branchynet` (fixed weights).
+/// How the exits' losses are weighted: `hardcgt`, `softcgt` (the paper), or a baseline:
+/// `branchynet` (fixed weights), `co` (Cascade Optimization, stage by stage) or `classynet`
+/// (shallow exits answer a group of classes). See README.md, "Methods".
 public struct MethodSection: Codable, Equatable, Sendable {
     public var name: String = "softcgt"
     /// The confidence threshold of the gates (Eq. 3 and 6).
@@ -121,10 +123,27 @@ public struct MethodSection: Codable, Equatable, Sendable {
     public var sharpness: Float = 1
     /// SoftCGT's score: `max_probability` (the paper) or `true_class_probability`.
     public var score: String = "max_probability"
-    /// BranchyNet's fixed lambda_e, one per exit.
+    /// Fixed lambda_e, one per exit: `branchynet` and `classynet`.
     public var weights: [Float]? = nil
+    /// `co`: epochs of each stage (stage e trains the blocks after exit e-1 up to exit e and
+    /// head e, everything before frozen); default: `training.epochs` split evenly.
+    public var stageEpochs: [Int]? = nil
+    /// `classynet`: the classes each shallow exit answers, one list per exit but the last;
+    /// default: chosen from the training data after `grouping_epochs` (see `ClassGroups.choose`).
+    public var classGroups: [[Int]]? = nil
+    /// `classynet`: classes per shallow exit when chosen from the data; default ceil(classes / exits).
+    public var groupSize: Int? = nil
+    /// `classynet`: epochs of ordinary training (every exit learns every class) before the
+    /// groups are chosen from that epoch's per-class recall; default a tenth of the epochs.
+    public var groupingEpochs: Int? = nil
+    /// Per-exit factors multiplied into the gates (or fixed weights), annealed linearly over
+    /// epochs; default none (the paper).
+    public var anneal: AnnealSection? = nil
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, tau, sharpness, score, weights }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, tau, sharpness, score, weights, stageEpochs = "stage_epochs", classGroups = "class_groups"
+        case groupSize = "group_size", groupingEpochs = "grouping_epochs", anneal
+    }
     public init() {}
     public init(from decoder: Decoder) throws {
         let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
@@ -134,6 +153,35 @@ public struct MethodSection: Codable, Equatable, Sendable {
         sharpness = try c.value(.sharpness, default: d.sharpness)
         score = try c.value(.score, default: d.score)
         weights = try c.decodeIfPresent([Float].self, forKey: .weights)
+        stageEpochs = try c.decodeIfPresent([Int].self, forKey: .stageEpochs)
+        classGroups = try c.decodeIfPresent([[Int]].self, forKey: .classGroups)
+        groupSize = try c.decodeIfPresent(Int.self, forKey: .groupSize)
+        groupingEpochs = try c.decodeIfPresent(Int.self, forKey: .groupingEpochs)
+        anneal = try c.decodeIfPresent(AnnealSection.self, forKey: .anneal)
+    }
+}
+
+/// Per-exit factors on the exit weights that move linearly from `from` (epoch 1) to `to`
+/// (reached at `epochs` and held after), as in the authors' public CGT code.
+public struct AnnealSection: Codable, Equatable, Sendable {
+    public var from: [Float] = []
+    public var to: [Float] = []
+    public var epochs: Int = 1
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case from, to, epochs }
+    public init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        let d = AnnealSection()
+        from = try c.value(.from, default: d.from)
+        to = try c.value(.to, default: d.to)
+        epochs = try c.value(.epochs, default: d.epochs)
+    }
+
+    /// The factors in epoch `epoch` (0-based).
+    public func factors(epoch: Int) -> [Float] {
+        let t = Float(min(epoch, epochs)) / Float(max(1, epochs))
+        return zip(from, to).map { $0 + ($1 - $0) * t }
     }
 }
 
@@ -153,10 +201,20 @@ public struct TrainingSection: Codable, Equatable, Sendable {
     public var syncBatchnorm: Bool = false
     /// Skip optimizer steps whose reduced gradient is NaN or infinite instead of stopping.
     public var skipNonfiniteSteps: Bool = false
+    /// `joint` (the paper): everything from the start. `disjoint`: the backbone with its last
+    /// exit first, then only the other heads on the frozen backbone. `mixed`: the backbone
+    /// first, then everything jointly (arXiv 2407.14320).
+    public var regime: String = "joint"
+    /// `disjoint` and `mixed`: epochs of the first (backbone) phase; default half.
+    public var backboneEpochs: Int? = nil
+    /// Progressive exit activation: the epoch (0-based) each exit's loss switches on; the first
+    /// must be 0. Default: every exit from the start.
+    public var exitStartEpochs: [Int]? = nil
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case epochs, batchSize = "batch_size", seed, checkpointEvery = "checkpoint_every", shuffle
         case syncBatchnorm = "sync_batchnorm", skipNonfiniteSteps = "skip_nonfinite_steps"
+        case regime, backboneEpochs = "backbone_epochs", exitStartEpochs = "exit_start_epochs"
     }
     public init() {}
     public init(from decoder: Decoder) throws {
@@ -169,6 +227,9 @@ public struct TrainingSection: Codable, Equatable, Sendable {
         shuffle = try c.value(.shuffle, default: d.shuffle)
         syncBatchnorm = try c.value(.syncBatchnorm, default: d.syncBatchnorm)
         skipNonfiniteSteps = try c.value(.skipNonfiniteSteps, default: d.skipNonfiniteSteps)
+        regime = try c.value(.regime, default: d.regime)
+        backboneEpochs = try c.decodeIfPresent(Int.self, forKey: .backboneEpochs)
+        exitStartEpochs = try c.decodeIfPresent([Int].self, forKey: .exitStartEpochs)
     }
 }
 

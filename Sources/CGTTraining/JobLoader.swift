@@ -131,23 +131,7 @@ public enum JobLoader {
         guard job.augmentation.cropPadding >= 0 && job.augmentation.cropPadding <= 64 else {
             throw fail("augmentation.crop_padding", "must be in [0, 64]")
         }
-        let known = ["hardcgt", "softcgt", "branchynet"]
-        guard known.contains(job.method.name) else {
-            throw fail("method.name", "unknown method '\(job.method.name)' (known: \(known.joined(separator: ", ")))")
-        }
-        guard job.method.tau > 0 && job.method.tau < 1 else { throw fail("method.tau", "must be in (0, 1), got \(job.method.tau)") }
-        guard job.method.sharpness > 0 else { throw fail("method.sharpness", "must be positive, got \(job.method.sharpness)") }
-        guard SoftCGTScore(rawValue: job.method.score) != nil else {
-            throw fail("method.score", "unknown score '\(job.method.score)' (known: max_probability, true_class_probability)")
-        }
-        if job.method.name == "branchynet" {
-            guard let weights = job.method.weights else { throw fail("method.weights", "branchynet needs one fixed weight per exit") }
-            guard weights.count == m.exits.count, weights.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
-                throw fail("method.weights", "needs \(m.exits.count) non-negative weights (one per exit), got \(weights)")
-            }
-        } else if job.method.weights != nil {
-            throw fail("method.weights", "only branchynet uses fixed weights; \(job.method.name) computes them per sample")
-        }
+        try validateMethod(job, fail: fail)
         let t = job.training
         // Upper bounds keep step counts and buffer sizes far from overflow.
         guard t.epochs >= 1 && t.epochs <= 1_000_000 else { throw fail("training.epochs", "must be in [1, 1000000]") }
@@ -172,10 +156,92 @@ public enum JobLoader {
         guard job.eval.tau > 0 && job.eval.tau <= 1 else { throw fail("eval.tau", "must be in (0, 1]") }
         guard job.eval.batchSize >= 1 && job.eval.batchSize <= 1 << 24 else { throw fail("eval.batch_size", "must be in [1, 16777216]") }
         guard job.eval.everyEpochs >= 0 else { throw fail("eval.every_epochs", "must not be negative") }
+        try validateRegime(job, fail: fail)
         guard ["global", "local"].contains(t.shuffle) else { throw fail("training.shuffle", "unknown mode '\(t.shuffle)' (known: global, local)") }
         guard job.runtime.blasThreads >= 1 && job.runtime.blasThreads <= 1024 else { throw fail("runtime.blas_threads", "must be in [1, 1024]") }
         guard job.runtime.bucketKib >= 1 && job.runtime.bucketKib <= 1 << 20 else { throw fail("runtime.bucket_kib", "must be in [1, 1048576]") }
         guard job.runtime.stallWarningSeconds > 0 else { throw fail("runtime.stall_warning_seconds", "must be positive") }
+    }
+
+    static func validateMethod(_ job: Job, fail: (String, String) -> JobError) throws {
+        let m = job.method, exits = job.model.exits.count, epochs = job.training.epochs
+        let known = ["hardcgt", "softcgt", "branchynet", "co", "classynet"]
+        guard known.contains(m.name) else {
+            throw fail("method.name", "unknown method '\(m.name)' (known: \(known.joined(separator: ", ")))")
+        }
+        guard m.tau > 0 && m.tau < 1 else { throw fail("method.tau", "must be in (0, 1), got \(m.tau)") }
+        guard m.sharpness > 0 else { throw fail("method.sharpness", "must be positive, got \(m.sharpness)") }
+        guard SoftCGTScore(rawValue: m.score) != nil else {
+            throw fail("method.score", "unknown score '\(m.score)' (known: max_probability, true_class_probability)")
+        }
+        if ["branchynet", "classynet"].contains(m.name) {
+            guard let weights = m.weights else { throw fail("method.weights", "\(m.name) needs one fixed weight per exit") }
+            guard weights.count == exits, weights.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+                throw fail("method.weights", "needs \(exits) non-negative weights (one per exit), got \(weights)")
+            }
+        } else if m.weights != nil {
+            throw fail("method.weights", "only branchynet and classynet use fixed weights; \(m.name) computes its own")
+        }
+        if let stages = m.stageEpochs {
+            guard m.name == "co" else { throw fail("method.stage_epochs", "only co trains in stages") }
+            guard stages.count == exits, stages.allSatisfy({ $0 >= 1 }), stages.reduce(0, +) == epochs else {
+                throw fail("method.stage_epochs", "needs \(exits) positive epoch counts (one per exit) summing to training.epochs (\(epochs)), got \(stages)")
+            }
+        }
+        if m.name == "co" && m.stageEpochs == nil && epochs < exits {
+            throw fail("training.epochs", "co trains one stage per exit: needs at least \(exits) epochs")
+        }
+        let classyKeys: [(String, Bool)] = [("class_groups", m.classGroups != nil), ("group_size", m.groupSize != nil), ("grouping_epochs", m.groupingEpochs != nil)]
+        for (key, present) in classyKeys where present && m.name != "classynet" {
+            throw fail("method.\(key)", "only classynet groups classes")
+        }
+        if let groups = m.classGroups {
+            guard groups.count == exits - 1, groups.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0 >= 0 } }) else {
+                throw fail("method.class_groups", "needs \(exits - 1) non-empty lists of class indices (one per exit but the last), got \(groups)")
+            }
+            if m.groupSize != nil || m.groupingEpochs != nil {
+                throw fail("method.class_groups", "given groups leave nothing to choose: drop group_size and grouping_epochs")
+            }
+        }
+        if let size = m.groupSize, size < 1 { throw fail("method.group_size", "must be at least 1") }
+        if let warmup = m.groupingEpochs, warmup < 1 || warmup >= epochs {
+            throw fail("method.grouping_epochs", "must be in [1, training.epochs - 1]")
+        }
+        if m.name == "classynet" && m.classGroups == nil && m.groupingEpochs == nil && epochs < 2 {
+            throw fail("training.epochs", "classynet chooses its groups after a first epoch: needs at least 2 epochs")
+        }
+        if let anneal = m.anneal {
+            guard anneal.from.count == exits, anneal.to.count == exits,
+                  (anneal.from + anneal.to).allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+                throw fail("method.anneal", "from and to need \(exits) non-negative factors each")
+            }
+            guard anneal.epochs >= 1 else { throw fail("method.anneal.epochs", "must be at least 1") }
+        }
+    }
+
+    static func validateRegime(_ job: Job, fail: (String, String) -> JobError) throws {
+        let t = job.training, exits = job.model.exits.count
+        guard ["joint", "disjoint", "mixed"].contains(t.regime) else {
+            throw fail("training.regime", "unknown regime '\(t.regime)' (known: joint, disjoint, mixed)")
+        }
+        if t.regime != "joint" {
+            guard job.method.name != "co" else { throw fail("training.regime", "co has its own stages; use regime joint") }
+            guard t.epochs >= 2 else { throw fail("training.epochs", "\(t.regime) trains in two phases: needs at least 2 epochs") }
+            if let backbone = t.backboneEpochs, backbone < 1 || backbone >= t.epochs {
+                throw fail("training.backbone_epochs", "must be in [1, training.epochs - 1]")
+            }
+        } else if t.backboneEpochs != nil {
+            throw fail("training.backbone_epochs", "only the disjoint and mixed regimes have a backbone phase")
+        }
+        if let starts = t.exitStartEpochs {
+            guard t.regime == "joint" && job.method.name != "co" else {
+                throw fail("training.exit_start_epochs", "progressive activation needs regime joint and a method other than co")
+            }
+            guard starts.count == exits, starts.first == 0, zip(starts, starts.dropFirst()).allSatisfy({ $0 <= $1 }),
+                  starts.allSatisfy({ $0 < t.epochs }) else {
+                throw fail("training.exit_start_epochs", "needs \(exits) non-decreasing epochs starting at 0 and below training.epochs, got \(starts)")
+            }
+        }
     }
 
     /// The resolved job as YAML, every default written out.

@@ -7,7 +7,9 @@ extension Job {
     public func makeExitWeighting() -> ExitWeighting {
         switch method.name {
         case "hardcgt": return HardCGT(tau: method.tau)
-        case "branchynet": return FixedExitWeights(method.weights ?? [])
+        case "branchynet", "classynet": return FixedExitWeights(method.weights ?? [])
+        // Each stage of Cascade Optimization trains one exit (`trainingPhases` gives its weights).
+        case "co": return FixedExitWeights(Array(repeating: 1, count: model.exits.count))
         default: return SoftCGT(tau: method.tau, sharpness: method.sharpness, score: SoftCGTScore(rawValue: method.score) ?? .maxProbability)
         }
     }
@@ -27,13 +29,30 @@ extension Job {
 
     /// The network the job's model section describes, for samples of `featureShape`.
     public func makeNetwork(featureShape: [Int], classes: Int) -> EarlyExitNetwork {
+        let otherOutput = method.name == "classynet"
         if model.kind == "cnn" {
-            return CNNArchitecture(inputShape: featureShape, channels: model.channels, exitsAfter: model.exits, classes: classes,
-                                   kernelSize: model.kernelSize, batchNorm: model.batchnorm).build()
+            var architecture = CNNArchitecture(inputShape: featureShape, channels: model.channels, exitsAfter: model.exits, classes: classes,
+                                               kernelSize: model.kernelSize, batchNorm: model.batchnorm)
+            architecture.otherOutput = otherOutput
+            return architecture.build()
         }
-        return MLPArchitecture(inputFeatures: featureShape.reduce(1, *), hiddenWidths: model.hidden, exitsAfter: model.exits,
-                               classes: classes, batchNorm: model.batchnorm, dropout: model.dropout).build()
+        var architecture = MLPArchitecture(inputFeatures: featureShape.reduce(1, *), hiddenWidths: model.hidden, exitsAfter: model.exits,
+                                           classes: classes, batchNorm: model.batchnorm, dropout: model.dropout)
+        architecture.otherOutput = otherOutput
+        return architecture.build()
     }
+
+    /// ClassyNet's groups as the job gives them (`method.class_groups`), checked against the data.
+    public func givenClassGroups(classes: Int, source: String) throws -> ClassGroups? {
+        guard method.name == "classynet", let groups = method.classGroups else { return nil }
+        if let bad = groups.joined().first(where: { $0 >= classes }) {
+            throw JobError(source: source, key: "method.class_groups", "class \(bad) does not exist: the data has \(classes) classes (0-\(classes - 1))")
+        }
+        return ClassGroups(classes: classes, groups: groups.map { Optional($0) } + [nil])
+    }
+
+    /// ClassyNet: the epoch after which the groups are chosen from the data.
+    public var groupingEpochs: Int { method.groupingEpochs ?? max(1, training.epochs / 10) }
 
     /// The optimizer the job names, with zeroed state.
     public func makeOptimizer(parameterCount: Int) -> Optimizer {

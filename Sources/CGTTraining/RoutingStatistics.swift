@@ -61,10 +61,11 @@ public struct RoutingTally: Equatable, Sendable {
 
     public var samples: Int { answered.reduce(0, +) }
 
-    /// Routes one sample: the first exit with confidence >= tau answers; if none does, the last exit.
+    /// Routes one sample: the first exit with confidence >= tau answers; if none does, the last
+    /// exit. An exit that declines (prediction -1, ClassyNet's "other") never answers early.
     public mutating func add(label: Int, predictions: [Int], confidence: [Float], tau: Float) {
         for e in 0..<exits where predictions[e] == label { exitCorrect[e] += 1 }
-        let exit = (0..<exits).first { confidence[$0] >= tau } ?? exits - 1
+        let exit = (0..<exits).first { confidence[$0] >= tau && predictions[$0] >= 0 } ?? exits - 1
         answered[exit] += 1
         if predictions[exit] == label { answeredCorrect[exit] += 1 }
         confusion[label][predictions[exit]] += 1

@@ -22,7 +22,9 @@ public final class Trainer {
     let reader: DatasetReader
     let shard: TrainingShard
     let testShard: DatasetSplit
-    let schedule: LearningRateSchedule
+    let phases: [TrainingPhase]
+    /// ClassyNet's groups, once given or chosen (nil before, and for every other method).
+    public private(set) var classGroups: ClassGroups?
     let gradientReducer: GradientReducer?
     let gradientsReady: ((Int) -> Void)?
     let stallWatch: StallWatch?
@@ -63,8 +65,9 @@ public final class Trainer {
         network = job.makeNetwork(featureShape: reader.featureShape, classes: reader.classes)
         optimizer = job.makeOptimizer(parameterCount: network.store.parameterCount)
         weighting = job.makeExitWeighting()
-        objective = ExitObjective(exits: network.exitCount, classes: network.classes)
-        schedule = LearningRateSchedule(section: job.schedule, baseRate: job.optimizer.lr, stepsPerEpoch: shard.stepsPerEpoch, epochs: job.training.epochs)
+        phases = job.trainingPhases()
+        classGroups = try job.givenClassGroups(classes: reader.classes, source: job.data.path)
+        objective = ExitObjective(network: network, classGroups: classGroups)
         network.reserve(maxBatch: shard.maxLocalBatch)
         objective.reserve(maxBatch: shard.maxLocalBatch)
         network.initialize(seed: job.training.seed)
@@ -118,6 +121,7 @@ public final class Trainer {
             throw CheckpointError(file: runDirectory.lastCheckpoint, "--resume: the checkpoint was written by a different job (only training.epochs and runtime may change); compare \(runDirectory.jobFile)")
         }
         try checkpoint.restore(into: network, optimizer: optimizer, source: runDirectory.lastCheckpoint)
+        if let groups = checkpoint.classGroups { setClassGroups(groups) }
         epoch = checkpoint.epoch
         globalStep = checkpoint.globalStep
         progress.say("resumed from \(runDirectory.lastCheckpoint) at epoch \(epoch), step \(globalStep)")
@@ -134,6 +138,30 @@ public final class Trainer {
         epoch = Int(counters[0])
         globalStep = Int(counters[1])
         optimizer.stepCount = Int(counters[2])
+        if job.method.name == "classynet" {
+            var membership = encodedClassGroups()
+            try membership.withUnsafeMutableBytes { try communicator.broadcast($0) }
+            if membership[0] >= 0 { setClassGroups(decodeClassGroups(membership)) }
+        }
+    }
+
+    private func setClassGroups(_ groups: ClassGroups) {
+        classGroups = groups
+        objective.classGroups = groups
+    }
+
+    /// The groups as exit-major 0/1 membership, or all -1 while there are none: for a broadcast.
+    private func encodedClassGroups() -> [Int32] {
+        let exits = network.exitCount, classes = network.classes
+        guard let classGroups else { return Array(repeating: -1, count: exits * classes) }
+        return (0..<exits).flatMap { e in (0..<classes).map { Int32(classGroups.isMember($0, exit: e) ? 1 : 0) } }
+    }
+
+    private func decodeClassGroups(_ membership: [Int32]) -> ClassGroups {
+        let exits = network.exitCount, classes = network.classes
+        return ClassGroups(classes: classes, groups: (0..<exits).map { e in
+            e == exits - 1 ? nil : (0..<classes).filter { membership[e * classes + $0] == 1 }
+        })
     }
 
     /// Runs `body` on every rank; a failure anywhere stops all ranks together.
@@ -189,6 +217,19 @@ public final class Trainer {
     /// One pass over the training split; returns the epoch's metrics, summed over ranks.
     func trainEpoch() throws -> EpochMetrics {
         let started = Date()
+        let phase = phases.last { $0.epochs.lowerBound <= epoch } ?? phases[0]
+        if epoch == phase.epochs.lowerBound {
+            if phase.restartsOptimizer && epoch > 0 { optimizer.reset() }
+            if phases.count > 1 { progress.say("epoch \(epoch + 1): \(phase.name) (epochs \(phase.epochs.lowerBound + 1)-\(phase.epochs.upperBound))") }
+        }
+        let schedule = learningRateSchedule(at: epoch)
+        let scope = phase.scope
+        let trainable = scope == .everything(exits: network.exitCount) ? nil : network.trainableRanges(scope)
+        let phaseWeighting: ExitWeighting = phase.fixedWeights.map { FixedExitWeights($0) } ?? weighting
+        let exitScale = job.method.anneal?.factors(epoch: epoch)
+        let choosesGroups = job.method.name == "classynet" && classGroups == nil && epoch + 1 == job.groupingEpochs
+        var recallCorrect = [[Double]](repeating: [Double](repeating: 0, count: network.classes), count: network.exitCount)
+        var classCounts = [Double](repeating: 0, count: network.classes)
         try together { try shard.prepare(epoch: epoch) }
         let data = shard.data
         let randomKey = DropoutKernels.mix64(job.training.seed ^ DropoutKernels.mix64(UInt64(epoch) &+ 0xD120_9047))
@@ -200,15 +241,19 @@ public final class Trainer {
             for step in 0..<steps {
                 let positions = shard.positions(step: step)
                 let globalCount = shard.globalCount(step: step)
-                learningRate = schedule.rate(atStep: globalStep)
+                learningRate = schedule.rate(globalStep - schedule.firstStep)
                 data.gather(positions, features: x, labels: y, sampleIDs: ids)
                 let batch = positions.count
                 if job.augmentation.isActive { augment(x, sampleIDs: ids, batch: batch, randomKey: randomKey) }
                 let context = ForwardContext(mode: .training, sampleIDs: UnsafeBufferPointer(rebasing: ids[0..<batch]), randomKey: randomKey)
-                network.forward(UnsafeBufferPointer(x), batch: batch, context: context)
+                network.forward(UnsafeBufferPointer(x), batch: batch, context: context, scope: scope)
                 let stepStatistics = objective.evaluate(network: network, labels: UnsafeBufferPointer(y), batch: batch,
-                                                        weighting: weighting, globalBatch: globalCount)
-                network.backward(input: UnsafeBufferPointer(x), batch: batch, gradientsReady: gradientsReady)
+                                                        weighting: phaseWeighting, globalBatch: globalCount,
+                                                        exitScale: exitScale, activeExits: scope.exitLimit)
+                if choosesGroups {
+                    objective.tallyRecall(labels: UnsafeBufferPointer(y), batch: batch, correct: &recallCorrect, counts: &classCounts)
+                }
+                network.backward(input: UnsafeBufferPointer(x), batch: batch, scope: scope, gradientsReady: gradientsReady)
                 if let gradientReducer {
                     stallWatch?.enter("the gradient all-reduce", step: globalStep + 1, epoch: epoch + 1)
                     _ = try gradientReducer.finish()
@@ -216,7 +261,7 @@ public final class Trainer {
                 }
                 // Every rank holds the same reduced gradients, so every rank decides alike.
                 if Reductions.sum(UnsafeBufferPointer(network.store.gradients)).isFinite {
-                    optimizer.step(network.store, learningRate: learningRate)
+                    optimizer.step(network.store, learningRate: learningRate, ranges: trainable)
                     statistics += stepStatistics
                     samples += globalCount
                 } else if job.training.skipNonfiniteSteps {
@@ -243,6 +288,7 @@ public final class Trainer {
             stallWatch?.leave()
         }
         let summed = ExitObjective.Statistics(flattened: totals)
+        if choosesGroups { try chooseClassGroups(correct: recallCorrect, counts: classCounts) }
         let n = Double(max(samples, 1))
         let seconds = Date().timeIntervalSince(started)
         return EpochMetrics(
@@ -250,6 +296,33 @@ public final class Trainer {
             loss: summed.loss.map { $0 / n }, weightedLoss: summed.weightedLoss.map { $0 / n },
             gateMean: summed.gate.map { $0 / n }, trainAccuracy: summed.correct.map { $0 / n },
             samples: samples, seconds: seconds, samplesPerSecond: n / seconds, evaluation: nil)
+    }
+
+    /// The learning-rate schedule of the phase segment `epoch` lies in: a restarting phase
+    /// begins a new schedule that runs until the next restarting phase.
+    func learningRateSchedule(at epoch: Int) -> (rate: (Int) -> Float, firstStep: Int) {
+        let start = phases.filter { $0.restartsOptimizer && $0.epochs.lowerBound <= epoch }.map(\.epochs.lowerBound).max() ?? 0
+        let end = phases.filter { $0.restartsOptimizer && $0.epochs.lowerBound > epoch }.map(\.epochs.lowerBound).min() ?? job.training.epochs
+        let schedule = LearningRateSchedule(section: job.schedule, baseRate: job.optimizer.lr, stepsPerEpoch: shard.stepsPerEpoch, epochs: end - start)
+        return ({ schedule.rate(atStep: $0) }, start * shard.stepsPerEpoch)
+    }
+
+    /// ClassyNet: picks each shallow exit's classes from the per-class recall of the epoch just
+    /// trained, summed over ranks (`ClassGroups.choose`).
+    private func chooseClassGroups(correct: [[Double]], counts: [Double]) throws {
+        var totals = correct.flatMap { $0 } + counts
+        if let communicator, communicator.size > 1 {
+            try totals.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
+        }
+        let classes = network.classes
+        let summedCounts = Array(totals.suffix(classes))
+        let recall = (0..<network.exitCount).map { e in
+            (0..<classes).map { c in summedCounts[c] > 0 ? totals[e * classes + c] / summedCounts[c] : 0 }
+        }
+        let groups = ClassGroups.choose(recall: recall, groupSize: job.method.groupSize ?? (classes + network.exitCount - 1) / network.exitCount)
+        setClassGroups(groups)
+        let described = groups.groups.dropLast().enumerated().map { "exit \($0.offset + 1): \($0.element ?? [])" }.joined(separator: ", ")
+        progress.say("classynet groups chosen after epoch \(epoch + 1): \(described); the last exit answers every class")
     }
 
     /// Shifts and flips each training image of the batch in place, from (seed, epoch, sample id).
@@ -275,7 +348,7 @@ public final class Trainer {
     /// the last, with statistics summed over ranks, so any number of ranks gives the report of
     /// one. The network's parameters and buffers are left as they were.
     public func evaluate() throws -> RoutingStatistics {
-        let evaluator = Evaluator(network: network, batchSize: max(1, min(job.eval.batchSize, testShard.count)))
+        let evaluator = Evaluator(network: network, batchSize: max(1, min(job.eval.batchSize, testShard.count)), classGroups: classGroups)
         let saved = network.store.snapshot()
         defer {
             network.store.restore(saved)
@@ -313,7 +386,7 @@ public final class Trainer {
 
     func writeCheckpoint() throws {
         let checkpoint = Checkpoint(job: job, epoch: epoch, globalStep: globalStep, featureShape: shard.featureShape,
-                                    classNames: reader.classNames, network: network, optimizer: optimizer)
+                                    classNames: reader.classNames, network: network, optimizer: optimizer, classGroups: classGroups)
         let path = runDirectory.checkpoint(epoch: epoch)
         try checkpoint.write(to: path)
         try linkAtomically(path, to: runDirectory.lastCheckpoint)

@@ -60,7 +60,7 @@ struct EvalCommand: ParsableCommand {
         let train = bnRecalibration ? try reader.read(split: DatasetLayout.train) : nil
         let threshold = tau ?? stored.job.eval.tau
         let batches = train.map { stored.job.recalibrationBatches(trainCount: $0.count) } ?? []
-        let statistics = Evaluator(network: network, batchSize: min(batchSize, test.count))
+        let statistics = Evaluator(network: network, batchSize: min(batchSize, test.count), classGroups: stored.classGroups)
             .evaluate(test: test, train: train, batches: batches, tau: threshold)
         print(RoutingTable.render(statistics))
         let folder = out ?? defaultFolder()

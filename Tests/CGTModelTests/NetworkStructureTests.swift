@@ -192,11 +192,11 @@ final class NetworkStructureTests: XCTestCase {
         let fullA = (0..<3).map { Array(network.logits(exit: $0, batch: batch)) }
         XCTAssertNotEqual(fullA[0], fullB[0])
         // Only exit 0 is recomputed for b; exits 1 and 2 still hold a's logits.
-        b.withUnsafeBufferPointer { network.forward($0, batch: batch, context: inference, exitLimit: 1) }
+        b.withUnsafeBufferPointer { network.forward($0, batch: batch, context: inference, scope: TrainingScope(exitLimit: 1)) }
         XCTAssertEqual(Array(network.logits(exit: 0, batch: batch)), fullB[0])
         XCTAssertEqual(Array(network.logits(exit: 1, batch: batch)), fullA[1])
         XCTAssertEqual(Array(network.logits(exit: 2, batch: batch)), fullA[2])
-        b.withUnsafeBufferPointer { network.forward($0, batch: batch, context: inference, exitLimit: 2) }
+        b.withUnsafeBufferPointer { network.forward($0, batch: batch, context: inference, scope: TrainingScope(exitLimit: 2)) }
         XCTAssertEqual(Array(network.logits(exit: 1, batch: batch)), fullB[1])
         XCTAssertEqual(Array(network.logits(exit: 2, batch: batch)), fullA[2])
     }

@@ -82,6 +82,28 @@ final class JobLoaderTests: XCTestCase {
         assertError("schedule: {name: linear}", key: "schedule.name")
     }
 
+    func testStagedSchemesAreValidated() {
+        assertError("method: {name: co, stage_epochs: [10, 10]}", key: "method.stage_epochs", mentions: ["3"])
+        assertError("method: {name: co, stage_epochs: [10, 10, 10]}", key: "method.stage_epochs", mentions: ["100"])
+        assertError("method: {name: softcgt, stage_epochs: [50, 25, 25]}", key: "method.stage_epochs")
+        assertError("method: {name: co}\ntraining: {regime: mixed}", key: "training.regime")
+        assertError("training: {regime: sideways}", key: "training.regime", mentions: ["disjoint"])
+        assertError("training: {regime: mixed, backbone_epochs: 100}", key: "training.backbone_epochs")
+        assertError("training: {backbone_epochs: 10}", key: "training.backbone_epochs")
+        assertError("training: {exit_start_epochs: [5, 10, 20]}", key: "training.exit_start_epochs", mentions: ["starting at 0"])
+        assertError("training: {exit_start_epochs: [0, 20, 10]}", key: "training.exit_start_epochs")
+        assertError("training: {exit_start_epochs: [0, 10]}", key: "training.exit_start_epochs")
+        assertError("training: {exit_start_epochs: [0, 10, 20], regime: disjoint}", key: "training.exit_start_epochs")
+        assertError("method: {name: classynet}", key: "method.weights")
+        assertError("method: {name: classynet, weights: [1, 1, 1], class_groups: [[0, 1]]}", key: "method.class_groups", mentions: ["2"])
+        assertError("method: {name: classynet, weights: [1, 1, 1], class_groups: [[0], [1]], group_size: 2}", key: "method.class_groups")
+        assertError("method: {name: classynet, weights: [1, 1, 1], grouping_epochs: 100}", key: "method.grouping_epochs")
+        assertError("method: {name: softcgt, group_size: 3}", key: "method.group_size")
+        assertError("method: {anneal: {from: [1, 1], to: [1, 1, 1]}}", key: "method.anneal")
+        assertError("method: {anneal: {from: [1, 1, 1], to: [1, 1, 1], epochs: 0}}", key: "method.anneal.epochs")
+        assertError("method: {anneal: {from: [1, 1, 1], to: [1, 1, 1], steps: 3}}", key: "method.anneal.steps", mentions: ["unknown key"])
+    }
+
     func testMalformedInput() {
         assertError("model: [unclosed", key: "", mentions: ["not valid YAML"])
         assertError("- a list", key: "", mentions: ["mapping"])
