@@ -55,12 +55,23 @@ public enum JobLoader {
             throw JobError(source: "--set", key: path.joined(separator: "."), "value is not valid YAML: \(oneLine(error))")
         }
         func set(_ node: Node, _ keys: ArraySlice<String>) throws -> Node {
-            guard let key = keys.first else { return value }
+            guard let segment = keys.first else { return value }
             var mapping = node.mapping ?? Node.Mapping([])
             guard node.mapping != nil || node == Node("") else {
-                throw JobError(source: "--set", key: path.joined(separator: "."), "'\(key)' is inside a value that is not a section")
+                throw JobError(source: "--set", key: path.joined(separator: "."), "'\(segment)' is inside a value that is not a section")
             }
-            mapping[key] = try set(mapping[key] ?? Node.mapping([:]), keys.dropFirst())
+            // "weights[1]" sets one element of an existing list.
+            if segment.hasSuffix("]"), let open = segment.firstIndex(of: "["),
+               let index = Int(segment[segment.index(after: open)..<segment.index(before: segment.endIndex)]) {
+                let key = String(segment[..<open])
+                guard var list = mapping[key]?.sequence, index >= 0, index < list.count else {
+                    throw JobError(source: "--set", key: path.joined(separator: "."), "'\(key)' is not a list with an element \(index)")
+                }
+                list[index] = try set(list[index], keys.dropFirst())
+                mapping[key] = .sequence(list)
+                return .mapping(mapping)
+            }
+            mapping[segment] = try set(mapping[segment] ?? Node.mapping([:]), keys.dropFirst())
             return .mapping(mapping)
         }
         return try set(root, path[...])

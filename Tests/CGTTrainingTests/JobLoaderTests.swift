@@ -122,8 +122,18 @@ final class JobLoaderTests: XCTestCase {
         let jobs = root.appendingPathComponent("jobs")
         let files = FileManager.default.enumerator(atPath: jobs.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".yaml") } ?? []
         XCTAssertFalse(files.isEmpty)
-        for file in files where !file.hasPrefix("grids/") {
-            XCTAssertNoThrow(try JobLoader.load(path: jobs.appendingPathComponent(file).path), file)
+        for file in files {
+            let path = jobs.appendingPathComponent(file).path
+            if file.hasPrefix("grids/") {
+                XCTAssertFalse((try? GridFile.load(path: path).jobs())?.isEmpty ?? true, "\(file): every trial's job must load")
+            } else {
+                XCTAssertNoThrow(try JobLoader.load(path: path), file)
+            }
+        }
+        for dataset in ["indian_pines", "fashion_mnist"] {
+            for method in ["branchynet", "co", "classynet", "hardcgt", "softcgt"] {
+                XCTAssertTrue(files.contains("\(dataset)/\(method).yaml"), "Table 1 row \(dataset)/\(method)")
+            }
         }
     }
 }

@@ -1,0 +1,24 @@
+import ArgumentParser
+import CGTTraining
+
+/// `cgt table`: the paper's Table 1 from finished runs.
+struct TableCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "table",
+        abstract: "Print a Markdown table in the format of the paper's Table 1 from finished runs.",
+        discussion: """
+            Runs of the same job (the job file's name) are one row: mean ± standard deviation over
+            them, typically seeds. Example: cgt table runs/paper/indian_pines/*/seed*
+            """)
+
+    @Argument(help: "Run folders (each with job.yaml, metrics.jsonl and eval.json).")
+    var runs: [String]
+
+    func run() throws {
+        do {
+            print(try ResultsTable.load(runs: runs).markdown())
+        } catch {
+            throw reportFailure(error)
+        }
+    }
+}
