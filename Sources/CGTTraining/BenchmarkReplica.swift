@@ -15,17 +15,17 @@ final class BenchmarkReplica {
     private(set) var phaseSeconds = [Double](repeating: 0, count: 5)
     static let phaseNames = ["forward", "loss_and_gates", "backward", "allreduce_wait", "optimizer"]
 
-    init(architecture: MLPArchitecture, batch: Int, seed: UInt64) {
+    init(model: BenchmarkModel, batch: Int, seed: UInt64) {
         self.batch = batch
-        network = architecture.build()
+        network = model.build()
         network.initialize(seed: 1)
         network.reserve(maxBatch: batch)
-        objective = ExitObjective(exits: network.exitCount, classes: architecture.classes)
+        objective = ExitObjective(network: network)
         objective.reserve(maxBatch: batch)
         optimizer = Adam(parameterCount: network.store.parameterCount)
         var generator = SeededGenerator(seed: seed)
-        x = (0..<(batch * architecture.inputFeatures)).map { _ in generator.normal() }
-        y = (0..<batch).map { _ in Int32(generator.next() % UInt64(architecture.classes)) }
+        x = (0..<(batch * model.inputCount)).map { _ in generator.normal() }
+        y = (0..<batch).map { _ in Int32(generator.next() % UInt64(model.classes)) }
         ids = (0..<batch).map { Int64($0) + Int64(seed) * 1_000_000 }
     }
 

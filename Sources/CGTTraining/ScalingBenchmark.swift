@@ -10,13 +10,13 @@ import Foundation
 /// backward pass and without overlap; last, a bare `MPI_Allreduce` of the same gradient
 /// buffer gives the practical bound of the reduction.
 public struct ScalingBenchmark {
-    public let architecture: MLPArchitecture
+    public let model: BenchmarkModel
     public let globalBatch: Int
     public let steps: Int
     public let bucketKib: Int
 
-    public init(architecture: MLPArchitecture, globalBatch: Int, steps: Int, bucketKib: Int) {
-        self.architecture = architecture
+    public init(model: BenchmarkModel, globalBatch: Int, steps: Int, bucketKib: Int) {
+        self.model = model
         self.globalBatch = globalBatch
         self.steps = steps
         self.bucketKib = bucketKib
@@ -57,7 +57,7 @@ public struct ScalingBenchmark {
 
         var oneRank = 0.0
         if world.isRoot {
-            let alone = BenchmarkReplica(architecture: architecture, batch: globalBatch, seed: 9)
+            let alone = BenchmarkReplica(model: model, batch: globalBatch, seed: 9)
             for _ in 0..<steps { try alone.step(globalBatch: globalBatch) }
             let start = now()
             for _ in 0..<steps { try alone.step(globalBatch: globalBatch) }
@@ -66,7 +66,7 @@ public struct ScalingBenchmark {
         try world.barrier()
 
         let local = globalBatch * (world.rank + 1) / ranks - globalBatch * world.rank / ranks
-        let replica = BenchmarkReplica(architecture: architecture, batch: local, seed: UInt64(world.rank) + 10)
+        let replica = BenchmarkReplica(model: model, batch: local, seed: UInt64(world.rank) + 10)
         let elements = bucketKib * 1024 / MemoryLayout<Float>.size
         var measured: [(samplesPerSecond: Double, waitFraction: Double)] = []
         var phases: [String: Double] = [:]

@@ -2,22 +2,24 @@ import CGTKernels
 import CGTModel
 import Foundation
 
-/// Times SoftCGT training steps of an MLP and the bare matrix products those steps contain.
+/// Times SoftCGT training steps of the MLP or the CNN and the bare matrix products those steps
+/// contain (a convolution counts as the im2col product of the whole batch).
 ///
 /// The products are the practical limit: everything else in a step (bias, BatchNorm, ReLU,
 /// dropout, softmax, gates, Adam) should cost little next to them.
 public struct TrainingBenchmark {
-    public let architecture: MLPArchitecture
+    public let model: BenchmarkModel
     public let batch: Int
     public let steps: Int
 
-    public init(architecture: MLPArchitecture, batch: Int, steps: Int) {
-        self.architecture = architecture
+    public init(model: BenchmarkModel, batch: Int, steps: Int) {
+        self.model = model
         self.batch = batch
         self.steps = steps
     }
 
     public struct Result: Codable {
+        public var model: String
         public var cpu: String
         public var kernelTarget: String
         public var blasThreads: Int
@@ -38,7 +40,7 @@ public struct TrainingBenchmark {
             return """
                 cpu: \(cpu)
                 kernels built for: \(kernelTarget); OpenBLAS threads: \(blasThreads)
-                model: MLP, \(parameters) parameters; batch \(batch); \(steps) timed steps; SoftCGT, Adam
+                model: \(model), \(parameters) parameters; batch \(batch); \(steps) timed steps; SoftCGT, Adam
                 training: \(String(format: "%.0f", samplesPerSecond)) samples/s, \(String(format: "%.1f", trainingGFLOPs)) GFLOP/s (\(String(format: "%.3f", matrixFLOPsPerSample / 1e6)) MFLOP of matrix products per sample)
                 bare cblas_sgemm, same products: \(String(format: "%.1f", sgemmGFLOPs)) GFLOP/s
                 ratio to cblas_sgemm: \(String(format: "%.2f", ratioToSgemm))
@@ -54,11 +56,20 @@ public struct TrainingBenchmark {
         var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
     }
 
-    /// The products of one step: forward, weight gradient and (except for the first layer) input gradient of every Linear.
+    /// The products of one step: forward, weight gradient and (except for the first layer)
+    /// input gradient of every Linear and Conv2D.
     func products(_ network: EarlyExitNetwork) -> [Product] {
         var result: [Product] = []
         for (index, part) in (network.blocks + network.exits).enumerated() {
             for layer in part.layers {
+                if let conv = layer as? Conv2D {
+                    let g = conv.geometry
+                    let (rows, columns) = (g.channels * g.kernelHeight * g.kernelWidth, batch * g.height * g.width)
+                    result.append(Product(opA: .plain, opB: .plain, m: conv.outputChannels, n: columns, k: rows))
+                    result.append(Product(opA: .plain, opB: .transposed, m: conv.outputChannels, n: rows, k: columns))
+                    if index != 0 { result.append(Product(opA: .transposed, opB: .plain, m: rows, n: columns, k: conv.outputChannels)) }
+                    continue
+                }
                 guard let linear = layer as? Linear else { continue }
                 let (i, o) = (linear.inputFeatures, linear.outputFeatures)
                 result.append(Product(opA: .plain, opB: .transposed, m: batch, n: o, k: i))
@@ -70,7 +81,7 @@ public struct TrainingBenchmark {
     }
 
     public func run() throws -> Result {
-        let replica = BenchmarkReplica(architecture: architecture, batch: batch, seed: 2)
+        let replica = BenchmarkReplica(model: model, batch: batch, seed: 2)
         let network = replica.network
         for _ in 0..<steps { try replica.step(globalBatch: batch) }
         replica.resetPhases()
@@ -103,7 +114,7 @@ public struct TrainingBenchmark {
         let sgemm = flopsPerStep * Double(steps) / gemmSeconds / 1e9
         let perStep: [Double] = replica.phaseSeconds.map { $0 * 1000 / Double(steps) }
         return Result(
-            cpu: Self.cpuName(), kernelTarget: KernelTarget.summary, blasThreads: MatrixMultiply.threadCount,
+            model: model.name, cpu: Self.cpuName(), kernelTarget: KernelTarget.summary, blasThreads: MatrixMultiply.threadCount,
             batch: batch, steps: steps, parameters: network.store.parameterCount,
             matrixFLOPsPerSample: flopsPerStep / Double(batch),
             samplesPerSecond: Double(batch * steps) / trainingSeconds,

@@ -8,14 +8,17 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure training throughput of the paper's MLP against a bare cblas_sgemm loop of the same matrix products.",
+        abstract: "Measure training throughput of the paper's MLP or CNN against a bare cblas_sgemm loop of the same matrix products.",
         discussion: """
             Under mpirun with several ranks, measures data-parallel scaling instead: 1 rank vs all ranks at the
             same global batch (--batch), with and without all-reduce overlap, and a bare MPI_Allreduce of the gradients.
             """)
 
-    @Option(help: "Samples per step.")
-    var batch = 256
+    @Option(help: "mlp (the paper's Indian Pines network) or cnn (its Fashion-MNIST network).")
+    var model = "mlp"
+
+    @Option(help: "Samples per step (default 256 for the MLP, 128 for the CNN).")
+    var batch: Int?
 
     @Option(help: "Timed steps (after as many warm-up steps).")
     var steps = 300
@@ -23,14 +26,18 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "OpenBLAS threads.")
     var threads = 1
 
-    @Option(help: "Input features, hidden widths and classes of the MLP.")
+    @Option(help: "MLP: input features.")
     var inputs = 200
-    @Option(help: "Hidden widths, comma-separated.")
+    @Option(help: "MLP: hidden widths, comma-separated.")
     var hidden = "256,256,256,256,256"
-    @Option(help: "1-based hidden layers followed by an exit, comma-separated.")
-    var exits = "1,3,5"
-    @Option(help: "Number of classes.")
-    var classes = 16
+    @Option(help: "CNN: channels of the blocks, comma-separated.")
+    var channels = "32,64,128"
+    @Option(help: "CNN: input image as channels,height,width.")
+    var image = "1,28,28"
+    @Option(help: "1-based blocks followed by an exit, comma-separated (default 1,3,5 for the MLP, 1,2,3 for the CNN).")
+    var exits: String?
+    @Option(help: "Number of classes (default 16 for the MLP, 10 for the CNN).")
+    var classes: Int?
 
     @Option(help: "Gradient all-reduce bucket size in KiB (several ranks only).")
     var bucketKib = 1024
@@ -39,24 +46,34 @@ struct BenchCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let widths = hidden.split(separator: ",").compactMap { Int($0) }
-        let exitLayers = exits.split(separator: ",").compactMap { Int($0) }
+        let isCNN = model == "cnn"
+        guard ["mlp", "cnn"].contains(model) else { throw ValidationError("--model is mlp or cnn") }
+        let batch = self.batch ?? (isCNN ? 128 : 256)
+        let classes = self.classes ?? (isCNN ? 10 : 16)
+        let widths = (isCNN ? channels : hidden).split(separator: ",").compactMap { Int($0) }
+        let exitLayers = (exits ?? (isCNN ? "1,2,3" : "1,3,5")).split(separator: ",").compactMap { Int($0) }
+        let imageShape = image.split(separator: ",").compactMap { Int($0) }
         guard !widths.isEmpty, widths.allSatisfy({ $0 >= 1 && $0 <= 1 << 16 }), inputs >= 1, inputs <= 1 << 20, classes >= 2,
               exitLayers.first.map({ $0 >= 1 }) == true, zip(exitLayers, exitLayers.dropFirst()).allSatisfy({ $0 < $1 }),
               exitLayers.last == widths.count, batch >= 2, batch <= 1 << 20, steps >= 1, bucketKib >= 1 else {
-            throw ValidationError("needs positive --inputs and --hidden widths, --classes >= 2, increasing 1-based --exits ending at the last layer, --batch in [2, 1048576], --steps >= 1 and --bucket-kib >= 1")
+            throw ValidationError("needs positive --inputs and --hidden (or --channels) widths, --classes >= 2, increasing 1-based --exits ending at the last block, --batch in [2, 1048576], --steps >= 1 and --bucket-kib >= 1")
+        }
+        guard !isCNN || (imageShape.count == 3 && imageShape.allSatisfy { $0 >= 1 } && imageShape[1] >= 1 << widths.count && imageShape[2] >= 1 << widths.count) else {
+            throw ValidationError("--image needs channels,height,width with height and width at least 2^blocks")
         }
         MatrixMultiply.setThreadCount(threads)
-        let architecture = MLPArchitecture(inputFeatures: inputs, hiddenWidths: widths, exitsAfter: exitLayers, classes: classes)
+        let benchModel: BenchmarkModel = isCNN
+            ? .cnn(CNNArchitecture(inputShape: imageShape, channels: widths, exitsAfter: exitLayers, classes: classes))
+            : .mlp(MLPArchitecture(inputFeatures: inputs, hiddenWidths: widths, exitsAfter: exitLayers, classes: classes))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try MPIEnvironment.run(report: { _ = reportFailure($0) }) { mpi in
             let world = mpi.world
             if world.size == 1 {
-                let result = try TrainingBenchmark(architecture: architecture, batch: batch, steps: steps).run()
+                let result = try TrainingBenchmark(model: benchModel, batch: batch, steps: steps).run()
                 print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
             } else {
-                let result = try ScalingBenchmark(architecture: architecture, globalBatch: batch, steps: steps, bucketKib: bucketKib).run(world: world)
+                let result = try ScalingBenchmark(model: benchModel, globalBatch: batch, steps: steps, bucketKib: bucketKib).run(world: world)
                 if world.isRoot {
                     print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : "kernels built for: \(KernelTarget.summary)\n" + result.report)
                 }

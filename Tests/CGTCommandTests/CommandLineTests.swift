@@ -117,11 +117,22 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testBenchPrintsItsMeasurements() throws {
-        let result = try CommandRunner.cgt(["bench", "--steps", "2", "--batch", "32", "--json"])
-        XCTAssertEqual(result.status, 0, result.stderr)
-        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-        for key in ["samplesPerSecond", "trainingGFLOPs", "sgemmGFLOPs", "ratioToSgemm", "kernelTarget", "cpu"] {
-            XCTAssertNotNil(object[key], key)
+        // Forward, weight and input gradient of each convolution (no input gradient for the
+        // first), plus the heads' Linear products: the paper CNN's matrix FLOPs per sample.
+        let convolutions: [Double] = [2 * 32 * 9 * 784, 2 * 64 * 32 * 9 * 196, 2 * 128 * 64 * 9 * 49]
+        let heads: Double = 3 * 2 * 10 * (32 + 64 + 128)
+        let cnnFLOPs: Double = 3 * convolutions.reduce(0, +) - convolutions[0] + heads
+        for model in ["mlp", "cnn"] {
+            let result = try CommandRunner.cgt(["bench", "--model", model, "--steps", "2", "--batch", "8", "--json"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            for key in ["samplesPerSecond", "trainingGFLOPs", "sgemmGFLOPs", "ratioToSgemm", "kernelTarget", "cpu", "model"] {
+                XCTAssertNotNil(object[key], key)
+            }
+            if model == "cnn" {
+                let counted = try XCTUnwrap(object["matrixFLOPsPerSample"] as? Double)
+                XCTAssertEqual(counted, cnnFLOPs, accuracy: 1, "matrix FLOPs of the paper CNN")
+            }
         }
     }
 }
