@@ -79,6 +79,38 @@ final class DistributedTrainingTests: XCTestCase {
         }
     }
 
+    /// Cascade Optimization (frozen stages) and ClassyNet (groups chosen from recall summed over
+    /// ranks, restored and broadcast on resume) on 2 ranks reach the parameters of 1 rank.
+    func testStagedMethodsOnTwoRanksEqualOneRank() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 4, train: 160, test: 40, spread: 2)
+        for (label, method) in [("co", "{name: co}"), ("classy", "{name: classynet, weights: [1.0, 0.5, 0.25], grouping_epochs: 1, group_size: 1}")] {
+            let job = try writeJob("""
+                model: {hidden: [16, 16, 16], exits: [1, 2, 3], dropout: 0.2}
+                method: \(method)
+                training: {sync_batchnorm: true, epochs: 3, batch_size: 32, checkpoint_every: 1, seed: 2}
+                optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+                """, name: "\(label).yaml")
+            XCTAssertEqual(try train(ranks: 1, job: job, data: data, out: "\(label)-1").status, 0)
+            let two = try train(ranks: 2, job: job, data: data, out: "\(label)-2")
+            XCTAssertEqual(two.status, 0, two.stderr)
+            let reference = try parameters(directory.file("\(label)-1"))
+            let difference = relativeDifference(try parameters(directory.file("\(label)-2")), reference)
+            XCTAssertLessThan(difference, 1e-5, "\(label): relative difference \(difference)")
+            if label == "classy" {
+                // Stop after the groups were chosen, resume on 2 ranks: rank 1 must receive them.
+                XCTAssertEqual(try train(ranks: 2, job: job, data: data, out: "classy-resumed", extra: ["--set", "training.epochs=2"]).status, 0)
+                let resumed = try train(ranks: 2, job: job, data: data, out: "classy-resumed", extra: ["--resume"])
+                XCTAssertEqual(resumed.status, 0, resumed.stderr)
+                let resumedParameters = try parameters(directory.file("classy-resumed")), straight = try parameters(directory.file("classy-2"))
+                XCTAssertTrue(resumedParameters == straight, "resumed on 2 ranks: relative difference \(relativeDifference(resumedParameters, straight))")
+                let groups = try withOpenHDF5File(directory.file("classy-2/checkpoints/last.h5")) { try $0.root.openDataset("exit_classes").readAll(as: Int32.self) }
+                XCTAssertEqual(groups.count, 12)
+                XCTAssertEqual(groups.suffix(4), [1, 1, 1, 1])
+                XCTAssertEqual(groups.prefix(8).reduce(0, +), 2, "one class for each shallow exit")
+            }
+        }
+    }
+
     func testResumedTwoRankRunIsBitwiseTheSame() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 120, test: 40, spread: 2)
         let job = try writeJob("model: {hidden: [16, 16], exits: [1, 2]}\ntraining: {epochs: 4, batch_size: 16, checkpoint_every: 2}\n")
