@@ -37,10 +37,12 @@ public final class Evaluator {
 
     /// Counts, for every sample of `split`, which exit answers at `tau` and whether it is right.
     public func tally(_ split: DatasetSplit, tau: Float) -> RoutingTally {
-        var tally = RoutingTally(exits: network.exitCount, classes: network.classes)
-        let exits = network.exitCount
-        var predictions = [Int](repeating: 0, count: exits)
-        var confidence = [Float](repeating: 0, count: exits)
+        records(split).tally(.uniform(tau, exits: network.exitCount))
+    }
+
+    /// Every exit's prediction and confidence scores for every sample of `split`, in inference mode.
+    public func records(_ split: DatasetSplit) -> ExitRecords {
+        var records = ExitRecords(exits: network.exitCount, classes: network.classes)
         let all = Array(0..<split.count)
         withBatchBuffers(batchSize, featureCount: split.featureCount) { x, y, ids in
             var start = 0
@@ -48,18 +50,13 @@ public final class Evaluator {
                 let count = min(batchSize, split.count - start)
                 split.gather(all[start..<(start + count)], features: x, labels: y, sampleIDs: ids)
                 network.forward(UnsafeBufferPointer(x), batch: count, context: ForwardContext(mode: .inference))
-                let outputs = objective.predict(network: network, labels: UnsafeBufferPointer(y), batch: count)
-                for i in 0..<count {
-                    for e in 0..<exits {
-                        predictions[e] = Int(outputs.predictions[e * count + i])
-                        confidence[e] = outputs.confidence[e * count + i]
-                    }
-                    tally.add(label: Int(y[i]), predictions: predictions, confidence: confidence, tau: tau)
-                }
+                let labels = UnsafeBufferPointer(rebasing: y[0..<count])
+                let outputs = objective.predict(network: network, labels: labels, batch: count)
+                records.append(outputs, objective: objective, labels: labels, batch: count)
                 start += count
             }
         }
-        return tally
+        return records
     }
 
     /// Early-exit routing statistics of `test`, after re-estimating BatchNorm over `batches` of

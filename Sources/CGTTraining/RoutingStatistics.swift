@@ -12,6 +12,10 @@ public struct RoutingStatistics: Codable, Equatable, Sendable {
     public var macroPrecision: Double
     public var macroRecall: Double
     public var macroF1: Double
+    /// Means over the classes weighted by their number of samples (nil in files of older versions).
+    public var weightedPrecision: Double?
+    public var weightedRecall: Double?
+    public var weightedF1: Double?
     /// Fraction of samples answered by each exit (sums to 1).
     public var exitFractions: [Double]
     /// Accuracy of each exit on all samples, as if it were the only exit.
@@ -31,6 +35,7 @@ public struct RoutingStatistics: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case tau, samples, accuracy
         case macroPrecision = "macro_precision", macroRecall = "macro_recall", macroF1 = "macro_f1"
+        case weightedPrecision = "weighted_precision", weightedRecall = "weighted_recall", weightedF1 = "weighted_f1"
         case exitFractions = "exit_fractions", perExitAccuracy = "per_exit_accuracy", answeredAccuracy = "answered_accuracy"
         case relativeCost = "relative_cost", expectedFLOPs = "expected_flops", exitFLOPs = "exit_flops"
         case fullNetworkFLOPs = "full_network_flops", averageExitDepth = "average_exit_depth", confusion
@@ -64,11 +69,18 @@ public struct RoutingTally: Equatable, Sendable {
     /// Routes one sample: the first exit with confidence >= tau answers; if none does, the last
     /// exit. An exit that declines (prediction -1, ClassyNet's "other") never answers early.
     public mutating func add(label: Int, predictions: [Int], confidence: [Float], tau: Float) {
-        for e in 0..<exits where predictions[e] == label { exitCorrect[e] += 1 }
         let exit = (0..<exits).first { confidence[$0] >= tau && predictions[$0] >= 0 } ?? exits - 1
+        add(label: label, predictions: predictions.map { Int32($0) }[...], answeredBy: exit)
+    }
+
+    /// Counts one sample that `exit` answered; `predictions` holds every exit's answer.
+    public mutating func add(label: Int, predictions: ArraySlice<Int32>, answeredBy exit: Int) {
+        let p = predictions.startIndex
+        for e in 0..<exits where predictions[p + e] == Int32(label) { exitCorrect[e] += 1 }
         answered[exit] += 1
-        if predictions[exit] == label { answeredCorrect[exit] += 1 }
-        confusion[label][predictions[exit]] += 1
+        let answer = Int(predictions[p + exit])
+        if answer == label { answeredCorrect[exit] += 1 }
+        if answer >= 0 { confusion[label][answer] += 1 }
     }
 
     /// All counts in one array (for an all-reduce) and back.
@@ -89,7 +101,7 @@ public struct RoutingTally: Equatable, Sendable {
         let n = Double(max(samples, 1))
         let fractions = answered.map { Double($0) / n }
         let expected = zip(fractions, exitFLOPs).reduce(0) { $0 + $1.0 * Double($1.1) }
-        var precisions: [Double] = [], recalls: [Double] = [], f1s: [Double] = []
+        var precisions: [Double] = [], recalls: [Double] = [], f1s: [Double] = [], supports: [Double] = []
         for c in 0..<classes {
             let truePositives = Double(confusion[c][c])
             let actual = Double(confusion[c].reduce(0, +))
@@ -100,12 +112,16 @@ public struct RoutingTally: Equatable, Sendable {
             precisions.append(precision)
             recalls.append(recall)
             f1s.append(precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0)
+            supports.append(actual)
         }
         func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
+        let support = supports.reduce(0, +)
+        func weighted(_ values: [Double]) -> Double { support > 0 ? zip(values, supports).reduce(0) { $0 + $1.0 * $1.1 } / support : 0 }
         return RoutingStatistics(
             tau: Double(tau), samples: samples,
             accuracy: Double(answeredCorrect.reduce(0, +)) / n,
             macroPrecision: mean(precisions), macroRecall: mean(recalls), macroF1: mean(f1s),
+            weightedPrecision: weighted(precisions), weightedRecall: weighted(recalls), weightedF1: weighted(f1s),
             exitFractions: fractions,
             perExitAccuracy: exitCorrect.map { Double($0) / n },
             answeredAccuracy: zip(answeredCorrect, answered).map { $1 > 0 ? Double($0) / Double($1) : nil },

@@ -17,7 +17,7 @@ final class ResultsTableTests: XCTestCase {
         job.training.seed = UInt64(seed)
         try writeFileAtomically(Data(try JobLoader.yaml(job).utf8), to: run.jobFile)
         let statistics = RoutingStatistics(
-            tau: 0.9, samples: 10, accuracy: f1 + 0.01, macroPrecision: f1, macroRecall: f1, macroF1: f1, exitFractions: exits,
+            tau: 0.9, samples: 10, accuracy: f1 + 0.01, macroPrecision: f1, macroRecall: f1, macroF1: f1, weightedPrecision: nil, weightedRecall: nil, weightedF1: nil, exitFractions: exits,
             perExitAccuracy: [0, 0, 0], answeredAccuracy: [nil, nil, nil], relativeCost: 0.5, expectedFLOPs: 1, exitFLOPs: [1, 2, 3],
             fullNetworkFLOPs: 3, averageExitDepth: 1, confusion: [])
         try writeFileAtomically(try JSONEncoder().encode(statistics), to: run.evaluationFile)

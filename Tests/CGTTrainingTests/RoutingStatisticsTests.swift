@@ -33,6 +33,10 @@ final class RoutingStatisticsTests: XCTestCase {
         XCTAssertEqual(s.macroPrecision, 0.75, accuracy: 1e-12)
         XCTAssertEqual(s.macroRecall, (1 + 1.0 / 3) / 2, accuracy: 1e-12)
         XCTAssertEqual(s.macroF1, (2.0 / 3 + 0.5) / 2, accuracy: 1e-12)
+        // weighted by support (2 and 3 samples)
+        XCTAssertEqual(s.weightedPrecision!, 4.0 / 5, accuracy: 1e-12)  // (0.5 * 2 + 1 * 3) / 5
+        XCTAssertEqual(s.weightedRecall!, 3.0 / 5, accuracy: 1e-12)  // (1 * 2 + 1/3 * 3) / 5
+        XCTAssertEqual(s.weightedF1!, (4.0 / 3 + 1.5) / 5, accuracy: 1e-12)  // (2/3 * 2 + 0.5 * 3) / 5
     }
 
     func testTalliesOfShardsAddUp() {

@@ -1,0 +1,52 @@
+/// How an exit decides that it is confident enough to answer.
+///
+/// Every criterion is a score in [0, 1] where larger means more confident, so one threshold
+/// rule serves all: an exit answers when its score reaches its threshold.
+public enum ExitCriterion: String, Codable, Sendable, CaseIterable {
+    /// max_c p_c: the paper's confidence.
+    case maxProbability = "max_probability"
+    /// 1 - H(p) / log C: one minus the normalised entropy of the softmax.
+    case entropy
+    /// p_(1) - p_(2): the gap between the two largest probabilities.
+    case margin
+}
+
+/// When no exit fires: the last exit answers (the paper), or the most confident one.
+public enum ExitFallback: String, Codable, Sendable, CaseIterable {
+    case last
+    case mostConfident = "most_confident"
+}
+
+/// The rule that routes a sample through the exits: a criterion, a threshold per exit and a fallback.
+public struct ExitPolicy: Codable, Equatable, Sendable {
+    public var criterion: ExitCriterion
+    /// One per exit; the last exit's threshold matters only with the `most_confident` fallback.
+    public var thresholds: [Float]
+    public var fallback: ExitFallback
+
+    public init(criterion: ExitCriterion = .maxProbability, thresholds: [Float], fallback: ExitFallback = .last) {
+        self.criterion = criterion
+        self.thresholds = thresholds
+        self.fallback = fallback
+    }
+
+    /// The paper's policy: maximum probability, one threshold tau at every exit, the last exit as fallback.
+    public static func uniform(_ tau: Float, exits: Int, criterion: ExitCriterion = .maxProbability, fallback: ExitFallback = .last) -> ExitPolicy {
+        ExitPolicy(criterion: criterion, thresholds: Array(repeating: tau, count: exits), fallback: fallback)
+    }
+
+    /// The exit that answers a sample with these scores and predictions (-1: the exit declines).
+    @inlinable
+    public func route(scores: ArraySlice<Float>, predictions: ArraySlice<Int32>) -> Int {
+        let exits = thresholds.count
+        let s = scores.startIndex, p = predictions.startIndex
+        for e in 0..<exits where predictions[p + e] >= 0 && scores[s + e] >= thresholds[e] { return e }
+        guard fallback == .mostConfident else { return exits - 1 }
+        // The most confident exit that answers; among equals the earliest, which costs least.
+        var best = exits - 1
+        for e in stride(from: exits - 2, through: 0, by: -1) where predictions[p + e] >= 0 && scores[s + e] >= scores[s + best] { best = e }
+        return best
+    }
+
+    enum CodingKeys: String, CodingKey { case criterion, thresholds, fallback }
+}
