@@ -115,6 +115,12 @@ public final class Communicator {
         String(decoding: try broadcast(bytes: Array(string.utf8), root: root), as: UTF8.self)
     }
 
+    /// Gathers every rank's bytes, whatever their lengths, in rank order, on every rank (one
+    /// broadcast per rank: meant for results, not for the training loop).
+    public func allGather(bytes: [UInt8]) throws -> [[UInt8]] {
+        try (0..<size).map { root in try broadcast(bytes: rank == root ? bytes : [], root: root) }
+    }
+
     /// Gathers one value from every rank, in rank order, on every rank. Wraps `MPI_Allgather`.
     public func allGather(_ value: Int64) throws -> [Int64] {
         var mine = value

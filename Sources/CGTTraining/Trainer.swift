@@ -355,7 +355,7 @@ public final class Trainer {
             setBatchNormSynchronized(job.training.syncBatchnorm)
         }
         if job.eval.bnRecalibration {
-            let (data, batches) = try together { try recalibrationShare() }
+            let (data, batches) = try together { try job.recalibrationShare(reader: reader, trainCount: shard.sampleCount, rank: rank, ranks: ranks) }
             setBatchNormSynchronized(true)
             evaluator.recalibrateBatchNorm(on: data, batches: batches)
         }
@@ -366,22 +366,6 @@ public final class Trainer {
             tally = RoutingTally(exits: tally.exits, classes: tally.classes, flattened: counts)
         }
         return tally.statistics(tau: job.eval.tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
-    }
-
-    /// This rank's contiguous part of every BatchNorm re-estimation batch (`Job.recalibrationBatches`),
-    /// with the rows it needs: together the ranks cover exactly the batches of `cgt eval`.
-    func recalibrationShare() throws -> (DatasetSplit, [ArraySlice<Int>]) {
-        var rows: [Int] = []
-        var parts: [Range<Int>] = []
-        for batch in job.recalibrationBatches(trainCount: shard.sampleCount) {
-            let n = batch.count
-            let part = batch[(batch.startIndex + rank * n / ranks)..<(batch.startIndex + (rank + 1) * n / ranks)]
-            parts.append(rows.count..<(rows.count + part.count))
-            rows += part
-        }
-        let data = try reader.read(split: DatasetLayout.train, rowIndices: rows)
-        let positions = Array(0..<rows.count)
-        return (data, parts.map { positions[$0] })
     }
 
     func writeCheckpoint() throws {

@@ -2,13 +2,20 @@ import ArgumentParser
 import CGTData
 import CGTKernels
 import CGTMPI
+import CGTModel
 import CGTTraining
 import Foundation
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Early-exit inference of a checkpoint on a test split: routing, accuracy and cost, written to eval.json.")
+        abstract: "Early-exit inference of a checkpoint on a test split: routing, accuracy, cost and confidence quality.",
+        discussion: """
+            Writes eval.json, per_class_routing.csv and reliability.csv (and sweep.csv with --sweep) to --out.
+            Under mpirun the test split and the BatchNorm re-estimation are sharded over the ranks; the
+            numbers are those of one process. Thresholds chosen with --target-accuracy or --budget are
+            chosen on the validation split, or on the training split when the file has none, never on the test split.
+            """)
 
     @Option(help: "The checkpoint (.h5) to evaluate.")
     var checkpoint: String
@@ -16,8 +23,26 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "The dataset file (default: the data.path of the checkpoint's job).")
     var data: String?
 
-    @Option(help: "Exit threshold: the first exit whose confidence reaches it answers (default: the job's eval.tau).")
+    @Option(help: "Exit threshold at every exit (default: the job's eval.tau).")
     var tau: Float?
+
+    @Option(help: "One threshold per exit, comma-separated (instead of --tau).")
+    var thresholds: String?
+
+    @Option(help: "Exit criterion: max_probability (the paper), entropy (1 - normalised entropy) or margin (top-1 minus top-2).")
+    var criterion = "max_probability"
+
+    @Option(help: "When no exit fires: last (the paper) or most_confident.")
+    var fallback = "last"
+
+    @Option(help: "Sweep one threshold at every exit over start:stop:step, e.g. 0.5:0.99:0.01.")
+    var sweep: String?
+
+    @Option(help: "Choose the cheapest threshold reaching this accuracy (on validation or training data).")
+    var targetAccuracy: Double?
+
+    @Option(help: "Choose the most accurate threshold within this relative cost (on validation or training data).")
+    var budget: Double?
 
     @Flag(inversion: .prefixedNo, help: "Re-estimate BatchNorm statistics on the training split first.")
     var bnRecalibration = true
@@ -25,29 +50,54 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Samples per inference batch.")
     var batchSize = 1024
 
-    @Option(help: "Folder for eval.json (default: <run>/eval next to the checkpoint's checkpoints/ folder).")
+    @Option(help: "Folder for the results (default: <run>/eval next to the checkpoint's checkpoints/ folder).")
     var out: String?
 
     func validate() throws {
         if let tau, !(tau > 0 && tau <= 1) { throw ValidationError("--tau must be in (0, 1], got \(tau)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if ExitCriterion(rawValue: criterion) == nil { throw ValidationError("--criterion must be max_probability, entropy or margin") }
+        if ExitFallback(rawValue: fallback) == nil { throw ValidationError("--fallback must be last or most_confident") }
+        if let thresholds {
+            let values = thresholds.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+            guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 1 }) else {
+                throw ValidationError("--thresholds needs comma-separated values in [0, 1], got '\(thresholds)'")
+            }
+            if tau != nil { throw ValidationError("give --tau or --thresholds, not both") }
+        }
+        if let sweep, ThresholdSweep.range(sweep) == nil { throw ValidationError("--sweep needs start:stop:step within [0, 1], got '\(sweep)'") }
+        if let targetAccuracy, !(targetAccuracy > 0 && targetAccuracy <= 1) { throw ValidationError("--target-accuracy must be in (0, 1]") }
+        if let budget, !(budget > 0) { throw ValidationError("--budget must be a positive relative cost") }
     }
 
     func run() throws {
         do {
-            try MPIEnvironment.run(report: { _ = reportFailure($0) }) { _ in try evaluate() }
+            try MPIEnvironment.run(report: { _ = reportFailure($0) }) { mpi in
+                let world = mpi.world
+                // Loading can fail on one rank alone; the rest runs collectives on every rank.
+                let model = try world.collectively { try load() }
+                defer { try? model.reader.close() }
+                try evaluate(model, world: world)
+            }
         } catch {
             throw reportFailure(error)
         }
     }
 
-    private func evaluate() throws {
+    /// The checkpoint, its network with the stored weights, and the data.
+    private struct LoadedModel {
+        let stored: Checkpoint
+        let network: EarlyExitNetwork
+        let reader: DatasetReader
+        let policy: ExitPolicy
+    }
+
+    private func load() throws -> LoadedModel {
         guard FileManager.default.fileExists(atPath: checkpoint) else { throw CheckpointError(file: checkpoint, "no such file") }
         let stored = try Checkpoint.read(from: checkpoint)
         MatrixMultiply.setThreadCount(stored.job.runtime.blasThreads)
         let dataPath = data ?? stored.job.data.path
         let reader = try DatasetReader(path: dataPath)
-        defer { try? reader.close() }
         guard reader.featureShape == stored.featureShape else {
             throw DatasetError(file: dataPath, object: "/", "feature_shape \(reader.featureShape) differs from the checkpoint's \(stored.featureShape)")
         }
@@ -56,19 +106,61 @@ struct EvalCommand: ParsableCommand {
         }
         let network = stored.job.makeNetwork(featureShape: reader.featureShape, classes: reader.classes)
         try stored.restore(into: network, optimizer: nil, source: checkpoint)
-        let test = try reader.read(split: DatasetLayout.test)
-        let train = bnRecalibration ? try reader.read(split: DatasetLayout.train) : nil
-        let threshold = tau ?? stored.job.eval.tau
-        let batches = train.map { stored.job.recalibrationBatches(trainCount: $0.count) } ?? []
-        let statistics = Evaluator(network: network, batchSize: min(batchSize, test.count), classGroups: stored.classGroups)
-            .evaluate(test: test, train: train, batches: batches, tau: threshold)
-        print(RoutingTable.render(statistics))
+        return LoadedModel(stored: stored, network: network, reader: reader, policy: try exitPolicy(job: stored.job, exits: network.exitCount))
+    }
+
+    private func evaluate(_ model: LoadedModel, world: Communicator) throws {
+        let (stored, network, reader, policy) = (model.stored, model.network, model.reader, model.policy)
+        let exits = network.exitCount
+        let (rank, ranks) = (world.rank, world.size)
+        func shard(_ split: String) throws -> DatasetSplit {
+            let count = reader.splitSizes[split] ?? 0
+            return try reader.read(split: split, rows: (rank * count / ranks)..<((rank + 1) * count / ranks))
+        }
+        let evaluator = Evaluator(network: network, batchSize: max(1, batchSize), classGroups: stored.classGroups)
+        if bnRecalibration {
+            let trainCount = reader.splitSizes[DatasetLayout.train] ?? 0
+            let (part, batches) = try stored.job.recalibrationShare(reader: reader, trainCount: trainCount, rank: rank, ranks: ranks)
+            let reduce: BatchNormKernels.StatisticsReducer? = ranks > 1 ? { buffer in
+                do { try world.allReduceSum(buffer) } catch { world.abort(code: 1) }
+            } : nil
+            for layer in network.batchNormLayers { layer.statisticsReducer = reduce }
+            evaluator.recalibrateBatchNorm(on: part, batches: batches)
+            for layer in network.batchNormLayers { layer.statisticsReducer = nil }
+        }
+        func gathered(_ split: String) throws -> ExitRecords {
+            var records = ExitRecords(exits: exits, classes: reader.classes)
+            for bytes in try world.allGather(bytes: evaluator.records(try shard(split)).serialized) { records.append(serialized: bytes) }
+            return records
+        }
+        let test = try gathered(DatasetLayout.test)
+        let costs = network.exitCosts(), full = network.fullNetworkCost
+        var report = EvaluationReport(records: test, policy: policy, exitFLOPs: costs, fullNetworkFLOPs: full, classNames: stored.classNames)
+        if sweep != nil || targetAccuracy != nil || budget != nil {
+            let taus = ThresholdSweep.range(sweep ?? "0.5:0.99:0.01")!
+            let selectionSplit = (reader.splitSizes[DatasetLayout.validation] ?? 0) > 0 ? DatasetLayout.validation : DatasetLayout.train
+            let selection = (targetAccuracy != nil || budget != nil) ? try gathered(selectionSplit) : nil
+            report.addSweep(taus: taus, criterion: policy.criterion, fallback: policy.fallback, selection: selection,
+                            selectionSplit: selectionSplit, targetAccuracy: targetAccuracy, budget: budget)
+        }
+        guard world.isRoot else { return }
+        print(RoutingTable.render(report.statistics))
+        print(report.summary)
         let folder = out ?? defaultFolder()
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeFileAtomically(try encoder.encode(statistics), to: "\(folder)/eval.json")
-        print("wrote \(folder)/eval.json")
+        for (name, contents) in try report.files() {
+            try writeFileAtomically(contents, to: "\(folder)/\(name)")
+        }
+        print("wrote \(folder)/eval.json and its CSV files")
+    }
+
+    /// The policy the options (or the checkpoint's job) give.
+    private func exitPolicy(job: Job, exits: Int) throws -> ExitPolicy {
+        let criterion = ExitCriterion(rawValue: criterion)!, fallback = ExitFallback(rawValue: fallback)!
+        guard let thresholds else { return .uniform(tau ?? job.eval.tau, exits: exits, criterion: criterion, fallback: fallback) }
+        let values = thresholds.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == exits else { throw ValidationError("--thresholds gives \(values.count) values, the model has \(exits) exits") }
+        return ExitPolicy(criterion: criterion, thresholds: values, fallback: fallback)
     }
 
     private func defaultFolder() -> String {

@@ -111,6 +111,45 @@ final class DistributedTrainingTests: XCTestCase {
         }
     }
 
+    /// `cgt eval` under mpirun shards the test split and the BatchNorm re-estimation and reports
+    /// what one process reports; a sweep with a target writes its CSV and its choice.
+    func testShardedEvaluationEqualsOneRank() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 150, test: 61, spread: 2)
+        let job = try writeJob("model: {hidden: [16, 16], exits: [1, 2], dropout: 0.2}\ntraining: {epochs: 2, batch_size: 16, checkpoint_every: 2}\n", name: "eval.yaml")
+        XCTAssertEqual(try train(ranks: 1, job: job, data: data, out: "evaluated").status, 0)
+        let checkpoint = directory.file("evaluated/checkpoints/last.h5")
+        let options = ["--checkpoint", checkpoint, "--data", data, "--criterion", "margin", "--sweep", "0.1:0.9:0.1", "--target-accuracy", "0.5", "--budget", "0.8"]
+        let one = try CommandRunner.cgt(["eval"] + options + ["--out", directory.file("eval-1")])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let two = try CommandRunner.mpirun(ranks: 2, ["eval"] + options + ["--out", directory.file("eval-2")])
+        XCTAssertEqual(two.status, 0, two.stderr)
+        func object(_ folder: String) throws -> [String: Any] {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory.file("\(folder)/eval.json")))) as? [String: Any])
+        }
+        let a = try object("eval-1"), b = try object("eval-2")
+        for key in ["accuracy", "macro_f1", "weighted_f1", "relative_cost"] {
+            XCTAssertEqual(try XCTUnwrap(a[key] as? Double), try XCTUnwrap(b[key] as? Double), accuracy: 1e-9, key)
+        }
+        XCTAssertEqual(a["confusion"] as? [[Int]], b["confusion"] as? [[Int]])
+        XCTAssertEqual((a["confusion"] as? [[Int]])?.flatMap { $0 }.reduce(0, +), 61)
+        // Summing BatchNorm statistics over ranks rounds differently: equal within float tolerance.
+        for file in ["sweep.csv", "per_class_routing.csv", "reliability.csv"] {
+            func cells(_ folder: String) throws -> [String] {
+                try String(contentsOfFile: directory.file("\(folder)/\(file)"), encoding: .utf8).split(whereSeparator: { $0 == "," || $0 == "\n" }).map(String.init)
+            }
+            let first = try cells("eval-1"), second = try cells("eval-2")
+            XCTAssertEqual(first.count, second.count, file)
+            for (x, y) in zip(first, second) {
+                if let u = Double(x), let v = Double(y) { XCTAssertEqual(u, v, accuracy: 1e-6, file) } else { XCTAssertEqual(x, y, file) }
+            }
+        }
+        XCTAssertEqual(try String(contentsOfFile: directory.file("eval-1/sweep.csv"), encoding: .utf8).split(separator: "\n").count, 10)
+        let chosen = try XCTUnwrap(a["chosen_thresholds"] as? [[String: Any]])
+        XCTAssertEqual(chosen.map { $0["chosen_on"] as? String }, ["train", "train"], "never chosen on the test split")
+        XCTAssertEqual((a["policy"] as? [String: Any])?["criterion"] as? String, "margin")
+        XCTAssertEqual((a["confidence_quality"] as? [Any])?.count, 2)
+    }
+
     func testResumedTwoRankRunIsBitwiseTheSame() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 120, test: 40, spread: 2)
         let job = try writeJob("model: {hidden: [16, 16], exits: [1, 2]}\ntraining: {epochs: 4, batch_size: 16, checkpoint_every: 2}\n")

@@ -1,0 +1,111 @@
+import Foundation
+
+/// Everything `cgt eval` reports about a model on a split: routing statistics under a policy,
+/// confidence quality per exit, routing per class and, if asked, a threshold sweep with the
+/// thresholds chosen for a target. Written as eval.json and CSV files.
+public struct EvaluationReport {
+    public var statistics: RoutingStatistics
+    public var policy: ExitPolicy
+    public var quality: [ConfidenceQuality]
+    /// `[class][exit]`: the fraction of each class's samples each exit answers.
+    public var perClassExitFractions: [[Double]]
+    public var classNames: [String]
+    public var sweep: ThresholdSweep?
+    /// The sweep on the selection split, and the thresholds chosen there, with their test results.
+    public var choices: [Choice] = []
+    let records: ExitRecords
+    let exitFLOPs: [Int]
+    let fullNetworkFLOPs: Int
+
+    public struct Choice: Codable, Equatable {
+        public var goal: String
+        public var chosenOn: String
+        public var threshold: Double?
+        public var selection: ThresholdSweep.Point?
+        public var test: ThresholdSweep.Point?
+
+        enum CodingKeys: String, CodingKey { case goal, chosenOn = "chosen_on", threshold, selection, test }
+    }
+
+    public init(records: ExitRecords, policy: ExitPolicy, exitFLOPs: [Int], fullNetworkFLOPs: Int, classNames: [String]) {
+        self.records = records
+        self.policy = policy
+        self.exitFLOPs = exitFLOPs
+        self.fullNetworkFLOPs = fullNetworkFLOPs
+        self.classNames = classNames
+        statistics = records.tally(policy).statistics(tau: policy.thresholds.first ?? 0, exitFLOPs: exitFLOPs, fullNetworkFLOPs: fullNetworkFLOPs)
+        quality = records.confidenceQuality(criterion: policy.criterion)
+        perClassExitFractions = records.perClassExitFractions(policy)
+    }
+
+    /// Sweeps `taus` on the test records; with a target or budget, chooses the threshold on
+    /// `selection` (validation or training records) and reports its result on the test records.
+    public mutating func addSweep(taus: [Float], criterion: ExitCriterion, fallback: ExitFallback, selection: ExitRecords?,
+                                  selectionSplit: String, targetAccuracy: Double?, budget: Double?) {
+        let testSweep = ThresholdSweep(records: records, thresholds: taus, criterion: criterion, fallback: fallback,
+                                       exitFLOPs: exitFLOPs, fullNetworkFLOPs: fullNetworkFLOPs)
+        sweep = testSweep
+        guard let selection else { return }
+        let selectionSweep = ThresholdSweep(records: selection, thresholds: taus, criterion: criterion, fallback: fallback,
+                                            exitFLOPs: exitFLOPs, fullNetworkFLOPs: fullNetworkFLOPs)
+        func choice(_ goal: String, _ point: ThresholdSweep.Point?) -> Choice {
+            Choice(goal: goal, chosenOn: selectionSplit, threshold: point?.threshold, selection: point,
+                   test: point.flatMap { p in testSweep.points.first { $0.threshold == p.threshold } })
+        }
+        if let targetAccuracy { choices.append(choice("accuracy >= \(targetAccuracy) at least cost", selectionSweep.cheapest(reaching: targetAccuracy))) }
+        if let budget { choices.append(choice("best accuracy at relative cost <= \(budget)", selectionSweep.mostAccurate(within: budget))) }
+    }
+
+    /// Lines for the terminal after the routing table.
+    public var summary: String {
+        var lines = ["exit policy: \(policy.criterion.rawValue), thresholds \(policy.thresholds), fallback \(policy.fallback.rawValue)"]
+        for (e, q) in quality.enumerated() {
+            lines.append(String(format: "  exit %d: ECE %.4f, failure-prediction AUROC %@", e + 1, q.ece, q.auroc.map { String(format: "%.4f", $0) } ?? "-"))
+        }
+        if let sweep {
+            let front = sweep.points.filter(\.paretoOptimal)
+            lines.append("sweep: \(sweep.points.count) thresholds, \(front.count) Pareto-optimal")
+        }
+        for c in choices {
+            if let t = c.threshold, let test = c.test {
+                lines.append(String(format: "%@: threshold %.3f (chosen on %@); on test: accuracy %.4f, relative cost %.3f", c.goal, t, c.chosenOn, test.accuracy, test.relativeCost))
+            } else {
+                lines.append("\(c.goal): no threshold of the sweep meets it on \(c.chosenOn)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// eval.json (the routing statistics' keys and the report's), per_class_routing.csv,
+    /// reliability.csv and, with a sweep, sweep.csv.
+    public func files() throws -> [(String, Data)] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        var object = try JSONSerialization.jsonObject(with: try encoder.encode(statistics)) as! [String: Any]
+        func json<T: Encodable>(_ value: T) throws -> Any { try JSONSerialization.jsonObject(with: try encoder.encode(value), options: .fragmentsAllowed) }
+        object["policy"] = try json(policy)
+        object["confidence_quality"] = try json(quality)
+        object["per_class_exit_fractions"] = perClassExitFractions
+        object["class_names"] = classNames
+        if let sweep { object["sweep"] = try json(sweep) }
+        if !choices.isEmpty { object["chosen_thresholds"] = try json(choices) }
+        let evalJSON = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        let exits = perClassExitFractions.first?.count ?? 0
+        var perClass = [(["class", "name"] + (0..<exits).map { "exit\($0 + 1)_fraction" }).joined(separator: ",")]
+        for (c, row) in perClassExitFractions.enumerated() {
+            let name = c < classNames.count ? "\"\(classNames[c].replacingOccurrences(of: "\"", with: "\"\""))\"" : ""
+            perClass.append(([String(c), name] + row.map { String($0) }).joined(separator: ","))
+        }
+        var reliability = ["exit,bin_lower,bin_upper,count,mean_confidence,accuracy"]
+        for (e, q) in quality.enumerated() {
+            for b in q.bins { reliability.append("\(e + 1),\(b.lower),\(b.upper),\(b.count),\(b.meanConfidence),\(b.accuracy)") }
+        }
+        var result: [(String, Data)] = [
+            ("eval.json", evalJSON),
+            ("per_class_routing.csv", Data((perClass.joined(separator: "\n") + "\n").utf8)),
+            ("reliability.csv", Data((reliability.joined(separator: "\n") + "\n").utf8)),
+        ]
+        if let sweep { result.append(("sweep.csv", Data(sweep.csv.utf8))) }
+        return result
+    }
+}
