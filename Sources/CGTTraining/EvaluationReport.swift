@@ -13,6 +13,8 @@ public struct EvaluationReport {
     public var sweep: ThresholdSweep?
     /// The sweep on the selection split, and the thresholds chosen there, with their test results.
     public var choices: [Choice] = []
+    /// Measured inference time with real early exits, if asked.
+    public var latency: InferenceLatency?
     let records: ExitRecords
     let exitFLOPs: [Int]
     let fullNetworkFLOPs: Int
@@ -73,6 +75,7 @@ public struct EvaluationReport {
                 lines.append("\(c.goal): no threshold of the sweep meets it on \(c.chosenOn)")
             }
         }
+        if let latency { lines.append(latency.report) }
         return lines.joined(separator: "\n")
     }
 
@@ -89,6 +92,7 @@ public struct EvaluationReport {
         object["class_names"] = classNames
         if let sweep { object["sweep"] = try json(sweep) }
         if !choices.isEmpty { object["chosen_thresholds"] = try json(choices) }
+        if let latency { object["latency"] = try json(latency) }
         let evalJSON = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         let exits = perClassExitFractions.first?.count ?? 0
         var perClass = [(["class", "name"] + (0..<exits).map { "exit\($0 + 1)_fraction" }).joined(separator: ",")]

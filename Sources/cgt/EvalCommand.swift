@@ -44,6 +44,12 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Choose the most accurate threshold within this relative cost (on validation or training data).")
     var budget: Double?
 
+    @Option(help: "Measure inference latency with real early exits on this many test samples (0: no).")
+    var latency = 0
+
+    @Option(help: "Batch size of the batched latency measurement.")
+    var latencyBatch = 256
+
     @Flag(inversion: .prefixedNo, help: "Re-estimate BatchNorm statistics on the training split first.")
     var bnRecalibration = true
 
@@ -68,6 +74,7 @@ struct EvalCommand: ParsableCommand {
         if let sweep, ThresholdSweep.range(sweep) == nil { throw ValidationError("--sweep needs start:stop:step within [0, 1], got '\(sweep)'") }
         if let targetAccuracy, !(targetAccuracy > 0 && targetAccuracy <= 1) { throw ValidationError("--target-accuracy must be in (0, 1]") }
         if let budget, !(budget > 0) { throw ValidationError("--budget must be a positive relative cost") }
+        if latency < 0 || latencyBatch < 1 { throw ValidationError("--latency must be >= 0 and --latency-batch >= 1") }
     }
 
     func run() throws {
@@ -144,6 +151,12 @@ struct EvalCommand: ParsableCommand {
                             selectionSplit: selectionSplit, targetAccuracy: targetAccuracy, budget: budget)
         }
         guard world.isRoot else { return }
+        if latency > 0 {
+            // Rank 0 alone: timings are of one process on one core.
+            let inference = EarlyExitInference(network: network, policy: policy, maxBatch: max(1, latencyBatch))
+            report.latency = InferenceLatency.measure(inference, split: try reader.read(split: DatasetLayout.test, rows: 0..<min(latency, reader.splitSizes[DatasetLayout.test] ?? 0)),
+                                                      samples: latency, batch: latencyBatch, relativeCost: report.statistics.relativeCost)
+        }
         print(RoutingTable.render(report.statistics))
         print(report.summary)
         let folder = out ?? defaultFolder()

@@ -1,0 +1,111 @@
+import CGTModel
+import Foundation
+
+/// Inference that stops computing a sample once an exit answers it: what a deployed early-exit
+/// model does. A batch runs block by block; after each exit the samples that leave are dropped
+/// and the rest are packed together, so deeper blocks work only on the samples still there.
+///
+/// Inference-mode layers treat samples independently (BatchNorm uses running statistics), so
+/// the answers are those of computing every exit and choosing afterwards.
+public final class EarlyExitInference {
+    public let network: EarlyExitNetwork
+    public let policy: ExitPolicy
+    private let packed: UnsafeMutableBufferPointer<Float>
+    private var remaining: [Int] = []
+    private var best: [(score: Float, exit: Int, prediction: Int32)] = []
+    private var probabilities: [Float] = []
+
+    public init(network: EarlyExitNetwork, policy: ExitPolicy, maxBatch: Int) {
+        precondition(policy.thresholds.count == network.exitCount, "\(policy.thresholds.count) thresholds for \(network.exitCount) exits")
+        self.network = network
+        self.policy = policy
+        network.reserve(maxBatch: maxBatch)
+        packed = .allocate(capacity: maxBatch * (network.blocks.map(\.outputCount).max() ?? 0))
+        remaining.reserveCapacity(maxBatch)
+        best = Array(repeating: (0, 0, 0), count: maxBatch)
+        probabilities = Array(repeating: 0, count: (network.exitOutputs.max() ?? 0))
+    }
+
+    deinit { packed.deallocate() }
+
+    /// Answers `batch` samples: for each, the exit that answered and its prediction.
+    /// - Parameter fullNetwork: run every block and only the last head for every sample (the
+    ///   cost without early exits), for comparison.
+    public func run(_ input: UnsafeBufferPointer<Float>, batch: Int, exits: UnsafeMutableBufferPointer<Int32>,
+                    predictions: UnsafeMutableBufferPointer<Int32>, fullNetwork: Bool = false) {
+        let context = ForwardContext(mode: .inference)
+        remaining.removeAll(keepingCapacity: true)
+        remaining.append(contentsOf: 0..<batch)
+        for i in 0..<batch { best[i] = (-1, network.exitCount - 1, -1) }
+        var x = input
+        var nextExit = 0
+        let last = network.exitCount - 1
+        for (b, block) in network.blocks.enumerated() {
+            let n = remaining.count
+            block.forward(x, batch: n, context: context)
+            let output = block.output(batch: n)
+            var leaving = [Bool](repeating: false, count: n)
+            while nextExit <= last && network.exitBlocks[nextExit] == b {
+                let e = nextExit
+                nextExit += 1
+                if fullNetwork && e < last { continue }
+                let head = network.exits[e]
+                head.forward(output, batch: n, context: context)
+                let logits = head.output(batch: n)
+                let outputs = network.exitOutputs[e]
+                for r in 0..<n where !leaving[r] {
+                    let (score, prediction) = judge(logits[(r * outputs)..<((r + 1) * outputs)], classes: network.classes)
+                    let sample = remaining[r]
+                    if prediction >= 0 && score > best[sample].score { best[sample] = (score, e, prediction) }
+                    let fires = prediction >= 0 && score >= policy.thresholds[e]
+                    if fires || e == last {
+                        leaving[r] = true
+                        let answer = fires || policy.fallback == .last ? (e, prediction) : (best[sample].exit, best[sample].prediction)
+                        exits[sample] = Int32(answer.0)
+                        predictions[sample] = answer.1
+                    }
+                }
+            }
+            // Pack the samples that stay, for the next block.
+            var kept = 0
+            let width = block.outputCount
+            for r in 0..<n where !leaving[r] {
+                (packed.baseAddress! + kept * width).update(from: output.baseAddress! + r * width, count: width)
+                remaining[kept] = remaining[r]
+                kept += 1
+            }
+            remaining.removeLast(n - kept)
+            if remaining.isEmpty { break }
+            x = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(packed)[0..<(kept * width)])
+        }
+    }
+
+    /// The policy's score and the prediction (-1 for "other") of one row of logits.
+    private func judge(_ logits: Slice<UnsafeBufferPointer<Float>>, classes: Int) -> (Float, Int32) {
+        var top = -Float.infinity, argmax = 0
+        for (k, z) in logits.enumerated() where z > top { top = z; argmax = k }
+        var total: Float = 0
+        for (k, z) in logits.enumerated() {
+            let p = Foundation.exp(z - top)
+            probabilities[k] = p
+            total += p
+        }
+        let prediction = argmax >= classes ? Int32(-1) : Int32(argmax)
+        let count = logits.count
+        switch policy.criterion {
+        case .maxProbability:
+            return (1 / total, prediction)
+        case .margin:
+            var second: Float = 0
+            for k in 0..<count where k != argmax && probabilities[k] > second { second = probabilities[k] }
+            return ((1 - second) / total, prediction)
+        case .entropy:
+            var entropy: Float = 0
+            for k in 0..<count {
+                let p = probabilities[k] / total
+                if p > 0 { entropy -= p * Foundation.log(p) }
+            }
+            return (max(0, 1 - entropy / Foundation.log(Float(classes))), prediction)
+        }
+    }
+}
