@@ -11,7 +11,7 @@ struct CGTCommand: ParsableCommand {
             Datasets and checkpoints are HDF5 files (layout: hdf5_data/README.md).
             Run with mpirun for several ranks: mpirun -np 2 cgt train JOB.yaml
             """,
-        subcommands: [TrainCommand.self, EvalCommand.self, SynthCommand.self, PrepareCommand.self, InspectCommand.self, BenchCommand.self, TableCommand.self, GridCommand.self])
+        subcommands: [TrainCommand.self, EvalCommand.self, SynthCommand.self, PrepareCommand.self, InspectCommand.self, BenchCommand.self, TableCommand.self, GridCommand.self, ReportCommand.self])
 
     /// Parses and runs the command, after the process-wide HDF5 setting every command needs.
     static func main() {

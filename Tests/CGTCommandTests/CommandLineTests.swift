@@ -50,6 +50,32 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(trained2?["accuracy"] as? Double, evaluated2?["accuracy"] as? Double)
     }
 
+    /// `cgt report` writes a page that a real browser (headless Chromium) loads with every figure laid out.
+    func testReportOpensInABrowserWithEveryFigure() throws {
+        let data = directory.file("report.h5")
+        XCTAssertEqual(try CommandRunner.cgt(["synth", "--out", data, "--features", "10", "--classes", "3", "--train", "64", "--test", "32"]).status, 0)
+        let run = directory.file("reported")
+        XCTAssertEqual(try CommandRunner.cgt(["train", try writeJob(smallModel), "--data", data, "--out", run, "--quiet"]).status, 0)
+        let result = try CommandRunner.cgt(["report", run])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        // Loss and gate curves, exit distribution, exit per class, accuracy vs cost, reliability of 2 exits.
+        let expected = 7
+        let figures = try FileManager.default.contentsOfDirectory(atPath: "\(run)/figures").filter { $0.hasSuffix(".svg") }
+        XCTAssertEqual(figures.count, expected, "\(figures)")
+        for name in ["sweep.csv", "per_class_routing.csv", "reliability.csv", "eval.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(run)/eval/\(name)"), name)
+        }
+        guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            return XCTFail("chromium is not installed (launch/setup installs it)")
+        }
+        let profile = directory.file("chromium-profile")
+        let browser = try CommandRunner.run(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile)",
+                                                      "--dump-dom", "file://\(run)/report.html"])
+        XCTAssertEqual(browser.status, 0, browser.stderr)
+        XCTAssertTrue(browser.stdout.contains("data-figures=\"\(expected)\""), "the page holds every figure")
+        XCTAssertTrue(browser.stdout.contains("data-figures-rendered=\"\(expected)\""), "every figure is laid out with a size: \(browser.stdout.prefix(300))")
+    }
+
     func testUnknownKeyStopsBeforeAnythingIsWritten() throws {
         let job = try writeJob("optimiser: {lr: 0.1}\n")
         let run = directory.file("never")
