@@ -19,7 +19,9 @@ extension Checkpoint {
             try root.setAttribute("class_names", classNames)
             try root.setAttribute("num_classes", classNames.count)
             try root.setAttribute("method", job.method.name)
-            try root.setAttribute("exit_thresholds", Array(repeating: Double(job.eval.tau), count: job.model.exits.count))
+            try root.setAttribute("exit_criterion", exitPolicy.criterion.rawValue)
+            try root.setAttribute("exit_thresholds", exitPolicy.thresholds.map(Double.init))
+            try root.setAttribute("exit_fallback", exitPolicy.fallback.rawValue)
             if let classGroups {
                 let membership = (0..<classGroups.exits).flatMap { e in
                     (0..<classGroups.classes).map { Int32(classGroups.isMember($0, exit: e) ? 1 : 0) }
@@ -76,6 +78,14 @@ extension Checkpoint {
             counts[String(name.dropLast(".num_batches_tracked".count))] = Int(values.first ?? 0)
         }
         checkpoint.batchesTracked = counts
+        if root.hasAttribute("exit_criterion") {
+            let criterion = try root.stringAttribute("exit_criterion"), fallback = try root.stringAttribute("exit_fallback")
+            let thresholds = try root.doubleArrayAttribute("exit_thresholds").map(Float.init)
+            guard let c = ExitCriterion(rawValue: criterion), let f = ExitFallback(rawValue: fallback), thresholds.count == job.model.exits.count else {
+                throw CheckpointError(file: path, "exit policy attributes are invalid: exit_criterion '\(criterion)', exit_fallback '\(fallback)', \(thresholds.count) exit_thresholds for \(job.model.exits.count) exits")
+            }
+            checkpoint.exitPolicy = ExitPolicy(criterion: c, thresholds: thresholds, fallback: f)
+        }
         if root.contains("exit_classes") {
             let dataset = try root.openDataset("exit_classes")
             let shape = dataset.shape
@@ -112,6 +122,7 @@ extension Checkpoint {
         self.batchesTracked = batchesTracked
         self.optimizerState = optimizerState
         self.optimizerStepCount = optimizerStepCount
+        exitPolicy = Self.defaultPolicy(job)
     }
 
     /// Every float dataset below `group` by dotted key path; integer datasets go to `integer`.

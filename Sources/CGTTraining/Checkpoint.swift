@@ -33,11 +33,18 @@ public struct Checkpoint: Equatable {
     public var optimizerStepCount: Int
     /// ClassyNet's exit policy once chosen: which classes each exit answers (`/exit_classes`).
     public var classGroups: ClassGroups?
+    /// The exit policy the model is deployed with (attributes `exit_criterion`, `exit_thresholds`,
+    /// `exit_fallback`): the job's eval.tau at every exit until `cgt eval --save-policy` sets one.
+    public var exitPolicy: ExitPolicy
+
+    /// The policy a checkpoint of `job` starts with.
+    public static func defaultPolicy(_ job: Job) -> ExitPolicy { .uniform(job.eval.tau, exits: job.model.exits.count) }
 
     /// Captures the state of a run.
     public init(job: Job, epoch: Int, globalStep: Int, featureShape: [Int], classNames: [String],
                 network: EarlyExitNetwork, optimizer: Optimizer?, classGroups: ClassGroups? = nil) {
         self.classGroups = classGroups
+        exitPolicy = Self.defaultPolicy(job)
         self.job = job
         self.epoch = epoch
         self.globalStep = globalStep

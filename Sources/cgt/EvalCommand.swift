@@ -23,17 +23,20 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "The dataset file (default: the data.path of the checkpoint's job).")
     var data: String?
 
-    @Option(help: "Exit threshold at every exit (default: the job's eval.tau).")
+    @Option(help: "Exit threshold at every exit (default: the checkpoint's exit policy).")
     var tau: Float?
 
     @Option(help: "One threshold per exit, comma-separated (instead of --tau).")
     var thresholds: String?
 
-    @Option(help: "Exit criterion: max_probability (the paper), entropy (1 - normalised entropy) or margin (top-1 minus top-2).")
-    var criterion = "max_probability"
+    @Option(help: "Exit criterion: max_probability (the paper), entropy (1 - normalised entropy) or margin (top-1 minus top-2); default the checkpoint's.")
+    var criterion: String?
 
-    @Option(help: "When no exit fires: last (the paper) or most_confident.")
-    var fallback = "last"
+    @Option(help: "When no exit fires: last (the paper) or most_confident; default the checkpoint's.")
+    var fallback: String?
+
+    @Flag(help: "Store the exit policy in the checkpoint file: the one chosen by --target-accuracy or --budget, else the one evaluated.")
+    var savePolicy = false
 
     @Option(help: "Sweep one threshold at every exit over start:stop:step, e.g. 0.5:0.99:0.01.")
     var sweep: String?
@@ -62,8 +65,9 @@ struct EvalCommand: ParsableCommand {
     func validate() throws {
         if let tau, !(tau > 0 && tau <= 1) { throw ValidationError("--tau must be in (0, 1], got \(tau)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-        if ExitCriterion(rawValue: criterion) == nil { throw ValidationError("--criterion must be max_probability, entropy or margin") }
-        if ExitFallback(rawValue: fallback) == nil { throw ValidationError("--fallback must be last or most_confident") }
+        if let criterion, ExitCriterion(rawValue: criterion) == nil { throw ValidationError("--criterion must be max_probability, entropy or margin") }
+        if let fallback, ExitFallback(rawValue: fallback) == nil { throw ValidationError("--fallback must be last or most_confident") }
+        if savePolicy && targetAccuracy != nil && budget != nil { throw ValidationError("--save-policy stores one policy: give --target-accuracy or --budget, not both") }
         if let thresholds {
             let values = thresholds.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
             guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 1 }) else {
@@ -113,7 +117,7 @@ struct EvalCommand: ParsableCommand {
         }
         let network = stored.job.makeNetwork(featureShape: reader.featureShape, classes: reader.classes)
         try stored.restore(into: network, optimizer: nil, source: checkpoint)
-        return LoadedModel(stored: stored, network: network, reader: reader, policy: try exitPolicy(job: stored.job, exits: network.exitCount))
+        return LoadedModel(stored: stored, network: network, reader: reader, policy: try exitPolicy(stored: stored.exitPolicy, exits: network.exitCount))
     }
 
     private func evaluate(_ model: LoadedModel, world: Communicator) throws {
@@ -165,15 +169,37 @@ struct EvalCommand: ParsableCommand {
             try writeFileAtomically(contents, to: "\(folder)/\(name)")
         }
         print("wrote \(folder)/eval.json and its CSV files")
+        if savePolicy {
+            var chosen = policy
+            if let choice = report.choices.first {
+                guard let threshold = choice.threshold else { throw ValidationError("--save-policy: \(choice.goal) is not reached by any threshold of the sweep") }
+                chosen.thresholds = Array(repeating: Float(threshold), count: exits)
+            }
+            try save(chosen)
+        }
     }
 
-    /// The policy the options (or the checkpoint's job) give.
-    private func exitPolicy(job: Job, exits: Int) throws -> ExitPolicy {
-        let criterion = ExitCriterion(rawValue: criterion)!, fallback = ExitFallback(rawValue: fallback)!
-        guard let thresholds else { return .uniform(tau ?? job.eval.tau, exits: exits, criterion: criterion, fallback: fallback) }
-        let values = thresholds.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
-        guard values.count == exits else { throw ValidationError("--thresholds gives \(values.count) values, the model has \(exits) exits") }
-        return ExitPolicy(criterion: criterion, thresholds: values, fallback: fallback)
+    /// The policy the options give, on top of the checkpoint's stored one.
+    private func exitPolicy(stored: ExitPolicy, exits: Int) throws -> ExitPolicy {
+        var policy = stored
+        if let criterion { policy.criterion = ExitCriterion(rawValue: criterion)! }
+        if let fallback { policy.fallback = ExitFallback(rawValue: fallback)! }
+        if let tau { policy.thresholds = Array(repeating: tau, count: exits) }
+        if let thresholds {
+            let values = thresholds.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+            guard values.count == exits else { throw ValidationError("--thresholds gives \(values.count) values, the model has \(exits) exits") }
+            policy.thresholds = values
+        }
+        return policy
+    }
+
+    /// Writes `policy` into the checkpoint file (atomically: the file is replaced, so a hard
+    /// link such as last.h5 then names the new file and the epoch file keeps the old policy).
+    private func save(_ policy: ExitPolicy) throws {
+        var stored = try Checkpoint.read(from: checkpoint)
+        stored.exitPolicy = policy
+        try stored.write(to: checkpoint)
+        print("stored the exit policy in \(checkpoint): \(policy.criterion.rawValue), thresholds \(policy.thresholds), fallback \(policy.fallback.rawValue)")
     }
 
     private func defaultFolder() -> String {

@@ -1,21 +1,49 @@
 import ArgumentParser
 import CGTData
+import CGTHDF5
+import CGTTraining
 import Foundation
 
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Describe a dataset file: shapes, dtypes and class counts per split, normalisation, provenance.")
+        abstract: "Describe a dataset file (shapes, class counts per split, normalisation, provenance) or a checkpoint (model, exit policy, FLOPs per exit).")
 
-    @Argument(help: "The dataset file (.h5).")
+    @Argument(help: "The dataset or checkpoint file (.h5).")
     var file: String
 
     func run() throws {
         do {
-            print(Self.render(try DatasetSummary.read(file)))
+            let isCheckpoint = (try? withOpenHDF5File(file) { root in
+                root.root.hasAttribute("kind") ? (try? root.root.stringAttribute("kind")) == Checkpoint.kind : false
+            }) ?? false
+            print(isCheckpoint ? try Self.renderCheckpoint(try Checkpoint.read(from: file), path: file) : Self.render(try DatasetSummary.read(file)))
         } catch {
             throw reportFailure(error)
         }
+    }
+
+    /// The model a checkpoint holds, its exit policy and what each exit costs (FLOPs counted
+    /// as in `hdf5_data/README.md`, "FLOP counts").
+    static func renderCheckpoint(_ stored: Checkpoint, path: String) throws -> String {
+        let job = stored.job
+        let network = job.makeNetwork(featureShape: stored.featureShape, classes: stored.classNames.count)
+        let policy = stored.exitPolicy
+        var lines = [
+            "\(path): cgt checkpoint of job '\(job.name)', epoch \(stored.epoch), step \(stored.globalStep)",
+            "model: \(job.model.kind), \(network.store.parameterCount) parameters, input \(stored.featureShape), \(stored.classNames.count) classes; method \(job.method.name)",
+            "exit policy: \(policy.criterion.rawValue), thresholds \(policy.thresholds), fallback \(policy.fallback.rawValue)",
+        ]
+        if let groups = stored.classGroups {
+            lines.append("classynet groups: " + groups.groups.enumerated().map { "exit \($0.offset + 1): \($0.element.map { "\($0)" } ?? "all")" }.joined(separator: ", "))
+        }
+        let costs = network.exitCosts(), full = network.fullNetworkCost
+        var table = [["exit", "after block", "FLOPs to answer", "relative cost"]]
+        for (e, cost) in costs.enumerated() {
+            table.append(["\(e + 1)", "\(network.exitBlocks[e] + 1)", "\(cost)", String(format: "%.3f", Double(cost) / Double(full))])
+        }
+        lines += ["", "inference FLOPs per sample (full network without early exits: \(full)):"] + aligned(table, rightAligned: [0, 1, 2, 3])
+        return lines.joined(separator: "\n")
     }
 
     static func render(_ summary: DatasetSummary) -> String {

@@ -50,6 +50,30 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(trained2?["accuracy"] as? Double, evaluated2?["accuracy"] as? Double)
     }
 
+    /// A policy chosen by `cgt eval` is stored in the checkpoint; later evaluations and `cgt inspect` use it.
+    func testChosenExitPolicyTravelsWithTheCheckpoint() throws {
+        let data = directory.file("policy.h5")
+        XCTAssertEqual(try CommandRunner.cgt(["synth", "--out", data, "--features", "10", "--classes", "3", "--train", "64", "--test", "32"]).status, 0)
+        let run = directory.file("policy")
+        XCTAssertEqual(try CommandRunner.cgt(["train", try writeJob(smallModel), "--data", data, "--out", run, "--quiet"]).status, 0)
+        let checkpoint = "\(run)/checkpoints/last.h5"
+        let chosen = try CommandRunner.cgt(["eval", "--checkpoint", checkpoint, "--data", data, "--criterion", "entropy", "--fallback", "most_confident",
+                                            "--sweep", "0.1:0.9:0.2", "--budget", "10", "--save-policy", "--out", "\(run)/chosen"])
+        XCTAssertEqual(chosen.status, 0, chosen.stderr)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/chosen/eval.json"))) as? [String: Any])
+        let choice = try XCTUnwrap((object["chosen_thresholds"] as? [[String: Any]])?.first?["threshold"] as? Double)
+        let inspected = try CommandRunner.cgt(["inspect", checkpoint])
+        XCTAssertEqual(inspected.status, 0, inspected.stderr)
+        XCTAssertTrue(inspected.stdout.contains("exit policy: entropy, thresholds [\(Float(choice)), \(Float(choice))], fallback most_confident"), inspected.stdout)
+        XCTAssertTrue(inspected.stdout.contains("FLOPs to answer"), inspected.stdout)
+        let again = try CommandRunner.cgt(["eval", "--checkpoint", checkpoint, "--data", data, "--out", "\(run)/again"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        let policy = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/again/eval.json"))) as? [String: Any])?["policy"] as? [String: Any])
+        XCTAssertEqual(policy["criterion"] as? String, "entropy")
+        XCTAssertEqual(policy["fallback"] as? String, "most_confident")
+        XCTAssertEqual((policy["thresholds"] as? [Double])?.map { Float($0) }, [Float(choice), Float(choice)])
+    }
+
     /// `cgt report` writes a page that a real browser (headless Chromium) loads with every figure laid out.
     func testReportOpensInABrowserWithEveryFigure() throws {
         let data = directory.file("report.h5")
