@@ -27,5 +27,7 @@ static inline int cmpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int cmpi_thread_single(void) { return MPI_THREAD_SINGLE; }
 static inline MPI_Datatype cmpi_int(void) { return MPI_INT; }
 static inline MPI_Op cmpi_op_minloc(void) { return MPI_MINLOC; }
+static inline MPI_Info cmpi_info_null(void) { return MPI_INFO_NULL; }
+static inline int cmpi_lock_exclusive(void) { return MPI_LOCK_EXCLUSIVE; }
 
 #endif

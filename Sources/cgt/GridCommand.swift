@@ -1,30 +1,87 @@
 import ArgumentParser
+import CGTMPI
 import CGTTraining
+import Foundation
 
-/// `cgt grid`: the trials of a hyperparameter grid file.
+/// `cgt grid`: a hyperparameter grid in one MPI job.
 struct GridCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grid",
-        abstract: "List the trials of a grid file (README.md, 'Grids'), each checked as cgt train would check it.",
+        abstract: "Run the trials of a grid file in one MPI job, groups of ranks training trials side by side (README.md, 'Grids').",
         discussion: """
-            Prints one line per trial: its name, then the --set overrides that turn the base job into
-            the trial's job. launch/grid-loop GRID.yaml NP trains them one after another on NP ranks.
+            mpirun -np 8 cgt grid GRID.yaml --ranks-per-trial 2 --out runs/grid1     # 4 trials at a time
+            mpirun -np 8 cgt grid GRID.yaml --ranks-per-trial 2 --out runs/grid1 --resume
+            cgt grid --summary runs/grid1                                            # leaderboard, Pareto front
+            cgt grid GRID.yaml --list                                                # the trials, checked
             """)
 
     @Argument(help: "The grid file (YAML).")
-    var grid: String
+    var grid: String?
 
-    @Flag(help: "Print the trials (the only mode so far).")
+    @Flag(help: "Print the trials and their --set overrides; train nothing.")
     var list = false
+
+    @Option(help: "The grid folder: one run folder per trial, grid.json, leaderboard.*, report.html.")
+    var out: String?
+
+    @Option(help: "Ranks that train each trial together (must divide the number of ranks).")
+    var ranksPerTrial = 1
+
+    @Option(help: "queue: each group takes the next trial when done (no idle ranks); static: trial i to group i mod groups.")
+    var schedule = "queue"
+
+    @Flag(help: "Continue a stopped grid: finished trials are skipped, unfinished ones resume from their checkpoints.")
+    var resume = false
+
+    @Option(help: "Summarise the grid folder given here (leaderboard and Pareto front) and train nothing.")
+    var summary: String?
+
+    @Option(help: "Sort the leaderboard by macro_f1, accuracy, relative_cost, macro_precision or macro_recall (default: the grid's metric).")
+    var metric: String?
+
+    func validate() throws {
+        if summary == nil && grid == nil { throw ValidationError("give a grid file, or --summary with a grid folder") }
+        if summary != nil && (grid != nil || list) { throw ValidationError("--summary takes a grid folder alone") }
+        if grid != nil && !list && out == nil { throw ValidationError("running a grid needs --out (the grid folder)") }
+        if ranksPerTrial < 1 { throw ValidationError("--ranks-per-trial must be at least 1") }
+        if !["queue", "static"].contains(schedule) { throw ValidationError("--schedule is queue or static") }
+    }
 
     func run() throws {
         do {
-            let file = try GridFile.load(path: grid)
-            let trials = try file.jobs()
-            print("# \(trials.count) trials, \(file.search) search, sorted by \(file.metric); base: \(file.base)")
-            for (trial, job) in trials {
-                print(([trial.name] + trial.overrides(baseName: job.name.components(separatedBy: "/").first ?? job.name)).joined(separator: "  "))
+            if let summary {
+                let result = try GridSummary.load(folder: summary, metric: metric)
+                try result.write()
+                print(result.markdown)
+                print("wrote \(summary)/leaderboard.{csv,json,md}, pareto.svg and report.html")
+                return
             }
+            let file = try GridFile.load(path: grid!)
+            if list {
+                let trials = try file.jobs()
+                print("# \(trials.count) trials, \(file.search) search, sorted by \(file.metric); base: \(file.base)")
+                for (trial, job) in trials {
+                    print(([trial.name] + trial.overrides(baseName: job.name.components(separatedBy: "/").first ?? job.name)).joined(separator: "  "))
+                }
+                return
+            }
+            try MPIEnvironment.run(report: { _ = reportFailure($0) }) { mpi in
+                let world = mpi.world
+                try StartupCheck.checkLauncher(worldSize: world.size)
+                let runner = GridRunner(grid: file, folder: out!, ranksPerTrial: ranksPerTrial, schedule: schedule, resume: resume) { line in
+                    print(line)
+                    fflush(stdout)
+                }
+                if let result = try runner.run(world: world) {
+                    print(result.markdown)
+                    print("wrote \(out!)/leaderboard.{csv,json,md}, pareto.svg and report.html")
+                }
+            }
+        } catch let failure as CollectiveFailure {
+            if failure.isReporter { throw reportFailure(failure) }
+            throw ExitCode.failure
+        } catch let exit as ExitCode {
+            throw exit
         } catch {
             throw reportFailure(error)
         }

@@ -1,0 +1,39 @@
+import CMPI
+
+/// A counter held by rank 0 that any rank can read and advance on its own, without rank 0
+/// taking part (MPI one-sided communication): a work queue without a coordinator, so that
+/// rank 0 can work like every other rank.
+public final class SharedCounter {
+    private let communicator: Communicator
+    private var window: MPI_Win?
+    private let storage: UnsafeMutablePointer<Int64>
+
+    /// Creates the counter at `initial`. Collective over `communicator`.
+    public init(communicator: Communicator, initial: Int64 = 0) throws {
+        self.communicator = communicator
+        storage = .allocate(capacity: 1)
+        storage.initialize(to: initial)
+        let bytes = communicator.isRoot ? MPI_Aint(MemoryLayout<Int64>.size) : 0
+        var created: MPI_Win?
+        try check(MPI_Win_create(storage, bytes, Int32(MemoryLayout<Int64>.size), cmpi_info_null(), communicator.handle, &created), "MPI_Win_create")
+        window = created
+    }
+
+    /// Adds `value` and returns the value before, atomically across ranks.
+    public func fetchAndAdd(_ value: Int64) throws -> Int64 {
+        var add = value, previous: Int64 = 0
+        try check(MPI_Win_lock(cmpi_lock_exclusive(), 0, 0, window), "MPI_Win_lock")
+        try check(MPI_Fetch_and_op(&add, &previous, cmpi_int64(), 0, 0, cmpi_op_sum(), window), "MPI_Fetch_and_op")
+        try check(MPI_Win_unlock(0, window), "MPI_Win_unlock")
+        return previous
+    }
+
+    /// Releases the window. Collective over the communicator.
+    public func free() throws {
+        guard window != nil else { return }
+        try check(MPI_Win_free(&window), "MPI_Win_free")
+        window = nil
+    }
+
+    deinit { storage.deallocate() }
+}

@@ -1,0 +1,164 @@
+import CGTMPI
+import Foundation
+
+/// What happened to one trial of a grid: `<grid>/trial-NNN/status.json`.
+public struct TrialStatus: Codable, Equatable, Sendable {
+    public var trial: String
+    /// (key, value) of every varied parameter.
+    public var assignments: [[String]]
+    /// `running`, `done` or `failed`.
+    public var status: String
+    public var message: String?
+    public var seconds: Double?
+    public var ranks: Int
+    public var group: Int
+
+    public static func path(_ folder: String) -> String { "\(folder)/status.json" }
+
+    public static func read(_ folder: String) -> TrialStatus? {
+        FileManager.default.contents(atPath: path(folder)).flatMap { try? JSONDecoder().decode(TrialStatus.self, from: $0) }
+    }
+
+    func write(to folder: String) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeFileAtomically(try encoder.encode(self), to: Self.path(folder))
+    }
+}
+
+/// Runs the trials of a grid in one MPI job: the world is split into groups of
+/// `ranksPerTrial` ranks, each group trains one trial at a time data-parallel and takes the
+/// next when done. With the `queue` schedule the next trial comes from a counter every group
+/// advances on its own (MPI one-sided), so fast and slow trials leave no rank idle; `static`
+/// deals trial i to group i mod groups.
+public struct GridRunner {
+    public let grid: GridFile
+    public let folder: String
+    public let ranksPerTrial: Int
+    public let schedule: String
+    public let resume: Bool
+    public let say: (String) -> Void
+
+    public init(grid: GridFile, folder: String, ranksPerTrial: Int, schedule: String, resume: Bool, say: @escaping (String) -> Void) {
+        self.grid = grid
+        self.folder = folder
+        self.ranksPerTrial = ranksPerTrial
+        self.schedule = schedule
+        self.resume = resume
+        self.say = say
+    }
+
+    /// The file that records which grid the folder holds, so that `--resume` continues the same one.
+    var manifestFile: String { "\(folder)/grid.json" }
+
+    struct Manifest: Codable, Equatable {
+        var grid: String
+        var base: String
+        var metric: String
+        var trials: [[String]]
+    }
+
+    /// Trains every unfinished trial; returns the summary (on world rank 0; nil elsewhere).
+    public func run(world: Communicator) throws -> GridSummary? {
+        guard world.size % ranksPerTrial == 0 else {
+            throw TrainingError("--ranks-per-trial \(ranksPerTrial) does not divide the \(world.size) ranks")
+        }
+        // Every rank looks at the folder before rank 0 writes into it.
+        let (trials, manifest, exists) = try world.collectively { try prepare() }
+        try world.collectively { if world.isRoot && !exists { try writeManifest(manifest) } }
+        let groups = world.size / ranksPerTrial
+        let groupIndex = world.rank / ranksPerTrial
+        let group = try world.split(color: groupIndex, key: world.rank)
+        let pending = trials.filter { !isFinished($0.0) }
+        if world.isRoot { say("grid: \(trials.count) trials, \(trials.count - pending.count) finished before, \(groups) group(s) of \(ranksPerTrial) rank(s), \(schedule) schedule") }
+        let counter = schedule == "queue" ? try SharedCounter(communicator: world) : nil
+        var next = groupIndex
+        while true {
+            var index: Int64
+            if let counter {
+                index = group.isRoot ? try counter.fetchAndAdd(1) : 0
+                try withUnsafeMutableBytes(of: &index) { try group.broadcast($0) }
+            } else {
+                index = Int64(next)
+                next += groups
+            }
+            guard index < pending.count else { break }
+            try runTrial(pending[Int(index)].0, job: pending[Int(index)].1, group: group, groupIndex: groupIndex)
+        }
+        try world.barrier()
+        try counter?.free()
+        guard world.isRoot else { return nil }
+        let summary = try GridSummary.load(folder: folder)
+        try summary.write()
+        return summary
+    }
+
+    /// Checks the grid and resolves every trial's job; with `--resume`, checks that the folder
+    /// holds the same grid. Returns the trials, the manifest, and whether it exists already.
+    private func prepare() throws -> ([(GridFile.Trial, Job)], Manifest, Bool) {
+        let jobs = try grid.jobs()
+        let manifest = Manifest(grid: grid.path, base: grid.base, metric: grid.metric, trials: jobs.map { $0.0.overrides })
+        let exists = FileManager.default.fileExists(atPath: manifestFile)
+        if exists {
+            guard resume else { throw TrainingError("\(folder) already holds a grid: pass --resume to continue it, or choose another --out") }
+            let saved = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestFile)))
+            guard saved.trials == manifest.trials else {
+                throw TrainingError("\(manifestFile): the folder holds a different grid (other trials); --resume continues the same grid only")
+            }
+        }
+        return (jobs, manifest, exists)
+    }
+
+    private func writeManifest(_ manifest: Manifest) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeFileAtomically(try encoder.encode(manifest), to: manifestFile)
+        try? FileManager.default.removeItem(atPath: "\(folder)/grid.yaml")
+        try FileManager.default.copyItem(atPath: grid.path, toPath: "\(folder)/grid.yaml")
+    }
+
+    func trialFolder(_ trial: GridFile.Trial) -> String { "\(folder)/\(trial.name)" }
+
+    private func isFinished(_ trial: GridFile.Trial) -> Bool {
+        guard let status = TrialStatus.read(trialFolder(trial)) else { return false }
+        return status.status == "done" || status.status == "failed"
+    }
+
+    /// Trains one trial on `group`; an error is recorded in its status and the grid goes on.
+    private func runTrial(_ trial: GridFile.Trial, job: Job, group: Communicator, groupIndex: Int) throws {
+        let path = trialFolder(trial)
+        let run = RunDirectory(path: path)
+        let started = Date()
+        var status = TrialStatus(trial: trial.name, assignments: trial.assignments.map { [$0.key, $0.value] }, status: "running",
+                                 message: nil, seconds: nil, ranks: group.size, group: groupIndex)
+        let resumeTrial = try group.collectively { () -> Bool in
+            if group.isRoot { try status.write(to: path) }
+            return run.hasCheckpoint
+        }
+        if group.isRoot { say("\(trial.name) on group \(groupIndex)\(resumeTrial ? " (resumed)" : ""): \(trial.overrides.joined(separator: " "))") }
+        do {
+            let trainer = try group.collectively {
+                try Trainer(job: job, run: run, communicator: group, resume: resumeTrial, progress: ProgressReporter(enabled: false))
+            }
+            try trainer.synchronize()
+            let result = try trainer.run()
+            status.status = "done"
+            status.seconds = Date().timeIntervalSince(started)
+            guard group.isRoot else { return }
+            try status.write(to: path)
+            say(String(format: "%@ done in %.1f s: accuracy %.4f, macro F1 %.4f, relative cost %.3f", trial.name, status.seconds!, result.accuracy, result.macroF1, result.relativeCost))
+        } catch let failure as AgreedFailure {
+            // Only the rank that failed knows the message: it records the failure.
+            status.status = "failed"
+            status.message = failure.underlying.map { "\($0)" } ?? "failed"
+            status.seconds = Date().timeIntervalSince(started)
+            if failure.isReporter {
+                try status.write(to: path)
+                say("\(trial.name) failed: \(status.message!)")
+            }
+            try group.barrier()
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+
+/// The results of a grid's trials: a leaderboard sorted by the grid's metric and the Pareto
+/// front of accuracy against relative cost, written as CSV, JSON, Markdown, SVG and HTML.
+public struct GridSummary {
+    public struct Row: Codable, Equatable {
+        public var trial: String
+        public var assignments: [[String]]
+        public var status: String
+        public var message: String?
+        public var accuracy: Double?
+        public var macroF1: Double?
+        public var macroPrecision: Double?
+        public var macroRecall: Double?
+        public var exitFractions: [Double]?
+        public var relativeCost: Double?
+        public var seconds: Double?
+        public var paretoOptimal: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case trial, assignments, status, message, accuracy, macroF1 = "macro_f1", macroPrecision = "macro_precision"
+            case macroRecall = "macro_recall", exitFractions = "exit_fractions", relativeCost = "relative_cost", seconds
+            case paretoOptimal = "pareto_optimal"
+        }
+
+        func value(_ metric: String) -> Double? {
+            switch metric {
+            case "accuracy": return accuracy
+            case "relative_cost": return relativeCost
+            case "macro_precision": return macroPrecision
+            case "macro_recall": return macroRecall
+            default: return macroF1
+            }
+        }
+    }
+
+    public var folder: String
+    public var metric: String
+    public var keys: [String]
+    /// Finished trials sorted by the metric (best first), then unfinished and failed ones.
+    public var rows: [Row]
+
+    /// Reads `grid.json`, every trial's status.json and eval.json in `folder`.
+    public static func load(folder: String, metric: String? = nil) throws -> GridSummary {
+        let manifestFile = "\(folder)/grid.json"
+        guard let data = FileManager.default.contents(atPath: manifestFile) else {
+            throw TrainingError("\(manifestFile): no such file (is \(folder) a grid folder?)")
+        }
+        let manifest = try JSONDecoder().decode(GridRunner.Manifest.self, from: data)
+        let metric = metric ?? manifest.metric
+        guard GridFile.metrics.contains(metric) else { throw TrainingError("unknown metric '\(metric)' (known: \(GridFile.metrics.joined(separator: ", ")))") }
+        var rows: [Row] = []
+        for (index, overrides) in manifest.trials.enumerated() {
+            let name = String(format: "trial-%03d", index)
+            let path = "\(folder)/\(name)"
+            let status = TrialStatus.read(path)
+            let assignments = overrides.map { o -> [String] in
+                let parts = o.split(separator: "=", maxSplits: 1).map(String.init)
+                return [parts[0], parts.count > 1 ? parts[1] : ""]
+            }
+            var row = Row(trial: name, assignments: assignments, status: status?.status ?? "pending", message: status?.message,
+                          seconds: status?.seconds, paretoOptimal: false)
+            if row.status == "done", let evaluation = FileManager.default.contents(atPath: "\(path)/eval.json"),
+               let s = try? JSONDecoder().decode(RoutingStatistics.self, from: evaluation) {
+                row.accuracy = s.accuracy; row.macroF1 = s.macroF1; row.macroPrecision = s.macroPrecision
+                row.macroRecall = s.macroRecall; row.exitFractions = s.exitFractions; row.relativeCost = s.relativeCost
+            }
+            rows.append(row)
+        }
+        let finished = rows.indices.filter { rows[$0].accuracy != nil }
+        for i in finished {
+            let a = rows[i]
+            rows[i].paretoOptimal = !finished.contains { j in
+                let b = rows[j]
+                return b.accuracy! >= a.accuracy! && b.relativeCost! <= a.relativeCost! && (b.accuracy! > a.accuracy! || b.relativeCost! < a.relativeCost!)
+            }
+        }
+        let lowerIsBetter = metric == "relative_cost"
+        rows.sort { a, b in
+            switch (a.value(metric), b.value(metric)) {
+            case let (x?, y?): return lowerIsBetter ? x < y : x > y
+            case (.some, nil): return true
+            case (nil, .some): return false
+            default: return a.trial < b.trial
+            }
+        }
+        let keys = manifest.trials.first?.compactMap { $0.split(separator: "=").first.map(String.init) }.filter { $0 != "name" } ?? []
+        return GridSummary(folder: folder, metric: metric, keys: keys, rows: rows)
+    }
+
+    private func varied(_ row: Row) -> [String] {
+        keys.map { key in row.assignments.first { $0[0] == key }?[1] ?? "" }
+    }
+
+    private static func format(_ value: Double?, _ pattern: String) -> String { value.map { String(format: pattern, $0) } ?? "" }
+
+    public var csv: String {
+        let exits = rows.compactMap(\.exitFractions).map(\.count).max() ?? 0
+        var lines = [(["rank", "trial", "status"] + keys + ["accuracy", "macro_f1", "macro_precision", "macro_recall"]
+                      + (0..<exits).map { "exit\($0 + 1)_fraction" } + ["relative_cost", "seconds", "pareto_optimal", "message"]).joined(separator: ",")]
+        for (k, row) in rows.enumerated() {
+            let quote = { (text: String) in "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+            var cells = ["\(k + 1)", row.trial, row.status] + varied(row).map(quote)
+            cells += [row.accuracy, row.macroF1, row.macroPrecision, row.macroRecall].map { $0.map { String($0) } ?? "" }
+            cells += (0..<exits).map { e in row.exitFractions.map { e < $0.count ? String($0[e]) : "" } ?? "" }
+            cells += [row.relativeCost.map { String($0) } ?? "", row.seconds.map { String(format: "%.1f", $0) } ?? "", row.paretoOptimal ? "1" : "0", quote(row.message ?? "")]
+            lines.append(cells.joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public var markdown: String {
+        var lines = ["| # | trial | " + keys.joined(separator: " | ") + " | accuracy % | macro F1 % | exits % | relative cost | time (s) | Pareto | status |",
+                     "|" + Array(repeating: "---", count: keys.count + 9).joined(separator: "|") + "|"]
+        for (k, row) in rows.enumerated() {
+            let exits = row.exitFractions.map { $0.map { String(format: "%.1f", $0 * 100) }.joined(separator: " / ") } ?? ""
+            let status = row.status == "failed" ? "failed: \(row.message ?? "")" : row.status
+            lines.append("| \(k + 1) | \(row.trial) | " + varied(row).joined(separator: " | ")
+                         + " | \(Self.format(row.accuracy.map { $0 * 100 }, "%.2f")) | \(Self.format(row.macroF1.map { $0 * 100 }, "%.2f")) | \(exits) | \(Self.format(row.relativeCost, "%.3f")) | \(Self.format(row.seconds, "%.0f")) | \(row.paretoOptimal ? "yes" : "") | \(status.replacingOccurrences(of: "|", with: "/")) |")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Accuracy against relative cost of every finished trial, the Pareto front joined.
+    public var scatter: String {
+        let done = rows.filter { $0.accuracy != nil }
+        let front = done.filter(\.paretoOptimal).sorted { $0.relativeCost! < $1.relativeCost! }
+        return SVGChart(id: "grid_pareto", title: "Trials: accuracy vs relative cost", xLabel: "relative cost", yLabel: "accuracy").lines([
+            SVGChart.Series(name: "trials", points: done.map { (x: $0.relativeCost!, y: $0.accuracy!) }, color: "#1f77b4", markers: true, line: false),
+            SVGChart.Series(name: "Pareto front", points: front.map { (x: $0.relativeCost!, y: $0.accuracy!) }, color: "#d62728", markers: true),
+        ])
+    }
+
+    /// leaderboard.csv, leaderboard.json, leaderboard.md, pareto.svg and report.html in the grid folder.
+    public func write() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeFileAtomically(Data(csv.utf8), to: "\(folder)/leaderboard.csv")
+        try writeFileAtomically(try encoder.encode(rows), to: "\(folder)/leaderboard.json")
+        try writeFileAtomically(Data((markdown + "\n").utf8), to: "\(folder)/leaderboard.md")
+        try writeFileAtomically(Data(scatter.utf8), to: "\(folder)/pareto.svg")
+        let table = "<table border=\"1\" cellpadding=\"3\"><tr><th>#</th><th>trial</th>" + keys.map { "<th>\(SVGChart.escape($0))</th>" }.joined()
+            + "<th>accuracy</th><th>macro F1</th><th>exits</th><th>relative cost</th><th>seconds</th><th>Pareto</th><th>status</th></tr>"
+            + rows.enumerated().map { k, row in
+                "<tr><td>\(k + 1)</td><td><a href=\"\(row.trial)/report.html\">\(row.trial)</a></td>" + varied(row).map { "<td>\(SVGChart.escape($0))</td>" }.joined()
+                    + "<td>\(Self.format(row.accuracy, "%.4f"))</td><td>\(Self.format(row.macroF1, "%.4f"))</td><td>\(row.exitFractions.map { $0.map { String(format: "%.3f", $0) }.joined(separator: " / ") } ?? "")</td>"
+                    + "<td>\(Self.format(row.relativeCost, "%.3f"))</td><td>\(Self.format(row.seconds, "%.0f"))</td><td>\(row.paretoOptimal ? "yes" : "")</td><td>\(SVGChart.escape(row.status == "failed" ? "failed: \(row.message ?? "")" : row.status))</td></tr>"
+            }.joined() + "</table>"
+        let html = """
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8"><title>cgt grid: \(SVGChart.escape(folder))</title>
+            <style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;font-size:0.9em}</style></head><body>
+            <h1>Grid \(SVGChart.escape(folder))</h1>
+            <p>\(rows.filter { $0.status == "done" }.count) of \(rows.count) trials done, sorted by \(metric). A trial's own report: <code>cgt report</code> on its folder.</p>
+            <figure>\(scatter)</figure>
+            \(table)
+            </body></html>
+            """
+        try writeFileAtomically(Data(html.utf8), to: "\(folder)/report.html")
+    }
+}

@@ -1,0 +1,88 @@
+import CGTTestSupport
+import Foundation
+import XCTest
+
+/// `cgt grid` under real mpirun: groups of ranks share the trials, failures stay in their
+/// trial, a killed grid resumes without repeating finished trials.
+final class GridCommandTests: XCTestCase {
+    let directory = TemporaryDirectory("grid")
+
+    /// A base job on a small synthetic dataset and a grid over it.
+    private func writeGrid(epochs: Int, parameters: String) throws -> String {
+        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 128, test: 48, spread: 2)
+        try directory.write("""
+            name: tiny
+            data: {path: \(data)}
+            model: {hidden: [16, 16], exits: [1, 2], dropout: 0.1}
+            training: {epochs: \(epochs), batch_size: 32, checkpoint_every: 1}
+            optimizer: {name: sgd, momentum: 0.9}
+            """, to: "base.yaml")
+        return try directory.write("base: base.yaml\nparameters:\n\(parameters)\n", to: "grid.yaml")
+    }
+
+    private func leaderboard(_ folder: String) throws -> [[String: Any]] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(folder)/leaderboard.json"))) as? [[String: Any]])
+    }
+
+    func testEveryTrialRunsOnceAndAFailureStaysInItsTrial() throws {
+        let grid = try writeGrid(epochs: 2, parameters: "  optimizer.lr: {values: [0.01, 0.03, 0.1, 1.0e+30]}\n  method.name: {values: [softcgt, hardcgt]}")
+        for (ranks, perTrial, schedule) in [(4, 2, "queue"), (2, 1, "static")] {
+            let out = directory.file("grid-\(ranks)-\(schedule)")
+            let result = try CommandRunner.mpirun(ranks: ranks, ["grid", grid, "--ranks-per-trial", "\(perTrial)", "--schedule", schedule, "--out", out])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let rows = try leaderboard(out)
+            XCTAssertEqual(rows.count, 8, "one row per trial")
+            for k in 0..<8 {
+                let name = String(format: "trial-%03d", k)
+                XCTAssertEqual(result.stdout.components(separatedBy: "\(name) on group").count - 1, 1, "\(name) runs once: \(result.stdout)")
+            }
+            let failed = rows.filter { $0["status"] as? String == "failed" }
+            XCTAssertEqual(failed.count, 2, "lr 1e30 fails for both methods")
+            for row in failed { XCTAssertTrue((row["message"] as? String ?? "").contains("non-finite gradient"), "\(row)") }
+            XCTAssertEqual(rows.filter { $0["status"] as? String == "done" }.count, 6)
+            XCTAssertEqual(rows.suffix(2).map { $0["status"] as? String }, ["failed", "failed"], "failed trials sort last")
+            let f1 = rows.prefix(6).compactMap { $0["macro_f1"] as? Double }
+            XCTAssertEqual(f1, f1.sorted(by: >), "sorted by the metric")
+            for file in ["leaderboard.csv", "leaderboard.md", "pareto.svg", "report.html", "grid.json"] {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(file)"), file)
+            }
+            XCTAssertTrue(result.stdout.contains("| 1 | trial-"), "the leaderboard is printed")
+        }
+        let again = try CommandRunner.mpirun(ranks: 2, ["grid", grid, "--out", directory.file("grid-4-queue")])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("--resume"), again.stderr)
+        let summary = try CommandRunner.cgt(["grid", "--summary", directory.file("grid-4-queue"), "--metric", "relative_cost"])
+        XCTAssertEqual(summary.status, 0, summary.stderr)
+        let costs = try leaderboard(directory.file("grid-4-queue")).prefix(6).compactMap { $0["relative_cost"] as? Double }
+        XCTAssertEqual(costs, costs.sorted(), "re-sorted by relative cost, lower first")
+    }
+
+    func testResumeAfterAKilledGridSkipsFinishedTrials() throws {
+        let grid = try writeGrid(epochs: 60, parameters: "  optimizer.lr: {values: [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]}")
+        let out = directory.file("killed")
+        let mpirun = try CommandRunner.startMPI(ranks: 2, ["grid", grid, "--out", out], stdout: directory.file("killed.out"), stderr: directory.file("killed.err"))
+        func finished() -> [String] {
+            (0..<6).map { String(format: "trial-%03d", $0) }.filter { name in
+                (try? String(contentsOfFile: "\(out)/\(name)/status.json", encoding: .utf8))?.contains("\"done\"") ?? false
+            }
+        }
+        let deadline = Date().addingTimeInterval(60)
+        while finished().count < 2 && mpirun.isRunning && Date() < deadline { usleep(20_000) }
+        let ranks = CommandRunner.children(of: mpirun.processIdentifier)
+        for pid in ranks { kill(pid, SIGKILL) }
+        kill(mpirun.processIdentifier, SIGKILL)
+        mpirun.waitUntilExit()
+        let before = finished()
+        XCTAssertGreaterThanOrEqual(before.count, 2)
+        XCTAssertLessThan(before.count, 6, "the grid was killed before the end (trials too fast?)")
+        let stamps = try before.map { try FileManager.default.attributesOfItem(atPath: "\(out)/\($0)/status.json")[.modificationDate] as? Date }
+
+        let resumed = try CommandRunner.mpirun(ranks: 2, ["grid", grid, "--out", out, "--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        for name in before { XCTAssertFalse(resumed.stdout.contains("\(name) on group"), "\(name) finished before: \(resumed.stdout)") }
+        XCTAssertEqual(try before.map { try FileManager.default.attributesOfItem(atPath: "\(out)/\($0)/status.json")[.modificationDate] as? Date }, stamps)
+        let rows = try leaderboard(out)
+        XCTAssertEqual(rows.count, 6)
+        XCTAssertEqual(rows.filter { $0["status"] as? String == "done" }.count, 6, "\(rows)")
+    }
+}
