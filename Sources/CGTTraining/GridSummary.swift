@@ -67,13 +67,9 @@ public struct GridSummary {
             }
             rows.append(row)
         }
-        let finished = rows.indices.filter { rows[$0].accuracy != nil }
-        for i in finished {
-            let a = rows[i]
-            rows[i].paretoOptimal = !finished.contains { j in
-                let b = rows[j]
-                return b.accuracy! >= a.accuracy! && b.relativeCost! <= a.relativeCost! && (b.accuracy! > a.accuracy! || b.relativeCost! < a.relativeCost!)
-            }
+        let finished = rows.indices.filter { rows[$0].accuracy != nil && rows[$0].relativeCost != nil }
+        for (i, optimal) in zip(finished, paretoOptimal(finished.map { (rows[$0].accuracy!, rows[$0].relativeCost!) })) {
+            rows[i].paretoOptimal = optimal
         }
         let lowerIsBetter = metric == "relative_cost"
         rows.sort { a, b in

@@ -29,12 +29,7 @@ public struct ThresholdSweep: Codable, Equatable, Sendable {
             return Point(threshold: Double(tau), accuracy: s.accuracy, macroF1: s.macroF1, relativeCost: s.relativeCost,
                          exitFractions: s.exitFractions, paretoOptimal: false)
         }
-        for i in points.indices {
-            let p = points[i]
-            points[i].paretoOptimal = !points.contains { q in
-                q.accuracy >= p.accuracy && q.relativeCost <= p.relativeCost && (q.accuracy > p.accuracy || q.relativeCost < p.relativeCost)
-            }
-        }
+        for (i, optimal) in paretoOptimal(points.map { ($0.accuracy, $0.relativeCost) }).enumerated() { points[i].paretoOptimal = optimal }
         self.points = points
     }
 
@@ -65,5 +60,13 @@ public struct ThresholdSweep: Codable, Equatable, Sendable {
                           + p.exitFractions.map { String($0) }).joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// For each (accuracy, cost) point, whether it is Pareto-optimal: no other point is at least as
+/// accurate and at most as costly, and strictly better in one of the two.
+func paretoOptimal(_ points: [(accuracy: Double, cost: Double)]) -> [Bool] {
+    points.map { p in
+        !points.contains { q in q.accuracy >= p.accuracy && q.cost <= p.cost && (q.accuracy > p.accuracy || q.cost < p.cost) }
     }
 }
