@@ -24,7 +24,7 @@ public final class Trainer {
     let testShard: DatasetSplit
     let phases: [TrainingPhase]
     /// ClassyNet's groups, once given or chosen (nil before, and for every other method).
-    public private(set) var classGroups: ClassGroups?
+    public internal(set) var classGroups: ClassGroups?
     let gradientReducer: GradientReducer?
     let gradientsReady: ((Int) -> Void)?
     let stallWatch: StallWatch?
@@ -95,7 +95,7 @@ public final class Trainer {
     }
 
     /// Sums BatchNorm statistics over all ranks (or keeps them local).
-    private func setBatchNormSynchronized(_ synchronized: Bool) {
+    func setBatchNormSynchronized(_ synchronized: Bool) {
         let reduce: BatchNormKernels.StatisticsReducer?
         if synchronized, let communicator, communicator.size > 1 {
             reduce = { buffer in
@@ -143,25 +143,6 @@ public final class Trainer {
             try membership.withUnsafeMutableBytes { try communicator.broadcast($0) }
             if membership[0] >= 0 { setClassGroups(decodeClassGroups(membership)) }
         }
-    }
-
-    private func setClassGroups(_ groups: ClassGroups) {
-        classGroups = groups
-        objective.classGroups = groups
-    }
-
-    /// The groups as exit-major 0/1 membership, or all -1 while there are none: for a broadcast.
-    private func encodedClassGroups() -> [Int32] {
-        let exits = network.exitCount, classes = network.classes
-        guard let classGroups else { return Array(repeating: -1, count: exits * classes) }
-        return (0..<exits).flatMap { e in (0..<classes).map { Int32(classGroups.isMember($0, exit: e) ? 1 : 0) } }
-    }
-
-    private func decodeClassGroups(_ membership: [Int32]) -> ClassGroups {
-        let exits = network.exitCount, classes = network.classes
-        return ClassGroups(classes: classes, groups: (0..<exits).map { e in
-            e == exits - 1 ? nil : (0..<classes).filter { membership[e * classes + $0] == 1 }
-        })
     }
 
     /// Runs `body` on every rank; a failure anywhere stops all ranks together.
@@ -307,24 +288,6 @@ public final class Trainer {
         return ({ schedule.rate(atStep: $0) }, start * shard.stepsPerEpoch)
     }
 
-    /// ClassyNet: picks each shallow exit's classes from the per-class recall of the epoch just
-    /// trained, summed over ranks (`ClassGroups.choose`).
-    private func chooseClassGroups(correct: [[Double]], counts: [Double]) throws {
-        var totals = correct.flatMap { $0 } + counts
-        if let communicator, communicator.size > 1 {
-            try totals.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
-        }
-        let classes = network.classes
-        let summedCounts = Array(totals.suffix(classes))
-        let recall = (0..<network.exitCount).map { e in
-            (0..<classes).map { c in summedCounts[c] > 0 ? totals[e * classes + c] / summedCounts[c] : 0 }
-        }
-        let groups = ClassGroups.choose(recall: recall, groupSize: job.method.groupSize ?? (classes + network.exitCount - 1) / network.exitCount)
-        setClassGroups(groups)
-        let described = groups.groups.dropLast().enumerated().map { "exit \($0.offset + 1): \($0.element ?? [])" }.joined(separator: ", ")
-        progress.say("classynet groups chosen after epoch \(epoch + 1): \(described); the last exit answers every class")
-    }
-
     /// Shifts and flips each training image of the batch in place, from (seed, epoch, sample id).
     private func augment(_ x: UnsafeMutableBufferPointer<Float>, sampleIDs: UnsafeMutableBufferPointer<Int64>, batch: Int, randomKey: UInt64) {
         let shape = shard.featureShape
@@ -340,32 +303,6 @@ public final class Trainer {
                                                width: shape[2], dy: draw.dy, dx: draw.dx, flip: draw.flip)
             }
         }
-    }
-
-    /// Early-exit routing statistics on the test split at `eval.tau`, sharded over ranks.
-    ///
-    /// BatchNorm is re-estimated (if the job asks) over the global batches of the epoch after
-    /// the last, with statistics summed over ranks, so any number of ranks gives the report of
-    /// one. The network's parameters and buffers are left as they were.
-    public func evaluate() throws -> RoutingStatistics {
-        let evaluator = Evaluator(network: network, batchSize: max(1, min(job.eval.batchSize, testShard.count)), classGroups: classGroups)
-        let saved = network.store.snapshot()
-        defer {
-            network.store.restore(saved)
-            setBatchNormSynchronized(job.training.syncBatchnorm)
-        }
-        if job.eval.bnRecalibration {
-            let (data, batches) = try together { try job.recalibrationShare(reader: reader, trainCount: shard.sampleCount, rank: rank, ranks: ranks) }
-            setBatchNormSynchronized(true)
-            evaluator.recalibrateBatchNorm(on: data, batches: batches)
-        }
-        var tally = evaluator.tally(testShard, tau: job.eval.tau)
-        if let communicator, communicator.size > 1 {
-            var counts = tally.flattened
-            try counts.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
-            tally = RoutingTally(exits: tally.exits, classes: tally.classes, flattened: counts)
-        }
-        return tally.statistics(tau: job.eval.tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
     }
 
     func writeCheckpoint() throws {

@@ -1,0 +1,30 @@
+import CGTData
+import CGTModel
+
+extension Trainer {
+    /// Early-exit routing statistics on the test split at `eval.tau`, sharded over ranks.
+    ///
+    /// BatchNorm is re-estimated (if the job asks) over the global batches of the epoch after
+    /// the last, with statistics summed over ranks, so any number of ranks gives the report of
+    /// one. The network's parameters and buffers are left as they were.
+    public func evaluate() throws -> RoutingStatistics {
+        let evaluator = Evaluator(network: network, batchSize: max(1, min(job.eval.batchSize, testShard.count)), classGroups: classGroups)
+        let saved = network.store.snapshot()
+        defer {
+            network.store.restore(saved)
+            setBatchNormSynchronized(job.training.syncBatchnorm)
+        }
+        if job.eval.bnRecalibration {
+            let (data, batches) = try together { try job.recalibrationShare(reader: reader, trainCount: shard.sampleCount, rank: rank, ranks: ranks) }
+            setBatchNormSynchronized(true)
+            evaluator.recalibrateBatchNorm(on: data, batches: batches)
+        }
+        var tally = evaluator.tally(testShard, tau: job.eval.tau)
+        if let communicator, communicator.size > 1 {
+            var counts = tally.flattened
+            try counts.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
+            tally = RoutingTally(exits: tally.exits, classes: tally.classes, flattened: counts)
+        }
+        return tally.statistics(tau: job.eval.tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
+    }
+}
