@@ -48,12 +48,37 @@ public enum PoolingKernels {
                     UnsafeMutableRawPointer(index + ox).storeBytes(of: chosen, as: SIMD16<Int32>.self)
                     ox &+= 16
                 }
+                // The paper CNN's maps are 28 and 14 wide (14 and 7 outputs): 8 lanes, then 1.
+                while ox + 8 <= ow {
+                    let upper = UnsafeRawPointer(top + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+                    let lower = UnsafeRawPointer(bottom + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+                    var best = upper.evenHalf
+                    var offset = SIMD8<Int32>(repeating: 0)
+                    var better = upper.oddHalf .> best
+                    best.replace(with: upper.oddHalf, where: better)
+                    offset.replace(with: 1, where: better)
+                    better = lower.evenHalf .> best
+                    best.replace(with: lower.evenHalf, where: better)
+                    offset.replace(with: below, where: better)
+                    better = lower.oddHalf .> best
+                    best.replace(with: lower.oddHalf, where: better)
+                    offset.replace(with: below + 1, where: better)
+                    UnsafeMutableRawPointer(out + ox).storeBytes(of: best, as: SIMD8<Float>.self)
+                    let chosen = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14) &+ SIMD8<Int32>(repeating: rowStart + Int32(2 * ox)) &+ offset
+                    UnsafeMutableRawPointer(index + ox).storeBytes(of: chosen, as: SIMD8<Int32>.self)
+                    ox &+= 8
+                }
                 while ox < ow {
+                    // Selects instead of branches: random data would mispredict them.
                     let column = 2 * ox
                     var best = top[column], at = column
-                    if top[column + 1] > best { best = top[column + 1]; at = column + 1 }
-                    if bottom[column] > best { best = bottom[column]; at = width + column }
-                    if bottom[column + 1] > best { best = bottom[column + 1]; at = width + column + 1 }
+                    let b = top[column + 1], c = bottom[column], d = bottom[column + 1]
+                    at = b > best ? column + 1 : at
+                    best = b > best ? b : best
+                    at = c > best ? width + column : at
+                    best = c > best ? c : best
+                    at = d > best ? width + column + 1 : at
+                    best = d > best ? d : best
                     out[ox] = best
                     index[ox] = rowStart + Int32(at)
                     ox &+= 1

@@ -42,6 +42,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Gradient all-reduce bucket size in KiB (several ranks only).")
     var bucketKib = 1024
 
+    @Flag(help: "Also time every layer's forward and backward pass (one rank).")
+    var layers = false
+
     @Flag(help: "Print the result as one JSON object.")
     var json = false
 
@@ -72,6 +75,7 @@ struct BenchCommand: ParsableCommand {
             if world.size == 1 {
                 let result = try TrainingBenchmark(model: benchModel, batch: batch, steps: steps).run()
                 print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
+                if layers && !json { print(LayerProfile.measure(benchModel.build(), batch: batch, repeats: max(3, steps / 10)).report) }
             } else {
                 let result = try ScalingBenchmark(model: benchModel, globalBatch: batch, steps: steps, bucketKib: bucketKib).run(world: world)
                 if world.isRoot {

@@ -5,7 +5,7 @@ import XCTest
 final class PoolingKernelTests: XCTestCase {
     /// (planes, height, width): odd sides (a dropped row or column), 2x2, one output column, an
     /// output row of 18 (one 16-lane vector and a tail) and of 32 (vectors only).
-    let planeShapes = [(6, 7, 9), (2, 2, 2), (3, 5, 3), (2, 5, 37), (1, 4, 64), (4, 3, 33)]
+    let planeShapes = [(6, 7, 9), (2, 2, 2), (3, 5, 3), (2, 5, 37), (1, 4, 64), (4, 3, 33), (3, 4, 28), (2, 6, 14), (2, 4, 50)]
 
     private func maxPool(_ x: [Float], planes: Int, height: Int, width: Int) -> (output: [Float], argmax: [Int32]) {
         let count = planes * (height / 2) * (width / 2)
@@ -52,8 +52,8 @@ final class PoolingKernelTests: XCTestCase {
 
     func testMaxPoolTiesGoToTheFirstValueInTheWindow() {
         // Equal values everywhere, then equal maxima in the last three positions of each window,
-        // in the vector body (width 40) and in the scalar tail (width 6).
-        for width in [6, 40] {
+        // in the 16-lane body (width 40), the 8-lane body (width 18) and the scalar tail (width 6).
+        for width in [6, 18, 40] {
             let flat = [Float](repeating: 1, count: 2 * width)
             XCTAssertEqual(maxPool(flat, planes: 1, height: 2, width: width).argmax, (0..<(width / 2)).map { Int32(2 * $0) })
             var lateTie = [Float](repeating: 0, count: 2 * width)
