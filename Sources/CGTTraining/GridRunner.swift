@@ -61,8 +61,10 @@ public struct GridRunner {
 
     /// Trains every unfinished trial; returns the summary (on world rank 0; nil elsewhere).
     public func run(world: Communicator) throws -> GridSummary? {
-        guard world.size % ranksPerTrial == 0 else {
-            throw TrainingError("--ranks-per-trial \(ranksPerTrial) does not divide the \(world.size) ranks")
+        try world.collectively {
+            guard world.size % ranksPerTrial == 0 else {
+                throw TrainingError("--ranks-per-trial \(ranksPerTrial) does not divide the \(world.size) ranks")
+            }
         }
         // Every rank looks at the folder before rank 0 writes into it.
         let (trials, manifest, exists) = try world.collectively { try prepare() }
