@@ -135,6 +135,12 @@ public struct GridSummary {
         try writeFileAtomically(try encoder.encode(rows), to: "\(folder)/leaderboard.json")
         try writeFileAtomically(Data((markdown + "\n").utf8), to: "\(folder)/leaderboard.md")
         try writeFileAtomically(Data(scatter.utf8), to: "\(folder)/pareto.svg")
+        // Each finished trial's own page, linked from the grid's.
+        for row in rows where row.status == "done" {
+            if let report = try? RunReport(run: RunDirectory(path: "\(folder)/\(row.trial)")) {
+                try writeFileAtomically(Data(report.html().utf8), to: "\(folder)/\(row.trial)/report.html")
+            }
+        }
         let table = "<table border=\"1\" cellpadding=\"3\"><tr><th>#</th><th>trial</th>" + keys.map { "<th>\(SVGChart.escape($0))</th>" }.joined()
             + "<th>accuracy</th><th>macro F1</th><th>exits</th><th>relative cost</th><th>seconds</th><th>Pareto</th><th>status</th></tr>"
             + rows.enumerated().map { k, row in
@@ -147,7 +153,7 @@ public struct GridSummary {
             <html lang="en"><head><meta charset="utf-8"><title>cgt grid: \(SVGChart.escape(folder))</title>
             <style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;font-size:0.9em}</style></head><body>
             <h1>Grid \(SVGChart.escape(folder))</h1>
-            <p>\(rows.filter { $0.status == "done" }.count) of \(rows.count) trials done, sorted by \(metric). A trial's own report: <code>cgt report</code> on its folder.</p>
+            <p>\(rows.filter { $0.status == "done" }.count) of \(rows.count) trials done, sorted by \(metric); each trial links to its own page (<code>cgt report</code> on a trial's folder adds the threshold sweep).</p>
             <figure>\(scatter)</figure>
             \(table)
             </body></html>

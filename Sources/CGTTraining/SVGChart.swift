@@ -105,7 +105,10 @@ public struct SVGChart {
     public func lines(_ series: [Series], xRange: ClosedRange<Double>? = nil, yRange: ClosedRange<Double>? = nil) -> String {
         let all = series.flatMap(\.points)
         let xs = all.map(\.x), ys = all.map(\.y)
-        let xr = xRange ?? ((xs.min() ?? 0)...(max(xs.max() ?? 1, (xs.min() ?? 0) + 1e-9)))
+        let xLow = xs.min() ?? 0, xHigh = max(xs.max() ?? 1, xLow + 1e-9)
+        // Points (not lines over a whole axis) keep a margin from the frame.
+        let xPad = series.contains { $0.markers && !$0.line } ? (xHigh - xLow) * 0.03 : 0
+        let xr = xRange ?? ((xLow - xPad)...(xHigh + xPad))
         let yLow = ys.min() ?? 0, yHigh = ys.max() ?? 1
         let pad = (yHigh - yLow) * 0.05 + 1e-9
         let yr = yRange ?? ((yLow - pad)...(yHigh + pad))

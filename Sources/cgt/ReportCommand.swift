@@ -6,7 +6,7 @@ import Foundation
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Write <run>/report.html (opens offline) and <run>/figures/*.svg: training curves per exit, exit distribution, accuracy vs cost with the Pareto front, reliability diagrams.",
+        abstract: "Write <run>/report.html (opens offline) and <run>/figures/*.svg: training curves per exit, exit distribution, accuracy vs cost with the Pareto front, reliability diagrams; for a grid folder, its leaderboard page.",
         discussion: """
             Reads metrics.jsonl and the evaluation in <run>/eval/eval.json (or training's eval.json). When
             that has no threshold sweep and the run has a checkpoint, runs cgt eval --sweep first.
@@ -24,6 +24,12 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         do {
             let run = folder
+            if FileManager.default.fileExists(atPath: "\(run)/grid.json") {
+                let summary = try GridSummary.load(folder: run)
+                try summary.write()
+                print("wrote \(run)/report.html (a grid: leaderboard, Pareto front, a page per trial)")
+                return
+            }
             let folder = RunDirectory(path: run)
             let evaluation = "\(run)/eval/eval.json"
             let hasSweep = FileManager.default.contents(atPath: evaluation).map { String(decoding: $0, as: UTF8.self).contains("\"sweep\"") } ?? false

@@ -46,6 +46,9 @@ final class GridCommandTests: XCTestCase {
             for file in ["leaderboard.csv", "leaderboard.md", "pareto.svg", "report.html", "grid.json"] {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(file)"), file)
             }
+            for row in rows where row["status"] as? String == "done" {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(row["trial"] as! String)/report.html"), "the grid page links every finished trial's page")
+            }
             XCTAssertTrue(result.stdout.contains("| 1 | trial-"), "the leaderboard is printed")
         }
         let again = try CommandRunner.mpirun(ranks: 2, ["grid", grid, "--out", directory.file("grid-4-queue")])
