@@ -16,7 +16,7 @@ import Yams
 /// constraints:
 ///   - "1.0 > method.weights[1] > method.weights[2]"
 /// ```
-public struct GridFile: Equatable {
+public struct GridFile {
     /// Where a parameter's values come from.
     public enum Domain: Equatable {
         case values([Node])
@@ -34,12 +34,6 @@ public struct GridFile: Equatable {
     public var metric: String
     public var parameters: [(key: String, domain: Domain)]
     public var constraints: [String]
-
-    public static func == (a: GridFile, b: GridFile) -> Bool {
-        a.path == b.path && a.base == b.base && a.search == b.search && a.count == b.count && a.seed == b.seed
-            && a.metric == b.metric && a.constraints == b.constraints
-            && a.parameters.map(\.key) == b.parameters.map(\.key) && a.parameters.map(\.domain) == b.parameters.map(\.domain)
-    }
 
     /// One point of the search: the overrides that turn the base job into the trial's job.
     public struct Trial: Equatable {
