@@ -20,7 +20,7 @@ public enum PoolingKernels {
                      "maxPool2x2: outputs shorter than \(planes * oh * ow)")
         let x = input.baseAddress!, y = output.baseAddress!, indices = argmax.baseAddress!
         // Lane l of a vector covers output column ox + l, whose window starts at column 2 (ox + l).
-        let laneColumns = SIMD16<Int32>(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        let laneColumns = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
         let below = Int32(width)
         for p in 0..<planes {
             let plane = x + p * height * width
@@ -29,26 +29,7 @@ public enum PoolingKernels {
                 let out = y + (p * oh + oy) * ow, index = indices + (p * oh + oy) * ow
                 let rowStart = Int32(2 * oy * width)
                 var ox = 0
-                while ox + 16 <= ow {
-                    let upper = UnsafeRawPointer(top + 2 * ox).loadUnaligned(as: SIMD32<Float>.self)
-                    let lower = UnsafeRawPointer(bottom + 2 * ox).loadUnaligned(as: SIMD32<Float>.self)
-                    var best = upper.evenHalf
-                    var offset = SIMD16<Int32>(repeating: 0)
-                    var better = upper.oddHalf .> best
-                    best.replace(with: upper.oddHalf, where: better)
-                    offset.replace(with: 1, where: better)
-                    better = lower.evenHalf .> best
-                    best.replace(with: lower.evenHalf, where: better)
-                    offset.replace(with: below, where: better)
-                    better = lower.oddHalf .> best
-                    best.replace(with: lower.oddHalf, where: better)
-                    offset.replace(with: below + 1, where: better)
-                    storeVector(best, out + ox)
-                    let chosen = laneColumns &+ SIMD16<Int32>(repeating: rowStart + Int32(2 * ox)) &+ offset
-                    UnsafeMutableRawPointer(index + ox).storeBytes(of: chosen, as: SIMD16<Int32>.self)
-                    ox &+= 16
-                }
-                // The paper CNN's maps are 28 and 14 wide (14 and 7 outputs): 8 lanes, then 1.
+                // 8 lanes (the paper CNN's outputs are 14, 7 and 3 wide; 16 would rarely fill), then 1.
                 while ox + 8 <= ow {
                     let upper = UnsafeRawPointer(top + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
                     let lower = UnsafeRawPointer(bottom + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
@@ -64,7 +45,7 @@ public enum PoolingKernels {
                     best.replace(with: lower.oddHalf, where: better)
                     offset.replace(with: below + 1, where: better)
                     UnsafeMutableRawPointer(out + ox).storeBytes(of: best, as: SIMD8<Float>.self)
-                    let chosen = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14) &+ SIMD8<Int32>(repeating: rowStart + Int32(2 * ox)) &+ offset
+                    let chosen = laneColumns &+ SIMD8<Int32>(repeating: rowStart + Int32(2 * ox)) &+ offset
                     UnsafeMutableRawPointer(index + ox).storeBytes(of: chosen, as: SIMD8<Int32>.self)
                     ox &+= 8
                 }

@@ -52,7 +52,7 @@ final class PoolingKernelTests: XCTestCase {
 
     func testMaxPoolTiesGoToTheFirstValueInTheWindow() {
         // Equal values everywhere, then equal maxima in the last three positions of each window,
-        // in the 16-lane body (width 40), the 8-lane body (width 18) and the scalar tail (width 6).
+        // in the vector body (widths 18 and 40) and in the scalar tail (width 6).
         for width in [6, 18, 40] {
             let flat = [Float](repeating: 1, count: 2 * width)
             XCTAssertEqual(maxPool(flat, planes: 1, height: 2, width: width).argmax, (0..<(width / 2)).map { Int32(2 * $0) })
