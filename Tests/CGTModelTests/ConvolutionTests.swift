@@ -63,22 +63,8 @@ final class ConvolutionTests: XCTestCase {
 
     func testGradientsMatchFiniteDifferences() {
         for (groups, kernel) in [(1, 3), (2, 3), (2, 5)] as [(Int?, Int)] {
-            let harness = makeHarness(samplesPerProduct: groups, kernelSize: kernel)
-            var x = Fixtures.normals(batch * inChannels * height * width, seed: 2)
-            let weights = Fixtures.normals(batch * outChannels * height * width, seed: 3)
-            let context = ForwardContext(mode: .training)
-            let loss = { (input: [Float]) in weightedSum(harness.forward(input, context: context), weights) }
-
-            let inputGradient = harness.gradients(input: x, outputGradient: weights, context: context)
-            let weightSlot = harness.parameterSlot("weight"), biasSlot = harness.parameterSlot("bias")
-            let weightGradient = Array(harness.store.gradient(weightSlot))
-            let biasGradient = Array(harness.store.gradient(biasSlot))
-
-            let h: Float = 1e-2
-            let label = "\(groups.map(String.init) ?? "default") per product, kernel \(kernel)"
-            assertGradientMatches(weightGradient, FiniteDifference.gradient(of: harness.store.parameter(weightSlot), step: h) { loss(x) }, "dW, \(label)")
-            assertGradientMatches(biasGradient, FiniteDifference.gradient(of: harness.store.parameter(biasSlot), step: h) { loss(x) }, "db, \(label)")
-            assertGradientMatches(inputGradient, FiniteDifference.gradient(of: &x, step: h, loss: loss), "dx, \(label)")
+            makeHarness(samplesPerProduct: groups, kernelSize: kernel)
+                .assertWeightAndBiasGradients("\(groups.map(String.init) ?? "default") per product, kernel \(kernel)")
         }
     }
 

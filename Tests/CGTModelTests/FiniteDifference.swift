@@ -142,6 +142,27 @@ final class LayerHarness {
     }
 }
 
+extension LayerHarness {
+    /// Checks dW, db and dx of a layer with a weight and a bias (Linear, Conv2D) against finite
+    /// differences of the loss sum(weights * y) at inputs and loss weights drawn from seeds 2 and 3.
+    func assertWeightAndBiasGradients(_ label: String, file: StaticString = #filePath, line: UInt = #line) {
+        var x = Fixtures.normals(batch * layer.inputCount, seed: 2)
+        let weights = Fixtures.normals(batch * layer.outputCount, seed: 3)
+        let context = ForwardContext(mode: .training)
+        let loss = { (input: [Float]) in weightedSum(self.forward(input, context: context), weights) }
+
+        let inputGradient = gradients(input: x, outputGradient: weights, context: context)
+        let weightSlot = parameterSlot("weight"), biasSlot = parameterSlot("bias")
+        let weightGradient = Array(store.gradient(weightSlot))
+        let biasGradient = Array(store.gradient(biasSlot))
+
+        let h: Float = 1e-2
+        assertGradientMatches(weightGradient, FiniteDifference.gradient(of: store.parameter(weightSlot), step: h) { loss(x) }, "dW, \(label)", file: file, line: line)
+        assertGradientMatches(biasGradient, FiniteDifference.gradient(of: store.parameter(biasSlot), step: h) { loss(x) }, "db, \(label)", file: file, line: line)
+        assertGradientMatches(inputGradient, FiniteDifference.gradient(of: &x, step: h, loss: loss), "dx, \(label)", file: file, line: line)
+    }
+}
+
 /// Sample ids that outlive the `ForwardContext` that points at them.
 final class SampleIDs {
     let storage: UnsafeMutableBufferPointer<Int64>

@@ -39,21 +39,7 @@ final class LinearGradientTests: XCTestCase {
     }
 
     func testGradientsMatchFiniteDifferences() {
-        let harness = makeHarness()
-        var x = Fixtures.normals(batch * inFeatures, seed: 2)
-        let weights = Fixtures.normals(batch * outFeatures, seed: 3)
-        let context = ForwardContext(mode: .training)
-        let loss = { (input: [Float]) in weightedSum(harness.forward(input, context: context), weights) }
-
-        let inputGradient = harness.gradients(input: x, outputGradient: weights, context: context)
-        let weightSlot = harness.parameterSlot("weight"), biasSlot = harness.parameterSlot("bias")
-        let weightGradient = Array(harness.store.gradient(weightSlot))
-        let biasGradient = Array(harness.store.gradient(biasSlot))
-
-        let h: Float = 1e-2
-        assertGradientMatches(weightGradient, FiniteDifference.gradient(of: harness.store.parameter(weightSlot), step: h) { loss(x) }, "dW")
-        assertGradientMatches(biasGradient, FiniteDifference.gradient(of: harness.store.parameter(biasSlot), step: h) { loss(x) }, "db")
-        assertGradientMatches(inputGradient, FiniteDifference.gradient(of: &x, step: h, loss: loss), "dx")
+        makeHarness().assertWeightAndBiasGradients("Linear")
     }
 
     func testBackwardOverwritesParameterGradients() {
