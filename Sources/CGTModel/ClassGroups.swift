@@ -24,6 +24,18 @@ public struct ClassGroups: Equatable, Sendable {
 
     public var exits: Int { groups.count }
 
+    /// Exit-major 0/1 membership, 1 where exit e answers class c: how checkpoints store and
+    /// ranks exchange the groups.
+    public var membership: [Int32] { members.flatMap { $0.map { $0 ? 1 : 0 } } }
+
+    /// The groups of a `membership` table of `exits` rows; the last exit answers every class.
+    public init(classes: Int, membership: [Int32]) {
+        let exits = membership.count / classes
+        self.init(classes: classes, groups: (0..<exits).map { e in
+            e == exits - 1 ? nil : (0..<classes).filter { membership[e * classes + $0] == 1 }
+        })
+    }
+
     /// The target of exit e for a sample of class `label`: the class itself, or `classes` ("other").
     @inlinable
     public func target(_ label: Int32, exit e: Int) -> Int32 {

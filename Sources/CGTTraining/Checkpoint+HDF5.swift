@@ -23,10 +23,7 @@ extension Checkpoint {
             try root.setAttribute("exit_thresholds", exitPolicy.thresholds.map(Double.init))
             try root.setAttribute("exit_fallback", exitPolicy.fallback.rawValue)
             if let classGroups {
-                let membership = (0..<classGroups.exits).flatMap { e in
-                    (0..<classGroups.classes).map { Int32(classGroups.isMember($0, exit: e) ? 1 : 0) }
-                }
-                try root.writeDataset("exit_classes", membership, shape: [classGroups.exits, classGroups.classes])
+                try root.writeDataset("exit_classes", classGroups.membership, shape: [classGroups.exits, classGroups.classes])
             }
             let modelGroup = try root.createGroup("model")
             for (name, tensor) in model.sorted(by: { $0.key < $1.key }) {
@@ -94,11 +91,7 @@ extension Checkpoint {
                   values.allSatisfy({ $0 == 0 || $0 == 1 }), values.suffix(shape[1]).allSatisfy({ $0 == 1 }) else {
                 throw CheckpointError(file: path, "/exit_classes must be 0/1 of shape [exits, classes] with the last exit answering every class, got shape \(shape)")
             }
-            let groups: [[Int]?] = (0..<shape[0]).map { e in
-                let row = values[(e * shape[1])..<((e + 1) * shape[1])]
-                return row.allSatisfy({ $0 == 1 }) ? nil : row.indices.filter { row[$0] == 1 }.map { $0 - e * shape[1] }
-            }
-            checkpoint.classGroups = ClassGroups(classes: shape[1], groups: groups)
+            checkpoint.classGroups = ClassGroups(classes: shape[1], membership: values)
         }
         if root.contains("optimizer") {
             let optimizerGroup = try root.openGroup("optimizer")

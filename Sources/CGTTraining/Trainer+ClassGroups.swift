@@ -1,4 +1,5 @@
 import CGTModel
+import CGTMPI
 
 /// ClassyNet's class groups during training: chosen once from the recall summed over ranks,
 /// and sent from rank 0 to the others on resume.
@@ -8,18 +9,12 @@ extension Trainer {
         objective.classGroups = groups
     }
 
-    /// The groups as exit-major 0/1 membership, or all -1 while there are none: for a broadcast.
-    func encodedClassGroups() -> [Int32] {
-        let exits = network.exitCount, classes = network.classes
-        guard let classGroups else { return Array(repeating: -1, count: exits * classes) }
-        return (0..<exits).flatMap { e in (0..<classes).map { Int32(classGroups.isMember($0, exit: e) ? 1 : 0) } }
-    }
-
-    func decodeClassGroups(_ membership: [Int32]) -> ClassGroups {
-        let exits = network.exitCount, classes = network.classes
-        return ClassGroups(classes: classes, groups: (0..<exits).map { e in
-            e == exits - 1 ? nil : (0..<classes).filter { membership[e * classes + $0] == 1 }
-        })
+    /// Sends rank 0's groups (if it has any yet) to every rank, as their membership table.
+    func broadcastClassGroups(_ communicator: Communicator) throws {
+        let count = network.exitCount * network.classes
+        var membership = classGroups?.membership ?? Array(repeating: -1, count: count)
+        try membership.withUnsafeMutableBytes { try communicator.broadcast($0) }
+        if membership[0] >= 0 { setClassGroups(ClassGroups(classes: network.classes, membership: membership)) }
     }
 
     /// ClassyNet: picks each shallow exit's classes from the per-class recall of the epoch just

@@ -138,11 +138,7 @@ public final class Trainer {
         epoch = Int(counters[0])
         globalStep = Int(counters[1])
         optimizer.stepCount = Int(counters[2])
-        if job.method.name == "classynet" {
-            var membership = encodedClassGroups()
-            try membership.withUnsafeMutableBytes { try communicator.broadcast($0) }
-            if membership[0] >= 0 { setClassGroups(decodeClassGroups(membership)) }
-        }
+        if job.method.name == "classynet" { try broadcastClassGroups(communicator) }
     }
 
     /// Runs `body` on every rank; a failure anywhere stops all ranks together.
