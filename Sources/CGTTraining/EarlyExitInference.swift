@@ -92,20 +92,7 @@ public final class EarlyExitInference {
         }
         let prediction = argmax >= classes ? Int32(-1) : Int32(argmax)
         let count = logits.count
-        switch policy.criterion {
-        case .maxProbability:
-            return (1 / total, prediction)
-        case .margin:
-            var second: Float = 0
-            for k in 0..<count where k != argmax && probabilities[k] > second { second = probabilities[k] }
-            return ((1 - second) / total, prediction)
-        case .entropy:
-            var entropy: Float = 0
-            for k in 0..<count {
-                let p = probabilities[k] / total
-                if p > 0 { entropy -= p * Foundation.log(p) }
-            }
-            return (max(0, 1 - entropy / Foundation.log(Float(classes))), prediction)
-        }
+        for k in 0..<count { probabilities[k] /= total }
+        return (ConfidenceScores(probabilities: probabilities[0..<count], classes: classes)[policy.criterion], prediction)
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// How an exit decides that it is confident enough to answer.
 ///
 /// Every criterion is a score in [0, 1] where larger means more confident, so one threshold
@@ -9,6 +11,33 @@ public enum ExitCriterion: String, Codable, Sendable, CaseIterable {
     case entropy
     /// p_(1) - p_(2): the gap between the two largest probabilities.
     case margin
+}
+
+/// One softmax row's confidence under every criterion.
+struct ConfidenceScores {
+    var maxProbability: Float
+    var entropy: Float
+    var margin: Float
+
+    /// Scores of the probabilities `row` (summing to 1) of a head over `classes` classes.
+    init<Row: Sequence>(probabilities row: Row, classes: Int) where Row.Element == Float {
+        var first: Float = 0, second: Float = 0, h: Float = 0
+        for p in row {
+            if p > first { second = first; first = p } else if p > second { second = p }
+            if p > 0 { h -= p * Foundation.log(p) }
+        }
+        maxProbability = first
+        entropy = max(0, 1 - h / Foundation.log(Float(classes)))
+        margin = first - second
+    }
+
+    subscript(_ criterion: ExitCriterion) -> Float {
+        switch criterion {
+        case .maxProbability: return maxProbability
+        case .entropy: return entropy
+        case .margin: return margin
+        }
+    }
 }
 
 /// When no exit fires: the last exit answers (the paper), or the most confident one.

@@ -36,7 +36,6 @@ public struct ExitRecords: Equatable, Sendable {
 
     /// Adds the samples of one forward pass from the objective's softmax outputs.
     mutating func append(_ outputs: ExitPredictions, objective: ExitObjective, labels batchLabels: UnsafeBufferPointer<Int32>, batch: Int) {
-        let logClasses = Foundation.log(Float(classes))
         for i in 0..<batch {
             labels.append(batchLabels[i])
             for e in 0..<exits {
@@ -47,15 +46,10 @@ public struct ExitRecords: Equatable, Sendable {
                     continue
                 }
                 let n = objective.outputs[e]
-                let row = objective.probabilities(exit: e, batch: batch)[(i * n)..<(i * n + n)]
-                var first: Float = 0, second: Float = 0, entropy: Float = 0
-                for p in row {
-                    if p > first { second = first; first = p } else if p > second { second = p }
-                    if p > 0 { entropy -= p * Foundation.log(p) }
-                }
-                maxProbability.append(first)
-                entropyScore.append(max(0, 1 - entropy / logClasses))
-                margin.append(first - second)
+                let scores = ConfidenceScores(probabilities: objective.probabilities(exit: e, batch: batch)[(i * n)..<(i * n + n)], classes: classes)
+                maxProbability.append(scores.maxProbability)
+                entropyScore.append(scores.entropy)
+                margin.append(scores.margin)
             }
         }
     }

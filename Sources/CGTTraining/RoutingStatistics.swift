@@ -69,8 +69,8 @@ public struct RoutingTally: Equatable, Sendable {
     /// Routes one sample: the first exit with confidence >= tau answers; if none does, the last
     /// exit. An exit that declines (prediction -1, ClassyNet's "other") never answers early.
     public mutating func add(label: Int, predictions: [Int], confidence: [Float], tau: Float) {
-        let exit = (0..<exits).first { confidence[$0] >= tau && predictions[$0] >= 0 } ?? exits - 1
-        add(label: label, predictions: predictions.map { Int32($0) }[...], answeredBy: exit)
+        let answers = predictions.map { Int32($0) }[...]
+        add(label: label, predictions: answers, answeredBy: ExitPolicy.uniform(tau, exits: exits).route(scores: confidence[...], predictions: answers))
     }
 
     /// Counts one sample that `exit` answered; `predictions` holds every exit's answer.
