@@ -69,8 +69,7 @@ struct EvalCommand: ParsableCommand {
         if let fallback, ExitFallback(rawValue: fallback) == nil { throw ValidationError("--fallback must be last or most_confident") }
         if savePolicy && targetAccuracy != nil && budget != nil { throw ValidationError("--save-policy stores one policy: give --target-accuracy or --budget, not both") }
         if let thresholds {
-            let values = thresholds.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
-            guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 1 }) else {
+            guard let values = thresholdValues, !values.isEmpty, values.allSatisfy({ $0 >= 0 && $0 <= 1 }) else {
                 throw ValidationError("--thresholds needs comma-separated values in [0, 1], got '\(thresholds)'")
             }
             if tau != nil { throw ValidationError("give --tau or --thresholds, not both") }
@@ -179,14 +178,20 @@ struct EvalCommand: ParsableCommand {
         }
     }
 
+    /// `--thresholds` as numbers (nil if absent or if one of them is not a number).
+    private var thresholdValues: [Float]? {
+        guard let parts = thresholds?.split(separator: ",") else { return nil }
+        let values = parts.compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+        return values.count == parts.count ? values : nil
+    }
+
     /// The policy the options give, on top of the checkpoint's stored one.
     private func exitPolicy(stored: ExitPolicy, exits: Int) throws -> ExitPolicy {
         var policy = stored
         if let criterion { policy.criterion = ExitCriterion(rawValue: criterion)! }
         if let fallback { policy.fallback = ExitFallback(rawValue: fallback)! }
         if let tau { policy.thresholds = Array(repeating: tau, count: exits) }
-        if let thresholds {
-            let values = thresholds.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+        if let values = thresholdValues {
             guard values.count == exits else { throw ValidationError("--thresholds gives \(values.count) values, the model has \(exits) exits") }
             policy.thresholds = values
         }
