@@ -150,8 +150,7 @@ public struct GridFile {
         switch domain {
         case .values(let nodes): return nodes.map(render)
         case .linear(let start, let stop, let step):
-            let n = Int(((stop - start) / step + 1e-9).rounded(.down))
-            return (0...n).map { format(start + Double($0) * step) }
+            return steps(from: start, through: stop, by: step).map(format)
         case .log(let start, let stop, let count):
             guard count > 1 else { return [format(start)] }
             return (0..<count).map { format(start * Foundation.pow(stop / start, Double($0) / Double(count - 1))) }
@@ -181,8 +180,10 @@ public struct GridFile {
                 points = points.flatMap { prefix in values.map { prefix + [$0] } }
                 guard points.count <= 100_000 else { throw JobError(source: path, key: "parameters", "more than 100000 combinations") }
             }
-            points = try points.filter { try satisfies($0) }
+            let comparisons = try constraints.map { ($0, try parse($0)) }
+            points = try points.filter { try satisfies($0, comparisons) }
         } else {
+            let comparisons = try constraints.map { ($0, try parse($0)) }
             var generator = SeededGenerator(seed: seed, stream: 7)
             var attempts = 0
             while points.count < count {
@@ -191,7 +192,7 @@ public struct GridFile {
                     throw JobError(source: path, key: "constraints", "only \(points.count) of \(count) random draws met the constraints in \(attempts - 1) attempts")
                 }
                 let point = parameters.map { Self.draw($0.domain, &generator) }
-                if try satisfies(point) { points.append(point) }
+                if try satisfies(point, comparisons) { points.append(point) }
             }
         }
         return points.enumerated().map { index, values in
@@ -250,9 +251,9 @@ public struct GridFile {
         return (index, element)
     }
 
-    func satisfies(_ point: [String]) throws -> Bool {
-        for text in constraints {
-            let comparison = try parse(text)
+    /// Whether `point` meets every parsed constraint (`(text, comparison)`).
+    func satisfies(_ point: [String], _ comparisons: [(String, Comparison)]) throws -> Bool {
+        for (text, comparison) in comparisons {
             let values = try comparison.operands.map { operand -> Double in
                 if let number = Double(operand) { return number }
                 let (parameter, element) = reference(operand)!

@@ -47,8 +47,7 @@ public struct ThresholdSweep: Codable, Equatable, Sendable {
     public static func range(_ text: String) -> [Float]? {
         let parts = text.split(separator: ":").compactMap { Double($0) }
         guard parts.count == 3, parts[2] > 0, parts[1] >= parts[0], parts[0] >= 0, parts[1] <= 1, (parts[1] - parts[0]) / parts[2] < 100_000 else { return nil }
-        let n = Int(((parts[1] - parts[0]) / parts[2] + 1e-9).rounded(.down))
-        return (0...n).map { Float(((parts[0] + Double($0) * parts[2]) * 1e9).rounded() / 1e9) }
+        return steps(from: parts[0], through: parts[1], by: parts[2]).map { Float(($0 * 1e9).rounded() / 1e9) }
     }
 
     /// The sweep as CSV: threshold, accuracy, macro F1, relative cost, Pareto flag, fraction per exit.
@@ -69,4 +68,11 @@ func paretoOptimal(_ points: [(accuracy: Double, cost: Double)]) -> [Bool] {
     points.map { p in
         !points.contains { q in q.accuracy >= p.accuracy && q.cost <= p.cost && (q.accuracy > p.accuracy || q.cost < p.cost) }
     }
+}
+
+/// start, start + step, ... up to stop, which counts as reached within rounding (0.5:0.99:0.01
+/// ends at 0.99, not 0.98).
+func steps(from start: Double, through stop: Double, by step: Double) -> [Double] {
+    let n = Int(((stop - start) / step + 1e-9).rounded(.down))
+    return (0...n).map { start + Double($0) * step }
 }
