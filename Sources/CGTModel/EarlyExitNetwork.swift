@@ -183,17 +183,19 @@ public final class EarlyExitNetwork {
 
     /// Where block b's parameters lie in the store (nil if it has none).
     public func blockParameterRange(_ b: Int) -> Range<Int>? {
-        let end = ([exitOffsets.enumerated().first { exitBlocks[$0.offset] == b }?.element, b + 1 < blocks.count ? blockOffsets[b + 1] : nil]
-            .compactMap { $0 }.min()) ?? store.parameterCount
+        // The layout is block b, then its heads, then block b + 1: the block ends where the next part starts.
+        let end = exitBlocks.firstIndex(of: b).map { exitOffsets[$0] } ?? nextBlockOffset(after: b)
         return blockOffsets[b] < end ? blockOffsets[b]..<end : nil
     }
 
     /// Where exit e's head parameters lie in the store (nil if it has none).
     public func exitParameterRange(_ e: Int) -> Range<Int>? {
         let b = exitBlocks[e]
-        let next = e + 1 < exitCount && exitBlocks[e + 1] == b ? exitOffsets[e + 1] : (b + 1 < blocks.count ? blockOffsets[b + 1] : store.parameterCount)
-        return exitOffsets[e] < next ? exitOffsets[e]..<next : nil
+        let end = e + 1 < exitCount && exitBlocks[e + 1] == b ? exitOffsets[e + 1] : nextBlockOffset(after: b)
+        return exitOffsets[e] < end ? exitOffsets[e]..<end : nil
     }
+
+    private func nextBlockOffset(after b: Int) -> Int { b + 1 < blocks.count ? blockOffsets[b + 1] : store.parameterCount }
 
     /// Inference FLOPs for one sample that leaves at exit e: blocks up to it plus every head on the way.
     public func exitCosts() -> [Int] {
