@@ -134,11 +134,12 @@ public struct GridSummary {
         try writeFileAtomically(Data(csv.utf8), to: "\(folder)/leaderboard.csv")
         try writeFileAtomically(try encoder.encode(rows), to: "\(folder)/leaderboard.json")
         try writeFileAtomically(Data((markdown + "\n").utf8), to: "\(folder)/leaderboard.md")
+        let scatter = self.scatter
         try writeFileAtomically(Data(scatter.utf8), to: "\(folder)/pareto.svg")
         // Each finished trial's own page, linked from the grid's.
         for row in rows where row.status == "done" {
             if let report = try? RunReport(run: RunDirectory(path: "\(folder)/\(row.trial)")) {
-                try writeFileAtomically(Data(report.html().utf8), to: "\(folder)/\(row.trial)/report.html")
+                try writeFileAtomically(Data(report.html(figures: report.figures()).utf8), to: "\(folder)/\(row.trial)/report.html")
             }
         }
         let table = "<table border=\"1\" cellpadding=\"3\"><tr><th>#</th><th>trial</th>" + keys.map { "<th>\(SVGChart.escape($0))</th>" }.joined()

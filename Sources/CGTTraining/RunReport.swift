@@ -109,8 +109,7 @@ public struct RunReport {
 
     /// The page, with every figure inline. A small script marks the page once every figure has
     /// been laid out (`data-figures-rendered`), which the tests read in a headless browser.
-    public func html() -> String {
-        let figures = self.figures()
+    public func html(figures: [(name: String, caption: String, svg: String)]) -> String {
         let s = statistics
         func percent(_ v: Double) -> String { String(format: "%.2f %%", v * 100) }
         var rows = [

@@ -41,11 +41,12 @@ struct ReportCommand: ParsableCommand {
             let report = try RunReport(run: folder)
             let figures = "\(run)/figures"
             try FileManager.default.createDirectory(atPath: figures, withIntermediateDirectories: true)
-            for figure in report.figures() {
+            let drawn = report.figures()
+            for figure in drawn {
                 try writeFileAtomically(Data(figure.svg.utf8), to: "\(figures)/\(figure.name).svg")
             }
-            try writeFileAtomically(Data(report.html().utf8), to: "\(run)/report.html")
-            print("wrote \(run)/report.html and \(report.figures().count) figures in \(figures)")
+            try writeFileAtomically(Data(report.html(figures: drawn).utf8), to: "\(run)/report.html")
+            print("wrote \(run)/report.html and \(drawn.count) figures in \(figures)")
         } catch {
             throw reportFailure(error)
         }
