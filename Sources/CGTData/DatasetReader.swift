@@ -83,6 +83,13 @@ public final class DatasetReader {
 
     public var featureCount: Int { featureShape.reduce(1, *) }
 
+    /// Reads rank `rank`'s contiguous share of a split shared by `ranks` processes (sizes
+    /// differ by at most one; a share may be empty).
+    public func read(split: String, rank: Int, of ranks: Int) throws -> DatasetSplit {
+        let count = splitSizes[split] ?? 0
+        return try read(split: split, rows: (rank * count / ranks)..<((rank + 1) * count / ranks))
+    }
+
     /// Reads rows `rows` (default: all) of a split, checking labels and feature values.
     public func read(split: String, rows: Range<Int>? = nil) throws -> DatasetSplit {
         guard let size = splitSizes[split] else {

@@ -2,7 +2,43 @@ import Foundation
 
 /// The results of a grid's trials: a leaderboard sorted by the grid's metric and the Pareto
 /// front of accuracy against relative cost, written as CSV, JSON, Markdown, SVG and HTML.
+///
+/// Trials are ranked on the validation split when every finished trial has one
+/// (`validation.json`), so the test numbers beside them stay an unbiased report; on the test
+/// split otherwise, and the summary says so.
 public struct GridSummary {
+    /// One split's headline numbers of a trial.
+    public struct Scores: Codable, Equatable {
+        public var accuracy: Double
+        public var macroF1: Double
+        public var macroPrecision: Double
+        public var macroRecall: Double
+        public var relativeCost: Double
+
+        enum CodingKeys: String, CodingKey {
+            case accuracy, macroF1 = "macro_f1", macroPrecision = "macro_precision", macroRecall = "macro_recall", relativeCost = "relative_cost"
+        }
+
+        init(accuracy: Double, macroF1: Double, macroPrecision: Double, macroRecall: Double, relativeCost: Double) {
+            self.accuracy = accuracy; self.macroF1 = macroF1; self.macroPrecision = macroPrecision; self.macroRecall = macroRecall
+            self.relativeCost = relativeCost
+        }
+
+        init(_ s: RoutingStatistics) {
+            self.init(accuracy: s.accuracy, macroF1: s.macroF1, macroPrecision: s.macroPrecision, macroRecall: s.macroRecall, relativeCost: s.relativeCost)
+        }
+
+        func value(_ metric: String) -> Double {
+            switch metric {
+            case "accuracy": return accuracy
+            case "relative_cost": return relativeCost
+            case "macro_precision": return macroPrecision
+            case "macro_recall": return macroRecall
+            default: return macroF1
+            }
+        }
+    }
+
     public struct Row: Codable, Equatable {
         public var trial: String
         public var assignments: [[String]]
@@ -16,26 +52,27 @@ public struct GridSummary {
         public var relativeCost: Double?
         public var seconds: Double?
         public var paretoOptimal: Bool
+        /// The same numbers on the validation split, when the trial's data has one.
+        public var validation: Scores?
 
         enum CodingKeys: String, CodingKey {
             case trial, assignments, status, message, accuracy, macroF1 = "macro_f1", macroPrecision = "macro_precision"
             case macroRecall = "macro_recall", exitFractions = "exit_fractions", relativeCost = "relative_cost", seconds
-            case paretoOptimal = "pareto_optimal"
+            case paretoOptimal = "pareto_optimal", validation
         }
 
-        func value(_ metric: String) -> Double? {
-            switch metric {
-            case "accuracy": return accuracy
-            case "relative_cost": return relativeCost
-            case "macro_precision": return macroPrecision
-            case "macro_recall": return macroRecall
-            default: return macroF1
-            }
+        /// The metric on the split trials are ranked on.
+        func value(_ metric: String, onValidation: Bool) -> Double? {
+            if onValidation { return validation?.value(metric) }
+            guard let accuracy, let macroF1, let macroPrecision, let macroRecall, let relativeCost else { return nil }
+            return Scores(accuracy: accuracy, macroF1: macroF1, macroPrecision: macroPrecision, macroRecall: macroRecall, relativeCost: relativeCost).value(metric)
         }
     }
 
     public var folder: String
     public var metric: String
+    /// True when trials are ranked on the validation split, false when on the test split.
+    public var rankedOnValidation: Bool
     public var keys: [String]
     /// Finished trials sorted by the metric (best first), then unfinished and failed ones.
     public var rows: [Row]
@@ -60,10 +97,14 @@ public struct GridSummary {
             }
             var row = Row(trial: name, assignments: assignments, status: status?.status ?? "pending", message: status?.message,
                           seconds: status?.seconds, paretoOptimal: false)
-            if row.status == "done", let evaluation = FileManager.default.contents(atPath: "\(path)/eval.json"),
-               let s = try? JSONDecoder().decode(RoutingStatistics.self, from: evaluation) {
+            let run = RunDirectory(path: path)
+            func statistics(_ file: String) -> RoutingStatistics? {
+                FileManager.default.contents(atPath: file).flatMap { try? JSONDecoder().decode(RoutingStatistics.self, from: $0) }
+            }
+            if row.status == "done", let s = statistics(run.evaluationFile) {
                 row.accuracy = s.accuracy; row.macroF1 = s.macroF1; row.macroPrecision = s.macroPrecision
                 row.macroRecall = s.macroRecall; row.exitFractions = s.exitFractions; row.relativeCost = s.relativeCost
+                row.validation = statistics(run.validationFile).map(Scores.init)
             }
             rows.append(row)
         }
@@ -72,8 +113,10 @@ public struct GridSummary {
             rows[i].paretoOptimal = optimal
         }
         let lowerIsBetter = metric == "relative_cost"
+        let finishedRows = finished.map { rows[$0] }
+        let onValidation = !finishedRows.isEmpty && finishedRows.allSatisfy { $0.validation != nil }
         rows.sort { a, b in
-            switch (a.value(metric), b.value(metric)) {
+            switch (a.value(metric, onValidation: onValidation), b.value(metric, onValidation: onValidation)) {
             case let (x?, y?): return lowerIsBetter ? x < y : x > y
             case (.some, nil): return true
             case (nil, .some): return false
@@ -81,7 +124,12 @@ public struct GridSummary {
             }
         }
         let keys = manifest.trials.first?.compactMap { $0.split(separator: "=").first.map(String.init) }.filter { $0 != "name" } ?? []
-        return GridSummary(folder: folder, metric: metric, keys: keys, rows: rows)
+        return GridSummary(folder: folder, metric: metric, rankedOnValidation: onValidation, keys: keys, rows: rows)
+    }
+
+    /// "macro_f1 on the validation split", for the pages and the command's output.
+    public var ranking: String {
+        "\(metric) on the \(rankedOnValidation ? "validation" : "test") split" + (rankedOnValidation ? "" : " (the data has no validation split)")
     }
 
     private func varied(_ row: Row) -> [String] {
@@ -93,25 +141,37 @@ public struct GridSummary {
     public var csv: String {
         let exits = rows.compactMap(\.exitFractions).map(\.count).max() ?? 0
         var lines = [(["rank", "trial", "status"] + keys + ["accuracy", "macro_f1", "macro_precision", "macro_recall"]
-                      + (0..<exits).map { "exit\($0 + 1)_fraction" } + ["relative_cost", "seconds", "pareto_optimal", "message"]).joined(separator: ",")]
+                      + (0..<exits).map { "exit\($0 + 1)_fraction" } + ["relative_cost", "seconds", "pareto_optimal", "message"]
+                      + (rankedOnValidation ? ["validation_\(metric)"] : [])).joined(separator: ",")]
         for (k, row) in rows.enumerated() {
             let quote = { (text: String) in "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
             var cells = ["\(k + 1)", row.trial, row.status] + varied(row).map(quote)
             cells += [row.accuracy, row.macroF1, row.macroPrecision, row.macroRecall].map { $0.map { String($0) } ?? "" }
             cells += (0..<exits).map { e in row.exitFractions.map { e < $0.count ? String($0[e]) : "" } ?? "" }
             cells += [row.relativeCost.map { String($0) } ?? "", row.seconds.map { String(format: "%.1f", $0) } ?? "", row.paretoOptimal ? "1" : "0", quote(row.message ?? "")]
+            if rankedOnValidation { cells.append(row.validation.map { String($0.value(metric)) } ?? "") }
             lines.append(cells.joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// The ranking metric's column on the validation split, when trials are ranked there.
+    private var validationHeader: [String] { rankedOnValidation ? ["validation \(metric)"] : [] }
+
+    private func validationCell(_ row: Row) -> [String] {
+        guard rankedOnValidation else { return [] }
+        let value = row.validation?.value(metric)
+        return [metric == "relative_cost" ? Self.format(value, "%.3f") : Self.format(value.map { $0 * 100 }, "%.2f")]
+    }
+
     public var markdown: String {
-        var lines = ["| # | trial | " + keys.joined(separator: " | ") + " | accuracy % | macro F1 % | exits % | relative cost | time (s) | Pareto | status |",
-                     "|" + Array(repeating: "---", count: keys.count + 9).joined(separator: "|") + "|"]
+        let header = keys + validationHeader
+        var lines = ["| # | trial | " + header.joined(separator: " | ") + " | accuracy % | macro F1 % | exits % | relative cost | time (s) | Pareto | status |",
+                     "|" + Array(repeating: "---", count: header.count + 9).joined(separator: "|") + "|"]
         for (k, row) in rows.enumerated() {
             let exits = row.exitFractions.map { $0.map { String(format: "%.1f", $0 * 100) }.joined(separator: " / ") } ?? ""
             let status = row.status == "failed" ? "failed: \(row.message ?? "")" : row.status
-            lines.append("| \(k + 1) | \(row.trial) | " + varied(row).joined(separator: " | ")
+            lines.append("| \(k + 1) | \(row.trial) | " + (varied(row) + validationCell(row)).joined(separator: " | ")
                          + " | \(Self.format(row.accuracy.map { $0 * 100 }, "%.2f")) | \(Self.format(row.macroF1.map { $0 * 100 }, "%.2f")) | \(exits) | \(Self.format(row.relativeCost, "%.3f")) | \(Self.format(row.seconds, "%.0f")) | \(row.paretoOptimal ? "yes" : "") | \(status.replacingOccurrences(of: "|", with: "/")) |")
         }
         return lines.joined(separator: "\n")
@@ -142,10 +202,10 @@ public struct GridSummary {
                 try writeFileAtomically(Data(report.html(figures: report.figures()).utf8), to: "\(folder)/\(row.trial)/report.html")
             }
         }
-        let table = "<table border=\"1\" cellpadding=\"3\"><tr><th>#</th><th>trial</th>" + keys.map { "<th>\(SVGChart.escape($0))</th>" }.joined()
+        let table = "<table border=\"1\" cellpadding=\"3\"><tr><th>#</th><th>trial</th>" + (keys + validationHeader).map { "<th>\(SVGChart.escape($0))</th>" }.joined()
             + "<th>accuracy</th><th>macro F1</th><th>exits</th><th>relative cost</th><th>seconds</th><th>Pareto</th><th>status</th></tr>"
             + rows.enumerated().map { k, row in
-                "<tr><td>\(k + 1)</td><td><a href=\"\(row.trial)/report.html\">\(row.trial)</a></td>" + varied(row).map { "<td>\(SVGChart.escape($0))</td>" }.joined()
+                "<tr><td>\(k + 1)</td><td><a href=\"\(row.trial)/report.html\">\(row.trial)</a></td>" + (varied(row) + validationCell(row)).map { "<td>\(SVGChart.escape($0))</td>" }.joined()
                     + "<td>\(Self.format(row.accuracy, "%.4f"))</td><td>\(Self.format(row.macroF1, "%.4f"))</td><td>\(row.exitFractions.map { $0.map { String(format: "%.3f", $0) }.joined(separator: " / ") } ?? "")</td>"
                     + "<td>\(Self.format(row.relativeCost, "%.3f"))</td><td>\(Self.format(row.seconds, "%.0f"))</td><td>\(row.paretoOptimal ? "yes" : "")</td><td>\(SVGChart.escape(row.status == "failed" ? "failed: \(row.message ?? "")" : row.status))</td></tr>"
             }.joined() + "</table>"
@@ -154,7 +214,7 @@ public struct GridSummary {
             <html lang="en"><head><meta charset="utf-8"><title>cgt grid: \(SVGChart.escape(folder))</title>
             <style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;font-size:0.9em}</style></head><body>
             <h1>Grid \(SVGChart.escape(folder))</h1>
-            <p>\(rows.filter { $0.status == "done" }.count) of \(rows.count) trials done, sorted by \(metric); each trial links to its own page (<code>cgt report</code> on a trial's folder adds the threshold sweep).</p>
+            <p>\(rows.filter { $0.status == "done" }.count) of \(rows.count) trials done, sorted by \(SVGChart.escape(ranking)); each trial links to its own page (<code>cgt report</code> on a trial's folder adds the threshold sweep).</p>
             <figure>\(scatter)</figure>
             \(table)
             </body></html>

@@ -6,7 +6,8 @@ import Foundation
 /// <run>/job.yaml              the resolved job
 /// <run>/metrics.jsonl         one JSON object per epoch
 /// <run>/checkpoints/epoch-0010.h5, last.h5
-/// <run>/eval.json             routing statistics of the final model
+/// <run>/eval.json             routing statistics of the final model on the test split
+/// <run>/validation.json       the same on the validation split, when the data has one
 /// ```
 public struct RunDirectory: Sendable {
     public let path: String
@@ -18,6 +19,9 @@ public struct RunDirectory: Sendable {
     public var checkpointFolder: String { "\(path)/checkpoints" }
     public var lastCheckpoint: String { "\(checkpointFolder)/last.h5" }
     public var evaluationFile: String { "\(path)/eval.json" }
+    /// Statistics on the validation split: what grids select trials by, so the test split
+    /// only reports.
+    public var validationFile: String { "\(path)/validation.json" }
     public func checkpoint(epoch: Int) -> String { "\(checkpointFolder)/epoch-\(String(format: "%04d", epoch)).h5" }
 
     public var hasCheckpoint: Bool { FileManager.default.fileExists(atPath: lastCheckpoint) }

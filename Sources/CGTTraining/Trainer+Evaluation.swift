@@ -3,12 +3,19 @@ import CGTModel
 
 extension Trainer {
     /// Early-exit routing statistics on the test split at `eval.tau`, sharded over ranks.
-    ///
-    /// BatchNorm is re-estimated (if the job asks) over the global batches of the epoch after
-    /// the last, with statistics summed over ranks, so any number of ranks gives the report of
-    /// one. The network's parameters and buffers are left as they were.
     public func evaluate() throws -> RoutingStatistics {
-        let evaluator = Evaluator(network: network, batchSize: max(1, min(job.eval.batchSize, testShard.count)), classGroups: classGroups)
+        try evaluate([testShard])[0]
+    }
+
+    /// Early-exit routing statistics of each of `shards` (this rank's shares of splits) at
+    /// `eval.tau`, summed over ranks.
+    ///
+    /// BatchNorm is re-estimated (if the job asks) once, over the global batches of the epoch
+    /// after the last, with statistics summed over ranks, so any number of ranks gives the
+    /// report of one. The network's parameters and buffers are left as they were.
+    func evaluate(_ shards: [DatasetSplit]) throws -> [RoutingStatistics] {
+        let largest = shards.map(\.count).max() ?? 0
+        let evaluator = Evaluator(network: network, batchSize: max(1, min(job.eval.batchSize, largest)), classGroups: classGroups)
         let saved = network.store.snapshot()
         defer {
             network.store.restore(saved)
@@ -19,12 +26,14 @@ extension Trainer {
             setBatchNormSynchronized(true)
             evaluator.recalibrateBatchNorm(on: data, batches: batches)
         }
-        var tally = evaluator.tally(testShard, tau: job.eval.tau)
-        if let communicator, communicator.size > 1 {
-            var counts = tally.flattened
-            try counts.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
-            tally = RoutingTally(exits: tally.exits, classes: tally.classes, flattened: counts)
+        return try shards.map { split in
+            var tally = evaluator.tally(split, tau: job.eval.tau)
+            if let communicator, communicator.size > 1 {
+                var counts = tally.flattened
+                try counts.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
+                tally = RoutingTally(exits: tally.exits, classes: tally.classes, flattened: counts)
+            }
+            return tally.statistics(tau: job.eval.tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
         }
-        return tally.statistics(tau: job.eval.tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
     }
 }

@@ -22,6 +22,8 @@ public final class Trainer {
     let reader: DatasetReader
     let shard: TrainingShard
     let testShard: DatasetSplit
+    /// This rank's share of the validation split, if the data has one.
+    let validationShard: DatasetSplit?
     let phases: [TrainingPhase]
     /// ClassyNet's groups, once given or chosen (nil before, and for every other method).
     public internal(set) var classGroups: ClassGroups?
@@ -56,8 +58,8 @@ public final class Trainer {
         guard shard.stepsPerEpoch > 0 else {
             throw JobError(source: "job", key: "training.batch_size", "the training split has \(shard.sampleCount) samples, too few for one step of \(job.training.batchSize) on \(ranks) rank(s)")
         }
-        let testCount = reader.splitSizes[DatasetLayout.test] ?? 0
-        testShard = try reader.read(split: DatasetLayout.test, rows: (rank * testCount / ranks)..<((rank + 1) * testCount / ranks))
+        testShard = try reader.read(split: DatasetLayout.test, rank: rank, of: ranks)
+        validationShard = reader.splitSizes[DatasetLayout.validation] == nil ? nil : try reader.read(split: DatasetLayout.validation, rank: rank, of: ranks)
         try job.checkInput(featureShape: reader.featureShape, source: job.data.path)
         if job.augmentation.isActive && reader.featureShape.count != 3 {
             throw JobError(source: job.data.path, key: "augmentation", "needs images [channels, height, width], the data has feature_shape \(reader.featureShape)")
@@ -180,15 +182,16 @@ public final class Trainer {
                 }
             }
         }
-        let result = try evaluate()
+        let results = try evaluate([testShard] + (validationShard.map { [$0] } ?? []))
         try together {
             if isRoot {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try writeFileAtomically(try encoder.encode(result), to: runDirectory.evaluationFile)
+                try writeFileAtomically(try encoder.encode(results[0]), to: runDirectory.evaluationFile)
+                if results.count > 1 { try writeFileAtomically(try encoder.encode(results[1]), to: runDirectory.validationFile) }
             }
         }
-        return result
+        return results[0]
     }
 
     /// One pass over the training split; returns the epoch's metrics, summed over ranks.

@@ -123,10 +123,7 @@ struct EvalCommand: ParsableCommand {
         let (stored, network, reader, policy) = (model.stored, model.network, model.reader, model.policy)
         let exits = network.exitCount
         let (rank, ranks) = (world.rank, world.size)
-        func shard(_ split: String) throws -> DatasetSplit {
-            let count = reader.splitSizes[split] ?? 0
-            return try reader.read(split: split, rows: (rank * count / ranks)..<((rank + 1) * count / ranks))
-        }
+        func shard(_ split: String) throws -> DatasetSplit { try reader.read(split: split, rank: rank, of: ranks) }
         let evaluator = Evaluator(network: network, batchSize: max(1, batchSize), classGroups: stored.classGroups)
         if bnRecalibration {
             let trainCount = reader.splitSizes[DatasetLayout.train] ?? 0

@@ -52,6 +52,7 @@ struct GridCommand: ParsableCommand {
             if let summary {
                 let result = try GridSummary.load(folder: summary, metric: metric)
                 try result.write()
+                print("sorted by \(result.ranking)")
                 print(result.markdown)
                 print("wrote \(summary)/leaderboard.{csv,json,md}, pareto.svg and report.html")
                 return
@@ -73,6 +74,7 @@ struct GridCommand: ParsableCommand {
                     fflush(stdout)
                 }
                 if let result = try runner.run(world: world) {
+                    print("sorted by \(result.ranking)")
                     print(result.markdown)
                     print("wrote \(out!)/leaderboard.{csv,json,md}, pareto.svg and report.html")
                 }

@@ -35,7 +35,7 @@ struct ReportCommand: ParsableCommand {
             let hasSweep = FileManager.default.contents(atPath: evaluation).map { String(decoding: $0, as: UTF8.self).contains("\"sweep\"") } ?? false
             if !hasSweep && !noEval && FileManager.default.fileExists(atPath: folder.lastCheckpoint) {
                 print("running cgt eval --sweep \(sweep) for the report")
-                var eval = try EvalCommand.parse(["--checkpoint", folder.lastCheckpoint, "--sweep", sweep, "--out", "\(run)/eval"])
+                let eval = try EvalCommand.parse(["--checkpoint", folder.lastCheckpoint, "--sweep", sweep, "--out", "\(run)/eval"])
                 try eval.run()
             }
             let report = try RunReport(run: folder)

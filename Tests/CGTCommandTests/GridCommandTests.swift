@@ -8,8 +8,8 @@ final class GridCommandTests: XCTestCase {
     let directory = TemporaryDirectory("grid")
 
     /// A base job on a small synthetic dataset and a grid over it.
-    private func writeGrid(epochs: Int, parameters: String) throws -> String {
-        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 128, test: 48, spread: 2)
+    private func writeGrid(epochs: Int, parameters: String, validation: Int = 0) throws -> String {
+        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 128, test: 48, validation: validation, spread: 2)
         try directory.write("""
             name: tiny
             data: {path: \(data)}
@@ -58,6 +58,44 @@ final class GridCommandTests: XCTestCase {
         XCTAssertEqual(summary.status, 0, summary.stderr)
         let costs = try leaderboard(directory.file("grid-4-queue")).prefix(6).compactMap { $0["relative_cost"] as? Double }
         XCTAssertEqual(costs, costs.sorted(), "re-sorted by relative cost, lower first")
+    }
+
+    /// With a validation split, every trial writes validation.json and the leaderboard ranks
+    /// on it: swapping the files so validation order is the reverse of test order reverses
+    /// the ranking.
+    func testTrialsAreRankedOnTheValidationSplitWhenThereIsOne() throws {
+        let grid = try writeGrid(epochs: 2, parameters: "  optimizer.lr: {values: [0.003, 0.01, 0.03, 0.1]}", validation: 37)
+        let out = directory.file("validated")
+        let result = try CommandRunner.mpirun(ranks: 2, ["grid", grid, "--ranks-per-trial", "2", "--out", out])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("sorted by macro_f1 on the validation split"), result.stdout)
+        var rows = try leaderboard(out)
+        XCTAssertEqual(rows.count, 4)
+        for row in rows {
+            let validation = try XCTUnwrap(row["validation"] as? [String: Double], "\(row)")
+            let file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(out)/\(row["trial"] as! String)/validation.json"))) as? [String: Any]
+            XCTAssertEqual(file?["samples"] as? Int, 37, "both ranks' shares of the validation split are counted once")
+            XCTAssertEqual(validation["macro_f1"], file?["macro_f1"] as? Double)
+        }
+        let byValidation = rows.compactMap { ($0["validation"] as? [String: Double])?["macro_f1"] }
+        XCTAssertEqual(byValidation, byValidation.sorted(by: >), "ranked on the validation metric")
+
+        // Give each trial, in test order, the validation numbers of its mirror in test order.
+        let byTest = rows.sorted { ($0["macro_f1"] as! Double, $1["trial"] as! String) > ($1["macro_f1"] as! Double, $0["trial"] as! String) }.map { $0["trial"] as! String }
+        let evaluations = try byTest.map { try Data(contentsOf: URL(fileURLWithPath: "\(out)/\($0)/eval.json")) }
+        for (k, trial) in byTest.enumerated() {
+            try evaluations[byTest.count - 1 - k].write(to: URL(fileURLWithPath: "\(out)/\(trial)/validation.json"))
+        }
+        let summary = try CommandRunner.cgt(["grid", "--summary", out])
+        XCTAssertEqual(summary.status, 0, summary.stderr)
+        rows = try leaderboard(out)
+        let swapped = rows.compactMap { ($0["validation"] as? [String: Double])?["macro_f1"] }
+        XCTAssertEqual(swapped, swapped.sorted(by: >))
+        let testValues = rows.map { $0["macro_f1"] as! Double }
+        if Set(testValues).count == testValues.count {
+            XCTAssertEqual(rows.map { $0["trial"] as! String }, byTest.reversed(), "validation order, not test order")
+        }
+        XCTAssertTrue(try String(contentsOfFile: "\(out)/leaderboard.csv", encoding: .utf8).contains("validation_macro_f1"))
     }
 
     func testResumeAfterAKilledGridSkipsFinishedTrials() throws {

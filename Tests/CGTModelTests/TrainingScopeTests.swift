@@ -50,7 +50,7 @@ final class TrainingScopeTests: XCTestCase {
         // Stale values must not survive in the parts a scoped backward skips.
         network.store.gradients.update(repeating: 7)
         fixture.input.withUnsafeBufferPointer { network.forward($0, batch: fixture.batch, context: fixture.context, scope: scope) }
-        fixture.labels.withUnsafeBufferPointer {
+        _ = fixture.labels.withUnsafeBufferPointer {
             fixture.objective.evaluate(network: network, labels: $0, batch: fixture.batch, weighting: FixedExitWeights(lambdas),
                                        globalBatch: fixture.batch, activeExits: scope.exitLimit)
         }
