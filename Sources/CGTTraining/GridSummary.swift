@@ -129,7 +129,9 @@ public struct GridSummary {
 
     /// "macro_f1 on the validation split", for the pages and the command's output.
     public var ranking: String {
-        "\(metric) on the \(rankedOnValidation ? "validation" : "test") split" + (rankedOnValidation ? "" : " (the data has no validation split)")
+        if rankedOnValidation { return "\(metric) on the validation split" }
+        let some = rows.contains { $0.validation != nil }
+        return "\(metric) on the test split (\(some ? "not every trial's data has a" : "the data has no") validation split)"
     }
 
     private func varied(_ row: Row) -> [String] {

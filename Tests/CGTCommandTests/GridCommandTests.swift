@@ -50,6 +50,7 @@ final class GridCommandTests: XCTestCase {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(row["trial"] as! String)/report.html"), "the grid page links every finished trial's page")
             }
             XCTAssertTrue(result.stdout.contains("| 1 | trial-"), "the leaderboard is printed")
+            XCTAssertTrue(result.stdout.contains("sorted by macro_f1 on the test split (the data has no validation split)"), result.stdout)
         }
         let again = try CommandRunner.mpirun(ranks: 2, ["grid", grid, "--out", directory.file("grid-4-queue")])
         XCTAssertNotEqual(again.status, 0)
