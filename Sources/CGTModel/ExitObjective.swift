@@ -95,16 +95,50 @@ public final class ExitObjective {
         }
     }
 
+    /// How a weighting's gates become loss weights: lambda_e(i) = gate_e(i) * scale_e + leak for
+    /// every exit whose scale is not 0, and 0 for the others; with `normalized`, divided by their
+    /// sum over the exits. Leak and normalisation are the stabilisers of the authors' public
+    /// SoftCGT code: a leak keeps every exit learning a little from every sample, normalising
+    /// gives every sample the same total weight. The defaults change nothing (the paper).
+    public struct WeightAdjustment: Equatable, Sendable {
+        /// Exit e's factor (0 switches its loss off; `method.anneal`); nil means all 1.
+        public var exitScale: [Float]?
+        public var leak: Float
+        public var normalized: Bool
+
+        public init(exitScale: [Float]? = nil, leak: Float = 0, normalized: Bool = false) {
+            self.exitScale = exitScale
+            self.leak = leak
+            self.normalized = normalized
+        }
+
+        /// Applies the adjustment in place to exit-major weights of `exits` exits.
+        func apply(to w: UnsafeMutableBufferPointer<Float>, exits: Int, batch: Int) {
+            guard exitScale != nil || leak != 0 || normalized else { return }
+            for e in 0..<exits {
+                let scale = exitScale?[e] ?? 1
+                for i in 0..<batch { w[e * batch + i] = scale == 0 ? 0 : w[e * batch + i] * scale + leak }
+            }
+            guard normalized else { return }
+            for i in 0..<batch {
+                var sum: Float = 0
+                for e in 0..<exits { sum += w[e * batch + i] }
+                guard sum > 0 else { continue }
+                for e in 0..<exits { w[e * batch + i] /= sum }
+            }
+        }
+    }
+
     /// Computes the loss of the last forward pass of `network` and writes every exit's logit gradient.
     /// - Parameters:
     ///   - globalBatch: N of Eq. 2, the number of samples in the step over all ranks.
-    ///   - exitScale: multiplies exit e's weights (0 switches an exit's loss off); nil means all 1.
+    ///   - adjustment: per-exit factors, leak and normalisation applied to the gates.
     ///   - activeExits: only exits `0..<activeExits` ran (`TrainingScope.exitLimit`); the
     ///     others get zero statistics and no gradient.
     @discardableResult
     public func evaluate(
         network: EarlyExitNetwork, labels: UnsafeBufferPointer<Int32>, batch: Int, weighting: ExitWeighting,
-        globalBatch: Int, exitScale: [Float]? = nil, activeExits: Int? = nil
+        globalBatch: Int, adjustment: WeightAdjustment = WeightAdjustment(), activeExits: Int? = nil
     ) -> Statistics {
         precondition(batch <= capacity, "objective reserved for \(capacity) samples, got \(batch)")
         precondition(labels.count >= batch, "\(labels.count) labels for a batch of \(batch)")
@@ -112,15 +146,14 @@ public final class ExitObjective {
         let predicted = predict(network: network, labels: labels, batch: batch, activeExits: active)
         let w = gates.mutablePrefix(count: active * batch)
         weighting.weights(for: predicted, into: w)
+        adjustment.apply(to: w, exits: active, batch: batch)
         var statistics = Statistics(exits: exits)
         let inverseN = 1 / Float(globalBatch)
         for e in 0..<active {
-            let scale = exitScale?[e] ?? 1
             var lossSum = 0.0, weightedSum = 0.0, gateSum = 0.0, correct = 0.0
             for i in 0..<batch {
                 let k = e * batch + i
-                let lambda = w[k] * scale
-                w[k] = lambda
+                let lambda = w[k]
                 lossSum += Double(losses[k])
                 weightedSum += Double(lambda * losses[k])
                 gateSum += Double(lambda)
@@ -189,7 +222,7 @@ public final class ExitObjective {
         }
     }
 
-    /// The gates of the last `evaluate`, exit-major, scaled by `exitScale`.
+    /// The loss weights of the last `evaluate`, exit-major, after the adjustment.
     public func lastGates(batch: Int) -> UnsafeBufferPointer<Float> { gates.prefix(count: exits * batch) }
 
     /// The probabilities of exit e from the last pass, `[batch, outputs[e]]`.

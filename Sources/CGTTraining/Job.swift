@@ -139,10 +139,16 @@ public struct MethodSection: Codable, Equatable, Sendable {
     /// Per-exit factors multiplied into the gates (or fixed weights), annealed linearly over
     /// epochs; default none (the paper).
     public var anneal: AnnealSection? = nil
+    /// Added to every active exit's weight on every sample; 0 is the paper (the authors' public
+    /// code uses 1e-3).
+    public var leak: Float = 0
+    /// Divides each sample's weights by their sum over the exits; false is the paper (the
+    /// authors' public code normalises).
+    public var normalizeWeights: Bool = false
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, tau, sharpness, score, weights, stageEpochs = "stage_epochs", classGroups = "class_groups"
-        case groupSize = "group_size", groupingEpochs = "grouping_epochs", anneal
+        case groupSize = "group_size", groupingEpochs = "grouping_epochs", anneal, leak, normalizeWeights = "normalize_weights"
     }
     public init() {}
     public init(from decoder: Decoder) throws {
@@ -158,6 +164,8 @@ public struct MethodSection: Codable, Equatable, Sendable {
         groupSize = try c.decodeIfPresent(Int.self, forKey: .groupSize)
         groupingEpochs = try c.decodeIfPresent(Int.self, forKey: .groupingEpochs)
         anneal = try c.decodeIfPresent(AnnealSection.self, forKey: .anneal)
+        leak = try c.value(.leak, default: d.leak)
+        normalizeWeights = try c.value(.normalizeWeights, default: d.normalizeWeights)
     }
 }
 

@@ -228,6 +228,7 @@ public enum JobLoader {
             }
             guard anneal.epochs >= 1 else { throw fail("method.anneal.epochs", "must be at least 1") }
         }
+        guard m.leak >= 0 && m.leak.isFinite else { throw fail("method.leak", "must be a finite number >= 0") }
     }
 
     static func validateRegime(_ job: Job, fail: (String, String) -> JobError) throws {

@@ -206,7 +206,8 @@ public final class Trainer {
         let scope = phase.scope
         let trainable = scope == .everything(exits: network.exitCount) ? nil : network.trainableRanges(scope)
         let phaseWeighting: ExitWeighting = phase.fixedWeights.map { FixedExitWeights($0) } ?? weighting
-        let exitScale = job.method.anneal?.factors(epoch: epoch)
+        let adjustment = ExitObjective.WeightAdjustment(exitScale: job.method.anneal?.factors(epoch: epoch), leak: job.method.leak,
+                                                        normalized: job.method.normalizeWeights)
         let choosesGroups = job.method.name == "classynet" && classGroups == nil && epoch + 1 == job.groupingEpochs
         var recallCorrect = [[Double]](repeating: [Double](repeating: 0, count: network.classes), count: network.exitCount)
         var classCounts = [Double](repeating: 0, count: network.classes)
@@ -229,7 +230,7 @@ public final class Trainer {
                 network.forward(UnsafeBufferPointer(x), batch: batch, context: context, scope: scope)
                 let stepStatistics = objective.evaluate(network: network, labels: UnsafeBufferPointer(y), batch: batch,
                                                         weighting: phaseWeighting, globalBatch: globalCount,
-                                                        exitScale: exitScale, activeExits: scope.exitLimit)
+                                                        adjustment: adjustment, activeExits: scope.exitLimit)
                 if choosesGroups {
                     objective.tallyRecall(labels: UnsafeBufferPointer(y), batch: batch, correct: &recallCorrect, counts: &classCounts)
                 }

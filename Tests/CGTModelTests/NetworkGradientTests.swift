@@ -110,10 +110,12 @@ final class GradientFixture {
     }
 
     /// Forward, `evaluate` and backward: the statistics and the store's gradients.
-    func analyticGradient(weighting: ExitWeighting, globalBatch: Int, exitScale: [Float]? = nil) -> (ExitObjective.Statistics, [Float]) {
+    func analyticGradient(
+        weighting: ExitWeighting, globalBatch: Int, adjustment: ExitObjective.WeightAdjustment = ExitObjective.WeightAdjustment()
+    ) -> (ExitObjective.Statistics, [Float]) {
         forward(input)
         let statistics = labels.withUnsafeBufferPointer {
-            objective.evaluate(network: network, labels: $0, batch: batch, weighting: weighting, globalBatch: globalBatch, exitScale: exitScale)
+            objective.evaluate(network: network, labels: $0, batch: batch, weighting: weighting, globalBatch: globalBatch, adjustment: adjustment)
         }
         input.withUnsafeBufferPointer { network.backward(input: $0, batch: batch) }
         return (statistics, Array(network.store.gradients))
@@ -302,7 +304,7 @@ final class NetworkGradientTests: XCTestCase {
         let b = fixture.batch
         _ = fixture.analyticGradient(weighting: SoftCGT(tau: 0.5), globalBatch: b)
         let unscaled = Array(fixture.objective.lastGates(batch: b))
-        let (statistics, gradient) = fixture.analyticGradient(weighting: SoftCGT(tau: 0.5), globalBatch: b, exitScale: [1, 0, 2])
+        let (statistics, gradient) = fixture.analyticGradient(weighting: SoftCGT(tau: 0.5), globalBatch: b, adjustment: .init(exitScale: [1, 0, 2]))
         let scaled = Array(fixture.objective.lastGates(batch: b))
         XCTAssertEqual(Array(scaled[0..<b]), Array(unscaled[0..<b]))
         XCTAssertEqual(Array(scaled[b..<(2 * b)]), Array(repeating: 0, count: b))
@@ -317,5 +319,30 @@ final class NetworkGradientTests: XCTestCase {
         }
         let head2 = fixture.slot("exits.2.linear.weight")
         XCTAssertTrue(gradient[head2.offset..<(head2.offset + head2.count)].contains { $0 != 0 })
+    }
+
+    /// Leak and per-sample normalisation, computed here from the plain gates, are the weights
+    /// the loss and the backward pass use; an exit switched off stays off.
+    func testLeakAndNormalisationShapeTheWeights() {
+        let fixture = GradientFixture(dropout: 0)
+        fixture.input = Fixtures.normals(fixture.batch * 6, seed: 83)
+        fixture.labels = Fixtures.labels(fixture.batch, classes: 4, seed: 84)
+        let b = fixture.batch, scale: [Float] = [1, 0, 2], leak: Float = 0.05
+        _ = fixture.analyticGradient(weighting: SoftCGT(tau: 0.5), globalBatch: b)
+        let plain = Array(fixture.objective.lastGates(batch: b))
+        var expected = [Float](repeating: 0, count: 3 * b)
+        for i in 0..<b {
+            let raw = (0..<3).map { e in scale[e] == 0 ? 0 : Double(plain[e * b + i]) * Double(scale[e]) + Double(leak) }
+            let sum = raw.reduce(0, +)
+            for e in 0..<3 { expected[e * b + i] = Float(raw[e] / sum) }
+        }
+        let (statistics, gradient) = fixture.analyticGradient(weighting: SoftCGT(tau: 0.5), globalBatch: b,
+                                                              adjustment: .init(exitScale: scale, leak: leak, normalized: true))
+        let adjusted = Array(fixture.objective.lastGates(batch: b))
+        for k in 0..<(3 * b) { XCTAssertEqual(adjusted[k], expected[k], accuracy: 1e-6, "weight \(k)") }
+        XCTAssertEqual(statistics.gate[1], 0, "a switched-off exit gets no leak")
+        for i in 0..<b { XCTAssertEqual(adjusted[i] + adjusted[b + i] + adjusted[2 * b + i], 1, accuracy: 1e-6) }
+        let (_, frozen) = fixture.analyticGradient(weighting: FrozenExitWeights(table: adjusted), globalBatch: b)
+        XCTAssertEqual(gradient, frozen, "the backward pass uses the adjusted weights")
     }
 }

@@ -102,6 +102,8 @@ final class JobLoaderTests: XCTestCase {
         assertError("method: {anneal: {from: [1, 1], to: [1, 1, 1]}}", key: "method.anneal")
         assertError("method: {anneal: {from: [1, 1, 1], to: [1, 1, 1], epochs: 0}}", key: "method.anneal.epochs")
         assertError("method: {anneal: {from: [1, 1, 1], to: [1, 1, 1], steps: 3}}", key: "method.anneal.steps", mentions: ["unknown key"])
+        assertError("method: {leak: -0.1}", key: "method.leak")
+        assertError("method: {normalize_weights: maybe}", key: "method.normalize_weights")
     }
 
     func testMalformedInput() {
