@@ -3,13 +3,17 @@ public enum SoftmaxCrossEntropy {
     /// Computes, per row: the class probabilities, the cross-entropy -log p[y], the
     /// confidence max_c p[c] and the predicted class argmax_c p[c] (ties: the first class).
     ///
+    /// With label smoothing eps the target is q = (1 - eps) onehot(y) + eps / classes and the
+    /// loss -sum_c q[c] log p[c] (Szegedy et al., 2016); confidence and prediction do not change.
+    ///
     /// The softmax subtracts the row maximum first, so the largest exponent is e^0 = 1 and
     /// the confidence is exactly 1 / sum.
     @inlinable
     public static func forward(
         logits: UnsafeBufferPointer<Float>, labels: UnsafeBufferPointer<Int32>, rows: Int, classes: Int,
         probabilities: UnsafeMutableBufferPointer<Float>, losses: UnsafeMutableBufferPointer<Float>,
-        confidence: UnsafeMutableBufferPointer<Float>, predictions: UnsafeMutableBufferPointer<Int32>
+        confidence: UnsafeMutableBufferPointer<Float>, predictions: UnsafeMutableBufferPointer<Int32>,
+        smoothing: Float = 0
     ) {
         precondition(classes > 0 && logits.count >= rows * classes && probabilities.count >= rows * classes,
                      "softmax: buffers do not fit \(rows) x \(classes)")
@@ -54,19 +58,25 @@ public enum SoftmaxCrossEntropy {
             precondition(label >= 0 && label < classes, "label \(label) outside 0..<\(classes)")
             // The difference first: at large logits, adding `best` to the log rounds away the loss.
             losses[r] = FastMath.log(total) + (best - z[label])
+            if smoothing != 0 {
+                // -sum_c q[c] log p[c] = log(total) + (1 - eps)(best - z[y]) + eps (best - mean z).
+                var gap: Float = 0
+                for k in 0..<classes { gap += best - z[k] }
+                losses[r] = FastMath.log(total) + (1 - smoothing) * (best - z[label]) + smoothing * gap / Float(classes)
+            }
             confidence[r] = inverse
             predictions[r] = Int32(argmax)
         }
     }
 
-    /// d logits[r, c] = weights[r] * (p[r, c] - [c == y_r]).
+    /// d logits[r, c] = weights[r] * (p[r, c] - q[r, c]), q the (smoothed) one-hot target of `forward`.
     ///
     /// `weights` carries the exit weight lambda_e(i) already divided by the global batch size,
     /// so the result is the gradient of sum_i weights[i] * CE(i).
     @inlinable
     public static func backward(
         probabilities: UnsafeBufferPointer<Float>, labels: UnsafeBufferPointer<Int32>, weights: UnsafeBufferPointer<Float>,
-        rows: Int, classes: Int, logitGradient: UnsafeMutableBufferPointer<Float>
+        rows: Int, classes: Int, logitGradient: UnsafeMutableBufferPointer<Float>, smoothing: Float = 0
     ) {
         precondition(probabilities.count >= rows * classes && logitGradient.count >= rows * classes && weights.count >= rows,
                      "softmax backward: buffers do not fit \(rows) x \(classes)")
@@ -75,13 +85,14 @@ public enum SoftmaxCrossEntropy {
             let p = probabilities.baseAddress! + r * classes
             let g = logitGradient.baseAddress! + r * classes
             let w = weights[r]
+            let spread = w * smoothing / Float(classes)
             var c = 0
             while c < full {
-                storeVector(loadVector(p + c) * w, g + c)
+                storeVector(loadVector(p + c) * w - spread, g + c)
                 c &+= 16
             }
-            while c < classes { g[c] = p[c] * w; c &+= 1 }
-            g[Int(labels[r])] -= w
+            while c < classes { g[c] = p[c] * w - spread; c &+= 1 }
+            g[Int(labels[r])] -= w * (1 - smoothing)
         }
     }
 }

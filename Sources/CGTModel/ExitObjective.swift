@@ -25,6 +25,9 @@ public final class ExitObjective {
     private var gates = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var scaledGates = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
 
+    /// Label smoothing eps of every exit's cross-entropy (`training.label_smoothing`); 0 is plain CE.
+    public var labelSmoothing: Float = 0
+
     public init(exits: Int, classes: Int, outputs: [Int]? = nil, classGroups: ClassGroups? = nil) {
         self.exits = exits
         self.classes = classes
@@ -167,7 +170,7 @@ public final class ExitObjective {
             SoftmaxCrossEntropy.backward(
                 probabilities: UnsafeBufferPointer(probabilities[e]), labels: targets(exit: e, labels: labels, batch: batch),
                 weights: UnsafeBufferPointer(scaledGates), rows: batch, classes: outputs[e],
-                logitGradient: network.logitGradient(exit: e, batch: batch))
+                logitGradient: network.logitGradient(exit: e, batch: batch), smoothing: labelSmoothing)
         }
         return statistics
     }
@@ -187,7 +190,7 @@ public final class ExitObjective {
                 probabilities: probabilities[e],
                 losses: UnsafeMutableBufferPointer(rebasing: losses[range]),
                 confidence: UnsafeMutableBufferPointer(rebasing: confidence[range]),
-                predictions: UnsafeMutableBufferPointer(rebasing: predictions[range]))
+                predictions: UnsafeMutableBufferPointer(rebasing: predictions[range]), smoothing: labelSmoothing)
             for i in 0..<batch { trueClass[e * batch + i] = probabilities[e][i * n + Int(exitLabels[i])] }
             if n > classes {
                 for k in range where predictions[k] == Int32(classes) {

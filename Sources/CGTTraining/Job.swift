@@ -218,11 +218,15 @@ public struct TrainingSection: Codable, Equatable, Sendable {
     /// Progressive exit activation: the epoch (0-based) each exit's loss switches on; the first
     /// must be 0. Default: every exit from the start.
     public var exitStartEpochs: [Int]? = nil
+    /// Label smoothing eps of every exit's cross-entropy; 0 is the paper (the authors' public
+    /// code uses 0.1). Smoothing caps the confidence a head learns near 1 - eps + eps / classes,
+    /// so it interacts with the exit threshold tau.
+    public var labelSmoothing: Float = 0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case epochs, batchSize = "batch_size", seed, checkpointEvery = "checkpoint_every", shuffle
         case syncBatchnorm = "sync_batchnorm", skipNonfiniteSteps = "skip_nonfinite_steps"
-        case regime, backboneEpochs = "backbone_epochs", exitStartEpochs = "exit_start_epochs"
+        case regime, backboneEpochs = "backbone_epochs", exitStartEpochs = "exit_start_epochs", labelSmoothing = "label_smoothing"
     }
     public init() {}
     public init(from decoder: Decoder) throws {
@@ -238,6 +242,7 @@ public struct TrainingSection: Codable, Equatable, Sendable {
         regime = try c.value(.regime, default: d.regime)
         backboneEpochs = try c.decodeIfPresent(Int.self, forKey: .backboneEpochs)
         exitStartEpochs = try c.decodeIfPresent([Int].self, forKey: .exitStartEpochs)
+        labelSmoothing = try c.value(.labelSmoothing, default: d.labelSmoothing)
     }
 }
 

@@ -70,6 +70,7 @@ public final class Trainer {
         phases = job.trainingPhases()
         classGroups = try job.givenClassGroups(classes: reader.classes, source: job.data.path)
         objective = ExitObjective(network: network, classGroups: classGroups)
+        objective.labelSmoothing = job.training.labelSmoothing
         network.reserve(maxBatch: shard.maxLocalBatch)
         objective.reserve(maxBatch: shard.maxLocalBatch)
         network.initialize(seed: job.training.seed)

@@ -9,7 +9,7 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
         var predictions: [Int32]
     }
 
-    private func forward(_ logits: [Float], labels: [Int32], classes: Int) -> Forward {
+    private func forward(_ logits: [Float], labels: [Int32], classes: Int, smoothing: Float = 0) -> Forward {
         let rows = labels.count
         var r = Forward(
             probabilities: .init(repeating: .nan, count: rows * classes), losses: .init(repeating: .nan, count: rows),
@@ -22,7 +22,7 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
                             r.predictions.withUnsafeMutableBufferPointer {
                                 SoftmaxCrossEntropy.forward(
                                     logits: z, labels: y, rows: rows, classes: classes,
-                                    probabilities: p, losses: l, confidence: s, predictions: $0)
+                                    probabilities: p, losses: l, confidence: s, predictions: $0, smoothing: smoothing)
                             }
                         }
                     }
@@ -32,14 +32,15 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
         return r
     }
 
-    private func backward(_ probabilities: [Float], labels: [Int32], weights: [Float], classes: Int) -> [Float] {
+    private func backward(_ probabilities: [Float], labels: [Int32], weights: [Float], classes: Int, smoothing: Float = 0) -> [Float] {
         var gradient = [Float](repeating: .nan, count: probabilities.count)
         probabilities.withUnsafeBufferPointer { p in
             labels.withUnsafeBufferPointer { y in
                 weights.withUnsafeBufferPointer { w in
                     gradient.withUnsafeMutableBufferPointer {
                         SoftmaxCrossEntropy.backward(
-                            probabilities: p, labels: y, weights: w, rows: labels.count, classes: classes, logitGradient: $0)
+                            probabilities: p, labels: y, weights: w, rows: labels.count, classes: classes, logitGradient: $0,
+                            smoothing: smoothing)
                     }
                 }
             }
@@ -153,29 +154,41 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
         }
     }
 
-    /// forward then backward is the gradient of sum_r w_r CE_r: central differences of the Double loss agree.
+    /// -sum_c q[c] log p[c] with q = (1 - eps) onehot + eps / classes, in Double.
+    private func smoothedCrossEntropy(_ z: [Double], label: Int, smoothing: Double) -> Double {
+        let p = Reference.softmax(z)
+        return -p.indices.reduce(0.0) { total, c in
+            total + ((c == label ? 1 - smoothing : 0) + smoothing / Double(z.count)) * Foundation.log(p[c])
+        }
+    }
+
+    /// forward then backward is the gradient of sum_r w_r CE_r, with and without label
+    /// smoothing: central differences of the Double loss agree, and so does the forward loss.
     func testBackwardMatchesFiniteDifferencesOfTheWeightedLoss() {
-        let rows = 3, classes = 17
-        let logits = Fixtures.normals(rows * classes, seed: 90, scale: 2)
-        let labels = Fixtures.labels(rows, classes: classes, seed: 91)
-        let weights = Fixtures.uniforms(rows, seed: 92, 0.1, 1)
-        func loss(_ z: [Double]) -> Double {
-            var total = 0.0
-            for r in 0..<rows {
-                total += Double(weights[r]) * Reference.crossEntropy(Array(z[r * classes..<(r + 1) * classes]), label: Int(labels[r]))
+        let rows = 3
+        for (classes, smoothing) in [(17, Float(0)), (17, 0.1), (5, 0.3), (33, 0.05)] {
+            let logits = Fixtures.normals(rows * classes, seed: 90, scale: 2)
+            let labels = Fixtures.labels(rows, classes: classes, seed: 91)
+            let weights = Fixtures.uniforms(rows, seed: 92, 0.1, 1)
+            let row = { (z: [Double], r: Int) in Array(z[r * classes..<(r + 1) * classes]) }
+            func loss(_ z: [Double]) -> Double {
+                (0..<rows).reduce(0.0) { $0 + Double(weights[$1]) * smoothedCrossEntropy(row(z, $1), label: Int(labels[$1]), smoothing: Double(smoothing)) }
             }
-            return total
+            let h = 1e-6
+            let zd = logits.doubles
+            let numeric = zd.indices.map { i -> Double in
+                var plus = zd, minus = zd
+                plus[i] += h
+                minus[i] -= h
+                return (loss(plus) - loss(minus)) / (2 * h)
+            }
+            let r = forward(logits, labels: labels, classes: classes, smoothing: smoothing)
+            for i in 0..<rows {
+                assertClose(r.losses[i], Float(smoothedCrossEntropy(row(zd, i), label: Int(labels[i]), smoothing: Double(smoothing))),
+                            relative: 1e-5, absolute: 1e-6, "classes \(classes), eps \(smoothing), row \(i)")
+            }
+            let gradient = backward(r.probabilities, labels: labels, weights: weights, classes: classes, smoothing: smoothing)
+            XCTAssertLessThan(maxRelativeError(gradient.doubles, numeric, floor: 1e-3), 1e-3, "classes \(classes), eps \(smoothing)")
         }
-        let h = 1e-6
-        let zd = logits.doubles
-        let numeric = zd.indices.map { i -> Double in
-            var plus = zd, minus = zd
-            plus[i] += h
-            minus[i] -= h
-            return (loss(plus) - loss(minus)) / (2 * h)
-        }
-        let p = forward(logits, labels: labels, classes: classes).probabilities
-        let gradient = backward(p, labels: labels, weights: weights, classes: classes)
-        XCTAssertLessThan(maxRelativeError(gradient.doubles, numeric, floor: 1e-3), 1e-3)
     }
 }

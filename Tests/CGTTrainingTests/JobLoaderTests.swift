@@ -104,6 +104,7 @@ final class JobLoaderTests: XCTestCase {
         assertError("method: {anneal: {from: [1, 1, 1], to: [1, 1, 1], steps: 3}}", key: "method.anneal.steps", mentions: ["unknown key"])
         assertError("method: {leak: -0.1}", key: "method.leak")
         assertError("method: {normalize_weights: maybe}", key: "method.normalize_weights")
+        assertError("training: {label_smoothing: 1.0}", key: "training.label_smoothing")
     }
 
     func testMalformedInput() {

@@ -53,6 +53,17 @@ final class TrainerTests: XCTestCase {
         XCTAssertLessThanOrEqual(last.gateMean[2], last.gateMean[1])
     }
 
+    /// Label smoothing 0.6 over 3 classes makes 0.6 the confidence a head is trained towards,
+    /// so at tau 0.9 no shallow exit answers, while the same job without smoothing exits early.
+    func testLabelSmoothingCapsTheConfidenceHeadsLearn() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 240, test: 120, spread: 0.3)
+        let plain = try train(try job(data: data, epochs: 6), folder: "unsmoothed")
+        XCTAssertGreaterThan(plain.exitFractions[0], 0.5, "an easy problem: exit 1 answers most samples")
+        let smoothed = try train(try job(data: data, epochs: 6, extra: ["training.label_smoothing=0.6"]), folder: "smoothed")
+        XCTAssertEqual(smoothed.exitFractions[2], 1, "no head reaches confidence 0.9")
+        XCTAssertGreaterThan(smoothed.accuracy, 0.9, "smoothing leaves the predictions right")
+    }
+
     func testResumeReachesBitwiseTheSameWeights() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 150, test: 60, spread: 2)
         let straight = try job(data: data, epochs: 6)
