@@ -18,11 +18,13 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var samplesPerSecond: Double
     /// Early-exit test evaluation, on epochs where `eval.every_epochs` asks for one.
     public var evaluation: RoutingStatistics?
+    /// The same on the validation split, when the data has one.
+    public var validation: RoutingStatistics?
 
     enum CodingKeys: String, CodingKey {
         case epoch, globalStep = "global_step", learningRate = "lr", loss, weightedLoss = "weighted_loss"
         case gateMean = "gate_mean", trainAccuracy = "train_accuracy", samples, seconds
-        case samplesPerSecond = "samples_per_second", evaluation
+        case samplesPerSecond = "samples_per_second", evaluation, validation
     }
 }
 

@@ -55,6 +55,8 @@ public struct GridFile {
     }
 
     static let metrics = ["macro_f1", "accuracy", "relative_cost", "macro_precision", "macro_recall"]
+    /// Cost is the one metric where less is better.
+    static func lowerIsBetter(_ metric: String) -> Bool { metric == "relative_cost" }
 
     /// Reads and checks a grid file; every error names the file and the key.
     public static func load(path: String) throws -> GridFile {

@@ -112,7 +112,7 @@ public struct GridSummary {
         for (i, optimal) in zip(finished, paretoOptimal(finished.map { (rows[$0].accuracy!, rows[$0].relativeCost!) })) {
             rows[i].paretoOptimal = optimal
         }
-        let lowerIsBetter = metric == "relative_cost"
+        let lowerIsBetter = GridFile.lowerIsBetter(metric)
         let finishedRows = finished.map { rows[$0] }
         let onValidation = !finishedRows.isEmpty && finishedRows.allSatisfy { $0.validation != nil }
         rows.sort { a, b in

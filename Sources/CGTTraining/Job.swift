@@ -222,11 +222,16 @@ public struct TrainingSection: Codable, Equatable, Sendable {
     /// code uses 0.1). Smoothing caps the confidence a head learns near 1 - eps + eps / classes,
     /// so it interacts with the exit threshold tau.
     public var labelSmoothing: Float = 0
+    /// Keep the checkpoint that scores best on the validation split by this metric
+    /// (`macro_f1`, `accuracy`, `relative_cost`, ...) as `checkpoints/best.h5`, checked every
+    /// `eval.every_epochs` epochs (every epoch if that is 0). Needs a validation split.
+    public var keepBest: String? = nil
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case epochs, batchSize = "batch_size", seed, checkpointEvery = "checkpoint_every", shuffle
         case syncBatchnorm = "sync_batchnorm", skipNonfiniteSteps = "skip_nonfinite_steps"
         case regime, backboneEpochs = "backbone_epochs", exitStartEpochs = "exit_start_epochs", labelSmoothing = "label_smoothing"
+        case keepBest = "keep_best"
     }
     public init() {}
     public init(from decoder: Decoder) throws {
@@ -243,6 +248,7 @@ public struct TrainingSection: Codable, Equatable, Sendable {
         backboneEpochs = try c.decodeIfPresent(Int.self, forKey: .backboneEpochs)
         exitStartEpochs = try c.decodeIfPresent([Int].self, forKey: .exitStartEpochs)
         labelSmoothing = try c.value(.labelSmoothing, default: d.labelSmoothing)
+        keepBest = try c.decodeIfPresent(String.self, forKey: .keepBest)
     }
 }
 

@@ -147,6 +147,9 @@ public enum JobLoader {
         // Upper bounds keep step counts and buffer sizes far from overflow.
         guard t.epochs >= 1 && t.epochs <= 1_000_000 else { throw fail("training.epochs", "must be in [1, 1000000]") }
         guard t.labelSmoothing >= 0 && t.labelSmoothing < 1 else { throw fail("training.label_smoothing", "must be in [0, 1)") }
+        if let metric = t.keepBest, !GridFile.metrics.contains(metric) {
+            throw fail("training.keep_best", "unknown metric '\(metric)' (known: \(GridFile.metrics.joined(separator: ", ")))")
+        }
         guard t.batchSize >= 2 && t.batchSize <= 1 << 24 else {
             throw fail("training.batch_size", "must be in [2, 16777216] (BatchNorm needs two samples)")
         }

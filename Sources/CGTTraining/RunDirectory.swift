@@ -8,6 +8,7 @@ import Foundation
 /// <run>/checkpoints/epoch-0010.h5, last.h5
 /// <run>/eval.json             routing statistics of the final model on the test split
 /// <run>/validation.json       the same on the validation split, when the data has one
+/// <run>/best.json, checkpoints/best.h5   the best epoch on the validation split (training.keep_best)
 /// ```
 public struct RunDirectory: Sendable {
     public let path: String
@@ -22,6 +23,10 @@ public struct RunDirectory: Sendable {
     /// Statistics on the validation split: what grids select trials by, so the test split
     /// only reports.
     public var validationFile: String { "\(path)/validation.json" }
+    /// The checkpoint that scored best on the validation split (`training.keep_best`), and
+    /// which epoch and score that was.
+    public var bestCheckpoint: String { "\(checkpointFolder)/best.h5" }
+    public var bestFile: String { "\(path)/best.json" }
     public func checkpoint(epoch: Int) -> String { "\(checkpointFolder)/epoch-\(String(format: "%04d", epoch)).h5" }
 
     public var hasCheckpoint: Bool { FileManager.default.fileExists(atPath: lastCheckpoint) }

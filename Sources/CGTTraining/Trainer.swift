@@ -60,6 +60,10 @@ public final class Trainer {
         }
         testShard = try reader.read(split: DatasetLayout.test, rank: rank, of: ranks)
         validationShard = reader.splitSizes[DatasetLayout.validation] == nil ? nil : try reader.read(split: DatasetLayout.validation, rank: rank, of: ranks)
+        if job.training.keepBest != nil && validationShard == nil {
+            throw JobError(source: job.data.path, key: "training.keep_best",
+                           "needs a validation split in the data (cgt prepare ... --validation-fraction 0.1), so the test split plays no part in the choice")
+        }
         try job.checkInput(featureShape: reader.featureShape, source: job.data.path)
         if job.augmentation.isActive && reader.featureShape.count != 3 {
             throw JobError(source: job.data.path, key: "augmentation", "needs images [channels, height, width], the data has feature_shape \(reader.featureShape)")
@@ -165,14 +169,19 @@ public final class Trainer {
             }
         }
         let log = MetricsLog(path: runDirectory.metricsFile)
+        var best = BestCheckpoint(metric: job.training.keepBest, run: runDirectory, resumed: epoch > 0)
         let started = Date()
         let firstEpoch = epoch
+        let splits = [testShard] + (validationShard.map { [$0] } ?? [])
+        let evaluationEvery = job.eval.everyEpochs > 0 ? job.eval.everyEpochs : (job.training.keepBest != nil ? 1 : 0)
         while epoch < job.training.epochs {
             var metrics = try trainEpoch()
             epoch += 1
             metrics.epoch = epoch
-            if job.eval.everyEpochs > 0 && epoch % job.eval.everyEpochs == 0 && epoch < job.training.epochs {
-                metrics.evaluation = try evaluate()
+            if evaluationEvery > 0 && epoch % evaluationEvery == 0 && epoch < job.training.epochs {
+                let results = try evaluate(splits)
+                metrics.evaluation = results[0]
+                metrics.validation = results.dropFirst().first
             }
             let secondsLeft = Date().timeIntervalSince(started) / Double(epoch - firstEpoch) * Double(job.training.epochs - epoch)
             progress.epoch(metrics, epochs: job.training.epochs, secondsLeft: secondsLeft)
@@ -180,16 +189,20 @@ public final class Trainer {
                 if isRoot {
                     try log.append(metrics)
                     if epoch % job.training.checkpointEvery == 0 || epoch == job.training.epochs { try writeCheckpoint() }
+                    if let validation = metrics.validation { try best.offer(validation, epoch: epoch, write: writeCheckpoint(to:)) }
                 }
             }
         }
-        let results = try evaluate([testShard] + (validationShard.map { [$0] } ?? []))
+        let results = try evaluate(splits)
         try together {
             if isRoot {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 try writeFileAtomically(try encoder.encode(results[0]), to: runDirectory.evaluationFile)
-                if results.count > 1 { try writeFileAtomically(try encoder.encode(results[1]), to: runDirectory.validationFile) }
+                if results.count > 1 {
+                    try writeFileAtomically(try encoder.encode(results[1]), to: runDirectory.validationFile)
+                    try best.offer(results[1], epoch: epoch, write: writeCheckpoint(to:))
+                }
             }
         }
         return results[0]
@@ -307,11 +320,15 @@ public final class Trainer {
     }
 
     func writeCheckpoint() throws {
+        let path = runDirectory.checkpoint(epoch: epoch)
+        try writeCheckpoint(to: path)
+        try linkAtomically(path, to: runDirectory.lastCheckpoint)
+    }
+
+    func writeCheckpoint(to path: String) throws {
         let checkpoint = Checkpoint(job: job, epoch: epoch, globalStep: globalStep, featureShape: shard.featureShape,
                                     classNames: reader.classNames, network: network, optimizer: optimizer, classGroups: classGroups)
-        let path = runDirectory.checkpoint(epoch: epoch)
         try checkpoint.write(to: path)
-        try linkAtomically(path, to: runDirectory.lastCheckpoint)
     }
 }
 

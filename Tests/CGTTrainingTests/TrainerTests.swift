@@ -64,6 +64,33 @@ final class TrainerTests: XCTestCase {
         XCTAssertGreaterThan(smoothed.accuracy, 0.9, "smoothing leaves the predictions right")
     }
 
+    /// keep_best keeps the epoch with the best validation score as best.h5, also across a
+    /// resume, and refuses data without a validation split.
+    func testKeepBestKeepsTheBestValidationEpoch() throws {
+        let plain = try Fixtures.writeDataset(in: directory, name: "plain.h5", features: 12, classes: 3, train: 150, test: 60, spread: 2)
+        XCTAssertThrowsError(try train(try job(data: plain, epochs: 2, extra: ["training.keep_best=accuracy"]), folder: "no-validation")) {
+            XCTAssertTrue("\($0)".contains("training.keep_best") && "\($0)".contains("validation split"), "\($0)")
+        }
+        let data = try Fixtures.writeDataset(in: directory, name: "validated.h5", features: 12, classes: 3, train: 150, test: 60, validation: 45, spread: 2)
+        let extra = ["training.keep_best=macro_f1", "optimizer.lr=0.05"]
+        _ = try train(try job(data: data, epochs: 8, extra: extra), folder: "best")
+        let run = RunDirectory(path: directory.file("best"))
+        let record = try JSONDecoder().decode(BestRecordFile.self, from: Data(contentsOf: URL(fileURLWithPath: run.bestFile)))
+        let final = try JSONDecoder().decode(RoutingStatistics.self, from: Data(contentsOf: URL(fileURLWithPath: run.validationFile)))
+        let scores = try MetricsLog.read(run.metricsFile).dropLast().map { try XCTUnwrap($0.validation?.macroF1) } + [final.macroF1]
+        XCTAssertEqual(scores.count, 8, "validated every epoch")
+        let bestEpoch = scores.indices.first { scores[$0] == scores.max() }! + 1
+        XCTAssertEqual(record.metric, "macro_f1")
+        XCTAssertEqual(record.value, scores.max()!)
+        XCTAssertEqual(record.epoch, bestEpoch, "the first epoch reaching the best score: \(scores)")
+        XCTAssertEqual(try Checkpoint.read(from: run.bestCheckpoint).epoch, bestEpoch)
+
+        _ = try train(try job(data: data, epochs: 4, extra: extra), folder: "best-resumed")
+        _ = try train(try job(data: data, epochs: 8, extra: extra), folder: "best-resumed", resume: true)
+        let resumed = try Data(contentsOf: URL(fileURLWithPath: RunDirectory(path: directory.file("best-resumed")).bestFile))
+        XCTAssertEqual(try JSONDecoder().decode(BestRecordFile.self, from: resumed), record)
+    }
+
     func testResumeReachesBitwiseTheSameWeights() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 150, test: 60, spread: 2)
         let straight = try job(data: data, epochs: 6)
@@ -136,4 +163,11 @@ final class TrainerTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("absent.h5"), "\(error)")
         }
     }
+}
+
+/// best.json as a reader outside the package sees it.
+struct BestRecordFile: Codable, Equatable {
+    var metric: String
+    var value: Double
+    var epoch: Int
 }
