@@ -57,13 +57,14 @@ public enum SoftmaxCrossEntropy {
             let label = Int(labels[r])
             precondition(label >= 0 && label < classes, "label \(label) outside 0..<\(classes)")
             // The difference first: at large logits, adding `best` to the log rounds away the loss.
-            losses[r] = FastMath.log(total) + (best - z[label])
+            var margin = best - z[label]
             if smoothing != 0 {
                 // -sum_c q[c] log p[c] = log(total) + (1 - eps)(best - z[y]) + eps (best - mean z).
                 var gap: Float = 0
                 for k in 0..<classes { gap += best - z[k] }
-                losses[r] = FastMath.log(total) + (1 - smoothing) * (best - z[label]) + smoothing * gap / Float(classes)
+                margin = (1 - smoothing) * margin + smoothing * gap / Float(classes)
             }
+            losses[r] = FastMath.log(total) + margin
             confidence[r] = inverse
             predictions[r] = Int32(argmax)
         }

@@ -4,17 +4,18 @@ import CGTModel
 extension Trainer {
     /// Early-exit routing statistics on the test split at `eval.tau`, sharded over ranks.
     public func evaluate() throws -> RoutingStatistics {
-        try evaluate([testShard])[0]
+        try evaluate(test: true, validation: false).test!
     }
 
-    /// Early-exit routing statistics of each of `shards` (this rank's shares of splits) at
-    /// `eval.tau`, summed over ranks.
+    /// Early-exit routing statistics at `eval.tau` on the test split and on the validation
+    /// split (nil when not asked for or when the data has none), summed over ranks.
     ///
-    /// BatchNorm is re-estimated (if the job asks) once, over the global batches of the epoch
-    /// after the last, with statistics summed over ranks, so any number of ranks gives the
-    /// report of one. The network's parameters and buffers are left as they were.
-    func evaluate(_ shards: [DatasetSplit]) throws -> [RoutingStatistics] {
-        let largest = shards.map(\.count).max() ?? 0
+    /// BatchNorm is re-estimated (if the job asks) once for both, over the global batches of
+    /// the epoch after the last, with statistics summed over ranks, so any number of ranks
+    /// gives the report of one. The network's parameters and buffers are left as they were.
+    func evaluate(test: Bool, validation: Bool) throws -> (test: RoutingStatistics?, validation: RoutingStatistics?) {
+        let shards = [test ? testShard : nil, validation ? validationShard : nil]
+        let largest = shards.compactMap { $0?.count }.max() ?? 0
         let evaluator = Evaluator(network: network, batchSize: max(1, min(job.eval.batchSize, largest)), classGroups: classGroups)
         let saved = network.store.snapshot()
         defer {
@@ -26,7 +27,8 @@ extension Trainer {
             setBatchNormSynchronized(true)
             evaluator.recalibrateBatchNorm(on: data, batches: batches)
         }
-        return try shards.map { split in
+        let results = try shards.map { split -> RoutingStatistics? in
+            guard let split else { return nil }
             var tally = evaluator.tally(split, tau: job.eval.tau)
             if let communicator, communicator.size > 1 {
                 var counts = tally.flattened
@@ -35,5 +37,6 @@ extension Trainer {
             }
             return tally.statistics(tau: job.eval.tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
         }
+        return (results[0], results[1])
     }
 }

@@ -172,16 +172,14 @@ public final class Trainer {
         var best = BestCheckpoint(metric: job.training.keepBest, run: runDirectory, resumed: epoch > 0)
         let started = Date()
         let firstEpoch = epoch
-        let splits = [testShard] + (validationShard.map { [$0] } ?? [])
+        // keep_best alone needs only the validation split scored, every epoch.
         let evaluationEvery = job.eval.everyEpochs > 0 ? job.eval.everyEpochs : (job.training.keepBest != nil ? 1 : 0)
         while epoch < job.training.epochs {
             var metrics = try trainEpoch()
             epoch += 1
             metrics.epoch = epoch
             if evaluationEvery > 0 && epoch % evaluationEvery == 0 && epoch < job.training.epochs {
-                let results = try evaluate(splits)
-                metrics.evaluation = results[0]
-                metrics.validation = results.dropFirst().first
+                (metrics.evaluation, metrics.validation) = try evaluate(test: job.eval.everyEpochs > 0, validation: true)
             }
             let secondsLeft = Date().timeIntervalSince(started) / Double(epoch - firstEpoch) * Double(job.training.epochs - epoch)
             progress.epoch(metrics, epochs: job.training.epochs, secondsLeft: secondsLeft)
@@ -193,19 +191,19 @@ public final class Trainer {
                 }
             }
         }
-        let results = try evaluate(splits)
+        let (test, validation) = try evaluate(test: true, validation: true)
         try together {
             if isRoot {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try writeFileAtomically(try encoder.encode(results[0]), to: runDirectory.evaluationFile)
-                if results.count > 1 {
-                    try writeFileAtomically(try encoder.encode(results[1]), to: runDirectory.validationFile)
-                    try best.offer(results[1], epoch: epoch, write: writeCheckpoint(to:))
+                try writeFileAtomically(try encoder.encode(test!), to: runDirectory.evaluationFile)
+                if let validation {
+                    try writeFileAtomically(try encoder.encode(validation), to: runDirectory.validationFile)
+                    try best.offer(validation, epoch: epoch, write: writeCheckpoint(to:))
                 }
             }
         }
-        return results[0]
+        return test!
     }
 
     /// One pass over the training split; returns the epoch's metrics, summed over ranks.
