@@ -27,8 +27,9 @@ public struct ProgressReporter {
         var line = "epoch \(m.epoch)/\(epochs)  step \(m.globalStep)  loss \(Self.list(m.loss))  gate \(Self.list(m.gateMean, digits: 2))"
         line += "  acc \(Self.list(m.trainAccuracy, digits: 3))  lr \(String(format: "%.2e", m.learningRate))"
         line += "  \(Self.rate(m.samplesPerSecond))  ETA \(Self.duration(secondsLeft))"
-        if let e = m.evaluation {
-            line += "  | test acc \(String(format: "%.4f", e.accuracy)) exits \(Self.list(e.exitFractions, digits: 3)) cost \(String(format: "%.3f", e.relativeCost))"
+        for (split, e) in [("test", m.evaluation), ("validation", m.validation)] {
+            guard let e else { continue }
+            line += "  | \(split) acc \(String(format: "%.4f", e.accuracy)) exits \(Self.list(e.exitFractions, digits: 3)) cost \(String(format: "%.3f", e.relativeCost))"
         }
         write(line)
     }
