@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTModelTests", dependencies: ["CGTModel", "CGTTestSupport"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTTrainingTests", dependencies: ["CGTTraining", "CGTTestSupport"], swiftSettings: hostVectorUnits),
-        .testTarget(name: "CGTCommandTests", dependencies: ["CGTTestSupport", "CGTHDF5", "CGTData"], swiftSettings: hostVectorUnits),
+        .testTarget(name: "CGTCommandTests", dependencies: ["CGTTestSupport", "CGTHDF5", "CGTData", "CGTKernels"], swiftSettings: hostVectorUnits),
     ],
     swiftLanguageModes: [.v5]
 )

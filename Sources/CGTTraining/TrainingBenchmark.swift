@@ -23,6 +23,7 @@ public struct TrainingBenchmark {
         public var cpu: String
         public var kernelTarget: String
         public var blasThreads: Int
+        public var blasCore: String
         public var batch: Int
         public var steps: Int
         public var parameters: Int
@@ -39,7 +40,7 @@ public struct TrainingBenchmark {
                 .map { "\($0) \(String(format: "%.3f", phaseMilliseconds[$0] ?? 0))" }.joined(separator: ", ")
             return """
                 cpu: \(cpu)
-                kernels built for: \(kernelTarget); OpenBLAS threads: \(blasThreads)
+                kernels built for: \(kernelTarget); OpenBLAS threads: \(blasThreads), core: \(blasCore)
                 model: \(model), \(parameters) parameters; batch \(batch); \(steps) timed steps; SoftCGT, Adam
                 training: \(String(format: "%.0f", samplesPerSecond)) samples/s, \(String(format: "%.1f", trainingGFLOPs)) GFLOP/s (\(String(format: "%.3f", matrixFLOPsPerSample / 1e6)) MFLOP of matrix products per sample)
                 bare cblas_sgemm, same products: \(String(format: "%.1f", sgemmGFLOPs)) GFLOP/s
@@ -114,7 +115,7 @@ public struct TrainingBenchmark {
         let sgemm = flopsPerStep * Double(steps) / gemmSeconds / 1e9
         let perStep: [Double] = replica.phaseSeconds.map { $0 * 1000 / Double(steps) }
         return Result(
-            model: model.name, cpu: Self.cpuName(), kernelTarget: KernelTarget.summary, blasThreads: MatrixMultiply.threadCount,
+            model: model.name, cpu: Self.cpuName(), kernelTarget: KernelTarget.summary, blasThreads: MatrixMultiply.threadCount, blasCore: BLASCore.summary,
             batch: batch, steps: steps, parameters: network.store.parameterCount,
             matrixFLOPsPerSample: flopsPerStep / Double(batch),
             samplesPerSecond: Double(batch * steps) / trainingSeconds,

@@ -79,7 +79,7 @@ struct BenchCommand: ParsableCommand {
             } else {
                 let result = try ScalingBenchmark(model: benchModel, globalBatch: batch, steps: steps, bucketKib: bucketKib).run(world: world)
                 if world.isRoot {
-                    print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : "kernels built for: \(KernelTarget.summary)\n" + result.report)
+                    print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : "kernels built for: \(KernelTarget.summary); OpenBLAS core: \(BLASCore.summary)\n" + result.report)
                 }
             }
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CGTHDF5
+import CGTKernels
 
 /// `cgt`: train early-exit networks with Confidence-Gated Training.
 @main
@@ -13,8 +14,10 @@ struct CGTCommand: ParsableCommand {
             """,
         subcommands: [TrainCommand.self, EvalCommand.self, SynthCommand.self, PrepareCommand.self, InspectCommand.self, BenchCommand.self, TableCommand.self, GridCommand.self, ReportCommand.self])
 
-    /// Parses and runs the command, after the process-wide HDF5 setting every command needs.
+    /// Parses and runs the command, after the process-wide settings every command needs
+    /// (OpenBLAS kernels that match the CPU, HDF5 without its exit-time cleanup).
     static func main() {
+        BLASCore.relaunchIfCoreFellBack()
         HDF5Library.skipCleanupAtExit()
         do {
             var command = try parseAsRoot()

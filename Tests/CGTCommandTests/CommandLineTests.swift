@@ -1,3 +1,4 @@
+@testable import CGTKernels
 import CGTTestSupport
 import Foundation
 import XCTest
@@ -184,5 +185,27 @@ final class CommandLineTests: XCTestCase {
                 XCTAssertEqual(counted, cnnFLOPs, accuracy: 1, "matrix FLOPs of the paper CNN")
             }
         }
+    }
+
+    /// cgt runs the OpenBLAS core this CPU deserves: OpenBLAS's own choice unless that was a
+    /// fallback without AVX2 (then the replacement), and always the user's OPENBLAS_CORETYPE.
+    func testBenchRunsASuitableOpenBLASCore() throws {
+        func core(_ environment: [String: String]) throws -> String {
+            let result = try CommandRunner.cgt(["bench", "--steps", "1", "--batch", "8", "--json"], environment: environment)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            return try XCTUnwrap(object["blasCore"] as? String)
+        }
+        // This test process loaded the same OpenBLAS on the same CPU without cgt's relaunch.
+        let ownChoice = BLASCore.current
+        let userSetCore = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil
+        let expected = userSetCore ? nil : BLASCore.replacement(forCore: ownChoice, cpuFlags: BLASCore.cpuFlags())
+        let chosen = try core([:])
+        if let expected {
+            XCTAssertEqual(chosen, "\(expected.lowercased()) (OpenBLAS chose \(ownChoice) for this CPU; cgt set OPENBLAS_CORETYPE)")
+        } else {
+            XCTAssertEqual(chosen, ownChoice)
+        }
+        XCTAssertEqual(try core(["OPENBLAS_CORETYPE": "Prescott"]), "prescott", "the user's choice is kept")
     }
 }

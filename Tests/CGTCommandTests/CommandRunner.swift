@@ -21,6 +21,7 @@ enum CommandRunner {
 
     /// Runs `executable` with `arguments`, ending it after `timeout` seconds (a hang is a failure, not a stuck suite).
     static func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 120,
+                    environment extra: [String: String] = [:],
                     file: StaticString = #filePath, line: UInt = #line) throws -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
@@ -28,6 +29,7 @@ enum CommandRunner {
         var environment = ProcessInfo.processInfo.environment
         environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        environment.merge(extra) { _, new in new }
         process.environment = environment
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -45,8 +47,9 @@ enum CommandRunner {
         return CommandResult(status: process.terminationStatus, stdout: stdoutData.text(), stderr: stderrData.text())
     }
 
-    static func cgt(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> CommandResult {
-        try run(cgt, arguments, file: file, line: line)
+    static func cgt(_ arguments: [String], environment: [String: String] = [:],
+                    file: StaticString = #filePath, line: UInt = #line) throws -> CommandResult {
+        try run(cgt, arguments, environment: environment, file: file, line: line)
     }
 
     /// Starts `mpirun -np ranks cgt arguments...` without waiting; output goes to the given files.
