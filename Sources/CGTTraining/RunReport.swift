@@ -27,6 +27,12 @@ public struct RunReport {
     let extras: Extras
     /// The eval.json the report reads.
     public let evaluationFile: String
+    /// Training's own statistics at the last epoch: on the test split (eval.json) and, when the
+    /// data has one, on the validation split (validation.json).
+    let finalTest: RoutingStatistics?
+    let finalValidation: RoutingStatistics?
+    /// The epoch kept as checkpoints/best.h5 (`training.keep_best`).
+    let best: BestCheckpoint.Record?
 
     /// Reads the run's metrics and the richest evaluation present: `<run>/eval/eval.json`
     /// (written by `cgt eval`) before `<run>/eval.json` (training's own).
@@ -45,10 +51,29 @@ public struct RunReport {
             throw TrainingError("\(file): not an evaluation cgt wrote (\(error))")
         }
         metrics = try MetricsLog.read(run.metricsFile)
+        func decoded<T: Decodable>(_ type: T.Type, _ path: String) -> T? {
+            FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(type, from: $0) }
+        }
+        finalTest = decoded(RoutingStatistics.self, run.evaluationFile)
+        finalValidation = decoded(RoutingStatistics.self, run.validationFile)
+        best = decoded(BestCheckpoint.Record.self, run.bestFile)
         jobName = (try? JobLoader.load(path: run.jobFile).name) ?? URL(fileURLWithPath: run.path).lastPathComponent
     }
 
     static func color(_ k: Int) -> String { SVGChart.palette[k % SVGChart.palette.count] }
+
+    /// Early-exit accuracy at each evaluated epoch on the validation and the test split:
+    /// metrics.jsonl's entries, then validation.json and eval.json for the last epoch.
+    public func heldOutAccuracy() -> (validation: [(x: Double, y: Double)], test: [(x: Double, y: Double)]) {
+        func curve(_ entry: (EpochMetrics) -> RoutingStatistics?, last: RoutingStatistics?) -> [(x: Double, y: Double)] {
+            var points = metrics.compactMap { m in entry(m).map { (x: Double(m.epoch), y: $0.accuracy) } }
+            if let last, let epoch = metrics.last?.epoch, points.last?.x != Double(epoch) {
+                points.append((x: Double(epoch), y: last.accuracy))
+            }
+            return points
+        }
+        return (curve(\.validation, last: finalValidation), curve(\.evaluation, last: finalTest))
+    }
 
     /// The figures, by file name (without ".svg").
     public func figures() -> [(name: String, caption: String, svg: String)] {
@@ -65,6 +90,19 @@ public struct RunReport {
                             SVGChart(id: "training_loss", title: "Training loss per exit", xLabel: "epoch", yLabel: "cross-entropy").lines(perExit(\.loss))))
             figures.append(("gate_weight", "Mean gate weight lambda_e per epoch: how much each exit learns from (the paper's Figure 3).",
                             SVGChart(id: "gate_weight", title: "Mean gate weight per exit", xLabel: "epoch", yLabel: "mean lambda").lines(perExit(\.gateMean))))
+        }
+        let heldOut = heldOutAccuracy()
+        if !heldOut.validation.isEmpty || heldOut.test.count > 1 {
+            var series: [SVGChart.Series] = []
+            if !heldOut.validation.isEmpty { series.append(SVGChart.Series(name: "validation", points: heldOut.validation, color: Self.color(0), markers: true)) }
+            if heldOut.test.count > 1 { series.append(SVGChart.Series(name: "test", points: heldOut.test, color: Self.color(1), dashed: true, markers: true)) }
+            var caption = "Early-exit accuracy at the evaluated epochs on the held-out splits."
+            if let best, let point = heldOut.validation.first(where: { $0.x == Double(best.epoch) }) {
+                series.append(SVGChart.Series(name: "best.h5", points: [point], color: Self.color(3), markers: true, line: false, markerRadius: 6))
+                caption += " The large marker is the epoch kept as checkpoints/best.h5 (best \(best.metric) on the validation split)."
+            }
+            figures.append(("held_out_accuracy", caption,
+                            SVGChart(id: "held_out_accuracy", title: "Held-out accuracy per epoch", xLabel: "epoch", yLabel: "accuracy").lines(series)))
         }
         let exitNames = (0..<exits).map { "exit \($0 + 1)" }
         figures.append(("exit_distribution", "Share of test samples each exit answers, and the accuracy on the samples it answers.",
@@ -118,6 +156,12 @@ public struct RunReport {
             ("relative cost", String(format: "%.3f (expected %.0f FLOPs of %d)", s.relativeCost, s.expectedFLOPs, s.fullNetworkFLOPs)),
             ("test samples", "\(s.samples)"),
         ]
+        if let v = finalValidation {
+            rows.append(("validation split, last epoch", "accuracy \(percent(v.accuracy)), macro F1 \(percent(v.macroF1)), relative cost \(String(format: "%.3f", v.relativeCost))"))
+        }
+        if let best {
+            rows.append(("best checkpoint (keep_best)", "epoch \(best.epoch): \(best.metric) \(SVGChart.label(best.value)) on the validation split, checkpoints/best.h5"))
+        }
         if let policy = extras.policy {
             rows.append(("exit policy", "\(policy.criterion.rawValue), thresholds \(policy.thresholds.map { SVGChart.label(Double($0)) }.joined(separator: ", ")), fallback \(policy.fallback.rawValue)"))
         } else {
