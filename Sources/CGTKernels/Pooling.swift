@@ -19,53 +19,80 @@ public enum PoolingKernels {
         precondition(output.count >= planes * oh * ow && argmax.count >= planes * oh * ow,
                      "maxPool2x2: outputs shorter than \(planes * oh * ow)")
         let x = input.baseAddress!, y = output.baseAddress!, indices = argmax.baseAddress!
-        // Lane l of a vector covers output column ox + l, whose window starts at column 2 (ox + l).
-        let laneColumns = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
-        let below = Int32(width)
+        // The last pointers an 8-output vector may touch: 16 inputs from a row, 8 outputs.
+        let inputEnd = x + planes * height * width, outputEnd = y + planes * oh * ow
         for p in 0..<planes {
             let plane = x + p * height * width
             for oy in 0..<oh {
                 let top = plane + 2 * oy * width, bottom = top + width
                 let out = y + (p * oh + oy) * ow, index = indices + (p * oh + oy) * ow
                 let rowStart = Int32(2 * oy * width)
-                var ox = 0
-                // 8 lanes (the paper CNN's outputs are 14, 7 and 3 wide; 16 would rarely fill), then 1.
-                while ox + 8 <= ow {
-                    let upper = UnsafeRawPointer(top + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
-                    let lower = UnsafeRawPointer(bottom + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
-                    var best = upper.evenHalf
-                    var offset = SIMD8<Int32>(repeating: 0)
-                    var better = upper.oddHalf .> best
-                    best.replace(with: upper.oddHalf, where: better)
-                    offset.replace(with: 1, where: better)
-                    better = lower.evenHalf .> best
-                    best.replace(with: lower.evenHalf, where: better)
-                    offset.replace(with: below, where: better)
-                    better = lower.oddHalf .> best
-                    best.replace(with: lower.oddHalf, where: better)
-                    offset.replace(with: below + 1, where: better)
-                    UnsafeMutableRawPointer(out + ox).storeBytes(of: best, as: SIMD8<Float>.self)
-                    let chosen = laneColumns &+ SIMD8<Int32>(repeating: rowStart + Int32(2 * ox)) &+ offset
-                    UnsafeMutableRawPointer(index + ox).storeBytes(of: chosen, as: SIMD8<Int32>.self)
-                    ox &+= 8
-                }
-                while ox < ow {
-                    // Selects instead of branches: random data would mispredict them.
-                    let column = 2 * ox
-                    var best = top[column], at = column
-                    let b = top[column + 1], c = bottom[column], d = bottom[column + 1]
-                    at = b > best ? column + 1 : at
-                    best = b > best ? b : best
-                    at = c > best ? width + column : at
-                    best = c > best ? c : best
-                    at = d > best ? width + column + 1 : at
-                    best = d > best ? d : best
-                    out[ox] = best
-                    index[ox] = rowStart + Int32(at)
-                    ox &+= 1
+                if ow >= 8 {
+                    // Vectors, the last one overlapping the one before when 8 does not divide the row.
+                    var ox = 0
+                    while true {
+                        maxPool8(top: top, bottom: bottom, width: width, rowStart: rowStart, column: ox, output: out, argmax: index)
+                        if ox + 8 == ow { break }
+                        ox = min(ox + 8, ow - 8)
+                    }
+                } else if bottom + 16 <= inputEnd && out + 8 <= outputEnd {
+                    // A row narrower than a vector (the paper CNN's 7 and 3): one vector whose extra
+                    // lanes read the next rows and write the next outputs, which their own row
+                    // overwrites later. Cheaper than a scalar loop whose selects become branches.
+                    maxPool8(top: top, bottom: bottom, width: width, rowStart: rowStart, column: 0, output: out, argmax: index)
+                } else {
+                    for ox in 0..<ow {
+                        maxPool1(top: top, bottom: bottom, width: width, rowStart: rowStart, column: ox, output: out, argmax: index)
+                    }
                 }
             }
         }
+    }
+
+    /// Outputs `column ..< column + 8` of one output row (lane l: window at input column 2 (column + l)).
+    @inlinable @inline(__always)
+    static func maxPool8(
+        top: UnsafePointer<Float>, bottom: UnsafePointer<Float>, width: Int, rowStart: Int32, column ox: Int,
+        output out: UnsafeMutablePointer<Float>, argmax index: UnsafeMutablePointer<Int32>
+    ) {
+        let laneColumns = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
+        let below = Int32(width)
+        let upper = UnsafeRawPointer(top + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+        let lower = UnsafeRawPointer(bottom + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+        var best = upper.evenHalf
+        var offset = SIMD8<Int32>(repeating: 0)
+        var better = upper.oddHalf .> best
+        best.replace(with: upper.oddHalf, where: better)
+        offset.replace(with: 1, where: better)
+        better = lower.evenHalf .> best
+        best.replace(with: lower.evenHalf, where: better)
+        offset.replace(with: below, where: better)
+        better = lower.oddHalf .> best
+        best.replace(with: lower.oddHalf, where: better)
+        offset.replace(with: below + 1, where: better)
+        UnsafeMutableRawPointer(out + ox).storeBytes(of: best, as: SIMD8<Float>.self)
+        let chosen = laneColumns &+ SIMD8<Int32>(repeating: rowStart + Int32(2 * ox)) &+ offset
+        UnsafeMutableRawPointer(index + ox).storeBytes(of: chosen, as: SIMD8<Int32>.self)
+    }
+
+    /// Output `column` of one output row, for the last rows of a buffer where a vector would
+    /// run past its end.
+    @inlinable @inline(__always)
+    static func maxPool1(
+        top: UnsafePointer<Float>, bottom: UnsafePointer<Float>, width: Int, rowStart: Int32, column ox: Int,
+        output out: UnsafeMutablePointer<Float>, argmax index: UnsafeMutablePointer<Int32>
+    ) {
+        let column = 2 * ox
+        var best = top[column], at = column
+        let b = top[column + 1], c = bottom[column], d = bottom[column + 1]
+        at = b > best ? column + 1 : at
+        best = b > best ? b : best
+        at = c > best ? width + column : at
+        best = c > best ? c : best
+        at = d > best ? width + column + 1 : at
+        best = d > best ? d : best
+        out[ox] = best
+        index[ox] = rowStart + Int32(at)
     }
 
     /// The backward of `maxPool2x2Forward`: each output gradient goes to the input its `argmax`

@@ -3,22 +3,31 @@ import CGTTestSupport
 import XCTest
 
 final class PoolingKernelTests: XCTestCase {
-    /// (planes, height, width): odd sides (a dropped row or column), 2x2, one output column, an
-    /// output row of 18 (one 16-lane vector and a tail) and of 32 (vectors only).
-    let planeShapes = [(6, 7, 9), (2, 2, 2), (3, 5, 3), (2, 5, 37), (1, 4, 64), (4, 3, 33), (3, 4, 28), (2, 6, 14), (2, 4, 50)]
+    /// (planes, height, width): odd sides (a dropped row or column), 2x2, one output column,
+    /// output rows narrower than a vector (3, 4, 7: one vector spilling into the next rows, the
+    /// last rows scalar), of 8 (one vector), 14, 16, 18 and 25 (vectors, the last overlapping),
+    /// and the paper CNN's 28x28, 14x14 and 7x7 planes.
+    let planeShapes = [(6, 7, 9), (2, 2, 2), (3, 5, 3), (2, 5, 37), (1, 4, 64), (4, 3, 33), (3, 4, 28), (2, 6, 14), (2, 4, 50),
+                       (5, 2, 16), (3, 6, 8), (4, 28, 28), (9, 14, 14), (11, 7, 7), (2, 3, 51)]
 
-    private func maxPool(_ x: [Float], planes: Int, height: Int, width: Int) -> (output: [Float], argmax: [Int32]) {
-        let count = planes * (height / 2) * (width / 2)
-        var output = [Float](repeating: .nan, count: count)
-        var argmax = [Int32](repeating: -1, count: count)
+    /// Runs the kernel on buffers followed by sentinels, and checks that it wrote nothing past its output.
+    private func maxPool(_ x: [Float], planes: Int, height: Int, width: Int,
+                         file: StaticString = #filePath, line: UInt = #line) -> (output: [Float], argmax: [Int32]) {
+        let count = planes * (height / 2) * (width / 2), guardCount = 16
+        var output = [Float](repeating: .nan, count: count + guardCount)
+        var argmax = [Int32](repeating: -1, count: count + guardCount)
         x.withUnsafeBufferPointer { xp in
             output.withUnsafeMutableBufferPointer { y in
-                argmax.withUnsafeMutableBufferPointer {
-                    PoolingKernels.maxPool2x2Forward(xp, planes: planes, height: height, width: width, output: y, argmax: $0)
+                argmax.withUnsafeMutableBufferPointer { a in
+                    PoolingKernels.maxPool2x2Forward(xp, planes: planes, height: height, width: width,
+                                                     output: UnsafeMutableBufferPointer(rebasing: y[..<count]),
+                                                     argmax: UnsafeMutableBufferPointer(rebasing: a[..<count]))
                 }
             }
         }
-        return (output, argmax)
+        XCTAssertTrue(output[count...].allSatisfy(\.isNaN) && argmax[count...].allSatisfy { $0 == -1 },
+                      "\(planes)x\(height)x\(width): wrote past the output", file: file, line: line)
+        return (Array(output[..<count]), Array(argmax[..<count]))
     }
 
     /// The maximum of each window and where it is (the first of equal values in row-major window order).
@@ -52,14 +61,19 @@ final class PoolingKernelTests: XCTestCase {
 
     func testMaxPoolTiesGoToTheFirstValueInTheWindow() {
         // Equal values everywhere, then equal maxima in the last three positions of each window,
-        // in the vector body (widths 18 and 40) and in the scalar tail (width 6).
-        for width in [6, 18, 40] {
-            let flat = [Float](repeating: 1, count: 2 * width)
-            XCTAssertEqual(maxPool(flat, planes: 1, height: 2, width: width).argmax, (0..<(width / 2)).map { Int32(2 * $0) })
+        // in vectors (widths 14, 18 and 40; 6 and 14 in all but the last plane) and in the scalar
+        // path (the last plane of width 6).
+        for width in [6, 14, 18, 40] {
+            let planes = 4
+            let flat = [Float](repeating: 1, count: planes * 2 * width)
+            let firstColumns = (0..<(width / 2)).map { Int32(2 * $0) }
+            XCTAssertEqual(maxPool(flat, planes: planes, height: 2, width: width).argmax, Array([[Int32]](repeating: firstColumns, count: planes).joined()))
             var lateTie = [Float](repeating: 0, count: 2 * width)
             for column in stride(from: 1, to: width, by: 2) { lateTie[column] = 3 }
             for column in 0..<width { lateTie[width + column] = 3 }
-            XCTAssertEqual(maxPool(lateTie, planes: 1, height: 2, width: width).argmax, (0..<(width / 2)).map { Int32(2 * $0 + 1) })
+            let secondColumns = firstColumns.map { $0 + 1 }
+            XCTAssertEqual(maxPool(Array([[Float]](repeating: lateTie, count: planes).joined()), planes: planes, height: 2, width: width).argmax,
+                           Array([[Int32]](repeating: secondColumns, count: planes).joined()))
         }
     }
 
