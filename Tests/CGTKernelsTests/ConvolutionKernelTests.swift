@@ -99,6 +99,14 @@ final class ConvolutionKernelTests: XCTestCase {
         Geometry(channels: 2, height: 4, width: 37, kernelHeight: 3, kernelWidth: 3),
         Geometry(channels: 2, height: 6, width: 7, kernelHeight: 3, kernelWidth: 3, paddingHeight: 0, paddingWidth: 0),
         Geometry(channels: 1, height: 3, width: 4, kernelHeight: 3, kernelWidth: 3, paddingHeight: 2, paddingWidth: 1),
+        // The paper CNN's 28-, 14- and 7-wide rows, and rows whose copies are 1-3, 16 and 32 long.
+        Geometry(channels: 2, height: 5, width: 28, kernelHeight: 3, kernelWidth: 3),
+        Geometry(channels: 3, height: 4, width: 14, kernelHeight: 3, kernelWidth: 3),
+        Geometry(channels: 2, height: 7, width: 7, kernelHeight: 3, kernelWidth: 3),
+        Geometry(channels: 2, height: 3, width: 2, kernelHeight: 3, kernelWidth: 3),
+        Geometry(channels: 1, height: 3, width: 3, kernelHeight: 3, kernelWidth: 3),
+        Geometry(channels: 2, height: 3, width: 17, kernelHeight: 3, kernelWidth: 3),
+        Geometry(channels: 1, height: 2, width: 33, kernelHeight: 3, kernelWidth: 3),
     ]
 
     private func im2col(_ x: [Float], _ g: Geometry, samples: Int) -> [Float] {
