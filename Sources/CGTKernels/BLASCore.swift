@@ -34,8 +34,8 @@ public enum BLASCore {
     static func level(ofCore name: String) -> VectorLevel? {
         switch name.lowercased() {
         case "skylakex", "cooperlake", "sapphirerapids": return .avx512
-        case "haswell", "zen": return .avx2
-        case "sandybridge", "bulldozer", "piledriver", "steamroller", "excavator": return .avx
+        case "haswell", "zen", "excavator": return .avx2
+        case "sandybridge", "bulldozer", "piledriver", "steamroller": return .avx
         case "prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "opteron",
             "opteron_sse3", "barcelona", "bobcat", "katmai", "coppermine", "northwood", "banias",
             "generic": return .sse
@@ -87,7 +87,8 @@ public enum BLASCore {
     ///
     /// Call it first thing in `main`, before MPI or any file is opened: the process keeps its id,
     /// arguments and environment, so mpirun and Slurm see the same rank. A user's own
-    /// `OPENBLAS_CORETYPE` is always respected.
+    /// `OPENBLAS_CORETYPE` is always respected; set it when a tool wraps cgt (valgrind without
+    /// `--trace-children`, say), since the restart would leave the tool behind.
     public static func relaunchIfCoreFellBack() {
         #if os(Linux)
         guard getenv("OPENBLAS_CORETYPE") == nil else { return }
