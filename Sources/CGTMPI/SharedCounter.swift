@@ -28,6 +28,17 @@ public final class SharedCounter {
         return previous
     }
 
+    /// Lets MPI answer the other ranks' pending `fetchAndAdd` calls on this counter.
+    ///
+    /// Passive-target operations need the rank holding the window to enter MPI now and then
+    /// on many transports (Open MPI 4.1's osc/rdma over shared memory among them): a rank 0
+    /// busy in a long computation otherwise holds every other rank at its next `fetchAndAdd`
+    /// until it is done. One `MPI_Iprobe`; call it between units of work. Wraps `MPI_Iprobe`.
+    public func serve() {
+        var flag: Int32 = 0
+        _ = MPI_Iprobe(cmpi_any_source(), cmpi_any_tag(), communicator.handle, &flag, cmpi_status_ignore())
+    }
+
     /// Releases the window. Collective over the communicator.
     public func free() throws {
         guard window != nil else { return }

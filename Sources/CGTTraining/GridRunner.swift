@@ -86,7 +86,7 @@ public struct GridRunner {
                 next += groups
             }
             guard index < pending.count else { break }
-            try runTrial(pending[Int(index)].0, job: pending[Int(index)].1, group: group, groupIndex: groupIndex)
+            try runTrial(pending[Int(index)].0, job: pending[Int(index)].1, group: group, groupIndex: groupIndex, serving: counter)
         }
         try world.barrier()
         try counter?.free()
@@ -129,7 +129,7 @@ public struct GridRunner {
     }
 
     /// Trains one trial on `group`; an error is recorded in its status and the grid goes on.
-    private func runTrial(_ trial: GridFile.Trial, job: Job, group: Communicator, groupIndex: Int) throws {
+    private func runTrial(_ trial: GridFile.Trial, job: Job, group: Communicator, groupIndex: Int, serving counter: SharedCounter?) throws {
         let path = trialFolder(trial)
         let run = RunDirectory(path: path)
         let started = Date()
@@ -144,6 +144,8 @@ public struct GridRunner {
             let trainer = try group.collectively {
                 try Trainer(job: job, run: run, communicator: group, resume: resumeTrial, progress: ProgressReporter(enabled: false))
             }
+            // Rank 0 holds the queue's counter: while it trains, other groups still get trials.
+            if let counter { trainer.afterEachStep = { counter.serve() } }
             try trainer.synchronize()
             let result = try trainer.run()
             status.status = "done"

@@ -31,6 +31,9 @@ public final class Trainer {
     let gradientsReady: ((Int) -> Void)?
     let stallWatch: StallWatch?
     var progress: ProgressReporter
+    /// Runs after every training step on every rank: a grid uses it to serve the other groups'
+    /// requests for their next trial (`SharedCounter.serve`).
+    public var afterEachStep: (() -> Void)?
     /// Epochs completed and optimizer steps taken.
     public private(set) var epoch = 0
     public private(set) var globalStep = 0
@@ -265,6 +268,7 @@ public final class Trainer {
                         reportingRank: 0, isReporter: isRoot)
                 }
                 globalStep += 1
+                afterEachStep?()
                 if progress.enabled {
                     let elapsed = Date().timeIntervalSince(started)
                     progress.step(epoch: epoch + 1, epochs: job.training.epochs, step: step + 1, steps: steps,

@@ -29,5 +29,7 @@ static inline MPI_Datatype cmpi_int(void) { return MPI_INT; }
 static inline MPI_Op cmpi_op_minloc(void) { return MPI_MINLOC; }
 static inline MPI_Info cmpi_info_null(void) { return MPI_INFO_NULL; }
 static inline int cmpi_lock_exclusive(void) { return MPI_LOCK_EXCLUSIVE; }
+static inline int cmpi_any_source(void) { return MPI_ANY_SOURCE; }
+static inline int cmpi_any_tag(void) { return MPI_ANY_TAG; }
 
 #endif

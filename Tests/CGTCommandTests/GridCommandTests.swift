@@ -8,13 +8,13 @@ final class GridCommandTests: XCTestCase {
     let directory = TemporaryDirectory("grid")
 
     /// A base job on a small synthetic dataset and a grid over it.
-    private func writeGrid(epochs: Int, parameters: String, validation: Int = 0) throws -> String {
-        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 128, test: 48, validation: validation, spread: 2)
+    private func writeGrid(epochs: Int, parameters: String, validation: Int = 0, train: Int = 128, batch: Int = 32) throws -> String {
+        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: train, test: 48, validation: validation, spread: 2)
         try directory.write("""
             name: tiny
             data: {path: \(data)}
             model: {hidden: [16, 16], exits: [1, 2], dropout: 0.1}
-            training: {epochs: \(epochs), batch_size: 32, checkpoint_every: 1}
+            training: {epochs: \(epochs), batch_size: \(batch), checkpoint_every: 1}
             optimizer: {name: sgd, momentum: 0.9}
             """, to: "base.yaml")
         return try directory.write("base: base.yaml\nparameters:\n\(parameters)\n", to: "grid.yaml")
@@ -126,5 +126,27 @@ final class GridCommandTests: XCTestCase {
         let rows = try leaderboard(out)
         XCTAssertEqual(rows.count, 6)
         XCTAssertEqual(rows.filter { $0["status"] as? String == "done" }.count, 6, "\(rows)")
+    }
+
+    /// The queue's counter lives on rank 0; a rank 0 deep in a long trial must still hand out
+    /// trials, or the other group waits at every fetch until that trial ends. One trial of 30
+    /// epochs and three of 1 (1,024 steps each) on two groups: the short ones all go to the group
+    /// not running the long one. The stall shows only when rank 0's group draws the long trial;
+    /// it is second in the queue because rank 0, which writes the grid's manifest first, usually
+    /// fetches second. Three grids run.
+    func testALongTrialDoesNotHoldBackTheOtherGroup() throws {
+        let grid = try writeGrid(epochs: 1, parameters: "  training.epochs: {values: [1, 30, 1, 1]}", train: 2048, batch: 2)
+        for attempt in 0..<3 {
+            let out = directory.file("queue-\(attempt)")
+            let result = try CommandRunner.mpirun(ranks: 2, ["grid", grid, "--ranks-per-trial", "1", "--out", out])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            func group(_ trial: Int) throws -> Int {
+                let data = try Data(contentsOf: URL(fileURLWithPath: "\(out)/\(String(format: "trial-%03d", trial))/status.json"))
+                return try XCTUnwrap((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["group"] as? Int)
+            }
+            let long = try group(1)
+            XCTAssertEqual(try [0, 2, 3].map(group), [Int](repeating: 1 - long, count: 3),
+                           "the group of the long trial (\(long)) took no other: \(result.stdout)")
+        }
     }
 }
