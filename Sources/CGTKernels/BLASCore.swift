@@ -9,7 +9,7 @@ import Glibc
 ///
 /// OpenBLAS built with `DYNAMIC_ARCH` (Debian's is) picks its kernels from the CPU's model number
 /// when the library loads. A CPU newer than the library, such as an Emerald Rapids Xeon under
-/// Debian's 0.3.21, falls back to Prescott's SSE3 kernels: `cblas_sgemm` then runs 3-5 times
+/// Debian's 0.3.21, falls back to Prescott's SSE3 kernels: `cblas_sgemm` then runs about 4 times
 /// slower although the CPU has AVX-512. `OPENBLAS_CORETYPE` overrides the choice, but OpenBLAS
 /// reads it only while loading, so `relaunchIfCoreFellBack()` re-executes cgt with it set.
 public enum BLASCore {
