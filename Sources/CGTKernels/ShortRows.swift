@@ -9,13 +9,25 @@ enum ShortRows {
     /// dst[0 ..< count] = src[0 ..< count]; the ranges must not overlap.
     @inlinable @inline(__always)
     static func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int) {
+        cover(src, dst, count: count)
+    }
+
+    /// dst[0 ..< count] = 0.
+    @inlinable @inline(__always)
+    static func fill(_ dst: UnsafeMutablePointer<Float>, count: Int) {
+        cover(nil, dst, count: count)
+    }
+
+    /// Writes src's values (zeros when nil) over dst[0 ..< count] with overlapping vectors.
+    @inlinable @inline(__always)
+    static func cover(_ src: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, count: Int) {
         if count >= 16 {
             var i = 0
             while i + 16 < count {
-                storeVector(loadVector(src + i), dst + i)
+                move(FloatVector.self, src, dst, at: i)
                 i &+= 16
             }
-            storeVector(loadVector(src + count - 16), dst + count - 16)
+            move(FloatVector.self, src, dst, at: count - 16)
         } else if count >= 8 {
             move(SIMD8<Float>.self, src, dst, at: 0)
             move(SIMD8<Float>.self, src, dst, at: count - 8)
@@ -23,42 +35,15 @@ enum ShortRows {
             move(SIMD4<Float>.self, src, dst, at: 0)
             move(SIMD4<Float>.self, src, dst, at: count - 4)
         } else if count > 0 {
-            dst[0] = src[0]
-            dst[count >> 1] = src[count >> 1]
-            dst[count - 1] = src[count - 1]
-        }
-    }
-
-    /// dst[0 ..< count] = 0.
-    @inlinable @inline(__always)
-    static func fill(_ dst: UnsafeMutablePointer<Float>, count: Int) {
-        if count >= 16 {
-            var i = 0
-            while i + 16 < count {
-                storeVector(FloatVector(), dst + i)
-                i &+= 16
-            }
-            storeVector(FloatVector(), dst + count - 16)
-        } else if count >= 8 {
-            zero(SIMD8<Float>.self, dst, at: 0)
-            zero(SIMD8<Float>.self, dst, at: count - 8)
-        } else if count >= 4 {
-            zero(SIMD4<Float>.self, dst, at: 0)
-            zero(SIMD4<Float>.self, dst, at: count - 4)
-        } else if count > 0 {
-            dst[0] = 0
-            dst[count >> 1] = 0
-            dst[count - 1] = 0
+            dst[0] = src?[0] ?? 0
+            dst[count >> 1] = src?[count >> 1] ?? 0
+            dst[count - 1] = src?[count - 1] ?? 0
         }
     }
 
     @inlinable @inline(__always)
-    static func move<V: SIMD>(_: V.Type, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, at offset: Int) where V.Scalar == Float {
-        UnsafeMutableRawPointer(dst + offset).storeBytes(of: UnsafeRawPointer(src + offset).loadUnaligned(as: V.self), as: V.self)
-    }
-
-    @inlinable @inline(__always)
-    static func zero<V: SIMD>(_: V.Type, _ dst: UnsafeMutablePointer<Float>, at offset: Int) where V.Scalar == Float {
-        UnsafeMutableRawPointer(dst + offset).storeBytes(of: V(), as: V.self)
+    static func move<V: SIMD>(_: V.Type, _ src: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, at offset: Int) where V.Scalar == Float {
+        let value = src.map { UnsafeRawPointer($0 + offset).loadUnaligned(as: V.self) } ?? V()
+        UnsafeMutableRawPointer(dst + offset).storeBytes(of: value, as: V.self)
     }
 }
