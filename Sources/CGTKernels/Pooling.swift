@@ -7,7 +7,9 @@ public enum PoolingKernels {
     ///
     /// `argmax` receives, for every output, the index inside its input plane (`iy * width + ix`)
     /// of the value chosen; among equal values the first in the order (0,0), (0,1), (1,0), (1,1)
-    /// wins, so the backward pass routes the gradient to exactly one input.
+    /// wins, so the backward pass routes the gradient to exactly one input. A NaN wins over any
+    /// number and the last NaN over earlier ones, PyTorch's rule, so a NaN anywhere in a window
+    /// reaches the output (and the non-finite check of the step) instead of vanishing.
     @inlinable
     public static func maxPool2x2Forward(
         _ input: UnsafeBufferPointer<Float>, planes: Int, height: Int, width: Int,
@@ -61,18 +63,29 @@ public enum PoolingKernels {
         let lower = UnsafeRawPointer(bottom + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
         var best = upper.evenHalf
         var offset = SIMD8<Int32>(repeating: 0)
-        var better = upper.oddHalf .> best
+        var better = wins(upper.oddHalf, over: best)
         best.replace(with: upper.oddHalf, where: better)
         offset.replace(with: 1, where: better)
-        better = lower.evenHalf .> best
+        better = wins(lower.evenHalf, over: best)
         best.replace(with: lower.evenHalf, where: better)
         offset.replace(with: below, where: better)
-        better = lower.oddHalf .> best
+        better = wins(lower.oddHalf, over: best)
         best.replace(with: lower.oddHalf, where: better)
         offset.replace(with: below + 1, where: better)
         UnsafeMutableRawPointer(out + ox).storeBytes(of: best, as: SIMD8<Float>.self)
         let chosen = laneColumns &+ SIMD8<Int32>(repeating: rowStart + Int32(2 * ox)) &+ offset
         UnsafeMutableRawPointer(index + ox).storeBytes(of: chosen, as: SIMD8<Int32>.self)
+    }
+
+    /// Whether a later value of a window replaces the best so far: larger, or NaN.
+    @inlinable @inline(__always)
+    static func wins(_ candidate: SIMD8<Float>, over best: SIMD8<Float>) -> SIMDMask<SIMD8<Int32>> {
+        (candidate .> best) .| (candidate .!= candidate)
+    }
+
+    @inlinable @inline(__always)
+    static func wins(_ candidate: Float, over best: Float) -> Bool {
+        candidate > best || candidate.isNaN
     }
 
     /// Output `column` of one output row, for the last rows of a buffer where a vector would
@@ -85,12 +98,12 @@ public enum PoolingKernels {
         let column = 2 * ox
         var best = top[column], at = column
         let b = top[column + 1], c = bottom[column], d = bottom[column + 1]
-        at = b > best ? column + 1 : at
-        best = b > best ? b : best
-        at = c > best ? width + column : at
-        best = c > best ? c : best
-        at = d > best ? width + column + 1 : at
-        best = d > best ? d : best
+        at = wins(b, over: best) ? column + 1 : at
+        best = wins(b, over: best) ? b : best
+        at = wins(c, over: best) ? width + column : at
+        best = wins(c, over: best) ? c : best
+        at = wins(d, over: best) ? width + column + 1 : at
+        best = wins(d, over: best) ? d : best
         out[ox] = best
         index[ox] = rowStart + Int32(at)
     }

@@ -30,7 +30,8 @@ final class PoolingKernelTests: XCTestCase {
         return (Array(output[..<count]), Array(argmax[..<count]))
     }
 
-    /// The maximum of each window and where it is (the first of equal values in row-major window order).
+    /// The maximum of each window and where it is (the first of equal values in row-major window
+    /// order; a NaN beats any number and a later NaN an earlier one, as PyTorch's CPU kernel).
     private func referenceMaxPool(_ x: [Float], planes: Int, height: Int, width: Int) -> (output: [Float], argmax: [Int32]) {
         var output: [Float] = [], argmax: [Int32] = []
         for p in 0..<planes {
@@ -39,7 +40,8 @@ final class PoolingKernelTests: XCTestCase {
                     var bestIndex = -1
                     for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
                         let index = (2 * oy + dy) * width + 2 * ox + dx
-                        if bestIndex < 0 || x[p * height * width + index] > x[p * height * width + bestIndex] { bestIndex = index }
+                        let value = x[p * height * width + index]
+                        if bestIndex < 0 || value > x[p * height * width + bestIndex] || value.isNaN { bestIndex = index }
                     }
                     output.append(x[p * height * width + bestIndex])
                     argmax.append(Int32(bestIndex))
@@ -56,6 +58,36 @@ final class PoolingKernelTests: XCTestCase {
             let expected = referenceMaxPool(x, planes: planes, height: height, width: width)
             assertExactlyEqual(actual.output, expected.output, "\(planes)x\(height)x\(width)")
             XCTAssertEqual(actual.argmax, expected.argmax, "\(planes)x\(height)x\(width)")
+        }
+    }
+
+    func testMaxPoolPassesANaNAnywhereInTheWindow() {
+        // One NaN per window at a position that cycles through the four, then two NaNs per
+        // window (the later one is chosen), in vectors (widths 14, 18, 40), in rows spilling
+        // into the next (width 6) and in the scalar last rows.
+        for width in [6, 14, 18, 40] {
+            let planes = 3, height = 4
+            var x = Fixtures.normals(planes * height * width, seed: UInt64(width))
+            var twoNaNs = x
+            let windows = [(0, 0), (0, 1), (1, 0), (1, 1)]
+            var window = 0
+            for p in 0..<planes {
+                for oy in 0..<(height / 2) {
+                    for ox in 0..<(width / 2) {
+                        let at = { (k: Int) in p * height * width + (2 * oy + windows[k].0) * width + 2 * ox + windows[k].1 }
+                        x[at(window % 4)] = .nan
+                        twoNaNs[at(window % 4)] = .nan
+                        twoNaNs[at((window + 1 + window / 4 % 3) % 4)] = .nan
+                        window += 1
+                    }
+                }
+            }
+            for input in [x, twoNaNs] {
+                let actual = maxPool(input, planes: planes, height: height, width: width)
+                let expected = referenceMaxPool(input, planes: planes, height: height, width: width)
+                XCTAssertTrue(actual.output.allSatisfy(\.isNaN), "width \(width): a NaN vanished")
+                XCTAssertEqual(actual.argmax, expected.argmax, "width \(width)")
+            }
         }
     }
 
