@@ -6,9 +6,13 @@ import PackageDescription
 /// call per lane. `CGT_PORTABLE=1 swift build` builds for baseline x86-64 instead (for
 /// binaries that must run on older CPUs than the build host, or when this package is a
 /// dependency, where SwiftPM forbids unsafe flags).
+///
+/// `-fno-math-errno` lets `Float.squareRoot()` (a C shim the standard library inlines) become
+/// one vector instruction: with errno semantics every lane is a compare and a possible `sqrtf`
+/// call, and Adam's update took 16 of those per vector. cgt never reads errno.
 let portable = Context.environment["CGT_PORTABLE"] == "1"
 let hostVectorUnits: [SwiftSetting] =
-    portable ? [] : [.unsafeFlags(["-target-cpu", "native", "-Xcc", "-march=native"])]
+    portable ? [] : [.unsafeFlags(["-target-cpu", "native", "-Xcc", "-march=native", "-Xcc", "-fno-math-errno"])]
 
 let package = Package(
     name: "cgt",

@@ -36,7 +36,18 @@ public enum DropoutKernels {
     internal static func uniforms(rowKey: UInt64, firstFeatures features: SIMD16<UInt32>) -> FloatVector {
         let low = UInt32(truncatingIfNeeded: rowKey), high = UInt32(truncatingIfNeeded: rowKey >> 32)
         let h = mix32(mix32(features &* 0x9E37_79B9 ^ low) ^ high)
-        return FloatVector(SIMD16<Int32>(truncatingIfNeeded: h &>> 8)) * (1.0 / 16_777_216.0)
+        return unitInterval(topBitsOf: h)
+    }
+
+    /// Float(h >> 8) / 2^24 exactly, without an integer-to-float conversion: the standard
+    /// library converts SIMD vectors lane by lane, which pulls the whole hash down to 128-bit
+    /// operations. The top 23 bits become the mantissa of a float in [1, 2) (minus 1: exact),
+    /// and bit 8 adds 2^-24 (exact: the sum has at most 24 significant bits).
+    @inlinable @inline(__always)
+    internal static func unitInterval(topBitsOf h: SIMD16<UInt32>) -> FloatVector {
+        let coarse = unsafeBitCast((h &>> 9) | 0x3F80_0000, to: FloatVector.self) - 1
+        let fine = unsafeBitCast((h &>> 8 & 1) &* 0x3380_0000, to: FloatVector.self)
+        return coarse + fine
     }
 
     /// The key of one sample's row: all randomness of a layer in an epoch flows from `layerKey`.

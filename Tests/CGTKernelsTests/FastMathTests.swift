@@ -56,14 +56,26 @@ final class FastMathTests: XCTestCase {
 
     /// Inputs beyond the clamp give finite, positive values: about 1.2e-38 below, about 3.3e38 above.
     func testExpClampsExtremeInputsToFiniteValues() {
-        for x: Float in [-.greatestFiniteMagnitude, -1e30, -1000, -100, -87.3] {
+        for x: Float in [-.infinity, -.greatestFiniteMagnitude, -1e30, -1000, -100, -87.3] {
             let y = FastMath.exp(x)
             XCTAssertTrue(y.isFinite && y > 0 && y < 1.3e-38, "exp(\(x)) = \(y)")
         }
-        for x: Float in [88.5, 88.7, 100, 1000, .greatestFiniteMagnitude] {
+        for x: Float in [88.5, 88.7, 100, 1000, .greatestFiniteMagnitude, .infinity] {
             let y = FastMath.exp(x)
             XCTAssertTrue(y.isFinite && y > 1e38, "exp(\(x)) = \(y)")
         }
+    }
+
+    /// A NaN lane gives NaN (so a diverging loss reaches the non-finite check) and leaves the
+    /// other lanes alone.
+    func testExpOfNaNIsNaN() {
+        var v = FloatVector(repeating: 1)
+        v[3] = .nan
+        v[9] = -.nan
+        let e = FastMath.exp(v)
+        XCTAssertTrue(e[3].isNaN && e[9].isNaN)
+        for lane in 0..<16 where lane != 3 && lane != 9 { XCTAssertEqual(e[lane], FastMath.exp(Float(1))) }
+        XCTAssertTrue(FastMath.sigmoid(FloatVector(repeating: .nan))[0].isNaN)
     }
 
     /// sigmoid matches 1 / (1 + e^-x) in Double over [-30, 30], and saturates cleanly beyond.
