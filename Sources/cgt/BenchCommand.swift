@@ -10,7 +10,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure training throughput of the paper's MLP or CNN against a bare cblas_sgemm loop of the same matrix products.",
         discussion: """
-            Under mpirun with several ranks, measures data-parallel scaling instead: 1 rank vs all ranks at the
+            Under mpirun with several ranks, measures data-parallel scaling instead: 1 rank vs all ranks at the \
             same global batch (--batch), with and without all-reduce overlap, and a bare MPI_Allreduce of the gradients.
             """)
 

@@ -8,7 +8,7 @@ struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "Write <run>/report.html (opens offline) and <run>/figures/*.svg: training curves per exit, exit distribution, accuracy vs cost with the Pareto front, reliability diagrams; for a grid folder, its leaderboard page.",
         discussion: """
-            Reads metrics.jsonl and the evaluation in <run>/eval/eval.json (or training's eval.json). When
+            Reads metrics.jsonl and the evaluation in <run>/eval/eval.json (or training's eval.json). When \
             that has no threshold sweep and the run has a checkpoint, runs cgt eval --sweep first.
             """)
 

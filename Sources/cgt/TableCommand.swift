@@ -7,7 +7,7 @@ struct TableCommand: ParsableCommand {
         commandName: "table",
         abstract: "Print a Markdown table in the format of the paper's Table 1 from finished runs.",
         discussion: """
-            Runs of the same job (the job file's name) are one row: mean ± standard deviation over
+            Runs of the same job (the job file's name) are one row: mean ± standard deviation over \
             them, typically seeds. Example: cgt table runs/paper/indian_pines/*/seed*
             """)
 
