@@ -80,7 +80,7 @@ public struct EvaluationReport {
     }
 
     /// eval.json (the routing statistics' keys and the report's), per_class_routing.csv,
-    /// reliability.csv and, with a sweep, sweep.csv.
+    /// reliability.csv, samples.csv and, with a sweep, sweep.csv.
     public func files() throws -> [(String, Data)] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -108,8 +108,37 @@ public struct EvaluationReport {
             ("eval.json", evalJSON),
             ("per_class_routing.csv", Data((perClass.joined(separator: "\n") + "\n").utf8)),
             ("reliability.csv", Data((reliability.joined(separator: "\n") + "\n").utf8)),
+            ("samples.csv", Data(samplesCSV.utf8)),
         ]
         if let sweep { result.append(("sweep.csv", Data(sweep.csv.utf8))) }
         return result
+    }
+
+    /// One row per sample, in split order: its label, the exit that answers it under the
+    /// policy and that exit's prediction, then what every exit said (prediction, -1 for a
+    /// declining ClassyNet head, and the three confidence scores), for analyses of single
+    /// samples and for checking a model re-implemented elsewhere against cgt's outputs.
+    var samplesCSV: String {
+        let exits = records.exits
+        var header = ["sample", "label", "exit", "prediction", "correct"]
+        for e in 1...exits {
+            header += ["exit\(e)_prediction", "exit\(e)_max_probability", "exit\(e)_entropy_score", "exit\(e)_margin"]
+        }
+        var lines = [header.joined(separator: ",")]
+        lines.reserveCapacity(records.count + 1)
+        let scores = records.scores(policy.criterion)
+        for i in 0..<records.count {
+            let range = (i * exits)..<((i + 1) * exits)
+            let exit = policy.route(scores: scores[range], predictions: records.predictions[range])
+            let prediction = records.predictions[i * exits + exit]
+            var fields = [String(i), String(records.labels[i]), String(exit + 1), String(prediction),
+                          prediction == records.labels[i] ? "1" : "0"]
+            for k in range {
+                fields += [String(records.predictions[k]), String(records.maxProbability[k]),
+                           String(records.entropyScore[k]), String(records.margin[k])]
+            }
+            lines.append(fields.joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
     }
 }

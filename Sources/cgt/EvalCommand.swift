@@ -11,7 +11,7 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Early-exit inference of a checkpoint on a test split: routing, accuracy, cost and confidence quality.",
         discussion: """
-            Writes eval.json, per_class_routing.csv and reliability.csv (and sweep.csv with --sweep) to --out. \
+            Writes eval.json, per_class_routing.csv, reliability.csv and samples.csv (and sweep.csv with --sweep) to --out. \
             Under mpirun the test split and the BatchNorm re-estimation are sharded over the ranks; the \
             numbers are those of one process. Thresholds chosen with --target-accuracy or --budget are \
             chosen on the validation split, or on the training split when the file has none, never on the test split.

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Recomputes a cgt checkpoint's early-exit network in NumPy, from the HDF5 files alone.
+
+    python3 hdf5_data/checkpoint_forward.py CHECKPOINT DATA [--split test] [--out FILE.csv]
+
+The parameters are read under the names and shapes of a PyTorch state_dict (Linear weight
+[out, in], Conv2d weight [out, in, kh, kw], BatchNorm weight, bias, running_mean, running_var),
+the architecture from the checkpoint's `job` attribute, and every exit runs in inference mode:
+BatchNorm with the stored running statistics, no dropout. One row per sample of the split, with
+the columns of `cgt eval`'s samples.csv that do not depend on the exit policy: sample, label,
+and each exit's prediction and maximum softmax probability. Compare with
+`cgt eval --no-bn-recalibration` (the default re-estimates BatchNorm statistics first).
+
+Needs h5py and NumPy (Debian: python3-h5py). ClassyNet checkpoints (shallow heads with an
+"other" output) are not covered.
+"""
+import argparse
+import csv
+import re
+import sys
+
+import h5py
+import numpy as np
+
+BATCHNORM_EPSILON = 1e-5
+
+
+def state_dict_from(path):
+    """The README's loader, with NumPy arrays instead of torch tensors."""
+    state = {}
+    with h5py.File(path, "r") as f:
+        f["model"].visititems(lambda name, obj: state.__setitem__(name.replace("/", "."), np.asarray(obj[()]))
+                              if isinstance(obj, h5py.Dataset) else None)
+        attributes = dict(f.attrs)
+        has_class_groups = "exit_classes" in f
+    return state, attributes, has_class_groups
+
+
+def model_section_list(job, key):
+    """A list of integers under `model:` in the job YAML cgt stores (block or flow style)."""
+    model = re.search(r"^model:\n((?:[ \t]+.*\n?)*)", job, re.M)
+    if model is None:
+        sys.exit("checkpoint_forward: the job attribute has no model section")
+    body = model.group(1)
+    flow = re.search(rf"^[ \t]+{key}:[ \t]*\[([^\]]*)\]", body, re.M)
+    if flow:
+        return [int(v) for v in flow.group(1).split(",") if v.strip()]
+    block = re.search(rf"^([ \t]+){key}:[ \t]*\n((?:\1-[ \t]*\d+[ \t]*\n?)+)", body, re.M)
+    if block is None:
+        sys.exit(f"checkpoint_forward: model.{key} not found in the job attribute")
+    return [int(v) for v in re.findall(r"-\s*(\d+)", block.group(2))]
+
+
+def linear(state, prefix, x):
+    return x @ state[f"{prefix}.weight"].T + state[f"{prefix}.bias"]
+
+
+def batch_norm(state, prefix, x):
+    """Inference-mode BatchNorm over axis 1 (features or channels)."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mean, var = state[f"{prefix}.running_mean"].reshape(shape), state[f"{prefix}.running_var"].reshape(shape)
+    scale, shift = state[f"{prefix}.weight"].reshape(shape), state[f"{prefix}.bias"].reshape(shape)
+    return (x - mean) / np.sqrt(var + BATCHNORM_EPSILON) * scale + shift
+
+
+def conv2d(state, prefix, x):
+    """Stride 1, zero padding k // 2: PyTorch's nn.Conv2d(in, out, k, padding=k // 2)."""
+    weight, bias = state[f"{prefix}.weight"], state[f"{prefix}.bias"]
+    k = weight.shape[-1]
+    padded = np.pad(x, ((0, 0), (0, 0), (k // 2, k // 2), (k // 2, k // 2)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(2, 3))  # [N, C, H, W, k, k]
+    return np.einsum("nchwij,ocij->nohw", windows, weight, optimize=True) + bias.reshape(1, -1, 1, 1)
+
+
+def max_pool_2x2(x):
+    n, c, h, w = x.shape
+    x = x[:, :, : h // 2 * 2, : w // 2 * 2]
+    return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+
+
+def block(state, kind, index, x):
+    prefix = f"blocks.{index}"
+    if kind == "mlp":
+        x = linear(state, f"{prefix}.linear", x)
+        if f"{prefix}.bn.weight" in state:
+            x = batch_norm(state, f"{prefix}.bn", x)
+        return np.maximum(x, 0)  # dropout is the identity at inference
+    x = conv2d(state, f"{prefix}.conv", x)
+    if f"{prefix}.bn.weight" in state:
+        x = batch_norm(state, f"{prefix}.bn", x)
+    return max_pool_2x2(np.maximum(x, 0))
+
+
+def head(state, kind, index, x):
+    if kind == "cnn":
+        x = x.mean(axis=(2, 3))  # global average pooling
+    return linear(state, f"exits.{index}.linear", x)
+
+
+def exit_logits(state, kind, exits, x):
+    """The logits of every exit, in exit order."""
+    blocks = 1 + max(int(name.split(".")[1]) for name in state if name.startswith("blocks."))
+    outputs = []
+    for i in range(blocks):
+        x = block(state, kind, i, x)
+        if i + 1 in exits:
+            outputs.append(head(state, kind, exits.index(i + 1), x))
+    return outputs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("data")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", help="CSV file (default: standard output)")
+    args = parser.parse_args()
+
+    state, attributes, has_class_groups = state_dict_from(args.checkpoint)
+    if attributes.get("kind") != "cgt-checkpoint":
+        sys.exit(f"checkpoint_forward: {args.checkpoint} is not a cgt checkpoint (kind {attributes.get('kind')!r})")
+    if has_class_groups:
+        sys.exit("checkpoint_forward: ClassyNet checkpoints are not covered")
+    state = {name: value.astype(np.float64) for name, value in state.items() if value.dtype.kind == "f"}
+    job = attributes["job"]
+    kind = re.search(r"^[ \t]+kind:[ \t]*(\w+)", job, re.M).group(1)
+    exits = model_section_list(job, "exits")
+
+    with h5py.File(args.data, "r") as f:
+        x = f[f"{args.split}/x"][()].astype(np.float64)
+        y = f[f"{args.split}/y"][()]
+    logits = exit_logits(state, kind, exits, x)
+
+    out = open(args.out, "w", newline="") if args.out else sys.stdout
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["sample", "label"] + [f"exit{e + 1}_{column}" for e in range(len(logits))
+                                           for column in ("prediction", "max_probability")])
+    probabilities = []
+    for z in logits:
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        probabilities.append(p / p.sum(axis=1, keepdims=True))
+    for i in range(len(y)):
+        row = [i, int(y[i])]
+        for p in probabilities:
+            row += [int(p[i].argmax()), repr(float(p[i].max()))]
+        writer.writerow(row)
+    if args.out:
+        out.close()
+
+
+if __name__ == "__main__":
+    main()
