@@ -28,6 +28,24 @@ final class ExitAnalysisTests: XCTestCase {
         XCTAssertEqual(handSet.tally(ExitPolicy(thresholds: [0.99, 0, 0])).answered, [0, 4, 1])
     }
 
+    /// samples.csv: one row per sample with the exit the policy picks, its answer, and every exit's columns.
+    func testSamplesCSVRoutesEachSampleAsThePolicyDoes() {
+        let report = EvaluationReport(records: handSet, policy: .uniform(0.9, exits: 3), exitFLOPs: [1, 2, 3],
+                                      fullNetworkFLOPs: 3, classNames: ["a", "b", "c"])
+        let rows = report.samplesCSV.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        XCTAssertEqual(rows.count, 6)
+        XCTAssertEqual(Array(rows[0].prefix(9)), ["sample", "label", "exit", "prediction", "correct",
+                                                  "exit1_prediction", "exit1_max_probability", "exit1_entropy_score", "exit1_margin"])
+        XCTAssertEqual(rows[0].count, 5 + 3 * 4)
+        // (sample, label, exit, prediction, correct) worked out from the hand set at tau 0.9.
+        let expected = [["0", "0", "1", "0", "1"], ["1", "1", "1", "0", "0"], ["2", "1", "2", "1", "1"],
+                        ["3", "0", "3", "0", "1"], ["4", "2", "3", "2", "1"]]
+        XCTAssertEqual(rows.dropFirst().map { Array($0.prefix(5)) }, expected)
+        XCTAssertEqual(rows[5][9], "-1", "exit 2 declines sample 4")
+        XCTAssertEqual(Float(rows[3][6]), 0.50)
+        XCTAssertEqual(Double(rows.dropFirst().filter { $0[4] == "1" }.count) / 5, report.statistics.accuracy)
+    }
+
     func testEveryoneLeavesAtTheFirstExitAndAbsentClasses() {
         let records = ExitRecords(exits: 2, classes: 4, labels: [0, 0, 1], predictions: [0, 0, 0, 0, 1, 1], maxProbability: [1, 1, 1, 1, 1, 1])
         let s = records.tally(.uniform(0.5, exits: 2)).statistics(tau: 0.5, exitFLOPs: [1, 4], fullNetworkFLOPs: 4)
