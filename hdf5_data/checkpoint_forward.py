@@ -11,8 +11,10 @@ the columns of `cgt eval`'s samples.csv that do not depend on the exit policy: s
 and each exit's prediction and maximum softmax probability. Compare with
 `cgt eval --no-bn-recalibration` (the default re-estimates BatchNorm statistics first).
 
-Needs h5py and NumPy (Debian: python3-h5py). ClassyNet checkpoints (shallow heads with an
-"other" output) are not covered.
+A ClassyNet head has one output more than there are classes, "other": where it wins, the
+exit declines, written as prediction -1 and probability 0 as cgt does.
+
+Needs h5py and NumPy (Debian: python3-h5py).
 """
 import argparse
 import csv
@@ -32,8 +34,7 @@ def state_dict_from(path):
         f["model"].visititems(lambda name, obj: state.__setitem__(name.replace("/", "."), np.asarray(obj[()]))
                               if isinstance(obj, h5py.Dataset) else None)
         attributes = dict(f.attrs)
-        has_class_groups = "exit_classes" in f
-    return state, attributes, has_class_groups
+    return state, attributes
 
 
 def model_section_list(job, key):
@@ -116,11 +117,10 @@ def main():
     parser.add_argument("--out", help="CSV file (default: standard output)")
     args = parser.parse_args()
 
-    state, attributes, has_class_groups = state_dict_from(args.checkpoint)
+    state, attributes = state_dict_from(args.checkpoint)
     if attributes.get("kind") != "cgt-checkpoint":
         sys.exit(f"checkpoint_forward: {args.checkpoint} is not a cgt checkpoint (kind {attributes.get('kind')!r})")
-    if has_class_groups:
-        sys.exit("checkpoint_forward: ClassyNet checkpoints are not covered")
+    classes = int(attributes["num_classes"])
     state = {name: value.astype(np.float64) for name, value in state.items() if value.dtype.kind == "f"}
     job = attributes["job"]
     kind = re.search(r"^[ \t]+kind:[ \t]*(\w+)", job, re.M).group(1)
@@ -143,7 +143,8 @@ def main():
     for i in range(len(y)):
         row = [i, int(y[i])]
         for p in probabilities:
-            row += [int(p[i].argmax()), repr(float(p[i].max()))]
+            prediction = int(p[i].argmax())
+            row += [-1, "0.0"] if prediction == classes else [prediction, repr(float(p[i].max()))]
         writer.writerow(row)
     if args.out:
         out.close()

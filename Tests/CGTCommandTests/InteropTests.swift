@@ -26,6 +26,21 @@ final class InteropTests: XCTestCase {
         try assertNumPyMatches(job: job, data: data, run: directory.file("mlp"), exits: 2)
     }
 
+    /// ClassyNet's shallow heads have an "other" output; where it wins, the exit declines (-1).
+    func testNumPyReproducesClassyNetsDecliningExits() throws {
+        let data = directory.file("groups.h5")
+        XCTAssertEqual(try CommandRunner.cgt(["synth", "--out", data, "--features", "10", "--classes", "4", "--train", "128", "--test", "64"]).status, 0)
+        let job = try directory.write("""
+            model: {hidden: [16, 16, 16], exits: [1, 2, 3]}
+            method: {name: classynet, weights: [1, 0.6, 0.3], grouping_epochs: 1, group_size: 1}
+            training: {epochs: 4, batch_size: 16}
+            """, to: "classynet.yaml")
+        let run = directory.file("classynet")
+        try assertNumPyMatches(job: job, data: data, run: run, exits: 3)
+        let declined = try CSVTable(path: "\(run)/eval/samples.csv").column("exit1_prediction").filter { $0 == "-1" }
+        XCTAssertFalse(declined.isEmpty, "exit 1 answers one class; it must decline some test samples")
+    }
+
     func testNumPyReproducesTheCNNsExits() throws {
         // 10x10 two-channel images: a bright quadrant per class plus noise. The maps shrink
         // 10 -> 5 -> 2 -> 1, so the second pooling drops an odd row and column.
@@ -86,12 +101,13 @@ final class InteropTests: XCTestCase {
             for (i, (a, b)) in zip(ours.column(probability), theirs.column(probability)).enumerated() {
                 XCTAssertEqual(Double(a)!, Double(b)!, accuracy: 1e-4, "sample \(i), exit \(e): max probability", file: file, line: line)
             }
-            for (i, (a, b)) in zip(ours.column(prediction), theirs.column(prediction)).enumerated() where margins[i] > 1e-4 {
+            for (i, (a, b)) in zip(ours.column(prediction), theirs.column(prediction)).enumerated() where margins[i] > 1e-4 || a == "-1" {
                 XCTAssertEqual(a, b, "sample \(i), exit \(e): prediction", file: file, line: line)
                 compared += 1
             }
         }
-        // Near-ties may round either way; nearly all predictions must be compared.
+        // Near-ties may round either way (a declining exit's margin is 0, so declines are
+        // always compared); nearly all predictions must be compared.
         XCTAssertGreaterThan(compared, exits * ours.rows.count * 9 / 10, file: file, line: line)
     }
 }
