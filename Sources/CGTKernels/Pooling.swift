@@ -98,12 +98,9 @@ public enum PoolingKernels {
         let column = 2 * ox
         var best = top[column], at = column
         let b = top[column + 1], c = bottom[column], d = bottom[column + 1]
-        at = wins(b, over: best) ? column + 1 : at
-        best = wins(b, over: best) ? b : best
-        at = wins(c, over: best) ? width + column : at
-        best = wins(c, over: best) ? c : best
-        at = wins(d, over: best) ? width + column + 1 : at
-        best = wins(d, over: best) ? d : best
+        if wins(b, over: best) { at = column + 1; best = b }
+        if wins(c, over: best) { at = width + column; best = c }
+        if wins(d, over: best) { at = width + column + 1; best = d }
         out[ox] = best
         index[ox] = rowStart + Int32(at)
     }
