@@ -19,7 +19,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "cgt", targets: ["cgt"]),
-        .library(name: "CGT", targets: ["CGTTraining", "CGTModel", "CGTData", "CGTKernels", "CGTHDF5", "CGTMPI"]),
+        .library(name: "CGT", targets: ["CGTTraining", "CGTModel", "CGTData", "CGTKernels", "CGTDNNL", "CGTHDF5", "CGTMPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,32 +28,34 @@ let package = Package(
     targets: [
         // MARK: - Public API
 
-        .target(name: "CGTKernels", dependencies: ["CBLAS", "_CGTTargetInfo"], swiftSettings: hostVectorUnits),
+        .target(name: "CGTDNNL", dependencies: ["CDNNL"], swiftSettings: hostVectorUnits),
+        .target(name: "CGTKernels", dependencies: ["CGTDNNL", "CDNNL", "_CGTTargetInfo"], swiftSettings: hostVectorUnits),
         .target(name: "CGTHDF5", dependencies: ["CHDF5"], swiftSettings: hostVectorUnits),
         .target(name: "CGTMPI", dependencies: ["CMPI"], swiftSettings: hostVectorUnits),
         .target(name: "CGTData", dependencies: ["CGTHDF5", "CGTKernels", "CZlib"], swiftSettings: hostVectorUnits),
         .target(name: "CGTModel", dependencies: ["CGTKernels"], swiftSettings: hostVectorUnits),
         .target(
             name: "CGTTraining",
-            dependencies: ["CGTModel", "CGTData", "CGTHDF5", "CGTMPI", "CGTKernels", .product(name: "Yams", package: "Yams")],
+            dependencies: ["CGTModel", "CGTData", "CGTHDF5", "CGTMPI", "CGTKernels", "CGTDNNL", .product(name: "Yams", package: "Yams")],
             swiftSettings: hostVectorUnits),
         .executableTarget(
             name: "cgt",
-            dependencies: ["CGTTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["CGTTraining", "CGTDNNL", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hostVectorUnits),
 
         // MARK: - Implementation details
 
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
-        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // Debian's libdnnl-dev ships no pkg-config file; the module map names the library.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "_CGTTargetInfo", swiftSettings: hostVectorUnits),
 
         // MARK: - Tests
 
         .target(name: "CGTTestSupport", dependencies: ["CGTKernels", "CGTHDF5", "CGTData"], path: "Tests/CGTTestSupport", swiftSettings: hostVectorUnits),
-        .testTarget(name: "CGTKernelsTests", dependencies: ["CGTKernels", "CGTTestSupport"], swiftSettings: hostVectorUnits),
+        .testTarget(name: "CGTKernelsTests", dependencies: ["CGTKernels", "CGTDNNL", "CGTTestSupport"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTHDF5Tests", dependencies: ["CGTHDF5", "CGTTestSupport"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTModelTests", dependencies: ["CGTModel", "CGTTestSupport"], swiftSettings: hostVectorUnits),

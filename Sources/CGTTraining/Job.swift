@@ -331,7 +331,7 @@ public struct EvalSection: Codable, Equatable, Sendable {
 /// How the process runs, not what it computes: results depend on these only through float
 /// rounding (the all-reduce's summation order), so they may change on `--resume`.
 public struct RuntimeSection: Codable, Equatable, Sendable {
-    /// OpenBLAS threads per rank; one per rank unless the ranks leave cores idle.
+    /// oneDNN threads per rank (matrix products and convolutions); one per rank unless the ranks leave cores idle.
     public var blasThreads: Int = 1
     /// Gradient all-reduce bucket size in KiB. 1 MiB: on the paper MLP (1.3 MB of gradients,
     /// two buckets) with 2 ranks it gave a scaling efficiency of 0.90 against 0.87 for 256 KiB

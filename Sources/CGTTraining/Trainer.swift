@@ -1,7 +1,8 @@
+import CGTDNNL
 import CGTData
 import CGTKernels
-import CGTModel
 import CGTMPI
+import CGTModel
 import Foundation
 
 /// Trains an early-exit network as a job describes, data-parallel over the ranks of a communicator.
@@ -50,7 +51,7 @@ public final class Trainer {
         self.runDirectory = run
         self.communicator = communicator
         self.progress = progress
-        MatrixMultiply.setThreadCount(job.runtime.blasThreads)
+        DNNLRuntime.setThreadCount(job.runtime.blasThreads)
         reader = try DatasetReader(path: job.data.path)
         let rank = communicator?.rank ?? 0, ranks = communicator?.size ?? 1
         guard job.training.batchSize >= 2 * ranks else {

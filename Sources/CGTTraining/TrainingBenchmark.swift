@@ -1,12 +1,14 @@
+import CGTDNNL
 import CGTKernels
 import CGTModel
 import Foundation
 
-/// Times SoftCGT training steps of the MLP or the CNN and the bare matrix products those steps
-/// contain (a convolution counts as the im2col product of the whole batch).
+/// Times SoftCGT training steps of the MLP or the CNN, the bare matrix products those steps
+/// contain (a convolution counts as the im2col product of the whole batch), and the core's FMA peak.
 ///
 /// The products are the practical limit: everything else in a step (bias, BatchNorm, ReLU,
-/// dropout, softmax, gates, Adam) should cost little next to them.
+/// dropout, softmax, gates, Adam) should cost little next to them. The peak says how much of
+/// the core the whole step uses.
 public struct TrainingBenchmark {
     public let model: BenchmarkModel
     public let batch: Int
@@ -22,8 +24,10 @@ public struct TrainingBenchmark {
         public var model: String
         public var cpu: String
         public var kernelTarget: String
-        public var blasThreads: Int
-        public var blasCore: String
+        /// oneDNN's version, instruction set and threads.
+        public var engine: String
+        /// oneDNN's implementation of each convolution pass, e.g. "blocks.0.conv: forward jit:avx512_core, ...".
+        public var convolutions: [String]
         public var batch: Int
         public var steps: Int
         public var parameters: Int
@@ -32,6 +36,9 @@ public struct TrainingBenchmark {
         public var trainingGFLOPs: Double
         public var sgemmGFLOPs: Double
         public var ratioToSgemm: Double
+        /// One core's FMA peak (`FMAPeak`), and the training GFLOP/s as a fraction of it.
+        public var fmaPeakGFLOPs: Double
+        public var peakFraction: Double
         public var millisecondsPerStep: Double
         public var phaseMilliseconds: [String: Double]
 
@@ -40,17 +47,18 @@ public struct TrainingBenchmark {
                 .map { "\($0) \(String(format: "%.3f", phaseMilliseconds[$0] ?? 0))" }.joined(separator: ", ")
             return """
                 cpu: \(cpu)
-                kernels built for: \(kernelTarget); OpenBLAS threads: \(blasThreads), core: \(blasCore)
+                kernels built for: \(kernelTarget)
+                matrix products and convolutions: \(engine)\(convolutions.map { "\n  \($0)" }.joined())
                 model: \(model), \(parameters) parameters; batch \(batch); \(steps) timed steps; SoftCGT, Adam
                 training: \(String(format: "%.0f", samplesPerSecond)) samples/s, \(String(format: "%.1f", trainingGFLOPs)) GFLOP/s (\(String(format: "%.3f", matrixFLOPsPerSample / 1e6)) MFLOP of matrix products per sample)
-                bare cblas_sgemm, same products: \(String(format: "%.1f", sgemmGFLOPs)) GFLOP/s
-                ratio to cblas_sgemm: \(String(format: "%.2f", ratioToSgemm))
+                bare dnnl_sgemm, same products: \(String(format: "%.1f", sgemmGFLOPs)) GFLOP/s; ratio \(String(format: "%.2f", ratioToSgemm))
+                FMA peak of one core (12 chains, \(FMAPeak.lanes) lanes): \(String(format: "%.1f", fmaPeakGFLOPs)) GFLOP/s; fraction \(String(format: "%.2f", peakFraction))
                 ms per step: \(String(format: "%.3f", millisecondsPerStep)) (\(phases))
                 """
         }
     }
 
-    /// One `cblas_sgemm` call of a training step.
+    /// One matrix product of a training step.
     struct Product {
         var opA: MatrixMultiply.Operand, opB: MatrixMultiply.Operand
         var m: Int, n: Int, k: Int
@@ -113,13 +121,23 @@ public struct TrainingBenchmark {
 
         let training = flopsPerStep * Double(steps) / trainingSeconds / 1e9
         let sgemm = flopsPerStep * Double(steps) / gemmSeconds / 1e9
+        let peak = FMAPeak.measure()
+        let convolutions = (network.blocks + network.exits).flatMap { part in
+            part.layers.enumerated().compactMap { index, layer -> String? in
+                guard let conv = layer as? Conv2D else { return nil }
+                let passes = conv.implementations(batch: batch)
+                return "\(part.prefix).\(conv.name): forward \(passes.forward), backward weights \(passes.backwardWeights), backward data \(passes.backwardData ?? "none")"
+            }
+        }
         let perStep: [Double] = replica.phaseSeconds.map { $0 * 1000 / Double(steps) }
         return Result(
-            model: model.name, cpu: Self.cpuName(), kernelTarget: KernelTarget.summary, blasThreads: MatrixMultiply.threadCount, blasCore: BLASCore.summary,
+            model: model.name, cpu: Self.cpuName(), kernelTarget: KernelTarget.summary,
+            engine: DNNLRuntime.summary, convolutions: convolutions,
             batch: batch, steps: steps, parameters: network.store.parameterCount,
             matrixFLOPsPerSample: flopsPerStep / Double(batch),
             samplesPerSecond: Double(batch * steps) / trainingSeconds,
             trainingGFLOPs: training, sgemmGFLOPs: sgemm, ratioToSgemm: training / sgemm,
+            fmaPeakGFLOPs: peak, peakFraction: training / peak,
             millisecondsPerStep: trainingSeconds * 1000 / Double(steps),
             phaseMilliseconds: Dictionary(uniqueKeysWithValues: zip(BenchmarkReplica.phaseNames, perStep).filter { $0.0 != "allreduce_wait" }))
     }

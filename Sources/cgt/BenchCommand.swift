@@ -1,14 +1,15 @@
 import ArgumentParser
+import CGTDNNL
 import CGTKernels
-import CGTModel
 import CGTMPI
+import CGTModel
 import CGTTraining
 import Foundation
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure training throughput of the paper's MLP or CNN against a bare cblas_sgemm loop of the same matrix products.",
+        abstract: "Measure training throughput of the paper's MLP or CNN against a bare dnnl_sgemm loop of the same matrix products and the core's FMA peak.",
         discussion: """
             Under mpirun with several ranks, measures data-parallel scaling instead: 1 rank vs all ranks at the \
             same global batch (--batch), with and without all-reduce overlap, and a bare MPI_Allreduce of the gradients.
@@ -23,7 +24,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed steps (after as many warm-up steps).")
     var steps = 300
 
-    @Option(help: "OpenBLAS threads.")
+    @Option(help: "oneDNN threads.")
     var threads = 1
 
     @Option(help: "MLP: input features.")
@@ -64,7 +65,7 @@ struct BenchCommand: ParsableCommand {
         guard !isCNN || (imageShape.count == 3 && imageShape.allSatisfy { $0 >= 1 } && imageShape[1] >= 1 << widths.count && imageShape[2] >= 1 << widths.count) else {
             throw ValidationError("--image needs channels,height,width with height and width at least 2^blocks")
         }
-        MatrixMultiply.setThreadCount(threads)
+        DNNLRuntime.setThreadCount(threads)
         let benchModel: BenchmarkModel = isCNN
             ? .cnn(CNNArchitecture(inputShape: imageShape, channels: widths, exitsAfter: exitLayers, classes: classes))
             : .mlp(MLPArchitecture(inputFeatures: inputs, hiddenWidths: widths, exitsAfter: exitLayers, classes: classes))
@@ -79,7 +80,7 @@ struct BenchCommand: ParsableCommand {
             } else {
                 let result = try ScalingBenchmark(model: benchModel, globalBatch: batch, steps: steps, bucketKib: bucketKib).run(world: world)
                 if world.isRoot {
-                    print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : "kernels built for: \(KernelTarget.summary); OpenBLAS core: \(BLASCore.summary)\n" + result.report)
+                    print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : "kernels built for: \(KernelTarget.summary); \(DNNLRuntime.summary)\n" + result.report)
                 }
             }
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CGTDNNL
 import CGTHDF5
 import CGTKernels
 
@@ -15,9 +16,9 @@ struct CGTCommand: ParsableCommand {
         subcommands: [TrainCommand.self, EvalCommand.self, SynthCommand.self, PrepareCommand.self, InspectCommand.self, BenchCommand.self, TableCommand.self, GridCommand.self, ReportCommand.self])
 
     /// Parses and runs the command, after the process-wide settings every command needs
-    /// (OpenBLAS kernels that match the CPU, HDF5 without its exit-time cleanup).
+    /// (one oneDNN thread per rank until a job says otherwise, HDF5 without its exit-time cleanup).
     static func main() {
-        BLASCore.relaunchIfCoreFellBack()
+        DNNLRuntime.setThreadCount(1)
         HDF5Library.skipCleanupAtExit()
         do {
             var command = try parseAsRoot()

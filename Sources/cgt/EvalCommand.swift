@@ -1,4 +1,5 @@
 import ArgumentParser
+import CGTDNNL
 import CGTData
 import CGTKernels
 import CGTMPI
@@ -105,7 +106,7 @@ struct EvalCommand: ParsableCommand {
     private func load() throws -> LoadedModel {
         guard FileManager.default.fileExists(atPath: checkpoint) else { throw CheckpointError(file: checkpoint, "no such file") }
         let stored = try Checkpoint.read(from: checkpoint)
-        MatrixMultiply.setThreadCount(stored.job.runtime.blasThreads)
+        DNNLRuntime.setThreadCount(stored.job.runtime.blasThreads)
         let dataPath = data ?? stored.job.data.path
         let reader = try DatasetReader(path: dataPath)
         guard reader.featureShape == stored.featureShape else {

@@ -1,4 +1,4 @@
-@testable import CGTKernels
+import CGTKernels
 import CGTTestSupport
 import Foundation
 import XCTest
@@ -187,25 +187,23 @@ final class CommandLineTests: XCTestCase {
         }
     }
 
-    /// cgt runs the OpenBLAS core this CPU deserves: OpenBLAS's own choice unless that was a
-    /// fallback without AVX2 (then the replacement), and always the user's OPENBLAS_CORETYPE.
-    func testBenchRunsASuitableOpenBLASCore() throws {
-        func core(_ environment: [String: String]) throws -> String {
-            let result = try CommandRunner.cgt(["bench", "--steps", "1", "--batch", "8", "--json"], environment: environment)
-            XCTAssertEqual(result.status, 0, result.stderr)
-            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-            return try XCTUnwrap(object["blasCore"] as? String)
-        }
-        // This test process loaded the same OpenBLAS on the same CPU without cgt's relaunch.
-        let ownChoice = BLASCore.current
-        let userSetCore = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil
-        let expected = userSetCore ? nil : BLASCore.replacement(forCore: ownChoice, cpuFlags: BLASCore.cpuFlags())
-        let chosen = try core([:])
-        if let expected {
-            XCTAssertEqual(chosen, "\(expected.lowercased()) (OpenBLAS chose \(ownChoice) for this CPU; cgt set OPENBLAS_CORETYPE)")
-        } else {
-            XCTAssertEqual(chosen, ownChoice)
-        }
-        XCTAssertEqual(try core(["OPENBLAS_CORETYPE": "Prescott"]), "prescott", "the user's choice is kept")
+    /// The benchmark says what it ran on and how much of the core it used: oneDNN's instruction
+    /// set, each convolution pass's implementation, the measured FMA peak and the fraction of it.
+    func testBenchReportsTheEngineAndThePeak() throws {
+        let result = try CommandRunner.cgt(["bench", "--model", "cnn", "--channels", "16,16", "--image", "1,8,8", "--exits", "1,2",
+                                            "--steps", "1", "--batch", "4", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let engine = try XCTUnwrap(object["engine"] as? String)
+        XCTAssertTrue(engine.hasPrefix("oneDNN "), engine)
+        XCTAssertTrue(engine.hasSuffix(", 1 thread"), "one thread per rank by default: \(engine)")
+        let convolutions = try XCTUnwrap(object["convolutions"] as? [String])
+        XCTAssertEqual(convolutions.count, 2)
+        XCTAssertTrue(convolutions.allSatisfy { $0.contains("forward ") && $0.contains("backward weights ") }, "\(convolutions)")
+        let peak = try XCTUnwrap(object["fmaPeakGFLOPs"] as? Double)
+        let fraction = try XCTUnwrap(object["peakFraction"] as? Double)
+        let training = try XCTUnwrap(object["trainingGFLOPs"] as? Double)
+        XCTAssertGreaterThan(peak, 0)
+        XCTAssertEqual(fraction, training / peak, accuracy: 1e-9 * max(1, fraction))
     }
 }

@@ -5,12 +5,12 @@ import XCTest
 
 /// `Conv2D`: forward against direct convolution loops in Double, backward against finite differences.
 final class ConvolutionTests: XCTestCase {
-    // Odd sizes everywhere; a batch of 3 splits into a group of 2 and a group of 1 at two samples per product.
+    // Odd sizes everywhere, channel counts that fill no 16-channel block of oneDNN's layouts.
     let inChannels = 3, outChannels = 5, height = 7, width = 9, batch = 3
 
-    private func makeHarness(samplesPerProduct: Int? = nil, kernelSize: Int = 3, seed: UInt64 = 11) -> LayerHarness {
-        LayerHarness(Conv2D(inputShape: [inChannels, height, width], outputChannels: outChannels, kernelSize: kernelSize,
-                            samplesPerProduct: samplesPerProduct), batch: batch, seed: seed)
+    private func makeHarness(kernelSize: Int = 3, seed: UInt64 = 11) -> LayerHarness {
+        LayerHarness(Conv2D(inputShape: [inChannels, height, width], outputChannels: outChannels, kernelSize: kernelSize),
+                     batch: batch, seed: seed)
     }
 
     /// y[n, o, y, x] = b[o] + sum_{c, i, j} w[o, c, i, j] x[n, c, y + i - k/2, x + j - k/2], zero outside.
@@ -50,38 +50,47 @@ final class ConvolutionTests: XCTestCase {
     }
 
     func testForwardIsTheDirectConvolution() {
-        for (groups, kernel) in [(1, 3), (2, 3), (3, 3), (nil, 3), (2, 5), (1, 1)] as [(Int?, Int)] {
-            let harness = makeHarness(samplesPerProduct: groups, kernelSize: kernel)
+        for kernel in [3, 5, 1] {
+            let harness = makeHarness(kernelSize: kernel)
             let x = Fixtures.normals(batch * inChannels * height * width, seed: 1)
             let y = harness.forward(x, context: ForwardContext(mode: .training))
             let w = Array(harness.store.parameter(harness.parameterSlot("weight")))
             let b = Array(harness.store.parameter(harness.parameterSlot("bias")))
             assertAllClose(y, directConvolution(x, weight: w, bias: b, kernelSize: kernel), relative: 1e-5, absolute: 1e-5,
-                           "\(groups.map(String.init) ?? "default") samples per product, kernel \(kernel)")
+                           "kernel \(kernel)")
         }
     }
 
     func testGradientsMatchFiniteDifferences() {
-        for (groups, kernel) in [(1, 3), (2, 3), (2, 5)] as [(Int?, Int)] {
-            makeHarness(samplesPerProduct: groups, kernelSize: kernel)
-                .assertWeightAndBiasGradients("\(groups.map(String.init) ?? "default") per product, kernel \(kernel)")
+        for kernel in [3, 5] {
+            makeHarness(kernelSize: kernel).assertWeightAndBiasGradients("kernel \(kernel)")
         }
     }
 
-    func testGroupingDoesNotChangeTheGradients() {
-        // One product per sample and one per three samples: the same sums in another order.
+    func testEveryBatchSizeGetsPrimitivesOfItsOwn() {
+        // The primitives are made per batch size; a batch of one sample at a time and the whole
+        // batch must agree: outputs per sample, gradients as the sum over the samples.
         let x = Fixtures.normals(batch * inChannels * height * width, seed: 4)
         let dy = Fixtures.normals(batch * outChannels * height * width, seed: 5)
         let context = ForwardContext(mode: .training)
-        let single = makeHarness(samplesPerProduct: 1), grouped = makeHarness(samplesPerProduct: 3)
-        let dxSingle = single.gradients(input: x, outputGradient: dy, context: context)
-        let dxGrouped = grouped.gradients(input: x, outputGradient: dy, context: context)
-        assertAllClose(dxGrouped, dxSingle, relative: 1e-5, absolute: 1e-5, "dx")
-        assertAllClose(Array(grouped.store.gradients), Array(single.store.gradients), relative: 1e-5, absolute: 1e-5, "dW, db")
+        let whole = makeHarness(), single = makeHarness()
+        let yWhole = whole.forward(x, context: context)
+        let dxWhole = whole.gradients(input: x, outputGradient: dy, context: context)
+        let inCount = inChannels * height * width, outCount = outChannels * height * width
+        var ySingle: [Float] = [], dxSingle: [Float] = [], gradientSum = [Double](repeating: 0, count: single.store.gradients.count)
+        for n in 0..<batch {
+            let xn = Array(x[(n * inCount)..<((n + 1) * inCount)]), dyn = Array(dy[(n * outCount)..<((n + 1) * outCount)])
+            ySingle += single.forward(xn, batch: 1, context: context)
+            dxSingle += single.gradients(input: xn, outputGradient: dyn, batch: 1, context: context)
+            for (i, g) in single.store.gradients.enumerated() { gradientSum[i] += Double(g) }
+        }
+        assertAllClose(ySingle, yWhole, relative: 1e-5, absolute: 1e-5, "y")
+        assertAllClose(dxSingle, dxWhole, relative: 1e-5, absolute: 1e-5, "dx")
+        assertAllClose(Array(whole.store.gradients), gradientSum.map(Float.init), relative: 1e-5, absolute: 1e-5, "dW, db")
     }
 
     func testBackwardOverwritesParameterGradientsAndMaySkipTheInput() {
-        let harness = makeHarness(samplesPerProduct: 2)
+        let harness = makeHarness()
         let x = Fixtures.normals(batch * inChannels * height * width, seed: 6)
         let dy = Fixtures.normals(batch * outChannels * height * width, seed: 7)
         let context = ForwardContext(mode: .training)
@@ -121,12 +130,5 @@ final class ConvolutionTests: XCTestCase {
         XCTAssertEqual(makeHarness().layer.inferenceFLOPs, 17_325)
         // 5x5: 2 * 3 * 25 * 5 * 63 + 315 = 47_250 + 315.
         XCTAssertEqual(makeHarness(kernelSize: 5).layer.inferenceFLOPs, 47_565)
-    }
-
-    func testDefaultGroupingWidensSmallMaps() {
-        XCTAssertEqual(Conv2D.defaultSamplesPerProduct(positions: 784), 1)
-        XCTAssertEqual(Conv2D.defaultSamplesPerProduct(positions: 196), 2)
-        XCTAssertEqual(Conv2D.defaultSamplesPerProduct(positions: 49), 6)
-        XCTAssertEqual(Conv2D.defaultSamplesPerProduct(positions: 1), 256)
     }
 }

@@ -109,7 +109,9 @@ final class LayerHarness {
         return slot
     }
 
-    func forward(_ input: [Float], context: ForwardContext) -> [Float] {
+    /// - Parameter batch: the harness's batch unless given (a layer may meet smaller batches).
+    func forward(_ input: [Float], batch: Int? = nil, context: ForwardContext) -> [Float] {
+        let batch = batch ?? self.batch
         precondition(input.count == batch * layer.inputCount, "harness input has \(input.count) values")
         var output = [Float](repeating: .nan, count: batch * layer.outputCount)
         input.withUnsafeBufferPointer { x in
@@ -122,12 +124,13 @@ final class LayerHarness {
 
     /// Runs a forward pass in `context` and the backward pass of `outputGradient`; returns the input gradient.
     /// Parameter gradients are then in `store.gradients`.
-    func gradients(input: [Float], outputGradient: [Float], context: ForwardContext) -> [Float] {
-        backward(input: input, output: forward(input, context: context), outputGradient: outputGradient)
+    func gradients(input: [Float], outputGradient: [Float], batch: Int? = nil, context: ForwardContext) -> [Float] {
+        backward(input: input, output: forward(input, batch: batch, context: context), outputGradient: outputGradient, batch: batch)
     }
 
     /// The backward pass of the last forward pass (which produced `output` from `input`).
-    func backward(input: [Float], output: [Float], outputGradient: [Float]) -> [Float] {
+    func backward(input: [Float], output: [Float], outputGradient: [Float], batch: Int? = nil) -> [Float] {
+        let batch = batch ?? self.batch
         var inputGradient = [Float](repeating: .nan, count: input.count)
         input.withUnsafeBufferPointer { x in
             output.withUnsafeBufferPointer { y in
