@@ -1,23 +1,56 @@
 /// Batch normalisation (Ioffe and Szegedy, 2015) over `[batch, channels, spatial]` tensors.
 ///
-/// Dense layers use `spatial == 1` (statistics per feature over the batch, vectorised across
-/// features); convolutions use `spatial == H * W` (statistics per channel over batch and
-/// positions, vectorised along each contiguous plane). Variances are computed in two passes,
-/// which stays accurate when the mean is large against the spread.
+/// Dense layers and channels-last maps use `spatial == 1` (statistics per feature over the rows,
+/// vectorised across features); channels-first maps use `spatial == H * W` (statistics per
+/// channel over batch and positions, vectorised along each contiguous plane); blocked maps
+/// (`Shape.blocked`, `[batch, channels / 16, spatial, 16]`) are rows of 16 channels, vectorised
+/// like the first. Variances are computed in two passes, which stays accurate when the mean is
+/// large against the spread.
 public enum BatchNormKernels {
     /// The extent of a normalised tensor: `batch * channels * spatial` values.
     public struct Shape: Equatable, Sendable {
         public var batch: Int
         public var channels: Int
         public var spatial: Int
-        public init(batch: Int, channels: Int, spatial: Int = 1) {
+        /// Whether the values are `[batch, channels / 16, spatial, 16]` (`MapLayout.blocked16`)
+        /// rather than `[batch, channels, spatial]`.
+        public var blocked: Bool
+        public init(batch: Int, channels: Int, spatial: Int = 1, blocked: Bool = false) {
+            precondition(!blocked || channels % 16 == 0, "a blocked BatchNorm needs a multiple of 16 channels, got \(channels)")
             self.batch = batch
             self.channels = channels
             self.spatial = spatial
+            self.blocked = blocked
         }
         public var count: Int { batch * channels * spatial }
         /// How many values each channel's statistics are taken over.
         public var reductionSize: Int { batch * spatial }
+        /// Whether each position's channels lie side by side (in rows of all of them, or of 16).
+        @inlinable var channelsInRows: Bool { spatial == 1 || blocked }
+    }
+
+    /// Calls `body(offset, firstChannel, width)` for every row of channel values of a shape
+    /// whose `channelsInRows`: a row of all channels per sample and position, or of one block's
+    /// 16 per sample, block and position. Rows of 16 go to `body` with `width` a constant, so
+    /// that its loops compile to one vector and no tail.
+    @inlinable @inline(__always)
+    internal static func forEachRow(_ shape: Shape, _ body: (_ offset: Int, _ firstChannel: Int, _ width: Int) -> Void) {
+        if shape.blocked {
+            let blocks = shape.channels / 16, spatial = shape.spatial
+            var offset = 0
+            for _ in 0..<shape.batch {
+                for block in 0..<blocks {
+                    let first = block &* 16
+                    for _ in 0..<spatial {
+                        body(offset, first, 16)
+                        offset &+= 16
+                    }
+                }
+            }
+        } else {
+            let c = shape.channels
+            for n in 0..<(shape.batch * shape.spatial) { body(n &* c, 0, c) }
+        }
     }
 
     /// Per-channel sums over batch and positions of f(x) for the two-pass statistics.
@@ -28,10 +61,10 @@ public enum BatchNormKernels {
     ) {
         let c = shape.channels, s = shape.spatial
         sums.update(repeating: 0, count: c)
-        if s == 1 {
-            let full = vectorizedPrefix(c)
-            for n in 0..<shape.batch {
-                let row = x + n * c
+        if shape.channelsInRows {
+            forEachRow(shape) { offset, first, width in
+                let full = vectorizedPrefix(width)
+                let row = x + offset, sums = sums + first, center = center.map { $0 + first }
                 var j = 0
                 if let center {
                     while j < full {
@@ -39,13 +72,13 @@ public enum BatchNormKernels {
                         storeVector(loadVector(sums + j) + d * d, sums + j)
                         j &+= 16
                     }
-                    while j < c { let d = row[j] - center[j]; sums[j] += d * d; j &+= 1 }
+                    while j < width { let d = row[j] - center[j]; sums[j] += d * d; j &+= 1 }
                 } else {
                     while j < full {
                         storeVector(loadVector(sums + j) + loadVector(row + j), sums + j)
                         j &+= 16
                     }
-                    while j < c { sums[j] += row[j]; j &+= 1 }
+                    while j < width { sums[j] += row[j]; j &+= 1 }
                 }
             }
         } else {
@@ -72,23 +105,25 @@ public enum BatchNormKernels {
         }
     }
 
-    /// y = x * scale[c] + shift[c]; optionally also xhat = (x - mean[c]) * invStd[c].
+    /// y = x * scale[c] + shift[c], or max(that, 0) with `relu` (BatchNorm followed by ReLU in one pass).
     @inlinable
     internal static func affine(
         _ x: UnsafePointer<Float>, _ shape: Shape,
-        scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>
+        scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, relu: Bool = false, into y: UnsafeMutablePointer<Float>
     ) {
         let c = shape.channels, s = shape.spatial
-        if s == 1 {
-            let full = vectorizedPrefix(c)
-            for n in 0..<shape.batch {
-                let row = x + n * c, out = y + n * c
+        let zero = FloatVector(repeating: 0)
+        if shape.channelsInRows {
+            forEachRow(shape) { offset, first, width in
+                let full = vectorizedPrefix(width)
+                let row = x + offset, out = y + offset, scale = scale + first, shift = shift + first
                 var j = 0
                 while j < full {
-                    storeVector(loadVector(row + j) * loadVector(scale + j) + loadVector(shift + j), out + j)
+                    let v = loadVector(row + j) * loadVector(scale + j) + loadVector(shift + j)
+                    storeVector(relu ? pointwiseMax(v, zero) : v, out + j)
                     j &+= 16
                 }
-                while j < c { out[j] = row[j] * scale[j] + shift[j]; j &+= 1 }
+                while j < width { let v = row[j] * scale[j] + shift[j]; out[j] = relu ? max(v, 0) : v; j &+= 1 }
             }
         } else {
             for n in 0..<shape.batch {
@@ -98,10 +133,68 @@ public enum BatchNormKernels {
                     let a = scale[j], b = shift[j]
                     var i = 0
                     while i + 16 <= s {
-                        storeVector(loadVector(plane + i) * a + b, out + i)
+                        let v = loadVector(plane + i) * a + b
+                        storeVector(relu ? pointwiseMax(v, zero) : v, out + i)
                         i &+= 16
                     }
-                    while i < s { out[i] = plane[i] * a + b; i &+= 1 }
+                    while i < s { let v = plane[i] * a + b; out[i] = relu ? max(v, 0) : v; i &+= 1 }
+                }
+            }
+        }
+    }
+
+    /// xhat = x * scale[c] + shift[c] and y = xhat * gamma[c] + beta[c] (max(y, 0) with `relu`)
+    /// in one pass over x: the training forward's last step.
+    @inlinable
+    internal static func normalizeAndScale(
+        _ x: UnsafePointer<Float>, _ shape: Shape, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, relu: Bool,
+        normalized xhat: UnsafeMutablePointer<Float>, output y: UnsafeMutablePointer<Float>
+    ) {
+        let c = shape.channels, s = shape.spatial
+        let zero = FloatVector(repeating: 0)
+        if shape.channelsInRows {
+            forEachRow(shape) { offset, first, width in
+                let full = vectorizedPrefix(width)
+                let row = x + offset, h = xhat + offset, out = y + offset
+                let scale = scale + first, shift = shift + first, gamma = gamma + first, beta = beta + first
+                var j = 0
+                while j < full {
+                    let normalized = loadVector(row + j) * loadVector(scale + j) + loadVector(shift + j)
+                    storeVector(normalized, h + j)
+                    let v = normalized * loadVector(gamma + j) + loadVector(beta + j)
+                    storeVector(relu ? pointwiseMax(v, zero) : v, out + j)
+                    j &+= 16
+                }
+                while j < width {
+                    let normalized = row[j] * scale[j] + shift[j]
+                    h[j] = normalized
+                    let v = normalized * gamma[j] + beta[j]
+                    out[j] = relu ? max(v, 0) : v
+                    j &+= 1
+                }
+            }
+        } else {
+            for n in 0..<shape.batch {
+                for j in 0..<c {
+                    let offset = (n * c + j) * s
+                    let plane = x + offset, h = xhat + offset, out = y + offset
+                    let a = scale[j], b = shift[j], g = gamma[j], t = beta[j]
+                    var i = 0
+                    while i + 16 <= s {
+                        let normalized = loadVector(plane + i) * a + b
+                        storeVector(normalized, h + i)
+                        let v = normalized * g + t
+                        storeVector(relu ? pointwiseMax(v, zero) : v, out + i)
+                        i &+= 16
+                    }
+                    while i < s {
+                        let normalized = plane[i] * a + b
+                        h[i] = normalized
+                        let v = normalized * g + t
+                        out[i] = relu ? max(v, 0) : v
+                        i &+= 1
+                    }
                 }
             }
         }
@@ -114,7 +207,8 @@ public enum BatchNormKernels {
     /// Training-mode forward: normalises with the batch's statistics and updates the running ones.
     ///
     /// running = (1 - momentum) * running + momentum * batch statistic, with the unbiased batch
-    /// variance (the PyTorch convention). `momentum = 1 / (k + 1)` on the k-th batch gives the
+    /// variance (the PyTorch convention). With `relu` the output is max(y, 0): BatchNorm and the
+    /// ReLU after it in one pass. `momentum = 1 / (k + 1)` on the k-th batch gives the
     /// plain average over batches, which the BatchNorm re-estimation uses. With a `reducer`, the
     /// sums behind mean and variance (and the count) are taken over every rank's batch.
     /// - Parameters:
@@ -129,7 +223,7 @@ public enum BatchNormKernels {
         momentum: Float, epsilon: Float,
         mean: UnsafeMutableBufferPointer<Float>, invStd: UnsafeMutableBufferPointer<Float>,
         normalized: UnsafeMutableBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
-        reducer: StatisticsReducer? = nil
+        relu: Bool = false, reducer: StatisticsReducer? = nil
     ) -> Float {
         let c = shape.channels
         precondition(x.count >= shape.count && output.count >= shape.count && normalized.count >= shape.count,
@@ -165,20 +259,20 @@ public enum BatchNormKernels {
                 scale[j] = invP[j]
                 offset[j] = -meanP[j] * invP[j]
             }
-            affine(x.baseAddress!, shape, scale: scale, shift: offset, into: normalized.baseAddress!)
+            normalizeAndScale(x.baseAddress!, shape, scale: scale, shift: offset, gamma: gamma.baseAddress!, beta: beta.baseAddress!,
+                              relu: relu, normalized: normalized.baseAddress!, output: output.baseAddress!)
         }
-        affine(UnsafePointer(normalized.baseAddress!), shape, scale: gamma.baseAddress!, shift: beta.baseAddress!,
-               into: output.baseAddress!)
         return m
     }
 
-    /// Inference-mode forward: y = (x - running mean) / sqrt(running var + eps) * gamma + beta.
+    /// Inference-mode forward: y = (x - running mean) / sqrt(running var + eps) * gamma + beta,
+    /// or max(y, 0) with `relu`.
     @inlinable
     public static func forwardInference(
         _ x: UnsafeBufferPointer<Float>, shape: Shape,
         gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>,
         runningMean: UnsafeBufferPointer<Float>, runningVariance: UnsafeBufferPointer<Float>,
-        epsilon: Float, output: UnsafeMutableBufferPointer<Float>
+        epsilon: Float, relu: Bool = false, output: UnsafeMutableBufferPointer<Float>
     ) {
         let c = shape.channels
         precondition(x.count >= shape.count && output.count >= shape.count, "BatchNorm inference: buffers smaller than \(shape)")
@@ -188,7 +282,7 @@ public enum BatchNormKernels {
                 scale[j] = gamma[j] / (runningVariance[j] + epsilon).squareRoot()
                 shift[j] = beta[j] - runningMean[j] * scale[j]
             }
-            affine(x.baseAddress!, shape, scale: scale, shift: shift, into: output.baseAddress!)
+            affine(x.baseAddress!, shape, scale: scale, shift: shift, relu: relu, into: output.baseAddress!)
         }
     }
 
@@ -196,46 +290,77 @@ public enum BatchNormKernels {
     ///
     /// dgamma = sum dy * xhat, dbeta = sum dy, and
     /// dx = gamma * invStd / m * (m * dy - dbeta - xhat * dgamma), m the reduction size.
-    /// `inputGradient` may be nil when no earlier layer needs it. With a `reducer` (sync
-    /// BatchNorm) the sums in dx are taken over all ranks and `reductionCount` is the count the
-    /// forward pass returned; `gammaGradient` and `betaGradient` keep this rank's sums, which
-    /// the gradient all-reduce then adds up like every other parameter gradient.
+    /// `inputGradient` may be nil when no earlier layer needs it. With `reluOutput` (the output
+    /// of a forward with `relu`) dy is first taken back through the ReLU: zero where that output
+    /// is not positive, as `Elementwise.reluBackward`. With a `reducer` (sync BatchNorm) the
+    /// sums in dx are taken over all ranks and `reductionCount` is the count the forward pass
+    /// returned; `gammaGradient` and `betaGradient` keep this rank's sums, which the gradient
+    /// all-reduce then adds up like every other parameter gradient.
     @inlinable
     public static func backward(
         outputGradient dy: UnsafeBufferPointer<Float>, normalized xhat: UnsafeBufferPointer<Float>, shape: Shape,
         gamma: UnsafeBufferPointer<Float>, invStd: UnsafeBufferPointer<Float>,
         gammaGradient: UnsafeMutableBufferPointer<Float>, betaGradient: UnsafeMutableBufferPointer<Float>,
-        inputGradient: UnsafeMutableBufferPointer<Float>?,
+        inputGradient: UnsafeMutableBufferPointer<Float>?, reluOutput: UnsafeBufferPointer<Float>? = nil,
         reducer: StatisticsReducer? = nil, reductionCount: Float? = nil
     ) {
         let c = shape.channels, s = shape.spatial
-        precondition(dy.count >= shape.count && xhat.count >= shape.count, "BatchNorm backward: buffers smaller than \(shape)")
-        let dyP = dy.baseAddress!, xhatP = xhat.baseAddress!
+        precondition(dy.count >= shape.count && xhat.count >= shape.count && (reluOutput?.count ?? .max) >= shape.count,
+                     "BatchNorm backward: buffers smaller than \(shape)")
+        let dyP = dy.baseAddress!, xhatP = xhat.baseAddress!, reluP = reluOutput?.baseAddress
         let dgP = gammaGradient.baseAddress!, dbP = betaGradient.baseAddress!
+        let zero = FloatVector(repeating: 0)
+        /// dy at `k`, through the ReLU when there is one.
+        @inline(__always) func gradientVector(_ k: Int) -> FloatVector {
+            guard let reluP else { return loadVector(dyP + k) }
+            return zero.replacing(with: loadVector(dyP + k), where: loadVector(reluP + k) .> zero)
+        }
+        @inline(__always) func gradient(_ k: Int) -> Float {
+            guard let reluP else { return dyP[k] }
+            return reluP[k] > 0 ? dyP[k] : 0
+        }
         dgP.update(repeating: 0, count: c)
         dbP.update(repeating: 0, count: c)
-        if s == 1 {
-            let full = vectorizedPrefix(c)
-            for n in 0..<shape.batch {
-                let g = dyP + n * c, h = xhatP + n * c
+        if shape.channelsInRows {
+            forEachRow(shape) { row, first, width in
+                let full = vectorizedPrefix(width)
+                let h = xhatP + row, dgP = dgP + first, dbP = dbP + first
                 var j = 0
                 while j < full {
-                    let gv = loadVector(g + j)
+                    let gv = gradientVector(row + j)
                     storeVector(loadVector(dbP + j) + gv, dbP + j)
                     var acc = loadVector(dgP + j)
                     acc.addProduct(gv, loadVector(h + j))
                     storeVector(acc, dgP + j)
                     j &+= 16
                 }
-                while j < c { dbP[j] += g[j]; dgP[j] += g[j] * h[j]; j &+= 1 }
+                while j < width { let g = gradient(row + j); dbP[j] += g; dgP[j] += g * h[j]; j &+= 1 }
             }
-        } else {
+        } else if reluP == nil {
             for n in 0..<shape.batch {
                 for j in 0..<c {
                     let offset = (n * c + j) * s
                     dbP[j] += Reductions.sum(UnsafeBufferPointer(start: dyP + offset, count: s))
                     dgP[j] += Reductions.dot(UnsafeBufferPointer(start: dyP + offset, count: s),
                                              UnsafeBufferPointer(start: xhatP + offset, count: s))
+                }
+            }
+        } else {
+            for n in 0..<shape.batch {
+                for j in 0..<c {
+                    let offset = (n * c + j) * s
+                    var sum = FloatVector(), dot = FloatVector()
+                    var i = 0
+                    while i + 16 <= s {
+                        let gv = gradientVector(offset + i)
+                        sum += gv
+                        dot.addProduct(gv, loadVector(xhatP + offset + i))
+                        i &+= 16
+                    }
+                    var sumTail: Float = 0, dotTail: Float = 0
+                    while i < s { let g = gradient(offset + i); sumTail += g; dotTail += g * xhatP[offset + i]; i &+= 1 }
+                    dbP[j] += sum.sum() + sumTail
+                    dgP[j] += dot.sum() + dotTail
                 }
             }
         }
@@ -254,35 +379,35 @@ public enum BatchNormKernels {
                 d[j] = -a[j] * sums[c + j] / m
             }
             let dx = inputGradient.baseAddress!
-            if s == 1 {
-                let full = vectorizedPrefix(c)
-                for n in 0..<shape.batch {
-                    let g = dyP + n * c, h = xhatP + n * c, out = dx + n * c
+            if shape.channelsInRows {
+                forEachRow(shape) { row, first, width in
+                    let full = vectorizedPrefix(width)
+                    let h = xhatP + row, out = dx + row, a = a + first, b = b + first, d = d + first
                     var j = 0
                     while j < full {
                         var v = loadVector(d + j)
-                        v.addProduct(loadVector(a + j), loadVector(g + j))
+                        v.addProduct(loadVector(a + j), gradientVector(row + j))
                         v.addProduct(loadVector(b + j), loadVector(h + j))
                         storeVector(v, out + j)
                         j &+= 16
                     }
-                    while j < c { out[j] = a[j] * g[j] + b[j] * h[j] + d[j]; j &+= 1 }
+                    while j < width { out[j] = a[j] * gradient(row + j) + b[j] * h[j] + d[j]; j &+= 1 }
                 }
             } else {
                 for n in 0..<shape.batch {
                     for j in 0..<c {
                         let offset = (n * c + j) * s
-                        let g = dyP + offset, h = xhatP + offset, out = dx + offset
+                        let h = xhatP + offset, out = dx + offset
                         let av = FloatVector(repeating: a[j]), bv = FloatVector(repeating: b[j])
                         var i = 0
                         while i + 16 <= s {
                             var v = FloatVector(repeating: d[j])
-                            v.addProduct(av, loadVector(g + i))
+                            v.addProduct(av, gradientVector(offset + i))
                             v.addProduct(bv, loadVector(h + i))
                             storeVector(v, out + i)
                             i &+= 16
                         }
-                        while i < s { out[i] = a[j] * g[i] + b[j] * h[i] + d[j]; i &+= 1 }
+                        while i < s { out[i] = a[j] * gradient(offset + i) + b[j] * h[i] + d[j]; i &+= 1 }
                     }
                 }
             }

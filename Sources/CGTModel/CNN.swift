@@ -1,8 +1,13 @@
+import CGTKernels
+
 /// The convolutional early-exit network of the paper's Fashion-MNIST experiment.
 ///
 /// Each block is Conv 3x3 -> BatchNorm2d -> ReLU -> MaxPool 2x2 ("conv", "bn", "relu", "pool"),
 /// halving H and W; each exit is GlobalAveragePool -> Linear ("gap", "linear"), so a head costs
-/// little whatever the size of the map it reads. Key paths match a PyTorch model with
+/// little whatever the size of the map it reads. The input is channels-first, as datasets store
+/// it; every map after the first convolution is blocked where its channel count allows and
+/// channels-last otherwise (`MapLayout.fastest`), so the trunk runs without a reorder between
+/// layers. BatchNorm computes the ReLU after it in the same pass. Key paths match a PyTorch model with
 /// `blocks = ModuleList(Sequential(conv=..., bn=..., relu=..., pool=...))` and
 /// `exits = ModuleList(Sequential(gap=..., linear=...))`.
 public struct CNNArchitecture: Equatable, Sendable {
@@ -36,25 +41,27 @@ public struct CNNArchitecture: Equatable, Sendable {
         precondition(exitsAfter.allSatisfy { (1...channels.count).contains($0) },
                      "exits must follow blocks 1...\(channels.count), got \(exitsAfter)")
         var blocks: [Sequential] = []
-        var blockOutputs: [[Int]] = []
-        var shape = inputShape
+        var blockOutputs: [(shape: [Int], layout: MapLayout)] = []
+        var shape = inputShape, inputLayout = MapLayout.channelsFirst
         for (i, width) in channels.enumerated() {
-            let conv = Conv2D(inputShape: shape, outputChannels: width, kernelSize: kernelSize)
+            let layout = MapLayout.fastest(channels: width)
+            let conv = Conv2D(inputShape: shape, outputChannels: width, kernelSize: kernelSize,
+                              inputLayout: inputLayout, outputLayout: layout, computesInputGradient: i > 0)
             let mapShape = conv.outputShape
             var layers: [Layer] = [conv]
-            if batchNorm { layers.append(BatchNorm(shape: mapShape)) }
-            layers.append(ReLU(shape: mapShape))
-            let pool = MaxPool2D(shape: mapShape)
+            layers.append(batchNorm ? BatchNorm(shape: mapShape, layout: layout, appliesReLU: true) : ReLU(shape: mapShape))
+            let pool = MaxPool2D(shape: mapShape, layout: layout)
             layers.append(pool)
             blocks.append(Sequential(prefix: "blocks.\(i)", layers: layers))
             shape = pool.outputShape
-            blockOutputs.append(shape)
+            inputLayout = layout
+            blockOutputs.append((shape, layout))
         }
         let heads = exitsAfter.enumerated().map { e, block in
             let map = blockOutputs[block - 1]
             return Sequential(prefix: "exits.\(e)", layers: [
-                GlobalAveragePool(shape: map),
-                Linear(inputFeatures: map[0], outputFeatures: outputs(exit: e)),
+                GlobalAveragePool(shape: map.shape, layout: map.layout),
+                Linear(inputFeatures: map.shape[0], outputFeatures: outputs(exit: e)),
             ])
         }
         return EarlyExitNetwork(inputShape: inputShape, classes: classes, blocks: blocks, exits: heads,

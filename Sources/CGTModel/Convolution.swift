@@ -2,8 +2,9 @@ import CGTKernels
 
 /// A stride-1 2-D convolution with zero padding `k / 2`, as PyTorch's `nn.Conv2d(in, out, k, padding=k // 2)`.
 ///
-/// Tensors are `[N, C, H, W]`; the weight is stored `[out, in, kh, kw]` and the bias `[out]`,
-/// so checkpoints load into PyTorch unchanged. The passes run on oneDNN's convolution kernels
+/// Maps are `[N, C, H, W]` in the memory order of `inputLayout` and `outputLayout` (the CNN
+/// keeps its trunk channels-last); the weight is stored `[out, in, kh, kw]` and the bias
+/// `[out]` whatever the layouts, so checkpoints load into PyTorch unchanged. The passes run on oneDNN's convolution kernels
 /// (`ConvolutionPrimitives`), made once per batch size the layer meets: the training batch,
 /// the epoch's last partial batch, evaluation's batch.
 ///
@@ -13,6 +14,12 @@ public final class Conv2D: Layer {
     public let name = "conv"
     public let geometry: ConvolutionKernels.Geometry
     public let outputChannels: Int
+    public let inputLayout: MapLayout
+    public let outputLayout: MapLayout
+    /// Whether `backward` can compute the input's gradient: the network's first layer never
+    /// needs it (oneDNN then makes no backward-data pass, which for a one-channel input into
+    /// blocked maps is only its slow reference kernel).
+    public let computesInputGradient: Bool
     private var parameters = WeightAndBias()
     private var weight: UnsafeMutableBufferPointer<Float> { parameters.weight }
     private var bias: UnsafeMutableBufferPointer<Float> { parameters.bias }
@@ -24,13 +31,19 @@ public final class Conv2D: Layer {
     /// - Parameters:
     ///   - inputShape: `[channels, height, width]`.
     ///   - kernelSize: an odd k, so that the padding k / 2 keeps H and W.
-    public init(inputShape: [Int], outputChannels: Int, kernelSize: Int = 3) {
+    ///   - inputLayout, outputLayout: the memory order of the maps this layer reads and writes.
+    ///   - computesInputGradient: false for a network's first layer.
+    public init(inputShape: [Int], outputChannels: Int, kernelSize: Int = 3,
+                inputLayout: MapLayout = .channelsFirst, outputLayout: MapLayout = .channelsFirst, computesInputGradient: Bool = true) {
         precondition(inputShape.count == 3 && inputShape.allSatisfy { $0 > 0 }, "Conv2D takes [channels, height, width], got \(inputShape)")
         precondition(outputChannels > 0, "Conv2D needs a positive number of output channels, got \(outputChannels)")
         precondition(kernelSize > 0 && kernelSize % 2 == 1, "Conv2D needs an odd kernel size, got \(kernelSize)")
         geometry = ConvolutionKernels.Geometry(
             channels: inputShape[0], height: inputShape[1], width: inputShape[2], kernelHeight: kernelSize, kernelWidth: kernelSize)
         self.outputChannels = outputChannels
+        self.inputLayout = inputLayout
+        self.outputLayout = outputLayout
+        self.computesInputGradient = computesInputGradient
     }
 
     public var inputShape: [Int] { [geometry.channels, geometry.height, geometry.width] }
@@ -64,7 +77,9 @@ public final class Conv2D: Layer {
     private func primitives(batch: Int) -> ConvolutionPrimitives {
         if let made = primitives[batch] { return made }
         do {
-            let made = try ConvolutionPrimitives(geometry: geometry, outputChannels: outputChannels, batch: batch, inputGradient: true)
+            let made = try ConvolutionPrimitives(geometry: geometry, outputChannels: outputChannels, batch: batch,
+                                                 inputLayout: inputLayout, outputLayout: outputLayout,
+                                                 inputGradient: computesInputGradient)
             primitives[batch] = made
             return made
         } catch {
@@ -86,6 +101,7 @@ public final class Conv2D: Layer {
         precondition(input.count >= batch * inputCount && outputGradient.count >= batch * outputCount
                      && (inputGradient?.count ?? .max) >= batch * inputCount,
                      "Conv2D \(inputShape)->\(outputShape): buffers too small for batch \(batch)")
+        precondition(inputGradient == nil || computesInputGradient, "Conv2D \(inputShape)->\(outputShape) was made without the input gradient")
         primitives(batch: batch).backward(
             input: input.baseAddress!, outputGradient: outputGradient.baseAddress!, weight: weight.baseAddress!,
             weightGradient: weightGradient.baseAddress!, biasGradient: biasGradient.baseAddress!,

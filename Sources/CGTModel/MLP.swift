@@ -19,14 +19,15 @@ public struct MLPArchitecture: Equatable, Sendable {
         self.dropout = dropout
     }
 
-    /// Each hidden layer is a block Linear -> BatchNorm -> ReLU -> Dropout; each exit a Linear head.
+    /// Each hidden layer is a block Linear -> BatchNorm -> ReLU -> Dropout (BatchNorm and ReLU
+    /// one layer, `BatchNorm.appliesReLU`); each exit a Linear head.
     public func build() -> EarlyExitNetwork {
         var blocks: [Sequential] = []
         var width = inputFeatures
         for (i, hidden) in hiddenWidths.enumerated() {
             var layers: [Layer] = [Linear(inputFeatures: width, outputFeatures: hidden)]
-            if batchNorm { layers.append(BatchNorm(shape: [hidden])) }
-            layers.append(ReLU(shape: [hidden]))
+            // BatchNorm computes the ReLU after it in the same pass.
+            layers.append(batchNorm ? BatchNorm(shape: [hidden], appliesReLU: true) : ReLU(shape: [hidden]))
             if dropout > 0 { layers.append(Dropout(shape: [hidden], probability: dropout, streamIndex: UInt64(i))) }
             blocks.append(Sequential(prefix: "blocks.\(i)", layers: layers))
             width = hidden

@@ -3,6 +3,12 @@ import CGTKernels
 /// Batch normalisation with learned scale and shift, as PyTorch's `BatchNorm1d` (dense input,
 /// `spatial == 1`) and `BatchNorm2d` (`[C, H, W]` input, statistics per channel).
 ///
+/// A `[C, H, W]` map may be channels-last or blocked (`layout`): its statistics are then
+/// vectorised across channels, as those of a `BatchNorm1d` over `N * H * W` rows of C features.
+///
+/// With `appliesReLU` the layer is BatchNorm followed by ReLU, in one pass over the values each
+/// way (the networks' blocks use it so; ReLU has no parameters, so checkpoints are the same).
+///
 /// `running_mean` and `running_var` are buffers, not parameters: they are checkpointed but
 /// never all-reduced or updated by the optimizer. `num_batches_tracked` is kept for PyTorch's
 /// `load_state_dict`.
@@ -11,6 +17,10 @@ public final class BatchNorm: Layer {
     public let inputShape: [Int]
     public let momentum: Float
     public let epsilon: Float
+    /// The memory order of a `[C, H, W]` input (ignored for dense input).
+    public let layout: MapLayout
+    /// Whether the output is max(BatchNorm(x), 0).
+    public let appliesReLU: Bool
     public private(set) var batchesTracked = 0
     private var slots: (gamma: TensorSlot, beta: TensorSlot, mean: TensorSlot, variance: TensorSlot)!
     private var gamma = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
@@ -29,18 +39,24 @@ public final class BatchNorm: Layer {
     public var statisticsReducer: BatchNormKernels.StatisticsReducer?
 
     /// - Parameter shape: `[features]` or `[channels, height, width]`.
-    public init(shape: [Int], momentum: Float = 0.1, epsilon: Float = 1e-5) {
+    ///   - layout: the memory order of a `[channels, height, width]` input.
+    ///   - appliesReLU: whether a ReLU follows, computed in the same pass.
+    public init(shape: [Int], momentum: Float = 0.1, epsilon: Float = 1e-5, layout: MapLayout = .channelsFirst,
+                appliesReLU: Bool = false) {
         precondition(!shape.isEmpty && shape.allSatisfy { $0 > 0 }, "BatchNorm needs a non-empty positive shape, got \(shape)")
+        precondition(shape.count == 1 || layout.admits(channels: shape[0]), "BatchNorm: \(shape[0]) channels fill no blocks of 16")
         inputShape = shape
         self.momentum = momentum
         self.epsilon = epsilon
+        self.layout = layout
+        self.appliesReLU = appliesReLU
     }
 
     public var outputShape: [Int] { inputShape }
     public var channels: Int { inputShape[0] }
     public var spatial: Int { inputShape.dropFirst().reduce(1, *) }
-    /// At inference BatchNorm is one scale and one shift per value.
-    public var inferenceFLOPs: Int { 2 * inputCount }
+    /// At inference BatchNorm is one scale and one shift per value, and the ReLU one comparison.
+    public var inferenceFLOPs: Int { (appliesReLU ? 3 : 2) * inputCount }
 
     public func declare(into layout: inout ParameterLayoutBuilder, prefix: String) {
         let c = [channels]
@@ -77,7 +93,11 @@ public final class BatchNorm: Layer {
     }
 
     private func shape(_ batch: Int) -> BatchNormKernels.Shape {
-        BatchNormKernels.Shape(batch: batch, channels: channels, spatial: spatial)
+        switch layout {
+        case .channelsFirst: BatchNormKernels.Shape(batch: batch, channels: channels, spatial: spatial)
+        case .channelsLast: BatchNormKernels.Shape(batch: batch * spatial, channels: channels, spatial: 1)
+        case .blocked16: BatchNormKernels.Shape(batch: batch, channels: channels, spatial: spatial, blocked: true)
+        }
     }
 
     public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
@@ -87,7 +107,7 @@ public final class BatchNorm: Layer {
             BatchNormKernels.forwardInference(
                 input, shape: shape(batch), gamma: UnsafeBufferPointer(gamma), beta: UnsafeBufferPointer(beta),
                 runningMean: UnsafeBufferPointer(runningMean), runningVariance: UnsafeBufferPointer(runningVariance),
-                epsilon: epsilon, output: output)
+                epsilon: epsilon, relu: appliesReLU, output: output)
             return
         case .training:
             momentumNow = momentum
@@ -103,7 +123,7 @@ public final class BatchNorm: Layer {
             runningMean: runningMean, runningVariance: runningVariance, momentum: momentumNow, epsilon: epsilon,
             mean: stats.mutablePrefix(count: channels),
             invStd: UnsafeMutableBufferPointer(rebasing: stats[channels..<(2 * channels)]),
-            normalized: normalized.storage, output: output, reducer: statisticsReducer)
+            normalized: normalized.storage, output: output, relu: appliesReLU, reducer: statisticsReducer)
     }
 
     public func backward(
@@ -115,6 +135,6 @@ public final class BatchNorm: Layer {
             outputGradient: outputGradient, normalized: UnsafeBufferPointer(normalized.storage), shape: shape(batch),
             gamma: UnsafeBufferPointer(gamma), invStd: UnsafeBufferPointer(rebasing: stats[channels..<(2 * channels)]),
             gammaGradient: gammaGradient, betaGradient: betaGradient, inputGradient: inputGradient,
-            reducer: statisticsReducer, reductionCount: reductionCount)
+            reluOutput: appliesReLU ? output : nil, reducer: statisticsReducer, reductionCount: reductionCount)
     }
 }

@@ -8,24 +8,39 @@ import CGTKernels
 public final class MaxPool2D: Layer {
     public let name = "pool"
     public let inputShape: [Int]
+    /// The memory order of input and output maps.
+    public let layout: MapLayout
+    /// Channels-first: the chosen input's index in its plane; channels-last: its window slot.
     private let argmax = IndexCache()
 
-    public init(shape: [Int]) {
+    public init(shape: [Int], layout: MapLayout = .channelsFirst) {
         precondition(shape.count == 3 && shape[0] > 0 && shape[1] >= 2 && shape[2] >= 2,
                      "MaxPool2D takes [channels, height, width] with height and width at least 2, got \(shape)")
+        precondition(layout.admits(channels: shape[0]), "\(shape[0]) channels fill no blocks of 16")
         inputShape = shape
+        self.layout = layout
     }
 
     public var outputShape: [Int] { [inputShape[0], inputShape[1] / 2, inputShape[2] / 2] }
     public var inferenceFLOPs: Int { 3 * outputCount }
+    private func channelsLastMaps(_ batch: Int) -> (maps: Int, channels: Int) {
+        layout.channelsLastMaps(batch: batch, channels: inputShape[0])
+    }
     public func reserve(maxBatch: Int) { argmax.reserve(maxBatch * outputCount) }
 
     public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
         precondition(input.count >= batch * inputCount && output.count >= batch * outputCount,
                      "MaxPool2D \(inputShape): buffers too small for batch \(batch)")
-        PoolingKernels.maxPool2x2Forward(
-            input, planes: batch * inputShape[0], height: inputShape[1], width: inputShape[2],
-            output: output, argmax: UnsafeMutableBufferPointer(rebasing: argmax.storage[0..<(batch * outputCount)]))
+        let chosen = UnsafeMutableBufferPointer(rebasing: argmax.storage[0..<(batch * outputCount)])
+        switch layout {
+        case .channelsFirst:
+            PoolingKernels.maxPool2x2Forward(input, planes: batch * inputShape[0], height: inputShape[1], width: inputShape[2],
+                                             output: output, argmax: chosen)
+        case .channelsLast, .blocked16:
+            let (maps, channels) = channelsLastMaps(batch)
+            PoolingKernels.maxPool2x2ChannelsLastForward(input, maps: maps, channels: channels, height: inputShape[1],
+                                                         width: inputShape[2], output: output, window: chosen)
+        }
     }
 
     public func backward(
@@ -33,9 +48,17 @@ public final class MaxPool2D: Layer {
         outputGradient: UnsafeBufferPointer<Float>, inputGradient: UnsafeMutableBufferPointer<Float>?, batch: Int
     ) {
         guard let inputGradient else { return }
-        PoolingKernels.maxPool2x2Backward(
-            outputGradient: outputGradient, argmax: UnsafeBufferPointer(rebasing: argmax.storage[0..<(batch * outputCount)]),
-            planes: batch * inputShape[0], height: inputShape[1], width: inputShape[2], inputGradient: inputGradient)
+        let chosen = UnsafeBufferPointer(rebasing: argmax.storage[0..<(batch * outputCount)])
+        switch layout {
+        case .channelsFirst:
+            PoolingKernels.maxPool2x2Backward(outputGradient: outputGradient, argmax: chosen, planes: batch * inputShape[0],
+                                              height: inputShape[1], width: inputShape[2], inputGradient: inputGradient)
+        case .channelsLast, .blocked16:
+            let (maps, channels) = channelsLastMaps(batch)
+            PoolingKernels.maxPool2x2ChannelsLastBackward(outputGradient: outputGradient, window: chosen, maps: maps,
+                                                          channels: channels, height: inputShape[1], width: inputShape[2],
+                                                          inputGradient: inputGradient)
+        }
     }
 }
 
@@ -46,10 +69,14 @@ public final class MaxPool2D: Layer {
 public final class GlobalAveragePool: Layer {
     public let name = "gap"
     public let inputShape: [Int]
+    /// The memory order of the input map.
+    public let layout: MapLayout
 
-    public init(shape: [Int]) {
+    public init(shape: [Int], layout: MapLayout = .channelsFirst) {
         precondition(shape.count == 3 && shape.allSatisfy { $0 > 0 }, "GlobalAveragePool takes [channels, height, width], got \(shape)")
+        precondition(layout.admits(channels: shape[0]), "\(shape[0]) channels fill no blocks of 16")
         inputShape = shape
+        self.layout = layout
     }
 
     public var outputShape: [Int] { [inputShape[0]] }
@@ -59,7 +86,14 @@ public final class GlobalAveragePool: Layer {
     public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
         precondition(input.count >= batch * inputCount && output.count >= batch * outputCount,
                      "GlobalAveragePool \(inputShape): buffers too small for batch \(batch)")
-        PoolingKernels.globalAverageForward(input, planes: batch * inputShape[0], spatial: spatial, output: output)
+        switch layout {
+        case .channelsFirst:
+            PoolingKernels.globalAverageForward(input, planes: batch * inputShape[0], spatial: spatial, output: output)
+        case .channelsLast, .blocked16:
+            // A blocked map's mean is [C / 16, 16]: the channels in order.
+            let (maps, channels) = layout.channelsLastMaps(batch: batch, channels: inputShape[0])
+            PoolingKernels.globalAverageChannelsLastForward(input, maps: maps, channels: channels, spatial: spatial, output: output)
+        }
     }
 
     public func backward(
@@ -67,13 +101,21 @@ public final class GlobalAveragePool: Layer {
         outputGradient: UnsafeBufferPointer<Float>, inputGradient: UnsafeMutableBufferPointer<Float>?, batch: Int
     ) {
         guard let inputGradient else { return }
-        PoolingKernels.globalAverageBackward(outputGradient: outputGradient, planes: batch * inputShape[0], spatial: spatial,
-                                             inputGradient: inputGradient)
+        switch layout {
+        case .channelsFirst:
+            PoolingKernels.globalAverageBackward(outputGradient: outputGradient, planes: batch * inputShape[0], spatial: spatial,
+                                                 inputGradient: inputGradient)
+        case .channelsLast, .blocked16:
+            let (maps, channels) = layout.channelsLastMaps(batch: batch, channels: inputShape[0])
+            PoolingKernels.globalAverageChannelsLastBackward(outputGradient: outputGradient, maps: maps, channels: channels,
+                                                             spatial: spatial, inputGradient: inputGradient)
+        }
     }
 }
 
 /// `[C, H, W] -> [C * H * W]`, as PyTorch's `nn.Flatten`: buffers are already flat, so the
 /// values are copied unchanged and only the declared shape differs (a dense head after a map).
+/// The map must be channels-first, the order PyTorch's flattened features follow.
 public final class Flatten: Layer {
     public let name = "flatten"
     public let inputShape: [Int]
@@ -99,3 +141,11 @@ public final class Flatten: Layer {
     }
 }
 
+
+extension MapLayout {
+    /// A batch of maps in this layout as channels-last maps for the pooling kernels: each block
+    /// of a blocked map is a 16-channel channels-last map.
+    func channelsLastMaps(batch: Int, channels: Int) -> (maps: Int, channels: Int) {
+        self == .blocked16 ? (batch * channels / MapLayout.blockSize, MapLayout.blockSize) : (batch, channels)
+    }
+}

@@ -15,7 +15,8 @@ public struct LayerProfile: Codable {
     public var batch: Int
     public var entries: [Entry]
 
-    /// Runs every layer of every block and head `repeats` times (after one warm-up).
+    /// Runs every layer of every block and head `repeats` times (after one warm-up); as in
+    /// training, the network's first layer computes no input gradient.
     public static func measure(_ network: EarlyExitNetwork, batch: Int, repeats: Int) -> LayerProfile {
         var generator = SeededGenerator(seed: 5)
         var entries: [Entry] = []
@@ -34,7 +35,8 @@ public struct LayerProfile: Codable {
                     x.withUnsafeBufferPointer { xb in
                         y.withUnsafeMutableBufferPointer { yb in
                             dy.withUnsafeBufferPointer { dyb in
-                                dx.withUnsafeMutableBufferPointer { dxb in
+                                dx.withUnsafeMutableBufferPointer { dxBuffer in
+                                    let dxb = part === network.blocks.first && layer === part.layers.first ? nil : dxBuffer
                                     for k in 0...repeats {
                                         let t0 = now()
                                         layer.forward(xb, into: yb, batch: batch, context: context)

@@ -126,7 +126,7 @@ public struct TrainingBenchmark {
             part.layers.enumerated().compactMap { index, layer -> String? in
                 guard let conv = layer as? Conv2D else { return nil }
                 let passes = conv.implementations(batch: batch)
-                return "\(part.prefix).\(conv.name): forward \(passes.forward), backward weights \(passes.backwardWeights), backward data \(passes.backwardData ?? "none")"
+                return "\(part.prefix).\(conv.name): forward \(passes.forward), backward weights \(passes.backwardWeights), \(passes.backwardData.map { "backward data \($0)" } ?? "no backward data (the network's input)")"
             }
         }
         let perStep: [Double] = replica.phaseSeconds.map { $0 * 1000 / Double(steps) }

@@ -152,4 +152,158 @@ final class PoolingKernelTests: XCTestCase {
             assertAllClose(dx, expected, relative: 1e-6, absolute: 0, "spread of \(planes) planes of \(spatial)")
         }
     }
+
+    // MARK: Channels-last maps
+
+    /// (maps, channels, height, width): channel counts below a vector, of one and two vectors and
+    /// with a tail (1, 3, 16, 19, 32, 35), odd sides, and the paper CNN's maps.
+    let channelsLastShapes = [(2, 3, 7, 9), (3, 1, 2, 2), (2, 16, 5, 3), (1, 19, 4, 6), (2, 35, 3, 5), (1, 32, 28, 28),
+                              (2, 64, 14, 14), (2, 128, 7, 7), (3, 17, 6, 4)]
+
+    /// The kernel's output and window slots, from buffers followed by sentinels it must not touch.
+    private func channelsLastMaxPool(_ x: [Float], maps: Int, channels: Int, height: Int, width: Int,
+                                     file: StaticString = #filePath, line: UInt = #line) -> (output: [Float], window: [Int32]) {
+        let count = maps * (height / 2) * (width / 2) * channels, guardCount = 16
+        var output = [Float](repeating: .nan, count: count + guardCount)
+        var window = [Int32](repeating: -1, count: count + guardCount)
+        x.withUnsafeBufferPointer { xp in
+            output.withUnsafeMutableBufferPointer { y in
+                window.withUnsafeMutableBufferPointer { w in
+                    PoolingKernels.maxPool2x2ChannelsLastForward(
+                        xp, maps: maps, channels: channels, height: height, width: width,
+                        output: UnsafeMutableBufferPointer(rebasing: y[..<count]), window: UnsafeMutableBufferPointer(rebasing: w[..<count]))
+                }
+            }
+        }
+        XCTAssertTrue(output[count...].allSatisfy(\.isNaN) && window[count...].allSatisfy { $0 == -1 },
+                      "\(maps)x\(height)x\(width)x\(channels): wrote past the output", file: file, line: line)
+        return (Array(output[..<count]), Array(window[..<count]))
+    }
+
+    /// The rules of `referenceMaxPool` on `[N, H, W, C]` maps, with the chosen window slot (0-3).
+    private func referenceChannelsLastMaxPool(_ x: [Float], maps: Int, channels: Int, height: Int, width: Int) -> (output: [Float], window: [Int32]) {
+        var output: [Float] = [], window: [Int32] = []
+        for n in 0..<maps {
+            for oy in 0..<(height / 2) {
+                for ox in 0..<(width / 2) {
+                    for c in 0..<channels {
+                        var best = -1, bestValue: Float = 0
+                        for (slot, (dy, dx)) in [(0, 0), (0, 1), (1, 0), (1, 1)].enumerated() {
+                            let value = x[((n * height + 2 * oy + dy) * width + 2 * ox + dx) * channels + c]
+                            if best < 0 || value > bestValue || value.isNaN { best = slot; bestValue = value }
+                        }
+                        output.append(bestValue)
+                        window.append(Int32(best))
+                    }
+                }
+            }
+        }
+        return (output, window)
+    }
+
+    func testChannelsLastMaxPoolMatchesReference() {
+        for (maps, channels, height, width) in channelsLastShapes {
+            let label = "\(maps)x\(height)x\(width)x\(channels)"
+            let x = Fixtures.normals(maps * height * width * channels, seed: UInt64(channels * 100 + width))
+            let actual = channelsLastMaxPool(x, maps: maps, channels: channels, height: height, width: width)
+            let expected = referenceChannelsLastMaxPool(x, maps: maps, channels: channels, height: height, width: width)
+            assertExactlyEqual(actual.output, expected.output, label)
+            XCTAssertEqual(actual.window, expected.window, label)
+        }
+    }
+
+    func testChannelsLastMaxPoolTiesAndNaNs() {
+        // Per channel a pattern: all equal (slot 0 wins), equal maxima in the last three slots
+        // (slot 1), one NaN at a cycling slot (that slot), two NaNs (the later one); in vector
+        // lanes and the scalar tail (35 channels).
+        let maps = 2, channels = 35, height = 4, width = 6
+        var x = [Float](repeating: 0, count: maps * height * width * channels)
+        var expected: [Int32] = []
+        for n in 0..<maps {
+            for oy in 0..<(height / 2) {
+                for ox in 0..<(width / 2) {
+                    for c in 0..<channels {
+                        let at = { (slot: Int) in ((n * height + 2 * oy + slot / 2) * width + 2 * ox + slot % 2) * channels + c }
+                        let cycle = (c + ox + oy) % 4
+                        switch c % 4 {
+                        case 0: for slot in 0..<4 { x[at(slot)] = 1 }; expected.append(0)
+                        case 1: x[at(0)] = 1; for slot in 1..<4 { x[at(slot)] = 3 }; expected.append(1)
+                        case 2: for slot in 0..<4 { x[at(slot)] = Float(slot) }; x[at(cycle)] = .nan; expected.append(Int32(cycle))
+                        default:
+                            let other = (cycle + 2) % 4
+                            for slot in 0..<4 { x[at(slot)] = 5 }
+                            x[at(cycle)] = .nan
+                            x[at(other)] = .nan
+                            expected.append(Int32(max(cycle, other)))
+                        }
+                    }
+                }
+            }
+        }
+        let actual = channelsLastMaxPool(x, maps: maps, channels: channels, height: height, width: width)
+        XCTAssertEqual(actual.window, expected)
+        XCTAssertEqual(actual.window, referenceChannelsLastMaxPool(x, maps: maps, channels: channels, height: height, width: width).window)
+        for (k, slot) in expected.enumerated() where (k % channels) % 4 >= 2 {
+            XCTAssertTrue(actual.output[k].isNaN, "output \(k) (slot \(slot)): a NaN vanished")
+        }
+    }
+
+    func testChannelsLastMaxPoolBackwardRoutesEachGradientToItsWindowSlot() {
+        for (maps, channels, height, width) in channelsLastShapes {
+            let x = Fixtures.normals(maps * height * width * channels, seed: UInt64(width * 10 + channels))
+            let (_, window) = channelsLastMaxPool(x, maps: maps, channels: channels, height: height, width: width)
+            let (oh, ow) = (height / 2, width / 2)
+            let dy = Fixtures.normals(maps * oh * ow * channels, seed: 98)
+            var dx = [Float](repeating: .nan, count: x.count)
+            dy.withUnsafeBufferPointer { g in
+                window.withUnsafeBufferPointer { w in
+                    dx.withUnsafeMutableBufferPointer {
+                        PoolingKernels.maxPool2x2ChannelsLastBackward(outputGradient: g, window: w, maps: maps, channels: channels,
+                                                                      height: height, width: width, inputGradient: $0)
+                    }
+                }
+            }
+            var expected = [Float](repeating: 0, count: x.count)
+            let reference = referenceChannelsLastMaxPool(x, maps: maps, channels: channels, height: height, width: width)
+            for n in 0..<maps {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        for c in 0..<channels {
+                            let o = ((n * oh + oy) * ow + ox) * channels + c, slot = Int(reference.window[o])
+                            expected[((n * height + 2 * oy + slot / 2) * width + 2 * ox + slot % 2) * channels + c] = dy[o]
+                        }
+                    }
+                }
+            }
+            assertExactlyEqual(dx, expected, "\(maps)x\(height)x\(width)x\(channels)")
+        }
+    }
+
+    func testChannelsLastGlobalAverageForwardAndBackward() {
+        for (maps, channels, spatial) in [(3, 5, 63), (2, 16, 1), (2, 35, 49), (1, 128, 9)] {
+            let label = "\(maps) maps of \(spatial)x\(channels)"
+            let x = Fixtures.normals(maps * spatial * channels, seed: UInt64(spatial + channels))
+            var y = [Float](repeating: .nan, count: maps * channels)
+            x.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer {
+                    PoolingKernels.globalAverageChannelsLastForward(xp, maps: maps, channels: channels, spatial: spatial, output: $0)
+                }
+            }
+            let means = (0..<(maps * channels)).map { k in
+                let (n, c) = (k / channels, k % channels)
+                return Reference.sum((0..<spatial).map { x[(n * spatial + $0) * channels + c] }) / Double(spatial)
+            }
+            assertAllClose(y, means.floats, relative: 1e-5, absolute: 1e-6, label)
+
+            let dy = Fixtures.normals(maps * channels, seed: UInt64(spatial + 1))
+            var dx = [Float](repeating: .nan, count: x.count)
+            dy.withUnsafeBufferPointer { g in
+                dx.withUnsafeMutableBufferPointer {
+                    PoolingKernels.globalAverageChannelsLastBackward(outputGradient: g, maps: maps, channels: channels, spatial: spatial, inputGradient: $0)
+                }
+            }
+            let expected = (0..<x.count).map { k in Float(Double(dy[(k / (spatial * channels)) * channels + k % channels]) / Double(spatial)) }
+            assertAllClose(dx, expected, relative: 1e-6, absolute: 0, label)
+        }
+    }
 }

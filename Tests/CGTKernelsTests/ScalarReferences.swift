@@ -22,20 +22,6 @@ extension Array where Element == Float {
     var doubles: [Double] { map { Double($0) } }
 }
 
-/// Asserts that two Float arrays hold the same values (+0 and -0 count as equal), naming the first index that differs.
-func assertExactlyEqual(
-    _ actual: [Float], _ expected: [Float], _ message: @autoclosure () -> String = "",
-    file: StaticString = #filePath, line: UInt = #line
-) {
-    guard actual.count == expected.count else {
-        XCTFail("lengths differ: \(actual.count) vs \(expected.count). \(message())", file: file, line: line)
-        return
-    }
-    if let i = actual.indices.first(where: { actual[$0] != expected[$0] }) {
-        XCTFail("index \(i): \(actual[i]) != \(expected[i]). \(message())", file: file, line: line)
-    }
-}
-
 enum Reference {
     // MARK: Reductions
 

@@ -6,8 +6,14 @@ import XCTest
 /// `BatchNorm` in training mode: backward against finite differences, dense and spatial.
 final class BatchNormGradientTests: XCTestCase {
     /// Checks d(sum w * y) / d(gamma, beta, x) for a BatchNorm of `shape` on a batch of `batch`.
-    private func checkGradients(shape: [Int], batch: Int, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
-        let bn = BatchNorm(shape: shape)
+    ///
+    /// With `appliesReLU` a finite-difference step that moves some output across the ReLU's kink
+    /// is left out (it measures the kink, not the gradient): at most half the parameter entries
+    /// and a quarter of the inputs may be. (A smaller step crosses fewer kinks, but then the
+    /// Float32 rounding of the outputs, divided by the step, outgrows the tolerance.)
+    private func checkGradients(shape: [Int], batch: Int, seed: UInt64, layout: MapLayout = .channelsFirst, appliesReLU: Bool = false,
+                                file: StaticString = #filePath, line: UInt = #line) {
+        let bn = BatchNorm(shape: shape, layout: layout, appliesReLU: appliesReLU)
         let harness = LayerHarness(bn, batch: batch)
         let gammaSlot = harness.parameterSlot("weight"), betaSlot = harness.parameterSlot("bias")
         // Away from the initial gamma = 1, beta = 0, so that a gradient that ignores them fails.
@@ -18,13 +24,39 @@ final class BatchNormGradientTests: XCTestCase {
         let offsets = Fixtures.normals(bn.channels, seed: seed + 2, scale: 2)
         let spreads = Fixtures.uniforms(bn.channels, seed: seed + 3, 0.5, 2)
         let noise = Fixtures.normals(count, seed: seed + 4)
-        var x = (0..<count).map { k -> Float in
-            let c = (k / bn.spatial) % bn.channels
+        let x = (0..<count).map { k -> Float in
+            let c: Int
+            switch layout {
+            case .channelsFirst: c = (k / bn.spatial) % bn.channels
+            case .channelsLast: c = k % bn.channels
+            case .blocked16: c = (k / (bn.spatial * 16)) % (bn.channels / 16) * 16 + k % 16
+            }
             return offsets[c] + spreads[c] * noise[k]
         }
         let weights = Fixtures.normals(count, seed: seed + 5)
         let context = ForwardContext(mode: .training)
-        let loss = { (input: [Float]) in weightedSum(harness.forward(input, context: context), weights) }
+        let base = harness.forward(x, context: context).map { $0 > 0 }
+        var kinked = false
+        let loss = { (input: [Float]) -> Double in
+            let y = harness.forward(input, context: context)
+            if appliesReLU && y.map({ $0 > 0 }) != base { kinked = true }
+            return weightedSum(y, weights)
+        }
+        /// The finite differences of `values`, with the entries whose steps crossed a kink removed from both.
+        func compare(_ analytic: [Float], of values: (@escaping () -> Double) -> [Double], _ name: String) {
+            var crossed = Set<Int>(), entry = 0
+            let numeric = values {
+                kinked = false
+                defer { entry += 1 }
+                let value = loss(x)
+                if kinked { crossed.insert(entry / 2) }
+                return value
+            }
+            // A step of gamma or beta moves every output of its channel: some cross the kink.
+            XCTAssertLessThanOrEqual(crossed.count, analytic.count / 2, "\(name): too many steps cross the ReLU's kink", file: file, line: line)
+            let kept = analytic.indices.filter { !crossed.contains($0) }
+            assertGradientMatches(kept.map { analytic[$0] }, kept.map { numeric[$0] }, name, file: file, line: line)
+        }
 
         // The forward inside `gradients` caches xhat and the batch statistics for the backward.
         let inputGradient = harness.gradients(input: x, outputGradient: weights, context: context)
@@ -32,12 +64,18 @@ final class BatchNormGradientTests: XCTestCase {
         let betaGradient = Array(harness.store.gradient(betaSlot))
 
         let h: Float = 1e-2
-        assertGradientMatches(gammaGradient, FiniteDifference.gradient(of: harness.store.parameter(gammaSlot), step: h) { loss(x) },
-                              "dgamma \(shape)", file: file, line: line)
-        assertGradientMatches(betaGradient, FiniteDifference.gradient(of: harness.store.parameter(betaSlot), step: h) { loss(x) },
-                              "dbeta \(shape)", file: file, line: line)
-        assertGradientMatches(inputGradient, FiniteDifference.gradient(of: &x, step: h, loss: loss),
-                              "dx \(shape)", file: file, line: line)
+        compare(gammaGradient, of: { FiniteDifference.gradient(of: harness.store.parameter(gammaSlot), step: h, loss: $0) }, "dgamma \(shape)")
+        compare(betaGradient, of: { FiniteDifference.gradient(of: harness.store.parameter(betaSlot), step: h, loss: $0) }, "dbeta \(shape)")
+        var probe = x
+        let inputNumeric = FiniteDifference.gradient(of: &probe, step: h) { input in
+            kinked = false
+            let value = loss(input)
+            return kinked ? .nan : value
+        }
+        // An input step that crossed a kink made one of its two losses NaN.
+        let kept = x.indices.filter { !inputNumeric[$0].isNaN }
+        XCTAssertGreaterThan(kept.count, 3 * x.count / 4, "dx \(shape): too many steps cross the ReLU's kink", file: file, line: line)
+        assertGradientMatches(kept.map { inputGradient[$0] }, kept.map { inputNumeric[$0] }, "dx \(shape)", file: file, line: line)
     }
 
     func testDenseGradientsMatchFiniteDifferences() {
@@ -82,5 +120,43 @@ final class BatchNormGradientTests: XCTestCase {
         }
         assertAllClose(Array(harness.store.gradient(harness.parameterSlot("bias"))), expectedBeta.map(Float.init), relative: 1e-4, absolute: 1e-5)
         assertAllClose(Array(harness.store.gradient(harness.parameterSlot("weight"))), expectedGamma.map(Float.init), relative: 1e-4, absolute: 1e-5)
+    }
+
+    func testBatchNormWithReLUMatchesFiniteDifferences() {
+        checkGradients(shape: [19], batch: 6, seed: 400, appliesReLU: true)
+        checkGradients(shape: [3, 4, 5], batch: 4, seed: 500, appliesReLU: true)
+        checkGradients(shape: [19, 3, 2], batch: 3, seed: 600, layout: .channelsLast, appliesReLU: true)
+    }
+
+    func testChannelsLastAndBlockedGradientsMatchFiniteDifferences() {
+        checkGradients(shape: [19, 3, 2], batch: 3, seed: 700, layout: .channelsLast)
+        checkGradients(shape: [32, 2, 3], batch: 2, seed: 800, layout: .blocked16)
+        checkGradients(shape: [32, 2, 3], batch: 2, seed: 900, layout: .blocked16, appliesReLU: true)
+    }
+
+    func testBatchNormWithReLUIsBatchNormThenReLU() {
+        // The fused layer against the two layers it replaces, in training and at inference.
+        for (shape, layout) in [([19], MapLayout.channelsFirst), ([3, 4, 5], .channelsFirst), ([19, 3, 2], .channelsLast)] {
+            let batch = 4, label = "\(shape) \(layout)"
+            let fused = LayerHarness(BatchNorm(shape: shape, layout: layout, appliesReLU: true), batch: batch)
+            let plain = LayerHarness(BatchNorm(shape: shape, layout: layout), batch: batch)
+            let relu = LayerHarness(ReLU(shape: shape), batch: batch)
+            let count = batch * shape.reduce(1, *)
+            let x = Fixtures.normals(count, seed: 31), dy = Fixtures.normals(count, seed: 32)
+            let context = ForwardContext(mode: .training)
+            let y = fused.forward(x, context: context)
+            let z = plain.forward(x, context: context)
+            let a = relu.forward(z, context: context)
+            assertExactlyEqual(y, a, "y, \(label)")
+            XCTAssertTrue(y.contains(0) && y.contains { $0 > 0 }, "\(label): the ReLU clamps nothing or everything")
+            let dx = fused.backward(input: x, output: y, outputGradient: dy)
+            let dz = relu.backward(input: z, output: a, outputGradient: dy)
+            let dxPlain = plain.backward(input: x, output: z, outputGradient: dz)
+            assertAllClose(dx, dxPlain, relative: 1e-5, absolute: 1e-6, "dx, \(label)")
+            assertAllClose(Array(fused.store.gradients), Array(plain.store.gradients), relative: 1e-5, absolute: 1e-6, "dgamma, dbeta, \(label)")
+            let inference = ForwardContext(mode: .inference)
+            assertExactlyEqual(fused.forward(x, context: inference), relu.forward(plain.forward(x, context: inference), context: inference),
+                               "inference y, \(label)")
+        }
     }
 }

@@ -24,7 +24,9 @@ final class CNNTests: XCTestCase {
         XCTAssertEqual(shapes["exits.0.linear.weight"], [10, 32])
         XCTAssertEqual(shapes["exits.2.linear.weight"], [10, 128])
         XCTAssertEqual(network.store.bufferSlots.first { $0.name == "blocks.2.bn.running_var" }?.shape, [128])
-        XCTAssertEqual(network.blocks.map { $0.layers.map(\.name) }, Array(repeating: ["conv", "bn", "relu", "pool"], count: 3))
+        // PyTorch's Sequential(conv, bn, relu, pool): the ReLU, which has no parameters, runs inside BatchNorm's pass.
+        XCTAssertEqual(network.blocks.map { $0.layers.map(\.name) }, Array(repeating: ["conv", "bn", "pool"], count: 3))
+        XCTAssertTrue(network.batchNormLayers.allSatisfy(\.appliesReLU))
         XCTAssertEqual(network.exits.map { $0.layers.map(\.name) }, Array(repeating: ["gap", "linear"], count: 3))
         XCTAssertEqual(network.blocks.map(\.outputShape), [[32, 14, 14], [64, 7, 7], [128, 3, 3]])
         XCTAssertEqual(network.exitBlocks, [0, 1, 2])
@@ -76,14 +78,21 @@ final class CNNTests: XCTestCase {
         let context = ForwardContext(mode: .training)
         for block in network.blocks {
             for layer in block.layers {
+                // The ReLU's input crosses 0 where its output changes sign; BatchNorm computes it too.
                 if layer is ReLU { pattern += values.map { $0 > 0 ? 1 : 0 } }
-                if layer is MaxPool2D {
+                let appliesReLU = (layer as? BatchNorm)?.appliesReLU ?? false
+                if let pool = layer as? MaxPool2D {
                     let (c, h, w) = (layer.inputShape[0], layer.inputShape[1], layer.inputShape[2])
-                    for plane in 0..<(batch * c) {
-                        for oy in 0..<(h / 2) {
-                            for ox in 0..<(w / 2) {
-                                let window = [(0, 0), (0, 1), (1, 0), (1, 1)].map { values[plane * h * w + (2 * oy + $0.0) * w + 2 * ox + $0.1] }
-                                pattern.append(window.indices.max { window[$0] < window[$1] || (window[$0] == window[$1] && $0 > $1) }!)
+                    for n in 0..<batch {
+                        for channel in 0..<c {
+                            for oy in 0..<(h / 2) {
+                                for ox in 0..<(w / 2) {
+                                    let window = [(0, 0), (0, 1), (1, 0), (1, 1)].map { dy, dx in
+                                        values[n * c * h * w + pool.layout.offset(channel: channel, y: 2 * oy + dy, x: 2 * ox + dx,
+                                                                                  channels: c, height: h, width: w)]
+                                    }
+                                    pattern.append(window.indices.max { window[$0] < window[$1] || (window[$0] == window[$1] && $0 > $1) }!)
+                                }
                             }
                         }
                     }
@@ -92,6 +101,7 @@ final class CNNTests: XCTestCase {
                 values.withUnsafeBufferPointer { input in
                     output.withUnsafeMutableBufferPointer { layer.forward(input, into: $0, batch: batch, context: context) }
                 }
+                if appliesReLU { pattern += output.map { $0 > 0 ? 1 : 0 } }
                 values = output
             }
         }
@@ -99,8 +109,19 @@ final class CNNTests: XCTestCase {
     }
 
     func testNetworkGradientMatchesFiniteDifferences() {
-        let batch = 2, classes = 3
-        let network = CNNArchitecture(inputShape: [1, 12, 12], channels: [4, 6, 8], exitsAfter: [1, 2, 3], classes: classes).build()
+        // Channel counts that fill no block: channels-last maps.
+        checkNetworkGradient(CNNArchitecture(inputShape: [1, 12, 12], channels: [4, 6, 8], exitsAfter: [1, 2, 3], classes: 3))
+    }
+
+    func testBlockedNetworkGradientMatchesFiniteDifferences() {
+        // Multiples of 16: blocked maps, the paper CNN's layout.
+        checkNetworkGradient(CNNArchitecture(inputShape: [1, 8, 8], channels: [16, 16], exitsAfter: [1, 2], classes: 3))
+    }
+
+    private func checkNetworkGradient(_ architecture: CNNArchitecture, file: StaticString = #filePath, line: UInt = #line) {
+        let batch = 2, classes = architecture.classes, exits = architecture.exitsAfter.count
+        let network = architecture.build()
+        let pixels = architecture.inputShape.reduce(1, *)
         network.initialize(seed: 5)
         network.reserve(maxBatch: batch)
         // BatchNorm away from gamma = 1, beta = 0.
@@ -109,18 +130,18 @@ final class CNNTests: XCTestCase {
             let values = network.store.parameter(slot)
             for k in values.indices { values[k] = slot.name.hasSuffix("weight") ? generator.uniform(0.6, 1.4) : generator.uniform(-0.3, 0.3) }
         }
-        let objective = ExitObjective(exits: 3, classes: classes)
+        let objective = ExitObjective(exits: exits, classes: classes)
         objective.reserve(maxBatch: batch)
-        let input = Fixtures.normals(batch * 144, seed: 21)
+        let input = Fixtures.normals(batch * pixels, seed: 21)
         let labels = Fixtures.labels(batch, classes: classes, seed: 22)
-        let lambdas: [Float] = [0.5, 0.3, 0.2]
+        let lambdas: [Float] = Array([0.5, 0.3, 0.2].suffix(exits))
         let context = ForwardContext(mode: .training)
 
         // (1/N) sum_e lambda_e sum_i CE_e(i), with CE in Double from the network's logits.
         func loss() -> Double {
             input.withUnsafeBufferPointer { network.forward($0, batch: batch, context: context) }
             var total = 0.0
-            for e in 0..<3 {
+            for e in 0..<exits {
                 let z = Array(network.logits(exit: e, batch: batch))
                 for i in 0..<batch {
                     total += Double(lambdas[e]) * referenceCrossEntropy(z[(i * classes)..<((i + 1) * classes)], label: Int(labels[i]))
@@ -149,15 +170,15 @@ final class CNNTests: XCTestCase {
         let analytic = Array(network.store.gradients)
 
         let count = network.store.parameterCount
-        XCTAssertLessThan(kinks.count, count / 8, "too many steps cross a ReLU or max-pool kink to judge the gradient")
+        XCTAssertLessThan(kinks.count, count / 8, "too many steps cross a ReLU or max-pool kink to judge the gradient", file: file, line: line)
         let smooth = (0..<count).filter { !kinks.contains($0) }
-        assertGradientMatches(smooth.map { analytic[$0] }, smooth.map { numeric[$0] }, "CNN gradient")
+        assertGradientMatches(smooth.map { analytic[$0] }, smooth.map { numeric[$0] }, "CNN gradient", file: file, line: line)
         // Each tensor separately, so that a small head cannot hide behind a large block. The block
         // convolutions' biases are left to the whole-vector check: BatchNorm cancels them, so their
         // gradient is zero up to rounding.
         for slot in network.store.parameterSlots where !(slot.name.hasPrefix("blocks") && slot.name.hasSuffix("conv.bias")) {
             let entries = (slot.offset..<(slot.offset + slot.count)).filter { !kinks.contains($0) }
-            assertGradientMatches(entries.map { analytic[$0] }, entries.map { numeric[$0] }, relativeFloor: 3e-2, slot.name)
+            assertGradientMatches(entries.map { analytic[$0] }, entries.map { numeric[$0] }, relativeFloor: 3e-2, slot.name, file: file, line: line)
         }
     }
 

@@ -131,4 +131,73 @@ final class ConvolutionTests: XCTestCase {
         // 5x5: 2 * 3 * 25 * 5 * 63 + 315 = 47_250 + 315.
         XCTAssertEqual(makeHarness(kernelSize: 5).layer.inferenceFLOPs, 47_565)
     }
+
+    func testEveryPairOfMapLayoutsComputesTheSameConvolution() {
+        // Channels-first on both sides is checked against direct loops above; every other pair
+        // must give the same y, dx, dW and db with the maps permuted.
+        let x = Fixtures.normals(batch * inChannels * height * width, seed: 8)
+        let dy = Fixtures.normals(batch * outChannels * height * width, seed: 9)
+        let context = ForwardContext(mode: .training)
+        let reference = makeHarness()
+        let y = reference.forward(x, context: context)
+        let dx = reference.gradients(input: x, outputGradient: dy, context: context)
+        let parameterGradients = Array(reference.store.gradients)
+        // 3 and 5 channels fill no block: blocked maps have a test of their own.
+        let layouts: [MapLayout] = [.channelsFirst, .channelsLast]
+        for input in layouts {
+            for output in layouts where (input, output) != (.channelsFirst, .channelsFirst) {
+                let label = "\(input) -> \(output)"
+                let harness = LayerHarness(Conv2D(inputShape: [inChannels, height, width], outputChannels: outChannels,
+                                                  inputLayout: input, outputLayout: output), batch: batch, seed: 11)
+                let xIn = MapLayout.channelsFirst.converted(x, to: input, channels: inChannels, height: height, width: width)
+                let dyIn = MapLayout.channelsFirst.converted(dy, to: output, channels: outChannels, height: height, width: width)
+                let yOut = harness.forward(xIn, context: context)
+                assertAllClose(output.converted(yOut, to: .channelsFirst, channels: outChannels, height: height, width: width), y,
+                               relative: 1e-5, absolute: 1e-5, "y, \(label)")
+                let dxOut = harness.gradients(input: xIn, outputGradient: dyIn, context: context)
+                assertAllClose(input.converted(dxOut, to: .channelsFirst, channels: inChannels, height: height, width: width), dx,
+                               relative: 1e-5, absolute: 1e-5, "dx, \(label)")
+                assertAllClose(Array(harness.store.gradients), parameterGradients, relative: 1e-5, absolute: 1e-5, "dW, db, \(label)")
+            }
+        }
+    }
+
+    func testBlockedMapsComputeTheSameConvolution() {
+        // 16 -> 32 channels: blocked on either side or both, against channels-first.
+        let (inC, outC) = (16, 32)
+        let x = Fixtures.normals(2 * inC * 5 * 6, seed: 14)
+        let dy = Fixtures.normals(2 * outC * 5 * 6, seed: 15)
+        let context = ForwardContext(mode: .training)
+        func harness(_ input: MapLayout, _ output: MapLayout) -> LayerHarness {
+            LayerHarness(Conv2D(inputShape: [inC, 5, 6], outputChannels: outC, inputLayout: input, outputLayout: output), batch: 2, seed: 16)
+        }
+        let reference = harness(.channelsFirst, .channelsFirst)
+        let y = reference.forward(x, context: context)
+        let dx = reference.gradients(input: x, outputGradient: dy, context: context)
+        let parameterGradients = Array(reference.store.gradients)
+        for (input, output) in [(MapLayout.blocked16, MapLayout.blocked16), (.channelsFirst, .blocked16), (.blocked16, .channelsLast), (.channelsLast, .blocked16)] {
+            let label = "\(input) -> \(output)", layer = harness(input, output)
+            let xIn = MapLayout.channelsFirst.converted(x, to: input, channels: inC, height: 5, width: 6)
+            let dyIn = MapLayout.channelsFirst.converted(dy, to: output, channels: outC, height: 5, width: 6)
+            let yOut = layer.forward(xIn, context: context)
+            assertAllClose(output.converted(yOut, to: .channelsFirst, channels: outC, height: 5, width: 6), y, relative: 1e-5, absolute: 1e-5, "y, \(label)")
+            let dxOut = layer.gradients(input: xIn, outputGradient: dyIn, context: context)
+            assertAllClose(input.converted(dxOut, to: .channelsFirst, channels: inC, height: 5, width: 6), dx, relative: 1e-5, absolute: 1e-5, "dx, \(label)")
+            assertAllClose(Array(layer.store.gradients), parameterGradients, relative: 1e-5, absolute: 1e-5, "dW, db, \(label)")
+        }
+    }
+
+    func testOneChannelInputIsReadAsItIsInEveryKernelLayout() {
+        // A one-channel image feeds a blocked and a channels-last output without a reorder; both
+        // agree with channels-first.
+        let x = Fixtures.normals(2 * 1 * 6 * 5, seed: 17)
+        let context = ForwardContext(mode: .training)
+        var outputs: [[Float]] = []
+        for output in MapLayout.allCases {
+            let layer = LayerHarness(Conv2D(inputShape: [1, 6, 5], outputChannels: 16, inputLayout: .channelsFirst, outputLayout: output), batch: 2, seed: 18)
+            outputs.append(output.converted(layer.forward(x, context: context), to: .channelsFirst, channels: 16, height: 6, width: 5))
+        }
+        assertAllClose(outputs[1], outputs[0], relative: 1e-5, absolute: 1e-5, "channels-last")
+        assertAllClose(outputs[2], outputs[0], relative: 1e-5, absolute: 1e-5, "blocked")
+    }
 }

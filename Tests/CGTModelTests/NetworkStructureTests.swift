@@ -68,7 +68,9 @@ final class NetworkStructureTests: XCTestCase {
         XCTAssertNil(slots["blocks.0.bn.running_mean"])
         XCTAssertEqual(network.store.bufferSlots.first { $0.name == "blocks.0.bn.running_mean" }?.shape, [256])
         XCTAssertEqual(network.batchNormLayers.count, 5)
-        XCTAssertEqual(network.blocks.map { $0.layers.map(\.name) }, Array(repeating: ["linear", "bn", "relu", "dropout"], count: 5))
+        // PyTorch's Sequential(linear, bn, relu, dropout): the ReLU, which has no parameters, runs inside BatchNorm's pass.
+        XCTAssertEqual(network.blocks.map { $0.layers.map(\.name) }, Array(repeating: ["linear", "bn", "dropout"], count: 5))
+        XCTAssertTrue(network.batchNormLayers.allSatisfy(\.appliesReLU))
         XCTAssertEqual(network.blocks.map(\.prefix), ["blocks.0", "blocks.1", "blocks.2", "blocks.3", "blocks.4"])
         XCTAssertEqual(network.exitBlocks, [0, 2, 4])
     }

@@ -84,14 +84,3 @@ final class PoolingTests: XCTestCase {
         assertExactlyEqual(harness.gradients(input: x, outputGradient: dy, context: ForwardContext(mode: .training)), dy)
     }
 }
-
-/// Asserts that two Float arrays hold the same values, naming the first index that differs.
-private func assertExactlyEqual(_ actual: [Float], _ expected: [Float], file: StaticString = #filePath, line: UInt = #line) {
-    guard actual.count == expected.count else {
-        XCTFail("lengths differ: \(actual.count) vs \(expected.count)", file: file, line: line)
-        return
-    }
-    if let i = actual.indices.first(where: { actual[$0] != expected[$0] }) {
-        XCTFail("index \(i): \(actual[i]) != \(expected[i])", file: file, line: line)
-    }
-}

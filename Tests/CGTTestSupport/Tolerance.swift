@@ -34,3 +34,17 @@ public func maxRelativeError(_ a: [Double], _ b: [Double], floor: Double = 1e-3)
     precondition(a.count == b.count, "lengths differ")
     return zip(a, b).map { abs($0 - $1) / max(abs($0), abs($1), floor) }.max() ?? 0
 }
+
+/// Asserts that two Float arrays hold the same values (+0 and -0 count as equal), naming the first index that differs.
+public func assertExactlyEqual(
+    _ actual: [Float], _ expected: [Float], _ message: @autoclosure () -> String = "",
+    file: StaticString = #filePath, line: UInt = #line
+) {
+    guard actual.count == expected.count else {
+        XCTFail("lengths differ: \(actual.count) vs \(expected.count). \(message())", file: file, line: line)
+        return
+    }
+    if let i = actual.indices.first(where: { actual[$0] != expected[$0] }) {
+        XCTFail("index \(i): \(actual[i]) != \(expected[i]). \(message())", file: file, line: line)
+    }
+}

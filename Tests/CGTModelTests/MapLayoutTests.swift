@@ -1,0 +1,89 @@
+import CGTKernels
+@testable import CGTModel
+import CGTTestSupport
+import XCTest
+
+/// Layers that read `[C, H, W]` maps compute the same thing in every `MapLayout`: the
+/// channels-first versions are checked against references and finite differences elsewhere,
+/// so here the other layouts' outputs and gradients must be theirs with the maps permuted.
+final class MapLayoutTests: XCTestCase {
+    // Channel counts with a vector tail (channels-last) and of two blocks (blocked); an odd
+    // side, so pooling drops a row.
+    let height = 5, width = 6, batch = 3
+    let layouts: [(MapLayout, channels: Int)] = [(.channelsLast, 19), (.blocked16, 32)]
+
+    private func assertSameInEveryLayout(_ make: (MapLayout, Int) -> Layer, outputIsMap: Bool = true,
+                                         _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+        for (layout, channels) in layouts {
+            assertSame(make(.channelsFirst, channels), make(layout, channels), layout: layout, outputIsMap: outputIsMap,
+                       "\(label), \(layout)", file: file, line: line)
+        }
+    }
+
+    private func assertSame(_ reference: Layer, _ permuted: Layer, layout: MapLayout, outputIsMap: Bool,
+                            _ label: String, file: StaticString, line: UInt) {
+        let first = LayerHarness(reference, batch: batch, seed: 3)
+        let last = LayerHarness(permuted, batch: batch, seed: 3)
+        let shape = first.layer.outputShape
+        func toLast(_ values: [Float], _ s: [Int]) -> [Float] {
+            MapLayout.channelsFirst.converted(values, to: layout, channels: s[0], height: s[1], width: s[2])
+        }
+        let x = Fixtures.normals(batch * first.layer.inputCount, seed: 12)
+        let dy = Fixtures.normals(batch * first.layer.outputCount, seed: 13)
+        let context = ForwardContext(mode: .training)
+        let y = first.forward(x, context: context)
+        let dx = first.gradients(input: x, outputGradient: dy, context: context)
+        let xLast = toLast(x, first.layer.inputShape)
+        let yLast = last.forward(xLast, context: context)
+        let dxLast = last.gradients(input: xLast, outputGradient: outputIsMap ? toLast(dy, shape) : dy, context: context)
+        assertAllClose(yLast, outputIsMap ? toLast(y, shape) : y, relative: 1e-5, absolute: 1e-6, "y, \(label)", file: file, line: line)
+        assertAllClose(dxLast, toLast(dx, first.layer.inputShape), relative: 1e-4, absolute: 1e-6, "dx, \(label)", file: file, line: line)
+        assertAllClose(Array(last.store.gradients), Array(first.store.gradients), relative: 1e-4, absolute: 1e-6,
+                       "parameter gradients, \(label)", file: file, line: line)
+        assertAllClose(Array(last.store.buffers), Array(first.store.buffers), relative: 1e-5, absolute: 1e-6,
+                       "running statistics, \(label)", file: file, line: line)
+        // Inference reads what training left (BatchNorm's running statistics).
+        let inference = ForwardContext(mode: .inference)
+        let yInference = first.forward(x, context: inference)
+        assertAllClose(last.forward(xLast, context: inference), outputIsMap ? toLast(yInference, shape) : yInference,
+                       relative: 1e-5, absolute: 1e-6, "inference y, \(label)", file: file, line: line)
+    }
+
+    func testBatchNormInEveryLayout() {
+        assertSameInEveryLayout({ BatchNorm(shape: [$1, self.height, self.width], layout: $0) }, "batch norm")
+        assertSameInEveryLayout({ BatchNorm(shape: [$1, self.height, self.width], layout: $0, appliesReLU: true) }, "batch norm + ReLU")
+    }
+
+    func testMaxPoolInEveryLayout() {
+        assertSameInEveryLayout({ MaxPool2D(shape: [$1, self.height, self.width], layout: $0) }, "max pool")
+    }
+
+    func testGlobalAveragePoolInEveryLayout() {
+        assertSameInEveryLayout({ GlobalAveragePool(shape: [$1, self.height, self.width], layout: $0) }, outputIsMap: false, "global average")
+    }
+
+    func testBlockedOffsetsAndConversions() {
+        // Value (c, y, x) of a 32 x 2 x 3 map: block c / 16, then position, then lane c % 16.
+        XCTAssertEqual(MapLayout.blocked16.offset(channel: 17, y: 1, x: 2, channels: 32, height: 2, width: 3), ((1 * 2 + 1) * 3 + 2) * 16 + 1)
+        XCTAssertEqual(MapLayout.channelsLast.offset(channel: 17, y: 1, x: 2, channels: 32, height: 2, width: 3), (1 * 3 + 2) * 32 + 17)
+        let values = Fixtures.normals(2 * 32 * 6, seed: 4)
+        for layout in MapLayout.allCases {
+            let there = MapLayout.channelsFirst.converted(values, to: layout, channels: 32, height: 2, width: 3)
+            assertExactlyEqual(layout.converted(there, to: .channelsFirst, channels: 32, height: 2, width: 3), values, "\(layout)")
+        }
+        XCTAssertFalse(MapLayout.blocked16.admits(channels: 24))
+        XCTAssertEqual(MapLayout.fastest(channels: 48), .blocked16)
+        XCTAssertEqual(MapLayout.fastest(channels: 24), .channelsLast)
+    }
+
+    func testTheCNNTrunkIsBlockedOrChannelsLastAfterItsInput() {
+        let network = CNNArchitecture(inputShape: [3, 8, 8], channels: [32, 6, 16], exitsAfter: [1, 2, 3], classes: 2).build()
+        let layers = network.blocks.flatMap(\.layers)
+        let convolutions = layers.compactMap { $0 as? Conv2D }
+        XCTAssertEqual(convolutions.map(\.inputLayout), [.channelsFirst, .blocked16, .channelsLast])
+        XCTAssertEqual(convolutions.map(\.outputLayout), [.blocked16, .channelsLast, .blocked16])
+        XCTAssertEqual(layers.compactMap { ($0 as? MaxPool2D)?.layout }, [.blocked16, .channelsLast, .blocked16])
+        XCTAssertEqual(layers.compactMap { ($0 as? BatchNorm)?.layout }, [.blocked16, .channelsLast, .blocked16])
+        XCTAssertEqual(network.exits.flatMap(\.layers).compactMap { ($0 as? GlobalAveragePool)?.layout }, [.blocked16, .channelsLast, .blocked16])
+    }
+}
