@@ -5,8 +5,8 @@ import CGTKernels
 /// Maps are `[N, C, H, W]` in the memory order of `inputLayout` and `outputLayout` (the CNN
 /// keeps its trunk channels-last); the weight is stored `[out, in, kh, kw]` and the bias
 /// `[out]` whatever the layouts, so checkpoints load into PyTorch unchanged. The passes run on oneDNN's convolution kernels
-/// (`ConvolutionPrimitives`), made once per batch size the layer meets: the training batch,
-/// the epoch's last partial batch, evaluation's batch.
+/// (`ConvolutionPrimitives`), made once per batch size: the training batch and the epoch's last
+/// partial batch; a forward pass at a size not made yet runs in power-of-two pieces.
 ///
 /// Inference FLOPs per sample: `2 * in * kh * kw * out * Hout * Wout` (a multiply-add counts 2)
 /// plus `out * Hout * Wout` for the bias.
@@ -74,6 +74,9 @@ public final class Conv2D: Layer {
         primitives(batch: batch).implementations
     }
 
+    /// The batch sizes primitives were made for.
+    var preparedBatchSizes: [Int] { primitives.keys.sorted() }
+
     private func primitives(batch: Int) -> ConvolutionPrimitives {
         if let made = primitives[batch] { return made }
         do {
@@ -90,8 +93,20 @@ public final class Conv2D: Layer {
     public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
         precondition(input.count >= batch * inputCount && output.count >= batch * outputCount,
                      "Conv2D \(inputShape)->\(outputShape): buffers too small for batch \(batch)")
-        primitives(batch: batch).forward(input: input.baseAddress!, weight: weight.baseAddress!, bias: bias.baseAddress!,
-                                         output: output.baseAddress!)
+        if let made = primitives[batch] {
+            made.forward(input: input.baseAddress!, weight: weight.baseAddress!, bias: bias.baseAddress!, output: output.baseAddress!)
+            return
+        }
+        // A batch size met for the first time (early-exit inference passes on whatever is left of
+        // a batch): in power-of-two pieces, whose primitives then serve every size, rather than
+        // oneDNN compiling kernels for each new size. Samples are contiguous in every layout.
+        var done = 0
+        while done < batch {
+            let piece = 1 << (Int.bitWidth - 1 - (batch - done).leadingZeroBitCount)
+            primitives(batch: piece).forward(input: input.baseAddress! + done * inputCount, weight: weight.baseAddress!,
+                                             bias: bias.baseAddress!, output: output.baseAddress! + done * outputCount)
+            done += piece
+        }
     }
 
     public func backward(

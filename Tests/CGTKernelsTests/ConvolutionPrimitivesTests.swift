@@ -136,6 +136,16 @@ final class ConvolutionPrimitivesTests: XCTestCase {
         }
         XCTAssertEqual(try run(), try run())
     }
+
+    func testGeometryKeepsTheSizeWithHalfKernelPadding() {
+        let g = Geometry(channels: 3, height: 7, width: 9, kernelHeight: 3, kernelWidth: 5)
+        XCTAssertEqual([g.paddingHeight, g.paddingWidth], [1, 2])
+        XCTAssertEqual([g.outputHeight, g.outputWidth], [7, 9])
+        XCTAssertEqual(g.patchSize, 45)
+        XCTAssertEqual(g.inputCount, 189)
+        let valid = Geometry(channels: 1, height: 6, width: 7, kernelHeight: 3, kernelWidth: 3, paddingHeight: 0, paddingWidth: 0)
+        XCTAssertEqual([valid.outputHeight, valid.outputWidth], [4, 5])
+    }
 }
 
 /// What oneDNN dispatches to on this machine.

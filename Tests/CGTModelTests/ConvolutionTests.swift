@@ -200,4 +200,22 @@ final class ConvolutionTests: XCTestCase {
         assertAllClose(outputs[1], outputs[0], relative: 1e-5, absolute: 1e-5, "channels-last")
         assertAllClose(outputs[2], outputs[0], relative: 1e-5, absolute: 1e-5, "blocked")
     }
+
+    func testAForwardPassAtANewBatchSizeRunsInPowerOfTwoPieces() {
+        // 7 samples where only the harness's 8 were made: 4 + 2 + 1, each sample as alone.
+        let harness = LayerHarness(Conv2D(inputShape: [inChannels, height, width], outputChannels: outChannels), batch: 8, seed: 11)
+        let inCount = inChannels * height * width
+        let x = Fixtures.normals(7 * inCount, seed: 19)
+        let context = ForwardContext(mode: .inference)
+        let seven = harness.forward(x, batch: 7, context: context)
+        let single = (0..<7).flatMap { n in harness.forward(Array(x[(n * inCount)..<((n + 1) * inCount)]), batch: 1, context: context) }
+        assertAllClose(seven, single, relative: 1e-5, absolute: 1e-5)
+        let conv = harness.layer as! Conv2D
+        XCTAssertEqual(conv.preparedBatchSizes, [1, 2, 4, 8])
+        // The backward pass at that size has primitives of its own.
+        let dy = Fixtures.normals(seven.count, seed: 20)
+        let dx = harness.backward(input: x, output: seven, outputGradient: dy, batch: 7)
+        XCTAssertTrue(dx.allSatisfy(\.isFinite))
+        XCTAssertEqual(conv.preparedBatchSizes, [1, 2, 4, 7, 8])
+    }
 }
