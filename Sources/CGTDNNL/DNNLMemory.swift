@@ -36,22 +36,20 @@ public final class DNNLMemory {
     public let descriptor: DNNLTensorDescriptor
 
     /// Memory that oneDNN allocates for `descriptor` (an internal, possibly blocked, layout).
-    public init(allocating descriptor: DNNLTensorDescriptor, engine: DNNLEngine = .cpu) throws {
-        self.descriptor = descriptor
-        var raw = descriptor.raw
-        var memory: dnnl_memory_t?
-        try check(dnnl_memory_create(&memory, &raw, engine.engine, cgt_dnnl_memory_allocate()),
-                  "dnnl_memory_create", "\(descriptor.byteCount) bytes")
-        handle = memory!
+    public convenience init(allocating descriptor: DNNLTensorDescriptor, engine: DNNLEngine = .cpu) throws {
+        try self.init(descriptor, engine: engine, handle: cgt_dnnl_memory_allocate(), request: "\(descriptor.byteCount) bytes")
     }
 
     /// Memory over buffers cgt owns; `point(at:)` names the buffer before each execution.
-    public init(over descriptor: DNNLTensorDescriptor, engine: DNNLEngine = .cpu) throws {
+    public convenience init(over descriptor: DNNLTensorDescriptor, engine: DNNLEngine = .cpu) throws {
+        try self.init(descriptor, engine: engine, handle: cgt_dnnl_memory_none(), request: "a view of \(descriptor.byteCount) bytes")
+    }
+
+    private init(_ descriptor: DNNLTensorDescriptor, engine: DNNLEngine, handle data: UnsafeMutableRawPointer?, request: String) throws {
         self.descriptor = descriptor
         var raw = descriptor.raw
         var memory: dnnl_memory_t?
-        try check(dnnl_memory_create(&memory, &raw, engine.engine, cgt_dnnl_memory_none()),
-                  "dnnl_memory_create", "a view of \(descriptor.byteCount) bytes")
+        try check(dnnl_memory_create(&memory, &raw, engine.engine, data), "dnnl_memory_create", request)
         handle = memory!
     }
 

@@ -173,8 +173,6 @@ public enum PoolingKernels {
                      "maxPool2x2: outputs shorter than \(maps * oh * ow * c)")
         let x = input.baseAddress!, y = output.baseAddress!, slots = window.baseAddress!
         let full = vectorizedPrefix(c), rowStride = width * c
-        let slot0 = SIMD16<Int32>(repeating: 0), slot1 = SIMD16<Int32>(repeating: 1)
-        let slot2 = SIMD16<Int32>(repeating: 2), slot3 = SIMD16<Int32>(repeating: 3)
         if c == 16 {
             // A block of a blocked map: one vector per window and nothing else in the loop (the
             // general loop below spends as long again on its bookkeeping; measured 0.65 against
@@ -184,22 +182,7 @@ public enum PoolingKernels {
                 for oy in 0..<oh {
                     var a = x + (n &* height &+ 2 &* oy) &* rowStride
                     for _ in 0..<ow {
-                        var best = loadVector(a)
-                        var chosen = slot0
-                        var candidate = loadVector(a + 16)
-                        var better = wins(candidate, over: best)
-                        best.replace(with: candidate, where: better)
-                        chosen.replace(with: slot1, where: better)
-                        candidate = loadVector(a + rowStride)
-                        better = wins(candidate, over: best)
-                        best.replace(with: candidate, where: better)
-                        chosen.replace(with: slot2, where: better)
-                        candidate = loadVector(a + rowStride + 16)
-                        better = wins(candidate, over: best)
-                        best.replace(with: candidate, where: better)
-                        chosen.replace(with: slot3, where: better)
-                        storeVector(best, out)
-                        UnsafeMutableRawPointer(slot).storeBytes(of: chosen, as: SIMD16<Int32>.self)
+                        maxOfWindow(a, a + 16, a + rowStride, a + rowStride + 16, output: out, slot: slot)
                         a += 32
                         out += 16
                         slot += 16
@@ -218,22 +201,7 @@ public enum PoolingKernels {
                     outputOffset &+= c
                     var j = 0
                     while j < full {
-                        var best = loadVector(a + j)
-                        var chosen = slot0
-                        var candidate = loadVector(b + j)
-                        var better = wins(candidate, over: best)
-                        best.replace(with: candidate, where: better)
-                        chosen.replace(with: slot1, where: better)
-                        candidate = loadVector(d + j)
-                        better = wins(candidate, over: best)
-                        best.replace(with: candidate, where: better)
-                        chosen.replace(with: slot2, where: better)
-                        candidate = loadVector(e + j)
-                        better = wins(candidate, over: best)
-                        best.replace(with: candidate, where: better)
-                        chosen.replace(with: slot3, where: better)
-                        storeVector(best, out + j)
-                        UnsafeMutableRawPointer(slot + j).storeBytes(of: chosen, as: SIMD16<Int32>.self)
+                        maxOfWindow(a + j, b + j, d + j, e + j, output: out + j, slot: slot + j)
                         j &+= 16
                     }
                     while j < c {
@@ -248,6 +216,39 @@ public enum PoolingKernels {
                 }
             }
         }
+    }
+
+    /// 16 channels of one window: the maximum of inputs `a`, `b`, `d`, `e` (slots 0-3) into
+    /// `output`, the winning slot into `slot`.
+    @inlinable @inline(__always)
+    static func maxOfWindow(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _ e: UnsafePointer<Float>,
+                            output: UnsafeMutablePointer<Float>, slot: UnsafeMutablePointer<Int32>) {
+        // Vector constants: comparing with or selecting a scalar literal compiles to a loop over the lanes.
+        let slot1 = SIMD16<Int32>(repeating: 1), slot2 = SIMD16<Int32>(repeating: 2), slot3 = SIMD16<Int32>(repeating: 3)
+        var best = loadVector(a)
+        var chosen = SIMD16<Int32>(repeating: 0)
+        @inline(__always) func consider(_ candidate: FloatVector, _ index: SIMD16<Int32>) {
+            let better = wins(candidate, over: best)
+            best.replace(with: candidate, where: better)
+            chosen.replace(with: index, where: better)
+        }
+        consider(loadVector(b), slot1)
+        consider(loadVector(d), slot2)
+        consider(loadVector(e), slot3)
+        storeVector(best, output)
+        UnsafeMutableRawPointer(slot).storeBytes(of: chosen, as: SIMD16<Int32>.self)
+    }
+
+    /// The backward of `maxOfWindow`: 16 channels of gradient to the inputs their slots name, 0 to the others.
+    @inlinable @inline(__always)
+    static func routeToWindow(gradient g: UnsafePointer<Float>, slot: UnsafePointer<Int32>, _ a: UnsafeMutablePointer<Float>,
+                              _ b: UnsafeMutablePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ e: UnsafeMutablePointer<Float>) {
+        let zero = FloatVector(repeating: 0), gradient = loadVector(g)
+        let chosen = UnsafeRawPointer(slot).loadUnaligned(as: SIMD16<Int32>.self)
+        storeVector(zero.replacing(with: gradient, where: chosen .== SIMD16<Int32>(repeating: 0)), a)
+        storeVector(zero.replacing(with: gradient, where: chosen .== SIMD16<Int32>(repeating: 1)), b)
+        storeVector(zero.replacing(with: gradient, where: chosen .== SIMD16<Int32>(repeating: 2)), d)
+        storeVector(zero.replacing(with: gradient, where: chosen .== SIMD16<Int32>(repeating: 3)), e)
     }
 
     @inlinable @inline(__always)
@@ -271,10 +272,6 @@ public enum PoolingKernels {
         // The windows cover every input of an even map; an odd one keeps zeros in its last row or column.
         if height % 2 == 1 || width % 2 == 1 { dx.update(repeating: 0, count: maps * height * width * c) }
         let full = vectorizedPrefix(c), rowStride = width * c
-        let zero = FloatVector(repeating: 0)
-        // Vector constants: comparing with a scalar literal compiles to a loop over the lanes.
-        let slot0 = SIMD16<Int32>(repeating: 0), slot1 = SIMD16<Int32>(repeating: 1)
-        let slot2 = SIMD16<Int32>(repeating: 2), slot3 = SIMD16<Int32>(repeating: 3)
         if c == 16 {
             // A block of a blocked map, as in the forward pass.
             var g = dy, slot = slots
@@ -282,12 +279,7 @@ public enum PoolingKernels {
                 for oy in 0..<oh {
                     var a = dx + (n &* height &+ 2 &* oy) &* rowStride
                     for _ in 0..<ow {
-                        let gradient = loadVector(g)
-                        let chosen = UnsafeRawPointer(slot).loadUnaligned(as: SIMD16<Int32>.self)
-                        storeVector(zero.replacing(with: gradient, where: chosen .== slot0), a)
-                        storeVector(zero.replacing(with: gradient, where: chosen .== slot1), a + 16)
-                        storeVector(zero.replacing(with: gradient, where: chosen .== slot2), a + rowStride)
-                        storeVector(zero.replacing(with: gradient, where: chosen .== slot3), a + rowStride + 16)
+                        routeToWindow(gradient: g, slot: slot, a, a + 16, a + rowStride, a + rowStride + 16)
                         a += 32
                         g += 16
                         slot += 16
@@ -306,12 +298,7 @@ public enum PoolingKernels {
                     outputOffset &+= c
                     var j = 0
                     while j < full {
-                        let gradient = loadVector(g + j)
-                        let chosen = UnsafeRawPointer(slot + j).loadUnaligned(as: SIMD16<Int32>.self)
-                        storeVector(zero.replacing(with: gradient, where: chosen .== slot0), a + j)
-                        storeVector(zero.replacing(with: gradient, where: chosen .== slot1), b + j)
-                        storeVector(zero.replacing(with: gradient, where: chosen .== slot2), d + j)
-                        storeVector(zero.replacing(with: gradient, where: chosen .== slot3), e + j)
+                        routeToWindow(gradient: g + j, slot: slot + j, a + j, b + j, d + j, e + j)
                         j &+= 16
                     }
                     while j < c {
