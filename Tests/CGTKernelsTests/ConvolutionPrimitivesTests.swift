@@ -5,6 +5,23 @@ import XCTest
 
 /// oneDNN's convolution passes against the direct loops of their definitions, in Double.
 final class ConvolutionPrimitivesTests: XCTestCase {
+    /// y from the forward pass, then dx, dW and db from the backward pass (NaN where a pass wrote nothing).
+    private func allPasses(_ primitives: ConvolutionPrimitives, x: [Float], weight w: [Float], bias b: [Float], outputGradient dy: [Float])
+        -> (y: [Float], dx: [Float], dw: [Float], db: [Float]) {
+        var y = [Float](repeating: .nan, count: dy.count), dx = [Float](repeating: .nan, count: x.count)
+        var dw = [Float](repeating: .nan, count: w.count), db = [Float](repeating: .nan, count: b.count)
+        y.withUnsafeMutableBufferPointer { primitives.forward(input: x, weight: w, bias: b, output: $0.baseAddress!) }
+        dw.withUnsafeMutableBufferPointer { dwp in
+            db.withUnsafeMutableBufferPointer { dbp in
+                dx.withUnsafeMutableBufferPointer { dxp in
+                    primitives.backward(input: x, outputGradient: dy, weight: w, weightGradient: dwp.baseAddress!,
+                                        biasGradient: dbp.baseAddress!, inputGradient: dxp.baseAddress!)
+                }
+            }
+        }
+        return (y, dx, dw, db)
+    }
+
     typealias Geometry = ConvolutionKernels.Geometry
 
     /// Odd maps, non-square and 1x1 kernels, explicit paddings that shrink and grow the output,
@@ -70,17 +87,7 @@ final class ConvolutionPrimitivesTests: XCTestCase {
             }
 
             let primitives = try ConvolutionPrimitives(geometry: g, outputChannels: outputChannels, batch: batch, inputGradient: true)
-            var y = [Float](repeating: .nan, count: outputCount), dx = [Float](repeating: .nan, count: x.count)
-            var dw = [Float](repeating: .nan, count: w.count), db = [Float](repeating: .nan, count: b.count)
-            y.withUnsafeMutableBufferPointer { primitives.forward(input: x, weight: w, bias: b, output: $0.baseAddress!) }
-            dw.withUnsafeMutableBufferPointer { dwp in
-                db.withUnsafeMutableBufferPointer { dbp in
-                    dx.withUnsafeMutableBufferPointer { dxp in
-                        primitives.backward(input: x, outputGradient: dy, weight: w, weightGradient: dwp.baseAddress!,
-                                            biasGradient: dbp.baseAddress!, inputGradient: dxp.baseAddress!)
-                    }
-                }
-            }
+            let (y, dx, dw, db) = allPasses(primitives, x: x, weight: w, bias: b, outputGradient: dy)
             // Float sums of up to 300 normal products against Double: a few 1e-5 of rounding.
             assertAllClose(y, yExpected.floats, relative: 1e-4, absolute: 1e-4, "y, \(label)")
             assertAllClose(dx, dxExpected.floats, relative: 1e-4, absolute: 1e-4, "dx, \(label)")
@@ -120,18 +127,8 @@ final class ConvolutionPrimitivesTests: XCTestCase {
         let x = Fixtures.normals(batch * g.inputCount, seed: 8), w = Fixtures.normals(64 * g.patchSize, seed: 9)
         let b = Fixtures.normals(64, seed: 10), dy = Fixtures.normals(batch * 64 * g.outputPositions, seed: 11)
         func run() throws -> [Float] {
-            let primitives = try ConvolutionPrimitives(geometry: g, outputChannels: 64, batch: batch, inputGradient: true)
-            var y = [Float](repeating: 0, count: dy.count), dx = [Float](repeating: 0, count: x.count)
-            var dw = [Float](repeating: 0, count: w.count), db = [Float](repeating: 0, count: 64)
-            y.withUnsafeMutableBufferPointer { primitives.forward(input: x, weight: w, bias: b, output: $0.baseAddress!) }
-            dw.withUnsafeMutableBufferPointer { dwp in
-                db.withUnsafeMutableBufferPointer { dbp in
-                    dx.withUnsafeMutableBufferPointer { dxp in
-                        primitives.backward(input: x, outputGradient: dy, weight: w, weightGradient: dwp.baseAddress!,
-                                            biasGradient: dbp.baseAddress!, inputGradient: dxp.baseAddress!)
-                    }
-                }
-            }
+            let (y, dx, dw, db) = allPasses(try ConvolutionPrimitives(geometry: g, outputChannels: 64, batch: batch, inputGradient: true),
+                                            x: x, weight: w, bias: b, outputGradient: dy)
             return y + dx + dw + db
         }
         XCTAssertEqual(try run(), try run())
