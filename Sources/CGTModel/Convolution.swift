@@ -74,6 +74,11 @@ public final class Conv2D: Layer {
         primitives(batch: batch).implementations
     }
 
+    public func implementation(batch: Int) -> String {
+        let passes = implementations(batch: batch)
+        return "oneDNN \(passes.forward)" + (passes.backwardData == nil ? ", no backward data" : "")
+    }
+
     /// The batch sizes primitives were made for.
     var preparedBatchSizes: [Int] { primitives.keys.sorted() }
 

@@ -28,6 +28,8 @@ public final class Linear: Layer {
 
     public func bind(to store: ParameterStore) { parameters.bind(to: store) }
 
+    public func implementation(batch: Int) -> String { "dnnl_sgemm" }
+
     /// PyTorch's default: W and b uniform in +-1/sqrt(in).
     public func initialize(using generator: inout SeededGenerator) {
         parameters.initialize(fanIn: inputFeatures, using: &generator)

@@ -57,6 +57,10 @@ public protocol Layer: AnyObject {
 
     /// Floating-point operations for one sample at inference (see `hdf5_data/README.md`, "FLOP counts").
     var inferenceFLOPs: Int { get }
+
+    /// What computes the layer's training passes at `batch`, for benchmarks: cgt's SIMD kernels
+    /// unless the layer says otherwise.
+    func implementation(batch: Int) -> String
 }
 
 extension Layer {
@@ -66,6 +70,7 @@ extension Layer {
     public func bind(to store: ParameterStore) {}
     public func initialize(using generator: inout SeededGenerator) {}
     public func reserve(maxBatch: Int) {}
+    public func implementation(batch: Int) -> String { "cgt SIMD kernels" }
 }
 
 /// A cache a layer owns, grown to the largest batch seen and freed with the layer.

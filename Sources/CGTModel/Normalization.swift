@@ -33,6 +33,17 @@ public final class BatchNorm: Layer {
     private let statistics = LayerCache()
     /// The count the last training forward normalised over (all ranks with a reducer).
     private var reductionCount: Float = 0
+    /// oneDNN's passes per batch size, for statistics of this rank's batch.
+    private var primitives: [Int: BatchNormPrimitives] = [:]
+    /// Which computed the last training forward, so that its backward matches it.
+    private var lastTraining = Computation.kernels
+
+    /// What computes a training pass: oneDNN's primitives for maps with statistics of the local
+    /// batch (faster there, see `BatchNormPrimitives`); cgt's kernels for dense features (faster
+    /// there) and whenever a reducer synchronises the statistics.
+    private enum Computation { case primitives, kernels }
+
+    private var training: Computation { inputShape.count == 3 && statisticsReducer == nil ? .primitives : .kernels }
 
     /// Sums the per-channel statistics over all ranks (sync BatchNorm); nil keeps them local,
     /// as PyTorch's DistributedDataParallel does by default.
@@ -90,6 +101,28 @@ public final class BatchNorm: Layer {
     public func reserve(maxBatch: Int) {
         normalized.reserve(maxBatch * inputCount)
         statistics.reserve(2 * channels)
+        if training == .primitives { _ = primitives(batch: maxBatch) }
+    }
+
+    /// What computes training passes at `batch` (oneDNN's "bnorm_jit:avx512_core" or cgt's kernels), for benchmarks.
+    public func implementation(batch: Int) -> String {
+        switch training {
+        case .primitives: "oneDNN \(primitives(batch: batch).implementation)"
+        case .kernels: statisticsReducer == nil ? "cgt SIMD kernels" : "cgt SIMD kernels (synchronised statistics)"
+        }
+    }
+
+    private func primitives(batch: Int) -> BatchNormPrimitives {
+        if let made = primitives[batch] { return made }
+        do {
+            let made = try BatchNormPrimitives(batch: batch, channels: channels,
+                                               spatial: inputShape.count == 3 ? (inputShape[1], inputShape[2]) : nil,
+                                               layout: layout, appliesReLU: appliesReLU, epsilon: epsilon)
+            primitives[batch] = made
+            return made
+        } catch {
+            preconditionFailure("BatchNorm \(inputShape): \(error)")
+        }
     }
 
     private func shape(_ batch: Int) -> BatchNormKernels.Shape {
@@ -118,6 +151,21 @@ public final class BatchNorm: Layer {
         precondition(batch > 1 || spatial > 1 || statisticsReducer != nil,
                      "BatchNorm in training mode needs more than one value per channel (batch of \(batch))")
         let stats = statistics.storage
+        guard training == .kernels else {
+            // This rank's statistics: oneDNN's pass, then the running statistics as PyTorch keeps them.
+            let p = primitives(batch: batch), mean = stats.baseAddress!, variance = mean + channels
+            p.forward(input: input.baseAddress!, gamma: gamma.baseAddress!, beta: beta.baseAddress!, output: output.baseAddress!,
+                      batchMean: mean, batchVariance: variance)
+            let m = Float(batch * spatial), unbiasing = m > 1 ? m / (m - 1) : 1
+            for j in 0..<channels {
+                runningMean[j] = (1 - momentumNow) * runningMean[j] + momentumNow * mean[j]
+                runningVariance[j] = (1 - momentumNow) * runningVariance[j] + momentumNow * variance[j] * unbiasing
+            }
+            reductionCount = m
+            lastTraining = .primitives
+            return
+        }
+        lastTraining = .kernels
         reductionCount = BatchNormKernels.forwardTraining(
             input, shape: shape(batch), gamma: UnsafeBufferPointer(gamma), beta: UnsafeBufferPointer(beta),
             runningMean: runningMean, runningVariance: runningVariance, momentum: momentumNow, epsilon: epsilon,
@@ -131,6 +179,14 @@ public final class BatchNorm: Layer {
         outputGradient: UnsafeBufferPointer<Float>, inputGradient: UnsafeMutableBufferPointer<Float>?, batch: Int
     ) {
         let stats = statistics.storage
+        if lastTraining == .primitives {
+            let mean = stats.baseAddress!
+            primitives(batch: batch).backward(
+                input: input.baseAddress!, outputGradient: outputGradient.baseAddress!, gamma: gamma.baseAddress!, beta: beta.baseAddress!,
+                batchMean: mean, batchVariance: mean + channels, gammaGradient: gammaGradient.baseAddress!,
+                betaGradient: betaGradient.baseAddress!, inputGradient: (inputGradient ?? normalized.storage).baseAddress!)
+            return
+        }
         BatchNormKernels.backward(
             outputGradient: outputGradient, normalized: UnsafeBufferPointer(normalized.storage), shape: shape(batch),
             gamma: UnsafeBufferPointer(gamma), invStd: UnsafeBufferPointer(rebasing: stats[channels..<(2 * channels)]),

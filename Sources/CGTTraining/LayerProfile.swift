@@ -8,6 +8,8 @@ public struct LayerProfile: Codable {
     public struct Entry: Codable {
         public var layer: String
         public var outputShape: [Int]
+        /// What computed the passes ("oneDNN bnorm_jit:avx512_core", "cgt SIMD kernels").
+        public var implementation: String
         public var forwardMilliseconds: Double
         public var backwardMilliseconds: Double
     }
@@ -53,7 +55,7 @@ public struct LayerProfile: Codable {
                         }
                     }
                     entries.append(Entry(layer: "\(part.prefix).\(layer.name)", outputShape: layer.outputShape,
-                                         forwardMilliseconds: forward / Double(repeats) / 1e6, backwardMilliseconds: backward / Double(repeats) / 1e6))
+                                         implementation: layer.implementation(batch: batch), forwardMilliseconds: forward / Double(repeats) / 1e6, backwardMilliseconds: backward / Double(repeats) / 1e6))
                 }
             }
         }
@@ -65,8 +67,8 @@ public struct LayerProfile: Codable {
         var lines = ["per layer at batch \(batch) (ms; forward + backward, share of the total \(String(format: "%.2f", total)) ms):"]
         for e in entries {
             let both = e.forwardMilliseconds + e.backwardMilliseconds
-            lines.append(String(format: "  %-22@ %-16@ %8.3f + %8.3f  %5.1f %%", e.layer as NSString, "\(e.outputShape)" as NSString,
-                                e.forwardMilliseconds, e.backwardMilliseconds, both / total * 100))
+            lines.append(String(format: "  %-22@ %-16@ %8.3f + %8.3f  %5.1f %%  %@", e.layer as NSString, "\(e.outputShape)" as NSString,
+                                e.forwardMilliseconds, e.backwardMilliseconds, both / total * 100, e.implementation as NSString))
         }
         return lines.joined(separator: "\n")
     }

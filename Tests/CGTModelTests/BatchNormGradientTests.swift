@@ -159,4 +159,32 @@ final class BatchNormGradientTests: XCTestCase {
                                "inference y, \(label)")
         }
     }
+
+    func testSynchronisedKernelsAndOneDNNAgree() {
+        // A reducer that leaves the sums alone (one rank) sends BatchNorm of maps through cgt's
+        // kernels, none through oneDNN's primitives; the finite-difference checks above see the
+        // latter for maps, the kernels for features.
+        let cases: [([Int], MapLayout)] = [([19], .channelsFirst), ([3, 4, 5], .channelsFirst), ([19, 3, 2], .channelsLast), ([32, 2, 3], .blocked16)]
+        for (shape, layout) in cases {
+            for relu in [false, true] {
+                let batch = 3, label = "\(shape) \(layout)\(relu ? " + ReLU" : "")"
+                let oneDNN = LayerHarness(BatchNorm(shape: shape, layout: layout, appliesReLU: relu), batch: batch)
+                let synchronised = BatchNorm(shape: shape, layout: layout, appliesReLU: relu)
+                synchronised.statisticsReducer = { _ in }
+                let kernels = LayerHarness(synchronised, batch: batch)
+                XCTAssertTrue((oneDNN.layer as! BatchNorm).implementation(batch: batch).hasPrefix(shape.count == 3 ? "oneDNN" : "cgt"), label)
+                XCTAssertTrue(synchronised.implementation(batch: batch).hasPrefix("cgt"), label)
+                let count = batch * shape.reduce(1, *)
+                let x = Fixtures.normals(count, seed: 41, scale: 2), dy = Fixtures.normals(count, seed: 42)
+                let context = ForwardContext(mode: .training)
+                let y = oneDNN.forward(x, context: context), yKernels = kernels.forward(x, context: context)
+                assertAllClose(y, yKernels, relative: 1e-5, absolute: 1e-5, "y, \(label)")
+                let dx = oneDNN.backward(input: x, output: y, outputGradient: dy)
+                let dxKernels = kernels.backward(input: x, output: yKernels, outputGradient: dy)
+                assertAllClose(dx, dxKernels, relative: 1e-4, absolute: 1e-5, "dx, \(label)")
+                assertAllClose(Array(oneDNN.store.gradients), Array(kernels.store.gradients), relative: 1e-4, absolute: 1e-5, "dgamma, dbeta, \(label)")
+                assertAllClose(Array(oneDNN.store.buffers), Array(kernels.store.buffers), relative: 1e-5, absolute: 1e-6, "running statistics, \(label)")
+            }
+        }
+    }
 }
