@@ -36,7 +36,7 @@ public final class BatchNormPrimitives {
         self.appliesReLU = appliesReLU
         let request = "batch normalisation of \(batch) x \(channels)\(spatial.map { " x \($0.height) x \($0.width)" } ?? "")"
         // Features as 1 x 1 channels-last maps: oneDNN's `nc` batch normalisation is its generic
-        // reference code, 30 times slower.
+        // reference code, about 18 times slower (1.6 against 0.09 ms on the MLP's layers).
         let data = try spatial.map { try DNNLTensorDescriptor([batch, channels, $0.height, $0.width], layout.dnnlTag) }
             ?? DNNLTensorDescriptor([batch, channels, 1, 1], dnnl_nhwc)
         let perChannel = try DNNLTensorDescriptor([channels], dnnl_x)

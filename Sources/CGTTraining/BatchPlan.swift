@@ -1,3 +1,4 @@
+import CGTEvaluation
 import CGTKernels
 
 /// Which samples each optimizer step uses, on every rank.

@@ -1,3 +1,4 @@
+import CGTEvaluation
 import Foundation
 
 /// Keeps `checkpoints/best.h5` at the epoch that scored best on the validation split

@@ -1,3 +1,4 @@
+import CGTEvaluation
 import CGTHDF5
 import CGTModel
 

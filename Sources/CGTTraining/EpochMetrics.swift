@@ -1,3 +1,4 @@
+import CGTEvaluation
 import Foundation
 
 /// One line of `metrics.jsonl`: what an epoch of training did, per exit.

@@ -9,7 +9,7 @@ import Foundation
 /// boundaries and start in a fixed order on every rank, so the reduction, and its summation
 /// order, is the same in every step and every run: results are reproducible (unlike fusion
 /// that groups tensors by arrival time).
-final class GradientReducer {
+package final class GradientReducer {
     let communicator: Communicator
     let gradients: UnsafeMutableBufferPointer<Float>
     /// Bucket ranges in the order they are started: from the end of the buffer to its start.
@@ -19,7 +19,7 @@ final class GradientReducer {
     private var nextBucket = 0
     private var failure: Error?
 
-    init(communicator: Communicator, gradients: UnsafeMutableBufferPointer<Float>, bucketElements: Int, overlap: Bool) {
+    package init(communicator: Communicator, gradients: UnsafeMutableBufferPointer<Float>, bucketElements: Int, overlap: Bool) {
         self.communicator = communicator
         self.gradients = gradients
         self.overlap = overlap
@@ -35,7 +35,7 @@ final class GradientReducer {
     }
 
     /// Called by the backward pass: gradients from `offset` to the end are final.
-    func gradientsReady(from offset: Int) {
+    package func gradientsReady(from offset: Int) {
         guard overlap, failure == nil else { return }
         do {
             while nextBucket < buckets.count && buckets[nextBucket].lowerBound >= offset {
@@ -54,7 +54,7 @@ final class GradientReducer {
     /// order: Open MPI's blocking collective is the faster one (0.12 against 0.25 ms for the
     /// paper MLP's gradients on 2 ranks here), and where the copies run on the same cores as
     /// the backward pass (shared memory), overlap saves nothing.
-    func finish() throws -> Double {
+    package func finish() throws -> Double {
         defer { nextBucket = 0 }
         if let failure {
             self.failure = nil

@@ -1,3 +1,4 @@
+import CGTEvaluation
 import CGTKernels
 import Foundation
 import Yams

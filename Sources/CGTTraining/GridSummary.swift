@@ -1,3 +1,4 @@
+import CGTEvaluation
 import Foundation
 
 /// The results of a grid's trials: a leaderboard sorted by the grid's metric and the Pareto

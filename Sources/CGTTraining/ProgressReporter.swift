@@ -1,3 +1,4 @@
+import CGTEvaluation
 import Foundation
 
 /// Tells the person watching rank 0 where training is: epoch, step, loss and gate per exit,

@@ -1,3 +1,4 @@
+import CGTEvaluation
 import Foundation
 
 /// Finished runs summarised in the format of the paper's Table 1: one row per job name,

@@ -1,3 +1,4 @@
+import CGTEvaluation
 import Foundation
 
 /// One self-contained HTML page about a run: training curves per exit (the paper's Figures 2

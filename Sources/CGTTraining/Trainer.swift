@@ -1,3 +1,4 @@
+import CGTEvaluation
 import CGTDNNL
 import CGTData
 import CGTKernels

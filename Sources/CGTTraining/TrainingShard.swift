@@ -1,3 +1,4 @@
+import CGTEvaluation
 import CGTData
 import CGTKernels
 

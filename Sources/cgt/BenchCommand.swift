@@ -1,3 +1,5 @@
+import CGTBenchmarks
+import CGTEvaluation
 import ArgumentParser
 import CGTDNNL
 import CGTKernels

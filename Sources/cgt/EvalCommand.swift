@@ -1,3 +1,4 @@
+import CGTEvaluation
 import ArgumentParser
 import CGTDNNL
 import CGTData

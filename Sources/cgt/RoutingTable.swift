@@ -1,3 +1,4 @@
+import CGTEvaluation
 import CGTTraining
 import Foundation
 

@@ -1,3 +1,4 @@
+@testable import CGTEvaluation
 import CGTData
 import CGTModel
 import CGTTestSupport

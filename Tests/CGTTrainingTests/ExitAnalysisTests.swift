@@ -1,3 +1,4 @@
+@testable import CGTEvaluation
 import CGTKernels
 import CGTTestSupport
 @testable import CGTTraining

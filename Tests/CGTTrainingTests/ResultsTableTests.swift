@@ -1,3 +1,4 @@
+@testable import CGTEvaluation
 import CGTTestSupport
 @testable import CGTTraining
 import Foundation

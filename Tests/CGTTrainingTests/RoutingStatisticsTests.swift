@@ -1,3 +1,4 @@
+@testable import CGTEvaluation
 import CGTTraining
 import XCTest
 

@@ -64,7 +64,7 @@ public struct ThresholdSweep: Codable, Equatable, Sendable {
 
 /// For each (accuracy, cost) point, whether it is Pareto-optimal: no other point is at least as
 /// accurate and at most as costly, and strictly better in one of the two.
-func paretoOptimal(_ points: [(accuracy: Double, cost: Double)]) -> [Bool] {
+package func paretoOptimal(_ points: [(accuracy: Double, cost: Double)]) -> [Bool] {
     points.map { p in
         !points.contains { q in q.accuracy >= p.accuracy && q.cost <= p.cost && (q.accuracy > p.accuracy || q.cost < p.cost) }
     }
@@ -72,7 +72,7 @@ func paretoOptimal(_ points: [(accuracy: Double, cost: Double)]) -> [Bool] {
 
 /// start, start + step, ... up to stop, which counts as reached within rounding (0.5:0.99:0.01
 /// ends at 0.99, not 0.98).
-func steps(from start: Double, through stop: Double, by step: Double) -> [Double] {
+package func steps(from start: Double, through stop: Double, by step: Double) -> [Double] {
     let n = Int(((stop - start) / step + 1e-9).rounded(.down))
     return (0...n).map { start + Double($0) * step }
 }

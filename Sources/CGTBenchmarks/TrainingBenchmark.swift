@@ -1,3 +1,5 @@
+import CGTTraining
+import CGTEvaluation
 import CGTDNNL
 import CGTKernels
 import CGTModel

@@ -1,3 +1,4 @@
+import CGTTraining
 import CGTKernels
 import CGTModel
 import Foundation

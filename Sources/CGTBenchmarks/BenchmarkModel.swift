@@ -1,3 +1,4 @@
+import CGTTraining
 import CGTModel
 
 /// The network a benchmark trains: the paper's MLP or its CNN.

@@ -1,3 +1,5 @@
+import CGTTraining
+import CGTEvaluation
 import CGTKernels
 import CGTModel
 import Foundation

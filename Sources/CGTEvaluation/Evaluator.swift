@@ -70,7 +70,7 @@ public final class Evaluator {
 }
 
 /// Runs `body` with batch buffers for `count` samples of `featureCount` values.
-func withBatchBuffers<R>(
+package func withBatchBuffers<R>(
     _ count: Int, featureCount: Int,
     _ body: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Int32>, UnsafeMutableBufferPointer<Int64>) throws -> R
 ) rethrows -> R {
