@@ -19,7 +19,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "cgt", targets: ["cgt"]),
-        .library(name: "CGT", targets: ["CGTBenchmarks", "CGTTraining", "CGTEvaluation", "CGTModel", "CGTData", "CGTKernels", "CGTDNNL", "CGTHDF5", "CGTMPI"]),
+        .library(name: "CGT", targets: ["CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTModel", "CGTData", "CGTKernels", "CGTDNNL", "CGTHDF5", "CGTMPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,17 +34,23 @@ let package = Package(
         .target(name: "CGTMPI", dependencies: ["CMPI"], swiftSettings: hostVectorUnits),
         .target(name: "CGTData", dependencies: ["CGTHDF5", "CGTKernels", "CZlib"], swiftSettings: hostVectorUnits),
         .target(name: "CGTModel", dependencies: ["CGTKernels"], swiftSettings: hostVectorUnits),
-        // Evaluation (policies, per-sample exit records, routing statistics, sweeps, latency)
-        // below training (jobs, the loop, checkpoints, grids, reports) below benchmarks.
-        .target(name: "CGTEvaluation", dependencies: ["CGTModel", "CGTData", "CGTKernels"], swiftSettings: hostVectorUnits),
+        // The top floor, each target above the ones before it: the typed job (every closed set an
+        // enum, checked once) -> evaluation (policies, exit records, routing statistics, sweeps,
+        // latency) -> training (the loop, the shard, the all-reduce, checkpoints) -> experiments
+        // (grids, reports, tables, charts, benchmarks) -> the command line.
+        .target(name: "CGTJob", dependencies: ["CGTModel", "CGTData", .product(name: "Yams", package: "Yams")], swiftSettings: hostVectorUnits),
+        .target(name: "CGTEvaluation", dependencies: ["CGTJob", "CGTModel", "CGTData", "CGTMPI", "CGTKernels"], swiftSettings: hostVectorUnits),
         .target(
             name: "CGTTraining",
-            dependencies: ["CGTEvaluation", "CGTModel", "CGTData", "CGTHDF5", "CGTMPI", "CGTKernels", "CGTDNNL", .product(name: "Yams", package: "Yams")],
+            dependencies: ["CGTJob", "CGTEvaluation", "CGTModel", "CGTData", "CGTHDF5", "CGTMPI", "CGTKernels", "CGTDNNL"],
             swiftSettings: hostVectorUnits),
-        .target(name: "CGTBenchmarks", dependencies: ["CGTTraining", "CGTEvaluation", "CGTModel", "CGTMPI", "CGTKernels", "CGTDNNL"], swiftSettings: hostVectorUnits),
+        .target(
+            name: "CGTExperiments",
+            dependencies: ["CGTTraining", "CGTEvaluation", "CGTJob", "CGTModel", "CGTMPI", "CGTKernels", "CGTDNNL", .product(name: "Yams", package: "Yams")],
+            swiftSettings: hostVectorUnits),
         .executableTarget(
             name: "cgt",
-            dependencies: ["CGTBenchmarks", "CGTTraining", "CGTEvaluation", "CGTDNNL", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTDNNL", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hostVectorUnits),
 
         // MARK: - Implementation details
@@ -63,7 +69,7 @@ let package = Package(
         .testTarget(name: "CGTHDF5Tests", dependencies: ["CGTHDF5", "CGTTestSupport"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTModelTests", dependencies: ["CGTModel", "CGTTestSupport"], swiftSettings: hostVectorUnits),
-        .testTarget(name: "CGTTrainingTests", dependencies: ["CGTTraining", "CGTEvaluation", "CGTTestSupport"], swiftSettings: hostVectorUnits),
+        .testTarget(name: "CGTTrainingTests", dependencies: ["CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTTestSupport"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTCommandTests", dependencies: ["CGTTestSupport", "CGTHDF5", "CGTData", "CGTKernels"], swiftSettings: hostVectorUnits),
     ],
     swiftLanguageModes: [.v5]

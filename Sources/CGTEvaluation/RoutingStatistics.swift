@@ -1,3 +1,4 @@
+import CGTJob
 /// What early-exit inference at a threshold did on a set of samples: where they left, how
 /// accurate each exit was, and what it cost.
 ///
@@ -129,5 +130,12 @@ public struct RoutingTally: Equatable, Sendable {
             expectedFLOPs: expected, exitFLOPs: exitFLOPs, fullNetworkFLOPs: fullNetworkFLOPs,
             averageExitDepth: fractions.enumerated().reduce(0) { $0 + Double($1.offset + 1) * $1.element },
             confusion: confusion)
+    }
+}
+
+extension RoutingStatistics {
+    /// The headline numbers a `SelectionMetric` chooses by.
+    public var scores: SelectionScores {
+        SelectionScores(accuracy: accuracy, macroF1: macroF1, macroPrecision: macroPrecision, macroRecall: macroRecall, relativeCost: relativeCost)
     }
 }

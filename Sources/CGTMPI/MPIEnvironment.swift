@@ -30,25 +30,27 @@ public final class MPIEnvironment {
         try check(MPI_Finalize(), "MPI_Finalize")
     }
 
-    /// Runs `body` between initialisation and finalisation.
+    /// Runs `body` between initialisation and finalisation; `report` prints each error this
+    /// rank must print, before the ranks part.
     ///
-    /// A `CollectiveFailure` is known to every rank, which all finalise and stop. Any other
-    /// error is known to this rank only: it aborts the whole job (after `report` has printed it
-    /// here), so no other rank waits forever in a collective this one will never join.
-    public static func run<R>(report: (Error) -> Void = { _ in }, _ body: (MPIEnvironment) throws -> R) throws -> R {
+    /// A `CollectiveFailure` is known to every rank: its one reporter prints it, then all
+    /// finalise and stop (printing before `MPI_Finalize`, which every rank enters, keeps the line
+    /// from being lost when the launcher stops the job at the first non-zero exit). Any other
+    /// error is known to this rank only: it is printed, and with other ranks the whole job is
+    /// aborted, so that no rank waits forever in a collective this one will never join.
+    public static func run<R>(report: (Error) -> Void, _ body: (MPIEnvironment) throws -> R) throws -> R {
         let environment = try MPIEnvironment()
         do {
             let result = try body(environment)
             try environment.finalize()
             return result
         } catch let error as CollectiveFailure {
+            if error.isReporter { report(error) }
             try? environment.finalize()
             throw error
         } catch {
-            if environment.world.size > 1 {
-                report(error)
-                environment.world.abort(code: 1)
-            }
+            report(error)
+            if environment.world.size > 1 { environment.world.abort(code: 1) }
             try? environment.finalize()
             throw error
         }

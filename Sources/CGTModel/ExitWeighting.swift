@@ -59,7 +59,7 @@ public struct HardCGT: ExitWeighting {
 /// tau = 0.9; larger k moves r towards HardCGT's 0 or 1), and the score s_e may be the
 /// true-class probability instead of the maximum probability.
 public struct SoftCGT: ExitWeighting {
-    public enum Score: String, Sendable, Codable { case maxProbability = "max_probability", trueClassProbability = "true_class_probability" }
+    public enum Score: String, Sendable, Codable, CaseIterable { case maxProbability = "max_probability", trueClassProbability = "true_class_probability" }
     public let tau: Float
     public let sharpness: Float
     public let score: Score

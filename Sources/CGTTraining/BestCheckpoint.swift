@@ -1,23 +1,24 @@
 import CGTEvaluation
+import CGTJob
 import Foundation
 
 /// Keeps `checkpoints/best.h5` at the epoch that scored best on the validation split
 /// (`training.keep_best`), with `best.json` saying which epoch and score: the model to report
 /// without having looked at the test split. Rank 0 only.
-struct BestCheckpoint {
+package struct BestCheckpoint {
     /// What `best.json` holds.
-    struct Record: Codable, Equatable {
-        var metric: String
-        var value: Double
-        var epoch: Int
+    package struct Record: Codable, Equatable {
+        package var metric: SelectionMetric
+        package var value: Double
+        package var epoch: Int
     }
 
-    let metric: String?
+    let metric: SelectionMetric?
     let run: RunDirectory
     private(set) var record: Record?
 
     /// A resumed run continues from the record it left; a fresh one ignores any old file.
-    init(metric: String?, run: RunDirectory, resumed: Bool) {
+    init(metric: SelectionMetric?, run: RunDirectory, resumed: Bool) {
         self.metric = metric
         self.run = run
         if resumed, let metric, let data = FileManager.default.contents(atPath: run.bestFile),
@@ -29,8 +30,8 @@ struct BestCheckpoint {
     /// Writes the checkpoint (through `write`) and the record when `statistics` beat the best so far.
     mutating func offer(_ statistics: RoutingStatistics, epoch: Int, write: (String) throws -> Void) throws {
         guard let metric else { return }
-        let value = GridSummary.Scores(statistics).value(metric)
-        if let record, !(GridFile.lowerIsBetter(metric) ? value < record.value : value > record.value) { return }
+        let value = metric.value(of: statistics.scores)
+        if let record, !metric.isBetter(value, than: record.value) { return }
         try write(run.bestCheckpoint)
         let next = Record(metric: metric, value: value, epoch: epoch)
         let encoder = JSONEncoder()

@@ -1,3 +1,4 @@
+import CGTJob
 import CGTEvaluation
 import CGTHDF5
 import CGTModel
@@ -19,7 +20,7 @@ extension Checkpoint {
             try root.setAttribute("feature_shape", featureShape)
             try root.setAttribute("class_names", classNames)
             try root.setAttribute("num_classes", classNames.count)
-            try root.setAttribute("method", job.method.name)
+            try root.setAttribute("method", job.method.name.rawValue)
             try root.setAttribute("exit_criterion", exitPolicy.criterion.rawValue)
             try root.setAttribute("exit_thresholds", exitPolicy.thresholds.map(Double.init))
             try root.setAttribute("exit_fallback", exitPolicy.fallback.rawValue)
@@ -36,7 +37,7 @@ extension Checkpoint {
                 try group.writeDataset(leaf, [Int64(count)], shape: [])
             }
             let optimizerGroup = try root.createGroup("optimizer")
-            try optimizerGroup.setAttribute("name", job.optimizer.name)
+            try optimizerGroup.setAttribute("name", job.optimizer.name.rawValue)
             try optimizerGroup.setAttribute("step_count", optimizerStepCount)
             for (state, tensors) in optimizerState.sorted(by: { $0.key < $1.key }) {
                 let stateGroup = try optimizerGroup.createGroup(state)

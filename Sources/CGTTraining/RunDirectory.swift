@@ -1,3 +1,4 @@
+import CGTJob
 import Foundation
 
 /// The folder a run writes: the resolved job, metrics, checkpoints and evaluation.

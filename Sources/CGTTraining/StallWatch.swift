@@ -1,3 +1,4 @@
+import CGTJob
 import Foundation
 
 /// Warns when the main thread stays in a collective too long, from a thread of its own.

@@ -1,3 +1,4 @@
+import CGTJob
 import CGTMPI
 import Foundation
 

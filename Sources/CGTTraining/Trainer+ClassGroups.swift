@@ -1,3 +1,4 @@
+import CGTJob
 import CGTModel
 import CGTMPI
 

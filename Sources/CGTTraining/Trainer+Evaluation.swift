@@ -1,3 +1,4 @@
+import CGTJob
 import CGTEvaluation
 import CGTData
 import CGTModel

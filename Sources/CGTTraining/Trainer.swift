@@ -1,6 +1,7 @@
 import CGTEvaluation
 import CGTDNNL
 import CGTData
+import CGTJob
 import CGTKernels
 import CGTMPI
 import CGTModel
@@ -150,7 +151,7 @@ public final class Trainer {
         epoch = Int(counters[0])
         globalStep = Int(counters[1])
         optimizer.stepCount = Int(counters[2])
-        if job.method.name == "classynet" { try broadcastClassGroups(communicator) }
+        if job.method.name.groupsClasses { try broadcastClassGroups(communicator) }
     }
 
     /// Runs `body` on every rank; a failure anywhere stops all ranks together.
@@ -225,7 +226,7 @@ public final class Trainer {
         let phaseWeighting: ExitWeighting = phase.fixedWeights.map { FixedExitWeights($0) } ?? weighting
         let adjustment = ExitObjective.WeightAdjustment(exitScale: job.method.anneal?.factors(epoch: epoch), leak: job.method.leak,
                                                         normalized: job.method.normalizeWeights)
-        let choosesGroups = job.method.name == "classynet" && classGroups == nil && epoch + 1 == job.groupingEpochs
+        let choosesGroups = job.method.name.groupsClasses && classGroups == nil && epoch + 1 == job.groupingEpochs
         var recallCorrect = [[Double]](repeating: [Double](repeating: 0, count: network.classes), count: network.exitCount)
         var classCounts = [Double](repeating: 0, count: network.classes)
         try together { try shard.prepare(epoch: epoch) }

@@ -1,4 +1,5 @@
 import CGTEvaluation
+import CGTJob
 import CGTData
 import CGTKernels
 
@@ -26,13 +27,13 @@ final class TrainingShard {
     private var globalCounts: [Int] = []
     private let shardRows: Range<Int>
 
-    init(reader: DatasetReader, rank: Int, ranks: Int, seed: UInt64, globalBatch: Int, mode: String) throws {
+    init(reader: DatasetReader, rank: Int, ranks: Int, seed: UInt64, globalBatch: Int, mode: ShuffleMode) throws {
         self.reader = reader
         self.rank = rank
         self.ranks = ranks
         self.seed = seed
         self.globalBatch = globalBatch
-        globalMode = mode != "local"
+        globalMode = mode == .global
         sampleCount = reader.splitSizes[DatasetLayout.train] ?? 0
         plan = BatchPlan(sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks)
         shardRows = (rank * sampleCount / ranks)..<((rank + 1) * sampleCount / ranks)

@@ -1,10 +1,11 @@
-import CGTBenchmarks
+import CGTExperiments
 import CGTEvaluation
 import ArgumentParser
 import CGTDNNL
 import CGTKernels
 import CGTMPI
 import CGTModel
+import CGTJob
 import CGTTraining
 import Foundation
 
@@ -73,8 +74,7 @@ struct BenchCommand: ParsableCommand {
             : .mlp(MLPArchitecture(inputFeatures: inputs, hiddenWidths: widths, exitsAfter: exitLayers, classes: classes))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try MPIEnvironment.run(report: { _ = reportFailure($0) }) { mpi in
-            let world = mpi.world
+        try underMPI { world in
             if world.size == 1 {
                 let result = try TrainingBenchmark(model: benchModel, batch: batch, steps: steps).run()
                 print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)

@@ -5,6 +5,8 @@ import CGTData
 import CGTKernels
 import CGTMPI
 import CGTModel
+import CGTJob
+import CGTExperiments
 import CGTTraining
 import Foundation
 
@@ -32,10 +34,10 @@ struct EvalCommand: ParsableCommand {
     var thresholds: String?
 
     @Option(help: "Exit criterion: max_probability (the paper), entropy (1 - normalised entropy) or margin (top-1 minus top-2); default the checkpoint's.")
-    var criterion: String?
+    var criterion: ExitCriterion?
 
     @Option(help: "When no exit fires: last (the paper) or most_confident; default the checkpoint's.")
-    var fallback: String?
+    var fallback: ExitFallback?
 
     @Flag(help: "Store the exit policy in the checkpoint file: the one chosen by --target-accuracy or --budget, else the one evaluated.")
     var savePolicy = false
@@ -67,8 +69,6 @@ struct EvalCommand: ParsableCommand {
     func validate() throws {
         if let tau, !(tau > 0 && tau <= 1) { throw ValidationError("--tau must be in (0, 1], got \(tau)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-        if let criterion, ExitCriterion(rawValue: criterion) == nil { throw ValidationError("--criterion must be max_probability, entropy or margin") }
-        if let fallback, ExitFallback(rawValue: fallback) == nil { throw ValidationError("--fallback must be last or most_confident") }
         if savePolicy && targetAccuracy != nil && budget != nil { throw ValidationError("--save-policy stores one policy: give --target-accuracy or --budget, not both") }
         if let thresholds {
             guard let values = thresholdValues, !values.isEmpty, values.allSatisfy({ $0 >= 0 && $0 <= 1 }) else {
@@ -83,16 +83,11 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            try MPIEnvironment.run(report: { _ = reportFailure($0) }) { mpi in
-                let world = mpi.world
-                // Loading can fail on one rank alone; the rest runs collectives on every rank.
-                let model = try world.collectively { try load() }
-                defer { try? model.reader.close() }
-                try evaluate(model, world: world)
-            }
-        } catch {
-            throw reportFailure(error)
+        try underMPI { world in
+            // Loading can fail on one rank alone; the rest runs collectives on every rank.
+            let model = try world.collectively { try load() }
+            defer { try? model.reader.close() }
+            try evaluate(model, world: world)
         }
     }
 
@@ -187,8 +182,8 @@ struct EvalCommand: ParsableCommand {
     /// The policy the options give, on top of the checkpoint's stored one.
     private func exitPolicy(stored: ExitPolicy, exits: Int) throws -> ExitPolicy {
         var policy = stored
-        if let criterion { policy.criterion = ExitCriterion(rawValue: criterion)! }
-        if let fallback { policy.fallback = ExitFallback(rawValue: fallback)! }
+        if let criterion { policy.criterion = criterion }
+        if let fallback { policy.fallback = fallback }
         if let tau { policy.thresholds = Array(repeating: tau, count: exits) }
         if let values = thresholdValues {
             guard values.count == exits else { throw ValidationError("--thresholds gives \(values.count) values, the model has \(exits) exits") }

@@ -2,6 +2,34 @@ import ArgumentParser
 import CGTMPI
 import Foundation
 
+/// Runs a command's work so that any error becomes the one line a user reads and exit status 1.
+func reportingFailures(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch {
+        throw reportFailure(error)
+    }
+}
+
+/// Runs a command's work under MPI with every failure printed once, by the rank that knows it,
+/// and turned into exit status 1 on every rank (see `MPIEnvironment.run`).
+func underMPI(_ body: (Communicator) throws -> Void) throws {
+    var rank: Int?
+    var reported = false
+    do {
+        try MPIEnvironment.run(report: { error in
+            reported = true
+            _ = reportFailure(error, rank: rank)
+        }) { mpi in
+            rank = mpi.world.size > 1 ? mpi.world.rank : nil
+            try body(mpi.world)
+        }
+    } catch {
+        if reported || error is CollectiveFailure { throw (error as? ExitCode) ?? ExitCode.failure }
+        throw reportFailure(error, rank: rank)
+    }
+}
+
 /// Prints an error as the one line a user reads, to standard error, and turns it into exit status 1.
 ///
 /// With several ranks each line names its rank, so the failing one can be told from the others.

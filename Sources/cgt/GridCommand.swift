@@ -1,5 +1,7 @@
 import ArgumentParser
 import CGTMPI
+import CGTJob
+import CGTExperiments
 import CGTTraining
 import Foundation
 
@@ -28,7 +30,7 @@ struct GridCommand: ParsableCommand {
     var ranksPerTrial = 1
 
     @Option(help: "queue: each group takes the next trial when done (no idle ranks); static: trial i to group i mod groups.")
-    var schedule = "queue"
+    var schedule = TrialSchedule.queue
 
     @Flag(help: "Continue a stopped grid: finished trials are skipped, unfinished ones resume from their checkpoints.")
     var resume = false
@@ -37,55 +39,50 @@ struct GridCommand: ParsableCommand {
     var summary: String?
 
     @Option(help: "Sort the leaderboard by macro_f1, accuracy, relative_cost, macro_precision or macro_recall (default: the grid's metric).")
-    var metric: String?
+    var metric: SelectionMetric?
 
     func validate() throws {
         if summary == nil && grid == nil { throw ValidationError("give a grid file, or --summary with a grid folder") }
         if summary != nil && (grid != nil || list) { throw ValidationError("--summary takes a grid folder alone") }
         if grid != nil && !list && out == nil { throw ValidationError("running a grid needs --out (the grid folder)") }
         if ranksPerTrial < 1 { throw ValidationError("--ranks-per-trial must be at least 1") }
-        if !["queue", "static"].contains(schedule) { throw ValidationError("--schedule is queue or static") }
     }
 
     func run() throws {
-        do {
-            if let summary {
+        if let summary {
+            try reportingFailures {
                 let result = try GridSummary.load(folder: summary, metric: metric)
                 try result.write()
                 print("sorted by \(result.ranking)")
                 print(result.markdown)
                 print("wrote \(summary)/leaderboard.{csv,json,md}, pareto.svg and report.html")
-                return
             }
-            let file = try GridFile.load(path: grid!)
-            if list {
+            return
+        }
+        var loaded: GridFile?
+        try reportingFailures { loaded = try GridFile.load(path: grid!) }
+        guard let file = loaded else { return }
+        if list {
+            try reportingFailures {
                 let trials = try file.jobs()
                 print("# \(trials.count) trials, \(file.search) search, sorted by \(file.metric); base: \(file.base)")
                 for (trial, job) in trials {
                     print(([trial.name] + trial.overrides(baseName: job.name.components(separatedBy: "/").first ?? job.name)).joined(separator: "  "))
                 }
-                return
             }
-            try MPIEnvironment.run(report: { _ = reportFailure($0) }) { mpi in
-                let world = mpi.world
-                try StartupCheck.checkLauncher(worldSize: world.size)
-                let runner = GridRunner(grid: file, folder: out!, ranksPerTrial: ranksPerTrial, schedule: schedule, resume: resume) { line in
-                    print(line)
-                    fflush(stdout)
-                }
-                if let result = try runner.run(world: world) {
-                    print("sorted by \(result.ranking)")
-                    print(result.markdown)
-                    print("wrote \(out!)/leaderboard.{csv,json,md}, pareto.svg and report.html")
-                }
+            return
+        }
+        try underMPI { world in
+            try StartupCheck.checkLauncher(worldSize: world.size)
+            let runner = GridRunner(grid: file, folder: out!, ranksPerTrial: ranksPerTrial, schedule: schedule, resume: resume) { line in
+                print(line)
+                fflush(stdout)
             }
-        } catch let failure as CollectiveFailure {
-            if failure.isReporter { throw reportFailure(failure) }
-            throw ExitCode.failure
-        } catch let exit as ExitCode {
-            throw exit
-        } catch {
-            throw reportFailure(error)
+            if let result = try runner.run(world: world) {
+                print("sorted by \(result.ranking)")
+                print(result.markdown)
+                print("wrote \(out!)/leaderboard.{csv,json,md}, pareto.svg and report.html")
+            }
         }
     }
 }

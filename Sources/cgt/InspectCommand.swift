@@ -1,6 +1,8 @@
 import ArgumentParser
 import CGTData
 import CGTHDF5
+import CGTJob
+import CGTExperiments
 import CGTTraining
 import Foundation
 
@@ -13,13 +15,11 @@ struct InspectCommand: ParsableCommand {
     var file: String
 
     func run() throws {
-        do {
+        try reportingFailures {
             let isCheckpoint = (try? withOpenHDF5File(file) { root in
                 root.root.hasAttribute("kind") ? (try? root.root.stringAttribute("kind")) == Checkpoint.kind : false
             }) ?? false
             print(isCheckpoint ? try Self.renderCheckpoint(try Checkpoint.read(from: file), path: file) : Self.render(try DatasetSummary.read(file)))
-        } catch {
-            throw reportFailure(error)
         }
     }
 

@@ -1,6 +1,8 @@
 import ArgumentParser
 import CGTData
 import CGTHDF5
+import CGTJob
+import CGTExperiments
 import CGTTraining
 import Foundation
 
@@ -26,7 +28,7 @@ struct PrepareOutputOptions: ParsableArguments {
 
     /// Refuses an existing output, prepares, writes atomically and reports; every failure is one line.
     func write(_ prepare: () throws -> PreparedDataset) throws {
-        do {
+        try reportingFailures {
             if !force && FileManager.default.fileExists(atPath: out) {
                 throw DatasetError(file: out, object: "", "already exists; pass --force to replace it")
             }
@@ -40,8 +42,6 @@ struct PrepareOutputOptions: ParsableArguments {
             let sizes = dataset.splits.map { "\($0.count) \($0.name)" }.joined(separator: ", ")
             print("wrote \(out): \(sizes) samples of shape \(dataset.featureShape), \(dataset.classNames.count) classes, "
                 + "normalisation \(dataset.normalization.method.rawValue) (\(dataset.normalization.statistics))")
-        } catch {
-            throw reportFailure(error)
         }
     }
 }

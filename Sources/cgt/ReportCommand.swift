@@ -1,4 +1,6 @@
 import ArgumentParser
+import CGTJob
+import CGTExperiments
 import CGTTraining
 import Foundation
 
@@ -22,7 +24,7 @@ struct ReportCommand: ParsableCommand {
     var noEval = false
 
     func run() throws {
-        do {
+        try reportingFailures {
             let run = folder
             if FileManager.default.fileExists(atPath: "\(run)/grid.json") {
                 let summary = try GridSummary.load(folder: run)
@@ -47,8 +49,6 @@ struct ReportCommand: ParsableCommand {
             }
             try writeFileAtomically(Data(report.html(figures: drawn).utf8), to: "\(run)/report.html")
             print("wrote \(run)/report.html and \(drawn.count) figures in \(figures)")
-        } catch {
-            throw reportFailure(error)
         }
     }
 }

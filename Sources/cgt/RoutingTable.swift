@@ -1,4 +1,6 @@
 import CGTEvaluation
+import CGTJob
+import CGTExperiments
 import CGTTraining
 import Foundation
 

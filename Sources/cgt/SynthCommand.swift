@@ -35,15 +35,13 @@ struct SynthCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
+        try reportingFailures {
             let data = SyntheticDataset.make(features: features, classes: classes, trainCount: train, testCount: test, seed: seed, spread: spread)
             try DatasetWriter.write(
                 to: out, classNames: data.classNames, featureShape: [features], splits: [data.train, data.test],
                 stringAttributes: ["source": "cgt synth", "command_line": CommandLine.arguments.joined(separator: " ")],
                 numberAttributes: ["synthetic_seed": [Double(seed)], "synthetic_spread": [Double(spread)]])
             print("wrote \(out): \(train) train and \(test) test samples, \(features) features, \(classes) classes")
-        } catch {
-            throw reportFailure(error)
         }
     }
 }

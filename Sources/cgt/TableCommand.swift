@@ -1,4 +1,6 @@
 import ArgumentParser
+import CGTJob
+import CGTExperiments
 import CGTTraining
 
 /// `cgt table`: the paper's Table 1 from finished runs.
@@ -15,10 +17,8 @@ struct TableCommand: ParsableCommand {
     var runs: [String]
 
     func run() throws {
-        do {
+        try reportingFailures {
             print(try ResultsTable.load(runs: runs).markdown())
-        } catch {
-            throw reportFailure(error)
         }
     }
 }

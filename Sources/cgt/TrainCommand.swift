@@ -1,5 +1,7 @@
 import ArgumentParser
 import CGTMPI
+import CGTJob
+import CGTExperiments
 import CGTTraining
 import Foundation
 
@@ -30,21 +32,7 @@ struct TrainCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        var rank: Int?
-        do {
-            try MPIEnvironment.run(report: { error in _ = reportFailure(error, rank: rank) }) { mpi in
-                let world = mpi.world
-                rank = world.size > 1 ? world.rank : nil
-                try train(world: world)
-            }
-        } catch let failure as CollectiveFailure {
-            if failure.isReporter { throw reportFailure(failure, rank: rank) }
-            throw ExitCode.failure
-        } catch let exit as ExitCode {
-            throw exit
-        } catch {
-            throw reportFailure(error, rank: rank)
-        }
+        try underMPI(train(world:))
     }
 
     private func train(world: Communicator) throws {

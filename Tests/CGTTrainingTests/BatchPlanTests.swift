@@ -1,4 +1,7 @@
 @testable import CGTEvaluation
+import CGTData
+import CGTJob
+import CGTExperiments
 import CGTTraining
 import XCTest
 

@@ -1,5 +1,7 @@
 import CGTData
 import CGTTestSupport
+import CGTJob
+import CGTExperiments
 import CGTTraining
 import XCTest
 

@@ -1,4 +1,6 @@
 @testable import CGTEvaluation
+import CGTJob
+import CGTExperiments
 import CGTData
 import CGTModel
 import CGTTestSupport

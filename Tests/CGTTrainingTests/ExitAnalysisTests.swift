@@ -1,4 +1,7 @@
 @testable import CGTEvaluation
+import CGTJob
+import CGTExperiments
+import CGTData
 import CGTKernels
 import CGTTestSupport
 @testable import CGTTraining

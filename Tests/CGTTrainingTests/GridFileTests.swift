@@ -1,3 +1,6 @@
+import CGTJob
+import CGTExperiments
+import CGTData
 import CGTTestSupport
 @testable import CGTTraining
 import Foundation

@@ -1,4 +1,7 @@
 @testable import CGTEvaluation
+import CGTData
+import CGTJob
+import CGTExperiments
 import CGTTraining
 import CGTTestSupport
 import XCTest
@@ -10,9 +13,9 @@ final class JobLoaderTests: XCTestCase {
         XCTAssertEqual(job.model.hidden, [256, 256, 256, 256, 256])
         XCTAssertEqual(job.model.exits, [1, 3, 5])
         XCTAssertEqual(job.model.dropout, 0.2)
-        XCTAssertEqual(job.method.name, "softcgt")
+        XCTAssertEqual(job.method.name.rawValue, "softcgt")
         XCTAssertEqual(job.method.tau, 0.9)
-        XCTAssertEqual(job.optimizer.name, "adam")
+        XCTAssertEqual(job.optimizer.name.rawValue, "adam")
     }
 
     func testValuesAndOverrides() throws {
@@ -24,13 +27,13 @@ final class JobLoaderTests: XCTestCase {
         let job = try JobLoader.parse(text, source: "t.yaml", overrides: [
             "optimizer.lr=1e-3", "model.hidden=[32, 16]", "model.exits=[1,2]", "training.seed=7", "schedule.name=cosine",
         ])
-        XCTAssertEqual(job.method.name, "hardcgt")
+        XCTAssertEqual(job.method.name.rawValue, "hardcgt")
         XCTAssertEqual(job.method.tau, 0.8)
-        XCTAssertEqual(job.optimizer.name, "sgd")
+        XCTAssertEqual(job.optimizer.name.rawValue, "sgd")
         XCTAssertEqual(job.optimizer.lr, 1e-3)
         XCTAssertEqual(job.model.hidden, [32, 16])
         XCTAssertEqual(job.training.seed, 7)
-        XCTAssertEqual(job.schedule.name, "cosine")
+        XCTAssertEqual(job.schedule.name.rawValue, "cosine")
     }
 
     func testResolvedYAMLReadsBackToTheSameJob() throws {

@@ -1,3 +1,6 @@
+import CGTData
+import CGTJob
+import CGTExperiments
 import CGTTraining
 import Foundation
 import XCTest
@@ -5,7 +8,7 @@ import XCTest
 final class LearningRateScheduleTests: XCTestCase {
     func section(_ name: String, warmup: Double = 0) -> ScheduleSection {
         var s = ScheduleSection()
-        s.name = name
+        s.name = ScheduleKind(rawValue: name)!
         s.warmupEpochs = warmup
         s.stepSize = 2
         s.gamma = 0.5

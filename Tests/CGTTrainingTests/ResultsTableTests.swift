@@ -1,4 +1,7 @@
 @testable import CGTEvaluation
+import CGTJob
+import CGTExperiments
+import CGTData
 import CGTTestSupport
 @testable import CGTTraining
 import Foundation
@@ -13,7 +16,7 @@ final class ResultsTableTests: XCTestCase {
         try run.create()
         var job = Job()
         job.name = name
-        job.method.name = method
+        job.method.name = TrainingMethod(rawValue: method)!
         if method == "branchynet" { job.method.weights = [1, 0.5, 0.25] }
         job.training.seed = UInt64(seed)
         try writeFileAtomically(Data(try JobLoader.yaml(job).utf8), to: run.jobFile)

@@ -1,6 +1,8 @@
 @testable import CGTEvaluation
 import CGTData
 import CGTTestSupport
+import CGTJob
+import CGTExperiments
 import CGTTraining
 import Foundation
 import XCTest

@@ -1,3 +1,5 @@
+import CGTJob
+import CGTTraining
 import CGTMPI
 import Foundation
 
@@ -27,6 +29,14 @@ public struct TrialStatus: Codable, Equatable, Sendable {
     }
 }
 
+/// How a grid deals its trials to the groups of ranks.
+public enum TrialSchedule: String, CaseIterable, Sendable {
+    /// Each group takes the next trial when done (no idle ranks while trials remain).
+    case queue
+    /// Trial i goes to group i mod groups: the same placement every time.
+    case `static`
+}
+
 /// Runs the trials of a grid in one MPI job: the world is split into groups of
 /// `ranksPerTrial` ranks, each group trains one trial at a time data-parallel and takes the
 /// next when done. With the `queue` schedule the next trial comes from a counter every group
@@ -36,11 +46,11 @@ public struct GridRunner {
     public let grid: GridFile
     public let folder: String
     public let ranksPerTrial: Int
-    public let schedule: String
+    public let schedule: TrialSchedule
     public let resume: Bool
     public let say: (String) -> Void
 
-    public init(grid: GridFile, folder: String, ranksPerTrial: Int, schedule: String, resume: Bool, say: @escaping (String) -> Void) {
+    public init(grid: GridFile, folder: String, ranksPerTrial: Int, schedule: TrialSchedule, resume: Bool, say: @escaping (String) -> Void) {
         self.grid = grid
         self.folder = folder
         self.ranksPerTrial = ranksPerTrial
@@ -55,7 +65,7 @@ public struct GridRunner {
     struct Manifest: Codable, Equatable {
         var grid: String
         var base: String
-        var metric: String
+        var metric: SelectionMetric
         var trials: [[String]]
     }
 
@@ -74,7 +84,7 @@ public struct GridRunner {
         let group = try world.split(color: groupIndex, key: world.rank)
         let pending = trials.filter { !isFinished($0.0) }
         if world.isRoot { say("grid: \(trials.count) trials, \(trials.count - pending.count) finished before, \(groups) group(s) of \(ranksPerTrial) rank(s), \(schedule) schedule") }
-        let counter = schedule == "queue" ? try SharedCounter(communicator: world) : nil
+        let counter = schedule == .queue ? try SharedCounter(communicator: world) : nil
         var next = groupIndex
         while true {
             var index: Int64

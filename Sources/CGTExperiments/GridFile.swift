@@ -1,4 +1,5 @@
 import CGTEvaluation
+import CGTJob
 import CGTKernels
 import Foundation
 import Yams
@@ -32,7 +33,7 @@ public struct GridFile {
     public var search: String
     public var count: Int
     public var seed: UInt64
-    public var metric: String
+    public var metric: SelectionMetric
     public var parameters: [(key: String, domain: Domain)]
     public var constraints: [String]
 
@@ -54,10 +55,6 @@ public struct GridFile {
         /// A folder name: "trial-007".
         public var name: String { String(format: "trial-%03d", index) }
     }
-
-    static let metrics = ["macro_f1", "accuracy", "relative_cost", "macro_precision", "macro_recall"]
-    /// Cost is the one metric where less is better.
-    static func lowerIsBetter(_ metric: String) -> Bool { metric == "relative_cost" }
 
     /// Reads and checks a grid file; every error names the file and the key.
     public static func load(path: String) throws -> GridFile {
@@ -92,8 +89,10 @@ public struct GridFile {
             guard let value = node.int, value >= 0 else { throw fail("seed", "must be a whole number >= 0") }
             return UInt64(value)
         } ?? 0
-        let metric = mapping["metric"]?.string ?? "macro_f1"
-        guard metrics.contains(metric) else { throw fail("metric", "unknown metric '\(metric)' (known: \(metrics.joined(separator: ", ")))") }
+        let metricName = mapping["metric"]?.string ?? SelectionMetric.macroF1.rawValue
+        guard let metric = SelectionMetric(rawValue: metricName) else {
+            throw fail("metric", "unknown metric '\(metricName)' (known: \(SelectionMetric.known))")
+        }
         guard let parameterNodes = mapping["parameters"]?.mapping, !parameterNodes.isEmpty else {
             throw fail("parameters", "needs at least one key to vary, e.g. optimizer.lr: {values: [0.001, 0.003]}")
         }

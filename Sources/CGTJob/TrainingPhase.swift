@@ -30,7 +30,7 @@ extension Job {
         let exits = model.exits.count, epochs = training.epochs
         let exitBlocks = model.exits.map { $0 - 1 }
         func oneHot(_ e: Int) -> [Float] { (0..<exits).map { $0 == e ? 1 : 0 } }
-        if method.name == "co" {
+        if method.name.trainsInStages {
             let lengths = method.stageEpochs ?? (0..<exits).map { e in epochs / exits + (e >= exits - epochs % exits ? 1 : 0) }
             var start = 0
             return lengths.enumerated().map { e, length in
@@ -40,12 +40,12 @@ extension Job {
                                      fixedWeights: oneHot(e), restartsOptimizer: true)
             }
         }
-        if training.regime != "joint" {
+        if training.regime != .joint {
             let backbone = training.backboneEpochs ?? max(1, epochs / 2)
             let first = TrainingPhase(name: "backbone", epochs: 0..<backbone,
                                       scope: TrainingScope(exitLimit: exits, frozenExits: Set(0..<(exits - 1))),
                                       fixedWeights: oneHot(exits - 1), restartsOptimizer: true)
-            let second = training.regime == "disjoint"
+            let second = training.regime == .disjoint
                 ? TrainingPhase(name: "heads", epochs: backbone..<epochs,
                                 scope: TrainingScope(exitLimit: exits, frozenBlocks: model.blockCount, frozenExits: [exits - 1]),
                                 fixedWeights: nil, restartsOptimizer: true)

@@ -1,3 +1,5 @@
+import CGTJob
+import CGTTraining
 import CGTEvaluation
 import Foundation
 
@@ -38,7 +40,7 @@ public struct ResultsTable: Equatable {
                 rows[index].runs.append(statistics)
                 rows[index].trainingSeconds.append(seconds)
             } else {
-                rows.append(Row(name: job.name, method: job.method.name, seeds: [job.training.seed], runs: [statistics], trainingSeconds: [seconds]))
+                rows.append(Row(name: job.name, method: job.method.name.rawValue, seeds: [job.training.seed], runs: [statistics], trainingSeconds: [seconds]))
             }
         }
         return ResultsTable(rows: rows)

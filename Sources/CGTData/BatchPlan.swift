@@ -1,4 +1,3 @@
-import CGTEvaluation
 import CGTKernels
 
 /// Which samples each optimizer step uses, on every rank.

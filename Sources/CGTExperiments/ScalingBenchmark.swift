@@ -1,3 +1,4 @@
+import CGTJob
 import CGTTraining
 import CGTEvaluation
 import CGTKernels

@@ -30,12 +30,12 @@ public enum JobLoader {
             job = try YAMLDecoder().decode(Job.self, from: try Yams.serialize(node: root))
         } catch let error as DecodingError {
             // Yams wraps errors thrown inside `init(from:)` as the underlying error of `dataCorrupted`.
-            if case .dataCorrupted(let context) = error, let unknown = context.underlyingError as? UnknownKeyError {
-                throw describe(unknown, source: source)
+            if case .dataCorrupted(let context) = error, let underlying = context.underlyingError, let located = describe(underlying, source: source) {
+                throw located
             }
             throw describe(error, source: source)
-        } catch let error as UnknownKeyError {
-            throw describe(error, source: source)
+        } catch {
+            throw describe(error, source: source) ?? error
         }
         try validate(job, source: source)
         return job
@@ -77,9 +77,17 @@ public enum JobLoader {
         return try set(root, path[...])
     }
 
-    static func describe(_ error: UnknownKeyError, source: String) -> JobError {
-        let hint = error.suggestion.map { " (did you mean '\($0)'?)" } ?? ""
-        return JobError(source: source, key: error.path.joined(separator: "."), "unknown key\(hint)")
+    /// The job error for an unknown key or name raised inside a section's decoding.
+    static func describe(_ error: Error, source: String) -> JobError? {
+        switch error {
+        case let unknown as UnknownKeyError:
+            let hint = unknown.suggestion.map { " (did you mean '\($0)'?)" } ?? ""
+            return JobError(source: source, key: unknown.path.joined(separator: "."), "unknown key\(hint)")
+        case let unknown as UnknownValueError:
+            return JobError(source: source, key: unknown.path.joined(separator: "."), unknown.problem)
+        default:
+            return nil
+        }
     }
 
     static func describe(_ error: DecodingError, source: String) -> JobError {
@@ -119,12 +127,12 @@ public enum JobLoader {
     public static func validate(_ job: Job, source: String) throws {
         func fail(_ key: String, _ problem: String) -> JobError { JobError(source: source, key: key, problem) }
         let m = job.model
-        guard ["mlp", "cnn"].contains(m.kind) else { throw fail("model.kind", "unknown model '\(m.kind)' (known: mlp, cnn)") }
-        if m.kind == "mlp" {
+        switch m.kind {
+        case .mlp:
             guard !m.hidden.isEmpty, m.hidden.allSatisfy({ $0 > 0 && $0 <= 1 << 16 }) else {
                 throw fail("model.hidden", "needs one or more widths in [1, 65536]")
             }
-        } else {
+        case .cnn:
             guard !m.channels.isEmpty, m.channels.allSatisfy({ $0 > 0 && $0 <= 1 << 14 }) else {
                 throw fail("model.channels", "needs one or more channel counts in [1, 16384]")
             }
@@ -147,21 +155,16 @@ public enum JobLoader {
         // Upper bounds keep step counts and buffer sizes far from overflow.
         guard t.epochs >= 1 && t.epochs <= 1_000_000 else { throw fail("training.epochs", "must be in [1, 1000000]") }
         guard t.labelSmoothing >= 0 && t.labelSmoothing < 1 else { throw fail("training.label_smoothing", "must be in [0, 1)") }
-        if let metric = t.keepBest, !GridFile.metrics.contains(metric) {
-            throw fail("training.keep_best", "unknown metric '\(metric)' (known: \(GridFile.metrics.joined(separator: ", ")))")
-        }
         guard t.batchSize >= 2 && t.batchSize <= 1 << 24 else {
             throw fail("training.batch_size", "must be in [2, 16777216] (BatchNorm needs two samples)")
         }
         guard t.checkpointEvery >= 1 else { throw fail("training.checkpoint_every", "must be at least 1") }
         let o = job.optimizer
-        guard ["sgd", "adam", "adamw"].contains(o.name) else { throw fail("optimizer.name", "unknown optimizer '\(o.name)' (known: sgd, adam, adamw)") }
         guard o.lr > 0 && o.lr.isFinite else { throw fail("optimizer.lr", "must be positive, got \(o.lr)") }
         guard o.weightDecay >= 0 else { throw fail("optimizer.weight_decay", "must not be negative") }
         guard o.betas.count == 2, o.betas.allSatisfy({ $0 >= 0 && $0 < 1 }) else { throw fail("optimizer.betas", "needs two values in [0, 1), got \(o.betas)") }
         guard o.momentum >= 0 && o.momentum < 1 else { throw fail("optimizer.momentum", "must be in [0, 1)") }
         let s = job.schedule
-        guard ["constant", "step", "cosine"].contains(s.name) else { throw fail("schedule.name", "unknown schedule '\(s.name)' (known: constant, step, cosine)") }
         guard s.warmupEpochs >= 0 && s.warmupEpochs <= Double(t.epochs) else {
             throw fail("schedule.warmup_epochs", "must be in [0, training.epochs]")
         }
@@ -172,7 +175,6 @@ public enum JobLoader {
         guard job.eval.batchSize >= 1 && job.eval.batchSize <= 1 << 24 else { throw fail("eval.batch_size", "must be in [1, 16777216]") }
         guard job.eval.everyEpochs >= 0 else { throw fail("eval.every_epochs", "must not be negative") }
         try validateRegime(job, fail: fail)
-        guard ["global", "local"].contains(t.shuffle) else { throw fail("training.shuffle", "unknown mode '\(t.shuffle)' (known: global, local)") }
         guard job.runtime.blasThreads >= 1 && job.runtime.blasThreads <= 1024 else { throw fail("runtime.blas_threads", "must be in [1, 1024]") }
         guard job.runtime.bucketKib >= 1 && job.runtime.bucketKib <= 1 << 20 else { throw fail("runtime.bucket_kib", "must be in [1, 1048576]") }
         guard job.runtime.stallWarningSeconds > 0 else { throw fail("runtime.stall_warning_seconds", "must be positive") }
@@ -180,16 +182,9 @@ public enum JobLoader {
 
     static func validateMethod(_ job: Job, fail: (String, String) -> JobError) throws {
         let m = job.method, exits = job.model.exits.count, epochs = job.training.epochs
-        let known = ["hardcgt", "softcgt", "branchynet", "co", "classynet"]
-        guard known.contains(m.name) else {
-            throw fail("method.name", "unknown method '\(m.name)' (known: \(known.joined(separator: ", ")))")
-        }
         guard m.tau > 0 && m.tau < 1 else { throw fail("method.tau", "must be in (0, 1), got \(m.tau)") }
         guard m.sharpness > 0 else { throw fail("method.sharpness", "must be positive, got \(m.sharpness)") }
-        guard SoftCGTScore(rawValue: m.score) != nil else {
-            throw fail("method.score", "unknown score '\(m.score)' (known: max_probability, true_class_probability)")
-        }
-        if ["branchynet", "classynet"].contains(m.name) {
+        if m.name.usesFixedWeights {
             guard let weights = m.weights else { throw fail("method.weights", "\(m.name) needs one fixed weight per exit") }
             guard weights.count == exits, weights.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
                 throw fail("method.weights", "needs \(exits) non-negative weights (one per exit), got \(weights)")
@@ -198,16 +193,16 @@ public enum JobLoader {
             throw fail("method.weights", "only branchynet and classynet use fixed weights; \(m.name) computes its own")
         }
         if let stages = m.stageEpochs {
-            guard m.name == "co" else { throw fail("method.stage_epochs", "only co trains in stages") }
+            guard m.name.trainsInStages else { throw fail("method.stage_epochs", "only co trains in stages") }
             guard stages.count == exits, stages.allSatisfy({ $0 >= 1 }), stages.reduce(0, +) == epochs else {
                 throw fail("method.stage_epochs", "needs \(exits) positive epoch counts (one per exit) summing to training.epochs (\(epochs)), got \(stages)")
             }
         }
-        if m.name == "co" && m.stageEpochs == nil && epochs < exits {
+        if m.name.trainsInStages && m.stageEpochs == nil && epochs < exits {
             throw fail("training.epochs", "co trains one stage per exit: needs at least \(exits) epochs")
         }
         let classyKeys: [(String, Bool)] = [("class_groups", m.classGroups != nil), ("group_size", m.groupSize != nil), ("grouping_epochs", m.groupingEpochs != nil)]
-        for (key, present) in classyKeys where present && m.name != "classynet" {
+        for (key, present) in classyKeys where present && !m.name.groupsClasses {
             throw fail("method.\(key)", "only classynet groups classes")
         }
         if let groups = m.classGroups {
@@ -222,7 +217,7 @@ public enum JobLoader {
         if let warmup = m.groupingEpochs, warmup < 1 || warmup >= epochs {
             throw fail("method.grouping_epochs", "must be in [1, training.epochs - 1]")
         }
-        if m.name == "classynet" && m.classGroups == nil && m.groupingEpochs == nil && epochs < 2 {
+        if m.name.groupsClasses && m.classGroups == nil && m.groupingEpochs == nil && epochs < 2 {
             throw fail("training.epochs", "classynet chooses its groups after a first epoch: needs at least 2 epochs")
         }
         if let anneal = m.anneal {
@@ -237,11 +232,8 @@ public enum JobLoader {
 
     static func validateRegime(_ job: Job, fail: (String, String) -> JobError) throws {
         let t = job.training, exits = job.model.exits.count
-        guard ["joint", "disjoint", "mixed"].contains(t.regime) else {
-            throw fail("training.regime", "unknown regime '\(t.regime)' (known: joint, disjoint, mixed)")
-        }
-        if t.regime != "joint" {
-            guard job.method.name != "co" else { throw fail("training.regime", "co has its own stages; use regime joint") }
+        if t.regime != .joint {
+            guard !job.method.name.trainsInStages else { throw fail("training.regime", "co has its own stages; use regime joint") }
             guard t.epochs >= 2 else { throw fail("training.epochs", "\(t.regime) trains in two phases: needs at least 2 epochs") }
             if let backbone = t.backboneEpochs, backbone < 1 || backbone >= t.epochs {
                 throw fail("training.backbone_epochs", "must be in [1, training.epochs - 1]")
@@ -250,7 +242,7 @@ public enum JobLoader {
             throw fail("training.backbone_epochs", "only the disjoint and mixed regimes have a backbone phase")
         }
         if let starts = t.exitStartEpochs {
-            guard t.regime == "joint" && job.method.name != "co" else {
+            guard t.regime == .joint && !job.method.name.trainsInStages else {
                 throw fail("training.exit_start_epochs", "progressive activation needs regime joint and a method other than co")
             }
             guard starts.count == exits, starts.first == 0, zip(starts, starts.dropFirst()).allSatisfy({ $0 <= $1 }),

@@ -1,3 +1,5 @@
+import CGTJob
+import CGTTraining
 import CGTEvaluation
 import Foundation
 

@@ -12,6 +12,12 @@ struct UnknownKeyError: Error {
     let suggestion: String?
 }
 
+/// Raised for a name outside a closed set (`JobChoice`).
+struct UnknownValueError: Error {
+    let path: [String]
+    let problem: String
+}
+
 extension Decoder {
     /// A keyed container that first rejects every key `Keys` does not list, so that a
     /// misspelt option is an error instead of a silently ignored line.

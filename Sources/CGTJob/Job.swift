@@ -1,3 +1,5 @@
+import CGTModel
+
 /// A training job: everything `cgt train` needs besides the command line.
 ///
 /// Every section has defaults (the paper's Indian Pines MLP with SoftCGT), so a job file
@@ -61,7 +63,7 @@ public struct DataSection: Codable, Equatable, Sendable {
 
 /// The network: `mlp`, the paper's Indian Pines backbone, or `cnn`, its Fashion-MNIST one.
 public struct ModelSection: Codable, Equatable, Sendable {
-    public var kind: String = "mlp"
+    public var kind: ModelKind = .mlp
     /// `mlp`: widths of the hidden layers, one block each.
     public var hidden: [Int] = [256, 256, 256, 256, 256]
     /// `cnn`: output channels of each Conv -> BatchNorm -> ReLU -> MaxPool block.
@@ -89,7 +91,7 @@ public struct ModelSection: Codable, Equatable, Sendable {
     }
 
     /// The number of backbone blocks.
-    public var blockCount: Int { kind == "cnn" ? channels.count : hidden.count }
+    public var blockCount: Int { kind == .cnn ? channels.count : hidden.count }
 }
 
 /// Training-time image augmentation, drawn per sample from (seed, epoch, sample id).
@@ -116,13 +118,13 @@ public struct AugmentationSection: Codable, Equatable, Sendable {
 /// `branchynet` (fixed weights), `co` (Cascade Optimization, stage by stage) or `classynet`
 /// (shallow exits answer a group of classes). See README.md, "Methods".
 public struct MethodSection: Codable, Equatable, Sendable {
-    public var name: String = "softcgt"
+    public var name: TrainingMethod = .softCGT
     /// The confidence threshold of the gates (Eq. 3 and 6).
     public var tau: Float = 0.9
     /// SoftCGT's gate sharpness k in r = 1 - sigmoid(k (s - tau)); 1 is the paper.
     public var sharpness: Float = 1
     /// SoftCGT's score: `max_probability` (the paper) or `true_class_probability`.
-    public var score: String = "max_probability"
+    public var score: SoftCGT.Score = .maxProbability
     /// Fixed lambda_e, one per exit: `branchynet` and `classynet`.
     public var weights: [Float]? = nil
     /// `co`: epochs of each stage (stage e trains the blocks after exit e-1 up to exit e and
@@ -204,7 +206,7 @@ public struct TrainingSection: Codable, Equatable, Sendable {
     /// `global`: every rank reads, each epoch, the rows of its part of each global batch, so
     /// N ranks see exactly the batches of 1 rank. `local`: each rank reads one contiguous
     /// shard once and shuffles within it (less I/O for large data; batches depend on R).
-    public var shuffle: String = "global"
+    public var shuffle: ShuffleMode = .global
     /// BatchNorm statistics over the global batch (all-reduced) instead of each rank's part.
     public var syncBatchnorm: Bool = false
     /// Skip optimizer steps whose reduced gradient is NaN or infinite instead of stopping.
@@ -212,7 +214,7 @@ public struct TrainingSection: Codable, Equatable, Sendable {
     /// `joint` (the paper): everything from the start. `disjoint`: the backbone with its last
     /// exit first, then only the other heads on the frozen backbone. `mixed`: the backbone
     /// first, then everything jointly (arXiv 2407.14320).
-    public var regime: String = "joint"
+    public var regime: TrainingRegime = .joint
     /// `disjoint` and `mixed`: epochs of the first (backbone) phase; default half.
     public var backboneEpochs: Int? = nil
     /// Progressive exit activation: the epoch (0-based) each exit's loss switches on; the first
@@ -225,7 +227,7 @@ public struct TrainingSection: Codable, Equatable, Sendable {
     /// Keep the checkpoint that scores best on the validation split by this metric
     /// (`macro_f1`, `accuracy`, `relative_cost`, ...) as `checkpoints/best.h5`, checked every
     /// `eval.every_epochs` epochs (every epoch if that is 0). Needs a validation split.
-    public var keepBest: String? = nil
+    public var keepBest: SelectionMetric? = nil
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case epochs, batchSize = "batch_size", seed, checkpointEvery = "checkpoint_every", shuffle
@@ -248,13 +250,13 @@ public struct TrainingSection: Codable, Equatable, Sendable {
         backboneEpochs = try c.decodeIfPresent(Int.self, forKey: .backboneEpochs)
         exitStartEpochs = try c.decodeIfPresent([Int].self, forKey: .exitStartEpochs)
         labelSmoothing = try c.value(.labelSmoothing, default: d.labelSmoothing)
-        keepBest = try c.decodeIfPresent(String.self, forKey: .keepBest)
+        keepBest = try c.decodeIfPresent(SelectionMetric.self, forKey: .keepBest)
     }
 }
 
 /// `sgd` (with momentum), `adam` or `adamw`.
 public struct OptimizerSection: Codable, Equatable, Sendable {
-    public var name: String = "adam"
+    public var name: OptimizerKind = .adam
     public var lr: Float = 1e-3
     public var weightDecay: Float = 0
     public var momentum: Float = 0.9
@@ -281,7 +283,7 @@ public struct OptimizerSection: Codable, Equatable, Sendable {
 
 /// The learning rate over time: `constant`, `step` or `cosine`, after an optional linear warm-up.
 public struct ScheduleSection: Codable, Equatable, Sendable {
-    public var name: String = "constant"
+    public var name: ScheduleKind = .constant
     public var warmupEpochs: Double = 0
     /// `step`: multiply by `gamma` every `step_size` epochs.
     public var stepSize: Int = 30

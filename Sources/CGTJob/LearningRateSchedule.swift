@@ -22,14 +22,14 @@ public struct LearningRateSchedule: Sendable {
             return baseRate * Float(step + 1) / Float(warmupSteps)
         }
         switch section.name {
-        case "step":
+        case .step:
             let epoch = step / stepsPerEpoch
             return baseRate * Float(pow(Double(section.gamma), Double(epoch / section.stepSize)))
-        case "cosine":
+        case .cosine:
             let span = max(1, totalSteps - warmupSteps)
             let progress = Double(step - warmupSteps) / Double(span)
             return section.minLr + (baseRate - section.minLr) * Float(0.5 * (1 + cos(Double.pi * min(1, progress))))
-        default:
+        case .constant:
             return baseRate
         }
     }

@@ -1,4 +1,6 @@
 import CGTEvaluation
+import CGTJob
+import CGTTraining
 import Foundation
 
 /// The results of a grid's trials: a leaderboard sorted by the grid's metric and the Pareto
@@ -9,36 +11,7 @@ import Foundation
 /// split otherwise, and the summary says so.
 public struct GridSummary {
     /// One split's headline numbers of a trial.
-    public struct Scores: Codable, Equatable {
-        public var accuracy: Double
-        public var macroF1: Double
-        public var macroPrecision: Double
-        public var macroRecall: Double
-        public var relativeCost: Double
-
-        enum CodingKeys: String, CodingKey {
-            case accuracy, macroF1 = "macro_f1", macroPrecision = "macro_precision", macroRecall = "macro_recall", relativeCost = "relative_cost"
-        }
-
-        init(accuracy: Double, macroF1: Double, macroPrecision: Double, macroRecall: Double, relativeCost: Double) {
-            self.accuracy = accuracy; self.macroF1 = macroF1; self.macroPrecision = macroPrecision; self.macroRecall = macroRecall
-            self.relativeCost = relativeCost
-        }
-
-        init(_ s: RoutingStatistics) {
-            self.init(accuracy: s.accuracy, macroF1: s.macroF1, macroPrecision: s.macroPrecision, macroRecall: s.macroRecall, relativeCost: s.relativeCost)
-        }
-
-        func value(_ metric: String) -> Double {
-            switch metric {
-            case "accuracy": return accuracy
-            case "relative_cost": return relativeCost
-            case "macro_precision": return macroPrecision
-            case "macro_recall": return macroRecall
-            default: return macroF1
-            }
-        }
-    }
+    public typealias Scores = SelectionScores
 
     public struct Row: Codable, Equatable {
         public var trial: String
@@ -63,15 +36,15 @@ public struct GridSummary {
         }
 
         /// The metric on the split trials are ranked on.
-        func value(_ metric: String, onValidation: Bool) -> Double? {
-            if onValidation { return validation?.value(metric) }
+        func value(_ metric: SelectionMetric, onValidation: Bool) -> Double? {
+            if onValidation { return validation.map(metric.value(of:)) }
             guard let accuracy, let macroF1, let macroPrecision, let macroRecall, let relativeCost else { return nil }
-            return Scores(accuracy: accuracy, macroF1: macroF1, macroPrecision: macroPrecision, macroRecall: macroRecall, relativeCost: relativeCost).value(metric)
+            return metric.value(of: Scores(accuracy: accuracy, macroF1: macroF1, macroPrecision: macroPrecision, macroRecall: macroRecall, relativeCost: relativeCost))
         }
     }
 
     public var folder: String
-    public var metric: String
+    public var metric: SelectionMetric
     /// True when trials are ranked on the validation split, false when on the test split.
     public var rankedOnValidation: Bool
     public var keys: [String]
@@ -79,14 +52,13 @@ public struct GridSummary {
     public var rows: [Row]
 
     /// Reads `grid.json`, every trial's status.json and eval.json in `folder`.
-    public static func load(folder: String, metric: String? = nil) throws -> GridSummary {
+    public static func load(folder: String, metric: SelectionMetric? = nil) throws -> GridSummary {
         let manifestFile = "\(folder)/grid.json"
         guard let data = FileManager.default.contents(atPath: manifestFile) else {
             throw TrainingError("\(manifestFile): no such file (is \(folder) a grid folder?)")
         }
         let manifest = try JSONDecoder().decode(GridRunner.Manifest.self, from: data)
         let metric = metric ?? manifest.metric
-        guard GridFile.metrics.contains(metric) else { throw TrainingError("unknown metric '\(metric)' (known: \(GridFile.metrics.joined(separator: ", ")))") }
         var rows: [Row] = []
         for (index, overrides) in manifest.trials.enumerated() {
             let name = String(format: "trial-%03d", index)
@@ -105,7 +77,7 @@ public struct GridSummary {
             if row.status == "done", let s = statistics(run.evaluationFile) {
                 row.accuracy = s.accuracy; row.macroF1 = s.macroF1; row.macroPrecision = s.macroPrecision
                 row.macroRecall = s.macroRecall; row.exitFractions = s.exitFractions; row.relativeCost = s.relativeCost
-                row.validation = statistics(run.validationFile).map(Scores.init)
+                row.validation = statistics(run.validationFile)?.scores
             }
             rows.append(row)
         }
@@ -113,12 +85,11 @@ public struct GridSummary {
         for (i, optimal) in zip(finished, paretoOptimal(finished.map { (rows[$0].accuracy!, rows[$0].relativeCost!) })) {
             rows[i].paretoOptimal = optimal
         }
-        let lowerIsBetter = GridFile.lowerIsBetter(metric)
         let finishedRows = finished.map { rows[$0] }
         let onValidation = !finishedRows.isEmpty && finishedRows.allSatisfy { $0.validation != nil }
         rows.sort { a, b in
             switch (a.value(metric, onValidation: onValidation), b.value(metric, onValidation: onValidation)) {
-            case let (x?, y?): return lowerIsBetter ? x < y : x > y
+            case let (x?, y?): return metric.isBetter(x, than: y)
             case (.some, nil): return true
             case (nil, .some): return false
             default: return a.trial < b.trial
@@ -152,7 +123,7 @@ public struct GridSummary {
             cells += [row.accuracy, row.macroF1, row.macroPrecision, row.macroRecall].map { $0.map { String($0) } ?? "" }
             cells += (0..<exits).map { e in row.exitFractions.map { e < $0.count ? String($0[e]) : "" } ?? "" }
             cells += [row.relativeCost.map { String($0) } ?? "", row.seconds.map { String(format: "%.1f", $0) } ?? "", row.paretoOptimal ? "1" : "0", quote(row.message ?? "")]
-            if rankedOnValidation { cells.append(row.validation.map { String($0.value(metric)) } ?? "") }
+            if rankedOnValidation { cells.append(row.validation.map { String(metric.value(of: $0)) } ?? "") }
             lines.append(cells.joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
@@ -163,8 +134,8 @@ public struct GridSummary {
 
     private func validationCell(_ row: Row) -> [String] {
         guard rankedOnValidation else { return [] }
-        let value = row.validation?.value(metric)
-        return [metric == "relative_cost" ? Self.format(value, "%.3f") : Self.format(value.map { $0 * 100 }, "%.2f")]
+        let value = row.validation.map(metric.value(of:))
+        return [metric == .relativeCost ? Self.format(value, "%.3f") : Self.format(value.map { $0 * 100 }, "%.2f")]
     }
 
     public var markdown: String {

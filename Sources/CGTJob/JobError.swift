@@ -14,7 +14,7 @@ public struct JobError: Error, CustomStringConvertible {
 }
 
 /// The closest of `candidates` to `word` by edit distance, if it is close enough to be a typo.
-func nearest(_ word: String, in candidates: [String]) -> String? {
+package func nearest(_ word: String, in candidates: [String]) -> String? {
     func distance(_ a: [Character], _ b: [Character]) -> Int {
         var previous = Array(0...b.count)
         for (i, ca) in a.enumerated() {
