@@ -19,7 +19,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "cgt", targets: ["cgt"]),
-        .library(name: "CGT", targets: ["CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTModel", "CGTData", "CGTKernels", "CGTDNNL", "CGTHDF5", "CGTMPI"]),
+        .library(name: "CGT", targets: ["CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTFiles", "CGTModel", "CGTData", "CGTKernels", "CGTDNNL", "CGTHDF5", "CGTMPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,27 +30,29 @@ let package = Package(
 
         .target(name: "CGTDNNL", dependencies: ["CDNNL"], swiftSettings: hostVectorUnits),
         .target(name: "CGTKernels", dependencies: ["CGTDNNL", "CDNNL", "_CGTTargetInfo"], swiftSettings: hostVectorUnits),
-        .target(name: "CGTHDF5", dependencies: ["CHDF5"], swiftSettings: hostVectorUnits),
+        // Atomic file replacement and the one shape of errors about a place in a file.
+        .target(name: "CGTFiles", swiftSettings: hostVectorUnits),
+        .target(name: "CGTHDF5", dependencies: ["CHDF5", "CGTFiles"], swiftSettings: hostVectorUnits),
         .target(name: "CGTMPI", dependencies: ["CMPI"], swiftSettings: hostVectorUnits),
-        .target(name: "CGTData", dependencies: ["CGTHDF5", "CGTKernels", "CZlib"], swiftSettings: hostVectorUnits),
+        .target(name: "CGTData", dependencies: ["CGTFiles", "CGTHDF5", "CGTKernels", "CZlib"], swiftSettings: hostVectorUnits),
         .target(name: "CGTModel", dependencies: ["CGTKernels"], swiftSettings: hostVectorUnits),
         // The top floor, each target above the ones before it: the typed job (every closed set an
         // enum, checked once) -> evaluation (policies, exit records, routing statistics, sweeps,
         // latency) -> training (the loop, the shard, the all-reduce, checkpoints) -> experiments
         // (grids, reports, tables, charts, benchmarks) -> the command line.
-        .target(name: "CGTJob", dependencies: ["CGTModel", "CGTData", .product(name: "Yams", package: "Yams")], swiftSettings: hostVectorUnits),
+        .target(name: "CGTJob", dependencies: ["CGTFiles", "CGTModel", "CGTData", .product(name: "Yams", package: "Yams")], swiftSettings: hostVectorUnits),
         .target(name: "CGTEvaluation", dependencies: ["CGTJob", "CGTModel", "CGTData", "CGTMPI", "CGTKernels"], swiftSettings: hostVectorUnits),
         .target(
             name: "CGTTraining",
-            dependencies: ["CGTJob", "CGTEvaluation", "CGTModel", "CGTData", "CGTHDF5", "CGTMPI", "CGTKernels", "CGTDNNL"],
+            dependencies: ["CGTFiles", "CGTJob", "CGTEvaluation", "CGTModel", "CGTData", "CGTHDF5", "CGTMPI", "CGTKernels", "CGTDNNL"],
             swiftSettings: hostVectorUnits),
         .target(
             name: "CGTExperiments",
-            dependencies: ["CGTTraining", "CGTEvaluation", "CGTJob", "CGTModel", "CGTMPI", "CGTKernels", "CGTDNNL", .product(name: "Yams", package: "Yams")],
+            dependencies: ["CGTFiles", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTModel", "CGTMPI", "CGTKernels", "CGTDNNL", .product(name: "Yams", package: "Yams")],
             swiftSettings: hostVectorUnits),
         .executableTarget(
             name: "cgt",
-            dependencies: ["CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTDNNL", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTFiles", "CGTDNNL", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hostVectorUnits),
 
         // MARK: - Implementation details
@@ -69,7 +71,8 @@ let package = Package(
         .testTarget(name: "CGTHDF5Tests", dependencies: ["CGTHDF5", "CGTTestSupport"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTModelTests", dependencies: ["CGTModel", "CGTTestSupport"], swiftSettings: hostVectorUnits),
-        .testTarget(name: "CGTTrainingTests", dependencies: ["CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTTestSupport"], swiftSettings: hostVectorUnits),
+        .testTarget(name: "CGTTrainingTests", dependencies: ["CGTFiles", "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTTestSupport"], swiftSettings: hostVectorUnits),
+        .testTarget(name: "CGTMPITests", dependencies: ["CGTMPI"], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTCommandTests", dependencies: ["CGTTestSupport", "CGTHDF5", "CGTData", "CGTKernels"], swiftSettings: hostVectorUnits),
     ],
     swiftLanguageModes: [.v5]

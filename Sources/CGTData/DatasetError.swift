@@ -1,5 +1,6 @@
+import CGTFiles
 /// A dataset file that cgt cannot use, with the file and object at fault.
-public struct DatasetError: Error, CustomStringConvertible {
+public struct DatasetError: LocatedError {
     public let file: String
     public let object: String
     public let problem: String
@@ -10,7 +11,5 @@ public struct DatasetError: Error, CustomStringConvertible {
         self.problem = problem
     }
 
-    public var description: String {
-        object.isEmpty ? "\(file): \(problem)" : "\(file): \(object): \(problem)"
-    }
+    public var location: [String] { [file, object] }
 }

@@ -1,3 +1,4 @@
+import CGTFiles
 import CGTJob
 import CGTTraining
 import CGTMPI
@@ -25,7 +26,7 @@ public struct TrialStatus: Codable, Equatable, Sendable {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeFileAtomically(try encoder.encode(self), to: Self.path(folder))
+        try AtomicFile.write(try encoder.encode(self), to: Self.path(folder))
     }
 }
 
@@ -126,7 +127,7 @@ public struct GridRunner {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeFileAtomically(try encoder.encode(manifest), to: manifestFile)
+        try AtomicFile.write(try encoder.encode(manifest), to: manifestFile)
         try? FileManager.default.removeItem(atPath: "\(folder)/grid.yaml")
         try FileManager.default.copyItem(atPath: grid.path, toPath: "\(folder)/grid.yaml")
     }

@@ -1,3 +1,4 @@
+import CGTFiles
 import CGTEvaluation
 import CGTJob
 import CGTTraining
@@ -165,15 +166,15 @@ public struct GridSummary {
     public func write() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeFileAtomically(Data(csv.utf8), to: "\(folder)/leaderboard.csv")
-        try writeFileAtomically(try encoder.encode(rows), to: "\(folder)/leaderboard.json")
-        try writeFileAtomically(Data((markdown + "\n").utf8), to: "\(folder)/leaderboard.md")
+        try AtomicFile.write(Data(csv.utf8), to: "\(folder)/leaderboard.csv")
+        try AtomicFile.write(try encoder.encode(rows), to: "\(folder)/leaderboard.json")
+        try AtomicFile.write(Data((markdown + "\n").utf8), to: "\(folder)/leaderboard.md")
         let scatter = self.scatter
-        try writeFileAtomically(Data(scatter.utf8), to: "\(folder)/pareto.svg")
+        try AtomicFile.write(Data(scatter.utf8), to: "\(folder)/pareto.svg")
         // Each finished trial's own page, linked from the grid's.
         for row in rows where row.status == "done" {
             if let report = try? RunReport(run: RunDirectory(path: "\(folder)/\(row.trial)")) {
-                try writeFileAtomically(Data(report.html(figures: report.figures()).utf8), to: "\(folder)/\(row.trial)/report.html")
+                try AtomicFile.write(Data(report.html(figures: report.figures()).utf8), to: "\(folder)/\(row.trial)/report.html")
             }
         }
         let table = "<table border=\"1\" cellpadding=\"3\"><tr><th>#</th><th>trial</th>" + (keys + validationHeader).map { "<th>\(SVGChart.escape($0))</th>" }.joined()
@@ -193,6 +194,6 @@ public struct GridSummary {
             \(table)
             </body></html>
             """
-        try writeFileAtomically(Data(html.utf8), to: "\(folder)/report.html")
+        try AtomicFile.write(Data(html.utf8), to: "\(folder)/report.html")
     }
 }

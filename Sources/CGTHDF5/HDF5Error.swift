@@ -1,3 +1,4 @@
+import CGTFiles
 import CHDF5
 
 /// A failed HDF5 call (or a request HDF5 would reject), with where it happened and why.
@@ -5,7 +6,7 @@ import CHDF5
 /// HDF5 reports failures as a stack of messages, from the API function that was called down
 /// to the routine that detected the problem; the innermost message is usually the one that
 /// explains it ("file signature not found", "object 'x' doesn't exist").
-public struct HDF5Error: Error, CustomStringConvertible {
+public struct HDF5Error: LocatedError {
     /// The HDF5 function (or library-level operation) that failed, e.g. "H5Dread".
     public let operation: String
     /// Path of the HDF5 file on disk.
@@ -28,10 +29,8 @@ public struct HDF5Error: Error, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String {
-        let location = object.isEmpty ? file : "\(file): \(object)"
-        return "\(location): \(operation) failed: \(message)"
-    }
+    public var location: [String] { [file, object] }
+    public var problem: String { "\(operation) failed: \(message)" }
 
     /// Builds an error from HDF5's current error stack and clears the stack.
     static func fromCurrentStack(operation: String, file: String, object: String) -> HDF5Error {

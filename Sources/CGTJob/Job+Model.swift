@@ -66,34 +66,3 @@ extension Job {
         }
     }
 }
-
-extension Job {
-    /// The batches BatchNorm statistics are re-estimated over before evaluation: the global
-    /// batches of the epoch after the last (`training.epochs`), as positions of the training
-    /// split. Training's own evaluation and `cgt eval` use the same ones, so they agree.
-    public func recalibrationBatches(trainCount: Int) -> [ArraySlice<Int>] {
-        let plan = BatchPlan(sampleCount: trainCount, globalBatch: training.batchSize, ranks: 1)
-        let order = plan.order(seed: training.seed, epoch: training.epochs)
-        return (0..<plan.stepsPerEpoch).map { order[plan.globalRange(step: $0)] }
-    }
-}
-
-extension Job {
-    /// Rank `rank`'s contiguous part of every BatchNorm re-estimation batch
-    /// (`recalibrationBatches`), with the rows it needs: together the ranks cover exactly the
-    /// batches one process uses, so with BatchNorm statistics summed over ranks every number
-    /// of ranks gives the same estimate.
-    public func recalibrationShare(reader: DatasetReader, trainCount: Int, rank: Int, ranks: Int) throws -> (DatasetSplit, [ArraySlice<Int>]) {
-        var rows: [Int] = []
-        var parts: [Range<Int>] = []
-        for batch in recalibrationBatches(trainCount: trainCount) {
-            let n = batch.count
-            let part = batch[(batch.startIndex + rank * n / ranks)..<(batch.startIndex + (rank + 1) * n / ranks)]
-            parts.append(rows.count..<(rows.count + part.count))
-            rows += part
-        }
-        let data = try reader.read(split: DatasetLayout.train, rowIndices: rows)
-        let positions = Array(0..<rows.count)
-        return (data, parts.map { positions[$0] })
-    }
-}

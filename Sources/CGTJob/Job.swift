@@ -5,7 +5,7 @@ import CGTModel
 /// Every section has defaults (the paper's Indian Pines MLP with SoftCGT), so a job file
 /// names only what it changes. The resolved job, defaults filled in, is written to the run
 /// folder and into every checkpoint. See README.md, "Job files".
-public struct Job: Codable, Equatable, Sendable {
+public struct Job: JobSection, Equatable, Sendable {
     public var name: String
     public var data: DataSection
     public var model: ModelSection
@@ -17,7 +17,11 @@ public struct Job: Codable, Equatable, Sendable {
     public var runtime: RuntimeSection
     public var augmentation: AugmentationSection
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, data, model, method, training, optimizer, schedule, eval, runtime, augmentation }
+    public static let fields: [JobField<Job>] = [
+        .init("name", \.name), .init("data", \.data), .init("model", \.model), .init("method", \.method),
+        .init("training", \.training), .init("optimizer", \.optimizer), .init("schedule", \.schedule),
+        .init("eval", \.eval), .init("runtime", \.runtime), .init("augmentation", \.augmentation),
+    ]
 
     public init() {
         name = "job"
@@ -32,37 +36,21 @@ public struct Job: Codable, Equatable, Sendable {
         augmentation = AugmentationSection()
     }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        let defaults = Job()
-        name = try c.value(.name, default: defaults.name)
-        data = try c.value(.data, default: defaults.data)
-        model = try c.value(.model, default: defaults.model)
-        method = try c.value(.method, default: defaults.method)
-        training = try c.value(.training, default: defaults.training)
-        optimizer = try c.value(.optimizer, default: defaults.optimizer)
-        schedule = try c.value(.schedule, default: defaults.schedule)
-        eval = try c.value(.eval, default: defaults.eval)
-        runtime = try c.value(.runtime, default: defaults.runtime)
-        augmentation = try c.value(.augmentation, default: defaults.augmentation)
-    }
 }
 
 /// Where the samples come from.
-public struct DataSection: Codable, Equatable, Sendable {
+public struct DataSection: JobSection, Equatable, Sendable {
     /// An HDF5 file in the layout of `hdf5_data/README.md`.
     public var path: String = "hdf5_data/indian_pines.h5"
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case path }
+    public static let fields: [JobField<DataSection>] = [
+        .init("path", \.path),
+    ]
     public init() {}
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        path = try c.value(.path, default: DataSection().path)
-    }
 }
 
 /// The network: `mlp`, the paper's Indian Pines backbone, or `cnn`, its Fashion-MNIST one.
-public struct ModelSection: Codable, Equatable, Sendable {
+public struct ModelSection: JobSection, Equatable, Sendable {
     public var kind: ModelKind = .mlp
     /// `mlp`: widths of the hidden layers, one block each.
     public var hidden: [Int] = [256, 256, 256, 256, 256]
@@ -76,40 +64,29 @@ public struct ModelSection: Codable, Equatable, Sendable {
     /// `mlp`: dropout after each hidden layer.
     public var dropout: Float = 0.2
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case kind, hidden, channels, kernelSize = "kernel_size", exits, batchnorm, dropout }
+    public static let fields: [JobField<ModelSection>] = [
+        .init("kind", \.kind), .init("hidden", \.hidden), .init("channels", \.channels),
+        .init("kernel_size", \.kernelSize), .init("exits", \.exits), .init("batchnorm", \.batchnorm),
+        .init("dropout", \.dropout),
+    ]
     public init() {}
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        let d = ModelSection()
-        kind = try c.value(.kind, default: d.kind)
-        hidden = try c.value(.hidden, default: d.hidden)
-        channels = try c.value(.channels, default: d.channels)
-        kernelSize = try c.value(.kernelSize, default: d.kernelSize)
-        exits = try c.value(.exits, default: d.exits)
-        batchnorm = try c.value(.batchnorm, default: d.batchnorm)
-        dropout = try c.value(.dropout, default: d.dropout)
-    }
 
     /// The number of backbone blocks.
     public var blockCount: Int { kind == .cnn ? channels.count : hidden.count }
 }
 
 /// Training-time image augmentation, drawn per sample from (seed, epoch, sample id).
-public struct AugmentationSection: Codable, Equatable, Sendable {
+public struct AugmentationSection: JobSection, Equatable, Sendable {
     /// Random crop: shift each image by up to this many pixels (zero padding), as a crop of the
     /// image padded by this much. The paper's Fashion-MNIST setting is 2.
     public var cropPadding: Int = 0
     /// Mirror each image left-right with probability 1/2.
     public var horizontalFlip: Bool = false
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case cropPadding = "crop_padding", horizontalFlip = "horizontal_flip" }
+    public static let fields: [JobField<AugmentationSection>] = [
+        .init("crop_padding", \.cropPadding), .init("horizontal_flip", \.horizontalFlip),
+    ]
     public init() {}
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        let d = AugmentationSection()
-        cropPadding = try c.value(.cropPadding, default: d.cropPadding)
-        horizontalFlip = try c.value(.horizontalFlip, default: d.horizontalFlip)
-    }
 
     public var isActive: Bool { cropPadding > 0 || horizontalFlip }
 }
@@ -117,7 +94,7 @@ public struct AugmentationSection: Codable, Equatable, Sendable {
 /// How the exits' losses are weighted: `hardcgt`, `softcgt` (the paper), or a baseline:
 /// `branchynet` (fixed weights), `co` (Cascade Optimization, stage by stage) or `classynet`
 /// (shallow exits answer a group of classes). See README.md, "Methods".
-public struct MethodSection: Codable, Equatable, Sendable {
+public struct MethodSection: JobSection, Equatable, Sendable {
     public var name: TrainingMethod = .softCGT
     /// The confidence threshold of the gates (Eq. 3 and 6).
     public var tau: Float = 0.9
@@ -148,45 +125,26 @@ public struct MethodSection: Codable, Equatable, Sendable {
     /// authors' public code normalises).
     public var normalizeWeights: Bool = false
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, tau, sharpness, score, weights, stageEpochs = "stage_epochs", classGroups = "class_groups"
-        case groupSize = "group_size", groupingEpochs = "grouping_epochs", anneal, leak, normalizeWeights = "normalize_weights"
-    }
+    public static let fields: [JobField<MethodSection>] = [
+        .init("name", \.name), .init("tau", \.tau), .init("sharpness", \.sharpness), .init("score", \.score),
+        .init("weights", \.weights), .init("stage_epochs", \.stageEpochs), .init("class_groups", \.classGroups),
+        .init("group_size", \.groupSize), .init("grouping_epochs", \.groupingEpochs), .init("anneal", \.anneal),
+        .init("leak", \.leak), .init("normalize_weights", \.normalizeWeights),
+    ]
     public init() {}
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        let d = MethodSection()
-        name = try c.value(.name, default: d.name)
-        tau = try c.value(.tau, default: d.tau)
-        sharpness = try c.value(.sharpness, default: d.sharpness)
-        score = try c.value(.score, default: d.score)
-        weights = try c.decodeIfPresent([Float].self, forKey: .weights)
-        stageEpochs = try c.decodeIfPresent([Int].self, forKey: .stageEpochs)
-        classGroups = try c.decodeIfPresent([[Int]].self, forKey: .classGroups)
-        groupSize = try c.decodeIfPresent(Int.self, forKey: .groupSize)
-        groupingEpochs = try c.decodeIfPresent(Int.self, forKey: .groupingEpochs)
-        anneal = try c.decodeIfPresent(AnnealSection.self, forKey: .anneal)
-        leak = try c.value(.leak, default: d.leak)
-        normalizeWeights = try c.value(.normalizeWeights, default: d.normalizeWeights)
-    }
 }
 
 /// Per-exit factors on the exit weights that move linearly from `from` (epoch 1) to `to`
 /// (reached at `epochs` and held after), as in the authors' public CGT code.
-public struct AnnealSection: Codable, Equatable, Sendable {
+public struct AnnealSection: JobSection, Equatable, Sendable {
     public var from: [Float] = []
     public var to: [Float] = []
     public var epochs: Int = 1
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case from, to, epochs }
+    public static let fields: [JobField<AnnealSection>] = [
+        .init("from", \.from), .init("to", \.to), .init("epochs", \.epochs),
+    ]
     public init() {}
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        let d = AnnealSection()
-        from = try c.value(.from, default: d.from)
-        to = try c.value(.to, default: d.to)
-        epochs = try c.value(.epochs, default: d.epochs)
-    }
 
     /// The factors in epoch `epoch` (0-based).
     public func factors(epoch: Int) -> [Float] {
@@ -196,7 +154,7 @@ public struct AnnealSection: Codable, Equatable, Sendable {
 }
 
 /// The training loop.
-public struct TrainingSection: Codable, Equatable, Sendable {
+public struct TrainingSection: JobSection, Equatable, Sendable {
     public var epochs: Int = 100
     /// The global batch: samples per optimizer step over all ranks.
     public var batchSize: Int = 64
@@ -229,33 +187,19 @@ public struct TrainingSection: Codable, Equatable, Sendable {
     /// `eval.every_epochs` epochs (every epoch if that is 0). Needs a validation split.
     public var keepBest: SelectionMetric? = nil
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case epochs, batchSize = "batch_size", seed, checkpointEvery = "checkpoint_every", shuffle
-        case syncBatchnorm = "sync_batchnorm", skipNonfiniteSteps = "skip_nonfinite_steps"
-        case regime, backboneEpochs = "backbone_epochs", exitStartEpochs = "exit_start_epochs", labelSmoothing = "label_smoothing"
-        case keepBest = "keep_best"
-    }
+    public static let fields: [JobField<TrainingSection>] = [
+        .init("epochs", \.epochs), .init("batch_size", \.batchSize), .init("seed", \.seed),
+        .init("checkpoint_every", \.checkpointEvery), .init("shuffle", \.shuffle),
+        .init("sync_batchnorm", \.syncBatchnorm), .init("skip_nonfinite_steps", \.skipNonfiniteSteps),
+        .init("regime", \.regime), .init("backbone_epochs", \.backboneEpochs),
+        .init("exit_start_epochs", \.exitStartEpochs), .init("label_smoothing", \.labelSmoothing),
+        .init("keep_best", \.keepBest),
+    ]
     public init() {}
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        let d = TrainingSection()
-        epochs = try c.value(.epochs, default: d.epochs)
-        batchSize = try c.value(.batchSize, default: d.batchSize)
-        seed = try c.value(.seed, default: d.seed)
-        checkpointEvery = try c.value(.checkpointEvery, default: d.checkpointEvery)
-        shuffle = try c.value(.shuffle, default: d.shuffle)
-        syncBatchnorm = try c.value(.syncBatchnorm, default: d.syncBatchnorm)
-        skipNonfiniteSteps = try c.value(.skipNonfiniteSteps, default: d.skipNonfiniteSteps)
-        regime = try c.value(.regime, default: d.regime)
-        backboneEpochs = try c.decodeIfPresent(Int.self, forKey: .backboneEpochs)
-        exitStartEpochs = try c.decodeIfPresent([Int].self, forKey: .exitStartEpochs)
-        labelSmoothing = try c.value(.labelSmoothing, default: d.labelSmoothing)
-        keepBest = try c.decodeIfPresent(SelectionMetric.self, forKey: .keepBest)
-    }
 }
 
 /// `sgd` (with momentum), `adam` or `adamw`.
-public struct OptimizerSection: Codable, Equatable, Sendable {
+public struct OptimizerSection: JobSection, Equatable, Sendable {
     public var name: OptimizerKind = .adam
     public var lr: Float = 1e-3
     public var weightDecay: Float = 0
@@ -264,25 +208,15 @@ public struct OptimizerSection: Codable, Equatable, Sendable {
     public var betas: [Float] = [0.9, 0.999]
     public var eps: Float = 1e-8
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, lr, weightDecay = "weight_decay", momentum, nesterov, betas, eps
-    }
+    public static let fields: [JobField<OptimizerSection>] = [
+        .init("name", \.name), .init("lr", \.lr), .init("weight_decay", \.weightDecay), .init("momentum", \.momentum),
+        .init("nesterov", \.nesterov), .init("betas", \.betas), .init("eps", \.eps),
+    ]
     public init() {}
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        let d = OptimizerSection()
-        name = try c.value(.name, default: d.name)
-        lr = try c.value(.lr, default: d.lr)
-        weightDecay = try c.value(.weightDecay, default: d.weightDecay)
-        momentum = try c.value(.momentum, default: d.momentum)
-        nesterov = try c.value(.nesterov, default: d.nesterov)
-        betas = try c.value(.betas, default: d.betas)
-        eps = try c.value(.eps, default: d.eps)
-    }
 }
 
 /// The learning rate over time: `constant`, `step` or `cosine`, after an optional linear warm-up.
-public struct ScheduleSection: Codable, Equatable, Sendable {
+public struct ScheduleSection: JobSection, Equatable, Sendable {
     public var name: ScheduleKind = .constant
     public var warmupEpochs: Double = 0
     /// `step`: multiply by `gamma` every `step_size` epochs.
@@ -291,23 +225,15 @@ public struct ScheduleSection: Codable, Equatable, Sendable {
     /// `cosine`: the rate reached at the end.
     public var minLr: Float = 0
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, warmupEpochs = "warmup_epochs", stepSize = "step_size", gamma, minLr = "min_lr"
-    }
+    public static let fields: [JobField<ScheduleSection>] = [
+        .init("name", \.name), .init("warmup_epochs", \.warmupEpochs), .init("step_size", \.stepSize),
+        .init("gamma", \.gamma), .init("min_lr", \.minLr),
+    ]
     public init() {}
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        let d = ScheduleSection()
-        name = try c.value(.name, default: d.name)
-        warmupEpochs = try c.value(.warmupEpochs, default: d.warmupEpochs)
-        stepSize = try c.value(.stepSize, default: d.stepSize)
-        gamma = try c.value(.gamma, default: d.gamma)
-        minLr = try c.value(.minLr, default: d.minLr)
-    }
 }
 
 /// The early-exit evaluation after training.
-public struct EvalSection: Codable, Equatable, Sendable {
+public struct EvalSection: JobSection, Equatable, Sendable {
     /// The exit threshold at inference: the first exit with confidence >= tau answers.
     public var tau: Float = 0.9
     /// Re-estimate BatchNorm statistics on the training split before evaluating.
@@ -316,23 +242,16 @@ public struct EvalSection: Codable, Equatable, Sendable {
     /// Also evaluate every this many epochs (0: only at the end).
     public var everyEpochs: Int = 0
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case tau, bnRecalibration = "bn_recalibration", batchSize = "batch_size", everyEpochs = "every_epochs"
-    }
+    public static let fields: [JobField<EvalSection>] = [
+        .init("tau", \.tau), .init("bn_recalibration", \.bnRecalibration), .init("batch_size", \.batchSize),
+        .init("every_epochs", \.everyEpochs),
+    ]
     public init() {}
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        let d = EvalSection()
-        tau = try c.value(.tau, default: d.tau)
-        bnRecalibration = try c.value(.bnRecalibration, default: d.bnRecalibration)
-        batchSize = try c.value(.batchSize, default: d.batchSize)
-        everyEpochs = try c.value(.everyEpochs, default: d.everyEpochs)
-    }
 }
 
 /// How the process runs, not what it computes: results depend on these only through float
 /// rounding (the all-reduce's summation order), so they may change on `--resume`.
-public struct RuntimeSection: Codable, Equatable, Sendable {
+public struct RuntimeSection: JobSection, Equatable, Sendable {
     /// oneDNN threads per rank (matrix products and convolutions); one per rank unless the ranks leave cores idle.
     public var blasThreads: Int = 1
     /// Gradient all-reduce bucket size in KiB. 1 MiB: on the paper MLP (1.3 MB of gradients,
@@ -350,17 +269,9 @@ public struct RuntimeSection: Codable, Equatable, Sendable {
     /// Warn when a rank waits longer than this in a collective of the training loop (seconds).
     public var stallWarningSeconds: Double = 60
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case blasThreads = "blas_threads", bucketKib = "bucket_kib", overlapAllreduce = "overlap_allreduce"
-        case stallWarningSeconds = "stall_warning_seconds"
-    }
+    public static let fields: [JobField<RuntimeSection>] = [
+        .init("blas_threads", \.blasThreads), .init("bucket_kib", \.bucketKib),
+        .init("overlap_allreduce", \.overlapAllreduce), .init("stall_warning_seconds", \.stallWarningSeconds),
+    ]
     public init() {}
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        let d = RuntimeSection()
-        blasThreads = try c.value(.blasThreads, default: d.blasThreads)
-        bucketKib = try c.value(.bucketKib, default: d.bucketKib)
-        overlapAllreduce = try c.value(.overlapAllreduce, default: d.overlapAllreduce)
-        stallWarningSeconds = try c.value(.stallWarningSeconds, default: d.stallWarningSeconds)
-    }
 }

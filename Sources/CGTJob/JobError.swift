@@ -1,5 +1,6 @@
+import CGTFiles
 /// A job file or override that cgt cannot run, said in one line.
-public struct JobError: Error, CustomStringConvertible {
+public struct JobError: LocatedError {
     public let source: String
     public let key: String
     public let problem: String
@@ -10,7 +11,7 @@ public struct JobError: Error, CustomStringConvertible {
         self.problem = problem
     }
 
-    public var description: String { key.isEmpty ? "\(source): \(problem)" : "\(source): \(key): \(problem)" }
+    public var location: [String] { [source, key] }
 }
 
 /// The closest of `candidates` to `word` by edit distance, if it is close enough to be a typo.

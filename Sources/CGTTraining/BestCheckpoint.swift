@@ -1,3 +1,4 @@
+import CGTFiles
 import CGTEvaluation
 import CGTJob
 import Foundation
@@ -36,7 +37,7 @@ package struct BestCheckpoint {
         let next = Record(metric: metric, value: value, epoch: epoch)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeFileAtomically(try encoder.encode(next), to: run.bestFile)
+        try AtomicFile.write(try encoder.encode(next), to: run.bestFile)
         record = next
     }
 }

@@ -1,3 +1,5 @@
+import CGTFiles
+import CGTData
 import CGTJob
 import CGTEvaluation
 import CGTHDF5
@@ -76,6 +78,20 @@ public struct Checkpoint: Equatable {
         }
     }
 
+    /// The stored network, built for `reader`'s data after checking that its samples and
+    /// classes are the ones the checkpoint was trained on (`dataPath` names the data in errors).
+    public func restoredNetwork(for reader: DatasetReader, dataPath: String, source: String) throws -> EarlyExitNetwork {
+        guard reader.featureShape == featureShape else {
+            throw DatasetError(file: dataPath, object: "/", "feature_shape \(reader.featureShape) differs from the checkpoint's \(featureShape)")
+        }
+        guard reader.classes == classNames.count else {
+            throw DatasetError(file: dataPath, object: "/", "num_classes \(reader.classes) differs from the checkpoint's \(classNames.count)")
+        }
+        let network = job.makeNetwork(featureShape: reader.featureShape, classes: reader.classes)
+        try restore(into: network, optimizer: nil, source: source)
+        return network
+    }
+
     /// Copies the stored state into a network built from `job`, and into its optimizer.
     /// Names and shapes must match exactly; `source` names the file in errors.
     public func restore(into network: EarlyExitNetwork, optimizer: Optimizer?, source: String) throws {
@@ -105,14 +121,14 @@ public struct Checkpoint: Equatable {
 }
 
 /// A checkpoint file cgt cannot use.
-public struct CheckpointError: Error, CustomStringConvertible {
+public struct CheckpointError: LocatedError {
     public let file: String
     public let problem: String
     public init(file: String, _ problem: String) {
         self.file = file
         self.problem = problem
     }
-    public var description: String { "\(file): \(problem)" }
+    public var location: [String] { [file] }
 }
 
 /// The version string written into files cgt makes.

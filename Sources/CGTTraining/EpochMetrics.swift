@@ -1,3 +1,4 @@
+import CGTFiles
 import CGTJob
 import CGTEvaluation
 import Foundation
@@ -61,7 +62,7 @@ public struct MetricsLog {
         }
         var output = Data()
         for line in kept { output.append(contentsOf: line); output.append(0x0A) }
-        try writeFileAtomically(output, to: path)
+        try AtomicFile.write(output, to: path)
     }
 
     /// Every line of a metrics file.

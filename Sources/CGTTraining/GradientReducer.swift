@@ -25,14 +25,20 @@ package final class GradientReducer {
         self.gradients = gradients
         self.overlap = overlap
         pending = PendingReductions(communicator: communicator)
+        buckets = Self.buckets(count: gradients.count, bucketElements: bucketElements)
+    }
+
+    /// Buckets of at most `bucketElements` (at least 1) covering `0..<count`, cut from the end:
+    /// the order the backward pass finishes them in. The first bucket of the buffer may be short.
+    package static func buckets(count: Int, bucketElements: Int) -> [Range<Int>] {
         var ranges: [Range<Int>] = []
-        var end = gradients.count
+        var end = count
         while end > 0 {
             let start = max(0, end - max(1, bucketElements))
             ranges.append(start..<end)
             end = start
         }
-        buckets = ranges
+        return ranges
     }
 
     /// Called by the backward pass: gradients from `offset` to the end are final.

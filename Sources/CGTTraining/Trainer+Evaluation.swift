@@ -18,27 +18,18 @@ extension Trainer {
     func evaluate(test: Bool, validation: Bool) throws -> (test: RoutingStatistics?, validation: RoutingStatistics?) {
         let shards = [test ? testShard : nil, validation ? validationShard : nil]
         let largest = shards.compactMap { $0?.count }.max() ?? 0
-        let evaluator = Evaluator(network: network, batchSize: max(1, min(job.eval.batchSize, largest)), classGroups: classGroups)
+        let evaluation = DistributedEvaluation(network: network, communicator: strategy.communicator,
+                                               batchSize: max(1, min(job.eval.batchSize, largest)), classGroups: classGroups)
         let saved = network.store.snapshot()
         defer {
             network.store.restore(saved)
-            setBatchNormSynchronized(job.training.syncBatchnorm)
+            strategy.synchronizeBatchNorm(of: network, job.training.syncBatchnorm)
         }
         if job.eval.bnRecalibration {
-            let (data, batches) = try together { try job.recalibrationShare(reader: reader, trainCount: shard.sampleCount, rank: rank, ranks: ranks) }
-            setBatchNormSynchronized(true)
-            evaluator.recalibrateBatchNorm(on: data, batches: batches)
+            let share = try together { try evaluation.readRecalibrationShare(job: job, reader: reader) }
+            evaluation.recalibrateBatchNorm(on: share)
         }
-        let results = try shards.map { split -> RoutingStatistics? in
-            guard let split else { return nil }
-            var tally = evaluator.tally(split, tau: job.eval.tau)
-            if let communicator, communicator.size > 1 {
-                var counts = tally.flattened
-                try counts.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
-                tally = RoutingTally(exits: tally.exits, classes: tally.classes, flattened: counts)
-            }
-            return tally.statistics(tau: job.eval.tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
-        }
+        let results = try shards.map { split in try split.map { try evaluation.statistics($0, tau: job.eval.tau) } }
         return (results[0], results[1])
     }
 }

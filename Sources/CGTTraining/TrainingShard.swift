@@ -43,13 +43,24 @@ final class TrainingShard {
     }
 
     /// The local batch size of rank r in `local` mode: the global batch split as evenly as possible.
-    private func localBatch(of r: Int) -> Int { globalBatch * (r + 1) / ranks - globalBatch * r / ranks }
+    private func localBatch(of r: Int) -> Int { Self.localBatch(of: r, globalBatch: globalBatch, ranks: ranks) }
 
-    var stepsPerEpoch: Int {
-        if globalMode { return plan.stepsPerEpoch }
-        return (0..<ranks).map { r in
-            ((r + 1) * sampleCount / ranks - r * sampleCount / ranks) / localBatch(of: r)
-        }.min() ?? 0
+    private static func localBatch(of r: Int, globalBatch: Int, ranks: Int) -> Int {
+        globalBatch * (r + 1) / ranks - globalBatch * r / ranks
+    }
+
+    var stepsPerEpoch: Int { Self.stepsPerEpoch(sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks, mode: globalMode ? .global : .local) }
+
+    /// Optimizer steps per epoch for a split of `sampleCount` (known before any row is read).
+    static func stepsPerEpoch(sampleCount: Int, globalBatch: Int, ranks: Int, mode: ShuffleMode) -> Int {
+        switch mode {
+        case .global:
+            return BatchPlan(sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks).stepsPerEpoch
+        case .local:
+            return (0..<ranks).map { r in
+                ((r + 1) * sampleCount / ranks - r * sampleCount / ranks) / localBatch(of: r, globalBatch: globalBatch, ranks: ranks)
+            }.min() ?? 0
+        }
     }
 
     var featureCount: Int { reader.featureCount }

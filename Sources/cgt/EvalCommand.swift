@@ -1,3 +1,4 @@
+import CGTFiles
 import CGTEvaluation
 import ArgumentParser
 import CGTDNNL
@@ -105,48 +106,19 @@ struct EvalCommand: ParsableCommand {
         DNNLRuntime.setThreadCount(stored.job.runtime.blasThreads)
         let dataPath = data ?? stored.job.data.path
         let reader = try DatasetReader(path: dataPath)
-        guard reader.featureShape == stored.featureShape else {
-            throw DatasetError(file: dataPath, object: "/", "feature_shape \(reader.featureShape) differs from the checkpoint's \(stored.featureShape)")
-        }
-        guard reader.classes == stored.classNames.count else {
-            throw DatasetError(file: dataPath, object: "/", "num_classes \(reader.classes) differs from the checkpoint's \(stored.classNames.count)")
-        }
-        let network = stored.job.makeNetwork(featureShape: reader.featureShape, classes: reader.classes)
-        try stored.restore(into: network, optimizer: nil, source: checkpoint)
+        let network = try stored.restoredNetwork(for: reader, dataPath: dataPath, source: checkpoint)
         return LoadedModel(stored: stored, network: network, reader: reader, policy: try exitPolicy(stored: stored.exitPolicy, exits: network.exitCount))
     }
 
     private func evaluate(_ model: LoadedModel, world: Communicator) throws {
         let (stored, network, reader, policy) = (model.stored, model.network, model.reader, model.policy)
         let exits = network.exitCount
-        let (rank, ranks) = (world.rank, world.size)
-        func shard(_ split: String) throws -> DatasetSplit { try reader.read(split: split, rank: rank, of: ranks) }
-        let evaluator = Evaluator(network: network, batchSize: max(1, batchSize), classGroups: stored.classGroups)
+        let evaluation = DistributedEvaluation(network: network, communicator: world, batchSize: max(1, batchSize), classGroups: stored.classGroups)
         if bnRecalibration {
-            let trainCount = reader.splitSizes[DatasetLayout.train] ?? 0
-            let (part, batches) = try stored.job.recalibrationShare(reader: reader, trainCount: trainCount, rank: rank, ranks: ranks)
-            let reduce: BatchNormKernels.StatisticsReducer? = ranks > 1 ? { buffer in
-                do { try world.allReduceSum(buffer) } catch { world.abort(code: 1) }
-            } : nil
-            for layer in network.batchNormLayers { layer.statisticsReducer = reduce }
-            evaluator.recalibrateBatchNorm(on: part, batches: batches)
-            for layer in network.batchNormLayers { layer.statisticsReducer = nil }
+            evaluation.recalibrateBatchNorm(on: try evaluation.readRecalibrationShare(job: stored.job, reader: reader))
         }
-        func gathered(_ split: String) throws -> ExitRecords {
-            var records = ExitRecords(exits: exits, classes: reader.classes)
-            for bytes in try world.allGather(bytes: evaluator.records(try shard(split)).serialized) { records.append(serialized: bytes) }
-            return records
-        }
-        let test = try gathered(DatasetLayout.test)
-        let costs = network.exitCosts(), full = network.fullNetworkCost
-        var report = EvaluationReport(records: test, policy: policy, exitFLOPs: costs, fullNetworkFLOPs: full, classNames: stored.classNames)
-        if sweep != nil || targetAccuracy != nil || budget != nil {
-            let taus = ThresholdSweep.range(sweep ?? "0.5:0.99:0.01")!
-            let selectionSplit = (reader.splitSizes[DatasetLayout.validation] ?? 0) > 0 ? DatasetLayout.validation : DatasetLayout.train
-            let selection = (targetAccuracy != nil || budget != nil) ? try gathered(selectionSplit) : nil
-            report.addSweep(taus: taus, criterion: policy.criterion, fallback: policy.fallback, selection: selection,
-                            selectionSplit: selectionSplit, targetAccuracy: targetAccuracy, budget: budget)
-        }
+        let request = EvaluationRequest(policy: policy, sweep: sweep.flatMap(ThresholdSweep.range), targetAccuracy: targetAccuracy, budget: budget)
+        var report = try evaluation.report(reader: reader, classNames: stored.classNames, request: request)
         guard world.isRoot else { return }
         if latency > 0 {
             // Rank 0 alone: timings are of one process on one core.
@@ -159,7 +131,7 @@ struct EvalCommand: ParsableCommand {
         let folder = out ?? defaultFolder()
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for (name, contents) in try report.files() {
-            try writeFileAtomically(contents, to: "\(folder)/\(name)")
+            try AtomicFile.write(contents, to: "\(folder)/\(name)")
         }
         print("wrote \(folder)/eval.json and its CSV files")
         if savePolicy {

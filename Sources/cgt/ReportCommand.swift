@@ -1,3 +1,4 @@
+import CGTFiles
 import ArgumentParser
 import CGTJob
 import CGTExperiments
@@ -45,9 +46,9 @@ struct ReportCommand: ParsableCommand {
             try FileManager.default.createDirectory(atPath: figures, withIntermediateDirectories: true)
             let drawn = report.figures()
             for figure in drawn {
-                try writeFileAtomically(Data(figure.svg.utf8), to: "\(figures)/\(figure.name).svg")
+                try AtomicFile.write(Data(figure.svg.utf8), to: "\(figures)/\(figure.name).svg")
             }
-            try writeFileAtomically(Data(report.html(figures: drawn).utf8), to: "\(run)/report.html")
+            try AtomicFile.write(Data(report.html(figures: drawn).utf8), to: "\(run)/report.html")
             print("wrote \(run)/report.html and \(drawn.count) figures in \(figures)")
         }
     }

@@ -24,6 +24,15 @@ final class GridCommandTests: XCTestCase {
         try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(folder)/leaderboard.json"))) as? [[String: Any]])
     }
 
+    /// One process (no mpirun, one group): the queue is a local counter.
+    func testAGridRunsWithoutMPIRun() throws {
+        let grid = try writeGrid(epochs: 1, parameters: "  optimizer.lr: {values: [0.01, 0.03]}")
+        let out = directory.file("grid-alone")
+        let result = try CommandRunner.cgt(["grid", grid, "--out", out])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(try leaderboard(out).filter { $0["status"] as? String == "done" }.count, 2)
+    }
+
     func testEveryTrialRunsOnceAndAFailureStaysInItsTrial() throws {
         let grid = try writeGrid(epochs: 2, parameters: "  optimizer.lr: {values: [0.01, 0.03, 0.1, 1.0e+30]}\n  method.name: {values: [softcgt, hardcgt]}")
         for (ranks, perTrial, schedule) in [(4, 2, "queue"), (2, 1, "static")] {

@@ -1,4 +1,5 @@
 @testable import CGTEvaluation
+import CGTFiles
 import CGTJob
 import CGTExperiments
 import CGTData
@@ -19,12 +20,12 @@ final class ResultsTableTests: XCTestCase {
         job.method.name = TrainingMethod(rawValue: method)!
         if method == "branchynet" { job.method.weights = [1, 0.5, 0.25] }
         job.training.seed = UInt64(seed)
-        try writeFileAtomically(Data(try JobLoader.yaml(job).utf8), to: run.jobFile)
+        try AtomicFile.write(Data(try JobLoader.yaml(job).utf8), to: run.jobFile)
         let statistics = RoutingStatistics(
             tau: 0.9, samples: 10, accuracy: f1 + 0.01, macroPrecision: f1, macroRecall: f1, macroF1: f1, weightedPrecision: nil, weightedRecall: nil, weightedF1: nil, exitFractions: exits,
             perExitAccuracy: [0, 0, 0], answeredAccuracy: [nil, nil, nil], relativeCost: 0.5, expectedFLOPs: 1, exitFLOPs: [1, 2, 3],
             fullNetworkFLOPs: 3, averageExitDepth: 1, confusion: [])
-        try writeFileAtomically(try JSONEncoder().encode(statistics), to: run.evaluationFile)
+        try AtomicFile.write(try JSONEncoder().encode(statistics), to: run.evaluationFile)
         let metrics = EpochMetrics(epoch: 1, globalStep: 1, learningRate: 0.1, loss: [1], weightedLoss: [1], gateMean: [1], trainAccuracy: [1],
                                    samples: 1, seconds: seconds, samplesPerSecond: 1, evaluation: nil)
         try MetricsLog(path: run.metricsFile).append(metrics)

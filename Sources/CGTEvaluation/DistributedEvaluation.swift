@@ -1,0 +1,152 @@
+import CGTData
+import CGTJob
+import CGTKernels
+import CGTMPI
+import CGTModel
+
+/// Early-exit evaluation sharded over the ranks of a communicator, for training's own
+/// evaluation and for `cgt eval` alike: each rank scores its contiguous part of a split and the
+/// counts are summed (or the per-sample records gathered), so any number of ranks reports what
+/// one process would. Without a communicator, or with one rank, nothing is reduced.
+public struct DistributedEvaluation {
+    public let network: EarlyExitNetwork
+    public let communicator: Communicator?
+    let evaluator: Evaluator
+
+    public init(network: EarlyExitNetwork, communicator: Communicator?, batchSize: Int, classGroups: ClassGroups?) {
+        self.network = network
+        self.communicator = communicator
+        evaluator = Evaluator(network: network, batchSize: batchSize, classGroups: classGroups)
+    }
+
+    /// The communicator when there is more than one rank to reduce over.
+    private var others: Communicator? { communicator.flatMap { $0.size > 1 ? $0 : nil } }
+
+    /// This rank's part of the BatchNorm re-estimation batches, read from the training split.
+    /// Local work that can fail on one rank alone; `recalibrateBatchNorm(on:)` is the collective.
+    public func readRecalibrationShare(job: Job, reader: DatasetReader) throws -> RecalibrationShare {
+        let trainCount = reader.splitSizes[DatasetLayout.train] ?? 0
+        let (data, batches) = try job.recalibrationShare(reader: reader, trainCount: trainCount,
+                                                         rank: communicator?.rank ?? 0, ranks: communicator?.size ?? 1)
+        return RecalibrationShare(data: data, batches: batches)
+    }
+
+    /// Re-estimates the BatchNorm running statistics over the global batches of `share`, with
+    /// statistics summed over ranks; the layers' reducers are left unset afterwards.
+    public func recalibrateBatchNorm(on share: RecalibrationShare) {
+        network.sumBatchNormStatistics(over: communicator)
+        evaluator.recalibrateBatchNorm(on: share.data, batches: share.batches)
+        network.sumBatchNormStatistics(over: nil)
+    }
+
+    /// Routing statistics at `tau` of the split whose share on this rank is `split`.
+    public func statistics(_ split: DatasetSplit, tau: Float) throws -> RoutingStatistics {
+        var tally = evaluator.tally(split, tau: tau)
+        if let others {
+            var counts = tally.flattened
+            try counts.withUnsafeMutableBufferPointer { try others.allReduceSum($0) }
+            tally = RoutingTally(exits: tally.exits, classes: tally.classes, flattened: counts)
+        }
+        return tally.statistics(tau: tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
+    }
+
+    /// Every sample's exit records of the split whose share on this rank is `split`, in rank order.
+    public func records(_ split: DatasetSplit) throws -> ExitRecords {
+        let mine = evaluator.records(split)
+        guard let others else { return mine }
+        var records = ExitRecords(exits: network.exitCount, classes: network.classes)
+        for bytes in try others.allGather(bytes: mine.serialized) { records.append(serialized: bytes) }
+        return records
+    }
+}
+
+/// One rank's rows of the BatchNorm re-estimation batches and the batches as positions into them.
+public struct RecalibrationShare {
+    public let data: DatasetSplit
+    public let batches: [ArraySlice<Int>]
+}
+
+extension EarlyExitNetwork {
+    /// Makes every BatchNorm layer sum its batch statistics over `communicator`'s ranks (the
+    /// global batch's statistics), or keep them local with nil or one rank.
+    public func sumBatchNormStatistics(over communicator: Communicator?) {
+        var reduce: BatchNormKernels.StatisticsReducer?
+        if let communicator, communicator.size > 1 {
+            reduce = { buffer in
+                // A failed reduction cannot be reported through the kernel; stop the job.
+                do { try communicator.allReduceSum(buffer) } catch { communicator.abort(code: 1) }
+            }
+        }
+        for layer in batchNormLayers { layer.statisticsReducer = reduce }
+    }
+}
+
+extension Job {
+    /// The batches BatchNorm statistics are re-estimated over before evaluation: the global
+    /// batches of the epoch after the last (`training.epochs`), as positions of the training
+    /// split. Training's own evaluation and `cgt eval` use the same ones, so they agree.
+    public func recalibrationBatches(trainCount: Int) -> [ArraySlice<Int>] {
+        let plan = BatchPlan(sampleCount: trainCount, globalBatch: training.batchSize, ranks: 1)
+        let order = plan.order(seed: training.seed, epoch: training.epochs)
+        return (0..<plan.stepsPerEpoch).map { order[plan.globalRange(step: $0)] }
+    }
+
+    /// Rank `rank`'s contiguous part of every BatchNorm re-estimation batch
+    /// (`recalibrationBatches`), with the rows it needs: together the ranks cover exactly the
+    /// batches one process uses, so with BatchNorm statistics summed over ranks every number
+    /// of ranks gives the same estimate.
+    public func recalibrationShare(reader: DatasetReader, trainCount: Int, rank: Int, ranks: Int) throws -> (DatasetSplit, [ArraySlice<Int>]) {
+        var rows: [Int] = []
+        var parts: [Range<Int>] = []
+        for batch in recalibrationBatches(trainCount: trainCount) {
+            let n = batch.count
+            let part = batch[(batch.startIndex + rank * n / ranks)..<(batch.startIndex + (rank + 1) * n / ranks)]
+            parts.append(rows.count..<(rows.count + part.count))
+            rows += part
+        }
+        let data = try reader.read(split: DatasetLayout.train, rowIndices: rows)
+        let positions = Array(0..<rows.count)
+        return (data, parts.map { positions[$0] })
+    }
+}
+
+/// What an evaluation asks beyond the routing of the test split at one exit policy.
+public struct EvaluationRequest {
+    public var policy: ExitPolicy
+    /// Thresholds to sweep at every exit (nil: no sweep, unless a goal needs one).
+    public var sweep: [Float]?
+    /// Choose the cheapest threshold reaching this accuracy, on validation or training data.
+    public var targetAccuracy: Double?
+    /// Choose the most accurate threshold within this relative cost, on validation or training data.
+    public var budget: Double?
+
+    public init(policy: ExitPolicy, sweep: [Float]? = nil, targetAccuracy: Double? = nil, budget: Double? = nil) {
+        self.policy = policy
+        self.sweep = sweep
+        self.targetAccuracy = targetAccuracy
+        self.budget = budget
+    }
+
+    /// The sweep a goal falls back on when none is given.
+    public static let defaultSweep = ThresholdSweep.range("0.5:0.99:0.01")!
+}
+
+extension DistributedEvaluation {
+    /// The report of the test split under `request` (a collective; every rank gets it). A
+    /// threshold a goal chooses is chosen on the validation split, or on the training split when
+    /// the data has none, never on the test split.
+    public func report(reader: DatasetReader, classNames: [String], request: EvaluationRequest) throws -> EvaluationReport {
+        let rank = communicator?.rank ?? 0, ranks = communicator?.size ?? 1
+        func gathered(_ split: String) throws -> ExitRecords { try records(try reader.read(split: split, rank: rank, of: ranks)) }
+        var report = EvaluationReport(records: try gathered(DatasetLayout.test), policy: request.policy, exitFLOPs: network.exitCosts(),
+                                      fullNetworkFLOPs: network.fullNetworkCost, classNames: classNames)
+        let choosing = request.targetAccuracy != nil || request.budget != nil
+        if request.sweep != nil || choosing {
+            let selectionSplit = (reader.splitSizes[DatasetLayout.validation] ?? 0) > 0 ? DatasetLayout.validation : DatasetLayout.train
+            report.addSweep(taus: request.sweep ?? EvaluationRequest.defaultSweep, criterion: request.policy.criterion,
+                            fallback: request.policy.fallback, selection: choosing ? try gathered(selectionSplit) : nil,
+                            selectionSplit: selectionSplit, targetAccuracy: request.targetAccuracy, budget: request.budget)
+        }
+        return report
+    }
+}

@@ -1,0 +1,34 @@
+/// An error a user fixes at a place: a file, and where in it (an HDF5 object, a job key).
+///
+/// Every cgt error about input or output says where and what in one line, "file: where: what",
+/// so a cluster log names the file to open and the key or dataset to look at.
+public protocol LocatedError: Error, CustomStringConvertible {
+    /// The file (or other source, such as `--set`) first, then the place inside it; empty parts are left out.
+    var location: [String] { get }
+    /// What is wrong there.
+    var problem: String { get }
+}
+
+extension LocatedError {
+    public var description: String {
+        (location.filter { !$0.isEmpty } + [problem]).joined(separator: ": ")
+    }
+}
+
+/// A file-system call that failed, with the path and the system's reason.
+public struct FileError: LocatedError {
+    /// The call that failed, e.g. "rename" or "fsync".
+    public let operation: String
+    public let path: String
+    /// The system's explanation (`strerror`).
+    public let reason: String
+
+    public init(operation: String, path: String, reason: String) {
+        self.operation = operation
+        self.path = path
+        self.reason = reason
+    }
+
+    public var location: [String] { [path] }
+    public var problem: String { "\(operation) failed: \(reason)" }
+}

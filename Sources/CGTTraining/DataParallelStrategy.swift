@@ -1,0 +1,90 @@
+import CGTJob
+import CGTMPI
+import CGTModel
+import Foundation
+
+/// How the ranks of a data-parallel run work together: gradients summed in fixed buckets,
+/// counts summed, rank 0's state broadcast, failures agreed on, and long waits reported.
+///
+/// The one-rank form (no communicator, or a world of one) does nothing and never calls MPI, so
+/// the training loop reads the same for any number of ranks and never asks how many there are.
+final class DataParallelStrategy {
+    let rank: Int
+    let ranks: Int
+    /// The communicator when there are other ranks to work with.
+    let communicator: Communicator?
+    private let reducer: GradientReducer?
+    private let stallWatch: StallWatch?
+    /// Handed to the backward pass: starts a bucket's all-reduce as soon as its gradients are
+    /// final (`runtime.overlap_allreduce`); nil when there is nothing to overlap.
+    let gradientsReady: ((Int) -> Void)?
+
+    init(communicator: Communicator?, gradients: UnsafeMutableBufferPointer<Float>, runtime: RuntimeSection) {
+        rank = communicator?.rank ?? 0
+        ranks = communicator?.size ?? 1
+        guard let communicator, communicator.size > 1 else {
+            self.communicator = nil
+            reducer = nil
+            stallWatch = nil
+            gradientsReady = nil
+            return
+        }
+        self.communicator = communicator
+        let reducer = GradientReducer(communicator: communicator, gradients: gradients,
+                                      bucketElements: runtime.bucketKib * 1024 / MemoryLayout<Float>.size, overlap: runtime.overlapAllreduce)
+        self.reducer = reducer
+        gradientsReady = runtime.overlapAllreduce ? { reducer.gradientsReady(from: $0) } : nil
+        let rank = communicator.rank
+        stallWatch = StallWatch(limit: runtime.stallWarningSeconds) { waited, place, step, epoch in
+            FileHandle.standardError.write(Data("cgt (rank \(rank)): warning: waited \(String(format: "%.1f", waited)) s in \(place) at step \(step) (epoch \(epoch)); another rank may have stopped\n".utf8))
+        }
+    }
+
+    deinit { stallWatch?.stop() }
+
+    var isRoot: Bool { rank == 0 }
+
+    /// Runs `body` on every rank; a failure anywhere stops all ranks together.
+    func together<R>(step: Int, epoch: Int, _ body: () throws -> R) throws -> R {
+        guard let communicator else { return try body() }
+        let result: Result<R, Error>
+        do { result = .success(try body()) } catch { result = .failure(error) }
+        return try watched("the agreement between ranks", step: step, epoch: epoch) { try communicator.collectively { try result.get() } }
+    }
+
+    /// Sums the gradient buffer over the ranks (what the backward pass did not start already).
+    func reduceGradients(step: Int, epoch: Int) throws {
+        guard let reducer else { return }
+        _ = try watched("the gradient all-reduce", step: step, epoch: epoch) { try reducer.finish() }
+    }
+
+    /// Sums `values` over the ranks, in place.
+    func sum(_ values: inout [Double], step: Int, epoch: Int) throws {
+        guard let communicator else { return }
+        try watched("the epoch's statistics", step: step, epoch: epoch) {
+            try values.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
+        }
+    }
+
+    /// Sends rank 0's `buffer` to every rank.
+    func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        try communicator?.broadcast(buffer)
+    }
+
+    /// Sends rank 0's `values` to every rank.
+    func broadcast<T: BitwiseCopyable>(_ values: inout [T]) throws {
+        guard let communicator else { return }
+        try values.withUnsafeMutableBytes { try communicator.broadcast($0) }
+    }
+
+    /// Makes BatchNorm statistics those of the global batch (summed over ranks), or local.
+    func synchronizeBatchNorm(of network: EarlyExitNetwork, _ synchronized: Bool) {
+        network.sumBatchNormStatistics(over: synchronized ? communicator : nil)
+    }
+
+    private func watched<R>(_ place: StaticString, step: Int, epoch: Int, _ body: () throws -> R) throws -> R {
+        stallWatch?.enter(place, step: step, epoch: epoch)
+        defer { stallWatch?.leave() }
+        return try body()
+    }
+}

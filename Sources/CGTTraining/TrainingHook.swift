@@ -1,0 +1,76 @@
+import CGTJob
+import CGTModel
+
+/// What a method adds to the training loop beyond its exit weighting and its phases: the loop
+/// calls every hook at fixed points and knows no method by name.
+protocol TrainingHook: AnyObject {
+    /// After rank 0's state reached every rank (start or resume).
+    func synchronized(_ trainer: Trainer) throws
+    /// After the forward pass and the objective of a step in epoch `epoch`.
+    func stepTrained(_ trainer: Trainer, epoch: Int, labels: UnsafeBufferPointer<Int32>, batch: Int)
+    /// After the last step of epoch `epoch` (0-based), before its metrics are written.
+    func epochTrained(_ trainer: Trainer, epoch: Int) throws
+}
+
+extension Job {
+    /// The hooks the job's method needs.
+    func makeTrainingHooks(classes: Int, exits: Int) -> [TrainingHook] {
+        switch method.name {
+        case .classyNet:
+            let groupSize = method.groupSize ?? (classes + exits - 1) / exits
+            return [ClassGroupChoice(groupingEpochs: groupingEpochs, groupSize: groupSize, classes: classes, exits: exits)]
+        case .hardCGT, .softCGT, .branchyNet, .cascadeOptimization:
+            return []
+        }
+    }
+}
+
+/// ClassyNet: unless the job gives the class groups, trains `groupingEpochs` epochs with every
+/// exit learning every class, then picks each shallow exit's classes from the per-class recall
+/// of the last of them, summed over ranks (`ClassGroups.choose`). Rank 0's groups reach the
+/// other ranks on resume.
+final class ClassGroupChoice: TrainingHook {
+    let groupingEpochs: Int
+    let groupSize: Int
+    private var correct: [[Double]]
+    private var counts: [Double]
+
+    init(groupingEpochs: Int, groupSize: Int, classes: Int, exits: Int) {
+        self.groupingEpochs = groupingEpochs
+        self.groupSize = groupSize
+        correct = Array(repeating: Array(repeating: 0, count: classes), count: exits)
+        counts = Array(repeating: 0, count: classes)
+    }
+
+    /// Whether epoch `epoch` is the one the groups are chosen from.
+    private func chooses(_ trainer: Trainer, epoch: Int) -> Bool {
+        trainer.classGroups == nil && epoch + 1 == groupingEpochs
+    }
+
+    func synchronized(_ trainer: Trainer) throws {
+        let network = trainer.network
+        var membership = trainer.classGroups?.membership ?? Array(repeating: -1, count: network.exitCount * network.classes)
+        try trainer.strategy.broadcast(&membership)
+        if membership[0] >= 0 { trainer.setClassGroups(ClassGroups(classes: network.classes, membership: membership)) }
+    }
+
+    func stepTrained(_ trainer: Trainer, epoch: Int, labels: UnsafeBufferPointer<Int32>, batch: Int) {
+        guard chooses(trainer, epoch: epoch) else { return }
+        trainer.objective.tallyRecall(labels: labels, batch: batch, correct: &correct, counts: &counts)
+    }
+
+    func epochTrained(_ trainer: Trainer, epoch: Int) throws {
+        guard chooses(trainer, epoch: epoch) else { return }
+        let classes = counts.count, exits = correct.count
+        var totals = correct.flatMap { $0 } + counts
+        try trainer.strategy.sum(&totals, step: trainer.globalStep, epoch: epoch + 1)
+        let summedCounts = Array(totals.suffix(classes))
+        let recall = (0..<exits).map { e in
+            (0..<classes).map { c in summedCounts[c] > 0 ? totals[e * classes + c] / summedCounts[c] : 0 }
+        }
+        let groups = ClassGroups.choose(recall: recall, groupSize: groupSize)
+        trainer.setClassGroups(groups)
+        let described = groups.groups.dropLast().enumerated().map { "exit \($0.offset + 1): \($0.element ?? [])" }.joined(separator: ", ")
+        trainer.progress.say("classynet groups chosen after epoch \(epoch + 1): \(described); the last exit answers every class")
+    }
+}
