@@ -1,4 +1,4 @@
-import CGTKernels
+import CGTRandom
 
 /// Which samples each optimizer step uses, on every rank.
 ///

@@ -23,21 +23,21 @@ public final class DatasetReader {
         }
         let root = file.root
         func fail(_ object: String, _ problem: String) -> DatasetError { DatasetError(file: path, object: object, problem) }
-        for attribute in ["layout_version", "num_classes", "feature_shape"] where !root.hasAttribute(attribute) {
+        for attribute in DatasetLayout.Attribute.required where !root.hasAttribute(attribute) {
             throw fail("/", "missing file attribute '\(attribute)' (see hdf5_data/README.md)")
         }
-        let version = try root.intAttribute("layout_version")
+        let version = try root.intAttribute(DatasetLayout.Attribute.layoutVersion)
         guard version == DatasetLayout.version else {
             throw fail("/", "layout_version is \(version), this cgt reads version \(DatasetLayout.version)")
         }
-        classes = try root.intAttribute("num_classes")
+        classes = try root.intAttribute(DatasetLayout.Attribute.numClasses)
         guard classes >= 2 else { throw fail("/", "num_classes is \(classes), needs at least 2") }
-        featureShape = try root.intArrayAttribute("feature_shape")
+        featureShape = try root.intArrayAttribute(DatasetLayout.Attribute.featureShape)
         guard !featureShape.isEmpty, featureShape.allSatisfy({ $0 > 0 }) else {
             throw fail("/", "feature_shape \(featureShape) must be non-empty and positive")
         }
-        if root.hasAttribute("class_names") {
-            classNames = try root.stringArrayAttribute("class_names")
+        if root.hasAttribute(DatasetLayout.Attribute.classNames) {
+            classNames = try root.stringArrayAttribute(DatasetLayout.Attribute.classNames)
             guard classNames.count == classes else {
                 throw fail("/", "class_names has \(classNames.count) names for num_classes \(classes)")
             }

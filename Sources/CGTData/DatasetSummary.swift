@@ -44,14 +44,14 @@ public struct DatasetSummary {
                                         chunkRows: x.chunkShape?.first, filters: x.filters, classCounts: counts,
                                         hasSourceIndex: root.contains("\(name)/source_index")))
                 }
-                let layoutKeys: Set = ["layout_version", "num_classes", "class_names", "feature_shape"]
+                let layoutKeys = DatasetLayout.Attribute.layout
                 var attributes: [(String, String)] = []
                 for name in try root.attributeNames() where !layoutKeys.contains(name) {
                     attributes.append((name, render(root, name)))
                 }
                 var status = stat()
                 let size = stat(path, &status) == 0 ? Int(status.st_size) : 0
-                return DatasetSummary(path: path, fileSize: size, layoutVersion: try root.intAttribute("layout_version"),
+                return DatasetSummary(path: path, fileSize: size, layoutVersion: try root.intAttribute(DatasetLayout.Attribute.layoutVersion),
                                       classNames: reader.classNames, featureShape: reader.featureShape, splits: splits,
                                       attributes: attributes)
             }

@@ -38,10 +38,10 @@ public enum DatasetWriter {
         precondition(splits.allSatisfy { $0.featureShape == featureShape }, "splits disagree on the feature shape")
         try writeHDF5Atomically(to: path) { file in
             let root = file.root
-            try root.setAttribute("layout_version", DatasetLayout.version)
-            try root.setAttribute("num_classes", classNames.count)
-            try root.setAttribute("class_names", classNames)
-            try root.setAttribute("feature_shape", featureShape)
+            try root.setAttribute(DatasetLayout.Attribute.layoutVersion, DatasetLayout.version)
+            try root.setAttribute(DatasetLayout.Attribute.numClasses, classNames.count)
+            try root.setAttribute(DatasetLayout.Attribute.classNames, classNames)
+            try root.setAttribute(DatasetLayout.Attribute.featureShape, featureShape)
             for (key, value) in attributes.sorted(by: { $0.key < $1.key }) {
                 switch value {
                 case .string(let text): try root.setAttribute(key, text)
@@ -61,12 +61,12 @@ public enum DatasetWriter {
                                        chunkRows: min(65_536, split.count), deflateLevel: 4, shuffle: true)
                 if let indices = sourceIndices[split.name] {
                     precondition(indices.count == split.count, "split \(split.name): \(indices.count) source indices for \(split.count) samples")
-                    try group.writeDataset("source_index", indices, shape: [split.count],
+                    try group.writeDataset(DatasetLayout.sourceIndex, indices, shape: [split.count],
                                            chunkRows: min(32_768, split.count), deflateLevel: 4, shuffle: true)
                 }
                 var counts = [Int](repeating: 0, count: classNames.count)
                 for label in split.labels where label >= 0 && Int(label) < counts.count { counts[Int(label)] += 1 }
-                try group.setAttribute("class_counts", counts)
+                try group.setAttribute(DatasetLayout.Attribute.classCounts, counts)
             }
         }
     }

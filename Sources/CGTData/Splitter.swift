@@ -1,4 +1,4 @@
-import CGTKernels
+import CGTRandom
 
 /// A fraction as the user wrote it in decimal ("0.3"), kept exact, so that split sizes follow
 /// the documented rounding rule rather than the binary representation of 0.3.

@@ -1,4 +1,4 @@
-import CGTKernels
+import CGTRandom
 
 /// A labelled problem made from a seed, for trying cgt without downloading anything and for tests.
 ///

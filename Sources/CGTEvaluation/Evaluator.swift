@@ -58,13 +58,4 @@ public final class Evaluator {
         }
         return records
     }
-
-    /// Early-exit routing statistics of `test`, after re-estimating BatchNorm over `batches` of
-    /// `train` if given. The network's running statistics are restored afterwards.
-    public func evaluate(test: DatasetSplit, train: DatasetSplit?, batches: [ArraySlice<Int>], tau: Float) -> RoutingStatistics {
-        let saved = network.store.snapshot()
-        defer { network.store.restore(saved) }
-        if let train { recalibrateBatchNorm(on: train, batches: batches) }
-        return tally(test, tau: tau).statistics(tau: tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
-    }
 }

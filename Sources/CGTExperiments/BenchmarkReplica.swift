@@ -1,3 +1,4 @@
+import CGTRandom
 import CGTJob
 import CGTTraining
 import CGTEvaluation
@@ -45,7 +46,7 @@ final class BenchmarkReplica {
                     let t0 = now()
                     network.forward(xb, batch: batch, context: ForwardContext(mode: .training, sampleIDs: ib, randomKey: 3))
                     let t1 = now()
-                    objective.evaluate(network: network, labels: yb, batch: batch, weighting: weighting, globalBatch: globalBatch)
+                    objective.lossAndGradients(network: network, labels: yb, batch: batch, weighting: weighting, globalBatch: globalBatch)
                     let t2 = now()
                     let hook: ((Int) -> Void)? = overlap ? reducer.map { r in { r.gradientsReady(from: $0) } } : nil
                     network.backward(input: xb, batch: batch, gradientsReady: hook)

@@ -1,3 +1,4 @@
+import CGTRandom
 import CGTJob
 import CGTTraining
 import CGTKernels

@@ -1,3 +1,4 @@
+import CGTRandom
 import CGTKernels
 
 /// A stride-1 2-D convolution with zero padding `k / 2`, as PyTorch's `nn.Conv2d(in, out, k, padding=k // 2)`.

@@ -1,3 +1,4 @@
+import CGTRandom
 import CGTKernels
 
 /// y = x W^T + b, with W stored `[out, in]` as in PyTorch's `nn.Linear`.

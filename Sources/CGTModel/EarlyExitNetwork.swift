@@ -1,3 +1,4 @@
+import CGTRandom
 import CGTKernels
 
 /// A backbone of blocks with an exit head after some of them (Mokssit et al., Fig. 1).

@@ -3,7 +3,7 @@ import CGTKernels
 /// The gated multi-exit loss (Eq. 2): L = (1/N) sum_i sum_e lambda_e(i) CE_e(i).
 ///
 /// N is the global batch size (all ranks together), so that summing the gradients of the
-/// ranks gives the gradient of the global batch's loss. `evaluate` computes the softmax,
+/// ranks gives the gradient of the global batch's loss. `lossAndGradients` computes the softmax,
 /// the gates, the statistics and d L / d logits for every exit of the last forward pass.
 public final class ExitObjective {
     public let exits: Int
@@ -14,16 +14,22 @@ public final class ExitObjective {
     /// never answer with it. nil: every exit learns every class.
     public var classGroups: ClassGroups?
     private var capacity = 0
-    /// Exits the last `predict` covered.
-    private var lastActive = 0
-    private var targets = UnsafeMutableBufferPointer<Int32>(start: nil, count: 0)
-    private var probabilities: [UnsafeMutableBufferPointer<Float>] = []
-    private var losses = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var confidence = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var trueClass = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var predictions = UnsafeMutableBufferPointer<Int32>(start: nil, count: 0)
-    private var gates = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var scaledGates = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    // Per-sample values of the last pass, exit-major (`exits * batch`), grown by `reserve`.
+    private let targetCache = IndexCache()
+    private var probabilityCaches: [LayerCache] = []
+    private let lossCache = LayerCache()
+    private let confidenceCache = LayerCache()
+    private let trueClassCache = LayerCache()
+    private let predictionCache = IndexCache()
+    private let gateCache = LayerCache()
+    private let scaledGateCache = LayerCache()
+    private var targets: UnsafeMutableBufferPointer<Int32> { targetCache.storage }
+    private var losses: UnsafeMutableBufferPointer<Float> { lossCache.storage }
+    private var confidence: UnsafeMutableBufferPointer<Float> { confidenceCache.storage }
+    private var trueClass: UnsafeMutableBufferPointer<Float> { trueClassCache.storage }
+    private var predictions: UnsafeMutableBufferPointer<Int32> { predictionCache.storage }
+    private var gates: UnsafeMutableBufferPointer<Float> { gateCache.storage }
+    private var scaledGates: UnsafeMutableBufferPointer<Float> { scaledGateCache.storage }
 
     /// Label smoothing eps of every exit's cross-entropy (`training.label_smoothing`); 0 is plain CE.
     public var labelSmoothing: Float = 0
@@ -41,26 +47,18 @@ public final class ExitObjective {
         self.init(exits: network.exitCount, classes: network.classes, outputs: network.exitOutputs, classGroups: classGroups)
     }
 
-    deinit { release() }
-
-    private func release() {
-        probabilities.forEach { $0.deallocate() }
-        losses.deallocate(); confidence.deallocate(); trueClass.deallocate(); targets.deallocate()
-        predictions.deallocate(); gates.deallocate(); scaledGates.deallocate()
-    }
-
     public func reserve(maxBatch: Int) {
         guard maxBatch > capacity else { return }
-        release()
         capacity = maxBatch
-        probabilities = outputs.map { .allocate(capacity: maxBatch * $0) }
-        targets = .allocate(capacity: exits * maxBatch)
-        losses = .allocate(capacity: exits * maxBatch)
-        confidence = .allocate(capacity: exits * maxBatch)
-        trueClass = .allocate(capacity: exits * maxBatch)
-        predictions = .allocate(capacity: exits * maxBatch)
-        gates = .allocate(capacity: exits * maxBatch)
-        scaledGates = .allocate(capacity: maxBatch)
+        probabilityCaches = outputs.map { count in
+            let cache = LayerCache()
+            cache.reserve(maxBatch * count)
+            return cache
+        }
+        for cache in [lossCache, confidenceCache, trueClassCache, gateCache] { cache.reserve(exits * maxBatch) }
+        targetCache.reserve(exits * maxBatch)
+        predictionCache.reserve(exits * maxBatch)
+        scaledGateCache.reserve(maxBatch)
     }
 
     /// Sums over the local batch, one entry per exit; summed over ranks they describe the global batch.
@@ -139,7 +137,7 @@ public final class ExitObjective {
     ///   - activeExits: only exits `0..<activeExits` ran (`TrainingScope.exitLimit`); the
     ///     others get zero statistics and no gradient.
     @discardableResult
-    public func evaluate(
+    public func lossAndGradients(
         network: EarlyExitNetwork, labels: UnsafeBufferPointer<Int32>, batch: Int, weighting: ExitWeighting,
         globalBatch: Int, adjustment: WeightAdjustment = WeightAdjustment(), activeExits: Int? = nil
     ) -> Statistics {
@@ -168,7 +166,7 @@ public final class ExitObjective {
             statistics.gate[e] = gateSum
             statistics.correct[e] = correct
             SoftmaxCrossEntropy.backward(
-                probabilities: UnsafeBufferPointer(probabilities[e]), labels: targets(exit: e, labels: labels, batch: batch),
+                probabilities: UnsafeBufferPointer(probabilityCaches[e].storage), labels: targets(exit: e, labels: labels, batch: batch),
                 weights: UnsafeBufferPointer(scaledGates), rows: batch, classes: outputs[e],
                 logitGradient: network.logitGradient(exit: e, batch: batch), smoothing: labelSmoothing)
         }
@@ -180,18 +178,17 @@ public final class ExitObjective {
     /// confidence 0: it declines to answer.
     public func predict(network: EarlyExitNetwork, labels: UnsafeBufferPointer<Int32>, batch: Int, activeExits: Int? = nil) -> ExitPredictions {
         let active = activeExits ?? exits
-        lastActive = active
         for e in 0..<active {
             let range = (e * batch)..<((e + 1) * batch)
             let n = outputs[e]
             let exitLabels = targets(exit: e, labels: labels, batch: batch)
             SoftmaxCrossEntropy.forward(
                 logits: network.logits(exit: e, batch: batch), labels: exitLabels, rows: batch, classes: n,
-                probabilities: probabilities[e],
+                probabilities: probabilityCaches[e].storage,
                 losses: UnsafeMutableBufferPointer(rebasing: losses[range]),
                 confidence: UnsafeMutableBufferPointer(rebasing: confidence[range]),
                 predictions: UnsafeMutableBufferPointer(rebasing: predictions[range]), smoothing: labelSmoothing)
-            for i in 0..<batch { trueClass[e * batch + i] = probabilities[e][i * n + Int(exitLabels[i])] }
+            for i in 0..<batch { trueClass[e * batch + i] = probabilityCaches[e].storage[i * n + Int(exitLabels[i])] }
             if n > classes {
                 for k in range where predictions[k] == Int32(classes) {
                     predictions[k] = -1
@@ -199,11 +196,7 @@ public final class ExitObjective {
                 }
             }
         }
-        return ExitPredictions(
-            confidence: UnsafeBufferPointer(rebasing: confidence[0..<(active * batch)]),
-            predictions: UnsafeBufferPointer(rebasing: predictions[0..<(active * batch)]),
-            trueClassProbability: UnsafeBufferPointer(rebasing: trueClass[0..<(active * batch)]),
-            labels: labels, exits: active, batch: batch)
+        return lastPredictions(labels: labels, batch: batch, exits: active)
     }
 
     /// Exit e's training targets: the labels, or with class groups the label inside the group
@@ -215,21 +208,20 @@ public final class ExitObjective {
         return UnsafeBufferPointer(exitTargets)
     }
 
-    /// Adds, for the last `predict`, each exit's correct answers per class to `correct[e][c]`
-    /// and the samples per class to `counts[c]`: the recall ClassyNet's groups are chosen by.
-    public func tallyRecall(labels: UnsafeBufferPointer<Int32>, batch: Int, correct: inout [[Double]], counts: inout [Double]) {
-        for i in 0..<batch {
-            let y = Int(labels[i])
-            counts[y] += 1
-            for e in 0..<lastActive where predictions[e * batch + i] == labels[i] { correct[e][y] += 1 }
-        }
+    /// The predictions of the last pass for its first `exits` exits (what `predict` returned).
+    public func lastPredictions(labels: UnsafeBufferPointer<Int32>, batch: Int, exits active: Int) -> ExitPredictions {
+        ExitPredictions(
+            confidence: UnsafeBufferPointer(rebasing: confidence[0..<(active * batch)]),
+            predictions: UnsafeBufferPointer(rebasing: predictions[0..<(active * batch)]),
+            trueClassProbability: UnsafeBufferPointer(rebasing: trueClass[0..<(active * batch)]),
+            labels: labels, exits: active, batch: batch)
     }
 
-    /// The loss weights of the last `evaluate`, exit-major, after the adjustment.
+    /// The loss weights of the last `lossAndGradients`, exit-major, after the adjustment.
     public func lastGates(batch: Int) -> UnsafeBufferPointer<Float> { gates.prefix(count: exits * batch) }
 
     /// The probabilities of exit e from the last pass, `[batch, outputs[e]]`.
     public func probabilities(exit e: Int, batch: Int) -> UnsafeBufferPointer<Float> {
-        probabilities[e].prefix(count: batch * outputs[e])
+        probabilityCaches[e].storage.prefix(count: batch * outputs[e])
     }
 }

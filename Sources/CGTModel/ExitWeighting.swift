@@ -11,6 +11,16 @@ public struct ExitPredictions {
     public var labels: UnsafeBufferPointer<Int32>
     public var exits: Int
     public var batch: Int
+
+    /// Adds each exit's correct answers per class to `correct[e][c]` and the samples per class
+    /// to `counts[c]`: the recall ClassyNet's groups are chosen by.
+    public func tallyRecall(correct: inout [[Double]], counts: inout [Double]) {
+        for i in 0..<batch {
+            let y = Int(labels[i])
+            counts[y] += 1
+            for e in 0..<exits where predictions[e * batch + i] == labels[i] { correct[e][y] += 1 }
+        }
+    }
 }
 
 /// Chooses the weight lambda_e(i) of every exit's loss on every sample (Eq. 1 and Eq. 2).

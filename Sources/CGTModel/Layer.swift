@@ -1,3 +1,4 @@
+import CGTRandom
 import CGTKernels
 
 /// How a forward pass behaves.

@@ -1,3 +1,4 @@
+import CGTRandom
 import CGTKernels
 
 /// Batch normalisation with learned scale and shift, as PyTorch's `BatchNorm1d` (dense input,

@@ -1,3 +1,4 @@
+import CGTRandom
 import CGTKernels
 
 /// Layers applied one after another, with the activations and gradients they pass between them.

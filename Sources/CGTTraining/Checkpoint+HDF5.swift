@@ -9,36 +9,36 @@ extension Checkpoint {
         let jobText = try JobLoader.yaml(job)
         try writeHDF5Atomically(to: path) { file in
             let root = file.root
-            try root.setAttribute("kind", Self.kind)
-            try root.setAttribute("layout_version", Self.layoutVersion)
-            try root.setAttribute("cgt_version", CGTVersion.current)
-            try root.setAttribute("job", jobText)
-            try root.setAttribute("epoch", epoch)
-            try root.setAttribute("global_step", globalStep)
-            try root.setAttribute("seed", Int(truncatingIfNeeded: job.training.seed))
-            try root.setAttribute("random_state", "counter-based: shuffle keyed by (seed, epoch), dropout by (seed, epoch, layer, sample id)")
-            try root.setAttribute("feature_shape", featureShape)
-            try root.setAttribute("class_names", classNames)
-            try root.setAttribute("num_classes", classNames.count)
-            try root.setAttribute("method", job.method.name.rawValue)
-            try root.setAttribute("exit_criterion", exitPolicy.criterion.rawValue)
-            try root.setAttribute("exit_thresholds", exitPolicy.thresholds.map(Double.init))
-            try root.setAttribute("exit_fallback", exitPolicy.fallback.rawValue)
+            try root.setAttribute(CheckpointLayout.kind, Self.kind)
+            try root.setAttribute(CheckpointLayout.layoutVersion, Self.layoutVersion)
+            try root.setAttribute(CheckpointLayout.cgtVersion, CGTVersion.current)
+            try root.setAttribute(CheckpointLayout.job, jobText)
+            try root.setAttribute(CheckpointLayout.epoch, epoch)
+            try root.setAttribute(CheckpointLayout.globalStep, globalStep)
+            try root.setAttribute(CheckpointLayout.seed, Int(truncatingIfNeeded: job.training.seed))
+            try root.setAttribute(CheckpointLayout.randomState, "counter-based: shuffle keyed by (seed, epoch), dropout by (seed, epoch, layer, sample id)")
+            try root.setAttribute(CheckpointLayout.featureShape, featureShape)
+            try root.setAttribute(CheckpointLayout.classNames, classNames)
+            try root.setAttribute(CheckpointLayout.numClasses, classNames.count)
+            try root.setAttribute(CheckpointLayout.method, job.method.name.rawValue)
+            try root.setAttribute(CheckpointLayout.exitCriterion, exitPolicy.criterion.rawValue)
+            try root.setAttribute(CheckpointLayout.exitThresholds, exitPolicy.thresholds.map(Double.init))
+            try root.setAttribute(CheckpointLayout.exitFallback, exitPolicy.fallback.rawValue)
             if let classGroups {
-                try root.writeDataset("exit_classes", classGroups.membership, shape: [classGroups.exits, classGroups.classes])
+                try root.writeDataset(CheckpointLayout.exitClasses, classGroups.membership, shape: [classGroups.exits, classGroups.classes])
             }
-            let modelGroup = try root.createGroup("model")
+            let modelGroup = try root.createGroup(CheckpointLayout.model)
             for (name, tensor) in model.sorted(by: { $0.key < $1.key }) {
                 let (group, leaf) = try Self.parent(of: name, in: modelGroup)
                 try group.writeDataset(leaf, tensor.values, shape: tensor.shape)
             }
             for (prefix, count) in batchesTracked.sorted(by: { $0.key < $1.key }) {
-                let (group, leaf) = try Self.parent(of: "\(prefix).num_batches_tracked", in: modelGroup)
+                let (group, leaf) = try Self.parent(of: "\(prefix).\(CheckpointLayout.batchesTracked)", in: modelGroup)
                 try group.writeDataset(leaf, [Int64(count)], shape: [])
             }
-            let optimizerGroup = try root.createGroup("optimizer")
-            try optimizerGroup.setAttribute("name", job.optimizer.name.rawValue)
-            try optimizerGroup.setAttribute("step_count", optimizerStepCount)
+            let optimizerGroup = try root.createGroup(CheckpointLayout.optimizer)
+            try optimizerGroup.setAttribute(CheckpointLayout.optimizerName, job.optimizer.name.rawValue)
+            try optimizerGroup.setAttribute(CheckpointLayout.stepCount, optimizerStepCount)
             for (state, tensors) in optimizerState.sorted(by: { $0.key < $1.key }) {
                 let stateGroup = try optimizerGroup.createGroup(state)
                 for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
@@ -47,6 +47,13 @@ extension Checkpoint {
                 }
             }
         }
+    }
+
+    /// Whether `path` is an HDF5 file that says it is a cgt checkpoint (false for anything else).
+    public static func isCheckpoint(at path: String) -> Bool {
+        (try? withOpenHDF5File(path) { file in
+            file.root.hasAttribute(CheckpointLayout.kind) && (try? file.root.stringAttribute(CheckpointLayout.kind)) == kind
+        }) ?? false
     }
 
     /// Reads a checkpoint written by `write(to:)`.
@@ -59,45 +66,45 @@ extension Checkpoint {
         }
         defer { try? file.close() }
         let root = file.root
-        guard root.hasAttribute("kind"), try root.stringAttribute("kind") == kind else {
+        guard root.hasAttribute(CheckpointLayout.kind), try root.stringAttribute(CheckpointLayout.kind) == kind else {
             throw CheckpointError(file: path, "not a cgt checkpoint (no kind = \"\(kind)\" attribute)")
         }
-        let version = try root.intAttribute("layout_version")
+        let version = try root.intAttribute(CheckpointLayout.layoutVersion)
         guard version == layoutVersion else {
             throw CheckpointError(file: path, "checkpoint layout_version \(version), this cgt reads \(layoutVersion)")
         }
-        let job = try JobLoader.parse(try root.stringAttribute("job"), source: "\(path): job attribute")
+        let job = try JobLoader.parse(try root.stringAttribute(CheckpointLayout.job), source: "\(path): job attribute")
         var checkpoint = Checkpoint(
-            job: job, epoch: try root.intAttribute("epoch"), globalStep: try root.intAttribute("global_step"),
-            featureShape: try root.intArrayAttribute("feature_shape"), classNames: try root.stringArrayAttribute("class_names"),
+            job: job, epoch: try root.intAttribute(CheckpointLayout.epoch), globalStep: try root.intAttribute(CheckpointLayout.globalStep),
+            featureShape: try root.intArrayAttribute(CheckpointLayout.featureShape), classNames: try root.stringArrayAttribute(CheckpointLayout.classNames),
             model: [:], batchesTracked: [:], optimizerState: [:], optimizerStepCount: 0)
         var counts: [String: Int] = [:]
-        checkpoint.model = try readTensors(in: try root.openGroup("model"), prefix: "") { name, dataset in
+        checkpoint.model = try readTensors(in: try root.openGroup(CheckpointLayout.model), prefix: "") { name, dataset in
             let values = try dataset.readAll(as: Int64.self)
-            counts[String(name.dropLast(".num_batches_tracked".count))] = Int(values.first ?? 0)
+            counts[String(name.dropLast(CheckpointLayout.batchesTracked.count + 1))] = Int(values.first ?? 0)
         }
         checkpoint.batchesTracked = counts
-        if root.hasAttribute("exit_criterion") {
-            let criterion = try root.stringAttribute("exit_criterion"), fallback = try root.stringAttribute("exit_fallback")
-            let thresholds = try root.doubleArrayAttribute("exit_thresholds").map(Float.init)
+        if root.hasAttribute(CheckpointLayout.exitCriterion) {
+            let criterion = try root.stringAttribute(CheckpointLayout.exitCriterion), fallback = try root.stringAttribute(CheckpointLayout.exitFallback)
+            let thresholds = try root.doubleArrayAttribute(CheckpointLayout.exitThresholds).map(Float.init)
             guard let c = ExitCriterion(rawValue: criterion), let f = ExitFallback(rawValue: fallback), thresholds.count == job.model.exits.count else {
                 throw CheckpointError(file: path, "exit policy attributes are invalid: exit_criterion '\(criterion)', exit_fallback '\(fallback)', \(thresholds.count) exit_thresholds for \(job.model.exits.count) exits")
             }
             checkpoint.exitPolicy = ExitPolicy(criterion: c, thresholds: thresholds, fallback: f)
         }
-        if root.contains("exit_classes") {
-            let dataset = try root.openDataset("exit_classes")
+        if root.contains(CheckpointLayout.exitClasses) {
+            let dataset = try root.openDataset(CheckpointLayout.exitClasses)
             let shape = dataset.shape
             let values = try dataset.readAll(as: Int32.self)
             guard shape.count == 2, shape[0] == job.model.exits.count, shape[1] == checkpoint.classNames.count,
                   values.allSatisfy({ $0 == 0 || $0 == 1 }), values.suffix(shape[1]).allSatisfy({ $0 == 1 }) else {
-                throw CheckpointError(file: path, "/exit_classes must be 0/1 of shape [exits, classes] with the last exit answering every class, got shape \(shape)")
+                throw CheckpointError(file: path, "/\(CheckpointLayout.exitClasses) must be 0/1 of shape [exits, classes] with the last exit answering every class, got shape \(shape)")
             }
             checkpoint.classGroups = ClassGroups(classes: shape[1], membership: values)
         }
-        if root.contains("optimizer") {
-            let optimizerGroup = try root.openGroup("optimizer")
-            checkpoint.optimizerStepCount = try optimizerGroup.intAttribute("step_count")
+        if root.contains(CheckpointLayout.optimizer) {
+            let optimizerGroup = try root.openGroup(CheckpointLayout.optimizer)
+            checkpoint.optimizerStepCount = try optimizerGroup.intAttribute(CheckpointLayout.stepCount)
             for state in try optimizerGroup.memberNames() {
                 checkpoint.optimizerState[state] = try readTensors(in: try optimizerGroup.openGroup(state), prefix: "") { _, _ in }
             }
@@ -149,4 +156,36 @@ extension Checkpoint {
         if groupPath.isEmpty { return (root, leaf) }
         return (root.contains(groupPath) ? try root.openGroup(groupPath) : try root.createGroup(groupPath), leaf)
     }
+}
+
+/// The names of a checkpoint file's attributes, groups and datasets, written and read here
+/// alone (the layout is documented in `hdf5_data/README.md`).
+enum CheckpointLayout {
+    // Attributes of the file.
+    static let kind = "kind"
+    static let layoutVersion = "layout_version"
+    static let cgtVersion = "cgt_version"
+    /// The resolved job, as YAML.
+    static let job = "job"
+    static let epoch = "epoch"
+    static let globalStep = "global_step"
+    static let seed = "seed"
+    static let randomState = "random_state"
+    static let featureShape = "feature_shape"
+    static let classNames = "class_names"
+    static let numClasses = "num_classes"
+    static let method = "method"
+    static let exitCriterion = "exit_criterion"
+    static let exitThresholds = "exit_thresholds"
+    static let exitFallback = "exit_fallback"
+    /// ClassyNet's 0/1 membership `[exits, classes]`.
+    static let exitClasses = "exit_classes"
+    /// Parameters and buffers by PyTorch's dotted names, as nested groups.
+    static let model = "model"
+    /// BatchNorm's step counter, an int64 scalar next to `running_mean`.
+    static let batchesTracked = "num_batches_tracked"
+    /// Optimizer state: one group per state buffer; attributes `name` and `step_count`.
+    static let optimizer = "optimizer"
+    static let optimizerName = "name"
+    static let stepCount = "step_count"
 }

@@ -5,8 +5,8 @@ import CGTModel
 
 extension Trainer {
     /// Early-exit routing statistics on the test split at `eval.tau`, sharded over ranks.
-    public func evaluate() throws -> RoutingStatistics {
-        try evaluate(test: true, validation: false).test!
+    public func testStatistics() throws -> RoutingStatistics {
+        try routingStatistics(test: true, validation: false).test!
     }
 
     /// Early-exit routing statistics at `eval.tau` on the test split and on the validation
@@ -15,7 +15,7 @@ extension Trainer {
     /// BatchNorm is re-estimated (if the job asks) once for both, over the global batches of
     /// the epoch after the last, with statistics summed over ranks, so any number of ranks
     /// gives the report of one. The network's parameters and buffers are left as they were.
-    func evaluate(test: Bool, validation: Bool) throws -> (test: RoutingStatistics?, validation: RoutingStatistics?) {
+    func routingStatistics(test: Bool, validation: Bool) throws -> (test: RoutingStatistics?, validation: RoutingStatistics?) {
         let shards = [test ? testShard : nil, validation ? validationShard : nil]
         let largest = shards.compactMap { $0?.count }.max() ?? 0
         let evaluation = DistributedEvaluation(network: network, communicator: strategy.communicator,

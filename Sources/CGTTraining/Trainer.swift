@@ -138,7 +138,7 @@ public final class Trainer {
             epoch += 1
             metrics.epoch = epoch
             if evaluationEvery > 0 && epoch % evaluationEvery == 0 && epoch < job.training.epochs {
-                (metrics.evaluation, metrics.validation) = try evaluate(test: job.eval.everyEpochs > 0, validation: true)
+                (metrics.evaluation, metrics.validation) = try routingStatistics(test: job.eval.everyEpochs > 0, validation: true)
             }
             let secondsLeft = Date().timeIntervalSince(started) / Double(epoch - firstEpoch) * Double(job.training.epochs - epoch)
             progress.epoch(metrics, epochs: job.training.epochs, secondsLeft: secondsLeft)
@@ -150,7 +150,7 @@ public final class Trainer {
                 }
             }
         }
-        let (test, validation) = try evaluate(test: true, validation: true)
+        let (test, validation) = try routingStatistics(test: true, validation: true)
         try together {
             if isRoot {
                 let encoder = JSONEncoder()
@@ -254,9 +254,12 @@ public final class Trainer {
         if job.augmentation.isActive { augment(x, sampleIDs: ids, batch: batch, randomKey: setup.randomKey) }
         let context = ForwardContext(mode: .training, sampleIDs: UnsafeBufferPointer(rebasing: ids[0..<batch]), randomKey: setup.randomKey)
         network.forward(UnsafeBufferPointer(x), batch: batch, context: context, scope: scope)
-        let statistics = objective.evaluate(network: network, labels: UnsafeBufferPointer(y), batch: batch, weighting: setup.weighting,
+        let statistics = objective.lossAndGradients(network: network, labels: UnsafeBufferPointer(y), batch: batch, weighting: setup.weighting,
                                             globalBatch: globalCount, adjustment: setup.adjustment, activeExits: scope.exitLimit)
-        for hook in hooks { hook.stepTrained(self, epoch: epoch, labels: UnsafeBufferPointer(y), batch: batch) }
+        if !hooks.isEmpty {
+            let predictions = objective.lastPredictions(labels: UnsafeBufferPointer(y), batch: batch, exits: scope.exitLimit)
+            for hook in hooks { hook.stepTrained(self, epoch: epoch, predictions: predictions) }
+        }
         network.backward(input: UnsafeBufferPointer(x), batch: batch, scope: scope, gradientsReady: strategy.gradientsReady)
         try strategy.reduceGradients(step: globalStep + 1, epoch: epoch + 1)
         // Every rank holds the same reduced gradients, so every rank decides alike.

@@ -6,8 +6,8 @@ import CGTModel
 protocol TrainingHook: AnyObject {
     /// After rank 0's state reached every rank (start or resume).
     func synchronized(_ trainer: Trainer) throws
-    /// After the forward pass and the objective of a step in epoch `epoch`.
-    func stepTrained(_ trainer: Trainer, epoch: Int, labels: UnsafeBufferPointer<Int32>, batch: Int)
+    /// After the forward pass and the objective of a step in epoch `epoch`, with the step's predictions.
+    func stepTrained(_ trainer: Trainer, epoch: Int, predictions: ExitPredictions)
     /// After the last step of epoch `epoch` (0-based), before its metrics are written.
     func epochTrained(_ trainer: Trainer, epoch: Int) throws
 }
@@ -54,9 +54,9 @@ final class ClassGroupChoice: TrainingHook {
         if membership[0] >= 0 { trainer.setClassGroups(ClassGroups(classes: network.classes, membership: membership)) }
     }
 
-    func stepTrained(_ trainer: Trainer, epoch: Int, labels: UnsafeBufferPointer<Int32>, batch: Int) {
+    func stepTrained(_ trainer: Trainer, epoch: Int, predictions: ExitPredictions) {
         guard chooses(trainer, epoch: epoch) else { return }
-        trainer.objective.tallyRecall(labels: labels, batch: batch, correct: &correct, counts: &counts)
+        predictions.tallyRecall(correct: &correct, counts: &counts)
     }
 
     func epochTrained(_ trainer: Trainer, epoch: Int) throws {

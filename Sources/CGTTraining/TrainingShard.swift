@@ -1,3 +1,4 @@
+import CGTRandom
 import CGTEvaluation
 import CGTJob
 import CGTData

@@ -9,3 +9,12 @@ extension SelectionMetric: ExpressibleByArgument {}
 extension ExitCriterion: ExpressibleByArgument {}
 extension ExitFallback: ExpressibleByArgument {}
 extension TrialSchedule: ExpressibleByArgument {}
+
+/// `--data`, shared by the commands that read a job's dataset: another file in the same layout.
+struct DatasetOverride: ParsableArguments {
+    @Option(help: "The dataset file, instead of the job's data.path (for eval: the checkpoint's job).")
+    var data: String?
+
+    /// The file to read: the override, or the job's own.
+    func path(for job: Job) -> String { data ?? job.data.path }
+}

@@ -25,8 +25,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "The checkpoint (.h5) to evaluate.")
     var checkpoint: String
 
-    @Option(help: "The dataset file (default: the data.path of the checkpoint's job).")
-    var data: String?
+    @OptionGroup var dataset: DatasetOverride
 
     @Option(help: "Exit threshold at every exit (default: the checkpoint's exit policy).")
     var tau: Float?
@@ -88,7 +87,7 @@ struct EvalCommand: ParsableCommand {
             // Loading can fail on one rank alone; the rest runs collectives on every rank.
             let model = try world.collectively { try load() }
             defer { try? model.reader.close() }
-            try evaluate(model, world: world)
+            try report(model, world: world)
         }
     }
 
@@ -104,13 +103,13 @@ struct EvalCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: checkpoint) else { throw CheckpointError(file: checkpoint, "no such file") }
         let stored = try Checkpoint.read(from: checkpoint)
         DNNLRuntime.setThreadCount(stored.job.runtime.blasThreads)
-        let dataPath = data ?? stored.job.data.path
+        let dataPath = dataset.path(for: stored.job)
         let reader = try DatasetReader(path: dataPath)
         let network = try stored.restoredNetwork(for: reader, dataPath: dataPath, source: checkpoint)
         return LoadedModel(stored: stored, network: network, reader: reader, policy: try exitPolicy(stored: stored.exitPolicy, exits: network.exitCount))
     }
 
-    private func evaluate(_ model: LoadedModel, world: Communicator) throws {
+    private func report(_ model: LoadedModel, world: Communicator) throws {
         let (stored, network, reader, policy) = (model.stored, model.network, model.reader, model.policy)
         let exits = network.exitCount
         let evaluation = DistributedEvaluation(network: network, communicator: world, batchSize: max(1, batchSize), classGroups: stored.classGroups)

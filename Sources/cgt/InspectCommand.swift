@@ -16,9 +16,7 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            let isCheckpoint = (try? withOpenHDF5File(file) { root in
-                root.root.hasAttribute("kind") ? (try? root.root.stringAttribute("kind")) == Checkpoint.kind : false
-            }) ?? false
+            let isCheckpoint = Checkpoint.isCheckpoint(at: file)
             print(isCheckpoint ? try Self.renderCheckpoint(try Checkpoint.read(from: file), path: file) : Self.render(try DatasetSummary.read(file)))
         }
     }

@@ -13,8 +13,7 @@ struct TrainCommand: ParsableCommand {
     @Argument(help: "The job file (YAML). See README.md, 'Job files'.")
     var job: String
 
-    @Option(help: "The dataset file, instead of the job's data.path.")
-    var data: String?
+    @OptionGroup var dataset: DatasetOverride
 
     @Option(help: "The run folder for job.yaml, metrics.jsonl, checkpoints/ and eval.json.")
     var out: String?
@@ -40,7 +39,7 @@ struct TrainCommand: ParsableCommand {
             try StartupCheck.checkLauncher(worldSize: world.size)
             // Paths and seeds are set as values, not parsed as YAML like --set.
             var resolved = try JobLoader.load(path: job, overrides: overrides)
-            if let data { resolved.data.path = data }
+            resolved.data.path = dataset.path(for: resolved)
             if let seed { resolved.training.seed = seed }
             let run = RunDirectory(path: out ?? "runs/\(resolved.name)")
             if world.isRoot && !resume && run.hasCheckpoint {

@@ -1,3 +1,4 @@
+import CGTRandom
 import CGTKernels
 import CGTTestSupport
 import Foundation

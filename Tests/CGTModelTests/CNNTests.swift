@@ -1,3 +1,4 @@
+import CGTRandom
 import CGTKernels
 @testable import CGTModel
 import CGTTestSupport
@@ -164,7 +165,7 @@ final class CNNTests: XCTestCase {
 
         input.withUnsafeBufferPointer { network.forward($0, batch: batch, context: context) }
         _ = labels.withUnsafeBufferPointer {
-            objective.evaluate(network: network, labels: $0, batch: batch, weighting: FixedExitWeights(lambdas), globalBatch: batch)
+            objective.lossAndGradients(network: network, labels: $0, batch: batch, weighting: FixedExitWeights(lambdas), globalBatch: batch)
         }
         input.withUnsafeBufferPointer { network.backward(input: $0, batch: batch) }
         let analytic = Array(network.store.gradients)
@@ -223,7 +224,7 @@ final class CNNTests: XCTestCase {
             let x = Array(train.x[(start * 64)..<((start + 32) * 64)]), labels = Array(train.labels[start..<(start + 32)])
             x.withUnsafeBufferPointer { network.forward($0, batch: 32, context: context) }
             _ = labels.withUnsafeBufferPointer {
-                objective.evaluate(network: network, labels: $0, batch: 32, weighting: SoftCGT(tau: 0.9), globalBatch: 32)
+                objective.lossAndGradients(network: network, labels: $0, batch: 32, weighting: SoftCGT(tau: 0.9), globalBatch: 32)
             }
             x.withUnsafeBufferPointer { network.backward(input: $0, batch: 32) }
             adam.step(network.store, learningRate: 1e-2)

@@ -37,7 +37,7 @@ final class ClassGroupsTests: XCTestCase {
         let y: [Int32] = [0, 1, 2, 1]
         x.withUnsafeBufferPointer { network.forward($0, batch: batch, context: ForwardContext(mode: .inference)) }
         let gradients = y.withUnsafeBufferPointer { labels -> [[Float]] in
-            objective.evaluate(network: network, labels: labels, batch: batch, weighting: FixedExitWeights([1, 1]), globalBatch: batch)
+            objective.lossAndGradients(network: network, labels: labels, batch: batch, weighting: FixedExitWeights([1, 1]), globalBatch: batch)
             return (0..<2).map { Array(network.logitGradient(exit: $0, batch: batch)) }
         }
         let p0 = referenceSoftmax(Array(network.logits(exit: 0, batch: batch)), classes: 4)

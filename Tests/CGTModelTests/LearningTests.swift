@@ -37,7 +37,7 @@ final class LearningTests: XCTestCase {
         let context = ForwardContext(mode: .training, sampleIDs: UnsafeBufferPointer(rebasing: ids.buffer[range]), randomKey: 1)
         x.withUnsafeBufferPointer { network.forward($0, batch: batch, context: context) }
         let statistics = labels.withUnsafeBufferPointer {
-            objective.evaluate(network: network, labels: $0, batch: batch, weighting: weighting, globalBatch: batch)
+            objective.lossAndGradients(network: network, labels: $0, batch: batch, weighting: weighting, globalBatch: batch)
         }
         x.withUnsafeBufferPointer { network.backward(input: $0, batch: batch) }
         optimizer.step(network.store, learningRate: learningRate)

@@ -1,3 +1,4 @@
+import CGTRandom
 import CGTKernels
 import Foundation
 @testable import CGTModel
@@ -115,7 +116,7 @@ final class GradientFixture {
     ) -> (ExitObjective.Statistics, [Float]) {
         forward(input)
         let statistics = labels.withUnsafeBufferPointer {
-            objective.evaluate(network: network, labels: $0, batch: batch, weighting: weighting, globalBatch: globalBatch, adjustment: adjustment)
+            objective.lossAndGradients(network: network, labels: $0, batch: batch, weighting: weighting, globalBatch: globalBatch, adjustment: adjustment)
         }
         input.withUnsafeBufferPointer { network.backward(input: $0, batch: batch) }
         return (statistics, Array(network.store.gradients))

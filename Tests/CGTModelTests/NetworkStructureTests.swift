@@ -112,7 +112,7 @@ final class NetworkStructureTests: XCTestCase {
         let x = Fixtures.normals(batch * 6, seed: 15), labels = Fixtures.labels(batch, classes: 4, seed: 16)
         x.withUnsafeBufferPointer { network.forward($0, batch: batch, context: ids.context(.training, key: 2)) }
         labels.withUnsafeBufferPointer {
-            _ = objective.evaluate(network: network, labels: $0, batch: batch, weighting: SoftCGT(tau: 0.9), globalBatch: batch)
+            _ = objective.lossAndGradients(network: network, labels: $0, batch: batch, weighting: SoftCGT(tau: 0.9), globalBatch: batch)
         }
         x.withUnsafeBufferPointer { network.backward(input: $0, batch: batch) }
         let final = Array(network.store.gradients)

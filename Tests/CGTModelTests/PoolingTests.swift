@@ -1,3 +1,4 @@
+import CGTRandom
 import CGTKernels
 @testable import CGTModel
 import CGTTestSupport

@@ -51,7 +51,7 @@ final class TrainingScopeTests: XCTestCase {
         network.store.gradients.update(repeating: 7)
         fixture.input.withUnsafeBufferPointer { network.forward($0, batch: fixture.batch, context: fixture.context, scope: scope) }
         _ = fixture.labels.withUnsafeBufferPointer {
-            fixture.objective.evaluate(network: network, labels: $0, batch: fixture.batch, weighting: FixedExitWeights(lambdas),
+            fixture.objective.lossAndGradients(network: network, labels: $0, batch: fixture.batch, weighting: FixedExitWeights(lambdas),
                                        globalBatch: fixture.batch, activeExits: scope.exitLimit)
         }
         fixture.input.withUnsafeBufferPointer { network.backward(input: $0, batch: fixture.batch, scope: scope) }

@@ -1,3 +1,4 @@
+import CGTRandom
 import CGTData
 import CGTKernels
 import Foundation

@@ -1,3 +1,4 @@
+import CGTRandom
 @testable import CGTEvaluation
 import CGTJob
 import CGTExperiments
