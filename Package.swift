@@ -19,7 +19,12 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "cgt", targets: ["cgt"]),
-        .library(name: "CGT", targets: ["CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTFiles", "CGTRandom", "CGTModel", "CGTData", "CGTKernels", "CGTDNNL", "CGTHDF5", "CGTMPI"]),
+        .library(
+            name: "CGT",
+            targets: [
+                "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTFiles", "CGTRandom", "CGTModel",
+                "CGTData", "CGTKernels", "CGTDNNL", "CGTHDF5", "CGTMPI",
+            ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,30 +36,46 @@ let package = Package(
         .target(name: "CGTDNNL", dependencies: ["CDNNL"], swiftSettings: hostVectorUnits),
         // A seedable generator whose state fits in a checkpoint: data order, initialisation, grids.
         .target(name: "CGTRandom", swiftSettings: hostVectorUnits),
-        .target(name: "CGTKernels", dependencies: ["CGTDNNL", "CDNNL", "_CGTTargetInfo"], swiftSettings: hostVectorUnits),
+        .target(
+            name: "CGTKernels", dependencies: ["CGTDNNL", "CDNNL", "_CGTTargetInfo"], swiftSettings: hostVectorUnits),
         // Atomic file replacement and the one shape of errors about a place in a file.
         .target(name: "CGTFiles", swiftSettings: hostVectorUnits),
         .target(name: "CGTHDF5", dependencies: ["CHDF5", "CGTFiles"], swiftSettings: hostVectorUnits),
         .target(name: "CGTMPI", dependencies: ["CMPI"], swiftSettings: hostVectorUnits),
-        .target(name: "CGTData", dependencies: ["CGTFiles", "CGTHDF5", "CGTRandom", "CZlib"], swiftSettings: hostVectorUnits),
+        .target(
+            name: "CGTData", dependencies: ["CGTFiles", "CGTHDF5", "CGTRandom", "CZlib"], swiftSettings: hostVectorUnits
+        ),
         .target(name: "CGTModel", dependencies: ["CGTKernels", "CGTRandom"], swiftSettings: hostVectorUnits),
         // The top floor, each target above the ones before it: the typed job (every closed set an
         // enum, checked once) -> evaluation (policies, exit records, routing statistics, sweeps,
         // latency) -> training (the loop, the shard, the all-reduce, checkpoints) -> experiments
         // (grids, reports, tables, charts, benchmarks) -> the command line.
-        .target(name: "CGTJob", dependencies: ["CGTFiles", "CGTModel", "CGTData", .product(name: "Yams", package: "Yams")], swiftSettings: hostVectorUnits),
-        .target(name: "CGTEvaluation", dependencies: ["CGTJob", "CGTModel", "CGTData", "CGTMPI", "CGTKernels"], swiftSettings: hostVectorUnits),
+        .target(
+            name: "CGTJob", dependencies: ["CGTFiles", "CGTModel", "CGTData", .product(name: "Yams", package: "Yams")],
+            swiftSettings: hostVectorUnits),
+        .target(
+            name: "CGTEvaluation", dependencies: ["CGTJob", "CGTModel", "CGTData", "CGTMPI", "CGTKernels"],
+            swiftSettings: hostVectorUnits),
         .target(
             name: "CGTTraining",
-            dependencies: ["CGTFiles", "CGTJob", "CGTEvaluation", "CGTModel", "CGTData", "CGTRandom", "CGTHDF5", "CGTMPI", "CGTKernels", "CGTDNNL"],
+            dependencies: [
+                "CGTFiles", "CGTJob", "CGTEvaluation", "CGTModel", "CGTData", "CGTRandom", "CGTHDF5", "CGTMPI",
+                "CGTKernels", "CGTDNNL",
+            ],
             swiftSettings: hostVectorUnits),
         .target(
             name: "CGTExperiments",
-            dependencies: ["CGTFiles", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTModel", "CGTRandom", "CGTMPI", "CGTKernels", "CGTDNNL", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "CGTFiles", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTModel", "CGTRandom", "CGTMPI", "CGTKernels",
+                "CGTDNNL", .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: hostVectorUnits),
         .executableTarget(
             name: "cgt",
-            dependencies: ["CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTFiles", "CGTDNNL", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTFiles", "CGTDNNL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: hostVectorUnits),
 
         // MARK: - Implementation details
@@ -68,14 +89,28 @@ let package = Package(
 
         // MARK: - Tests
 
-        .target(name: "CGTTestSupport", dependencies: ["CGTRandom", "CGTKernels", "CGTHDF5", "CGTData"], path: "Tests/CGTTestSupport", swiftSettings: hostVectorUnits),
-        .testTarget(name: "CGTKernelsTests", dependencies: ["CGTRandom", "CGTKernels", "CGTDNNL", "CGTTestSupport"], swiftSettings: hostVectorUnits),
+        .target(
+            name: "CGTTestSupport", dependencies: ["CGTRandom", "CGTKernels", "CGTHDF5", "CGTData"],
+            path: "Tests/CGTTestSupport", swiftSettings: hostVectorUnits),
+        .testTarget(
+            name: "CGTKernelsTests", dependencies: ["CGTRandom", "CGTKernels", "CGTDNNL", "CGTTestSupport"],
+            swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTHDF5Tests", dependencies: ["CGTHDF5", "CGTTestSupport"], swiftSettings: hostVectorUnits),
-        .testTarget(name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib"], swiftSettings: hostVectorUnits),
-        .testTarget(name: "CGTModelTests", dependencies: ["CGTRandom", "CGTModel", "CGTTestSupport"], swiftSettings: hostVectorUnits),
-        .testTarget(name: "CGTTrainingTests", dependencies: ["CGTFiles", "CGTRandom", "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTTestSupport"], swiftSettings: hostVectorUnits),
+        .testTarget(
+            name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib"],
+            swiftSettings: hostVectorUnits),
+        .testTarget(
+            name: "CGTModelTests", dependencies: ["CGTRandom", "CGTModel", "CGTTestSupport"],
+            swiftSettings: hostVectorUnits),
+        .testTarget(
+            name: "CGTTrainingTests",
+            dependencies: [
+                "CGTFiles", "CGTRandom", "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTTestSupport",
+            ], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTMPITests", dependencies: ["CGTMPI"], swiftSettings: hostVectorUnits),
-        .testTarget(name: "CGTCommandTests", dependencies: ["CGTTestSupport", "CGTHDF5", "CGTData", "CGTKernels"], swiftSettings: hostVectorUnits),
+        .testTarget(
+            name: "CGTCommandTests", dependencies: ["CGTTestSupport", "CGTHDF5", "CGTData", "CGTKernels"],
+            swiftSettings: hostVectorUnits),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -83,6 +83,7 @@ public enum DNNLRuntime {
     /// One line for benchmarks: "oneDNN 2.6.3, avx512_core_amx (512-bit float32 kernels), 1 thread".
     public static var summary: String {
         let threads = threadCount
-        return "oneDNN \(version), \(instructionSet) (\(vectorBits)-bit float32 kernels), \(threads) thread\(threads == 1 ? "" : "s")"
+        return
+            "oneDNN \(version), \(instructionSet) (\(vectorBits)-bit float32 kernels), \(threads) thread\(threads == 1 ? "" : "s")"
     }
 }

@@ -9,8 +9,9 @@ public struct DNNLTensorDescriptor {
     public init(_ dims: [Int], _ tag: dnnl_format_tag_t) throws {
         var raw = dnnl_memory_desc_t()
         var shape = DNNLDims(dims)
-        try check(dnnl_memory_desc_init_by_tag(&raw, Int32(dims.count), &shape.raw.0, dnnl_f32, tag),
-                  "dnnl_memory_desc_init_by_tag", "a float32 tensor \(dims)")
+        try check(
+            dnnl_memory_desc_init_by_tag(&raw, Int32(dims.count), &shape.raw.0, dnnl_f32, tag),
+            "dnnl_memory_desc_init_by_tag", "a float32 tensor \(dims)")
         self.raw = raw
     }
 
@@ -24,7 +25,8 @@ public struct DNNLTensorDescriptor {
 
     /// Whether both describe the same layout of the same shape: then no reorder is needed between them.
     public func sameLayout(as other: DNNLTensorDescriptor) -> Bool {
-        var a = raw, b = other.raw
+        var a = raw
+        var b = other.raw
         return dnnl_memory_desc_equal(&a, &b) != 0
     }
 }
@@ -37,15 +39,20 @@ public final class DNNLMemory {
 
     /// Memory that oneDNN allocates for `descriptor` (an internal, possibly blocked, layout).
     public convenience init(allocating descriptor: DNNLTensorDescriptor, engine: DNNLEngine = .cpu) throws {
-        try self.init(descriptor, engine: engine, handle: cgt_dnnl_memory_allocate(), request: "\(descriptor.byteCount) bytes")
+        try self.init(
+            descriptor, engine: engine, handle: cgt_dnnl_memory_allocate(), request: "\(descriptor.byteCount) bytes")
     }
 
     /// Memory over buffers cgt owns; `point(at:)` names the buffer before each execution.
     public convenience init(over descriptor: DNNLTensorDescriptor, engine: DNNLEngine = .cpu) throws {
-        try self.init(descriptor, engine: engine, handle: cgt_dnnl_memory_none(), request: "a view of \(descriptor.byteCount) bytes")
+        try self.init(
+            descriptor, engine: engine, handle: cgt_dnnl_memory_none(),
+            request: "a view of \(descriptor.byteCount) bytes")
     }
 
-    private init(_ descriptor: DNNLTensorDescriptor, engine: DNNLEngine, handle data: UnsafeMutableRawPointer?, request: String) throws {
+    private init(
+        _ descriptor: DNNLTensorDescriptor, engine: DNNLEngine, handle data: UnsafeMutableRawPointer?, request: String
+    ) throws {
         self.descriptor = descriptor
         var raw = descriptor.raw
         var memory: dnnl_memory_t?
@@ -56,8 +63,9 @@ public final class DNNLMemory {
     /// Makes the memory a view of `pointer` (which must hold `descriptor.byteCount` bytes).
     @inline(__always)
     public func point(at pointer: UnsafeRawPointer) {
-        require(dnnl_memory_set_data_handle(handle, UnsafeMutableRawPointer(mutating: pointer)),
-                "dnnl_memory_set_data_handle", "a view")
+        require(
+            dnnl_memory_set_data_handle(handle, UnsafeMutableRawPointer(mutating: pointer)),
+            "dnnl_memory_set_data_handle", "a view")
     }
 
     /// The memory's data, for memories oneDNN allocated.

@@ -9,8 +9,10 @@ public final class DNNLPrimitiveDescriptor {
 
     /// Creates the descriptor of an operation described by `operation` (a `dnnl_*_desc_t`),
     /// with `hint` the forward descriptor that backward operations must name.
-    public init<Operation>(_ operation: inout Operation, hint: DNNLPrimitiveDescriptor? = nil,
-                           request: String, engine: DNNLEngine = .cpu) throws {
+    public init<Operation>(
+        _ operation: inout Operation, hint: DNNLPrimitiveDescriptor? = nil,
+        request: String, engine: DNNLEngine = .cpu
+    ) throws {
         var pd: dnnl_primitive_desc_t?
         let status = withUnsafeBytes(of: &operation) { description in
             dnnl_primitive_desc_create(&pd, description.baseAddress, nil, engine.engine, hint?.handle)
@@ -21,12 +23,16 @@ public final class DNNLPrimitiveDescriptor {
     }
 
     /// A reorder from `source`'s layout to `destination`'s.
-    public init(reorderFrom source: DNNLTensorDescriptor, to destination: DNNLTensorDescriptor,
-                request: String, engine: DNNLEngine = .cpu) throws {
+    public init(
+        reorderFrom source: DNNLTensorDescriptor, to destination: DNNLTensorDescriptor,
+        request: String, engine: DNNLEngine = .cpu
+    ) throws {
         var pd: dnnl_primitive_desc_t?
-        var from = source.raw, to = destination.raw
-        try check(dnnl_reorder_primitive_desc_create(&pd, &from, engine.engine, &to, engine.engine, nil),
-                  "dnnl_reorder_primitive_desc_create", request)
+        var from = source.raw
+        var to = destination.raw
+        try check(
+            dnnl_reorder_primitive_desc_create(&pd, &from, engine.engine, &to, engine.engine, nil),
+            "dnnl_reorder_primitive_desc_create", request)
         handle = pd!
         self.request = request
     }
@@ -72,8 +78,9 @@ public final class DNNLPrimitive {
     @inline(__always)
     public func run(engine: DNNLEngine = .cpu) {
         arguments.withUnsafeBufferPointer { args in
-            require(dnnl_primitive_execute(handle, engine.stream, Int32(args.count), args.baseAddress),
-                    "dnnl_primitive_execute", descriptor.request)
+            require(
+                dnnl_primitive_execute(handle, engine.stream, Int32(args.count), args.baseAddress),
+                "dnnl_primitive_execute", descriptor.request)
         }
         require(dnnl_stream_wait(engine.stream), "dnnl_stream_wait", descriptor.request)
     }

@@ -1,7 +1,8 @@
 /// Runs `body` with batch buffers for `count` samples of `featureCount` values.
 public func withBatchBuffers<R>(
     _ count: Int, featureCount: Int,
-    _ body: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Int32>, UnsafeMutableBufferPointer<Int64>) throws -> R
+    _ body: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Int32>, UnsafeMutableBufferPointer<Int64>)
+        throws -> R
 ) rethrows -> R {
     var x = [Float](repeating: 0, count: count * featureCount)
     var y = [Int32](repeating: 0, count: count)

@@ -16,7 +16,9 @@ public struct BatchPlan: Sendable {
     public let ranks: Int
 
     public init(sampleCount: Int, globalBatch: Int, ranks: Int) {
-        precondition(globalBatch >= 2 * ranks, "a global batch of \(globalBatch) gives some of the \(ranks) ranks fewer than two samples")
+        precondition(
+            globalBatch >= 2 * ranks,
+            "a global batch of \(globalBatch) gives some of the \(ranks) ranks fewer than two samples")
         self.sampleCount = sampleCount
         self.globalBatch = globalBatch
         self.ranks = ranks

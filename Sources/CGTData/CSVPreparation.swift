@@ -11,28 +11,35 @@ public enum CSVPreparation {
         let table = try CSVReader.read(source, labelColumn: labelColumn, dropColumns: dropColumns, delimiter: delimiter)
         let (classes, labels) = ClassMapping.fromText(table.labels)
         guard classes.count >= 2 else {
-            throw DatasetError(file: file, object: "column '\(labelColumn)'", "holds only one label ('\(classes.names[0])'); cgt needs at least 2 classes")
+            throw DatasetError(
+                file: file, object: "column '\(labelColumn)'",
+                "holds only one label ('\(classes.names[0])'); cgt needs at least 2 classes")
         }
         let featureShape = [table.featureColumns.count]
-        let samples = LabelledSamples(features: table.features, featureShape: featureShape, labels: labels,
-                                      sourceIndex: (0..<Int64(table.rowCount)).map { $0 })
+        let samples = LabelledSamples(
+            features: table.features, featureShape: featureShape, labels: labels,
+            sourceIndex: (0..<Int64(table.rowCount)).map { $0 })
         var sources = [source.record]
         var test: LabelledSamples?
         if let testFile {
             let testSource = try SourceFile.read(testFile)
-            let testTable = try CSVReader.read(testSource, labelColumn: labelColumn, dropColumns: dropColumns, delimiter: delimiter)
+            let testTable = try CSVReader.read(
+                testSource, labelColumn: labelColumn, dropColumns: dropColumns, delimiter: delimiter)
             guard testTable.featureColumns == table.featureColumns else {
                 throw DatasetError(file: testFile, object: "line 1", "feature columns differ from those of \(file)")
             }
             var testLabels: [Int32] = []
             for (row, label) in testTable.labels.enumerated() {
                 guard let id = classes.classID(ofName: label) else {
-                    throw DatasetError(file: testFile, object: "line \(testTable.lines[row])", "label '\(label)' does not occur in \(file)")
+                    throw DatasetError(
+                        file: testFile, object: "line \(testTable.lines[row])",
+                        "label '\(label)' does not occur in \(file)")
                 }
                 testLabels.append(id)
             }
-            test = LabelledSamples(features: testTable.features, featureShape: featureShape, labels: testLabels,
-                                   sourceIndex: (0..<Int64(testTable.rowCount)).map { $0 })
+            test = LabelledSamples(
+                features: testTable.features, featureShape: featureShape, labels: testLabels,
+                sourceIndex: (0..<Int64(testTable.rowCount)).map { $0 })
             sources.append(testSource.record)
         }
         let provenance = Provenance(kind: "csv", sources: sources, commandLine: commandLine, toolVersion: toolVersion)

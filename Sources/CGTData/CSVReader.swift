@@ -18,7 +18,9 @@ public enum CSVReader {
         public var rowCount: Int { labels.count }
     }
 
-    public static func read(_ source: SourceFile, labelColumn: String, dropColumns: Set<String> = [], delimiter: UInt8 = UInt8(ascii: ",")) throws -> Table {
+    public static func read(
+        _ source: SourceFile, labelColumn: String, dropColumns: Set<String> = [], delimiter: UInt8 = UInt8(ascii: ",")
+    ) throws -> Table {
         let path = source.path
         var records = RecordIterator(bytes: source.bytes, delimiter: delimiter)
         guard let (_, headerFields) = try records.next(path: path) else {
@@ -30,7 +32,9 @@ public enum CSVReader {
             throw DatasetError(file: path, object: "line 1", "column name '\(name)' appears twice")
         }
         guard let labelIndex = header.firstIndex(of: labelColumn) else {
-            throw DatasetError(file: path, object: "line 1", "has no column '\(labelColumn)' (columns: \(header.joined(separator: ", ")))")
+            throw DatasetError(
+                file: path, object: "line 1",
+                "has no column '\(labelColumn)' (columns: \(header.joined(separator: ", ")))")
         }
         if let unknown = dropColumns.subtracting(header).sorted().first {
             throw DatasetError(file: path, object: "line 1", "has no column '\(unknown)' to drop")
@@ -39,21 +43,26 @@ public enum CSVReader {
         guard !featureIndices.isEmpty else {
             throw DatasetError(file: path, object: "line 1", "has no feature columns besides '\(labelColumn)'")
         }
-        var features: [Float] = [], labels: [String] = [], lines: [Int] = []
+        var features: [Float] = []
+        var labels: [String] = []
+        var lines: [Int] = []
         while let (line, fields) = try records.next(path: path) {
             guard fields.count == header.count else {
-                throw DatasetError(file: path, object: "line \(line)", "has \(fields.count) fields, the header has \(header.count)")
+                throw DatasetError(
+                    file: path, object: "line \(line)", "has \(fields.count) fields, the header has \(header.count)")
             }
             for index in featureIndices {
                 let text = String(decoding: fields[index], as: UTF8.self).trimmed
                 guard let value = Double(text) else {
                     let shown = text.isEmpty ? "an empty field" : "'\(text.prefix(40))'"
-                    throw DatasetError(file: path, object: "line \(line), column '\(header[index])'", "\(shown) is not a number")
+                    throw DatasetError(
+                        file: path, object: "line \(line), column '\(header[index])'", "\(shown) is not a number")
                 }
                 let stored = Float(value)
                 guard stored.isFinite else {
-                    throw DatasetError(file: path, object: "line \(line), column '\(header[index])'",
-                                       "value \(text) is not finite in float32 (NaN, infinite, or beyond ±3.4e38)")
+                    throw DatasetError(
+                        file: path, object: "line \(line), column '\(header[index])'",
+                        "value \(text) is not finite in float32 (NaN, infinite, or beyond ±3.4e38)")
                 }
                 features.append(stored)
             }
@@ -65,7 +74,8 @@ public enum CSVReader {
             lines.append(line)
         }
         guard !labels.isEmpty else { throw DatasetError(file: path, object: "", "has a header but no data rows") }
-        return Table(featureColumns: featureIndices.map { header[$0] }, features: features, labels: labels, lines: lines)
+        return Table(
+            featureColumns: featureIndices.map { header[$0] }, features: features, labels: labels, lines: lines)
     }
 
     /// Splits the bytes of a CSV file into records of fields.
@@ -92,15 +102,24 @@ public enum CSVReader {
                         fields.append(try quotedField(path: path, startLine: start))
                     } else {
                         let fieldStart = position
-                        while position < bytes.count, bytes[position] != delimiter, bytes[position] != 0x0A { position += 1 }
+                        while position < bytes.count, bytes[position] != delimiter, bytes[position] != 0x0A {
+                            position += 1
+                        }
                         var fieldEnd = position
-                        if fieldEnd > fieldStart && bytes[fieldEnd - 1] == 0x0D && (position == bytes.count || bytes[position] == 0x0A) { fieldEnd -= 1 }
+                        if fieldEnd > fieldStart && bytes[fieldEnd - 1] == 0x0D
+                            && (position == bytes.count || bytes[position] == 0x0A)
+                        {
+                            fieldEnd -= 1
+                        }
                         fields.append(bytes[fieldStart..<fieldEnd])
                     }
                     if position < bytes.count && bytes[position] == delimiter {
                         position += 1
                     } else {
-                        if position < bytes.count { position += 1; line += 1 }
+                        if position < bytes.count {
+                            position += 1
+                            line += 1
+                        }
                         atRecordEnd = true
                     }
                 }
@@ -116,7 +135,9 @@ public enum CSVReader {
             var value: [UInt8] = []
             while true {
                 guard position < bytes.count else {
-                    throw DatasetError(file: path, object: "line \(startLine)", "a quoted field is not closed before the end of the file")
+                    throw DatasetError(
+                        file: path, object: "line \(startLine)",
+                        "a quoted field is not closed before the end of the file")
                 }
                 let byte = bytes[position]
                 position += 1

@@ -13,10 +13,14 @@ public struct ClassMapping: Equatable, Sendable {
 
     /// Maps integer labels; `names` (one per distinct id, in ascending id order) replaces the
     /// default names "class <id>".
-    public static func fromIntegers(_ labels: [Int64], names: [String]?, namesFile: String = "") throws -> (mapping: ClassMapping, classes: [Int32]) {
+    public static func fromIntegers(_ labels: [Int64], names: [String]?, namesFile: String = "") throws -> (
+        mapping: ClassMapping, classes: [Int32]
+    ) {
         let ids = Array(Set(labels)).sorted()
         if let names, names.count != ids.count {
-            throw DatasetError(file: namesFile, object: "", "names \(names.count) classes but the labels hold \(ids.count) (ids \(Self.summary(ids)))")
+            throw DatasetError(
+                file: namesFile, object: "",
+                "names \(names.count) classes but the labels hold \(ids.count) (ids \(Self.summary(ids)))")
         }
         let index = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($0.element, Int32($0.offset)) })
         let mapping = ClassMapping(names: names ?? ids.map { "class \($0)" }, originalIDs: ids)
@@ -27,7 +31,8 @@ public struct ClassMapping: Equatable, Sendable {
     public static func fromText(_ labels: [String]) -> (mapping: ClassMapping, classes: [Int32]) {
         let distinct = Array(Set(labels))
         let numbers = distinct.compactMap { Int64($0) }
-        let ordered = numbers.count == distinct.count
+        let ordered =
+            numbers.count == distinct.count
             ? distinct.sorted { Int64($0)! < Int64($1)! }
             : distinct.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
         let index = Dictionary(uniqueKeysWithValues: ordered.enumerated().map { ($0.element, Int32($0.offset)) })
@@ -45,7 +50,9 @@ public struct ClassMapping: Equatable, Sendable {
 
     /// "1, 2, 3, ..., 16" for messages.
     static func summary(_ ids: [Int64]) -> String {
-        ids.count <= 8 ? ids.map(String.init).joined(separator: ", ") : "\(ids.prefix(3).map(String.init).joined(separator: ", ")), ..., \(ids.last!)"
+        ids.count <= 8
+            ? ids.map(String.init).joined(separator: ", ")
+            : "\(ids.prefix(3).map(String.init).joined(separator: ", ")), ..., \(ids.last!)"
     }
 }
 
@@ -53,8 +60,10 @@ extension ClassMapping {
     /// Class names from a text file, one per line in class order; blank lines at the end are ignored.
     public static func readNames(_ path: String) throws -> (names: [String], source: SourceFile) {
         let source = try SourceFile.read(path)
-        var lines = String(decoding: source.bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-            .map { $0.hasSuffix("\r") ? String($0.dropLast()).trimmed : String($0).trimmed }
+        var lines = String(decoding: source.bytes, as: UTF8.self).split(
+            separator: "\n", omittingEmptySubsequences: false
+        )
+        .map { $0.hasSuffix("\r") ? String($0.dropLast()).trimmed : String($0).trimmed }
         while lines.last?.isEmpty == true { lines.removeLast() }
         if let blank = lines.firstIndex(of: "") {
             throw DatasetError(file: path, object: "line \(blank + 1)", "is empty; each line names one class")

@@ -1,4 +1,5 @@
 import CGTFiles
+
 /// A dataset file that cgt cannot use, with the file and object at fault.
 public struct DatasetError: LocatedError {
     public let file: String

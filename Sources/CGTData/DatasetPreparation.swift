@@ -9,8 +9,10 @@ public struct LabelledSamples: Sendable {
     public var sourceIndex: [Int64]
 
     public init(features: [Float], featureShape: [Int], labels: [Int32], sourceIndex: [Int64]) {
-        precondition(labels.count == sourceIndex.count && features.count == labels.count * featureShape.reduce(1, *),
-                     "\(features.count) feature values, \(labels.count) labels, \(sourceIndex.count) indices for shape \(featureShape)")
+        precondition(
+            labels.count == sourceIndex.count && features.count == labels.count * featureShape.reduce(1, *),
+            "\(features.count) feature values, \(labels.count) labels, \(sourceIndex.count) indices for shape \(featureShape)"
+        )
         self.features = features
         self.featureShape = featureShape
         self.labels = labels
@@ -27,12 +29,14 @@ public struct LabelledSamples: Sendable {
         features.withUnsafeMutableBufferPointer { destination in
             self.features.withUnsafeBufferPointer { source in
                 for (row, index) in indices.enumerated() {
-                    (destination.baseAddress! + row * width).update(from: source.baseAddress! + index * width, count: width)
+                    (destination.baseAddress! + row * width).update(
+                        from: source.baseAddress! + index * width, count: width)
                 }
             }
         }
-        return LabelledSamples(features: features, featureShape: featureShape, labels: indices.map { labels[$0] },
-                               sourceIndex: indices.map { sourceIndex[$0] })
+        return LabelledSamples(
+            features: features, featureShape: featureShape, labels: indices.map { labels[$0] },
+            sourceIndex: indices.map { sourceIndex[$0] })
     }
 
     /// The first non-finite feature as (sample, feature offset), if any.
@@ -77,14 +81,17 @@ public enum DatasetPreparation {
     ///   - featureSource, labelSource: the files named when features or classes are at fault
     ///     (`testFeatureSource` for the features of the source's own test split).
     public static func prepare(
-        samples: consuming LabelledSamples, test ownTest: consuming LabelledSamples? = nil, classes: ClassMapping, plan: SplitPlan,
-        normalization request: NormalizationRequest, provenance: Provenance, featureSource: String, testFeatureSource: String? = nil, labelSource: String,
+        samples: consuming LabelledSamples, test ownTest: consuming LabelledSamples? = nil, classes: ClassMapping,
+        plan: SplitPlan,
+        normalization request: NormalizationRequest, provenance: Provenance, featureSource: String,
+        testFeatureSource: String? = nil, labelSource: String,
         extraAttributes: [String: DatasetAttributeValue] = [:]
     ) throws -> PreparedDataset {
         var splitPlan = plan
         let hasOwnTest = ownTest != nil
         if hasOwnTest { splitPlan.testFraction = .zero }
-        let featureShape = samples.featureShape, sampleCount = samples.count
+        let featureShape = samples.featureShape
+        let sampleCount = samples.count
         let assignment = Splitter.split(labels: samples.labels, classes: classes.count, plan: splitPlan)
         // Each split is normalised in place; handing over the caller's arrays (rather than
         // sharing them) keeps a 60,000-image training set from being copied to do so.
@@ -100,31 +107,43 @@ public enum DatasetPreparation {
         var trainCounts = [Int](repeating: 0, count: classes.count)
         for label in train.labels { trainCounts[Int(label)] += 1 }
         if let empty = trainCounts.firstIndex(of: 0) {
-            throw DatasetError(file: labelSource, object: "",
-                               "class '\(classes.names[empty])' has no training samples after splitting (it has too few samples\(plan.stratified ? "" : "; --stratify keeps every class in training"))")
+            throw DatasetError(
+                file: labelSource, object: "",
+                "class '\(classes.names[empty])' has no training samples after splitting (it has too few samples\(plan.stratified ? "" : "; --stratify keeps every class in training"))"
+            )
         }
         guard test.count > 0 else {
-            throw DatasetError(file: labelSource, object: "", "the test split is empty (\(sampleCount) samples, test fraction \(plan.testFraction))")
+            throw DatasetError(
+                file: labelSource, object: "",
+                "the test split is empty (\(sampleCount) samples, test fraction \(plan.testFraction))")
         }
 
         let normalization: Normalization
         switch request {
-        case .fit(let method): normalization = Normalization.fit(method, features: train.features, featureShape: featureShape)
+        case .fit(let method):
+            normalization = Normalization.fit(method, features: train.features, featureShape: featureShape)
         case .fixed(let constants): normalization = constants
         }
         normalization.apply(to: &train.features, featureShape: featureShape)
         normalization.apply(to: &validation.features, featureShape: featureShape)
         normalization.apply(to: &test.features, featureShape: featureShape)
 
-        var splits: [DatasetSplit] = [], sourceIndices: [String: [Int64]] = [:]
-        for (name, part) in [(DatasetLayout.train, train), (DatasetLayout.validation, validation), (DatasetLayout.test, test)] where part.count > 0 {
+        var splits: [DatasetSplit] = []
+        var sourceIndices: [String: [Int64]] = [:]
+        for (name, part) in [
+            (DatasetLayout.train, train), (DatasetLayout.validation, validation), (DatasetLayout.test, test),
+        ] where part.count > 0 {
             if let bad = part.firstNonFinite() {
                 let file = name == DatasetLayout.test ? testFeatureSource ?? featureSource : featureSource
-                throw DatasetError(file: file, object: "",
-                                   "sample at source index \(part.sourceIndex[bad.sample]), feature \(bad.feature) is not finite after normalisation")
+                throw DatasetError(
+                    file: file, object: "",
+                    "sample at source index \(part.sourceIndex[bad.sample]), feature \(bad.feature) is not finite after normalisation"
+                )
             }
-            splits.append(DatasetSplit(name: name, features: part.features, labels: part.labels,
-                                       sampleIDs: (0..<Int64(part.count)).map { $0 }, featureShape: featureShape))
+            splits.append(
+                DatasetSplit(
+                    name: name, features: part.features, labels: part.labels,
+                    sampleIDs: (0..<Int64(part.count)).map { $0 }, featureShape: featureShape))
             sourceIndices[name] = part.sourceIndex
         }
 
@@ -142,7 +161,8 @@ public enum DatasetPreparation {
         }
         if let ids = classes.originalIDs { attributes["label_ids"] = .ints(ids.map { Int($0) }) }
         attributes.merge(extraAttributes) { $1 }
-        return PreparedDataset(classNames: classes.names, featureShape: featureShape, splits: splits,
-                               sourceIndices: sourceIndices, attributes: attributes, normalization: normalization)
+        return PreparedDataset(
+            classNames: classes.names, featureShape: featureShape, splits: splits,
+            sourceIndices: sourceIndices, attributes: attributes, normalization: normalization)
     }
 }

@@ -41,11 +41,13 @@ extension DatasetReader {
             let readStart = first / chunkRows * chunkRows
             let readEnd = min(size, (last / chunkRows + 1) * chunkRows)
             try block.withUnsafeMutableBufferPointer { buffer in
-                try featureSet.read(rows: readStart..<readEnd,
-                                    into: UnsafeMutableBufferPointer(rebasing: buffer[0..<((readEnd - readStart) * width)]))
+                try featureSet.read(
+                    rows: readStart..<readEnd,
+                    into: UnsafeMutableBufferPointer(rebasing: buffer[0..<((readEnd - readStart) * width)]))
             }
             for row in first...last where slot[row] >= 0 {
-                let from = (row - readStart) * width, to = slot[row] * width
+                let from = (row - readStart) * width
+                let to = slot[row] * width
                 compact.replaceSubrange(to..<(to + width), with: block[from..<(from + width)])
             }
             start = end
@@ -58,6 +60,8 @@ extension DatasetReader {
             labels[i] = allLabels[row]
         }
         try checkValues(split: split, features: features, labels: labels) { rows[$0] }
-        return DatasetSplit(name: split, features: features, labels: labels, sampleIDs: rows.map { Int64($0) }, featureShape: featureShape)
+        return DatasetSplit(
+            name: split, features: features, labels: labels, sampleIDs: rows.map { Int64($0) },
+            featureShape: featureShape)
     }
 }

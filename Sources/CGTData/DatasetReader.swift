@@ -22,7 +22,9 @@ public final class DatasetReader {
             throw DatasetError(file: path, object: "", "cannot open as HDF5 (\(error))")
         }
         let root = file.root
-        func fail(_ object: String, _ problem: String) -> DatasetError { DatasetError(file: path, object: object, problem) }
+        func fail(_ object: String, _ problem: String) -> DatasetError {
+            DatasetError(file: path, object: object, problem)
+        }
         for attribute in DatasetLayout.Attribute.required where !root.hasAttribute(attribute) {
             throw fail("/", "missing file attribute '\(attribute)' (see hdf5_data/README.md)")
         }
@@ -56,7 +58,8 @@ public final class DatasetReader {
 
     /// Checks `/<split>/x` and `/<split>/y` and returns the number of samples.
     private static func checkStructure(file: HDF5File, split: String, featureShape: [Int], path: String) throws -> Int {
-        let xPath = "/\(split)/\(DatasetLayout.features)", yPath = "/\(split)/\(DatasetLayout.labels)"
+        let xPath = "/\(split)/\(DatasetLayout.features)"
+        let yPath = "/\(split)/\(DatasetLayout.labels)"
         for object in [xPath, yPath] where !file.root.contains(String(object.dropFirst())) {
             throw DatasetError(file: path, object: object, "missing dataset")
         }
@@ -72,10 +75,12 @@ public final class DatasetReader {
             throw DatasetError(file: path, object: yPath, "shape \(y.shape), expected one dimension [N]")
         }
         guard Array(x.shape.dropFirst()) == featureShape else {
-            throw DatasetError(file: path, object: xPath, "shape \(x.shape) does not match [N] + feature_shape \(featureShape)")
+            throw DatasetError(
+                file: path, object: xPath, "shape \(x.shape) does not match [N] + feature_shape \(featureShape)")
         }
         guard x.shape.first == y.shape[0] else {
-            throw DatasetError(file: path, object: xPath, "has \(x.shape.first ?? 0) samples but \(yPath) has \(y.shape[0])")
+            throw DatasetError(
+                file: path, object: xPath, "has \(x.shape.first ?? 0) samples but \(yPath) has \(y.shape[0])")
         }
         guard y.shape[0] > 0 else { throw DatasetError(file: path, object: yPath, "split is empty") }
         return y.shape[0]
@@ -93,29 +98,37 @@ public final class DatasetReader {
     /// Reads rows `rows` (default: all) of a split, checking labels and feature values.
     public func read(split: String, rows: Range<Int>? = nil) throws -> DatasetSplit {
         guard let size = splitSizes[split] else {
-            throw DatasetError(file: path, object: "/\(split)", "no such split in this file (has \(splitSizes.keys.sorted().joined(separator: ", ")))")
+            throw DatasetError(
+                file: path, object: "/\(split)",
+                "no such split in this file (has \(splitSizes.keys.sorted().joined(separator: ", ")))")
         }
         let range = rows ?? 0..<size
-        precondition(range.lowerBound >= 0 && range.upperBound <= size, "rows \(range) outside split \(split) of \(size)")
-        let xPath = "\(split)/\(DatasetLayout.features)", yPath = "\(split)/\(DatasetLayout.labels)"
+        precondition(
+            range.lowerBound >= 0 && range.upperBound <= size, "rows \(range) outside split \(split) of \(size)")
+        let xPath = "\(split)/\(DatasetLayout.features)"
+        let yPath = "\(split)/\(DatasetLayout.labels)"
         var features = [Float](repeating: 0, count: range.count * featureCount)
         var labels = [Int32](repeating: 0, count: range.count)
         try features.withUnsafeMutableBufferPointer { try file.root.openDataset(xPath).read(rows: range, into: $0) }
         try labels.withUnsafeMutableBufferPointer { try file.root.openDataset(yPath).read(rows: range, into: $0) }
         try checkValues(split: split, features: features, labels: labels) { range.lowerBound + $0 }
-        return DatasetSplit(name: split, features: features, labels: labels,
-                            sampleIDs: range.map { Int64($0) }, featureShape: featureShape)
+        return DatasetSplit(
+            name: split, features: features, labels: labels,
+            sampleIDs: range.map { Int64($0) }, featureShape: featureShape)
     }
 
     /// Checks labels and feature values of rows read from `split`; `row(i)` is the file row of sample i.
     func checkValues(split: String, features: [Float], labels: [Int32], row: (Int) -> Int) throws {
-        let xPath = "/\(split)/\(DatasetLayout.features)", yPath = "/\(split)/\(DatasetLayout.labels)"
+        let xPath = "/\(split)/\(DatasetLayout.features)"
+        let yPath = "/\(split)/\(DatasetLayout.labels)"
         if let bad = labels.firstIndex(where: { $0 < 0 || Int($0) >= classes }) {
-            throw DatasetError(file: path, object: yPath, "label \(labels[bad]) at row \(row(bad)) is outside [0, \(classes))")
+            throw DatasetError(
+                file: path, object: yPath, "label \(labels[bad]) at row \(row(bad)) is outside [0, \(classes))")
         }
         if let bad = features.firstIndex(where: { !$0.isFinite }) {
-            throw DatasetError(file: path, object: xPath,
-                               "non-finite value \(features[bad]) at row \(row(bad / featureCount)), feature \(bad % featureCount)")
+            throw DatasetError(
+                file: path, object: xPath,
+                "non-finite value \(features[bad]) at row \(row(bad / featureCount)), feature \(bad % featureCount)")
         }
     }
 

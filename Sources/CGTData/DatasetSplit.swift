@@ -10,8 +10,10 @@ public struct DatasetSplit: Sendable {
     public let featureShape: [Int]
 
     public init(name: String, features: [Float], labels: [Int32], sampleIDs: [Int64], featureShape: [Int]) {
-        precondition(labels.count == sampleIDs.count && features.count == labels.count * featureShape.reduce(1, *),
-                     "split \(name): \(features.count) feature values, \(labels.count) labels, \(sampleIDs.count) ids for shape \(featureShape)")
+        precondition(
+            labels.count == sampleIDs.count && features.count == labels.count * featureShape.reduce(1, *),
+            "split \(name): \(features.count) feature values, \(labels.count) labels, \(sampleIDs.count) ids for shape \(featureShape)"
+        )
         self.name = name
         self.features = features
         self.labels = labels
@@ -28,8 +30,9 @@ public struct DatasetSplit: Sendable {
         labels y: UnsafeMutableBufferPointer<Int32>, sampleIDs ids: UnsafeMutableBufferPointer<Int64>
     ) {
         let width = featureCount
-        precondition(x.count >= positions.count * width && y.count >= positions.count && ids.count >= positions.count,
-                     "batch buffers too small for \(positions.count) samples")
+        precondition(
+            x.count >= positions.count * width && y.count >= positions.count && ids.count >= positions.count,
+            "batch buffers too small for \(positions.count) samples")
         features.withUnsafeBufferPointer { source in
             for (row, position) in positions.enumerated() {
                 (x.baseAddress! + row * width).update(from: source.baseAddress! + position * width, count: width)

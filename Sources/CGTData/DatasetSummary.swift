@@ -40,9 +40,12 @@ public struct DatasetSummary {
                     let labels = try y.readAll(as: Int32.self)
                     var counts = [Int](repeating: 0, count: reader.classes)
                     for label in labels where label >= 0 && Int(label) < counts.count { counts[Int(label)] += 1 }
-                    splits.append(Split(name: name, featureShape: x.shape, featureType: "\(x.elementType)", labelType: "\(y.elementType)",
-                                        chunkRows: x.chunkShape?.first, filters: x.filters, classCounts: counts,
-                                        hasSourceIndex: root.contains("\(name)/source_index")))
+                    splits.append(
+                        Split(
+                            name: name, featureShape: x.shape, featureType: "\(x.elementType)",
+                            labelType: "\(y.elementType)",
+                            chunkRows: x.chunkShape?.first, filters: x.filters, classCounts: counts,
+                            hasSourceIndex: root.contains("\(name)/source_index")))
                 }
                 let layoutKeys = DatasetLayout.Attribute.layout
                 var attributes: [(String, String)] = []
@@ -51,9 +54,11 @@ public struct DatasetSummary {
                 }
                 var status = stat()
                 let size = stat(path, &status) == 0 ? Int(status.st_size) : 0
-                return DatasetSummary(path: path, fileSize: size, layoutVersion: try root.intAttribute(DatasetLayout.Attribute.layoutVersion),
-                                      classNames: reader.classNames, featureShape: reader.featureShape, splits: splits,
-                                      attributes: attributes)
+                return DatasetSummary(
+                    path: path, fileSize: size,
+                    layoutVersion: try root.intAttribute(DatasetLayout.Attribute.layoutVersion),
+                    classNames: reader.classNames, featureShape: reader.featureShape, splits: splits,
+                    attributes: attributes)
             }
         } catch let error as HDF5Error {
             throw DatasetError(file: path, object: error.object, "\(error.operation) failed: \(error.message)")
@@ -64,10 +69,14 @@ public struct DatasetSummary {
     static func render(_ holder: HDF5AttributeHolder, _ name: String) -> String {
         func list<T>(_ values: [T]) -> String {
             if values.count == 1 { return "\(values[0])" }
-            let shown = values.count > 6 ? values.prefix(4).map { "\($0)" } + ["...", "\(values.last!)"] : values.map { "\($0)" }
+            let shown =
+                values.count > 6
+                ? values.prefix(4).map { "\($0)" } + ["...", "\(values.last!)"] : values.map { "\($0)" }
             return "[\(shown.joined(separator: ", "))]" + (values.count > 6 ? " (\(values.count) values)" : "")
         }
-        if let strings = try? holder.stringArrayAttribute(name) { return strings.count == 1 ? strings[0] : list(strings.map { "'\($0)'" }) }
+        if let strings = try? holder.stringArrayAttribute(name) {
+            return strings.count == 1 ? strings[0] : list(strings.map { "'\($0)'" })
+        }
         if let integers = try? holder.intArrayAttribute(name) { return list(integers) }
         if let reals = try? holder.doubleArrayAttribute(name) { return list(reals) }
         return "(a value cgt does not display)"

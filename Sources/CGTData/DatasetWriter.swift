@@ -2,7 +2,12 @@ import CGTHDF5
 
 /// A file attribute of a dataset file: provenance, normalisation, split and class details.
 public enum DatasetAttributeValue: Equatable, Sendable {
-    case string(String), strings([String]), int(Int), ints([Int]), double(Double), doubles([Double])
+    case string(String)
+    case strings([String])
+    case int(Int)
+    case ints([Int])
+    case double(Double)
+    case doubles([Double])
 }
 
 /// Writes a dataset file in `DatasetLayout`, atomically: readers never see a half-written file.
@@ -55,14 +60,19 @@ public enum DatasetWriter {
             let rows = chunkRows(featureCount: featureShape.reduce(1, *))
             for split in splits {
                 let group = try root.createGroup(split.name)
-                try group.writeDataset(DatasetLayout.features, split.features, shape: [split.count] + featureShape,
-                                       chunkRows: min(rows, split.count), deflateLevel: 4, shuffle: true)
-                try group.writeDataset(DatasetLayout.labels, split.labels, shape: [split.count],
-                                       chunkRows: min(65_536, split.count), deflateLevel: 4, shuffle: true)
+                try group.writeDataset(
+                    DatasetLayout.features, split.features, shape: [split.count] + featureShape,
+                    chunkRows: min(rows, split.count), deflateLevel: 4, shuffle: true)
+                try group.writeDataset(
+                    DatasetLayout.labels, split.labels, shape: [split.count],
+                    chunkRows: min(65_536, split.count), deflateLevel: 4, shuffle: true)
                 if let indices = sourceIndices[split.name] {
-                    precondition(indices.count == split.count, "split \(split.name): \(indices.count) source indices for \(split.count) samples")
-                    try group.writeDataset(DatasetLayout.sourceIndex, indices, shape: [split.count],
-                                           chunkRows: min(32_768, split.count), deflateLevel: 4, shuffle: true)
+                    precondition(
+                        indices.count == split.count,
+                        "split \(split.name): \(indices.count) source indices for \(split.count) samples")
+                    try group.writeDataset(
+                        DatasetLayout.sourceIndex, indices, shape: [split.count],
+                        chunkRows: min(32_768, split.count), deflateLevel: 4, shuffle: true)
                 }
                 var counts = [Int](repeating: 0, count: classNames.count)
                 for label in split.labels where label >= 0 && Int(label) < counts.count { counts[Int(label)] += 1 }
@@ -74,11 +84,13 @@ public enum DatasetWriter {
     /// Writes a prepared dataset; a failure names `path` (not the temporary file) and leaves no file behind.
     public static func write(_ dataset: PreparedDataset, to path: String) throws {
         do {
-            try write(to: path, classNames: dataset.classNames, featureShape: dataset.featureShape, splits: dataset.splits,
-                      attributes: dataset.attributes, sourceIndices: dataset.sourceIndices)
+            try write(
+                to: path, classNames: dataset.classNames, featureShape: dataset.featureShape, splits: dataset.splits,
+                attributes: dataset.attributes, sourceIndices: dataset.sourceIndices)
         } catch let error as HDF5Error {
             let object = error.object.isEmpty || error.object == "/" ? "" : error.object
-            throw DatasetError(file: path, object: object, "cannot write (\(error.operation) failed: \(systemReason(error.message)))")
+            throw DatasetError(
+                file: path, object: object, "cannot write (\(error.operation) failed: \(systemReason(error.message)))")
         }
     }
 
@@ -86,7 +98,8 @@ public enum DatasetWriter {
     /// message = 'No space left on device', buf = ..."), or the whole message when it has none.
     static func systemReason(_ message: String) -> String {
         guard let start = message.range(of: "error message = '"),
-              let end = message[start.upperBound...].firstIndex(of: "'") else { return message }
+            let end = message[start.upperBound...].firstIndex(of: "'")
+        else { return message }
         return String(message[start.upperBound..<end])
     }
 }

@@ -5,18 +5,23 @@ import Foundation
 /// Images are stored as `[N, 1, 28, 28]` (one channel), so convolutional models and the
 /// per-channel normalisation see the layout PyTorch's `torchvision` uses.
 public enum FashionMNIST {
-    public static let classNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    public static let classNames = [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    ]
     /// Where Debian's `dataset-fashion-mnist` package installs the files.
     public static let defaultDirectory = "/usr/share/datasets/fashion-mnist"
-    static let stems = (trainImages: "train-images-idx3-ubyte", trainLabels: "train-labels-idx1-ubyte",
-                        testImages: "t10k-images-idx3-ubyte", testLabels: "t10k-labels-idx1-ubyte")
+    static let stems = (
+        trainImages: "train-images-idx3-ubyte", trainLabels: "train-labels-idx1-ubyte",
+        testImages: "t10k-images-idx3-ubyte", testLabels: "t10k-labels-idx1-ubyte"
+    )
 
     /// The paper's normalisation: pixels scaled to [0, 1], then (x - 0.286) / 0.353.
     public static let paperNormalization = Normalization(
         method: .fixed, offset: [0.286 * 255], scale: [0.353 * 255],
         statistics: "fixed: x / 255, then (x - 0.286) / 0.353 (the paper's Fashion-MNIST mean and std)")
     /// Pixels scaled to [0, 1] and nothing else.
-    public static let unitScaling = Normalization(method: .fixed, offset: [0], scale: [255], statistics: "fixed: x / 255")
+    public static let unitScaling = Normalization(
+        method: .fixed, offset: [0], scale: [255], statistics: "fixed: x / 255")
 
     /// The normalisations `cgt prepare fashion-mnist --normalize` offers, by name.
     public static let normalizations: [String: NormalizationRequest] = [
@@ -27,48 +32,70 @@ public enum FashionMNIST {
     /// The path of `stem` in `directory`, gzip-compressed (`.gz`) or not.
     static func locate(_ stem: String, in directory: String) throws -> String {
         let plain = (directory as NSString).appendingPathComponent(stem)
-        for candidate in [plain + ".gz", plain] where FileManager.default.fileExists(atPath: candidate) { return candidate }
-        throw DatasetError(file: plain + ".gz", object: "", "no such file (nor \(stem)); run hdf5_data/fetch-fashion-mnist, or pass --dir")
+        for candidate in [plain + ".gz", plain] where FileManager.default.fileExists(atPath: candidate) {
+            return candidate
+        }
+        throw DatasetError(
+            file: plain + ".gz", object: "",
+            "no such file (nor \(stem)); run hdf5_data/fetch-fashion-mnist, or pass --dir")
     }
 
     /// Reads one images file and its labels file into samples of shape `[1, rows, columns]`.
     public static func load(images imagesFile: SourceFile, labels labelsFile: SourceFile) throws -> LabelledSamples {
         let images = try IDXReader.read(imagesFile)
         guard images.elementType == .uint8, images.shape.count == 3 else {
-            throw DatasetError(file: imagesFile.path, object: "",
-                               "holds \(images.shape.count) dimension(s) of \(images.elementType), expected images: 3 dimensions of uint8 (magic 0x00000803)")
+            throw DatasetError(
+                file: imagesFile.path, object: "",
+                "holds \(images.shape.count) dimension(s) of \(images.elementType), expected images: 3 dimensions of uint8 (magic 0x00000803)"
+            )
         }
         let labels = try IDXReader.read(labelsFile)
         guard labels.elementType == .uint8, labels.shape.count == 1 else {
-            throw DatasetError(file: labelsFile.path, object: "",
-                               "holds \(labels.shape.count) dimension(s) of \(labels.elementType), expected labels: 1 dimension of uint8 (magic 0x00000801)")
+            throw DatasetError(
+                file: labelsFile.path, object: "",
+                "holds \(labels.shape.count) dimension(s) of \(labels.elementType), expected labels: 1 dimension of uint8 (magic 0x00000801)"
+            )
         }
         guard labels.shape[0] == images.shape[0] else {
-            throw DatasetError(file: labelsFile.path, object: "", "holds \(labels.shape[0]) labels but \(imagesFile.path) holds \(images.shape[0]) images")
+            throw DatasetError(
+                file: labelsFile.path, object: "",
+                "holds \(labels.shape[0]) labels but \(imagesFile.path) holds \(images.shape[0]) images")
         }
         let ids = try labels.integerValues(file: labelsFile.path)
         if let bad = ids.firstIndex(where: { $0 < 0 || $0 >= Int64(classNames.count) }) {
-            throw DatasetError(file: labelsFile.path, object: "", "label \(ids[bad]) of image \(bad) is outside 0...\(classNames.count - 1)")
+            throw DatasetError(
+                file: labelsFile.path, object: "",
+                "label \(ids[bad]) of image \(bad) is outside 0...\(classNames.count - 1)")
         }
-        return LabelledSamples(features: images.floatValues(), featureShape: [1, images.shape[1], images.shape[2]],
-                               labels: ids.map { Int32($0) }, sourceIndex: (0..<Int64(ids.count)).map { $0 })
+        return LabelledSamples(
+            features: images.floatValues(), featureShape: [1, images.shape[1], images.shape[2]],
+            labels: ids.map { Int32($0) }, sourceIndex: (0..<Int64(ids.count)).map { $0 })
     }
 
     /// Reads the four files in `directory` and prepares them; `plan`'s validation fraction is
     /// of the 60,000 training images (the test split is the source's own).
     public static func prepare(
-        directory: String, normalization: NormalizationRequest, plan: SplitPlan, commandLine: String, toolVersion: String
+        directory: String, normalization: NormalizationRequest, plan: SplitPlan, commandLine: String,
+        toolVersion: String
     ) throws -> PreparedDataset {
-        let paths = try [stems.trainImages, stems.trainLabels, stems.testImages, stems.testLabels].map { try locate($0, in: directory) }
+        let paths = try [stems.trainImages, stems.trainLabels, stems.testImages, stems.testLabels].map {
+            try locate($0, in: directory)
+        }
         let sources = try paths.map { try SourceFile.read($0) }
         let train = try load(images: sources[0], labels: sources[1])
         let test = try load(images: sources[2], labels: sources[3])
         guard train.featureShape == test.featureShape else {
-            throw DatasetError(file: paths[2], object: "", "images are \(test.featureShape.dropFirst()) but the training images are \(train.featureShape.dropFirst())")
+            throw DatasetError(
+                file: paths[2], object: "",
+                "images are \(test.featureShape.dropFirst()) but the training images are \(train.featureShape.dropFirst())"
+            )
         }
-        let provenance = Provenance(kind: "fashion-mnist", sources: sources.map(\.record), commandLine: commandLine, toolVersion: toolVersion)
+        let provenance = Provenance(
+            kind: "fashion-mnist", sources: sources.map(\.record), commandLine: commandLine, toolVersion: toolVersion)
         return try DatasetPreparation.prepare(
-            samples: consume train, test: consume test, classes: ClassMapping(names: classNames, originalIDs: (0..<10).map { Int64($0) }),
-            plan: plan, normalization: normalization, provenance: provenance, featureSource: paths[0], testFeatureSource: paths[2], labelSource: paths[1])
+            samples: consume train, test: consume test,
+            classes: ClassMapping(names: classNames, originalIDs: (0..<10).map { Int64($0) }),
+            plan: plan, normalization: normalization, provenance: provenance, featureSource: paths[0],
+            testFeatureSource: paths[2], labelSource: paths[1])
     }
 }

@@ -36,7 +36,9 @@ public final class GzipInflater {
         self.file = file
         self.object = object
         let status = czlib_inflate_init2(&stream, format == .gzip ? 15 + 16 : -15)
-        guard status == Z_OK else { throw DatasetError(file: file, object: object, "zlib inflateInit2 failed (\(status))") }
+        guard status == Z_OK else {
+            throw DatasetError(file: file, object: object, "zlib inflateInit2 failed (\(status))")
+        }
     }
 
     deinit {
@@ -44,12 +46,15 @@ public final class GzipInflater {
     }
 
     /// The whole stream, which must decompress to exactly `expectedCount` bytes.
-    public static func inflate(_ input: [UInt8], format: Format, expectedCount: Int, file: String, object: String = "") throws -> [UInt8] {
+    public static func inflate(_ input: [UInt8], format: Format, expectedCount: Int, file: String, object: String = "")
+        throws -> [UInt8]
+    {
         let inflater = try GzipInflater(input, format: format, file: file, object: object)
         let output = try [UInt8](unsafeUninitializedCapacity: expectedCount) { buffer, initialized in
             initialized = try inflater.read(into: UnsafeMutableRawBufferPointer(buffer))
             guard initialized == expectedCount else {
-                throw DatasetError(file: file, object: object, "decompresses to \(initialized) bytes, expected \(expectedCount)")
+                throw DatasetError(
+                    file: file, object: object, "decompresses to \(initialized) bytes, expected \(expectedCount)")
             }
         }
         try inflater.expectEnd(afterCount: expectedCount)
@@ -64,7 +69,8 @@ public final class GzipInflater {
             let before = Int(stream.total_out)
             let status: Int32 = input.withUnsafeBytes { source in
                 let remaining = source.count - consumed
-                stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress.map { $0.assumingMemoryBound(to: UInt8.self) + consumed })
+                stream.next_in = UnsafeMutablePointer(
+                    mutating: source.baseAddress.map { $0.assumingMemoryBound(to: UInt8.self) + consumed })
                 stream.avail_in = UInt32(min(remaining, Int(UInt32.max)))
                 stream.next_out = (base + produced).assumingMemoryBound(to: UInt8.self)
                 stream.avail_out = UInt32(min(buffer.count - produced, Int(UInt32.max)))
@@ -80,7 +86,9 @@ public final class GzipInflater {
             case Z_STREAM_END:
                 try startNextMemberOrEnd()
             case Z_BUF_ERROR where consumed == input.count:
-                throw fail(input.isEmpty ? "is empty" : "is truncated: the \(formatName) stream ends early, after \(consumed) bytes")
+                throw fail(
+                    input.isEmpty
+                        ? "is empty" : "is truncated: the \(formatName) stream ends early, after \(consumed) bytes")
             case Z_DATA_ERROR:
                 throw fail("is not valid \(formatName) data (\(zlibMessage))")
             case Z_MEM_ERROR:

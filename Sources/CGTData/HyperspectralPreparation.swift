@@ -11,25 +11,35 @@ public enum HyperspectralPreparation {
         ignoring ignored: Set<Int64>, classNames: [String]? = nil, classNamesFile: String = ""
     ) throws -> (samples: LabelledSamples, classes: ClassMapping) {
         guard cube.shape.count == 3 else {
-            throw DatasetError(file: cubePath, object: "", "cube has shape \(cube.shape), expected three axes [height, width, bands]")
+            throw DatasetError(
+                file: cubePath, object: "", "cube has shape \(cube.shape), expected three axes [height, width, bands]")
         }
         guard labels.shape.count == 2 else {
-            throw DatasetError(file: labelsPath, object: "", "label map has shape \(labels.shape), expected two axes [height, width]")
+            throw DatasetError(
+                file: labelsPath, object: "", "label map has shape \(labels.shape), expected two axes [height, width]")
         }
         let (height, width, bands) = (cube.shape[0], cube.shape[1], cube.shape[2])
         guard labels.shape == [height, width] else {
-            throw DatasetError(file: labelsPath, object: "",
-                               "label map is \(labels.shape[0]) x \(labels.shape[1]) pixels but the cube \(cubePath) is \(height) x \(width)")
+            throw DatasetError(
+                file: labelsPath, object: "",
+                "label map is \(labels.shape[0]) x \(labels.shape[1]) pixels but the cube \(cubePath) is \(height) x \(width)"
+            )
         }
         guard bands > 0 else { throw DatasetError(file: cubePath, object: "", "cube has no bands") }
         let ids = try labels.integerValues(file: labelsPath)
         let kept = ids.indices.filter { !ignored.contains(ids[$0]) }
-        let droppedText = ignored.isEmpty ? "" : " after dropping label(s) \(ignored.sorted().map(String.init).joined(separator: ", "))"
-        guard !kept.isEmpty else { throw DatasetError(file: labelsPath, object: "", "no labelled pixels left\(droppedText)") }
+        let droppedText =
+            ignored.isEmpty
+            ? "" : " after dropping label(s) \(ignored.sorted().map(String.init).joined(separator: ", "))"
+        guard !kept.isEmpty else {
+            throw DatasetError(file: labelsPath, object: "", "no labelled pixels left\(droppedText)")
+        }
         let keptIDs = kept.map { ids[$0] }
         let (mapping, classes) = try ClassMapping.fromIntegers(keptIDs, names: classNames, namesFile: classNamesFile)
         guard mapping.count >= 2 else {
-            throw DatasetError(file: labelsPath, object: "", "only one class (label \(keptIDs[0])) is left\(droppedText); cgt needs at least 2")
+            throw DatasetError(
+                file: labelsPath, object: "",
+                "only one class (label \(keptIDs[0])) is left\(droppedText); cgt needs at least 2")
         }
 
         let spectra = cube.floatValues()
@@ -37,16 +47,20 @@ public enum HyperspectralPreparation {
         features.withUnsafeMutableBufferPointer { destination in
             spectra.withUnsafeBufferPointer { source in
                 for (row, pixel) in kept.enumerated() {
-                    (destination.baseAddress! + row * bands).update(from: source.baseAddress! + pixel * bands, count: bands)
+                    (destination.baseAddress! + row * bands).update(
+                        from: source.baseAddress! + pixel * bands, count: bands)
                 }
             }
         }
-        let samples = LabelledSamples(features: features, featureShape: [bands], labels: classes,
-                                      sourceIndex: kept.map { Int64($0) })
+        let samples = LabelledSamples(
+            features: features, featureShape: [bands], labels: classes,
+            sourceIndex: kept.map { Int64($0) })
         if let bad = samples.firstNonFinite() {
             let pixel = kept[bad.sample]
-            throw DatasetError(file: cubePath, object: "",
-                               "pixel (row \(pixel / width), column \(pixel % width)), band \(bad.feature) is \(features[bad.sample * bands + bad.feature]), not a finite float32")
+            throw DatasetError(
+                file: cubePath, object: "",
+                "pixel (row \(pixel / width), column \(pixel % width)), band \(bad.feature) is \(features[bad.sample * bands + bad.feature]), not a finite float32"
+            )
         }
         return (samples, mapping)
     }
@@ -54,7 +68,8 @@ public enum HyperspectralPreparation {
     /// Reads the cube and label map (`.npy` files or `.npz` members, see `NumPyInput`) and prepares them.
     public static func prepare(
         cube cubeSpecification: String, labels labelsSpecification: String, ignoring ignored: [Int64],
-        classNamesFile: String?, normalization: NormalizationRequest, plan: SplitPlan, commandLine: String, toolVersion: String
+        classNamesFile: String?, normalization: NormalizationRequest, plan: SplitPlan, commandLine: String,
+        toolVersion: String
     ) throws -> PreparedDataset {
         let cube = try NumPyInput.load(cubeSpecification)
         let labels = try NumPyInput.load(labelsSpecification)
@@ -68,7 +83,8 @@ public enum HyperspectralPreparation {
         var extra: [String: DatasetAttributeValue] = ["image_shape": .ints([cube.array.shape[0], cube.array.shape[1]])]
         if !ignored.isEmpty { extra["ignored_labels"] = .ints(Set(ignored).sorted().map { Int($0) }) }
         return try DatasetPreparation.prepare(
-            samples: consume samples, classes: classes, plan: plan, normalization: normalization, provenance: provenance,
+            samples: consume samples, classes: classes, plan: plan, normalization: normalization,
+            provenance: provenance,
             featureSource: cube.location, labelSource: labels.location, extraAttributes: extra)
     }
 }

@@ -14,7 +14,8 @@ public enum IDXReader {
     public static func read(_ source: SourceFile) throws -> NumericArray {
         let path = source.path
         func fail(_ problem: String) -> DatasetError { DatasetError(file: path, object: "", problem) }
-        var reader: ByteReader = GzipInflater.isGzip(source.bytes)
+        var reader: ByteReader =
+            GzipInflater.isGzip(source.bytes)
             ? .gzip(try GzipInflater(source.bytes, format: .gzip, file: path))
             : .plain(source.bytes, offset: 0)
 
@@ -24,7 +25,8 @@ public enum IDXReader {
             throw fail("not an IDX file: magic bytes \(hex), expected 00 00 <type 08/09/0b/0c/0d/0e> <dimensions>")
         }
         let dimensions = Int(magic[3])
-        let header = try reader.take(4 * dimensions, path: path, what: "the \(dimensions) dimensions its magic number announces")
+        let header = try reader.take(
+            4 * dimensions, path: path, what: "the \(dimensions) dimensions its magic number announces")
         let shape = (0..<dimensions).map { axis in
             header[(axis * 4)..<(axis * 4 + 4)].reduce(0) { $0 << 8 | Int($1) }
         }
@@ -37,12 +39,16 @@ public enum IDXReader {
         switch reader {
         case .plain(let bytes, let offset):
             guard bytes.count - offset == byteCount else {
-                throw fail("holds \(bytes.count - offset) bytes of data after its header, but dimensions \(shape) of \(type) need \(byteCount)")
+                throw fail(
+                    "holds \(bytes.count - offset) bytes of data after its header, but dimensions \(shape) of \(type) need \(byteCount)"
+                )
             }
         case .gzip:
             let limit = source.bytes.count * GzipInflater.maximumExpansion
             guard byteCount <= limit else {
-                throw fail("dimensions \(shape) need \(byteCount) bytes, more than a \(source.bytes.count)-byte gzip file can hold")
+                throw fail(
+                    "dimensions \(shape) need \(byteCount) bytes, more than a \(source.bytes.count)-byte gzip file can hold"
+                )
             }
         }
         let data = try reader.take(byteCount, path: path, what: "the data of dimensions \(shape)")
@@ -69,7 +75,8 @@ public enum IDXReader {
                 return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
                     initialized = try inflater.read(into: UnsafeMutableRawBufferPointer(buffer))
                     guard initialized == count else {
-                        throw DatasetError(file: path, object: "", "is truncated: its decompressed data ends before \(what)")
+                        throw DatasetError(
+                            file: path, object: "", "is truncated: its decompressed data ends before \(what)")
                     }
                 }
             }

@@ -15,7 +15,8 @@ public enum NPYReader {
             throw fail("not a .npy file: it does not start with \\x93NUMPY")
         }
         let major = bytes[6]
-        let headerLength: Int, headerStart: Int
+        let headerLength: Int
+        let headerStart: Int
         switch major {
         case 1:
             headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
@@ -28,7 +29,9 @@ public enum NPYReader {
             throw fail(".npy format version \(major).\(bytes[7]) is not supported (cgt reads 1.0, 2.0 and 3.0)")
         }
         guard headerLength <= bytes.count - headerStart else {
-            throw fail(".npy header claims \(headerLength) bytes but the file has \(bytes.count - headerStart) after the preamble")
+            throw fail(
+                ".npy header claims \(headerLength) bytes but the file has \(bytes.count - headerStart) after the preamble"
+            )
         }
         let headerBytes = bytes[headerStart..<(headerStart + headerLength)]
         let header = try NPYHeader(parsing: String(decoding: headerBytes, as: UTF8.self), fail: fail)
@@ -43,13 +46,16 @@ public enum NPYReader {
         let available = bytes.count - dataStart
         guard available == byteCount else {
             let verb = available < byteCount ? "only has" : "has"
-            throw fail("shape \(header.shape) of \(header.descr) needs \(byteCount) bytes of data but the file \(verb) \(available)")
+            throw fail(
+                "shape \(header.shape) of \(header.descr) needs \(byteCount) bytes of data but the file \(verb) \(available)"
+            )
         }
         var data = Array(bytes[dataStart...])
         if header.fortranOrder && header.shape.count > 1 {
             data = transposeFortranToC(data, shape: header.shape, elementSize: header.elementType.size)
         }
-        return NumericArray(shape: header.shape, elementType: header.elementType, isBigEndian: header.isBigEndian, bytes: data)
+        return NumericArray(
+            shape: header.shape, elementType: header.elementType, isBigEndian: header.isBigEndian, bytes: data)
     }
 
     /// Reorders the elements of a Fortran-order (column-major) array of `shape` into C order.
@@ -74,10 +80,14 @@ public enum NPYReader {
         guard count > 0 else { return result }
         source.withUnsafeBytes { input in
             result.withUnsafeMutableBytes { output in
-                let from = input.bindMemory(to: T.self), to = output.bindMemory(to: T.self)
-                let last = shape.count - 1, innerExtent = shape[last], innerStride = fortranStrides[last]
+                let from = input.bindMemory(to: T.self)
+                let to = output.bindMemory(to: T.self)
+                let last = shape.count - 1
+                let innerExtent = shape[last]
+                let innerStride = fortranStrides[last]
                 var index = [Int](repeating: 0, count: shape.count)
-                var offset = 0, destination = 0
+                var offset = 0
+                var destination = 0
                 while destination < count {
                     var sourceOffset = offset
                     for _ in 0..<innerExtent {
@@ -119,7 +129,9 @@ struct NPYHeader {
         var values: [String: PythonLiteral] = [:]
         for (key, value) in entries { values[key] = value }
         guard case .string(let descr)? = values["descr"] else {
-            throw fail("bad .npy header: 'descr' is missing or not a simple dtype string (structured dtypes are not supported)")
+            throw fail(
+                "bad .npy header: 'descr' is missing or not a simple dtype string (structured dtypes are not supported)"
+            )
         }
         guard case .bool(let fortran)? = values["fortran_order"] else {
             throw fail("bad .npy header: 'fortran_order' is missing or not True/False")
@@ -150,8 +162,12 @@ struct NPYHeader {
 
 /// The few Python literals a `.npy` header contains.
 enum PythonLiteral {
-    case string(String), integer(Int), bool(Bool), none
-    case tuple([PythonLiteral]), list([PythonLiteral])
+    case string(String)
+    case integer(Int)
+    case bool(Bool)
+    case none
+    case tuple([PythonLiteral])
+    case list([PythonLiteral])
     case dict([(String, PythonLiteral)])
 }
 
@@ -222,12 +238,15 @@ struct PythonLiteralParser {
 
     private func isWordByte(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+")
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-")
+            || byte == UInt8(ascii: "+")
             || byte == UInt8(ascii: "_")
     }
 
     private mutating func skipSpace() {
-        while position < text.count, [UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\t"), UInt8(ascii: "\r")].contains(text[position]) {
+        while position < text.count,
+            [UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\t"), UInt8(ascii: "\r")].contains(text[position])
+        {
             position += 1
         }
     }

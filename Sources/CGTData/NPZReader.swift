@@ -35,7 +35,8 @@ public struct NPZArchive {
     /// The array stored as `name` (or `name.npy`).
     public func array(named name: String) throws -> NumericArray {
         guard let member = members.first(where: { $0.name == name || $0.name == name + ".npy" }) else {
-            throw DatasetError(file: path, object: "", "has no array '\(name)' (it holds \(arrayNames.joined(separator: ", ")))")
+            throw DatasetError(
+                file: path, object: "", "has no array '\(name)' (it holds \(arrayNames.joined(separator: ", ")))")
         }
         return try NPYReader.read(try contents(of: member), file: path, object: member.name)
     }
@@ -57,15 +58,20 @@ public struct NPZArchive {
         switch member.method {
         case 0:
             guard member.compressedSize == member.uncompressedSize else {
-                throw fail("is stored uncompressed but its sizes differ (\(member.compressedSize) and \(member.uncompressedSize))")
+                throw fail(
+                    "is stored uncompressed but its sizes differ (\(member.compressedSize) and \(member.uncompressedSize))"
+                )
             }
             unpacked = packed
         case 8:
             guard member.uncompressedSize / GzipInflater.maximumExpansion <= member.compressedSize else {
-                throw fail("claims \(member.uncompressedSize) bytes, more than \(member.compressedSize) deflated bytes can hold")
+                throw fail(
+                    "claims \(member.uncompressedSize) bytes, more than \(member.compressedSize) deflated bytes can hold"
+                )
             }
-            unpacked = try GzipInflater.inflate(packed, format: .rawDeflate, expectedCount: member.uncompressedSize,
-                                                file: path, object: member.name)
+            unpacked = try GzipInflater.inflate(
+                packed, format: .rawDeflate, expectedCount: member.uncompressedSize,
+                file: path, object: member.name)
         default:
             throw fail("uses zip compression method \(member.method); cgt reads stored (0) and deflated (8) members")
         }
@@ -80,7 +86,9 @@ public struct NPZArchive {
             return value
         }
         guard crc == member.crc32 else {
-            throw fail("CRC-32 mismatch (stored \(String(member.crc32, radix: 16)), computed \(String(crc, radix: 16))): the archive is corrupt")
+            throw fail(
+                "CRC-32 mismatch (stored \(String(member.crc32, radix: 16)), computed \(String(crc, radix: 16))): the archive is corrupt"
+            )
         }
         return unpacked
     }
@@ -89,7 +97,9 @@ public struct NPZArchive {
         func fail(_ problem: String) -> DatasetError { DatasetError(file: path, object: "", problem) }
         let searchStart = max(0, bytes.count - 22 - 65_535)
         guard bytes.count >= 22,
-              let end = stride(from: bytes.count - 22, through: searchStart, by: -1).first(where: { bytes.le32(at: $0) == 0x0605_4b50 })
+            let end = stride(from: bytes.count - 22, through: searchStart, by: -1).first(where: {
+                bytes.le32(at: $0) == 0x0605_4b50
+            })
         else {
             throw fail("not a zip (.npz) archive: no end-of-central-directory record (truncated?)")
         }
@@ -98,7 +108,9 @@ public struct NPZArchive {
         var directoryOffset = Int(bytes.le32(at: end + 16))
         if entryCount == 0xFFFF || directorySize == 0xFFFF_FFFF || directoryOffset == 0xFFFF_FFFF {
             let locator = end - 20
-            guard locator >= 0, bytes.le32(at: locator) == 0x0706_4b50 else { throw fail("zip64 end-of-central-directory locator is missing") }
+            guard locator >= 0, bytes.le32(at: locator) == 0x0706_4b50 else {
+                throw fail("zip64 end-of-central-directory locator is missing")
+            }
             let record = Int(clamping: bytes.le64(at: locator + 8))
             guard record >= 0, record <= bytes.count - 56, bytes.le32(at: record) == 0x0606_4b50 else {
                 throw fail("zip64 end-of-central-directory record is missing or damaged")
@@ -108,7 +120,9 @@ public struct NPZArchive {
             directoryOffset = Int(clamping: bytes.le64(at: record + 48))
         }
         guard directoryOffset <= bytes.count, directorySize <= bytes.count - directoryOffset else {
-            throw fail("central directory (\(directorySize) bytes at offset \(directoryOffset)) lies outside the file (truncated?)")
+            throw fail(
+                "central directory (\(directorySize) bytes at offset \(directoryOffset)) lies outside the file (truncated?)"
+            )
         }
         var members: [Member] = []
         var position = directoryOffset
@@ -116,10 +130,13 @@ public struct NPZArchive {
             guard position <= bytes.count - 46, bytes.le32(at: position) == 0x0201_4b50 else {
                 throw fail("central directory entry \(members.count) is damaged")
             }
-            let nameLength = Int(bytes.le16(at: position + 28)), extraLength = Int(bytes.le16(at: position + 30))
+            let nameLength = Int(bytes.le16(at: position + 28))
+            let extraLength = Int(bytes.le16(at: position + 30))
             let commentLength = Int(bytes.le16(at: position + 32))
             let next = position + 46 + nameLength + extraLength + commentLength
-            guard next <= bytes.count else { throw fail("central directory entry \(members.count) runs past the end of the file") }
+            guard next <= bytes.count else {
+                throw fail("central directory entry \(members.count) runs past the end of the file")
+            }
             let name = String(decoding: bytes[(position + 46)..<(position + 46 + nameLength)], as: UTF8.self)
             var uncompressed = Int(bytes.le32(at: position + 24))
             var compressed = Int(bytes.le32(at: position + 20))
@@ -128,7 +145,8 @@ public struct NPZArchive {
             var extra = position + 46 + nameLength
             let extraEnd = extra + extraLength
             while extra + 4 <= extraEnd {
-                let id = bytes.le16(at: extra), size = Int(bytes.le16(at: extra + 2))
+                let id = bytes.le16(at: extra)
+                let size = Int(bytes.le16(at: extra + 2))
                 if id == 1 {
                     var field = extra + 4
                     func next64() -> Int? {
@@ -142,9 +160,11 @@ public struct NPZArchive {
                 }
                 extra += 4 + size
             }
-            members.append(Member(name: name, method: bytes.le16(at: position + 10), flags: bytes.le16(at: position + 8),
-                                  crc32: bytes.le32(at: position + 16), compressedSize: compressed,
-                                  uncompressedSize: uncompressed, localHeaderOffset: offset))
+            members.append(
+                Member(
+                    name: name, method: bytes.le16(at: position + 10), flags: bytes.le16(at: position + 8),
+                    crc32: bytes.le32(at: position + 16), compressedSize: compressed,
+                    uncompressedSize: uncompressed, localHeaderOffset: offset))
             position = next
         }
         return members

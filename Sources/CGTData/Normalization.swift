@@ -28,8 +28,11 @@ public struct Normalization: Equatable, Sendable {
     /// channel's scale was replaced by 1.
     public let fitted: [String: [Double]]
 
-    public init(method: Method, offset: [Double], scale: [Double], statistics: String, fitted: [String: [Double]] = [:]) {
-        precondition(offset.count == scale.count && scale.allSatisfy { $0 > 0 && $0.isFinite }, "normalization needs positive finite scales, one per offset")
+    public init(method: Method, offset: [Double], scale: [Double], statistics: String, fitted: [String: [Double]] = [:])
+    {
+        precondition(
+            offset.count == scale.count && scale.allSatisfy { $0 > 0 && $0.isFinite },
+            "normalization needs positive finite scales, one per offset")
         self.method = method
         self.offset = offset
         self.scale = scale
@@ -41,16 +44,20 @@ public struct Normalization: Equatable, Sendable {
     ///
     /// A constant channel gets scale 1 (it becomes 0 everywhere) rather than a division by zero.
     public static func fit(_ method: Method, features: [Float], featureShape: [Int]) -> Normalization {
-        let channels = featureShape[0], inner = featureShape.dropFirst().reduce(1, *)
-        let width = channels * inner, samples = width == 0 ? 0 : features.count / width
+        let channels = featureShape[0]
+        let inner = featureShape.dropFirst().reduce(1, *)
+        let width = channels * inner
+        let samples = width == 0 ? 0 : features.count / width
         switch method {
         case .none:
-            return Normalization(method: .none, offset: [Double](repeating: 0, count: channels),
-                                 scale: [Double](repeating: 1, count: channels), statistics: "identity")
+            return Normalization(
+                method: .none, offset: [Double](repeating: 0, count: channels),
+                scale: [Double](repeating: 1, count: channels), statistics: "identity")
         case .fixed:
             preconditionFailure("fixed normalization has given constants; use init")
         case .minmax:
-            var low = [Float](repeating: .infinity, count: channels), high = [Float](repeating: -.infinity, count: channels)
+            var low = [Float](repeating: .infinity, count: channels)
+            var high = [Float](repeating: -.infinity, count: channels)
             features.withUnsafeBufferPointer { x in
                 for sample in 0..<samples {
                     for channel in 0..<channels {
@@ -62,10 +69,12 @@ public struct Normalization: Equatable, Sendable {
                     }
                 }
             }
-            let offset = low.map { Double($0) }, top = high.map { Double($0) }
+            let offset = low.map { Double($0) }
+            let top = high.map { Double($0) }
             let scale = zip(offset, top).map { $1 - $0 }.map { $0 > 0 ? $0 : 1 }
-            return Normalization(method: .minmax, offset: offset, scale: scale, statistics: "train split",
-                                 fitted: ["min": offset, "max": top])
+            return Normalization(
+                method: .minmax, offset: offset, scale: scale, statistics: "train split",
+                fitted: ["min": offset, "max": top])
         case .zscore:
             let perChannel = Double(samples * inner)
             func channelSums(_ term: (Int, Float) -> Double) -> [Double] {
@@ -88,15 +97,17 @@ public struct Normalization: Equatable, Sendable {
                 return deviation * deviation
             }.map { $0 / perChannel }
             let std = variance.map { $0.squareRoot() }
-            return Normalization(method: .zscore, offset: mean, scale: std.map { $0 > 0 ? $0 : 1 }, statistics: "train split",
-                                 fitted: ["mean": mean, "std": std])
+            return Normalization(
+                method: .zscore, offset: mean, scale: std.map { $0 > 0 ? $0 : 1 }, statistics: "train split",
+                fitted: ["mean": mean, "std": std])
         }
     }
 
     /// Applies the map in place to `features`, `[samples] + featureShape` row-major.
     public func apply(to features: inout [Float], featureShape: [Int]) {
         guard method != .none else { return }
-        let channels = featureShape[0], inner = featureShape.dropFirst().reduce(1, *)
+        let channels = featureShape[0]
+        let inner = featureShape.dropFirst().reduce(1, *)
         precondition(channels == offset.count, "normalization has \(offset.count) channels, features \(channels)")
         let width = channels * inner
         guard width > 0 else { return }
@@ -105,7 +116,8 @@ public struct Normalization: Equatable, Sendable {
             for sample in 0..<samples {
                 for channel in 0..<channels {
                     let start = sample * width + channel * inner
-                    let shift = offset[channel], divisor = scale[channel]
+                    let shift = offset[channel]
+                    let divisor = scale[channel]
                     for i in start..<(start + inner) { x[i] = Float((Double(x[i]) - shift) / divisor) }
                 }
             }

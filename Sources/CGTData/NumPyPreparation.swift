@@ -10,29 +10,39 @@ public enum NumPyPreparation {
         classNames: [String]?, classNamesFile: String
     ) throws -> (samples: LabelledSamples, classes: ClassMapping) {
         guard x.array.shape.count >= 2 else {
-            throw DatasetError(file: x.location, object: "", "X has shape \(x.array.shape), expected [samples, features...]")
+            throw DatasetError(
+                file: x.location, object: "", "X has shape \(x.array.shape), expected [samples, features...]")
         }
         guard y.array.shape.count == 1 || (y.array.shape.count == 2 && y.array.shape[1] == 1) else {
             throw DatasetError(file: y.location, object: "", "y has shape \(y.array.shape), expected [samples]")
         }
         guard y.array.shape[0] == x.array.shape[0] else {
-            throw DatasetError(file: y.location, object: "", "y holds \(y.array.shape[0]) labels but X (\(x.location)) holds \(x.array.shape[0]) samples")
+            throw DatasetError(
+                file: y.location, object: "",
+                "y holds \(y.array.shape[0]) labels but X (\(x.location)) holds \(x.array.shape[0]) samples")
         }
         let featureShape = Array(x.array.shape.dropFirst())
         let width = featureShape.reduce(1, *)
-        guard width > 0 else { throw DatasetError(file: x.location, object: "", "X has no features (shape \(x.array.shape))") }
+        guard width > 0 else {
+            throw DatasetError(file: x.location, object: "", "X has no features (shape \(x.array.shape))")
+        }
         let ids = try y.array.integerValues(file: y.location)
         let kept = ids.indices.filter { !ignored.contains(ids[$0]) }
-        guard !kept.isEmpty else { throw DatasetError(file: y.location, object: "", "no samples left after dropping the ignored labels") }
+        guard !kept.isEmpty else {
+            throw DatasetError(file: y.location, object: "", "no samples left after dropping the ignored labels")
+        }
         let keptIDs = kept.map { ids[$0] }
 
-        let classes: ClassMapping, labels: [Int32]
+        let classes: ClassMapping
+        let labels: [Int32]
         if let mapping {
             var mapped: [Int32] = []
             mapped.reserveCapacity(keptIDs.count)
             for (position, id) in keptIDs.enumerated() {
                 guard let label = mapping.classID(ofOriginal: id) else {
-                    throw DatasetError(file: y.location, object: "", "label \(id) of sample \(kept[position]) does not occur in the training labels")
+                    throw DatasetError(
+                        file: y.location, object: "",
+                        "label \(id) of sample \(kept[position]) does not occur in the training labels")
                 }
                 mapped.append(label)
             }
@@ -40,7 +50,8 @@ public enum NumPyPreparation {
         } else {
             (classes, labels) = try ClassMapping.fromIntegers(keptIDs, names: classNames, namesFile: classNamesFile)
             guard classes.count >= 2 else {
-                throw DatasetError(file: y.location, object: "", "only one class (label \(keptIDs[0])) is left; cgt needs at least 2")
+                throw DatasetError(
+                    file: y.location, object: "", "only one class (label \(keptIDs[0])) is left; cgt needs at least 2")
             }
         }
         let all = x.array.floatValues()
@@ -50,14 +61,18 @@ public enum NumPyPreparation {
         } else {
             var gathered = [Float](repeating: 0, count: kept.count * width)
             for (row, index) in kept.enumerated() {
-                gathered.replaceSubrange((row * width)..<((row + 1) * width), with: all[(index * width)..<((index + 1) * width)])
+                gathered.replaceSubrange(
+                    (row * width)..<((row + 1) * width), with: all[(index * width)..<((index + 1) * width)])
             }
             features = gathered
         }
-        let samples = LabelledSamples(features: features, featureShape: featureShape, labels: labels, sourceIndex: kept.map { Int64($0) })
+        let samples = LabelledSamples(
+            features: features, featureShape: featureShape, labels: labels, sourceIndex: kept.map { Int64($0) })
         if let bad = samples.firstNonFinite() {
-            throw DatasetError(file: x.location, object: "",
-                               "sample \(kept[bad.sample]), feature \(bad.feature) is \(features[bad.sample * width + bad.feature]), not a finite float32")
+            throw DatasetError(
+                file: x.location, object: "",
+                "sample \(kept[bad.sample]), feature \(bad.feature) is \(features[bad.sample * width + bad.feature]), not a finite float32"
+            )
         }
         return (samples, classes)
     }
@@ -67,29 +82,39 @@ public enum NumPyPreparation {
         normalization: NormalizationRequest, plan: SplitPlan, commandLine: String, toolVersion: String
     ) throws -> PreparedDataset {
         let names = try classNamesFile.map { try ClassMapping.readNames($0) }
-        let trainX = try NumPyInput.load(x), trainY = try NumPyInput.load(y)
-        let (samples, classes) = try Self.samples(x: trainX, y: trainY, ignoring: Set(ignored), mapping: nil,
-                                                  classNames: names?.names, classNamesFile: classNamesFile ?? "")
+        let trainX = try NumPyInput.load(x)
+        let trainY = try NumPyInput.load(y)
+        let (samples, classes) = try Self.samples(
+            x: trainX, y: trainY, ignoring: Set(ignored), mapping: nil,
+            classNames: names?.names, classNamesFile: classNamesFile ?? "")
         var inputs = [trainX, trainY]
-        var test: LabelledSamples?, testLocation: String?
+        var test: LabelledSamples?
+        var testLocation: String?
         if let testX, let testY {
-            let ownX = try NumPyInput.load(testX), ownY = try NumPyInput.load(testY)
-            let own = try Self.samples(x: ownX, y: ownY, ignoring: Set(ignored), mapping: classes, classNames: nil, classNamesFile: "")
+            let ownX = try NumPyInput.load(testX)
+            let ownY = try NumPyInput.load(testY)
+            let own = try Self.samples(
+                x: ownX, y: ownY, ignoring: Set(ignored), mapping: classes, classNames: nil, classNamesFile: "")
             guard own.samples.featureShape == samples.featureShape else {
-                throw DatasetError(file: ownX.location, object: "", "test samples have shape \(own.samples.featureShape), training samples \(samples.featureShape)")
+                throw DatasetError(
+                    file: ownX.location, object: "",
+                    "test samples have shape \(own.samples.featureShape), training samples \(samples.featureShape)")
             }
             test = own.samples
             testLocation = ownX.location
             inputs += [ownX, ownY]
         }
         var sources: [SourceRecord] = []
-        for input in inputs where !sources.contains(where: { $0.path == input.source.path }) { sources.append(input.source.record) }
+        for input in inputs where !sources.contains(where: { $0.path == input.source.path }) {
+            sources.append(input.source.record)
+        }
         if let names { sources.append(names.source.record) }
         let provenance = Provenance(kind: "npy", sources: sources, commandLine: commandLine, toolVersion: toolVersion)
         var extra: [String: DatasetAttributeValue] = [:]
         if !ignored.isEmpty { extra["ignored_labels"] = .ints(Set(ignored).sorted().map { Int($0) }) }
         return try DatasetPreparation.prepare(
             samples: consume samples, test: consume test, classes: classes, plan: plan, normalization: normalization,
-            provenance: provenance, featureSource: trainX.location, testFeatureSource: testLocation, labelSource: trainY.location, extraAttributes: extra)
+            provenance: provenance, featureSource: trainX.location, testFeatureSource: testLocation,
+            labelSource: trainY.location, extraAttributes: extra)
     }
 }

@@ -7,8 +7,17 @@
 public struct NumericArray: Sendable {
     /// The element types cgt reads, named as NumPy's dtype codes.
     public enum ElementType: String, Sendable, CaseIterable {
-        case bool = "b1", int8 = "i1", uint8 = "u1", int16 = "i2", uint16 = "u2", int32 = "i4", uint32 = "u4"
-        case int64 = "i8", uint64 = "u8", float32 = "f4", float64 = "f8"
+        case bool = "b1"
+        case int8 = "i1"
+        case uint8 = "u1"
+        case int16 = "i2"
+        case uint16 = "u2"
+        case int32 = "i4"
+        case uint32 = "u4"
+        case int64 = "i8"
+        case uint64 = "u8"
+        case float32 = "f4"
+        case float64 = "f8"
 
         public var size: Int {
             switch self {
@@ -30,8 +39,9 @@ public struct NumericArray: Sendable {
 
     public init(shape: [Int], elementType: ElementType, isBigEndian: Bool, bytes: [UInt8]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative extent in \(shape)")
-        precondition(bytes.count == shape.reduce(1, *) * elementType.size,
-                     "\(bytes.count) bytes for shape \(shape) of \(elementType.rawValue)")
+        precondition(
+            bytes.count == shape.reduce(1, *) * elementType.size,
+            "\(bytes.count) bytes for shape \(shape) of \(elementType.rawValue)")
         self.shape = shape
         self.elementType = elementType
         self.isBigEndian = isBigEndian
@@ -64,7 +74,8 @@ public struct NumericArray: Sendable {
         var values = [Int64](repeating: 0, count: count)
         try bytes.withUnsafeBytes { raw in
             for index in 0..<count {
-                let exact: Int64?, shown: String
+                let exact: Int64?
+                let shown: String
                 switch elementType {
                 case .uint64:
                     let value = load(raw, index, as: UInt64.self)

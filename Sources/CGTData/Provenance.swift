@@ -10,7 +10,9 @@ public struct Provenance: Sendable {
     public var toolVersion: String
     public var createdAt: Date
 
-    public init(kind: String, sources: [SourceRecord], commandLine: String, toolVersion: String, createdAt: Date = Date()) {
+    public init(
+        kind: String, sources: [SourceRecord], commandLine: String, toolVersion: String, createdAt: Date = Date()
+    ) {
         self.kind = kind
         self.sources = sources
         self.commandLine = commandLine

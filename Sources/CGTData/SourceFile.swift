@@ -37,8 +37,12 @@ public struct SourceFile {
         guard descriptor >= 0 else { throw DatasetError(file: path, object: "", systemProblem(errno, opening: true)) }
         defer { close(descriptor) }
         var status = stat()
-        guard fstat(descriptor, &status) == 0 else { throw DatasetError(file: path, object: "", systemProblem(errno, opening: false)) }
-        guard (status.st_mode & S_IFMT) == S_IFREG else { throw DatasetError(file: path, object: "", "is not a regular file") }
+        guard fstat(descriptor, &status) == 0 else {
+            throw DatasetError(file: path, object: "", systemProblem(errno, opening: false))
+        }
+        guard (status.st_mode & S_IFMT) == S_IFREG else {
+            throw DatasetError(file: path, object: "", "is not a regular file")
+        }
         let size = Int(status.st_size)
         return try [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
             while initialized < size {

@@ -16,19 +16,28 @@ public struct SplitFraction: Equatable, Sendable, CustomStringConvertible {
 
     /// Parses a decimal in [0, 1) such as "0.3", ".25", "0" or "5e-2", with at most 9 significant decimal places.
     public init?(_ text: String) {
-        var mantissa = Substring(text.trimmed), exponent = 0
+        var mantissa = Substring(text.trimmed)
+        var exponent = 0
         if let e = mantissa.firstIndex(where: { $0 == "e" || $0 == "E" }) {
             guard let value = Int(mantissa[mantissa.index(after: e)...]) else { return nil }
             exponent = value
             mantissa = mantissa[..<e]
         }
         let parts = mantissa.split(separator: ".", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), parts.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
-              parts.contains(where: { !$0.isEmpty }) else { return nil }
+        guard (1...2).contains(parts.count),
+            parts.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+            parts.contains(where: { !$0.isEmpty })
+        else { return nil }
         var digits = String(parts[0]) + (parts.count == 2 ? String(parts[1]) : "")
         var places = (parts.count == 2 ? parts[1].count : 0) - exponent
-        while places < 0 { digits += "0"; places += 1 }
-        while places > 0 && digits.hasSuffix("0") { digits.removeLast(); places -= 1 }
+        while places < 0 {
+            digits += "0"
+            places += 1
+        }
+        while places > 0 && digits.hasSuffix("0") {
+            digits.removeLast()
+            places -= 1
+        }
         digits = String(digits.drop(while: { $0 == "0" }))
         guard places <= 9, digits.count <= 10, let value = Int(digits.isEmpty ? "0" : digits) else { return nil }
         var denominator = 1
@@ -68,7 +77,10 @@ public struct SplitPlan: Equatable, Sendable {
     public var stratified: Bool
     public var seed: UInt64
 
-    public init(testFraction: SplitFraction, validationFraction: SplitFraction = .zero, stratified: Bool = true, seed: UInt64 = 0) {
+    public init(
+        testFraction: SplitFraction, validationFraction: SplitFraction = .zero, stratified: Bool = true,
+        seed: UInt64 = 0
+    ) {
         self.testFraction = testFraction
         self.validationFraction = validationFraction
         self.stratified = stratified
@@ -114,7 +126,8 @@ public enum Splitter {
         for i in stride(from: order.count - 1, to: 0, by: -1) {
             order.swapAt(i, Int(boundedRandom(UInt64(i + 1), using: &generator)))
         }
-        var testTaken = [Int](repeating: 0, count: groups), validationTaken = testTaken
+        var testTaken = [Int](repeating: 0, count: groups)
+        var validationTaken = testTaken
         var result = SplitAssignment(train: [], validation: [], test: [])
         for index in order {
             let group = plan.stratified ? Int(labels[index]) : 0
@@ -141,7 +154,8 @@ public enum Splitter {
         var quota = counts.indices.map { min(fraction.floorAndRemainder(counts[$0]).floor, room[$0]) }
         var left = fraction.of(counts.reduce(0, +)) - quota.reduce(0, +)
         let byRemainder = counts.indices.sorted {
-            let a = fraction.floorAndRemainder(counts[$0]).remainder, b = fraction.floorAndRemainder(counts[$1]).remainder
+            let a = fraction.floorAndRemainder(counts[$0]).remainder
+            let b = fraction.floorAndRemainder(counts[$1]).remainder
             return a != b ? a > b : $0 < $1
         }
         for group in byRemainder where left > 0 && quota[group] < room[group] {

@@ -9,7 +9,9 @@ public enum SyntheticDataset {
     public static func make(
         features: Int, classes: Int, trainCount: Int, testCount: Int, seed: UInt64, spread: Float = 1.0
     ) -> (train: DatasetSplit, test: DatasetSplit, classNames: [String]) {
-        precondition(features > 0 && classes >= 2 && trainCount > 0 && testCount > 0, "synthetic data needs positive sizes and 2+ classes")
+        precondition(
+            features > 0 && classes >= 2 && trainCount > 0 && testCount > 0,
+            "synthetic data needs positive sizes and 2+ classes")
         var generator = SeededGenerator(seed: seed, stream: 7)
         let centres = (0..<(classes * features)).map { _ in generator.normal() * 1.5 }
         func split(_ name: String, _ count: Int) -> DatasetSplit {
@@ -23,7 +25,8 @@ public enum SyntheticDataset {
                     x[i * features + f] = centres[label * features + f] + scale * generator.normal()
                 }
             }
-            return DatasetSplit(name: name, features: x, labels: y, sampleIDs: (0..<count).map { Int64($0) }, featureShape: [features])
+            return DatasetSplit(
+                name: name, features: x, labels: y, sampleIDs: (0..<count).map { Int64($0) }, featureShape: [features])
         }
         let train = split(DatasetLayout.train, trainCount)
         let test = split(DatasetLayout.test, testCount)

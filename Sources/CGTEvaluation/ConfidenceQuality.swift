@@ -10,7 +10,11 @@ public struct ConfidenceQuality: Codable, Equatable, Sendable {
         public var meanConfidence: Double
         public var accuracy: Double
 
-        enum CodingKeys: String, CodingKey { case lower, upper, count, meanConfidence = "mean_confidence", accuracy }
+        enum CodingKeys: String, CodingKey {
+            case lower, upper, count
+            case meanConfidence = "mean_confidence"
+            case accuracy
+        }
     }
 
     /// Expected calibration error: sum_b (n_b / N) |accuracy_b - confidence_b| over equal-width bins.
@@ -25,7 +29,8 @@ public struct ConfidenceQuality: Codable, Equatable, Sendable {
     public init(confidence: [Float], correct: [Bool], score: [Float]? = nil, binCount: Int = 15) {
         precondition(confidence.count == correct.count, "one correctness flag per confidence")
         var counts = [Int](repeating: 0, count: binCount)
-        var confidenceSums = [Double](repeating: 0, count: binCount), correctSums = confidenceSums
+        var confidenceSums = [Double](repeating: 0, count: binCount)
+        var correctSums = confidenceSums
         for (c, right) in zip(confidence, correct) {
             let b = min(binCount - 1, max(0, Int(Double(c) * Double(binCount))))
             counts[b] += 1
@@ -39,8 +44,9 @@ public struct ConfidenceQuality: Codable, Equatable, Sendable {
             let meanConfidence = count > 0 ? confidenceSums[b] / Double(count) : 0
             let accuracy = count > 0 ? correctSums[b] / Double(count) : 0
             ece += Double(count) / n * abs(accuracy - meanConfidence)
-            return Bin(lower: Double(b) / Double(binCount), upper: Double(b + 1) / Double(binCount), count: count,
-                       meanConfidence: meanConfidence, accuracy: accuracy)
+            return Bin(
+                lower: Double(b) / Double(binCount), upper: Double(b + 1) / Double(binCount), count: count,
+                meanConfidence: meanConfidence, accuracy: accuracy)
         }
         self.ece = ece
         auroc = Self.auroc(score: score ?? confidence, positive: correct)
@@ -49,7 +55,8 @@ public struct ConfidenceQuality: Codable, Equatable, Sendable {
     /// The probability that a random positive scores above a random negative, ties counting
     /// one half (the Mann-Whitney statistic, from average ranks).
     public static func auroc(score: [Float], positive: [Bool]) -> Double? {
-        let positives = positive.filter { $0 }.count, negatives = positive.count - positives
+        let positives = positive.filter { $0 }.count
+        let negatives = positive.count - positives
         guard positives > 0 && negatives > 0 else { return nil }
         let order = score.indices.sorted { score[$0] < score[$1] }
         var rankSum = 0.0
@@ -61,7 +68,8 @@ public struct ConfidenceQuality: Codable, Equatable, Sendable {
             for k in start...end where positive[order[k]] { rankSum += averageRank }
             start = end + 1
         }
-        let p = Double(positives), q = Double(negatives)
+        let p = Double(positives)
+        let q = Double(negatives)
         return (rankSum - p * (p + 1) / 2) / (p * q)
     }
 }
@@ -74,8 +82,9 @@ extension ExitRecords {
         return (0..<exits).map { e in
             let rows = stride(from: e, to: count * exits, by: exits)
             let correct = rows.enumerated().map { i, k in predictions[k] == labels[i] }
-            return ConfidenceQuality(confidence: rows.map { maxProbability[$0] }, correct: correct,
-                                     score: rows.map { scores[$0] }, binCount: binCount)
+            return ConfidenceQuality(
+                confidence: rows.map { maxProbability[$0] }, correct: correct,
+                score: rows.map { scores[$0] }, binCount: binCount)
         }
     }
 

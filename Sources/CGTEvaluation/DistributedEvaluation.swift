@@ -26,8 +26,9 @@ public struct DistributedEvaluation {
     /// Local work that can fail on one rank alone; `recalibrateBatchNorm(on:)` is the collective.
     public func readRecalibrationShare(job: Job, reader: DatasetReader) throws -> RecalibrationShare {
         let trainCount = reader.splitSizes[DatasetLayout.train] ?? 0
-        let (data, batches) = try job.recalibrationShare(reader: reader, trainCount: trainCount,
-                                                         rank: communicator?.rank ?? 0, ranks: communicator?.size ?? 1)
+        let (data, batches) = try job.recalibrationShare(
+            reader: reader, trainCount: trainCount,
+            rank: communicator?.rank ?? 0, ranks: communicator?.size ?? 1)
         return RecalibrationShare(data: data, batches: batches)
     }
 
@@ -95,7 +96,9 @@ extension Job {
     /// (`recalibrationBatches`), with the rows it needs: together the ranks cover exactly the
     /// batches one process uses, so with BatchNorm statistics summed over ranks every number
     /// of ranks gives the same estimate.
-    public func recalibrationShare(reader: DatasetReader, trainCount: Int, rank: Int, ranks: Int) throws -> (DatasetSplit, [ArraySlice<Int>]) {
+    public func recalibrationShare(reader: DatasetReader, trainCount: Int, rank: Int, ranks: Int) throws -> (
+        DatasetSplit, [ArraySlice<Int>]
+    ) {
         var rows: [Int] = []
         var parts: [Range<Int>] = []
         for batch in recalibrationBatches(trainCount: trainCount) {
@@ -135,17 +138,25 @@ extension DistributedEvaluation {
     /// The report of the test split under `request` (a collective; every rank gets it). A
     /// threshold a goal chooses is chosen on the validation split, or on the training split when
     /// the data has none, never on the test split.
-    public func report(reader: DatasetReader, classNames: [String], request: EvaluationRequest) throws -> EvaluationReport {
-        let rank = communicator?.rank ?? 0, ranks = communicator?.size ?? 1
-        func gathered(_ split: String) throws -> ExitRecords { try records(try reader.read(split: split, rank: rank, of: ranks)) }
-        var report = EvaluationReport(records: try gathered(DatasetLayout.test), policy: request.policy, exitFLOPs: network.exitCosts(),
-                                      fullNetworkFLOPs: network.fullNetworkCost, classNames: classNames)
+    public func report(reader: DatasetReader, classNames: [String], request: EvaluationRequest) throws
+        -> EvaluationReport
+    {
+        let rank = communicator?.rank ?? 0
+        let ranks = communicator?.size ?? 1
+        func gathered(_ split: String) throws -> ExitRecords {
+            try records(try reader.read(split: split, rank: rank, of: ranks))
+        }
+        var report = EvaluationReport(
+            records: try gathered(DatasetLayout.test), policy: request.policy, exitFLOPs: network.exitCosts(),
+            fullNetworkFLOPs: network.fullNetworkCost, classNames: classNames)
         let choosing = request.targetAccuracy != nil || request.budget != nil
         if request.sweep != nil || choosing {
-            let selectionSplit = (reader.splitSizes[DatasetLayout.validation] ?? 0) > 0 ? DatasetLayout.validation : DatasetLayout.train
-            report.addSweep(taus: request.sweep ?? EvaluationRequest.defaultSweep, criterion: request.policy.criterion,
-                            fallback: request.policy.fallback, selection: choosing ? try gathered(selectionSplit) : nil,
-                            selectionSplit: selectionSplit, targetAccuracy: request.targetAccuracy, budget: request.budget)
+            let selectionSplit =
+                (reader.splitSizes[DatasetLayout.validation] ?? 0) > 0 ? DatasetLayout.validation : DatasetLayout.train
+            report.addSweep(
+                taus: request.sweep ?? EvaluationRequest.defaultSweep, criterion: request.policy.criterion,
+                fallback: request.policy.fallback, selection: choosing ? try gathered(selectionSplit) : nil,
+                selectionSplit: selectionSplit, targetAccuracy: request.targetAccuracy, budget: request.budget)
         }
         return report
     }

@@ -16,7 +16,9 @@ public final class EarlyExitInference {
     private var probabilities: [Float] = []
 
     public init(network: EarlyExitNetwork, policy: ExitPolicy, maxBatch: Int) {
-        precondition(policy.thresholds.count == network.exitCount, "\(policy.thresholds.count) thresholds for \(network.exitCount) exits")
+        precondition(
+            policy.thresholds.count == network.exitCount,
+            "\(policy.thresholds.count) thresholds for \(network.exitCount) exits")
         self.network = network
         self.policy = policy
         network.reserve(maxBatch: maxBatch)
@@ -31,8 +33,10 @@ public final class EarlyExitInference {
     /// Answers `batch` samples: for each, the exit that answered and its prediction.
     /// - Parameter fullNetwork: run every block and only the last head for every sample (the
     ///   cost without early exits), for comparison.
-    public func run(_ input: UnsafeBufferPointer<Float>, batch: Int, exits: UnsafeMutableBufferPointer<Int32>,
-                    predictions: UnsafeMutableBufferPointer<Int32>, fullNetwork: Bool = false) {
+    public func run(
+        _ input: UnsafeBufferPointer<Float>, batch: Int, exits: UnsafeMutableBufferPointer<Int32>,
+        predictions: UnsafeMutableBufferPointer<Int32>, fullNetwork: Bool = false
+    ) {
         let context = ForwardContext(mode: .inference)
         remaining.removeAll(keepingCapacity: true)
         remaining.append(contentsOf: 0..<batch)
@@ -54,13 +58,16 @@ public final class EarlyExitInference {
                 let logits = head.output(batch: n)
                 let outputs = network.exitOutputs[e]
                 for r in 0..<n where !leaving[r] {
-                    let (score, prediction) = judge(logits[(r * outputs)..<((r + 1) * outputs)], classes: network.classes)
+                    let (score, prediction) = judge(
+                        logits[(r * outputs)..<((r + 1) * outputs)], classes: network.classes)
                     let sample = remaining[r]
                     if prediction >= 0 && score > best[sample].score { best[sample] = (score, e, prediction) }
                     let fires = prediction >= 0 && score >= policy.thresholds[e]
                     if fires || e == last {
                         leaving[r] = true
-                        let answer = fires || policy.fallback == .last ? (e, prediction) : (best[sample].exit, best[sample].prediction)
+                        let answer =
+                            fires || policy.fallback == .last
+                            ? (e, prediction) : (best[sample].exit, best[sample].prediction)
                         exits[sample] = Int32(answer.0)
                         predictions[sample] = answer.1
                     }
@@ -82,8 +89,12 @@ public final class EarlyExitInference {
 
     /// The policy's score and the prediction (-1 for "other") of one row of logits.
     private func judge(_ logits: Slice<UnsafeBufferPointer<Float>>, classes: Int) -> (Float, Int32) {
-        var top = -Float.infinity, argmax = 0
-        for (k, z) in logits.enumerated() where z > top { top = z; argmax = k }
+        var top = -Float.infinity
+        var argmax = 0
+        for (k, z) in logits.enumerated() where z > top {
+            top = z
+            argmax = k
+        }
         var total: Float = 0
         for (k, z) in logits.enumerated() {
             let p = Foundation.exp(z - top)
@@ -93,6 +104,8 @@ public final class EarlyExitInference {
         let prediction = argmax >= classes ? Int32(-1) : Int32(argmax)
         let count = logits.count
         for k in 0..<count { probabilities[k] /= total }
-        return (ConfidenceScores(probabilities: probabilities[0..<count], classes: classes)[policy.criterion], prediction)
+        return (
+            ConfidenceScores(probabilities: probabilities[0..<count], classes: classes)[policy.criterion], prediction
+        )
     }
 }

@@ -26,43 +26,66 @@ public struct EvaluationReport {
         public var selection: ThresholdSweep.Point?
         public var test: ThresholdSweep.Point?
 
-        enum CodingKeys: String, CodingKey { case goal, chosenOn = "chosen_on", threshold, selection, test }
+        enum CodingKeys: String, CodingKey {
+            case goal
+            case chosenOn = "chosen_on"
+            case threshold, selection, test
+        }
     }
 
-    public init(records: ExitRecords, policy: ExitPolicy, exitFLOPs: [Int], fullNetworkFLOPs: Int, classNames: [String]) {
+    public init(records: ExitRecords, policy: ExitPolicy, exitFLOPs: [Int], fullNetworkFLOPs: Int, classNames: [String])
+    {
         self.records = records
         self.policy = policy
         self.exitFLOPs = exitFLOPs
         self.fullNetworkFLOPs = fullNetworkFLOPs
         self.classNames = classNames
-        statistics = records.tally(policy).statistics(tau: policy.thresholds.first ?? 0, exitFLOPs: exitFLOPs, fullNetworkFLOPs: fullNetworkFLOPs)
+        statistics = records.tally(policy).statistics(
+            tau: policy.thresholds.first ?? 0, exitFLOPs: exitFLOPs, fullNetworkFLOPs: fullNetworkFLOPs)
         quality = records.confidenceQuality(criterion: policy.criterion)
         perClassExitFractions = records.perClassExitFractions(policy)
     }
 
     /// Sweeps `taus` on the test records; with a target or budget, chooses the threshold on
     /// `selection` (validation or training records) and reports its result on the test records.
-    public mutating func addSweep(taus: [Float], criterion: ExitCriterion, fallback: ExitFallback, selection: ExitRecords?,
-                                  selectionSplit: String, targetAccuracy: Double?, budget: Double?) {
-        let testSweep = ThresholdSweep(records: records, thresholds: taus, criterion: criterion, fallback: fallback,
-                                       exitFLOPs: exitFLOPs, fullNetworkFLOPs: fullNetworkFLOPs)
+    public mutating func addSweep(
+        taus: [Float], criterion: ExitCriterion, fallback: ExitFallback, selection: ExitRecords?,
+        selectionSplit: String, targetAccuracy: Double?, budget: Double?
+    ) {
+        let testSweep = ThresholdSweep(
+            records: records, thresholds: taus, criterion: criterion, fallback: fallback,
+            exitFLOPs: exitFLOPs, fullNetworkFLOPs: fullNetworkFLOPs)
         sweep = testSweep
         guard let selection else { return }
-        let selectionSweep = ThresholdSweep(records: selection, thresholds: taus, criterion: criterion, fallback: fallback,
-                                            exitFLOPs: exitFLOPs, fullNetworkFLOPs: fullNetworkFLOPs)
+        let selectionSweep = ThresholdSweep(
+            records: selection, thresholds: taus, criterion: criterion, fallback: fallback,
+            exitFLOPs: exitFLOPs, fullNetworkFLOPs: fullNetworkFLOPs)
         func choice(_ goal: String, _ point: ThresholdSweep.Point?) -> Choice {
-            Choice(goal: goal, chosenOn: selectionSplit, threshold: point?.threshold, selection: point,
-                   test: point.flatMap { p in testSweep.points.first { $0.threshold == p.threshold } })
+            Choice(
+                goal: goal, chosenOn: selectionSplit, threshold: point?.threshold, selection: point,
+                test: point.flatMap { p in testSweep.points.first { $0.threshold == p.threshold } })
         }
-        if let targetAccuracy { choices.append(choice("accuracy >= \(targetAccuracy) at least cost", selectionSweep.cheapest(reaching: targetAccuracy))) }
-        if let budget { choices.append(choice("best accuracy at relative cost <= \(budget)", selectionSweep.mostAccurate(within: budget))) }
+        if let targetAccuracy {
+            choices.append(
+                choice("accuracy >= \(targetAccuracy) at least cost", selectionSweep.cheapest(reaching: targetAccuracy))
+            )
+        }
+        if let budget {
+            choices.append(
+                choice("best accuracy at relative cost <= \(budget)", selectionSweep.mostAccurate(within: budget)))
+        }
     }
 
     /// Lines for the terminal after the routing table.
     public var summary: String {
-        var lines = ["exit policy: \(policy.criterion.rawValue), thresholds \(policy.thresholds), fallback \(policy.fallback.rawValue)"]
+        var lines = [
+            "exit policy: \(policy.criterion.rawValue), thresholds \(policy.thresholds), fallback \(policy.fallback.rawValue)"
+        ]
         for (e, q) in quality.enumerated() {
-            lines.append(String(format: "  exit %d: ECE %.4f, failure-prediction AUROC %@", e + 1, q.ece, q.auroc.map { String(format: "%.4f", $0) } ?? "-"))
+            lines.append(
+                String(
+                    format: "  exit %d: ECE %.4f, failure-prediction AUROC %@", e + 1, q.ece,
+                    q.auroc.map { String(format: "%.4f", $0) } ?? "-"))
         }
         if let sweep {
             let front = sweep.points.filter(\.paretoOptimal)
@@ -70,7 +93,10 @@ public struct EvaluationReport {
         }
         for c in choices {
             if let t = c.threshold, let test = c.test {
-                lines.append(String(format: "%@: threshold %.3f (chosen on %@); on test: accuracy %.4f, relative cost %.3f", c.goal, t, c.chosenOn, test.accuracy, test.relativeCost))
+                lines.append(
+                    String(
+                        format: "%@: threshold %.3f (chosen on %@); on test: accuracy %.4f, relative cost %.3f", c.goal,
+                        t, c.chosenOn, test.accuracy, test.relativeCost))
             } else {
                 lines.append("\(c.goal): no threshold of the sweep meets it on \(c.chosenOn)")
             }
@@ -85,7 +111,9 @@ public struct EvaluationReport {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         var object = try JSONSerialization.jsonObject(with: try encoder.encode(statistics)) as! [String: Any]
-        func json<T: Encodable>(_ value: T) throws -> Any { try JSONSerialization.jsonObject(with: try encoder.encode(value), options: .fragmentsAllowed) }
+        func json<T: Encodable>(_ value: T) throws -> Any {
+            try JSONSerialization.jsonObject(with: try encoder.encode(value), options: .fragmentsAllowed)
+        }
         object["policy"] = try json(policy)
         object["confidence_quality"] = try json(quality)
         object["per_class_exit_fractions"] = perClassExitFractions
@@ -102,7 +130,9 @@ public struct EvaluationReport {
         }
         var reliability = ["exit,bin_lower,bin_upper,count,mean_confidence,accuracy"]
         for (e, q) in quality.enumerated() {
-            for b in q.bins { reliability.append("\(e + 1),\(b.lower),\(b.upper),\(b.count),\(b.meanConfidence),\(b.accuracy)") }
+            for b in q.bins {
+                reliability.append("\(e + 1),\(b.lower),\(b.upper),\(b.count),\(b.meanConfidence),\(b.accuracy)")
+            }
         }
         var result: [(String, Data)] = [
             ("eval.json", evalJSON),
@@ -131,11 +161,15 @@ public struct EvaluationReport {
             let range = (i * exits)..<((i + 1) * exits)
             let exit = policy.route(scores: scores[range], predictions: records.predictions[range])
             let prediction = records.predictions[i * exits + exit]
-            var fields = [String(i), String(records.labels[i]), String(exit + 1), String(prediction),
-                          prediction == records.labels[i] ? "1" : "0"]
+            var fields = [
+                String(i), String(records.labels[i]), String(exit + 1), String(prediction),
+                prediction == records.labels[i] ? "1" : "0",
+            ]
             for k in range {
-                fields += [String(records.predictions[k]), String(records.maxProbability[k]),
-                           String(records.entropyScore[k]), String(records.margin[k])]
+                fields += [
+                    String(records.predictions[k]), String(records.maxProbability[k]),
+                    String(records.entropyScore[k]), String(records.margin[k]),
+                ]
             }
             lines.append(fields.joined(separator: ","))
         }

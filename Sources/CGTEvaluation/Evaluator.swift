@@ -29,8 +29,9 @@ public final class Evaluator {
         withBatchBuffers(largest, featureCount: split.featureCount) { x, y, ids in
             for (index, positions) in batches.enumerated() {
                 split.gather(positions, features: x, labels: y, sampleIDs: ids)
-                network.forward(UnsafeBufferPointer(x), batch: positions.count,
-                                context: ForwardContext(mode: .recalibration(batchIndex: index)))
+                network.forward(
+                    UnsafeBufferPointer(x), batch: positions.count,
+                    context: ForwardContext(mode: .recalibration(batchIndex: index)))
             }
         }
     }

@@ -21,9 +21,16 @@ struct ConfidenceScores {
 
     /// Scores of the probabilities `row` (summing to 1) of a head over `classes` classes.
     init<Row: Sequence>(probabilities row: Row, classes: Int) where Row.Element == Float {
-        var first: Float = 0, second: Float = 0, h: Float = 0
+        var first: Float = 0
+        var second: Float = 0
+        var h: Float = 0
         for p in row {
-            if p > first { second = first; first = p } else if p > second { second = p }
+            if p > first {
+                second = first
+                first = p
+            } else if p > second {
+                second = p
+            }
             if p > 0 { h -= p * Foundation.log(p) }
         }
         maxProbability = first
@@ -60,7 +67,9 @@ public struct ExitPolicy: Codable, Equatable, Sendable {
     }
 
     /// The paper's policy: maximum probability, one threshold tau at every exit, the last exit as fallback.
-    public static func uniform(_ tau: Float, exits: Int, criterion: ExitCriterion = .maxProbability, fallback: ExitFallback = .last) -> ExitPolicy {
+    public static func uniform(
+        _ tau: Float, exits: Int, criterion: ExitCriterion = .maxProbability, fallback: ExitFallback = .last
+    ) -> ExitPolicy {
         ExitPolicy(criterion: criterion, thresholds: Array(repeating: tau, count: exits), fallback: fallback)
     }
 
@@ -68,12 +77,14 @@ public struct ExitPolicy: Codable, Equatable, Sendable {
     @inlinable
     public func route(scores: ArraySlice<Float>, predictions: ArraySlice<Int32>) -> Int {
         let exits = thresholds.count
-        let s = scores.startIndex, p = predictions.startIndex
+        let s = scores.startIndex
+        let p = predictions.startIndex
         for e in 0..<exits where predictions[p + e] >= 0 && scores[s + e] >= thresholds[e] { return e }
         guard fallback == .mostConfident else { return exits - 1 }
         // The most confident exit that answers; among equals the earliest, which costs least.
         var best = exits - 1
-        for e in stride(from: exits - 2, through: 0, by: -1) where predictions[p + e] >= 0 && scores[s + e] >= scores[s + best] { best = e }
+        for e in stride(from: exits - 2, through: 0, by: -1)
+        where predictions[p + e] >= 0 && scores[s + e] >= scores[s + best] { best = e }
         return best
     }
 

@@ -20,9 +20,13 @@ public struct ExitRecords: Equatable, Sendable {
     }
 
     /// Records given directly (sample-major per-exit arrays).
-    public init(exits: Int, classes: Int, labels: [Int32], predictions: [Int32], maxProbability: [Float],
-                entropyScore: [Float]? = nil, margin: [Float]? = nil) {
-        precondition(predictions.count == labels.count * exits && maxProbability.count == predictions.count, "one entry per sample and exit")
+    public init(
+        exits: Int, classes: Int, labels: [Int32], predictions: [Int32], maxProbability: [Float],
+        entropyScore: [Float]? = nil, margin: [Float]? = nil
+    ) {
+        precondition(
+            predictions.count == labels.count * exits && maxProbability.count == predictions.count,
+            "one entry per sample and exit")
         self.exits = exits
         self.classes = classes
         self.labels = labels
@@ -35,18 +39,24 @@ public struct ExitRecords: Equatable, Sendable {
     public var count: Int { labels.count }
 
     /// Adds the samples of one forward pass from the objective's softmax outputs.
-    mutating func append(_ outputs: ExitPredictions, objective: ExitObjective, labels batchLabels: UnsafeBufferPointer<Int32>, batch: Int) {
+    mutating func append(
+        _ outputs: ExitPredictions, objective: ExitObjective, labels batchLabels: UnsafeBufferPointer<Int32>, batch: Int
+    ) {
         for i in 0..<batch {
             labels.append(batchLabels[i])
             for e in 0..<exits {
                 let prediction = outputs.predictions[e * batch + i]
                 predictions.append(prediction)
                 guard prediction >= 0 else {
-                    maxProbability.append(0); entropyScore.append(0); margin.append(0)
+                    maxProbability.append(0)
+                    entropyScore.append(0)
+                    margin.append(0)
                     continue
                 }
                 let n = objective.outputs[e]
-                let scores = ConfidenceScores(probabilities: objective.probabilities(exit: e, batch: batch)[(i * n)..<(i * n + n)], classes: classes)
+                let scores = ConfidenceScores(
+                    probabilities: objective.probabilities(exit: e, batch: batch)[(i * n)..<(i * n + n)],
+                    classes: classes)
                 maxProbability.append(scores.maxProbability)
                 entropyScore.append(scores.entropy)
                 margin.append(scores.margin)
@@ -80,7 +90,11 @@ public struct ExitRecords: Equatable, Sendable {
         var bytes: [UInt8] = []
         func put<T>(_ values: [T]) { values.withUnsafeBytes { bytes.append(contentsOf: $0) } }
         put([Int64(count)])
-        put(labels); put(predictions); put(maxProbability); put(entropyScore); put(margin)
+        put(labels)
+        put(predictions)
+        put(maxProbability)
+        put(entropyScore)
+        put(margin)
         return bytes
     }
 
@@ -89,7 +103,9 @@ public struct ExitRecords: Equatable, Sendable {
             var offset = 0
             func take<T>(_ n: Int, as: T.Type) -> [T] {
                 defer { offset += n * MemoryLayout<T>.stride }
-                return (0..<n).map { raw.loadUnaligned(fromByteOffset: offset + $0 * MemoryLayout<T>.stride, as: T.self) }
+                return (0..<n).map {
+                    raw.loadUnaligned(fromByteOffset: offset + $0 * MemoryLayout<T>.stride, as: T.self)
+                }
             }
             let n = Int(take(1, as: Int64.self)[0])
             labels += take(n, as: Int32.self)

@@ -1,4 +1,5 @@
 import CGTJob
+
 /// What early-exit inference at a threshold did on a set of samples: where they left, how
 /// accurate each exit was, and what it cost.
 ///
@@ -35,11 +36,21 @@ public struct RoutingStatistics: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case tau, samples, accuracy
-        case macroPrecision = "macro_precision", macroRecall = "macro_recall", macroF1 = "macro_f1"
-        case weightedPrecision = "weighted_precision", weightedRecall = "weighted_recall", weightedF1 = "weighted_f1"
-        case exitFractions = "exit_fractions", perExitAccuracy = "per_exit_accuracy", answeredAccuracy = "answered_accuracy"
-        case relativeCost = "relative_cost", expectedFLOPs = "expected_flops", exitFLOPs = "exit_flops"
-        case fullNetworkFLOPs = "full_network_flops", averageExitDepth = "average_exit_depth", confusion
+        case macroPrecision = "macro_precision"
+        case macroRecall = "macro_recall"
+        case macroF1 = "macro_f1"
+        case weightedPrecision = "weighted_precision"
+        case weightedRecall = "weighted_recall"
+        case weightedF1 = "weighted_f1"
+        case exitFractions = "exit_fractions"
+        case perExitAccuracy = "per_exit_accuracy"
+        case answeredAccuracy = "answered_accuracy"
+        case relativeCost = "relative_cost"
+        case expectedFLOPs = "expected_flops"
+        case exitFLOPs = "exit_flops"
+        case fullNetworkFLOPs = "full_network_flops"
+        case averageExitDepth = "average_exit_depth"
+        case confusion
     }
 }
 
@@ -71,7 +82,9 @@ public struct RoutingTally: Equatable, Sendable {
     /// exit. An exit that declines (prediction -1, ClassyNet's "other") never answers early.
     public mutating func add(label: Int, predictions: [Int], confidence: [Float], tau: Float) {
         let answers = predictions.map { Int32($0) }[...]
-        add(label: label, predictions: answers, answeredBy: ExitPolicy.uniform(tau, exits: exits).route(scores: confidence[...], predictions: answers))
+        add(
+            label: label, predictions: answers,
+            answeredBy: ExitPolicy.uniform(tau, exits: exits).route(scores: confidence[...], predictions: answers))
     }
 
     /// Counts one sample that `exit` answered; `predictions` holds every exit's answer.
@@ -102,7 +115,10 @@ public struct RoutingTally: Equatable, Sendable {
         let n = Double(max(samples, 1))
         let fractions = answered.map { Double($0) / n }
         let expected = zip(fractions, exitFLOPs).reduce(0) { $0 + $1.0 * Double($1.1) }
-        var precisions: [Double] = [], recalls: [Double] = [], f1s: [Double] = [], supports: [Double] = []
+        var precisions: [Double] = []
+        var recalls: [Double] = []
+        var f1s: [Double] = []
+        var supports: [Double] = []
         for c in 0..<classes {
             let truePositives = Double(confusion[c][c])
             let actual = Double(confusion[c].reduce(0, +))
@@ -117,7 +133,9 @@ public struct RoutingTally: Equatable, Sendable {
         }
         func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
         let support = supports.reduce(0, +)
-        func weighted(_ values: [Double]) -> Double { support > 0 ? zip(values, supports).reduce(0) { $0 + $1.0 * $1.1 } / support : 0 }
+        func weighted(_ values: [Double]) -> Double {
+            support > 0 ? zip(values, supports).reduce(0) { $0 + $1.0 * $1.1 } / support : 0
+        }
         return RoutingStatistics(
             tau: Double(tau), samples: samples,
             accuracy: Double(answeredCorrect.reduce(0, +)) / n,
@@ -136,6 +154,8 @@ public struct RoutingTally: Equatable, Sendable {
 extension RoutingStatistics {
     /// The headline numbers a `SelectionMetric` chooses by.
     public var scores: SelectionScores {
-        SelectionScores(accuracy: accuracy, macroF1: macroF1, macroPrecision: macroPrecision, macroRecall: macroRecall, relativeCost: relativeCost)
+        SelectionScores(
+            accuracy: accuracy, macroF1: macroF1, macroPrecision: macroPrecision, macroRecall: macroRecall,
+            relativeCost: relativeCost)
     }
 }

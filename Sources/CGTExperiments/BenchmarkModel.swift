@@ -1,6 +1,6 @@
 import CGTJob
-import CGTTraining
 import CGTModel
+import CGTTraining
 
 /// The network a benchmark trains: the paper's MLP or its CNN.
 public enum BenchmarkModel: Sendable {

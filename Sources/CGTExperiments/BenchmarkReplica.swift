@@ -1,9 +1,9 @@
-import CGTRandom
-import CGTJob
-import CGTTraining
 import CGTEvaluation
+import CGTJob
 import CGTKernels
 import CGTModel
+import CGTRandom
+import CGTTraining
 import Foundation
 
 /// A network with its objective and optimizer, trained on fixed random data: the unit the
@@ -44,9 +44,11 @@ final class BenchmarkReplica {
                 try ids.withUnsafeBufferPointer { ib in
                     func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
                     let t0 = now()
-                    network.forward(xb, batch: batch, context: ForwardContext(mode: .training, sampleIDs: ib, randomKey: 3))
+                    network.forward(
+                        xb, batch: batch, context: ForwardContext(mode: .training, sampleIDs: ib, randomKey: 3))
                     let t1 = now()
-                    objective.lossAndGradients(network: network, labels: yb, batch: batch, weighting: weighting, globalBatch: globalBatch)
+                    objective.lossAndGradients(
+                        network: network, labels: yb, batch: batch, weighting: weighting, globalBatch: globalBatch)
                     let t2 = now()
                     let hook: ((Int) -> Void)? = overlap ? reducer.map { r in { r.gradientsReady(from: $0) } } : nil
                     network.backward(input: xb, batch: batch, gradientsReady: hook)

@@ -1,7 +1,7 @@
-import CGTRandom
 import CGTEvaluation
 import CGTJob
 import CGTKernels
+import CGTRandom
 import Foundation
 import Yams
 
@@ -45,7 +45,8 @@ public struct GridFile {
         public var assignments: [(key: String, value: String)]
 
         public static func == (a: Trial, b: Trial) -> Bool {
-            a.index == b.index && a.assignments.map(\.key) == b.assignments.map(\.key) && a.assignments.map(\.value) == b.assignments.map(\.value)
+            a.index == b.index && a.assignments.map(\.key) == b.assignments.map(\.key)
+                && a.assignments.map(\.value) == b.assignments.map(\.value)
         }
 
         /// `--set` arguments: "method.weights[1]=0.6".
@@ -63,7 +64,9 @@ public struct GridFile {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw fail("", "no such grid file") }
         let root: Node
         do {
-            guard let node = try Yams.compose(yaml: text), node.mapping != nil else { throw fail("", "a grid file is a mapping (base, method, parameters, ...)") }
+            guard let node = try Yams.compose(yaml: text), node.mapping != nil else {
+                throw fail("", "a grid file is a mapping (base, method, parameters, ...)")
+            }
             root = node
         } catch let error as JobError {
             throw error
@@ -79,17 +82,21 @@ public struct GridFile {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         let base = baseText.hasPrefix("/") ? baseText : folder.appendingPathComponent(baseText).standardizedFileURL.path
         let search = mapping["method"]?.string ?? "grid"
-        guard ["grid", "random"].contains(search) else { throw fail("method", "unknown search '\(search)' (known: grid, random)") }
-        let count = try mapping["count"].map { node -> Int in
-            guard let value = node.int, value >= 1 else { throw fail("count", "must be a whole number >= 1") }
-            return value
-        } ?? 0
+        guard ["grid", "random"].contains(search) else {
+            throw fail("method", "unknown search '\(search)' (known: grid, random)")
+        }
+        let count =
+            try mapping["count"].map { node -> Int in
+                guard let value = node.int, value >= 1 else { throw fail("count", "must be a whole number >= 1") }
+                return value
+            } ?? 0
         if search == "random" && count == 0 { throw fail("count", "random search needs a count of trials") }
         if search == "grid" && mapping["count"] != nil { throw fail("count", "only random search takes a count") }
-        let seed = try mapping["seed"].map { node -> UInt64 in
-            guard let value = node.int, value >= 0 else { throw fail("seed", "must be a whole number >= 0") }
-            return UInt64(value)
-        } ?? 0
+        let seed =
+            try mapping["seed"].map { node -> UInt64 in
+                guard let value = node.int, value >= 0 else { throw fail("seed", "must be a whole number >= 0") }
+                return UInt64(value)
+            } ?? 0
         let metricName = mapping["metric"]?.string ?? SelectionMetric.macroF1.rawValue
         guard let metric = SelectionMetric(rawValue: metricName) else {
             throw fail("metric", "unknown metric '\(metricName)' (known: \(SelectionMetric.known))")
@@ -103,18 +110,23 @@ public struct GridFile {
             parameters.append((key, try domain(spec, key: "parameters.\(key)", fail: fail)))
         }
         let constraints = try (mapping["constraints"]?.sequence ?? []).map { node -> String in
-            guard let text = node.string else { throw fail("constraints", "each constraint is a string such as \"method.weights[1] > method.weights[2]\"") }
+            guard let text = node.string else {
+                throw fail(
+                    "constraints", "each constraint is a string such as \"method.weights[1] > method.weights[2]\"")
+            }
             return text
         }
-        let grid = GridFile(path: path, base: base, search: search, count: count, seed: seed, metric: metric,
-                            parameters: parameters, constraints: constraints)
+        let grid = GridFile(
+            path: path, base: base, search: search, count: count, seed: seed, metric: metric,
+            parameters: parameters, constraints: constraints)
         for constraint in constraints { _ = try grid.parse(constraint) }
         return grid
     }
 
     private static func domain(_ spec: Node, key: String, fail: (String, String) -> JobError) throws -> Domain {
         guard let fields = spec.mapping, fields.count == 1, let kind = fields.keys.first?.string else {
-            throw fail(key, "needs exactly one of values: [...], linear: {start, stop, step} or log: {start, stop, count}")
+            throw fail(
+                key, "needs exactly one of values: [...], linear: {start, stop, step} or log: {start, stop, count}")
         }
         let body = fields.values.first!
         func number(_ name: String) throws -> Double {
@@ -125,16 +137,23 @@ public struct GridFile {
         }
         switch kind {
         case "values":
-            guard let values = body.sequence, !values.isEmpty else { throw fail("\(key).values", "needs a non-empty list") }
+            guard let values = body.sequence, !values.isEmpty else {
+                throw fail("\(key).values", "needs a non-empty list")
+            }
             return .values(Array(values))
         case "linear":
-            let start = try number("start"), stop = try number("stop"), step = try number("step")
+            let start = try number("start")
+            let stop = try number("stop")
+            let step = try number("step")
             guard step > 0, stop >= start else { throw fail("\(key).linear", "needs step > 0 and stop >= start") }
             guard (stop - start) / step < 10_000 else { throw fail("\(key).linear", "more than 10000 values") }
             return .linear(start: start, stop: stop, step: step)
         case "log":
-            let start = try number("start"), stop = try number("stop")
-            guard let count = body.mapping?["count"]?.int, count >= 1, count <= 10_000 else { throw fail("\(key).log.count", "needs a whole number in [1, 10000]") }
+            let start = try number("start")
+            let stop = try number("stop")
+            guard let count = body.mapping?["count"]?.int, count >= 1, count <= 10_000 else {
+                throw fail("\(key).log.count", "needs a whole number in [1, 10000]")
+            }
             guard start > 0, stop >= start else { throw fail("\(key).log", "needs 0 < start <= stop") }
             return .log(start: start, stop: stop, count: count)
         default:
@@ -168,7 +187,9 @@ public struct GridFile {
     /// A node as one-line YAML: scalars as written, sequences as "[a, b]".
     static func render(_ node: Node) -> String {
         if let sequence = node.sequence { return "[" + sequence.map(render).joined(separator: ", ") + "]" }
-        if let mapping = node.mapping { return "{" + mapping.map { "\(render($0.key)): \(render($0.value))" }.joined(separator: ", ") + "}" }
+        if let mapping = node.mapping {
+            return "{" + mapping.map { "\(render($0.key)): \(render($0.value))" }.joined(separator: ", ") + "}"
+        }
         return node.string ?? ""
     }
 
@@ -181,7 +202,9 @@ public struct GridFile {
             for (_, domain) in parameters {
                 let values = Self.listed(domain)
                 points = points.flatMap { prefix in values.map { prefix + [$0] } }
-                guard points.count <= 100_000 else { throw JobError(source: path, key: "parameters", "more than 100000 combinations") }
+                guard points.count <= 100_000 else {
+                    throw JobError(source: path, key: "parameters", "more than 100000 combinations")
+                }
             }
             let comparisons = try constraints.map { ($0, try parse($0)) }
             points = try points.filter { try satisfies($0, comparisons) }
@@ -192,7 +215,9 @@ public struct GridFile {
             while points.count < count {
                 attempts += 1
                 guard attempts <= count * 1000 else {
-                    throw JobError(source: path, key: "constraints", "only \(points.count) of \(count) random draws met the constraints in \(attempts - 1) attempts")
+                    throw JobError(
+                        source: path, key: "constraints",
+                        "only \(points.count) of \(count) random draws met the constraints in \(attempts - 1) attempts")
                 }
                 let point = parameters.map { Self.draw($0.domain, &generator) }
                 if try satisfies(point, comparisons) { points.append(point) }
@@ -221,11 +246,16 @@ public struct GridFile {
     }
 
     func parse(_ text: String) throws -> Comparison {
-        var operands: [String] = [], operators: [String] = []
+        var operands: [String] = []
+        var operators: [String] = []
         var rest = Substring(text)
         let symbols = ["<=", ">=", "==", "!=", "<", ">"]
         while true {
-            guard let (range, symbol) = symbols.compactMap({ s in rest.range(of: s).map { ($0, s) } }).min(by: { $0.0.lowerBound < $1.0.lowerBound }) else {
+            guard
+                let (range, symbol) = symbols.compactMap({ s in rest.range(of: s).map { ($0, s) } }).min(by: {
+                    $0.0.lowerBound < $1.0.lowerBound
+                })
+            else {
                 operands.append(rest.trimmingCharacters(in: .whitespaces))
                 break
             }
@@ -240,7 +270,9 @@ public struct GridFile {
             throw JobError(source: path, key: "constraints", "'\(text)' is not a comparison such as \"a > b > c\"")
         }
         for operand in operands where Double(operand) == nil && reference(operand) == nil {
-            throw JobError(source: path, key: "constraints", "'\(operand)' in '\(text)' is neither a number nor a varied parameter")
+            throw JobError(
+                source: path, key: "constraints", "'\(operand)' in '\(text)' is neither a number nor a varied parameter"
+            )
         }
         return Comparison(operands: operands, operators: operators)
     }
@@ -249,8 +281,9 @@ public struct GridFile {
     private func reference(_ operand: String) -> (parameter: Int, element: Int?)? {
         if let index = parameters.firstIndex(where: { $0.key == operand }) { return (index, nil) }
         guard operand.hasSuffix("]"), let open = operand.lastIndex(of: "["),
-              let element = Int(operand[operand.index(after: open)..<operand.index(before: operand.endIndex)]),
-              let index = parameters.firstIndex(where: { $0.key == String(operand[..<open]) }) else { return nil }
+            let element = Int(operand[operand.index(after: open)..<operand.index(before: operand.endIndex)]),
+            let index = parameters.firstIndex(where: { $0.key == String(operand[..<open]) })
+        else { return nil }
         return (index, element)
     }
 
@@ -269,12 +302,14 @@ public struct GridFile {
                     scalar = node
                 }
                 guard let number = scalar.flatMap(Self.numericValue) else {
-                    throw JobError(source: path, key: "constraints", "'\(operand)' is '\(valueText)', not a number, in '\(text)'")
+                    throw JobError(
+                        source: path, key: "constraints", "'\(operand)' is '\(valueText)', not a number, in '\(text)'")
                 }
                 return number
             }
             for (k, symbol) in comparison.operators.enumerated() {
-                let a = values[k], b = values[k + 1]
+                let a = values[k]
+                let b = values[k + 1]
                 let holds: Bool
                 switch symbol {
                 case "<": holds = a < b
@@ -293,6 +328,8 @@ public struct GridFile {
     /// Every trial's job, checked as `cgt train` would check it.
     public func jobs() throws -> [(Trial, Job)] {
         let baseName = try JobLoader.load(path: base).name
-        return try trials().map { trial in (trial, try JobLoader.load(path: base, overrides: trial.overrides(baseName: baseName))) }
+        return try trials().map { trial in
+            (trial, try JobLoader.load(path: base, overrides: trial.overrides(baseName: baseName)))
+        }
     }
 }

@@ -1,7 +1,7 @@
 import CGTFiles
 import CGTJob
-import CGTTraining
 import CGTMPI
+import CGTTraining
 import Foundation
 
 /// What happened to one trial of a grid: `<grid>/trial-NNN/status.json`.
@@ -19,7 +19,9 @@ public struct TrialStatus: Codable, Equatable, Sendable {
     public static func path(_ folder: String) -> String { "\(folder)/status.json" }
 
     public static func read(_ folder: String) -> TrialStatus? {
-        FileManager.default.contents(atPath: path(folder)).flatMap { try? JSONDecoder().decode(TrialStatus.self, from: $0) }
+        FileManager.default.contents(atPath: path(folder)).flatMap {
+            try? JSONDecoder().decode(TrialStatus.self, from: $0)
+        }
     }
 
     func write(to folder: String) throws {
@@ -51,7 +53,10 @@ public struct GridRunner {
     public let resume: Bool
     public let say: (String) -> Void
 
-    public init(grid: GridFile, folder: String, ranksPerTrial: Int, schedule: TrialSchedule, resume: Bool, say: @escaping (String) -> Void) {
+    public init(
+        grid: GridFile, folder: String, ranksPerTrial: Int, schedule: TrialSchedule, resume: Bool,
+        say: @escaping (String) -> Void
+    ) {
         self.grid = grid
         self.folder = folder
         self.ranksPerTrial = ranksPerTrial
@@ -84,7 +89,11 @@ public struct GridRunner {
         let groupIndex = world.rank / ranksPerTrial
         let group = try world.split(color: groupIndex, key: world.rank)
         let pending = trials.filter { !isFinished($0.0) }
-        if world.isRoot { say("grid: \(trials.count) trials, \(trials.count - pending.count) finished before, \(groups) group(s) of \(ranksPerTrial) rank(s), \(schedule) schedule") }
+        if world.isRoot {
+            say(
+                "grid: \(trials.count) trials, \(trials.count - pending.count) finished before, \(groups) group(s) of \(ranksPerTrial) rank(s), \(schedule) schedule"
+            )
+        }
         let counter = schedule == .queue ? try SharedCounter(communicator: world) : nil
         var next = groupIndex
         while true {
@@ -97,7 +106,9 @@ public struct GridRunner {
                 next += groups
             }
             guard index < pending.count else { break }
-            try runTrial(pending[Int(index)].0, job: pending[Int(index)].1, group: group, groupIndex: groupIndex, serving: counter)
+            try runTrial(
+                pending[Int(index)].0, job: pending[Int(index)].1, group: group, groupIndex: groupIndex,
+                serving: counter)
         }
         try world.barrier()
         try counter?.free()
@@ -111,13 +122,20 @@ public struct GridRunner {
     /// holds the same grid. Returns the trials, the manifest, and whether it exists already.
     private func prepare() throws -> ([(GridFile.Trial, Job)], Manifest, Bool) {
         let jobs = try grid.jobs()
-        let manifest = Manifest(grid: grid.path, base: grid.base, metric: grid.metric, trials: jobs.map { $0.0.overrides })
+        let manifest = Manifest(
+            grid: grid.path, base: grid.base, metric: grid.metric, trials: jobs.map { $0.0.overrides })
         let exists = FileManager.default.fileExists(atPath: manifestFile)
         if exists {
-            guard resume else { throw TrainingError("\(folder) already holds a grid: pass --resume to continue it, or choose another --out") }
-            let saved = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestFile)))
+            guard resume else {
+                throw TrainingError(
+                    "\(folder) already holds a grid: pass --resume to continue it, or choose another --out")
+            }
+            let saved = try JSONDecoder().decode(
+                Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestFile)))
             guard saved.trials == manifest.trials else {
-                throw TrainingError("\(manifestFile): the folder holds a different grid (other trials); --resume continues the same grid only")
+                throw TrainingError(
+                    "\(manifestFile): the folder holds a different grid (other trials); --resume continues the same grid only"
+                )
             }
         }
         return (jobs, manifest, exists)
@@ -140,20 +158,29 @@ public struct GridRunner {
     }
 
     /// Trains one trial on `group`; an error is recorded in its status and the grid goes on.
-    private func runTrial(_ trial: GridFile.Trial, job: Job, group: Communicator, groupIndex: Int, serving counter: SharedCounter?) throws {
+    private func runTrial(
+        _ trial: GridFile.Trial, job: Job, group: Communicator, groupIndex: Int, serving counter: SharedCounter?
+    ) throws {
         let path = trialFolder(trial)
         let run = RunDirectory(path: path)
         let started = Date()
-        var status = TrialStatus(trial: trial.name, assignments: trial.assignments.map { [$0.key, $0.value] }, status: "running",
-                                 message: nil, seconds: nil, ranks: group.size, group: groupIndex)
+        var status = TrialStatus(
+            trial: trial.name, assignments: trial.assignments.map { [$0.key, $0.value] }, status: "running",
+            message: nil, seconds: nil, ranks: group.size, group: groupIndex)
         let resumeTrial = try group.collectively { () -> Bool in
             if group.isRoot { try status.write(to: path) }
             return run.hasCheckpoint
         }
-        if group.isRoot { say("\(trial.name) on group \(groupIndex)\(resumeTrial ? " (resumed)" : ""): \(trial.overrides.joined(separator: " "))") }
+        if group.isRoot {
+            say(
+                "\(trial.name) on group \(groupIndex)\(resumeTrial ? " (resumed)" : ""): \(trial.overrides.joined(separator: " "))"
+            )
+        }
         do {
             let trainer = try group.collectively {
-                try Trainer(job: job, run: run, communicator: group, resume: resumeTrial, progress: ProgressReporter(enabled: false))
+                try Trainer(
+                    job: job, run: run, communicator: group, resume: resumeTrial,
+                    progress: ProgressReporter(enabled: false))
             }
             // Rank 0 holds the queue's counter: while it trains, other groups still get trials.
             if let counter { trainer.afterEachStep = { counter.serve() } }
@@ -163,7 +190,10 @@ public struct GridRunner {
             status.seconds = Date().timeIntervalSince(started)
             guard group.isRoot else { return }
             try status.write(to: path)
-            say(String(format: "%@ done in %.1f s: accuracy %.4f, macro F1 %.4f, relative cost %.3f", trial.name, status.seconds!, result.accuracy, result.macroF1, result.relativeCost))
+            say(
+                String(
+                    format: "%@ done in %.1f s: accuracy %.4f, macro F1 %.4f, relative cost %.3f", trial.name,
+                    status.seconds!, result.accuracy, result.macroF1, result.relativeCost))
         } catch let failure as AgreedFailure {
             // Only the rank that failed knows the message: it records the failure.
             status.status = "failed"

@@ -1,5 +1,5 @@
-import CGTFiles
 import CGTEvaluation
+import CGTFiles
 import CGTJob
 import CGTTraining
 import Foundation
@@ -31,16 +31,25 @@ public struct GridSummary {
         public var validation: Scores?
 
         enum CodingKeys: String, CodingKey {
-            case trial, assignments, status, message, accuracy, macroF1 = "macro_f1", macroPrecision = "macro_precision"
-            case macroRecall = "macro_recall", exitFractions = "exit_fractions", relativeCost = "relative_cost", seconds
-            case paretoOptimal = "pareto_optimal", validation
+            case trial, assignments, status, message, accuracy
+            case macroF1 = "macro_f1"
+            case macroPrecision = "macro_precision"
+            case macroRecall = "macro_recall"
+            case exitFractions = "exit_fractions"
+            case relativeCost = "relative_cost"
+            case seconds
+            case paretoOptimal = "pareto_optimal"
+            case validation
         }
 
         /// The metric on the split trials are ranked on.
         func value(_ metric: SelectionMetric, onValidation: Bool) -> Double? {
             if onValidation { return validation.map(metric.value(of:)) }
             guard let accuracy, let macroF1, let macroPrecision, let macroRecall, let relativeCost else { return nil }
-            return metric.value(of: Scores(accuracy: accuracy, macroF1: macroF1, macroPrecision: macroPrecision, macroRecall: macroRecall, relativeCost: relativeCost))
+            return metric.value(
+                of: Scores(
+                    accuracy: accuracy, macroF1: macroF1, macroPrecision: macroPrecision, macroRecall: macroRecall,
+                    relativeCost: relativeCost))
         }
     }
 
@@ -69,34 +78,45 @@ public struct GridSummary {
                 let parts = o.split(separator: "=", maxSplits: 1).map(String.init)
                 return [parts[0], parts.count > 1 ? parts[1] : ""]
             }
-            var row = Row(trial: name, assignments: assignments, status: status?.status ?? "pending", message: status?.message,
-                          seconds: status?.seconds, paretoOptimal: false)
+            var row = Row(
+                trial: name, assignments: assignments, status: status?.status ?? "pending", message: status?.message,
+                seconds: status?.seconds, paretoOptimal: false)
             let run = RunDirectory(path: path)
             func statistics(_ file: String) -> RoutingStatistics? {
-                FileManager.default.contents(atPath: file).flatMap { try? JSONDecoder().decode(RoutingStatistics.self, from: $0) }
+                FileManager.default.contents(atPath: file).flatMap {
+                    try? JSONDecoder().decode(RoutingStatistics.self, from: $0)
+                }
             }
             if row.status == "done", let s = statistics(run.evaluationFile) {
-                row.accuracy = s.accuracy; row.macroF1 = s.macroF1; row.macroPrecision = s.macroPrecision
-                row.macroRecall = s.macroRecall; row.exitFractions = s.exitFractions; row.relativeCost = s.relativeCost
+                row.accuracy = s.accuracy
+                row.macroF1 = s.macroF1
+                row.macroPrecision = s.macroPrecision
+                row.macroRecall = s.macroRecall
+                row.exitFractions = s.exitFractions
+                row.relativeCost = s.relativeCost
                 row.validation = statistics(run.validationFile)?.scores
             }
             rows.append(row)
         }
         let finished = rows.indices.filter { rows[$0].accuracy != nil && rows[$0].relativeCost != nil }
-        for (i, optimal) in zip(finished, paretoOptimal(finished.map { (rows[$0].accuracy!, rows[$0].relativeCost!) })) {
+        for (i, optimal) in zip(finished, paretoOptimal(finished.map { (rows[$0].accuracy!, rows[$0].relativeCost!) }))
+        {
             rows[i].paretoOptimal = optimal
         }
         let finishedRows = finished.map { rows[$0] }
         let onValidation = !finishedRows.isEmpty && finishedRows.allSatisfy { $0.validation != nil }
         rows.sort { a, b in
             switch (a.value(metric, onValidation: onValidation), b.value(metric, onValidation: onValidation)) {
-            case let (x?, y?): return metric.isBetter(x, than: y)
+            case (let x?, let y?): return metric.isBetter(x, than: y)
             case (.some, nil): return true
             case (nil, .some): return false
             default: return a.trial < b.trial
             }
         }
-        let keys = manifest.trials.first?.compactMap { $0.split(separator: "=").first.map(String.init) }.filter { $0 != "name" } ?? []
+        let keys =
+            manifest.trials.first?.compactMap { $0.split(separator: "=").first.map(String.init) }.filter {
+                $0 != "name"
+            } ?? []
         return GridSummary(folder: folder, metric: metric, rankedOnValidation: onValidation, keys: keys, rows: rows)
     }
 
@@ -104,26 +124,38 @@ public struct GridSummary {
     public var ranking: String {
         if rankedOnValidation { return "\(metric) on the validation split" }
         let some = rows.contains { $0.validation != nil }
-        return "\(metric) on the test split (\(some ? "not every trial's data has a" : "the data has no") validation split)"
+        return
+            "\(metric) on the test split (\(some ? "not every trial's data has a" : "the data has no") validation split)"
     }
 
     private func varied(_ row: Row) -> [String] {
         keys.map { key in row.assignments.first { $0[0] == key }?[1] ?? "" }
     }
 
-    private static func format(_ value: Double?, _ pattern: String) -> String { value.map { String(format: pattern, $0) } ?? "" }
+    private static func format(_ value: Double?, _ pattern: String) -> String {
+        value.map { String(format: pattern, $0) } ?? ""
+    }
 
     public var csv: String {
         let exits = rows.compactMap(\.exitFractions).map(\.count).max() ?? 0
-        var lines = [(["rank", "trial", "status"] + keys + ["accuracy", "macro_f1", "macro_precision", "macro_recall"]
-                      + (0..<exits).map { "exit\($0 + 1)_fraction" } + ["relative_cost", "seconds", "pareto_optimal", "message"]
-                      + (rankedOnValidation ? ["validation_\(metric)"] : [])).joined(separator: ",")]
+        var lines = [
+            (["rank", "trial", "status"] + keys + ["accuracy", "macro_f1", "macro_precision", "macro_recall"]
+                + (0..<exits).map { "exit\($0 + 1)_fraction" } + [
+                    "relative_cost", "seconds", "pareto_optimal", "message",
+                ]
+                + (rankedOnValidation ? ["validation_\(metric)"] : [])).joined(separator: ",")
+        ]
         for (k, row) in rows.enumerated() {
             let quote = { (text: String) in "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
             var cells = ["\(k + 1)", row.trial, row.status] + varied(row).map(quote)
-            cells += [row.accuracy, row.macroF1, row.macroPrecision, row.macroRecall].map { $0.map { String($0) } ?? "" }
+            cells += [row.accuracy, row.macroF1, row.macroPrecision, row.macroRecall].map {
+                $0.map { String($0) } ?? ""
+            }
             cells += (0..<exits).map { e in row.exitFractions.map { e < $0.count ? String($0[e]) : "" } ?? "" }
-            cells += [row.relativeCost.map { String($0) } ?? "", row.seconds.map { String(format: "%.1f", $0) } ?? "", row.paretoOptimal ? "1" : "0", quote(row.message ?? "")]
+            cells += [
+                row.relativeCost.map { String($0) } ?? "", row.seconds.map { String(format: "%.1f", $0) } ?? "",
+                row.paretoOptimal ? "1" : "0", quote(row.message ?? ""),
+            ]
             if rankedOnValidation { cells.append(row.validation.map { String(metric.value(of: $0)) } ?? "") }
             lines.append(cells.joined(separator: ","))
         }
@@ -141,13 +173,19 @@ public struct GridSummary {
 
     public var markdown: String {
         let header = keys + validationHeader
-        var lines = ["| # | trial | " + header.joined(separator: " | ") + " | accuracy % | macro F1 % | exits % | relative cost | time (s) | Pareto | status |",
-                     "|" + Array(repeating: "---", count: header.count + 9).joined(separator: "|") + "|"]
+        var lines = [
+            "| # | trial | " + header.joined(separator: " | ")
+                + " | accuracy % | macro F1 % | exits % | relative cost | time (s) | Pareto | status |",
+            "|" + Array(repeating: "---", count: header.count + 9).joined(separator: "|") + "|",
+        ]
         for (k, row) in rows.enumerated() {
-            let exits = row.exitFractions.map { $0.map { String(format: "%.1f", $0 * 100) }.joined(separator: " / ") } ?? ""
+            let exits =
+                row.exitFractions.map { $0.map { String(format: "%.1f", $0 * 100) }.joined(separator: " / ") } ?? ""
             let status = row.status == "failed" ? "failed: \(row.message ?? "")" : row.status
-            lines.append("| \(k + 1) | \(row.trial) | " + (varied(row) + validationCell(row)).joined(separator: " | ")
-                         + " | \(Self.format(row.accuracy.map { $0 * 100 }, "%.2f")) | \(Self.format(row.macroF1.map { $0 * 100 }, "%.2f")) | \(exits) | \(Self.format(row.relativeCost, "%.3f")) | \(Self.format(row.seconds, "%.0f")) | \(row.paretoOptimal ? "yes" : "") | \(status.replacingOccurrences(of: "|", with: "/")) |")
+            lines.append(
+                "| \(k + 1) | \(row.trial) | " + (varied(row) + validationCell(row)).joined(separator: " | ")
+                    + " | \(Self.format(row.accuracy.map { $0 * 100 }, "%.2f")) | \(Self.format(row.macroF1.map { $0 * 100 }, "%.2f")) | \(exits) | \(Self.format(row.relativeCost, "%.3f")) | \(Self.format(row.seconds, "%.0f")) | \(row.paretoOptimal ? "yes" : "") | \(status.replacingOccurrences(of: "|", with: "/")) |"
+            )
         }
         return lines.joined(separator: "\n")
     }
@@ -156,9 +194,15 @@ public struct GridSummary {
     public var scatter: String {
         let done = rows.filter { $0.accuracy != nil }
         let front = done.filter(\.paretoOptimal).sorted { $0.relativeCost! < $1.relativeCost! }
-        return SVGChart(id: "grid_pareto", title: "Trials: accuracy vs relative cost", xLabel: "relative cost", yLabel: "accuracy").lines([
-            SVGChart.Series(name: "trials", points: done.map { (x: $0.relativeCost!, y: $0.accuracy!) }, color: "#1f77b4", markers: true, line: false),
-            SVGChart.Series(name: "Pareto front", points: front.map { (x: $0.relativeCost!, y: $0.accuracy!) }, color: "#d62728", markers: true),
+        return SVGChart(
+            id: "grid_pareto", title: "Trials: accuracy vs relative cost", xLabel: "relative cost", yLabel: "accuracy"
+        ).lines([
+            SVGChart.Series(
+                name: "trials", points: done.map { (x: $0.relativeCost!, y: $0.accuracy!) }, color: "#1f77b4",
+                markers: true, line: false),
+            SVGChart.Series(
+                name: "Pareto front", points: front.map { (x: $0.relativeCost!, y: $0.accuracy!) }, color: "#d62728",
+                markers: true),
         ])
     }
 
@@ -174,13 +218,17 @@ public struct GridSummary {
         // Each finished trial's own page, linked from the grid's.
         for row in rows where row.status == "done" {
             if let report = try? RunReport(run: RunDirectory(path: "\(folder)/\(row.trial)")) {
-                try AtomicFile.write(Data(report.html(figures: report.figures()).utf8), to: "\(folder)/\(row.trial)/report.html")
+                try AtomicFile.write(
+                    Data(report.html(figures: report.figures()).utf8), to: "\(folder)/\(row.trial)/report.html")
             }
         }
-        let table = "<table border=\"1\" cellpadding=\"3\"><tr><th>#</th><th>trial</th>" + (keys + validationHeader).map { "<th>\(SVGChart.escape($0))</th>" }.joined()
+        let table =
+            "<table border=\"1\" cellpadding=\"3\"><tr><th>#</th><th>trial</th>"
+            + (keys + validationHeader).map { "<th>\(SVGChart.escape($0))</th>" }.joined()
             + "<th>accuracy</th><th>macro F1</th><th>exits</th><th>relative cost</th><th>seconds</th><th>Pareto</th><th>status</th></tr>"
             + rows.enumerated().map { k, row in
-                "<tr><td>\(k + 1)</td><td><a href=\"\(row.trial)/report.html\">\(row.trial)</a></td>" + (varied(row) + validationCell(row)).map { "<td>\(SVGChart.escape($0))</td>" }.joined()
+                "<tr><td>\(k + 1)</td><td><a href=\"\(row.trial)/report.html\">\(row.trial)</a></td>"
+                    + (varied(row) + validationCell(row)).map { "<td>\(SVGChart.escape($0))</td>" }.joined()
                     + "<td>\(Self.format(row.accuracy, "%.4f"))</td><td>\(Self.format(row.macroF1, "%.4f"))</td><td>\(row.exitFractions.map { $0.map { String(format: "%.3f", $0) }.joined(separator: " / ") } ?? "")</td>"
                     + "<td>\(Self.format(row.relativeCost, "%.3f"))</td><td>\(Self.format(row.seconds, "%.0f"))</td><td>\(row.paretoOptimal ? "yes" : "")</td><td>\(SVGChart.escape(row.status == "failed" ? "failed: \(row.message ?? "")" : row.status))</td></tr>"
             }.joined() + "</table>"

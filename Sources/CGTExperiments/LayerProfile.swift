@@ -1,8 +1,8 @@
-import CGTRandom
 import CGTJob
-import CGTTraining
 import CGTKernels
 import CGTModel
+import CGTRandom
+import CGTTraining
 import Foundation
 
 /// Time of each layer's forward and backward pass at a batch size, measured on the layers of
@@ -36,17 +36,21 @@ public struct LayerProfile: Codable {
                     let dy = (0..<(batch * layer.outputCount)).map { _ in generator.normal() }
                     var dx = [Float](repeating: 0, count: batch * layer.inputCount)
                     func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
-                    var forward = 0.0, backward = 0.0
+                    var forward = 0.0
+                    var backward = 0.0
                     x.withUnsafeBufferPointer { xb in
                         y.withUnsafeMutableBufferPointer { yb in
                             dy.withUnsafeBufferPointer { dyb in
                                 dx.withUnsafeMutableBufferPointer { dxBuffer in
-                                    let dxb = part === network.blocks.first && layer === part.layers.first ? nil : dxBuffer
+                                    let dxb =
+                                        part === network.blocks.first && layer === part.layers.first ? nil : dxBuffer
                                     for k in 0...repeats {
                                         let t0 = now()
                                         layer.forward(xb, into: yb, batch: batch, context: context)
                                         let t1 = now()
-                                        layer.backward(input: xb, output: UnsafeBufferPointer(yb), outputGradient: dyb, inputGradient: dxb, batch: batch)
+                                        layer.backward(
+                                            input: xb, output: UnsafeBufferPointer(yb), outputGradient: dyb,
+                                            inputGradient: dxb, batch: batch)
                                         let t2 = now()
                                         if k > 0 {
                                             forward += Double(t1 - t0)
@@ -57,8 +61,12 @@ public struct LayerProfile: Codable {
                             }
                         }
                     }
-                    entries.append(Entry(layer: "\(part.prefix).\(layer.name)", outputShape: layer.outputShape,
-                                         implementation: layer.implementation(batch: batch), forwardMilliseconds: forward / Double(repeats) / 1e6, backwardMilliseconds: backward / Double(repeats) / 1e6))
+                    entries.append(
+                        Entry(
+                            layer: "\(part.prefix).\(layer.name)", outputShape: layer.outputShape,
+                            implementation: layer.implementation(batch: batch),
+                            forwardMilliseconds: forward / Double(repeats) / 1e6,
+                            backwardMilliseconds: backward / Double(repeats) / 1e6))
                 }
             }
         }
@@ -67,11 +75,16 @@ public struct LayerProfile: Codable {
 
     public var report: String {
         let total = entries.reduce(0) { $0 + $1.forwardMilliseconds + $1.backwardMilliseconds }
-        var lines = ["per layer at batch \(batch) (ms; forward + backward, share of the total \(String(format: "%.2f", total)) ms):"]
+        var lines = [
+            "per layer at batch \(batch) (ms; forward + backward, share of the total \(String(format: "%.2f", total)) ms):"
+        ]
         for e in entries {
             let both = e.forwardMilliseconds + e.backwardMilliseconds
-            lines.append(String(format: "  %-22@ %-16@ %8.3f + %8.3f  %5.1f %%  %@", e.layer as NSString, "\(e.outputShape)" as NSString,
-                                e.forwardMilliseconds, e.backwardMilliseconds, both / total * 100, e.implementation as NSString))
+            lines.append(
+                String(
+                    format: "  %-22@ %-16@ %8.3f + %8.3f  %5.1f %%  %@", e.layer as NSString,
+                    "\(e.outputShape)" as NSString,
+                    e.forwardMilliseconds, e.backwardMilliseconds, both / total * 100, e.implementation as NSString))
         }
         return lines.joined(separator: "\n")
     }

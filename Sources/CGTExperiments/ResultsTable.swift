@@ -1,6 +1,6 @@
+import CGTEvaluation
 import CGTJob
 import CGTTraining
-import CGTEvaluation
 import Foundation
 
 /// Finished runs summarised in the format of the paper's Table 1: one row per job name,
@@ -40,7 +40,10 @@ public struct ResultsTable: Equatable {
                 rows[index].runs.append(statistics)
                 rows[index].trainingSeconds.append(seconds)
             } else {
-                rows.append(Row(name: job.name, method: job.method.name.rawValue, seeds: [job.training.seed], runs: [statistics], trainingSeconds: [seconds]))
+                rows.append(
+                    Row(
+                        name: job.name, method: job.method.name.rawValue, seeds: [job.training.seed],
+                        runs: [statistics], trainingSeconds: [seconds]))
             }
         }
         return ResultsTable(rows: rows)
@@ -62,7 +65,8 @@ public struct ResultsTable: Equatable {
 
     static func plain(_ values: [Double], format: String) -> String {
         let (mean, deviation) = meanAndDeviation(values)
-        return values.count > 1 ? String(format: "\(format) ± \(format)", mean, deviation) : String(format: format, mean)
+        return values.count > 1
+            ? String(format: "\(format) ± \(format)", mean, deviation) : String(format: format, mean)
     }
 
     /// The Markdown table: the paper's columns (F1, precision, recall, % of test samples at each
@@ -71,18 +75,24 @@ public struct ResultsTable: Equatable {
         let exits = rows.flatMap { $0.runs.map(\.exitFractions.count) }.max() ?? 0
         var header = ["Model", "F1 %", "Precision %", "Recall %"] + (0..<exits).map { "#Exit\($0 + 1) %" }
         header += ["Accuracy %", "Relative cost", "Train time (s)", "Seeds"]
-        var lines = ["| " + header.joined(separator: " | ") + " |", "|" + header.map { _ in "---" }.joined(separator: "|") + "|"]
+        var lines = [
+            "| " + header.joined(separator: " | ") + " |", "|" + header.map { _ in "---" }.joined(separator: "|") + "|",
+        ]
         let methods = rows.map(\.method)
         for row in rows {
             // The method names a row unless several rows share it (a grid's trials).
             let label = methods.filter { $0 == row.method }.count > 1 ? row.name : row.method
-            var cells = [label, Self.percent(row.runs.map(\.macroF1)), Self.percent(row.runs.map(\.macroPrecision)),
-                         Self.percent(row.runs.map(\.macroRecall))]
+            var cells = [
+                label, Self.percent(row.runs.map(\.macroF1)), Self.percent(row.runs.map(\.macroPrecision)),
+                Self.percent(row.runs.map(\.macroRecall)),
+            ]
             cells += (0..<exits).map { e in
                 Self.percent(row.runs.map { e < $0.exitFractions.count ? $0.exitFractions[e] : 0 })
             }
-            cells += [Self.percent(row.runs.map(\.accuracy)), Self.plain(row.runs.map(\.relativeCost), format: "%.3f"),
-                      Self.plain(row.trainingSeconds, format: "%.0f"), row.seeds.map(String.init).joined(separator: ", ")]
+            cells += [
+                Self.percent(row.runs.map(\.accuracy)), Self.plain(row.runs.map(\.relativeCost), format: "%.3f"),
+                Self.plain(row.trainingSeconds, format: "%.0f"), row.seeds.map(String.init).joined(separator: ", "),
+            ]
             lines.append("| " + cells.joined(separator: " | ") + " |")
         }
         return lines.joined(separator: "\n")

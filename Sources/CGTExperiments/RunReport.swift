@@ -1,6 +1,6 @@
+import CGTEvaluation
 import CGTJob
 import CGTTraining
-import CGTEvaluation
 import Foundation
 
 /// One self-contained HTML page about a run: training curves per exit (the paper's Figures 2
@@ -18,8 +18,11 @@ public struct RunReport {
         var latency: InferenceLatency?
 
         enum CodingKeys: String, CodingKey {
-            case policy, confidenceQuality = "confidence_quality", perClassExitFractions = "per_class_exit_fractions"
-            case classNames = "class_names", sweep, latency
+            case policy
+            case confidenceQuality = "confidence_quality"
+            case perClassExitFractions = "per_class_exit_fractions"
+            case classNames = "class_names"
+            case sweep, latency
         }
     }
 
@@ -43,7 +46,8 @@ public struct RunReport {
         self.run = run
         let candidates = ["\(run.path)/eval/eval.json", run.evaluationFile]
         guard let file = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }),
-              let data = FileManager.default.contents(atPath: file) else {
+            let data = FileManager.default.contents(atPath: file)
+        else {
             throw TrainingError("\(run.path): no eval.json (train the run to the end, or run cgt eval)")
         }
         evaluationFile = file
@@ -68,7 +72,8 @@ public struct RunReport {
     /// Early-exit accuracy at each evaluated epoch on the validation and the test split:
     /// metrics.jsonl's entries, then validation.json and eval.json for the last epoch.
     public func heldOutAccuracy() -> (validation: [(x: Double, y: Double)], test: [(x: Double, y: Double)]) {
-        func curve(_ entry: (EpochMetrics) -> RoutingStatistics?, last: RoutingStatistics?) -> [(x: Double, y: Double)] {
+        func curve(_ entry: (EpochMetrics) -> RoutingStatistics?, last: RoutingStatistics?) -> [(x: Double, y: Double)]
+        {
             var points = metrics.compactMap { m in entry(m).map { (x: Double(m.epoch), y: $0.accuracy) } }
             if let last, let epoch = metrics.last?.epoch, points.last?.x != Double(epoch) {
                 points.append((x: Double(epoch), y: last.accuracy))
@@ -86,63 +91,140 @@ public struct RunReport {
             let epochs = metrics.map { Double($0.epoch) }
             func perExit(_ values: (EpochMetrics) -> [Double]) -> [SVGChart.Series] {
                 (0..<exits).map { e in
-                    SVGChart.Series(name: "exit \(e + 1)", points: zip(epochs, metrics.map { e < values($0).count ? values($0)[e] : 0 }).map { ($0, $1) }, color: Self.color(e))
+                    SVGChart.Series(
+                        name: "exit \(e + 1)",
+                        points: zip(epochs, metrics.map { e < values($0).count ? values($0)[e] : 0 }).map { ($0, $1) },
+                        color: Self.color(e))
                 }
             }
-            figures.append(("training_loss", "Training loss of each exit per epoch (unweighted cross-entropy); a new head shows a cold-start spike, then decays.",
-                            SVGChart(id: "training_loss", title: "Training loss per exit", xLabel: "epoch", yLabel: "cross-entropy").lines(perExit(\.loss))))
-            figures.append(("gate_weight", "Mean gate weight lambda_e per epoch: how much each exit learns from (the paper's Figure 3).",
-                            SVGChart(id: "gate_weight", title: "Mean gate weight per exit", xLabel: "epoch", yLabel: "mean lambda").lines(perExit(\.gateMean))))
+            figures.append(
+                (
+                    "training_loss",
+                    "Training loss of each exit per epoch (unweighted cross-entropy); a new head shows a cold-start spike, then decays.",
+                    SVGChart(
+                        id: "training_loss", title: "Training loss per exit", xLabel: "epoch", yLabel: "cross-entropy"
+                    ).lines(perExit(\.loss))
+                ))
+            figures.append(
+                (
+                    "gate_weight",
+                    "Mean gate weight lambda_e per epoch: how much each exit learns from (the paper's Figure 3).",
+                    SVGChart(
+                        id: "gate_weight", title: "Mean gate weight per exit", xLabel: "epoch", yLabel: "mean lambda"
+                    ).lines(perExit(\.gateMean))
+                ))
         }
         let heldOut = heldOutAccuracy()
         if !heldOut.validation.isEmpty || heldOut.test.count > 1 {
             var series: [SVGChart.Series] = []
-            if !heldOut.validation.isEmpty { series.append(SVGChart.Series(name: "validation", points: heldOut.validation, color: Self.color(0), markers: true)) }
-            if heldOut.test.count > 1 { series.append(SVGChart.Series(name: "test", points: heldOut.test, color: Self.color(1), dashed: true, markers: true)) }
+            if !heldOut.validation.isEmpty {
+                series.append(
+                    SVGChart.Series(name: "validation", points: heldOut.validation, color: Self.color(0), markers: true)
+                )
+            }
+            if heldOut.test.count > 1 {
+                series.append(
+                    SVGChart.Series(
+                        name: "test", points: heldOut.test, color: Self.color(1), dashed: true, markers: true))
+            }
             var caption = "Early-exit accuracy at the evaluated epochs on the held-out splits."
             if let best, let point = heldOut.validation.first(where: { $0.x == Double(best.epoch) }) {
-                series.append(SVGChart.Series(name: "best.h5", points: [point], color: Self.color(3), markers: true, line: false, markerRadius: 6))
-                caption += " The large marker is the epoch kept as checkpoints/best.h5 (best \(best.metric) on the validation split)."
+                series.append(
+                    SVGChart.Series(
+                        name: "best.h5", points: [point], color: Self.color(3), markers: true, line: false,
+                        markerRadius: 6))
+                caption +=
+                    " The large marker is the epoch kept as checkpoints/best.h5 (best \(best.metric) on the validation split)."
             }
-            figures.append(("held_out_accuracy", caption,
-                            SVGChart(id: "held_out_accuracy", title: "Held-out accuracy per epoch", xLabel: "epoch", yLabel: "accuracy").lines(series)))
+            figures.append(
+                (
+                    "held_out_accuracy", caption,
+                    SVGChart(
+                        id: "held_out_accuracy", title: "Held-out accuracy per epoch", xLabel: "epoch",
+                        yLabel: "accuracy"
+                    ).lines(series)
+                ))
         }
         let exitNames = (0..<exits).map { "exit \($0 + 1)" }
-        figures.append(("exit_distribution", "Share of test samples each exit answers, and the accuracy on the samples it answers.",
-                        SVGChart(id: "exit_distribution", title: "Where test samples leave", xLabel: "exit", yLabel: "fraction").bars(
-                            categories: exitNames,
-                            series: [("answered", statistics.exitFractions, Self.color(0)),
-                                     ("accuracy of answered", statistics.answeredAccuracy.map { $0 ?? 0 }, Self.color(2))],
-                            yRange: 0...1)))
+        figures.append(
+            (
+                "exit_distribution",
+                "Share of test samples each exit answers, and the accuracy on the samples it answers.",
+                SVGChart(id: "exit_distribution", title: "Where test samples leave", xLabel: "exit", yLabel: "fraction")
+                    .bars(
+                        categories: exitNames,
+                        series: [
+                            ("answered", statistics.exitFractions, Self.color(0)),
+                            ("accuracy of answered", statistics.answeredAccuracy.map { $0 ?? 0 }, Self.color(2)),
+                        ],
+                        yRange: 0...1)
+            ))
         if let perClass = extras.perClassExitFractions, !perClass.isEmpty {
-            let names = (0..<perClass.count).map { c in extras.classNames.map { c < $0.count ? $0[c] : "\(c)" } ?? "\(c)" }
-            var chart = SVGChart(id: "per_class_routing", title: "Exit per class", xLabel: "", yLabel: "fraction of the class")
+            let names = (0..<perClass.count).map { c in
+                extras.classNames.map { c < $0.count ? $0[c] : "\(c)" } ?? "\(c)"
+            }
+            var chart = SVGChart(
+                id: "per_class_routing", title: "Exit per class", xLabel: "", yLabel: "fraction of the class")
             chart.width = max(560, Double(perClass.count) * 46 + 220)
             chart.height = 380
-            figures.append(("per_class_routing", "For each class, the fraction of its test samples each exit answers.",
-                            chart.bars(categories: names.map { String($0.prefix(14)) },
-                                       series: (0..<exits).map { e in (exitNames[e], perClass.map { e < $0.count ? $0[e] : 0 }, Self.color(e)) },
-                                       yRange: 0...1)))
+            figures.append(
+                (
+                    "per_class_routing", "For each class, the fraction of its test samples each exit answers.",
+                    chart.bars(
+                        categories: names.map { String($0.prefix(14)) },
+                        series: (0..<exits).map { e in
+                            (exitNames[e], perClass.map { e < $0.count ? $0[e] : 0 }, Self.color(e))
+                        },
+                        yRange: 0...1)
+                ))
         }
         if let sweep = extras.sweep, !sweep.points.isEmpty {
             let curve = sweep.points.map { (x: $0.relativeCost, y: $0.accuracy) }
-            let front = sweep.points.filter(\.paretoOptimal).sorted { $0.relativeCost < $1.relativeCost }.map { (x: $0.relativeCost, y: $0.accuracy) }
+            let front = sweep.points.filter(\.paretoOptimal).sorted { $0.relativeCost < $1.relativeCost }.map {
+                (x: $0.relativeCost, y: $0.accuracy)
+            }
             let operating = [(x: statistics.relativeCost, y: statistics.accuracy)]
-            figures.append(("accuracy_vs_cost", "Early-exit accuracy against relative cost (expected FLOPs over the full network's) for thresholds \(SVGChart.label(sweep.points.first!.threshold)) to \(SVGChart.label(sweep.points.last!.threshold)) (\(sweep.criterion.rawValue)); the Pareto front and the evaluated threshold marked.",
-                            SVGChart(id: "accuracy_vs_cost", title: "Accuracy vs cost over thresholds", xLabel: "relative cost", yLabel: "accuracy").lines([
-                                SVGChart.Series(name: "all thresholds", points: curve, color: "#999999", markers: true, line: false),
-                                SVGChart.Series(name: "Pareto front", points: front, color: Self.color(3), markers: true),
-                                SVGChart.Series(name: "evaluated", points: operating, color: Self.color(0), markers: true, line: false, markerRadius: 6),
-                            ])))
+            figures.append(
+                (
+                    "accuracy_vs_cost",
+                    "Early-exit accuracy against relative cost (expected FLOPs over the full network's) for thresholds \(SVGChart.label(sweep.points.first!.threshold)) to \(SVGChart.label(sweep.points.last!.threshold)) (\(sweep.criterion.rawValue)); the Pareto front and the evaluated threshold marked.",
+                    SVGChart(
+                        id: "accuracy_vs_cost", title: "Accuracy vs cost over thresholds", xLabel: "relative cost",
+                        yLabel: "accuracy"
+                    ).lines([
+                        SVGChart.Series(
+                            name: "all thresholds", points: curve, color: "#999999", markers: true, line: false),
+                        SVGChart.Series(name: "Pareto front", points: front, color: Self.color(3), markers: true),
+                        SVGChart.Series(
+                            name: "evaluated", points: operating, color: Self.color(0), markers: true, line: false,
+                            markerRadius: 6),
+                    ])
+                ))
         }
         if let quality = extras.confidenceQuality {
             for (e, q) in quality.enumerated() {
                 let filled = q.bins.filter { $0.count > 0 }
-                figures.append(("reliability_exit\(e + 1)", String(format: "Reliability of exit %d: accuracy against mean confidence per bin (15 bins); ECE %.4f, failure-prediction AUROC %@.", e + 1, q.ece, q.auroc.map { String(format: "%.4f", $0) } ?? "-"),
-                                SVGChart(id: "reliability_exit\(e + 1)", title: "Reliability, exit \(e + 1)", xLabel: "confidence", yLabel: "accuracy").lines([
-                                    SVGChart.Series(name: "perfect calibration", points: [(0, 0), (1, 1)], color: "#999999", dashed: true),
-                                    SVGChart.Series(name: "exit \(e + 1)", points: filled.map { (x: $0.meanConfidence, y: $0.accuracy) }, color: Self.color(e), markers: true),
-                                ], xRange: 0...1, yRange: 0...1)))
+                figures.append(
+                    (
+                        "reliability_exit\(e + 1)",
+                        String(
+                            format:
+                                "Reliability of exit %d: accuracy against mean confidence per bin (15 bins); ECE %.4f, failure-prediction AUROC %@.",
+                            e + 1, q.ece, q.auroc.map { String(format: "%.4f", $0) } ?? "-"),
+                        SVGChart(
+                            id: "reliability_exit\(e + 1)", title: "Reliability, exit \(e + 1)", xLabel: "confidence",
+                            yLabel: "accuracy"
+                        ).lines(
+                            [
+                                SVGChart.Series(
+                                    name: "perfect calibration", points: [(0, 0), (1, 1)], color: "#999999",
+                                    dashed: true),
+                                SVGChart.Series(
+                                    name: "exit \(e + 1)",
+                                    points: filled.map { (x: $0.meanConfidence, y: $0.accuracy) }, color: Self.color(e),
+                                    markers: true),
+                            ], xRange: 0...1, yRange: 0...1)
+                    ))
             }
         }
         return figures
@@ -154,38 +236,72 @@ public struct RunReport {
         let s = statistics
         func percent(_ v: Double) -> String { String(format: "%.2f %%", v * 100) }
         var rows = [
-            ("accuracy", percent(s.accuracy)), ("macro F1 / precision / recall", "\(percent(s.macroF1)) / \(percent(s.macroPrecision)) / \(percent(s.macroRecall))"),
+            ("accuracy", percent(s.accuracy)),
+            (
+                "macro F1 / precision / recall",
+                "\(percent(s.macroF1)) / \(percent(s.macroPrecision)) / \(percent(s.macroRecall))"
+            ),
             ("exit fractions", s.exitFractions.map(percent).joined(separator: ", ")),
-            ("relative cost", String(format: "%.3f (expected %.0f FLOPs of %d)", s.relativeCost, s.expectedFLOPs, s.fullNetworkFLOPs)),
+            (
+                "relative cost",
+                String(format: "%.3f (expected %.0f FLOPs of %d)", s.relativeCost, s.expectedFLOPs, s.fullNetworkFLOPs)
+            ),
             ("test samples", "\(s.samples)"),
         ]
         if let v = finalValidation {
-            rows.append(("validation split, last epoch", "accuracy \(percent(v.accuracy)), macro F1 \(percent(v.macroF1)), relative cost \(String(format: "%.3f", v.relativeCost))"))
+            rows.append(
+                (
+                    "validation split, last epoch",
+                    "accuracy \(percent(v.accuracy)), macro F1 \(percent(v.macroF1)), relative cost \(String(format: "%.3f", v.relativeCost))"
+                ))
         }
         if let best {
-            rows.append(("best checkpoint (keep_best)", "epoch \(best.epoch): \(best.metric) \(SVGChart.label(best.value)) on the validation split, checkpoints/best.h5"))
+            rows.append(
+                (
+                    "best checkpoint (keep_best)",
+                    "epoch \(best.epoch): \(best.metric) \(SVGChart.label(best.value)) on the validation split, checkpoints/best.h5"
+                ))
         }
         if let policy = extras.policy {
-            rows.append(("exit policy", "\(policy.criterion.rawValue), thresholds \(policy.thresholds.map { SVGChart.label(Double($0)) }.joined(separator: ", ")), fallback \(policy.fallback.rawValue)"))
+            rows.append(
+                (
+                    "exit policy",
+                    "\(policy.criterion.rawValue), thresholds \(policy.thresholds.map { SVGChart.label(Double($0)) }.joined(separator: ", ")), fallback \(policy.fallback.rawValue)"
+                ))
         } else {
             rows.append(("exit policy", "max_probability at tau \(SVGChart.label(s.tau))"))
         }
         if let latency = extras.latency {
-            rows.append(("latency, batch 1 (median)", String(format: "early exit %.1f us, full network %.1f us: %.2fx measured, %.2fx by FLOPs", latency.earlyExit.median, latency.fullNetwork.median, latency.measuredSpeedup, latency.flopSpeedup)))
+            rows.append(
+                (
+                    "latency, batch 1 (median)",
+                    String(
+                        format: "early exit %.1f us, full network %.1f us: %.2fx measured, %.2fx by FLOPs",
+                        latency.earlyExit.median, latency.fullNetwork.median, latency.measuredSpeedup,
+                        latency.flopSpeedup)
+                ))
         }
-        let missing = extras.sweep == nil ? "<p class=\"note\">No threshold sweep in \(SVGChart.escape(evaluationFile)): <code>cgt eval --sweep 0.5:0.99:0.01</code> adds the accuracy-cost figure.</p>" : ""
-        var page = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-                    "<title>cgt report: \(SVGChart.escape(jobName))</title>",
-                    "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}figure{display:inline-block;margin:0 1.5em 1.5em 0;vertical-align:top}figcaption{max-width:560px;font-size:0.9em;color:#444}table{border-collapse:collapse}td{padding:2px 12px 2px 0}.note{color:#a50}</style>",
-                    "</head><body>",
-                    "<h1>\(SVGChart.escape(jobName))</h1>",
-                    "<p>Run folder <code>\(SVGChart.escape(run.path))</code>; evaluation from <code>\(SVGChart.escape(evaluationFile))</code>; \(metrics.count) epochs in metrics.jsonl.</p>",
-                    "<table>" + rows.map { "<tr><td>\(SVGChart.escape($0.0))</td><td>\(SVGChart.escape($0.1))</td></tr>" }.joined() + "</table>",
-                    missing]
+        let missing =
+            extras.sweep == nil
+            ? "<p class=\"note\">No threshold sweep in \(SVGChart.escape(evaluationFile)): <code>cgt eval --sweep 0.5:0.99:0.01</code> adds the accuracy-cost figure.</p>"
+            : ""
+        var page = [
+            "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+            "<title>cgt report: \(SVGChart.escape(jobName))</title>",
+            "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}figure{display:inline-block;margin:0 1.5em 1.5em 0;vertical-align:top}figcaption{max-width:560px;font-size:0.9em;color:#444}table{border-collapse:collapse}td{padding:2px 12px 2px 0}.note{color:#a50}</style>",
+            "</head><body>",
+            "<h1>\(SVGChart.escape(jobName))</h1>",
+            "<p>Run folder <code>\(SVGChart.escape(run.path))</code>; evaluation from <code>\(SVGChart.escape(evaluationFile))</code>; \(metrics.count) epochs in metrics.jsonl.</p>",
+            "<table>"
+                + rows.map { "<tr><td>\(SVGChart.escape($0.0))</td><td>\(SVGChart.escape($0.1))</td></tr>" }.joined()
+                + "</table>",
+            missing,
+        ]
         for figure in figures {
             page.append("<figure>\n\(figure.svg)\n<figcaption>\(SVGChart.escape(figure.caption))</figcaption></figure>")
         }
-        page.append("""
+        page.append(
+            """
             <script>
             window.addEventListener('load', function () {
               var figures = document.querySelectorAll('svg.figure');

@@ -1,9 +1,9 @@
-import CGTJob
-import CGTTraining
 import CGTEvaluation
+import CGTJob
 import CGTKernels
-import CGTModel
 import CGTMPI
+import CGTModel
+import CGTTraining
 import Foundation
 
 /// Measures data-parallel scaling of SoftCGT training at a fixed global batch.
@@ -74,23 +74,29 @@ public struct ScalingBenchmark {
         var measured: [(samplesPerSecond: Double, waitFraction: Double)] = []
         var phases: [String: Double] = [:]
         for overlap in [true, false] {
-            let reducer = GradientReducer(communicator: world, gradients: replica.network.store.gradients,
-                                          bucketElements: elements, overlap: overlap)
+            let reducer = GradientReducer(
+                communicator: world, gradients: replica.network.store.gradients,
+                bucketElements: elements, overlap: overlap)
             for _ in 0..<steps { try replica.step(globalBatch: globalBatch, reducer: reducer, overlap: overlap) }
             try world.barrier()
             var waited = 0.0
             replica.resetPhases()
             let start = now()
-            for _ in 0..<steps { waited += try replica.step(globalBatch: globalBatch, reducer: reducer, overlap: overlap) }
+            for _ in 0..<steps {
+                waited += try replica.step(globalBatch: globalBatch, reducer: reducer, overlap: overlap)
+            }
             if overlap {
-                phases = Dictionary(uniqueKeysWithValues: zip(BenchmarkReplica.phaseNames, replica.phaseSeconds.map { $0 * 1000 / Double(steps) }))
+                phases = Dictionary(
+                    uniqueKeysWithValues: zip(
+                        BenchmarkReplica.phaseNames, replica.phaseSeconds.map { $0 * 1000 / Double(steps) }))
             }
             let elapsed = try slowest(now() - start, world)
             measured.append((Double(globalBatch * steps) / elapsed, try world.sum(waited) / Double(ranks) / elapsed))
         }
 
         let gradients = replica.network.store.gradients
-        let bucketed = GradientReducer(communicator: world, gradients: gradients, bucketElements: elements, overlap: false)
+        let bucketed = GradientReducer(
+            communicator: world, gradients: gradients, bucketElements: elements, overlap: false)
         for _ in 0..<steps { try world.allReduceSum(gradients) }
         try world.barrier()
         var start = now()
@@ -107,7 +113,8 @@ public struct ScalingBenchmark {
             oneRankSamplesPerSecond: oneRank, samplesPerSecond: measured[0].samplesPerSecond,
             scalingEfficiency: measured[0].samplesPerSecond / (Double(ranks) * max(oneRank, 1e-9)),
             waitFraction: measured[0].waitFraction,
-            samplesPerSecondWithoutOverlap: measured[1].samplesPerSecond, waitFractionWithoutOverlap: measured[1].waitFraction,
+            samplesPerSecondWithoutOverlap: measured[1].samplesPerSecond,
+            waitFractionWithoutOverlap: measured[1].waitFraction,
             bareAllreduceMilliseconds: bare * 1000, bareAllreduceGBps: Double(bytes) / bare / 1e9,
             bucketedAllreduceMilliseconds: bucketTime * 1000, phaseMilliseconds: phases)
     }

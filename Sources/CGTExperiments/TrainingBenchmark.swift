@@ -1,9 +1,9 @@
-import CGTJob
-import CGTTraining
-import CGTEvaluation
 import CGTDNNL
+import CGTEvaluation
+import CGTJob
 import CGTKernels
 import CGTModel
+import CGTTraining
 import Foundation
 
 /// Times SoftCGT training steps of the MLP or the CNN, the bare matrix products those steps
@@ -79,7 +79,10 @@ public struct TrainingBenchmark {
                     let (rows, columns) = (g.channels * g.kernelHeight * g.kernelWidth, batch * g.height * g.width)
                     result.append(Product(opA: .plain, opB: .plain, m: conv.outputChannels, n: columns, k: rows))
                     result.append(Product(opA: .plain, opB: .transposed, m: conv.outputChannels, n: rows, k: columns))
-                    if index != 0 { result.append(Product(opA: .transposed, opB: .plain, m: rows, n: columns, k: conv.outputChannels)) }
+                    if index != 0 {
+                        result.append(
+                            Product(opA: .transposed, opB: .plain, m: rows, n: columns, k: conv.outputChannels))
+                    }
                     continue
                 }
                 guard let linear = layer as? Linear else { continue }
@@ -104,13 +107,17 @@ public struct TrainingBenchmark {
         let plan: [Product] = products(network)
         let flopsPerStep = plan.reduce(0) { $0 + $1.flops }
         let largest = plan.map { max($0.m * $0.k, $0.k * $0.n, $0.m * $0.n) }.max() ?? 0
-        var a = [Float](repeating: 0.01, count: largest), b = a, c = a
+        let a = [Float](repeating: 0.01, count: largest)
+        let b = a
+        var c = a
         func runProducts() {
             a.withUnsafeBufferPointer { ab in
                 b.withUnsafeBufferPointer { bb in
                     c.withUnsafeMutableBufferPointer { cb in
                         for p in plan {
-                            MatrixMultiply.gemm(p.opA, p.opB, m: p.m, n: p.n, k: p.k, a: ab.baseAddress!, b: bb.baseAddress!, c: cb.baseAddress!)
+                            MatrixMultiply.gemm(
+                                p.opA, p.opB, m: p.m, n: p.n, k: p.k, a: ab.baseAddress!, b: bb.baseAddress!,
+                                c: cb.baseAddress!)
                         }
                     }
                 }
@@ -129,7 +136,8 @@ public struct TrainingBenchmark {
             part.layers.enumerated().compactMap { index, layer -> String? in
                 guard let conv = layer as? Conv2D else { return nil }
                 let passes = conv.implementations(batch: batch)
-                return "\(part.prefix).\(conv.name): forward \(passes.forward), backward weights \(passes.backwardWeights), \(passes.backwardData.map { "backward data \($0)" } ?? "no backward data (the network's input)")"
+                return
+                    "\(part.prefix).\(conv.name): forward \(passes.forward), backward weights \(passes.backwardWeights), \(passes.backwardData.map { "backward data \($0)" } ?? "no backward data (the network's input)")"
             }
         }
         let perStep: [Double] = replica.phaseSeconds.map { $0 * 1000 / Double(steps) }
@@ -142,7 +150,8 @@ public struct TrainingBenchmark {
             trainingGFLOPs: training, sgemmGFLOPs: sgemm, ratioToSgemm: training / sgemm,
             fmaPeakGFLOPs: peak, peakFraction: training / peak,
             millisecondsPerStep: trainingSeconds * 1000 / Double(steps),
-            phaseMilliseconds: Dictionary(uniqueKeysWithValues: zip(BenchmarkReplica.phaseNames, perStep).filter { $0.0 != "allreduce_wait" }))
+            phaseMilliseconds: Dictionary(
+                uniqueKeysWithValues: zip(BenchmarkReplica.phaseNames, perStep).filter { $0.0 != "allreduce_wait" }))
     }
 
     public static func cpuName() -> String {

@@ -27,7 +27,8 @@ public enum AtomicFile {
     /// Replaces `path` by `data`.
     public static func write(_ data: Data, to path: String) throws {
         try replace(path) { temporary in
-            let descriptor = try check(open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644), "open", temporary)
+            let descriptor = try check(
+                open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644), "open", temporary)
             defer { close(descriptor) }
             try data.withUnsafeBytes { bytes in
                 var offset = 0
@@ -72,7 +73,9 @@ public enum AtomicFile {
 
     @discardableResult
     static func check(_ result: Int32, _ operation: String, _ path: String) throws -> Int32 {
-        guard result >= 0 else { throw FileError(operation: operation, path: path, reason: String(cString: strerror(errno))) }
+        guard result >= 0 else {
+            throw FileError(operation: operation, path: path, reason: String(cString: strerror(errno)))
+        }
         return result
     }
 }

@@ -67,11 +67,14 @@ extension HDF5Object {
         var names: [String] = []
         var index: hsize_t = 0
         _ = try withUnsafeMutablePointer(to: &names) { names in
-            try check(H5Aiterate2(id, H5_INDEX_NAME, H5_ITER_INC, &index, { _, name, _, names in
-                guard let name, let names else { return -1 }
-                names.assumingMemoryBound(to: [String].self).pointee.append(String(cString: name))
-                return 0
-            }, names), "H5Aiterate2")
+            try check(
+                H5Aiterate2(
+                    id, H5_INDEX_NAME, H5_ITER_INC, &index,
+                    { _, name, _, names in
+                        guard let name, let names else { return -1 }
+                        names.assumingMemoryBound(to: [String].self).pointee.append(String(cString: name))
+                        return 0
+                    }, names), "H5Aiterate2")
         }
         return names.sorted()
     }
@@ -175,7 +178,9 @@ extension HDF5Object {
         return type
     }
 
-    private func readVariableLengthStrings(_ attribute: hid_t, fileType: hid_t, space: hid_t, count: Int) throws -> [String] {
+    private func readVariableLengthStrings(_ attribute: hid_t, fileType: hid_t, space: hid_t, count: Int) throws
+        -> [String]
+    {
         let memoryType = try variableLengthStringType(characterSet: H5Tget_cset(fileType))
         defer { H5Tclose(memoryType) }
         var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)

@@ -40,7 +40,8 @@ public final class HDF5Dataset: HDF5Object {
     ///
     /// Wraps `H5Dread`.
     public func read<T: HDF5Scalar>(into buffer: UnsafeMutableBufferPointer<T>) throws {
-        precondition(buffer.count == elementCount, "\(path): buffer holds \(buffer.count) elements, dataset \(elementCount)")
+        precondition(
+            buffer.count == elementCount, "\(path): buffer holds \(buffer.count) elements, dataset \(elementCount)")
         guard let base = buffer.baseAddress, elementCount > 0 else { return }
         try check(H5Dread(id, T.nativeTypeID, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), base), "H5Dread")
     }
@@ -110,7 +111,8 @@ public final class HDF5Dataset: HDF5Object {
     ///
     /// Wraps `H5Dwrite`.
     public func write<T: HDF5Scalar>(_ buffer: UnsafeBufferPointer<T>) throws {
-        precondition(buffer.count == elementCount, "\(path): buffer holds \(buffer.count) elements, dataset \(elementCount)")
+        precondition(
+            buffer.count == elementCount, "\(path): buffer holds \(buffer.count) elements, dataset \(elementCount)")
         guard let base = buffer.baseAddress, elementCount > 0 else { return }
         try check(H5Dwrite(id, T.nativeTypeID, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), base), "H5Dwrite")
     }
@@ -146,7 +148,8 @@ public final class HDF5Dataset: HDF5Object {
 
     /// Selects the union of `runs` in the file dataspace and passes it with a matching memory
     /// dataspace of `[total rows, other axes...]` to `body`.
-    private func withRowSelection(_ runs: [Range<Int>], _ body: (_ memory: hid_t, _ file: hid_t) throws -> Void) throws {
+    private func withRowSelection(_ runs: [Range<Int>], _ body: (_ memory: hid_t, _ file: hid_t) throws -> Void) throws
+    {
         let fileSpace = try check(H5Dget_space(id), "H5Dget_space")
         defer { H5Sclose(fileSpace) }
         var start = [hsize_t](repeating: 0, count: shape.count)
@@ -202,7 +205,8 @@ private struct Layout {
             var configuration: UInt32 = 0
             var name = [CChar](repeating: 0, count: 256)
             let filter = try check(
-                H5Pget_filter2(creation, index, &flags, &valueCount, nil, name.count, &name, &configuration), "H5Pget_filter2")
+                H5Pget_filter2(creation, index, &flags, &valueCount, nil, name.count, &name, &configuration),
+                "H5Pget_filter2")
             filters.append(Self.filterName(filter, reported: String(cString: name)))
         }
     }

@@ -36,15 +36,18 @@ public struct HDF5Error: LocatedError {
     static func fromCurrentStack(operation: String, file: String, object: String) -> HDF5Error {
         var frames: [(function: String, description: String)] = []
         withUnsafeMutablePointer(to: &frames) { context in
-            _ = H5Ewalk2(chdf5_e_default(), H5E_WALK_UPWARD, { _, frame, context in
-                guard let frame, let context else { return 0 }
-                let frames = context.assumingMemoryBound(to: [(function: String, description: String)].self)
-                let function = frame.pointee.func_name.map { String(cString: $0) } ?? "?"
-                let description = frame.pointee.desc.map { String(cString: $0) } ?? ""
-                // Some messages embed a ctime() timestamp, newline included; keep each on one line.
-                frames.pointee.append((function, description.split(whereSeparator: \.isNewline).joined(separator: " ")))
-                return 0
-            }, context)
+            _ = H5Ewalk2(
+                chdf5_e_default(), H5E_WALK_UPWARD,
+                { _, frame, context in
+                    guard let frame, let context else { return 0 }
+                    let frames = context.assumingMemoryBound(to: [(function: String, description: String)].self)
+                    let function = frame.pointee.func_name.map { String(cString: $0) } ?? "?"
+                    let description = frame.pointee.desc.map { String(cString: $0) } ?? ""
+                    // Some messages embed a ctime() timestamp, newline included; keep each on one line.
+                    frames.pointee.append(
+                        (function, description.split(whereSeparator: \.isNewline).joined(separator: " ")))
+                    return 0
+                }, context)
         }
         _ = H5Eclear2(chdf5_e_default())
         let message = frames.first(where: { !$0.description.isEmpty })?.description ?? "no HDF5 error message"

@@ -58,7 +58,8 @@ public final class HDF5File {
     /// The root group "/".
     public var root: HDF5Group {
         do {
-            return try HDF5Group(file: self, path: "/", id: check(H5Gopen2(id, "/", chdf5_p_default()), "H5Gopen2", object: "/"))
+            return try HDF5Group(
+                file: self, path: "/", id: check(H5Gopen2(id, "/", chdf5_p_default()), "H5Gopen2", object: "/"))
         } catch {
             preconditionFailure("\(error)")
         }

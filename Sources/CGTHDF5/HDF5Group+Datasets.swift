@@ -33,13 +33,15 @@ extension HDF5Group {
                 try check(H5Pset_shuffle(creation), "H5Pset_shuffle", object: target)
             }
             if let deflateLevel {
-                try check(H5Pset_deflate(creation, UInt32(min(max(deflateLevel, 0), 9))), "H5Pset_deflate", object: target)
+                try check(
+                    H5Pset_deflate(creation, UInt32(min(max(deflateLevel, 0), 9))), "H5Pset_deflate", object: target)
             }
         }
         let linkProperties = try intermediateGroupLinkProperties(object: target)
         defer { H5Pclose(linkProperties) }
         let dataset = try check(
-            H5Dcreate2(id, name, typeID, space, linkProperties, creation, chdf5_p_default()), "H5Dcreate2", object: target)
+            H5Dcreate2(id, name, typeID, space, linkProperties, creation, chdf5_p_default()), "H5Dcreate2",
+            object: target)
         return try HDF5Dataset(file: file, path: target, adopting: dataset)
     }
 

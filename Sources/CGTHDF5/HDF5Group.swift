@@ -80,7 +80,8 @@ public final class HDF5Group: HDF5Object {
     func intermediateGroupLinkProperties(object: String) throws -> hid_t {
         let properties = try check(H5Pcreate(chdf5_p_link_create()), "H5Pcreate", object: object)
         do {
-            try check(H5Pset_create_intermediate_group(properties, 1), "H5Pset_create_intermediate_group", object: object)
+            try check(
+                H5Pset_create_intermediate_group(properties, 1), "H5Pset_create_intermediate_group", object: object)
         } catch {
             H5Pclose(properties)
             throw error

@@ -18,11 +18,16 @@ extension Job {
     public func checkInput(featureShape: [Int], source: String) throws {
         guard model.kind == .cnn else { return }
         guard featureShape.count == 3 else {
-            throw JobError(source: source, key: "model.kind", "cnn needs images [channels, height, width], the data has feature_shape \(featureShape)")
+            throw JobError(
+                source: source, key: "model.kind",
+                "cnn needs images [channels, height, width], the data has feature_shape \(featureShape)")
         }
         let smallest = 1 << model.channels.count
         guard featureShape[1] >= smallest && featureShape[2] >= smallest else {
-            throw JobError(source: source, key: "model.channels", "\(model.channels.count) pooling blocks need images of at least \(smallest)x\(smallest), the data has \(featureShape)")
+            throw JobError(
+                source: source, key: "model.channels",
+                "\(model.channels.count) pooling blocks need images of at least \(smallest)x\(smallest), the data has \(featureShape)"
+            )
         }
     }
 
@@ -31,13 +36,15 @@ extension Job {
         let otherOutput = method.name.groupsClasses
         switch model.kind {
         case .cnn:
-            var architecture = CNNArchitecture(inputShape: featureShape, channels: model.channels, exitsAfter: model.exits, classes: classes,
-                                               kernelSize: model.kernelSize, batchNorm: model.batchnorm)
+            var architecture = CNNArchitecture(
+                inputShape: featureShape, channels: model.channels, exitsAfter: model.exits, classes: classes,
+                kernelSize: model.kernelSize, batchNorm: model.batchnorm)
             architecture.otherOutput = otherOutput
             return architecture.build()
         case .mlp:
-            var architecture = MLPArchitecture(inputFeatures: featureShape.reduce(1, *), hiddenWidths: model.hidden, exitsAfter: model.exits,
-                                               classes: classes, batchNorm: model.batchnorm, dropout: model.dropout)
+            var architecture = MLPArchitecture(
+                inputFeatures: featureShape.reduce(1, *), hiddenWidths: model.hidden, exitsAfter: model.exits,
+                classes: classes, batchNorm: model.batchnorm, dropout: model.dropout)
             architecture.otherOutput = otherOutput
             return architecture.build()
         }
@@ -47,7 +54,9 @@ extension Job {
     public func givenClassGroups(classes: Int, source: String) throws -> ClassGroups? {
         guard method.name.groupsClasses, let groups = method.classGroups else { return nil }
         if let bad = groups.joined().first(where: { $0 >= classes }) {
-            throw JobError(source: source, key: "method.class_groups", "class \(bad) does not exist: the data has \(classes) classes (0-\(classes - 1))")
+            throw JobError(
+                source: source, key: "method.class_groups",
+                "class \(bad) does not exist: the data has \(classes) classes (0-\(classes - 1))")
         }
         return ClassGroups(classes: classes, groups: groups.map { Optional($0) } + [nil])
     }
@@ -59,10 +68,14 @@ extension Job {
     public func makeOptimizer(parameterCount: Int) -> Optimizer {
         switch optimizer.name {
         case .sgd:
-            return SGD(parameterCount: parameterCount, momentum: optimizer.momentum, weightDecay: optimizer.weightDecay, nesterov: optimizer.nesterov)
+            return SGD(
+                parameterCount: parameterCount, momentum: optimizer.momentum, weightDecay: optimizer.weightDecay,
+                nesterov: optimizer.nesterov)
         case .adam, .adamw:
-            return Adam(parameterCount: parameterCount, beta1: optimizer.betas[0], beta2: optimizer.betas[1], epsilon: optimizer.eps,
-                        weightDecay: optimizer.weightDecay, decoupled: optimizer.name == .adamw)
+            return Adam(
+                parameterCount: parameterCount, beta1: optimizer.betas[0], beta2: optimizer.betas[1],
+                epsilon: optimizer.eps,
+                weightDecay: optimizer.weightDecay, decoupled: optimizer.name == .adamw)
         }
     }
 }

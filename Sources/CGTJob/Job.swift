@@ -44,7 +44,7 @@ public struct DataSection: JobSection, Equatable, Sendable {
     public var path: String = "hdf5_data/indian_pines.h5"
 
     public static let fields: [JobField<DataSection>] = [
-        .init("path", \.path),
+        .init("path", \.path)
     ]
     public init() {}
 }

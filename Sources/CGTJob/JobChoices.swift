@@ -5,7 +5,8 @@ import CGTModel
 /// Decoding an unknown name fails with the key and the known names, so nothing later has to
 /// guess what an unchecked string meant; encoding writes the name back, so a resolved job
 /// reads as the file did, and messages print the name.
-public protocol JobChoice: RawRepresentable, CaseIterable, Codable, Sendable, CustomStringConvertible where RawValue == String {
+public protocol JobChoice: RawRepresentable, CaseIterable, Codable, Sendable, CustomStringConvertible
+where RawValue == String {
     /// What one value is called in an error message ("method", "optimizer").
     static var noun: String { get }
 }
@@ -14,7 +15,9 @@ extension JobChoice {
     public init(from decoder: Decoder) throws {
         let name = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: name) else {
-            throw UnknownValueError(path: decoder.codingPath.map(\.stringValue), problem: "unknown \(Self.noun) '\(name)' (known: \(Self.known))")
+            throw UnknownValueError(
+                path: decoder.codingPath.map(\.stringValue),
+                problem: "unknown \(Self.noun) '\(name)' (known: \(Self.known))")
         }
         self = value
     }

@@ -1,4 +1,5 @@
 import CGTFiles
+
 /// A job file or override that cgt cannot run, said in one line.
 public struct JobError: LocatedError {
     public let source: String

@@ -5,7 +5,9 @@ import Yams
 public enum JobLoader {
     /// Loads the job at `path`, with `overrides` ("optimizer.lr=0.01") applied in order.
     public static func load(path: String, overrides: [String] = []) throws -> Job {
-        guard FileManager.default.fileExists(atPath: path) else { throw JobError(source: path, key: "", "no such job file") }
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw JobError(source: path, key: "", "no such job file")
+        }
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -23,14 +25,18 @@ public enum JobLoader {
         } catch {
             throw JobError(source: source, key: "", "not valid YAML: \(oneLine(error))")
         }
-        guard root.mapping != nil else { throw JobError(source: source, key: "", "a job file is a mapping of sections (data, model, method, ...)") }
+        guard root.mapping != nil else {
+            throw JobError(source: source, key: "", "a job file is a mapping of sections (data, model, method, ...)")
+        }
         for override in overrides { root = try apply(override, to: root) }
         let job: Job
         do {
             job = try YAMLDecoder().decode(Job.self, from: try Yams.serialize(node: root))
         } catch let error as DecodingError {
             // Yams wraps errors thrown inside `init(from:)` as the underlying error of `dataCorrupted`.
-            if case .dataCorrupted(let context) = error, let underlying = context.underlyingError, let located = describe(underlying, source: source) {
+            if case .dataCorrupted(let context) = error, let underlying = context.underlyingError,
+                let located = describe(underlying, source: source)
+            {
                 throw located
             }
             throw describe(error, source: source)
@@ -52,20 +58,26 @@ public enum JobLoader {
         do {
             value = try Yams.compose(yaml: valueText) ?? Node("")
         } catch {
-            throw JobError(source: "--set", key: path.joined(separator: "."), "value is not valid YAML: \(oneLine(error))")
+            throw JobError(
+                source: "--set", key: path.joined(separator: "."), "value is not valid YAML: \(oneLine(error))")
         }
         func set(_ node: Node, _ keys: ArraySlice<String>) throws -> Node {
             guard let segment = keys.first else { return value }
             var mapping = node.mapping ?? Node.Mapping([])
             guard node.mapping != nil || node == Node("") else {
-                throw JobError(source: "--set", key: path.joined(separator: "."), "'\(segment)' is inside a value that is not a section")
+                throw JobError(
+                    source: "--set", key: path.joined(separator: "."),
+                    "'\(segment)' is inside a value that is not a section")
             }
             // "weights[1]" sets one element of an existing list.
             if segment.hasSuffix("]"), let open = segment.firstIndex(of: "["),
-               let index = Int(segment[segment.index(after: open)..<segment.index(before: segment.endIndex)]) {
+                let index = Int(segment[segment.index(after: open)..<segment.index(before: segment.endIndex)])
+            {
                 let key = String(segment[..<open])
                 guard var list = mapping[key]?.sequence, index >= 0, index < list.count else {
-                    throw JobError(source: "--set", key: path.joined(separator: "."), "'\(key)' is not a list with an element \(index)")
+                    throw JobError(
+                        source: "--set", key: path.joined(separator: "."),
+                        "'\(key)' is not a list with an element \(index)")
                 }
                 list[index] = try set(list[index], keys.dropFirst())
                 mapping[key] = .sequence(list)
@@ -114,13 +126,14 @@ public enum JobLoader {
         case is Int.Type, is UInt64.Type: return "a whole number"
         case is Bool.Type: return "true or false"
         case is String.Type: return "a string"
-        case is Array<Int>.Type, is Array<Float>.Type: return "a list of numbers"
+        case is [Int].Type, is [Float].Type: return "a list of numbers"
         default: return "a single value, not a list or section"
         }
     }
 
     private static func oneLine(_ error: Error) -> String {
-        "\(error)".split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+        "\(error)".split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(
+            separator: " ")
     }
 
     /// Checks values that decode but cannot run, naming the key.
@@ -146,7 +159,9 @@ public enum JobLoader {
         guard m.exits.last == m.blockCount else {
             throw fail("model.exits", "the last exit must follow the last block (\(m.blockCount)), got \(m.exits)")
         }
-        guard m.dropout >= 0 && m.dropout < 1 else { throw fail("model.dropout", "must be in [0, 1), got \(m.dropout)") }
+        guard m.dropout >= 0 && m.dropout < 1 else {
+            throw fail("model.dropout", "must be in [0, 1), got \(m.dropout)")
+        }
         guard job.augmentation.cropPadding >= 0 && job.augmentation.cropPadding <= 64 else {
             throw fail("augmentation.crop_padding", "must be in [0, 64]")
         }
@@ -154,7 +169,9 @@ public enum JobLoader {
         let t = job.training
         // Upper bounds keep step counts and buffer sizes far from overflow.
         guard t.epochs >= 1 && t.epochs <= 1_000_000 else { throw fail("training.epochs", "must be in [1, 1000000]") }
-        guard t.labelSmoothing >= 0 && t.labelSmoothing < 1 else { throw fail("training.label_smoothing", "must be in [0, 1)") }
+        guard t.labelSmoothing >= 0 && t.labelSmoothing < 1 else {
+            throw fail("training.label_smoothing", "must be in [0, 1)")
+        }
         guard t.batchSize >= 2 && t.batchSize <= 1 << 24 else {
             throw fail("training.batch_size", "must be in [2, 16777216] (BatchNorm needs two samples)")
         }
@@ -162,30 +179,48 @@ public enum JobLoader {
         let o = job.optimizer
         guard o.lr > 0 && o.lr.isFinite else { throw fail("optimizer.lr", "must be positive, got \(o.lr)") }
         guard o.weightDecay >= 0 else { throw fail("optimizer.weight_decay", "must not be negative") }
-        guard o.betas.count == 2, o.betas.allSatisfy({ $0 >= 0 && $0 < 1 }) else { throw fail("optimizer.betas", "needs two values in [0, 1), got \(o.betas)") }
+        guard o.betas.count == 2, o.betas.allSatisfy({ $0 >= 0 && $0 < 1 }) else {
+            throw fail("optimizer.betas", "needs two values in [0, 1), got \(o.betas)")
+        }
         guard o.momentum >= 0 && o.momentum < 1 else { throw fail("optimizer.momentum", "must be in [0, 1)") }
         let s = job.schedule
         guard s.warmupEpochs >= 0 && s.warmupEpochs <= Double(t.epochs) else {
             throw fail("schedule.warmup_epochs", "must be in [0, training.epochs]")
         }
-        guard s.stepSize >= 1 && s.stepSize <= 1_000_000 else { throw fail("schedule.step_size", "must be in [1, 1000000]") }
+        guard s.stepSize >= 1 && s.stepSize <= 1_000_000 else {
+            throw fail("schedule.step_size", "must be in [1, 1000000]")
+        }
         guard s.gamma > 0 && s.gamma.isFinite else { throw fail("schedule.gamma", "must be positive") }
-        guard s.minLr >= 0 && s.minLr <= job.optimizer.lr else { throw fail("schedule.min_lr", "must be in [0, optimizer.lr]") }
+        guard s.minLr >= 0 && s.minLr <= job.optimizer.lr else {
+            throw fail("schedule.min_lr", "must be in [0, optimizer.lr]")
+        }
         guard job.eval.tau > 0 && job.eval.tau <= 1 else { throw fail("eval.tau", "must be in (0, 1]") }
-        guard job.eval.batchSize >= 1 && job.eval.batchSize <= 1 << 24 else { throw fail("eval.batch_size", "must be in [1, 16777216]") }
+        guard job.eval.batchSize >= 1 && job.eval.batchSize <= 1 << 24 else {
+            throw fail("eval.batch_size", "must be in [1, 16777216]")
+        }
         guard job.eval.everyEpochs >= 0 else { throw fail("eval.every_epochs", "must not be negative") }
         try validateRegime(job, fail: fail)
-        guard job.runtime.blasThreads >= 1 && job.runtime.blasThreads <= 1024 else { throw fail("runtime.blas_threads", "must be in [1, 1024]") }
-        guard job.runtime.bucketKib >= 1 && job.runtime.bucketKib <= 1 << 20 else { throw fail("runtime.bucket_kib", "must be in [1, 1048576]") }
-        guard job.runtime.stallWarningSeconds > 0 else { throw fail("runtime.stall_warning_seconds", "must be positive") }
+        guard job.runtime.blasThreads >= 1 && job.runtime.blasThreads <= 1024 else {
+            throw fail("runtime.blas_threads", "must be in [1, 1024]")
+        }
+        guard job.runtime.bucketKib >= 1 && job.runtime.bucketKib <= 1 << 20 else {
+            throw fail("runtime.bucket_kib", "must be in [1, 1048576]")
+        }
+        guard job.runtime.stallWarningSeconds > 0 else {
+            throw fail("runtime.stall_warning_seconds", "must be positive")
+        }
     }
 
     static func validateMethod(_ job: Job, fail: (String, String) -> JobError) throws {
-        let m = job.method, exits = job.model.exits.count, epochs = job.training.epochs
+        let m = job.method
+        let exits = job.model.exits.count
+        let epochs = job.training.epochs
         guard m.tau > 0 && m.tau < 1 else { throw fail("method.tau", "must be in (0, 1), got \(m.tau)") }
         guard m.sharpness > 0 else { throw fail("method.sharpness", "must be positive, got \(m.sharpness)") }
         if m.name.usesFixedWeights {
-            guard let weights = m.weights else { throw fail("method.weights", "\(m.name) needs one fixed weight per exit") }
+            guard let weights = m.weights else {
+                throw fail("method.weights", "\(m.name) needs one fixed weight per exit")
+            }
             guard weights.count == exits, weights.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
                 throw fail("method.weights", "needs \(exits) non-negative weights (one per exit), got \(weights)")
             }
@@ -195,22 +230,31 @@ public enum JobLoader {
         if let stages = m.stageEpochs {
             guard m.name.trainsInStages else { throw fail("method.stage_epochs", "only co trains in stages") }
             guard stages.count == exits, stages.allSatisfy({ $0 >= 1 }), stages.reduce(0, +) == epochs else {
-                throw fail("method.stage_epochs", "needs \(exits) positive epoch counts (one per exit) summing to training.epochs (\(epochs)), got \(stages)")
+                throw fail(
+                    "method.stage_epochs",
+                    "needs \(exits) positive epoch counts (one per exit) summing to training.epochs (\(epochs)), got \(stages)"
+                )
             }
         }
         if m.name.trainsInStages && m.stageEpochs == nil && epochs < exits {
             throw fail("training.epochs", "co trains one stage per exit: needs at least \(exits) epochs")
         }
-        let classyKeys: [(String, Bool)] = [("class_groups", m.classGroups != nil), ("group_size", m.groupSize != nil), ("grouping_epochs", m.groupingEpochs != nil)]
+        let classyKeys: [(String, Bool)] = [
+            ("class_groups", m.classGroups != nil), ("group_size", m.groupSize != nil),
+            ("grouping_epochs", m.groupingEpochs != nil),
+        ]
         for (key, present) in classyKeys where present && !m.name.groupsClasses {
             throw fail("method.\(key)", "only classynet groups classes")
         }
         if let groups = m.classGroups {
             guard groups.count == exits - 1, groups.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0 >= 0 } }) else {
-                throw fail("method.class_groups", "needs \(exits - 1) non-empty lists of class indices (one per exit but the last), got \(groups)")
+                throw fail(
+                    "method.class_groups",
+                    "needs \(exits - 1) non-empty lists of class indices (one per exit but the last), got \(groups)")
             }
             if m.groupSize != nil || m.groupingEpochs != nil {
-                throw fail("method.class_groups", "given groups leave nothing to choose: drop group_size and grouping_epochs")
+                throw fail(
+                    "method.class_groups", "given groups leave nothing to choose: drop group_size and grouping_epochs")
             }
         }
         if let size = m.groupSize, size < 1 { throw fail("method.group_size", "must be at least 1") }
@@ -222,7 +266,8 @@ public enum JobLoader {
         }
         if let anneal = m.anneal {
             guard anneal.from.count == exits, anneal.to.count == exits,
-                  (anneal.from + anneal.to).allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+                (anneal.from + anneal.to).allSatisfy({ $0 >= 0 && $0.isFinite })
+            else {
                 throw fail("method.anneal", "from and to need \(exits) non-negative factors each")
             }
             guard anneal.epochs >= 1 else { throw fail("method.anneal.epochs", "must be at least 1") }
@@ -231,10 +276,15 @@ public enum JobLoader {
     }
 
     static func validateRegime(_ job: Job, fail: (String, String) -> JobError) throws {
-        let t = job.training, exits = job.model.exits.count
+        let t = job.training
+        let exits = job.model.exits.count
         if t.regime != .joint {
-            guard !job.method.name.trainsInStages else { throw fail("training.regime", "co has its own stages; use regime joint") }
-            guard t.epochs >= 2 else { throw fail("training.epochs", "\(t.regime) trains in two phases: needs at least 2 epochs") }
+            guard !job.method.name.trainsInStages else {
+                throw fail("training.regime", "co has its own stages; use regime joint")
+            }
+            guard t.epochs >= 2 else {
+                throw fail("training.epochs", "\(t.regime) trains in two phases: needs at least 2 epochs")
+            }
             if let backbone = t.backboneEpochs, backbone < 1 || backbone >= t.epochs {
                 throw fail("training.backbone_epochs", "must be in [1, training.epochs - 1]")
             }
@@ -243,11 +293,16 @@ public enum JobLoader {
         }
         if let starts = t.exitStartEpochs {
             guard t.regime == .joint && !job.method.name.trainsInStages else {
-                throw fail("training.exit_start_epochs", "progressive activation needs regime joint and a method other than co")
+                throw fail(
+                    "training.exit_start_epochs", "progressive activation needs regime joint and a method other than co"
+                )
             }
             guard starts.count == exits, starts.first == 0, zip(starts, starts.dropFirst()).allSatisfy({ $0 <= $1 }),
-                  starts.allSatisfy({ $0 < t.epochs }) else {
-                throw fail("training.exit_start_epochs", "needs \(exits) non-decreasing epochs starting at 0 and below training.epochs, got \(starts)")
+                starts.allSatisfy({ $0 < t.epochs })
+            else {
+                throw fail(
+                    "training.exit_start_epochs",
+                    "needs \(exits) non-decreasing epochs starting at 0 and below training.epochs, got \(starts)")
             }
         }
     }

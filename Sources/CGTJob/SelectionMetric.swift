@@ -36,7 +36,11 @@ public struct SelectionScores: Codable, Equatable, Sendable {
     public var relativeCost: Double
 
     enum CodingKeys: String, CodingKey {
-        case accuracy, macroF1 = "macro_f1", macroPrecision = "macro_precision", macroRecall = "macro_recall", relativeCost = "relative_cost"
+        case accuracy
+        case macroF1 = "macro_f1"
+        case macroPrecision = "macro_precision"
+        case macroRecall = "macro_recall"
+        case relativeCost = "relative_cost"
     }
 
     public init(accuracy: Double, macroF1: Double, macroPrecision: Double, macroRecall: Double, relativeCost: Double) {

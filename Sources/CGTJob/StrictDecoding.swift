@@ -32,7 +32,9 @@ public struct JobField<Section>: @unchecked Sendable {
         self.key = key
         let codingKey = AnyKey(stringValue: key)
         decode = { section, container in
-            if let value = try container.decodeIfPresent(Value.self, forKey: codingKey) { section[keyPath: property] = value }
+            if let value = try container.decodeIfPresent(Value.self, forKey: codingKey) {
+                section[keyPath: property] = value
+            }
         }
         encode = { section, container in try container.encode(section[keyPath: property], forKey: codingKey) }
     }
@@ -42,7 +44,9 @@ public struct JobField<Section>: @unchecked Sendable {
         self.key = key
         let codingKey = AnyKey(stringValue: key)
         decode = { section, container in
-            if let value = try container.decodeIfPresent(Value.self, forKey: codingKey) { section[keyPath: property] = value }
+            if let value = try container.decodeIfPresent(Value.self, forKey: codingKey) {
+                section[keyPath: property] = value
+            }
         }
         encode = { section, container in try container.encodeIfPresent(section[keyPath: property], forKey: codingKey) }
     }
@@ -73,7 +77,9 @@ extension Decoder {
     func strictContainer(known: [String]) throws -> KeyedDecodingContainer<AnyKey> {
         let container = try self.container(keyedBy: AnyKey.self)
         for key in container.allKeys where !known.contains(key.stringValue) {
-            throw UnknownKeyError(path: codingPath.map(\.stringValue) + [key.stringValue], suggestion: nearest(key.stringValue, in: known))
+            throw UnknownKeyError(
+                path: codingPath.map(\.stringValue) + [key.stringValue], suggestion: nearest(key.stringValue, in: known)
+            )
         }
         return container
     }

@@ -27,40 +27,54 @@ extension Job {
     /// - `joint`: everything from the start; with `exit_start_epochs`, exit e (and the blocks
     ///   only it needs) joins at its epoch, without restarting the optimizer.
     public func trainingPhases() -> [TrainingPhase] {
-        let exits = model.exits.count, epochs = training.epochs
+        let exits = model.exits.count
+        let epochs = training.epochs
         let exitBlocks = model.exits.map { $0 - 1 }
         func oneHot(_ e: Int) -> [Float] { (0..<exits).map { $0 == e ? 1 : 0 } }
         if method.name.trainsInStages {
-            let lengths = method.stageEpochs ?? (0..<exits).map { e in epochs / exits + (e >= exits - epochs % exits ? 1 : 0) }
+            let lengths =
+                method.stageEpochs ?? (0..<exits).map { e in epochs / exits + (e >= exits - epochs % exits ? 1 : 0) }
             var start = 0
             return lengths.enumerated().map { e, length in
                 defer { start += length }
-                let scope = TrainingScope(exitLimit: e + 1, frozenBlocks: e == 0 ? 0 : exitBlocks[e - 1] + 1, frozenExits: Set(0..<e))
-                return TrainingPhase(name: "stage \(e + 1) of \(exits)", epochs: start..<(start + length), scope: scope,
-                                     fixedWeights: oneHot(e), restartsOptimizer: true)
+                let scope = TrainingScope(
+                    exitLimit: e + 1, frozenBlocks: e == 0 ? 0 : exitBlocks[e - 1] + 1, frozenExits: Set(0..<e))
+                return TrainingPhase(
+                    name: "stage \(e + 1) of \(exits)", epochs: start..<(start + length), scope: scope,
+                    fixedWeights: oneHot(e), restartsOptimizer: true)
             }
         }
         if training.regime != .joint {
             let backbone = training.backboneEpochs ?? max(1, epochs / 2)
-            let first = TrainingPhase(name: "backbone", epochs: 0..<backbone,
-                                      scope: TrainingScope(exitLimit: exits, frozenExits: Set(0..<(exits - 1))),
-                                      fixedWeights: oneHot(exits - 1), restartsOptimizer: true)
-            let second = training.regime == .disjoint
-                ? TrainingPhase(name: "heads", epochs: backbone..<epochs,
-                                scope: TrainingScope(exitLimit: exits, frozenBlocks: model.blockCount, frozenExits: [exits - 1]),
-                                fixedWeights: nil, restartsOptimizer: true)
-                : TrainingPhase(name: "joint", epochs: backbone..<epochs, scope: .everything(exits: exits),
-                                fixedWeights: nil, restartsOptimizer: true)
+            let first = TrainingPhase(
+                name: "backbone", epochs: 0..<backbone,
+                scope: TrainingScope(exitLimit: exits, frozenExits: Set(0..<(exits - 1))),
+                fixedWeights: oneHot(exits - 1), restartsOptimizer: true)
+            let second =
+                training.regime == .disjoint
+                ? TrainingPhase(
+                    name: "heads", epochs: backbone..<epochs,
+                    scope: TrainingScope(exitLimit: exits, frozenBlocks: model.blockCount, frozenExits: [exits - 1]),
+                    fixedWeights: nil, restartsOptimizer: true)
+                : TrainingPhase(
+                    name: "joint", epochs: backbone..<epochs, scope: .everything(exits: exits),
+                    fixedWeights: nil, restartsOptimizer: true)
             return [first, second]
         }
         guard let starts = training.exitStartEpochs else {
-            return [TrainingPhase(name: "joint", epochs: 0..<epochs, scope: .everything(exits: exits), fixedWeights: nil, restartsOptimizer: true)]
+            return [
+                TrainingPhase(
+                    name: "joint", epochs: 0..<epochs, scope: .everything(exits: exits), fixedWeights: nil,
+                    restartsOptimizer: true)
+            ]
         }
         let boundaries = Array(Set(starts)).sorted() + [epochs]
         return zip(boundaries, boundaries.dropFirst()).map { start, end in
             let active = starts.filter { $0 <= start }.count
-            return TrainingPhase(name: active == 1 ? "exit 1" : "exits 1-\(active)", epochs: start..<end, scope: TrainingScope(exitLimit: active),
-                                 fixedWeights: nil, restartsOptimizer: start == 0)
+            return TrainingPhase(
+                name: active == 1 ? "exit 1" : "exits 1-\(active)", epochs: start..<end,
+                scope: TrainingScope(exitLimit: active),
+                fixedWeights: nil, restartsOptimizer: start == 0)
         }
     }
 }

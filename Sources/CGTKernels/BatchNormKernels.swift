@@ -16,7 +16,8 @@ public enum BatchNormKernels {
         /// rather than `[batch, channels, spatial]`.
         public var blocked: Bool
         public init(batch: Int, channels: Int, spatial: Int = 1, blocked: Bool = false) {
-            precondition(!blocked || channels % 16 == 0, "a blocked BatchNorm needs a multiple of 16 channels, got \(channels)")
+            precondition(
+                !blocked || channels % 16 == 0, "a blocked BatchNorm needs a multiple of 16 channels, got \(channels)")
             self.batch = batch
             self.channels = channels
             self.spatial = spatial
@@ -34,9 +35,11 @@ public enum BatchNormKernels {
     /// 16 per sample, block and position. Rows of 16 go to `body` with `width` a constant, so
     /// that its loops compile to one vector and no tail.
     @inlinable @inline(__always)
-    internal static func forEachRow(_ shape: Shape, _ body: (_ offset: Int, _ firstChannel: Int, _ width: Int) -> Void) {
+    internal static func forEachRow(_ shape: Shape, _ body: (_ offset: Int, _ firstChannel: Int, _ width: Int) -> Void)
+    {
         if shape.blocked {
-            let blocks = shape.channels / 16, spatial = shape.spatial
+            let blocks = shape.channels / 16
+            let spatial = shape.spatial
             var offset = 0
             for _ in 0..<shape.batch {
                 for block in 0..<blocks {
@@ -59,12 +62,15 @@ public enum BatchNormKernels {
         _ x: UnsafePointer<Float>, _ shape: Shape, into sums: UnsafeMutablePointer<Float>,
         centeredOn center: UnsafePointer<Float>?
     ) {
-        let c = shape.channels, s = shape.spatial
+        let c = shape.channels
+        let s = shape.spatial
         sums.update(repeating: 0, count: c)
         if shape.channelsInRows {
             forEachRow(shape) { offset, first, width in
                 let full = vectorizedPrefix(width)
-                let row = x + offset, sums = sums + first, center = center.map { $0 + first }
+                let row = x + offset
+                let sums = sums + first
+                let center = center.map { $0 + first }
                 var j = 0
                 if let center {
                     while j < full {
@@ -72,13 +78,20 @@ public enum BatchNormKernels {
                         storeVector(loadVector(sums + j) + d * d, sums + j)
                         j &+= 16
                     }
-                    while j < width { let d = row[j] - center[j]; sums[j] += d * d; j &+= 1 }
+                    while j < width {
+                        let d = row[j] - center[j]
+                        sums[j] += d * d
+                        j &+= 1
+                    }
                 } else {
                     while j < full {
                         storeVector(loadVector(sums + j) + loadVector(row + j), sums + j)
                         j &+= 16
                     }
-                    while j < width { sums[j] += row[j]; j &+= 1 }
+                    while j < width {
+                        sums[j] += row[j]
+                        j &+= 1
+                    }
                 }
             }
         } else {
@@ -95,7 +108,11 @@ public enum BatchNormKernels {
                             i &+= 16
                         }
                         var total = acc.sum()
-                        while i < s { let d = plane[i] - m; total += d * d; i &+= 1 }
+                        while i < s {
+                            let d = plane[i] - m
+                            total += d * d
+                            i &+= 1
+                        }
                         sums[j] += total
                     } else {
                         sums[j] += Reductions.sum(UnsafeBufferPointer(start: plane, count: s))
@@ -109,35 +126,50 @@ public enum BatchNormKernels {
     @inlinable
     internal static func affine(
         _ x: UnsafePointer<Float>, _ shape: Shape,
-        scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, relu: Bool = false, into y: UnsafeMutablePointer<Float>
+        scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, relu: Bool = false,
+        into y: UnsafeMutablePointer<Float>
     ) {
-        let c = shape.channels, s = shape.spatial
+        let c = shape.channels
+        let s = shape.spatial
         let zero = FloatVector(repeating: 0)
         if shape.channelsInRows {
             forEachRow(shape) { offset, first, width in
                 let full = vectorizedPrefix(width)
-                let row = x + offset, out = y + offset, scale = scale + first, shift = shift + first
+                let row = x + offset
+                let out = y + offset
+                let scale = scale + first
+                let shift = shift + first
                 var j = 0
                 while j < full {
                     let v = loadVector(row + j) * loadVector(scale + j) + loadVector(shift + j)
                     storeVector(relu ? pointwiseMax(v, zero) : v, out + j)
                     j &+= 16
                 }
-                while j < width { let v = row[j] * scale[j] + shift[j]; out[j] = relu ? max(v, 0) : v; j &+= 1 }
+                while j < width {
+                    let v = row[j] * scale[j] + shift[j]
+                    out[j] = relu ? max(v, 0) : v
+                    j &+= 1
+                }
             }
         } else {
             for n in 0..<shape.batch {
                 for j in 0..<c {
                     let offset = (n * c + j) * s
-                    let plane = x + offset, out = y + offset
-                    let a = scale[j], b = shift[j]
+                    let plane = x + offset
+                    let out = y + offset
+                    let a = scale[j]
+                    let b = shift[j]
                     var i = 0
                     while i + 16 <= s {
                         let v = loadVector(plane + i) * a + b
                         storeVector(relu ? pointwiseMax(v, zero) : v, out + i)
                         i &+= 16
                     }
-                    while i < s { let v = plane[i] * a + b; out[i] = relu ? max(v, 0) : v; i &+= 1 }
+                    while i < s {
+                        let v = plane[i] * a + b
+                        out[i] = relu ? max(v, 0) : v
+                        i &+= 1
+                    }
                 }
             }
         }
@@ -151,13 +183,19 @@ public enum BatchNormKernels {
         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, relu: Bool,
         normalized xhat: UnsafeMutablePointer<Float>, output y: UnsafeMutablePointer<Float>
     ) {
-        let c = shape.channels, s = shape.spatial
+        let c = shape.channels
+        let s = shape.spatial
         let zero = FloatVector(repeating: 0)
         if shape.channelsInRows {
             forEachRow(shape) { offset, first, width in
                 let full = vectorizedPrefix(width)
-                let row = x + offset, h = xhat + offset, out = y + offset
-                let scale = scale + first, shift = shift + first, gamma = gamma + first, beta = beta + first
+                let row = x + offset
+                let h = xhat + offset
+                let out = y + offset
+                let scale = scale + first
+                let shift = shift + first
+                let gamma = gamma + first
+                let beta = beta + first
                 var j = 0
                 while j < full {
                     let normalized = loadVector(row + j) * loadVector(scale + j) + loadVector(shift + j)
@@ -178,8 +216,13 @@ public enum BatchNormKernels {
             for n in 0..<shape.batch {
                 for j in 0..<c {
                     let offset = (n * c + j) * s
-                    let plane = x + offset, h = xhat + offset, out = y + offset
-                    let a = scale[j], b = shift[j], g = gamma[j], t = beta[j]
+                    let plane = x + offset
+                    let h = xhat + offset
+                    let out = y + offset
+                    let a = scale[j]
+                    let b = shift[j]
+                    let g = gamma[j]
+                    let t = beta[j]
                     var i = 0
                     while i + 16 <= s {
                         let normalized = loadVector(plane + i) * a + b
@@ -226,11 +269,14 @@ public enum BatchNormKernels {
         relu: Bool = false, reducer: StatisticsReducer? = nil
     ) -> Float {
         let c = shape.channels
-        precondition(x.count >= shape.count && output.count >= shape.count && normalized.count >= shape.count,
-                     "BatchNorm forward: buffers smaller than \(shape)")
-        precondition(gamma.count == c && beta.count == c && mean.count >= c && invStd.count >= c,
-                     "BatchNorm forward: per-channel buffers do not have \(c) entries")
-        let meanP = mean.baseAddress!, invP = invStd.baseAddress!
+        precondition(
+            x.count >= shape.count && output.count >= shape.count && normalized.count >= shape.count,
+            "BatchNorm forward: buffers smaller than \(shape)")
+        precondition(
+            gamma.count == c && beta.count == c && mean.count >= c && invStd.count >= c,
+            "BatchNorm forward: per-channel buffers do not have \(c) entries")
+        let meanP = mean.baseAddress!
+        let invP = invStd.baseAddress!
         var m = Float(shape.reductionSize)
         channelSums(x.baseAddress!, shape, into: meanP, centeredOn: nil)
         if let reducer {
@@ -254,13 +300,15 @@ public enum BatchNormKernels {
         }
         // xhat = x * invStd - mean * invStd, then y = xhat * gamma + beta.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * c) { scratch in
-            let scale = scratch.baseAddress!, offset = scale + c
+            let scale = scratch.baseAddress!
+            let offset = scale + c
             for j in 0..<c {
                 scale[j] = invP[j]
                 offset[j] = -meanP[j] * invP[j]
             }
-            normalizeAndScale(x.baseAddress!, shape, scale: scale, shift: offset, gamma: gamma.baseAddress!, beta: beta.baseAddress!,
-                              relu: relu, normalized: normalized.baseAddress!, output: output.baseAddress!)
+            normalizeAndScale(
+                x.baseAddress!, shape, scale: scale, shift: offset, gamma: gamma.baseAddress!, beta: beta.baseAddress!,
+                relu: relu, normalized: normalized.baseAddress!, output: output.baseAddress!)
         }
         return m
     }
@@ -275,9 +323,11 @@ public enum BatchNormKernels {
         epsilon: Float, relu: Bool = false, output: UnsafeMutableBufferPointer<Float>
     ) {
         let c = shape.channels
-        precondition(x.count >= shape.count && output.count >= shape.count, "BatchNorm inference: buffers smaller than \(shape)")
+        precondition(
+            x.count >= shape.count && output.count >= shape.count, "BatchNorm inference: buffers smaller than \(shape)")
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * c) { scratch in
-            let scale = scratch.baseAddress!, shift = scale + c
+            let scale = scratch.baseAddress!
+            let shift = scale + c
             for j in 0..<c {
                 scale[j] = gamma[j] / (runningVariance[j] + epsilon).squareRoot()
                 shift[j] = beta[j] - runningMean[j] * scale[j]
@@ -304,11 +354,16 @@ public enum BatchNormKernels {
         inputGradient: UnsafeMutableBufferPointer<Float>?, reluOutput: UnsafeBufferPointer<Float>? = nil,
         reducer: StatisticsReducer? = nil, reductionCount: Float? = nil
     ) {
-        let c = shape.channels, s = shape.spatial
-        precondition(dy.count >= shape.count && xhat.count >= shape.count && (reluOutput?.count ?? .max) >= shape.count,
-                     "BatchNorm backward: buffers smaller than \(shape)")
-        let dyP = dy.baseAddress!, xhatP = xhat.baseAddress!, reluP = reluOutput?.baseAddress
-        let dgP = gammaGradient.baseAddress!, dbP = betaGradient.baseAddress!
+        let c = shape.channels
+        let s = shape.spatial
+        precondition(
+            dy.count >= shape.count && xhat.count >= shape.count && (reluOutput?.count ?? .max) >= shape.count,
+            "BatchNorm backward: buffers smaller than \(shape)")
+        let dyP = dy.baseAddress!
+        let xhatP = xhat.baseAddress!
+        let reluP = reluOutput?.baseAddress
+        let dgP = gammaGradient.baseAddress!
+        let dbP = betaGradient.baseAddress!
         let zero = FloatVector(repeating: 0)
         /// dy at `k`, through the ReLU when there is one.
         @inline(__always) func gradientVector(_ k: Int) -> FloatVector {
@@ -324,7 +379,9 @@ public enum BatchNormKernels {
         if shape.channelsInRows {
             forEachRow(shape) { row, first, width in
                 let full = vectorizedPrefix(width)
-                let h = xhatP + row, dgP = dgP + first, dbP = dbP + first
+                let h = xhatP + row
+                let dgP = dgP + first
+                let dbP = dbP + first
                 var j = 0
                 while j < full {
                     let gv = gradientVector(row + j)
@@ -334,22 +391,29 @@ public enum BatchNormKernels {
                     storeVector(acc, dgP + j)
                     j &+= 16
                 }
-                while j < width { let g = gradient(row + j); dbP[j] += g; dgP[j] += g * h[j]; j &+= 1 }
+                while j < width {
+                    let g = gradient(row + j)
+                    dbP[j] += g
+                    dgP[j] += g * h[j]
+                    j &+= 1
+                }
             }
         } else if reluP == nil {
             for n in 0..<shape.batch {
                 for j in 0..<c {
                     let offset = (n * c + j) * s
                     dbP[j] += Reductions.sum(UnsafeBufferPointer(start: dyP + offset, count: s))
-                    dgP[j] += Reductions.dot(UnsafeBufferPointer(start: dyP + offset, count: s),
-                                             UnsafeBufferPointer(start: xhatP + offset, count: s))
+                    dgP[j] += Reductions.dot(
+                        UnsafeBufferPointer(start: dyP + offset, count: s),
+                        UnsafeBufferPointer(start: xhatP + offset, count: s))
                 }
             }
         } else {
             for n in 0..<shape.batch {
                 for j in 0..<c {
                     let offset = (n * c + j) * s
-                    var sum = FloatVector(), dot = FloatVector()
+                    var sum = FloatVector()
+                    var dot = FloatVector()
                     var i = 0
                     while i + 16 <= s {
                         let gv = gradientVector(offset + i)
@@ -357,8 +421,14 @@ public enum BatchNormKernels {
                         dot.addProduct(gv, loadVector(xhatP + offset + i))
                         i &+= 16
                     }
-                    var sumTail: Float = 0, dotTail: Float = 0
-                    while i < s { let g = gradient(offset + i); sumTail += g; dotTail += g * xhatP[offset + i]; i &+= 1 }
+                    var sumTail: Float = 0
+                    var dotTail: Float = 0
+                    while i < s {
+                        let g = gradient(offset + i)
+                        sumTail += g
+                        dotTail += g * xhatP[offset + i]
+                        i &+= 1
+                    }
                     dbP[j] += sum.sum() + sumTail
                     dgP[j] += dot.sum() + dotTail
                 }
@@ -369,7 +439,10 @@ public enum BatchNormKernels {
         let m = reductionCount ?? Float(shape.reductionSize)
         // dx = a[c] * dy + b[c] * xhat + d[c] with a = gamma*invStd, b = -a*dgamma/m, d = -a*dbeta/m.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 5 * c) { scratch in
-            let a = scratch.baseAddress!, b = a + c, d = b + c, sums = d + c
+            let a = scratch.baseAddress!
+            let b = a + c
+            let d = b + c
+            let sums = d + c
             sums.update(from: dgP, count: c)
             (sums + c).update(from: dbP, count: c)
             reducer?(UnsafeMutableBufferPointer(start: sums, count: 2 * c))
@@ -382,7 +455,11 @@ public enum BatchNormKernels {
             if shape.channelsInRows {
                 forEachRow(shape) { row, first, width in
                     let full = vectorizedPrefix(width)
-                    let h = xhatP + row, out = dx + row, a = a + first, b = b + first, d = d + first
+                    let h = xhatP + row
+                    let out = dx + row
+                    let a = a + first
+                    let b = b + first
+                    let d = d + first
                     var j = 0
                     while j < full {
                         var v = loadVector(d + j)
@@ -391,14 +468,19 @@ public enum BatchNormKernels {
                         storeVector(v, out + j)
                         j &+= 16
                     }
-                    while j < width { out[j] = a[j] * gradient(row + j) + b[j] * h[j] + d[j]; j &+= 1 }
+                    while j < width {
+                        out[j] = a[j] * gradient(row + j) + b[j] * h[j] + d[j]
+                        j &+= 1
+                    }
                 }
             } else {
                 for n in 0..<shape.batch {
                     for j in 0..<c {
                         let offset = (n * c + j) * s
-                        let h = xhatP + offset, out = dx + offset
-                        let av = FloatVector(repeating: a[j]), bv = FloatVector(repeating: b[j])
+                        let h = xhatP + offset
+                        let out = dx + offset
+                        let av = FloatVector(repeating: a[j])
+                        let bv = FloatVector(repeating: b[j])
                         var i = 0
                         while i + 16 <= s {
                             var v = FloatVector(repeating: d[j])
@@ -407,7 +489,10 @@ public enum BatchNormKernels {
                             storeVector(v, out + i)
                             i &+= 16
                         }
-                        while i < s { out[i] = a[j] * gradient(offset + i) + b[j] * h[i] + d[j]; i &+= 1 }
+                        while i < s {
+                            out[i] = a[j] * gradient(offset + i) + b[j] * h[i] + d[j]
+                            i &+= 1
+                        }
                     }
                 }
             }

@@ -28,28 +28,34 @@ public final class BatchNormPrimitives {
 
     /// - Parameters:
     ///   - spatial: `(height, width)` of `[C, H, W]` maps in `layout`, or nil for `[N, C]` features.
-    public init(batch: Int, channels: Int, spatial: (height: Int, width: Int)?, layout: MapLayout,
-                appliesReLU: Bool, epsilon: Float) throws {
+    public init(
+        batch: Int, channels: Int, spatial: (height: Int, width: Int)?, layout: MapLayout,
+        appliesReLU: Bool, epsilon: Float
+    ) throws {
         precondition(batch > 0 && channels > 0, "BatchNormPrimitives needs a positive batch and channel count")
         self.batch = batch
         self.channels = channels
         self.appliesReLU = appliesReLU
-        let request = "batch normalisation of \(batch) x \(channels)\(spatial.map { " x \($0.height) x \($0.width)" } ?? "")"
+        let request =
+            "batch normalisation of \(batch) x \(channels)\(spatial.map { " x \($0.height) x \($0.width)" } ?? "")"
         // Features as 1 x 1 channels-last maps: oneDNN's `nc` batch normalisation is its generic
         // reference code, about 18 times slower (1.6 against 0.09 ms on the MLP's layers).
-        let data = try spatial.map { try DNNLTensorDescriptor([batch, channels, $0.height, $0.width], layout.dnnlTag) }
+        let data =
+            try spatial.map { try DNNLTensorDescriptor([batch, channels, $0.height, $0.width], layout.dnnlTag) }
             ?? DNNLTensorDescriptor([batch, channels, 1, 1], dnnl_nhwc)
         let perChannel = try DNNLTensorDescriptor([channels], dnnl_x)
         var raw = data.raw
         let flags = dnnl_use_scale.rawValue | dnnl_use_shift.rawValue | (appliesReLU ? dnnl_fuse_norm_relu.rawValue : 0)
 
         var forwardDesc = dnnl_batch_normalization_desc_t()
-        try check(dnnl_batch_normalization_forward_desc_init(&forwardDesc, dnnl_forward_training, &raw, epsilon, flags),
-                  "dnnl_batch_normalization_forward_desc_init", request)
+        try check(
+            dnnl_batch_normalization_forward_desc_init(&forwardDesc, dnnl_forward_training, &raw, epsilon, flags),
+            "dnnl_batch_normalization_forward_desc_init", request)
         let forward = try DNNLPrimitiveDescriptor(&forwardDesc, request: "\(request), forward")
         var backwardDesc = dnnl_batch_normalization_desc_t()
-        try check(dnnl_batch_normalization_backward_desc_init(&backwardDesc, dnnl_backward, &raw, &raw, epsilon, flags),
-                  "dnnl_batch_normalization_backward_desc_init", request)
+        try check(
+            dnnl_batch_normalization_backward_desc_init(&backwardDesc, dnnl_backward, &raw, &raw, epsilon, flags),
+            "dnnl_batch_normalization_backward_desc_init", request)
         let backward = try DNNLPrimitiveDescriptor(&backwardDesc, hint: forward, request: "\(request), backward")
 
         input = try DNNLMemory(over: data)
@@ -87,9 +93,11 @@ public final class BatchNormPrimitives {
 
     /// y = gamma * (x - mean) / sqrt(var + eps) + beta (max(y, 0) with the ReLU) with the batch's
     /// statistics, which land in `batchMean` and `batchVariance` (biased).
-    public func forward(input x: UnsafePointer<Float>, gamma g: UnsafePointer<Float>, beta b: UnsafePointer<Float>,
-                        output y: UnsafeMutablePointer<Float>,
-                        batchMean: UnsafeMutablePointer<Float>, batchVariance: UnsafeMutablePointer<Float>) {
+    public func forward(
+        input x: UnsafePointer<Float>, gamma g: UnsafePointer<Float>, beta b: UnsafePointer<Float>,
+        output y: UnsafeMutablePointer<Float>,
+        batchMean: UnsafeMutablePointer<Float>, batchVariance: UnsafeMutablePointer<Float>
+    ) {
         input.point(at: x)
         gamma.point(at: g)
         beta.point(at: b)
@@ -101,11 +109,13 @@ public final class BatchNormPrimitives {
 
     /// dx, dgamma and dbeta (overwritten) of the last `forward`, whose input, statistics and
     /// parameters these must be.
-    public func backward(input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
-                         gamma g: UnsafePointer<Float>, beta b: UnsafePointer<Float>,
-                         batchMean: UnsafePointer<Float>, batchVariance: UnsafePointer<Float>,
-                         gammaGradient dg: UnsafeMutablePointer<Float>, betaGradient db: UnsafeMutablePointer<Float>,
-                         inputGradient dx: UnsafeMutablePointer<Float>) {
+    public func backward(
+        input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+        gamma g: UnsafePointer<Float>, beta b: UnsafePointer<Float>,
+        batchMean: UnsafePointer<Float>, batchVariance: UnsafePointer<Float>,
+        gammaGradient dg: UnsafeMutablePointer<Float>, betaGradient db: UnsafeMutablePointer<Float>,
+        inputGradient dx: UnsafeMutablePointer<Float>
+    ) {
         input.point(at: x)
         outputGradient.point(at: dy)
         gamma.point(at: g)

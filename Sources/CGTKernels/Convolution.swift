@@ -12,8 +12,10 @@ public enum ConvolutionKernels {
         public var paddingWidth: Int
 
         /// - Parameters: padding defaults to `kernel / 2` on each side, which keeps H and W for odd kernels.
-        public init(channels: Int, height: Int, width: Int, kernelHeight: Int, kernelWidth: Int,
-                    paddingHeight: Int? = nil, paddingWidth: Int? = nil) {
+        public init(
+            channels: Int, height: Int, width: Int, kernelHeight: Int, kernelWidth: Int,
+            paddingHeight: Int? = nil, paddingWidth: Int? = nil
+        ) {
             self.channels = channels
             self.height = height
             self.width = width
@@ -21,10 +23,14 @@ public enum ConvolutionKernels {
             self.kernelWidth = kernelWidth
             self.paddingHeight = paddingHeight ?? kernelHeight / 2
             self.paddingWidth = paddingWidth ?? kernelWidth / 2
-            precondition(channels > 0 && height > 0 && width > 0 && kernelHeight > 0 && kernelWidth > 0,
-                         "convolution geometry needs positive sizes: \(channels)x\(height)x\(width), kernel \(kernelHeight)x\(kernelWidth)")
-            precondition(self.paddingHeight >= 0 && self.paddingWidth >= 0 && outputHeight > 0 && outputWidth > 0,
-                         "kernel \(kernelHeight)x\(kernelWidth) with padding \(self.paddingHeight),\(self.paddingWidth) does not fit \(height)x\(width)")
+            precondition(
+                channels > 0 && height > 0 && width > 0 && kernelHeight > 0 && kernelWidth > 0,
+                "convolution geometry needs positive sizes: \(channels)x\(height)x\(width), kernel \(kernelHeight)x\(kernelWidth)"
+            )
+            precondition(
+                self.paddingHeight >= 0 && self.paddingWidth >= 0 && outputHeight > 0 && outputWidth > 0,
+                "kernel \(kernelHeight)x\(kernelWidth) with padding \(self.paddingHeight),\(self.paddingWidth) does not fit \(height)x\(width)"
+            )
         }
 
         public var outputHeight: Int { height + 2 * paddingHeight - kernelHeight + 1 }

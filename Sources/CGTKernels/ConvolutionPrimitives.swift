@@ -39,18 +39,24 @@ public final class ConvolutionPrimitives {
     ///     output and its gradient).
     ///   - inputGradient: whether `backward` computes the input's gradient (the first layer of
     ///     a network needs none, and oneDNN's backward-data pass is then never made).
-    public init(geometry g: ConvolutionKernels.Geometry, outputChannels: Int, batch: Int,
-                inputLayout: MapLayout = .channelsFirst, outputLayout: MapLayout = .channelsFirst,
-                inputGradient wantsInputGradient: Bool) throws {
-        precondition(batch > 0 && outputChannels > 0, "ConvolutionPrimitives needs a positive batch and output channels")
-        precondition(inputLayout.admits(channels: g.channels) && outputLayout.admits(channels: outputChannels),
-                     "ConvolutionPrimitives: \(g.channels) -> \(outputChannels) channels do not fit \(inputLayout) -> \(outputLayout)")
+    public init(
+        geometry g: ConvolutionKernels.Geometry, outputChannels: Int, batch: Int,
+        inputLayout: MapLayout = .channelsFirst, outputLayout: MapLayout = .channelsFirst,
+        inputGradient wantsInputGradient: Bool
+    ) throws {
+        precondition(
+            batch > 0 && outputChannels > 0, "ConvolutionPrimitives needs a positive batch and output channels")
+        precondition(
+            inputLayout.admits(channels: g.channels) && outputLayout.admits(channels: outputChannels),
+            "ConvolutionPrimitives: \(g.channels) -> \(outputChannels) channels do not fit \(inputLayout) -> \(outputLayout)"
+        )
         geometry = g
         self.outputChannels = outputChannels
         self.batch = batch
         self.inputLayout = inputLayout
         self.outputLayout = outputLayout
-        let request = "convolution \(g.channels)x\(g.height)x\(g.width) -> \(outputChannels)x\(g.outputHeight)x\(g.outputWidth), kernel \(g.kernelHeight)x\(g.kernelWidth), batch \(batch)"
+        let request =
+            "convolution \(g.channels)x\(g.height)x\(g.width) -> \(outputChannels)x\(g.outputHeight)x\(g.outputWidth), kernel \(g.kernelHeight)x\(g.kernelWidth), batch \(batch)"
 
         let inputDims = [batch, g.channels, g.height, g.width]
         let weightDims = [outputChannels, g.channels, g.kernelHeight, g.kernelWidth]
@@ -61,30 +67,40 @@ public final class ConvolutionPrimitives {
         let blocked = outputLayout == .blocked16
         let kernelInputTag = blocked ? (g.channels == 1 ? dnnl_nchw : dnnl_nChw16c) : dnnl_nhwc
         let kernelOutputTag = blocked ? dnnl_nChw16c : dnnl_nhwc
-        let userInput = try DNNLTensorDescriptor(inputDims, g.channels == 1 && inputLayout != .blocked16 ? kernelInputTag : inputLayout.dnnlTag)
+        let userInput = try DNNLTensorDescriptor(
+            inputDims, g.channels == 1 && inputLayout != .blocked16 ? kernelInputTag : inputLayout.dnnlTag)
         let userWeight = try DNNLTensorDescriptor(weightDims, dnnl_oihw)
         let userBias = try DNNLTensorDescriptor([outputChannels], dnnl_x)
-        let userOutput = try DNNLTensorDescriptor(outputDims, outputChannels == 1 && outputLayout != .blocked16 ? kernelOutputTag : outputLayout.dnnlTag)
+        let userOutput = try DNNLTensorDescriptor(
+            outputDims, outputChannels == 1 && outputLayout != .blocked16 ? kernelOutputTag : outputLayout.dnnlTag)
         var kernelInput = try DNNLTensorDescriptor(inputDims, kernelInputTag).raw
         var anyWeight = try DNNLTensorDescriptor(weightDims, dnnl_format_tag_any).raw
         var kernelOutput = try DNNLTensorDescriptor(outputDims, kernelOutputTag).raw
         var plainBias = userBias.raw
 
-        var strides = DNNLDims([1, 1]), paddingLeft = DNNLDims([g.paddingHeight, g.paddingWidth])
+        var strides = DNNLDims([1, 1])
+        var paddingLeft = DNNLDims([g.paddingHeight, g.paddingWidth])
         // Output = H + left + right - kh + 1, so right = Hout - 1 + kh - H - left.
-        var paddingRight = DNNLDims([g.outputHeight - 1 + g.kernelHeight - g.height - g.paddingHeight,
-                                     g.outputWidth - 1 + g.kernelWidth - g.width - g.paddingWidth])
+        var paddingRight = DNNLDims([
+            g.outputHeight - 1 + g.kernelHeight - g.height - g.paddingHeight,
+            g.outputWidth - 1 + g.kernelWidth - g.width - g.paddingWidth,
+        ])
 
         var forwardDesc = dnnl_convolution_desc_t()
-        try check(dnnl_convolution_forward_desc_init(&forwardDesc, dnnl_forward_training, dnnl_convolution_direct,
-                                                      &kernelInput, &anyWeight, &plainBias, &kernelOutput, &strides.raw.0, &paddingLeft.raw.0, &paddingRight.raw.0),
-                  "dnnl_convolution_forward_desc_init", request)
+        try check(
+            dnnl_convolution_forward_desc_init(
+                &forwardDesc, dnnl_forward_training, dnnl_convolution_direct,
+                &kernelInput, &anyWeight, &plainBias, &kernelOutput, &strides.raw.0, &paddingLeft.raw.0,
+                &paddingRight.raw.0),
+            "dnnl_convolution_forward_desc_init", request)
         let forward = try DNNLPrimitiveDescriptor(&forwardDesc, request: "\(request), forward")
 
         var weightsDesc = dnnl_convolution_desc_t()
-        try check(dnnl_convolution_backward_weights_desc_init(&weightsDesc, dnnl_convolution_direct, &kernelInput, &anyWeight, &plainBias,
-                                                               &kernelOutput, &strides.raw.0, &paddingLeft.raw.0, &paddingRight.raw.0),
-                  "dnnl_convolution_backward_weights_desc_init", request)
+        try check(
+            dnnl_convolution_backward_weights_desc_init(
+                &weightsDesc, dnnl_convolution_direct, &kernelInput, &anyWeight, &plainBias,
+                &kernelOutput, &strides.raw.0, &paddingLeft.raw.0, &paddingRight.raw.0),
+            "dnnl_convolution_backward_weights_desc_init", request)
         let weights = try DNNLPrimitiveDescriptor(&weightsDesc, hint: forward, request: "\(request), backward weights")
 
         input = try DNNLMemory(over: userInput)
@@ -96,40 +112,53 @@ public final class ConvolutionPrimitives {
         biasGradient = try DNNLMemory(over: userBias)
 
         forwardInput = try Staged(user: input, wanted: forward.descriptor(dnnl_query_src_md), direction: .toOneDNN)
-        forwardWeight = try Staged(user: weight, wanted: forward.descriptor(dnnl_query_weights_md), direction: .toOneDNN)
+        forwardWeight = try Staged(
+            user: weight, wanted: forward.descriptor(dnnl_query_weights_md), direction: .toOneDNN)
         forwardOutput = try Staged(user: output, wanted: forward.descriptor(dnnl_query_dst_md), direction: .toCGT)
-        forwardPrimitive = try DNNLPrimitive(forward, arguments: [
-            (DNNL_ARG_SRC, forwardInput.inner), (DNNL_ARG_WEIGHTS, forwardWeight.inner),
-            (DNNL_ARG_BIAS, bias), (DNNL_ARG_DST, forwardOutput.inner),
-        ])
+        forwardPrimitive = try DNNLPrimitive(
+            forward,
+            arguments: [
+                (DNNL_ARG_SRC, forwardInput.inner), (DNNL_ARG_WEIGHTS, forwardWeight.inner),
+                (DNNL_ARG_BIAS, bias), (DNNL_ARG_DST, forwardOutput.inner),
+            ])
 
         weightsInput = try Staged(user: input, wanted: weights.descriptor(dnnl_query_src_md), direction: .toOneDNN)
-        weightsOutputGradient = try Staged(user: outputGradient, wanted: weights.descriptor(dnnl_query_diff_dst_md), direction: .toOneDNN)
-        weightsGradient = try Staged(user: weightGradient, wanted: weights.descriptor(dnnl_query_diff_weights_md), direction: .toCGT)
-        weightsPrimitive = try DNNLPrimitive(weights, arguments: [
-            (DNNL_ARG_SRC, weightsInput.inner), (DNNL_ARG_DIFF_DST, weightsOutputGradient.inner),
-            (DNNL_ARG_DIFF_WEIGHTS, weightsGradient.inner), (DNNL_ARG_DIFF_BIAS, biasGradient),
-        ])
+        weightsOutputGradient = try Staged(
+            user: outputGradient, wanted: weights.descriptor(dnnl_query_diff_dst_md), direction: .toOneDNN)
+        weightsGradient = try Staged(
+            user: weightGradient, wanted: weights.descriptor(dnnl_query_diff_weights_md), direction: .toCGT)
+        weightsPrimitive = try DNNLPrimitive(
+            weights,
+            arguments: [
+                (DNNL_ARG_SRC, weightsInput.inner), (DNNL_ARG_DIFF_DST, weightsOutputGradient.inner),
+                (DNNL_ARG_DIFF_WEIGHTS, weightsGradient.inner), (DNNL_ARG_DIFF_BIAS, biasGradient),
+            ])
 
         if wantsInputGradient {
             var dataDesc = dnnl_convolution_desc_t()
-            try check(dnnl_convolution_backward_data_desc_init(&dataDesc, dnnl_convolution_direct, &kernelInput, &anyWeight, &kernelOutput,
-                                                                &strides.raw.0, &paddingLeft.raw.0, &paddingRight.raw.0),
-                      "dnnl_convolution_backward_data_desc_init", request)
+            try check(
+                dnnl_convolution_backward_data_desc_init(
+                    &dataDesc, dnnl_convolution_direct, &kernelInput, &anyWeight, &kernelOutput,
+                    &strides.raw.0, &paddingLeft.raw.0, &paddingRight.raw.0),
+                "dnnl_convolution_backward_data_desc_init", request)
             let data = try DNNLPrimitiveDescriptor(&dataDesc, hint: forward, request: "\(request), backward data")
             let gradient = try DNNLMemory(over: userInput)
             inputGradient = gradient
             dataWeight = try Staged(user: weight, wanted: data.descriptor(dnnl_query_weights_md), direction: .toOneDNN)
             let wantedGradient = data.descriptor(dnnl_query_diff_dst_md)
             // The backward-weights pass usually wants dY in the same layout: then one reorder serves both.
-            dataOutputGradient = wantedGradient.sameLayout(as: weightsOutputGradient.inner.descriptor)
+            dataOutputGradient =
+                wantedGradient.sameLayout(as: weightsOutputGradient.inner.descriptor)
                 ? weightsOutputGradient.sharing()
                 : try Staged(user: outputGradient, wanted: wantedGradient, direction: .toOneDNN)
-            dataInputGradient = try Staged(user: gradient, wanted: data.descriptor(dnnl_query_diff_src_md), direction: .toCGT)
-            dataPrimitive = try DNNLPrimitive(data, arguments: [
-                (DNNL_ARG_DIFF_DST, dataOutputGradient!.inner), (DNNL_ARG_WEIGHTS, dataWeight!.inner),
-                (DNNL_ARG_DIFF_SRC, dataInputGradient!.inner),
-            ])
+            dataInputGradient = try Staged(
+                user: gradient, wanted: data.descriptor(dnnl_query_diff_src_md), direction: .toCGT)
+            dataPrimitive = try DNNLPrimitive(
+                data,
+                arguments: [
+                    (DNNL_ARG_DIFF_DST, dataOutputGradient!.inner), (DNNL_ARG_WEIGHTS, dataWeight!.inner),
+                    (DNNL_ARG_DIFF_SRC, dataInputGradient!.inner),
+                ])
         } else {
             inputGradient = nil
             dataWeight = nil
@@ -141,13 +170,17 @@ public final class ConvolutionPrimitives {
 
     /// oneDNN's implementations of the three passes, e.g. "jit:avx512_core".
     public var implementations: (forward: String, backwardWeights: String, backwardData: String?) {
-        (forwardPrimitive.descriptor.implementation, weightsPrimitive.descriptor.implementation,
-         dataPrimitive?.descriptor.implementation)
+        (
+            forwardPrimitive.descriptor.implementation, weightsPrimitive.descriptor.implementation,
+            dataPrimitive?.descriptor.implementation
+        )
     }
 
     /// y = conv(x, W) + b for `batch` samples.
-    public func forward(input x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>,
-                        output y: UnsafeMutablePointer<Float>) {
+    public func forward(
+        input x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>,
+        output y: UnsafeMutablePointer<Float>
+    ) {
         input.point(at: x)
         weight.point(at: w)
         bias.point(at: b)
@@ -160,9 +193,11 @@ public final class ConvolutionPrimitives {
 
     /// dW and db (overwritten) from x and dY, and dX when the primitives were made for it and
     /// `inputGradient` is given.
-    public func backward(input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
-                         weightGradient dw: UnsafeMutablePointer<Float>, biasGradient db: UnsafeMutablePointer<Float>,
-                         inputGradient dx: UnsafeMutablePointer<Float>?) {
+    public func backward(
+        input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
+        weightGradient dw: UnsafeMutablePointer<Float>, biasGradient db: UnsafeMutablePointer<Float>,
+        inputGradient dx: UnsafeMutablePointer<Float>?
+    ) {
         input.point(at: x)
         outputGradient.point(at: dy)
         weight.point(at: w)
@@ -201,7 +236,8 @@ private struct Staged {
         let copy = try DNNLMemory(allocating: wanted)
         inner = copy
         let (from, to) = direction == .toOneDNN ? (user, copy) : (copy, user)
-        let descriptor = try DNNLPrimitiveDescriptor(reorderFrom: from.descriptor, to: to.descriptor, request: "a reorder")
+        let descriptor = try DNNLPrimitiveDescriptor(
+            reorderFrom: from.descriptor, to: to.descriptor, request: "a reorder")
         reorderPrimitive = try DNNLPrimitive(descriptor, arguments: [(DNNL_ARG_FROM, from), (DNNL_ARG_TO, to)])
     }
 

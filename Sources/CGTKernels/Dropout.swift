@@ -34,7 +34,8 @@ public enum DropoutKernels {
 
     @inlinable @inline(__always)
     internal static func uniforms(rowKey: UInt64, firstFeatures features: SIMD16<UInt32>) -> FloatVector {
-        let low = UInt32(truncatingIfNeeded: rowKey), high = UInt32(truncatingIfNeeded: rowKey >> 32)
+        let low = UInt32(truncatingIfNeeded: rowKey)
+        let high = UInt32(truncatingIfNeeded: rowKey >> 32)
         let h = mix32(mix32(features &* 0x9E37_79B9 ^ low) ^ high)
         return unitInterval(topBitsOf: h)
     }
@@ -64,7 +65,8 @@ public enum DropoutKernels {
     ) {
         precondition(p >= 0 && p < 1, "dropout probability \(p) is outside [0, 1)")
         precondition(mask.count >= sampleIDs.count * features, "dropout mask too small")
-        let keep = FloatVector(repeating: 1 / (1 - p)), zero = FloatVector()
+        let keep = FloatVector(repeating: 1 / (1 - p))
+        let zero = FloatVector()
         let threshold = FloatVector(repeating: p)
         let step = SIMD16<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
         let out = mask.baseAddress!

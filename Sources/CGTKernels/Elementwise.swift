@@ -5,7 +5,8 @@ public enum Elementwise {
     public static func addBias(_ bias: UnsafeBufferPointer<Float>, to y: UnsafeMutableBufferPointer<Float>, rows: Int) {
         let columns = bias.count
         precondition(y.count >= rows * columns, "addBias: output holds \(y.count) values, needs \(rows * columns)")
-        let b = bias.baseAddress!, out = y.baseAddress!
+        let b = bias.baseAddress!
+        let out = y.baseAddress!
         let full = vectorizedPrefix(columns)
         for r in 0..<rows {
             let row = out + r * columns
@@ -14,7 +15,10 @@ public enum Elementwise {
                 storeVector(loadVector(row + c) + loadVector(b + c), row + c)
                 c &+= 16
             }
-            while c < columns { row[c] += b[c]; c &+= 1 }
+            while c < columns {
+                row[c] += b[c]
+                c &+= 1
+            }
         }
     }
 
@@ -23,7 +27,8 @@ public enum Elementwise {
     public static func reluForward(_ x: UnsafeBufferPointer<Float>, _ y: UnsafeMutableBufferPointer<Float>) {
         let n = x.count
         precondition(y.count >= n, "reluForward: output shorter than input")
-        let src = x.baseAddress!, dst = y.baseAddress!
+        let src = x.baseAddress!
+        let dst = y.baseAddress!
         let zero = FloatVector(repeating: 0)
         let full = vectorizedPrefix(n)
         var i = 0
@@ -31,7 +36,10 @@ public enum Elementwise {
             storeVector(pointwiseMax(loadVector(src + i), zero), dst + i)
             i &+= 16
         }
-        while i < n { dst[i] = max(src[i], 0); i &+= 1 }
+        while i < n {
+            dst[i] = max(src[i], 0)
+            i &+= 1
+        }
     }
 
     /// dx = dy where the ReLU's output y > 0, else 0.
@@ -42,7 +50,9 @@ public enum Elementwise {
     ) {
         let n = y.count
         precondition(dy.count >= n && dx.count >= n, "reluBackward: buffers shorter than the output")
-        let yp = y.baseAddress!, dyp = dy.baseAddress!, dxp = dx.baseAddress!
+        let yp = y.baseAddress!
+        let dyp = dy.baseAddress!
+        let dxp = dx.baseAddress!
         let zero = FloatVector(repeating: 0)
         let full = vectorizedPrefix(n)
         var i = 0
@@ -51,7 +61,10 @@ public enum Elementwise {
             storeVector(zero.replacing(with: loadVector(dyp + i), where: positive), dxp + i)
             i &+= 16
         }
-        while i < n { dxp[i] = yp[i] > 0 ? dyp[i] : 0; i &+= 1 }
+        while i < n {
+            dxp[i] = yp[i] > 0 ? dyp[i] : 0
+            i &+= 1
+        }
     }
 
     /// y += x.
@@ -59,14 +72,18 @@ public enum Elementwise {
     public static func add(_ x: UnsafeBufferPointer<Float>, to y: UnsafeMutableBufferPointer<Float>) {
         let n = x.count
         precondition(y.count >= n, "add: destination shorter than source")
-        let src = x.baseAddress!, dst = y.baseAddress!
+        let src = x.baseAddress!
+        let dst = y.baseAddress!
         let full = vectorizedPrefix(n)
         var i = 0
         while i < full {
             storeVector(loadVector(dst + i) + loadVector(src + i), dst + i)
             i &+= 16
         }
-        while i < n { dst[i] += src[i]; i &+= 1 }
+        while i < n {
+            dst[i] += src[i]
+            i &+= 1
+        }
     }
 
     /// y = alpha * y.
@@ -80,7 +97,10 @@ public enum Elementwise {
             storeVector(loadVector(dst + i) * alpha, dst + i)
             i &+= 16
         }
-        while i < n { dst[i] *= alpha; i &+= 1 }
+        while i < n {
+            dst[i] *= alpha
+            i &+= 1
+        }
     }
 
     /// y = x * mask, element by element (the dropout forward and backward).
@@ -90,13 +110,18 @@ public enum Elementwise {
     ) {
         let n = x.count
         precondition(mask.count >= n && y.count >= n, "multiply: buffers shorter than the input")
-        let a = x.baseAddress!, m = mask.baseAddress!, dst = y.baseAddress!
+        let a = x.baseAddress!
+        let m = mask.baseAddress!
+        let dst = y.baseAddress!
         let full = vectorizedPrefix(n)
         var i = 0
         while i < full {
             storeVector(loadVector(a + i) * loadVector(m + i), dst + i)
             i &+= 16
         }
-        while i < n { dst[i] = a[i] * m[i]; i &+= 1 }
+        while i < n {
+            dst[i] = a[i] * m[i]
+            i &+= 1
+        }
     }
 }

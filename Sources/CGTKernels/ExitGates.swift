@@ -6,12 +6,14 @@ public enum ExitGates {
     /// delta_e = 1 when exit e predicts the label (Eq. 4) with confidence s_e >= tau (Eq. 3).
     @inlinable
     public static func hard(
-        confidence: UnsafeBufferPointer<Float>, predictions: UnsafeBufferPointer<Int32>, labels: UnsafeBufferPointer<Int32>,
+        confidence: UnsafeBufferPointer<Float>, predictions: UnsafeBufferPointer<Int32>,
+        labels: UnsafeBufferPointer<Int32>,
         exits: Int, batch: Int, tau: Float, weights: UnsafeMutableBufferPointer<Float>
     ) {
         precondition(exits >= 1, "hard gates need at least one exit")
-        precondition(confidence.count >= exits * batch && predictions.count >= exits * batch && weights.count >= exits * batch
-                     && labels.count >= batch, "hard gates: buffers do not fit \(exits) exits x \(batch) samples")
+        precondition(
+            confidence.count >= exits * batch && predictions.count >= exits * batch && weights.count >= exits * batch
+                && labels.count >= batch, "hard gates: buffers do not fit \(exits) exits x \(batch) samples")
         let w = weights.baseAddress!
         w.update(repeating: 1, count: batch)
         for e in 1..<exits {
@@ -33,13 +35,17 @@ public enum ExitGates {
         weights: UnsafeMutableBufferPointer<Float>
     ) {
         precondition(exits >= 1, "soft gates need at least one exit")
-        precondition(scores.count >= exits * batch && weights.count >= exits * batch,
-                     "soft gates: buffers do not fit \(exits) exits x \(batch) samples")
-        let w = weights.baseAddress!, s = scores.baseAddress!
+        precondition(
+            scores.count >= exits * batch && weights.count >= exits * batch,
+            "soft gates: buffers do not fit \(exits) exits x \(batch) samples")
+        let w = weights.baseAddress!
+        let s = scores.baseAddress!
         w.update(repeating: 1, count: batch)
         let full = vectorizedPrefix(batch)
         for e in 1..<exits {
-            let previousScores = s + (e - 1) * batch, previous = w + (e - 1) * batch, current = w + e * batch
+            let previousScores = s + (e - 1) * batch
+            let previous = w + (e - 1) * batch
+            let current = w + e * batch
             var i = 0
             while i < full {
                 let residual = 1 - FastMath.sigmoid(k * (loadVector(previousScores + i) - tau))

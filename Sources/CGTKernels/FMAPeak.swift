@@ -1,5 +1,5 @@
-import _CGTTargetInfo
 import Dispatch
+import _CGTTargetInfo
 
 /// The fused multiply-add peak of one core: what "fraction of the peak" in benchmarks divides by.
 ///

@@ -19,7 +19,8 @@ public enum FastMath {
     public static func exp(_ x: FloatVector) -> FloatVector {
         // Compare-and-select rather than `clamped` and `rounded`: the standard library runs
         // those lane by lane on SIMD vectors (with a NaN check per lane), several times slower.
-        let lower = FloatVector(repeating: -87.3), upper = FloatVector(repeating: 88.376)
+        let lower = FloatVector(repeating: -87.3)
+        let upper = FloatVector(repeating: 88.376)
         let clamped = x.replacing(with: lower, where: x .< lower).replacing(with: upper, where: x .> upper)
         // Adding 1.5 * 2^23 rounds x log2(e) to the nearest integer (ties to even) and leaves it
         // in the low mantissa bits; subtracting it again gives n exactly.

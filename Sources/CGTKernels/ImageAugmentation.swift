@@ -21,7 +21,8 @@ public enum ImageAugmentation {
         channels: Int, height: Int, width: Int, dy: Int, dx: Int, flip: Bool
     ) {
         for c in 0..<channels {
-            let plane = image + c * height * width, target = output + c * height * width
+            let plane = image + c * height * width
+            let target = output + c * height * width
             for y in 0..<height {
                 let row = target + y * width
                 let sourceY = y + dy

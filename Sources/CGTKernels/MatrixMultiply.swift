@@ -26,7 +26,8 @@ public enum MatrixMultiply {
     ) {
         let storedA = opA == .plain ? k : m
         let storedB = opB == .plain ? n : k
-        let plain = CChar(bitPattern: UInt8(ascii: "N")), transposed = CChar(bitPattern: UInt8(ascii: "T"))
+        let plain = CChar(bitPattern: UInt8(ascii: "N"))
+        let transposed = CChar(bitPattern: UInt8(ascii: "T"))
         let status = dnnl_sgemm(
             opA == .plain ? plain : transposed, opB == .plain ? plain : transposed,
             dnnl_dim_t(m), dnnl_dim_t(n), dnnl_dim_t(k), alpha,

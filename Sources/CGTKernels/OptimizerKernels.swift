@@ -11,7 +11,9 @@ public enum OptimizerKernels {
     ) {
         let n = parameters.count
         precondition(gradients.count == n && velocity.count == n, "sgdStep: buffer lengths differ")
-        let p = parameters.baseAddress!, g = gradients.baseAddress!, v = velocity.baseAddress!
+        let p = parameters.baseAddress!
+        let g = gradients.baseAddress!
+        let v = velocity.baseAddress!
         let full = vectorizedPrefix(n)
         var i = 0
         while i < full {
@@ -46,15 +48,19 @@ public enum OptimizerKernels {
         decoupledWeightDecay: Bool, step: Int
     ) {
         let n = parameters.count
-        precondition(gradients.count == n && firstMoment.count == n && secondMoment.count == n, "adamStep: buffer lengths differ")
+        precondition(
+            gradients.count == n && firstMoment.count == n && secondMoment.count == n, "adamStep: buffer lengths differ"
+        )
         precondition(step >= 1, "adamStep: steps count from 1")
         let correction1 = 1 - Float(Double(beta1).power(step))
         let correction2Root = Float((1 - Double(beta2).power(step)).squareRoot())
         let stepSize = lr / correction1
         let decay: Float = decoupledWeightDecay ? 1 - lr * wd : 1
         let coupled: Float = decoupledWeightDecay ? 0 : wd
-        let p = parameters.baseAddress!, g = gradients.baseAddress!
-        let m = firstMoment.baseAddress!, v = secondMoment.baseAddress!
+        let p = parameters.baseAddress!
+        let g = gradients.baseAddress!
+        let m = firstMoment.baseAddress!
+        let v = secondMoment.baseAddress!
         let full = vectorizedPrefix(n)
         var i = 0
         while i < full {
@@ -84,7 +90,9 @@ extension Double {
     /// self^exponent for a non-negative whole exponent, by repeated squaring.
     @inlinable
     internal func power(_ exponent: Int) -> Double {
-        var result = 1.0, base = self, e = exponent
+        var result = 1.0
+        var base = self
+        var e = exponent
         while e > 0 {
             if e & 1 == 1 { result *= base }
             base *= base

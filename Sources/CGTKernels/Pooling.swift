@@ -17,25 +17,36 @@ public enum PoolingKernels {
         _ input: UnsafeBufferPointer<Float>, planes: Int, height: Int, width: Int,
         output: UnsafeMutableBufferPointer<Float>, argmax: UnsafeMutableBufferPointer<Int32>
     ) {
-        let oh = height / 2, ow = width / 2
+        let oh = height / 2
+        let ow = width / 2
         precondition(oh > 0 && ow > 0, "maxPool2x2: a \(height)x\(width) plane has no 2x2 window")
-        precondition(input.count >= planes * height * width, "maxPool2x2: input holds \(input.count) values, needs \(planes * height * width)")
-        precondition(output.count >= planes * oh * ow && argmax.count >= planes * oh * ow,
-                     "maxPool2x2: outputs shorter than \(planes * oh * ow)")
-        let x = input.baseAddress!, y = output.baseAddress!, indices = argmax.baseAddress!
+        precondition(
+            input.count >= planes * height * width,
+            "maxPool2x2: input holds \(input.count) values, needs \(planes * height * width)")
+        precondition(
+            output.count >= planes * oh * ow && argmax.count >= planes * oh * ow,
+            "maxPool2x2: outputs shorter than \(planes * oh * ow)")
+        let x = input.baseAddress!
+        let y = output.baseAddress!
+        let indices = argmax.baseAddress!
         // The last pointers an 8-output vector may touch: 16 inputs from a row, 8 outputs.
-        let inputEnd = x + planes * height * width, outputEnd = y + planes * oh * ow
+        let inputEnd = x + planes * height * width
+        let outputEnd = y + planes * oh * ow
         for p in 0..<planes {
             let plane = x + p * height * width
             for oy in 0..<oh {
-                let top = plane + 2 * oy * width, bottom = top + width
-                let out = y + (p * oh + oy) * ow, index = indices + (p * oh + oy) * ow
+                let top = plane + 2 * oy * width
+                let bottom = top + width
+                let out = y + (p * oh + oy) * ow
+                let index = indices + (p * oh + oy) * ow
                 let rowStart = Int32(2 * oy * width)
                 if ow >= 8 {
                     // Vectors, the last one overlapping the one before when 8 does not divide the row.
                     var ox = 0
                     while true {
-                        maxPool8(top: top, bottom: bottom, width: width, rowStart: rowStart, column: ox, output: out, argmax: index)
+                        maxPool8(
+                            top: top, bottom: bottom, width: width, rowStart: rowStart, column: ox, output: out,
+                            argmax: index)
                         if ox + 8 == ow { break }
                         ox = min(ox + 8, ow - 8)
                     }
@@ -43,10 +54,14 @@ public enum PoolingKernels {
                     // A row narrower than a vector (the paper CNN's 7 and 3): one vector whose extra
                     // lanes read the next rows and write the next outputs, which their own row
                     // overwrites later. Cheaper than a scalar loop whose selects become branches.
-                    maxPool8(top: top, bottom: bottom, width: width, rowStart: rowStart, column: 0, output: out, argmax: index)
+                    maxPool8(
+                        top: top, bottom: bottom, width: width, rowStart: rowStart, column: 0, output: out,
+                        argmax: index)
                 } else {
                     for ox in 0..<ow {
-                        maxPool1(top: top, bottom: bottom, width: width, rowStart: rowStart, column: ox, output: out, argmax: index)
+                        maxPool1(
+                            top: top, bottom: bottom, width: width, rowStart: rowStart, column: ox, output: out,
+                            argmax: index)
                     }
                 }
             }
@@ -98,11 +113,23 @@ public enum PoolingKernels {
         output out: UnsafeMutablePointer<Float>, argmax index: UnsafeMutablePointer<Int32>
     ) {
         let column = 2 * ox
-        var best = top[column], at = column
-        let b = top[column + 1], c = bottom[column], d = bottom[column + 1]
-        if wins(b, over: best) { at = column + 1; best = b }
-        if wins(c, over: best) { at = width + column; best = c }
-        if wins(d, over: best) { at = width + column + 1; best = d }
+        var best = top[column]
+        var at = column
+        let b = top[column + 1]
+        let c = bottom[column]
+        let d = bottom[column + 1]
+        if wins(b, over: best) {
+            at = column + 1
+            best = b
+        }
+        if wins(c, over: best) {
+            at = width + column
+            best = c
+        }
+        if wins(d, over: best) {
+            at = width + column + 1
+            best = d
+        }
         out[ox] = best
         index[ox] = rowStart + Int32(at)
     }
@@ -111,17 +138,25 @@ public enum PoolingKernels {
     /// names; every other input gradient (including a dropped odd row or column) is 0.
     @inlinable
     public static func maxPool2x2Backward(
-        outputGradient: UnsafeBufferPointer<Float>, argmax: UnsafeBufferPointer<Int32>, planes: Int, height: Int, width: Int,
+        outputGradient: UnsafeBufferPointer<Float>, argmax: UnsafeBufferPointer<Int32>, planes: Int, height: Int,
+        width: Int,
         inputGradient: UnsafeMutableBufferPointer<Float>
     ) {
-        let outputs = (height / 2) * (width / 2), plane = height * width
-        precondition(outputGradient.count >= planes * outputs && argmax.count >= planes * outputs,
-                     "maxPool2x2 backward: gradients shorter than \(planes * outputs)")
-        precondition(inputGradient.count >= planes * plane, "maxPool2x2 backward: input gradient shorter than \(planes * plane)")
-        let dy = outputGradient.baseAddress!, indices = argmax.baseAddress!, dx = inputGradient.baseAddress!
+        let outputs = (height / 2) * (width / 2)
+        let plane = height * width
+        precondition(
+            outputGradient.count >= planes * outputs && argmax.count >= planes * outputs,
+            "maxPool2x2 backward: gradients shorter than \(planes * outputs)")
+        precondition(
+            inputGradient.count >= planes * plane, "maxPool2x2 backward: input gradient shorter than \(planes * plane)")
+        let dy = outputGradient.baseAddress!
+        let indices = argmax.baseAddress!
+        let dx = inputGradient.baseAddress!
         dx.update(repeating: 0, count: planes * plane)
         for p in 0..<planes {
-            let target = dx + p * plane, source = dy + p * outputs, index = indices + p * outputs
+            let target = dx + p * plane
+            let source = dy + p * outputs
+            let index = indices + p * outputs
             for o in 0..<outputs { target[Int(index[o])] = source[o] }
         }
     }
@@ -132,9 +167,11 @@ public enum PoolingKernels {
     public static func globalAverageForward(
         _ input: UnsafeBufferPointer<Float>, planes: Int, spatial: Int, output: UnsafeMutableBufferPointer<Float>
     ) {
-        precondition(spatial > 0 && input.count >= planes * spatial && output.count >= planes,
-                     "globalAverage: buffers do not fit \(planes) planes of \(spatial)")
-        let x = input.baseAddress!, divisor = Float(spatial)
+        precondition(
+            spatial > 0 && input.count >= planes * spatial && output.count >= planes,
+            "globalAverage: buffers do not fit \(planes) planes of \(spatial)")
+        let x = input.baseAddress!
+        let divisor = Float(spatial)
         for p in 0..<planes {
             output[p] = Reductions.sum(UnsafeBufferPointer(start: x + p * spatial, count: spatial)) / divisor
         }
@@ -143,11 +180,14 @@ public enum PoolingKernels {
     /// dx[p, s] = dy[p] / spatial for every position s of plane p.
     @inlinable
     public static func globalAverageBackward(
-        outputGradient: UnsafeBufferPointer<Float>, planes: Int, spatial: Int, inputGradient: UnsafeMutableBufferPointer<Float>
+        outputGradient: UnsafeBufferPointer<Float>, planes: Int, spatial: Int,
+        inputGradient: UnsafeMutableBufferPointer<Float>
     ) {
-        precondition(spatial > 0 && outputGradient.count >= planes && inputGradient.count >= planes * spatial,
-                     "globalAverage backward: buffers do not fit \(planes) planes of \(spatial)")
-        let dx = inputGradient.baseAddress!, divisor = Float(spatial)
+        precondition(
+            spatial > 0 && outputGradient.count >= planes && inputGradient.count >= planes * spatial,
+            "globalAverage backward: buffers do not fit \(planes) planes of \(spatial)")
+        let dx = inputGradient.baseAddress!
+        let divisor = Float(spatial)
         for p in 0..<planes {
             (dx + p * spatial).update(repeating: outputGradient[p] / divisor, count: spatial)
         }
@@ -166,18 +206,27 @@ public enum PoolingKernels {
         _ input: UnsafeBufferPointer<Float>, maps: Int, channels: Int, height: Int, width: Int,
         output: UnsafeMutableBufferPointer<Float>, window: UnsafeMutableBufferPointer<Int32>
     ) {
-        let oh = height / 2, ow = width / 2, c = channels
+        let oh = height / 2
+        let ow = width / 2
+        let c = channels
         precondition(oh > 0 && ow > 0, "maxPool2x2: a \(height)x\(width) map has no 2x2 window")
-        precondition(input.count >= maps * height * width * c, "maxPool2x2: input holds \(input.count) values, needs \(maps * height * width * c)")
-        precondition(output.count >= maps * oh * ow * c && window.count >= maps * oh * ow * c,
-                     "maxPool2x2: outputs shorter than \(maps * oh * ow * c)")
-        let x = input.baseAddress!, y = output.baseAddress!, slots = window.baseAddress!
-        let full = vectorizedPrefix(c), rowStride = width * c
+        precondition(
+            input.count >= maps * height * width * c,
+            "maxPool2x2: input holds \(input.count) values, needs \(maps * height * width * c)")
+        precondition(
+            output.count >= maps * oh * ow * c && window.count >= maps * oh * ow * c,
+            "maxPool2x2: outputs shorter than \(maps * oh * ow * c)")
+        let x = input.baseAddress!
+        let y = output.baseAddress!
+        let slots = window.baseAddress!
+        let full = vectorizedPrefix(c)
+        let rowStride = width * c
         if c == 16 {
             // A block of a blocked map: one vector per window and nothing else in the loop (the
             // general loop below spends as long again on its bookkeeping; measured 0.65 against
             // 1.65 ms for 256 maps of 28 x 28 x 16, AMD EPYC family 25).
-            var out = y, slot = slots
+            var out = y
+            var slot = slots
             for n in 0..<maps {
                 for oy in 0..<oh {
                     var a = x + (n &* height &+ 2 &* oy) &* rowStride
@@ -196,8 +245,12 @@ public enum PoolingKernels {
             for oy in 0..<oh {
                 let top = x + (n &* height &+ 2 &* oy) &* rowStride
                 for ox in 0..<ow {
-                    let a = top + 2 &* ox &* c, b = a + c, d = a + rowStride, e = d + c
-                    let out = y + outputOffset, slot = slots + outputOffset
+                    let a = top + 2 &* ox &* c
+                    let b = a + c
+                    let d = a + rowStride
+                    let e = d + c
+                    let out = y + outputOffset
+                    let slot = slots + outputOffset
                     outputOffset &+= c
                     var j = 0
                     while j < full {
@@ -205,10 +258,20 @@ public enum PoolingKernels {
                         j &+= 16
                     }
                     while j < c {
-                        var best = a[j], chosen: Int32 = 0
-                        if wins(b[j], over: best) { best = b[j]; chosen = 1 }
-                        if wins(d[j], over: best) { best = d[j]; chosen = 2 }
-                        if wins(e[j], over: best) { best = e[j]; chosen = 3 }
+                        var best = a[j]
+                        var chosen: Int32 = 0
+                        if wins(b[j], over: best) {
+                            best = b[j]
+                            chosen = 1
+                        }
+                        if wins(d[j], over: best) {
+                            best = d[j]
+                            chosen = 2
+                        }
+                        if wins(e[j], over: best) {
+                            best = e[j]
+                            chosen = 3
+                        }
                         out[j] = best
                         slot[j] = chosen
                         j &+= 1
@@ -221,10 +284,14 @@ public enum PoolingKernels {
     /// 16 channels of one window: the maximum of inputs `a`, `b`, `d`, `e` (slots 0-3) into
     /// `output`, the winning slot into `slot`.
     @inlinable @inline(__always)
-    static func maxOfWindow(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _ e: UnsafePointer<Float>,
-                            output: UnsafeMutablePointer<Float>, slot: UnsafeMutablePointer<Int32>) {
+    static func maxOfWindow(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _ e: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>, slot: UnsafeMutablePointer<Int32>
+    ) {
         // Vector constants: comparing with or selecting a scalar literal compiles to a loop over the lanes.
-        let slot1 = SIMD16<Int32>(repeating: 1), slot2 = SIMD16<Int32>(repeating: 2), slot3 = SIMD16<Int32>(repeating: 3)
+        let slot1 = SIMD16<Int32>(repeating: 1)
+        let slot2 = SIMD16<Int32>(repeating: 2)
+        let slot3 = SIMD16<Int32>(repeating: 3)
         var best = loadVector(a)
         var chosen = SIMD16<Int32>(repeating: 0)
         @inline(__always) func consider(_ candidate: FloatVector, _ index: SIMD16<Int32>) {
@@ -241,9 +308,12 @@ public enum PoolingKernels {
 
     /// The backward of `maxOfWindow`: 16 channels of gradient to the inputs their slots name, 0 to the others.
     @inlinable @inline(__always)
-    static func routeToWindow(gradient g: UnsafePointer<Float>, slot: UnsafePointer<Int32>, _ a: UnsafeMutablePointer<Float>,
-                              _ b: UnsafeMutablePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ e: UnsafeMutablePointer<Float>) {
-        let zero = FloatVector(repeating: 0), gradient = loadVector(g)
+    static func routeToWindow(
+        gradient g: UnsafePointer<Float>, slot: UnsafePointer<Int32>, _ a: UnsafeMutablePointer<Float>,
+        _ b: UnsafeMutablePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ e: UnsafeMutablePointer<Float>
+    ) {
+        let zero = FloatVector(repeating: 0)
+        let gradient = loadVector(g)
         let chosen = UnsafeRawPointer(slot).loadUnaligned(as: SIMD16<Int32>.self)
         storeVector(zero.replacing(with: gradient, where: chosen .== SIMD16<Int32>(repeating: 0)), a)
         storeVector(zero.replacing(with: gradient, where: chosen .== SIMD16<Int32>(repeating: 1)), b)
@@ -263,18 +333,26 @@ public enum PoolingKernels {
         outputGradient: UnsafeBufferPointer<Float>, window: UnsafeBufferPointer<Int32>,
         maps: Int, channels: Int, height: Int, width: Int, inputGradient: UnsafeMutableBufferPointer<Float>
     ) {
-        let oh = height / 2, ow = width / 2, c = channels
-        precondition(outputGradient.count >= maps * oh * ow * c && window.count >= maps * oh * ow * c,
-                     "maxPool2x2 backward: gradients shorter than \(maps * oh * ow * c)")
-        precondition(inputGradient.count >= maps * height * width * c,
-                     "maxPool2x2 backward: input gradient shorter than \(maps * height * width * c)")
-        let dy = outputGradient.baseAddress!, slots = window.baseAddress!, dx = inputGradient.baseAddress!
+        let oh = height / 2
+        let ow = width / 2
+        let c = channels
+        precondition(
+            outputGradient.count >= maps * oh * ow * c && window.count >= maps * oh * ow * c,
+            "maxPool2x2 backward: gradients shorter than \(maps * oh * ow * c)")
+        precondition(
+            inputGradient.count >= maps * height * width * c,
+            "maxPool2x2 backward: input gradient shorter than \(maps * height * width * c)")
+        let dy = outputGradient.baseAddress!
+        let slots = window.baseAddress!
+        let dx = inputGradient.baseAddress!
         // The windows cover every input of an even map; an odd one keeps zeros in its last row or column.
         if height % 2 == 1 || width % 2 == 1 { dx.update(repeating: 0, count: maps * height * width * c) }
-        let full = vectorizedPrefix(c), rowStride = width * c
+        let full = vectorizedPrefix(c)
+        let rowStride = width * c
         if c == 16 {
             // A block of a blocked map, as in the forward pass.
-            var g = dy, slot = slots
+            var g = dy
+            var slot = slots
             for n in 0..<maps {
                 for oy in 0..<oh {
                     var a = dx + (n &* height &+ 2 &* oy) &* rowStride
@@ -293,8 +371,12 @@ public enum PoolingKernels {
             for oy in 0..<oh {
                 let top = dx + (n &* height &+ 2 &* oy) &* rowStride
                 for ox in 0..<ow {
-                    let a = top + 2 &* ox &* c, b = a + c, d = a + rowStride, e = d + c
-                    let g = dy + outputOffset, slot = slots + outputOffset
+                    let a = top + 2 &* ox &* c
+                    let b = a + c
+                    let d = a + rowStride
+                    let e = d + c
+                    let g = dy + outputOffset
+                    let slot = slots + outputOffset
                     outputOffset &+= c
                     var j = 0
                     while j < full {
@@ -302,7 +384,8 @@ public enum PoolingKernels {
                         j &+= 16
                     }
                     while j < c {
-                        let gradient = g[j], chosen = slot[j]
+                        let gradient = g[j]
+                        let chosen = slot[j]
                         a[j] = chosen == 0 ? gradient : 0
                         b[j] = chosen == 1 ? gradient : 0
                         d[j] = chosen == 2 ? gradient : 0
@@ -317,14 +400,20 @@ public enum PoolingKernels {
     /// out[n, c] = mean over the `spatial` positions of channels-last map n.
     @inlinable
     public static func globalAverageChannelsLastForward(
-        _ input: UnsafeBufferPointer<Float>, maps: Int, channels: Int, spatial: Int, output: UnsafeMutableBufferPointer<Float>
+        _ input: UnsafeBufferPointer<Float>, maps: Int, channels: Int, spatial: Int,
+        output: UnsafeMutableBufferPointer<Float>
     ) {
-        precondition(spatial > 0 && input.count >= maps * spatial * channels && output.count >= maps * channels,
-                     "globalAverage: buffers do not fit \(maps) maps of \(spatial)x\(channels)")
-        let x = input.baseAddress!, y = output.baseAddress!, scale = 1 / Float(spatial)
+        precondition(
+            spatial > 0 && input.count >= maps * spatial * channels && output.count >= maps * channels,
+            "globalAverage: buffers do not fit \(maps) maps of \(spatial)x\(channels)")
+        let x = input.baseAddress!
+        let y = output.baseAddress!
+        let scale = 1 / Float(spatial)
         for n in 0..<maps {
             let sums = UnsafeMutableBufferPointer(start: y + n * channels, count: channels)
-            Reductions.columnSums(UnsafeBufferPointer(start: x + n * spatial * channels, count: spatial * channels), rows: spatial, into: sums)
+            Reductions.columnSums(
+                UnsafeBufferPointer(start: x + n * spatial * channels, count: spatial * channels), rows: spatial,
+                into: sums)
             for j in sums.indices { sums[j] *= scale }
         }
     }
@@ -332,15 +421,21 @@ public enum PoolingKernels {
     /// dx[n, s, c] = dy[n, c] / spatial for every position s of channels-last map n.
     @inlinable
     public static func globalAverageChannelsLastBackward(
-        outputGradient: UnsafeBufferPointer<Float>, maps: Int, channels: Int, spatial: Int, inputGradient: UnsafeMutableBufferPointer<Float>
+        outputGradient: UnsafeBufferPointer<Float>, maps: Int, channels: Int, spatial: Int,
+        inputGradient: UnsafeMutableBufferPointer<Float>
     ) {
-        precondition(spatial > 0 && outputGradient.count >= maps * channels && inputGradient.count >= maps * spatial * channels,
-                     "globalAverage backward: buffers do not fit \(maps) maps of \(spatial)x\(channels)")
-        let dy = outputGradient.baseAddress!, dx = inputGradient.baseAddress!, scale = 1 / Float(spatial)
+        precondition(
+            spatial > 0 && outputGradient.count >= maps * channels && inputGradient.count >= maps * spatial * channels,
+            "globalAverage backward: buffers do not fit \(maps) maps of \(spatial)x\(channels)")
+        let dy = outputGradient.baseAddress!
+        let dx = inputGradient.baseAddress!
+        let scale = 1 / Float(spatial)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: channels) { row in
             for n in 0..<maps {
                 for j in 0..<channels { row[j] = dy[n * channels + j] * scale }
-                for s in 0..<spatial { (dx + (n * spatial + s) * channels).update(from: row.baseAddress!, count: channels) }
+                for s in 0..<spatial {
+                    (dx + (n * spatial + s) * channels).update(from: row.baseAddress!, count: channels)
+                }
             }
         }
     }

@@ -15,10 +15,12 @@ public enum SoftmaxCrossEntropy {
         confidence: UnsafeMutableBufferPointer<Float>, predictions: UnsafeMutableBufferPointer<Int32>,
         smoothing: Float = 0
     ) {
-        precondition(classes > 0 && logits.count >= rows * classes && probabilities.count >= rows * classes,
-                     "softmax: buffers do not fit \(rows) x \(classes)")
-        precondition(labels.count >= rows && losses.count >= rows && confidence.count >= rows && predictions.count >= rows,
-                     "softmax: per-row buffers shorter than \(rows)")
+        precondition(
+            classes > 0 && logits.count >= rows * classes && probabilities.count >= rows * classes,
+            "softmax: buffers do not fit \(rows) x \(classes)")
+        precondition(
+            labels.count >= rows && losses.count >= rows && confidence.count >= rows && predictions.count >= rows,
+            "softmax: per-row buffers shorter than \(rows)")
         let full = vectorizedPrefix(classes)
         for r in 0..<rows {
             let z = logits.baseAddress! + r * classes
@@ -53,7 +55,10 @@ public enum SoftmaxCrossEntropy {
                 storeVector(loadVector(p + c) * inverse, p + c)
                 c &+= 16
             }
-            while c < classes { p[c] *= inverse; c &+= 1 }
+            while c < classes {
+                p[c] *= inverse
+                c &+= 1
+            }
             let label = Int(labels[r])
             precondition(label >= 0 && label < classes, "label \(label) outside 0..<\(classes)")
             // The difference first: at large logits, adding `best` to the log rounds away the loss.
@@ -76,11 +81,13 @@ public enum SoftmaxCrossEntropy {
     /// so the result is the gradient of sum_i weights[i] * CE(i).
     @inlinable
     public static func backward(
-        probabilities: UnsafeBufferPointer<Float>, labels: UnsafeBufferPointer<Int32>, weights: UnsafeBufferPointer<Float>,
+        probabilities: UnsafeBufferPointer<Float>, labels: UnsafeBufferPointer<Int32>,
+        weights: UnsafeBufferPointer<Float>,
         rows: Int, classes: Int, logitGradient: UnsafeMutableBufferPointer<Float>, smoothing: Float = 0
     ) {
-        precondition(probabilities.count >= rows * classes && logitGradient.count >= rows * classes && weights.count >= rows,
-                     "softmax backward: buffers do not fit \(rows) x \(classes)")
+        precondition(
+            probabilities.count >= rows * classes && logitGradient.count >= rows * classes && weights.count >= rows,
+            "softmax backward: buffers do not fit \(rows) x \(classes)")
         let full = vectorizedPrefix(classes)
         for r in 0..<rows {
             let p = probabilities.baseAddress! + r * classes
@@ -92,7 +99,10 @@ public enum SoftmaxCrossEntropy {
                 storeVector(loadVector(p + c) * w - spread, g + c)
                 c &+= 16
             }
-            while c < classes { g[c] = p[c] * w - spread; c &+= 1 }
+            while c < classes {
+                g[c] = p[c] * w - spread
+                c &+= 1
+            }
             g[Int(labels[r])] -= w * (1 - smoothing)
         }
     }

@@ -12,7 +12,8 @@ public final class Communicator {
     init(borrowing handle: MPI_Comm) throws {
         self.handle = handle
         owned = false
-        var r: Int32 = 0, s: Int32 = 0
+        var r: Int32 = 0
+        var s: Int32 = 0
         try check(MPI_Comm_rank(handle, &r), "MPI_Comm_rank")
         try check(MPI_Comm_size(handle, &s), "MPI_Comm_size")
         rank = Int(r)
@@ -137,7 +138,8 @@ public final class Communicator {
         try check(MPI_Comm_split(handle, Int32(color), Int32(key), &newHandle), "MPI_Comm_split")
         guard let newHandle else { throw MPIError(operation: "MPI_Comm_split", code: -1) }
         try check(MPI_Comm_set_errhandler(newHandle, cmpi_errors_return()), "MPI_Comm_set_errhandler")
-        var r: Int32 = 0, s: Int32 = 0
+        var r: Int32 = 0
+        var s: Int32 = 0
         try check(MPI_Comm_rank(newHandle, &r), "MPI_Comm_rank")
         try check(MPI_Comm_size(newHandle, &s), "MPI_Comm_size")
         return Communicator(owning: newHandle, rank: Int(r), size: Int(s))

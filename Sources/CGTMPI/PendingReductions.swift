@@ -19,8 +19,10 @@ public final class PendingReductions {
     public func startSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         guard buffer.count > 0 else { return }
         var request: MPI_Request?
-        try check(MPI_Iallreduce(cmpi_in_place(), buffer.baseAddress, Int32(buffer.count), cmpi_float(), cmpi_op_sum(),
-                                 communicator.handle, &request), "MPI_Iallreduce")
+        try check(
+            MPI_Iallreduce(
+                cmpi_in_place(), buffer.baseAddress, Int32(buffer.count), cmpi_float(), cmpi_op_sum(),
+                communicator.handle, &request), "MPI_Iallreduce")
         requests.append(request)
     }
 

@@ -18,7 +18,10 @@ public final class SharedCounter {
         guard communicator.size > 1 else { return }
         let bytes = communicator.isRoot ? MPI_Aint(MemoryLayout<Int64>.size) : 0
         var created: MPI_Win?
-        try check(MPI_Win_create(storage, bytes, Int32(MemoryLayout<Int64>.size), cmpi_info_null(), communicator.handle, &created), "MPI_Win_create")
+        try check(
+            MPI_Win_create(
+                storage, bytes, Int32(MemoryLayout<Int64>.size), cmpi_info_null(), communicator.handle, &created),
+            "MPI_Win_create")
         window = created
     }
 
@@ -28,7 +31,8 @@ public final class SharedCounter {
             defer { storage.pointee += value }
             return storage.pointee
         }
-        var add = value, previous: Int64 = 0
+        var add = value
+        var previous: Int64 = 0
         try check(MPI_Win_lock(cmpi_lock_exclusive(), 0, 0, window), "MPI_Win_lock")
         try check(MPI_Fetch_and_op(&add, &previous, cmpi_int64(), 0, 0, cmpi_op_sum(), window), "MPI_Fetch_and_op")
         try check(MPI_Win_unlock(0, window), "MPI_Win_unlock")

@@ -9,7 +9,10 @@ public final class ReLU: Layer {
     /// One comparison per value.
     public var inferenceFLOPs: Int { inputCount }
 
-    public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
+    public func forward(
+        _ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int,
+        context: ForwardContext
+    ) {
         Elementwise.reluForward(input.prefix(count: batch * inputCount), output)
     }
 
@@ -18,7 +21,9 @@ public final class ReLU: Layer {
         outputGradient: UnsafeBufferPointer<Float>, inputGradient: UnsafeMutableBufferPointer<Float>?, batch: Int
     ) {
         guard let inputGradient else { return }
-        Elementwise.reluBackward(output: output.prefix(count: batch * inputCount), outputGradient: outputGradient, inputGradient: inputGradient)
+        Elementwise.reluBackward(
+            output: output.prefix(count: batch * inputCount), outputGradient: outputGradient,
+            inputGradient: inputGradient)
     }
 }
 
@@ -46,7 +51,10 @@ public final class Dropout: Layer {
     public var inferenceFLOPs: Int { 0 }
     public func reserve(maxBatch: Int) { mask.reserve(maxBatch * inputCount) }
 
-    public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
+    public func forward(
+        _ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int,
+        context: ForwardContext
+    ) {
         let n = batch * inputCount
         guard context.isTraining, probability > 0 else {
             _ = output.update(fromContentsOf: input.prefix(n))
@@ -55,7 +63,8 @@ public final class Dropout: Layer {
         precondition(context.sampleIDs.count == batch, "dropout needs the \(batch) sample ids of the batch")
         let layerKey = DropoutKernels.mix64(context.randomKey ^ DropoutKernels.mix64(streamIndex))
         let m = mask.storage.mutablePrefix(count: n)
-        DropoutKernels.fillMask(m, sampleIDs: context.sampleIDs, features: inputCount, dropProbability: probability, layerKey: layerKey)
+        DropoutKernels.fillMask(
+            m, sampleIDs: context.sampleIDs, features: inputCount, dropProbability: probability, layerKey: layerKey)
         Elementwise.multiply(input.prefix(count: n), by: UnsafeBufferPointer(m), into: output)
     }
 
@@ -66,7 +75,8 @@ public final class Dropout: Layer {
         guard let inputGradient else { return }
         let n = batch * inputCount
         if probability > 0 {
-            Elementwise.multiply(outputGradient.prefix(count: n), by: mask.storage.prefix(count: n), into: inputGradient)
+            Elementwise.multiply(
+                outputGradient.prefix(count: n), by: mask.storage.prefix(count: n), into: inputGradient)
         } else {
             _ = inputGradient.update(fromContentsOf: outputGradient.prefix(n))
         }

@@ -25,8 +25,10 @@ public struct CNNArchitecture: Equatable, Sendable {
 
     /// The defaults are the paper's: 28x28 grey images, blocks of 32, 64 and 128 channels, an
     /// exit after each, 10 classes.
-    public init(inputShape: [Int] = [1, 28, 28], channels: [Int] = [32, 64, 128], exitsAfter: [Int] = [1, 2, 3],
-                classes: Int = 10, kernelSize: Int = 3, batchNorm: Bool = true) {
+    public init(
+        inputShape: [Int] = [1, 28, 28], channels: [Int] = [32, 64, 128], exitsAfter: [Int] = [1, 2, 3],
+        classes: Int = 10, kernelSize: Int = 3, batchNorm: Bool = true
+    ) {
         self.inputShape = inputShape
         self.channels = channels
         self.exitsAfter = exitsAfter
@@ -38,18 +40,22 @@ public struct CNNArchitecture: Equatable, Sendable {
     public func build() -> EarlyExitNetwork {
         precondition(inputShape.count == 3, "the CNN takes [channels, height, width] images, got \(inputShape)")
         precondition(!channels.isEmpty, "the CNN needs at least one block")
-        precondition(exitsAfter.allSatisfy { (1...channels.count).contains($0) },
-                     "exits must follow blocks 1...\(channels.count), got \(exitsAfter)")
+        precondition(
+            exitsAfter.allSatisfy { (1...channels.count).contains($0) },
+            "exits must follow blocks 1...\(channels.count), got \(exitsAfter)")
         var blocks: [Sequential] = []
         var blockOutputs: [(shape: [Int], layout: MapLayout)] = []
-        var shape = inputShape, inputLayout = MapLayout.channelsFirst
+        var shape = inputShape
+        var inputLayout = MapLayout.channelsFirst
         for (i, width) in channels.enumerated() {
             let layout = MapLayout.fastest(channels: width)
-            let conv = Conv2D(inputShape: shape, outputChannels: width, kernelSize: kernelSize,
-                              inputLayout: inputLayout, outputLayout: layout, computesInputGradient: i > 0)
+            let conv = Conv2D(
+                inputShape: shape, outputChannels: width, kernelSize: kernelSize,
+                inputLayout: inputLayout, outputLayout: layout, computesInputGradient: i > 0)
             let mapShape = conv.outputShape
             var layers: [Layer] = [conv]
-            layers.append(batchNorm ? BatchNorm(shape: mapShape, layout: layout, appliesReLU: true) : ReLU(shape: mapShape))
+            layers.append(
+                batchNorm ? BatchNorm(shape: mapShape, layout: layout, appliesReLU: true) : ReLU(shape: mapShape))
             let pool = MaxPool2D(shape: mapShape, layout: layout)
             layers.append(pool)
             blocks.append(Sequential(prefix: "blocks.\(i)", layers: layers))
@@ -59,13 +65,16 @@ public struct CNNArchitecture: Equatable, Sendable {
         }
         let heads = exitsAfter.enumerated().map { e, block in
             let map = blockOutputs[block - 1]
-            return Sequential(prefix: "exits.\(e)", layers: [
-                GlobalAveragePool(shape: map.shape, layout: map.layout),
-                Linear(inputFeatures: map.shape[0], outputFeatures: outputs(exit: e)),
-            ])
+            return Sequential(
+                prefix: "exits.\(e)",
+                layers: [
+                    GlobalAveragePool(shape: map.shape, layout: map.layout),
+                    Linear(inputFeatures: map.shape[0], outputFeatures: outputs(exit: e)),
+                ])
         }
-        return EarlyExitNetwork(inputShape: inputShape, classes: classes, blocks: blocks, exits: heads,
-                                exitBlocks: exitsAfter.map { $0 - 1 })
+        return EarlyExitNetwork(
+            inputShape: inputShape, classes: classes, blocks: blocks, exits: heads,
+            exitBlocks: exitsAfter.map { $0 - 1 })
     }
 
     /// Outputs of exit e's head: the classes, and "other" at shallow exits if asked.

@@ -12,7 +12,9 @@ public struct ClassGroups: Equatable, Sendable {
 
     public init(classes: Int, groups: [[Int]?]) {
         precondition(groups.last.map { $0 == nil } ?? false, "the last exit answers every class")
-        precondition(groups.allSatisfy { $0?.allSatisfy { (0..<classes).contains($0) } ?? true }, "class out of range in \(groups)")
+        precondition(
+            groups.allSatisfy { $0?.allSatisfy { (0..<classes).contains($0) } ?? true },
+            "class out of range in \(groups)")
         self.classes = classes
         self.groups = groups.map { $0?.sorted() }
         members = groups.map { group in
@@ -31,9 +33,11 @@ public struct ClassGroups: Equatable, Sendable {
     /// The groups of a `membership` table of `exits` rows; the last exit answers every class.
     public init(classes: Int, membership: [Int32]) {
         let exits = membership.count / classes
-        self.init(classes: classes, groups: (0..<exits).map { e in
-            e == exits - 1 ? nil : (0..<classes).filter { membership[e * classes + $0] == 1 }
-        })
+        self.init(
+            classes: classes,
+            groups: (0..<exits).map { e in
+                e == exits - 1 ? nil : (0..<classes).filter { membership[e * classes + $0] == 1 }
+            })
     }
 
     /// The target of exit e for a sample of class `label`: the class itself, or `classes` ("other").
@@ -48,7 +52,8 @@ public struct ClassGroups: Equatable, Sendable {
     /// took, the `groupSize` classes they recall best on the training data (ties: lower class
     /// index first). `recall[e][c]` is exit e's recall of class c; the last exit takes all.
     public static func choose(recall: [[Double]], groupSize: Int) -> ClassGroups {
-        let exits = recall.count, classes = recall.first?.count ?? 0
+        let exits = recall.count
+        let classes = recall.first?.count ?? 0
         var taken = Set<Int>()
         var groups: [[Int]?] = []
         for e in 0..<(exits - 1) {

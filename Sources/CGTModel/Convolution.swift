@@ -1,5 +1,5 @@
-import CGTRandom
 import CGTKernels
+import CGTRandom
 
 /// A stride-1 2-D convolution with zero padding `k / 2`, as PyTorch's `nn.Conv2d(in, out, k, padding=k // 2)`.
 ///
@@ -34,13 +34,19 @@ public final class Conv2D: Layer {
     ///   - kernelSize: an odd k, so that the padding k / 2 keeps H and W.
     ///   - inputLayout, outputLayout: the memory order of the maps this layer reads and writes.
     ///   - computesInputGradient: false for a network's first layer.
-    public init(inputShape: [Int], outputChannels: Int, kernelSize: Int = 3,
-                inputLayout: MapLayout = .channelsFirst, outputLayout: MapLayout = .channelsFirst, computesInputGradient: Bool = true) {
-        precondition(inputShape.count == 3 && inputShape.allSatisfy { $0 > 0 }, "Conv2D takes [channels, height, width], got \(inputShape)")
+    public init(
+        inputShape: [Int], outputChannels: Int, kernelSize: Int = 3,
+        inputLayout: MapLayout = .channelsFirst, outputLayout: MapLayout = .channelsFirst,
+        computesInputGradient: Bool = true
+    ) {
+        precondition(
+            inputShape.count == 3 && inputShape.allSatisfy { $0 > 0 },
+            "Conv2D takes [channels, height, width], got \(inputShape)")
         precondition(outputChannels > 0, "Conv2D needs a positive number of output channels, got \(outputChannels)")
         precondition(kernelSize > 0 && kernelSize % 2 == 1, "Conv2D needs an odd kernel size, got \(kernelSize)")
         geometry = ConvolutionKernels.Geometry(
-            channels: inputShape[0], height: inputShape[1], width: inputShape[2], kernelHeight: kernelSize, kernelWidth: kernelSize)
+            channels: inputShape[0], height: inputShape[1], width: inputShape[2], kernelHeight: kernelSize,
+            kernelWidth: kernelSize)
         self.outputChannels = outputChannels
         self.inputLayout = inputLayout
         self.outputLayout = outputLayout
@@ -56,8 +62,9 @@ public final class Conv2D: Layer {
     }
 
     public func declare(into layout: inout ParameterLayoutBuilder, prefix: String) {
-        parameters.declare(into: &layout, prefix: prefix,
-                           weightShape: [outputChannels, geometry.channels, geometry.kernelHeight, geometry.kernelWidth])
+        parameters.declare(
+            into: &layout, prefix: prefix,
+            weightShape: [outputChannels, geometry.channels, geometry.kernelHeight, geometry.kernelWidth])
     }
 
     public func bind(to store: ParameterStore) { parameters.bind(to: store) }
@@ -86,9 +93,10 @@ public final class Conv2D: Layer {
     private func primitives(batch: Int) -> ConvolutionPrimitives {
         if let made = primitives[batch] { return made }
         do {
-            let made = try ConvolutionPrimitives(geometry: geometry, outputChannels: outputChannels, batch: batch,
-                                                 inputLayout: inputLayout, outputLayout: outputLayout,
-                                                 inputGradient: computesInputGradient)
+            let made = try ConvolutionPrimitives(
+                geometry: geometry, outputChannels: outputChannels, batch: batch,
+                inputLayout: inputLayout, outputLayout: outputLayout,
+                inputGradient: computesInputGradient)
             primitives[batch] = made
             return made
         } catch {
@@ -96,11 +104,17 @@ public final class Conv2D: Layer {
         }
     }
 
-    public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
-        precondition(input.count >= batch * inputCount && output.count >= batch * outputCount,
-                     "Conv2D \(inputShape)->\(outputShape): buffers too small for batch \(batch)")
+    public func forward(
+        _ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int,
+        context: ForwardContext
+    ) {
+        precondition(
+            input.count >= batch * inputCount && output.count >= batch * outputCount,
+            "Conv2D \(inputShape)->\(outputShape): buffers too small for batch \(batch)")
         if let made = primitives[batch] {
-            made.forward(input: input.baseAddress!, weight: weight.baseAddress!, bias: bias.baseAddress!, output: output.baseAddress!)
+            made.forward(
+                input: input.baseAddress!, weight: weight.baseAddress!, bias: bias.baseAddress!,
+                output: output.baseAddress!)
             return
         }
         // A batch size met for the first time (early-exit inference passes on whatever is left of
@@ -109,8 +123,9 @@ public final class Conv2D: Layer {
         var done = 0
         while done < batch {
             let piece = 1 << (Int.bitWidth - 1 - (batch - done).leadingZeroBitCount)
-            primitives(batch: piece).forward(input: input.baseAddress! + done * inputCount, weight: weight.baseAddress!,
-                                             bias: bias.baseAddress!, output: output.baseAddress! + done * outputCount)
+            primitives(batch: piece).forward(
+                input: input.baseAddress! + done * inputCount, weight: weight.baseAddress!,
+                bias: bias.baseAddress!, output: output.baseAddress! + done * outputCount)
             done += piece
         }
     }
@@ -119,10 +134,13 @@ public final class Conv2D: Layer {
         input: UnsafeBufferPointer<Float>, output: UnsafeBufferPointer<Float>,
         outputGradient: UnsafeBufferPointer<Float>, inputGradient: UnsafeMutableBufferPointer<Float>?, batch: Int
     ) {
-        precondition(input.count >= batch * inputCount && outputGradient.count >= batch * outputCount
-                     && (inputGradient?.count ?? .max) >= batch * inputCount,
-                     "Conv2D \(inputShape)->\(outputShape): buffers too small for batch \(batch)")
-        precondition(inputGradient == nil || computesInputGradient, "Conv2D \(inputShape)->\(outputShape) was made without the input gradient")
+        precondition(
+            input.count >= batch * inputCount && outputGradient.count >= batch * outputCount
+                && (inputGradient?.count ?? .max) >= batch * inputCount,
+            "Conv2D \(inputShape)->\(outputShape): buffers too small for batch \(batch)")
+        precondition(
+            inputGradient == nil || computesInputGradient,
+            "Conv2D \(inputShape)->\(outputShape) was made without the input gradient")
         primitives(batch: batch).backward(
             input: input.baseAddress!, outputGradient: outputGradient.baseAddress!, weight: weight.baseAddress!,
             weightGradient: weightGradient.baseAddress!, biasGradient: biasGradient.baseAddress!,

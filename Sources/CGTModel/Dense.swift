@@ -1,5 +1,5 @@
-import CGTRandom
 import CGTKernels
+import CGTRandom
 
 /// y = x W^T + b, with W stored `[out, in]` as in PyTorch's `nn.Linear`.
 public final class Linear: Layer {
@@ -13,7 +13,9 @@ public final class Linear: Layer {
     private var biasGradient: UnsafeMutableBufferPointer<Float> { parameters.biasGradient }
 
     public init(inputFeatures: Int, outputFeatures: Int) {
-        precondition(inputFeatures > 0 && outputFeatures > 0, "Linear needs positive sizes, got \(inputFeatures) -> \(outputFeatures)")
+        precondition(
+            inputFeatures > 0 && outputFeatures > 0,
+            "Linear needs positive sizes, got \(inputFeatures) -> \(outputFeatures)")
         self.inputFeatures = inputFeatures
         self.outputFeatures = outputFeatures
     }
@@ -36,11 +38,16 @@ public final class Linear: Layer {
         parameters.initialize(fanIn: inputFeatures, using: &generator)
     }
 
-    public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
-        precondition(input.count >= batch * inputFeatures && output.count >= batch * outputFeatures,
-                     "Linear \(inputFeatures)->\(outputFeatures): buffers too small for batch \(batch)")
-        MatrixMultiply.gemm(.plain, .transposed, m: batch, n: outputFeatures, k: inputFeatures,
-                            a: input.baseAddress!, b: weight.baseAddress!, c: output.baseAddress!)
+    public func forward(
+        _ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int,
+        context: ForwardContext
+    ) {
+        precondition(
+            input.count >= batch * inputFeatures && output.count >= batch * outputFeatures,
+            "Linear \(inputFeatures)->\(outputFeatures): buffers too small for batch \(batch)")
+        MatrixMultiply.gemm(
+            .plain, .transposed, m: batch, n: outputFeatures, k: inputFeatures,
+            a: input.baseAddress!, b: weight.baseAddress!, c: output.baseAddress!)
         Elementwise.addBias(UnsafeBufferPointer(bias), to: output, rows: batch)
     }
 
@@ -49,12 +56,14 @@ public final class Linear: Layer {
         outputGradient: UnsafeBufferPointer<Float>, inputGradient: UnsafeMutableBufferPointer<Float>?, batch: Int
     ) {
         // dW = dY^T X, db = column sums of dY, dX = dY W.
-        MatrixMultiply.gemm(.transposed, .plain, m: outputFeatures, n: inputFeatures, k: batch,
-                            a: outputGradient.baseAddress!, b: input.baseAddress!, c: weightGradient.baseAddress!)
+        MatrixMultiply.gemm(
+            .transposed, .plain, m: outputFeatures, n: inputFeatures, k: batch,
+            a: outputGradient.baseAddress!, b: input.baseAddress!, c: weightGradient.baseAddress!)
         Reductions.columnSums(outputGradient, rows: batch, into: biasGradient)
         if let inputGradient {
-            MatrixMultiply.gemm(.plain, .plain, m: batch, n: inputFeatures, k: outputFeatures,
-                                a: outputGradient.baseAddress!, b: weight.baseAddress!, c: inputGradient.baseAddress!)
+            MatrixMultiply.gemm(
+                .plain, .plain, m: batch, n: inputFeatures, k: outputFeatures,
+                a: outputGradient.baseAddress!, b: weight.baseAddress!, c: inputGradient.baseAddress!)
         }
     }
 }

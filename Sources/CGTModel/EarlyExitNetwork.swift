@@ -1,5 +1,5 @@
-import CGTRandom
 import CGTKernels
+import CGTRandom
 
 /// A backbone of blocks with an exit head after some of them (Mokssit et al., Fig. 1).
 ///
@@ -26,19 +26,30 @@ public final class EarlyExitNetwork {
     private let exitOffsets: [Int]
 
     public init(inputShape: [Int], classes: Int, blocks: [Sequential], exits: [Sequential], exitBlocks: [Int]) {
-        precondition(!blocks.isEmpty && exits.count == exitBlocks.count && !exits.isEmpty, "a network needs blocks and exits")
-        precondition(zip(exitBlocks, exitBlocks.dropFirst()).allSatisfy { $0 < $1 }, "exit positions must increase: \(exitBlocks)")
+        precondition(
+            !blocks.isEmpty && exits.count == exitBlocks.count && !exits.isEmpty, "a network needs blocks and exits")
+        precondition(
+            zip(exitBlocks, exitBlocks.dropFirst()).allSatisfy { $0 < $1 },
+            "exit positions must increase: \(exitBlocks)")
         precondition(exitBlocks.last == blocks.count - 1, "the last exit must follow the last block")
-        precondition(blocks[0].inputCount == inputShape.reduce(1, *), "the first block takes \(blocks[0].inputCount) values, input has \(inputShape)")
+        precondition(
+            blocks[0].inputCount == inputShape.reduce(1, *),
+            "the first block takes \(blocks[0].inputCount) values, input has \(inputShape)")
         for (a, b) in zip(blocks, blocks.dropFirst()) {
-            precondition(a.outputCount == b.inputCount, "\(a.prefix) gives \(a.outputCount) values, \(b.prefix) takes \(b.inputCount)")
+            precondition(
+                a.outputCount == b.inputCount,
+                "\(a.prefix) gives \(a.outputCount) values, \(b.prefix) takes \(b.inputCount)")
         }
         for (head, block) in zip(exits, exitBlocks) {
-            precondition(head.inputCount == blocks[block].outputCount, "\(head.prefix) takes \(head.inputCount) values, block \(block) gives \(blocks[block].outputCount)")
+            precondition(
+                head.inputCount == blocks[block].outputCount,
+                "\(head.prefix) takes \(head.inputCount) values, block \(block) gives \(blocks[block].outputCount)")
         }
         for (e, head) in exits.enumerated() {
             let allowed = e == exits.count - 1 ? [classes] : [classes, classes + 1]
-            precondition(allowed.contains(head.outputCount), "\(head.prefix) gives \(head.outputCount) values, expected \(classes) classes")
+            precondition(
+                allowed.contains(head.outputCount),
+                "\(head.prefix) gives \(head.outputCount) values, expected \(classes) classes")
         }
         exitOutputs = exits.map(\.outputCount)
         self.inputShape = inputShape
@@ -47,7 +58,8 @@ public final class EarlyExitNetwork {
         self.exits = exits
         self.exitBlocks = exitBlocks
         var layout = ParameterLayoutBuilder()
-        var blockStarts: [Int] = [], exitStarts: [Int] = []
+        var blockStarts: [Int] = []
+        var exitStarts: [Int] = []
         func nextOffset() -> Int { layout.parameters.last.map { $0.offset + $0.count } ?? 0 }
         for (b, block) in blocks.enumerated() {
             blockStarts.append(nextOffset())
@@ -84,9 +96,13 @@ public final class EarlyExitNetwork {
     /// Runs every block and every exit head; exit e's logits are then `logits(exit: e, batch:)`.
     /// - Parameter scope: which exits run and which blocks are frozen (inference mode);
     ///   nil runs everything in `context`'s mode.
-    public func forward(_ input: UnsafeBufferPointer<Float>, batch: Int, context: ForwardContext, scope: TrainingScope? = nil) {
+    public func forward(
+        _ input: UnsafeBufferPointer<Float>, batch: Int, context: ForwardContext, scope: TrainingScope? = nil
+    ) {
         precondition(batch <= maxBatch, "batch \(batch) exceeds the reserved \(maxBatch)")
-        precondition(input.count >= batch * inputCount, "input holds \(input.count) values, batch \(batch) needs \(batch * inputCount)")
+        precondition(
+            input.count >= batch * inputCount,
+            "input holds \(input.count) values, batch \(batch) needs \(batch * inputCount)")
         let limit = scope?.exitLimit ?? exitCount
         var frozenContext = context
         if context.isTraining { frozenContext.mode = .inference }
@@ -121,7 +137,10 @@ public final class EarlyExitNetwork {
     /// are set to zero.
     /// - Parameter gradientsReady: called after each head and block with the lowest parameter
     ///   offset whose gradient is now final: every gradient from there to the end is done.
-    public func backward(input: UnsafeBufferPointer<Float>, batch: Int, scope: TrainingScope? = nil, gradientsReady: ((Int) -> Void)? = nil) {
+    public func backward(
+        input: UnsafeBufferPointer<Float>, batch: Int, scope: TrainingScope? = nil,
+        gradientsReady: ((Int) -> Void)? = nil
+    ) {
         let limit = scope?.exitLimit ?? exitCount
         let frozenBlocks = scope?.frozenBlocks ?? 0
         let lastBlock = exitBlocks[limit - 1]
@@ -135,15 +154,18 @@ public final class EarlyExitNetwork {
             let propagates = b >= frozenBlocks
             let gradient = block.outputGradient(batch: batch)
             let blockInput = b == 0 ? input : blocks[b - 1].output(batch: batch)
-            var received = b < lastBlock && propagates   // block b + 1 wrote into it
+            var received = b < lastBlock && propagates  // block b + 1 wrote into it
             while exit >= 0 && exitBlocks[exit] == b {
                 let head = exits[exit]
                 let headTrained = scope?.frozenExits.contains(exit) != true
                 if !headTrained && !propagates {
-                    exitParameterRange(exit).map { UnsafeMutableBufferPointer(rebasing: store.gradients[$0]).update(repeating: 0) }
+                    exitParameterRange(exit).map {
+                        UnsafeMutableBufferPointer(rebasing: store.gradients[$0]).update(repeating: 0)
+                    }
                 } else if received || !propagates {
                     let scratch = headGradient.storage.mutablePrefix(count: batch * block.outputCount)
-                    head.backward(input: block.output(batch: batch), inputGradient: propagates ? scratch : nil, batch: batch)
+                    head.backward(
+                        input: block.output(batch: batch), inputGradient: propagates ? scratch : nil, batch: batch)
                     if propagates { Elementwise.add(UnsafeBufferPointer(scratch), to: gradient) }
                 } else {
                     head.backward(input: block.output(batch: batch), inputGradient: gradient, batch: batch)
@@ -157,7 +179,9 @@ public final class EarlyExitNetwork {
                 let inputGradient = b == frozenBlocks ? nil : blocks[b - 1].outputGradient(batch: batch)
                 block.backward(input: blockInput, inputGradient: inputGradient, batch: batch)
             } else {
-                blockParameterRange(b).map { UnsafeMutableBufferPointer(rebasing: store.gradients[$0]).update(repeating: 0) }
+                blockParameterRange(b).map {
+                    UnsafeMutableBufferPointer(rebasing: store.gradients[$0]).update(repeating: 0)
+                }
             }
             gradientsReady?(blockOffsets[b])
         }
@@ -177,7 +201,9 @@ public final class EarlyExitNetwork {
         }
         for b in 0...exitBlocks[scope.exitLimit - 1] {
             if b >= scope.frozenBlocks { add(blockParameterRange(b)) }
-            for e in 0..<scope.exitLimit where exitBlocks[e] == b && !scope.frozenExits.contains(e) { add(exitParameterRange(e)) }
+            for e in 0..<scope.exitLimit where exitBlocks[e] == b && !scope.frozenExits.contains(e) {
+                add(exitParameterRange(e))
+            }
         }
         return ranges
     }
@@ -196,7 +222,9 @@ public final class EarlyExitNetwork {
         return exitOffsets[e] < end ? exitOffsets[e]..<end : nil
     }
 
-    private func nextBlockOffset(after b: Int) -> Int { b + 1 < blocks.count ? blockOffsets[b + 1] : store.parameterCount }
+    private func nextBlockOffset(after b: Int) -> Int {
+        b + 1 < blocks.count ? blockOffsets[b + 1] : store.parameterCount
+    }
 
     /// Inference FLOPs for one sample that leaves at exit e: blocks up to it plus every head on the way.
     public func exitCosts() -> [Int] {
@@ -204,7 +232,10 @@ public final class EarlyExitNetwork {
         var total = 0
         var nextBlock = 0
         for (e, block) in exitBlocks.enumerated() {
-            while nextBlock <= block { total += blocks[nextBlock].inferenceFLOPs; nextBlock += 1 }
+            while nextBlock <= block {
+                total += blocks[nextBlock].inferenceFLOPs
+                nextBlock += 1
+            }
             total += exits[e].inferenceFLOPs
             costs.append(total)
         }

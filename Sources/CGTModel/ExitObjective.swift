@@ -44,7 +44,8 @@ public final class ExitObjective {
 
     /// An objective for `network`'s exits, with ClassyNet's groups if it has "other" outputs.
     public convenience init(network: EarlyExitNetwork, classGroups: ClassGroups? = nil) {
-        self.init(exits: network.exitCount, classes: network.classes, outputs: network.exitOutputs, classGroups: classGroups)
+        self.init(
+            exits: network.exitCount, classes: network.classes, outputs: network.exitOutputs, classGroups: classGroups)
     }
 
     public func reserve(maxBatch: Int) {
@@ -74,7 +75,9 @@ public final class ExitObjective {
 
         public init(exits: Int) {
             loss = Array(repeating: 0, count: exits)
-            weightedLoss = loss; gate = loss; correct = loss
+            weightedLoss = loss
+            gate = loss
+            correct = loss
         }
 
         /// All sums in one array, for one all-reduce.
@@ -82,8 +85,10 @@ public final class ExitObjective {
 
         public init(flattened values: [Double]) {
             let e = values.count / 4
-            loss = Array(values[0..<e]); weightedLoss = Array(values[e..<(2 * e)])
-            gate = Array(values[(2 * e)..<(3 * e)]); correct = Array(values[(3 * e)..<(4 * e)])
+            loss = Array(values[0..<e])
+            weightedLoss = Array(values[e..<(2 * e)])
+            gate = Array(values[(2 * e)..<(3 * e)])
+            correct = Array(values[(3 * e)..<(4 * e)])
         }
 
         public static func += (a: inout Statistics, b: Statistics) {
@@ -151,7 +156,10 @@ public final class ExitObjective {
         var statistics = Statistics(exits: exits)
         let inverseN = 1 / Float(globalBatch)
         for e in 0..<active {
-            var lossSum = 0.0, weightedSum = 0.0, gateSum = 0.0, correct = 0.0
+            var lossSum = 0.0
+            var weightedSum = 0.0
+            var gateSum = 0.0
+            var correct = 0.0
             for i in 0..<batch {
                 let k = e * batch + i
                 let lambda = w[k]
@@ -166,7 +174,8 @@ public final class ExitObjective {
             statistics.gate[e] = gateSum
             statistics.correct[e] = correct
             SoftmaxCrossEntropy.backward(
-                probabilities: UnsafeBufferPointer(probabilityCaches[e].storage), labels: targets(exit: e, labels: labels, batch: batch),
+                probabilities: UnsafeBufferPointer(probabilityCaches[e].storage),
+                labels: targets(exit: e, labels: labels, batch: batch),
                 weights: UnsafeBufferPointer(scaledGates), rows: batch, classes: outputs[e],
                 logitGradient: network.logitGradient(exit: e, batch: batch), smoothing: labelSmoothing)
         }
@@ -176,7 +185,9 @@ public final class ExitObjective {
     /// Softmax, confidence and prediction of every exit (of the first `activeExits`) for the
     /// last forward pass. A shallow exit that predicts "other" reports prediction -1 and
     /// confidence 0: it declines to answer.
-    public func predict(network: EarlyExitNetwork, labels: UnsafeBufferPointer<Int32>, batch: Int, activeExits: Int? = nil) -> ExitPredictions {
+    public func predict(
+        network: EarlyExitNetwork, labels: UnsafeBufferPointer<Int32>, batch: Int, activeExits: Int? = nil
+    ) -> ExitPredictions {
         let active = activeExits ?? exits
         for e in 0..<active {
             let range = (e * batch)..<((e + 1) * batch)
@@ -202,7 +213,9 @@ public final class ExitObjective {
     /// Exit e's training targets: the labels, or with class groups the label inside the group
     /// and "other" (`classes`) outside it.
     private func targets(exit e: Int, labels: UnsafeBufferPointer<Int32>, batch: Int) -> UnsafeBufferPointer<Int32> {
-        guard let classGroups, classGroups.groups[e] != nil else { return UnsafeBufferPointer(rebasing: labels[0..<batch]) }
+        guard let classGroups, classGroups.groups[e] != nil else {
+            return UnsafeBufferPointer(rebasing: labels[0..<batch])
+        }
         let exitTargets = UnsafeMutableBufferPointer(rebasing: targets[(e * batch)..<((e + 1) * batch)])
         for i in 0..<batch { exitTargets[i] = classGroups.target(labels[i], exit: e) }
         return UnsafeBufferPointer(exitTargets)

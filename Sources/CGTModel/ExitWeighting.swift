@@ -43,7 +43,8 @@ public struct FixedExitWeights: ExitWeighting {
     public func weights(for outputs: ExitPredictions, into weights: UnsafeMutableBufferPointer<Float>) {
         precondition(lambdas.count >= outputs.exits, "\(lambdas.count) fixed weights for \(outputs.exits) exits")
         for (e, lambda) in lambdas.prefix(outputs.exits).enumerated() {
-            UnsafeMutableBufferPointer(rebasing: weights[(e * outputs.batch)..<((e + 1) * outputs.batch)]).update(repeating: lambda)
+            UnsafeMutableBufferPointer(rebasing: weights[(e * outputs.batch)..<((e + 1) * outputs.batch)]).update(
+                repeating: lambda)
         }
     }
 }
@@ -56,8 +57,9 @@ public struct HardCGT: ExitWeighting {
     public init(tau: Float) { self.tau = tau }
 
     public func weights(for outputs: ExitPredictions, into weights: UnsafeMutableBufferPointer<Float>) {
-        ExitGates.hard(confidence: outputs.confidence, predictions: outputs.predictions, labels: outputs.labels,
-                       exits: outputs.exits, batch: outputs.batch, tau: tau, weights: weights)
+        ExitGates.hard(
+            confidence: outputs.confidence, predictions: outputs.predictions, labels: outputs.labels,
+            exits: outputs.exits, batch: outputs.batch, tau: tau, weights: weights)
     }
 }
 
@@ -69,7 +71,10 @@ public struct HardCGT: ExitWeighting {
 /// tau = 0.9; larger k moves r towards HardCGT's 0 or 1), and the score s_e may be the
 /// true-class probability instead of the maximum probability.
 public struct SoftCGT: ExitWeighting {
-    public enum Score: String, Sendable, Codable, CaseIterable { case maxProbability = "max_probability", trueClassProbability = "true_class_probability" }
+    public enum Score: String, Sendable, Codable, CaseIterable {
+        case maxProbability = "max_probability"
+        case trueClassProbability = "true_class_probability"
+    }
     public let tau: Float
     public let sharpness: Float
     public let score: Score
@@ -83,6 +88,8 @@ public struct SoftCGT: ExitWeighting {
 
     public func weights(for outputs: ExitPredictions, into weights: UnsafeMutableBufferPointer<Float>) {
         let scores = score == .maxProbability ? outputs.confidence : outputs.trueClassProbability
-        ExitGates.soft(scores: scores, exits: outputs.exits, batch: outputs.batch, tau: tau, sharpness: sharpness, weights: weights)
+        ExitGates.soft(
+            scores: scores, exits: outputs.exits, batch: outputs.batch, tau: tau, sharpness: sharpness, weights: weights
+        )
     }
 }

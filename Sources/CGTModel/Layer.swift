@@ -1,5 +1,5 @@
-import CGTRandom
 import CGTKernels
+import CGTRandom
 
 /// How a forward pass behaves.
 public enum ForwardMode: Sendable {
@@ -20,7 +20,9 @@ public struct ForwardContext {
     /// The key of this epoch's randomness; each dropout layer mixes in its own index.
     public var randomKey: UInt64
 
-    public init(mode: ForwardMode, sampleIDs: UnsafeBufferPointer<Int64> = .init(start: nil, count: 0), randomKey: UInt64 = 0) {
+    public init(
+        mode: ForwardMode, sampleIDs: UnsafeBufferPointer<Int64> = .init(start: nil, count: 0), randomKey: UInt64 = 0
+    ) {
         self.mode = mode
         self.sampleIDs = sampleIDs
         self.randomKey = randomKey
@@ -48,7 +50,9 @@ public protocol Layer: AnyObject {
     /// Allocates caches for batches of up to `maxBatch` samples.
     func reserve(maxBatch: Int)
 
-    func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext)
+    func forward(
+        _ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int,
+        context: ForwardContext)
 
     /// Writes parameter gradients (overwriting) and, when `inputGradient` is given, the input gradient.
     func backward(
@@ -106,8 +110,11 @@ struct WeightAndBias {
     /// Declares "<prefix>.weight" with `weightShape` and "<prefix>.bias" with one value per output.
     mutating func declare(into layout: inout ParameterLayoutBuilder, prefix: String, weightShape: [Int]) {
         let outputs = weightShape[0]
-        weightSlot = TensorSlot(name: "\(prefix).weight", shape: weightShape, offset: layout.parameter("\(prefix).weight", shape: weightShape))
-        biasSlot = TensorSlot(name: "\(prefix).bias", shape: [outputs], offset: layout.parameter("\(prefix).bias", shape: [outputs]))
+        weightSlot = TensorSlot(
+            name: "\(prefix).weight", shape: weightShape,
+            offset: layout.parameter("\(prefix).weight", shape: weightShape))
+        biasSlot = TensorSlot(
+            name: "\(prefix).bias", shape: [outputs], offset: layout.parameter("\(prefix).bias", shape: [outputs]))
     }
 
     mutating func bind(to store: ParameterStore) {

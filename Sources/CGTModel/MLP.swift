@@ -10,7 +10,10 @@ public struct MLPArchitecture: Equatable, Sendable {
     public var otherOutput = false
     public var dropout: Float
 
-    public init(inputFeatures: Int, hiddenWidths: [Int], exitsAfter: [Int], classes: Int, batchNorm: Bool = true, dropout: Float = 0.2) {
+    public init(
+        inputFeatures: Int, hiddenWidths: [Int], exitsAfter: [Int], classes: Int, batchNorm: Bool = true,
+        dropout: Float = 0.2
+    ) {
         self.inputFeatures = inputFeatures
         self.hiddenWidths = hiddenWidths
         self.exitsAfter = exitsAfter
@@ -33,10 +36,13 @@ public struct MLPArchitecture: Equatable, Sendable {
             width = hidden
         }
         let heads = exitsAfter.enumerated().map { e, layer in
-            Sequential(prefix: "exits.\(e)", layers: [Linear(inputFeatures: hiddenWidths[layer - 1], outputFeatures: outputs(exit: e))])
+            Sequential(
+                prefix: "exits.\(e)",
+                layers: [Linear(inputFeatures: hiddenWidths[layer - 1], outputFeatures: outputs(exit: e))])
         }
-        return EarlyExitNetwork(inputShape: [inputFeatures], classes: classes, blocks: blocks, exits: heads,
-                                exitBlocks: exitsAfter.map { $0 - 1 })
+        return EarlyExitNetwork(
+            inputShape: [inputFeatures], classes: classes, blocks: blocks, exits: heads,
+            exitBlocks: exitsAfter.map { $0 - 1 })
     }
 
     /// Outputs of exit e's head: the classes, and "other" at shallow exits if asked.

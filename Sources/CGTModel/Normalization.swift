@@ -1,5 +1,5 @@
-import CGTRandom
 import CGTKernels
+import CGTRandom
 
 /// Batch normalisation with learned scale and shift, as PyTorch's `BatchNorm1d` (dense input,
 /// `spatial == 1`) and `BatchNorm2d` (`[C, H, W]` input, statistics per channel).
@@ -53,10 +53,15 @@ public final class BatchNorm: Layer {
     /// - Parameter shape: `[features]` or `[channels, height, width]`.
     ///   - layout: the memory order of a `[channels, height, width]` input.
     ///   - appliesReLU: whether a ReLU follows, computed in the same pass.
-    public init(shape: [Int], momentum: Float = 0.1, epsilon: Float = 1e-5, layout: MapLayout = .channelsFirst,
-                appliesReLU: Bool = false) {
-        precondition(!shape.isEmpty && shape.allSatisfy { $0 > 0 }, "BatchNorm needs a non-empty positive shape, got \(shape)")
-        precondition(shape.count == 1 || layout.admits(channels: shape[0]), "BatchNorm: \(shape[0]) channels fill no blocks of 16")
+    public init(
+        shape: [Int], momentum: Float = 0.1, epsilon: Float = 1e-5, layout: MapLayout = .channelsFirst,
+        appliesReLU: Bool = false
+    ) {
+        precondition(
+            !shape.isEmpty && shape.allSatisfy { $0 > 0 }, "BatchNorm needs a non-empty positive shape, got \(shape)")
+        precondition(
+            shape.count == 1 || layout.admits(channels: shape[0]),
+            "BatchNorm: \(shape[0]) channels fill no blocks of 16")
         inputShape = shape
         self.momentum = momentum
         self.epsilon = epsilon
@@ -75,8 +80,11 @@ public final class BatchNorm: Layer {
         slots = (
             TensorSlot(name: "\(prefix).weight", shape: c, offset: layout.parameter("\(prefix).weight", shape: c)),
             TensorSlot(name: "\(prefix).bias", shape: c, offset: layout.parameter("\(prefix).bias", shape: c)),
-            TensorSlot(name: "\(prefix).running_mean", shape: c, offset: layout.buffer("\(prefix).running_mean", shape: c)),
-            TensorSlot(name: "\(prefix).running_var", shape: c, offset: layout.buffer("\(prefix).running_var", shape: c)))
+            TensorSlot(
+                name: "\(prefix).running_mean", shape: c, offset: layout.buffer("\(prefix).running_mean", shape: c)),
+            TensorSlot(
+                name: "\(prefix).running_var", shape: c, offset: layout.buffer("\(prefix).running_var", shape: c))
+        )
     }
 
     public func bind(to store: ParameterStore) {
@@ -116,9 +124,10 @@ public final class BatchNorm: Layer {
     private func primitives(batch: Int) -> BatchNormPrimitives {
         if let made = primitives[batch] { return made }
         do {
-            let made = try BatchNormPrimitives(batch: batch, channels: channels,
-                                               spatial: inputShape.count == 3 ? (inputShape[1], inputShape[2]) : nil,
-                                               layout: layout, appliesReLU: appliesReLU, epsilon: epsilon)
+            let made = try BatchNormPrimitives(
+                batch: batch, channels: channels,
+                spatial: inputShape.count == 3 ? (inputShape[1], inputShape[2]) : nil,
+                layout: layout, appliesReLU: appliesReLU, epsilon: epsilon)
             primitives[batch] = made
             return made
         } catch {
@@ -134,7 +143,10 @@ public final class BatchNorm: Layer {
         }
     }
 
-    public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
+    public func forward(
+        _ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int,
+        context: ForwardContext
+    ) {
         let momentumNow: Float
         switch context.mode {
         case .inference:
@@ -149,15 +161,21 @@ public final class BatchNorm: Layer {
         case .recalibration(let index):
             momentumNow = 1 / Float(index + 1)
         }
-        precondition(batch > 1 || spatial > 1 || statisticsReducer != nil,
-                     "BatchNorm in training mode needs more than one value per channel (batch of \(batch))")
+        precondition(
+            batch > 1 || spatial > 1 || statisticsReducer != nil,
+            "BatchNorm in training mode needs more than one value per channel (batch of \(batch))")
         let stats = statistics.storage
         guard training == .kernels else {
             // This rank's statistics: oneDNN's pass, then the running statistics as PyTorch keeps them.
-            let p = primitives(batch: batch), mean = stats.baseAddress!, variance = mean + channels
-            p.forward(input: input.baseAddress!, gamma: gamma.baseAddress!, beta: beta.baseAddress!, output: output.baseAddress!,
-                      batchMean: mean, batchVariance: variance)
-            let m = Float(batch * spatial), unbiasing = m > 1 ? m / (m - 1) : 1
+            let p = primitives(batch: batch)
+            let mean = stats.baseAddress!
+            let variance = mean + channels
+            p.forward(
+                input: input.baseAddress!, gamma: gamma.baseAddress!, beta: beta.baseAddress!,
+                output: output.baseAddress!,
+                batchMean: mean, batchVariance: variance)
+            let m = Float(batch * spatial)
+            let unbiasing = m > 1 ? m / (m - 1) : 1
             for j in 0..<channels {
                 runningMean[j] = (1 - momentumNow) * runningMean[j] + momentumNow * mean[j]
                 runningVariance[j] = (1 - momentumNow) * runningVariance[j] + momentumNow * variance[j] * unbiasing
@@ -183,9 +201,11 @@ public final class BatchNorm: Layer {
         if lastTraining == .primitives {
             let mean = stats.baseAddress!
             primitives(batch: batch).backward(
-                input: input.baseAddress!, outputGradient: outputGradient.baseAddress!, gamma: gamma.baseAddress!, beta: beta.baseAddress!,
+                input: input.baseAddress!, outputGradient: outputGradient.baseAddress!, gamma: gamma.baseAddress!,
+                beta: beta.baseAddress!,
                 batchMean: mean, batchVariance: mean + channels, gammaGradient: gammaGradient.baseAddress!,
-                betaGradient: betaGradient.baseAddress!, inputGradient: (inputGradient ?? normalized.storage).baseAddress!)
+                betaGradient: betaGradient.baseAddress!,
+                inputGradient: (inputGradient ?? normalized.storage).baseAddress!)
             return
         }
         BatchNormKernels.backward(

@@ -11,7 +11,9 @@ public protocol Optimizer: AnyObject {
 }
 
 extension Optimizer {
-    public func step(_ store: ParameterStore, learningRate: Float) { step(store, learningRate: learningRate, ranges: nil) }
+    public func step(_ store: ParameterStore, learningRate: Float) {
+        step(store, learningRate: learningRate, ranges: nil)
+    }
 
     /// Zeroes the state and the step count: a fresh optimizer for the next training stage.
     public func reset() {
@@ -48,14 +50,17 @@ public final class SGD: Optimizer {
 
     deinit { velocity.deallocate() }
 
-    public var stateBuffers: [(name: String, values: UnsafeMutableBufferPointer<Float>)] { [("momentum_buffer", velocity)] }
+    public var stateBuffers: [(name: String, values: UnsafeMutableBufferPointer<Float>)] {
+        [("momentum_buffer", velocity)]
+    }
 
     public func step(_ store: ParameterStore, learningRate: Float, ranges: [Range<Int>]?) {
         stepCount += 1
         forEachRange(ranges, count: store.parameterCount) { r in
-            OptimizerKernels.sgdStep(parameters: store.parameters.slice(r), gradients: UnsafeBufferPointer(store.gradients.slice(r)),
-                                     velocity: velocity.slice(r), learningRate: learningRate, momentum: momentum,
-                                     weightDecay: weightDecay, nesterov: nesterov)
+            OptimizerKernels.sgdStep(
+                parameters: store.parameters.slice(r), gradients: UnsafeBufferPointer(store.gradients.slice(r)),
+                velocity: velocity.slice(r), learningRate: learningRate, momentum: momentum,
+                weightDecay: weightDecay, nesterov: nesterov)
         }
     }
 }
@@ -72,7 +77,10 @@ public final class Adam: Optimizer {
     private let firstMoment: UnsafeMutableBufferPointer<Float>
     private let secondMoment: UnsafeMutableBufferPointer<Float>
 
-    public init(parameterCount: Int, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false) {
+    public init(
+        parameterCount: Int, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0,
+        decoupled: Bool = false
+    ) {
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon

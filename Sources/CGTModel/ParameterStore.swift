@@ -86,8 +86,9 @@ public final class ParameterStore {
     }
 
     public func restore(_ snapshot: (parameters: [Float], buffers: [Float])) {
-        precondition(snapshot.parameters.count == parameters.count && snapshot.buffers.count == buffers.count,
-                     "snapshot of another network")
+        precondition(
+            snapshot.parameters.count == parameters.count && snapshot.buffers.count == buffers.count,
+            "snapshot of another network")
         _ = parameters.update(from: snapshot.parameters)
         _ = buffers.update(from: snapshot.buffers)
     }

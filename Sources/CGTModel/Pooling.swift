@@ -14,8 +14,9 @@ public final class MaxPool2D: Layer {
     private let argmax = IndexCache()
 
     public init(shape: [Int], layout: MapLayout = .channelsFirst) {
-        precondition(shape.count == 3 && shape[0] > 0 && shape[1] >= 2 && shape[2] >= 2,
-                     "MaxPool2D takes [channels, height, width] with height and width at least 2, got \(shape)")
+        precondition(
+            shape.count == 3 && shape[0] > 0 && shape[1] >= 2 && shape[2] >= 2,
+            "MaxPool2D takes [channels, height, width] with height and width at least 2, got \(shape)")
         precondition(layout.admits(channels: shape[0]), "\(shape[0]) channels fill no blocks of 16")
         inputShape = shape
         self.layout = layout
@@ -28,18 +29,24 @@ public final class MaxPool2D: Layer {
     }
     public func reserve(maxBatch: Int) { argmax.reserve(maxBatch * outputCount) }
 
-    public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
-        precondition(input.count >= batch * inputCount && output.count >= batch * outputCount,
-                     "MaxPool2D \(inputShape): buffers too small for batch \(batch)")
+    public func forward(
+        _ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int,
+        context: ForwardContext
+    ) {
+        precondition(
+            input.count >= batch * inputCount && output.count >= batch * outputCount,
+            "MaxPool2D \(inputShape): buffers too small for batch \(batch)")
         let chosen = UnsafeMutableBufferPointer(rebasing: argmax.storage[0..<(batch * outputCount)])
         switch layout {
         case .channelsFirst:
-            PoolingKernels.maxPool2x2Forward(input, planes: batch * inputShape[0], height: inputShape[1], width: inputShape[2],
-                                             output: output, argmax: chosen)
+            PoolingKernels.maxPool2x2Forward(
+                input, planes: batch * inputShape[0], height: inputShape[1], width: inputShape[2],
+                output: output, argmax: chosen)
         case .channelsLast, .blocked16:
             let (maps, channels) = channelsLastMaps(batch)
-            PoolingKernels.maxPool2x2ChannelsLastForward(input, maps: maps, channels: channels, height: inputShape[1],
-                                                         width: inputShape[2], output: output, window: chosen)
+            PoolingKernels.maxPool2x2ChannelsLastForward(
+                input, maps: maps, channels: channels, height: inputShape[1],
+                width: inputShape[2], output: output, window: chosen)
         }
     }
 
@@ -51,13 +58,15 @@ public final class MaxPool2D: Layer {
         let chosen = UnsafeBufferPointer(rebasing: argmax.storage[0..<(batch * outputCount)])
         switch layout {
         case .channelsFirst:
-            PoolingKernels.maxPool2x2Backward(outputGradient: outputGradient, argmax: chosen, planes: batch * inputShape[0],
-                                              height: inputShape[1], width: inputShape[2], inputGradient: inputGradient)
+            PoolingKernels.maxPool2x2Backward(
+                outputGradient: outputGradient, argmax: chosen, planes: batch * inputShape[0],
+                height: inputShape[1], width: inputShape[2], inputGradient: inputGradient)
         case .channelsLast, .blocked16:
             let (maps, channels) = channelsLastMaps(batch)
-            PoolingKernels.maxPool2x2ChannelsLastBackward(outputGradient: outputGradient, window: chosen, maps: maps,
-                                                          channels: channels, height: inputShape[1], width: inputShape[2],
-                                                          inputGradient: inputGradient)
+            PoolingKernels.maxPool2x2ChannelsLastBackward(
+                outputGradient: outputGradient, window: chosen, maps: maps,
+                channels: channels, height: inputShape[1], width: inputShape[2],
+                inputGradient: inputGradient)
         }
     }
 }
@@ -73,7 +82,9 @@ public final class GlobalAveragePool: Layer {
     public let layout: MapLayout
 
     public init(shape: [Int], layout: MapLayout = .channelsFirst) {
-        precondition(shape.count == 3 && shape.allSatisfy { $0 > 0 }, "GlobalAveragePool takes [channels, height, width], got \(shape)")
+        precondition(
+            shape.count == 3 && shape.allSatisfy { $0 > 0 },
+            "GlobalAveragePool takes [channels, height, width], got \(shape)")
         precondition(layout.admits(channels: shape[0]), "\(shape[0]) channels fill no blocks of 16")
         inputShape = shape
         self.layout = layout
@@ -83,16 +94,21 @@ public final class GlobalAveragePool: Layer {
     public var inferenceFLOPs: Int { inputCount }
     private var spatial: Int { inputShape[1] * inputShape[2] }
 
-    public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
-        precondition(input.count >= batch * inputCount && output.count >= batch * outputCount,
-                     "GlobalAveragePool \(inputShape): buffers too small for batch \(batch)")
+    public func forward(
+        _ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int,
+        context: ForwardContext
+    ) {
+        precondition(
+            input.count >= batch * inputCount && output.count >= batch * outputCount,
+            "GlobalAveragePool \(inputShape): buffers too small for batch \(batch)")
         switch layout {
         case .channelsFirst:
             PoolingKernels.globalAverageForward(input, planes: batch * inputShape[0], spatial: spatial, output: output)
         case .channelsLast, .blocked16:
             // A blocked map's mean is [C / 16, 16]: the channels in order.
             let (maps, channels) = layout.channelsLastMaps(batch: batch, channels: inputShape[0])
-            PoolingKernels.globalAverageChannelsLastForward(input, maps: maps, channels: channels, spatial: spatial, output: output)
+            PoolingKernels.globalAverageChannelsLastForward(
+                input, maps: maps, channels: channels, spatial: spatial, output: output)
         }
     }
 
@@ -103,12 +119,14 @@ public final class GlobalAveragePool: Layer {
         guard let inputGradient else { return }
         switch layout {
         case .channelsFirst:
-            PoolingKernels.globalAverageBackward(outputGradient: outputGradient, planes: batch * inputShape[0], spatial: spatial,
-                                                 inputGradient: inputGradient)
+            PoolingKernels.globalAverageBackward(
+                outputGradient: outputGradient, planes: batch * inputShape[0], spatial: spatial,
+                inputGradient: inputGradient)
         case .channelsLast, .blocked16:
             let (maps, channels) = layout.channelsLastMaps(batch: batch, channels: inputShape[0])
-            PoolingKernels.globalAverageChannelsLastBackward(outputGradient: outputGradient, maps: maps, channels: channels,
-                                                             spatial: spatial, inputGradient: inputGradient)
+            PoolingKernels.globalAverageChannelsLastBackward(
+                outputGradient: outputGradient, maps: maps, channels: channels,
+                spatial: spatial, inputGradient: inputGradient)
         }
     }
 }
@@ -121,14 +139,18 @@ public final class Flatten: Layer {
     public let inputShape: [Int]
 
     public init(shape: [Int]) {
-        precondition(!shape.isEmpty && shape.allSatisfy { $0 > 0 }, "Flatten needs a non-empty positive shape, got \(shape)")
+        precondition(
+            !shape.isEmpty && shape.allSatisfy { $0 > 0 }, "Flatten needs a non-empty positive shape, got \(shape)")
         inputShape = shape
     }
 
     public var outputShape: [Int] { [inputCount] }
     public var inferenceFLOPs: Int { 0 }
 
-    public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int, context: ForwardContext) {
+    public func forward(
+        _ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, batch: Int,
+        context: ForwardContext
+    ) {
         _ = output.update(fromContentsOf: input.prefix(count: batch * inputCount))
     }
 
@@ -140,7 +162,6 @@ public final class Flatten: Layer {
         _ = inputGradient.update(fromContentsOf: outputGradient.prefix(count: batch * inputCount))
     }
 }
-
 
 extension MapLayout {
     /// A batch of maps in this layout as channels-last maps for the pooling kernels: each block

@@ -1,5 +1,5 @@
-import CGTRandom
 import CGTKernels
+import CGTRandom
 
 /// Layers applied one after another, with the activations and gradients they pass between them.
 ///
@@ -14,8 +14,9 @@ public final class Sequential {
     public init(prefix: String, layers: [Layer]) {
         precondition(!layers.isEmpty, "\(prefix) has no layers")
         for (a, b) in zip(layers, layers.dropFirst()) {
-            precondition(a.outputCount == b.inputCount,
-                         "\(prefix): \(a.name) gives \(a.outputShape) but \(b.name) takes \(b.inputShape)")
+            precondition(
+                a.outputCount == b.inputCount,
+                "\(prefix): \(a.name) gives \(a.outputShape) but \(b.name) takes \(b.inputShape)")
         }
         let names = layers.map(\.name)
         precondition(Set(names).count == names.count, "\(prefix): layer names must be unique, got \(names)")
@@ -68,7 +69,9 @@ public final class Sequential {
     }
 
     /// Back-propagates the gradient in `outputGradient(batch:)` through every layer.
-    public func backward(input: UnsafeBufferPointer<Float>, inputGradient: UnsafeMutableBufferPointer<Float>?, batch: Int) {
+    public func backward(
+        input: UnsafeBufferPointer<Float>, inputGradient: UnsafeMutableBufferPointer<Float>?, batch: Int
+    ) {
         for i in layers.indices.reversed() {
             let layer = layers[i]
             let x = i == 0 ? input : activations[i - 1].storage.prefix(count: batch * layer.inputCount)

@@ -1,5 +1,5 @@
-import CGTFiles
 import CGTEvaluation
+import CGTFiles
 import CGTJob
 import Foundation
 
@@ -23,7 +23,8 @@ package struct BestCheckpoint {
         self.metric = metric
         self.run = run
         if resumed, let metric, let data = FileManager.default.contents(atPath: run.bestFile),
-           let old = try? JSONDecoder().decode(Record.self, from: data), old.metric == metric {
+            let old = try? JSONDecoder().decode(Record.self, from: data), old.metric == metric
+        {
             record = old
         }
     }

@@ -1,6 +1,6 @@
-import CGTJob
 import CGTEvaluation
 import CGTHDF5
+import CGTJob
 import CGTModel
 
 extension Checkpoint {
@@ -16,7 +16,9 @@ extension Checkpoint {
             try root.setAttribute(CheckpointLayout.epoch, epoch)
             try root.setAttribute(CheckpointLayout.globalStep, globalStep)
             try root.setAttribute(CheckpointLayout.seed, Int(truncatingIfNeeded: job.training.seed))
-            try root.setAttribute(CheckpointLayout.randomState, "counter-based: shuffle keyed by (seed, epoch), dropout by (seed, epoch, layer, sample id)")
+            try root.setAttribute(
+                CheckpointLayout.randomState,
+                "counter-based: shuffle keyed by (seed, epoch), dropout by (seed, epoch, layer, sample id)")
             try root.setAttribute(CheckpointLayout.featureShape, featureShape)
             try root.setAttribute(CheckpointLayout.classNames, classNames)
             try root.setAttribute(CheckpointLayout.numClasses, classNames.count)
@@ -25,7 +27,9 @@ extension Checkpoint {
             try root.setAttribute(CheckpointLayout.exitThresholds, exitPolicy.thresholds.map(Double.init))
             try root.setAttribute(CheckpointLayout.exitFallback, exitPolicy.fallback.rawValue)
             if let classGroups {
-                try root.writeDataset(CheckpointLayout.exitClasses, classGroups.membership, shape: [classGroups.exits, classGroups.classes])
+                try root.writeDataset(
+                    CheckpointLayout.exitClasses, classGroups.membership,
+                    shape: [classGroups.exits, classGroups.classes])
             }
             let modelGroup = try root.createGroup(CheckpointLayout.model)
             for (name, tensor) in model.sorted(by: { $0.key < $1.key }) {
@@ -52,7 +56,8 @@ extension Checkpoint {
     /// Whether `path` is an HDF5 file that says it is a cgt checkpoint (false for anything else).
     public static func isCheckpoint(at path: String) -> Bool {
         (try? withOpenHDF5File(path) { file in
-            file.root.hasAttribute(CheckpointLayout.kind) && (try? file.root.stringAttribute(CheckpointLayout.kind)) == kind
+            file.root.hasAttribute(CheckpointLayout.kind)
+                && (try? file.root.stringAttribute(CheckpointLayout.kind)) == kind
         }) ?? false
     }
 
@@ -75,20 +80,29 @@ extension Checkpoint {
         }
         let job = try JobLoader.parse(try root.stringAttribute(CheckpointLayout.job), source: "\(path): job attribute")
         var checkpoint = Checkpoint(
-            job: job, epoch: try root.intAttribute(CheckpointLayout.epoch), globalStep: try root.intAttribute(CheckpointLayout.globalStep),
-            featureShape: try root.intArrayAttribute(CheckpointLayout.featureShape), classNames: try root.stringArrayAttribute(CheckpointLayout.classNames),
+            job: job, epoch: try root.intAttribute(CheckpointLayout.epoch),
+            globalStep: try root.intAttribute(CheckpointLayout.globalStep),
+            featureShape: try root.intArrayAttribute(CheckpointLayout.featureShape),
+            classNames: try root.stringArrayAttribute(CheckpointLayout.classNames),
             model: [:], batchesTracked: [:], optimizerState: [:], optimizerStepCount: 0)
         var counts: [String: Int] = [:]
-        checkpoint.model = try readTensors(in: try root.openGroup(CheckpointLayout.model), prefix: "") { name, dataset in
+        checkpoint.model = try readTensors(in: try root.openGroup(CheckpointLayout.model), prefix: "") {
+            name, dataset in
             let values = try dataset.readAll(as: Int64.self)
             counts[String(name.dropLast(CheckpointLayout.batchesTracked.count + 1))] = Int(values.first ?? 0)
         }
         checkpoint.batchesTracked = counts
         if root.hasAttribute(CheckpointLayout.exitCriterion) {
-            let criterion = try root.stringAttribute(CheckpointLayout.exitCriterion), fallback = try root.stringAttribute(CheckpointLayout.exitFallback)
+            let criterion = try root.stringAttribute(CheckpointLayout.exitCriterion)
+            let fallback = try root.stringAttribute(CheckpointLayout.exitFallback)
             let thresholds = try root.doubleArrayAttribute(CheckpointLayout.exitThresholds).map(Float.init)
-            guard let c = ExitCriterion(rawValue: criterion), let f = ExitFallback(rawValue: fallback), thresholds.count == job.model.exits.count else {
-                throw CheckpointError(file: path, "exit policy attributes are invalid: exit_criterion '\(criterion)', exit_fallback '\(fallback)', \(thresholds.count) exit_thresholds for \(job.model.exits.count) exits")
+            guard let c = ExitCriterion(rawValue: criterion), let f = ExitFallback(rawValue: fallback),
+                thresholds.count == job.model.exits.count
+            else {
+                throw CheckpointError(
+                    file: path,
+                    "exit policy attributes are invalid: exit_criterion '\(criterion)', exit_fallback '\(fallback)', \(thresholds.count) exit_thresholds for \(job.model.exits.count) exits"
+                )
             }
             checkpoint.exitPolicy = ExitPolicy(criterion: c, thresholds: thresholds, fallback: f)
         }
@@ -97,8 +111,12 @@ extension Checkpoint {
             let shape = dataset.shape
             let values = try dataset.readAll(as: Int32.self)
             guard shape.count == 2, shape[0] == job.model.exits.count, shape[1] == checkpoint.classNames.count,
-                  values.allSatisfy({ $0 == 0 || $0 == 1 }), values.suffix(shape[1]).allSatisfy({ $0 == 1 }) else {
-                throw CheckpointError(file: path, "/\(CheckpointLayout.exitClasses) must be 0/1 of shape [exits, classes] with the last exit answering every class, got shape \(shape)")
+                values.allSatisfy({ $0 == 0 || $0 == 1 }), values.suffix(shape[1]).allSatisfy({ $0 == 1 })
+            else {
+                throw CheckpointError(
+                    file: path,
+                    "/\(CheckpointLayout.exitClasses) must be 0/1 of shape [exits, classes] with the last exit answering every class, got shape \(shape)"
+                )
             }
             checkpoint.classGroups = ClassGroups(classes: shape[1], membership: values)
         }
@@ -106,15 +124,18 @@ extension Checkpoint {
             let optimizerGroup = try root.openGroup(CheckpointLayout.optimizer)
             checkpoint.optimizerStepCount = try optimizerGroup.intAttribute(CheckpointLayout.stepCount)
             for state in try optimizerGroup.memberNames() {
-                checkpoint.optimizerState[state] = try readTensors(in: try optimizerGroup.openGroup(state), prefix: "") { _, _ in }
+                checkpoint.optimizerState[state] = try readTensors(in: try optimizerGroup.openGroup(state), prefix: "")
+                { _, _ in }
             }
         }
         return checkpoint
     }
 
-    private init(job: Job, epoch: Int, globalStep: Int, featureShape: [Int], classNames: [String],
-                 model: [String: StoredTensor], batchesTracked: [String: Int],
-                 optimizerState: [String: [String: StoredTensor]], optimizerStepCount: Int) {
+    private init(
+        job: Job, epoch: Int, globalStep: Int, featureShape: [Int], classNames: [String],
+        model: [String: StoredTensor], batchesTracked: [String: Int],
+        optimizerState: [String: [String: StoredTensor]], optimizerStepCount: Int
+    ) {
         self.job = job
         self.epoch = epoch
         self.globalStep = globalStep
@@ -135,7 +156,8 @@ extension Checkpoint {
         for name in try group.memberNames() {
             let key = prefix.isEmpty ? name : "\(prefix).\(name)"
             if group.isGroup(name) {
-                tensors.merge(try readTensors(in: try group.openGroup(name), prefix: key, integer: integer)) { a, _ in a }
+                tensors.merge(try readTensors(in: try group.openGroup(name), prefix: key, integer: integer)) { a, _ in a
+                }
             } else {
                 let dataset = try group.openDataset(name)
                 if dataset.elementType == .float32 {

@@ -1,8 +1,8 @@
-import CGTFiles
 import CGTData
-import CGTJob
 import CGTEvaluation
+import CGTFiles
 import CGTHDF5
+import CGTJob
 import CGTModel
 
 /// One named tensor of a checkpoint.
@@ -45,8 +45,10 @@ public struct Checkpoint: Equatable {
     public static func defaultPolicy(_ job: Job) -> ExitPolicy { .uniform(job.eval.tau, exits: job.model.exits.count) }
 
     /// Captures the state of a run.
-    public init(job: Job, epoch: Int, globalStep: Int, featureShape: [Int], classNames: [String],
-                network: EarlyExitNetwork, optimizer: Optimizer?, classGroups: ClassGroups? = nil) {
+    public init(
+        job: Job, epoch: Int, globalStep: Int, featureShape: [Int], classNames: [String],
+        network: EarlyExitNetwork, optimizer: Optimizer?, classGroups: ClassGroups? = nil
+    ) {
         self.classGroups = classGroups
         exitPolicy = Self.defaultPolicy(job)
         self.job = job
@@ -56,15 +58,21 @@ public struct Checkpoint: Equatable {
         self.classNames = classNames
         let store = network.store
         var model: [String: StoredTensor] = [:]
-        for slot in store.parameterSlots { model[slot.name] = StoredTensor(shape: slot.shape, values: Array(store.parameter(slot))) }
-        for slot in store.bufferSlots { model[slot.name] = StoredTensor(shape: slot.shape, values: Array(store.buffer(slot))) }
+        for slot in store.parameterSlots {
+            model[slot.name] = StoredTensor(shape: slot.shape, values: Array(store.parameter(slot)))
+        }
+        for slot in store.bufferSlots {
+            model[slot.name] = StoredTensor(shape: slot.shape, values: Array(store.buffer(slot)))
+        }
         self.model = model
-        batchesTracked = Dictionary(uniqueKeysWithValues: Self.batchNorms(of: network).map { ($0.0, $0.1.batchesTracked) })
+        batchesTracked = Dictionary(
+            uniqueKeysWithValues: Self.batchNorms(of: network).map { ($0.0, $0.1.batchesTracked) })
         var state: [String: [String: StoredTensor]] = [:]
         for (name, values) in optimizer?.stateBuffers ?? [] {
             var tensors: [String: StoredTensor] = [:]
             for slot in store.parameterSlots {
-                tensors[slot.name] = StoredTensor(shape: slot.shape, values: Array(values[slot.offset..<(slot.offset + slot.count)]))
+                tensors[slot.name] = StoredTensor(
+                    shape: slot.shape, values: Array(values[slot.offset..<(slot.offset + slot.count)]))
             }
             state[name] = tensors
         }
@@ -80,12 +88,17 @@ public struct Checkpoint: Equatable {
 
     /// The stored network, built for `reader`'s data after checking that its samples and
     /// classes are the ones the checkpoint was trained on (`dataPath` names the data in errors).
-    public func restoredNetwork(for reader: DatasetReader, dataPath: String, source: String) throws -> EarlyExitNetwork {
+    public func restoredNetwork(for reader: DatasetReader, dataPath: String, source: String) throws -> EarlyExitNetwork
+    {
         guard reader.featureShape == featureShape else {
-            throw DatasetError(file: dataPath, object: "/", "feature_shape \(reader.featureShape) differs from the checkpoint's \(featureShape)")
+            throw DatasetError(
+                file: dataPath, object: "/",
+                "feature_shape \(reader.featureShape) differs from the checkpoint's \(featureShape)")
         }
         guard reader.classes == classNames.count else {
-            throw DatasetError(file: dataPath, object: "/", "num_classes \(reader.classes) differs from the checkpoint's \(classNames.count)")
+            throw DatasetError(
+                file: dataPath, object: "/",
+                "num_classes \(reader.classes) differs from the checkpoint's \(classNames.count)")
         }
         let network = job.makeNetwork(featureShape: reader.featureShape, classes: reader.classes)
         try restore(into: network, optimizer: nil, source: source)
@@ -101,19 +114,27 @@ public struct Checkpoint: Equatable {
                 throw CheckpointError(file: source, "\(group)/\(slot.name) is missing")
             }
             guard stored.shape == slot.shape, stored.values.count == slot.count else {
-                throw CheckpointError(file: source, "\(group)/\(slot.name) has shape \(stored.shape), the network needs \(slot.shape)")
+                throw CheckpointError(
+                    file: source, "\(group)/\(slot.name) has shape \(stored.shape), the network needs \(slot.shape)")
             }
             return stored.values
         }
-        for slot in store.parameterSlots { _ = store.parameter(slot).update(fromContentsOf: try tensor(model, slot, "model")) }
-        for slot in store.bufferSlots { _ = store.buffer(slot).update(fromContentsOf: try tensor(model, slot, "model")) }
+        for slot in store.parameterSlots {
+            _ = store.parameter(slot).update(fromContentsOf: try tensor(model, slot, "model"))
+        }
+        for slot in store.bufferSlots {
+            _ = store.buffer(slot).update(fromContentsOf: try tensor(model, slot, "model"))
+        }
         for (prefix, layer) in Self.batchNorms(of: network) { layer.setBatchesTracked(batchesTracked[prefix] ?? 0) }
         guard let optimizer else { return }
         for (name, buffer) in optimizer.stateBuffers {
-            guard let table = optimizerState[name] else { throw CheckpointError(file: source, "optimizer state '\(name)' is missing") }
+            guard let table = optimizerState[name] else {
+                throw CheckpointError(file: source, "optimizer state '\(name)' is missing")
+            }
             for slot in store.parameterSlots {
                 let values = try tensor(table, slot, "optimizer/\(name)")
-                _ = UnsafeMutableBufferPointer(rebasing: buffer[slot.offset..<(slot.offset + slot.count)]).update(fromContentsOf: values)
+                _ = UnsafeMutableBufferPointer(rebasing: buffer[slot.offset..<(slot.offset + slot.count)]).update(
+                    fromContentsOf: values)
             }
         }
         optimizer.stepCount = optimizerStepCount

@@ -30,13 +30,17 @@ final class DataParallelStrategy {
             return
         }
         self.communicator = communicator
-        let reducer = GradientReducer(communicator: communicator, gradients: gradients,
-                                      bucketElements: runtime.bucketKib * 1024 / MemoryLayout<Float>.size, overlap: runtime.overlapAllreduce)
+        let reducer = GradientReducer(
+            communicator: communicator, gradients: gradients,
+            bucketElements: runtime.bucketKib * 1024 / MemoryLayout<Float>.size, overlap: runtime.overlapAllreduce)
         self.reducer = reducer
         gradientsReady = runtime.overlapAllreduce ? { reducer.gradientsReady(from: $0) } : nil
         let rank = communicator.rank
         stallWatch = StallWatch(limit: runtime.stallWarningSeconds) { waited, place, step, epoch in
-            FileHandle.standardError.write(Data("cgt (rank \(rank)): warning: waited \(String(format: "%.1f", waited)) s in \(place) at step \(step) (epoch \(epoch)); another rank may have stopped\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "cgt (rank \(rank)): warning: waited \(String(format: "%.1f", waited)) s in \(place) at step \(step) (epoch \(epoch)); another rank may have stopped\n"
+                        .utf8))
         }
     }
 
@@ -49,7 +53,9 @@ final class DataParallelStrategy {
         guard let communicator else { return try body() }
         let result: Result<R, Error>
         do { result = .success(try body()) } catch { result = .failure(error) }
-        return try watched("the agreement between ranks", step: step, epoch: epoch) { try communicator.collectively { try result.get() } }
+        return try watched("the agreement between ranks", step: step, epoch: epoch) {
+            try communicator.collectively { try result.get() }
+        }
     }
 
     /// Sums the gradient buffer over the ranks (what the backward pass did not start already).

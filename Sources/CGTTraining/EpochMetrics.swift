@@ -1,6 +1,6 @@
+import CGTEvaluation
 import CGTFiles
 import CGTJob
-import CGTEvaluation
 import Foundation
 
 /// One line of `metrics.jsonl`: what an epoch of training did, per exit.
@@ -25,9 +25,16 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var validation: RoutingStatistics?
 
     enum CodingKeys: String, CodingKey {
-        case epoch, globalStep = "global_step", learningRate = "lr", loss, weightedLoss = "weighted_loss"
-        case gateMean = "gate_mean", trainAccuracy = "train_accuracy", samples, seconds
-        case samplesPerSecond = "samples_per_second", evaluation, validation
+        case epoch
+        case globalStep = "global_step"
+        case learningRate = "lr"
+        case loss
+        case weightedLoss = "weighted_loss"
+        case gateMean = "gate_mean"
+        case trainAccuracy = "train_accuracy"
+        case samples, seconds
+        case samplesPerSecond = "samples_per_second"
+        case evaluation, validation
     }
 }
 
@@ -45,7 +52,9 @@ public struct MetricsLog {
     public func append(_ metrics: EpochMetrics) throws {
         var line = try encoder.encode(metrics)
         line.append(0x0A)
-        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+        }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }
         try handle.seekToEnd()
@@ -61,7 +70,10 @@ public struct MetricsLog {
             (try? decoder.decode(EpochMetrics.self, from: Data(line)))?.epoch ?? Int.max <= epoch
         }
         var output = Data()
-        for line in kept { output.append(contentsOf: line); output.append(0x0A) }
+        for line in kept {
+            output.append(contentsOf: line)
+            output.append(0x0A)
+        }
         try AtomicFile.write(output, to: path)
     }
 

@@ -20,7 +20,9 @@ package final class GradientReducer {
     private var nextBucket = 0
     private var failure: Error?
 
-    package init(communicator: Communicator, gradients: UnsafeMutableBufferPointer<Float>, bucketElements: Int, overlap: Bool) {
+    package init(
+        communicator: Communicator, gradients: UnsafeMutableBufferPointer<Float>, bucketElements: Int, overlap: Bool
+    ) {
         self.communicator = communicator
         self.gradients = gradients
         self.overlap = overlap
@@ -69,7 +71,9 @@ package final class GradientReducer {
         }
         let start = DispatchTime.now().uptimeNanoseconds
         if !overlap {
-            for bucket in buckets { try communicator.allReduceSum(UnsafeMutableBufferPointer(rebasing: gradients[bucket])) }
+            for bucket in buckets {
+                try communicator.allReduceSum(UnsafeMutableBufferPointer(rebasing: gradients[bucket]))
+            }
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
         while nextBucket < buckets.count {

@@ -1,5 +1,5 @@
-import CGTJob
 import CGTEvaluation
+import CGTJob
 import Foundation
 
 /// Tells the person watching rank 0 where training is: epoch, step, loss and gate per exit,
@@ -9,7 +9,13 @@ public struct ProgressReporter {
     public let write: (String) -> Void
     private var lastLine = Date()
 
-    public init(enabled: Bool, write: @escaping (String) -> Void = { print($0); fflush(stdout) }) {
+    public init(
+        enabled: Bool,
+        write: @escaping (String) -> Void = {
+            print($0)
+            fflush(stdout)
+        }
+    ) {
         self.enabled = enabled
         self.write = write
     }
@@ -17,21 +23,27 @@ public struct ProgressReporter {
     public func say(_ text: String) { if enabled { write(text) } }
 
     /// A line inside a long epoch, at most every ten seconds.
-    public mutating func step(epoch: Int, epochs: Int, step: Int, steps: Int, loss: [Double], samplesPerSecond: Double, secondsLeft: Double) {
+    public mutating func step(
+        epoch: Int, epochs: Int, step: Int, steps: Int, loss: [Double], samplesPerSecond: Double, secondsLeft: Double
+    ) {
         guard enabled, Date().timeIntervalSince(lastLine) >= 10 else { return }
         lastLine = Date()
-        write("  epoch \(epoch)/\(epochs) step \(step)/\(steps)  loss \(Self.list(loss))  \(Self.rate(samplesPerSecond))  ETA \(Self.duration(secondsLeft))")
+        write(
+            "  epoch \(epoch)/\(epochs) step \(step)/\(steps)  loss \(Self.list(loss))  \(Self.rate(samplesPerSecond))  ETA \(Self.duration(secondsLeft))"
+        )
     }
 
     public mutating func epoch(_ m: EpochMetrics, epochs: Int, secondsLeft: Double) {
         guard enabled else { return }
         lastLine = Date()
-        var line = "epoch \(m.epoch)/\(epochs)  step \(m.globalStep)  loss \(Self.list(m.loss))  gate \(Self.list(m.gateMean, digits: 2))"
+        var line =
+            "epoch \(m.epoch)/\(epochs)  step \(m.globalStep)  loss \(Self.list(m.loss))  gate \(Self.list(m.gateMean, digits: 2))"
         line += "  acc \(Self.list(m.trainAccuracy, digits: 3))  lr \(String(format: "%.2e", m.learningRate))"
         line += "  \(Self.rate(m.samplesPerSecond))  ETA \(Self.duration(secondsLeft))"
         for (split, e) in [("test", m.evaluation), ("validation", m.validation)] {
             guard let e else { continue }
-            line += "  | \(split) acc \(String(format: "%.4f", e.accuracy)) exits \(Self.list(e.exitFractions, digits: 3)) cost \(String(format: "%.3f", e.relativeCost))"
+            line +=
+                "  | \(split) acc \(String(format: "%.4f", e.accuracy)) exits \(Self.list(e.exitFractions, digits: 3)) cost \(String(format: "%.3f", e.relativeCost))"
         }
         write(line)
     }
@@ -41,7 +53,9 @@ public struct ProgressReporter {
     }
 
     static func rate(_ samplesPerSecond: Double) -> String {
-        samplesPerSecond >= 1000 ? String(format: "%.1fk samples/s", samplesPerSecond / 1000) : String(format: "%.0f samples/s", samplesPerSecond)
+        samplesPerSecond >= 1000
+            ? String(format: "%.1fk samples/s", samplesPerSecond / 1000)
+            : String(format: "%.0f samples/s", samplesPerSecond)
     }
 
     static func duration(_ seconds: Double) -> String {

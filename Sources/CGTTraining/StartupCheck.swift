@@ -24,10 +24,16 @@ public enum StartupCheck {
     }
 
     /// Checks `SLURM_NTASKS` against the world size (each rank on its own: no collective).
-    public static func checkLauncher(worldSize: Int, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
-        if let tasks = environment["SLURM_NTASKS"].flatMap(Int.init), tasks != worldSize, environment["CGT_IGNORE_SLURM"] == nil {
-            throw JobError(source: "launch", key: "",
-                           "SLURM_NTASKS is \(tasks) but MPI started a world of \(worldSize) rank(s): srun is starting independent processes (use srun --mpi=pmix, or mpirun inside the allocation; CGT_IGNORE_SLURM=1 skips this check)")
+    public static func checkLauncher(
+        worldSize: Int, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws {
+        if let tasks = environment["SLURM_NTASKS"].flatMap(Int.init), tasks != worldSize,
+            environment["CGT_IGNORE_SLURM"] == nil
+        {
+            throw JobError(
+                source: "launch", key: "",
+                "SLURM_NTASKS is \(tasks) but MPI started a world of \(worldSize) rank(s): srun is starting independent processes (use srun --mpi=pmix, or mpirun inside the allocation; CGT_IGNORE_SLURM=1 skips this check)"
+            )
         }
     }
 
@@ -40,13 +46,19 @@ public enum StartupCheck {
         let binaries = try world.allGather(binaryHash)
         func hex(_ v: Int64) -> String { String(UInt64(bitPattern: v), radix: 16) }
         if let r = jobs.firstIndex(where: { $0 != jobs[0] }) {
-            throw AgreedFailure(underlying: JobError(source: "ranks", key: "",
-                "rank \(r) resolved a different job than rank 0 (job fingerprint \(hex(jobs[r])) vs \(hex(jobs[0]))): give every rank the same job file and --set options"),
+            throw AgreedFailure(
+                underlying: JobError(
+                    source: "ranks", key: "",
+                    "rank \(r) resolved a different job than rank 0 (job fingerprint \(hex(jobs[r])) vs \(hex(jobs[0]))): give every rank the same job file and --set options"
+                ),
                 reportingRank: 0, isReporter: world.rank == 0)
         }
         if let r = binaries.firstIndex(where: { $0 != binaries[0] }) {
-            throw AgreedFailure(underlying: JobError(source: "ranks", key: "",
-                "rank \(r) runs a different cgt binary than rank 0 (fingerprint \(hex(binaries[r])) vs \(hex(binaries[0]))): install the same build on every node"),
+            throw AgreedFailure(
+                underlying: JobError(
+                    source: "ranks", key: "",
+                    "rank \(r) runs a different cgt binary than rank 0 (fingerprint \(hex(binaries[r])) vs \(hex(binaries[0]))): install the same build on every node"
+                ),
                 reportingRank: 0, isReporter: world.rank == 0)
         }
     }

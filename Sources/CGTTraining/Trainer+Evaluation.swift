@@ -1,6 +1,6 @@
-import CGTJob
-import CGTEvaluation
 import CGTData
+import CGTEvaluation
+import CGTJob
 import CGTModel
 
 extension Trainer {
@@ -15,11 +15,14 @@ extension Trainer {
     /// BatchNorm is re-estimated (if the job asks) once for both, over the global batches of
     /// the epoch after the last, with statistics summed over ranks, so any number of ranks
     /// gives the report of one. The network's parameters and buffers are left as they were.
-    func routingStatistics(test: Bool, validation: Bool) throws -> (test: RoutingStatistics?, validation: RoutingStatistics?) {
+    func routingStatistics(test: Bool, validation: Bool) throws -> (
+        test: RoutingStatistics?, validation: RoutingStatistics?
+    ) {
         let shards = [test ? testShard : nil, validation ? validationShard : nil]
         let largest = shards.compactMap { $0?.count }.max() ?? 0
-        let evaluation = DistributedEvaluation(network: network, communicator: strategy.communicator,
-                                               batchSize: max(1, min(job.eval.batchSize, largest)), classGroups: classGroups)
+        let evaluation = DistributedEvaluation(
+            network: network, communicator: strategy.communicator,
+            batchSize: max(1, min(job.eval.batchSize, largest)), classGroups: classGroups)
         let saved = network.store.snapshot()
         defer {
             network.store.restore(saved)

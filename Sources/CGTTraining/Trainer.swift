@@ -1,5 +1,5 @@
-import CGTData
 import CGTDNNL
+import CGTData
 import CGTEvaluation
 import CGTFiles
 import CGTJob
@@ -43,18 +43,23 @@ public final class Trainer {
     /// Opens this rank's data, checks the job against it, and builds the network and optimizer;
     /// on rank 0 with `resume`, reads the newest checkpoint. Local work only: call
     /// `synchronize()` on every rank next.
-    public init(job: Job, run: RunDirectory, communicator: Communicator?, resume: Bool, progress: ProgressReporter) throws {
+    public init(job: Job, run: RunDirectory, communicator: Communicator?, resume: Bool, progress: ProgressReporter)
+        throws
+    {
         self.job = job
         self.runDirectory = run
         self.progress = progress
         DNNLRuntime.setThreadCount(job.runtime.blasThreads)
         reader = try DatasetReader(path: job.data.path)
-        let rank = communicator?.rank ?? 0, ranks = communicator?.size ?? 1
+        let rank = communicator?.rank ?? 0
+        let ranks = communicator?.size ?? 1
         plan = try TrainingPlan(job: job, reader: reader, ranks: ranks)
-        shard = try TrainingShard(reader: reader, rank: rank, ranks: ranks, seed: job.training.seed,
-                                  globalBatch: job.training.batchSize, mode: job.training.shuffle)
+        shard = try TrainingShard(
+            reader: reader, rank: rank, ranks: ranks, seed: job.training.seed,
+            globalBatch: job.training.batchSize, mode: job.training.shuffle)
         testShard = try reader.read(split: DatasetLayout.test, rank: rank, of: ranks)
-        validationShard = plan.hasValidationSplit ? try reader.read(split: DatasetLayout.validation, rank: rank, of: ranks) : nil
+        validationShard =
+            plan.hasValidationSplit ? try reader.read(split: DatasetLayout.validation, rank: rank, of: ranks) : nil
         network = job.makeNetwork(featureShape: plan.featureShape, classes: plan.classes)
         optimizer = job.makeOptimizer(parameterCount: network.store.parameterCount)
         weighting = job.makeExitWeighting()
@@ -65,7 +70,8 @@ public final class Trainer {
         network.reserve(maxBatch: shard.maxLocalBatch)
         objective.reserve(maxBatch: shard.maxLocalBatch)
         network.initialize(seed: job.training.seed)
-        strategy = DataParallelStrategy(communicator: communicator, gradients: network.store.gradients, runtime: job.runtime)
+        strategy = DataParallelStrategy(
+            communicator: communicator, gradients: network.store.gradients, runtime: job.runtime)
         strategy.synchronizeBatchNorm(of: network, job.training.syncBatchnorm)
         if resume && rank == 0 { try restoreNewestCheckpoint() }
     }
@@ -81,15 +87,20 @@ public final class Trainer {
 
     private func restoreNewestCheckpoint() throws {
         guard runDirectory.hasCheckpoint else {
-            throw CheckpointError(file: runDirectory.lastCheckpoint, "--resume: no checkpoint in \(runDirectory.checkpointFolder)")
+            throw CheckpointError(
+                file: runDirectory.lastCheckpoint, "--resume: no checkpoint in \(runDirectory.checkpointFolder)")
         }
         let checkpoint = try Checkpoint.read(from: runDirectory.lastCheckpoint)
-        var saved = checkpoint.job, current = job
+        var saved = checkpoint.job
+        var current = job
         saved.training.epochs = 0
         current.training.epochs = 0
         saved.runtime = current.runtime
         guard saved == current else {
-            throw CheckpointError(file: runDirectory.lastCheckpoint, "--resume: the checkpoint was written by a different job (only training.epochs and runtime may change); compare \(runDirectory.jobFile)")
+            throw CheckpointError(
+                file: runDirectory.lastCheckpoint,
+                "--resume: the checkpoint was written by a different job (only training.epochs and runtime may change); compare \(runDirectory.jobFile)"
+            )
         }
         try checkpoint.restore(into: network, optimizer: optimizer, source: runDirectory.lastCheckpoint)
         if let groups = checkpoint.classGroups { setClassGroups(groups) }
@@ -138,15 +149,21 @@ public final class Trainer {
             epoch += 1
             metrics.epoch = epoch
             if evaluationEvery > 0 && epoch % evaluationEvery == 0 && epoch < job.training.epochs {
-                (metrics.evaluation, metrics.validation) = try routingStatistics(test: job.eval.everyEpochs > 0, validation: true)
+                (metrics.evaluation, metrics.validation) = try routingStatistics(
+                    test: job.eval.everyEpochs > 0, validation: true)
             }
-            let secondsLeft = Date().timeIntervalSince(started) / Double(epoch - firstEpoch) * Double(job.training.epochs - epoch)
+            let secondsLeft =
+                Date().timeIntervalSince(started) / Double(epoch - firstEpoch) * Double(job.training.epochs - epoch)
             progress.epoch(metrics, epochs: job.training.epochs, secondsLeft: secondsLeft)
             try together {
                 if isRoot {
                     try log.append(metrics)
-                    if epoch % job.training.checkpointEvery == 0 || epoch == job.training.epochs { try writeCheckpoint() }
-                    if let validation = metrics.validation { try best.offer(validation, epoch: epoch, write: writeCheckpoint(to:)) }
+                    if epoch % job.training.checkpointEvery == 0 || epoch == job.training.epochs {
+                        try writeCheckpoint()
+                    }
+                    if let validation = metrics.validation {
+                        try best.offer(validation, epoch: epoch, write: writeCheckpoint(to:))
+                    }
                 }
             }
         }
@@ -200,10 +217,11 @@ public final class Trainer {
                 afterEachStep?()
                 if progress.enabled {
                     let elapsed = Date().timeIntervalSince(started)
-                    progress.step(epoch: epoch + 1, epochs: job.training.epochs, step: step + 1, steps: steps,
-                                  loss: tally.statistics.loss.map { $0 / Double(max(1, tally.localSamples)) },
-                                  samplesPerSecond: Double(tally.samples) / elapsed,
-                                  secondsLeft: elapsed / Double(step + 1) * Double(steps - step - 1))
+                    progress.step(
+                        epoch: epoch + 1, epochs: job.training.epochs, step: step + 1, steps: steps,
+                        loss: tally.statistics.loss.map { $0 / Double(max(1, tally.localSamples)) },
+                        samplesPerSecond: Double(tally.samples) / elapsed,
+                        secondsLeft: elapsed / Double(step + 1) * Double(steps - step - 1))
                 }
             }
         }
@@ -226,20 +244,29 @@ public final class Trainer {
         let phase = plan.phase(at: epoch)
         if epoch == phase.epochs.lowerBound {
             if phase.restartsOptimizer && epoch > 0 { optimizer.reset() }
-            if plan.phases.count > 1 { progress.say("epoch \(epoch + 1): \(phase.name) (epochs \(phase.epochs.lowerBound + 1)-\(phase.epochs.upperBound))") }
+            if plan.phases.count > 1 {
+                progress.say(
+                    "epoch \(epoch + 1): \(phase.name) (epochs \(phase.epochs.lowerBound + 1)-\(phase.epochs.upperBound))"
+                )
+            }
         }
         let schedule = learningRateSchedule(at: epoch)
         return EpochSetup(
             phase: phase,
-            trainable: phase.scope == .everything(exits: network.exitCount) ? nil : network.trainableRanges(phase.scope),
+            trainable: phase.scope == .everything(exits: network.exitCount)
+                ? nil : network.trainableRanges(phase.scope),
             weighting: phase.fixedWeights.map { FixedExitWeights($0) } ?? weighting,
-            adjustment: ExitObjective.WeightAdjustment(exitScale: job.method.anneal?.factors(epoch: epoch), leak: job.method.leak,
-                                                       normalized: job.method.normalizeWeights),
+            adjustment: ExitObjective.WeightAdjustment(
+                exitScale: job.method.anneal?.factors(epoch: epoch), leak: job.method.leak,
+                normalized: job.method.normalizeWeights),
             randomKey: DropoutKernels.mix64(job.training.seed ^ DropoutKernels.mix64(UInt64(epoch) &+ 0xD120_9047)),
             learningRate: schedule.rate, firstScheduleStep: schedule.firstStep)
     }
 
-    typealias BatchBuffers = (x: UnsafeMutableBufferPointer<Float>, y: UnsafeMutableBufferPointer<Int32>, ids: UnsafeMutableBufferPointer<Int64>)
+    typealias BatchBuffers = (
+        x: UnsafeMutableBufferPointer<Float>, y: UnsafeMutableBufferPointer<Int32>,
+        ids: UnsafeMutableBufferPointer<Int64>
+    )
 
     /// One optimizer step: this rank's part of global batch `step`, forward, gates and loss,
     /// backward, the gradient sum over ranks, and the update (or the non-finite policy).
@@ -252,15 +279,19 @@ public final class Trainer {
         shard.data.gather(positions, features: x, labels: y, sampleIDs: ids)
         let batch = positions.count
         if job.augmentation.isActive { augment(x, sampleIDs: ids, batch: batch, randomKey: setup.randomKey) }
-        let context = ForwardContext(mode: .training, sampleIDs: UnsafeBufferPointer(rebasing: ids[0..<batch]), randomKey: setup.randomKey)
+        let context = ForwardContext(
+            mode: .training, sampleIDs: UnsafeBufferPointer(rebasing: ids[0..<batch]), randomKey: setup.randomKey)
         network.forward(UnsafeBufferPointer(x), batch: batch, context: context, scope: scope)
-        let statistics = objective.lossAndGradients(network: network, labels: UnsafeBufferPointer(y), batch: batch, weighting: setup.weighting,
-                                            globalBatch: globalCount, adjustment: setup.adjustment, activeExits: scope.exitLimit)
+        let statistics = objective.lossAndGradients(
+            network: network, labels: UnsafeBufferPointer(y), batch: batch, weighting: setup.weighting,
+            globalBatch: globalCount, adjustment: setup.adjustment, activeExits: scope.exitLimit)
         if !hooks.isEmpty {
-            let predictions = objective.lastPredictions(labels: UnsafeBufferPointer(y), batch: batch, exits: scope.exitLimit)
+            let predictions = objective.lastPredictions(
+                labels: UnsafeBufferPointer(y), batch: batch, exits: scope.exitLimit)
             for hook in hooks { hook.stepTrained(self, epoch: epoch, predictions: predictions) }
         }
-        network.backward(input: UnsafeBufferPointer(x), batch: batch, scope: scope, gradientsReady: strategy.gradientsReady)
+        network.backward(
+            input: UnsafeBufferPointer(x), batch: batch, scope: scope, gradientsReady: strategy.gradientsReady)
         try strategy.reduceGradients(step: globalStep + 1, epoch: epoch + 1)
         // Every rank holds the same reduced gradients, so every rank decides alike.
         if Reductions.sum(UnsafeBufferPointer(network.store.gradients)).isFinite {
@@ -272,7 +303,9 @@ public final class Trainer {
             progress.say("warning: skipped step \(globalStep + 1) (epoch \(epoch + 1)): non-finite gradient")
         } else {
             throw AgreedFailure(
-                underlying: TrainingError("non-finite gradient at step \(globalStep + 1) (epoch \(epoch + 1)); lower optimizer.lr, check the data, or set training.skip_nonfinite_steps"),
+                underlying: TrainingError(
+                    "non-finite gradient at step \(globalStep + 1) (epoch \(epoch + 1)); lower optimizer.lr, check the data, or set training.skip_nonfinite_steps"
+                ),
                 reportingRank: 0, isReporter: strategy.isRoot)
         }
     }
@@ -281,25 +314,34 @@ public final class Trainer {
     /// begins a new schedule that runs until the next restarting phase.
     func learningRateSchedule(at epoch: Int) -> (rate: (Int) -> Float, firstStep: Int) {
         let phases = plan.phases
-        let start = phases.filter { $0.restartsOptimizer && $0.epochs.lowerBound <= epoch }.map(\.epochs.lowerBound).max() ?? 0
-        let end = phases.filter { $0.restartsOptimizer && $0.epochs.lowerBound > epoch }.map(\.epochs.lowerBound).min() ?? job.training.epochs
-        let schedule = LearningRateSchedule(section: job.schedule, baseRate: job.optimizer.lr, stepsPerEpoch: shard.stepsPerEpoch, epochs: end - start)
+        let start =
+            phases.filter { $0.restartsOptimizer && $0.epochs.lowerBound <= epoch }.map(\.epochs.lowerBound).max() ?? 0
+        let end =
+            phases.filter { $0.restartsOptimizer && $0.epochs.lowerBound > epoch }.map(\.epochs.lowerBound).min()
+            ?? job.training.epochs
+        let schedule = LearningRateSchedule(
+            section: job.schedule, baseRate: job.optimizer.lr, stepsPerEpoch: shard.stepsPerEpoch, epochs: end - start)
         return ({ schedule.rate(atStep: $0) }, start * shard.stepsPerEpoch)
     }
 
     /// Shifts and flips each training image of the batch in place, from (seed, epoch, sample id).
-    private func augment(_ x: UnsafeMutableBufferPointer<Float>, sampleIDs: UnsafeMutableBufferPointer<Int64>, batch: Int, randomKey: UInt64) {
+    private func augment(
+        _ x: UnsafeMutableBufferPointer<Float>, sampleIDs: UnsafeMutableBufferPointer<Int64>, batch: Int,
+        randomKey: UInt64
+    ) {
         let shape = shard.featureShape
         let size = shape.reduce(1, *)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: size) { scratch in
             for i in 0..<batch {
                 let image = x.baseAddress! + i * size
-                let draw = ImageAugmentation.draw(key: randomKey ^ 0xA067_3E27, sampleID: sampleIDs[i],
-                                                  padding: job.augmentation.cropPadding, flip: job.augmentation.horizontalFlip)
+                let draw = ImageAugmentation.draw(
+                    key: randomKey ^ 0xA067_3E27, sampleID: sampleIDs[i],
+                    padding: job.augmentation.cropPadding, flip: job.augmentation.horizontalFlip)
                 guard draw.dy != 0 || draw.dx != 0 || draw.flip else { continue }
                 scratch.baseAddress!.update(from: image, count: size)
-                ImageAugmentation.shiftAndFlip(UnsafePointer(scratch.baseAddress!), into: image, channels: shape[0], height: shape[1],
-                                               width: shape[2], dy: draw.dy, dx: draw.dx, flip: draw.flip)
+                ImageAugmentation.shiftAndFlip(
+                    UnsafePointer(scratch.baseAddress!), into: image, channels: shape[0], height: shape[1],
+                    width: shape[2], dy: draw.dy, dx: draw.dx, flip: draw.flip)
             }
         }
     }
@@ -311,8 +353,9 @@ public final class Trainer {
     }
 
     func writeCheckpoint(to path: String) throws {
-        let checkpoint = Checkpoint(job: job, epoch: epoch, globalStep: globalStep, featureShape: shard.featureShape,
-                                    classNames: reader.classNames, network: network, optimizer: optimizer, classGroups: classGroups)
+        let checkpoint = Checkpoint(
+            job: job, epoch: epoch, globalStep: globalStep, featureShape: shard.featureShape,
+            classNames: reader.classNames, network: network, optimizer: optimizer, classGroups: classGroups)
         try checkpoint.write(to: path)
     }
 }

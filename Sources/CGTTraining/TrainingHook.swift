@@ -18,7 +18,9 @@ extension Job {
         switch method.name {
         case .classyNet:
             let groupSize = method.groupSize ?? (classes + exits - 1) / exits
-            return [ClassGroupChoice(groupingEpochs: groupingEpochs, groupSize: groupSize, classes: classes, exits: exits)]
+            return [
+                ClassGroupChoice(groupingEpochs: groupingEpochs, groupSize: groupSize, classes: classes, exits: exits)
+            ]
         case .hardCGT, .softCGT, .branchyNet, .cascadeOptimization:
             return []
         }
@@ -49,7 +51,8 @@ final class ClassGroupChoice: TrainingHook {
 
     func synchronized(_ trainer: Trainer) throws {
         let network = trainer.network
-        var membership = trainer.classGroups?.membership ?? Array(repeating: -1, count: network.exitCount * network.classes)
+        var membership =
+            trainer.classGroups?.membership ?? Array(repeating: -1, count: network.exitCount * network.classes)
         try trainer.strategy.broadcast(&membership)
         if membership[0] >= 0 { trainer.setClassGroups(ClassGroups(classes: network.classes, membership: membership)) }
     }
@@ -61,7 +64,8 @@ final class ClassGroupChoice: TrainingHook {
 
     func epochTrained(_ trainer: Trainer, epoch: Int) throws {
         guard chooses(trainer, epoch: epoch) else { return }
-        let classes = counts.count, exits = correct.count
+        let classes = counts.count
+        let exits = correct.count
         var totals = correct.flatMap { $0 } + counts
         try trainer.strategy.sum(&totals, step: trainer.globalStep, epoch: epoch + 1)
         let summedCounts = Array(totals.suffix(classes))
@@ -70,7 +74,9 @@ final class ClassGroupChoice: TrainingHook {
         }
         let groups = ClassGroups.choose(recall: recall, groupSize: groupSize)
         trainer.setClassGroups(groups)
-        let described = groups.groups.dropLast().enumerated().map { "exit \($0.offset + 1): \($0.element ?? [])" }.joined(separator: ", ")
-        trainer.progress.say("classynet groups chosen after epoch \(epoch + 1): \(described); the last exit answers every class")
+        let described = groups.groups.dropLast().enumerated().map { "exit \($0.offset + 1): \($0.element ?? [])" }
+            .joined(separator: ", ")
+        trainer.progress.say(
+            "classynet groups chosen after epoch \(epoch + 1): \(described); the last exit answers every class")
     }
 }

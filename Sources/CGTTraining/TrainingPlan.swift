@@ -18,20 +18,31 @@ struct TrainingPlan {
     init(job: Job, reader: DatasetReader, ranks: Int) throws {
         let t = job.training
         guard t.batchSize >= 2 * ranks else {
-            throw JobError(source: "job", key: "training.batch_size", "\(t.batchSize) gives some of the \(ranks) ranks fewer than two samples per step")
+            throw JobError(
+                source: "job", key: "training.batch_size",
+                "\(t.batchSize) gives some of the \(ranks) ranks fewer than two samples per step")
         }
         let samples = reader.splitSizes[DatasetLayout.train] ?? 0
-        guard TrainingShard.stepsPerEpoch(sampleCount: samples, globalBatch: t.batchSize, ranks: ranks, mode: t.shuffle) > 0 else {
-            throw JobError(source: "job", key: "training.batch_size", "the training split has \(samples) samples, too few for one step of \(t.batchSize) on \(ranks) rank(s)")
+        guard
+            TrainingShard.stepsPerEpoch(sampleCount: samples, globalBatch: t.batchSize, ranks: ranks, mode: t.shuffle)
+                > 0
+        else {
+            throw JobError(
+                source: "job", key: "training.batch_size",
+                "the training split has \(samples) samples, too few for one step of \(t.batchSize) on \(ranks) rank(s)")
         }
         hasValidationSplit = reader.splitSizes[DatasetLayout.validation] != nil
         if t.keepBest != nil && !hasValidationSplit {
-            throw JobError(source: job.data.path, key: "training.keep_best",
-                           "needs a validation split in the data (cgt prepare ... --validation-fraction 0.1), so the test split plays no part in the choice")
+            throw JobError(
+                source: job.data.path, key: "training.keep_best",
+                "needs a validation split in the data (cgt prepare ... --validation-fraction 0.1), so the test split plays no part in the choice"
+            )
         }
         try job.checkInput(featureShape: reader.featureShape, source: job.data.path)
         if job.augmentation.isActive && reader.featureShape.count != 3 {
-            throw JobError(source: job.data.path, key: "augmentation", "needs images [channels, height, width], the data has feature_shape \(reader.featureShape)")
+            throw JobError(
+                source: job.data.path, key: "augmentation",
+                "needs images [channels, height, width], the data has feature_shape \(reader.featureShape)")
         }
         givenClassGroups = try job.givenClassGroups(classes: reader.classes, source: job.data.path)
         self.job = job

@@ -1,8 +1,8 @@
-import CGTRandom
+import CGTData
 import CGTEvaluation
 import CGTJob
-import CGTData
 import CGTKernels
+import CGTRandom
 
 /// The training samples one rank needs, epoch by epoch, and its part of every step.
 ///
@@ -38,8 +38,10 @@ final class TrainingShard {
         sampleCount = reader.splitSizes[DatasetLayout.train] ?? 0
         plan = BatchPlan(sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks)
         shardRows = (rank * sampleCount / ranks)..<((rank + 1) * sampleCount / ranks)
-        data = globalMode
-            ? DatasetSplit(name: DatasetLayout.train, features: [], labels: [], sampleIDs: [], featureShape: reader.featureShape)
+        data =
+            globalMode
+            ? DatasetSplit(
+                name: DatasetLayout.train, features: [], labels: [], sampleIDs: [], featureShape: reader.featureShape)
             : try reader.read(split: DatasetLayout.train, rows: shardRows)
     }
 
@@ -50,7 +52,10 @@ final class TrainingShard {
         globalBatch * (r + 1) / ranks - globalBatch * r / ranks
     }
 
-    var stepsPerEpoch: Int { Self.stepsPerEpoch(sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks, mode: globalMode ? .global : .local) }
+    var stepsPerEpoch: Int {
+        Self.stepsPerEpoch(
+            sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks, mode: globalMode ? .global : .local)
+    }
 
     /// Optimizer steps per epoch for a split of `sampleCount` (known before any row is read).
     static func stepsPerEpoch(sampleCount: Int, globalBatch: Int, ranks: Int, mode: ShuffleMode) -> Int {
@@ -59,7 +64,8 @@ final class TrainingShard {
             return BatchPlan(sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks).stepsPerEpoch
         case .local:
             return (0..<ranks).map { r in
-                ((r + 1) * sampleCount / ranks - r * sampleCount / ranks) / localBatch(of: r, globalBatch: globalBatch, ranks: ranks)
+                ((r + 1) * sampleCount / ranks - r * sampleCount / ranks)
+                    / localBatch(of: r, globalBatch: globalBatch, ranks: ranks)
             }.min() ?? 0
         }
     }
@@ -84,7 +90,8 @@ final class TrainingShard {
             data = try reader.read(split: DatasetLayout.train, rowIndices: rows)
             order = Array(0..<rows.count)
         } else {
-            var generator = SeededGenerator(seed: seed, stream: 0x4C4F_4341 &+ UInt64(epoch) &* 0x1_0000 &+ UInt64(rank))
+            var generator = SeededGenerator(
+                seed: seed, stream: 0x4C4F_4341 &+ UInt64(epoch) &* 0x1_0000 &+ UInt64(rank))
             order = Array(0..<data.count)
             order.shuffle(using: &generator)
             let b = localBatch(of: rank)

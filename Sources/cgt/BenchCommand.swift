@@ -1,18 +1,19 @@
-import CGTExperiments
-import CGTEvaluation
 import ArgumentParser
 import CGTDNNL
+import CGTEvaluation
+import CGTExperiments
+import CGTJob
 import CGTKernels
 import CGTMPI
 import CGTModel
-import CGTJob
 import CGTTraining
 import Foundation
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure training throughput of the paper's MLP or CNN against a bare dnnl_sgemm loop of the same matrix products and the core's FMA peak.",
+        abstract:
+            "Measure training throughput of the paper's MLP or CNN against a bare dnnl_sgemm loop of the same matrix products and the core's FMA peak.",
         discussion: """
             Under mpirun with several ranks, measures data-parallel scaling instead: 1 rank vs all ranks at the \
             same global batch (--batch), with and without all-reduce overlap, and a bare MPI_Allreduce of the gradients.
@@ -60,29 +61,46 @@ struct BenchCommand: ParsableCommand {
         let widths = (isCNN ? channels : hidden).split(separator: ",").compactMap { Int($0) }
         let exitLayers = (exits ?? (isCNN ? "1,2,3" : "1,3,5")).split(separator: ",").compactMap { Int($0) }
         let imageShape = image.split(separator: ",").compactMap { Int($0) }
-        guard !widths.isEmpty, widths.allSatisfy({ $0 >= 1 && $0 <= 1 << 16 }), inputs >= 1, inputs <= 1 << 20, classes >= 2,
-              exitLayers.first.map({ $0 >= 1 }) == true, zip(exitLayers, exitLayers.dropFirst()).allSatisfy({ $0 < $1 }),
-              exitLayers.last == widths.count, batch >= 2, batch <= 1 << 20, steps >= 1, bucketKib >= 1 else {
-            throw ValidationError("needs positive --inputs and --hidden (or --channels) widths, --classes >= 2, increasing 1-based --exits ending at the last block, --batch in [2, 1048576], --steps >= 1 and --bucket-kib >= 1")
+        guard !widths.isEmpty, widths.allSatisfy({ $0 >= 1 && $0 <= 1 << 16 }), inputs >= 1, inputs <= 1 << 20,
+            classes >= 2,
+            exitLayers.first.map({ $0 >= 1 }) == true, zip(exitLayers, exitLayers.dropFirst()).allSatisfy({ $0 < $1 }),
+            exitLayers.last == widths.count, batch >= 2, batch <= 1 << 20, steps >= 1, bucketKib >= 1
+        else {
+            throw ValidationError(
+                "needs positive --inputs and --hidden (or --channels) widths, --classes >= 2, increasing 1-based --exits ending at the last block, --batch in [2, 1048576], --steps >= 1 and --bucket-kib >= 1"
+            )
         }
-        guard !isCNN || (imageShape.count == 3 && imageShape.allSatisfy { $0 >= 1 } && imageShape[1] >= 1 << widths.count && imageShape[2] >= 1 << widths.count) else {
+        guard
+            !isCNN
+                || (imageShape.count == 3 && imageShape.allSatisfy { $0 >= 1 } && imageShape[1] >= 1 << widths.count
+                    && imageShape[2] >= 1 << widths.count)
+        else {
             throw ValidationError("--image needs channels,height,width with height and width at least 2^blocks")
         }
         DNNLRuntime.setThreadCount(threads)
-        let benchModel: BenchmarkModel = isCNN
+        let benchModel: BenchmarkModel =
+            isCNN
             ? .cnn(CNNArchitecture(inputShape: imageShape, channels: widths, exitsAfter: exitLayers, classes: classes))
-            : .mlp(MLPArchitecture(inputFeatures: inputs, hiddenWidths: widths, exitsAfter: exitLayers, classes: classes))
+            : .mlp(
+                MLPArchitecture(inputFeatures: inputs, hiddenWidths: widths, exitsAfter: exitLayers, classes: classes))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try underMPI { world in
             if world.size == 1 {
                 let result = try TrainingBenchmark(model: benchModel, batch: batch, steps: steps).run()
                 print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
-                if layers && !json { print(LayerProfile.measure(benchModel.build(), batch: batch, repeats: max(3, steps / 10)).report) }
+                if layers && !json {
+                    print(LayerProfile.measure(benchModel.build(), batch: batch, repeats: max(3, steps / 10)).report)
+                }
             } else {
-                let result = try ScalingBenchmark(model: benchModel, globalBatch: batch, steps: steps, bucketKib: bucketKib).run(world: world)
+                let result = try ScalingBenchmark(
+                    model: benchModel, globalBatch: batch, steps: steps, bucketKib: bucketKib
+                ).run(world: world)
                 if world.isRoot {
-                    print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : "kernels built for: \(KernelTarget.summary); \(DNNLRuntime.summary)\n" + result.report)
+                    print(
+                        json
+                            ? String(decoding: try encoder.encode(result), as: UTF8.self)
+                            : "kernels built for: \(KernelTarget.summary); \(DNNLRuntime.summary)\n" + result.report)
                 }
             }
         }

@@ -13,7 +13,10 @@ struct CGTCommand: ParsableCommand {
             Datasets and checkpoints are HDF5 files (layout: hdf5_data/README.md).
             Run with mpirun for several ranks: mpirun -np 2 cgt train JOB.yaml
             """,
-        subcommands: [TrainCommand.self, EvalCommand.self, SynthCommand.self, PrepareCommand.self, InspectCommand.self, BenchCommand.self, TableCommand.self, GridCommand.self, ReportCommand.self])
+        subcommands: [
+            TrainCommand.self, EvalCommand.self, SynthCommand.self, PrepareCommand.self, InspectCommand.self,
+            BenchCommand.self, TableCommand.self, GridCommand.self, ReportCommand.self,
+        ])
 
     /// Parses and runs the command, after the process-wide settings every command needs
     /// (one oneDNN thread per rank until a job says otherwise, HDF5 without its exit-time cleanup).

@@ -1,20 +1,21 @@
-import CGTFiles
-import CGTEvaluation
 import ArgumentParser
 import CGTDNNL
 import CGTData
+import CGTEvaluation
+import CGTExperiments
+import CGTFiles
+import CGTJob
 import CGTKernels
 import CGTMPI
 import CGTModel
-import CGTJob
-import CGTExperiments
 import CGTTraining
 import Foundation
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Early-exit inference of a checkpoint on a test split: routing, accuracy, cost and confidence quality.",
+        abstract:
+            "Early-exit inference of a checkpoint on a test split: routing, accuracy, cost and confidence quality.",
         discussion: """
             Writes eval.json, per_class_routing.csv, reliability.csv and samples.csv (and sweep.csv with --sweep) to --out. \
             Under mpirun the test split and the BatchNorm re-estimation are sharded over the ranks; the \
@@ -33,13 +34,19 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "One threshold per exit, comma-separated (instead of --tau).")
     var thresholds: String?
 
-    @Option(help: "Exit criterion: max_probability (the paper), entropy (1 - normalised entropy) or margin (top-1 minus top-2); default the checkpoint's.")
+    @Option(
+        help:
+            "Exit criterion: max_probability (the paper), entropy (1 - normalised entropy) or margin (top-1 minus top-2); default the checkpoint's."
+    )
     var criterion: ExitCriterion?
 
     @Option(help: "When no exit fires: last (the paper) or most_confident; default the checkpoint's.")
     var fallback: ExitFallback?
 
-    @Flag(help: "Store the exit policy in the checkpoint file: the one chosen by --target-accuracy or --budget, else the one evaluated.")
+    @Flag(
+        help:
+            "Store the exit policy in the checkpoint file: the one chosen by --target-accuracy or --budget, else the one evaluated."
+    )
     var savePolicy = false
 
     @Option(help: "Sweep one threshold at every exit over start:stop:step, e.g. 0.5:0.99:0.01.")
@@ -69,15 +76,21 @@ struct EvalCommand: ParsableCommand {
     func validate() throws {
         if let tau, !(tau > 0 && tau <= 1) { throw ValidationError("--tau must be in (0, 1], got \(tau)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-        if savePolicy && targetAccuracy != nil && budget != nil { throw ValidationError("--save-policy stores one policy: give --target-accuracy or --budget, not both") }
+        if savePolicy && targetAccuracy != nil && budget != nil {
+            throw ValidationError("--save-policy stores one policy: give --target-accuracy or --budget, not both")
+        }
         if let thresholds {
             guard let values = thresholdValues, !values.isEmpty, values.allSatisfy({ $0 >= 0 && $0 <= 1 }) else {
                 throw ValidationError("--thresholds needs comma-separated values in [0, 1], got '\(thresholds)'")
             }
             if tau != nil { throw ValidationError("give --tau or --thresholds, not both") }
         }
-        if let sweep, ThresholdSweep.range(sweep) == nil { throw ValidationError("--sweep needs start:stop:step within [0, 1], got '\(sweep)'") }
-        if let targetAccuracy, !(targetAccuracy > 0 && targetAccuracy <= 1) { throw ValidationError("--target-accuracy must be in (0, 1]") }
+        if let sweep, ThresholdSweep.range(sweep) == nil {
+            throw ValidationError("--sweep needs start:stop:step within [0, 1], got '\(sweep)'")
+        }
+        if let targetAccuracy, !(targetAccuracy > 0 && targetAccuracy <= 1) {
+            throw ValidationError("--target-accuracy must be in (0, 1]")
+        }
         if let budget, !(budget > 0) { throw ValidationError("--budget must be a positive relative cost") }
         if latency < 0 || latencyBatch < 1 { throw ValidationError("--latency must be >= 0 and --latency-batch >= 1") }
     }
@@ -100,30 +113,39 @@ struct EvalCommand: ParsableCommand {
     }
 
     private func load() throws -> LoadedModel {
-        guard FileManager.default.fileExists(atPath: checkpoint) else { throw CheckpointError(file: checkpoint, "no such file") }
+        guard FileManager.default.fileExists(atPath: checkpoint) else {
+            throw CheckpointError(file: checkpoint, "no such file")
+        }
         let stored = try Checkpoint.read(from: checkpoint)
         DNNLRuntime.setThreadCount(stored.job.runtime.blasThreads)
         let dataPath = dataset.path(for: stored.job)
         let reader = try DatasetReader(path: dataPath)
         let network = try stored.restoredNetwork(for: reader, dataPath: dataPath, source: checkpoint)
-        return LoadedModel(stored: stored, network: network, reader: reader, policy: try exitPolicy(stored: stored.exitPolicy, exits: network.exitCount))
+        return LoadedModel(
+            stored: stored, network: network, reader: reader,
+            policy: try exitPolicy(stored: stored.exitPolicy, exits: network.exitCount))
     }
 
     private func report(_ model: LoadedModel, world: Communicator) throws {
         let (stored, network, reader, policy) = (model.stored, model.network, model.reader, model.policy)
         let exits = network.exitCount
-        let evaluation = DistributedEvaluation(network: network, communicator: world, batchSize: max(1, batchSize), classGroups: stored.classGroups)
+        let evaluation = DistributedEvaluation(
+            network: network, communicator: world, batchSize: max(1, batchSize), classGroups: stored.classGroups)
         if bnRecalibration {
             evaluation.recalibrateBatchNorm(on: try evaluation.readRecalibrationShare(job: stored.job, reader: reader))
         }
-        let request = EvaluationRequest(policy: policy, sweep: sweep.flatMap(ThresholdSweep.range), targetAccuracy: targetAccuracy, budget: budget)
+        let request = EvaluationRequest(
+            policy: policy, sweep: sweep.flatMap(ThresholdSweep.range), targetAccuracy: targetAccuracy, budget: budget)
         var report = try evaluation.report(reader: reader, classNames: stored.classNames, request: request)
         guard world.isRoot else { return }
         if latency > 0 {
             // Rank 0 alone: timings are of one process on one core.
             let inference = EarlyExitInference(network: network, policy: policy, maxBatch: max(1, latencyBatch))
-            report.latency = InferenceLatency.measure(inference, split: try reader.read(split: DatasetLayout.test, rows: 0..<min(latency, reader.splitSizes[DatasetLayout.test] ?? 0)),
-                                                      samples: latency, batch: latencyBatch, relativeCost: report.statistics.relativeCost)
+            report.latency = InferenceLatency.measure(
+                inference,
+                split: try reader.read(
+                    split: DatasetLayout.test, rows: 0..<min(latency, reader.splitSizes[DatasetLayout.test] ?? 0)),
+                samples: latency, batch: latencyBatch, relativeCost: report.statistics.relativeCost)
         }
         print(RoutingTable.render(report.statistics))
         print(report.summary)
@@ -136,7 +158,9 @@ struct EvalCommand: ParsableCommand {
         if savePolicy {
             var chosen = policy
             if let choice = report.choices.first {
-                guard let threshold = choice.threshold else { throw ValidationError("--save-policy: \(choice.goal) is not reached by any threshold of the sweep") }
+                guard let threshold = choice.threshold else {
+                    throw ValidationError("--save-policy: \(choice.goal) is not reached by any threshold of the sweep")
+                }
                 chosen.thresholds = Array(repeating: Float(threshold), count: exits)
             }
             try save(chosen)
@@ -157,7 +181,9 @@ struct EvalCommand: ParsableCommand {
         if let fallback { policy.fallback = fallback }
         if let tau { policy.thresholds = Array(repeating: tau, count: exits) }
         if let values = thresholdValues {
-            guard values.count == exits else { throw ValidationError("--thresholds gives \(values.count) values, the model has \(exits) exits") }
+            guard values.count == exits else {
+                throw ValidationError("--thresholds gives \(values.count) values, the model has \(exits) exits")
+            }
             policy.thresholds = values
         }
         return policy
@@ -169,7 +195,9 @@ struct EvalCommand: ParsableCommand {
         var stored = try Checkpoint.read(from: checkpoint)
         stored.exitPolicy = policy
         try stored.write(to: checkpoint)
-        print("stored the exit policy in \(checkpoint): \(policy.criterion.rawValue), thresholds \(policy.thresholds), fallback \(policy.fallback.rawValue)")
+        print(
+            "stored the exit policy in \(checkpoint): \(policy.criterion.rawValue), thresholds \(policy.thresholds), fallback \(policy.fallback.rawValue)"
+        )
     }
 
     private func defaultFolder() -> String {

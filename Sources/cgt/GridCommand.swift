@@ -1,7 +1,7 @@
 import ArgumentParser
-import CGTMPI
-import CGTJob
 import CGTExperiments
+import CGTJob
+import CGTMPI
 import CGTTraining
 import Foundation
 
@@ -9,7 +9,8 @@ import Foundation
 struct GridCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grid",
-        abstract: "Run the trials of a grid file in one MPI job, groups of ranks training trials side by side (README.md, 'Grids').",
+        abstract:
+            "Run the trials of a grid file in one MPI job, groups of ranks training trials side by side (README.md, 'Grids').",
         discussion: """
             mpirun -np 8 cgt grid GRID.yaml --ranks-per-trial 2 --out runs/grid1     # 4 trials at a time
             mpirun -np 8 cgt grid GRID.yaml --ranks-per-trial 2 --out runs/grid1 --resume
@@ -29,7 +30,9 @@ struct GridCommand: ParsableCommand {
     @Option(help: "Ranks that train each trial together (must divide the number of ranks).")
     var ranksPerTrial = 1
 
-    @Option(help: "queue: each group takes the next trial when done (no idle ranks); static: trial i to group i mod groups.")
+    @Option(
+        help: "queue: each group takes the next trial when done (no idle ranks); static: trial i to group i mod groups."
+    )
     var schedule = TrialSchedule.queue
 
     @Flag(help: "Continue a stopped grid: finished trials are skipped, unfinished ones resume from their checkpoints.")
@@ -38,7 +41,10 @@ struct GridCommand: ParsableCommand {
     @Option(help: "Summarise the grid folder given here (leaderboard and Pareto front) and train nothing.")
     var summary: String?
 
-    @Option(help: "Sort the leaderboard by macro_f1, accuracy, relative_cost, macro_precision or macro_recall (default: the grid's metric).")
+    @Option(
+        help:
+            "Sort the leaderboard by macro_f1, accuracy, relative_cost, macro_precision or macro_recall (default: the grid's metric)."
+    )
     var metric: SelectionMetric?
 
     func validate() throws {
@@ -67,14 +73,19 @@ struct GridCommand: ParsableCommand {
                 let trials = try file.jobs()
                 print("# \(trials.count) trials, \(file.search) search, sorted by \(file.metric); base: \(file.base)")
                 for (trial, job) in trials {
-                    print(([trial.name] + trial.overrides(baseName: job.name.components(separatedBy: "/").first ?? job.name)).joined(separator: "  "))
+                    print(
+                        ([trial.name]
+                            + trial.overrides(baseName: job.name.components(separatedBy: "/").first ?? job.name))
+                            .joined(separator: "  "))
                 }
             }
             return
         }
         try underMPI { world in
             try StartupCheck.checkLauncher(worldSize: world.size)
-            let runner = GridRunner(grid: file, folder: out!, ranksPerTrial: ranksPerTrial, schedule: schedule, resume: resume) { line in
+            let runner = GridRunner(
+                grid: file, folder: out!, ranksPerTrial: ranksPerTrial, schedule: schedule, resume: resume
+            ) { line in
                 print(line)
                 fflush(stdout)
             }

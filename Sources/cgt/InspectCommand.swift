@@ -1,15 +1,17 @@
 import ArgumentParser
 import CGTData
+import CGTExperiments
 import CGTHDF5
 import CGTJob
-import CGTExperiments
 import CGTTraining
 import Foundation
 
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Describe a dataset file (shapes, class counts per split, normalisation, provenance) or a checkpoint (model, exit policy, FLOPs per exit).")
+        abstract:
+            "Describe a dataset file (shapes, class counts per split, normalisation, provenance) or a checkpoint (model, exit policy, FLOPs per exit)."
+    )
 
     @Argument(help: "The dataset or checkpoint file (.h5).")
     var file: String
@@ -17,7 +19,10 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         try reportingFailures {
             let isCheckpoint = Checkpoint.isCheckpoint(at: file)
-            print(isCheckpoint ? try Self.renderCheckpoint(try Checkpoint.read(from: file), path: file) : Self.render(try DatasetSummary.read(file)))
+            print(
+                isCheckpoint
+                    ? try Self.renderCheckpoint(try Checkpoint.read(from: file), path: file)
+                    : Self.render(try DatasetSummary.read(file)))
         }
     }
 
@@ -33,14 +38,23 @@ struct InspectCommand: ParsableCommand {
             "exit policy: \(policy.criterion.rawValue), thresholds \(policy.thresholds), fallback \(policy.fallback.rawValue)",
         ]
         if let groups = stored.classGroups {
-            lines.append("classynet groups: " + groups.groups.enumerated().map { "exit \($0.offset + 1): \($0.element.map { "\($0)" } ?? "all")" }.joined(separator: ", "))
+            lines.append(
+                "classynet groups: "
+                    + groups.groups.enumerated().map { "exit \($0.offset + 1): \($0.element.map { "\($0)" } ?? "all")" }
+                    .joined(separator: ", "))
         }
-        let costs = network.exitCosts(), full = network.fullNetworkCost
+        let costs = network.exitCosts()
+        let full = network.fullNetworkCost
         var table = [["exit", "after block", "FLOPs to answer", "relative cost"]]
         for (e, cost) in costs.enumerated() {
-            table.append(["\(e + 1)", "\(network.exitBlocks[e] + 1)", "\(cost)", String(format: "%.3f", Double(cost) / Double(full))])
+            table.append([
+                "\(e + 1)", "\(network.exitBlocks[e] + 1)", "\(cost)",
+                String(format: "%.3f", Double(cost) / Double(full)),
+            ])
         }
-        lines += ["", "inference FLOPs per sample (full network without early exits: \(full)):"] + aligned(table, rightAligned: [0, 1, 2, 3])
+        lines +=
+            ["", "inference FLOPs per sample (full network without early exits: \(full)):"]
+            + aligned(table, rightAligned: [0, 1, 2, 3])
         return lines.joined(separator: "\n")
     }
 
@@ -52,9 +66,14 @@ struct InspectCommand: ParsableCommand {
         ]
         var table = [["split", "samples", "x", "y", "x storage", "source_index"]]
         for split in summary.splits {
-            let storage = split.chunkRows.map { "chunks of \($0) rows, \(split.filters.joined(separator: " + "))" } ?? "contiguous"
-            table.append([split.name, "\(split.count)", "\(split.featureType) \(split.featureShape)", "\(split.labelType) [\(split.count)]",
-                          storage, split.hasSourceIndex ? "yes" : "no"])
+            let storage =
+                split.chunkRows.map { "chunks of \($0) rows, \(split.filters.joined(separator: " + "))" }
+                ?? "contiguous"
+            table.append([
+                split.name, "\(split.count)", "\(split.featureType) \(split.featureShape)",
+                "\(split.labelType) [\(split.count)]",
+                storage, split.hasSourceIndex ? "yes" : "no",
+            ])
         }
         lines += aligned(table, rightAligned: [1])
         lines.append("")
@@ -89,7 +108,8 @@ struct InspectCommand: ParsableCommand {
     }
 
     private static func byteText(_ count: Int) -> String {
-        count >= 1 << 20 ? String(format: "%.1f MiB", Double(count) / Double(1 << 20))
+        count >= 1 << 20
+            ? String(format: "%.1f MiB", Double(count) / Double(1 << 20))
             : count >= 1 << 10 ? String(format: "%.1f KiB", Double(count) / Double(1 << 10)) : "\(count) bytes"
     }
 }

@@ -1,8 +1,8 @@
 import ArgumentParser
 import CGTData
+import CGTExperiments
 import CGTHDF5
 import CGTJob
-import CGTExperiments
 import CGTTraining
 import Foundation
 
@@ -34,26 +34,31 @@ struct PrepareOutputOptions: ParsableArguments {
             }
             let folder = (out as NSString).deletingLastPathComponent
             var isFolder: ObjCBool = false
-            if !folder.isEmpty && !(FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) && isFolder.boolValue) {
+            if !folder.isEmpty
+                && !(FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) && isFolder.boolValue)
+            {
                 throw DatasetError(file: out, object: "", "folder \(folder) does not exist")
             }
             let dataset = try prepare()
             try DatasetWriter.write(dataset, to: out)
             let sizes = dataset.splits.map { "\($0.count) \($0.name)" }.joined(separator: ", ")
-            print("wrote \(out): \(sizes) samples of shape \(dataset.featureShape), \(dataset.classNames.count) classes, "
-                + "normalisation \(dataset.normalization.method.rawValue) (\(dataset.normalization.statistics))")
+            print(
+                "wrote \(out): \(sizes) samples of shape \(dataset.featureShape), \(dataset.classNames.count) classes, "
+                    + "normalisation \(dataset.normalization.method.rawValue) (\(dataset.normalization.statistics))")
         }
     }
 }
 
 /// How samples without a split of their own are split; shared by every `prepare` subcommand.
 struct PrepareSplitOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "Fraction of the samples for a validation split (of the training samples when the source has its own test split).",
-        valueName: "fraction"), transform: parseFraction)
+    @Option(
+        help: ArgumentHelp(
+            "Fraction of the samples for a validation split (of the training samples when the source has its own test split).",
+            valueName: "fraction"), transform: parseFraction)
     var validationFraction: SplitFraction = .zero
 
-    @Flag(inversion: .prefixedNo, help: "Give every class its share of each split (rounding rule: hdf5_data/README.md).")
+    @Flag(
+        inversion: .prefixedNo, help: "Give every class its share of each split (rounding rule: hdf5_data/README.md).")
     var stratify = true
 
     @Option(help: "Seed of the split's shuffle.")
@@ -86,8 +91,12 @@ func quotedCommandLine() -> String {
 /// Checks the fractions of a source without a test split of its own.
 func validateFractions(test: SplitFraction, validation: SplitFraction) throws {
     guard !test.isZero else { throw ValidationError("--test-fraction must be greater than 0") }
-    guard test.numerator * validation.denominator + validation.numerator * test.denominator < test.denominator * validation.denominator else {
-        throw ValidationError("--test-fraction \(test) and --validation-fraction \(validation) leave nothing for training")
+    guard
+        test.numerator * validation.denominator + validation.numerator * test.denominator < test.denominator
+            * validation.denominator
+    else {
+        throw ValidationError(
+            "--test-fraction \(test) and --validation-fraction \(validation) leave nothing for training")
     }
 }
 
@@ -107,14 +116,22 @@ enum FittedNormalization: String, ExpressibleByArgument, CaseIterable {
 struct PrepareFashionMNIST: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fashion-mnist",
-        abstract: "Fashion-MNIST from its four IDX files (gzip or not): 60,000 train and 10,000 test images as [N, 1, 28, 28].",
-        discussion: "hdf5_data/fetch-fashion-mnist installs Debian's dataset-fashion-mnist package, which puts the files in \(FashionMNIST.defaultDirectory).")
+        abstract:
+            "Fashion-MNIST from its four IDX files (gzip or not): 60,000 train and 10,000 test images as [N, 1, 28, 28].",
+        discussion:
+            "hdf5_data/fetch-fashion-mnist installs Debian's dataset-fashion-mnist package, which puts the files in \(FashionMNIST.defaultDirectory)."
+    )
 
-    @Option(help: "Folder holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz].")
+    @Option(
+        help:
+            "Folder holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]."
+    )
     var dir = FashionMNIST.defaultDirectory
 
-    @Option(help: ArgumentHelp("paper: x / 255, then (x - 0.286) / 0.353 (the paper's); unit: x / 255; minmax, zscore: per channel, fitted on the training split; none: raw 0-255.",
-                               valueName: "paper|unit|minmax|zscore|none"))
+    @Option(
+        help: ArgumentHelp(
+            "paper: x / 255, then (x - 0.286) / 0.353 (the paper's); unit: x / 255; minmax, zscore: per channel, fitted on the training split; none: raw 0-255.",
+            valueName: "paper|unit|minmax|zscore|none"))
     var normalize = "paper"
 
     @OptionGroup var split: PrepareSplitOptions
@@ -128,8 +145,10 @@ struct PrepareFashionMNIST: ParsableCommand {
 
     func run() throws {
         try output.write {
-            try FashionMNIST.prepare(directory: dir, normalization: FashionMNIST.normalizations[normalize]!,
-                                     plan: split.plan(testFraction: .zero), commandLine: quotedCommandLine(), toolVersion: CGTVersion.current)
+            try FashionMNIST.prepare(
+                directory: dir, normalization: FashionMNIST.normalizations[normalize]!,
+                plan: split.plan(testFraction: .zero), commandLine: quotedCommandLine(), toolVersion: CGTVersion.current
+            )
         }
     }
 }
@@ -137,7 +156,8 @@ struct PrepareFashionMNIST: ParsableCommand {
 struct PrepareHSI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hsi",
-        abstract: "A hyperspectral cube [H, W, B] and ground-truth map [H, W]: each labelled pixel becomes a sample of B features.",
+        abstract:
+            "A hyperspectral cube [H, W, B] and ground-truth map [H, W]: each labelled pixel becomes a sample of B features.",
         discussion: """
             Arrays are .npy files, or FILE.npz:NAME for an array of a .npz archive. Label ids left after --ignore-label become \
             classes 0..C-1 in ascending order; the ids are kept as label_ids.
@@ -153,7 +173,9 @@ struct PrepareHSI: ParsableCommand {
     @Option(help: "The ground-truth map, [height, width], integer labels.")
     var labels: String
 
-    @Option(name: .customLong("ignore-label"), parsing: .unconditionalSingleValue, help: "A label to drop (unlabelled pixels, usually 0); repeatable.")
+    @Option(
+        name: .customLong("ignore-label"), parsing: .unconditionalSingleValue,
+        help: "A label to drop (unlabelled pixels, usually 0); repeatable.")
     var ignoredLabels: [Int64] = []
 
     @Option(help: "A text file naming the classes, one per line in ascending label-id order (default: 'class <id>').")
@@ -162,7 +184,9 @@ struct PrepareHSI: ParsableCommand {
     @Option(help: "Per-band normalisation fitted on the training split (minmax is the paper's).")
     var normalize = FittedNormalization.minmax
 
-    @Option(help: ArgumentHelp("Fraction of the labelled pixels for the test split (default 0.3).", valueName: "fraction"), transform: parseFraction)
+    @Option(
+        help: ArgumentHelp("Fraction of the labelled pixels for the test split (default 0.3).", valueName: "fraction"),
+        transform: parseFraction)
     var testFraction: SplitFraction?
 
     @OptionGroup var split: PrepareSplitOptions
@@ -175,7 +199,8 @@ struct PrepareHSI: ParsableCommand {
     func run() throws {
         try output.write {
             try HyperspectralPreparation.prepare(
-                cube: cube, labels: labels, ignoring: ignoredLabels, classNamesFile: classNames, normalization: normalize.request,
+                cube: cube, labels: labels, ignoring: ignoredLabels, classNamesFile: classNames,
+                normalization: normalize.request,
                 plan: split.plan(testFraction: testFraction ?? defaultTestFraction), commandLine: quotedCommandLine(),
                 toolVersion: CGTVersion.current)
         }
@@ -186,9 +211,14 @@ struct PrepareNPY: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "npy",
         abstract: "Features X [N, features...] and integer labels y [N] from NumPy .npy files (or FILE.npz:NAME).",
-        discussion: "Label ids left after --ignore-label become classes 0..C-1 in ascending order; the ids are kept as label_ids.")
+        discussion:
+            "Label ids left after --ignore-label become classes 0..C-1 in ascending order; the ids are kept as label_ids."
+    )
 
-    @Option(help: "The features, [samples, features...]; any of u1/i1/u2/i2/u4/i4/u8/i8/f4/f8/b1, either byte order, C or Fortran order.")
+    @Option(
+        help:
+            "The features, [samples, features...]; any of u1/i1/u2/i2/u4/i4/u8/i8/f4/f8/b1, either byte order, C or Fortran order."
+    )
     var x: String
 
     @Option(help: "The labels, [samples], integers.")
@@ -200,7 +230,9 @@ struct PrepareNPY: ParsableCommand {
     @Option(help: "Test labels, with --test-x.")
     var testY: String?
 
-    @Option(name: .customLong("ignore-label"), parsing: .unconditionalSingleValue, help: "A label whose samples are dropped; repeatable.")
+    @Option(
+        name: .customLong("ignore-label"), parsing: .unconditionalSingleValue,
+        help: "A label whose samples are dropped; repeatable.")
     var ignoredLabels: [Int64] = []
 
     @Option(help: "A text file naming the classes, one per line in ascending label-id order (default: 'class <id>').")
@@ -209,7 +241,10 @@ struct PrepareNPY: ParsableCommand {
     @Option(help: "Per-feature (first feature axis) normalisation fitted on the training split.")
     var normalize = FittedNormalization.none
 
-    @Option(help: ArgumentHelp("Fraction of the samples for the test split (default 0.3; not with --test-x).", valueName: "fraction"), transform: parseFraction)
+    @Option(
+        help: ArgumentHelp(
+            "Fraction of the samples for the test split (default 0.3; not with --test-x).", valueName: "fraction"),
+        transform: parseFraction)
     var testFraction: SplitFraction?
 
     @OptionGroup var split: PrepareSplitOptions
@@ -218,7 +253,9 @@ struct PrepareNPY: ParsableCommand {
     func validate() throws {
         guard (testX == nil) == (testY == nil) else { throw ValidationError("--test-x and --test-y go together") }
         if testX != nil {
-            guard testFraction == nil else { throw ValidationError("--test-fraction does not apply with --test-x: the test split is given") }
+            guard testFraction == nil else {
+                throw ValidationError("--test-fraction does not apply with --test-x: the test split is given")
+            }
         } else {
             try validateFractions(test: testFraction ?? defaultTestFraction, validation: split.validationFraction)
         }
@@ -238,7 +275,9 @@ struct PrepareCSV: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "csv",
         abstract: "A CSV file with a header row: a label column and numeric feature columns.",
-        discussion: "Label text becomes the class names, ordered numerically when every label is an integer and alphabetically (by UTF-8 bytes) otherwise.")
+        discussion:
+            "Label text becomes the class names, ordered numerically when every label is an integer and alphabetically (by UTF-8 bytes) otherwise."
+    )
 
     @Option(help: "The CSV file.")
     var file: String
@@ -246,7 +285,9 @@ struct PrepareCSV: ParsableCommand {
     @Option(help: "Name of the label column.")
     var labelColumn: String
 
-    @Option(name: .customLong("drop-column"), help: "A column that is neither label nor feature (an id, a date); repeatable.")
+    @Option(
+        name: .customLong("drop-column"),
+        help: "A column that is neither label nor feature (an id, a date); repeatable.")
     var droppedColumns: [String] = []
 
     @Option(help: "A CSV file with the same columns holding the test split.")
@@ -258,7 +299,10 @@ struct PrepareCSV: ParsableCommand {
     @Option(help: "Per-column normalisation fitted on the training split.")
     var normalize = FittedNormalization.none
 
-    @Option(help: ArgumentHelp("Fraction of the rows for the test split (default 0.3; not with --test-file).", valueName: "fraction"), transform: parseFraction)
+    @Option(
+        help: ArgumentHelp(
+            "Fraction of the rows for the test split (default 0.3; not with --test-file).", valueName: "fraction"),
+        transform: parseFraction)
     var testFraction: SplitFraction?
 
     @OptionGroup var split: PrepareSplitOptions
@@ -266,14 +310,19 @@ struct PrepareCSV: ParsableCommand {
 
     private var delimiterByte: UInt8? {
         let text = delimiter == "\\t" ? "\t" : delimiter
-        guard text.utf8.count == 1, let byte = text.utf8.first, byte < 0x80, byte != UInt8(ascii: "\""), byte != 0x0A else { return nil }
+        guard text.utf8.count == 1, let byte = text.utf8.first, byte < 0x80, byte != UInt8(ascii: "\""), byte != 0x0A
+        else { return nil }
         return byte
     }
 
     func validate() throws {
-        guard delimiterByte != nil else { throw ValidationError("--delimiter must be one ASCII character other than a quote or newline") }
+        guard delimiterByte != nil else {
+            throw ValidationError("--delimiter must be one ASCII character other than a quote or newline")
+        }
         if testFile != nil {
-            guard testFraction == nil else { throw ValidationError("--test-fraction does not apply with --test-file: the test split is given") }
+            guard testFraction == nil else {
+                throw ValidationError("--test-fraction does not apply with --test-file: the test split is given")
+            }
         } else {
             try validateFractions(test: testFraction ?? defaultTestFraction, validation: split.validationFraction)
         }
@@ -282,7 +331,8 @@ struct PrepareCSV: ParsableCommand {
     func run() throws {
         try output.write {
             try CSVPreparation.prepare(
-                file: file, testFile: testFile, labelColumn: labelColumn, dropColumns: Set(droppedColumns), delimiter: delimiterByte!,
+                file: file, testFile: testFile, labelColumn: labelColumn, dropColumns: Set(droppedColumns),
+                delimiter: delimiterByte!,
                 normalization: normalize.request, plan: split.plan(testFraction: testFraction ?? defaultTestFraction),
                 commandLine: quotedCommandLine(), toolVersion: CGTVersion.current)
         }

@@ -1,7 +1,7 @@
-import CGTFiles
 import ArgumentParser
-import CGTJob
 import CGTExperiments
+import CGTFiles
+import CGTJob
 import CGTTraining
 import Foundation
 
@@ -9,7 +9,8 @@ import Foundation
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Write <run>/report.html (opens offline) and <run>/figures/*.svg: training curves per exit, exit distribution, accuracy vs cost with the Pareto front, reliability diagrams; for a grid folder, its leaderboard page.",
+        abstract:
+            "Write <run>/report.html (opens offline) and <run>/figures/*.svg: training curves per exit, exit distribution, accuracy vs cost with the Pareto front, reliability diagrams; for a grid folder, its leaderboard page.",
         discussion: """
             Reads metrics.jsonl and the evaluation in <run>/eval/eval.json (or training's eval.json). When \
             that has no threshold sweep and the run has a checkpoint, runs cgt eval --sweep first.
@@ -35,10 +36,15 @@ struct ReportCommand: ParsableCommand {
             }
             let folder = RunDirectory(path: run)
             let evaluation = "\(run)/eval/eval.json"
-            let hasSweep = FileManager.default.contents(atPath: evaluation).map { String(decoding: $0, as: UTF8.self).contains("\"sweep\"") } ?? false
+            let hasSweep =
+                FileManager.default.contents(atPath: evaluation).map {
+                    String(decoding: $0, as: UTF8.self).contains("\"sweep\"")
+                } ?? false
             if !hasSweep && !noEval && FileManager.default.fileExists(atPath: folder.lastCheckpoint) {
                 print("running cgt eval --sweep \(sweep) for the report")
-                let eval = try EvalCommand.parse(["--checkpoint", folder.lastCheckpoint, "--sweep", sweep, "--out", "\(run)/eval"])
+                let eval = try EvalCommand.parse([
+                    "--checkpoint", folder.lastCheckpoint, "--sweep", sweep, "--out", "\(run)/eval",
+                ])
                 try eval.run()
             }
             let report = try RunReport(run: folder)

@@ -4,7 +4,8 @@ import CGTData
 struct SynthCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "synth",
-        abstract: "Write a synthetic classification dataset (Gaussian classes, easy and hard samples) in cgt's HDF5 layout.")
+        abstract:
+            "Write a synthetic classification dataset (Gaussian classes, easy and hard samples) in cgt's HDF5 layout.")
 
     @Option(help: "The file to write.")
     var out: String
@@ -36,10 +37,13 @@ struct SynthCommand: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            let data = SyntheticDataset.make(features: features, classes: classes, trainCount: train, testCount: test, seed: seed, spread: spread)
+            let data = SyntheticDataset.make(
+                features: features, classes: classes, trainCount: train, testCount: test, seed: seed, spread: spread)
             try DatasetWriter.write(
                 to: out, classNames: data.classNames, featureShape: [features], splits: [data.train, data.test],
-                stringAttributes: ["source": "cgt synth", "command_line": CommandLine.arguments.joined(separator: " ")],
+                stringAttributes: [
+                    "source": "cgt synth", "command_line": CommandLine.arguments.joined(separator: " "),
+                ],
                 numberAttributes: ["synthetic_seed": [Double(seed)], "synthetic_spread": [Double(spread)]])
             print("wrote \(out): \(train) train and \(test) test samples, \(features) features, \(classes) classes")
         }

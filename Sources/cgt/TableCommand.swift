@@ -1,6 +1,6 @@
 import ArgumentParser
-import CGTJob
 import CGTExperiments
+import CGTJob
 import CGTTraining
 
 /// `cgt table`: the paper's Table 1 from finished runs.

@@ -1,7 +1,7 @@
 import ArgumentParser
-import CGTMPI
-import CGTJob
 import CGTExperiments
+import CGTJob
+import CGTMPI
 import CGTTraining
 import Foundation
 
@@ -18,7 +18,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "The run folder for job.yaml, metrics.jsonl, checkpoints/ and eval.json.")
     var out: String?
 
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override a job key, e.g. --set optimizer.lr=0.01 (repeatable).", valueName: "key=value"))
+    @Option(
+        name: .customLong("set"),
+        help: ArgumentHelp("Override a job key, e.g. --set optimizer.lr=0.01 (repeatable).", valueName: "key=value"))
     var overrides: [String] = []
 
     @Option(help: "Override training.seed.")
@@ -43,13 +45,16 @@ struct TrainCommand: ParsableCommand {
             if let seed { resolved.training.seed = seed }
             let run = RunDirectory(path: out ?? "runs/\(resolved.name)")
             if world.isRoot && !resume && run.hasCheckpoint {
-                throw ValidationError("\(run.path) already holds checkpoints: pass --resume to continue, or choose another --out")
+                throw ValidationError(
+                    "\(run.path) already holds checkpoints: pass --resume to continue, or choose another --out")
             }
             return (resolved, run)
         }
         try StartupCheck.verify(resolved, world: world)
         let progress = ProgressReporter(enabled: world.isRoot && !quiet)
-        progress.say("cgt \(CGTVersion.current): \(resolved.name), \(resolved.method.name), \(world.size) rank\(world.size == 1 ? "" : "s"), data \(resolved.data.path), run folder \(run.path)")
+        progress.say(
+            "cgt \(CGTVersion.current): \(resolved.name), \(resolved.method.name), \(world.size) rank\(world.size == 1 ? "" : "s"), data \(resolved.data.path), run folder \(run.path)"
+        )
         let trainer = try world.collectively {
             try Trainer(job: resolved, run: run, communicator: world, resume: resume, progress: progress)
         }

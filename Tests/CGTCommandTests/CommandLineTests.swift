@@ -12,41 +12,59 @@ final class CommandLineTests: XCTestCase {
         try directory.write(text, to: name)
     }
 
-    let smallModel = "model: {hidden: [16, 16], exits: [1, 2]}\ntraining: {epochs: 2, batch_size: 16, checkpoint_every: 1}\n"
+    let smallModel =
+        "model: {hidden: [16, 16], exits: [1, 2]}\ntraining: {epochs: 2, batch_size: 16, checkpoint_every: 1}\n"
 
-    func assertOneLineError(_ result: CommandResult, mentions words: [String], file: StaticString = #filePath, line: UInt = #line) {
+    func assertOneLineError(
+        _ result: CommandResult, mentions words: [String], file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertNotEqual(result.status, 0, "exit status", file: file, line: line)
         let lines = result.stderr.split(separator: "\n").filter { $0.hasPrefix("cgt") }
         XCTAssertEqual(lines.count, 1, "one error line: \(result.stderr)", file: file, line: line)
         for word in words {
-            XCTAssertTrue(result.stderr.contains(word), "'\(result.stderr)' should mention '\(word)'", file: file, line: line)
+            XCTAssertTrue(
+                result.stderr.contains(word), "'\(result.stderr)' should mention '\(word)'", file: file, line: line)
         }
     }
 
     func testSynthTrainEvalRoundTrip() throws {
         let data = directory.file("tiny.h5")
-        XCTAssertEqual(try CommandRunner.cgt(["synth", "--out", data, "--features", "10", "--classes", "3", "--train", "64", "--test", "32"]).status, 0)
+        XCTAssertEqual(
+            try CommandRunner.cgt([
+                "synth", "--out", data, "--features", "10", "--classes", "3", "--train", "64", "--test", "32",
+            ]).status, 0)
         let job = try writeJob(smallModel)
         let run = directory.file("run")
         let trained = try CommandRunner.cgt(["train", job, "--data", data, "--out", run])
         XCTAssertEqual(trained.status, 0, trained.stderr)
         XCTAssertTrue(trained.stdout.contains("epoch 2/2"), trained.stdout)
         XCTAssertTrue(trained.stdout.contains("early-exit evaluation at tau 0.900"), trained.stdout)
-        let evaluated = try CommandRunner.cgt(["eval", "--checkpoint", "\(run)/checkpoints/last.h5", "--data", data, "--tau", "0.5"])
+        let evaluated = try CommandRunner.cgt([
+            "eval", "--checkpoint", "\(run)/checkpoints/last.h5", "--data", data, "--tau", "0.5",
+        ])
         XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
         let json = try XCTUnwrap(FileManager.default.contents(atPath: "\(run)/eval/eval.json"))
         let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: json) as? [String: Any])
-        for key in ["accuracy", "macro_f1", "macro_precision", "macro_recall", "exit_fractions", "per_exit_accuracy", "relative_cost", "tau"] {
+        for key in [
+            "accuracy", "macro_f1", "macro_precision", "macro_recall", "exit_fractions", "per_exit_accuracy",
+            "relative_cost", "tau",
+        ] {
             XCTAssertNotNil(object[key], key)
         }
         XCTAssertEqual(object["tau"] as? Double ?? 0, 0.5, accuracy: 1e-6)
         XCTAssertEqual((object["exit_fractions"] as? [Double])?.count, 2)
 
         // At the job's tau, cgt eval of the last checkpoint reproduces training's own report.
-        let again = try CommandRunner.cgt(["eval", "--checkpoint", "\(run)/checkpoints/last.h5", "--data", data, "--out", "\(run)/again"])
+        let again = try CommandRunner.cgt([
+            "eval", "--checkpoint", "\(run)/checkpoints/last.h5", "--data", data, "--out", "\(run)/again",
+        ])
         XCTAssertEqual(again.status, 0, again.stderr)
-        let trained2 = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: "\(run)/eval.json"))) as? [String: Any]
-        let evaluated2 = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: "\(run)/again/eval.json"))) as? [String: Any]
+        let trained2 =
+            try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: "\(run)/eval.json")))
+            as? [String: Any]
+        let evaluated2 =
+            try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: "\(run)/again/eval.json")))
+            as? [String: Any]
         XCTAssertEqual(trained2?["exit_fractions"] as? [Double], evaluated2?["exit_fractions"] as? [Double])
         XCTAssertEqual(trained2?["accuracy"] as? Double, evaluated2?["accuracy"] as? Double)
     }
@@ -54,22 +72,37 @@ final class CommandLineTests: XCTestCase {
     /// A policy chosen by `cgt eval` is stored in the checkpoint; later evaluations and `cgt inspect` use it.
     func testChosenExitPolicyTravelsWithTheCheckpoint() throws {
         let data = directory.file("policy.h5")
-        XCTAssertEqual(try CommandRunner.cgt(["synth", "--out", data, "--features", "10", "--classes", "3", "--train", "64", "--test", "32"]).status, 0)
+        XCTAssertEqual(
+            try CommandRunner.cgt([
+                "synth", "--out", data, "--features", "10", "--classes", "3", "--train", "64", "--test", "32",
+            ]).status, 0)
         let run = directory.file("policy")
-        XCTAssertEqual(try CommandRunner.cgt(["train", try writeJob(smallModel), "--data", data, "--out", run, "--quiet"]).status, 0)
+        XCTAssertEqual(
+            try CommandRunner.cgt(["train", try writeJob(smallModel), "--data", data, "--out", run, "--quiet"]).status,
+            0)
         let checkpoint = "\(run)/checkpoints/last.h5"
-        let chosen = try CommandRunner.cgt(["eval", "--checkpoint", checkpoint, "--data", data, "--criterion", "entropy", "--fallback", "most_confident",
-                                            "--sweep", "0.1:0.9:0.2", "--budget", "10", "--save-policy", "--out", "\(run)/chosen"])
+        let chosen = try CommandRunner.cgt([
+            "eval", "--checkpoint", checkpoint, "--data", data, "--criterion", "entropy", "--fallback",
+            "most_confident",
+            "--sweep", "0.1:0.9:0.2", "--budget", "10", "--save-policy", "--out", "\(run)/chosen",
+        ])
         XCTAssertEqual(chosen.status, 0, chosen.stderr)
-        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/chosen/eval.json"))) as? [String: Any])
+        let object = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/chosen/eval.json")))
+                as? [String: Any])
         let choice = try XCTUnwrap((object["chosen_thresholds"] as? [[String: Any]])?.first?["threshold"] as? Double)
         let inspected = try CommandRunner.cgt(["inspect", checkpoint])
         XCTAssertEqual(inspected.status, 0, inspected.stderr)
-        XCTAssertTrue(inspected.stdout.contains("exit policy: entropy, thresholds [\(Float(choice)), \(Float(choice))], fallback most_confident"), inspected.stdout)
+        XCTAssertTrue(
+            inspected.stdout.contains(
+                "exit policy: entropy, thresholds [\(Float(choice)), \(Float(choice))], fallback most_confident"),
+            inspected.stdout)
         XCTAssertTrue(inspected.stdout.contains("FLOPs to answer"), inspected.stdout)
         let again = try CommandRunner.cgt(["eval", "--checkpoint", checkpoint, "--data", data, "--out", "\(run)/again"])
         XCTAssertEqual(again.status, 0, again.stderr)
-        let policy = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/again/eval.json"))) as? [String: Any])?["policy"] as? [String: Any])
+        let policy = try XCTUnwrap(
+            (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/again/eval.json")))
+                as? [String: Any])?["policy"] as? [String: Any])
         XCTAssertEqual(policy["criterion"] as? String, "entropy")
         XCTAssertEqual(policy["fallback"] as? String, "most_confident")
         XCTAssertEqual((policy["thresholds"] as? [Double])?.map { Float($0) }, [Float(choice), Float(choice)])
@@ -78,27 +111,44 @@ final class CommandLineTests: XCTestCase {
     /// `cgt report` writes a page that a real browser (headless Chromium) loads with every figure laid out.
     func testReportOpensInABrowserWithEveryFigure() throws {
         let data = directory.file("report.h5")
-        XCTAssertEqual(try CommandRunner.cgt(["synth", "--out", data, "--features", "10", "--classes", "3", "--train", "64", "--test", "32"]).status, 0)
+        XCTAssertEqual(
+            try CommandRunner.cgt([
+                "synth", "--out", data, "--features", "10", "--classes", "3", "--train", "64", "--test", "32",
+            ]).status, 0)
         let run = directory.file("reported")
-        XCTAssertEqual(try CommandRunner.cgt(["train", try writeJob(smallModel), "--data", data, "--out", run, "--quiet"]).status, 0)
+        XCTAssertEqual(
+            try CommandRunner.cgt(["train", try writeJob(smallModel), "--data", data, "--out", run, "--quiet"]).status,
+            0)
         let result = try CommandRunner.cgt(["report", run])
         XCTAssertEqual(result.status, 0, result.stderr)
         // Loss and gate curves, exit distribution, exit per class, accuracy vs cost, reliability of 2 exits.
         let expected = 7
-        let figures = try FileManager.default.contentsOfDirectory(atPath: "\(run)/figures").filter { $0.hasSuffix(".svg") }
+        let figures = try FileManager.default.contentsOfDirectory(atPath: "\(run)/figures").filter {
+            $0.hasSuffix(".svg")
+        }
         XCTAssertEqual(figures.count, expected, "\(figures)")
         for name in ["sweep.csv", "per_class_routing.csv", "reliability.csv", "eval.json"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(run)/eval/\(name)"), name)
         }
-        guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        guard
+            let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: {
+                FileManager.default.isExecutableFile(atPath: $0)
+            })
+        else {
             return XCTFail("chromium is not installed (launch/setup installs it)")
         }
         let profile = directory.file("chromium-profile")
-        let browser = try CommandRunner.run(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile)",
-                                                      "--dump-dom", "file://\(run)/report.html"])
+        let browser = try CommandRunner.run(
+            chromium,
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile)",
+                "--dump-dom", "file://\(run)/report.html",
+            ])
         XCTAssertEqual(browser.status, 0, browser.stderr)
         XCTAssertTrue(browser.stdout.contains("data-figures=\"\(expected)\""), "the page holds every figure")
-        XCTAssertTrue(browser.stdout.contains("data-figures-rendered=\"\(expected)\""), "every figure is laid out with a size: \(browser.stdout.prefix(300))")
+        XCTAssertTrue(
+            browser.stdout.contains("data-figures-rendered=\"\(expected)\""),
+            "every figure is laid out with a size: \(browser.stdout.prefix(300))")
     }
 
     func testUnknownKeyStopsBeforeAnythingIsWritten() throws {
@@ -111,7 +161,9 @@ final class CommandLineTests: XCTestCase {
 
     func testBadOverride() throws {
         let job = try writeJob(smallModel)
-        assertOneLineError(try CommandRunner.cgt(["train", job, "--set", "method.tau=2", "--out", directory.file("r")]), mentions: ["method.tau"])
+        assertOneLineError(
+            try CommandRunner.cgt(["train", job, "--set", "method.tau=2", "--out", directory.file("r")]),
+            mentions: ["method.tau"])
     }
 
     func testMissingDataFile() throws {
@@ -122,7 +174,8 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testMissingJobFile() throws {
-        assertOneLineError(try CommandRunner.cgt(["train", directory.file("nope.yaml")]), mentions: ["nope.yaml", "no such job file"])
+        assertOneLineError(
+            try CommandRunner.cgt(["train", directory.file("nope.yaml")]), mentions: ["nope.yaml", "no such job file"])
     }
 
     func testRefusesToOverwriteARun() throws {
@@ -137,12 +190,15 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testEvalOfMissingCheckpoint() throws {
-        assertOneLineError(try CommandRunner.cgt(["eval", "--checkpoint", directory.file("none.h5")]), mentions: ["none.h5", "no such file"])
+        assertOneLineError(
+            try CommandRunner.cgt(["eval", "--checkpoint", directory.file("none.h5")]),
+            mentions: ["none.h5", "no such file"])
     }
 
     func testEvalOfADatasetWithOtherFeatures() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 64, test: 32)
-        let other = try Fixtures.writeDataset(in: directory, name: "other.h5", features: 7, classes: 3, train: 64, test: 32)
+        let other = try Fixtures.writeDataset(
+            in: directory, name: "other.h5", features: 7, classes: 3, train: 64, test: 32)
         let job = try writeJob(smallModel)
         let run = directory.file("run")
         XCTAssertEqual(try CommandRunner.cgt(["train", job, "--data", data, "--out", run, "--quiet"]).status, 0)
@@ -163,7 +219,8 @@ final class CommandLineTests: XCTestCase {
         let run = directory.file("mpi")
         let result = try CommandRunner.mpirun(ranks: 2, ["train", job, "--data", data, "--out", run])
         XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertEqual(result.stdout.components(separatedBy: "epoch 2/2").count - 1, 1, "only rank 0 reports: \(result.stdout)")
+        XCTAssertEqual(
+            result.stdout.components(separatedBy: "epoch 2/2").count - 1, 1, "only rank 0 reports: \(result.stdout)")
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(run)/eval.json"))
     }
 
@@ -176,8 +233,11 @@ final class CommandLineTests: XCTestCase {
         for model in ["mlp", "cnn"] {
             let result = try CommandRunner.cgt(["bench", "--model", model, "--steps", "2", "--batch", "8", "--json"])
             XCTAssertEqual(result.status, 0, result.stderr)
-            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-            for key in ["samplesPerSecond", "trainingGFLOPs", "sgemmGFLOPs", "ratioToSgemm", "kernelTarget", "cpu", "model"] {
+            let object = try XCTUnwrap(
+                try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            for key in [
+                "samplesPerSecond", "trainingGFLOPs", "sgemmGFLOPs", "ratioToSgemm", "kernelTarget", "cpu", "model",
+            ] {
                 XCTAssertNotNil(object[key], key)
             }
             if model == "cnn" {
@@ -190,8 +250,10 @@ final class CommandLineTests: XCTestCase {
     /// The benchmark says what it ran on and how much of the core it used: oneDNN's instruction
     /// set, each convolution pass's implementation, the measured FMA peak and the fraction of it.
     func testBenchReportsTheEngineAndThePeak() throws {
-        let result = try CommandRunner.cgt(["bench", "--model", "cnn", "--channels", "16,16", "--image", "1,8,8", "--exits", "1,2",
-                                            "--steps", "1", "--batch", "4", "--json"])
+        let result = try CommandRunner.cgt([
+            "bench", "--model", "cnn", "--channels", "16,16", "--image", "1,8,8", "--exits", "1,2",
+            "--steps", "1", "--batch", "4", "--json",
+        ])
         XCTAssertEqual(result.status, 0, result.stderr)
         let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let engine = try XCTUnwrap(object["engine"] as? String)
@@ -199,7 +261,8 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(engine.hasSuffix(", 1 thread"), "one thread per rank by default: \(engine)")
         let convolutions = try XCTUnwrap(object["convolutions"] as? [String])
         XCTAssertEqual(convolutions.count, 2)
-        XCTAssertTrue(convolutions.allSatisfy { $0.contains("forward ") && $0.contains("backward weights ") }, "\(convolutions)")
+        XCTAssertTrue(
+            convolutions.allSatisfy { $0.contains("forward ") && $0.contains("backward weights ") }, "\(convolutions)")
         let peak = try XCTUnwrap(object["fmaPeakGFLOPs"] as? Double)
         let fraction = try XCTUnwrap(object["peakFraction"] as? Double)
         let training = try XCTUnwrap(object["trainingGFLOPs"] as? Double)

@@ -20,9 +20,11 @@ enum CommandRunner {
     private final class Marker {}
 
     /// Runs `executable` with `arguments`, ending it after `timeout` seconds (a hang is a failure, not a stuck suite).
-    static func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 120,
-                    environment extra: [String: String] = [:],
-                    file: StaticString = #filePath, line: UInt = #line) throws -> CommandResult {
+    static func run(
+        _ executable: String, _ arguments: [String], timeout: TimeInterval = 120,
+        environment extra: [String: String] = [:],
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -31,24 +33,30 @@ enum CommandRunner {
         environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         environment.merge(extra) { _, new in new }
         process.environment = environment
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
         // Drain both pipes while the process runs, so a chatty process cannot block on a full pipe.
-        let stdoutData = Drained(out), stderrData = Drained(err)
+        let stdoutData = Drained(out)
+        let stderrData = Drained(err)
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning {
             process.terminate()
-            XCTFail("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout) s", file: file, line: line)
+            XCTFail(
+                "\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout) s", file: file,
+                line: line)
         }
         process.waitUntilExit()
         return CommandResult(status: process.terminationStatus, stdout: stdoutData.text(), stderr: stderrData.text())
     }
 
-    static func cgt(_ arguments: [String], environment: [String: String] = [:],
-                    file: StaticString = #filePath, line: UInt = #line) throws -> CommandResult {
+    static func cgt(
+        _ arguments: [String], environment: [String: String] = [:],
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> CommandResult {
         try run(cgt, arguments, environment: environment, file: file, line: line)
     }
 
@@ -74,16 +82,21 @@ enum CommandRunner {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return tasks.compactMap(Int32.init).filter { child in
             guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
+                let close = stat.lastIndex(of: ")")
+            else { return false }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             return fields.count > 2 && Int32(fields[1]) == pid
         }.sorted()
     }
 
     /// `mpirun -np ranks cgt arguments...`, oversubscribing the machine's cores.
-    static func mpirun(ranks: Int, _ arguments: [String], timeout: TimeInterval = 120,
-                       file: StaticString = #filePath, line: UInt = #line) throws -> CommandResult {
-        try run("/usr/bin/mpirun", ["-np", "\(ranks)", "--oversubscribe", cgt] + arguments, timeout: timeout, file: file, line: line)
+    static func mpirun(
+        ranks: Int, _ arguments: [String], timeout: TimeInterval = 120,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> CommandResult {
+        try run(
+            "/usr/bin/mpirun", ["-np", "\(ranks)", "--oversubscribe", cgt] + arguments, timeout: timeout, file: file,
+            line: line)
     }
 }
 

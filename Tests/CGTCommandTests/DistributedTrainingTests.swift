@@ -19,7 +19,9 @@ final class DistributedTrainingTests: XCTestCase {
             var values: [Float] = []
             func collect(_ group: HDF5Group) throws {
                 for name in try group.memberNames() {
-                    if group.isGroup(name) { try collect(try group.openGroup(name)) } else {
+                    if group.isGroup(name) {
+                        try collect(try group.openGroup(name))
+                    } else {
                         let dataset = try group.openDataset(name)
                         if dataset.elementType == .float32 { values += try dataset.readAll(as: Float.self) }
                     }
@@ -51,11 +53,18 @@ final class DistributedTrainingTests: XCTestCase {
         // so any change in summation order moves those biases by lr per step. SGD does not.
         // The first variant reduces gradients overlapped with the backward pass, the second blocking.
         let variants = [
-            ("syncbn", "model: {hidden: [24, 24], exits: [1, 2], dropout: 0.2}", "sync_batchnorm: true, ", "{name: sgd, lr: 0.05, momentum: 0.9}", "true"),
-            ("nobn", "model: {hidden: [24, 24], exits: [1, 2], dropout: 0.2, batchnorm: false}", "", "{name: adam, lr: 0.003}", "false"),
+            (
+                "syncbn", "model: {hidden: [24, 24], exits: [1, 2], dropout: 0.2}", "sync_batchnorm: true, ",
+                "{name: sgd, lr: 0.05, momentum: 0.9}", "true"
+            ),
+            (
+                "nobn", "model: {hidden: [24, 24], exits: [1, 2], dropout: 0.2, batchnorm: false}", "",
+                "{name: adam, lr: 0.003}", "false"
+            ),
         ]
         for (label, model, sync, optimizer, overlap) in variants {
-            let job = try writeJob("""
+            let job = try writeJob(
+                """
                 \(model)
                 training: {\(sync)epochs: 3, batch_size: 30, checkpoint_every: 3, seed: 5}
                 optimizer: \(optimizer)
@@ -74,7 +83,9 @@ final class DistributedTrainingTests: XCTestCase {
                 let evalN = try Data(contentsOf: URL(fileURLWithPath: directory.file("\(label)-\(ranks)/eval.json")))
                 let a = try JSONSerialization.jsonObject(with: eval1) as? [String: Any]
                 let b = try JSONSerialization.jsonObject(with: evalN) as? [String: Any]
-                XCTAssertEqual(a?["exit_fractions"] as? [Double], b?["exit_fractions"] as? [Double], "\(label), \(ranks) ranks: sharded evaluation")
+                XCTAssertEqual(
+                    a?["exit_fractions"] as? [Double], b?["exit_fractions"] as? [Double],
+                    "\(label), \(ranks) ranks: sharded evaluation")
             }
         }
     }
@@ -83,8 +94,12 @@ final class DistributedTrainingTests: XCTestCase {
     /// ranks, restored and broadcast on resume) on 2 ranks reach the parameters of 1 rank.
     func testStagedMethodsOnTwoRanksEqualOneRank() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 4, train: 160, test: 40, spread: 2)
-        for (label, method) in [("co", "{name: co}"), ("classy", "{name: classynet, weights: [1.0, 0.5, 0.25], grouping_epochs: 1, group_size: 1}")] {
-            let job = try writeJob("""
+        for (label, method) in [
+            ("co", "{name: co}"),
+            ("classy", "{name: classynet, weights: [1.0, 0.5, 0.25], grouping_epochs: 1, group_size: 1}"),
+        ] {
+            let job = try writeJob(
+                """
                 model: {hidden: [16, 16, 16], exits: [1, 2, 3], dropout: 0.2}
                 method: \(method)
                 training: {sync_batchnorm: true, epochs: 3, batch_size: 32, checkpoint_every: 1, seed: 2}
@@ -98,12 +113,20 @@ final class DistributedTrainingTests: XCTestCase {
             XCTAssertLessThan(difference, 1e-5, "\(label): relative difference \(difference)")
             if label == "classy" {
                 // Stop after the groups were chosen, resume on 2 ranks: rank 1 must receive them.
-                XCTAssertEqual(try train(ranks: 2, job: job, data: data, out: "classy-resumed", extra: ["--set", "training.epochs=2"]).status, 0)
+                XCTAssertEqual(
+                    try train(
+                        ranks: 2, job: job, data: data, out: "classy-resumed", extra: ["--set", "training.epochs=2"]
+                    ).status, 0)
                 let resumed = try train(ranks: 2, job: job, data: data, out: "classy-resumed", extra: ["--resume"])
                 XCTAssertEqual(resumed.status, 0, resumed.stderr)
-                let resumedParameters = try parameters(directory.file("classy-resumed")), straight = try parameters(directory.file("classy-2"))
-                XCTAssertTrue(resumedParameters == straight, "resumed on 2 ranks: relative difference \(relativeDifference(resumedParameters, straight))")
-                let groups = try withOpenHDF5File(directory.file("classy-2/checkpoints/last.h5")) { try $0.root.openDataset("exit_classes").readAll(as: Int32.self) }
+                let resumedParameters = try parameters(directory.file("classy-resumed"))
+                let straight = try parameters(directory.file("classy-2"))
+                XCTAssertTrue(
+                    resumedParameters == straight,
+                    "resumed on 2 ranks: relative difference \(relativeDifference(resumedParameters, straight))")
+                let groups = try withOpenHDF5File(directory.file("classy-2/checkpoints/last.h5")) {
+                    try $0.root.openDataset("exit_classes").readAll(as: Int32.self)
+                }
                 XCTAssertEqual(groups.count, 12)
                 XCTAssertEqual(groups.suffix(4), [1, 1, 1, 1])
                 XCTAssertEqual(groups.prefix(8).reduce(0, +), 2, "one class for each shallow exit")
@@ -115,18 +138,27 @@ final class DistributedTrainingTests: XCTestCase {
     /// what one process reports; a sweep with a target writes its CSV and its choice.
     func testShardedEvaluationEqualsOneRank() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 150, test: 61, spread: 2)
-        let job = try writeJob("model: {hidden: [16, 16], exits: [1, 2], dropout: 0.2}\ntraining: {epochs: 2, batch_size: 16, checkpoint_every: 2}\n", name: "eval.yaml")
+        let job = try writeJob(
+            "model: {hidden: [16, 16], exits: [1, 2], dropout: 0.2}\ntraining: {epochs: 2, batch_size: 16, checkpoint_every: 2}\n",
+            name: "eval.yaml")
         XCTAssertEqual(try train(ranks: 1, job: job, data: data, out: "evaluated").status, 0)
         let checkpoint = directory.file("evaluated/checkpoints/last.h5")
-        let options = ["--checkpoint", checkpoint, "--data", data, "--criterion", "margin", "--sweep", "0.1:0.9:0.1", "--target-accuracy", "0.5", "--budget", "0.8"]
+        let options = [
+            "--checkpoint", checkpoint, "--data", data, "--criterion", "margin", "--sweep", "0.1:0.9:0.1",
+            "--target-accuracy", "0.5", "--budget", "0.8",
+        ]
         let one = try CommandRunner.cgt(["eval"] + options + ["--out", directory.file("eval-1")])
         XCTAssertEqual(one.status, 0, one.stderr)
         let two = try CommandRunner.mpirun(ranks: 2, ["eval"] + options + ["--out", directory.file("eval-2")])
         XCTAssertEqual(two.status, 0, two.stderr)
         func object(_ folder: String) throws -> [String: Any] {
-            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory.file("\(folder)/eval.json")))) as? [String: Any])
+            try XCTUnwrap(
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: URL(fileURLWithPath: directory.file("\(folder)/eval.json"))))
+                    as? [String: Any])
         }
-        let a = try object("eval-1"), b = try object("eval-2")
+        let a = try object("eval-1")
+        let b = try object("eval-2")
         for key in ["accuracy", "macro_f1", "weighted_f1", "relative_cost"] {
             XCTAssertEqual(try XCTUnwrap(a[key] as? Double), try XCTUnwrap(b[key] as? Double), accuracy: 1e-9, key)
         }
@@ -135,15 +167,24 @@ final class DistributedTrainingTests: XCTestCase {
         // Summing BatchNorm statistics over ranks rounds differently: equal within float tolerance.
         for file in ["sweep.csv", "per_class_routing.csv", "reliability.csv"] {
             func cells(_ folder: String) throws -> [String] {
-                try String(contentsOfFile: directory.file("\(folder)/\(file)"), encoding: .utf8).split(whereSeparator: { $0 == "," || $0 == "\n" }).map(String.init)
+                try String(contentsOfFile: directory.file("\(folder)/\(file)"), encoding: .utf8).split(whereSeparator: {
+                    $0 == "," || $0 == "\n"
+                }).map(String.init)
             }
-            let first = try cells("eval-1"), second = try cells("eval-2")
+            let first = try cells("eval-1")
+            let second = try cells("eval-2")
             XCTAssertEqual(first.count, second.count, file)
             for (x, y) in zip(first, second) {
-                if let u = Double(x), let v = Double(y) { XCTAssertEqual(u, v, accuracy: 1e-6, file) } else { XCTAssertEqual(x, y, file) }
+                if let u = Double(x), let v = Double(y) {
+                    XCTAssertEqual(u, v, accuracy: 1e-6, file)
+                } else {
+                    XCTAssertEqual(x, y, file)
+                }
             }
         }
-        XCTAssertEqual(try String(contentsOfFile: directory.file("eval-1/sweep.csv"), encoding: .utf8).split(separator: "\n").count, 10)
+        XCTAssertEqual(
+            try String(contentsOfFile: directory.file("eval-1/sweep.csv"), encoding: .utf8).split(separator: "\n")
+                .count, 10)
         let chosen = try XCTUnwrap(a["chosen_thresholds"] as? [[String: Any]])
         XCTAssertEqual(chosen.map { $0["chosen_on"] as? String }, ["train", "train"], "never chosen on the test split")
         XCTAssertEqual((a["policy"] as? [String: Any])?["criterion"] as? String, "margin")
@@ -152,9 +193,11 @@ final class DistributedTrainingTests: XCTestCase {
 
     func testResumedTwoRankRunIsBitwiseTheSame() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 120, test: 40, spread: 2)
-        let job = try writeJob("model: {hidden: [16, 16], exits: [1, 2]}\ntraining: {epochs: 4, batch_size: 16, checkpoint_every: 2}\n")
+        let job = try writeJob(
+            "model: {hidden: [16, 16], exits: [1, 2]}\ntraining: {epochs: 4, batch_size: 16, checkpoint_every: 2}\n")
         XCTAssertEqual(try train(ranks: 2, job: job, data: data, out: "straight").status, 0)
-        XCTAssertEqual(try train(ranks: 2, job: job, data: data, out: "stopped", extra: ["--set", "training.epochs=2"]).status, 0)
+        XCTAssertEqual(
+            try train(ranks: 2, job: job, data: data, out: "stopped", extra: ["--set", "training.epochs=2"]).status, 0)
         let resumed = try train(ranks: 2, job: job, data: data, out: "stopped", extra: ["--resume"])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertEqual(try parameters(directory.file("straight")), try parameters(directory.file("stopped")))
@@ -164,10 +207,13 @@ final class DistributedTrainingTests: XCTestCase {
         let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 64, test: 32)
         let job = try writeJob("model: {hidden: [16, 16], exits: [1, 2]}\ntraining: {epochs: 1, batch_size: 16}\n")
         let cgt = CommandRunner.cgt
-        let result = try CommandRunner.run("/usr/bin/mpirun", [
-            "--oversubscribe", "-np", "1", cgt, "train", job, "--data", data, "--out", directory.file("m"),
-            ":", "-np", "1", cgt, "train", job, "--data", data, "--out", directory.file("m"), "--set", "optimizer.lr=0.5",
-        ])
+        let result = try CommandRunner.run(
+            "/usr/bin/mpirun",
+            [
+                "--oversubscribe", "-np", "1", cgt, "train", job, "--data", data, "--out", directory.file("m"),
+                ":", "-np", "1", cgt, "train", job, "--data", data, "--out", directory.file("m"), "--set",
+                "optimizer.lr=0.5",
+            ])
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("rank 1 resolved a different job than rank 0"), result.stderr)
         XCTAssertEqual(result.stderr.components(separatedBy: "error:").count - 1, 1, "printed once: \(result.stderr)")
@@ -178,10 +224,14 @@ final class DistributedTrainingTests: XCTestCase {
         let clean = SyntheticDataset.make(features: 6, classes: 3, trainCount: 80, testCount: 20, seed: 1)
         var features = clean.train.features
         features[70 * 6 + 2] = .nan
-        let poisoned = DatasetSplit(name: "train", features: features, labels: clean.train.labels, sampleIDs: clean.train.sampleIDs, featureShape: [6])
+        let poisoned = DatasetSplit(
+            name: "train", features: features, labels: clean.train.labels, sampleIDs: clean.train.sampleIDs,
+            featureShape: [6])
         let data = directory.file("bad.h5")
-        try DatasetWriter.write(to: data, classNames: clean.classNames, featureShape: [6], splits: [poisoned, clean.test])
-        let job = try writeJob("model: {hidden: [8, 8], exits: [1, 2]}\ntraining: {epochs: 2, batch_size: 16, shuffle: local}\n")
+        try DatasetWriter.write(
+            to: data, classNames: clean.classNames, featureShape: [6], splits: [poisoned, clean.test])
+        let job = try writeJob(
+            "model: {hidden: [8, 8], exits: [1, 2]}\ntraining: {epochs: 2, batch_size: 16, shuffle: local}\n")
         let started = Date()
         let result = try train(ranks: 2, job: job, data: data, out: "fail")
         XCTAssertLessThan(Date().timeIntervalSince(started), 30)
@@ -193,8 +243,9 @@ final class DistributedTrainingTests: XCTestCase {
 
     func testNonFiniteGradientStopsWithTheStep() throws {
         let clean = SyntheticDataset.make(features: 6, classes: 3, trainCount: 64, testCount: 20, seed: 1)
-        let huge = DatasetSplit(name: "train", features: clean.train.features.map { $0 >= 0 ? 3e38 : -3e38 }, labels: clean.train.labels,
-                                sampleIDs: clean.train.sampleIDs, featureShape: [6])
+        let huge = DatasetSplit(
+            name: "train", features: clean.train.features.map { $0 >= 0 ? 3e38 : -3e38 }, labels: clean.train.labels,
+            sampleIDs: clean.train.sampleIDs, featureShape: [6])
         let data = directory.file("huge.h5")
         try DatasetWriter.write(to: data, classNames: clean.classNames, featureShape: [6], splits: [huge, clean.test])
         let job = try writeJob("model: {hidden: [8, 8], exits: [1, 2]}\ntraining: {epochs: 1, batch_size: 16}\n")
@@ -206,10 +257,13 @@ final class DistributedTrainingTests: XCTestCase {
 
     func testAKilledRankEndsTheJobAndLeavesTheLastCheckpointIntact() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 2000, test: 40, spread: 2)
-        let job = try writeJob("model: {hidden: [64, 64], exits: [1, 2]}\ntraining: {epochs: 100000, batch_size: 8, checkpoint_every: 1}\n")
+        let job = try writeJob(
+            "model: {hidden: [64, 64], exits: [1, 2]}\ntraining: {epochs: 100000, batch_size: 8, checkpoint_every: 1}\n"
+        )
         let run = directory.file("killed")
-        let process = try CommandRunner.startMPI(ranks: 2, ["train", job, "--data", data, "--out", run, "--quiet"],
-                                                 stdout: directory.file("out.txt"), stderr: directory.file("err.txt"))
+        let process = try CommandRunner.startMPI(
+            ranks: 2, ["train", job, "--data", data, "--out", run, "--quiet"],
+            stdout: directory.file("out.txt"), stderr: directory.file("err.txt"))
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         let checkpoint = "\(run)/checkpoints/last.h5"
         let deadline = Date().addingTimeInterval(60)
@@ -224,20 +278,24 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertFalse(process.isRunning, "the job still runs 30 s after a rank was killed")
         process.waitUntilExit()
         XCTAssertNotEqual(process.terminationStatus, 0)
-        let result = try CommandRunner.cgt(["eval", "--checkpoint", checkpoint, "--data", data, "--out", directory.file("after")])
+        let result = try CommandRunner.cgt([
+            "eval", "--checkpoint", checkpoint, "--data", data, "--out", directory.file("after"),
+        ])
         XCTAssertEqual(result.status, 0, "the last checkpoint loads: \(result.stderr)")
     }
 
     func testARankThatStallsIsReported() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 2000, test: 40, spread: 2)
-        let job = try writeJob("""
+        let job = try writeJob(
+            """
             model: {hidden: [64, 64], exits: [1, 2]}
             training: {epochs: 100000, batch_size: 8, checkpoint_every: 1000}
             runtime: {stall_warning_seconds: 0.5}
             """)
         let run = directory.file("stall")
-        let process = try CommandRunner.startMPI(ranks: 2, ["train", job, "--data", data, "--out", run, "--quiet"],
-                                                 stdout: directory.file("out.txt"), stderr: directory.file("err.txt"))
+        let process = try CommandRunner.startMPI(
+            ranks: 2, ["train", job, "--data", data, "--out", run, "--quiet"],
+            stdout: directory.file("out.txt"), stderr: directory.file("err.txt"))
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         let deadline = Date().addingTimeInterval(60)
         var ranks: [Int32] = []

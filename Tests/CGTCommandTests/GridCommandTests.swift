@@ -8,9 +8,13 @@ final class GridCommandTests: XCTestCase {
     let directory = TemporaryDirectory("grid")
 
     /// A base job on a small synthetic dataset and a grid over it.
-    private func writeGrid(epochs: Int, parameters: String, validation: Int = 0, train: Int = 128, batch: Int = 32) throws -> String {
-        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: train, test: 48, validation: validation, spread: 2)
-        try directory.write("""
+    private func writeGrid(epochs: Int, parameters: String, validation: Int = 0, train: Int = 128, batch: Int = 32)
+        throws -> String
+    {
+        let data = try Fixtures.writeDataset(
+            in: directory, features: 10, classes: 3, train: train, test: 48, validation: validation, spread: 2)
+        try directory.write(
+            """
             name: tiny
             data: {path: \(data)}
             model: {hidden: [16, 16], exits: [1, 2], dropout: 0.1}
@@ -21,7 +25,9 @@ final class GridCommandTests: XCTestCase {
     }
 
     private func leaderboard(_ folder: String) throws -> [[String: Any]] {
-        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(folder)/leaderboard.json"))) as? [[String: Any]])
+        try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(folder)/leaderboard.json")))
+                as? [[String: Any]])
     }
 
     /// One process (no mpirun, one group): the queue is a local counter.
@@ -34,39 +40,56 @@ final class GridCommandTests: XCTestCase {
     }
 
     func testEveryTrialRunsOnceAndAFailureStaysInItsTrial() throws {
-        let grid = try writeGrid(epochs: 2, parameters: "  optimizer.lr: {values: [0.01, 0.03, 0.1, 1.0e+30]}\n  method.name: {values: [softcgt, hardcgt]}")
+        let grid = try writeGrid(
+            epochs: 2,
+            parameters:
+                "  optimizer.lr: {values: [0.01, 0.03, 0.1, 1.0e+30]}\n  method.name: {values: [softcgt, hardcgt]}")
         for (ranks, perTrial, schedule) in [(4, 2, "queue"), (2, 1, "static")] {
             let out = directory.file("grid-\(ranks)-\(schedule)")
-            let result = try CommandRunner.mpirun(ranks: ranks, ["grid", grid, "--ranks-per-trial", "\(perTrial)", "--schedule", schedule, "--out", out])
+            let result = try CommandRunner.mpirun(
+                ranks: ranks, ["grid", grid, "--ranks-per-trial", "\(perTrial)", "--schedule", schedule, "--out", out])
             XCTAssertEqual(result.status, 0, result.stderr)
             let rows = try leaderboard(out)
             XCTAssertEqual(rows.count, 8, "one row per trial")
             for k in 0..<8 {
                 let name = String(format: "trial-%03d", k)
-                XCTAssertEqual(result.stdout.components(separatedBy: "\(name) on group").count - 1, 1, "\(name) runs once: \(result.stdout)")
+                XCTAssertEqual(
+                    result.stdout.components(separatedBy: "\(name) on group").count - 1, 1,
+                    "\(name) runs once: \(result.stdout)")
             }
             let failed = rows.filter { $0["status"] as? String == "failed" }
             XCTAssertEqual(failed.count, 2, "lr 1e30 fails for both methods")
-            for row in failed { XCTAssertTrue((row["message"] as? String ?? "").contains("non-finite gradient"), "\(row)") }
+            for row in failed {
+                XCTAssertTrue((row["message"] as? String ?? "").contains("non-finite gradient"), "\(row)")
+            }
             XCTAssertEqual(rows.filter { $0["status"] as? String == "done" }.count, 6)
-            XCTAssertEqual(rows.suffix(2).map { $0["status"] as? String }, ["failed", "failed"], "failed trials sort last")
+            XCTAssertEqual(
+                rows.suffix(2).map { $0["status"] as? String }, ["failed", "failed"], "failed trials sort last")
             let f1 = rows.prefix(6).compactMap { $0["macro_f1"] as? Double }
             XCTAssertEqual(f1, f1.sorted(by: >), "sorted by the metric")
             for file in ["leaderboard.csv", "leaderboard.md", "pareto.svg", "report.html", "grid.json"] {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(file)"), file)
             }
             for row in rows where row["status"] as? String == "done" {
-                XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(row["trial"] as! String)/report.html"), "the grid page links every finished trial's page")
+                XCTAssertTrue(
+                    FileManager.default.fileExists(atPath: "\(out)/\(row["trial"] as! String)/report.html"),
+                    "the grid page links every finished trial's page")
             }
             XCTAssertTrue(result.stdout.contains("| 1 | trial-"), "the leaderboard is printed")
-            XCTAssertTrue(result.stdout.contains("sorted by macro_f1 on the test split (the data has no validation split)"), result.stdout)
+            XCTAssertTrue(
+                result.stdout.contains("sorted by macro_f1 on the test split (the data has no validation split)"),
+                result.stdout)
         }
         let again = try CommandRunner.mpirun(ranks: 2, ["grid", grid, "--out", directory.file("grid-4-queue")])
         XCTAssertNotEqual(again.status, 0)
         XCTAssertTrue(again.stderr.contains("--resume"), again.stderr)
-        let summary = try CommandRunner.cgt(["grid", "--summary", directory.file("grid-4-queue"), "--metric", "relative_cost"])
+        let summary = try CommandRunner.cgt([
+            "grid", "--summary", directory.file("grid-4-queue"), "--metric", "relative_cost",
+        ])
         XCTAssertEqual(summary.status, 0, summary.stderr)
-        let costs = try leaderboard(directory.file("grid-4-queue")).prefix(6).compactMap { $0["relative_cost"] as? Double }
+        let costs = try leaderboard(directory.file("grid-4-queue")).prefix(6).compactMap {
+            $0["relative_cost"] as? Double
+        }
         XCTAssertEqual(costs, costs.sorted(), "re-sorted by relative cost, lower first")
     }
 
@@ -74,7 +97,8 @@ final class GridCommandTests: XCTestCase {
     /// on it: swapping the files so validation order is the reverse of test order reverses
     /// the ranking.
     func testTrialsAreRankedOnTheValidationSplitWhenThereIsOne() throws {
-        let grid = try writeGrid(epochs: 2, parameters: "  optimizer.lr: {values: [0.003, 0.01, 0.03, 0.1]}", validation: 37)
+        let grid = try writeGrid(
+            epochs: 2, parameters: "  optimizer.lr: {values: [0.003, 0.01, 0.03, 0.1]}", validation: 37)
         let out = directory.file("validated")
         let result = try CommandRunner.mpirun(ranks: 2, ["grid", grid, "--ranks-per-trial", "2", "--out", out])
         XCTAssertEqual(result.status, 0, result.stderr)
@@ -83,7 +107,10 @@ final class GridCommandTests: XCTestCase {
         XCTAssertEqual(rows.count, 4)
         for row in rows {
             let validation = try XCTUnwrap(row["validation"] as? [String: Double], "\(row)")
-            let file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(out)/\(row["trial"] as! String)/validation.json"))) as? [String: Any]
+            let file =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: URL(fileURLWithPath: "\(out)/\(row["trial"] as! String)/validation.json")))
+                as? [String: Any]
             XCTAssertEqual(file?["samples"] as? Int, 37, "both ranks' shares of the validation split are counted once")
             XCTAssertEqual(validation["macro_f1"], file?["macro_f1"] as? Double)
         }
@@ -91,7 +118,9 @@ final class GridCommandTests: XCTestCase {
         XCTAssertEqual(byValidation, byValidation.sorted(by: >), "ranked on the validation metric")
 
         // Give each trial, in test order, the validation numbers of its mirror in test order.
-        let byTest = rows.sorted { ($0["macro_f1"] as! Double, $1["trial"] as! String) > ($1["macro_f1"] as! Double, $0["trial"] as! String) }.map { $0["trial"] as! String }
+        let byTest = rows.sorted {
+            ($0["macro_f1"] as! Double, $1["trial"] as! String) > ($1["macro_f1"] as! Double, $0["trial"] as! String)
+        }.map { $0["trial"] as! String }
         let evaluations = try byTest.map { try Data(contentsOf: URL(fileURLWithPath: "\(out)/\($0)/eval.json")) }
         for (k, trial) in byTest.enumerated() {
             try evaluations[byTest.count - 1 - k].write(to: URL(fileURLWithPath: "\(out)/\(trial)/validation.json"))
@@ -105,16 +134,21 @@ final class GridCommandTests: XCTestCase {
         if Set(testValues).count == testValues.count {
             XCTAssertEqual(rows.map { $0["trial"] as! String }, byTest.reversed(), "validation order, not test order")
         }
-        XCTAssertTrue(try String(contentsOfFile: "\(out)/leaderboard.csv", encoding: .utf8).contains("validation_macro_f1"))
+        XCTAssertTrue(
+            try String(contentsOfFile: "\(out)/leaderboard.csv", encoding: .utf8).contains("validation_macro_f1"))
     }
 
     func testResumeAfterAKilledGridSkipsFinishedTrials() throws {
-        let grid = try writeGrid(epochs: 60, parameters: "  optimizer.lr: {values: [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]}")
+        let grid = try writeGrid(
+            epochs: 60, parameters: "  optimizer.lr: {values: [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]}")
         let out = directory.file("killed")
-        let mpirun = try CommandRunner.startMPI(ranks: 2, ["grid", grid, "--out", out], stdout: directory.file("killed.out"), stderr: directory.file("killed.err"))
+        let mpirun = try CommandRunner.startMPI(
+            ranks: 2, ["grid", grid, "--out", out], stdout: directory.file("killed.out"),
+            stderr: directory.file("killed.err"))
         func finished() -> [String] {
             (0..<6).map { String(format: "trial-%03d", $0) }.filter { name in
-                (try? String(contentsOfFile: "\(out)/\(name)/status.json", encoding: .utf8))?.contains("\"done\"") ?? false
+                (try? String(contentsOfFile: "\(out)/\(name)/status.json", encoding: .utf8))?.contains("\"done\"")
+                    ?? false
             }
         }
         let deadline = Date().addingTimeInterval(60)
@@ -126,12 +160,19 @@ final class GridCommandTests: XCTestCase {
         let before = finished()
         XCTAssertGreaterThanOrEqual(before.count, 2)
         XCTAssertLessThan(before.count, 6, "the grid was killed before the end (trials too fast?)")
-        let stamps = try before.map { try FileManager.default.attributesOfItem(atPath: "\(out)/\($0)/status.json")[.modificationDate] as? Date }
+        let stamps = try before.map {
+            try FileManager.default.attributesOfItem(atPath: "\(out)/\($0)/status.json")[.modificationDate] as? Date
+        }
 
         let resumed = try CommandRunner.mpirun(ranks: 2, ["grid", grid, "--out", out, "--resume"])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
-        for name in before { XCTAssertFalse(resumed.stdout.contains("\(name) on group"), "\(name) finished before: \(resumed.stdout)") }
-        XCTAssertEqual(try before.map { try FileManager.default.attributesOfItem(atPath: "\(out)/\($0)/status.json")[.modificationDate] as? Date }, stamps)
+        for name in before {
+            XCTAssertFalse(resumed.stdout.contains("\(name) on group"), "\(name) finished before: \(resumed.stdout)")
+        }
+        XCTAssertEqual(
+            try before.map {
+                try FileManager.default.attributesOfItem(atPath: "\(out)/\($0)/status.json")[.modificationDate] as? Date
+            }, stamps)
         let rows = try leaderboard(out)
         XCTAssertEqual(rows.count, 6)
         XCTAssertEqual(rows.filter { $0["status"] as? String == "done" }.count, 6, "\(rows)")
@@ -144,18 +185,21 @@ final class GridCommandTests: XCTestCase {
     /// it is second in the queue because rank 0, which writes the grid's manifest first, usually
     /// fetches second. Three grids run.
     func testALongTrialDoesNotHoldBackTheOtherGroup() throws {
-        let grid = try writeGrid(epochs: 1, parameters: "  training.epochs: {values: [1, 30, 1, 1]}", train: 2048, batch: 2)
+        let grid = try writeGrid(
+            epochs: 1, parameters: "  training.epochs: {values: [1, 30, 1, 1]}", train: 2048, batch: 2)
         for attempt in 0..<3 {
             let out = directory.file("queue-\(attempt)")
             let result = try CommandRunner.mpirun(ranks: 2, ["grid", grid, "--ranks-per-trial", "1", "--out", out])
             XCTAssertEqual(result.status, 0, result.stderr)
             func group(_ trial: Int) throws -> Int {
-                let data = try Data(contentsOf: URL(fileURLWithPath: "\(out)/\(String(format: "trial-%03d", trial))/status.json"))
+                let data = try Data(
+                    contentsOf: URL(fileURLWithPath: "\(out)/\(String(format: "trial-%03d", trial))/status.json"))
                 return try XCTUnwrap((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["group"] as? Int)
             }
             let long = try group(1)
-            XCTAssertEqual(try [0, 2, 3].map(group), [Int](repeating: 1 - long, count: 3),
-                           "the group of the long trial (\(long)) took no other: \(result.stdout)")
+            XCTAssertEqual(
+                try [0, 2, 3].map(group), [Int](repeating: 1 - long, count: 3),
+                "the group of the long trial (\(long)) took no other: \(result.stdout)")
         }
     }
 }

@@ -20,36 +20,49 @@ final class PrepareCommandTests: XCTestCase {
     func writeScene(labels: [UInt8]? = nil, height: Int = 4, width: Int = 5) throws -> (cube: String, labels: String) {
         let cube = (0..<(height * width * 3)).map { UInt16($0 * 3 % 101) }
         let map = labels ?? (0..<(height * width)).map { UInt8($0 % 3) }
-        return (try write("cube.npy", RawFiles.npy(descr: "<u2", shape: [height, width, 3], data: RawFiles.bytes(cube))),
-                try write("gt.npy", RawFiles.npy(descr: "|u1", shape: [4, 5], data: map)))
+        return (
+            try write("cube.npy", RawFiles.npy(descr: "<u2", shape: [height, width, 3], data: RawFiles.bytes(cube))),
+            try write("gt.npy", RawFiles.npy(descr: "|u1", shape: [4, 5], data: map))
+        )
     }
 
     func hsi(_ scene: (cube: String, labels: String), _ extra: [String] = []) throws -> CommandResult {
-        try CommandRunner.cgt(["prepare", "hsi", "--cube", scene.cube, "--labels", scene.labels, "--ignore-label", "0",
-                               "--test-fraction", "0.3", "--out", out] + extra)
+        try CommandRunner.cgt(
+            [
+                "prepare", "hsi", "--cube", scene.cube, "--labels", scene.labels, "--ignore-label", "0",
+                "--test-fraction", "0.3", "--out", out,
+            ] + extra)
     }
 
     /// Fashion-MNIST-style files: `count` 2x2 images per split, gzip (stored blocks) or plain.
     func writeFashion(count: Int = 20, compress: Bool = true) throws {
         for prefix in ["train", "t10k"] {
-            let images = RawFiles.idx(typeCode: 0x08, shape: [count, 2, 2], data: (0..<(count * 4)).map { UInt8($0 % 256) })
+            let images = RawFiles.idx(
+                typeCode: 0x08, shape: [count, 2, 2], data: (0..<(count * 4)).map { UInt8($0 % 256) })
             let labels = RawFiles.idx(typeCode: 0x08, shape: [count], data: (0..<count).map { UInt8($0 % 10) })
-            _ = try write("\(prefix)-images-idx3-ubyte\(compress ? ".gz" : "")", compress ? RawFiles.gzipStored(images) : images)
-            _ = try write("\(prefix)-labels-idx1-ubyte\(compress ? ".gz" : "")", compress ? RawFiles.gzipStored(labels) : labels)
+            _ = try write(
+                "\(prefix)-images-idx3-ubyte\(compress ? ".gz" : "")", compress ? RawFiles.gzipStored(images) : images)
+            _ = try write(
+                "\(prefix)-labels-idx1-ubyte\(compress ? ".gz" : "")", compress ? RawFiles.gzipStored(labels) : labels)
         }
     }
 
-    func assertRefused(_ result: CommandResult, naming file: String, mentions words: [String] = [],
-                       file testFile: StaticString = #filePath, line: UInt = #line) {
+    func assertRefused(
+        _ result: CommandResult, naming file: String, mentions words: [String] = [],
+        file testFile: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertNotEqual(result.status, 0, "exit status", file: testFile, line: line)
         let lines = result.stderr.split(separator: "\n")
         XCTAssertEqual(lines.count, 1, "one line: \(result.stderr)", file: testFile, line: line)
         XCTAssertTrue(result.stderr.hasPrefix("cgt: error: "), result.stderr, file: testFile, line: line)
         for word in [file] + words {
-            XCTAssertTrue(result.stderr.contains(word), "'\(result.stderr)' should mention '\(word)'", file: testFile, line: line)
+            XCTAssertTrue(
+                result.stderr.contains(word), "'\(result.stderr)' should mention '\(word)'", file: testFile, line: line)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out), "no output file", file: testFile, line: line)
-        XCTAssertFalse(directory.contents().contains { $0.contains(".tmp") }, "no temporary file: \(directory.contents())", file: testFile, line: line)
+        XCTAssertFalse(
+            directory.contents().contains { $0.contains(".tmp") }, "no temporary file: \(directory.contents())",
+            file: testFile, line: line)
     }
 
     // MARK: - Success
@@ -67,8 +80,10 @@ final class PrepareCommandTests: XCTestCase {
 
         let inspected = try CommandRunner.cgt(["inspect", out])
         XCTAssertEqual(inspected.status, 0, inspected.stderr)
-        for text in ["2 classes, feature shape [3]", "train", "validation", "test", "class 1", "normalization: minmax",
-                     "split_method: stratified", "source_kind: hsi", "source_sha256", "label_ids: [1, 2]"] {
+        for text in [
+            "2 classes, feature shape [3]", "train", "validation", "test", "class 1", "normalization: minmax",
+            "split_method: stratified", "source_kind: hsi", "source_sha256", "label_ids: [1, 2]",
+        ] {
             XCTAssertTrue(inspected.stdout.contains(text), "inspect shows '\(text)':\n\(inspected.stdout)")
         }
         let dump = try CommandRunner.run("/usr/bin/h5dump", ["-H", out])
@@ -92,15 +107,19 @@ final class PrepareCommandTests: XCTestCase {
         let x = RawFiles.npy(descr: "<f4", shape: [10, 2], data: RawFiles.bytes((0..<20).map { Float($0) }))
         let y = RawFiles.npy(descr: "<i8", shape: [10], data: RawFiles.bytes((0..<10).map { Int64($0 % 2) }))
         let archive = try write("data.npz", RawFiles.zip([("X.npy", x, nil), ("y.npy", y, nil)]))
-        let npy = try CommandRunner.cgt(["prepare", "npy", "--x", "\(archive):X", "--y", "\(archive):y", "--normalize", "zscore", "--out", out])
+        let npy = try CommandRunner.cgt([
+            "prepare", "npy", "--x", "\(archive):X", "--y", "\(archive):y", "--normalize", "zscore", "--out", out,
+        ])
         XCTAssertEqual(npy.status, 0, npy.stderr)
         XCTAssertEqual(try DatasetReader(path: out).splitSizes, ["train": 7, "test": 3])
 
         let csv = directory.file("iris.csv")
         try "id,length,width,species\n1,5.1,3.5,setosa\n2,7.0,3.2,versicolor\n3,4.9,3.0,setosa\n4,6.4,3.2,versicolor\n"
             .write(toFile: csv, atomically: true, encoding: .utf8)
-        let table = try CommandRunner.cgt(["prepare", "csv", "--file", csv, "--label-column", "species", "--drop-column", "id",
-                                           "--test-fraction", "0.5", "--out", out, "--force"])
+        let table = try CommandRunner.cgt([
+            "prepare", "csv", "--file", csv, "--label-column", "species", "--drop-column", "id",
+            "--test-fraction", "0.5", "--out", out, "--force",
+        ])
         XCTAssertEqual(table.status, 0, table.stderr)
         let reader = try DatasetReader(path: out)
         XCTAssertEqual(reader.classNames, ["setosa", "versicolor"])
@@ -125,8 +144,9 @@ final class PrepareCommandTests: XCTestCase {
         let images = directory.file("train-images-idx3-ubyte.gz")
         let bytes = try XCTUnwrap(FileManager.default.contents(atPath: images))
         try bytes.prefix(bytes.count - 30).write(to: URL(fileURLWithPath: images))
-        assertRefused(try CommandRunner.cgt(["prepare", "fashion-mnist", "--dir", directory.path, "--out", out]),
-                      naming: images, mentions: ["truncated"])
+        assertRefused(
+            try CommandRunner.cgt(["prepare", "fashion-mnist", "--dir", directory.path, "--out", out]),
+            naming: images, mentions: ["truncated"])
     }
 
     func testCorruptGzip() throws {
@@ -135,31 +155,37 @@ final class PrepareCommandTests: XCTestCase {
         var bytes = try XCTUnwrap(FileManager.default.contents(atPath: labels))
         bytes[bytes.count - 8] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: labels))
-        assertRefused(try CommandRunner.cgt(["prepare", "fashion-mnist", "--dir", directory.path, "--out", out]),
-                      naming: labels, mentions: ["not valid gzip data"])
+        assertRefused(
+            try CommandRunner.cgt(["prepare", "fashion-mnist", "--dir", directory.path, "--out", out]),
+            naming: labels, mentions: ["not valid gzip data"])
     }
 
     func testIDXMagicAndDimensionMismatch() throws {
         try writeFashion(compress: false)
         let images = directory.file("t10k-images-idx3-ubyte")
         try RawFiles.write([0, 0, 0x08, 0x07, 0, 0, 0, 1], to: images)
-        assertRefused(try CommandRunner.cgt(["prepare", "fashion-mnist", "--dir", directory.path, "--out", out]),
-                      naming: images, mentions: ["truncated"])
+        assertRefused(
+            try CommandRunner.cgt(["prepare", "fashion-mnist", "--dir", directory.path, "--out", out]),
+            naming: images, mentions: ["truncated"])
         try RawFiles.write([1, 2, 3, 4, 5, 6, 7, 8], to: images)
-        assertRefused(try CommandRunner.cgt(["prepare", "fashion-mnist", "--dir", directory.path, "--out", out]),
-                      naming: images, mentions: ["not an IDX file"])
+        assertRefused(
+            try CommandRunner.cgt(["prepare", "fashion-mnist", "--dir", directory.path, "--out", out]),
+            naming: images, mentions: ["not an IDX file"])
         try writeFashion(compress: false)
         let labels = directory.file("train-labels-idx1-ubyte")
-        try RawFiles.write(RawFiles.idx(typeCode: 0x08, shape: [19], data: [UInt8](repeating: 0, count: 19)), to: labels)
-        assertRefused(try CommandRunner.cgt(["prepare", "fashion-mnist", "--dir", directory.path, "--out", out]),
-                      naming: labels, mentions: ["19 labels", "20 images"])
+        try RawFiles.write(
+            RawFiles.idx(typeCode: 0x08, shape: [19], data: [UInt8](repeating: 0, count: 19)), to: labels)
+        assertRefused(
+            try CommandRunner.cgt(["prepare", "fashion-mnist", "--dir", directory.path, "--out", out]),
+            naming: labels, mentions: ["19 labels", "20 images"])
     }
 
     func testNpyWithABadHeaderOrTooFewBytes() throws {
         let scene = try writeScene()
         let bad = try write("bad.npy", RawFiles.npy(header: "{'descr': '<u2', 'shape': (4, 5, 3), }", data: []))
         assertRefused(try hsi((bad, scene.labels)), naming: bad, mentions: ["bad .npy header", "fortran_order"])
-        let short = try write("short.npy", RawFiles.npy(descr: "<u2", shape: [4, 5, 3], data: [UInt8](repeating: 0, count: 100)))
+        let short = try write(
+            "short.npy", RawFiles.npy(descr: "<u2", shape: [4, 5, 3], data: [UInt8](repeating: 0, count: 100)))
         assertRefused(try hsi((short, scene.labels)), naming: short, mentions: ["needs 120 bytes", "only has 100"])
         let huge = try write("huge.npy", RawFiles.npy(descr: "<f8", shape: [1 << 20, 1 << 20, 200], data: [1, 2, 3]))
         assertRefused(try hsi((huge, scene.labels)), naming: huge, mentions: ["only has 3"])
@@ -172,14 +198,22 @@ final class PrepareCommandTests: XCTestCase {
 
     func testLabelsThatDoNotFit() throws {
         let scene = try writeScene()
-        let fractional = try write("frac.npy", RawFiles.npy(descr: "<f8", shape: [4, 5], data: RawFiles.bytes([Double](repeating: 1.5, count: 20))))
+        let fractional = try write(
+            "frac.npy",
+            RawFiles.npy(descr: "<f8", shape: [4, 5], data: RawFiles.bytes([Double](repeating: 1.5, count: 20))))
         assertRefused(try hsi((scene.cube, fractional)), naming: fractional, mentions: ["not an integer label"])
-        let x = try write("x.npy", RawFiles.npy(descr: "<f4", shape: [4, 2], data: RawFiles.bytes([Float](repeating: 1, count: 8))))
-        let y = try write("y.npy", RawFiles.npy(descr: "<i4", shape: [5], data: RawFiles.bytes([Int32](repeating: 1, count: 5))))
-        assertRefused(try CommandRunner.cgt(["prepare", "npy", "--x", x, "--y", y, "--out", out]), naming: y, mentions: ["5 labels", "4 samples"])
+        let x = try write(
+            "x.npy", RawFiles.npy(descr: "<f4", shape: [4, 2], data: RawFiles.bytes([Float](repeating: 1, count: 8))))
+        let y = try write(
+            "y.npy", RawFiles.npy(descr: "<i4", shape: [5], data: RawFiles.bytes([Int32](repeating: 1, count: 5))))
+        assertRefused(
+            try CommandRunner.cgt(["prepare", "npy", "--x", x, "--y", y, "--out", out]), naming: y,
+            mentions: ["5 labels", "4 samples"])
         let names = directory.file("names.txt")
         try "only one\n".write(toFile: names, atomically: true, encoding: .utf8)
-        assertRefused(try hsi(scene, ["--class-names", names]), naming: names, mentions: ["names 1 classes but the labels hold 2"])
+        assertRefused(
+            try hsi(scene, ["--class-names", names]), naming: names, mentions: ["names 1 classes but the labels hold 2"]
+        )
     }
 
     func testNaNAndInfinity() throws {
@@ -188,18 +222,24 @@ final class PrepareCommandTests: XCTestCase {
         values[3 * 1 + 1] = .nan
         let cube = try write("nan.npy", RawFiles.npy(descr: "<f4", shape: [4, 5, 3], data: RawFiles.bytes(values)))
         assertRefused(try hsi((cube, scene.labels)), naming: cube, mentions: ["pixel (row 0, column 1), band 1 is nan"])
-        let x = try write("inf.npy", RawFiles.npy(descr: "<f8", shape: [4, 1], data: RawFiles.bytes([1.0, .infinity, 2, 3])))
+        let x = try write(
+            "inf.npy", RawFiles.npy(descr: "<f8", shape: [4, 1], data: RawFiles.bytes([1.0, .infinity, 2, 3])))
         let y = try write("y.npy", RawFiles.npy(descr: "<i4", shape: [4], data: RawFiles.bytes([Int32(0), 1, 0, 1])))
-        assertRefused(try CommandRunner.cgt(["prepare", "npy", "--x", x, "--y", y, "--out", out]), naming: x, mentions: ["sample 1, feature 0 is inf"])
+        assertRefused(
+            try CommandRunner.cgt(["prepare", "npy", "--x", x, "--y", y, "--out", out]), naming: x,
+            mentions: ["sample 1, feature 0 is inf"])
         let csv = directory.file("nan.csv")
         try "a,class\n1,x\nNaN,y\n".write(toFile: csv, atomically: true, encoding: .utf8)
-        assertRefused(try CommandRunner.cgt(["prepare", "csv", "--file", csv, "--label-column", "class", "--out", out]),
-                      naming: csv, mentions: ["line 3, column 'a'", "not finite"])
+        assertRefused(
+            try CommandRunner.cgt(["prepare", "csv", "--file", csv, "--label-column", "class", "--out", out]),
+            naming: csv, mentions: ["line 3, column 'a'", "not finite"])
     }
 
     func testEmptyClassesAfterFiltering() throws {
         let allUnlabelled = try writeScene(labels: [UInt8](repeating: 0, count: 20))
-        assertRefused(try hsi(allUnlabelled), naming: allUnlabelled.labels, mentions: ["no labelled pixels left after dropping label(s) 0"])
+        assertRefused(
+            try hsi(allUnlabelled), naming: allUnlabelled.labels,
+            mentions: ["no labelled pixels left after dropping label(s) 0"])
         let oneClass = try writeScene(labels: (0..<20).map { UInt8($0 % 2) })
         assertRefused(try hsi(oneClass), naming: oneClass.labels, mentions: ["only one class (label 1) is left"])
     }
@@ -207,26 +247,36 @@ final class PrepareCommandTests: XCTestCase {
     func testNonNumericCSV() throws {
         let csv = directory.file("text.csv")
         try "a,b,class\n1,2,x\n3,four,y\n".write(toFile: csv, atomically: true, encoding: .utf8)
-        assertRefused(try CommandRunner.cgt(["prepare", "csv", "--file", csv, "--label-column", "class", "--out", out]),
-                      naming: csv, mentions: ["line 3, column 'b'", "'four' is not a number"])
+        assertRefused(
+            try CommandRunner.cgt(["prepare", "csv", "--file", csv, "--label-column", "class", "--out", out]),
+            naming: csv, mentions: ["line 3, column 'b'", "'four' is not a number"])
     }
 
     func testMissingInputFile() throws {
         let missing = directory.file("nowhere.npy")
         assertRefused(try hsi((missing, missing)), naming: missing, mentions: ["no such file"])
-        assertRefused(try CommandRunner.cgt(["prepare", "fashion-mnist", "--dir", directory.path, "--out", out]),
-                      naming: directory.file("train-images-idx3-ubyte.gz"), mentions: ["no such file"])
+        assertRefused(
+            try CommandRunner.cgt(["prepare", "fashion-mnist", "--dir", directory.path, "--out", out]),
+            naming: directory.file("train-images-idx3-ubyte.gz"), mentions: ["no such file"])
         let elsewhere = directory.file("missing-folder/out.h5")
         let result = try hsi(try writeScene(), ["--out", elsewhere])
         XCTAssertNotEqual(result.status, 0)
-        XCTAssertTrue(result.stderr.contains("\(elsewhere): folder \(directory.file("missing-folder")) does not exist"), result.stderr)
+        XCTAssertTrue(
+            result.stderr.contains("\(elsewhere): folder \(directory.file("missing-folder")) does not exist"),
+            result.stderr)
     }
 
     /// A full disk, simulated with a file-size limit: writes fail with EFBIG instead of ENOSPC.
     func testAFullDiskLeavesNoFile() throws {
         let samples = 3000
-        let x = try write("x.npy", RawFiles.npy(descr: "<f4", shape: [samples, 20], data: RawFiles.bytes(Fixtures.normals(samples * 20, seed: 1))))
-        let y = try write("y.npy", RawFiles.npy(descr: "<i4", shape: [samples], data: RawFiles.bytes(Fixtures.labels(samples, classes: 3, seed: 2))))
+        let x = try write(
+            "x.npy",
+            RawFiles.npy(
+                descr: "<f4", shape: [samples, 20], data: RawFiles.bytes(Fixtures.normals(samples * 20, seed: 1))))
+        let y = try write(
+            "y.npy",
+            RawFiles.npy(
+                descr: "<i4", shape: [samples], data: RawFiles.bytes(Fixtures.labels(samples, classes: 3, seed: 2))))
         let command = "trap '' XFSZ; ulimit -f 128; exec \"$0\" prepare npy --x \"$1\" --y \"$2\" --out \"$3\""
         let result = try CommandRunner.run("/bin/bash", ["-c", command, CommandRunner.cgt, x, y, out])
         assertRefused(result, naming: out, mentions: ["cannot write"])

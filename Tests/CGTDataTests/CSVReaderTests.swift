@@ -6,9 +6,12 @@ import XCTest
 final class CSVReaderTests: XCTestCase {
     let path = "/data/table.csv"
 
-    func table(_ text: String, label: String = "class", drop: Set<String> = [], delimiter: Character = ",") throws -> CSVReader.Table {
-        try CSVReader.read(SourceFile(path: path, bytes: Array(text.utf8)), labelColumn: label, dropColumns: drop,
-                           delimiter: delimiter.asciiValue!)
+    func table(_ text: String, label: String = "class", drop: Set<String> = [], delimiter: Character = ",") throws
+        -> CSVReader.Table
+    {
+        try CSVReader.read(
+            SourceFile(path: path, bytes: Array(text.utf8)), labelColumn: label, dropColumns: drop,
+            delimiter: delimiter.asciiValue!)
     }
 
     func testReadsQuotedFieldsCRLFAndABOM() throws {
@@ -49,6 +52,8 @@ final class CSVReaderTests: XCTestCase {
         for (text, words) in cases {
             assertDatasetError(file: path, mentions: words) { try table(text) }
         }
-        assertDatasetError(file: path, mentions: ["no column 'ident' to drop"]) { try table("a,class\n1,x\n", drop: ["ident"]) }
+        assertDatasetError(file: path, mentions: ["no column 'ident' to drop"]) {
+            try table("a,class\n1,x\n", drop: ["ident"])
+        }
     }
 }

@@ -9,7 +9,8 @@ final class DatasetReaderTests: XCTestCase {
     let directory = TemporaryDirectory("dataset")
 
     func testReadsWhatTheWriterWrote() throws {
-        let train = DatasetSplit(name: "train", features: [1, 2, 3, 4, 5, 6], labels: [0, 1, 1], sampleIDs: [0, 1, 2], featureShape: [2])
+        let train = DatasetSplit(
+            name: "train", features: [1, 2, 3, 4, 5, 6], labels: [0, 1, 1], sampleIDs: [0, 1, 2], featureShape: [2])
         let test = DatasetSplit(name: "test", features: [7, 8], labels: [1], sampleIDs: [0], featureShape: [2])
         let path = directory.file("ok.h5")
         try DatasetWriter.write(to: path, classNames: ["a", "β"], featureShape: [2], splits: [train, test])
@@ -45,8 +46,10 @@ final class DatasetReaderTests: XCTestCase {
         return path
     }
 
-    private func assertRefused(_ path: String, object: String, mentions words: [String], readSplit: Bool = false,
-                               file: StaticString = #filePath, line: UInt = #line) {
+    private func assertRefused(
+        _ path: String, object: String, mentions words: [String], readSplit: Bool = false,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         do {
             let reader = try DatasetReader(path: path)
             if readSplit { _ = try reader.read(split: "train") }
@@ -56,7 +59,9 @@ final class DatasetReaderTests: XCTestCase {
             XCTAssertEqual(error.object, object, "\(error)", file: file, line: line)
             let text = error.description
             XCTAssertFalse(text.contains("\n"), "one line: \(text)", file: file, line: line)
-            for word in words { XCTAssertTrue(text.contains(word), "'\(text)' should mention '\(word)'", file: file, line: line) }
+            for word in words {
+                XCTAssertTrue(text.contains(word), "'\(text)' should mention '\(word)'", file: file, line: line)
+            }
         } catch {
             XCTFail("unexpected error type \(type(of: error)): \(error)", file: file, line: line)
         }
@@ -99,7 +104,9 @@ final class DatasetReaderTests: XCTestCase {
     }
 
     /// A file in the layout but for the element types of x and y.
-    private func fileWithTypes<X: HDF5Scalar & Numeric, Y: HDF5Scalar & Numeric>(_ name: String, _ x: X.Type, _ y: Y.Type) throws -> String {
+    private func fileWithTypes<X: HDF5Scalar & Numeric, Y: HDF5Scalar & Numeric>(
+        _ name: String, _ x: X.Type, _ y: Y.Type
+    ) throws -> String {
         let path = directory.file(name)
         try withNewHDF5File(path) { file in
             let root = file.root
@@ -115,11 +122,14 @@ final class DatasetReaderTests: XCTestCase {
     }
 
     func testWrongFeatureDtype() throws {
-        assertRefused(try fileWithTypes("dtype.h5", Double.self, Int32.self), object: "/train/x", mentions: ["float64", "float32"])
+        assertRefused(
+            try fileWithTypes("dtype.h5", Double.self, Int32.self), object: "/train/x",
+            mentions: ["float64", "float32"])
     }
 
     func testWrongLabelDtype() throws {
-        assertRefused(try fileWithTypes("ydtype.h5", Float.self, Int64.self), object: "/train/y", mentions: ["int64", "int32"])
+        assertRefused(
+            try fileWithTypes("ydtype.h5", Float.self, Int64.self), object: "/train/y", mentions: ["int64", "int32"])
     }
 
     func testMismatchedSampleCounts() throws {
@@ -138,14 +148,18 @@ final class DatasetReaderTests: XCTestCase {
 
     func testLabelOutOfRange() throws {
         let path = try file("label.h5") { root in
-            try [Int32](arrayLiteral: 0, 1, 3, 1).withUnsafeBufferPointer { try root.openDataset("train/y").write($0, rows: 0..<4) }
+            try [Int32](arrayLiteral: 0, 1, 3, 1).withUnsafeBufferPointer {
+                try root.openDataset("train/y").write($0, rows: 0..<4)
+            }
         }
         assertRefused(path, object: "/train/y", mentions: ["label 3", "row 2", "[0, 3)"], readSplit: true)
     }
 
     func testNegativeLabel() throws {
         let path = try file("negative.h5") { root in
-            try [Int32](arrayLiteral: -1, 1, 2, 1).withUnsafeBufferPointer { try root.openDataset("train/y").write($0, rows: 0..<4) }
+            try [Int32](arrayLiteral: -1, 1, 2, 1).withUnsafeBufferPointer {
+                try root.openDataset("train/y").write($0, rows: 0..<4)
+            }
         }
         assertRefused(path, object: "/train/y", mentions: ["label -1", "row 0"], readSplit: true)
     }

@@ -7,12 +7,14 @@ import XCTest
 final class FashionMNISTTests: XCTestCase {
     func testPreparesTheRealFiles() throws {
         let directory = FashionMNIST.defaultDirectory
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: "\(directory)/train-images-idx3-ubyte.gz"),
-                          "Fashion-MNIST is not installed (hdf5_data/fetch-fashion-mnist installs it)")
+        try XCTSkipUnless(
+            FileManager.default.fileExists(atPath: "\(directory)/train-images-idx3-ubyte.gz"),
+            "Fashion-MNIST is not installed (hdf5_data/fetch-fashion-mnist installs it)")
         let output = TemporaryDirectory("fashion")
         let path = output.file("fashion_mnist.h5")
-        let prepared = try FashionMNIST.prepare(directory: directory, normalization: .fixed(FashionMNIST.paperNormalization),
-                                                plan: SplitPlan(testFraction: .zero), commandLine: "test", toolVersion: "test")
+        let prepared = try FashionMNIST.prepare(
+            directory: directory, normalization: .fixed(FashionMNIST.paperNormalization),
+            plan: SplitPlan(testFraction: .zero), commandLine: "test", toolVersion: "test")
         try DatasetWriter.write(prepared, to: path)
 
         let reader = try DatasetReader(path: path)
@@ -22,8 +24,10 @@ final class FashionMNISTTests: XCTestCase {
         try withOpenHDF5File(path) { file in
             XCTAssertEqual(try file.root.openDataset("train/x").shape, [60_000, 1, 28, 28])
             XCTAssertEqual(try file.root.openDataset("test/x").shape, [10_000, 1, 28, 28])
-            XCTAssertEqual(try file.root.openGroup("train").intArrayAttribute("class_counts"), [Int](repeating: 6_000, count: 10))
-            XCTAssertEqual(try file.root.openGroup("test").intArrayAttribute("class_counts"), [Int](repeating: 1_000, count: 10))
+            XCTAssertEqual(
+                try file.root.openGroup("train").intArrayAttribute("class_counts"), [Int](repeating: 6_000, count: 10))
+            XCTAssertEqual(
+                try file.root.openGroup("test").intArrayAttribute("class_counts"), [Int](repeating: 1_000, count: 10))
             XCTAssertEqual(try file.root.stringArrayAttribute("source_sha256").count, 4)
         }
         let train = try reader.read(split: "train", rows: 0..<1000)

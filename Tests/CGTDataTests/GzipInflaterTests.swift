@@ -8,17 +8,21 @@ final class GzipInflaterTests: XCTestCase {
 
     func testInflatesZlibGzipAndStoredBlockGzip() throws {
         for packed in [Deflate.compress(data, gzip: true), RawFiles.gzipStored(data)] {
-            XCTAssertEqual(try GzipInflater.inflate(packed, format: .gzip, expectedCount: data.count, file: "f.gz"), data)
+            XCTAssertEqual(
+                try GzipInflater.inflate(packed, format: .gzip, expectedCount: data.count, file: "f.gz"), data)
         }
     }
 
     func testInflatesRawDeflate() throws {
         let packed = Deflate.compress(data, gzip: false)
-        XCTAssertEqual(try GzipInflater.inflate(packed, format: .rawDeflate, expectedCount: data.count, file: "a.npz", object: "X.npy"), data)
+        XCTAssertEqual(
+            try GzipInflater.inflate(
+                packed, format: .rawDeflate, expectedCount: data.count, file: "a.npz", object: "X.npy"), data)
     }
 
     func testReadsInPiecesAndAcrossConcatenatedMembers() throws {
-        let first = Array(data[..<70_000]), second = Array(data[70_000...])
+        let first = Array(data[..<70_000])
+        let second = Array(data[70_000...])
         let packed = Deflate.compress(first, gzip: true) + RawFiles.gzipStored(second)
         let inflater = try GzipInflater(packed, format: .gzip, file: "f.gz")
         var output: [UInt8] = []
@@ -35,7 +39,8 @@ final class GzipInflaterTests: XCTestCase {
         let packed = Deflate.compress(data, gzip: true)
         for length in [0, 5, 10, packed.count / 2, packed.count - 4, packed.count - 1] {
             assertDatasetError(file: "f.gz", mentions: [length == 0 ? "empty" : "truncated"]) {
-                try GzipInflater.inflate(Array(packed[..<length]), format: .gzip, expectedCount: data.count, file: "f.gz")
+                try GzipInflater.inflate(
+                    Array(packed[..<length]), format: .gzip, expectedCount: data.count, file: "f.gz")
             }
         }
     }
@@ -69,7 +74,8 @@ final class GzipInflaterTests: XCTestCase {
         assertDatasetError(file: "f.gz", mentions: ["holds more than"]) {
             try GzipInflater.inflate(packed, format: .gzip, expectedCount: data.count - 1, file: "f.gz")
         }
-        assertDatasetError(file: "f.gz", mentions: ["decompresses to \(data.count) bytes, expected \(data.count + 1)"]) {
+        assertDatasetError(file: "f.gz", mentions: ["decompresses to \(data.count) bytes, expected \(data.count + 1)"])
+        {
             try GzipInflater.inflate(packed, format: .gzip, expectedCount: data.count + 1, file: "f.gz")
         }
     }

@@ -14,21 +14,31 @@ final class HyperspectralPreparationTests: XCTestCase {
     func value(_ r: Int, _ c: Int, _ b: Int) -> UInt16 { UInt16(1000 + 100 * r + 10 * c + b) }
 
     /// Writes the cube (Fortran order, like the real Indian Pines file) and the label map.
-    func writeScene(cubeName: String = "cube.npy", labelsName: String = "gt.npy") throws -> (cube: String, labels: String) {
+    func writeScene(cubeName: String = "cube.npy", labelsName: String = "gt.npy") throws -> (
+        cube: String, labels: String
+    ) {
         var fortran: [UInt16] = []
         for b in 0..<bands { for c in 0..<width { for r in 0..<height { fortran.append(value(r, c, b)) } } }
-        let cube = directory.file(cubeName), labels = directory.file(labelsName)
-        try RawFiles.write(RawFiles.npy(descr: "<u2", shape: [height, width, bands], fortranOrder: true, data: RawFiles.bytes(fortran)), to: cube)
+        let cube = directory.file(cubeName)
+        let labels = directory.file(labelsName)
+        try RawFiles.write(
+            RawFiles.npy(
+                descr: "<u2", shape: [height, width, bands], fortranOrder: true, data: RawFiles.bytes(fortran)),
+            to: cube)
         var map: [UInt8] = []
         for r in 0..<height { for c in 0..<width { map.append(label(r, c)) } }
         try RawFiles.write(RawFiles.npy(descr: "|u1", shape: [height, width], data: map), to: labels)
         return (cube, labels)
     }
 
-    func prepare(_ scene: (cube: String, labels: String), ignoring: [Int64] = [0], normalization: Normalization.Method = .minmax) throws -> PreparedDataset {
+    func prepare(
+        _ scene: (cube: String, labels: String), ignoring: [Int64] = [0], normalization: Normalization.Method = .minmax
+    ) throws -> PreparedDataset {
         try HyperspectralPreparation.prepare(
-            cube: scene.cube, labels: scene.labels, ignoring: ignoring, classNamesFile: nil, normalization: .fit(normalization),
-            plan: SplitPlan(testFraction: SplitFraction("0.3")!, seed: 7), commandLine: "cgt prepare hsi ...", toolVersion: "9.9")
+            cube: scene.cube, labels: scene.labels, ignoring: ignoring, classNamesFile: nil,
+            normalization: .fit(normalization),
+            plan: SplitPlan(testFraction: SplitFraction("0.3")!, seed: 7), commandLine: "cgt prepare hsi ...",
+            toolVersion: "9.9")
     }
 
     func testLabelledPixelsBecomeNormalisedSamples() throws {
@@ -37,9 +47,11 @@ final class HyperspectralPreparationTests: XCTestCase {
         XCTAssertEqual(prepared.attributes["label_ids"], .ints([3, 7, 9]))
         XCTAssertEqual(prepared.attributes["image_shape"], .ints([height, width]))
         XCTAssertEqual(prepared.featureShape, [bands])
-        let train = try XCTUnwrap(prepared.split("train")), test = try XCTUnwrap(prepared.split("test"))
+        let train = try XCTUnwrap(prepared.split("train"))
+        let test = try XCTUnwrap(prepared.split("test"))
         XCTAssertEqual(train.count + test.count, 15, "the 15 labelled pixels of the 30")
-        let trainPixels = try XCTUnwrap(prepared.sourceIndices["train"]), testPixels = try XCTUnwrap(prepared.sourceIndices["test"])
+        let trainPixels = try XCTUnwrap(prepared.sourceIndices["train"])
+        let testPixels = try XCTUnwrap(prepared.sourceIndices["test"])
         XCTAssertEqual(Set(trainPixels + testPixels).count, 15)
         // Statistics of the training pixels only, computed here from the scene's formula.
         let pixels = { (list: [Int64]) in list.map { (Int($0) / self.width, Int($0) % self.width) } }
@@ -89,7 +101,9 @@ final class HyperspectralPreparationTests: XCTestCase {
         if FileManager.default.isExecutableFile(atPath: h5dump) {
             let dump = try runTool(h5dump, ["-H", path])
             XCTAssertEqual(dump.status, 0, dump.output)
-            for object in ["GROUP \"train\"", "DATASET \"x\"", "DATASET \"source_index\"", "ATTRIBUTE \"source_sha256\""] {
+            for object in [
+                "GROUP \"train\"", "DATASET \"x\"", "DATASET \"source_index\"", "ATTRIBUTE \"source_sha256\"",
+            ] {
                 XCTAssertTrue(dump.output.contains(object), "h5dump shows \(object)")
             }
         }
@@ -98,17 +112,29 @@ final class HyperspectralPreparationTests: XCTestCase {
     func testBadScenes() throws {
         let scene = try writeScene()
         let other = directory.file("other.npy")
-        try RawFiles.write(RawFiles.npy(descr: "|u1", shape: [height, width + 1], data: [UInt8](repeating: 1, count: height * (width + 1))), to: other)
-        assertDatasetError(file: other, mentions: ["label map is 6 x 6 pixels", "is 6 x 5"]) { try prepare((scene.cube, other)) }
+        try RawFiles.write(
+            RawFiles.npy(
+                descr: "|u1", shape: [height, width + 1], data: [UInt8](repeating: 1, count: height * (width + 1))),
+            to: other)
+        assertDatasetError(file: other, mentions: ["label map is 6 x 6 pixels", "is 6 x 5"]) {
+            try prepare((scene.cube, other))
+        }
         assertDatasetError(file: scene.labels, mentions: ["cube has shape [6, 5]", "expected three axes"]) {
             try prepare((scene.labels, scene.labels))
         }
         assertDatasetError(file: scene.labels, mentions: ["no labelled pixels left", "3, 7, 9"]) {
             try prepare(scene, ignoring: [0, 3, 7, 9])
         }
-        assertDatasetError(file: scene.labels, mentions: ["only one class (label 9)"]) { try prepare(scene, ignoring: [0, 3, 7]) }
-        try RawFiles.write(RawFiles.npy(descr: "<f4", shape: [height, width], data: RawFiles.bytes([Float](repeating: 0.5, count: height * width))), to: other)
-        assertDatasetError(file: other, mentions: ["element 0 is 0.5", "not an integer label"]) { try prepare((scene.cube, other)) }
+        assertDatasetError(file: scene.labels, mentions: ["only one class (label 9)"]) {
+            try prepare(scene, ignoring: [0, 3, 7])
+        }
+        try RawFiles.write(
+            RawFiles.npy(
+                descr: "<f4", shape: [height, width],
+                data: RawFiles.bytes([Float](repeating: 0.5, count: height * width))), to: other)
+        assertDatasetError(file: other, mentions: ["element 0 is 0.5", "not an integer label"]) {
+            try prepare((scene.cube, other))
+        }
     }
 
     func testNaNInALabelledPixelIsRefusedAndInAnUnlabelledOneIgnored() throws {
@@ -118,11 +144,14 @@ final class HyperspectralPreparationTests: XCTestCase {
             for (i, _) in values.enumerated() { values[i] = Float(i % 17) }
             values[(pixel.0 * width + pixel.1) * bands + 2] = .nan
             let path = directory.file("nan.npy")
-            try RawFiles.write(RawFiles.npy(descr: "<f4", shape: [height, width, bands], data: RawFiles.bytes(values)), to: path)
+            try RawFiles.write(
+                RawFiles.npy(descr: "<f4", shape: [height, width, bands], data: RawFiles.bytes(values)), to: path)
             return path
         }
         let labelled = try writeCube(nanAt: (0, 1))
-        assertDatasetError(file: labelled, mentions: ["pixel (row 0, column 1), band 2 is nan"]) { try prepare((labelled, scene.labels)) }
+        assertDatasetError(file: labelled, mentions: ["pixel (row 0, column 1), band 2 is nan"]) {
+            try prepare((labelled, scene.labels))
+        }
         let unlabelled = try writeCube(nanAt: (0, 0))
         XCTAssertNoThrow(try prepare((unlabelled, scene.labels)))
     }

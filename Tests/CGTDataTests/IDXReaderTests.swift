@@ -39,7 +39,9 @@ final class IDXReaderTests: XCTestCase {
             try IDXReader.read(SourceFile(path: path, bytes: RawFiles.idx(typeCode: 0x0A, shape: [1], data: [1])))
         }
         let short = RawFiles.idx(typeCode: 0x08, shape: [2, 3], data: [1, 2, 3, 4, 5])
-        assertDatasetError(file: path, mentions: ["holds 5 bytes", "need 6"]) { try IDXReader.read(SourceFile(path: path, bytes: short)) }
+        assertDatasetError(file: path, mentions: ["holds 5 bytes", "need 6"]) {
+            try IDXReader.read(SourceFile(path: path, bytes: short))
+        }
         assertDatasetError(file: path, mentions: ["decompressed data ends before"]) {
             try IDXReader.read(SourceFile(path: path, bytes: RawFiles.gzipStored(short)))
         }
@@ -71,8 +73,12 @@ final class IDXReaderTests: XCTestCase {
             let images = RawFiles.idx(typeCode: 0x08, shape: [count, 4, 3], data: pixels)
             let labels = RawFiles.idx(typeCode: 0x08, shape: [count], data: (0..<count).map { UInt8($0 % 10) })
             let suffix = compress ? ".gz" : ""
-            try RawFiles.write(compress ? RawFiles.gzipStored(images) : images, to: directory.file("\(prefix)-images-idx3-ubyte\(suffix)"))
-            try RawFiles.write(compress ? Deflate.compress(labels, gzip: true) : labels, to: directory.file("\(prefix)-labels-idx1-ubyte\(suffix)"))
+            try RawFiles.write(
+                compress ? RawFiles.gzipStored(images) : images,
+                to: directory.file("\(prefix)-images-idx3-ubyte\(suffix)"))
+            try RawFiles.write(
+                compress ? Deflate.compress(labels, gzip: true) : labels,
+                to: directory.file("\(prefix)-labels-idx1-ubyte\(suffix)"))
         }
     }
 
@@ -91,10 +97,15 @@ final class IDXReaderTests: XCTestCase {
             let expected = (0..<12).map { Float((Double(UInt8(truncatingIfNeeded: $0 * 7)) / 255 - 0.286) / 0.353) }
             assertAllClose(Array(test.features[0..<12]), expected, relative: 1e-6)
             XCTAssertEqual(prepared.attributes["split_method"], .string("source"))
-            guard case .strings(let files)? = prepared.attributes["source_files"] else { return XCTFail("source_files") }
-            XCTAssertEqual(files.map { ($0 as NSString).lastPathComponent }, [
-                "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
-            ].map { $0 + (compress ? ".gz" : "") })
+            guard case .strings(let files)? = prepared.attributes["source_files"] else {
+                return XCTFail("source_files")
+            }
+            XCTAssertEqual(
+                files.map { ($0 as NSString).lastPathComponent },
+                [
+                    "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                    "t10k-labels-idx1-ubyte",
+                ].map { $0 + (compress ? ".gz" : "") })
             for name in directory.contents() { try FileManager.default.removeItem(atPath: directory.file(name)) }
         }
     }
@@ -102,21 +113,27 @@ final class IDXReaderTests: XCTestCase {
     func testFashionMNISTLabelsThatDoNotMatchTheImages() throws {
         try writeFashionFiles(compress: false)
         let labels = directory.file("train-labels-idx1-ubyte")
-        try RawFiles.write(RawFiles.idx(typeCode: 0x08, shape: [29], data: [UInt8](repeating: 1, count: 29)), to: labels)
+        try RawFiles.write(
+            RawFiles.idx(typeCode: 0x08, shape: [29], data: [UInt8](repeating: 1, count: 29)), to: labels)
         assertDatasetError(file: labels, mentions: ["holds 29 labels", "30 images"]) {
-            try FashionMNIST.prepare(directory: directory.path, normalization: .fit(.none), plan: SplitPlan(testFraction: .zero),
-                                     commandLine: "", toolVersion: "")
+            try FashionMNIST.prepare(
+                directory: directory.path, normalization: .fit(.none), plan: SplitPlan(testFraction: .zero),
+                commandLine: "", toolVersion: "")
         }
-        try RawFiles.write(RawFiles.idx(typeCode: 0x08, shape: [30], data: [UInt8](repeating: 10, count: 30)), to: labels)
+        try RawFiles.write(
+            RawFiles.idx(typeCode: 0x08, shape: [30], data: [UInt8](repeating: 10, count: 30)), to: labels)
         assertDatasetError(file: labels, mentions: ["label 10", "outside 0...9"]) {
-            try FashionMNIST.prepare(directory: directory.path, normalization: .fit(.none), plan: SplitPlan(testFraction: .zero),
-                                     commandLine: "", toolVersion: "")
+            try FashionMNIST.prepare(
+                directory: directory.path, normalization: .fit(.none), plan: SplitPlan(testFraction: .zero),
+                commandLine: "", toolVersion: "")
         }
         let images = directory.file("train-images-idx3-ubyte")
-        try RawFiles.write(RawFiles.idx(typeCode: 0x08, shape: [30, 12], data: [UInt8](repeating: 1, count: 360)), to: images)
+        try RawFiles.write(
+            RawFiles.idx(typeCode: 0x08, shape: [30, 12], data: [UInt8](repeating: 1, count: 360)), to: images)
         assertDatasetError(file: images, mentions: ["expected images: 3 dimensions", "0x00000803"]) {
-            try FashionMNIST.prepare(directory: directory.path, normalization: .fit(.none), plan: SplitPlan(testFraction: .zero),
-                                     commandLine: "", toolVersion: "")
+            try FashionMNIST.prepare(
+                directory: directory.path, normalization: .fit(.none), plan: SplitPlan(testFraction: .zero),
+                commandLine: "", toolVersion: "")
         }
     }
 }

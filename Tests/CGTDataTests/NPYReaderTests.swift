@@ -41,12 +41,14 @@ final class NPYReaderTests: XCTestCase {
         let shape = [2, 3, 4]
         var fortran: [Int32] = []
         for k in 0..<4 { for j in 0..<3 { for i in 0..<2 { fortran.append(Int32(100 * i + 10 * j + k)) } } }
-        let array = try read(RawFiles.npy(descr: "<i4", shape: shape, fortranOrder: true, data: RawFiles.bytes(fortran)))
+        let array = try read(
+            RawFiles.npy(descr: "<i4", shape: shape, fortranOrder: true, data: RawFiles.bytes(fortran)))
         var cOrder: [Float] = []
         for i in 0..<2 { for j in 0..<3 { for k in 0..<4 { cOrder.append(Float(100 * i + 10 * j + k)) } } }
         XCTAssertEqual(array.shape, shape)
         XCTAssertEqual(array.floatValues(), cOrder)
-        let vector = try read(RawFiles.npy(descr: "<i4", shape: [3], fortranOrder: true, data: RawFiles.bytes([Int32(1), 2, 3])))
+        let vector = try read(
+            RawFiles.npy(descr: "<i4", shape: [3], fortranOrder: true, data: RawFiles.bytes([Int32(1), 2, 3])))
         XCTAssertEqual(vector.floatValues(), [1, 2, 3], "one axis: both orders are the same")
     }
 
@@ -69,7 +71,9 @@ final class NPYReaderTests: XCTestCase {
         let labels = try read(RawFiles.npy(descr: "<f8", shape: [3], data: RawFiles.bytes([1.0, 2.0, 16.0])))
         XCTAssertEqual(try labels.integerValues(file: path), [1, 2, 16])
         let fractional = try read(RawFiles.npy(descr: "<f4", shape: [2], data: RawFiles.bytes([Float(1), 1.5])))
-        assertDatasetError(file: path, mentions: ["element 1 is 1.5", "not an integer label"]) { try fractional.integerValues(file: path) }
+        assertDatasetError(file: path, mentions: ["element 1 is 1.5", "not an integer label"]) {
+            try fractional.integerValues(file: path)
+        }
         let nan = try read(RawFiles.npy(descr: "<f8", shape: [1], data: RawFiles.bytes([Double.nan])))
         assertDatasetError(file: path, mentions: ["nan", "not an integer label"]) { try nan.integerValues(file: path) }
         let huge = try read(RawFiles.npy(descr: "<u8", shape: [1], data: RawFiles.bytes([UInt64.max])))
@@ -83,10 +87,22 @@ final class NPYReaderTests: XCTestCase {
             ([0x93] + Array("NUMPY".utf8) + [9, 0, 10, 0], "version 9.0"),
             (RawFiles.npy(header: "{'descr': '<f4', 'shape': (2,), }", data: data), "'fortran_order' is missing"),
             (RawFiles.npy(header: "{'descr': '<f4', 'fortran_order': False, }", data: data), "'shape' is missing"),
-            (RawFiles.npy(header: "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", data: data), "structured dtypes"),
-            (RawFiles.npy(header: "{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", data: data), "dtype '|O' is not supported"),
-            (RawFiles.npy(header: "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", data: data), "dtype '<c8' is not supported"),
-            (RawFiles.npy(header: "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }", data: data), "not a non-negative integer"),
+            (
+                RawFiles.npy(header: "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", data: data),
+                "structured dtypes"
+            ),
+            (
+                RawFiles.npy(header: "{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", data: data),
+                "dtype '|O' is not supported"
+            ),
+            (
+                RawFiles.npy(header: "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", data: data),
+                "dtype '<c8' is not supported"
+            ),
+            (
+                RawFiles.npy(header: "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }", data: data),
+                "not a non-negative integer"
+            ),
             (RawFiles.npy(header: "{'descr': '<f4' 'fortran_order': False}", data: data), "expected a dict literal"),
             (RawFiles.npy(header: String(repeating: "(", count: 10_000), data: data), "expected a dict literal"),
             ([0x93] + Array("NUMPY".utf8) + [1, 0, 0xFF, 0xFF] + Array("{}".utf8), "header claims 65535 bytes"),
@@ -98,11 +114,15 @@ final class NPYReaderTests: XCTestCase {
 
     func testDataThatDoesNotMatchTheShape() {
         let tooFew = RawFiles.npy(descr: "<f4", shape: [3, 2], data: RawFiles.bytes([Float](repeating: 1, count: 5)))
-        assertDatasetError(file: path, mentions: ["needs 24 bytes of data but the file only has 20"]) { try read(tooFew) }
+        assertDatasetError(file: path, mentions: ["needs 24 bytes of data but the file only has 20"]) {
+            try read(tooFew)
+        }
         let tooMany = RawFiles.npy(descr: "<f4", shape: [1], data: RawFiles.bytes([Float(1), 2]))
         assertDatasetError(file: path, mentions: ["needs 4 bytes", "has 8"]) { try read(tooMany) }
         let enormous = RawFiles.npy(descr: "<f8", shape: [1 << 30, 1 << 20], data: RawFiles.bytes([1.0]))
-        assertDatasetError(file: path, mentions: ["needs 9007199254740992 bytes of data but the file only has 8"]) { try read(enormous) }
+        assertDatasetError(file: path, mentions: ["needs 9007199254740992 bytes of data but the file only has 8"]) {
+            try read(enormous)
+        }
         let overflowing = RawFiles.npy(descr: "<f8", shape: [1 << 40, 1 << 40], data: [])
         assertDatasetError(file: path, mentions: ["more data than can exist"]) { try read(overflowing) }
     }

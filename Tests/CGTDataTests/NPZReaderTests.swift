@@ -10,10 +10,14 @@ final class NPZReaderTests: XCTestCase {
     var featureFile: [UInt8] { RawFiles.npy(descr: "<f4", shape: [3, 2], data: RawFiles.bytes(features)) }
     var labelFile: [UInt8] { RawFiles.npy(descr: "<i8", shape: [3], data: RawFiles.bytes([Int64(0), 1, 1])) }
 
-    func archive(_ name: String, _ bytes: [UInt8]) -> SourceFile { SourceFile(path: directory.file(name), bytes: bytes) }
+    func archive(_ name: String, _ bytes: [UInt8]) -> SourceFile {
+        SourceFile(path: directory.file(name), bytes: bytes)
+    }
 
     func testStoredAndDeflatedMembers() throws {
-        let bytes = RawFiles.zip([("X.npy", featureFile, nil), ("y.npy", labelFile, Deflate.compress(labelFile, gzip: false))])
+        let bytes = RawFiles.zip([
+            ("X.npy", featureFile, nil), ("y.npy", labelFile, Deflate.compress(labelFile, gzip: false)),
+        ])
         let npz = try NPZArchive(archive("d.npz", bytes))
         XCTAssertEqual(npz.arrayNames, ["X", "y"])
         XCTAssertEqual(try npz.array(named: "X").floatValues(), features)
@@ -38,7 +42,9 @@ final class NPZReaderTests: XCTestCase {
         XCTAssertEqual(x.member, "X")
         XCTAssertEqual(x.location, "\(path):X")
         XCTAssertEqual(x.array.shape, [3, 2])
-        assertDatasetError(file: path, mentions: ["holds 2 arrays", "X, y", "\(path):NAME"]) { try NumPyInput.load(path) }
+        assertDatasetError(file: path, mentions: ["holds 2 arrays", "X, y", "\(path):NAME"]) {
+            try NumPyInput.load(path)
+        }
         assertDatasetError(file: path, mentions: ["has no array 'Z'"]) { try NumPyInput.load("\(path):Z") }
         let single = directory.file("single.npz")
         try RawFiles.write(RawFiles.zip([("only.npy", featureFile, nil)]), to: single)
@@ -53,10 +59,16 @@ final class NPZReaderTests: XCTestCase {
         }
         var corrupt = good
         corrupt[40] ^= 0x55
-        assertDatasetError(file: path, mentions: ["X.npy"]) { try NPZArchive(archive("bad.npz", corrupt)).array(named: "X") }
+        assertDatasetError(file: path, mentions: ["X.npy"]) {
+            try NPZArchive(archive("bad.npz", corrupt)).array(named: "X")
+        }
         var wrongCRC = RawFiles.zip([("X.npy", featureFile, nil)])
         wrongCRC[80] ^= 0x01
-        assertDatasetError(file: path, mentions: ["CRC-32 mismatch"]) { try NPZArchive(archive("bad.npz", wrongCRC)).array(named: "X") }
-        assertDatasetError(file: path, mentions: ["not a zip (.npz) archive"]) { try NPZArchive(archive("bad.npz", [1, 2, 3])) }
+        assertDatasetError(file: path, mentions: ["CRC-32 mismatch"]) {
+            try NPZArchive(archive("bad.npz", wrongCRC)).array(named: "X")
+        }
+        assertDatasetError(file: path, mentions: ["not a zip (.npz) archive"]) {
+            try NPZArchive(archive("bad.npz", [1, 2, 3]))
+        }
     }
 }

@@ -51,6 +51,7 @@ final class NormalizationTests: XCTestCase {
             XCTAssertEqual([normalised[0], normalised[2], normalised[4]], [0, 0, 0])
         }
         let fitted = Normalization.fit(.minmax, features: constant, featureShape: [2])
-        XCTAssertEqual(fitted.attributes["normalization_max"], .doubles([5, 3]), "the fitted maximum, not offset + scale")
+        XCTAssertEqual(
+            fitted.attributes["normalization_max"], .doubles([5, 3]), "the fitted maximum, not offset + scale")
     }
 }

@@ -34,8 +34,9 @@ final class SplitterTests: XCTestCase {
     /// The rule on a table worked by hand: N = 10, f = 0.5, classes of 5, 3 and 2.
     /// T = 5; floors 2, 1, 1 (sum 4); remainders 0.5, 0.5, 0: the one left over goes to class 0 (tie, smaller id).
     func testStratifiedCountsFollowTheRoundingRule() {
-        let split = Splitter.split(labels: labels(counts: [5, 3, 2]), classes: 3,
-                                   plan: SplitPlan(testFraction: SplitFraction("0.5")!, seed: 1))
+        let split = Splitter.split(
+            labels: labels(counts: [5, 3, 2]), classes: 3,
+            plan: SplitPlan(testFraction: SplitFraction("0.5")!, seed: 1))
         let y = labels(counts: [5, 3, 2])
         XCTAssertEqual([0, 1, 2].map { c in split.test.filter { y[$0] == c }.count }, [3, 1, 1])
         XCTAssertEqual(split.test.count + split.train.count, 10)
@@ -46,7 +47,8 @@ final class SplitterTests: XCTestCase {
     func testIndianPinesSharesAreKept() {
         let counts = [46, 1428, 830, 237, 483, 730, 28, 478, 20, 972, 2455, 593, 205, 1265, 386, 93]
         let y = labels(counts: counts)
-        let split = Splitter.split(labels: y, classes: 16, plan: SplitPlan(testFraction: SplitFraction("0.3")!, seed: 0))
+        let split = Splitter.split(
+            labels: y, classes: 16, plan: SplitPlan(testFraction: SplitFraction("0.3")!, seed: 0))
         XCTAssertEqual(split.test.count, 3075)
         XCTAssertEqual(split.train.count, 7174)
         for (c, n) in counts.enumerated() {
@@ -64,7 +66,8 @@ final class SplitterTests: XCTestCase {
         XCTAssertEqual(Splitter.split(labels: y, classes: 4, plan: plan), split, "same seed, same split")
         var other = plan
         other.seed = 43
-        XCTAssertNotEqual(Splitter.split(labels: y, classes: 4, plan: other).test, split.test, "another seed, another split")
+        XCTAssertNotEqual(
+            Splitter.split(labels: y, classes: 4, plan: other).test, split.test, "another seed, another split")
         XCTAssertEqual(split.test.count, SplitFraction("0.25")!.of(77))
         XCTAssertEqual(split.validation.count, SplitFraction("0.15")!.of(77))
         for c in 0..<4 { XCTAssertTrue(split.train.contains { y[$0] == c }, "class \(c) keeps a training sample") }
@@ -73,12 +76,14 @@ final class SplitterTests: XCTestCase {
     func testAClassIsNeverLeftWithoutTrainingSamples() {
         let y = labels(counts: [1, 2, 10])
         let split = Splitter.split(labels: y, classes: 3, plan: SplitPlan(testFraction: SplitFraction("0.6")!, seed: 0))
-        XCTAssertEqual([0, 1, 2].map { c in split.train.filter { y[$0] == c }.count }.map { $0 >= 1 }, [true, true, true])
+        XCTAssertEqual(
+            [0, 1, 2].map { c in split.train.filter { y[$0] == c }.count }.map { $0 >= 1 }, [true, true, true])
     }
 
     func testUnstratifiedSizes() {
         let y = labels(counts: [50, 50, 1])
-        let split = Splitter.split(labels: y, classes: 3, plan: SplitPlan(testFraction: SplitFraction("0.2")!, stratified: false, seed: 5))
+        let split = Splitter.split(
+            labels: y, classes: 3, plan: SplitPlan(testFraction: SplitFraction("0.2")!, stratified: false, seed: 5))
         XCTAssertEqual(split.test.count, 20)
         XCTAssertEqual(split.train.count, 81)
     }

@@ -19,10 +19,12 @@ final class AtomicHDF5WriteTests: XCTestCase {
     func testThrowingBodyLeavesNoFiles() throws {
         let directory = try makeTemporaryDirectory(self)
         let path = directory.appendingPathComponent("checkpoint.h5").path
-        XCTAssertThrowsError(try writeHDF5Atomically(to: path) { file in
-            try file.root.setAttribute("partial", 1)
-            throw Abort()
-        }) { XCTAssertTrue($0 is Abort) }
+        XCTAssertThrowsError(
+            try writeHDF5Atomically(to: path) { file in
+                try file.root.setAttribute("partial", 1)
+                throw Abort()
+            }
+        ) { XCTAssertTrue($0 is Abort) }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), [])
     }
 
@@ -31,10 +33,11 @@ final class AtomicHDF5WriteTests: XCTestCase {
         let path = directory.appendingPathComponent("checkpoint.h5").path
         try writeHDF5Atomically(to: path) { try $0.root.setAttribute("epoch", 1) }
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
-        XCTAssertThrowsError(try writeHDF5Atomically(to: path) { file in
-            try file.root.setAttribute("epoch", 2)
-            throw Abort()
-        })
+        XCTAssertThrowsError(
+            try writeHDF5Atomically(to: path) { file in
+                try file.root.setAttribute("epoch", 2)
+                throw Abort()
+            })
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), ["checkpoint.h5"])
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
         try withOpenHDF5File(path) { XCTAssertEqual(try $0.root.intAttribute("epoch"), 1) }

@@ -26,7 +26,8 @@ final class HDF5AttributeTests: XCTestCase {
         try withOpenHDF5File(path) { file in
             for holder in [file.root, try file.root.openDataset("x")] as [HDF5AttributeHolder] {
                 XCTAssertEqual(
-                    try holder.attributeNames(), ["count", "means", "name", "names", "no_names", "none", "rate", "shape"])
+                    try holder.attributeNames(),
+                    ["count", "means", "name", "names", "no_names", "none", "rate", "shape"])
                 XCTAssertTrue(holder.hasAttribute("rate"))
                 XCTAssertFalse(holder.hasAttribute("missing"))
                 XCTAssertEqual(try holder.stringAttribute("name"), "Λ class é")
@@ -71,7 +72,9 @@ final class HDF5AttributeTests: XCTestCase {
             }
             XCTAssertThrowsError(try group.intAttribute("label")) { XCTAssertTrue("\($0)".contains("label"), "\($0)") }
             XCTAssertThrowsError(try group.stringAttribute("pair"))
-            XCTAssertThrowsError(try group.intAttribute("pair")) { XCTAssertTrue("\($0)".contains("2 values"), "\($0)") }
+            XCTAssertThrowsError(try group.intAttribute("pair")) {
+                XCTAssertTrue("\($0)".contains("2 values"), "\($0)")
+            }
         }
     }
 
@@ -94,7 +97,8 @@ final class HDF5AttributeTests: XCTestCase {
         defer { H5Fclose(file) }
         let scalar = H5Screate(H5S_SCALAR)
         defer { H5Sclose(scalar) }
-        var two: hsize_t = 2, three: hsize_t = 3
+        var two: hsize_t = 2
+        var three: hsize_t = 3
         let pair = H5Screate_simple(1, &two, nil)
         defer { H5Sclose(pair) }
         let triple = H5Screate_simple(1, &three, nil)

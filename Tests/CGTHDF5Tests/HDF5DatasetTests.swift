@@ -100,15 +100,19 @@ final class HDF5DatasetTests: XCTestCase {
         try withOpenHDF5File(path) { file in
             let dataset = try file.root.openDataset("train/x")
             var buffer = [Float](repeating: 0, count: 3 * 3)
-            XCTAssertThrowsError(try buffer.withUnsafeMutableBufferPointer { try dataset.read(rows: 8..<11, into: $0) }) {
+            XCTAssertThrowsError(try buffer.withUnsafeMutableBufferPointer { try dataset.read(rows: 8..<11, into: $0) })
+            {
                 let error = $0 as? HDF5Error
                 XCTAssertEqual(error?.object, "/train/x")
                 XCTAssertTrue(error?.description.contains("out of range") ?? false, "\($0)")
             }
-            XCTAssertThrowsError(try buffer.withUnsafeMutableBufferPointer { try dataset.read(rowIndices: [0, 10, 1], into: $0) }) {
+            XCTAssertThrowsError(
+                try buffer.withUnsafeMutableBufferPointer { try dataset.read(rowIndices: [0, 10, 1], into: $0) }
+            ) {
                 XCTAssertTrue(($0 as? HDF5Error)?.message.contains("row index 10") ?? false, "\($0)")
             }
-            XCTAssertThrowsError(try buffer.withUnsafeMutableBufferPointer { try dataset.read(rowIndices: [0, -1, 1], into: $0) })
+            XCTAssertThrowsError(
+                try buffer.withUnsafeMutableBufferPointer { try dataset.read(rowIndices: [0, -1, 1], into: $0) })
         }
     }
 
@@ -133,7 +137,9 @@ final class HDF5DatasetTests: XCTestCase {
         }
         var expected = rows10x3
         expected.replaceSubrange(9..<15, with: [-1, -2, -3, -4, -5, -6])
-        try withOpenHDF5File(path) { XCTAssertEqual(try $0.root.openDataset("train/x").readAll(as: Float.self), expected) }
+        try withOpenHDF5File(path) {
+            XCTAssertEqual(try $0.root.openDataset("train/x").readAll(as: Float.self), expected)
+        }
     }
 
     func testCreatedDatasetIsWrittenWhole() throws {

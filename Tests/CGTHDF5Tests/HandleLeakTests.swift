@@ -28,7 +28,8 @@ final class HandleLeakTests: XCTestCase {
         try withNewHDF5File(path) { _ in }
         let before = probeTransientIdentifiers()
         try writeHDF5Atomically(to: path) { file in
-            try file.root.writeDataset("g/x", (0..<12).map(Float.init), shape: [6, 2], chunkRows: 2, deflateLevel: 1, shuffle: true)
+            try file.root.writeDataset(
+                "g/x", (0..<12).map(Float.init), shape: [6, 2], chunkRows: 2, deflateLevel: 1, shuffle: true)
             try file.root.setAttribute("names", ["a", "b"])
             try file.root.setAttribute("title", "t")
             try file.root.setAttribute("title", 3)

@@ -41,7 +41,8 @@ final class BatchNormKernelTests: XCTestCase {
                                     r.normalized.withUnsafeMutableBufferPointer { xhat in
                                         r.output.withUnsafeMutableBufferPointer { y in
                                             let m = BatchNormKernels.forwardTraining(
-                                                xp, shape: shape, gamma: g, beta: b, runningMean: rm, runningVariance: rv,
+                                                xp, shape: shape, gamma: g, beta: b, runningMean: rm,
+                                                runningVariance: rv,
                                                 momentum: momentum, epsilon: epsilon, mean: mean, invStd: inv,
                                                 normalized: xhat, output: y, reducer: reducer)
                                             count?.pointee = m
@@ -58,7 +59,8 @@ final class BatchNormKernelTests: XCTestCase {
     }
 
     private func backward(
-        dy: [Float], normalized: [Float], _ shape: Shape, gamma: [Float], invStd: [Float], wantInputGradient: Bool = true,
+        dy: [Float], normalized: [Float], _ shape: Shape, gamma: [Float], invStd: [Float],
+        wantInputGradient: Bool = true,
         reducer: BatchNormKernels.StatisticsReducer? = nil, reductionCount: Float? = nil
     ) -> (dx: [Float], dgamma: [Float], dbeta: [Float]) {
         var dx = [Float](repeating: .nan, count: shape.count)
@@ -109,12 +111,15 @@ final class BatchNormKernelTests: XCTestCase {
     /// Training-mode forward matches the Double reference: output, xhat, batch mean, invStd, and the
     /// running statistics updated with momentum and the unbiased variance m / (m - 1).
     func testForwardTrainingMatchesDoubleReference() {
-        let momentum: Float = 0.1, epsilon: Float = 1e-5
+        let momentum: Float = 0.1
+        let epsilon: Float = 1e-5
         for (k, shape) in shapes.enumerated() {
             let c = shape.channels
             let x = inputs(shape, seed: UInt64(k))
-            let gamma = Fixtures.uniforms(c, seed: 100, 0.5, 1.5), beta = Fixtures.normals(c, seed: 101)
-            let runningMean = Fixtures.normals(c, seed: 102), runningVariance = Fixtures.uniforms(c, seed: 103, 0.5, 2)
+            let gamma = Fixtures.uniforms(c, seed: 100, 0.5, 1.5)
+            let beta = Fixtures.normals(c, seed: 101)
+            let runningMean = Fixtures.normals(c, seed: 102)
+            let runningVariance = Fixtures.uniforms(c, seed: 103, 0.5, 2)
             let r = forwardTraining(
                 x, shape, gamma: gamma, beta: beta, runningMean: runningMean, runningVariance: runningVariance,
                 momentum: momentum, epsilon: epsilon)
@@ -140,7 +145,8 @@ final class BatchNormKernelTests: XCTestCase {
     /// With momentum 1 / (k + 1) on the k-th batch the running mean is the plain average of the batch means.
     func testRunningMeanWithHarmonicMomentumIsTheAverageOverBatches() {
         let shape = Shape(batch: 4, channels: 17, spatial: 1)
-        var runningMean = [Float](repeating: 0, count: 17), runningVariance = [Float](repeating: 1, count: 17)
+        var runningMean = [Float](repeating: 0, count: 17)
+        var runningVariance = [Float](repeating: 1, count: 17)
         var meanOfMeans = [Double](repeating: 0, count: 17)
         let batches = 3
         for k in 0..<batches {
@@ -162,9 +168,11 @@ final class BatchNormKernelTests: XCTestCase {
     func testForwardInferenceMatchesScalarFormula() {
         let epsilon: Float = 1e-3
         for (k, shape) in shapes.enumerated() {
-            let c = shape.channels, s = shape.spatial
+            let c = shape.channels
+            let s = shape.spatial
             let x = inputs(shape, seed: UInt64(200 + k))
-            let gamma = Fixtures.uniforms(c, seed: 201, 0.5, 1.5), beta = Fixtures.normals(c, seed: 202)
+            let gamma = Fixtures.uniforms(c, seed: 201, 0.5, 1.5)
+            let beta = Fixtures.normals(c, seed: 202)
             let runningMean = Fixtures.normals(c, seed: 203).map { $0 + 3 }
             let runningVariance = Fixtures.uniforms(c, seed: 204, 0.5, 5)
             var expected = [Double](repeating: 0, count: shape.count)
@@ -172,8 +180,10 @@ final class BatchNormKernelTests: XCTestCase {
                 for j in 0..<c {
                     for i in 0..<s {
                         let index = (n * c + j) * s + i
-                        expected[index] = (Double(x[index]) - Double(runningMean[j]))
-                            / (Double(runningVariance[j]) + Double(epsilon)).squareRoot() * Double(gamma[j]) + Double(beta[j])
+                        expected[index] =
+                            (Double(x[index]) - Double(runningMean[j]))
+                            / (Double(runningVariance[j]) + Double(epsilon)).squareRoot() * Double(gamma[j])
+                            + Double(beta[j])
                     }
                 }
             }
@@ -206,7 +216,8 @@ final class BatchNormKernelTests: XCTestCase {
             let ref = Reference.batchNormForward(
                 x.doubles, batch: shape.batch, channels: c, spatial: shape.spatial, gamma: gamma.doubles,
                 beta: .init(repeating: 0, count: c), epsilon: 1e-5)
-            let xhat = ref.normalized.floats, invStd = ref.invStd.floats
+            let xhat = ref.normalized.floats
+            let invStd = ref.invStd.floats
             let dy = Fixtures.normals(shape.count, seed: UInt64(302 + k))
             let expected = Reference.batchNormBackward(
                 dy: dy.doubles, normalized: xhat.doubles, batch: shape.batch, channels: c, spatial: shape.spatial,
@@ -224,15 +235,18 @@ final class BatchNormKernelTests: XCTestCase {
     /// Without an input-gradient buffer, backward still produces the parameter gradients.
     func testBackwardWithoutInputGradient() {
         let shape = Shape(batch: 5, channels: 3, spatial: 7)
-        let xhat = Fixtures.normals(shape.count, seed: 400), dy = Fixtures.normals(shape.count, seed: 401)
-        let gamma: [Float] = [1, 2, 3], invStd: [Float] = [0.5, 1, 2]
+        let xhat = Fixtures.normals(shape.count, seed: 400)
+        let dy = Fixtures.normals(shape.count, seed: 401)
+        let gamma: [Float] = [1, 2, 3]
+        let invStd: [Float] = [0.5, 1, 2]
         let expected = Reference.batchNormBackward(
             dy: dy.doubles, normalized: xhat.doubles, batch: 5, channels: 3, spatial: 7,
             gamma: gamma.doubles, invStd: invStd.doubles)
         let result = backward(dy: dy, normalized: xhat, shape, gamma: gamma, invStd: invStd, wantInputGradient: false)
         assertAllClose(result.dbeta, expected.dbeta.floats, relative: 1e-5, absolute: 1e-5)
         assertAllClose(result.dgamma, expected.dgamma.floats, relative: 1e-5, absolute: 1e-5)
-        XCTAssertTrue(result.dx.allSatisfy(\.isNaN), "the input gradient buffer was not requested and must stay untouched")
+        XCTAssertTrue(
+            result.dx.allSatisfy(\.isNaN), "the input gradient buffer was not requested and must stay untouched")
     }
 
     /// The gradients of L = sum(w * y) from forwardTraining + backward match central differences of
@@ -240,13 +254,18 @@ final class BatchNormKernelTests: XCTestCase {
     func testBackwardMatchesFiniteDifferences() {
         let epsilon = 1e-5
         for shape in [Shape(batch: 5, channels: 3, spatial: 7), Shape(batch: 6, channels: 17, spatial: 1)] {
-            let c = shape.channels, b = shape.batch, s = shape.spatial
+            let c = shape.channels
+            let b = shape.batch
+            let s = shape.spatial
             let x = inputs(shape, seed: 500)
-            let gamma = Fixtures.uniforms(c, seed: 501, 0.5, 1.5), beta = Fixtures.normals(c, seed: 502)
+            let gamma = Fixtures.uniforms(c, seed: 501, 0.5, 1.5)
+            let beta = Fixtures.normals(c, seed: 502)
             let w = Fixtures.normals(shape.count, seed: 503)
             func loss(_ x: [Double], _ gamma: [Double], _ beta: [Double]) -> Double {
-                let y = Reference.batchNormForward(x, batch: b, channels: c, spatial: s, gamma: gamma, beta: beta,
-                                                   epsilon: epsilon).output
+                let y = Reference.batchNormForward(
+                    x, batch: b, channels: c, spatial: s, gamma: gamma, beta: beta,
+                    epsilon: epsilon
+                ).output
                 var total = 0.0
                 for i in 0..<y.count { total += Double(w[i]) * y[i] }
                 return total
@@ -254,13 +273,16 @@ final class BatchNormKernelTests: XCTestCase {
             func centralDifferences(_ values: [Double], _ f: ([Double]) -> Double) -> [Double] {
                 let h = 1e-5
                 return values.indices.map { i in
-                    var plus = values, minus = values
+                    var plus = values
+                    var minus = values
                     plus[i] += h
                     minus[i] -= h
                     return (f(plus) - f(minus)) / (2 * h)
                 }
             }
-            let xd = x.doubles, gd = gamma.doubles, bd = beta.doubles
+            let xd = x.doubles
+            let gd = gamma.doubles
+            let bd = beta.doubles
             let numericX = centralDifferences(xd) { loss($0, gd, bd) }
             let numericGamma = centralDifferences(gd) { loss(xd, $0, bd) }
             let numericBeta = centralDifferences(bd) { loss(xd, gd, $0) }
@@ -280,16 +302,21 @@ final class BatchNormKernelTests: XCTestCase {
     /// both ranks' values, and the parameter gradients stay this rank's own sums.
     func testReducerGivesStatisticsOfTheCombinedBatch() {
         for (c, s) in [(3, 7), (17, 1)] {
-            let local = Shape(batch: 3, channels: c, spatial: s), other = Shape(batch: 4, channels: c, spatial: s)
-            let xLocal = inputs(local, seed: 600), xOther = inputs(other, seed: 601).map { $0 * 1.5 - 1 }
-            let gamma = Fixtures.uniforms(c, seed: 602, 0.5, 1.5), beta = Fixtures.normals(c, seed: 603)
-            let epsilon = 1e-5, momentum = 0.1
+            let local = Shape(batch: 3, channels: c, spatial: s)
+            let other = Shape(batch: 4, channels: c, spatial: s)
+            let xLocal = inputs(local, seed: 600)
+            let xOther = inputs(other, seed: 601).map { $0 * 1.5 - 1 }
+            let gamma = Fixtures.uniforms(c, seed: 602, 0.5, 1.5)
+            let beta = Fixtures.normals(c, seed: 603)
+            let epsilon = 1e-5
+            let momentum = 0.1
             let combined = Reference.batchNormForward(
                 (xLocal + xOther).doubles, batch: 7, channels: c, spatial: s, gamma: gamma.doubles, beta: beta.doubles,
                 epsilon: epsilon)
 
             // The other rank's contributions, from its rows of the combined reference.
-            var otherSums = [Double](repeating: 0, count: c), otherSquares = [Double](repeating: 0, count: c)
+            var otherSums = [Double](repeating: 0, count: c)
+            var otherSquares = [Double](repeating: 0, count: c)
             for n in 0..<4 {
                 for j in 0..<c {
                     for i in 0..<s {
@@ -311,7 +338,8 @@ final class BatchNormKernelTests: XCTestCase {
                 }
             }
             var count: Float = .nan
-            let runningMean = Fixtures.normals(c, seed: 604), runningVariance = Fixtures.uniforms(c, seed: 605, 0.5, 2)
+            let runningMean = Fixtures.normals(c, seed: 604)
+            let runningVariance = Fixtures.uniforms(c, seed: 605, 0.5, 2)
             let r = forwardTraining(
                 xLocal, local, gamma: gamma, beta: beta, runningMean: runningMean, runningVariance: runningVariance,
                 momentum: Float(momentum), epsilon: Float(epsilon), reducer: forwardReducer, count: &count)
@@ -321,20 +349,28 @@ final class BatchNormKernelTests: XCTestCase {
             let m = Double(7 * s)
             assertAllClose(r.mean, combined.mean.floats, relative: 1e-5, absolute: 1e-6, label)
             assertAllClose(r.invStd, combined.invStd.floats, relative: 1e-5, absolute: 1e-6, label)
-            assertAllClose(r.normalized, Array(combined.normalized[..<local.count]).floats, relative: 1e-4, absolute: 1e-5, label)
-            assertAllClose(r.output, Array(combined.output[..<local.count]).floats, relative: 1e-4, absolute: 1e-5, label)
-            assertAllClose(r.runningMean, (0..<c).map { (1 - momentum) * Double(runningMean[$0]) + momentum * combined.mean[$0] }.floats,
-                           relative: 1e-5, absolute: 1e-6, label)
-            assertAllClose(r.runningVariance, (0..<c).map {
-                (1 - momentum) * Double(runningVariance[$0]) + momentum * combined.variance[$0] * m / (m - 1)
-            }.floats, relative: 1e-5, absolute: 1e-6, label)
+            assertAllClose(
+                r.normalized, Array(combined.normalized[..<local.count]).floats, relative: 1e-4, absolute: 1e-5, label)
+            assertAllClose(
+                r.output, Array(combined.output[..<local.count]).floats, relative: 1e-4, absolute: 1e-5, label)
+            assertAllClose(
+                r.runningMean,
+                (0..<c).map { (1 - momentum) * Double(runningMean[$0]) + momentum * combined.mean[$0] }.floats,
+                relative: 1e-5, absolute: 1e-6, label)
+            assertAllClose(
+                r.runningVariance,
+                (0..<c).map {
+                    (1 - momentum) * Double(runningVariance[$0]) + momentum * combined.variance[$0] * m / (m - 1)
+                }.floats, relative: 1e-5, absolute: 1e-6, label)
 
             let dy = Fixtures.normals(7 * c * s, seed: 606)
             let expected = Reference.batchNormBackward(
                 dy: dy.doubles, normalized: combined.normalized, batch: 7, channels: c, spatial: s,
                 gamma: gamma.doubles, invStd: combined.invStd)
-            var otherGammaSums = [Double](repeating: 0, count: c), otherBetaSums = [Double](repeating: 0, count: c)
-            var localGammaSums = [Double](repeating: 0, count: c), localBetaSums = [Double](repeating: 0, count: c)
+            var otherGammaSums = [Double](repeating: 0, count: c)
+            var otherBetaSums = [Double](repeating: 0, count: c)
+            var localGammaSums = [Double](repeating: 0, count: c)
+            var localBetaSums = [Double](repeating: 0, count: c)
             for n in 0..<7 {
                 for j in 0..<c {
                     for i in 0..<s {

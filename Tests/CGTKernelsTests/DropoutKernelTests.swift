@@ -9,7 +9,8 @@ final class DropoutKernelTests: XCTestCase {
         var mask = [Float](repeating: .nan, count: ids.count * features)
         ids.withUnsafeBufferPointer { idp in
             mask.withUnsafeMutableBufferPointer {
-                DropoutKernels.fillMask($0, sampleIDs: idp, features: features, dropProbability: p, layerKey: key ?? layerKey)
+                DropoutKernels.fillMask(
+                    $0, sampleIDs: idp, features: features, dropProbability: p, layerKey: key ?? layerKey)
             }
         }
         return mask
@@ -54,8 +55,9 @@ final class DropoutKernelTests: XCTestCase {
         let b = mask(ids: second, features: features, p: 0.4)
         for (n, id) in first.enumerated() {
             let m = second.firstIndex(of: id)!
-            assertExactlyEqual(Array(a[n * features..<(n + 1) * features]), Array(b[m * features..<(m + 1) * features]),
-                               "sample \(id)")
+            assertExactlyEqual(
+                Array(a[n * features..<(n + 1) * features]), Array(b[m * features..<(m + 1) * features]),
+                "sample \(id)")
             let alone = mask(ids: [id], features: features, p: 0.4)
             assertExactlyEqual(alone, Array(a[n * features..<(n + 1) * features]), "sample \(id) alone")
         }
@@ -67,7 +69,8 @@ final class DropoutKernelTests: XCTestCase {
     func testDifferentLayerKeysGiveIndependentMasks() {
         let p: Float = 0.5
         let sampleIDs = (0..<200).map { Int64($0) }
-        let a = mask(ids: sampleIDs, features: 50, p: p, key: 1), b = mask(ids: sampleIDs, features: 50, p: p, key: 2)
+        let a = mask(ids: sampleIDs, features: 50, p: p, key: 1)
+        let b = mask(ids: sampleIDs, features: 50, p: p, key: 2)
         let disagreements = zip(a, b).filter { $0 != $1 }.count
         let fraction = Double(disagreements) / Double(a.count)
         XCTAssertEqual(fraction, 0.5, accuracy: 0.03)
@@ -107,7 +110,8 @@ final class DropoutKernelTests: XCTestCase {
     func testUniformsHaveUniformMoments() {
         let key = DropoutKernels.rowKey(layerKey: layerKey, sampleID: 77)
         let n = 50_000
-        var total = 0.0, squares = 0.0
+        var total = 0.0
+        var squares = 0.0
         for f in 0..<n {
             let u = Double(DropoutKernels.uniform(rowKey: key, feature: f))
             total += u

@@ -28,7 +28,11 @@ final class ElementwiseTests: XCTestCase {
     func testReluForwardMatchesScalarLoop() {
         for n in kernelSizes {
             var x = Fixtures.normals(n, seed: UInt64(n))
-            if n > 3 { x[1] = 0; x[2] = -0.0; x[n - 1] = -1e-30 }
+            if n > 3 {
+                x[1] = 0
+                x[2] = -0.0
+                x[n - 1] = -1e-30
+            }
             var expected = [Float](repeating: .nan, count: n)
             for i in 0..<n { expected[i] = x[i] > 0 ? x[i] : 0 }
             var y = [Float](repeating: .nan, count: n)
@@ -41,7 +45,10 @@ final class ElementwiseTests: XCTestCase {
     func testReluBackwardMatchesScalarLoop() {
         for n in kernelSizes {
             var output = Fixtures.normals(n, seed: UInt64(100 + n)).map { max($0, 0) }
-            if n > 2 { output[n - 1] = 1e-30; output[0] = 0 }
+            if n > 2 {
+                output[n - 1] = 1e-30
+                output[0] = 0
+            }
             let dy = Fixtures.normals(n, seed: UInt64(200 + n))
             var expected = [Float](repeating: .nan, count: n)
             for i in 0..<n { expected[i] = output[i] > 0 ? dy[i] : 0 }

@@ -10,7 +10,9 @@ final class ExitGateTests: XCTestCase {
             predictions.withUnsafeBufferPointer { p in
                 labels.withUnsafeBufferPointer { y in
                     weights.withUnsafeMutableBufferPointer {
-                        ExitGates.hard(confidence: s, predictions: p, labels: y, exits: exits, batch: labels.count, tau: tau, weights: $0)
+                        ExitGates.hard(
+                            confidence: s, predictions: p, labels: y, exits: exits, batch: labels.count, tau: tau,
+                            weights: $0)
                     }
                 }
             }
@@ -35,21 +37,22 @@ final class ExitGateTests: XCTestCase {
     func testHardGatesOnAHandComputedExample() {
         let labels: [Int32] = [0, 1, 2, 1, 0]
         let predictions: [Int32] = [
-            0, 1, 0, 1, 2,   // exit 0: correct for 0, 1, 3
-            0, 1, 2, 0, 1,   // exit 1: correct for 0, 1, 2
-            2, 2, 2, 2, 0,   // exit 2: its own outcome never matters
+            0, 1, 0, 1, 2,  // exit 0: correct for 0, 1, 3
+            0, 1, 2, 0, 1,  // exit 1: correct for 0, 1, 2
+            2, 2, 2, 2, 0,  // exit 2: its own outcome never matters
         ]
         let confidence: [Float] = [
-            0.9, 0.4, 0.95, 0.5, 0.8,   // sample 1 is correct but below tau; sample 2 confident but wrong
-            0.99, 0.7, 0.6, 0.9, 0.3,   // sample 4 is wrong again
+            0.9, 0.4, 0.95, 0.5, 0.8,  // sample 1 is correct but below tau; sample 2 confident but wrong
+            0.99, 0.7, 0.6, 0.9, 0.3,  // sample 4 is wrong again
             1, 1, 1, 1, 1,
         ]
         let expected: [Float] = [
-            1, 1, 1, 1, 1,   // lambda_1 = 1
-            0, 1, 1, 0, 1,   // 1 - delta_0
-            0, 0, 0, 0, 1,   // (1 - delta_0)(1 - delta_1)
+            1, 1, 1, 1, 1,  // lambda_1 = 1
+            0, 1, 1, 0, 1,  // 1 - delta_0
+            0, 0, 0, 0, 1,  // (1 - delta_0)(1 - delta_1)
         ]
-        assertExactlyEqual(hard(confidence: confidence, predictions: predictions, labels: labels, exits: 3, tau: 0.5), expected)
+        assertExactlyEqual(
+            hard(confidence: confidence, predictions: predictions, labels: labels, exits: 3, tau: 0.5), expected)
     }
 
     /// With a single exit every weight is 1.
@@ -60,7 +63,8 @@ final class ExitGateTests: XCTestCase {
 
     /// On random batches HardCGT equals the product over earlier exits of (1 - delta_e).
     func testHardGatesMatchProductOfResiduals() {
-        let exits = 4, tau: Float = 0.6
+        let exits = 4
+        let tau: Float = 0.6
         for batch in [1, 17, 32] {
             let labels = Fixtures.labels(batch, classes: 3, seed: UInt64(batch))
             let predictions = Fixtures.labels(exits * batch, classes: 3, seed: UInt64(batch + 1))
@@ -70,7 +74,9 @@ final class ExitGateTests: XCTestCase {
                 for i in 0..<batch {
                     var product: Float = 1
                     for earlier in 0..<e {
-                        let delta: Float = predictions[earlier * batch + i] == labels[i] && confidence[earlier * batch + i] >= tau ? 1 : 0
+                        let delta: Float =
+                            predictions[earlier * batch + i] == labels[i] && confidence[earlier * batch + i] >= tau
+                            ? 1 : 0
                         product *= 1 - delta
                     }
                     expected[e * batch + i] = product
@@ -78,13 +84,16 @@ final class ExitGateTests: XCTestCase {
             }
             let w = hard(confidence: confidence, predictions: predictions, labels: labels, exits: exits, tau: tau)
             assertExactlyEqual(w, expected, "batch \(batch)")
-            XCTAssertTrue(w[batch...].contains(0) && w[batch...].contains(1), "batch \(batch): the example should exercise both outcomes")
+            XCTAssertTrue(
+                w[batch...].contains(0) && w[batch...].contains(1),
+                "batch \(batch): the example should exercise both outcomes")
         }
     }
 
     /// SoftCGT equals prod_{e' < e} (1 - 1 / (1 + exp(-k (s_e' - tau)))) computed in Double.
     func testSoftGatesMatchDoubleProduct() {
-        let exits = 4, tau: Float = 0.6
+        let exits = 4
+        let tau: Float = 0.6
         for batch in [1, 7, 17, 32, 33] {
             for k: Float in [1, 10] {
                 let scores = Fixtures.uniforms(exits * batch, seed: UInt64(batch), 0, 1)
@@ -110,6 +119,9 @@ final class ExitGateTests: XCTestCase {
         let batch = 17
         let scores = [Float](repeating: 0.7, count: 3 * batch)
         let w = soft(scores: scores, exits: 3, batch: batch, tau: 0.7, k: 10)
-        assertAllClose(w, [Float](repeating: 1, count: batch) + [Float](repeating: 0.5, count: batch) + [Float](repeating: 0.25, count: batch))
+        assertAllClose(
+            w,
+            [Float](repeating: 1, count: batch) + [Float](repeating: 0.5, count: batch)
+                + [Float](repeating: 0.25, count: batch))
     }
 }

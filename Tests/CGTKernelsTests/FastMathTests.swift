@@ -96,7 +96,10 @@ final class FastMathTests: XCTestCase {
         }
         XCTAssertEqual(FastMath.sigmoid(FloatVector(repeating: 0))[0], 0.5)
         var far = FloatVector(repeating: 0)
-        far[0] = -200; far[1] = 200; far[2] = -60; far[3] = 60
+        far[0] = -200
+        far[1] = 200
+        far[2] = -60
+        far[3] = 60
         let saturated = FastMath.sigmoid(far)
         XCTAssertTrue(saturated[0] >= 0 && saturated[0] < 1e-30, "sigmoid(-200) = \(saturated[0])")
         XCTAssertEqual(saturated[1], 1)

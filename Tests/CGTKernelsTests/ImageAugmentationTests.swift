@@ -5,13 +5,18 @@ import XCTest
 /// Shift-and-flip against the textbook definition: pad with zeros, crop, mirror.
 final class ImageAugmentationTests: XCTestCase {
     /// Pads every plane by `padding` zeros, crops at (padding + dy, padding + dx), then mirrors if asked.
-    func reference(_ image: [Float], channels: Int, height: Int, width: Int, padding: Int, dy: Int, dx: Int, flip: Bool) -> [Float] {
-        let paddedWidth = width + 2 * padding, paddedHeight = height + 2 * padding
+    func reference(_ image: [Float], channels: Int, height: Int, width: Int, padding: Int, dy: Int, dx: Int, flip: Bool)
+        -> [Float]
+    {
+        let paddedWidth = width + 2 * padding
+        let paddedHeight = height + 2 * padding
         var out = [Float](repeating: 0, count: image.count)
         for c in 0..<channels {
             var padded = [Float](repeating: 0, count: paddedHeight * paddedWidth)
             for y in 0..<height {
-                for x in 0..<width { padded[(y + padding) * paddedWidth + x + padding] = image[(c * height + y) * width + x] }
+                for x in 0..<width {
+                    padded[(y + padding) * paddedWidth + x + padding] = image[(c * height + y) * width + x]
+                }
             }
             for y in 0..<height {
                 for x in 0..<width {
@@ -33,19 +38,25 @@ final class ImageAugmentationTests: XCTestCase {
                     var out = [Float](repeating: .nan, count: image.count)
                     image.withUnsafeBufferPointer { source in
                         out.withUnsafeMutableBufferPointer { target in
-                            ImageAugmentation.shiftAndFlip(source.baseAddress!, into: target.baseAddress!, channels: channels,
-                                                           height: height, width: width, dy: dy, dx: dx, flip: flip)
+                            ImageAugmentation.shiftAndFlip(
+                                source.baseAddress!, into: target.baseAddress!, channels: channels,
+                                height: height, width: width, dy: dy, dx: dx, flip: flip)
                         }
                     }
-                    XCTAssertEqual(out, reference(image, channels: channels, height: height, width: width, padding: padding, dy: dy, dx: dx, flip: flip),
-                                   "dy \(dy), dx \(dx), flip \(flip)")
+                    XCTAssertEqual(
+                        out,
+                        reference(
+                            image, channels: channels, height: height, width: width, padding: padding, dy: dy, dx: dx,
+                            flip: flip),
+                        "dy \(dy), dx \(dx), flip \(flip)")
                 }
             }
         }
     }
 
     func testDrawsAreDeterministicAndCoverTheRange() {
-        var shifts = Set<Int>(), flips = 0
+        var shifts = Set<Int>()
+        var flips = 0
         for id in 0..<4000 {
             let a = ImageAugmentation.draw(key: 11, sampleID: Int64(id), padding: 2, flip: true)
             let b = ImageAugmentation.draw(key: 11, sampleID: Int64(id), padding: 2, flip: true)

@@ -28,21 +28,28 @@ final class MatrixMultiplyTests: XCTestCase {
 
     /// All four transpose combinations with odd m, n, k, with and without alpha and beta.
     func testGemmMatchesTripleLoopForAllTransposes() {
-        let combinations: [(Operand, Operand)] = [(.plain, .plain), (.plain, .transposed), (.transposed, .plain), (.transposed, .transposed)]
+        let combinations: [(Operand, Operand)] = [
+            (.plain, .plain), (.plain, .transposed), (.transposed, .plain), (.transposed, .transposed),
+        ]
         for (m, n, k) in [(7, 5, 9), (1, 17, 3), (33, 1, 15), (13, 11, 1)] {
             for (opA, opB) in combinations {
                 for (alpha, beta): (Float, Float) in [(1, 0), (1.5, 0.5)] {
-                    let a = Fixtures.normals(m * k, seed: 1), b = Fixtures.normals(k * n, seed: 2)
+                    let a = Fixtures.normals(m * k, seed: 1)
+                    let b = Fixtures.normals(k * n, seed: 2)
                     let start = Fixtures.normals(m * n, seed: 3)
-                    let lda = opA == .plain ? k : m, ldb = opB == .plain ? n : k
-                    let expected = naiveGemm(opA, opB, m: m, n: n, k: k, alpha: Double(alpha), a: a, lda: lda,
-                                             b: b, ldb: ldb, beta: Double(beta), c: start, ldc: n)
+                    let lda = opA == .plain ? k : m
+                    let ldb = opB == .plain ? n : k
+                    let expected = naiveGemm(
+                        opA, opB, m: m, n: n, k: k, alpha: Double(alpha), a: a, lda: lda,
+                        b: b, ldb: ldb, beta: Double(beta), c: start, ldc: n)
                     var c = start
                     c.withUnsafeMutableBufferPointer { cp in
-                        MatrixMultiply.gemm(opA, opB, m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: cp.baseAddress!)
+                        MatrixMultiply.gemm(
+                            opA, opB, m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: cp.baseAddress!)
                     }
-                    assertAllClose(c, expected.floats, relative: 1e-5, absolute: 1e-5,
-                                   "\(opA) x \(opB), m \(m) n \(n) k \(k), alpha \(alpha) beta \(beta)")
+                    assertAllClose(
+                        c, expected.floats, relative: 1e-5, absolute: 1e-5,
+                        "\(opA) x \(opB), m \(m) n \(n) k \(k), alpha \(alpha) beta \(beta)")
                 }
             }
         }
@@ -50,33 +57,49 @@ final class MatrixMultiplyTests: XCTestCase {
 
     /// beta = 0 overwrites C, even when C holds NaN (BLAS does not read C then).
     func testBetaZeroIgnoresPreviousContents() {
-        let m = 3, n = 5, k = 7
-        let a = Fixtures.normals(m * k, seed: 4), b = Fixtures.normals(k * n, seed: 5)
+        let m = 3
+        let n = 5
+        let k = 7
+        let a = Fixtures.normals(m * k, seed: 4)
+        let b = Fixtures.normals(k * n, seed: 5)
         var c = [Float](repeating: .nan, count: m * n)
-        c.withUnsafeMutableBufferPointer { MatrixMultiply.gemm(.plain, .plain, m: m, n: n, k: k, a: a, b: b, c: $0.baseAddress!) }
-        let expected = naiveGemm(.plain, .plain, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n,
-                                 beta: 0, c: [Float](repeating: 0, count: m * n), ldc: n)
+        c.withUnsafeMutableBufferPointer {
+            MatrixMultiply.gemm(.plain, .plain, m: m, n: n, k: k, a: a, b: b, c: $0.baseAddress!)
+        }
+        let expected = naiveGemm(
+            .plain, .plain, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n,
+            beta: 0, c: [Float](repeating: 0, count: m * n), ldc: n)
         assertAllClose(c, expected.floats, relative: 1e-5, absolute: 1e-5)
     }
 
     /// Explicit leading dimensions address sub-matrices of wider stored matrices and leave the
     /// rest of C untouched.
     func testGemmWithLeadingDimensions() {
-        let m = 5, n = 3, k = 7
-        let lda = 11, ldb = 9, ldc = 6
+        let m = 5
+        let n = 3
+        let k = 7
+        let lda = 11
+        let ldb = 9
+        let ldc = 6
         for (opA, opB) in [(Operand.plain, Operand.plain), (.transposed, .transposed)] {
-            let aRows = opA == .plain ? m : k, bRows = opB == .plain ? k : n
-            let a = Fixtures.normals(aRows * lda, seed: 6), b = Fixtures.normals(bRows * ldb, seed: 7)
+            let aRows = opA == .plain ? m : k
+            let bRows = opB == .plain ? k : n
+            let a = Fixtures.normals(aRows * lda, seed: 6)
+            let b = Fixtures.normals(bRows * ldb, seed: 7)
             let start = Fixtures.normals(m * ldc, seed: 8)
-            let expected = naiveGemm(opA, opB, m: m, n: n, k: k, alpha: 2, a: a, lda: lda, b: b, ldb: ldb,
-                                     beta: -1, c: start, ldc: ldc)
+            let expected = naiveGemm(
+                opA, opB, m: m, n: n, k: k, alpha: 2, a: a, lda: lda, b: b, ldb: ldb,
+                beta: -1, c: start, ldc: ldc)
             var c = start
             c.withUnsafeMutableBufferPointer { cp in
-                MatrixMultiply.gemm(opA, opB, m: m, n: n, k: k, alpha: 2, a: a, lda: lda, b: b, ldb: ldb,
-                                    beta: -1, c: cp.baseAddress!, ldc: ldc)
+                MatrixMultiply.gemm(
+                    opA, opB, m: m, n: n, k: k, alpha: 2, a: a, lda: lda, b: b, ldb: ldb,
+                    beta: -1, c: cp.baseAddress!, ldc: ldc)
             }
             assertAllClose(c, expected.floats, relative: 1e-5, absolute: 1e-5, "\(opA) x \(opB)")
-            for i in 0..<m { for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], start[i * ldc + j], "padding at (\(i), \(j))") } }
+            for i in 0..<m {
+                for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], start[i * ldc + j], "padding at (\(i), \(j))") }
+            }
         }
     }
 }

@@ -40,7 +40,9 @@ final class OptimizerKernelTests: XCTestCase {
         var step = 0
 
         init(count: Int, lr: Double, beta1: Double, beta2: Double, eps: Double, weightDecay: Double, decoupled: Bool) {
-            (self.lr, self.beta1, self.beta2, self.eps, self.weightDecay, self.decoupled) = (lr, beta1, beta2, eps, weightDecay, decoupled)
+            (self.lr, self.beta1, self.beta2, self.eps, self.weightDecay, self.decoupled) = (
+                lr, beta1, beta2, eps, weightDecay, decoupled
+            )
             expAvg = .init(repeating: 0, count: count)
             expAvgSq = .init(repeating: 0, count: count)
         }
@@ -68,13 +70,15 @@ final class OptimizerKernelTests: XCTestCase {
     /// Five SGD steps with momentum, weight decay and either form of momentum follow torch.optim.SGD.
     func testSGDMatchesTorchFormulaOverSeveralSteps() {
         let settings: [(lr: Float, mu: Float, wd: Float, nesterov: Bool)] = [
-            (0.1, 0.9, 0.01, false), (0.1, 0.9, 0.01, true), (0.05, 0, 0, false), (0.05, 0, 0.1, false), (0.2, 0.5, 0, true),
+            (0.1, 0.9, 0.01, false), (0.1, 0.9, 0.01, true), (0.05, 0, 0, false), (0.05, 0, 0.1, false),
+            (0.2, 0.5, 0, true),
         ]
         for n in kernelSizes {
             for (k, s) in settings.enumerated() {
                 var parameters = Fixtures.normals(n, seed: UInt64(n))
                 var velocity = [Float](repeating: 0, count: n)
-                var reference = TorchSGD(lr: Double(s.lr), momentum: Double(s.mu), weightDecay: Double(s.wd), nesterov: s.nesterov)
+                var reference = TorchSGD(
+                    lr: Double(s.lr), momentum: Double(s.mu), weightDecay: Double(s.wd), nesterov: s.nesterov)
                 var expected = parameters.doubles
                 for step in 0..<5 {
                     let gradients = Fixtures.normals(n, seed: UInt64(1000 * k + 10 * n + step))
@@ -88,9 +92,12 @@ final class OptimizerKernelTests: XCTestCase {
                         }
                     }
                     reference.step(&expected, gradients.doubles)
-                    assertAllClose(parameters, expected.floats, relative: 1e-5, absolute: 1e-6, "n \(n), setting \(s), step \(step)")
+                    assertAllClose(
+                        parameters, expected.floats, relative: 1e-5, absolute: 1e-6,
+                        "n \(n), setting \(s), step \(step)")
                     if let buffer = reference.buffer {
-                        assertAllClose(velocity, buffer.floats, relative: 1e-5, absolute: 1e-6, "velocity, n \(n), setting \(s)")
+                        assertAllClose(
+                            velocity, buffer.floats, relative: 1e-5, absolute: 1e-6, "velocity, n \(n), setting \(s)")
                     }
                 }
             }
@@ -100,13 +107,15 @@ final class OptimizerKernelTests: XCTestCase {
     /// A hand-computed SGD step: p = 1, grad = 0.5, wd = 0.1, mu = 0.9, lr = 0.1, from zero velocity.
     func testSGDOnAHandComputedStep() {
         for nesterov in [false, true] {
-            var p: [Float] = [1], v: [Float] = [0]
+            var p: [Float] = [1]
+            var v: [Float] = [0]
             let g: [Float] = [0.5]
             p.withUnsafeMutableBufferPointer { pp in
                 g.withUnsafeBufferPointer { gp in
                     v.withUnsafeMutableBufferPointer {
-                        OptimizerKernels.sgdStep(parameters: pp, gradients: gp, velocity: $0, learningRate: 0.1,
-                                                 momentum: 0.9, weightDecay: 0.1, nesterov: nesterov)
+                        OptimizerKernels.sgdStep(
+                            parameters: pp, gradients: gp, velocity: $0, learningRate: 0.1,
+                            momentum: 0.9, weightDecay: 0.1, nesterov: nesterov)
                     }
                 }
             }
@@ -120,11 +129,17 @@ final class OptimizerKernelTests: XCTestCase {
     func testAdamAndAdamWMatchTorchFormula() {
         for n in kernelSizes {
             for decoupled in [false, true] {
-                let lr: Float = 0.01, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, wd: Float = 0.1
+                let lr: Float = 0.01
+                let beta1: Float = 0.9
+                let beta2: Float = 0.999
+                let eps: Float = 1e-8
+                let wd: Float = 0.1
                 var parameters = Fixtures.normals(n, seed: UInt64(n))
-                var m = [Float](repeating: 0, count: n), v = [Float](repeating: 0, count: n)
-                var reference = TorchAdam(count: n, lr: Double(lr), beta1: Double(beta1), beta2: Double(beta2), eps: Double(eps),
-                                          weightDecay: Double(wd), decoupled: decoupled)
+                var m = [Float](repeating: 0, count: n)
+                var v = [Float](repeating: 0, count: n)
+                var reference = TorchAdam(
+                    count: n, lr: Double(lr), beta1: Double(beta1), beta2: Double(beta2), eps: Double(eps),
+                    weightDecay: Double(wd), decoupled: decoupled)
                 var expected = parameters.doubles
                 for step in 1...3 {
                     let gradients = Fixtures.normals(n, seed: UInt64(100 * n + step), scale: 0.1)
@@ -133,7 +148,8 @@ final class OptimizerKernelTests: XCTestCase {
                             m.withUnsafeMutableBufferPointer { mp in
                                 v.withUnsafeMutableBufferPointer { vp in
                                     OptimizerKernels.adamStep(
-                                        parameters: p, gradients: g, firstMoment: mp, secondMoment: vp, learningRate: lr,
+                                        parameters: p, gradients: g, firstMoment: mp, secondMoment: vp,
+                                        learningRate: lr,
                                         beta1: beta1, beta2: beta2, epsilon: eps, weightDecay: wd,
                                         decoupledWeightDecay: decoupled, step: step)
                                 }
@@ -156,7 +172,8 @@ final class OptimizerKernelTests: XCTestCase {
         let n = 33
         var parameters = [Float](repeating: 0, count: n)
         let gradients = Fixtures.normals(n, seed: 5).map { $0 == 0 ? 1 : $0 }
-        var m = [Float](repeating: 0, count: n), v = [Float](repeating: 0, count: n)
+        var m = [Float](repeating: 0, count: n)
+        var v = [Float](repeating: 0, count: n)
         parameters.withUnsafeMutableBufferPointer { p in
             gradients.withUnsafeBufferPointer { g in
                 m.withUnsafeMutableBufferPointer { mp in

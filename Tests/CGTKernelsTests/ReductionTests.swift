@@ -32,7 +32,8 @@ final class ReductionTests: XCTestCase {
     /// dot over whole numbers equals the exact total.
     func testDotIsExactOnWholeNumbers() {
         for n in kernelSizes + [0, 31, 32, 48, 63] {
-            let x = wholeNumbers(n, modulus: 9), y = wholeNumbers(n, modulus: 5, offset: 3)
+            let x = wholeNumbers(n, modulus: 9)
+            let y = wholeNumbers(n, modulus: 5, offset: 3)
             var expected = 0
             for i in 0..<n { expected += Int(x[i]) * Int(y[i]) }
             let product = x.withUnsafeBufferPointer { a in y.withUnsafeBufferPointer { Reductions.dot(a, $0) } }
@@ -43,7 +44,8 @@ final class ReductionTests: XCTestCase {
     /// dot of normal vectors is within a few roundings (relative to sum |x y|) of the Double dot product.
     func testDotMatchesDoubleReference() {
         for n in kernelSizes {
-            let x = Fixtures.normals(n, seed: 1), y = Fixtures.normals(n, seed: 2)
+            let x = Fixtures.normals(n, seed: 1)
+            let y = Fixtures.normals(n, seed: 2)
             let product = x.withUnsafeBufferPointer { a in y.withUnsafeBufferPointer { Reductions.dot(a, $0) } }
             var scale = 0.0
             for i in 0..<n { scale += abs(Double(x[i]) * Double(y[i])) }
@@ -69,8 +71,9 @@ final class ReductionTests: XCTestCase {
                     sums.withUnsafeMutableBufferPointer { Reductions.columnSums(src, rows: rows, into: $0) }
                 }
                 for c in 0..<columns {
-                    XCTAssertEqual(Double(sums[c]), expected[c], accuracy: 1e-6 * scale[c] + 1e-12,
-                                   "rows \(rows), columns \(columns), column \(c)")
+                    XCTAssertEqual(
+                        Double(sums[c]), expected[c], accuracy: 1e-6 * scale[c] + 1e-12,
+                        "rows \(rows), columns \(columns), column \(c)")
                 }
             }
         }
@@ -78,7 +81,8 @@ final class ReductionTests: XCTestCase {
 
     /// columnSums over whole numbers is exact.
     func testColumnSumsIsExactOnWholeNumbers() {
-        let rows = 3, columns = 33
+        let rows = 3
+        let columns = 33
         let x = wholeNumbers(rows * columns, modulus: 11)
         var expected = [Float](repeating: 0, count: columns)
         for r in 0..<rows { for c in 0..<columns { expected[c] += x[r * columns + c] } }
@@ -123,11 +127,14 @@ final class ReductionTests: XCTestCase {
         var x = [Float](repeating: 0, count: 4 * columns)
         // Row 0: maximum 3 at 2, 5 and 16. Row 1: all equal. Row 2: maximum only in the last column.
         // Row 3: maximum at 0 and 16, negative elsewhere.
-        x[2] = 3; x[5] = 3; x[16] = 3
+        x[2] = 3
+        x[5] = 3
+        x[16] = 3
         for c in 0..<columns { x[columns + c] = -2 }
         x[2 * columns + 16] = 1
         for c in 0..<columns { x[3 * columns + c] = -Float(c + 1) }
-        x[3 * columns] = 4; x[3 * columns + 16] = 4
+        x[3 * columns] = 4
+        x[3 * columns + 16] = 4
         let result = rowMax(x, rows: 4, columns: columns)
         XCTAssertEqual(result.indices, [2, 0, 16, 0])
         XCTAssertEqual(result.maxima, [3, -2, 1, 4])

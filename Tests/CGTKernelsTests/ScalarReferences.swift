@@ -205,7 +205,8 @@ enum Reference {
             return h
         }
         let rowKey = finalize64(layerKey ^ finalize64(UInt64(bitPattern: sampleID)))
-        let low = UInt32(truncatingIfNeeded: rowKey), high = UInt32(truncatingIfNeeded: rowKey >> 32)
+        let low = UInt32(truncatingIfNeeded: rowKey)
+        let high = UInt32(truncatingIfNeeded: rowKey >> 32)
         let hash = finalize32(finalize32((UInt32(truncatingIfNeeded: feature) &* 0x9E37_79B9) ^ low) ^ high)
         return Float(hash >> 8) / 16_777_216
     }

@@ -1,5 +1,5 @@
-import CGTRandom
 import CGTKernels
+import CGTRandom
 import CGTTestSupport
 import Foundation
 import XCTest
@@ -12,9 +12,11 @@ final class SeededGeneratorTests: XCTestCase {
     /// From state (1, 2, 3, 4) the output is the published start of xoshiro256**'s sequence.
     func testKnownAnswerFromState() {
         var generator = SeededGenerator(state: [1, 2, 3, 4])
-        XCTAssertEqual(draws(&generator, 6), [
-            11520, 0, 1_509_978_240, 1_215_971_899_390_074_240, 1_216_172_134_540_287_360, 607_988_272_756_665_600,
-        ])
+        XCTAssertEqual(
+            draws(&generator, 6),
+            [
+                11520, 0, 1_509_978_240, 1_215_971_899_390_074_240, 1_216_172_134_540_287_360, 607_988_272_756_665_600,
+            ])
     }
 
     /// Seeding fills the state with SplitMix64's outputs (the first for seed 0 is 0xE220A8397B1DCDAF),
@@ -31,7 +33,9 @@ final class SeededGeneratorTests: XCTestCase {
 
     /// The same seed gives the same sequence; another seed another one.
     func testSameSeedSameSequence() {
-        var a = SeededGenerator(seed: 7), b = SeededGenerator(seed: 7), c = SeededGenerator(seed: 8)
+        var a = SeededGenerator(seed: 7)
+        var b = SeededGenerator(seed: 7)
+        var c = SeededGenerator(seed: 8)
         let first = draws(&a, 50)
         XCTAssertEqual(first, draws(&b, 50))
         XCTAssertNotEqual(first, draws(&c, 50))
@@ -75,7 +79,8 @@ final class SeededGeneratorTests: XCTestCase {
         var generator = SeededGenerator(seed: 3)
         let count = 100_000
         var total = 0.0
-        var smallest = Float.infinity, largest = -Float.infinity
+        var smallest = Float.infinity
+        var largest = -Float.infinity
         for _ in 0..<count {
             let u = generator.uniform(-2, 3)
             XCTAssertTrue(u >= -2 && u < 3, "\(u)")
@@ -116,7 +121,8 @@ final class SeededGeneratorTests: XCTestCase {
         var generator = SeededGenerator(seed: 11)
         var reference = Reference.Xoshiro256StarStar(seed: 11)
         let count = 100_000
-        var total = 0.0, squares = 0.0
+        var total = 0.0
+        var squares = 0.0
         for i in 0..<count {
             let z = generator.normal()
             if i < 1_000 {

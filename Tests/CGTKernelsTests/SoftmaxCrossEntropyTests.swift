@@ -32,14 +32,17 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
         return r
     }
 
-    private func backward(_ probabilities: [Float], labels: [Int32], weights: [Float], classes: Int, smoothing: Float = 0) -> [Float] {
+    private func backward(
+        _ probabilities: [Float], labels: [Int32], weights: [Float], classes: Int, smoothing: Float = 0
+    ) -> [Float] {
         var gradient = [Float](repeating: .nan, count: probabilities.count)
         probabilities.withUnsafeBufferPointer { p in
             labels.withUnsafeBufferPointer { y in
                 weights.withUnsafeBufferPointer { w in
                     gradient.withUnsafeMutableBufferPointer {
                         SoftmaxCrossEntropy.backward(
-                            probabilities: p, labels: y, weights: w, rows: labels.count, classes: classes, logitGradient: $0,
+                            probabilities: p, labels: y, weights: w, rows: labels.count, classes: classes,
+                            logitGradient: $0,
                             smoothing: smoothing)
                     }
                 }
@@ -65,9 +68,12 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
                 let label = "classes \(classes), row \(i)"
                 assertAllClose(row(r.probabilities, i, classes), expected.floats, relative: 1e-6, absolute: 1e-9, label)
                 XCTAssertEqual(Reference.sum(row(r.probabilities, i, classes)), 1, accuracy: 1e-6, label)
-                assertClose(r.losses[i], Float(-Foundation.log(expected[Int(labels[i])])), relative: 1e-6, absolute: 1e-6, label)
-                assertClose(r.losses[i], Float(Reference.crossEntropy(z.doubles, label: Int(labels[i]))),
-                            relative: 1e-6, absolute: 1e-6, label)
+                assertClose(
+                    r.losses[i], Float(-Foundation.log(expected[Int(labels[i])])), relative: 1e-6, absolute: 1e-6, label
+                )
+                assertClose(
+                    r.losses[i], Float(Reference.crossEntropy(z.doubles, label: Int(labels[i]))),
+                    relative: 1e-6, absolute: 1e-6, label)
                 assertClose(r.confidence[i], Float(expected.max()!), relative: 1e-6, absolute: 0, label)
                 XCTAssertEqual(r.predictions[i], Int32(Reference.argmax(z)), label)
             }
@@ -88,9 +94,12 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
     func testPredictionTiesPickTheFirstClass() {
         let classes = 17
         var logits = [Float](repeating: 0, count: 3 * classes)
-        logits[1] = 3; logits[3] = 3; logits[16] = 3                 // row 0: tie between 1, 3 and 16
-        for c in 0..<classes { logits[classes + c] = -1.5 }          // row 1: all equal
-        logits[2 * classes + 16] = 2; logits[2 * classes + 15] = 2   // row 2: tie at the end of the row
+        logits[1] = 3
+        logits[3] = 3
+        logits[16] = 3  // row 0: tie between 1, 3 and 16
+        for c in 0..<classes { logits[classes + c] = -1.5 }  // row 1: all equal
+        logits[2 * classes + 16] = 2
+        logits[2 * classes + 15] = 2  // row 2: tie at the end of the row
         let r = forward(logits, labels: [0, 0, 0], classes: classes)
         XCTAssertEqual(r.predictions, [1, 0, 15])
         assertClose(r.confidence[1], 1 / Float(classes), relative: 1e-6)
@@ -102,10 +111,10 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
         for classes in [3, 17, 33] {
             var logits = [Float](repeating: 0, count: 4 * classes)
             for c in 0..<classes {
-                logits[c] = c == 1 ? 1e4 : -1e4                            // one huge logit
-                logits[classes + c] = c % 2 == 0 ? -1e4 : 1e4              // huge ties
-                logits[2 * classes + c] = -1e4 - Float(c)                   // all very negative
-                logits[3 * classes + c] = Float(c % 3) * 5e3                // mixed
+                logits[c] = c == 1 ? 1e4 : -1e4  // one huge logit
+                logits[classes + c] = c % 2 == 0 ? -1e4 : 1e4  // huge ties
+                logits[2 * classes + c] = -1e4 - Float(c)  // all very negative
+                logits[3 * classes + c] = Float(c % 3) * 5e3  // mixed
             }
             let labels: [Int32] = [0, 1, Int32(classes - 1), 2]
             let r = forward(logits, labels: labels, classes: classes)
@@ -115,7 +124,9 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
             for i in 0..<4 {
                 let z = row(logits, i, classes)
                 XCTAssertEqual(Reference.sum(row(r.probabilities, i, classes)), 1, accuracy: 1e-6)
-                assertAllClose(row(r.probabilities, i, classes), Reference.softmax(z.doubles).floats, relative: 1e-6, absolute: 1e-9)
+                assertAllClose(
+                    row(r.probabilities, i, classes), Reference.softmax(z.doubles).floats, relative: 1e-6,
+                    absolute: 1e-9)
                 XCTAssertEqual(r.predictions[i], Int32(Reference.argmax(z)))
             }
             // Loss 2e4 (the label's logit is 2e4 below the maximum) is still representable exactly.
@@ -172,23 +183,31 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
             let weights = Fixtures.uniforms(rows, seed: 92, 0.1, 1)
             let row = { (z: [Double], r: Int) in Array(z[r * classes..<(r + 1) * classes]) }
             func loss(_ z: [Double]) -> Double {
-                (0..<rows).reduce(0.0) { $0 + Double(weights[$1]) * smoothedCrossEntropy(row(z, $1), label: Int(labels[$1]), smoothing: Double(smoothing)) }
+                (0..<rows).reduce(0.0) {
+                    $0 + Double(weights[$1])
+                        * smoothedCrossEntropy(row(z, $1), label: Int(labels[$1]), smoothing: Double(smoothing))
+                }
             }
             let h = 1e-6
             let zd = logits.doubles
             let numeric = zd.indices.map { i -> Double in
-                var plus = zd, minus = zd
+                var plus = zd
+                var minus = zd
                 plus[i] += h
                 minus[i] -= h
                 return (loss(plus) - loss(minus)) / (2 * h)
             }
             let r = forward(logits, labels: labels, classes: classes, smoothing: smoothing)
             for i in 0..<rows {
-                assertClose(r.losses[i], Float(smoothedCrossEntropy(row(zd, i), label: Int(labels[i]), smoothing: Double(smoothing))),
-                            relative: 1e-5, absolute: 1e-6, "classes \(classes), eps \(smoothing), row \(i)")
+                assertClose(
+                    r.losses[i],
+                    Float(smoothedCrossEntropy(row(zd, i), label: Int(labels[i]), smoothing: Double(smoothing))),
+                    relative: 1e-5, absolute: 1e-6, "classes \(classes), eps \(smoothing), row \(i)")
             }
-            let gradient = backward(r.probabilities, labels: labels, weights: weights, classes: classes, smoothing: smoothing)
-            XCTAssertLessThan(maxRelativeError(gradient.doubles, numeric, floor: 1e-3), 1e-3, "classes \(classes), eps \(smoothing)")
+            let gradient = backward(
+                r.probabilities, labels: labels, weights: weights, classes: classes, smoothing: smoothing)
+            XCTAssertLessThan(
+                maxRelativeError(gradient.doubles, numeric, floor: 1e-3), 1e-3, "classes \(classes), eps \(smoothing)")
         }
     }
 }

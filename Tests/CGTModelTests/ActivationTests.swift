@@ -1,8 +1,9 @@
-import CGTRandom
 import CGTKernels
-@testable import CGTModel
+import CGTRandom
 import CGTTestSupport
 import XCTest
+
+@testable import CGTModel
 
 /// `ReLU`, `Dropout` and a whole `Sequential` block Linear -> BatchNorm -> ReLU -> Dropout.
 final class ActivationTests: XCTestCase {
@@ -34,13 +35,15 @@ final class ActivationTests: XCTestCase {
         let analytic = harness.gradients(input: x, outputGradient: weights, context: context)
         // Exactly dy where x > 0 and 0 elsewhere.
         XCTAssertEqual(analytic, zip(x, weights).map { $0 > 0 ? $1 : 0 })
-        let numeric = FiniteDifference.gradient(of: &x, step: 1e-2) { weightedSum(harness.forward($0, context: context), weights) }
+        let numeric = FiniteDifference.gradient(of: &x, step: 1e-2) {
+            weightedSum(harness.forward($0, context: context), weights)
+        }
         assertGradientMatches(analytic, numeric, "ReLU dx")
     }
 
     // MARK: - Dropout
 
-    private let dropoutShape = [37]   // two vectors and a 5-value tail per sample
+    private let dropoutShape = [37]  // two vectors and a 5-value tail per sample
 
     func testDropoutKeepsOrDropsEachValueWithTheInvertedScale() {
         let p: Float = 0.3
@@ -55,7 +58,9 @@ final class ActivationTests: XCTestCase {
             if y[k] == 0 {
                 dropped += 1
             } else {
-                assertClose(y[k], x[k] / (1 - p), relative: 1e-6, absolute: 0, "value \(k) is neither dropped nor scaled by 1/(1-p)")
+                assertClose(
+                    y[k], x[k] / (1 - p), relative: 1e-6, absolute: 0,
+                    "value \(k) is neither dropped nor scaled by 1/(1-p)")
             }
         }
         // 2368 Bernoulli(0.3) draws: the standard deviation of the dropped fraction is 0.0094.
@@ -93,8 +98,11 @@ final class ActivationTests: XCTestCase {
         var x = Fixtures.normals(batch * 37, seed: 6)
         let weights = Fixtures.normals(batch * 37, seed: 7)
         let analytic = harness.gradients(input: x, outputGradient: weights, context: context)
-        XCTAssertTrue(analytic.contains(0) && analytic.contains { $0 != 0 }, "the mask should drop some values and keep others")
-        let numeric = FiniteDifference.gradient(of: &x, step: 1e-2) { weightedSum(harness.forward($0, context: context), weights) }
+        XCTAssertTrue(
+            analytic.contains(0) && analytic.contains { $0 != 0 }, "the mask should drop some values and keep others")
+        let numeric = FiniteDifference.gradient(of: &x, step: 1e-2) {
+            weightedSum(harness.forward($0, context: context), weights)
+        }
         assertGradientMatches(analytic, numeric, "dropout dx")
     }
 
@@ -117,12 +125,14 @@ final class ActivationTests: XCTestCase {
         let batch: Int
 
         init(inputs: Int, width: Int, dropout: Float, batch: Int) {
-            sequential = Sequential(prefix: "blocks.0", layers: [
-                Linear(inputFeatures: inputs, outputFeatures: width),
-                BatchNorm(shape: [width]),
-                ReLU(shape: [width]),
-                Dropout(shape: [width], probability: dropout, streamIndex: 0),
-            ])
+            sequential = Sequential(
+                prefix: "blocks.0",
+                layers: [
+                    Linear(inputFeatures: inputs, outputFeatures: width),
+                    BatchNorm(shape: [width]),
+                    ReLU(shape: [width]),
+                    Dropout(shape: [width], probability: dropout, streamIndex: 0),
+                ])
             var layout = ParameterLayoutBuilder()
             sequential.declare(into: &layout)
             store = ParameterStore(layout: layout)
@@ -152,9 +162,12 @@ final class ActivationTests: XCTestCase {
 
         /// The BatchNorm output (the ReLU input) in Double, from the store's parameters and batch statistics.
         func preActivations(_ x: [Float]) -> [Double] {
-            let w = store.parameter(slot("linear.weight")), b = store.parameter(slot("linear.bias"))
-            let gamma = store.parameter(slot("bn.weight")), beta = store.parameter(slot("bn.bias"))
-            let inputs = x.count / batch, width = b.count
+            let w = store.parameter(slot("linear.weight"))
+            let b = store.parameter(slot("linear.bias"))
+            let gamma = store.parameter(slot("bn.weight"))
+            let beta = store.parameter(slot("bn.bias"))
+            let inputs = x.count / batch
+            let width = b.count
             var a = [Double](repeating: 0, count: batch * width)
             for n in 0..<batch {
                 for o in 0..<width {
@@ -169,7 +182,8 @@ final class ActivationTests: XCTestCase {
                 let mean = column.reduce(0, +) / Double(batch)
                 let variance = column.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(batch)
                 for n in 0..<batch {
-                    z[n * width + o] = (a[n * width + o] - mean) / (variance + 1e-5).squareRoot() * Double(gamma[o]) + Double(beta[o])
+                    z[n * width + o] =
+                        (a[n * width + o] - mean) / (variance + 1e-5).squareRoot() * Double(gamma[o]) + Double(beta[o])
                 }
             }
             return z
@@ -198,7 +212,7 @@ final class ActivationTests: XCTestCase {
         _ = block.store.parameter(block.slot("bn.weight")).update(from: Fixtures.uniforms(19, seed: 40, 0.5, 1.5))
         _ = block.store.parameter(block.slot("bn.bias")).update(from: Fixtures.normals(19, seed: 41, scale: 0.5))
         let ids = SampleIDs([3, 1, 4, 1_000_000, 5, 9, 2, 6])
-        let context = ids.context(.training, key: 0xDEADBEEF)
+        let context = ids.context(.training, key: 0xDEAD_BEEF)
         // The loss sums 152 Float outputs, so it carries a rounding noise of about 1e-6: the step is
         // as large as the ReLU kink allows.
         let h: Float = 5e-3

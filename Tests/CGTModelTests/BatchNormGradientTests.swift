@@ -1,7 +1,8 @@
 import CGTKernels
-@testable import CGTModel
 import CGTTestSupport
 import XCTest
+
+@testable import CGTModel
 
 /// `BatchNorm` in training mode: backward against finite differences, dense and spatial.
 final class BatchNormGradientTests: XCTestCase {
@@ -11,11 +12,14 @@ final class BatchNormGradientTests: XCTestCase {
     /// is left out (it measures the kink, not the gradient): at most half the parameter entries
     /// and a quarter of the inputs may be. (A smaller step crosses fewer kinks, but then the
     /// Float32 rounding of the outputs, divided by the step, outgrows the tolerance.)
-    private func checkGradients(shape: [Int], batch: Int, seed: UInt64, layout: MapLayout = .channelsFirst, appliesReLU: Bool = false,
-                                file: StaticString = #filePath, line: UInt = #line) {
+    private func checkGradients(
+        shape: [Int], batch: Int, seed: UInt64, layout: MapLayout = .channelsFirst, appliesReLU: Bool = false,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         let bn = BatchNorm(shape: shape, layout: layout, appliesReLU: appliesReLU)
         let harness = LayerHarness(bn, batch: batch)
-        let gammaSlot = harness.parameterSlot("weight"), betaSlot = harness.parameterSlot("bias")
+        let gammaSlot = harness.parameterSlot("weight")
+        let betaSlot = harness.parameterSlot("bias")
         // Away from the initial gamma = 1, beta = 0, so that a gradient that ignores them fails.
         _ = harness.store.parameter(gammaSlot).update(from: Fixtures.uniforms(bn.channels, seed: seed, 0.5, 1.5))
         _ = harness.store.parameter(betaSlot).update(from: Fixtures.normals(bn.channels, seed: seed + 1))
@@ -44,7 +48,8 @@ final class BatchNormGradientTests: XCTestCase {
         }
         /// The finite differences of `values`, with the entries whose steps crossed a kink removed from both.
         func compare(_ analytic: [Float], of values: (@escaping () -> Double) -> [Double], _ name: String) {
-            var crossed = Set<Int>(), entry = 0
+            var crossed = Set<Int>()
+            var entry = 0
             let numeric = values {
                 kinked = false
                 defer { entry += 1 }
@@ -53,7 +58,9 @@ final class BatchNormGradientTests: XCTestCase {
                 return value
             }
             // A step of gamma or beta moves every output of its channel: some cross the kink.
-            XCTAssertLessThanOrEqual(crossed.count, analytic.count / 2, "\(name): too many steps cross the ReLU's kink", file: file, line: line)
+            XCTAssertLessThanOrEqual(
+                crossed.count, analytic.count / 2, "\(name): too many steps cross the ReLU's kink", file: file,
+                line: line)
             let kept = analytic.indices.filter { !crossed.contains($0) }
             assertGradientMatches(kept.map { analytic[$0] }, kept.map { numeric[$0] }, name, file: file, line: line)
         }
@@ -64,8 +71,12 @@ final class BatchNormGradientTests: XCTestCase {
         let betaGradient = Array(harness.store.gradient(betaSlot))
 
         let h: Float = 1e-2
-        compare(gammaGradient, of: { FiniteDifference.gradient(of: harness.store.parameter(gammaSlot), step: h, loss: $0) }, "dgamma \(shape)")
-        compare(betaGradient, of: { FiniteDifference.gradient(of: harness.store.parameter(betaSlot), step: h, loss: $0) }, "dbeta \(shape)")
+        compare(
+            gammaGradient, of: { FiniteDifference.gradient(of: harness.store.parameter(gammaSlot), step: h, loss: $0) },
+            "dgamma \(shape)")
+        compare(
+            betaGradient, of: { FiniteDifference.gradient(of: harness.store.parameter(betaSlot), step: h, loss: $0) },
+            "dbeta \(shape)")
         var probe = x
         let inputNumeric = FiniteDifference.gradient(of: &probe, step: h) { input in
             kinked = false
@@ -74,8 +85,10 @@ final class BatchNormGradientTests: XCTestCase {
         }
         // An input step that crossed a kink made one of its two losses NaN.
         let kept = x.indices.filter { !inputNumeric[$0].isNaN }
-        XCTAssertGreaterThan(kept.count, 3 * x.count / 4, "dx \(shape): too many steps cross the ReLU's kink", file: file, line: line)
-        assertGradientMatches(kept.map { inputGradient[$0] }, kept.map { inputNumeric[$0] }, "dx \(shape)", file: file, line: line)
+        XCTAssertGreaterThan(
+            kept.count, 3 * x.count / 4, "dx \(shape): too many steps cross the ReLU's kink", file: file, line: line)
+        assertGradientMatches(
+            kept.map { inputGradient[$0] }, kept.map { inputNumeric[$0] }, "dx \(shape)", file: file, line: line)
     }
 
     func testDenseGradientsMatchFiniteDifferences() {
@@ -102,7 +115,8 @@ final class BatchNormGradientTests: XCTestCase {
         let x = Fixtures.normals(batch * 30, seed: 7, scale: 3)
         let dy = Fixtures.normals(batch * 30, seed: 8)
         _ = harness.gradients(input: x, outputGradient: dy, context: ForwardContext(mode: .training))
-        var expectedBeta = [Double](repeating: 0, count: 3), expectedGamma = [Double](repeating: 0, count: 3)
+        var expectedBeta = [Double](repeating: 0, count: 3)
+        var expectedGamma = [Double](repeating: 0, count: 3)
         for c in 0..<3 {
             var values: [Double] = []
             var grads: [Double] = []
@@ -118,8 +132,12 @@ final class BatchNormGradientTests: XCTestCase {
             expectedBeta[c] = grads.reduce(0, +)
             expectedGamma[c] = zip(values, grads).map { ($0 - mean) * invStd * $1 }.reduce(0, +)
         }
-        assertAllClose(Array(harness.store.gradient(harness.parameterSlot("bias"))), expectedBeta.map(Float.init), relative: 1e-4, absolute: 1e-5)
-        assertAllClose(Array(harness.store.gradient(harness.parameterSlot("weight"))), expectedGamma.map(Float.init), relative: 1e-4, absolute: 1e-5)
+        assertAllClose(
+            Array(harness.store.gradient(harness.parameterSlot("bias"))), expectedBeta.map(Float.init), relative: 1e-4,
+            absolute: 1e-5)
+        assertAllClose(
+            Array(harness.store.gradient(harness.parameterSlot("weight"))), expectedGamma.map(Float.init),
+            relative: 1e-4, absolute: 1e-5)
     }
 
     func testBatchNormWithReLUMatchesFiniteDifferences() {
@@ -136,13 +154,17 @@ final class BatchNormGradientTests: XCTestCase {
 
     func testBatchNormWithReLUIsBatchNormThenReLU() {
         // The fused layer against the two layers it replaces, in training and at inference.
-        for (shape, layout) in [([19], MapLayout.channelsFirst), ([3, 4, 5], .channelsFirst), ([19, 3, 2], .channelsLast)] {
-            let batch = 4, label = "\(shape) \(layout)"
+        for (shape, layout) in [
+            ([19], MapLayout.channelsFirst), ([3, 4, 5], .channelsFirst), ([19, 3, 2], .channelsLast),
+        ] {
+            let batch = 4
+            let label = "\(shape) \(layout)"
             let fused = LayerHarness(BatchNorm(shape: shape, layout: layout, appliesReLU: true), batch: batch)
             let plain = LayerHarness(BatchNorm(shape: shape, layout: layout), batch: batch)
             let relu = LayerHarness(ReLU(shape: shape), batch: batch)
             let count = batch * shape.reduce(1, *)
-            let x = Fixtures.normals(count, seed: 31), dy = Fixtures.normals(count, seed: 32)
+            let x = Fixtures.normals(count, seed: 31)
+            let dy = Fixtures.normals(count, seed: 32)
             let context = ForwardContext(mode: .training)
             let y = fused.forward(x, context: context)
             let z = plain.forward(x, context: context)
@@ -153,10 +175,14 @@ final class BatchNormGradientTests: XCTestCase {
             let dz = relu.backward(input: z, output: a, outputGradient: dy)
             let dxPlain = plain.backward(input: x, output: z, outputGradient: dz)
             assertAllClose(dx, dxPlain, relative: 1e-5, absolute: 1e-6, "dx, \(label)")
-            assertAllClose(Array(fused.store.gradients), Array(plain.store.gradients), relative: 1e-5, absolute: 1e-6, "dgamma, dbeta, \(label)")
+            assertAllClose(
+                Array(fused.store.gradients), Array(plain.store.gradients), relative: 1e-5, absolute: 1e-6,
+                "dgamma, dbeta, \(label)")
             let inference = ForwardContext(mode: .inference)
-            assertExactlyEqual(fused.forward(x, context: inference), relu.forward(plain.forward(x, context: inference), context: inference),
-                               "inference y, \(label)")
+            assertExactlyEqual(
+                fused.forward(x, context: inference),
+                relu.forward(plain.forward(x, context: inference), context: inference),
+                "inference y, \(label)")
         }
     }
 
@@ -164,26 +190,37 @@ final class BatchNormGradientTests: XCTestCase {
         // A reducer that leaves the sums alone (one rank) sends BatchNorm of maps through cgt's
         // kernels, none through oneDNN's primitives; the finite-difference checks above see the
         // latter for maps, the kernels for features.
-        let cases: [([Int], MapLayout)] = [([19], .channelsFirst), ([3, 4, 5], .channelsFirst), ([19, 3, 2], .channelsLast), ([32, 2, 3], .blocked16)]
+        let cases: [([Int], MapLayout)] = [
+            ([19], .channelsFirst), ([3, 4, 5], .channelsFirst), ([19, 3, 2], .channelsLast), ([32, 2, 3], .blocked16),
+        ]
         for (shape, layout) in cases {
             for relu in [false, true] {
-                let batch = 3, label = "\(shape) \(layout)\(relu ? " + ReLU" : "")"
+                let batch = 3
+                let label = "\(shape) \(layout)\(relu ? " + ReLU" : "")"
                 let oneDNN = LayerHarness(BatchNorm(shape: shape, layout: layout, appliesReLU: relu), batch: batch)
                 let synchronised = BatchNorm(shape: shape, layout: layout, appliesReLU: relu)
                 synchronised.statisticsReducer = { _ in }
                 let kernels = LayerHarness(synchronised, batch: batch)
-                XCTAssertTrue((oneDNN.layer as! BatchNorm).implementation(batch: batch).hasPrefix(shape.count == 3 ? "oneDNN" : "cgt"), label)
+                XCTAssertTrue(
+                    (oneDNN.layer as! BatchNorm).implementation(batch: batch).hasPrefix(
+                        shape.count == 3 ? "oneDNN" : "cgt"), label)
                 XCTAssertTrue(synchronised.implementation(batch: batch).hasPrefix("cgt"), label)
                 let count = batch * shape.reduce(1, *)
-                let x = Fixtures.normals(count, seed: 41, scale: 2), dy = Fixtures.normals(count, seed: 42)
+                let x = Fixtures.normals(count, seed: 41, scale: 2)
+                let dy = Fixtures.normals(count, seed: 42)
                 let context = ForwardContext(mode: .training)
-                let y = oneDNN.forward(x, context: context), yKernels = kernels.forward(x, context: context)
+                let y = oneDNN.forward(x, context: context)
+                let yKernels = kernels.forward(x, context: context)
                 assertAllClose(y, yKernels, relative: 1e-5, absolute: 1e-5, "y, \(label)")
                 let dx = oneDNN.backward(input: x, output: y, outputGradient: dy)
                 let dxKernels = kernels.backward(input: x, output: yKernels, outputGradient: dy)
                 assertAllClose(dx, dxKernels, relative: 1e-4, absolute: 1e-5, "dx, \(label)")
-                assertAllClose(Array(oneDNN.store.gradients), Array(kernels.store.gradients), relative: 1e-4, absolute: 1e-5, "dgamma, dbeta, \(label)")
-                assertAllClose(Array(oneDNN.store.buffers), Array(kernels.store.buffers), relative: 1e-5, absolute: 1e-6, "running statistics, \(label)")
+                assertAllClose(
+                    Array(oneDNN.store.gradients), Array(kernels.store.gradients), relative: 1e-4, absolute: 1e-5,
+                    "dgamma, dbeta, \(label)")
+                assertAllClose(
+                    Array(oneDNN.store.buffers), Array(kernels.store.buffers), relative: 1e-5, absolute: 1e-6,
+                    "running statistics, \(label)")
             }
         }
     }

@@ -1,8 +1,9 @@
-import CGTRandom
 import CGTKernels
-@testable import CGTModel
+import CGTRandom
 import CGTTestSupport
 import XCTest
+
+@testable import CGTModel
 
 /// The paper's Fashion-MNIST CNN: key paths, FLOP counts by hand, the gradient of the whole
 /// network against finite differences, and learning a separable image problem.
@@ -11,11 +12,15 @@ final class CNNTests: XCTestCase {
         let network = CNNArchitecture().build()
         var expected: [String] = []
         for b in 0..<3 {
-            expected += ["blocks.\(b).conv.weight", "blocks.\(b).conv.bias", "blocks.\(b).bn.weight", "blocks.\(b).bn.bias",
-                         "exits.\(b).linear.weight", "exits.\(b).linear.bias"]
+            expected += [
+                "blocks.\(b).conv.weight", "blocks.\(b).conv.bias", "blocks.\(b).bn.weight", "blocks.\(b).bn.bias",
+                "exits.\(b).linear.weight", "exits.\(b).linear.bias",
+            ]
         }
         XCTAssertEqual(network.store.parameterSlots.map(\.name), expected)
-        XCTAssertEqual(network.store.bufferSlots.map(\.name), (0..<3).flatMap { ["blocks.\($0).bn.running_mean", "blocks.\($0).bn.running_var"] })
+        XCTAssertEqual(
+            network.store.bufferSlots.map(\.name),
+            (0..<3).flatMap { ["blocks.\($0).bn.running_mean", "blocks.\($0).bn.running_var"] })
         let shapes = Dictionary(uniqueKeysWithValues: network.store.parameterSlots.map { ($0.name, $0.shape) })
         XCTAssertEqual(shapes["blocks.0.conv.weight"], [32, 1, 3, 3])
         XCTAssertEqual(shapes["blocks.1.conv.weight"], [64, 32, 3, 3])
@@ -26,7 +31,8 @@ final class CNNTests: XCTestCase {
         XCTAssertEqual(shapes["exits.2.linear.weight"], [10, 128])
         XCTAssertEqual(network.store.bufferSlots.first { $0.name == "blocks.2.bn.running_var" }?.shape, [128])
         // PyTorch's Sequential(conv, bn, relu, pool): the ReLU, which has no parameters, runs inside BatchNorm's pass.
-        XCTAssertEqual(network.blocks.map { $0.layers.map(\.name) }, Array(repeating: ["conv", "bn", "pool"], count: 3))
+        XCTAssertEqual(
+            network.blocks.map { $0.layers.map(\.name) }, Array(repeating: ["conv", "bn", "pool"], count: 3))
         XCTAssertTrue(network.batchNormLayers.allSatisfy(\.appliesReLU))
         XCTAssertEqual(network.exits.map { $0.layers.map(\.name) }, Array(repeating: ["gap", "linear"], count: 3))
         XCTAssertEqual(network.blocks.map(\.outputShape), [[32, 14, 14], [64, 7, 7], [128, 3, 3]])
@@ -37,11 +43,14 @@ final class CNNTests: XCTestCase {
     }
 
     func testExitsFollowTheListedBlocks() {
-        let network = CNNArchitecture(inputShape: [3, 16, 16], channels: [4, 6, 8, 10], exitsAfter: [2, 4], classes: 5).build()
+        let network = CNNArchitecture(
+            inputShape: [3, 16, 16], channels: [4, 6, 8, 10], exitsAfter: [2, 4], classes: 5
+        ).build()
         XCTAssertEqual(network.exitBlocks, [1, 3])
         XCTAssertEqual(network.exits.map(\.inputCount), [6 * 4 * 4, 10 * 1 * 1])
-        XCTAssertEqual(network.store.parameterSlots.filter { $0.name.hasPrefix("exits") }.map(\.name),
-                       ["exits.0.linear.weight", "exits.0.linear.bias", "exits.1.linear.weight", "exits.1.linear.bias"])
+        XCTAssertEqual(
+            network.store.parameterSlots.filter { $0.name.hasPrefix("exits") }.map(\.name),
+            ["exits.0.linear.weight", "exits.0.linear.bias", "exits.1.linear.weight", "exits.1.linear.bias"])
         let plain = CNNArchitecture(channels: [8], exitsAfter: [1], batchNorm: false).build()
         XCTAssertEqual(plain.blocks[0].layers.map(\.name), ["conv", "relu", "pool"])
     }
@@ -89,10 +98,16 @@ final class CNNTests: XCTestCase {
                             for oy in 0..<(h / 2) {
                                 for ox in 0..<(w / 2) {
                                     let window = [(0, 0), (0, 1), (1, 0), (1, 1)].map { dy, dx in
-                                        values[n * c * h * w + pool.layout.offset(channel: channel, y: 2 * oy + dy, x: 2 * ox + dx,
-                                                                                  channels: c, height: h, width: w)]
+                                        values[
+                                            n * c * h * w
+                                                + pool.layout.offset(
+                                                    channel: channel, y: 2 * oy + dy, x: 2 * ox + dx,
+                                                    channels: c, height: h, width: w)]
                                     }
-                                    pattern.append(window.indices.max { window[$0] < window[$1] || (window[$0] == window[$1] && $0 > $1) }!)
+                                    pattern.append(
+                                        window.indices.max {
+                                            window[$0] < window[$1] || (window[$0] == window[$1] && $0 > $1)
+                                        }!)
                                 }
                             }
                         }
@@ -100,7 +115,9 @@ final class CNNTests: XCTestCase {
                 }
                 var output = [Float](repeating: .nan, count: batch * layer.outputCount)
                 values.withUnsafeBufferPointer { input in
-                    output.withUnsafeMutableBufferPointer { layer.forward(input, into: $0, batch: batch, context: context) }
+                    output.withUnsafeMutableBufferPointer {
+                        layer.forward(input, into: $0, batch: batch, context: context)
+                    }
                 }
                 if appliesReLU { pattern += output.map { $0 > 0 ? 1 : 0 } }
                 values = output
@@ -111,16 +128,22 @@ final class CNNTests: XCTestCase {
 
     func testNetworkGradientMatchesFiniteDifferences() {
         // Channel counts that fill no block: channels-last maps.
-        checkNetworkGradient(CNNArchitecture(inputShape: [1, 12, 12], channels: [4, 6, 8], exitsAfter: [1, 2, 3], classes: 3))
+        checkNetworkGradient(
+            CNNArchitecture(inputShape: [1, 12, 12], channels: [4, 6, 8], exitsAfter: [1, 2, 3], classes: 3))
     }
 
     func testBlockedNetworkGradientMatchesFiniteDifferences() {
         // Multiples of 16: blocked maps, the paper CNN's layout.
-        checkNetworkGradient(CNNArchitecture(inputShape: [1, 8, 8], channels: [16, 16], exitsAfter: [1, 2], classes: 3))
+        checkNetworkGradient(
+            CNNArchitecture(inputShape: [1, 8, 8], channels: [16, 16], exitsAfter: [1, 2], classes: 3))
     }
 
-    private func checkNetworkGradient(_ architecture: CNNArchitecture, file: StaticString = #filePath, line: UInt = #line) {
-        let batch = 2, classes = architecture.classes, exits = architecture.exitsAfter.count
+    private func checkNetworkGradient(
+        _ architecture: CNNArchitecture, file: StaticString = #filePath, line: UInt = #line
+    ) {
+        let batch = 2
+        let classes = architecture.classes
+        let exits = architecture.exitsAfter.count
         let network = architecture.build()
         let pixels = architecture.inputShape.reduce(1, *)
         network.initialize(seed: 5)
@@ -129,7 +152,9 @@ final class CNNTests: XCTestCase {
         var generator = SeededGenerator(seed: 105)
         for slot in network.store.parameterSlots where slot.name.contains(".bn.") {
             let values = network.store.parameter(slot)
-            for k in values.indices { values[k] = slot.name.hasSuffix("weight") ? generator.uniform(0.6, 1.4) : generator.uniform(-0.3, 0.3) }
+            for k in values.indices {
+                values[k] = slot.name.hasSuffix("weight") ? generator.uniform(0.6, 1.4) : generator.uniform(-0.3, 0.3)
+            }
         }
         let objective = ExitObjective(exits: exits, classes: classes)
         objective.reserve(maxBatch: batch)
@@ -145,7 +170,9 @@ final class CNNTests: XCTestCase {
             for e in 0..<exits {
                 let z = Array(network.logits(exit: e, batch: batch))
                 for i in 0..<batch {
-                    total += Double(lambdas[e]) * referenceCrossEntropy(z[(i * classes)..<((i + 1) * classes)], label: Int(labels[i]))
+                    total +=
+                        Double(lambdas[e])
+                        * referenceCrossEntropy(z[(i * classes)..<((i + 1) * classes)], label: Int(labels[i]))
                 }
             }
             return total / Double(batch)
@@ -165,21 +192,28 @@ final class CNNTests: XCTestCase {
 
         input.withUnsafeBufferPointer { network.forward($0, batch: batch, context: context) }
         _ = labels.withUnsafeBufferPointer {
-            objective.lossAndGradients(network: network, labels: $0, batch: batch, weighting: FixedExitWeights(lambdas), globalBatch: batch)
+            objective.lossAndGradients(
+                network: network, labels: $0, batch: batch, weighting: FixedExitWeights(lambdas), globalBatch: batch)
         }
         input.withUnsafeBufferPointer { network.backward(input: $0, batch: batch) }
         let analytic = Array(network.store.gradients)
 
         let count = network.store.parameterCount
-        XCTAssertLessThan(kinks.count, count / 8, "too many steps cross a ReLU or max-pool kink to judge the gradient", file: file, line: line)
+        XCTAssertLessThan(
+            kinks.count, count / 8, "too many steps cross a ReLU or max-pool kink to judge the gradient", file: file,
+            line: line)
         let smooth = (0..<count).filter { !kinks.contains($0) }
-        assertGradientMatches(smooth.map { analytic[$0] }, smooth.map { numeric[$0] }, "CNN gradient", file: file, line: line)
+        assertGradientMatches(
+            smooth.map { analytic[$0] }, smooth.map { numeric[$0] }, "CNN gradient", file: file, line: line)
         // Each tensor separately, so that a small head cannot hide behind a large block. The block
         // convolutions' biases are left to the whole-vector check: BatchNorm cancels them, so their
         // gradient is zero up to rounding.
-        for slot in network.store.parameterSlots where !(slot.name.hasPrefix("blocks") && slot.name.hasSuffix("conv.bias")) {
+        for slot in network.store.parameterSlots
+        where !(slot.name.hasPrefix("blocks") && slot.name.hasSuffix("conv.bias")) {
             let entries = (slot.offset..<(slot.offset + slot.count)).filter { !kinks.contains($0) }
-            assertGradientMatches(entries.map { analytic[$0] }, entries.map { numeric[$0] }, relativeFloor: 3e-2, slot.name, file: file, line: line)
+            assertGradientMatches(
+                entries.map { analytic[$0] }, entries.map { numeric[$0] }, relativeFloor: 3e-2, slot.name, file: file,
+                line: line)
         }
     }
 
@@ -200,7 +234,8 @@ final class CNNTests: XCTestCase {
     }
 
     func testTinyCNNLearnsWhichHalfIsBright() {
-        let train = halves(256, seed: 1), test = halves(256, seed: 101)
+        let train = halves(256, seed: 1)
+        let test = halves(256, seed: 101)
         let network = CNNArchitecture(inputShape: [1, 8, 8], channels: [4, 8], exitsAfter: [1, 2], classes: 2).build()
         network.initialize(seed: 3)
         network.reserve(maxBatch: 256)
@@ -210,10 +245,13 @@ final class CNNTests: XCTestCase {
         let context = ForwardContext(mode: .training)
 
         func accuracy() -> [Double] {
-            test.x.withUnsafeBufferPointer { network.forward($0, batch: 256, context: ForwardContext(mode: .inference)) }
+            test.x.withUnsafeBufferPointer {
+                network.forward($0, batch: 256, context: ForwardContext(mode: .inference))
+            }
             return (0..<2).map { e in
                 let logits = network.logits(exit: e, batch: 256)
-                let correct = (0..<256).filter { i in (logits[2 * i + 1] > logits[2 * i] ? 1 : 0) == test.labels[i] }.count
+                let correct = (0..<256).filter { i in (logits[2 * i + 1] > logits[2 * i] ? 1 : 0) == test.labels[i] }
+                    .count
                 return Double(correct) / 256
             }
         }
@@ -221,10 +259,12 @@ final class CNNTests: XCTestCase {
         let before = accuracy()
         for step in 0..<120 {
             let start = (step % 8) * 32
-            let x = Array(train.x[(start * 64)..<((start + 32) * 64)]), labels = Array(train.labels[start..<(start + 32)])
+            let x = Array(train.x[(start * 64)..<((start + 32) * 64)])
+            let labels = Array(train.labels[start..<(start + 32)])
             x.withUnsafeBufferPointer { network.forward($0, batch: 32, context: context) }
             _ = labels.withUnsafeBufferPointer {
-                objective.lossAndGradients(network: network, labels: $0, batch: 32, weighting: SoftCGT(tau: 0.9), globalBatch: 32)
+                objective.lossAndGradients(
+                    network: network, labels: $0, batch: 32, weighting: SoftCGT(tau: 0.9), globalBatch: 32)
             }
             x.withUnsafeBufferPointer { network.backward(input: $0, batch: 32) }
             adam.step(network.store, learningRate: 1e-2)

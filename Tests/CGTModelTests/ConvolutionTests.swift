@@ -1,7 +1,8 @@
 import CGTKernels
-@testable import CGTModel
 import CGTTestSupport
 import XCTest
+
+@testable import CGTModel
 
 /// `Conv2D`: forward against direct convolution loops in Double, backward against finite differences.
 final class ConvolutionTests: XCTestCase {
@@ -9,8 +10,9 @@ final class ConvolutionTests: XCTestCase {
     let inChannels = 3, outChannels = 5, height = 7, width = 9, batch = 3
 
     private func makeHarness(kernelSize: Int = 3, seed: UInt64 = 11) -> LayerHarness {
-        LayerHarness(Conv2D(inputShape: [inChannels, height, width], outputChannels: outChannels, kernelSize: kernelSize),
-                     batch: batch, seed: seed)
+        LayerHarness(
+            Conv2D(inputShape: [inChannels, height, width], outputChannels: outChannels, kernelSize: kernelSize),
+            batch: batch, seed: seed)
     }
 
     /// y[n, o, y, x] = b[o] + sum_{c, i, j} w[o, c, i, j] x[n, c, y + i - k/2, x + j - k/2], zero outside.
@@ -24,9 +26,12 @@ final class ConvolutionTests: XCTestCase {
                         for c in 0..<inChannels {
                             for i in 0..<k {
                                 for j in 0..<k {
-                                    let iy = oy + i - k / 2, ix = ox + j - k / 2
+                                    let iy = oy + i - k / 2
+                                    let ix = ox + j - k / 2
                                     guard iy >= 0 && iy < height && ix >= 0 && ix < width else { continue }
-                                    total += Double(weight[((o * inChannels + c) * k + i) * k + j]) * Double(x[((n * inChannels + c) * height + iy) * width + ix])
+                                    total +=
+                                        Double(weight[((o * inChannels + c) * k + i) * k + j])
+                                        * Double(x[((n * inChannels + c) * height + iy) * width + ix])
                                 }
                             }
                         }
@@ -56,8 +61,9 @@ final class ConvolutionTests: XCTestCase {
             let y = harness.forward(x, context: ForwardContext(mode: .training))
             let w = Array(harness.store.parameter(harness.parameterSlot("weight")))
             let b = Array(harness.store.parameter(harness.parameterSlot("bias")))
-            assertAllClose(y, directConvolution(x, weight: w, bias: b, kernelSize: kernel), relative: 1e-5, absolute: 1e-5,
-                           "kernel \(kernel)")
+            assertAllClose(
+                y, directConvolution(x, weight: w, bias: b, kernelSize: kernel), relative: 1e-5, absolute: 1e-5,
+                "kernel \(kernel)")
         }
     }
 
@@ -73,20 +79,26 @@ final class ConvolutionTests: XCTestCase {
         let x = Fixtures.normals(batch * inChannels * height * width, seed: 4)
         let dy = Fixtures.normals(batch * outChannels * height * width, seed: 5)
         let context = ForwardContext(mode: .training)
-        let whole = makeHarness(), single = makeHarness()
+        let whole = makeHarness()
+        let single = makeHarness()
         let yWhole = whole.forward(x, context: context)
         let dxWhole = whole.gradients(input: x, outputGradient: dy, context: context)
-        let inCount = inChannels * height * width, outCount = outChannels * height * width
-        var ySingle: [Float] = [], dxSingle: [Float] = [], gradientSum = [Double](repeating: 0, count: single.store.gradients.count)
+        let inCount = inChannels * height * width
+        let outCount = outChannels * height * width
+        var ySingle: [Float] = []
+        var dxSingle: [Float] = []
+        var gradientSum = [Double](repeating: 0, count: single.store.gradients.count)
         for n in 0..<batch {
-            let xn = Array(x[(n * inCount)..<((n + 1) * inCount)]), dyn = Array(dy[(n * outCount)..<((n + 1) * outCount)])
+            let xn = Array(x[(n * inCount)..<((n + 1) * inCount)])
+            let dyn = Array(dy[(n * outCount)..<((n + 1) * outCount)])
             ySingle += single.forward(xn, batch: 1, context: context)
             dxSingle += single.gradients(input: xn, outputGradient: dyn, batch: 1, context: context)
             for (i, g) in single.store.gradients.enumerated() { gradientSum[i] += Double(g) }
         }
         assertAllClose(ySingle, yWhole, relative: 1e-5, absolute: 1e-5, "y")
         assertAllClose(dxSingle, dxWhole, relative: 1e-5, absolute: 1e-5, "dx")
-        assertAllClose(Array(whole.store.gradients), gradientSum.map(Float.init), relative: 1e-5, absolute: 1e-5, "dW, db")
+        assertAllClose(
+            Array(whole.store.gradients), gradientSum.map(Float.init), relative: 1e-5, absolute: 1e-5, "dW, db")
     }
 
     func testBackwardOverwritesParameterGradientsAndMaySkipTheInput() {
@@ -109,9 +121,13 @@ final class ConvolutionTests: XCTestCase {
         // The bias gradient sums dy over samples and positions, here in Double.
         let plane = height * width
         let expected = (0..<outChannels).map { o in
-            Float((0..<batch).reduce(0.0) { total, n in (0..<plane).reduce(total) { $0 + Double(dy[(n * outChannels + o) * plane + $1]) } })
+            Float(
+                (0..<batch).reduce(0.0) { total, n in
+                    (0..<plane).reduce(total) { $0 + Double(dy[(n * outChannels + o) * plane + $1]) }
+                })
         }
-        assertAllClose(Array(harness.store.gradient(harness.parameterSlot("bias"))), expected, relative: 1e-5, absolute: 1e-5)
+        assertAllClose(
+            Array(harness.store.gradient(harness.parameterSlot("bias"))), expected, relative: 1e-5, absolute: 1e-5)
     }
 
     func testInitializationFollowsPyTorchBounds() {
@@ -147,17 +163,25 @@ final class ConvolutionTests: XCTestCase {
         for input in layouts {
             for output in layouts where (input, output) != (.channelsFirst, .channelsFirst) {
                 let label = "\(input) -> \(output)"
-                let harness = LayerHarness(Conv2D(inputShape: [inChannels, height, width], outputChannels: outChannels,
-                                                  inputLayout: input, outputLayout: output), batch: batch, seed: 11)
-                let xIn = MapLayout.channelsFirst.converted(x, to: input, channels: inChannels, height: height, width: width)
-                let dyIn = MapLayout.channelsFirst.converted(dy, to: output, channels: outChannels, height: height, width: width)
+                let harness = LayerHarness(
+                    Conv2D(
+                        inputShape: [inChannels, height, width], outputChannels: outChannels,
+                        inputLayout: input, outputLayout: output), batch: batch, seed: 11)
+                let xIn = MapLayout.channelsFirst.converted(
+                    x, to: input, channels: inChannels, height: height, width: width)
+                let dyIn = MapLayout.channelsFirst.converted(
+                    dy, to: output, channels: outChannels, height: height, width: width)
                 let yOut = harness.forward(xIn, context: context)
-                assertAllClose(output.converted(yOut, to: .channelsFirst, channels: outChannels, height: height, width: width), y,
-                               relative: 1e-5, absolute: 1e-5, "y, \(label)")
+                assertAllClose(
+                    output.converted(yOut, to: .channelsFirst, channels: outChannels, height: height, width: width), y,
+                    relative: 1e-5, absolute: 1e-5, "y, \(label)")
                 let dxOut = harness.gradients(input: xIn, outputGradient: dyIn, context: context)
-                assertAllClose(input.converted(dxOut, to: .channelsFirst, channels: inChannels, height: height, width: width), dx,
-                               relative: 1e-5, absolute: 1e-5, "dx, \(label)")
-                assertAllClose(Array(harness.store.gradients), parameterGradients, relative: 1e-5, absolute: 1e-5, "dW, db, \(label)")
+                assertAllClose(
+                    input.converted(dxOut, to: .channelsFirst, channels: inChannels, height: height, width: width), dx,
+                    relative: 1e-5, absolute: 1e-5, "dx, \(label)")
+                assertAllClose(
+                    Array(harness.store.gradients), parameterGradients, relative: 1e-5, absolute: 1e-5,
+                    "dW, db, \(label)")
             }
         }
     }
@@ -169,21 +193,32 @@ final class ConvolutionTests: XCTestCase {
         let dy = Fixtures.normals(2 * outC * 5 * 6, seed: 15)
         let context = ForwardContext(mode: .training)
         func harness(_ input: MapLayout, _ output: MapLayout) -> LayerHarness {
-            LayerHarness(Conv2D(inputShape: [inC, 5, 6], outputChannels: outC, inputLayout: input, outputLayout: output), batch: 2, seed: 16)
+            LayerHarness(
+                Conv2D(inputShape: [inC, 5, 6], outputChannels: outC, inputLayout: input, outputLayout: output),
+                batch: 2, seed: 16)
         }
         let reference = harness(.channelsFirst, .channelsFirst)
         let y = reference.forward(x, context: context)
         let dx = reference.gradients(input: x, outputGradient: dy, context: context)
         let parameterGradients = Array(reference.store.gradients)
-        for (input, output) in [(MapLayout.blocked16, MapLayout.blocked16), (.channelsFirst, .blocked16), (.blocked16, .channelsLast), (.channelsLast, .blocked16)] {
-            let label = "\(input) -> \(output)", layer = harness(input, output)
+        for (input, output) in [
+            (MapLayout.blocked16, MapLayout.blocked16), (.channelsFirst, .blocked16), (.blocked16, .channelsLast),
+            (.channelsLast, .blocked16),
+        ] {
+            let label = "\(input) -> \(output)"
+            let layer = harness(input, output)
             let xIn = MapLayout.channelsFirst.converted(x, to: input, channels: inC, height: 5, width: 6)
             let dyIn = MapLayout.channelsFirst.converted(dy, to: output, channels: outC, height: 5, width: 6)
             let yOut = layer.forward(xIn, context: context)
-            assertAllClose(output.converted(yOut, to: .channelsFirst, channels: outC, height: 5, width: 6), y, relative: 1e-5, absolute: 1e-5, "y, \(label)")
+            assertAllClose(
+                output.converted(yOut, to: .channelsFirst, channels: outC, height: 5, width: 6), y, relative: 1e-5,
+                absolute: 1e-5, "y, \(label)")
             let dxOut = layer.gradients(input: xIn, outputGradient: dyIn, context: context)
-            assertAllClose(input.converted(dxOut, to: .channelsFirst, channels: inC, height: 5, width: 6), dx, relative: 1e-5, absolute: 1e-5, "dx, \(label)")
-            assertAllClose(Array(layer.store.gradients), parameterGradients, relative: 1e-5, absolute: 1e-5, "dW, db, \(label)")
+            assertAllClose(
+                input.converted(dxOut, to: .channelsFirst, channels: inC, height: 5, width: 6), dx, relative: 1e-5,
+                absolute: 1e-5, "dx, \(label)")
+            assertAllClose(
+                Array(layer.store.gradients), parameterGradients, relative: 1e-5, absolute: 1e-5, "dW, db, \(label)")
         }
     }
 
@@ -194,8 +229,12 @@ final class ConvolutionTests: XCTestCase {
         let context = ForwardContext(mode: .training)
         var outputs: [[Float]] = []
         for output in MapLayout.allCases {
-            let layer = LayerHarness(Conv2D(inputShape: [1, 6, 5], outputChannels: 16, inputLayout: .channelsFirst, outputLayout: output), batch: 2, seed: 18)
-            outputs.append(output.converted(layer.forward(x, context: context), to: .channelsFirst, channels: 16, height: 6, width: 5))
+            let layer = LayerHarness(
+                Conv2D(inputShape: [1, 6, 5], outputChannels: 16, inputLayout: .channelsFirst, outputLayout: output),
+                batch: 2, seed: 18)
+            outputs.append(
+                output.converted(
+                    layer.forward(x, context: context), to: .channelsFirst, channels: 16, height: 6, width: 5))
         }
         assertAllClose(outputs[1], outputs[0], relative: 1e-5, absolute: 1e-5, "channels-last")
         assertAllClose(outputs[2], outputs[0], relative: 1e-5, absolute: 1e-5, "blocked")
@@ -203,12 +242,15 @@ final class ConvolutionTests: XCTestCase {
 
     func testAForwardPassAtANewBatchSizeRunsInPowerOfTwoPieces() {
         // 7 samples where only the harness's 8 were made: 4 + 2 + 1, each sample as alone.
-        let harness = LayerHarness(Conv2D(inputShape: [inChannels, height, width], outputChannels: outChannels), batch: 8, seed: 11)
+        let harness = LayerHarness(
+            Conv2D(inputShape: [inChannels, height, width], outputChannels: outChannels), batch: 8, seed: 11)
         let inCount = inChannels * height * width
         let x = Fixtures.normals(7 * inCount, seed: 19)
         let context = ForwardContext(mode: .inference)
         let seven = harness.forward(x, batch: 7, context: context)
-        let single = (0..<7).flatMap { n in harness.forward(Array(x[(n * inCount)..<((n + 1) * inCount)]), batch: 1, context: context) }
+        let single = (0..<7).flatMap { n in
+            harness.forward(Array(x[(n * inCount)..<((n + 1) * inCount)]), batch: 1, context: context)
+        }
         assertAllClose(seven, single, relative: 1e-5, absolute: 1e-5)
         let conv = harness.layer as! Conv2D
         XCTAssertEqual(conv.preparedBatchSizes, [1, 2, 4, 8])

@@ -1,8 +1,9 @@
-import CGTRandom
 import CGTKernels
-@testable import CGTModel
+import CGTRandom
 import CGTTestSupport
 import XCTest
+
+@testable import CGTModel
 
 /// Central finite differences of a scalar loss of Float values, accumulated in Double.
 enum FiniteDifference {
@@ -12,7 +13,8 @@ enum FiniteDifference {
         var result = [Double](repeating: 0, count: values.count)
         for j in values.indices {
             let original = values[j]
-            let up = original + h, down = original - h
+            let up = original + h
+            let down = original - h
             values[j] = up
             let lossUp = loss()
             values[j] = down
@@ -28,7 +30,8 @@ enum FiniteDifference {
         var result = [Double](repeating: 0, count: values.count)
         for j in values.indices {
             let original = values[j]
-            let up = original + h, down = original - h
+            let up = original + h
+            let down = original - h
             values[j] = up
             let lossUp = loss(values)
             values[j] = down
@@ -64,7 +67,9 @@ func assertGradientMatches(
     }
     let scale = numeric.map(abs).max() ?? 0
     guard scale > 1e-4 else {
-        XCTFail("\(name): the numeric gradient is zero everywhere (largest entry \(scale)), nothing is checked", file: file, line: line)
+        XCTFail(
+            "\(name): the numeric gradient is zero everywhere (largest entry \(scale)), nothing is checked", file: file,
+            line: line)
         return
     }
     let a = analytic.map(Double.init)
@@ -73,8 +78,9 @@ func assertGradientMatches(
         let worst = a.indices.max { lhs, rhs in
             abs(a[lhs] - numeric[lhs]) < abs(a[rhs] - numeric[rhs])
         }!
-        XCTFail("\(name): relative error \(error) > \(tolerance); worst entry \(worst): analytic \(a[worst]), numeric \(numeric[worst])",
-                file: file, line: line)
+        XCTFail(
+            "\(name): relative error \(error) > \(tolerance); worst entry \(worst): analytic \(a[worst]), numeric \(numeric[worst])",
+            file: file, line: line)
     }
 }
 
@@ -126,7 +132,9 @@ final class LayerHarness {
     /// Runs a forward pass in `context` and the backward pass of `outputGradient`; returns the input gradient.
     /// Parameter gradients are then in `store.gradients`.
     func gradients(input: [Float], outputGradient: [Float], batch: Int? = nil, context: ForwardContext) -> [Float] {
-        backward(input: input, output: forward(input, batch: batch, context: context), outputGradient: outputGradient, batch: batch)
+        backward(
+            input: input, output: forward(input, batch: batch, context: context), outputGradient: outputGradient,
+            batch: batch)
     }
 
     /// The backward pass of the last forward pass (which produced `output` from `input`).
@@ -156,14 +164,21 @@ extension LayerHarness {
         let loss = { (input: [Float]) in weightedSum(self.forward(input, context: context), weights) }
 
         let inputGradient = gradients(input: x, outputGradient: weights, context: context)
-        let weightSlot = parameterSlot("weight"), biasSlot = parameterSlot("bias")
+        let weightSlot = parameterSlot("weight")
+        let biasSlot = parameterSlot("bias")
         let weightGradient = Array(store.gradient(weightSlot))
         let biasGradient = Array(store.gradient(biasSlot))
 
         let h: Float = 1e-2
-        assertGradientMatches(weightGradient, FiniteDifference.gradient(of: store.parameter(weightSlot), step: h) { loss(x) }, "dW, \(label)", file: file, line: line)
-        assertGradientMatches(biasGradient, FiniteDifference.gradient(of: store.parameter(biasSlot), step: h) { loss(x) }, "db, \(label)", file: file, line: line)
-        assertGradientMatches(inputGradient, FiniteDifference.gradient(of: &x, step: h, loss: loss), "dx, \(label)", file: file, line: line)
+        assertGradientMatches(
+            weightGradient, FiniteDifference.gradient(of: store.parameter(weightSlot), step: h) { loss(x) },
+            "dW, \(label)", file: file, line: line)
+        assertGradientMatches(
+            biasGradient, FiniteDifference.gradient(of: store.parameter(biasSlot), step: h) { loss(x) }, "db, \(label)",
+            file: file, line: line)
+        assertGradientMatches(
+            inputGradient, FiniteDifference.gradient(of: &x, step: h, loss: loss), "dx, \(label)", file: file,
+            line: line)
     }
 }
 

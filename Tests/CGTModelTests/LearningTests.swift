@@ -1,7 +1,8 @@
 import CGTKernels
-@testable import CGTModel
 import CGTTestSupport
 import XCTest
+
+@testable import CGTModel
 
 /// End to end: a small early-exit network learns a separable problem with the gated loss.
 final class LearningTests: XCTestCase {
@@ -16,8 +17,10 @@ final class LearningTests: XCTestCase {
     }
 
     private func makeNetwork() -> (EarlyExitNetwork, ExitObjective) {
-        let network = MLPArchitecture(inputFeatures: 6, hiddenWidths: [16, 16], exitsAfter: [1, 2], classes: 4,
-                                      batchNorm: true, dropout: 0).build()
+        let network = MLPArchitecture(
+            inputFeatures: 6, hiddenWidths: [16, 16], exitsAfter: [1, 2], classes: 4,
+            batchNorm: true, dropout: 0
+        ).build()
         network.initialize(seed: 7)
         network.reserve(maxBatch: 256)
         let objective = ExitObjective(exits: 2, classes: 4)
@@ -34,10 +37,12 @@ final class LearningTests: XCTestCase {
         let batch = range.count
         let x = Array(data.x[(range.lowerBound * 6)..<(range.upperBound * 6)])
         let labels = Array(data.labels[range])
-        let context = ForwardContext(mode: .training, sampleIDs: UnsafeBufferPointer(rebasing: ids.buffer[range]), randomKey: 1)
+        let context = ForwardContext(
+            mode: .training, sampleIDs: UnsafeBufferPointer(rebasing: ids.buffer[range]), randomKey: 1)
         x.withUnsafeBufferPointer { network.forward($0, batch: batch, context: context) }
         let statistics = labels.withUnsafeBufferPointer {
-            objective.lossAndGradients(network: network, labels: $0, batch: batch, weighting: weighting, globalBatch: batch)
+            objective.lossAndGradients(
+                network: network, labels: $0, batch: batch, weighting: weighting, globalBatch: batch)
         }
         x.withUnsafeBufferPointer { network.backward(input: $0, batch: batch) }
         optimizer.step(network.store, learningRate: learningRate)
@@ -59,14 +64,17 @@ final class LearningTests: XCTestCase {
     }
 
     func testSoftCGTWithAdamLearnsGaussianBlobs() {
-        let train = blobs(256, seed: 1), test = blobs(256, seed: 101)
+        let train = blobs(256, seed: 1)
+        let test = blobs(256, seed: 101)
         let (network, objective) = makeNetwork()
         let adam = Adam(parameterCount: network.store.parameterCount)
         let ids = SampleIDs((0..<256).map(Int64.init))
         let before = accuracy(network, data: test)
         for s in 0..<160 {
             let start = (s % 4) * 64
-            step(network, objective, adam, learningRate: 1e-2, data: train, range: start..<(start + 64), weighting: SoftCGT(tau: 0.9), ids: ids)
+            step(
+                network, objective, adam, learningRate: 1e-2, data: train, range: start..<(start + 64),
+                weighting: SoftCGT(tau: 0.9), ids: ids)
         }
         XCTAssertEqual(adam.stepCount, 160)
         let after = accuracy(network, data: test)
@@ -82,10 +90,16 @@ final class LearningTests: XCTestCase {
         let ids = SampleIDs((0..<256).map(Int64.init))
         // Mean cross-entropy summed over exits, on the full batch.
         let meanLoss = { (s: ExitObjective.Statistics) in s.loss.reduce(0, +) / 256 }
-        let first = meanLoss(step(network, objective, sgd, learningRate: 0.05, data: train, range: 0..<256, weighting: HardCGT(tau: 0.9), ids: ids))
+        let first = meanLoss(
+            step(
+                network, objective, sgd, learningRate: 0.05, data: train, range: 0..<256, weighting: HardCGT(tau: 0.9),
+                ids: ids))
         var last = first
         for _ in 0..<40 {
-            last = meanLoss(step(network, objective, sgd, learningRate: 0.05, data: train, range: 0..<256, weighting: HardCGT(tau: 0.9), ids: ids))
+            last = meanLoss(
+                step(
+                    network, objective, sgd, learningRate: 0.05, data: train, range: 0..<256,
+                    weighting: HardCGT(tau: 0.9), ids: ids))
         }
         XCTAssertGreaterThan(first, 2.0, "two exits of a 4-class problem start near 2 ln 4")
         XCTAssertLessThan(last, 0.5 * first, "loss \(first) -> \(last)")

@@ -1,7 +1,8 @@
 import CGTKernels
-@testable import CGTModel
 import CGTTestSupport
 import XCTest
+
+@testable import CGTModel
 
 /// `Linear`: forward against a Double reference, backward against finite differences.
 final class LinearGradientTests: XCTestCase {
@@ -53,7 +54,9 @@ final class LinearGradientTests: XCTestCase {
         XCTAssertEqual(Array(harness.store.gradients), first)
         // The bias gradient is the column sum of dy, computed here in Double.
         let biasGradient = Array(harness.store.gradient(harness.parameterSlot("bias")))
-        let expected = (0..<outFeatures).map { o in Float((0..<batch).reduce(0.0) { $0 + Double(dy[$1 * outFeatures + o]) }) }
+        let expected = (0..<outFeatures).map { o in
+            Float((0..<batch).reduce(0.0) { $0 + Double(dy[$1 * outFeatures + o]) })
+        }
         assertAllClose(biasGradient, expected, relative: 1e-5, absolute: 1e-6)
     }
 

@@ -1,7 +1,8 @@
 import CGTKernels
-@testable import CGTModel
 import CGTTestSupport
 import XCTest
+
+@testable import CGTModel
 
 /// Layers that read `[C, H, W]` maps compute the same thing in every `MapLayout`: the
 /// channels-first versions are checked against references and finite differences elsewhere,
@@ -12,16 +13,21 @@ final class MapLayoutTests: XCTestCase {
     let height = 5, width = 6, batch = 3
     let layouts: [(MapLayout, channels: Int)] = [(.channelsLast, 19), (.blocked16, 32)]
 
-    private func assertSameInEveryLayout(_ make: (MapLayout, Int) -> Layer, outputIsMap: Bool = true,
-                                         _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertSameInEveryLayout(
+        _ make: (MapLayout, Int) -> Layer, outputIsMap: Bool = true,
+        _ label: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         for (layout, channels) in layouts {
-            assertSame(make(.channelsFirst, channels), make(layout, channels), layout: layout, outputIsMap: outputIsMap,
-                       "\(label), \(layout)", file: file, line: line)
+            assertSame(
+                make(.channelsFirst, channels), make(layout, channels), layout: layout, outputIsMap: outputIsMap,
+                "\(label), \(layout)", file: file, line: line)
         }
     }
 
-    private func assertSame(_ reference: Layer, _ permuted: Layer, layout: MapLayout, outputIsMap: Bool,
-                            _ label: String, file: StaticString, line: UInt) {
+    private func assertSame(
+        _ reference: Layer, _ permuted: Layer, layout: MapLayout, outputIsMap: Bool,
+        _ label: String, file: StaticString, line: UInt
+    ) {
         let first = LayerHarness(reference, batch: batch, seed: 3)
         let last = LayerHarness(permuted, batch: batch, seed: 3)
         let shape = first.layer.outputShape
@@ -35,23 +41,32 @@ final class MapLayoutTests: XCTestCase {
         let dx = first.gradients(input: x, outputGradient: dy, context: context)
         let xLast = toLast(x, first.layer.inputShape)
         let yLast = last.forward(xLast, context: context)
-        let dxLast = last.gradients(input: xLast, outputGradient: outputIsMap ? toLast(dy, shape) : dy, context: context)
-        assertAllClose(yLast, outputIsMap ? toLast(y, shape) : y, relative: 1e-5, absolute: 1e-6, "y, \(label)", file: file, line: line)
-        assertAllClose(dxLast, toLast(dx, first.layer.inputShape), relative: 1e-4, absolute: 1e-6, "dx, \(label)", file: file, line: line)
-        assertAllClose(Array(last.store.gradients), Array(first.store.gradients), relative: 1e-4, absolute: 1e-6,
-                       "parameter gradients, \(label)", file: file, line: line)
-        assertAllClose(Array(last.store.buffers), Array(first.store.buffers), relative: 1e-5, absolute: 1e-6,
-                       "running statistics, \(label)", file: file, line: line)
+        let dxLast = last.gradients(
+            input: xLast, outputGradient: outputIsMap ? toLast(dy, shape) : dy, context: context)
+        assertAllClose(
+            yLast, outputIsMap ? toLast(y, shape) : y, relative: 1e-5, absolute: 1e-6, "y, \(label)", file: file,
+            line: line)
+        assertAllClose(
+            dxLast, toLast(dx, first.layer.inputShape), relative: 1e-4, absolute: 1e-6, "dx, \(label)", file: file,
+            line: line)
+        assertAllClose(
+            Array(last.store.gradients), Array(first.store.gradients), relative: 1e-4, absolute: 1e-6,
+            "parameter gradients, \(label)", file: file, line: line)
+        assertAllClose(
+            Array(last.store.buffers), Array(first.store.buffers), relative: 1e-5, absolute: 1e-6,
+            "running statistics, \(label)", file: file, line: line)
         // Inference reads what training left (BatchNorm's running statistics).
         let inference = ForwardContext(mode: .inference)
         let yInference = first.forward(x, context: inference)
-        assertAllClose(last.forward(xLast, context: inference), outputIsMap ? toLast(yInference, shape) : yInference,
-                       relative: 1e-5, absolute: 1e-6, "inference y, \(label)", file: file, line: line)
+        assertAllClose(
+            last.forward(xLast, context: inference), outputIsMap ? toLast(yInference, shape) : yInference,
+            relative: 1e-5, absolute: 1e-6, "inference y, \(label)", file: file, line: line)
     }
 
     func testBatchNormInEveryLayout() {
         assertSameInEveryLayout({ BatchNorm(shape: [$1, self.height, self.width], layout: $0) }, "batch norm")
-        assertSameInEveryLayout({ BatchNorm(shape: [$1, self.height, self.width], layout: $0, appliesReLU: true) }, "batch norm + ReLU")
+        assertSameInEveryLayout(
+            { BatchNorm(shape: [$1, self.height, self.width], layout: $0, appliesReLU: true) }, "batch norm + ReLU")
     }
 
     func testMaxPoolInEveryLayout() {
@@ -59,17 +74,24 @@ final class MapLayoutTests: XCTestCase {
     }
 
     func testGlobalAveragePoolInEveryLayout() {
-        assertSameInEveryLayout({ GlobalAveragePool(shape: [$1, self.height, self.width], layout: $0) }, outputIsMap: false, "global average")
+        assertSameInEveryLayout(
+            { GlobalAveragePool(shape: [$1, self.height, self.width], layout: $0) }, outputIsMap: false,
+            "global average")
     }
 
     func testBlockedOffsetsAndConversions() {
         // Value (c, y, x) of a 32 x 2 x 3 map: block c / 16, then position, then lane c % 16.
-        XCTAssertEqual(MapLayout.blocked16.offset(channel: 17, y: 1, x: 2, channels: 32, height: 2, width: 3), ((1 * 2 + 1) * 3 + 2) * 16 + 1)
-        XCTAssertEqual(MapLayout.channelsLast.offset(channel: 17, y: 1, x: 2, channels: 32, height: 2, width: 3), (1 * 3 + 2) * 32 + 17)
+        XCTAssertEqual(
+            MapLayout.blocked16.offset(channel: 17, y: 1, x: 2, channels: 32, height: 2, width: 3),
+            ((1 * 2 + 1) * 3 + 2) * 16 + 1)
+        XCTAssertEqual(
+            MapLayout.channelsLast.offset(channel: 17, y: 1, x: 2, channels: 32, height: 2, width: 3),
+            (1 * 3 + 2) * 32 + 17)
         let values = Fixtures.normals(2 * 32 * 6, seed: 4)
         for layout in MapLayout.allCases {
             let there = MapLayout.channelsFirst.converted(values, to: layout, channels: 32, height: 2, width: 3)
-            assertExactlyEqual(layout.converted(there, to: .channelsFirst, channels: 32, height: 2, width: 3), values, "\(layout)")
+            assertExactlyEqual(
+                layout.converted(there, to: .channelsFirst, channels: 32, height: 2, width: 3), values, "\(layout)")
         }
         XCTAssertFalse(MapLayout.blocked16.admits(channels: 24))
         XCTAssertEqual(MapLayout.fastest(channels: 48), .blocked16)
@@ -77,13 +99,17 @@ final class MapLayoutTests: XCTestCase {
     }
 
     func testTheCNNTrunkIsBlockedOrChannelsLastAfterItsInput() {
-        let network = CNNArchitecture(inputShape: [3, 8, 8], channels: [32, 6, 16], exitsAfter: [1, 2, 3], classes: 2).build()
+        let network = CNNArchitecture(
+            inputShape: [3, 8, 8], channels: [32, 6, 16], exitsAfter: [1, 2, 3], classes: 2
+        ).build()
         let layers = network.blocks.flatMap(\.layers)
         let convolutions = layers.compactMap { $0 as? Conv2D }
         XCTAssertEqual(convolutions.map(\.inputLayout), [.channelsFirst, .blocked16, .channelsLast])
         XCTAssertEqual(convolutions.map(\.outputLayout), [.blocked16, .channelsLast, .blocked16])
         XCTAssertEqual(layers.compactMap { ($0 as? MaxPool2D)?.layout }, [.blocked16, .channelsLast, .blocked16])
         XCTAssertEqual(layers.compactMap { ($0 as? BatchNorm)?.layout }, [.blocked16, .channelsLast, .blocked16])
-        XCTAssertEqual(network.exits.flatMap(\.layers).compactMap { ($0 as? GlobalAveragePool)?.layout }, [.blocked16, .channelsLast, .blocked16])
+        XCTAssertEqual(
+            network.exits.flatMap(\.layers).compactMap { ($0 as? GlobalAveragePool)?.layout },
+            [.blocked16, .channelsLast, .blocked16])
     }
 }

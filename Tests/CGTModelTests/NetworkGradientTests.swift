@@ -1,9 +1,10 @@
-import CGTRandom
 import CGTKernels
-import Foundation
-@testable import CGTModel
+import CGTRandom
 import CGTTestSupport
+import Foundation
 import XCTest
+
+@testable import CGTModel
 
 /// Per-sample exit weights read from a table: the gates of one pass, frozen.
 struct FrozenExitWeights: ExitWeighting {
@@ -11,7 +12,9 @@ struct FrozenExitWeights: ExitWeighting {
     var name: String { "frozen" }
 
     func weights(for outputs: ExitPredictions, into weights: UnsafeMutableBufferPointer<Float>) {
-        precondition(table.count == outputs.exits * outputs.batch, "frozen table of \(table.count) for \(outputs.exits) x \(outputs.batch)")
+        precondition(
+            table.count == outputs.exits * outputs.batch,
+            "frozen table of \(table.count) for \(outputs.exits) x \(outputs.batch)")
         _ = weights.update(from: table)
     }
 }
@@ -28,7 +31,9 @@ func referenceSoftmax(_ logits: [Float], classes: Int) -> [[Double]] {
 }
 
 /// The index of the largest entry (the first of equal ones).
-func argmax(_ values: [Double]) -> Int { values.indices.max { values[$0] < values[$1] || (values[$0] == values[$1] && $0 > $1) }! }
+func argmax(_ values: [Double]) -> Int {
+    values.indices.max { values[$0] < values[$1] || (values[$0] == values[$1] && $0 > $1) }!
+}
 
 /// -log softmax(row)[label], in Double.
 func referenceCrossEntropy(_ logits: ArraySlice<Float>, label: Int) -> Double {
@@ -47,9 +52,13 @@ final class GradientFixture {
     var input: [Float] = []
     var labels: [Int32] = []
 
-    init(dropout: Float, hiddenWidths: [Int] = [8, 8, 8], exitsAfter: [Int] = [1, 2, 3], batch: Int = 8, seed: UInt64 = 3) {
-        network = MLPArchitecture(inputFeatures: 6, hiddenWidths: hiddenWidths, exitsAfter: exitsAfter, classes: 4,
-                                  batchNorm: true, dropout: dropout).build()
+    init(
+        dropout: Float, hiddenWidths: [Int] = [8, 8, 8], exitsAfter: [Int] = [1, 2, 3], batch: Int = 8, seed: UInt64 = 3
+    ) {
+        network = MLPArchitecture(
+            inputFeatures: 6, hiddenWidths: hiddenWidths, exitsAfter: exitsAfter, classes: 4,
+            batchNorm: true, dropout: dropout
+        ).build()
         network.initialize(seed: seed)
         network.reserve(maxBatch: batch)
         objective = ExitObjective(exits: exitsAfter.count, classes: 4)
@@ -61,7 +70,9 @@ final class GradientFixture {
         var generator = SeededGenerator(seed: seed + 100)
         for slot in network.store.parameterSlots where slot.name.contains(".bn.") {
             let values = network.store.parameter(slot)
-            for k in values.indices { values[k] = slot.name.hasSuffix("weight") ? generator.uniform(0.6, 1.4) : generator.uniform(-0.3, 0.3) }
+            for k in values.indices {
+                values[k] = slot.name.hasSuffix("weight") ? generator.uniform(0.6, 1.4) : generator.uniform(-0.3, 0.3)
+            }
         }
     }
 
@@ -84,14 +95,19 @@ final class GradientFixture {
             let bias = network.store.parameter(slot("blocks.\(b).linear.bias"))
             let gamma = network.store.parameter(slot("blocks.\(b).bn.weight"))
             let beta = network.store.parameter(slot("blocks.\(b).bn.bias"))
-            let width = bias.count, inputs = blockInput.count / batch
+            let width = bias.count
+            let inputs = blockInput.count / batch
             for o in 0..<width {
                 let column = (0..<batch).map { n in
-                    (0..<inputs).reduce(Double(bias[o])) { $0 + Double(blockInput[n * inputs + $1]) * Double(w[o * inputs + $1]) }
+                    (0..<inputs).reduce(Double(bias[o])) {
+                        $0 + Double(blockInput[n * inputs + $1]) * Double(w[o * inputs + $1])
+                    }
                 }
                 let mean = column.reduce(0, +) / Double(batch)
                 let variance = column.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(batch)
-                result += column.map { ($0 - mean) / (variance + 1e-5).squareRoot() * Double(gamma[o]) + Double(beta[o]) }
+                result += column.map {
+                    ($0 - mean) / (variance + 1e-5).squareRoot() * Double(gamma[o]) + Double(beta[o])
+                }
             }
         }
         return result
@@ -104,7 +120,9 @@ final class GradientFixture {
         for e in 0..<network.exitCount {
             let z = logits(e)
             for i in 0..<batch {
-                total += Double(lambda[e * batch + i]) * referenceCrossEntropy(z[(i * 4)..<(i * 4 + 4)], label: Int(labels[i]))
+                total +=
+                    Double(lambda[e * batch + i])
+                    * referenceCrossEntropy(z[(i * 4)..<(i * 4 + 4)], label: Int(labels[i]))
             }
         }
         return total / Double(globalBatch)
@@ -112,11 +130,14 @@ final class GradientFixture {
 
     /// Forward, `evaluate` and backward: the statistics and the store's gradients.
     func analyticGradient(
-        weighting: ExitWeighting, globalBatch: Int, adjustment: ExitObjective.WeightAdjustment = ExitObjective.WeightAdjustment()
+        weighting: ExitWeighting, globalBatch: Int,
+        adjustment: ExitObjective.WeightAdjustment = ExitObjective.WeightAdjustment()
     ) -> (ExitObjective.Statistics, [Float]) {
         forward(input)
         let statistics = labels.withUnsafeBufferPointer {
-            objective.lossAndGradients(network: network, labels: $0, batch: batch, weighting: weighting, globalBatch: globalBatch, adjustment: adjustment)
+            objective.lossAndGradients(
+                network: network, labels: $0, batch: batch, weighting: weighting, globalBatch: globalBatch,
+                adjustment: adjustment)
         }
         input.withUnsafeBufferPointer { network.backward(input: $0, batch: batch) }
         return (statistics, Array(network.store.gradients))
@@ -139,7 +160,8 @@ final class NetworkGradientTests: XCTestCase {
         _ fixture: GradientFixture, h: Float = 5e-3, gates: ([[[Double]]]) -> Gates?,
         file: StaticString = #filePath, line: UInt = #line
     ) {
-        let batch = fixture.batch, exits = fixture.network.exitCount
+        let batch = fixture.batch
+        let exits = fixture.network.exitCount
         for seed in UInt64(1000)..<UInt64(2000) {
             let candidate = Fixtures.normals(batch * 6, seed: seed)
             guard fixture.preActivations(candidate).map(abs).min()! > Double(3 * h) else { continue }
@@ -159,27 +181,34 @@ final class NetworkGradientTests: XCTestCase {
 
             let (statistics, analytic) = fixture.analyticGradient(weighting: weighting, globalBatch: batch)
             // The gates `evaluate` used are the ones computed here.
-            assertAllClose(Array(fixture.objective.lastGates(batch: batch)), lambda, relative: 1e-5, absolute: 1e-6,
-                           "\(weighting.name) gates", file: file, line: line)
+            assertAllClose(
+                Array(fixture.objective.lastGates(batch: batch)), lambda, relative: 1e-5, absolute: 1e-6,
+                "\(weighting.name) gates", file: file, line: line)
             // Statistics: sums over the batch of CE, lambda * CE, lambda and correct predictions.
             for e in 0..<exits {
                 let ce = (0..<batch).map { -Foundation.log(probabilities[e][$0][Int(fixture.labels[$0])]) }
                 let gates = (0..<batch).map { Double(lambda[e * batch + $0]) }
                 let correct = (0..<batch).filter { argmax(probabilities[e][$0]) == Int(fixture.labels[$0]) }.count
-                XCTAssertEqual(statistics.loss[e], ce.reduce(0, +), accuracy: 1e-4, "loss of exit \(e)", file: file, line: line)
-                XCTAssertEqual(statistics.weightedLoss[e], zip(ce, gates).map(*).reduce(0, +), accuracy: 1e-4,
-                               "weighted loss of exit \(e)", file: file, line: line)
-                XCTAssertEqual(statistics.gate[e], gates.reduce(0, +), accuracy: 1e-5, "gate sum of exit \(e)", file: file, line: line)
+                XCTAssertEqual(
+                    statistics.loss[e], ce.reduce(0, +), accuracy: 1e-4, "loss of exit \(e)", file: file, line: line)
+                XCTAssertEqual(
+                    statistics.weightedLoss[e], zip(ce, gates).map(*).reduce(0, +), accuracy: 1e-4,
+                    "weighted loss of exit \(e)", file: file, line: line)
+                XCTAssertEqual(
+                    statistics.gate[e], gates.reduce(0, +), accuracy: 1e-5, "gate sum of exit \(e)", file: file,
+                    line: line)
                 XCTAssertEqual(statistics.correct[e], Double(correct), "correct at exit \(e)", file: file, line: line)
             }
             assertGradientMatches(analytic, numeric, "\(weighting.name) network gradient", file: file, line: line)
             // Each tensor separately, so that a small head cannot hide behind a large block. The
             // Linear biases of the blocks are left to the whole-vector check: BatchNorm cancels them,
             // so their gradient is zero up to rounding.
-            for slot in fixture.network.store.parameterSlots where !(slot.name.hasPrefix("blocks") && slot.name.hasSuffix("linear.bias")) {
+            for slot in fixture.network.store.parameterSlots
+            where !(slot.name.hasPrefix("blocks") && slot.name.hasSuffix("linear.bias")) {
                 let range = slot.offset..<(slot.offset + slot.count)
-                assertGradientMatches(Array(analytic[range]), Array(numeric[range]), relativeFloor: 3e-2,
-                                      "\(weighting.name) \(slot.name)", file: file, line: line)
+                assertGradientMatches(
+                    Array(analytic[range]), Array(numeric[range]), relativeFloor: 3e-2,
+                    "\(weighting.name) \(slot.name)", file: file, line: line)
             }
             return
         }
@@ -206,25 +235,31 @@ final class NetworkGradientTests: XCTestCase {
                         lambda[e * batch + i] = success ? 0 : lambda[(e - 1) * batch + i]
                     }
                 }
-                XCTAssertTrue(lambda.contains(0) && lambda[batch...].contains(1), "the gates should block some samples and pass others")
+                XCTAssertTrue(
+                    lambda.contains(0) && lambda[batch...].contains(1),
+                    "the gates should block some samples and pass others")
                 return (HardCGT(tau: Float(tau)), lambda)
             }
         }
     }
 
     func testSoftCGTGradient() {
-        for (dropout, score) in [(Float(0.2), SoftCGT.Score.maxProbability), (0, .maxProbability), (0.2, .trueClassProbability)] {
+        for (dropout, score) in [
+            (Float(0.2), SoftCGT.Score.maxProbability), (0, .maxProbability), (0.2, .trueClassProbability),
+        ] {
             let fixture = GradientFixture(dropout: dropout)
             checkGradient(fixture) { probabilities in
                 let batch = fixture.batch
-                let tau = 0.4, k = 6.0
+                let tau = 0.4
+                let k = 6.0
                 // Eq. 6-7 with sharpness k: r_e = 1 - sigmoid(k (s_e - tau)), lambda_e = prod_{e' < e} r_e'.
                 var exact = [Double](repeating: 1, count: 3 * batch)
                 for i in 0..<batch {
                     for e in 1..<3 {
                         let p = probabilities[e - 1][i]
                         let s = score == .maxProbability ? p.max()! : p[Int(fixture.labels[i])]
-                        exact[e * batch + i] = exact[(e - 1) * batch + i] * (1 - 1 / (1 + Foundation.exp(-k * (s - tau))))
+                        exact[e * batch + i] =
+                            exact[(e - 1) * batch + i] * (1 - 1 / (1 + Foundation.exp(-k * (s - tau))))
                     }
                 }
                 return (SoftCGT(tau: Float(tau), sharpness: Float(k), score: score), exact.map(Float.init))
@@ -246,7 +281,8 @@ final class NetworkGradientTests: XCTestCase {
         let fixture = GradientFixture(dropout: 0.2, hiddenWidths: [8, 7, 9, 5], exitsAfter: [2, 4])
         checkGradient(fixture) { probabilities in
             let batch = fixture.batch
-            let tau = 0.35, k = 4.0
+            let tau = 0.35
+            let k = 4.0
             var lambda = [Float](repeating: 1, count: batch)
             for i in 0..<batch {
                 let s = probabilities[0][i].max()!
@@ -259,7 +295,10 @@ final class NetworkGradientTests: XCTestCase {
     func testStatisticsAddAndFlatten() {
         var a = ExitObjective.Statistics(exits: 2)
         XCTAssertEqual(a.flattened, [0, 0, 0, 0, 0, 0, 0, 0])
-        a.loss = [1, 2]; a.weightedLoss = [3, 4]; a.gate = [5, 6]; a.correct = [7, 8]
+        a.loss = [1, 2]
+        a.weightedLoss = [3, 4]
+        a.gate = [5, 6]
+        a.correct = [7, 8]
         XCTAssertEqual(a.flattened, [1, 2, 3, 4, 5, 6, 7, 8])
         XCTAssertEqual(ExitObjective.Statistics(flattened: a.flattened), a)
         var b = ExitObjective.Statistics(flattened: [10, 20, 30, 40, 50, 60, 70, 80])
@@ -278,7 +317,8 @@ final class NetworkGradientTests: XCTestCase {
         fixture.labels = Fixtures.labels(fixture.batch, classes: 4, seed: 78)
         for weighting: ExitWeighting in [HardCGT(tau: 0.3), SoftCGT(tau: 0.5), FixedExitWeights([1, 0.5, 0.25])] {
             let (localStatistics, local) = fixture.analyticGradient(weighting: weighting, globalBatch: fixture.batch)
-            let (globalStatistics, global) = fixture.analyticGradient(weighting: weighting, globalBatch: 2 * fixture.batch)
+            let (globalStatistics, global) = fixture.analyticGradient(
+                weighting: weighting, globalBatch: 2 * fixture.batch)
             XCTAssertTrue(local.contains { $0 != 0 })
             XCTAssertEqual(global.map { 2 * $0 }, local, weighting.name)
             // The statistics are sums over the local batch and do not depend on N.
@@ -294,7 +334,8 @@ final class NetworkGradientTests: XCTestCase {
         fixture.labels = Fixtures.labels(fixture.batch, classes: 4, seed: 80)
         let (_, soft) = fixture.analyticGradient(weighting: SoftCGT(tau: 0.4, sharpness: 3), globalBatch: fixture.batch)
         let gates = Array(fixture.objective.lastGates(batch: fixture.batch))
-        let (_, frozen) = fixture.analyticGradient(weighting: FrozenExitWeights(table: gates), globalBatch: fixture.batch)
+        let (_, frozen) = fixture.analyticGradient(
+            weighting: FrozenExitWeights(table: gates), globalBatch: fixture.batch)
         XCTAssertEqual(frozen, soft)
     }
 
@@ -305,7 +346,8 @@ final class NetworkGradientTests: XCTestCase {
         let b = fixture.batch
         _ = fixture.analyticGradient(weighting: SoftCGT(tau: 0.5), globalBatch: b)
         let unscaled = Array(fixture.objective.lastGates(batch: b))
-        let (statistics, gradient) = fixture.analyticGradient(weighting: SoftCGT(tau: 0.5), globalBatch: b, adjustment: .init(exitScale: [1, 0, 2]))
+        let (statistics, gradient) = fixture.analyticGradient(
+            weighting: SoftCGT(tau: 0.5), globalBatch: b, adjustment: .init(exitScale: [1, 0, 2]))
         let scaled = Array(fixture.objective.lastGates(batch: b))
         XCTAssertEqual(Array(scaled[0..<b]), Array(unscaled[0..<b]))
         XCTAssertEqual(Array(scaled[b..<(2 * b)]), Array(repeating: 0, count: b))
@@ -328,17 +370,21 @@ final class NetworkGradientTests: XCTestCase {
         let fixture = GradientFixture(dropout: 0)
         fixture.input = Fixtures.normals(fixture.batch * 6, seed: 83)
         fixture.labels = Fixtures.labels(fixture.batch, classes: 4, seed: 84)
-        let b = fixture.batch, scale: [Float] = [1, 0, 2], leak: Float = 0.05
+        let b = fixture.batch
+        let scale: [Float] = [1, 0, 2]
+        let leak: Float = 0.05
         _ = fixture.analyticGradient(weighting: SoftCGT(tau: 0.5), globalBatch: b)
         let plain = Array(fixture.objective.lastGates(batch: b))
         var expected = [Float](repeating: 0, count: 3 * b)
         for i in 0..<b {
-            let raw = (0..<3).map { e in scale[e] == 0 ? 0 : Double(plain[e * b + i]) * Double(scale[e]) + Double(leak) }
+            let raw = (0..<3).map { e in scale[e] == 0 ? 0 : Double(plain[e * b + i]) * Double(scale[e]) + Double(leak)
+            }
             let sum = raw.reduce(0, +)
             for e in 0..<3 { expected[e * b + i] = Float(raw[e] / sum) }
         }
-        let (statistics, gradient) = fixture.analyticGradient(weighting: SoftCGT(tau: 0.5), globalBatch: b,
-                                                              adjustment: .init(exitScale: scale, leak: leak, normalized: true))
+        let (statistics, gradient) = fixture.analyticGradient(
+            weighting: SoftCGT(tau: 0.5), globalBatch: b,
+            adjustment: .init(exitScale: scale, leak: leak, normalized: true))
         let adjusted = Array(fixture.objective.lastGates(batch: b))
         for k in 0..<(3 * b) { XCTAssertEqual(adjusted[k], expected[k], accuracy: 1e-6, "weight \(k)") }
         XCTAssertEqual(statistics.gate[1], 0, "a switched-off exit gets no leak")

@@ -1,8 +1,9 @@
 import CGTKernels
-import Foundation
-@testable import CGTModel
 import CGTTestSupport
+import Foundation
 import XCTest
+
+@testable import CGTModel
 
 /// `SGD` and `Adam` against `torch.optim`'s update rules evaluated in Double.
 final class OptimizerTests: XCTestCase {
@@ -25,15 +26,21 @@ final class OptimizerTests: XCTestCase {
         var decoupled: Bool
         var m: [Double], v: [Double], t = 0
 
-        init(lr: Float, beta1: Float, beta2: Float, eps: Float, wd: Float, decoupled: Bool, m: [Double], v: [Double], t: Int = 0) {
-            (self.lr, self.beta1, self.beta2, self.eps, self.wd) = (Double(lr), Double(beta1), Double(beta2), Double(eps), Double(wd))
+        init(
+            lr: Float, beta1: Float, beta2: Float, eps: Float, wd: Float, decoupled: Bool, m: [Double], v: [Double],
+            t: Int = 0
+        ) {
+            (self.lr, self.beta1, self.beta2, self.eps, self.wd) = (
+                Double(lr), Double(beta1), Double(beta2), Double(eps), Double(wd)
+            )
             self.decoupled = decoupled
             (self.m, self.v, self.t) = (m, v, t)
         }
 
         mutating func step(_ p: inout [Double], _ grad: [Float]) {
             t += 1
-            let bc1 = 1 - Foundation.pow(beta1, Double(t)), bc2 = 1 - Foundation.pow(beta2, Double(t))
+            let bc1 = 1 - Foundation.pow(beta1, Double(t))
+            let bc2 = 1 - Foundation.pow(beta2, Double(t))
             for i in p.indices {
                 var g = Double(grad[i])
                 if decoupled { p[i] *= 1 - lr * wd } else { g += wd * p[i] }
@@ -59,8 +66,9 @@ final class OptimizerTests: XCTestCase {
             let expected = Double(before[i]) - 0.1 * Double(gradients[i]) / (abs(Double(gradients[i])) + 1e-8)
             assertClose(store.parameters[i], Float(expected), relative: 1e-6, absolute: 1e-6, "parameter \(i)")
         }
-        var reference = ReferenceAdam(lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, wd: 0, decoupled: false,
-                                      m: Array(repeating: 0, count: 37), v: Array(repeating: 0, count: 37))
+        var reference = ReferenceAdam(
+            lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, wd: 0, decoupled: false,
+            m: Array(repeating: 0, count: 37), v: Array(repeating: 0, count: 37))
         var p = before.map(Double.init)
         reference.step(&p, gradients)
         assertAllClose(Array(store.parameters), p.map(Float.init), relative: 1e-6, absolute: 1e-6)
@@ -72,9 +80,11 @@ final class OptimizerTests: XCTestCase {
     func testAdamStepsWithWeightDecayMatchPyTorch() {
         for decoupled in [false, true] {
             let store = makeStore(seed: 3)
-            let adam = Adam(parameterCount: 37, beta1: 0.8, beta2: 0.99, epsilon: 1e-6, weightDecay: 0.05, decoupled: decoupled)
-            var reference = ReferenceAdam(lr: 0.01, beta1: 0.8, beta2: 0.99, eps: 1e-6, wd: 0.05, decoupled: decoupled,
-                                          m: Array(repeating: 0, count: 37), v: Array(repeating: 0, count: 37))
+            let adam = Adam(
+                parameterCount: 37, beta1: 0.8, beta2: 0.99, epsilon: 1e-6, weightDecay: 0.05, decoupled: decoupled)
+            var reference = ReferenceAdam(
+                lr: 0.01, beta1: 0.8, beta2: 0.99, eps: 1e-6, wd: 0.05, decoupled: decoupled,
+                m: Array(repeating: 0, count: 37), v: Array(repeating: 0, count: 37))
             var p = Array(store.parameters).map(Double.init)
             for t in 1...5 {
                 let gradients = Fixtures.normals(37, seed: 10 + UInt64(t))
@@ -82,16 +92,21 @@ final class OptimizerTests: XCTestCase {
                 adam.step(store, learningRate: 0.01)
                 reference.step(&p, gradients)
                 XCTAssertEqual(adam.stepCount, t)
-                assertAllClose(Array(store.parameters), p.map(Float.init), relative: 1e-5, absolute: 1e-6, "decoupled \(decoupled), step \(t)")
+                assertAllClose(
+                    Array(store.parameters), p.map(Float.init), relative: 1e-5, absolute: 1e-6,
+                    "decoupled \(decoupled), step \(t)")
             }
-            assertAllClose(Array(adam.stateBuffers[0].values), reference.m.map(Float.init), relative: 1e-5, absolute: 1e-6)
-            assertAllClose(Array(adam.stateBuffers[1].values), reference.v.map(Float.init), relative: 1e-5, absolute: 1e-6)
+            assertAllClose(
+                Array(adam.stateBuffers[0].values), reference.m.map(Float.init), relative: 1e-5, absolute: 1e-6)
+            assertAllClose(
+                Array(adam.stateBuffers[1].values), reference.v.map(Float.init), relative: 1e-5, absolute: 1e-6)
         }
     }
 
     func testAdamAndAdamWDiffer() {
         // With weight decay, coupling it into the gradient (Adam) and decaying the weights (AdamW) give different steps.
-        let a = makeStore(seed: 4), b = makeStore(seed: 4)
+        let a = makeStore(seed: 4)
+        let b = makeStore(seed: 4)
         let gradients = Fixtures.normals(37, seed: 5)
         _ = a.gradients.update(from: gradients)
         _ = b.gradients.update(from: gradients)
@@ -119,7 +134,9 @@ final class OptimizerTests: XCTestCase {
                     buffer[i] = t == 1 ? g : 0.9 * buffer[i] + g
                     p[i] -= 0.05 * (nesterov ? g + 0.9 * buffer[i] : buffer[i])
                 }
-                assertAllClose(Array(store.parameters), p.map(Float.init), relative: 1e-5, absolute: 1e-6, "nesterov \(nesterov), step \(t)")
+                assertAllClose(
+                    Array(store.parameters), p.map(Float.init), relative: 1e-5, absolute: 1e-6,
+                    "nesterov \(nesterov), step \(t)")
             }
             assertAllClose(Array(sgd.stateBuffers[0].values), buffer.map(Float.init), relative: 1e-5, absolute: 1e-6)
         }
@@ -132,13 +149,15 @@ final class OptimizerTests: XCTestCase {
         _ = store.gradients.update(from: gradients)
         let sgd = SGD(parameterCount: 37, momentum: 0, weightDecay: 0)
         sgd.step(store, learningRate: 0.5)
-        assertAllClose(Array(store.parameters), zip(before, gradients).map { $0 - 0.5 * $1 }, relative: 1e-6, absolute: 1e-7)
+        assertAllClose(
+            Array(store.parameters), zip(before, gradients).map { $0 - 0.5 * $1 }, relative: 1e-6, absolute: 1e-7)
         // The gradients are read, not consumed.
         XCTAssertEqual(Array(store.gradients), gradients)
     }
 
     func testStateBuffersHaveTheParameterLayout() {
-        let adam = Adam(parameterCount: 37), sgd = SGD(parameterCount: 37, momentum: 0.9, weightDecay: 0)
+        let adam = Adam(parameterCount: 37)
+        let sgd = SGD(parameterCount: 37, momentum: 0.9, weightDecay: 0)
         for (name, values) in adam.stateBuffers + sgd.stateBuffers {
             XCTAssertEqual(values.count, 37, name)
             XCTAssertTrue(values.allSatisfy { $0 == 0 }, "\(name) starts at zero")
@@ -151,8 +170,9 @@ final class OptimizerTests: XCTestCase {
         adam.stepCount = 99
         adam.step(store, learningRate: 0.01)
         XCTAssertEqual(adam.stepCount, 100)
-        var reference = ReferenceAdam(lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, wd: 0, decoupled: false,
-                                      m: Array(repeating: 0, count: 37), v: Array(repeating: 0, count: 37), t: 99)
+        var reference = ReferenceAdam(
+            lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, wd: 0, decoupled: false,
+            m: Array(repeating: 0, count: 37), v: Array(repeating: 0, count: 37), t: 99)
         var p = before.map(Double.init)
         reference.step(&p, gradients)
         assertAllClose(Array(store.parameters), p.map(Float.init), relative: 1e-5, absolute: 1e-6)

@@ -1,8 +1,9 @@
-import CGTRandom
 import CGTKernels
-@testable import CGTModel
+import CGTRandom
 import CGTTestSupport
 import XCTest
+
+@testable import CGTModel
 
 /// `MaxPool2D`, `GlobalAveragePool` and `Flatten`: shapes, FLOP counts and finite-difference gradients.
 final class PoolingTests: XCTestCase {
@@ -31,7 +32,9 @@ final class PoolingTests: XCTestCase {
         for plane in 0..<(batch * channels) {
             for oy in 0..<3 {
                 for ox in 0..<4 {
-                    let window = [(0, 0), (0, 1), (1, 0), (1, 1)].map { x[plane * height * width + (2 * oy + $0.0) * width + 2 * ox + $0.1] }
+                    let window = [(0, 0), (0, 1), (1, 0), (1, 1)].map {
+                        x[plane * height * width + (2 * oy + $0.0) * width + 2 * ox + $0.1]
+                    }
                     expected.append(window.max()!)
                 }
             }
@@ -64,7 +67,9 @@ final class PoolingTests: XCTestCase {
         let harness = LayerHarness(gap, batch: batch)
         var x = Fixtures.normals(batch * channels * height * width, seed: 4)
         let y = harness.forward(x, context: ForwardContext(mode: .training))
-        let means = (0..<(batch * channels)).map { p in Float(x[(p * 63)..<((p + 1) * 63)].reduce(0.0) { $0 + Double($1) } / 63) }
+        let means = (0..<(batch * channels)).map { p in
+            Float(x[(p * 63)..<((p + 1) * 63)].reduce(0.0) { $0 + Double($1) } / 63)
+        }
         assertAllClose(y, means, relative: 1e-5, absolute: 1e-6)
 
         let weights = Fixtures.normals(batch * channels, seed: 5)
@@ -82,6 +87,7 @@ final class PoolingTests: XCTestCase {
         let x = Fixtures.normals(batch * 189, seed: 6)
         let dy = Fixtures.normals(batch * 189, seed: 7)
         assertExactlyEqual(harness.forward(x, context: ForwardContext(mode: .inference)), x)
-        assertExactlyEqual(harness.gradients(input: x, outputGradient: dy, context: ForwardContext(mode: .training)), dy)
+        assertExactlyEqual(
+            harness.gradients(input: x, outputGradient: dy, context: ForwardContext(mode: .training)), dy)
     }
 }

@@ -1,20 +1,24 @@
 import CGTKernels
-import Foundation
-@testable import CGTModel
 import CGTTestSupport
+import Foundation
 import XCTest
+
+@testable import CGTModel
 
 /// Training parts of a network: gradients with a scope against finite differences, frozen
 /// blocks in inference mode, the ranges an optimizer may update.
 final class TrainingScopeTests: XCTestCase {
     /// Sum over the active exits of lambda_e * CE_e, divided by the batch, in Double.
     private func scopedLoss(_ fixture: GradientFixture, scope: TrainingScope, lambdas: [Float]) -> Double {
-        fixture.input.withUnsafeBufferPointer { fixture.network.forward($0, batch: fixture.batch, context: fixture.context, scope: scope) }
+        fixture.input.withUnsafeBufferPointer {
+            fixture.network.forward($0, batch: fixture.batch, context: fixture.context, scope: scope)
+        }
         var total = 0.0
         for e in 0..<scope.exitLimit {
             let z = fixture.logits(e)
             for i in 0..<fixture.batch {
-                total += Double(lambdas[e]) * referenceCrossEntropy(z[(i * 4)..<(i * 4 + 4)], label: Int(fixture.labels[i]))
+                total +=
+                    Double(lambdas[e]) * referenceCrossEntropy(z[(i * 4)..<(i * 4 + 4)], label: Int(fixture.labels[i]))
             }
         }
         return total / Double(fixture.batch)
@@ -28,7 +32,9 @@ final class TrainingScopeTests: XCTestCase {
 
     /// Checks the scoped gradient: finite differences on the trainable ranges, exact zeros
     /// elsewhere; on the first input whose ReLU pattern no finite-difference step changes.
-    private func checkScopedGradient(_ scope: TrainingScope, lambdas: [Float], file: StaticString = #filePath, line: UInt = #line) {
+    private func checkScopedGradient(
+        _ scope: TrainingScope, lambdas: [Float], file: StaticString = #filePath, line: UInt = #line
+    ) {
         let fixture = GradientFixture(dropout: 0.2)
         fixture.labels = (0..<fixture.batch).map { Int32($0 % 4) }
         let network = fixture.network
@@ -49,21 +55,29 @@ final class TrainingScopeTests: XCTestCase {
         guard !numeric.isEmpty else { return XCTFail("no input without ReLU crossings", file: file, line: line) }
         // Stale values must not survive in the parts a scoped backward skips.
         network.store.gradients.update(repeating: 7)
-        fixture.input.withUnsafeBufferPointer { network.forward($0, batch: fixture.batch, context: fixture.context, scope: scope) }
+        fixture.input.withUnsafeBufferPointer {
+            network.forward($0, batch: fixture.batch, context: fixture.context, scope: scope)
+        }
         _ = fixture.labels.withUnsafeBufferPointer {
-            fixture.objective.lossAndGradients(network: network, labels: $0, batch: fixture.batch, weighting: FixedExitWeights(lambdas),
-                                       globalBatch: fixture.batch, activeExits: scope.exitLimit)
+            fixture.objective.lossAndGradients(
+                network: network, labels: $0, batch: fixture.batch, weighting: FixedExitWeights(lambdas),
+                globalBatch: fixture.batch, activeExits: scope.exitLimit)
         }
         fixture.input.withUnsafeBufferPointer { network.backward(input: $0, batch: fixture.batch, scope: scope) }
         let analytic = Array(network.store.gradients)
         let trainable = network.trainableRanges(scope)
         XCTAssertFalse(trainable.isEmpty, file: file, line: line)
-        for slot in network.store.parameterSlots where !(slot.name.hasPrefix("blocks") && slot.name.hasSuffix("linear.bias")) {
+        for slot in network.store.parameterSlots
+        where !(slot.name.hasPrefix("blocks") && slot.name.hasSuffix("linear.bias")) {
             let range = slot.offset..<(slot.offset + slot.count)
             if trainable.contains(where: { $0.contains(slot.offset) }) {
-                assertGradientMatches(Array(analytic[range]), Array(numeric[range]), relativeFloor: 3e-2, slot.name, file: file, line: line)
+                assertGradientMatches(
+                    Array(analytic[range]), Array(numeric[range]), relativeFloor: 3e-2, slot.name, file: file,
+                    line: line)
             } else {
-                XCTAssertEqual(Set(analytic[range]), [0], "\(slot.name) is frozen or out of scope: zero gradient", file: file, line: line)
+                XCTAssertEqual(
+                    Set(analytic[range]), [0], "\(slot.name) is frozen or out of scope: zero gradient", file: file,
+                    line: line)
             }
         }
     }
@@ -90,14 +104,19 @@ final class TrainingScopeTests: XCTestCase {
             let ranges = network.trainableRanges(scope)
             let covered = network.store.parameterSlots.filter { slot in ranges.contains { $0.contains(slot.offset) } }
             // A slot is either wholly inside the ranges or wholly outside them.
-            for slot in covered { XCTAssertTrue(ranges.contains { $0.contains(slot.offset + slot.count - 1) }, slot.name) }
+            for slot in covered {
+                XCTAssertTrue(ranges.contains { $0.contains(slot.offset + slot.count - 1) }, slot.name)
+            }
             return Set(covered.map { String($0.name.split(separator: ".").prefix(2).joined(separator: ".")) })
         }
-        XCTAssertEqual(names(.everything(exits: 3)), ["blocks.0", "blocks.1", "blocks.2", "exits.0", "exits.1", "exits.2"])
+        XCTAssertEqual(
+            names(.everything(exits: 3)), ["blocks.0", "blocks.1", "blocks.2", "exits.0", "exits.1", "exits.2"])
         XCTAssertEqual(names(TrainingScope(exitLimit: 2, frozenBlocks: 1, frozenExits: [0])), ["blocks.1", "exits.1"])
         XCTAssertEqual(names(TrainingScope(exitLimit: 3, frozenBlocks: 3, frozenExits: [2])), ["exits.0", "exits.1"])
-        XCTAssertEqual(names(TrainingScope(exitLimit: 3, frozenExits: [0, 1])), ["blocks.0", "blocks.1", "blocks.2", "exits.2"])
-        XCTAssertEqual(network.trainableRanges(.everything(exits: 3)), [0..<network.store.parameterCount], "adjacent parts merge")
+        XCTAssertEqual(
+            names(TrainingScope(exitLimit: 3, frozenExits: [0, 1])), ["blocks.0", "blocks.1", "blocks.2", "exits.2"])
+        XCTAssertEqual(
+            network.trainableRanges(.everything(exits: 3)), [0..<network.store.parameterCount], "adjacent parts merge")
     }
 
     func testFrozenBlocksKeepTheirRunningStatistics() {
@@ -105,11 +124,14 @@ final class TrainingScopeTests: XCTestCase {
         fixture.input = Fixtures.normals(fixture.batch * 6, seed: 5)
         let before = Array(fixture.network.store.buffers)
         let scope = TrainingScope(exitLimit: 3, frozenBlocks: 1, frozenExits: [0])
-        fixture.input.withUnsafeBufferPointer { fixture.network.forward($0, batch: fixture.batch, context: fixture.context, scope: scope) }
+        fixture.input.withUnsafeBufferPointer {
+            fixture.network.forward($0, batch: fixture.batch, context: fixture.context, scope: scope)
+        }
         for slot in fixture.network.store.bufferSlots {
             let range = slot.offset..<(slot.offset + slot.count)
             let changed = Array(fixture.network.store.buffers[range]) != Array(before[range])
-            XCTAssertEqual(changed, !slot.name.hasPrefix("blocks.0"), "\(slot.name): only unfrozen blocks update their statistics")
+            XCTAssertEqual(
+                changed, !slot.name.hasPrefix("blocks.0"), "\(slot.name): only unfrozen blocks update their statistics")
         }
     }
 
@@ -118,8 +140,10 @@ final class TrainingScopeTests: XCTestCase {
         let store = fixture.network.store
         for i in store.gradients.indices { store.gradients[i] = Float(i % 7) - 3 }
         let ranges = fixture.network.trainableRanges(TrainingScope(exitLimit: 2, frozenBlocks: 1, frozenExits: [0]))
-        for optimizer in [Adam(parameterCount: store.parameterCount, weightDecay: 0.1, decoupled: true),
-                          SGD(parameterCount: store.parameterCount, momentum: 0.9, weightDecay: 0.1)] as [Optimizer] {
+        for optimizer in [
+            Adam(parameterCount: store.parameterCount, weightDecay: 0.1, decoupled: true),
+            SGD(parameterCount: store.parameterCount, momentum: 0.9, weightDecay: 0.1),
+        ] as [Optimizer] {
             let before = Array(store.parameters)
             optimizer.step(store, learningRate: 0.1, ranges: ranges)
             for i in store.parameters.indices where store.gradients[i] != 0 {

@@ -1,6 +1,6 @@
-import CGTRandom
 import CGTData
 import CGTKernels
+import CGTRandom
 import Foundation
 
 /// Seeded test data, so a failing test fails the same way every time.
@@ -30,12 +30,19 @@ public enum Fixtures {
         in directory: TemporaryDirectory, name: String = "data.h5", features: Int = 12, classes: Int = 3,
         train: Int = 96, test: Int = 48, validation: Int = 0, seed: UInt64 = 0, spread: Float = 1
     ) throws -> String {
-        let data = SyntheticDataset.make(features: features, classes: classes, trainCount: train, testCount: test + validation, seed: seed, spread: spread)
+        let data = SyntheticDataset.make(
+            features: features, classes: classes, trainCount: train, testCount: test + validation, seed: seed,
+            spread: spread)
         func rows(_ name: String, _ range: Range<Int>) -> DatasetSplit {
-            DatasetSplit(name: name, features: Array(data.test.features[(range.lowerBound * features)..<(range.upperBound * features)]),
-                         labels: Array(data.test.labels[range]), sampleIDs: (0..<range.count).map { Int64($0) }, featureShape: [features])
+            DatasetSplit(
+                name: name,
+                features: Array(data.test.features[(range.lowerBound * features)..<(range.upperBound * features)]),
+                labels: Array(data.test.labels[range]), sampleIDs: (0..<range.count).map { Int64($0) },
+                featureShape: [features])
         }
-        let splits = [data.train, rows(DatasetLayout.test, 0..<test)] + (validation > 0 ? [rows(DatasetLayout.validation, test..<(test + validation))] : [])
+        let splits =
+            [data.train, rows(DatasetLayout.test, 0..<test)]
+            + (validation > 0 ? [rows(DatasetLayout.validation, test..<(test + validation))] : [])
         let path = directory.file(name)
         try DatasetWriter.write(to: path, classNames: data.classNames, featureShape: [features], splits: splits)
         return path

@@ -15,14 +15,22 @@ public enum RawFiles {
         }
     }
 
-    public static func bytes(_ values: [Float], bigEndian: Bool = false) -> [UInt8] { bytes(values.map(\.bitPattern), bigEndian: bigEndian) }
-    public static func bytes(_ values: [Double], bigEndian: Bool = false) -> [UInt8] { bytes(values.map(\.bitPattern), bigEndian: bigEndian) }
+    public static func bytes(_ values: [Float], bigEndian: Bool = false) -> [UInt8] {
+        bytes(values.map(\.bitPattern), bigEndian: bigEndian)
+    }
+    public static func bytes(_ values: [Double], bigEndian: Bool = false) -> [UInt8] {
+        bytes(values.map(\.bitPattern), bigEndian: bigEndian)
+    }
 
     /// A `.npy` file: magic, version, a header dict padded with spaces to a multiple of 64 bytes, then `data`.
-    public static func npy(descr: String, shape: [Int], fortranOrder: Bool = false, data: [UInt8], version: UInt8 = 1) -> [UInt8] {
+    public static func npy(descr: String, shape: [Int], fortranOrder: Bool = false, data: [UInt8], version: UInt8 = 1)
+        -> [UInt8]
+    {
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(\(shape.map(String.init).joined(separator: ", ")))"
-        return npy(header: "{'descr': '\(descr)', 'fortran_order': \(fortranOrder ? "True" : "False"), 'shape': \(shapeText), }",
-                   data: data, version: version)
+        return npy(
+            header:
+                "{'descr': '\(descr)', 'fortran_order': \(fortranOrder ? "True" : "False"), 'shape': \(shapeText), }",
+            data: data, version: version)
     }
 
     /// A `.npy` file with a given header text (for malformed headers).
@@ -68,7 +76,8 @@ public enum RawFiles {
     /// A zip archive of `members`; each is stored (method 0) unless `deflated` supplies its
     /// compressed bytes (method 8).
     public static func zip(_ members: [(name: String, data: [UInt8], deflated: [UInt8]?)]) -> [UInt8] {
-        var archive: [UInt8] = [], directory: [UInt8] = []
+        var archive: [UInt8] = []
+        var directory: [UInt8] = []
         for member in members {
             let name = Array(member.name.utf8)
             let payload = member.deflated ?? member.data
@@ -80,7 +89,8 @@ public enum RawFiles {
             directory += bytes([UInt32(0x0201_4b50)]) + bytes([UInt16(20), 20, 0, method, 0, 0]) + sizes
             directory += bytes([UInt16(name.count), 0, 0, 0, 0]) + bytes([UInt32(0), offset]) + name
         }
-        let end = bytes([UInt32(0x0605_4b50)]) + bytes([UInt16(0), 0, UInt16(members.count), UInt16(members.count)])
+        let end =
+            bytes([UInt32(0x0605_4b50)]) + bytes([UInt16(0), 0, UInt16(members.count), UInt16(members.count)])
             + bytes([UInt32(directory.count), UInt32(archive.count)]) + bytes([UInt16(0)])
         return archive + directory + end
     }

@@ -23,7 +23,9 @@ public func assertAllClose(
     for i in actual.indices {
         let allowed = absolute + relative * abs(expected[i])
         if !(abs(actual[i] - expected[i]) <= allowed) {
-            XCTFail("index \(i): \(actual[i]) is not within \(allowed) of \(expected[i]). \(message())", file: file, line: line)
+            XCTFail(
+                "index \(i): \(actual[i]) is not within \(allowed) of \(expected[i]). \(message())", file: file,
+                line: line)
             return
         }
     }

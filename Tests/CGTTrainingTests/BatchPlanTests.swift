@@ -1,9 +1,10 @@
-@testable import CGTEvaluation
 import CGTData
-import CGTJob
 import CGTExperiments
+import CGTJob
 import CGTTraining
 import XCTest
+
+@testable import CGTEvaluation
 
 /// Which samples each step and rank see.
 final class BatchPlanTests: XCTestCase {
@@ -36,7 +37,8 @@ final class BatchPlanTests: XCTestCase {
         // Fewer samples than one batch: one step with all of them.
         XCTAssertEqual(BatchPlan(sampleCount: 7, globalBatch: 64, ranks: 2).stepsPerEpoch, 1)
         XCTAssertEqual(BatchPlan(sampleCount: 7, globalBatch: 64, ranks: 2).globalRange(step: 0), 0..<7)
-        XCTAssertEqual(BatchPlan(sampleCount: 3, globalBatch: 64, ranks: 2).stepsPerEpoch, 0, "a rank would get fewer than two")
+        XCTAssertEqual(
+            BatchPlan(sampleCount: 3, globalBatch: 64, ranks: 2).stepsPerEpoch, 0, "a rank would get fewer than two")
     }
 
     func testOrderIsASeededPermutation() {

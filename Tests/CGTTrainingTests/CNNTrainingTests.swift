@@ -1,7 +1,7 @@
 import CGTData
-import CGTTestSupport
-import CGTJob
 import CGTExperiments
+import CGTJob
+import CGTTestSupport
 import CGTTraining
 import XCTest
 
@@ -19,25 +19,30 @@ final class CNNTrainingTests: XCTestCase {
                 let rows = labels[i] == 0 ? 0..<4 : 4..<8
                 for y in rows { for c in 0..<8 { x[i * 64 + y * 8 + c] += 1 } }
             }
-            return DatasetSplit(name: name, features: x, labels: labels, sampleIDs: (0..<count).map { Int64($0) }, featureShape: [1, 8, 8])
+            return DatasetSplit(
+                name: name, features: x, labels: labels, sampleIDs: (0..<count).map { Int64($0) },
+                featureShape: [1, 8, 8])
         }
         let path = directory.file("images.h5")
-        try DatasetWriter.write(to: path, classNames: ["top", "bottom"], featureShape: [1, 8, 8],
-                                splits: [split("train", 128, seed: 1), split("test", 64, seed: 9)])
+        try DatasetWriter.write(
+            to: path, classNames: ["top", "bottom"], featureShape: [1, 8, 8],
+            splits: [split("train", 128, seed: 1), split("test", 64, seed: 9)])
         return path
     }
 
     func testTinyCNNLearnsWithAugmentation() throws {
         let data = try writeImages()
-        let job = try JobLoader.parse("""
+        let job = try JobLoader.parse(
+            """
             name: cnn
             model: {kind: cnn, channels: [4, 8], exits: [1, 2]}
             training: {epochs: 8, batch_size: 16, checkpoint_every: 8}
             optimizer: {lr: 0.01}
             augmentation: {crop_padding: 1, horizontal_flip: true}
             """, source: "cnn.yaml", overrides: ["data.path=\(data)"])
-        let trainer = try Trainer(job: job, run: RunDirectory(path: directory.file("run")), communicator: nil, resume: false,
-                                  progress: ProgressReporter(enabled: false))
+        let trainer = try Trainer(
+            job: job, run: RunDirectory(path: directory.file("run")), communicator: nil, resume: false,
+            progress: ProgressReporter(enabled: false))
         let statistics = try trainer.run()
         XCTAssertGreaterThan(statistics.accuracy, 0.95)
         let checkpoint = try Checkpoint.read(from: RunDirectory(path: directory.file("run")).lastCheckpoint)
@@ -47,15 +52,21 @@ final class CNNTrainingTests: XCTestCase {
 
     func testModelAndDataMustFit() throws {
         let flat = try Fixtures.writeDataset(in: directory, features: 12, classes: 3)
-        let job = try JobLoader.parse("model: {kind: cnn, channels: [4], exits: [1]}", source: "j", overrides: ["data.path=\(flat)"])
-        XCTAssertThrowsError(try Trainer(job: job, run: RunDirectory(path: directory.file("x")), communicator: nil, resume: false,
-                                         progress: ProgressReporter(enabled: false))) { error in
+        let job = try JobLoader.parse(
+            "model: {kind: cnn, channels: [4], exits: [1]}", source: "j", overrides: ["data.path=\(flat)"])
+        XCTAssertThrowsError(
+            try Trainer(
+                job: job, run: RunDirectory(path: directory.file("x")), communicator: nil, resume: false,
+                progress: ProgressReporter(enabled: false))
+        ) { error in
             XCTAssertTrue("\(error)".contains("cnn needs images"), "\(error)")
         }
-        XCTAssertThrowsError(try JobLoader.parse("model: {kind: cnn, kernel_size: 4, exits: [1, 2, 3]}", source: "j")) { error in
+        XCTAssertThrowsError(try JobLoader.parse("model: {kind: cnn, kernel_size: 4, exits: [1, 2, 3]}", source: "j")) {
+            error in
             XCTAssertTrue("\(error)".contains("model.kernel_size"), "\(error)")
         }
-        XCTAssertThrowsError(try JobLoader.parse("model: {kind: cnn, channels: [8, 8], exits: [1, 3]}", source: "j")) { error in
+        XCTAssertThrowsError(try JobLoader.parse("model: {kind: cnn, channels: [8, 8], exits: [1, 3]}", source: "j")) {
+            error in
             XCTAssertTrue("\(error)".contains("the last exit must follow the last block (2)"), "\(error)")
         }
     }

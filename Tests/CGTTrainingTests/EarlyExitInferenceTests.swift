@@ -1,30 +1,39 @@
-@testable import CGTEvaluation
-import CGTJob
-import CGTExperiments
 import CGTData
+import CGTExperiments
+import CGTJob
 import CGTModel
 import CGTTestSupport
-@testable import CGTTraining
 import XCTest
+
+@testable import CGTEvaluation
+@testable import CGTTraining
 
 /// Real early exits give the answers of computing every exit and choosing afterwards.
 final class EarlyExitInferenceTests: XCTestCase {
     let directory = TemporaryDirectory("inference")
 
     private func trainedNetwork(method: [String]) throws -> (EarlyExitNetwork, DatasetSplit, ClassGroups?) {
-        let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 4, train: 256, test: 203, spread: 1.5)
-        let job = try JobLoader.parse("name: inference", source: "test", overrides: [
-            "data.path=\(data)", "model.hidden=[24, 24, 24]", "model.exits=[1, 2, 3]", "training.epochs=6", "training.batch_size=32", "optimizer.lr=0.01",
-        ] + method)
-        let trainer = try Trainer(job: job, run: RunDirectory(path: directory.file(method.joined())), communicator: nil, resume: false,
-                                  progress: ProgressReporter(enabled: false))
+        let data = try Fixtures.writeDataset(
+            in: directory, features: 12, classes: 4, train: 256, test: 203, spread: 1.5)
+        let job = try JobLoader.parse(
+            "name: inference", source: "test",
+            overrides: [
+                "data.path=\(data)", "model.hidden=[24, 24, 24]", "model.exits=[1, 2, 3]", "training.epochs=6",
+                "training.batch_size=32", "optimizer.lr=0.01",
+            ] + method)
+        let trainer = try Trainer(
+            job: job, run: RunDirectory(path: directory.file(method.joined())), communicator: nil, resume: false,
+            progress: ProgressReporter(enabled: false))
         try trainer.run()
         let test = try DatasetReader(path: data).read(split: DatasetLayout.test)
         return (trainer.network, test, trainer.classGroups)
     }
 
     func testEarlyExitsAnswerAsComputingEveryExit() throws {
-        for method in [["method.name=softcgt"], ["method.name=classynet", "method.weights=[1, 1, 1]", "method.class_groups=[[0], [1, 2]]"]] {
+        for method in [
+            ["method.name=softcgt"],
+            ["method.name=classynet", "method.weights=[1, 1, 1]", "method.class_groups=[[0], [1, 2]]"],
+        ] {
             let (network, test, groups) = try trainedNetwork(method: method)
             let records = Evaluator(network: network, batchSize: 64, classGroups: groups).records(test)
             for criterion in ExitCriterion.allCases {
@@ -33,19 +42,32 @@ final class EarlyExitInferenceTests: XCTestCase {
                     let scores = records.scores(criterion)
                     let inference = EarlyExitInference(network: network, policy: policy, maxBatch: 64)
                     for batch in [1, 7, 64] {
-                        var exits = [Int32](repeating: -9, count: test.count), predictions = exits
-                        var x = [Float](repeating: 0, count: test.count * 12), y = [Int32](repeating: 0, count: test.count), ids = [Int64](repeating: 0, count: test.count)
-                        x.withUnsafeMutableBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in ids.withUnsafeMutableBufferPointer { ib in
-                            test.gather(Array(0..<test.count)[...], features: xb, labels: yb, sampleIDs: ib)
-                        } } }
+                        var exits = [Int32](repeating: -9, count: test.count)
+                        var predictions = exits
+                        var x = [Float](repeating: 0, count: test.count * 12)
+                        var y = [Int32](repeating: 0, count: test.count)
+                        var ids = [Int64](repeating: 0, count: test.count)
+                        x.withUnsafeMutableBufferPointer { xb in
+                            y.withUnsafeMutableBufferPointer { yb in
+                                ids.withUnsafeMutableBufferPointer { ib in
+                                    test.gather(Array(0..<test.count)[...], features: xb, labels: yb, sampleIDs: ib)
+                                }
+                            }
+                        }
                         var first = 0
                         while first < test.count {
                             let count = min(batch, test.count - first)
-                            x.withUnsafeBufferPointer { xb in exits.withUnsafeMutableBufferPointer { eb in predictions.withUnsafeMutableBufferPointer { pb in
-                                let e = UnsafeMutableBufferPointer(rebasing: eb[first..<(first + count)])
-                                let p = UnsafeMutableBufferPointer(rebasing: pb[first..<(first + count)])
-                                inference.run(UnsafeBufferPointer(rebasing: xb[(first * 12)..<((first + count) * 12)]), batch: count, exits: e, predictions: p)
-                            } } }
+                            x.withUnsafeBufferPointer { xb in
+                                exits.withUnsafeMutableBufferPointer { eb in
+                                    predictions.withUnsafeMutableBufferPointer { pb in
+                                        let e = UnsafeMutableBufferPointer(rebasing: eb[first..<(first + count)])
+                                        let p = UnsafeMutableBufferPointer(rebasing: pb[first..<(first + count)])
+                                        inference.run(
+                                            UnsafeBufferPointer(rebasing: xb[(first * 12)..<((first + count) * 12)]),
+                                            batch: count, exits: e, predictions: p)
+                                    }
+                                }
+                            }
                             first += count
                         }
                         var disagreements = 0
@@ -54,15 +76,22 @@ final class EarlyExitInferenceTests: XCTestCase {
                             let expected = policy.route(scores: scores[range], predictions: records.predictions[range])
                             if Int(exits[i]) != expected || predictions[i] != records.predictions[i * 3 + expected] {
                                 // Only a score within rounding of a threshold may route differently.
-                                let nearThreshold = (0..<3).contains { abs(scores[i * 3 + $0] - policy.thresholds[$0]) < 1e-5 }
-                                XCTAssertTrue(nearThreshold, "\(method) \(criterion) \(fallback) batch \(batch) sample \(i): exit \(exits[i]) vs \(expected)")
+                                let nearThreshold = (0..<3).contains {
+                                    abs(scores[i * 3 + $0] - policy.thresholds[$0]) < 1e-5
+                                }
+                                XCTAssertTrue(
+                                    nearThreshold,
+                                    "\(method) \(criterion) \(fallback) batch \(batch) sample \(i): exit \(exits[i]) vs \(expected)"
+                                )
                                 disagreements += 1
                             }
                         }
                         XCTAssertLessThanOrEqual(disagreements, 1)
                     }
                     // Spot check that the policy is not trivial here: several exits answer.
-                    XCTAssertGreaterThan(Set(records.tally(policy).answered.enumerated().filter { $0.element > 0 }.map(\.offset)).count, 1, "\(method) \(criterion) \(records.tally(policy).answered)")
+                    XCTAssertGreaterThan(
+                        Set(records.tally(policy).answered.enumerated().filter { $0.element > 0 }.map(\.offset)).count,
+                        1, "\(method) \(criterion) \(records.tally(policy).answered)")
                 }
             }
         }

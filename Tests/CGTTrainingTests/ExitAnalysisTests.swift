@@ -1,12 +1,13 @@
-import CGTRandom
-@testable import CGTEvaluation
-import CGTJob
-import CGTExperiments
 import CGTData
+import CGTExperiments
+import CGTJob
 import CGTKernels
+import CGTRandom
 import CGTTestSupport
-@testable import CGTTraining
 import XCTest
+
+@testable import CGTEvaluation
+@testable import CGTTraining
 
 /// Exit policies, threshold sweeps and confidence quality on small prediction sets worked out by hand.
 final class ExitAnalysisTests: XCTestCase {
@@ -15,7 +16,9 @@ final class ExitAnalysisTests: XCTestCase {
         exits: 3, classes: 3,
         labels: [0, 1, 1, 0, 2],
         predictions: [0, 0, 0, /**/ 0, 1, 1, /**/ 0, 1, 1, /**/ 1, 1, 0, /**/ 0, -1, 2],
-        maxProbability: [0.95, 0.99, 0.99, /**/ 0.92, 0.99, 0.99, /**/ 0.50, 0.90, 0.99, /**/ 0.60, 0.70, 0.80, /**/ 0.10, 0, 0.30])
+        maxProbability: [
+            0.95, 0.99, 0.99, /**/ 0.92, 0.99, 0.99, /**/ 0.50, 0.90, 0.99, /**/ 0.60, 0.70, 0.80, /**/ 0.10, 0, 0.30,
+        ])
 
     func testPerExitThresholdsAndFallbacks() {
         let paper = handSet.tally(.uniform(0.9, exits: 3))
@@ -35,16 +38,25 @@ final class ExitAnalysisTests: XCTestCase {
 
     /// samples.csv: one row per sample with the exit the policy picks, its answer, and every exit's columns.
     func testSamplesCSVRoutesEachSampleAsThePolicyDoes() {
-        let report = EvaluationReport(records: handSet, policy: .uniform(0.9, exits: 3), exitFLOPs: [1, 2, 3],
-                                      fullNetworkFLOPs: 3, classNames: ["a", "b", "c"])
-        let rows = report.samplesCSV.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let report = EvaluationReport(
+            records: handSet, policy: .uniform(0.9, exits: 3), exitFLOPs: [1, 2, 3],
+            fullNetworkFLOPs: 3, classNames: ["a", "b", "c"])
+        let rows = report.samplesCSV.split(separator: "\n").map {
+            $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        }
         XCTAssertEqual(rows.count, 6)
-        XCTAssertEqual(Array(rows[0].prefix(9)), ["sample", "label", "exit", "prediction", "correct",
-                                                  "exit1_prediction", "exit1_max_probability", "exit1_entropy_score", "exit1_margin"])
+        XCTAssertEqual(
+            Array(rows[0].prefix(9)),
+            [
+                "sample", "label", "exit", "prediction", "correct",
+                "exit1_prediction", "exit1_max_probability", "exit1_entropy_score", "exit1_margin",
+            ])
         XCTAssertEqual(rows[0].count, 5 + 3 * 4)
         // (sample, label, exit, prediction, correct) worked out from the hand set at tau 0.9.
-        let expected = [["0", "0", "1", "0", "1"], ["1", "1", "1", "0", "0"], ["2", "1", "2", "1", "1"],
-                        ["3", "0", "3", "0", "1"], ["4", "2", "3", "2", "1"]]
+        let expected = [
+            ["0", "0", "1", "0", "1"], ["1", "1", "1", "0", "0"], ["2", "1", "2", "1", "1"],
+            ["3", "0", "3", "0", "1"], ["4", "2", "3", "2", "1"],
+        ]
         XCTAssertEqual(rows.dropFirst().map { Array($0.prefix(5)) }, expected)
         XCTAssertEqual(rows[5][9], "-1", "exit 2 declines sample 4")
         XCTAssertEqual(Float(rows[3][6]), 0.50)
@@ -52,7 +64,9 @@ final class ExitAnalysisTests: XCTestCase {
     }
 
     func testEveryoneLeavesAtTheFirstExitAndAbsentClasses() {
-        let records = ExitRecords(exits: 2, classes: 4, labels: [0, 0, 1], predictions: [0, 0, 0, 0, 1, 1], maxProbability: [1, 1, 1, 1, 1, 1])
+        let records = ExitRecords(
+            exits: 2, classes: 4, labels: [0, 0, 1], predictions: [0, 0, 0, 0, 1, 1],
+            maxProbability: [1, 1, 1, 1, 1, 1])
         let s = records.tally(.uniform(0.5, exits: 2)).statistics(tau: 0.5, exitFLOPs: [1, 4], fullNetworkFLOPs: 4)
         XCTAssertEqual(s.exitFractions, [1, 0])
         XCTAssertEqual(s.relativeCost, 0.25)
@@ -62,8 +76,11 @@ final class ExitAnalysisTests: XCTestCase {
 
     func testSweepIsMonotoneAndFindsTargets() {
         var generator = SeededGenerator(seed: 3)
-        let n = 400, exits = 3
-        var labels: [Int32] = [], predictions: [Int32] = [], confidence: [Float] = []
+        let n = 400
+        let exits = 3
+        var labels: [Int32] = []
+        var predictions: [Int32] = []
+        var confidence: [Float] = []
         for _ in 0..<n {
             let label = Int32(generator.next() % 4)
             labels.append(label)
@@ -74,15 +91,18 @@ final class ExitAnalysisTests: XCTestCase {
                 predictions.append(generator.uniform(0, 1) < c * Float(e + 2) / 4 ? label : (label + 1) % 4)
             }
         }
-        let records = ExitRecords(exits: exits, classes: 4, labels: labels, predictions: predictions, maxProbability: confidence)
-        let sweep = ThresholdSweep(records: records, thresholds: ThresholdSweep.range("0.3:1:0.05")!, criterion: .maxProbability,
-                                   fallback: .last, exitFLOPs: [10, 20, 30], fullNetworkFLOPs: 30)
+        let records = ExitRecords(
+            exits: exits, classes: 4, labels: labels, predictions: predictions, maxProbability: confidence)
+        let sweep = ThresholdSweep(
+            records: records, thresholds: ThresholdSweep.range("0.3:1:0.05")!, criterion: .maxProbability,
+            fallback: .last, exitFLOPs: [10, 20, 30], fullNetworkFLOPs: 30)
         XCTAssertEqual(sweep.points.count, 15)
         for (a, b) in zip(sweep.points, sweep.points.dropFirst()) {
             XCTAssertLessThanOrEqual(a.relativeCost, b.relativeCost, "a higher threshold never makes inference cheaper")
             XCTAssertGreaterThanOrEqual(a.exitFractions[0], b.exitFractions[0])
         }
-        XCTAssertEqual(sweep.points.last?.exitFractions, [0, 0, 1], "threshold 1 is never reached: the last exit answers all")
+        XCTAssertEqual(
+            sweep.points.last?.exitFractions, [0, 0, 1], "threshold 1 is never reached: the last exit answers all")
         let front = sweep.points.filter(\.paretoOptimal)
         XCTAssertFalse(front.isEmpty)
         for p in front {
@@ -96,7 +116,9 @@ final class ExitAnalysisTests: XCTestCase {
         let best = try! XCTUnwrap(sweep.mostAccurate(within: budget))
         XCTAssertGreaterThanOrEqual(best.accuracy, cheapest.accuracy)
         XCTAssertNil(sweep.mostAccurate(within: 0.1))
-        XCTAssertEqual(sweep.csv.split(separator: "\n").first, "threshold,accuracy,macro_f1,relative_cost,pareto_optimal,exit1_fraction,exit2_fraction,exit3_fraction")
+        XCTAssertEqual(
+            sweep.csv.split(separator: "\n").first,
+            "threshold,accuracy,macro_f1,relative_cost,pareto_optimal,exit1_fraction,exit2_fraction,exit3_fraction")
         XCTAssertNil(ThresholdSweep.range("0.9:0.5:0.1"))
         XCTAssertEqual(ThresholdSweep.range("0.5:0.99:0.01")?.count, 50)
     }
@@ -108,10 +130,15 @@ final class ExitAnalysisTests: XCTestCase {
         XCTAssertEqual(q.bins.count, 15)
         XCTAssertEqual(q.bins[14].count, 2)
         XCTAssertEqual(q.bins[8].accuracy, 1)
-        XCTAssertEqual(ConfidenceQuality(confidence: [1, 0], correct: [true, false]).ece, 0, "confidence 1 falls in the last bin")
+        XCTAssertEqual(
+            ConfidenceQuality(confidence: [1, 0], correct: [true, false]).ece, 0, "confidence 1 falls in the last bin")
         // Positives 0.9, 0.7 against negatives 0.8, 0.6: three of four pairs ordered.
-        XCTAssertEqual(ConfidenceQuality.auroc(score: [0.9, 0.8, 0.7, 0.6], positive: [true, false, true, false])!, 0.75, accuracy: 1e-12)
-        XCTAssertEqual(ConfidenceQuality.auroc(score: [0.5, 0.5, 0.5], positive: [true, false, true])!, 0.5, accuracy: 1e-12, "ties count half")
+        XCTAssertEqual(
+            ConfidenceQuality.auroc(score: [0.9, 0.8, 0.7, 0.6], positive: [true, false, true, false])!, 0.75,
+            accuracy: 1e-12)
+        XCTAssertEqual(
+            ConfidenceQuality.auroc(score: [0.5, 0.5, 0.5], positive: [true, false, true])!, 0.5, accuracy: 1e-12,
+            "ties count half")
         XCTAssertEqual(ConfidenceQuality.auroc(score: [0.1, 0.9], positive: [true, false])!, 0)
         XCTAssertNil(ConfidenceQuality.auroc(score: [0.1, 0.9], positive: [true, true]))
         let perExit = handSet.confidenceQuality(criterion: .maxProbability)
@@ -123,9 +150,10 @@ final class ExitAnalysisTests: XCTestCase {
     func testShardedRecordsJoinToTheWhole() {
         var joined = ExitRecords(exits: 3, classes: 3)
         for shard in [0..<2, 2..<5] {
-            let part = ExitRecords(exits: 3, classes: 3, labels: Array(handSet.labels[shard]),
-                                   predictions: Array(handSet.predictions[(shard.lowerBound * 3)..<(shard.upperBound * 3)]),
-                                   maxProbability: Array(handSet.maxProbability[(shard.lowerBound * 3)..<(shard.upperBound * 3)]))
+            let part = ExitRecords(
+                exits: 3, classes: 3, labels: Array(handSet.labels[shard]),
+                predictions: Array(handSet.predictions[(shard.lowerBound * 3)..<(shard.upperBound * 3)]),
+                maxProbability: Array(handSet.maxProbability[(shard.lowerBound * 3)..<(shard.upperBound * 3)]))
             joined.append(serialized: part.serialized)
         }
         XCTAssertEqual(joined, handSet)

@@ -1,5 +1,6 @@
-@testable import CGTTraining
 import XCTest
+
+@testable import CGTTraining
 
 /// The gradient buffer's buckets: cut from the end (where the backward pass finishes first),
 /// covering every element once, none longer than asked.
@@ -19,7 +20,9 @@ final class GradientBucketTests: XCTestCase {
                 let buckets = GradientReducer.buckets(count: count, bucketElements: size)
                 XCTAssertEqual(buckets.first?.upperBound, count)
                 XCTAssertEqual(buckets.last?.lowerBound, 0)
-                XCTAssertTrue(zip(buckets, buckets.dropFirst()).allSatisfy { $0.lowerBound == $1.upperBound }, "contiguous, in backward order")
+                XCTAssertTrue(
+                    zip(buckets, buckets.dropFirst()).allSatisfy { $0.lowerBound == $1.upperBound },
+                    "contiguous, in backward order")
                 XCTAssertTrue(buckets.allSatisfy { !$0.isEmpty && $0.count <= size })
                 XCTAssertEqual(buckets.count, (count + size - 1) / size)
             }

@@ -1,10 +1,11 @@
-import CGTJob
-import CGTExperiments
 import CGTData
+import CGTExperiments
+import CGTJob
 import CGTTestSupport
-@testable import CGTTraining
 import Foundation
 import XCTest
+
+@testable import CGTTraining
 
 /// Grid files: domains, constraints, random draws, errors naming the key.
 final class GridFileTests: XCTestCase {
@@ -17,7 +18,8 @@ final class GridFileTests: XCTestCase {
     }
 
     func testConstraintsKeepTheOrderedPoints() throws {
-        let file = try grid("""
+        let file = try grid(
+            """
             parameters:
               method.weights[1]: {values: [0.8, 0.6, 0.4, 0.2]}
               method.weights[2]: {values: [0.6, 0.4, 0.2, 0.1]}
@@ -25,7 +27,9 @@ final class GridFileTests: XCTestCase {
             """)
         let pairs = try file.trials().map { $0.assignments.map(\.value) }
         var expected: [[String]] = []
-        for a in ["0.8", "0.6", "0.4", "0.2"] { for b in ["0.6", "0.4", "0.2", "0.1"] where Double(a)! > Double(b)! { expected.append([a, b]) } }
+        for a in ["0.8", "0.6", "0.4", "0.2"] {
+            for b in ["0.6", "0.4", "0.2", "0.1"] where Double(a)! > Double(b)! { expected.append([a, b]) }
+        }
         XCTAssertEqual(pairs, expected)
         XCTAssertEqual(pairs.count, 10)
         let jobs = try file.jobs()
@@ -34,7 +38,8 @@ final class GridFileTests: XCTestCase {
     }
 
     func testListValuedParameterAndDomains() throws {
-        let file = try grid("""
+        let file = try grid(
+            """
             parameters:
               method.weights: {values: [[1.0, 0.5, 0.25], [1.0, 1.0, 1.0], [0.2, 0.5, 1.0]]}
               optimizer.lr: {log: {start: 0.0001, stop: 0.01, count: 3}}
@@ -59,10 +64,13 @@ final class GridFileTests: XCTestCase {
               method.weights[2]: {linear: {start: 0.0, stop: 1.0, step: 0.1}}
             constraints: ["method.weights[1] > method.weights[2]"]
             """
-        let a = try grid(text).trials(), b = try grid(text).trials()
+        let a = try grid(text).trials()
+        let b = try grid(text).trials()
         XCTAssertEqual(a, b)
         XCTAssertEqual(a.count, 12)
-        for trial in a { XCTAssertGreaterThan(Double(trial.assignments[0].value)!, Double(trial.assignments[1].value)!) }
+        for trial in a {
+            XCTAssertGreaterThan(Double(trial.assignments[0].value)!, Double(trial.assignments[1].value)!)
+        }
     }
 
     func testErrorsNameTheKey() throws {
@@ -75,7 +83,9 @@ final class GridFileTests: XCTestCase {
         assertError("paramters: {optimizer.lr: {values: [1]}}", key: "paramters")
         assertError("parameters: {optimizer.lr: {range: [1, 2]}}", key: "parameters.optimizer.lr.range")
         assertError("method: random\nparameters: {optimizer.lr: {values: [0.1]}}", key: "count")
-        assertError("parameters: {optimizer.lr: {values: [0.1]}}\nconstraints: [\"optimizer.lr > momentum\"]", key: "constraints")
+        assertError(
+            "parameters: {optimizer.lr: {values: [0.1]}}\nconstraints: [\"optimizer.lr > momentum\"]",
+            key: "constraints")
         assertError("parameters: {optimizer.lr: {values: [-1]}}", key: "optimizer.lr")
         assertError("metric: speed\nparameters: {optimizer.lr: {values: [0.1]}}", key: "metric")
     }

@@ -1,10 +1,11 @@
-@testable import CGTEvaluation
 import CGTData
-import CGTJob
 import CGTExperiments
-import CGTTraining
+import CGTJob
 import CGTTestSupport
+import CGTTraining
 import XCTest
+
+@testable import CGTEvaluation
 
 /// Job files: defaults, overrides, and one clear line for every mistake.
 final class JobLoaderTests: XCTestCase {
@@ -24,9 +25,12 @@ final class JobLoaderTests: XCTestCase {
             method: {name: hardcgt, tau: 0.8}
             optimizer: {name: sgd, lr: 0.05}
             """
-        let job = try JobLoader.parse(text, source: "t.yaml", overrides: [
-            "optimizer.lr=1e-3", "model.hidden=[32, 16]", "model.exits=[1,2]", "training.seed=7", "schedule.name=cosine",
-        ])
+        let job = try JobLoader.parse(
+            text, source: "t.yaml",
+            overrides: [
+                "optimizer.lr=1e-3", "model.hidden=[32, 16]", "model.exits=[1,2]", "training.seed=7",
+                "schedule.name=cosine",
+            ])
         XCTAssertEqual(job.method.name.rawValue, "hardcgt")
         XCTAssertEqual(job.method.tau, 0.8)
         XCTAssertEqual(job.optimizer.name.rawValue, "sgd")
@@ -42,8 +46,10 @@ final class JobLoaderTests: XCTestCase {
         XCTAssertEqual(job, again)
     }
 
-    private func assertError(_ text: String, overrides: [String] = [], key: String, mentions words: [String] = [],
-                             file: StaticString = #filePath, line: UInt = #line) {
+    private func assertError(
+        _ text: String, overrides: [String] = [], key: String, mentions words: [String] = [],
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         do {
             _ = try JobLoader.parse(text, source: "job.yaml", overrides: overrides)
             XCTFail("accepted: \(text) \(overrides)", file: file, line: line)
@@ -52,7 +58,8 @@ final class JobLoaderTests: XCTestCase {
             XCTAssertFalse(error.description.contains("\n"), file: file, line: line)
             XCTAssertTrue(error.description.hasPrefix(error.source), file: file, line: line)
             for word in words {
-                XCTAssertTrue(error.description.contains(word), "'\(error)' should mention '\(word)'", file: file, line: line)
+                XCTAssertTrue(
+                    error.description.contains(word), "'\(error)' should mention '\(word)'", file: file, line: line)
             }
         } catch {
             XCTFail("unexpected \(type(of: error)): \(error)", file: file, line: line)
@@ -94,18 +101,27 @@ final class JobLoaderTests: XCTestCase {
         assertError("training: {regime: sideways}", key: "training.regime", mentions: ["disjoint"])
         assertError("training: {regime: mixed, backbone_epochs: 100}", key: "training.backbone_epochs")
         assertError("training: {backbone_epochs: 10}", key: "training.backbone_epochs")
-        assertError("training: {exit_start_epochs: [5, 10, 20]}", key: "training.exit_start_epochs", mentions: ["starting at 0"])
+        assertError(
+            "training: {exit_start_epochs: [5, 10, 20]}", key: "training.exit_start_epochs", mentions: ["starting at 0"]
+        )
         assertError("training: {exit_start_epochs: [0, 20, 10]}", key: "training.exit_start_epochs")
         assertError("training: {exit_start_epochs: [0, 10]}", key: "training.exit_start_epochs")
         assertError("training: {exit_start_epochs: [0, 10, 20], regime: disjoint}", key: "training.exit_start_epochs")
         assertError("method: {name: classynet}", key: "method.weights")
-        assertError("method: {name: classynet, weights: [1, 1, 1], class_groups: [[0, 1]]}", key: "method.class_groups", mentions: ["2"])
-        assertError("method: {name: classynet, weights: [1, 1, 1], class_groups: [[0], [1]], group_size: 2}", key: "method.class_groups")
-        assertError("method: {name: classynet, weights: [1, 1, 1], grouping_epochs: 100}", key: "method.grouping_epochs")
+        assertError(
+            "method: {name: classynet, weights: [1, 1, 1], class_groups: [[0, 1]]}", key: "method.class_groups",
+            mentions: ["2"])
+        assertError(
+            "method: {name: classynet, weights: [1, 1, 1], class_groups: [[0], [1]], group_size: 2}",
+            key: "method.class_groups")
+        assertError(
+            "method: {name: classynet, weights: [1, 1, 1], grouping_epochs: 100}", key: "method.grouping_epochs")
         assertError("method: {name: softcgt, group_size: 3}", key: "method.group_size")
         assertError("method: {anneal: {from: [1, 1], to: [1, 1, 1]}}", key: "method.anneal")
         assertError("method: {anneal: {from: [1, 1, 1], to: [1, 1, 1], epochs: 0}}", key: "method.anneal.epochs")
-        assertError("method: {anneal: {from: [1, 1, 1], to: [1, 1, 1], steps: 3}}", key: "method.anneal.steps", mentions: ["unknown key"])
+        assertError(
+            "method: {anneal: {from: [1, 1, 1], to: [1, 1, 1], steps: 3}}", key: "method.anneal.steps",
+            mentions: ["unknown key"])
         assertError("method: {leak: -0.1}", key: "method.leak")
         assertError("method: {normalize_weights: maybe}", key: "method.normalize_weights")
         assertError("training: {label_smoothing: 1.0}", key: "training.label_smoothing")
@@ -125,14 +141,19 @@ final class JobLoaderTests: XCTestCase {
     }
 
     func testShippedJobFilesLoad() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let jobs = root.appendingPathComponent("jobs")
-        let files = FileManager.default.enumerator(atPath: jobs.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".yaml") } ?? []
+        let files =
+            FileManager.default.enumerator(atPath: jobs.path)?.compactMap { $0 as? String }.filter {
+                $0.hasSuffix(".yaml")
+            } ?? []
         XCTAssertFalse(files.isEmpty)
         for file in files {
             let path = jobs.appendingPathComponent(file).path
             if file.hasPrefix("grids/") {
-                XCTAssertFalse((try? GridFile.load(path: path).jobs())?.isEmpty ?? true, "\(file): every trial's job must load")
+                XCTAssertFalse(
+                    (try? GridFile.load(path: path).jobs())?.isEmpty ?? true, "\(file): every trial's job must load")
             } else {
                 XCTAssertNoThrow(try JobLoader.load(path: path), file)
             }

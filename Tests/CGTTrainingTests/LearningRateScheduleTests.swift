@@ -1,6 +1,6 @@
 import CGTData
-import CGTJob
 import CGTExperiments
+import CGTJob
 import CGTTraining
 import Foundation
 import XCTest
@@ -17,14 +17,16 @@ final class LearningRateScheduleTests: XCTestCase {
     }
 
     func testConstantWithWarmup() {
-        let schedule = LearningRateSchedule(section: section("constant", warmup: 1), baseRate: 1, stepsPerEpoch: 4, epochs: 3)
+        let schedule = LearningRateSchedule(
+            section: section("constant", warmup: 1), baseRate: 1, stepsPerEpoch: 4, epochs: 3)
         XCTAssertEqual((0..<6).map { schedule.rate(atStep: $0) }, [0.25, 0.5, 0.75, 1, 1, 1])
     }
 
     func testStepDecay() {
         let schedule = LearningRateSchedule(section: section("step"), baseRate: 1, stepsPerEpoch: 2, epochs: 6)
         // epochs 0-1: 1, epochs 2-3: 0.5, epochs 4-5: 0.25
-        XCTAssertEqual((0..<12).map { schedule.rate(atStep: $0) }, [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25])
+        XCTAssertEqual(
+            (0..<12).map { schedule.rate(atStep: $0) }, [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25])
     }
 
     func testCosineFromBaseToMinimum() {

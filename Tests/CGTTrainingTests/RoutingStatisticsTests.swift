@@ -1,20 +1,21 @@
-@testable import CGTEvaluation
 import CGTData
-import CGTJob
 import CGTExperiments
+import CGTJob
 import CGTTraining
 import XCTest
+
+@testable import CGTEvaluation
 
 /// Routing at a threshold, and the metrics derived from it, on samples worked out by hand.
 final class RoutingStatisticsTests: XCTestCase {
     func testRoutingAndMetricsByHand() {
         var tally = RoutingTally(exits: 3, classes: 2)
         // (label, predictions per exit, confidence per exit)
-        tally.add(label: 0, predictions: [0, 0, 0], confidence: [0.95, 0.99, 0.99], tau: 0.9) // exit 1, right
-        tally.add(label: 1, predictions: [0, 1, 1], confidence: [0.92, 0.99, 0.99], tau: 0.9) // exit 1, wrong
-        tally.add(label: 1, predictions: [0, 1, 1], confidence: [0.50, 0.90, 0.99], tau: 0.9) // exit 2 (>= tau), right
-        tally.add(label: 0, predictions: [1, 1, 0], confidence: [0.60, 0.70, 0.80], tau: 0.9) // none fires: exit 3, right
-        tally.add(label: 1, predictions: [0, 0, 0], confidence: [0.10, 0.20, 0.30], tau: 0.9) // none fires: exit 3, wrong
+        tally.add(label: 0, predictions: [0, 0, 0], confidence: [0.95, 0.99, 0.99], tau: 0.9)  // exit 1, right
+        tally.add(label: 1, predictions: [0, 1, 1], confidence: [0.92, 0.99, 0.99], tau: 0.9)  // exit 1, wrong
+        tally.add(label: 1, predictions: [0, 1, 1], confidence: [0.50, 0.90, 0.99], tau: 0.9)  // exit 2 (>= tau), right
+        tally.add(label: 0, predictions: [1, 1, 0], confidence: [0.60, 0.70, 0.80], tau: 0.9)  // none fires: exit 3, right
+        tally.add(label: 1, predictions: [0, 0, 0], confidence: [0.10, 0.20, 0.30], tau: 0.9)  // none fires: exit 3, wrong
         XCTAssertEqual(tally.answered, [2, 1, 2])
         XCTAssertEqual(tally.answeredCorrect, [1, 1, 1])
         // exit 1 is right on sample 1; exit 2 on samples 1-3; exit 3 on samples 1-4.
@@ -44,11 +45,19 @@ final class RoutingStatisticsTests: XCTestCase {
     }
 
     func testTalliesOfShardsAddUp() {
-        var a = RoutingTally(exits: 2, classes: 3), b = a, whole = a
-        let samples: [(Int, [Int], [Float])] = [(0, [0, 0], [0.95, 0.9]), (2, [1, 2], [0.2, 0.8]), (1, [1, 1], [0.91, 0.1])]
+        var a = RoutingTally(exits: 2, classes: 3)
+        var b = a
+        var whole = a
+        let samples: [(Int, [Int], [Float])] = [
+            (0, [0, 0], [0.95, 0.9]), (2, [1, 2], [0.2, 0.8]), (1, [1, 1], [0.91, 0.1]),
+        ]
         for (i, s) in samples.enumerated() {
             whole.add(label: s.0, predictions: s.1, confidence: s.2, tau: 0.9)
-            if i % 2 == 0 { a.add(label: s.0, predictions: s.1, confidence: s.2, tau: 0.9) } else { b.add(label: s.0, predictions: s.1, confidence: s.2, tau: 0.9) }
+            if i % 2 == 0 {
+                a.add(label: s.0, predictions: s.1, confidence: s.2, tau: 0.9)
+            } else {
+                b.add(label: s.0, predictions: s.1, confidence: s.2, tau: 0.9)
+            }
         }
         let sum = zip(a.flattened, b.flattened).map { $0 + $1 }
         XCTAssertEqual(RoutingTally(exits: 2, classes: 3, flattened: sum), whole)
@@ -59,7 +68,10 @@ final class RoutingStatisticsTests: XCTestCase {
         tally.add(label: 0, predictions: [0, 0], confidence: [0.95, 0.9], tau: 0.9)
         let data = try JSONEncoder().encode(tally.statistics(tau: 0.9, exitFLOPs: [1, 2], fullNetworkFLOPs: 2))
         let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        for key in ["accuracy", "macro_f1", "macro_precision", "macro_recall", "exit_fractions", "per_exit_accuracy", "relative_cost", "tau"] {
+        for key in [
+            "accuracy", "macro_f1", "macro_precision", "macro_recall", "exit_fractions", "per_exit_accuracy",
+            "relative_cost", "tau",
+        ] {
             XCTAssertNotNil(object[key], key)
         }
     }

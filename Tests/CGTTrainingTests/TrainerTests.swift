@@ -1,27 +1,31 @@
-@testable import CGTEvaluation
 import CGTData
-import CGTTestSupport
-import CGTJob
 import CGTExperiments
+import CGTJob
+import CGTTestSupport
 import CGTTraining
 import Foundation
 import XCTest
+
+@testable import CGTEvaluation
 
 /// Training end to end on small synthetic data, on one process.
 final class TrainerTests: XCTestCase {
     let directory = TemporaryDirectory("trainer")
 
     func job(data: String, epochs: Int, method: String = "softcgt", extra: [String] = []) throws -> Job {
-        var overrides = ["data.path=\(data)", "model.hidden=[32, 32, 32]", "model.exits=[1, 2, 3]", "model.dropout=0.2",
-                         "training.epochs=\(epochs)", "training.batch_size=32", "training.checkpoint_every=2",
-                         "method.name=\(method)", "optimizer.lr=0.005", "training.seed=3"]
+        var overrides = [
+            "data.path=\(data)", "model.hidden=[32, 32, 32]", "model.exits=[1, 2, 3]", "model.dropout=0.2",
+            "training.epochs=\(epochs)", "training.batch_size=32", "training.checkpoint_every=2",
+            "method.name=\(method)", "optimizer.lr=0.005", "training.seed=3",
+        ]
         if method == "branchynet" { overrides.append("method.weights=[1.0, 0.5, 0.25]") }
         return try JobLoader.parse("name: test", source: "test", overrides: overrides + extra)
     }
 
     func train(_ job: Job, folder: String, resume: Bool = false) throws -> RoutingStatistics {
-        let trainer = try Trainer(job: job, run: RunDirectory(path: directory.file(folder)), communicator: nil, resume: resume,
-                                  progress: ProgressReporter(enabled: false))
+        let trainer = try Trainer(
+            job: job, run: RunDirectory(path: directory.file(folder)), communicator: nil, resume: resume,
+            progress: ProgressReporter(enabled: false))
         return try trainer.run()
     }
 
@@ -32,14 +36,18 @@ final class TrainerTests: XCTestCase {
             XCTAssertGreaterThan(stats.accuracy, 0.9, method)
             XCTAssertEqual(stats.exitFractions.reduce(0, +), 1, accuracy: 1e-9)
             let run = RunDirectory(path: directory.file(method))
-            for file in [run.jobFile, run.metricsFile, run.lastCheckpoint, run.checkpoint(epoch: 2), run.checkpoint(epoch: 4),
-                         run.checkpoint(epoch: 5), run.evaluationFile] {
+            for file in [
+                run.jobFile, run.metricsFile, run.lastCheckpoint, run.checkpoint(epoch: 2), run.checkpoint(epoch: 4),
+                run.checkpoint(epoch: 5), run.evaluationFile,
+            ] {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: file), file)
             }
             let metrics = try MetricsLog.read(run.metricsFile)
             XCTAssertEqual(metrics.map(\.epoch), [1, 2, 3, 4, 5])
             XCTAssertEqual(metrics.last?.globalStep, 5 * (240 / 32), "the 16 samples left over join the seventh batch")
-            XCTAssertEqual(metrics[0].gateMean[0], 1, "the first exit always has weight 1 under CGT and 1 under the job's BranchyNet weights")
+            XCTAssertEqual(
+                metrics[0].gateMean[0], 1,
+                "the first exit always has weight 1 under CGT and 1 under the job's BranchyNet weights")
             let files = try FileManager.default.subpathsOfDirectory(atPath: run.path)
             XCTAssertFalse(files.contains { $0.contains(".tmp") }, "no temporary files left: \(files)")
             let reread = try JobLoader.load(path: run.jobFile)
@@ -48,21 +56,25 @@ final class TrainerTests: XCTestCase {
     }
 
     func testHardCGTStarvesDeepExitsOnceShallowOnesAreConfident() throws {
-        let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 240, test: 120, spread: 0.3)
+        let data = try Fixtures.writeDataset(
+            in: directory, features: 12, classes: 3, train: 240, test: 120, spread: 0.3)
         _ = try train(try job(data: data, epochs: 6, method: "hardcgt"), folder: "hard")
         let metrics = try MetricsLog.read(RunDirectory(path: directory.file("hard")).metricsFile)
         let last = try XCTUnwrap(metrics.last)
-        XCTAssertLessThan(last.gateMean[2], 0.2, "on an easy problem exit 1 answers almost everything, so exit 3 learns from little")
+        XCTAssertLessThan(
+            last.gateMean[2], 0.2, "on an easy problem exit 1 answers almost everything, so exit 3 learns from little")
         XCTAssertLessThanOrEqual(last.gateMean[2], last.gateMean[1])
     }
 
     /// Label smoothing 0.6 over 3 classes makes 0.6 the confidence a head is trained towards,
     /// so at tau 0.9 no shallow exit answers, while the same job without smoothing exits early.
     func testLabelSmoothingCapsTheConfidenceHeadsLearn() throws {
-        let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 240, test: 120, spread: 0.3)
+        let data = try Fixtures.writeDataset(
+            in: directory, features: 12, classes: 3, train: 240, test: 120, spread: 0.3)
         let plain = try train(try job(data: data, epochs: 6), folder: "unsmoothed")
         XCTAssertGreaterThan(plain.exitFractions[0], 0.5, "an easy problem: exit 1 answers most samples")
-        let smoothed = try train(try job(data: data, epochs: 6, extra: ["training.label_smoothing=0.6"]), folder: "smoothed")
+        let smoothed = try train(
+            try job(data: data, epochs: 6, extra: ["training.label_smoothing=0.6"]), folder: "smoothed")
         XCTAssertEqual(smoothed.exitFractions[2], 1, "no head reaches confidence 0.9")
         XCTAssertGreaterThan(smoothed.accuracy, 0.9, "smoothing leaves the predictions right")
     }
@@ -70,17 +82,27 @@ final class TrainerTests: XCTestCase {
     /// keep_best keeps the epoch with the best validation score as best.h5, also across a
     /// resume, and refuses data without a validation split.
     func testKeepBestKeepsTheBestValidationEpoch() throws {
-        let plain = try Fixtures.writeDataset(in: directory, name: "plain.h5", features: 12, classes: 3, train: 150, test: 60, spread: 2)
-        XCTAssertThrowsError(try train(try job(data: plain, epochs: 2, extra: ["training.keep_best=accuracy"]), folder: "no-validation")) {
+        let plain = try Fixtures.writeDataset(
+            in: directory, name: "plain.h5", features: 12, classes: 3, train: 150, test: 60, spread: 2)
+        XCTAssertThrowsError(
+            try train(try job(data: plain, epochs: 2, extra: ["training.keep_best=accuracy"]), folder: "no-validation")
+        ) {
             XCTAssertTrue("\($0)".contains("training.keep_best") && "\($0)".contains("validation split"), "\($0)")
         }
-        let data = try Fixtures.writeDataset(in: directory, name: "validated.h5", features: 12, classes: 3, train: 150, test: 60, validation: 45, spread: 2)
+        let data = try Fixtures.writeDataset(
+            in: directory, name: "validated.h5", features: 12, classes: 3, train: 150, test: 60, validation: 45,
+            spread: 2)
         let extra = ["training.keep_best=macro_f1", "optimizer.lr=0.05"]
         _ = try train(try job(data: data, epochs: 8, extra: extra), folder: "best")
         let run = RunDirectory(path: directory.file("best"))
-        let record = try JSONDecoder().decode(BestRecordFile.self, from: Data(contentsOf: URL(fileURLWithPath: run.bestFile)))
-        let final = try JSONDecoder().decode(RoutingStatistics.self, from: Data(contentsOf: URL(fileURLWithPath: run.validationFile)))
-        let scores = try MetricsLog.read(run.metricsFile).dropLast().map { try XCTUnwrap($0.validation?.macroF1) } + [final.macroF1]
+        let record = try JSONDecoder().decode(
+            BestRecordFile.self, from: Data(contentsOf: URL(fileURLWithPath: run.bestFile)))
+        let final = try JSONDecoder().decode(
+            RoutingStatistics.self, from: Data(contentsOf: URL(fileURLWithPath: run.validationFile)))
+        let scores =
+            try MetricsLog.read(run.metricsFile).dropLast().map { try XCTUnwrap($0.validation?.macroF1) } + [
+                final.macroF1
+            ]
         XCTAssertEqual(scores.count, 8, "validated every epoch")
         let bestEpoch = scores.indices.first { scores[$0] == scores.max() }! + 1
         XCTAssertEqual(record.metric, "macro_f1")
@@ -91,7 +113,10 @@ final class TrainerTests: XCTestCase {
         // The report draws the validation curve with the kept epoch marked, and says which it is.
         let report = try RunReport(run: run)
         let curves = report.heldOutAccuracy()
-        let accuracies = try MetricsLog.read(run.metricsFile).dropLast().map { try XCTUnwrap($0.validation?.accuracy) } + [final.accuracy]
+        let accuracies =
+            try MetricsLog.read(run.metricsFile).dropLast().map { try XCTUnwrap($0.validation?.accuracy) } + [
+                final.accuracy
+            ]
         XCTAssertEqual(curves.validation.map(\.x), (1...8).map(Double.init))
         XCTAssertEqual(curves.validation.map(\.y), accuracies)
         XCTAssertEqual(curves.test.count, 1, "the test split is scored once, at the end")
@@ -102,7 +127,8 @@ final class TrainerTests: XCTestCase {
 
         _ = try train(try job(data: data, epochs: 4, extra: extra), folder: "best-resumed")
         _ = try train(try job(data: data, epochs: 8, extra: extra), folder: "best-resumed", resume: true)
-        let resumed = try Data(contentsOf: URL(fileURLWithPath: RunDirectory(path: directory.file("best-resumed")).bestFile))
+        let resumed = try Data(
+            contentsOf: URL(fileURLWithPath: RunDirectory(path: directory.file("best-resumed")).bestFile))
         XCTAssertEqual(try JSONDecoder().decode(BestRecordFile.self, from: resumed), record)
     }
 
@@ -127,7 +153,9 @@ final class TrainerTests: XCTestCase {
     func testResumeRefusesAnotherJob() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 96, test: 48)
         _ = try train(try job(data: data, epochs: 2), folder: "run")
-        XCTAssertThrowsError(try train(try job(data: data, epochs: 4, extra: ["optimizer.lr=0.1"]), folder: "run", resume: true)) { error in
+        XCTAssertThrowsError(
+            try train(try job(data: data, epochs: 4, extra: ["optimizer.lr=0.1"]), folder: "run", resume: true)
+        ) { error in
             XCTAssertTrue("\(error)".contains("different job"), "\(error)")
         }
         XCTAssertThrowsError(try train(try job(data: data, epochs: 4), folder: "empty", resume: true)) { error in
@@ -138,17 +166,20 @@ final class TrainerTests: XCTestCase {
     func testCheckpointRoundTripAndEvaluationLeavesTheModelUnchanged() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 96, test: 48)
         let j = try job(data: data, epochs: 2)
-        let trainer = try Trainer(job: j, run: RunDirectory(path: directory.file("rt")), communicator: nil, resume: false,
-                                  progress: ProgressReporter(enabled: false))
+        let trainer = try Trainer(
+            job: j, run: RunDirectory(path: directory.file("rt")), communicator: nil, resume: false,
+            progress: ProgressReporter(enabled: false))
         _ = try trainer.run()
         let before = trainer.network.store.snapshot()
         let first = try trainer.testStatistics()
         XCTAssertEqual(trainer.network.store.snapshot().parameters, before.parameters)
-        XCTAssertEqual(trainer.network.store.snapshot().buffers, before.buffers, "BatchNorm re-estimation works on a copy")
+        XCTAssertEqual(
+            trainer.network.store.snapshot().buffers, before.buffers, "BatchNorm re-estimation works on a copy")
         XCTAssertEqual(try trainer.testStatistics(), first, "evaluation is deterministic")
 
-        let saved = Checkpoint(job: j, epoch: 2, globalStep: 7, featureShape: [12], classNames: ["a", "b", "c"],
-                               network: trainer.network, optimizer: trainer.optimizer)
+        let saved = Checkpoint(
+            job: j, epoch: 2, globalStep: 7, featureShape: [12], classNames: ["a", "b", "c"],
+            network: trainer.network, optimizer: trainer.optimizer)
         let path = directory.file("roundtrip.h5")
         try saved.write(to: path)
         let loaded = try Checkpoint.read(from: path)
@@ -162,10 +193,14 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(Array(fresh.store.parameters), before.parameters)
         XCTAssertEqual(Array(fresh.store.buffers), before.buffers)
 
-        let wider = try JobLoader.parse("{}", source: "x", overrides: ["model.hidden=[16, 32, 32]", "model.exits=[1,2,3]"])
-            .makeNetwork(featureShape: [12], classes: 3)
+        let wider = try JobLoader.parse(
+            "{}", source: "x", overrides: ["model.hidden=[16, 32, 32]", "model.exits=[1,2,3]"]
+        )
+        .makeNetwork(featureShape: [12], classes: 3)
         XCTAssertThrowsError(try loaded.restore(into: wider, optimizer: nil, source: path)) { error in
-            XCTAssertTrue("\(error)".contains("blocks.0.linear.weight has shape [32, 12], the network needs [16, 12]"), "\(error)")
+            XCTAssertTrue(
+                "\(error)".contains("blocks.0.linear.weight has shape [32, 12], the network needs [16, 12]"), "\(error)"
+            )
         }
     }
 
