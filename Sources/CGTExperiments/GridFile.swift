@@ -5,6 +5,16 @@ import CGTRandom
 import Foundation
 import Yams
 
+/// How a grid picks its trials (`method:` of a grid file).
+public enum GridSearch: String, Sendable, CustomStringConvertible {
+    /// Every combination of the parameters' values, the last parameter varying fastest.
+    case grid
+    /// `count` seeded random draws from the parameters' domains.
+    case random
+
+    public var description: String { rawValue }
+}
+
 /// A hyperparameter search: a base job and the keys to vary, in the shape sweep tools use
 /// (a base config plus `parameters: {key: {values: [...]}}`). See README.md, "Grids".
 ///
@@ -31,7 +41,7 @@ public struct GridFile {
 
     public var path: String
     public var base: String
-    public var search: String
+    public var search: GridSearch
     public var count: Int
     public var seed: UInt64
     public var metric: SelectionMetric
@@ -81,17 +91,17 @@ public struct GridFile {
         guard let baseText = mapping["base"]?.string else { throw fail("base", "needs the path of the base job file") }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         let base = baseText.hasPrefix("/") ? baseText : folder.appendingPathComponent(baseText).standardizedFileURL.path
-        let search = mapping["method"]?.string ?? "grid"
-        guard ["grid", "random"].contains(search) else {
-            throw fail("method", "unknown search '\(search)' (known: grid, random)")
+        let searchName = mapping["method"]?.string ?? GridSearch.grid.rawValue
+        guard let search = GridSearch(rawValue: searchName) else {
+            throw fail("method", "unknown search '\(searchName)' (known: grid, random)")
         }
         let count =
             try mapping["count"].map { node -> Int in
                 guard let value = node.int, value >= 1 else { throw fail("count", "must be a whole number >= 1") }
                 return value
             } ?? 0
-        if search == "random" && count == 0 { throw fail("count", "random search needs a count of trials") }
-        if search == "grid" && mapping["count"] != nil { throw fail("count", "only random search takes a count") }
+        if search == .random && count == 0 { throw fail("count", "random search needs a count of trials") }
+        if search == .grid && mapping["count"] != nil { throw fail("count", "only random search takes a count") }
         let seed =
             try mapping["seed"].map { node -> UInt64 in
                 guard let value = node.int, value >= 0 else { throw fail("seed", "must be a whole number >= 0") }
@@ -197,7 +207,7 @@ public struct GridFile {
     /// draws, without those that break a constraint.
     public func trials() throws -> [Trial] {
         var points: [[String]] = []
-        if search == "grid" {
+        if search == .grid {
             points = [[]]
             for (_, domain) in parameters {
                 let values = Self.listed(domain)

@@ -9,8 +9,7 @@ public struct TrialStatus: Codable, Equatable, Sendable {
     public var trial: String
     /// (key, value) of every varied parameter.
     public var assignments: [[String]]
-    /// `running`, `done` or `failed`.
-    public var status: String
+    public var status: TrialState
     public var message: String?
     public var seconds: Double?
     public var ranks: Int
@@ -30,6 +29,20 @@ public struct TrialStatus: Codable, Equatable, Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try encoder.encode(self), to: Self.path(folder))
     }
+}
+
+/// Where a trial of a grid is (`status.json`, the leaderboard's `status`).
+public enum TrialState: String, Codable, Sendable, CustomStringConvertible {
+    /// Not started (no status.json yet).
+    case pending
+    case running
+    case done
+    /// Stopped with an error, which `message` gives; the grid goes on.
+    case failed
+
+    /// Done or failed: a resumed grid does not run it again.
+    public var isFinished: Bool { self == .done || self == .failed }
+    public var description: String { rawValue }
 }
 
 /// How a grid deals its trials to the groups of ranks.
@@ -154,7 +167,7 @@ public struct GridRunner {
 
     private func isFinished(_ trial: GridFile.Trial) -> Bool {
         guard let status = TrialStatus.read(trialFolder(trial)) else { return false }
-        return status.status == "done" || status.status == "failed"
+        return status.status.isFinished
     }
 
     /// Trains one trial on `group`; an error is recorded in its status and the grid goes on.
@@ -165,7 +178,7 @@ public struct GridRunner {
         let run = RunDirectory(path: path)
         let started = Date()
         var status = TrialStatus(
-            trial: trial.name, assignments: trial.assignments.map { [$0.key, $0.value] }, status: "running",
+            trial: trial.name, assignments: trial.assignments.map { [$0.key, $0.value] }, status: .running,
             message: nil, seconds: nil, ranks: group.size, group: groupIndex)
         let resumeTrial = try group.collectively { () -> Bool in
             if group.isRoot { try status.write(to: path) }
@@ -186,7 +199,7 @@ public struct GridRunner {
             if let counter { trainer.afterEachStep = { counter.serve() } }
             try trainer.synchronize()
             let result = try trainer.run()
-            status.status = "done"
+            status.status = .done
             status.seconds = Date().timeIntervalSince(started)
             guard group.isRoot else { return }
             try status.write(to: path)
@@ -196,7 +209,7 @@ public struct GridRunner {
                     status.seconds!, result.accuracy, result.macroF1, result.relativeCost))
         } catch let failure as AgreedFailure {
             // Only the rank that failed knows the message: it records the failure.
-            status.status = "failed"
+            status.status = .failed
             status.message = failure.underlying.map { "\($0)" } ?? "failed"
             status.seconds = Date().timeIntervalSince(started)
             if failure.isReporter {

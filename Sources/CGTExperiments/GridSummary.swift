@@ -17,7 +17,7 @@ public struct GridSummary {
     public struct Row: Codable, Equatable {
         public var trial: String
         public var assignments: [[String]]
-        public var status: String
+        public var status: TrialState
         public var message: String?
         public var accuracy: Double?
         public var macroF1: Double?
@@ -79,7 +79,7 @@ public struct GridSummary {
                 return [parts[0], parts.count > 1 ? parts[1] : ""]
             }
             var row = Row(
-                trial: name, assignments: assignments, status: status?.status ?? "pending", message: status?.message,
+                trial: name, assignments: assignments, status: status?.status ?? .pending, message: status?.message,
                 seconds: status?.seconds, paretoOptimal: false)
             let run = RunDirectory(path: path)
             func statistics(_ file: String) -> RoutingStatistics? {
@@ -87,7 +87,7 @@ public struct GridSummary {
                     try? JSONDecoder().decode(RoutingStatistics.self, from: $0)
                 }
             }
-            if row.status == "done", let s = statistics(run.evaluationFile) {
+            if row.status == .done, let s = statistics(run.evaluationFile) {
                 row.accuracy = s.accuracy
                 row.macroF1 = s.macroF1
                 row.macroPrecision = s.macroPrecision
@@ -147,7 +147,7 @@ public struct GridSummary {
         ]
         for (k, row) in rows.enumerated() {
             let quote = { (text: String) in "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
-            var cells = ["\(k + 1)", row.trial, row.status] + varied(row).map(quote)
+            var cells = ["\(k + 1)", row.trial, row.status.rawValue] + varied(row).map(quote)
             cells += [row.accuracy, row.macroF1, row.macroPrecision, row.macroRecall].map {
                 $0.map { String($0) } ?? ""
             }
@@ -181,7 +181,7 @@ public struct GridSummary {
         for (k, row) in rows.enumerated() {
             let exits =
                 row.exitFractions.map { $0.map { String(format: "%.1f", $0 * 100) }.joined(separator: " / ") } ?? ""
-            let status = row.status == "failed" ? "failed: \(row.message ?? "")" : row.status
+            let status = row.status == .failed ? "failed: \(row.message ?? "")" : row.status.rawValue
             lines.append(
                 "| \(k + 1) | \(row.trial) | " + (varied(row) + validationCell(row)).joined(separator: " | ")
                     + " | \(Self.format(row.accuracy.map { $0 * 100 }, "%.2f")) | \(Self.format(row.macroF1.map { $0 * 100 }, "%.2f")) | \(exits) | \(Self.format(row.relativeCost, "%.3f")) | \(Self.format(row.seconds, "%.0f")) | \(row.paretoOptimal ? "yes" : "") | \(status.replacingOccurrences(of: "|", with: "/")) |"
@@ -216,7 +216,7 @@ public struct GridSummary {
         let scatter = self.scatter
         try AtomicFile.write(Data(scatter.utf8), to: "\(folder)/pareto.svg")
         // Each finished trial's own page, linked from the grid's.
-        for row in rows where row.status == "done" {
+        for row in rows where row.status == .done {
             if let report = try? RunReport(run: RunDirectory(path: "\(folder)/\(row.trial)")) {
                 try AtomicFile.write(
                     Data(report.html(figures: report.figures()).utf8), to: "\(folder)/\(row.trial)/report.html")
@@ -230,14 +230,14 @@ public struct GridSummary {
                 "<tr><td>\(k + 1)</td><td><a href=\"\(row.trial)/report.html\">\(row.trial)</a></td>"
                     + (varied(row) + validationCell(row)).map { "<td>\(SVGChart.escape($0))</td>" }.joined()
                     + "<td>\(Self.format(row.accuracy, "%.4f"))</td><td>\(Self.format(row.macroF1, "%.4f"))</td><td>\(row.exitFractions.map { $0.map { String(format: "%.3f", $0) }.joined(separator: " / ") } ?? "")</td>"
-                    + "<td>\(Self.format(row.relativeCost, "%.3f"))</td><td>\(Self.format(row.seconds, "%.0f"))</td><td>\(row.paretoOptimal ? "yes" : "")</td><td>\(SVGChart.escape(row.status == "failed" ? "failed: \(row.message ?? "")" : row.status))</td></tr>"
+                    + "<td>\(Self.format(row.relativeCost, "%.3f"))</td><td>\(Self.format(row.seconds, "%.0f"))</td><td>\(row.paretoOptimal ? "yes" : "")</td><td>\(SVGChart.escape(row.status == .failed ? "failed: \(row.message ?? "")" : row.status.rawValue))</td></tr>"
             }.joined() + "</table>"
         let html = """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>cgt grid: \(SVGChart.escape(folder))</title>
             <style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;font-size:0.9em}</style></head><body>
             <h1>Grid \(SVGChart.escape(folder))</h1>
-            <p>\(rows.filter { $0.status == "done" }.count) of \(rows.count) trials done, sorted by \(SVGChart.escape(ranking)); each trial links to its own page (<code>cgt report</code> on a trial's folder adds the threshold sweep).</p>
+            <p>\(rows.filter { $0.status == .done }.count) of \(rows.count) trials done, sorted by \(SVGChart.escape(ranking)); each trial links to its own page (<code>cgt report</code> on a trial's folder adds the threshold sweep).</p>
             <figure>\(scatter)</figure>
             \(table)
             </body></html>

@@ -155,6 +155,8 @@ public final class ExitObjective {
         adjustment.apply(to: w, exits: active, batch: batch)
         var statistics = Statistics(exits: exits)
         let inverseN = 1 / Float(globalBatch)
+        // Buffers read once: the loop below then indexes plain pointers.
+        let (losses, predictions, scaledGates) = (self.losses, self.predictions, self.scaledGates)
         for e in 0..<active {
             var lossSum = 0.0
             var weightedSum = 0.0
