@@ -29,26 +29,28 @@ public struct JobField<Section>: @unchecked Sendable {
 
     /// A key whose absence keeps the default.
     init<Value: Codable>(_ key: String, _ property: WritableKeyPath<Section, Value>) {
-        self.key = key
-        let codingKey = AnyKey(stringValue: key)
-        decode = { section, container in
-            if let value = try container.decodeIfPresent(Value.self, forKey: codingKey) {
-                section[keyPath: property] = value
-            }
+        self.init(key, decoding: Value.self, into: { $0[keyPath: property] = $1 }) { section, container, codingKey in
+            try container.encode(section[keyPath: property], forKey: codingKey)
         }
-        encode = { section, container in try container.encode(section[keyPath: property], forKey: codingKey) }
     }
 
     /// An optional key: absent means nil, and nil is not written.
     init<Value: Codable>(_ key: String, _ property: WritableKeyPath<Section, Value?>) {
+        self.init(key, decoding: Value.self, into: { $0[keyPath: property] = $1 }) { section, container, codingKey in
+            try container.encodeIfPresent(section[keyPath: property], forKey: codingKey)
+        }
+    }
+
+    private init<Value: Decodable>(
+        _ key: String, decoding: Value.Type, into set: @escaping (inout Section, Value) -> Void,
+        encode: @escaping (Section, inout KeyedEncodingContainer<AnyKey>, AnyKey) throws -> Void
+    ) {
         self.key = key
         let codingKey = AnyKey(stringValue: key)
         decode = { section, container in
-            if let value = try container.decodeIfPresent(Value.self, forKey: codingKey) {
-                section[keyPath: property] = value
-            }
+            if let value = try container.decodeIfPresent(Value.self, forKey: codingKey) { set(&section, value) }
         }
-        encode = { section, container in try container.encodeIfPresent(section[keyPath: property], forKey: codingKey) }
+        self.encode = { section, container in try encode(section, &container, codingKey) }
     }
 }
 

@@ -158,16 +158,8 @@ final class StagedTrainingTests: XCTestCase {
         let objective = ExitObjective(network: network, classGroups: groups)
         network.reserve(maxBatch: test.count)
         objective.reserve(maxBatch: test.count)
-        var x = [Float](repeating: 0, count: test.count * 12)
-        var y = [Int32](repeating: 0, count: test.count)
-        var ids = [Int64](repeating: 0, count: test.count)
-        x.withUnsafeMutableBufferPointer { xb in
-            y.withUnsafeMutableBufferPointer { yb in
-                ids.withUnsafeMutableBufferPointer { ib in
-                    test.gather(Array(0..<test.count)[...], features: xb, labels: yb, sampleIDs: ib)
-                }
-            }
-        }
+        // Every test sample in order: the split's own arrays.
+        let (x, y) = (test.features, test.labels)
         x.withUnsafeBufferPointer { network.forward($0, batch: test.count, context: ForwardContext(mode: .inference)) }
         let outputs = y.withUnsafeBufferPointer { objective.predict(network: network, labels: $0, batch: test.count) }
         var refusals = 0
