@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(name: "CGTMPITests", dependencies: ["CGTMPI"], swiftSettings: hostVectorUnits),
         .testTarget(
             name: "CGTCommandTests", dependencies: ["CGTTestSupport", "CGTHDF5", "CGTData", "CGTKernels"],
-            swiftSettings: hostVectorUnits),
+            exclude: ["Corpus"], swiftSettings: hostVectorUnits),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -13,6 +13,8 @@ public enum DatasetLayout {
     public static let labels = "y"
     /// Per split: the row of each sample in the source data (int64 `[N]`).
     public static let sourceIndex = "source_index"
+    /// The most classes a file may declare (per-class tables are sized by it).
+    public static let maxClasses = 1 << 20
 
     /// Attribute names: of the file (`layoutVersion` ... `featureShape`) and of each split group (`classCounts`).
     public enum Attribute {

@@ -13,6 +13,7 @@ extension DatasetReader {
         }
         precondition(rows.allSatisfy { $0 >= 0 && $0 < size }, "row outside split \(split) of \(size)")
         let width = featureCount
+        try checkBudget(rows: rows.count, split: split)
         let featureSet = try file.root.openDataset("\(split)/\(DatasetLayout.features)")
         var allLabels = [Int32](repeating: 0, count: size)
         try allLabels.withUnsafeMutableBufferPointer {

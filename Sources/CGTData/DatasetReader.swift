@@ -1,3 +1,5 @@
+import Foundation
+import CGTFiles
 import CGTHDF5
 
 /// Opens a dataset file, checks it against `DatasetLayout`, and reads splits or row ranges of them.
@@ -16,6 +18,13 @@ public final class DatasetReader {
 
     public init(path: String) throws {
         self.path = path
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            throw DatasetError(file: path, object: "", "cannot open: \(String(cString: strerror(errno)))")
+        }
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            throw DatasetError(file: path, object: "", "cannot open: not a regular file (a folder?); give the HDF5 dataset file")
+        }
         do {
             file = try HDF5File.open(path)
         } catch {
@@ -34,9 +43,15 @@ public final class DatasetReader {
         }
         classes = try root.intAttribute(DatasetLayout.Attribute.numClasses)
         guard classes >= 2 else { throw fail("/", "num_classes is \(classes), needs at least 2") }
+        guard classes <= DatasetLayout.maxClasses else {
+            throw fail("/", "num_classes is \(classes), more than cgt handles (\(DatasetLayout.maxClasses))")
+        }
         featureShape = try root.intArrayAttribute(DatasetLayout.Attribute.featureShape)
         guard !featureShape.isEmpty, featureShape.allSatisfy({ $0 > 0 }) else {
             throw fail("/", "feature_shape \(featureShape) must be non-empty and positive")
+        }
+        if let refusal = MemoryBudget.refusal(featureShape, elementSize: MemoryLayout<Float>.size) {
+            throw fail("/", "feature_shape \(featureShape): one sample \(refusal)")
         }
         if root.hasAttribute(DatasetLayout.Attribute.classNames) {
             classNames = try root.stringArrayAttribute(DatasetLayout.Attribute.classNames)
@@ -68,6 +83,11 @@ public final class DatasetReader {
         guard x.elementType == .float32 else {
             throw DatasetError(file: path, object: xPath, "dtype is \(x.elementType), expected float32")
         }
+        for (object, dataset) in [(xPath, x), (yPath, y)] where !dataset.unavailableFilters.isEmpty {
+            throw DatasetError(
+                file: path, object: object,
+                "is compressed with \(dataset.unavailableFilters.joined(separator: ", ")), which this HDF5 cannot decode: install the filter's plugin (Debian: hdf5-filter-plugin) or rewrite the file with h5repack -f GZIP=4")
+        }
         guard y.elementType == .int32 else {
             throw DatasetError(file: path, object: yPath, "dtype is \(y.elementType), expected int32")
         }
@@ -83,6 +103,10 @@ public final class DatasetReader {
                 file: path, object: xPath, "has \(x.shape.first ?? 0) samples but \(yPath) has \(y.shape[0])")
         }
         guard y.shape[0] > 0 else { throw DatasetError(file: path, object: yPath, "split is empty") }
+        // Whole-split tables (labels, row slots) are sized by the declared sample count.
+        if let refusal = MemoryBudget.refusal([y.shape[0]], elementSize: 16) {
+            throw DatasetError(file: path, object: yPath, "declares \(y.shape[0]) samples: their per-sample tables \(refusal)")
+        }
         return y.shape[0]
     }
 
@@ -107,6 +131,7 @@ public final class DatasetReader {
             range.lowerBound >= 0 && range.upperBound <= size, "rows \(range) outside split \(split) of \(size)")
         let xPath = "\(split)/\(DatasetLayout.features)"
         let yPath = "\(split)/\(DatasetLayout.labels)"
+        try checkBudget(rows: range.count, split: split)
         var features = [Float](repeating: 0, count: range.count * featureCount)
         var labels = [Int32](repeating: 0, count: range.count)
         try features.withUnsafeMutableBufferPointer { try file.root.openDataset(xPath).read(rows: range, into: $0) }
@@ -115,6 +140,30 @@ public final class DatasetReader {
         return DatasetSplit(
             name: split, features: features, labels: labels,
             sampleIDs: range.map { Int64($0) }, featureShape: featureShape)
+    }
+
+    /// Reads every split in blocks of about 64 MiB and checks every label and feature value:
+    /// what training would find, found by `cgt inspect` without training (a corrupt chunk
+    /// fails here as it would there).
+    public func checkAllValues() throws {
+        let block = max(1, (64 << 20) / max(1, featureCount * MemoryLayout<Float>.size))
+        for split in DatasetLayout.splitNames {
+            guard let size = splitSizes[split] else { continue }
+            var start = 0
+            while start < size {
+                let end = min(size, start + block)
+                _ = try read(split: split, rows: start..<end)
+                start = end
+            }
+        }
+    }
+
+    /// Refuses a read of `rows` samples of `split` that would not fit `MemoryBudget`.
+    func checkBudget(rows: Int, split: String) throws {
+        if let refusal = MemoryBudget.refusal([rows, featureCount], elementSize: MemoryLayout<Float>.size) {
+            throw DatasetError(
+                file: path, object: "/\(split)/\(DatasetLayout.features)", "reading \(rows) samples \(refusal)")
+        }
     }
 
     /// Checks labels and feature values of rows read from `split`; `row(i)` is the file row of sample i.

@@ -72,16 +72,8 @@ public struct GridFile {
     public static func load(path: String) throws -> GridFile {
         func fail(_ key: String, _ problem: String) -> JobError { JobError(source: path, key: key, problem) }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw fail("", "no such grid file") }
-        let root: Node
-        do {
-            guard let node = try Yams.compose(yaml: text), node.mapping != nil else {
-                throw fail("", "a grid file is a mapping (base, method, parameters, ...)")
-            }
-            root = node
-        } catch let error as JobError {
-            throw error
-        } catch {
-            throw fail("", "not valid YAML: \(error)".split(whereSeparator: \.isNewline).joined(separator: " "))
+        guard let root = try BoundedYAML.compose(text, source: path), root.mapping != nil else {
+            throw fail("", "a grid file is a mapping (base, method, parameters, ...)")
         }
         let mapping = root.mapping!
         let known = ["base", "method", "count", "seed", "metric", "parameters", "constraints"]

@@ -9,5 +9,5 @@ import CGTFiles
 /// - Returns: `body`'s value. Objects it returns that belong to the file keep the (renamed)
 ///   file open until they are released.
 public func writeHDF5Atomically<R>(to path: String, _ body: (HDF5File) throws -> R) throws -> R {
-    try AtomicFile.replace(path) { temporary in try closingAfter(HDF5File.create(temporary), body) }
+    try AtomicFile.replace(path) { temporary in try closingAfter(HDF5File.create(temporary, exclusive: true), body) }
 }

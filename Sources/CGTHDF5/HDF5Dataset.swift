@@ -1,3 +1,4 @@
+import CGTFiles
 import CHDF5
 
 /// A dataset: an n-dimensional array of numbers stored in row-major order.
@@ -14,6 +15,9 @@ public final class HDF5Dataset: HDF5Object {
     public let chunkShape: [Int]?
     /// Names of the filters in the chunk pipeline, in order, e.g. ["shuffle", "deflate"].
     public let filters: [String]
+    /// The filters of `filters` this HDF5 cannot decode (no built-in and no plugin found), as
+    /// "name (filter id N)": reading the data would fail.
+    public let unavailableFilters: [String]
 
     init(file: HDF5File, path: String, adopting id: hid_t) throws {
         let layout: Layout
@@ -24,9 +28,14 @@ public final class HDF5Dataset: HDF5Object {
             throw error
         }
         shape = layout.shape
+        guard MemoryBudget.byteCount(shape, elementSize: 1) != nil else {
+            H5Dclose(id)
+            throw HDF5Error(operation: "open", file: file.path, object: path, message: "shape \(shape) overflows a 64-bit size")
+        }
         elementType = layout.elementType
         chunkShape = layout.chunkShape
         filters = layout.filters
+        unavailableFilters = layout.unavailableFilters
         super.init(file: file, path: path, id: id)
     }
 
@@ -46,9 +55,13 @@ public final class HDF5Dataset: HDF5Object {
         try check(H5Dread(id, T.nativeTypeID, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), base), "H5Dread")
     }
 
-    /// Reads the whole dataset into a new array.
+    /// Reads the whole dataset into a new array, after checking its declared size against
+    /// `MemoryBudget` (a file may declare far more than it holds).
     public func readAll<T: HDF5Scalar>(as type: T.Type) throws -> [T] {
-        try [T](unsafeUninitializedCapacity: elementCount) { buffer, initialized in
+        if let refusal = MemoryBudget.refusal(shape, elementSize: MemoryLayout<T>.stride) {
+            throw HDF5Error(operation: "read", file: file.path, object: path, message: "shape \(shape) \(refusal)")
+        }
+        return try [T](unsafeUninitializedCapacity: elementCount) { buffer, initialized in
             try read(into: buffer)
             initialized = elementCount
         }
@@ -174,6 +187,7 @@ private struct Layout {
     var elementType: HDF5ElementType
     var chunkShape: [Int]?
     var filters: [String]
+    var unavailableFilters: [String] = []
 
     init(dataset: hid_t, file: String, object: String) throws {
         func check<R: BinaryInteger>(_ result: R, _ operation: String) throws -> R {
@@ -208,6 +222,9 @@ private struct Layout {
                 H5Pget_filter2(creation, index, &flags, &valueCount, nil, name.count, &name, &configuration),
                 "H5Pget_filter2")
             filters.append(Self.filterName(filter, reported: String(cString: name)))
+            if H5Zfilter_avail(filter) <= 0 {
+                unavailableFilters.append("\(Self.filterName(filter, reported: String(cString: name))) (filter id \(filter))")
+            }
         }
     }
 

@@ -26,13 +26,15 @@ public final class HDF5File {
         if let handle { H5Fclose(handle) }
     }
 
-    /// Creates a file at `path`, truncating any existing file.
+    /// Creates a file at `path`, truncating any existing file; with `exclusive`, fails if
+    /// anything exists there, a symbolic link included (`O_CREAT | O_EXCL`), so a link planted
+    /// at the name cannot redirect the write.
     ///
     /// Wraps `H5Fcreate`.
-    public static func create(_ path: String) throws -> HDF5File {
+    public static func create(_ path: String, exclusive: Bool = false) throws -> HDF5File {
         _ = hdf5AutomaticErrorPrintingDisabled
         let handle = try hdf5Check(
-            H5Fcreate(path, chdf5_f_acc_trunc(), chdf5_p_default(), chdf5_p_default()),
+            H5Fcreate(path, exclusive ? chdf5_f_acc_excl() : chdf5_f_acc_trunc(), chdf5_p_default(), chdf5_p_default()),
             "H5Fcreate", file: path, object: "")
         return HDF5File(handle: handle, path: path, isWritable: true)
     }

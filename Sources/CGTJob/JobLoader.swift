@@ -19,12 +19,7 @@ public enum JobLoader {
 
     /// Parses job text; `source` names it in errors.
     public static func parse(_ text: String, source: String, overrides: [String] = []) throws -> Job {
-        var root: Node
-        do {
-            root = try Yams.compose(yaml: text) ?? Node.mapping([:])
-        } catch {
-            throw JobError(source: source, key: "", "not valid YAML: \(oneLine(error))")
-        }
+        var root = try BoundedYAML.compose(text, source: source) ?? Node.mapping([:])
         guard root.mapping != nil else {
             throw JobError(source: source, key: "", "a job file is a mapping of sections (data, model, method, ...)")
         }
@@ -139,6 +134,13 @@ public enum JobLoader {
     /// Checks values that decode but cannot run, naming the key.
     public static func validate(_ job: Job, source: String) throws {
         func fail(_ key: String, _ problem: String) -> JobError { JobError(source: source, key: key, problem) }
+        // The name becomes the default run folder runs/<name>: it must stay inside runs/.
+        let parts = job.name.split(separator: "/", omittingEmptySubsequences: false)
+        guard !job.name.hasPrefix("/"), parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." && $0.count <= 255 }),
+            job.name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F })
+        else {
+            throw fail("name", "'\(job.name)' is not a relative folder name (no '..', '.', empty parts, leading '/' or control characters)")
+        }
         let m = job.model
         switch m.kind {
         case .mlp:

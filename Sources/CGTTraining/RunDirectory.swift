@@ -1,3 +1,4 @@
+import CGTFiles
 import CGTJob
 import Foundation
 
@@ -30,9 +31,47 @@ public struct RunDirectory: Sendable {
     public var bestFile: String { "\(path)/best.json" }
     public func checkpoint(epoch: Int) -> String { "\(checkpointFolder)/epoch-\(String(format: "%04d", epoch)).h5" }
 
-    public var hasCheckpoint: Bool { FileManager.default.fileExists(atPath: lastCheckpoint) }
+    /// Whether the folder holds any checkpoint (`last.h5` or an epoch file).
+    public var hasCheckpoint: Bool { FileManager.default.fileExists(atPath: lastCheckpoint) || !epochCheckpoints.isEmpty }
+
+    /// The epoch files in `checkpoints/`, oldest first.
+    var epochCheckpoints: [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpointFolder)) ?? []
+        return names.filter { $0.hasPrefix("epoch-") && $0.hasSuffix(".h5") }.sorted().map { "\(checkpointFolder)/\($0)" }
+    }
+
+    /// The checkpoint `--resume` continues from: `last.h5`, or when a kill came between an
+    /// epoch file's rename and the link, the newest epoch file that opens as a checkpoint.
+    var newestCheckpoint: String? {
+        if FileManager.default.fileExists(atPath: lastCheckpoint) { return lastCheckpoint }
+        return epochCheckpoints.reversed().first { Checkpoint.isCheckpoint(at: $0) }
+    }
 
     public func create() throws {
         try FileManager.default.createDirectory(atPath: checkpointFolder, withIntermediateDirectories: true)
     }
+
+    /// Takes the folder for this process: a second trainer, or `cgt eval --save-policy`, on a
+    /// folder in use is refused instead of interleaving files. Held until the lock is released.
+    public func lock() throws -> RunLock { try RunLock(folder: path) }
+}
+
+/// An exclusive `flock` on `<run>/.lock`, released when this is.
+public final class RunLock {
+    private let descriptor: Int32
+
+    init(folder: String) throws {
+        let path = "\(folder)/.lock"
+        descriptor = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw FileError(operation: "open", path: path, reason: String(cString: strerror(errno)))
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw CheckpointError(
+                file: folder, "in use by another cgt process (a training or cgt eval --save-policy); wait for it, or choose another --out")
+        }
+    }
+
+    deinit { close(descriptor) }
 }

@@ -36,6 +36,8 @@ public final class Trainer {
     /// Runs after every training step on every rank: a grid uses it to serve the other groups'
     /// requests for their next trial (`SharedCounter.serve`).
     public var afterEachStep: (() -> Void)?
+    /// Rank 0's hold on the run folder while `run` writes it.
+    private var runLock: RunLock?
     /// Epochs completed and optimizer steps taken.
     public private(set) var epoch = 0
     public private(set) var globalStep = 0
@@ -86,11 +88,11 @@ public final class Trainer {
     }
 
     private func restoreNewestCheckpoint() throws {
-        guard runDirectory.hasCheckpoint else {
+        guard let newest = runDirectory.newestCheckpoint else {
             throw CheckpointError(
                 file: runDirectory.lastCheckpoint, "--resume: no checkpoint in \(runDirectory.checkpointFolder)")
         }
-        let checkpoint = try Checkpoint.read(from: runDirectory.lastCheckpoint)
+        let checkpoint = try Checkpoint.read(from: newest)
         var saved = checkpoint.job
         var current = job
         saved.training.epochs = 0
@@ -98,15 +100,15 @@ public final class Trainer {
         saved.runtime = current.runtime
         guard saved == current else {
             throw CheckpointError(
-                file: runDirectory.lastCheckpoint,
+                file: newest,
                 "--resume: the checkpoint was written by a different job (only training.epochs and runtime may change); compare \(runDirectory.jobFile)"
             )
         }
-        try checkpoint.restore(into: network, optimizer: optimizer, source: runDirectory.lastCheckpoint)
+        try checkpoint.restore(into: network, optimizer: optimizer, source: newest)
         if let groups = checkpoint.classGroups { setClassGroups(groups) }
         epoch = checkpoint.epoch
         globalStep = checkpoint.globalStep
-        progress.say("resumed from \(runDirectory.lastCheckpoint) at epoch \(epoch), step \(globalStep)")
+        progress.say("resumed from \(newest) at epoch \(epoch), step \(globalStep)")
     }
 
     /// Makes every rank start from rank 0's parameters, buffers, optimizer state and position.
@@ -131,9 +133,15 @@ public final class Trainer {
     @discardableResult
     public func run() throws -> RoutingStatistics {
         let isRoot = strategy.isRoot
+        // The first epoch's rows are read (and checked) before anything is written, so a run
+        // refused for its data leaves no run folder behind.
+        if epoch < job.training.epochs { try together { try shard.prepare(epoch: epoch) } }
         try together {
             if isRoot {
                 try runDirectory.create()
+                runLock = try runDirectory.lock()
+                AtomicFile.removeLeftovers(in: runDirectory.path)
+                AtomicFile.removeLeftovers(in: runDirectory.checkpointFolder)
                 try AtomicFile.write(Data(try JobLoader.yaml(job).utf8), to: runDirectory.jobFile)
                 try MetricsLog(path: runDirectory.metricsFile).truncate(afterEpoch: epoch)
             }

@@ -73,8 +73,13 @@ final class TrainingShard {
     var featureCount: Int { reader.featureCount }
     var featureShape: [Int] { reader.featureShape }
 
-    /// Loads (global mode) or reshuffles (local mode) the samples of `epoch`.
+    /// The epoch `prepare` last made ready.
+    private var preparedEpoch: Int?
+
+    /// Loads (global mode) or reshuffles (local mode) the samples of `epoch`; nothing if done already.
     func prepare(epoch: Int) throws {
+        guard preparedEpoch != epoch else { return }
+        defer { preparedEpoch = epoch }
         let steps = stepsPerEpoch
         localRanges.removeAll(keepingCapacity: true)
         globalCounts.removeAll(keepingCapacity: true)

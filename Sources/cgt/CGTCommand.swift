@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import CGTDNNL
 import CGTHDF5
@@ -27,7 +28,14 @@ struct CGTCommand: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch {
-            exit(withError: error)
+            // Help and version keep ArgumentParser's output; a usage error is one line and status 1
+            // like every other error (failures of the commands themselves are printed already).
+            let code = exitCode(for: error)
+            guard code == .validationFailure else { exit(withError: error) }
+            let message = fullMessage(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? "\(error)"
+            let stripped = message.hasPrefix("Error: ") ? String(message.dropFirst("Error: ".count)) : message
+            FileHandle.standardError.write(Data("cgt: error: \(stripped) (see cgt help)\n".utf8))
+            Foundation.exit(1)
         }
     }
 }

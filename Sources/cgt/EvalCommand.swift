@@ -75,7 +75,7 @@ struct EvalCommand: ParsableCommand {
 
     func validate() throws {
         if let tau, !(tau > 0 && tau <= 1) { throw ValidationError("--tau must be in (0, 1], got \(tau)") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if batchSize < 1 || batchSize > 1 << 24 { throw ValidationError("--batch-size must be in [1, 16777216]") }
         if savePolicy && targetAccuracy != nil && budget != nil {
             throw ValidationError("--save-policy stores one policy: give --target-accuracy or --budget, not both")
         }
@@ -92,7 +92,9 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("--target-accuracy must be in (0, 1]")
         }
         if let budget, !(budget > 0) { throw ValidationError("--budget must be a positive relative cost") }
-        if latency < 0 || latencyBatch < 1 { throw ValidationError("--latency must be >= 0 and --latency-batch >= 1") }
+        if latency < 0 || latencyBatch < 1 || latencyBatch > 1 << 24 {
+            throw ValidationError("--latency must be >= 0 and --latency-batch in [1, 16777216]")
+        }
     }
 
     func run() throws {
@@ -130,7 +132,7 @@ struct EvalCommand: ParsableCommand {
         let (stored, network, reader, policy) = (model.stored, model.network, model.reader, model.policy)
         let exits = network.exitCount
         let evaluation = DistributedEvaluation(
-            network: network, communicator: world, batchSize: max(1, batchSize), classGroups: stored.classGroups)
+            network: network, communicator: world, batchSize: max(1, min(batchSize, reader.splitSizes.values.max() ?? 1)), classGroups: stored.classGroups)
         if bnRecalibration {
             evaluation.recalibrateBatchNorm(on: try evaluation.readRecalibrationShare(job: stored.job, reader: reader))
         }
@@ -140,12 +142,12 @@ struct EvalCommand: ParsableCommand {
         guard world.isRoot else { return }
         if latency > 0 {
             // Rank 0 alone: timings are of one process on one core.
-            let inference = EarlyExitInference(network: network, policy: policy, maxBatch: max(1, latencyBatch))
+            let inference = EarlyExitInference(network: network, policy: policy, maxBatch: max(1, min(latencyBatch, latency)))
             report.latency = InferenceLatency.measure(
                 inference,
                 split: try reader.read(
                     split: DatasetLayout.test, rows: 0..<min(latency, reader.splitSizes[DatasetLayout.test] ?? 0)),
-                samples: latency, batch: latencyBatch, relativeCost: report.statistics.relativeCost)
+                samples: latency, batch: min(latencyBatch, latency), relativeCost: report.statistics.relativeCost)
         }
         print(RoutingTable.render(report.statistics))
         print(report.summary)
@@ -163,7 +165,7 @@ struct EvalCommand: ParsableCommand {
                 }
                 chosen.thresholds = Array(repeating: Float(threshold), count: exits)
             }
-            try save(chosen)
+            try save(chosen, evaluated: stored)
         }
     }
 
@@ -191,8 +193,17 @@ struct EvalCommand: ParsableCommand {
 
     /// Writes `policy` into the checkpoint file (atomically: the file is replaced, so a hard
     /// link such as last.h5 then names the new file and the epoch file keeps the old policy).
-    private func save(_ policy: ExitPolicy) throws {
+    private func save(_ policy: ExitPolicy, evaluated: Checkpoint) throws {
+        // The run folder is locked while the file is replaced, and the policy is stored only
+        // into the checkpoint it was chosen on (a training may have moved last.h5 on meanwhile).
+        let lock = try RunDirectory(path: runFolder()).lock()
+        defer { withExtendedLifetime(lock) {} }
         var stored = try Checkpoint.read(from: checkpoint)
+        guard stored.epoch == evaluated.epoch && stored.globalStep == evaluated.globalStep else {
+            throw CheckpointError(
+                file: checkpoint,
+                "changed while it was evaluated (now epoch \(stored.epoch), evaluated epoch \(evaluated.epoch)): the policy was not stored; evaluate again")
+        }
         stored.exitPolicy = policy
         try stored.write(to: checkpoint)
         print(
@@ -200,9 +211,11 @@ struct EvalCommand: ParsableCommand {
         )
     }
 
-    private func defaultFolder() -> String {
+    private func defaultFolder() -> String { URL(fileURLWithPath: runFolder()).appendingPathComponent("eval").path }
+
+    /// The run folder the checkpoint belongs to (the folder above checkpoints/, else its own).
+    private func runFolder() -> String {
         let url = URL(fileURLWithPath: checkpoint).deletingLastPathComponent()
-        let run = url.lastPathComponent == "checkpoints" ? url.deletingLastPathComponent() : url
-        return run.appendingPathComponent("eval").path
+        return (url.lastPathComponent == "checkpoints" ? url.deletingLastPathComponent() : url).path
     }
 }

@@ -46,5 +46,11 @@ func reportFailure(_ error: Error, rank: Int? = nil) -> ExitCode {
 private func describe(_ error: Error) -> String {
     if let validation = error as? ValidationError { return validation.message }
     if let agreed = error as? AgreedFailure, let underlying = agreed.underlying { return describe(underlying) }
+    // Foundation's file errors (a full disk, a folder that cannot be made) name the file.
+    if let cocoa = error as? CocoaError {
+        let path = cocoa.filePath ?? cocoa.url?.path ?? ""
+        let reason = (cocoa.underlying as? POSIXError).map { String(cString: strerror($0.code.rawValue)) } ?? cocoa.localizedDescription
+        return path.isEmpty ? reason : "\(path): \(reason)"
+    }
     return "\(error)"
 }

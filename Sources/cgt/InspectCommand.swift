@@ -18,11 +18,16 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            let isCheckpoint = Checkpoint.isCheckpoint(at: file)
-            print(
-                isCheckpoint
-                    ? try Self.renderCheckpoint(try Checkpoint.read(from: file), path: file)
-                    : Self.render(try DatasetSummary.read(file)))
+            if Checkpoint.isCheckpoint(at: file) {
+                print(try Self.renderCheckpoint(try Checkpoint.read(from: file), path: file))
+                return
+            }
+            print(Self.render(try DatasetSummary.read(file)))
+            // Every value is read and checked as training would, so inspect passes only what trains.
+            let reader = try DatasetReader(path: file)
+            defer { try? reader.close() }
+            try reader.checkAllValues()
+            print("every label and feature value checked")
         }
     }
 

@@ -1,0 +1,110 @@
+import Foundation
+import Yams
+
+/// YAML from files other people wrote (job files, grid files, the job stored in a
+/// checkpoint), composed within bounds: a size limit, a nesting limit checked before the
+/// parser recurses, a limit on the nodes the document expands to (aliases counted every time
+/// they are used, so a "billion laughs" is refused at once), and no duplicate keys (YAML
+/// keeps the last silently).
+package enum BoundedYAML {
+    package static let maxBytes = 1 << 20
+    package static let maxDepth = 64
+    package static let maxNodes = 100_000
+
+    /// The document's root node (nil for an empty document), or a `JobError` naming `source`.
+    package static func compose(_ text: String, source: String) throws -> Node? {
+        guard text.utf8.count <= maxBytes else {
+            throw JobError(source: source, key: "", "is \(text.utf8.count) bytes, more than the \(maxBytes) a job or grid file may have")
+        }
+        if let line = lineBeyondDepthLimit(text) {
+            throw JobError(source: source, key: "", "nests deeper than \(maxDepth) levels (line \(line))")
+        }
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw JobError(source: source, key: "", "not valid YAML: \(oneLine(error))")
+        }
+        guard let root else { return nil }
+        var nodes = 0
+        try check(root, path: [], nodes: &nodes, source: source)
+        return root
+    }
+
+    /// Counts nodes (an alias as often as it is used, stopping at the limit) and rejects duplicate keys.
+    private static func check(_ node: Node, path: [String], nodes: inout Int, source: String) throws {
+        nodes += 1
+        guard nodes <= maxNodes else {
+            throw JobError(source: source, key: "", "expands to more than \(maxNodes) values (aliases of aliases?)")
+        }
+        switch node {
+        case .scalar:
+            return
+        case .sequence(let sequence):
+            for (index, element) in sequence.enumerated() {
+                try check(element, path: path + ["\(index)"], nodes: &nodes, source: source)
+            }
+        case .mapping(let mapping):
+            var seen: [String: Int] = [:]
+            for (key, value) in mapping {
+                let name = key.string ?? "\(key)"
+                let line = key.mark?.line ?? 0
+                if let first = seen[name] {
+                    throw JobError(
+                        source: source, key: (path + [name]).joined(separator: "."),
+                        "duplicate key (lines \(first) and \(line)); YAML would keep the last silently")
+                }
+                seen[name] = line
+                try check(value, path: path + [name], nodes: &nodes, source: source)
+            }
+        }
+    }
+
+    /// The first line whose nesting (indentation levels, "- " sequence entries and open flow
+    /// brackets) exceeds `maxDepth`, found without parsing, so the parser never recurses that deep.
+    static func lineBeyondDepthLimit(_ text: String) -> Int? {
+        var indents: [Int] = []
+        var flowDepth = 0
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let characters = Array(line)
+            var position = 0
+            while position < characters.count && characters[position] == " " { position += 1 }
+            guard position < characters.count, characters[position] != "#" else { continue }
+            if flowDepth == 0 {
+                while let last = indents.last, last >= position { indents.removeLast() }
+                indents.append(position)
+            }
+            var dashes = 0
+            while position + 1 < characters.count && characters[position] == "-" && characters[position + 1] == " " {
+                dashes += 1
+                position += 2
+                while position < characters.count && characters[position] == " " { position += 1 }
+            }
+            var quote: Character?
+            var deepest = flowDepth
+            for character in characters[position...] {
+                if let open = quote {
+                    if character == open { quote = nil }
+                    continue
+                }
+                switch character {
+                case "\"", "'": quote = character
+                case "#": break
+                case "[", "{":
+                    flowDepth += 1
+                    deepest = max(deepest, flowDepth)
+                case "]", "}": flowDepth = max(0, flowDepth - 1)
+                default: continue
+                }
+                if character == "#" { break }
+            }
+            if indents.count + dashes + deepest > maxDepth { return number + 1 }
+        }
+        return nil
+    }
+
+    static func oneLine(_ error: Error) -> String {
+        "\(error)".split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .joined(separator: " ")
+    }
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Writes the adversarial dataset and checkpoint files of cgt's untrusted-input tests.
+
+Usage: make_corpus.py OUT_FOLDER [CHECKPOINT]
+
+Every file is a small file that lies: it declares sizes it does not hold (chunked datasets
+with nothing written cost nothing to make), counts that overflow, or values outside the
+layout of hdf5_data/README.md. With CHECKPOINT (a real cgt checkpoint), also writes copies of
+it that declare a huge tensor. The test runs cgt on each file and expects one clean line.
+"""
+import shutil
+import sys
+
+import h5py
+import numpy as np
+
+HUGE = 2**40
+
+
+def layout(path, classes=3, feature_shape=(4,), train=16, test=8, names=True):
+    f = h5py.File(path, "w")
+    f.attrs["layout_version"] = 1
+    f.attrs["num_classes"] = classes
+    f.attrs["feature_shape"] = np.array(feature_shape, dtype=np.int64)
+    if names:
+        f.attrs["class_names"] = [f"c{i}" for i in range(classes)]
+    rng = np.random.default_rng(0)
+    for split, n in (("train", train), ("test", test)):
+        if n is None:
+            continue
+        g = f.create_group(split)
+        g["x"] = rng.normal(size=(n, *feature_shape)).astype(np.float32)
+        g["y"] = (np.arange(n) % classes).astype(np.int32)
+    return f
+
+
+def huge_split(path, split):
+    f = layout(path, **{split: None})
+    g = f.create_group(split)
+    g.create_dataset("x", shape=(HUGE, 4), dtype=np.float32, chunks=(1024, 4))
+    g.create_dataset("y", shape=(HUGE,), dtype=np.int32, chunks=(1024,))
+    f.close()
+
+
+def main():
+    out = sys.argv[1]
+    huge_split(f"{out}/huge_train.h5", "train")
+    huge_split(f"{out}/huge_test.h5", "test")
+
+    # One sample larger than any machine, and a shape whose element count overflows 64 bits.
+    f = layout(f"{out}/huge_features.h5", train=None, test=None)
+    f.attrs["feature_shape"] = np.array([2**20, 2**20], dtype=np.int64)
+    for split in ("train", "test"):
+        g = f.create_group(split)
+        g.create_dataset("x", shape=(4, 2**20, 2**20), dtype=np.float32, chunks=(1, 1, 1024))
+        g["y"] = np.zeros(4, dtype=np.int32)
+    f.close()
+    f = layout(f"{out}/overflow_features.h5", train=None, test=None)
+    f.attrs["feature_shape"] = np.array([2**32, 2**32], dtype=np.int64)
+    for split in ("train", "test"):
+        g = f.create_group(split)
+        g.create_dataset("x", shape=(4, 2**32, 2**32), dtype=np.float32, chunks=(1, 1, 1024))
+        g["y"] = np.zeros(4, dtype=np.int32)
+    f.close()
+
+    f = layout(f"{out}/many_classes.h5", names=False)
+    f.attrs["num_classes"] = 10**9
+    f.close()
+    f = layout(f"{out}/max_classes.h5", names=False)
+    f.attrs["num_classes"] = np.int64(2**63 - 1)
+    f.close()
+
+    f = layout(f"{out}/label_out_of_range.h5")
+    f["train/y"][3] = 7
+    f.close()
+    f = layout(f"{out}/nan_feature.h5")
+    x = f["train/x"][...]
+    x[5, 2] = np.nan
+    f["train/x"][...] = x
+    f.close()
+    f = layout(f"{out}/float64_features.h5", train=None)
+    g = f.create_group("train")
+    g["x"] = np.zeros((16, 4), dtype=np.float64)
+    g["y"] = np.zeros(16, dtype=np.int32)
+    f.close()
+    # LZF ships with h5py but not with libhdf5: the reader needs a plugin it does not have.
+    f = layout(f"{out}/lzf_features.h5", train=None)
+    g = f.create_group("train")
+    g.create_dataset("x", data=np.zeros((16, 4), dtype=np.float32), chunks=(8, 4), compression="lzf")
+    g["y"] = np.zeros(16, dtype=np.int32)
+    f.close()
+    f = layout(f"{out}/no_test_split.h5", test=None)
+    f.close()
+    with open(f"{out}/not_hdf5.h5", "wb") as raw:
+        raw.write(b"this is not an HDF5 file\n" * 10)
+    with open(f"{out}/truncated.h5", "wb") as raw:
+        with open(f"{out}/nan_feature.h5", "rb") as good:
+            raw.write(good.read()[:700])
+
+    if len(sys.argv) > 2:
+        checkpoint = sys.argv[2]
+        shutil.copy(checkpoint, f"{out}/checkpoint_huge_tensor.h5")
+        with h5py.File(f"{out}/checkpoint_huge_tensor.h5", "a") as c:
+            c["model"].create_dataset("huge", shape=(HUGE, 4), dtype=np.float32, chunks=(1024, 4))
+        shutil.copy(checkpoint, f"{out}/checkpoint_bomb_job.h5")
+        with h5py.File(f"{out}/checkpoint_bomb_job.h5", "a") as c:
+            lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+            for i in range(1, 10):
+                p, n = chr(96 + i), chr(97 + i)
+                lines.append(f"{n}: &{n} [" + ",".join([f"*{p}"] * 9) + "]")
+            c.attrs["job"] = "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

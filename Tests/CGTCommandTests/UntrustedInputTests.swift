@@ -1,0 +1,238 @@
+import CGTTestSupport
+import Foundation
+import XCTest
+
+/// Input made to break cgt: files that declare sizes they do not hold, counts that overflow,
+/// YAML bombs, hostile names and links, a second writer, crash leftovers. Every case must end
+/// in exit status 1 with one line naming the file and what is wrong, within a time limit,
+/// under an address-space limit (so a runaway allocation fails the test instead of the
+/// machine), and without files left where a refused run would have written.
+final class UntrustedInputTests: XCTestCase {
+    let directory = TemporaryDirectory("untrusted")
+    /// The memory budget the children run with, and the address space they may map (MPI and
+    /// oneDNN map far more than they touch).
+    let environment = ["CGT_MEMORY_LIMIT": "1G"]
+    let addressSpaceKiB = 4_000_000
+
+    /// Runs cgt under `ulimit -v` and the memory budget.
+    private func cgt(_ arguments: [String]) throws -> CommandResult {
+        try CommandRunner.run(
+            "/bin/sh", ["-c", "ulimit -v \(addressSpaceKiB); exec \"$0\" \"$@\"", CommandRunner.cgt] + arguments,
+            timeout: 60, environment: environment)
+    }
+
+    /// Asserts a clean refusal: status 1 (not a signal), one line on stderr holding every part.
+    private func assertRefused(
+        _ result: CommandResult, _ parts: [String], _ label: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
+        XCTAssertEqual(result.status, 1, "\(label): \(result.stderr)", file: file, line: line)
+        let lines = result.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "\(label): one line, got \(result.stderr)", file: file, line: line)
+        for part in parts {
+            XCTAssertTrue(
+                result.stderr.contains(part), "\(label): '\(part)' missing in \(result.stderr)", file: file, line: line)
+        }
+    }
+
+    private func noRunFolderContents(_ run: String, _ label: String, file: StaticString = #filePath, line: UInt = #line)
+    {
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: run)) ?? []
+        XCTAssertEqual(left, [], "\(label): a refused run leaves nothing, found \(left)", file: file, line: line)
+    }
+
+    private func job(
+        _ text: String = "model: {hidden: [8], exits: [1]}\ntraining: {epochs: 1, batch_size: 4}\n",
+        name: String = "job.yaml"
+    ) throws -> String {
+        try directory.write(text, to: name)
+    }
+
+    /// A real checkpoint to make lying copies of.
+    private func trainedCheckpoint() throws -> String {
+        let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 32, test: 8)
+        let run = directory.file("good-run")
+        let result = try CommandRunner.cgt(["train", try job(), "--data", data, "--out", run, "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        return "\(run)/checkpoints/last.h5"
+    }
+
+    func testLyingDatasetsAndCheckpointsAreRefusedWithinBudget() throws {
+        guard try CommandRunner.run("/usr/bin/python3", ["-c", "import h5py, numpy"]).status == 0 else {
+            throw XCTSkip("/usr/bin/python3 with h5py and NumPy is missing (launch/setup installs python3-h5py)")
+        }
+        let corpus = directory.file("corpus")
+        try FileManager.default.createDirectory(atPath: corpus, withIntermediateDirectories: true)
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Corpus/make_corpus.py"
+        ).path
+        let made = try CommandRunner.run("/usr/bin/python3", [script, corpus, try trainedCheckpoint()])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let datasets: [(String, [String], Bool)] = [
+            // (file, what the line says, whether inspect refuses it too)
+            ("huge_train", ["/train/y", "1099511627776 samples", "memory limit"], true),
+            ("huge_test", ["/test/y", "1099511627776 samples", "memory limit"], true),
+            ("huge_features", ["feature_shape", "4.0 TiB", "memory limit"], true),
+            ("overflow_features", ["feature_shape", "overflow"], true),
+            ("many_classes", ["num_classes is 1000000000"], true),
+            ("max_classes", ["num_classes is 9223372036854775807"], true),
+            ("label_out_of_range", ["/train/y", "label 7 at row 3"], true),
+            ("nan_feature", ["/train/x", "non-finite value nan at row 5"], true),
+            ("float64_features", ["/train/x", "float64"], true),
+            ("lzf_features", ["/train/x", "lzf", "cannot decode"], true),
+            ("no_test_split", ["/test", "missing split"], true),
+            ("not_hdf5", ["not_hdf5.h5", "cannot open as HDF5"], true),
+            ("truncated", ["truncated.h5", "truncated file"], true),
+        ]
+        for (name, parts, _) in datasets {
+            let data = "\(corpus)/\(name).h5"
+            let run = directory.file("run-\(name)")
+            assertRefused(
+                try cgt(["train", try job(), "--data", data, "--out", run]), [name + ".h5"] + parts, "train \(name)")
+            noRunFolderContents(run, name)
+            assertRefused(try cgt(["inspect", data]), [name + ".h5"] + parts, "inspect \(name)")
+        }
+        for (name, parts) in [
+            ("checkpoint_huge_tensor", ["/model/huge", "memory limit"]),
+            ("checkpoint_bomb_job", ["job attribute", "expands to more than"]),
+        ] {
+            let checkpoint = "\(corpus)/\(name).h5"
+            assertRefused(
+                try cgt(["eval", "--checkpoint", checkpoint, "--out", directory.file("eval-\(name)")]),
+                [name + ".h5"] + parts, "eval \(name)")
+            assertRefused(try cgt(["inspect", checkpoint]), [name + ".h5"] + parts, "inspect \(name)")
+            XCTAssertFalse(
+                FileManager.default.fileExists(atPath: directory.file("eval-\(name)")), "\(name): no eval folder")
+        }
+    }
+
+    func testHostileJobAndGridFilesAreRefused() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 32, test: 8)
+        var bomb = ["a: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]"]
+        for i in 1..<10 {
+            let previous = Character(UnicodeScalar(96 + i)!)
+            let next = Character(UnicodeScalar(97 + i)!)
+            bomb.append("\(next): &\(next) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ",") + "]")
+        }
+        let cases: [(String, String, [String])] = [
+            ("bomb.yaml", bomb.joined(separator: "\n") + "\n", ["expands to more than 100000 values"]),
+            ("duplicate.yaml", "name: a\ntraining: {epochs: 1}\nname: b\n", ["name: duplicate key (lines 1 and 3)"]),
+            (
+                "deep.yaml",
+                "name: " + String(repeating: "[", count: 50_000) + String(repeating: "]", count: 50_000) + "\n",
+                ["nests deeper than 64"]
+            ),
+            ("huge.yaml", String(repeating: "# padding\n", count: 120_000), ["more than the 1048576"]),
+            ("escape.yaml", "name: ../../escaped_run\n", ["name: '../../escaped_run' is not a relative folder name"]),
+            ("absolute.yaml", "name: /tmp/elsewhere\n", ["name:", "not a relative folder name"]),
+        ]
+        for (name, text, parts) in cases {
+            let file = try directory.write(text, to: name)
+            // No --out: the run folder would be runs/<name>, relative to the working directory.
+            let run = directory.file("run-\(name)")
+            assertRefused(try cgt(["train", file, "--data", data, "--out", run]), [name] + parts, name)
+            noRunFolderContents(run, name)
+            let grid = try directory.write(
+                "base: \(name)\nparameters:\n  optimizer.lr: {values: [0.01]}\n", to: "grid-\(name)")
+            if name == "bomb.yaml" || name == "duplicate.yaml" || name == "deep.yaml" {
+                let hostileGrid = try directory.write(text, to: "hostile-grid-\(name)")
+                assertRefused(try cgt(["grid", hostileGrid, "--list"]), [parts[0]], "grid \(name)")
+            } else {
+                _ = grid
+            }
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.file("../escaped_run")))
+    }
+
+    func testCommandLineSizesAreBounded() throws {
+        let cases: [([String], [String])] = [
+            (
+                ["eval", "--checkpoint", "none.h5", "--batch-size", "1000000000000"],
+                ["--batch-size must be in [1, 16777216]"]
+            ),
+            (
+                ["eval", "--checkpoint", "none.h5", "--latency", "5", "--latency-batch", "1000000000000"],
+                ["--latency-batch in [1, 16777216]"]
+            ),
+            (
+                ["synth", "--out", directory.file("s.h5"), "--features", "1000000000000"],
+                ["--features 1000000000000", "memory limit"]
+            ),
+            (["synth", "--out", directory.file("s.h5"), "--classes", "1000000000000"], ["--classes must be at most"]),
+            (
+                ["synth", "--out", directory.file("s.h5"), "--train", "9223372036854775806"],
+                ["--train 9223372036854775806", "overflow"]
+            ),
+            (["train"], ["Missing expected argument"]),
+        ]
+        for (arguments, parts) in cases {
+            assertRefused(try cgt(arguments), ["cgt: error:"] + parts, arguments.joined(separator: " "))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.file("s.h5")))
+        let folder = try directory.write("", to: "placeholder")
+        _ = folder
+        let dataFolder = directory.file("a-folder.h5")
+        try FileManager.default.createDirectory(atPath: dataFolder, withIntermediateDirectories: true)
+        assertRefused(
+            try cgt(["train", try job(), "--data", dataFolder, "--out", directory.file("run-folder")]),
+            ["a-folder.h5", "not a regular file"], "data.path is a folder")
+    }
+
+    /// An output path that is a link is replaced by the new file; the link's target stays as it was.
+    func testWritesDoNotFollowLinks() throws {
+        let victim = try directory.write("precious\n", to: "victim.txt")
+        let out = directory.file("linked.h5")
+        try FileManager.default.createSymbolicLink(atPath: out, withDestinationPath: victim)
+        let result = try cgt(["synth", "--out", out, "--train", "16", "--test", "8", "--features", "4"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(
+            try String(contentsOfFile: victim, encoding: .utf8), "precious\n", "the link's target is untouched")
+        let attributes = try FileManager.default.attributesOfItem(atPath: out)
+        XCTAssertEqual(attributes[.type] as? FileAttributeType, .typeRegular, "the output is a file of its own now")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter {
+            $0.contains(".tmp-")
+        }
+        XCTAssertEqual(leftovers, [])
+    }
+
+    /// A second trainer on a folder in use is refused; crash leftovers are cleaned, and a lost
+    /// last.h5 does not stop --resume; a fresh run refuses a folder holding epoch files.
+    func testRunFoldersAreLockedAndRecoverFromCrashLeftovers() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 2048, test: 8)
+        let long = try job(
+            "model: {hidden: [64, 64], exits: [1, 2]}\ntraining: {epochs: 400, batch_size: 4, checkpoint_every: 1000}\n",
+            name: "long.yaml")
+        let run = directory.file("locked")
+        let first = Process()
+        first.executableURL = URL(fileURLWithPath: CommandRunner.cgt)
+        first.arguments = ["train", long, "--data", data, "--out", run, "--quiet"]
+        first.standardOutput = FileHandle.nullDevice
+        first.standardError = FileHandle.nullDevice
+        try first.run()
+        defer { if first.isRunning { first.terminate() } }
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: "\(run)/job.yaml") && Date() < deadline { usleep(50_000) }
+        let second = try cgt(["train", long, "--data", data, "--out", run])
+        assertRefused(second, [run, "in use by another cgt process"], "second trainer")
+        first.terminate()
+        first.waitUntilExit()
+
+        let short = try job(
+            "model: {hidden: [8], exits: [1]}\ntraining: {epochs: 2, batch_size: 64, checkpoint_every: 1}\n",
+            name: "short.yaml")
+        let crashed = directory.file("crashed")
+        XCTAssertEqual(try cgt(["train", short, "--data", data, "--out", crashed, "--quiet"]).status, 0)
+        // What a kill leaves: a partial temporary file, and no last.h5 after an epoch file's rename.
+        let partial = "\(crashed)/checkpoints/epoch-0003.h5.tmp-4242-abc"
+        try Data("partial".utf8).write(to: URL(fileURLWithPath: partial))
+        try FileManager.default.removeItem(atPath: "\(crashed)/checkpoints/last.h5")
+        assertRefused(
+            try cgt(["train", short, "--data", data, "--out", crashed]), ["--resume"], "fresh run on epoch files")
+        let resumed = try cgt([
+            "train", short, "--data", data, "--out", crashed, "--resume", "--set", "training.epochs=3",
+        ])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stdout.contains("epoch-0002.h5"), "resumed from the newest epoch file: \(resumed.stdout)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: partial), "leftovers are removed")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(crashed)/checkpoints/epoch-0003.h5"))
+    }
+}
