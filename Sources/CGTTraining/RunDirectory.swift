@@ -40,11 +40,12 @@ public struct RunDirectory: Sendable {
         return names.filter { $0.hasPrefix("epoch-") && $0.hasSuffix(".h5") }.sorted().map { "\(checkpointFolder)/\($0)" }
     }
 
-    /// The checkpoint `--resume` continues from: `last.h5`, or when a kill came between an
-    /// epoch file's rename and the link, the newest epoch file that opens as a checkpoint.
+    /// The checkpoint `--resume` continues from: the newest epoch file that opens as a
+    /// checkpoint (a kill between an epoch file's rename and the link leaves `last.h5` behind
+    /// it, or missing), else `last.h5`.
     var newestCheckpoint: String? {
-        if FileManager.default.fileExists(atPath: lastCheckpoint) { return lastCheckpoint }
-        return epochCheckpoints.reversed().first { Checkpoint.isCheckpoint(at: $0) }
+        if let newest = epochCheckpoints.reversed().first(where: { Checkpoint.isCheckpoint(at: $0) }) { return newest }
+        return FileManager.default.fileExists(atPath: lastCheckpoint) ? lastCheckpoint : nil
     }
 
     public func create() throws {

@@ -1,3 +1,4 @@
+import CGTHDF5
 import CGTTestSupport
 import Foundation
 import XCTest
@@ -79,6 +80,7 @@ final class UntrustedInputTests: XCTestCase {
             ("nan_feature", ["/train/x", "non-finite value nan at row 5"], true),
             ("float64_features", ["/train/x", "float64"], true),
             ("lzf_features", ["/train/x", "lzf", "cannot decode"], true),
+            ("corrupt_chunk", ["/train/x", "inflate"], true),
             ("no_test_split", ["/test", "missing split"], true),
             ("not_hdf5", ["not_hdf5.h5", "cannot open as HDF5"], true),
             ("truncated", ["truncated.h5", "truncated file"], true),
@@ -234,5 +236,87 @@ final class UntrustedInputTests: XCTestCase {
         XCTAssertTrue(resumed.stdout.contains("epoch-0002.h5"), "resumed from the newest epoch file: \(resumed.stdout)")
         XCTAssertFalse(FileManager.default.fileExists(atPath: partial), "leftovers are removed")
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(crashed)/checkpoints/epoch-0003.h5"))
+    }
+}
+
+/// Training killed with SIGKILL at random moments, checkpoints written every epoch: every
+/// checkpoint file left must open as a whole checkpoint, `last.h5` must be one of them, and
+/// `--resume` must go on each time.
+final class CrashSafetyTests: XCTestCase {
+    let directory = TemporaryDirectory("crash")
+
+    /// The checkpoint files in `folder` (not temporary ones), each checked to open with its model.
+    private func checkCheckpoints(_ folder: String, kill: Int) throws -> [String] {
+        guard FileManager.default.fileExists(atPath: folder) else { return [] }
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".h5") }
+        for name in names {
+            let path = "\(folder)/\(name)"
+            XCTAssertNoThrow(
+                try withOpenHDF5File(path) { file in
+                    XCTAssertEqual(
+                        try file.root.stringAttribute("kind"), "cgt-checkpoint", "\(name) after kill \(kill)")
+                    XCTAssertTrue(
+                        file.root.contains("model") && file.root.contains("optimizer"), "\(name) after kill \(kill)")
+                }, "\(name) after kill \(kill) does not open")
+        }
+        if names.contains("last.h5") {
+            let inode = { (path: String) in
+                (try FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? UInt64)
+            }
+            let last = try inode("\(folder)/last.h5")
+            let epochs = try names.filter { $0.hasPrefix("epoch-") }.map { try inode("\(folder)/\($0)") }
+            XCTAssertTrue(epochs.contains(last), "last.h5 is one of the epoch files after kill \(kill)")
+        }
+        return names
+    }
+
+    func testKilledTrainingLeavesOnlyCompleteCheckpoints() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 8, classes: 3, train: 512, test: 32)
+        let job = try directory.write(
+            "model: {hidden: [256, 256], exits: [1, 2]}\ntraining: {epochs: 100000, batch_size: 128, checkpoint_every: 1}\n",
+            to: "job.yaml")
+        let run = directory.file("run")
+        let checkpoints = "\(run)/checkpoints"
+        var generator = SystemRandomNumberGenerator()
+        var killsWithCheckpoints = 0
+        var killsDuringWrites = 0
+        for round in 1...20 {
+            let hasCheckpoint =
+                (try? FileManager.default.contentsOfDirectory(atPath: checkpoints))?.contains { $0.hasSuffix(".h5") }
+                ?? false
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CommandRunner.cgt)
+            process.arguments =
+                ["train", job, "--data", data, "--out", run, "--quiet"] + (hasCheckpoint ? ["--resume"] : [])
+            process.standardOutput = FileHandle.nullDevice
+            let errors = Pipe()
+            process.standardError = errors
+            try process.run()
+            usleep(UInt32.random(in: 400_000...1_200_000, using: &generator))
+            XCTAssertTrue(
+                process.isRunning,
+                "training stopped by itself before kill \(round): \(String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self))"
+            )
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            if try !checkCheckpoints(checkpoints, kill: round).isEmpty { killsWithCheckpoints += 1 }
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? []
+            if names.contains(where: { $0.contains(".tmp-") }) { killsDuringWrites += 1 }
+        }
+        XCTAssertGreaterThan(killsWithCheckpoints, 15, "most kills came after checkpoints were written")
+        print("crash safety: 20 kills, \(killsDuringWrites) of them inside a checkpoint write")
+        // After the last kill, a resumed run finishes one more epoch and leaves no temporary file.
+        let files = try FileManager.default.contentsOfDirectory(atPath: checkpoints).filter {
+            $0.hasPrefix("epoch-") && $0.hasSuffix(".h5")
+        }
+        let last =
+            try files.map { name in try withOpenHDF5File("\(checkpoints)/\(name)") { try $0.root.intAttribute("epoch") }
+            }.max() ?? 0
+        let resumed = try CommandRunner.cgt(
+            ["train", job, "--data", data, "--out", run, "--resume", "--quiet", "--set", "training.epochs=\(last + 1)"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        let left = try FileManager.default.contentsOfDirectory(atPath: checkpoints).filter { $0.contains(".tmp-") }
+        XCTAssertEqual(left, [], "temporary files of killed writers are removed")
+        _ = try checkCheckpoints(checkpoints, kill: 21)
     }
 }

@@ -83,6 +83,17 @@ def main():
     g["x"] = np.zeros((16, 4), dtype=np.float64)
     g["y"] = np.zeros(16, dtype=np.int32)
     f.close()
+    # A deflate chunk whose bytes were damaged after writing: the structure is sound, the data is not.
+    f = layout(f"{out}/corrupt_chunk.h5", train=None)
+    g = f.create_group("train")
+    g.create_dataset("x", data=np.arange(64 * 4, dtype=np.float32).reshape(64, 4), chunks=(16, 4), compression="gzip")
+    g["y"] = np.zeros(64, dtype=np.int32)
+    info = g["x"].id.get_chunk_info(1)
+    f.close()
+    with open(f"{out}/corrupt_chunk.h5", "r+b") as raw:
+        raw.seek(info.byte_offset + 2)
+        raw.write(b"\xff" * max(1, info.size - 4))
+
     # LZF ships with h5py but not with libhdf5: the reader needs a plugin it does not have.
     f = layout(f"{out}/lzf_features.h5", train=None)
     g = f.create_group("train")
