@@ -11,6 +11,7 @@ import Foundation
 /// <run>/eval.json             routing statistics of the final model on the test split
 /// <run>/validation.json       the same on the validation split, when the data has one
 /// <run>/best.json, checkpoints/best.h5   the best epoch on the validation split (training.keep_best)
+/// <run>/.lock                 flock'ed while a training or eval --save-policy writes the folder
 /// ```
 public struct RunDirectory: Sendable {
     public let path: String
