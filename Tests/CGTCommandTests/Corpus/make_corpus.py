@@ -42,26 +42,25 @@ def huge_split(path, split):
     f.close()
 
 
+def huge_samples(path, side):
+    """Four samples of side x side features each, declared and never written."""
+    f = layout(path, train=None, test=None)
+    f.attrs["feature_shape"] = np.array([side, side], dtype=np.int64)
+    for split in ("train", "test"):
+        g = f.create_group(split)
+        g.create_dataset("x", shape=(4, side, side), dtype=np.float32, chunks=(1, 1, 1024))
+        g["y"] = np.zeros(4, dtype=np.int32)
+    f.close()
+
+
 def main():
     out = sys.argv[1]
     huge_split(f"{out}/huge_train.h5", "train")
     huge_split(f"{out}/huge_test.h5", "test")
 
     # One sample larger than any machine, and a shape whose element count overflows 64 bits.
-    f = layout(f"{out}/huge_features.h5", train=None, test=None)
-    f.attrs["feature_shape"] = np.array([2**20, 2**20], dtype=np.int64)
-    for split in ("train", "test"):
-        g = f.create_group(split)
-        g.create_dataset("x", shape=(4, 2**20, 2**20), dtype=np.float32, chunks=(1, 1, 1024))
-        g["y"] = np.zeros(4, dtype=np.int32)
-    f.close()
-    f = layout(f"{out}/overflow_features.h5", train=None, test=None)
-    f.attrs["feature_shape"] = np.array([2**32, 2**32], dtype=np.int64)
-    for split in ("train", "test"):
-        g = f.create_group(split)
-        g.create_dataset("x", shape=(4, 2**32, 2**32), dtype=np.float32, chunks=(1, 1, 1024))
-        g["y"] = np.zeros(4, dtype=np.int32)
-    f.close()
+    huge_samples(f"{out}/huge_features.h5", 2**20)
+    huge_samples(f"{out}/overflow_features.h5", 2**32)
 
     f = layout(f"{out}/many_classes.h5", names=False)
     f.attrs["num_classes"] = 10**9
