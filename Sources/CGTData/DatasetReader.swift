@@ -1,6 +1,6 @@
-import Foundation
 import CGTFiles
 import CGTHDF5
+import Foundation
 
 /// Opens a dataset file, checks it against `DatasetLayout`, and reads splits or row ranges of them.
 ///
@@ -23,7 +23,8 @@ public final class DatasetReader {
             throw DatasetError(file: path, object: "", "cannot open: \(String(cString: strerror(errno)))")
         }
         guard status.st_mode & S_IFMT == S_IFREG else {
-            throw DatasetError(file: path, object: "", "cannot open: not a regular file (a folder?); give the HDF5 dataset file")
+            throw DatasetError(
+                file: path, object: "", "cannot open: not a regular file (a folder?); give the HDF5 dataset file")
         }
         do {
             file = try HDF5File.open(path)
@@ -86,7 +87,8 @@ public final class DatasetReader {
         for (object, dataset) in [(xPath, x), (yPath, y)] where !dataset.unavailableFilters.isEmpty {
             throw DatasetError(
                 file: path, object: object,
-                "is compressed with \(dataset.unavailableFilters.joined(separator: ", ")), which this HDF5 cannot decode: install the filter's plugin (Debian: hdf5-filter-plugin) or rewrite the file with h5repack -f GZIP=4")
+                "is compressed with \(dataset.unavailableFilters.joined(separator: ", ")), which this HDF5 cannot decode: install the filter's plugin (Debian: hdf5-filter-plugin) or rewrite the file with h5repack -f GZIP=4"
+            )
         }
         guard y.elementType == .int32 else {
             throw DatasetError(file: path, object: yPath, "dtype is \(y.elementType), expected int32")
@@ -105,7 +107,8 @@ public final class DatasetReader {
         guard y.shape[0] > 0 else { throw DatasetError(file: path, object: yPath, "split is empty") }
         // Whole-split tables (labels, row slots) are sized by the declared sample count.
         if let refusal = MemoryBudget.refusal([y.shape[0]], elementSize: 16) {
-            throw DatasetError(file: path, object: yPath, "declares \(y.shape[0]) samples: their per-sample tables \(refusal)")
+            throw DatasetError(
+                file: path, object: yPath, "declares \(y.shape[0]) samples: their per-sample tables \(refusal)")
         }
         return y.shape[0]
     }

@@ -78,6 +78,11 @@ extension EarlyExitNetwork {
                 do { try communicator.allReduceSum(buffer) } catch { communicator.abort(code: 1) }
             }
         }
+        setBatchNormReducer(reduce)
+    }
+
+    /// Gives every BatchNorm layer `reduce` for its batch statistics (nil: local statistics).
+    public func setBatchNormReducer(_ reduce: BatchNormKernels.StatisticsReducer?) {
         for layer in batchNormLayers { layer.statisticsReducer = reduce }
     }
 }

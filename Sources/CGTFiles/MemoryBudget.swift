@@ -49,7 +49,8 @@ public enum MemoryBudget {
     /// "1.5 GiB".
     public static func describe(_ bytes: Int) -> String {
         let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
-        var value = Double(bytes), unit = 0
+        var value = Double(bytes)
+        var unit = 0
         while value >= 1024 && unit < units.count - 1 {
             value /= 1024
             unit += 1

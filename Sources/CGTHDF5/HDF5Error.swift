@@ -50,7 +50,7 @@ public struct HDF5Error: LocatedError {
                 }, context)
         }
         _ = H5Eclear2(chdf5_e_default())
-        let message = frames.first(where: { !$0.description.isEmpty })?.description ?? "no HDF5 error message"
+        let message = concise(frames.first(where: { !$0.description.isEmpty })?.description ?? "no HDF5 error message")
         return HDF5Error(
             operation: operation, file: file, object: object,
             stack: frames.map { "\($0.function)(): \($0.description)" }, message: message)
@@ -73,4 +73,15 @@ func hdf5Check<R: BinaryInteger>(_ result: R, _ operation: String, file: String,
         throw HDF5Error.fromCurrentStack(operation: operation, file: file, object: object)
     }
     return result
+}
+
+/// HDF5's I/O messages carry the system's reason inside a long record ("file write failed:
+/// time = ..., errno = 28, error message = 'No space left on device', buf = ..."): the reason
+/// is what a user acts on.
+func concise(_ message: String) -> String {
+    guard let start = message.range(of: "error message = '"),
+        let end = message[start.upperBound...].firstIndex(of: "'")
+    else { return message }
+    let head = message.firstIndex(of: ":").map { String(message[..<$0]) } ?? "I/O failed"
+    return "\(head): \(message[start.upperBound..<end])"
 }

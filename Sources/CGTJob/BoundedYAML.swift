@@ -14,7 +14,9 @@ package enum BoundedYAML {
     /// The document's root node (nil for an empty document), or a `JobError` naming `source`.
     package static func compose(_ text: String, source: String) throws -> Node? {
         guard text.utf8.count <= maxBytes else {
-            throw JobError(source: source, key: "", "is \(text.utf8.count) bytes, more than the \(maxBytes) a job or grid file may have")
+            throw JobError(
+                source: source, key: "",
+                "is \(text.utf8.count) bytes, more than the \(maxBytes) a job or grid file may have")
         }
         if let line = lineBeyondDepthLimit(text) {
             throw JobError(source: source, key: "", "nests deeper than \(maxDepth) levels (line \(line))")

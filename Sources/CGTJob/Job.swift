@@ -268,10 +268,15 @@ public struct RuntimeSection: JobSection, Equatable, Sendable {
     public var overlapAllreduce: Bool = false
     /// Warn when a rank waits longer than this in a collective of the training loop (seconds).
     public var stallWarningSeconds: Double = 60
+    /// End the job when a rank has waited this long in one collective (0: never): a rank that
+    /// never returns (a hung node, a stopped process) then stops every rank instead of holding
+    /// the allocation, with the last checkpoint intact. As Horovod's stall shutdown.
+    public var stallShutdownSeconds: Double = 1800
 
     public static let fields: [JobField<RuntimeSection>] = [
         .init("blas_threads", \.blasThreads), .init("bucket_kib", \.bucketKib),
         .init("overlap_allreduce", \.overlapAllreduce), .init("stall_warning_seconds", \.stallWarningSeconds),
+        .init("stall_shutdown_seconds", \.stallShutdownSeconds),
     ]
     public init() {}
 }

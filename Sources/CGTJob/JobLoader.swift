@@ -208,6 +208,9 @@ public enum JobLoader {
         guard job.runtime.bucketKib >= 1 && job.runtime.bucketKib <= 1 << 20 else {
             throw fail("runtime.bucket_kib", "must be in [1, 1048576]")
         }
+        guard job.runtime.stallShutdownSeconds >= 0 && job.runtime.stallShutdownSeconds.isFinite else {
+            throw fail("runtime.stall_shutdown_seconds", "must be 0 (never) or a number of seconds")
+        }
         guard job.runtime.stallWarningSeconds > 0 else {
             throw fail("runtime.stall_warning_seconds", "must be positive")
         }

@@ -36,12 +36,23 @@ final class DataParallelStrategy {
         self.reducer = reducer
         gradientsReady = runtime.overlapAllreduce ? { reducer.gradientsReady(from: $0) } : nil
         let rank = communicator.rank
-        stallWatch = StallWatch(limit: runtime.stallWarningSeconds) { waited, place, step, epoch in
-            FileHandle.standardError.write(
-                Data(
-                    "cgt (rank \(rank)): warning: waited \(String(format: "%.1f", waited)) s in \(place) at step \(step) (epoch \(epoch)); another rank may have stopped\n"
-                        .utf8))
-        }
+        stallWatch = StallWatch(
+            limit: runtime.stallWarningSeconds, shutdownLimit: runtime.stallShutdownSeconds,
+            report: { waited, place, step, epoch in
+                FileHandle.standardError.write(
+                    Data(
+                        "cgt (rank \(rank)): warning: waited \(String(format: "%.1f", waited)) s in \(place) at step \(step) (epoch \(epoch)); another rank may have stopped\n"
+                            .utf8))
+            },
+            shutdown: { waited, place, step, epoch in
+                // MPI may not be called from this thread; ending the process makes the launcher
+                // stop every rank. Checkpoints are written atomically, so the last one is whole.
+                FileHandle.standardError.write(
+                    Data(
+                        "cgt (rank \(rank)): error: waited \(String(format: "%.0f", waited)) s in \(place) at step \(step) (epoch \(epoch)), more than runtime.stall_shutdown_seconds: ending the job; resume from the last checkpoint\n"
+                            .utf8))
+                _exit(1)
+            })
     }
 
     deinit { stallWatch?.stop() }
@@ -83,9 +94,24 @@ final class DataParallelStrategy {
         try values.withUnsafeMutableBytes { try communicator.broadcast($0) }
     }
 
-    /// Makes BatchNorm statistics those of the global batch (summed over ranks), or local.
+    /// Where the loop is, for the stall watch's messages from collectives it does not call itself.
+    var position = (step: 0, epoch: 0)
+
+    /// Makes BatchNorm statistics those of the global batch (summed over ranks, watched for
+    /// stalls like every other collective), or local.
     func synchronizeBatchNorm(of network: EarlyExitNetwork, _ synchronized: Bool) {
-        network.sumBatchNormStatistics(over: synchronized ? communicator : nil)
+        guard synchronized, let communicator else {
+            network.sumBatchNormStatistics(over: nil)
+            return
+        }
+        let stallWatch = self.stallWatch
+        network.setBatchNormReducer { [weak self] buffer in
+            let position = self?.position ?? (step: 0, epoch: 0)
+            stallWatch?.enter("the BatchNorm statistics", step: position.step, epoch: position.epoch)
+            defer { stallWatch?.leave() }
+            // A failed reduction cannot be reported through the kernel; stop the job.
+            do { try communicator.allReduceSum(buffer) } catch { communicator.abort(code: 1) }
+        }
     }
 
     private func watched<R>(_ place: StaticString, step: Int, epoch: Int, _ body: () throws -> R) throws -> R {

@@ -33,12 +33,16 @@ public struct RunDirectory: Sendable {
     public func checkpoint(epoch: Int) -> String { "\(checkpointFolder)/epoch-\(String(format: "%04d", epoch)).h5" }
 
     /// Whether the folder holds any checkpoint (`last.h5` or an epoch file).
-    public var hasCheckpoint: Bool { FileManager.default.fileExists(atPath: lastCheckpoint) || !epochCheckpoints.isEmpty }
+    public var hasCheckpoint: Bool {
+        FileManager.default.fileExists(atPath: lastCheckpoint) || !epochCheckpoints.isEmpty
+    }
 
     /// The epoch files in `checkpoints/`, oldest first.
     var epochCheckpoints: [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpointFolder)) ?? []
-        return names.filter { $0.hasPrefix("epoch-") && $0.hasSuffix(".h5") }.sorted().map { "\(checkpointFolder)/\($0)" }
+        return names.filter { $0.hasPrefix("epoch-") && $0.hasSuffix(".h5") }.sorted().map {
+            "\(checkpointFolder)/\($0)"
+        }
     }
 
     /// The checkpoint `--resume` continues from: the newest epoch file that opens as a
@@ -71,7 +75,9 @@ public final class RunLock {
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             close(descriptor)
             throw CheckpointError(
-                file: folder, "in use by another cgt process (a training or cgt eval --save-policy); wait for it, or choose another --out")
+                file: folder,
+                "in use by another cgt process (a training or cgt eval --save-policy); wait for it, or choose another --out"
+            )
         }
     }
 

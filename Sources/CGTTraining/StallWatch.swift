@@ -14,11 +14,20 @@ final class StallWatch: @unchecked Sendable {
     private var warned = false
     private var stopped = false
     private let limit: Double
+    /// Waiting this long in one place ends the process (0: never).
+    private let shutdownLimit: Double
+    private var shutDown = false
+    private let shutdown: @Sendable (_ seconds: Double, _ place: StaticString, _ step: Int, _ epoch: Int) -> Void
     private let report: @Sendable (_ seconds: Double, _ place: StaticString, _ step: Int, _ epoch: Int) -> Void
 
-    init(limit: Double, report: @escaping @Sendable (Double, StaticString, Int, Int) -> Void) {
+    init(
+        limit: Double, shutdownLimit: Double = 0, report: @escaping @Sendable (Double, StaticString, Int, Int) -> Void,
+        shutdown: @escaping @Sendable (Double, StaticString, Int, Int) -> Void = { _, _, _, _ in }
+    ) {
         self.limit = limit
+        self.shutdownLimit = shutdownLimit
         self.report = report
+        self.shutdown = shutdown
         let thread = Thread { [weak self] in
             while let watch = self, watch.check() {
                 Thread.sleep(forTimeInterval: min(1, max(0.05, watch.limit / 4)))
@@ -32,16 +41,22 @@ final class StallWatch: @unchecked Sendable {
     private func check() -> Bool {
         lock.lock()
         var fire: (Double, StaticString, Int, Int)?
-        if let since, !warned {
+        var end: (Double, StaticString, Int, Int)?
+        if let since {
             let waited = Double(DispatchTime.now().uptimeNanoseconds - since) / 1e9
-            if waited > limit {
+            if waited > limit && !warned {
                 warned = true
                 fire = (waited, place, step, epoch)
+            }
+            if shutdownLimit > 0 && waited > shutdownLimit && !shutDown {
+                shutDown = true
+                end = (waited, place, step, epoch)
             }
         }
         let running = !stopped
         lock.unlock()
         if let fire { report(fire.0, fire.1, fire.2, fire.3) }
+        if let end { shutdown(end.0, end.1, end.2, end.3) }
         return running
     }
 

@@ -281,6 +281,7 @@ public final class Trainer {
     func trainStep(_ step: Int, setup: EpochSetup, buffers: BatchBuffers, tally: inout EpochTally) throws {
         let (x, y, ids) = buffers
         let scope = setup.phase.scope
+        strategy.position = (globalStep + 1, epoch + 1)
         let positions = shard.positions(step: step)
         let globalCount = shard.globalCount(step: step)
         tally.learningRate = setup.learningRate(globalStep - setup.firstScheduleStep)

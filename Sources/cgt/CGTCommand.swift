@@ -1,8 +1,8 @@
-import Foundation
 import ArgumentParser
 import CGTDNNL
 import CGTHDF5
 import CGTKernels
+import Foundation
 
 /// `cgt`: train early-exit networks with Confidence-Gated Training.
 @main
@@ -32,7 +32,8 @@ struct CGTCommand: ParsableCommand {
             // like every other error (failures of the commands themselves are printed already).
             let code = exitCode(for: error)
             guard code == .validationFailure else { exit(withError: error) }
-            let message = fullMessage(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? "\(error)"
+            let message =
+                fullMessage(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? "\(error)"
             let stripped = message.hasPrefix("Error: ") ? String(message.dropFirst("Error: ".count)) : message
             FileHandle.standardError.write(Data("cgt: error: \(stripped) (see cgt help)\n".utf8))
             Foundation.exit(1)

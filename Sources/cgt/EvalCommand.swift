@@ -132,7 +132,8 @@ struct EvalCommand: ParsableCommand {
         let (stored, network, reader, policy) = (model.stored, model.network, model.reader, model.policy)
         let exits = network.exitCount
         let evaluation = DistributedEvaluation(
-            network: network, communicator: world, batchSize: max(1, min(batchSize, reader.splitSizes.values.max() ?? 1)), classGroups: stored.classGroups)
+            network: network, communicator: world,
+            batchSize: max(1, min(batchSize, reader.splitSizes.values.max() ?? 1)), classGroups: stored.classGroups)
         if bnRecalibration {
             evaluation.recalibrateBatchNorm(on: try evaluation.readRecalibrationShare(job: stored.job, reader: reader))
         }
@@ -142,7 +143,8 @@ struct EvalCommand: ParsableCommand {
         guard world.isRoot else { return }
         if latency > 0 {
             // Rank 0 alone: timings are of one process on one core.
-            let inference = EarlyExitInference(network: network, policy: policy, maxBatch: max(1, min(latencyBatch, latency)))
+            let inference = EarlyExitInference(
+                network: network, policy: policy, maxBatch: max(1, min(latencyBatch, latency)))
             report.latency = InferenceLatency.measure(
                 inference,
                 split: try reader.read(
@@ -202,7 +204,8 @@ struct EvalCommand: ParsableCommand {
         guard stored.epoch == evaluated.epoch && stored.globalStep == evaluated.globalStep else {
             throw CheckpointError(
                 file: checkpoint,
-                "changed while it was evaluated (now epoch \(stored.epoch), evaluated epoch \(evaluated.epoch)): the policy was not stored; evaluate again")
+                "changed while it was evaluated (now epoch \(stored.epoch), evaluated epoch \(evaluated.epoch)): the policy was not stored; evaluate again"
+            )
         }
         stored.exitPolicy = policy
         try stored.write(to: checkpoint)

@@ -49,7 +49,9 @@ private func describe(_ error: Error) -> String {
     // Foundation's file errors (a full disk, a folder that cannot be made) name the file.
     if let cocoa = error as? CocoaError {
         let path = cocoa.filePath ?? cocoa.url?.path ?? ""
-        let reason = (cocoa.underlying as? POSIXError).map { String(cString: strerror($0.code.rawValue)) } ?? cocoa.localizedDescription
+        let reason =
+            (cocoa.underlying as? POSIXError).map { String(cString: strerror($0.code.rawValue)) }
+            ?? cocoa.localizedDescription
         return path.isEmpty ? reason : "\(path): \(reason)"
     }
     return "\(error)"

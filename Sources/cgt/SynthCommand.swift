@@ -1,6 +1,6 @@
-import CGTFiles
 import ArgumentParser
 import CGTData
+import CGTFiles
 
 struct SynthCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,9 +34,13 @@ struct SynthCommand: ParsableCommand {
             throw ValidationError("needs --features >= 1, --classes >= 2, --train >= 2 and --test >= 1")
         }
         guard spread > 0 else { throw ValidationError("--spread must be positive") }
-        guard classes <= DatasetLayout.maxClasses else { throw ValidationError("--classes must be at most \(DatasetLayout.maxClasses)") }
+        guard classes <= DatasetLayout.maxClasses else {
+            throw ValidationError("--classes must be at most \(DatasetLayout.maxClasses)")
+        }
         let (samples, overflow) = train.addingReportingOverflow(test)
-        if let refusal = overflow ? "overflows" : MemoryBudget.refusal([samples, features], elementSize: 2 * MemoryLayout<Float>.size) {
+        if let refusal = overflow
+            ? "overflows" : MemoryBudget.refusal([samples, features], elementSize: 2 * MemoryLayout<Float>.size)
+        {
             throw ValidationError("--train \(train) + --test \(test) samples of --features \(features): \(refusal)")
         }
         if let refusal = MemoryBudget.refusal([classes, features], elementSize: MemoryLayout<Float>.size) {

@@ -320,3 +320,74 @@ final class CrashSafetyTests: XCTestCase {
         _ = try checkCheckpoints(checkpoints, kill: 21)
     }
 }
+
+/// A rank that stops answering (SIGSTOP, as a hung node) ends the job after
+/// `runtime.stall_shutdown_seconds`, with a warning first and every rank stopped; the
+/// BatchNorm synchronisation is watched like the gradient all-reduce.
+final class StallShutdownTests: XCTestCase {
+    let directory = TemporaryDirectory("stall")
+
+    func testAStoppedRankEndsTheJob() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 8, classes: 3, train: 2048, test: 32)
+        let job = try directory.write(
+            """
+            model: {hidden: [64, 64], exits: [1, 2]}
+            training: {epochs: 100000, batch_size: 32, checkpoint_every: 1000, sync_batchnorm: true}
+            runtime: {stall_warning_seconds: 1, stall_shutdown_seconds: 4}
+            """, to: "job.yaml")
+        let run = directory.file("run")
+        let mpirun = try CommandRunner.startMPI(
+            ranks: 2, ["train", job, "--data", data, "--out", run, "--quiet"], stdout: directory.file("out.txt"),
+            stderr: directory.file("err.txt"))
+        defer { if mpirun.isRunning { mpirun.terminate() } }
+        var deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: "\(run)/job.yaml") && Date() < deadline { usleep(50_000) }
+        usleep(300_000)
+        let ranks = CommandRunner.children(of: mpirun.processIdentifier)
+        XCTAssertEqual(ranks.count, 2, "two ranks under mpirun")
+        guard let stopped = ranks.last else { return }
+        kill(stopped, SIGSTOP)
+        let stoppedAt = Date()
+        deadline = Date().addingTimeInterval(40)
+        while mpirun.isRunning && Date() < deadline { usleep(50_000) }
+        let running = mpirun.isRunning
+        for pid in ranks { kill(pid, SIGKILL) }
+        XCTAssertFalse(running, "the job ended by itself")
+        mpirun.waitUntilExit()
+        XCTAssertNotEqual(mpirun.terminationStatus, 0)
+        XCTAssertGreaterThan(Date().timeIntervalSince(stoppedAt), 3.5, "not before stall_shutdown_seconds")
+        let errors = try String(contentsOfFile: directory.file("err.txt"), encoding: .utf8)
+        XCTAssertTrue(errors.contains("warning: waited"), errors)
+        XCTAssertTrue(errors.contains("more than runtime.stall_shutdown_seconds"), errors)
+    }
+}
+
+/// The disk fills up during a checkpoint write (a small tmpfs): one line naming the file and
+/// the reason, status 1, the previous checkpoint whole, and no temporary file left.
+final class DiskFullTests: XCTestCase {
+    let directory = TemporaryDirectory("disk-full")
+
+    func testAFullDiskEndsTrainingCleanly() throws {
+        let mountPoint = directory.file("small")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        // Room for two checkpoints of this model (about 290 KB each) and the run's small files.
+        guard try CommandRunner.run("/bin/mount", ["-t", "tmpfs", "-o", "size=700k", "tmpfs", mountPoint]).status == 0
+        else {
+            throw XCTSkip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+        }
+        defer { _ = try? CommandRunner.run("/bin/umount", [mountPoint]) }
+        let data = try Fixtures.writeDataset(in: directory, features: 200, classes: 16, train: 256, test: 32)
+        let job = try directory.write(
+            "model: {hidden: [64, 64], exits: [1, 2]}\ntraining: {epochs: 5, batch_size: 64, checkpoint_every: 1}\n",
+            to: "job.yaml")
+        let run = "\(mountPoint)/run"
+        let result = try CommandRunner.cgt(["train", job, "--data", data, "--out", run, "--quiet"])
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("checkpoints/epoch-0003.h5"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("No space left on device"), result.stderr)
+        let names = try FileManager.default.contentsOfDirectory(atPath: "\(run)/checkpoints").sorted()
+        XCTAssertEqual(names, ["epoch-0001.h5", "epoch-0002.h5", "last.h5"], "no temporary file left")
+        XCTAssertEqual(try withOpenHDF5File("\(run)/checkpoints/last.h5") { try $0.root.intAttribute("epoch") }, 2)
+    }
+}
