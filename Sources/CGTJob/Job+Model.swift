@@ -1,3 +1,4 @@
+import CGTFiles
 import CGTData
 import CGTModel
 
@@ -77,5 +78,47 @@ extension Job {
                 epsilon: optimizer.eps,
                 weightDecay: optimizer.weightDecay, decoupled: optimizer.name == .adamw)
         }
+    }
+}
+
+extension Job {
+    /// An upper estimate of the network's size for samples of `featureShape`, made without
+    /// building it: parameter count and activation values kept per sample (forward outputs,
+    /// BatchNorm and dropout caches, gradients), so that a job too large for the machine is
+    /// refused before anything is allocated.
+    public func estimatedModelSize(featureShape: [Int], classes: Int) -> (parameters: Double, activationsPerSample: Double) {
+        let outputs = Double(classes + 1)
+        var parameters = 0.0, activations = 0.0
+        switch model.kind {
+        case .mlp:
+            var width = Double(featureShape.reduce(1, *))
+            for hidden in model.hidden.map(Double.init) {
+                parameters += width * hidden + 5 * hidden
+                activations += 5 * hidden
+                width = hidden
+            }
+            for exit in model.exits { parameters += (Double(model.hidden[exit - 1]) + 1) * outputs }
+        case .cnn:
+            guard featureShape.count == 3 else { return (0, 0) }
+            var (channels, height, width) = (Double(featureShape[0]), Double(featureShape[1]), Double(featureShape[2]))
+            let kernel = Double(model.kernelSize * model.kernelSize)
+            for block in model.channels.map(Double.init) {
+                parameters += channels * block * kernel + 5 * block
+                activations += 6 * block * height * width
+                (channels, height, width) = (block, (height / 2).rounded(.down), (width / 2).rounded(.down))
+            }
+            for exit in model.exits { parameters += (Double(model.channels[exit - 1]) + 1) * outputs }
+        }
+        return (parameters, activations + Double(featureShape.reduce(1, *)) + Double(model.exits.count) * outputs * 3)
+    }
+
+    /// Nil when the network and `batch` samples of activations fit `MemoryBudget`, else why
+    /// not; `training` counts gradients and two optimizer moments besides the parameters.
+    public func modelSizeRefusal(featureShape: [Int], classes: Int, batch: Int, training: Bool) -> String? {
+        let (parameters, activations) = estimatedModelSize(featureShape: featureShape, classes: classes)
+        let floats = parameters * (training ? 4 : 1) + activations * Double(batch)
+        let bytes = floats * Double(MemoryLayout<Float>.size)
+        guard bytes > Double(MemoryBudget.bytes) else { return nil }
+        return "the network (about \(Int(parameters)) parameters) with a batch of \(batch) needs about \(MemoryBudget.describe(Int(min(bytes, 9e18)))), more than the memory limit of \(MemoryBudget.describe(MemoryBudget.bytes)) (CGT_MEMORY_LIMIT)"
     }
 }

@@ -44,6 +44,12 @@ struct TrainingPlan {
                 source: job.data.path, key: "augmentation",
                 "needs images [channels, height, width], the data has feature_shape \(reader.featureShape)")
         }
+        let localBatch = BatchPlan(sampleCount: samples, globalBatch: t.batchSize, ranks: ranks).maxLocalBatch
+        if let refusal = job.modelSizeRefusal(
+            featureShape: reader.featureShape, classes: reader.classes, batch: localBatch, training: true)
+        {
+            throw JobError(source: "job", key: "model", refusal)
+        }
         givenClassGroups = try job.givenClassGroups(classes: reader.classes, source: job.data.path)
         self.job = job
         featureShape = reader.featureShape

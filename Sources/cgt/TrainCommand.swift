@@ -56,7 +56,12 @@ struct TrainCommand: ParsableCommand {
             "cgt \(CGTVersion.current): \(resolved.name), \(resolved.method.name), \(world.size) rank\(world.size == 1 ? "" : "s"), data \(resolved.data.path), run folder \(run.path)"
         )
         let trainer = try world.collectively {
-            try Trainer(job: resolved, run: run, communicator: world, resume: resume, progress: progress)
+            do {
+                return try Trainer(job: resolved, run: run, communicator: world, resume: resume, progress: progress)
+            } catch let error as JobError where error.source == "job" {
+                // The plan's checks of the job against the data name the job file.
+                throw JobError(source: job, key: error.key, error.problem)
+            }
         }
         try trainer.synchronize()
         let statistics = try trainer.run()

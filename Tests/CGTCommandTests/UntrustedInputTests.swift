@@ -125,6 +125,10 @@ final class UntrustedInputTests: XCTestCase {
             ),
             ("huge.yaml", String(repeating: "# padding\n", count: 120_000), ["more than the 1048576"]),
             ("escape.yaml", "name: ../../escaped_run\n", ["name: '../../escaped_run' is not a relative folder name"]),
+            (
+                "huge-model.yaml", "model: {hidden: [65536, 65536, 65536, 65536, 65536], exits: [5]}\n",
+                ["model: the network", "more than the memory limit"]
+            ),
             ("absolute.yaml", "name: /tmp/elsewhere\n", ["name:", "not a relative folder name"]),
         ]
         for (name, text, parts) in cases {
