@@ -79,7 +79,7 @@ final class TrainingShard {
     /// Loads (global mode) or reshuffles (local mode) the samples of `epoch`; nothing if done already.
     func prepare(epoch: Int) throws {
         guard preparedEpoch != epoch else { return }
-        defer { preparedEpoch = epoch }
+        preparedEpoch = nil
         let steps = stepsPerEpoch
         localRanges.removeAll(keepingCapacity: true)
         globalCounts.removeAll(keepingCapacity: true)
@@ -105,6 +105,7 @@ final class TrainingShard {
                 globalCounts.append(globalBatch)
             }
         }
+        preparedEpoch = epoch
     }
 
     /// Positions in `data` of this rank's samples in `step`.
