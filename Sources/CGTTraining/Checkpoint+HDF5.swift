@@ -1,3 +1,4 @@
+import CGTData
 import CGTEvaluation
 import CGTHDF5
 import CGTJob
@@ -85,9 +86,11 @@ extension Checkpoint {
             featureShape: try root.intArrayAttribute(CheckpointLayout.featureShape),
             classNames: try root.stringArrayAttribute(CheckpointLayout.classNames),
             model: [:], batchesTracked: [:], optimizerState: [:], optimizerStepCount: 0)
+        let expected = try expectedShapes(of: checkpoint, path: path)
         var counts: [String: Int] = [:]
-        checkpoint.model = try readTensors(in: try root.openGroup(CheckpointLayout.model), prefix: "") {
-            name, dataset in
+        checkpoint.model = try readTensors(
+            in: try root.openGroup(CheckpointLayout.model), prefix: "", expected: expected, file: path
+        ) { name, dataset in
             let values = try dataset.readAll(as: Int64.self)
             counts[String(name.dropLast(CheckpointLayout.batchesTracked.count + 1))] = Int(values.first ?? 0)
         }
@@ -124,8 +127,9 @@ extension Checkpoint {
             let optimizerGroup = try root.openGroup(CheckpointLayout.optimizer)
             checkpoint.optimizerStepCount = try optimizerGroup.intAttribute(CheckpointLayout.stepCount)
             for state in try optimizerGroup.memberNames() {
-                checkpoint.optimizerState[state] = try readTensors(in: try optimizerGroup.openGroup(state), prefix: "")
-                { _, _ in }
+                checkpoint.optimizerState[state] = try readTensors(
+                    in: try optimizerGroup.openGroup(state), prefix: "", expected: expected, file: path
+                ) { _, _ in }
             }
         }
         return checkpoint
@@ -149,18 +153,51 @@ extension Checkpoint {
     }
 
     /// Every float dataset below `group` by dotted key path; integer datasets go to `integer`.
+    /// The name and shape of every parameter and buffer of the network the checkpoint's job
+    /// describes, known before any tensor is read: a checkpoint's tensors are checked against
+    /// them first, so a file cannot make cgt read (or allocate) what the model does not have.
+    private static func expectedShapes(of checkpoint: Checkpoint, path: String) throws -> [String: [Int]] {
+        let job = checkpoint.job
+        try job.checkInput(featureShape: checkpoint.featureShape, source: "\(path): job attribute")
+        guard checkpoint.featureShape.allSatisfy({ $0 > 0 }), checkpoint.classNames.count >= 2,
+            checkpoint.classNames.count <= DatasetLayout.maxClasses
+        else {
+            throw CheckpointError(
+                file: path,
+                "feature_shape \(checkpoint.featureShape) or \(checkpoint.classNames.count) class_names cannot make a network"
+            )
+        }
+        if let refusal = job.modelSizeRefusal(
+            featureShape: checkpoint.featureShape, classes: checkpoint.classNames.count, batch: 1, training: false)
+        {
+            throw CheckpointError(file: path, "its job: \(refusal)")
+        }
+        let store = job.makeNetwork(featureShape: checkpoint.featureShape, classes: checkpoint.classNames.count).store
+        return Dictionary(uniqueKeysWithValues: (store.parameterSlots + store.bufferSlots).map { ($0.name, $0.shape) })
+    }
+
     private static func readTensors(
-        in group: HDF5Group, prefix: String, integer: (String, HDF5Dataset) throws -> Void
+        in group: HDF5Group, prefix: String, expected: [String: [Int]], file: String,
+        integer: (String, HDF5Dataset) throws -> Void
     ) throws -> [String: StoredTensor] {
         var tensors: [String: StoredTensor] = [:]
         for name in try group.memberNames() {
             let key = prefix.isEmpty ? name : "\(prefix).\(name)"
             if group.isGroup(name) {
-                tensors.merge(try readTensors(in: try group.openGroup(name), prefix: key, integer: integer)) { a, _ in a
-                }
+                tensors.merge(
+                    try readTensors(
+                        in: try group.openGroup(name), prefix: key, expected: expected, file: file, integer: integer)
+                ) { a, _ in a }
             } else {
                 let dataset = try group.openDataset(name)
                 if dataset.elementType == .float32 {
+                    guard let shape = expected[key] else {
+                        throw CheckpointError(file: file, "\(dataset.path) is not a tensor of the job's network")
+                    }
+                    guard shape == dataset.shape else {
+                        throw CheckpointError(
+                            file: file, "\(dataset.path) has shape \(dataset.shape), the job's network needs \(shape)")
+                    }
                     tensors[key] = StoredTensor(shape: dataset.shape, values: try dataset.readAll(as: Float.self))
                 } else {
                     try integer(key, dataset)

@@ -94,7 +94,8 @@ final class UntrustedInputTests: XCTestCase {
             assertRefused(try cgt(["inspect", data]), [name + ".h5"] + parts, "inspect \(name)")
         }
         for (name, parts) in [
-            ("checkpoint_huge_tensor", ["/model/huge", "memory limit"]),
+            ("checkpoint_huge_tensor", ["/model/huge", "is not a tensor of the job's network"]),
+            ("checkpoint_wrong_shape", ["[1099511627776, 4]", "the job's network needs"]),
             ("checkpoint_bomb_job", ["job attribute", "expands to more than"]),
         ] {
             let checkpoint = "\(corpus)/\(name).h5"

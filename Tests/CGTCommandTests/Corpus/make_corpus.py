@@ -112,6 +112,13 @@ def main():
         shutil.copy(checkpoint, f"{out}/checkpoint_huge_tensor.h5")
         with h5py.File(f"{out}/checkpoint_huge_tensor.h5", "a") as c:
             c["model"].create_dataset("huge", shape=(HUGE, 4), dtype=np.float32, chunks=(1024, 4))
+        # A real parameter's name with a huge declared shape.
+        shutil.copy(checkpoint, f"{out}/checkpoint_wrong_shape.h5")
+        with h5py.File(f"{out}/checkpoint_wrong_shape.h5", "a") as c:
+            names = []
+            c["model"].visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) and obj.ndim == 2 else None)
+            del c["model"][names[0]]
+            c["model"].create_dataset(names[0], shape=(HUGE, 4), dtype=np.float32, chunks=(1024, 4))
         shutil.copy(checkpoint, f"{out}/checkpoint_bomb_job.h5")
         with h5py.File(f"{out}/checkpoint_bomb_job.h5", "a") as c:
             lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
