@@ -1,3 +1,4 @@
+import CGTFiles
 /// Reads IDX files (the format of MNIST and Fashion-MNIST), plain or gzip-compressed.
 ///
 /// An IDX file is a 4-byte magic number (two zero bytes, a type code, the number of
@@ -50,6 +51,10 @@ public enum IDXReader {
                     "dimensions \(shape) need \(byteCount) bytes, more than a \(source.bytes.count)-byte gzip file can hold"
                 )
             }
+        }
+        // The data, then cgt's float copy of it: a header may announce more than memory holds.
+        if let refusal = MemoryBudget.refusal([byteCount, 1 + 4 / type.size], elementSize: 1) {
+            throw fail("dimensions \(shape) of \(type): reading them \(refusal)")
         }
         let data = try reader.take(byteCount, path: path, what: "the data of dimensions \(shape)")
         if case .gzip(let inflater) = reader {

@@ -93,6 +93,24 @@ final class UntrustedInputTests: XCTestCase {
             noRunFolderContents(run, name)
             assertRefused(try cgt(["inspect", data]), [name + ".h5"] + parts, "inspect \(name)")
         }
+        for (arguments, parts) in [
+            (
+                ["npy", "--x", "\(corpus)/overflow.npy", "--y", "\(corpus)/labels.npy"],
+                ["overflow.npy", "more data than can exist"]
+            ),
+            (
+                ["npy", "--x", "\(corpus)/huge.npy", "--y", "\(corpus)/labels.npy"],
+                ["huge.npy", "but the file only has 64"]
+            ),
+            (
+                ["fashion-mnist", "--dir", "\(corpus)/idx_bomb"],
+                ["train-images-idx3-ubyte.gz", "dimensions [300, 1000, 1000]", "memory limit"]
+            ),
+        ] {
+            let out = directory.file("prepared-\(arguments[2].split(separator: "/").last!).h5")
+            assertRefused(try cgt(["prepare"] + arguments + ["--out", out]), parts, "prepare \(arguments[2])")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "no output from a refused prepare")
+        }
         for (name, parts) in [
             ("checkpoint_huge_tensor", ["/model/huge", "is not a tensor of the job's network"]),
             ("checkpoint_wrong_shape", ["[1099511627776, 4]", "the job's network needs"]),

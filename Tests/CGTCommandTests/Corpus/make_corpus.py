@@ -107,6 +107,37 @@ def main():
         with open(f"{out}/nan_feature.h5", "rb") as good:
             raw.write(good.read()[:700])
 
+    # cgt prepare's inputs: .npy headers that overflow or lie, and a gzip bomb of IDX images
+    # (300 MB of zeros in about 300 KB, its header announcing exactly that).
+    import gzip
+    import os
+    import struct
+    import zlib
+
+    def npy(path, shape):
+        header = "{'descr': '<f4', 'fortran_order': False, 'shape': %r, }" % (shape,)
+        header = header + " " * (118 - len(header)) + "\n"
+        with open(path, "wb") as raw:
+            raw.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + b"\0" * 64)
+
+    npy(f"{out}/overflow.npy", (2**62, 2**62))
+    npy(f"{out}/huge.npy", (HUGE, 4))
+    np.save(f"{out}/labels.npy", np.zeros(4, dtype=np.int64))
+    bomb = f"{out}/idx_bomb"
+    os.makedirs(bomb, exist_ok=True)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [compressor.compress(struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">III", 300, 1000, 1000))]
+    zeros = b"\0" * 1_000_000
+    parts += [compressor.compress(zeros) for _ in range(300)]
+    parts.append(compressor.flush())
+    with open(f"{bomb}/train-images-idx3-ubyte.gz", "wb") as raw:
+        raw.write(b"".join(parts))
+    small = struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">III", 1, 28, 28) + b"\0" * 784
+    labels = struct.pack(">BBBB", 0, 0, 8, 1) + struct.pack(">I", 1) + b"\0"
+    for name, data in [("t10k-images-idx3-ubyte", small), ("train-labels-idx1-ubyte", labels), ("t10k-labels-idx1-ubyte", labels)]:
+        with open(f"{bomb}/{name}.gz", "wb") as raw:
+            raw.write(gzip.compress(data))
+
     if len(sys.argv) > 2:
         checkpoint = sys.argv[2]
         shutil.copy(checkpoint, f"{out}/checkpoint_huge_tensor.h5")
