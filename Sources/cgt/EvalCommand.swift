@@ -123,6 +123,11 @@ struct EvalCommand: ParsableCommand {
         let dataPath = dataset.path(for: stored.job)
         let reader = try DatasetReader(path: dataPath)
         let network = try stored.restoredNetwork(for: reader, dataPath: dataPath, source: checkpoint)
+        if let refusal = stored.job.modelSizeRefusal(
+            featureShape: stored.featureShape, classes: stored.classNames.count, batch: evaluationBatch(reader), training: false)
+        {
+            throw ValidationError("--batch-size \(batchSize): \(refusal); give a smaller --batch-size")
+        }
         return LoadedModel(
             stored: stored, network: network, reader: reader,
             policy: try exitPolicy(stored: stored.exitPolicy, exits: network.exitCount))
@@ -133,7 +138,7 @@ struct EvalCommand: ParsableCommand {
         let exits = network.exitCount
         let evaluation = DistributedEvaluation(
             network: network, communicator: world,
-            batchSize: max(1, min(batchSize, reader.splitSizes.values.max() ?? 1)), classGroups: stored.classGroups)
+            batchSize: evaluationBatch(reader), classGroups: stored.classGroups)
         if bnRecalibration {
             evaluation.recalibrateBatchNorm(on: try evaluation.readRecalibrationShare(job: stored.job, reader: reader))
         }
@@ -169,6 +174,11 @@ struct EvalCommand: ParsableCommand {
             }
             try save(chosen, evaluated: stored)
         }
+    }
+
+    /// Samples per inference batch: `--batch-size`, or the largest split when that is smaller.
+    private func evaluationBatch(_ reader: DatasetReader) -> Int {
+        max(1, min(batchSize, reader.splitSizes.values.max() ?? 1))
     }
 
     /// `--thresholds` as numbers (nil if absent or if one of them is not a number).
