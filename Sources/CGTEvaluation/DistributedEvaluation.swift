@@ -12,6 +12,8 @@ public struct DistributedEvaluation {
     public let network: EarlyExitNetwork
     public let communicator: Communicator?
     let evaluator: Evaluator
+    /// Times the evaluation's collectives (training's stall watch); nil: not watched.
+    public var watch: CollectiveWatch?
 
     public init(network: EarlyExitNetwork, communicator: Communicator?, batchSize: Int, classGroups: ClassGroups?) {
         self.network = network
@@ -35,7 +37,16 @@ public struct DistributedEvaluation {
     /// Re-estimates the BatchNorm running statistics over the global batches of `share`, with
     /// statistics summed over ranks; the layers' reducers are left unset afterwards.
     public func recalibrateBatchNorm(on share: RecalibrationShare) {
-        network.sumBatchNormStatistics(over: communicator)
+        if let watch, let others {
+            network.setBatchNormReducer { buffer in
+                // A failed reduction cannot be reported through the kernel; stop the job.
+                do { try watch("the BatchNorm re-estimation") { try others.allReduceSum(buffer) } } catch {
+                    others.abort(code: 1)
+                }
+            }
+        } else {
+            network.sumBatchNormStatistics(over: communicator)
+        }
         evaluator.recalibrateBatchNorm(on: share.data, batches: share.batches)
         network.sumBatchNormStatistics(over: nil)
     }
@@ -45,7 +56,9 @@ public struct DistributedEvaluation {
         var tally = evaluator.tally(split, tau: tau)
         if let others {
             var counts = tally.flattened
-            try counts.withUnsafeMutableBufferPointer { try others.allReduceSum($0) }
+            try watched("the evaluation's sum") {
+                try counts.withUnsafeMutableBufferPointer { try others.allReduceSum($0) }
+            }
             tally = RoutingTally(exits: tally.exits, classes: tally.classes, flattened: counts)
         }
         return tally.statistics(tau: tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
@@ -56,10 +69,19 @@ public struct DistributedEvaluation {
         let mine = evaluator.records(split)
         guard let others else { return mine }
         var records = ExitRecords(exits: network.exitCount, classes: network.classes)
-        for bytes in try others.allGather(bytes: mine.serialized) { records.append(serialized: bytes) }
+        var gathered: [[UInt8]] = []
+        try watched("the evaluation's gather") { gathered = try others.allGather(bytes: mine.serialized) }
+        for bytes in gathered { records.append(serialized: bytes) }
         return records
     }
+
+    private func watched(_ place: StaticString, _ body: () throws -> Void) throws {
+        if let watch { try watch(place, body) } else { try body() }
+    }
 }
+
+/// Runs a collective (`body`) at `place` under a stall watch.
+public typealias CollectiveWatch = (_ place: StaticString, _ body: () throws -> Void) throws -> Void
 
 /// One rank's rows of the BatchNorm re-estimation batches and the batches as positions into them.
 public struct RecalibrationShare {

@@ -114,6 +114,11 @@ final class DataParallelStrategy {
         }
     }
 
+    /// Runs the collective `body` at `place` under the stall watch, at the loop's position.
+    func watch(_ place: StaticString, _ body: () throws -> Void) throws {
+        try watched(place, step: position.step, epoch: position.epoch, body)
+    }
+
     private func watched<R>(_ place: StaticString, step: Int, epoch: Int, _ body: () throws -> R) throws -> R {
         stallWatch?.enter(place, step: step, epoch: epoch)
         defer { stallWatch?.leave() }

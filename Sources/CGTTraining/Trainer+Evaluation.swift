@@ -20,9 +20,13 @@ extension Trainer {
     ) {
         let shards = [test ? testShard : nil, validation ? validationShard : nil]
         let largest = shards.compactMap { $0?.count }.max() ?? 0
-        let evaluation = DistributedEvaluation(
+        var evaluation = DistributedEvaluation(
             network: network, communicator: strategy.communicator,
             batchSize: max(1, min(job.eval.batchSize, largest)), classGroups: classGroups)
+        if strategy.communicator != nil {
+            let strategy = self.strategy
+            evaluation.watch = { place, body in try strategy.watch(place, body) }
+        }
         let saved = network.store.snapshot()
         defer {
             network.store.restore(saved)
