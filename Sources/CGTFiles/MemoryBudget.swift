@@ -10,7 +10,11 @@ import Foundation
 /// `CGT_MEMORY_LIMIT` (bytes, or with a K, M, G or T suffix) sets another.
 public enum MemoryBudget {
     public static let bytes: Int = {
-        if let text = ProcessInfo.processInfo.environment["CGT_MEMORY_LIMIT"], let value = parse(text) { return value }
+        if let text = ProcessInfo.processInfo.environment["CGT_MEMORY_LIMIT"] {
+            if let value = parse(text) { return value }
+            FileHandle.standardError.write(
+                Data("cgt: warning: CGT_MEMORY_LIMIT='\(text)' is not a size (8G, 512M, 1048576); using half the memory\n".utf8))
+        }
         return Int(clamping: ProcessInfo.processInfo.physicalMemory / 2)
     }()
 

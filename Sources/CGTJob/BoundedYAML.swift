@@ -84,21 +84,29 @@ package enum BoundedYAML {
             }
             var quote: Character?
             var deepest = flowDepth
-            for character in characters[position...] {
+            var index = position
+            scan: while index < characters.count {
+                let character = characters[index]
+                defer { index += 1 }
                 if let open = quote {
-                    if character == open { quote = nil }
+                    // "\x" escapes inside double quotes; '' is an escaped quote inside single ones.
+                    if open == "\"" && character == "\\" {
+                        index += 1
+                    } else if character == open {
+                        quote = nil
+                    }
                     continue
                 }
                 switch character {
                 case "\"", "'": quote = character
-                case "#": break
+                // A comment starts at "#" only at the start or after a blank.
+                case "#" where index == 0 || characters[index - 1] == " " || characters[index - 1] == "\t": break scan
                 case "[", "{":
                     flowDepth += 1
                     deepest = max(deepest, flowDepth)
                 case "]", "}": flowDepth = max(0, flowDepth - 1)
                 default: continue
                 }
-                if character == "#" { break }
             }
             if indents.count + dashes + deepest > maxDepth { return number + 1 }
         }

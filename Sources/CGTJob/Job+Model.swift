@@ -91,7 +91,7 @@ extension Job {
         var parameters = 0.0, activations = 0.0
         switch model.kind {
         case .mlp:
-            var width = Double(featureShape.reduce(1, *))
+            var width = featureShape.reduce(1.0) { $0 * Double($1) }
             for hidden in model.hidden.map(Double.init) {
                 parameters += width * hidden + 5 * hidden
                 activations += 5 * hidden
@@ -109,7 +109,7 @@ extension Job {
             }
             for exit in model.exits { parameters += (Double(model.channels[exit - 1]) + 1) * outputs }
         }
-        return (parameters, activations + Double(featureShape.reduce(1, *)) + Double(model.exits.count) * outputs * 3)
+        return (parameters, activations + featureShape.reduce(1.0) { $0 * Double($1) } + Double(model.exits.count) * outputs * 3)
     }
 
     /// Nil when the network and `batch` samples of activations fit `MemoryBudget`, else why
@@ -119,6 +119,6 @@ extension Job {
         let floats = parameters * (training ? 4 : 1) + activations * Double(batch)
         let bytes = floats * Double(MemoryLayout<Float>.size)
         guard bytes > Double(MemoryBudget.bytes) else { return nil }
-        return "the network (about \(Int(parameters)) parameters) with a batch of \(batch) needs about \(MemoryBudget.describe(Int(min(bytes, 9e18)))), more than the memory limit of \(MemoryBudget.describe(MemoryBudget.bytes)) (CGT_MEMORY_LIMIT)"
+        return "the network (about \(String(format: "%.3g", parameters)) parameters) with a batch of \(batch) needs about \(MemoryBudget.describe(Int(min(bytes, 9e18)))), more than the memory limit of \(MemoryBudget.describe(MemoryBudget.bytes)) (CGT_MEMORY_LIMIT)"
     }
 }

@@ -91,6 +91,10 @@ extension Checkpoint {
         checkpoint.model = try readTensors(
             in: try root.openGroup(CheckpointLayout.model), prefix: "", expected: expected, file: path
         ) { name, dataset in
+            // The one integer tensor of a model: BatchNorm's scalar step counter.
+            guard name.hasSuffix(".\(CheckpointLayout.batchesTracked)"), dataset.shape.isEmpty || dataset.shape == [1] else {
+                throw CheckpointError(file: path, "\(dataset.path) is not a tensor of the job's network")
+            }
             let values = try dataset.readAll(as: Int64.self)
             counts[String(name.dropLast(CheckpointLayout.batchesTracked.count + 1))] = Int(values.first ?? 0)
         }

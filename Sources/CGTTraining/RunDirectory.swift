@@ -40,9 +40,14 @@ public struct RunDirectory: Sendable {
     /// The epoch files in `checkpoints/`, oldest first.
     var epochCheckpoints: [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpointFolder)) ?? []
-        return names.filter { $0.hasPrefix("epoch-") && $0.hasSuffix(".h5") }.sorted().map {
-            "\(checkpointFolder)/\($0)"
+        // By epoch number: %04d grows past four digits after epoch 9999.
+        let numbered = names.compactMap { name -> (Int, String)? in
+            guard name.hasPrefix("epoch-") && name.hasSuffix(".h5"), let epoch = Int(name.dropFirst(6).dropLast(3)) else {
+                return nil
+            }
+            return (epoch, name)
         }
+        return numbered.sorted { $0.0 < $1.0 }.map { "\(checkpointFolder)/\($0.1)" }
     }
 
     /// The checkpoint `--resume` continues from: the newest epoch file that opens as a
@@ -73,7 +78,14 @@ public final class RunLock {
             throw FileError(operation: "open", path: path, reason: String(cString: strerror(errno)))
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let code = errno
             close(descriptor)
+            // ENOLCK, ENOSYS: a file system without locks (NFS nolock, Lustre without flock).
+            guard code == EWOULDBLOCK else {
+                throw FileError(
+                    operation: "flock", path: path,
+                    reason: "\(String(cString: strerror(code))) (this file system cannot lock: mount it with locking, or put runs elsewhere)")
+            }
             throw CheckpointError(
                 file: folder,
                 "in use by another cgt process (a training or cgt eval --save-policy); wait for it, or choose another --out"

@@ -143,6 +143,16 @@ final class UntrustedInputTests: XCTestCase {
                 ["nests deeper than 64"]
             ),
             ("huge.yaml", String(repeating: "# padding\n", count: 120_000), ["more than the 1048576"]),
+            (
+                "hash-in-scalar.yaml",
+                "model: [a#, " + String(repeating: "[", count: 50_000) + String(repeating: "]", count: 50_000) + "]\n",
+                ["nests deeper than 64"]
+            ),
+            (
+                "escaped-quote.yaml",
+                "x: [\"\\\"\", " + String(repeating: "[", count: 50_000) + String(repeating: "]", count: 50_000) + "]\n",
+                ["nests deeper than 64"]
+            ),
             ("escape.yaml", "name: ../../escaped_run\n", ["name: '../../escaped_run' is not a relative folder name"]),
             (
                 "huge-model.yaml", "model: {hidden: [65536, 65536, 65536, 65536, 65536], exits: [5]}\n",
