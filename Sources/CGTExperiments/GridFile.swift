@@ -71,7 +71,8 @@ public struct GridFile {
     /// Reads and checks a grid file; every error names the file and the key.
     public static func load(path: String) throws -> GridFile {
         func fail(_ key: String, _ problem: String) -> JobError { JobError(source: path, key: key, problem) }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw fail("", "no such grid file") }
+        guard FileManager.default.fileExists(atPath: path) else { throw fail("", "no such grid file") }
+        let text = try BoundedYAML.read(path, what: "grid file")
         guard let root = try BoundedYAML.compose(text, source: path), root.mapping != nil else {
             throw fail("", "a grid file is a mapping (base, method, parameters, ...)")
         }

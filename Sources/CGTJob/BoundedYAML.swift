@@ -11,6 +11,24 @@ package enum BoundedYAML {
     package static let maxDepth = 64
     package static let maxNodes = 100_000
 
+    /// The text of the file at `path`, refused before reading when it is not a regular file or
+    /// larger than `maxBytes` (a job given as the dataset, or /dev/zero, is not read whole).
+    package static func read(_ path: String, what: String) throws -> String {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        guard attributes?[.type] as? FileAttributeType == .typeRegular else {
+            throw JobError(source: path, key: "", "cannot read the \(what): not a regular file")
+        }
+        let size = (attributes?[.size] as? NSNumber)?.intValue ?? 0
+        guard size <= maxBytes else {
+            throw JobError(source: path, key: "", "is \(size) bytes, more than the \(maxBytes) a job or grid file may have")
+        }
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw JobError(source: path, key: "", "cannot read the \(what) (\(error.localizedDescription))")
+        }
+    }
+
     /// The document's root node (nil for an empty document), or a `JobError` naming `source`.
     package static func compose(_ text: String, source: String) throws -> Node? {
         guard text.utf8.count <= maxBytes else {

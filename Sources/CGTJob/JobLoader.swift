@@ -8,13 +8,7 @@ public enum JobLoader {
         guard FileManager.default.fileExists(atPath: path) else {
             throw JobError(source: path, key: "", "no such job file")
         }
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw JobError(source: path, key: "", "cannot read the job file (\(error.localizedDescription))")
-        }
-        return try parse(text, source: path, overrides: overrides)
+        return try parse(try BoundedYAML.read(path, what: "job file"), source: path, overrides: overrides)
     }
 
     /// Parses job text; `source` names it in errors.
