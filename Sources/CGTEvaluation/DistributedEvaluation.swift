@@ -37,16 +37,7 @@ public struct DistributedEvaluation {
     /// Re-estimates the BatchNorm running statistics over the global batches of `share`, with
     /// statistics summed over ranks; the layers' reducers are left unset afterwards.
     public func recalibrateBatchNorm(on share: RecalibrationShare) {
-        if let watch, let others {
-            network.setBatchNormReducer { buffer in
-                // A failed reduction cannot be reported through the kernel; stop the job.
-                do { try watch("the BatchNorm re-estimation") { try others.allReduceSum(buffer) } } catch {
-                    others.abort(code: 1)
-                }
-            }
-        } else {
-            network.sumBatchNormStatistics(over: communicator)
-        }
+        network.sumBatchNormStatistics(over: communicator, watchedAs: "the BatchNorm re-estimation", by: watch)
         evaluator.recalibrateBatchNorm(on: share.data, batches: share.batches)
         network.sumBatchNormStatistics(over: nil)
     }
@@ -91,13 +82,24 @@ public struct RecalibrationShare {
 
 extension EarlyExitNetwork {
     /// Makes every BatchNorm layer sum its batch statistics over `communicator`'s ranks (the
-    /// global batch's statistics), or keep them local with nil or one rank.
-    public func sumBatchNormStatistics(over communicator: Communicator?) {
+    /// global batch's statistics), or keep them local with nil or one rank; with `watch`, each
+    /// sum runs under it as `place` (training's stall watch).
+    public func sumBatchNormStatistics(
+        over communicator: Communicator?, watchedAs place: StaticString = "", by watch: CollectiveWatch? = nil
+    ) {
         var reduce: BatchNormKernels.StatisticsReducer?
         if let communicator, communicator.size > 1 {
             reduce = { buffer in
                 // A failed reduction cannot be reported through the kernel; stop the job.
-                do { try communicator.allReduceSum(buffer) } catch { communicator.abort(code: 1) }
+                do {
+                    if let watch {
+                        try watch(place) { try communicator.allReduceSum(buffer) }
+                    } else {
+                        try communicator.allReduceSum(buffer)
+                    }
+                } catch {
+                    communicator.abort(code: 1)
+                }
             }
         }
         setBatchNormReducer(reduce)

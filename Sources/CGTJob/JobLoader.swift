@@ -48,7 +48,8 @@ public enum JobLoader {
             value = try Yams.compose(yaml: valueText) ?? Node("")
         } catch {
             throw JobError(
-                source: "--set", key: path.joined(separator: "."), "value is not valid YAML: \(oneLine(error))")
+                source: "--set", key: path.joined(separator: "."),
+                "value is not valid YAML: \(BoundedYAML.oneLine(error))")
         }
         func set(_ node: Node, _ keys: ArraySlice<String>) throws -> Node {
             guard let segment = keys.first else { return value }
@@ -120,11 +121,6 @@ public enum JobLoader {
         }
     }
 
-    private static func oneLine(_ error: Error) -> String {
-        "\(error)".split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(
-            separator: " ")
-    }
-
     /// Checks values that decode but cannot run, naming the key.
     public static func validate(_ job: Job, source: String) throws {
         func fail(_ key: String, _ problem: String) -> JobError { JobError(source: source, key: key, problem) }
@@ -133,7 +129,10 @@ public enum JobLoader {
         guard !job.name.hasPrefix("/"), parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." && $0.count <= 255 }),
             job.name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F })
         else {
-            throw fail("name", "'\(job.name)' is not a relative folder name (no '..', '.', empty parts, leading '/' or control characters)")
+            throw fail(
+                "name",
+                "'\(job.name)' is not a relative folder name (no '..', '.', empty parts, leading '/' or control characters)"
+            )
         }
         let m = job.model
         switch m.kind {

@@ -1,3 +1,4 @@
+import CGTEvaluation
 import CGTJob
 import CGTMPI
 import CGTModel
@@ -104,13 +105,15 @@ final class DataParallelStrategy {
             network.sumBatchNormStatistics(over: nil)
             return
         }
-        let stallWatch = self.stallWatch
-        network.setBatchNormReducer { [weak self] buffer in
-            let position = self?.position ?? (step: 0, epoch: 0)
-            stallWatch?.enter("the BatchNorm statistics", step: position.step, epoch: position.epoch)
-            defer { stallWatch?.leave() }
-            // A failed reduction cannot be reported through the kernel; stop the job.
-            do { try communicator.allReduceSum(buffer) } catch { communicator.abort(code: 1) }
+        network.sumBatchNormStatistics(over: communicator, watchedAs: "the BatchNorm statistics", by: collectiveWatch)
+    }
+
+    /// `watch` as a closure for code below training (evaluation, BatchNorm), holding the
+    /// strategy weakly: a network may outlive its trainer.
+    var collectiveWatch: CollectiveWatch? {
+        guard communicator != nil else { return nil }
+        return { [weak self] place, body in
+            if let self { try self.watch(place, body) } else { try body() }
         }
     }
 

@@ -23,10 +23,7 @@ extension Trainer {
         var evaluation = DistributedEvaluation(
             network: network, communicator: strategy.communicator,
             batchSize: max(1, min(job.eval.batchSize, largest)), classGroups: classGroups)
-        if strategy.communicator != nil {
-            let strategy = self.strategy
-            evaluation.watch = { place, body in try strategy.watch(place, body) }
-        }
+        evaluation.watch = strategy.collectiveWatch
         let saved = network.store.snapshot()
         defer {
             network.store.restore(saved)
