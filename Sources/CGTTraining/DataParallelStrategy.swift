@@ -61,25 +61,25 @@ final class DataParallelStrategy {
     var isRoot: Bool { rank == 0 }
 
     /// Runs `body` on every rank; a failure anywhere stops all ranks together.
-    func together<R>(step: Int, epoch: Int, _ body: () throws -> R) throws -> R {
+    func together<R>(_ body: () throws -> R) throws -> R {
         guard let communicator else { return try body() }
         let result: Result<R, Error>
         do { result = .success(try body()) } catch { result = .failure(error) }
-        return try watched("the agreement between ranks", step: step, epoch: epoch) {
+        return try watched("the agreement between ranks") {
             try communicator.collectively { try result.get() }
         }
     }
 
     /// Sums the gradient buffer over the ranks (what the backward pass did not start already).
-    func reduceGradients(step: Int, epoch: Int) throws {
+    func reduceGradients() throws {
         guard let reducer else { return }
-        _ = try watched("the gradient all-reduce", step: step, epoch: epoch) { try reducer.finish() }
+        _ = try watched("the gradient all-reduce") { try reducer.finish() }
     }
 
     /// Sums `values` over the ranks, in place.
-    func sum(_ values: inout [Double], step: Int, epoch: Int) throws {
+    func sum(_ values: inout [Double]) throws {
         guard let communicator else { return }
-        try watched("the epoch's statistics", step: step, epoch: epoch) {
+        try watched("the epoch's statistics") {
             try values.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
         }
     }
@@ -95,7 +95,7 @@ final class DataParallelStrategy {
         try values.withUnsafeMutableBytes { try communicator.broadcast($0) }
     }
 
-    /// Where the loop is, for the stall watch's messages from collectives it does not call itself.
+    /// Where the loop is (1-based step and epoch), for the stall watch's messages.
     var position = (step: 0, epoch: 0)
 
     /// Makes BatchNorm statistics those of the global batch (summed over ranks, watched for
@@ -119,11 +119,11 @@ final class DataParallelStrategy {
 
     /// Runs the collective `body` at `place` under the stall watch, at the loop's position.
     func watch(_ place: StaticString, _ body: () throws -> Void) throws {
-        try watched(place, step: position.step, epoch: position.epoch, body)
+        try watched(place, body)
     }
 
-    private func watched<R>(_ place: StaticString, step: Int, epoch: Int, _ body: () throws -> R) throws -> R {
-        stallWatch?.enter(place, step: step, epoch: epoch)
+    private func watched<R>(_ place: StaticString, _ body: () throws -> R) throws -> R {
+        stallWatch?.enter(place, step: position.step, epoch: position.epoch)
         defer { stallWatch?.leave() }
         return try body()
     }

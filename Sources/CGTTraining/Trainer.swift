@@ -126,7 +126,8 @@ public final class Trainer {
 
     /// Runs `body` on every rank; a failure anywhere stops all ranks together.
     func together<R>(_ body: () throws -> R) throws -> R {
-        try strategy.together(step: globalStep, epoch: epoch + 1, body)
+        strategy.position = (globalStep, epoch + 1)
+        return try strategy.together(body)
     }
 
     /// Trains the remaining epochs, writes checkpoints and metrics, and evaluates the result.
@@ -234,7 +235,8 @@ public final class Trainer {
             }
         }
         var totals = tally.statistics.flattened
-        try strategy.sum(&totals, step: globalStep, epoch: epoch + 1)
+        strategy.position = (globalStep, epoch + 1)
+        try strategy.sum(&totals)
         let summed = ExitObjective.Statistics(flattened: totals)
         for hook in hooks { try hook.epochTrained(self, epoch: epoch) }
         let n = Double(max(tally.samples, 1))
@@ -301,7 +303,7 @@ public final class Trainer {
         }
         network.backward(
             input: UnsafeBufferPointer(x), batch: batch, scope: scope, gradientsReady: strategy.gradientsReady)
-        try strategy.reduceGradients(step: globalStep + 1, epoch: epoch + 1)
+        try strategy.reduceGradients()
         // Every rank holds the same reduced gradients, so every rank decides alike.
         if Reductions.sum(UnsafeBufferPointer(network.store.gradients)).isFinite {
             optimizer.step(network.store, learningRate: tally.learningRate, ranges: setup.trainable)

@@ -67,7 +67,7 @@ final class ClassGroupChoice: TrainingHook {
         let classes = counts.count
         let exits = correct.count
         var totals = correct.flatMap { $0 } + counts
-        try trainer.strategy.sum(&totals, step: trainer.globalStep, epoch: epoch + 1)
+        try trainer.strategy.sum(&totals)
         let summedCounts = Array(totals.suffix(classes))
         let recall = (0..<exits).map { e in
             (0..<classes).map { c in summedCounts[c] > 0 ? totals[e * classes + c] / summedCounts[c] : 0 }
