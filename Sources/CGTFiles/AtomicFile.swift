@@ -5,9 +5,10 @@ import Foundation
 ///
 /// The new contents go to "<path>.tmp-<pid>-<random>" in the same folder, a name nobody can
 /// guess, created exclusively (`O_CREAT | O_EXCL | O_NOFOLLOW`: never through a link planted
-/// there, so another user of a shared file system cannot redirect the write); it is fsync'ed, renamed
-/// over `path`, and the folder fsync'ed so that the rename survives a crash. A failure at any
-/// step before the rename removes the temporary file and leaves `path` untouched.
+/// there, so another user of a shared file system cannot redirect the write); it takes the
+/// permissions of the file it replaces (a checkpoint made private stays private), is fsync'ed,
+/// renamed over `path`, and the folder fsync'ed so that the rename survives a crash. A failure at
+/// any step before the rename removes the temporary file and leaves `path` untouched.
 public enum AtomicFile {
     /// Replaces `path` by what `write` puts at the temporary path it is given (and closes); the
     /// writer must create that file exclusively (`createExclusively`, `HDF5File.create(_:exclusive:)`).
@@ -17,13 +18,18 @@ public enum AtomicFile {
         let result: R
         do {
             result = try write(temporary)
-            try synchronize(temporary, folder: false)
+            try keepPermissions(of: path, on: temporary)
+            try synchronize(temporary)
             try check(rename(temporary, path), "rename", temporary)
+        } catch let error as LocatedError where error.location.first == temporary {
+            // The user asked for `path`; the temporary name is a detail of how it is written.
+            unlink(temporary)
+            throw ReplacementError(location: [path] + error.location.dropFirst(), problem: error.problem)
         } catch {
             unlink(temporary)
             throw error
         }
-        try synchronize(folder(of: path), folder: true)
+        try synchronizeFolder(of: path)
         return result
     }
 
@@ -55,7 +61,7 @@ public enum AtomicFile {
             unlink(temporary)
             throw error
         }
-        try synchronize(folder(of: path), folder: true)
+        try synchronizeFolder(of: path)
     }
 
     /// Creates `path` for writing, failing if anything (a link included) is there already.
@@ -81,9 +87,33 @@ public enum AtomicFile {
         return parent.isEmpty ? "." : parent
     }
 
-    /// Flushes a file's contents, or a folder's entries, to stable storage.
-    static func synchronize(_ path: String, folder: Bool) throws {
-        let descriptor = try check(open(path, folder ? O_RDONLY | O_DIRECTORY : O_RDONLY), "open", path)
+    /// Gives `temporary` the permission bits of the regular file at `path`, if there is one.
+    static func keepPermissions(of path: String, on temporary: String) throws {
+        var old = stat()
+        guard lstat(path, &old) == 0, (old.st_mode & S_IFMT) == S_IFREG else { return }
+        try check(chmod(temporary, old.st_mode & 0o7777), "chmod", temporary)
+    }
+
+    /// Flushes the entry of a renamed file; by then `path` holds the new file, so a failure
+    /// says that the file is written and only its durability across a power loss is in doubt.
+    /// File systems that cannot flush a folder (EINVAL) have nothing to flush.
+    static func synchronizeFolder(of path: String) throws {
+        let parent = folder(of: path)
+        let descriptor = try check(open(parent, O_RDONLY | O_DIRECTORY), "open", parent)
+        defer { close(descriptor) }
+        guard fsync(descriptor) != 0 else { return }
+        let failure = errno
+        guard failure != EINVAL else { return }
+        throw FileError(
+            operation: "fsync", path: parent,
+            reason:
+                "\(String(cString: strerror(failure))) (\((path as NSString).lastPathComponent) is written, but may not survive a power loss)"
+        )
+    }
+
+    /// Flushes a file's contents to stable storage.
+    static func synchronize(_ path: String) throws {
+        let descriptor = try check(open(path, O_RDONLY), "open", path)
         defer { close(descriptor) }
         try check(fsync(descriptor), "fsync", path)
     }
@@ -95,4 +125,10 @@ public enum AtomicFile {
         }
         return result
     }
+}
+
+/// A failed write of a file that `AtomicFile` replaces, named by the file, not its temporary.
+struct ReplacementError: LocatedError {
+    let location: [String]
+    let problem: String
 }

@@ -1,3 +1,4 @@
+import CGTFiles
 import CHDF5
 import Foundation
 
@@ -218,6 +219,10 @@ extension HDF5Object {
         let space = try check(H5Aget_space(attribute), "H5Aget_space")
         defer { H5Sclose(space) }
         let count = try check(H5Sget_simple_extent_npoints(space), "H5Sget_simple_extent_npoints")
+        // A damaged header can declare any count; the values are read into memory whole.
+        if let refusal = MemoryBudget.refusal([Int(count)], elementSize: max(H5Tget_size(type), 8)) {
+            throw attributeError(name, "declares \(count) values: reading them \(refusal)")
+        }
         return try body(attribute, type, space, Int(count))
     }
 }

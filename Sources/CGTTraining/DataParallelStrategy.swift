@@ -36,24 +36,7 @@ final class DataParallelStrategy {
             bucketElements: runtime.bucketKib * 1024 / MemoryLayout<Float>.size, overlap: runtime.overlapAllreduce)
         self.reducer = reducer
         gradientsReady = runtime.overlapAllreduce ? { reducer.gradientsReady(from: $0) } : nil
-        let rank = communicator.rank
-        stallWatch = StallWatch(
-            limit: runtime.stallWarningSeconds, shutdownLimit: runtime.stallShutdownSeconds,
-            report: { waited, place, step, epoch in
-                FileHandle.standardError.write(
-                    Data(
-                        "cgt (rank \(rank)): warning: waited \(String(format: "%.1f", waited)) s in \(place) at step \(step) (epoch \(epoch)); another rank may have stopped\n"
-                            .utf8))
-            },
-            shutdown: { waited, place, step, epoch in
-                // MPI may not be called from this thread; ending the process makes the launcher
-                // stop every rank. Checkpoints are written atomically, so the last one is whole.
-                FileHandle.standardError.write(
-                    Data(
-                        "cgt (rank \(rank)): error: waited \(String(format: "%.0f", waited)) s in \(place) at step \(step) (epoch \(epoch)), more than runtime.stall_shutdown_seconds: ending the job; resume from the last checkpoint\n"
-                            .utf8))
-                _exit(1)
-            })
+        stallWatch = StallWatch(rank: communicator.rank, runtime: runtime)
     }
 
     deinit { stallWatch?.stop() }

@@ -1,3 +1,4 @@
+import CGTEvaluation
 import CGTJob
 import Foundation
 
@@ -6,7 +7,7 @@ import Foundation
 /// A blocking `MPI_Allreduce` cannot report that it is stuck; this watch can, since it only
 /// reads a clock and never calls MPI (which `MPI_THREAD_FUNNELED` allows). Entering and
 /// leaving cost a lock each and allocate nothing, so the training loop can call them every step.
-final class StallWatch: @unchecked Sendable {
+public final class StallWatch: @unchecked Sendable {
     private let lock = NSLock()
     private var since: UInt64?
     private var step = 0, epoch = 0
@@ -77,11 +78,45 @@ final class StallWatch: @unchecked Sendable {
         lock.unlock()
     }
 
-    func stop() {
+    public func stop() {
         lock.lock()
         stopped = true
         lock.unlock()
     }
 
     deinit { stop() }
+
+    /// The watch of rank `rank` with the job's limits (`runtime.stall_warning_seconds`,
+    /// `runtime.stall_shutdown_seconds`): a warning on stderr first, then the end of the
+    /// process, which makes the launcher stop every rank.
+    public convenience init(rank: Int, runtime: RuntimeSection) {
+        let position = { (step: Int, epoch: Int) in step > 0 ? " at step \(step) (epoch \(epoch))" : "" }
+        self.init(
+            limit: runtime.stallWarningSeconds, shutdownLimit: runtime.stallShutdownSeconds,
+            report: { waited, place, step, epoch in
+                FileHandle.standardError.write(
+                    Data(
+                        "cgt (rank \(rank)): warning: waited \(String(format: "%.1f", waited)) s in \(place)\(position(step, epoch)); another rank may have stopped\n"
+                            .utf8))
+            },
+            shutdown: { waited, place, step, epoch in
+                // MPI may not be called from this thread; ending the process makes the launcher
+                // stop every rank. Checkpoints are written atomically, so the last one is whole.
+                FileHandle.standardError.write(
+                    Data(
+                        "cgt (rank \(rank)): error: waited \(String(format: "%.0f", waited)) s in \(place)\(position(step, epoch)), more than runtime.stall_shutdown_seconds: ending the job; resume from the last checkpoint\n"
+                            .utf8))
+                _exit(1)
+            })
+    }
+
+    /// This watch as a `CollectiveWatch` for work outside the training loop (`cgt eval`),
+    /// whose messages name the place alone. The caller keeps the watch alive while it is used.
+    public var collectiveWatch: CollectiveWatch {
+        { [unowned self] place, body in
+            enter(place, step: 0, epoch: 0)
+            defer { leave() }
+            try body()
+        }
+    }
 }

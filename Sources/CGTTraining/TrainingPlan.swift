@@ -50,6 +50,17 @@ struct TrainingPlan {
         {
             throw JobError(source: "job", key: "model", refusal)
         }
+        // Evaluation runs the same network on batches of up to eval.batch_size of a rank's share.
+        let largestShare =
+            [DatasetLayout.test, DatasetLayout.validation].compactMap { reader.splitSizes[$0] }
+            .map { ($0 + ranks - 1) / ranks }.max() ?? 0
+        let evaluationBatch = max(1, min(job.eval.batchSize, largestShare))
+        if evaluationBatch > localBatch,
+            let refusal = job.modelSizeRefusal(
+                featureShape: reader.featureShape, classes: reader.classes, batch: evaluationBatch, training: true)
+        {
+            throw JobError(source: "job", key: "eval.batch_size", refusal + "; give a smaller eval.batch_size")
+        }
         givenClassGroups = try job.givenClassGroups(classes: reader.classes, source: job.data.path)
         self.job = job
         featureShape = reader.featureShape

@@ -100,7 +100,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         try underMPI { world in
             // Loading can fail on one rank alone; the rest runs collectives on every rank.
-            let model = try world.collectively { try load() }
+            let model = try world.collectively { try load(ranks: world.size) }
             defer { try? model.reader.close() }
             try report(model, world: world)
         }
@@ -114,7 +114,9 @@ struct EvalCommand: ParsableCommand {
         let policy: ExitPolicy
     }
 
-    private func load() throws -> LoadedModel {
+    /// Loads on one of `ranks` ranks; the network must fit the memory budget at the largest
+    /// batch it will see (evaluation, or a rank's part of a BatchNorm re-estimation batch).
+    private func load(ranks: Int) throws -> LoadedModel {
         guard FileManager.default.fileExists(atPath: checkpoint) else {
             throw CheckpointError(file: checkpoint, "no such file")
         }
@@ -124,9 +126,20 @@ struct EvalCommand: ParsableCommand {
         let reader = try DatasetReader(path: dataPath)
         let network = try stored.restoredNetwork(for: reader, dataPath: dataPath, source: checkpoint)
         if let refusal = stored.job.modelSizeRefusal(
-            featureShape: stored.featureShape, classes: stored.classNames.count, batch: evaluationBatch(reader), training: false)
+            featureShape: stored.featureShape, classes: stored.classNames.count, batch: evaluationBatch(reader),
+            training: false)
         {
             throw ValidationError("--batch-size \(batchSize): \(refusal); give a smaller --batch-size")
+        }
+        let recalibrationBatch = (stored.job.training.batchSize + ranks - 1) / ranks
+        if bnRecalibration,
+            let refusal = stored.job.modelSizeRefusal(
+                featureShape: stored.featureShape, classes: stored.classNames.count, batch: recalibrationBatch,
+                training: false)
+        {
+            throw CheckpointError(
+                file: checkpoint,
+                "--bn-recalibration with the job's training.batch_size \(stored.job.training.batchSize): \(refusal)")
         }
         return LoadedModel(
             stored: stored, network: network, reader: reader,
@@ -136,9 +149,13 @@ struct EvalCommand: ParsableCommand {
     private func report(_ model: LoadedModel, world: Communicator) throws {
         let (stored, network, reader, policy) = (model.stored, model.network, model.reader, model.policy)
         let exits = network.exitCount
-        let evaluation = DistributedEvaluation(
+        var evaluation = DistributedEvaluation(
             network: network, communicator: world,
             batchSize: evaluationBatch(reader), classGroups: stored.classGroups)
+        // A rank that stops answering ends the evaluation as it ends training.
+        let stallWatch = world.size > 1 ? StallWatch(rank: world.rank, runtime: stored.job.runtime) : nil
+        defer { stallWatch?.stop() }
+        evaluation.watch = stallWatch?.collectiveWatch
         if bnRecalibration {
             evaluation.recalibrateBatchNorm(on: try evaluation.readRecalibrationShare(job: stored.job, reader: reader))
         }

@@ -205,6 +205,41 @@ final class UntrustedInputTests: XCTestCase {
             ["a-folder.h5", "not a regular file"], "data.path is a folder")
     }
 
+    /// The network at the evaluation's batch must fit the budget too, not only at the training batch.
+    func testEvaluationBatchesAreBudgeted() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 32, test: 1000)
+        let wide = "model: {hidden: [65536], exits: [1]}\ntraining: {epochs: 1, batch_size: 4}\n"
+        let run = directory.file("run-eval-batch")
+        assertRefused(
+            try cgt([
+                "train", try job(wide + "eval: {batch_size: 1000}\n", name: "wide-eval.yaml"), "--data", data, "--out",
+                run,
+            ]),
+            ["eval.batch_size", "batch of 1000", "memory limit"], "eval.batch_size")
+        noRunFolderContents(run, "eval.batch_size")
+        let trained = directory.file("run-wide")
+        let result = try cgt([
+            "train", try job(wide + "eval: {batch_size: 16}\n", name: "wide.yaml"), "--data", data, "--out", trained,
+            "--quiet",
+        ])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        // The same checkpoint, as if trained with a global batch of 1000: re-estimating BatchNorm
+        // would run the network on 1000 samples at once.
+        let checkpoint = directory.file("wide-batch.h5")
+        try FileManager.default.copyItem(atPath: "\(trained)/checkpoints/last.h5", toPath: checkpoint)
+        try withOpenHDF5File(checkpoint, writable: true) { file in
+            let job = try file.root.stringAttribute("job")
+            XCTAssertTrue(job.contains("batch_size: 4"), job)
+            try file.root.setAttribute("job", job.replacingOccurrences(of: "batch_size: 4", with: "batch_size: 1000"))
+        }
+        let out = directory.file("eval-wide")
+        assertRefused(
+            try cgt(["eval", "--checkpoint", checkpoint, "--data", data, "--batch-size", "16", "--out", out]),
+            ["wide-batch.h5", "--bn-recalibration", "training.batch_size 1000", "memory limit"],
+            "BatchNorm re-estimation")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
+
     /// An output path that is a link is replaced by the new file; the link's target stays as it was.
     func testWritesDoNotFollowLinks() throws {
         let victim = try directory.write("precious\n", to: "victim.txt")
@@ -415,5 +450,66 @@ final class DiskFullTests: XCTestCase {
         let names = try FileManager.default.contentsOfDirectory(atPath: "\(run)/checkpoints").sorted()
         XCTAssertEqual(names, ["epoch-0001.h5", "epoch-0002.h5", "last.h5"], "no temporary file left")
         XCTAssertEqual(try withOpenHDF5File("\(run)/checkpoints/last.h5") { try $0.root.intAttribute("epoch") }, 2)
+    }
+}
+
+/// The output folder becomes read-only during training (as a quota or an administrator
+/// may make it): one line naming the file and the reason, status 1, the last checkpoint whole.
+final class ReadOnlyFolderTests: XCTestCase {
+    let directory = TemporaryDirectory("read-only")
+
+    func testAFolderThatBecomesReadOnlyEndsTrainingCleanly() throws {
+        // Root writes into read-only folders; the trainer runs as nobody then.
+        let asOtherUser = getuid() == 0
+        guard !asOtherUser || FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            throw XCTSkip("running as root without setpriv to drop privileges")
+        }
+        XCTAssertEqual(chmod(directory.path, 0o777), 0)
+        let data = try Fixtures.writeDataset(in: directory, features: 8, classes: 3, train: 2048, test: 32)
+        let job = try directory.write(
+            "model: {hidden: [64, 64], exits: [1, 2]}\ntraining: {epochs: 100000, batch_size: 32, checkpoint_every: 1}\n",
+            to: "job.yaml")
+        let run = directory.file("run")
+        let process = Process()
+        let trainer = [CommandRunner.cgt, "train", job, "--data", data, "--out", run, "--quiet"]
+        process.executableURL = URL(fileURLWithPath: asOtherUser ? "/usr/bin/setpriv" : CommandRunner.cgt)
+        process.arguments =
+            asOtherUser
+            ? ["--reuid=65534", "--regid=65534", "--clear-groups"] + trainer : Array(trainer.dropFirst())
+        process.standardOutput = FileHandle.nullDevice
+        let errors = directory.file("err.txt")
+        XCTAssertTrue(FileManager.default.createFile(atPath: errors, contents: nil))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        let checkpoints = "\(run)/checkpoints"
+        var deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: "\(checkpoints)/epoch-0002.h5") && Date() < deadline {
+            usleep(20_000)
+        }
+        XCTAssertEqual(chmod(checkpoints, 0o555), 0)
+        XCTAssertEqual(chmod(run, 0o555), 0)
+        defer {
+            chmod(run, 0o755)
+            chmod(checkpoints, 0o755)
+        }
+        deadline = Date().addingTimeInterval(60)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(process.isRunning, "training ends at its next checkpoint")
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 1)
+        let message = try String(contentsOfFile: errors, encoding: .utf8)
+        XCTAssertEqual(message.split(separator: "\n").count, 1, message)
+        XCTAssertTrue(message.contains("checkpoints/epoch-"), message)
+        XCTAssertTrue(message.contains("Permission denied"), message)
+        XCTAssertFalse(message.contains(".tmp-"), "the message names the checkpoint, not its temporary file")
+        print("read-only folder: \(message)", terminator: "")
+        let names = try FileManager.default.contentsOfDirectory(atPath: checkpoints)
+        XCTAssertFalse(names.contains { $0.contains(".tmp-") }, "no temporary file left: \(names)")
+        let newest = names.filter { $0.hasPrefix("epoch-") }.sorted().last
+        let newestEpoch = try withOpenHDF5File("\(checkpoints)/\(newest ?? "")") { try $0.root.intAttribute("epoch") }
+        XCTAssertEqual(
+            try withOpenHDF5File("\(checkpoints)/last.h5") { try $0.root.intAttribute("epoch") }, newestEpoch,
+            "last.h5 is the newest whole checkpoint")
     }
 }

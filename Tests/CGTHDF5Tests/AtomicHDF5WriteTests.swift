@@ -42,4 +42,16 @@ final class AtomicHDF5WriteTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
         try withOpenHDF5File(path) { XCTAssertEqual(try $0.root.intAttribute("epoch"), 1) }
     }
+
+    /// A replaced file keeps its permissions: a checkpoint made private stays private.
+    func testReplacingKeepsThePermissionsOfTheOldFile() throws {
+        let directory = try makeTemporaryDirectory(self)
+        let path = directory.appendingPathComponent("checkpoint.h5").path
+        try writeHDF5Atomically(to: path) { try $0.root.setAttribute("epoch", 1) }
+        XCTAssertEqual(chmod(path, 0o600), 0)
+        try writeHDF5Atomically(to: path) { try $0.root.setAttribute("epoch", 2) }
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        XCTAssertEqual(mode, 0o600)
+        try withOpenHDF5File(path) { XCTAssertEqual(try $0.root.intAttribute("epoch"), 2) }
+    }
 }
