@@ -15,6 +15,14 @@ public enum CSVPreparation {
                 file: file, object: "column '\(labelColumn)'",
                 "holds only one label ('\(classes.names[0])'); cgt needs at least 2 classes")
         }
+        guard classes.count <= DatasetLayout.maxClasses else {
+            throw DatasetError(
+                file: file, object: "column '\(labelColumn)'",
+                "holds \(classes.count) distinct labels, more classes than cgt handles (\(DatasetLayout.maxClasses))")
+        }
+        if let problem = DatasetLayout.classNameProblem(classes.names) {
+            throw DatasetError(file: file, object: "column '\(labelColumn)'", "labels become class names: \(problem)")
+        }
         let featureShape = [table.featureColumns.count]
         let samples = LabelledSamples(
             features: table.features, featureShape: featureShape, labels: labels,

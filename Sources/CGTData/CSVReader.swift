@@ -26,15 +26,23 @@ public enum CSVReader {
         guard let (_, headerFields) = try records.next(path: path) else {
             throw DatasetError(file: path, object: "", "is empty: a CSV file needs a header row")
         }
-        let header = headerFields.map { String(decoding: $0, as: UTF8.self).trimmed }
+        let header = try headerFields.enumerated().map { column, field in
+            try text(field, path: path, place: "line 1, column \(column + 1)").trimmed
+        }
         var seen: Set<String> = []
         for name in header where !seen.insert(name).inserted {
-            throw DatasetError(file: path, object: "line 1", "column name '\(name)' appears twice")
+            throw DatasetError(file: path, object: "line 1", "column name \(name.quotedForMessage) appears twice")
         }
         guard let labelIndex = header.firstIndex(of: labelColumn) else {
+            let shown = header.prefix(10).map(\.quotedForMessage).joined(separator: ", ")
             throw DatasetError(
                 file: path, object: "line 1",
-                "has no column '\(labelColumn)' (columns: \(header.joined(separator: ", ")))")
+                "has no column '\(labelColumn)' (columns: \(shown)\(header.count > 10 ? ", … \(header.count) in all" : ""))"
+            )
+        }
+        if dropColumns.contains(labelColumn) {
+            throw DatasetError(
+                file: path, object: "line 1", "'\(labelColumn)' is the label column and cannot be dropped")
         }
         if let unknown = dropColumns.subtracting(header).sorted().first {
             throw DatasetError(file: path, object: "line 1", "has no column '\(unknown)' to drop")
@@ -52,9 +60,16 @@ public enum CSVReader {
                     file: path, object: "line \(line)", "has \(fields.count) fields, the header has \(header.count)")
             }
             for index in featureIndices {
+                // No float32 needs more digits; a longer field is not worth decoding.
+                guard fields[index].count <= Self.longestNumber else {
+                    let start = String(decoding: fields[index].prefix(40), as: UTF8.self)
+                    throw DatasetError(
+                        file: path, object: "line \(line), column '\(header[index])'",
+                        "'\(start)…' (\(fields[index].count) bytes) is not a number")
+                }
                 let text = String(decoding: fields[index], as: UTF8.self).trimmed
                 guard let value = Double(text) else {
-                    let shown = text.isEmpty ? "an empty field" : "'\(text.prefix(40))'"
+                    let shown = text.isEmpty ? "an empty field" : text.quotedForMessage
                     throw DatasetError(
                         file: path, object: "line \(line), column '\(header[index])'", "\(shown) is not a number")
                 }
@@ -66,7 +81,7 @@ public enum CSVReader {
                 }
                 features.append(stored)
             }
-            let label = String(decoding: fields[labelIndex], as: UTF8.self).trimmed
+            let label = try text(fields[labelIndex], path: path, place: "line \(line), column '\(labelColumn)'").trimmed
             guard !label.isEmpty else {
                 throw DatasetError(file: path, object: "line \(line), column '\(labelColumn)'", "the label is empty")
             }
@@ -76,6 +91,17 @@ public enum CSVReader {
         guard !labels.isEmpty else { throw DatasetError(file: path, object: "", "has a header but no data rows") }
         return Table(
             featureColumns: featureIndices.map { header[$0] }, features: features, labels: labels, lines: lines)
+    }
+
+    /// The longest field read as a number (digits of a float64 written out in full fit).
+    static let longestNumber = 400
+
+    /// A field as text, refused when it is not UTF-8 (class names and column names are stored as UTF-8).
+    private static func text(_ field: ArraySlice<UInt8>, path: String, place: String) throws -> String {
+        guard let text = String(validating: field, as: UTF8.self) else {
+            throw DatasetError(file: path, object: place, "is not UTF-8 text")
+        }
+        return text
     }
 
     /// Splits the bytes of a CSV file into records of fields.

@@ -15,6 +15,26 @@ public enum DatasetLayout {
     public static let sourceIndex = "source_index"
     /// The most classes a file may declare (per-class tables are sized by it).
     public static let maxClasses = 1 << 20
+    /// The most dimensions a sample may have (`feature_shape`: vectors, images, volumes, with room).
+    public static let maxFeatureDimensions = 8
+    /// The longest class name in bytes: names go into tables, reports and one-line messages.
+    public static let maxClassNameBytes = 256
+
+    /// Why `names` cannot be class names (empty, too long, a control character, used twice), or nil.
+    public static func classNameProblem(_ names: [String]) -> String? {
+        var seen: Set<String> = []
+        for (index, name) in names.enumerated() {
+            if name.isEmpty { return "class \(index) has an empty name" }
+            if name.utf8.count > maxClassNameBytes {
+                return "the name of class \(index) is \(name.utf8.count) bytes long, more than \(maxClassNameBytes)"
+            }
+            if name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                return "the name of class \(index) holds a control character (a line break, an escape)"
+            }
+            if !seen.insert(name).inserted { return "the name '\(name)' is given to two classes" }
+        }
+        return nil
+    }
 
     /// Attribute names: of the file (`layoutVersion` ... `featureShape`) and of each split group (`classCounts`).
     public enum Attribute {

@@ -29,7 +29,8 @@ public final class DatasetReader {
         do {
             file = try HDF5File.open(path)
         } catch {
-            throw DatasetError(file: path, object: "", "cannot open as HDF5 (\(error))")
+            throw DatasetError(
+                file: path, object: "", "cannot open as HDF5 (\((error as? HDF5Error)?.message ?? "\(error)"))")
         }
         let root = file.root
         func fail(_ object: String, _ problem: String) -> DatasetError {
@@ -48,6 +49,11 @@ public final class DatasetReader {
             throw fail("/", "num_classes is \(classes), more than cgt handles (\(DatasetLayout.maxClasses))")
         }
         featureShape = try root.intArrayAttribute(DatasetLayout.Attribute.featureShape)
+        guard featureShape.count <= DatasetLayout.maxFeatureDimensions else {
+            throw fail(
+                "/",
+                "feature_shape has \(featureShape.count) dimensions, more than \(DatasetLayout.maxFeatureDimensions)")
+        }
         guard !featureShape.isEmpty, featureShape.allSatisfy({ $0 > 0 }) else {
             throw fail("/", "feature_shape \(featureShape) must be non-empty and positive")
         }
@@ -59,6 +65,7 @@ public final class DatasetReader {
             guard classNames.count == classes else {
                 throw fail("/", "class_names has \(classNames.count) names for num_classes \(classes)")
             }
+            if let problem = DatasetLayout.classNameProblem(classNames) { throw fail("/", "class_names: \(problem)") }
         } else {
             classNames = (0..<classes).map { "class \($0)" }
         }

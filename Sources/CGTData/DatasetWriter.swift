@@ -81,25 +81,11 @@ public enum DatasetWriter {
         }
     }
 
-    /// Writes a prepared dataset; a failure names `path` (not the temporary file) and leaves no file behind.
+    /// Writes a prepared dataset; a failure names `path` (not the temporary file, `AtomicFile`)
+    /// and leaves no file behind.
     public static func write(_ dataset: PreparedDataset, to path: String) throws {
-        do {
-            try write(
-                to: path, classNames: dataset.classNames, featureShape: dataset.featureShape, splits: dataset.splits,
-                attributes: dataset.attributes, sourceIndices: dataset.sourceIndices)
-        } catch let error as HDF5Error {
-            let object = error.object.isEmpty || error.object == "/" ? "" : error.object
-            throw DatasetError(
-                file: path, object: object, "cannot write (\(error.operation) failed: \(systemReason(error.message)))")
-        }
-    }
-
-    /// The operating system's reason inside a libhdf5 I/O message ("... errno = 28, error
-    /// message = 'No space left on device', buf = ..."), or the whole message when it has none.
-    static func systemReason(_ message: String) -> String {
-        guard let start = message.range(of: "error message = '"),
-            let end = message[start.upperBound...].firstIndex(of: "'")
-        else { return message }
-        return String(message[start.upperBound..<end])
+        try write(
+            to: path, classNames: dataset.classNames, featureShape: dataset.featureShape, splits: dataset.splits,
+            attributes: dataset.attributes, sourceIndices: dataset.sourceIndices)
     }
 }

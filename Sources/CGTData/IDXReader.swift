@@ -1,4 +1,5 @@
 import CGTFiles
+
 /// Reads IDX files (the format of MNIST and Fashion-MNIST), plain or gzip-compressed.
 ///
 /// An IDX file is a 4-byte magic number (two zero bytes, a type code, the number of

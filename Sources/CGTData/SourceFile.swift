@@ -1,4 +1,5 @@
 import CGTFiles
+
 #if canImport(Glibc)
 import Glibc
 private let systemRead = Glibc.read
@@ -47,7 +48,8 @@ public struct SourceFile {
         let size = Int(status.st_size)
         // Read whole, then converted to float32 (up to four bytes per byte read).
         if let refusal = MemoryBudget.refusal([size, 5], elementSize: 1) {
-            throw DatasetError(file: path, object: "", "is \(MemoryBudget.describe(size)): reading and converting it \(refusal)")
+            throw DatasetError(
+                file: path, object: "", "is \(MemoryBudget.describe(size)): reading and converting it \(refusal)")
         }
         return try [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
             while initialized < size {

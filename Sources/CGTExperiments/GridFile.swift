@@ -332,7 +332,12 @@ public struct GridFile {
     public func jobs() throws -> [(Trial, Job)] {
         let baseName = try JobLoader.load(path: base).name
         return try trials().map { trial in
-            (trial, try JobLoader.load(path: base, overrides: trial.overrides(baseName: baseName)))
+            (
+                trial,
+                try JobLoader.load(
+                    path: base, overrides: trial.overrides(baseName: baseName),
+                    overridesSource: "\(path): parameters of \(trial.name)")
+            )
         }
     }
 }

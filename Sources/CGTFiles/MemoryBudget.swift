@@ -13,7 +13,9 @@ public enum MemoryBudget {
         if let text = ProcessInfo.processInfo.environment["CGT_MEMORY_LIMIT"] {
             if let value = parse(text) { return value }
             FileHandle.standardError.write(
-                Data("cgt: warning: CGT_MEMORY_LIMIT='\(text)' is not a size (8G, 512M, 1048576); using half the memory\n".utf8))
+                Data(
+                    "cgt: warning: CGT_MEMORY_LIMIT='\(text)' is not a size (8G, 512M, 1048576); using half the memory\n"
+                        .utf8))
         }
         return Int(clamping: ProcessInfo.processInfo.physicalMemory / 2)
     }()

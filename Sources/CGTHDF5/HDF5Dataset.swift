@@ -18,6 +18,9 @@ public final class HDF5Dataset: HDF5Object {
     /// The filters of `filters` this HDF5 cannot decode (no built-in and no plugin found), as
     /// "name (filter id N)": reading the data would fail.
     public let unavailableFilters: [String]
+    /// Where the data lives when not in this file ("external storage in /etc/passwd", "a
+    /// virtual dataset of other files"); nil when the file holds it.
+    public let storedElsewhere: String?
 
     init(file: HDF5File, path: String, adopting id: hid_t) throws {
         let layout: Layout
@@ -30,12 +33,14 @@ public final class HDF5Dataset: HDF5Object {
         shape = layout.shape
         guard MemoryBudget.byteCount(shape, elementSize: 1) != nil else {
             H5Dclose(id)
-            throw HDF5Error(operation: "open", file: file.path, object: path, message: "shape \(shape) overflows a 64-bit size")
+            throw HDF5Error(
+                operation: "open", file: file.path, object: path, message: "shape \(shape) overflows a 64-bit size")
         }
         elementType = layout.elementType
         chunkShape = layout.chunkShape
         filters = layout.filters
         unavailableFilters = layout.unavailableFilters
+        storedElsewhere = layout.storedElsewhere
         super.init(file: file, path: path, id: id)
     }
 
@@ -188,6 +193,7 @@ private struct Layout {
     var chunkShape: [Int]?
     var filters: [String]
     var unavailableFilters: [String] = []
+    var storedElsewhere: String?
 
     init(dataset: hid_t, file: String, object: String) throws {
         func check<R: BinaryInteger>(_ result: R, _ operation: String) throws -> R {
@@ -208,6 +214,15 @@ private struct Layout {
         defer { H5Pclose(creation) }
         chunkShape = nil
         filters = []
+        let externalFiles = try check(H5Pget_external_count(creation), "H5Pget_external_count")
+        if externalFiles > 0 {
+            var name = [CChar](repeating: 0, count: 1024)
+            var offset: off_t = 0
+            var size: hsize_t = 0
+            _ = try check(H5Pget_external(creation, 0, name.count, &name, &offset, &size), "H5Pget_external")
+            storedElsewhere = "external storage in \(String(cString: name))"
+        }
+        if H5Pget_layout(creation) == H5D_VIRTUAL { storedElsewhere = "a virtual dataset of other datasets" }
         guard H5Pget_layout(creation) == H5D_CHUNKED else { return }
         var chunk = [hsize_t](repeating: 0, count: Int(rank))
         _ = try check(H5Pget_chunk(creation, rank, &chunk), "H5Pget_chunk")
@@ -223,7 +238,8 @@ private struct Layout {
                 "H5Pget_filter2")
             filters.append(Self.filterName(filter, reported: String(cString: name)))
             if H5Zfilter_avail(filter) <= 0 {
-                unavailableFilters.append("\(Self.filterName(filter, reported: String(cString: name))) (filter id \(filter))")
+                unavailableFilters.append(
+                    "\(Self.filterName(filter, reported: String(cString: name))) (filter id \(filter))")
             }
         }
     }

@@ -1,4 +1,5 @@
 import CHDF5
+import Foundation
 
 /// An open HDF5 file; closes itself in `deinit` if `close()` was not called.
 ///
@@ -44,6 +45,15 @@ public final class HDF5File {
     /// Wraps `H5Fopen`.
     public static func open(_ path: String, writable: Bool = false) throws -> HDF5File {
         _ = hdf5AutomaticErrorPrintingDisabled
+        // Opening a pipe or a device would block or read without end; a folder gives a cryptic error.
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            throw HDF5Error(operation: "open", file: path, object: "", message: String(cString: strerror(errno)))
+        }
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            throw HDF5Error(
+                operation: "open", file: path, object: "", message: "not a regular file (a folder, a pipe or a device)")
+        }
         let flags = writable ? chdf5_f_acc_rdwr() : chdf5_f_acc_rdonly()
         let handle = try hdf5Check(H5Fopen(path, flags, chdf5_p_default()), "H5Fopen", file: path, object: "")
         return HDF5File(handle: handle, path: path, isWritable: writable)

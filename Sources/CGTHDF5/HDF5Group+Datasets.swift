@@ -48,10 +48,30 @@ extension HDF5Group {
     /// Opens the existing dataset `name`.
     ///
     /// Wraps `H5Dopen2`.
+    ///
+    /// Only data the file itself holds is opened: a link to another file (external link), raw
+    /// data kept in another file (external storage) or a virtual dataset would make cgt read
+    /// files nobody named, and train on data the file's checksum does not cover.
     public func openDataset(_ name: String) throws -> HDF5Dataset {
         let target = childPath(name)
-        let dataset = try check(H5Dopen2(id, name, chdf5_p_default()), "H5Dopen2", object: target)
-        return try HDF5Dataset(file: file, path: target, adopting: dataset)
+        let components = name.split(separator: "/")
+        for depth in 1...max(1, components.count) {
+            let link = components.prefix(depth).joined(separator: "/")
+            guard chdf5_is_external_link(id, link) <= 0 else {
+                throw error(
+                    "H5Dopen2", object: childPath(link),
+                    "is a link to another file; cgt reads only data stored in the file itself")
+            }
+        }
+        let dataset = try HDF5Dataset(
+            file: file, path: target,
+            adopting: try check(H5Dopen2(id, name, chdf5_p_default()), "H5Dopen2", object: target))
+        if let elsewhere = dataset.storedElsewhere {
+            throw error(
+                "H5Dopen2", object: target,
+                "keeps its data in \(elsewhere); cgt reads only data stored in the file itself")
+        }
+        return dataset
     }
 
     /// Creates a dataset of `T`'s type and writes `values` (row-major) into it.

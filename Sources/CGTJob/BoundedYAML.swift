@@ -14,19 +14,24 @@ package enum BoundedYAML {
     /// The text of the file at `path`, refused before reading when it is not a regular file or
     /// larger than `maxBytes` (a job given as the dataset, or /dev/zero, is not read whole).
     package static func read(_ path: String, what: String) throws -> String {
-        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-        guard attributes?[.type] as? FileAttributeType == .typeRegular else {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
+            throw JobError(source: path, key: "", "cannot read the \(what): no such file")
+        }
+        guard attributes[.type] as? FileAttributeType == .typeRegular else {
             throw JobError(source: path, key: "", "cannot read the \(what): not a regular file")
         }
-        let size = (attributes?[.size] as? NSNumber)?.intValue ?? 0
+        let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
         guard size <= maxBytes else {
-            throw JobError(source: path, key: "", "is \(size) bytes, more than the \(maxBytes) a job or grid file may have")
+            throw JobError(
+                source: path, key: "", "is \(size) bytes, more than the \(maxBytes) a job or grid file may have")
         }
-        do {
-            return try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw JobError(source: path, key: "", "cannot read the \(what) (\(error.localizedDescription))")
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw JobError(source: path, key: "", "cannot read the \(what): \(String(cString: strerror(errno)))")
         }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw JobError(source: path, key: "", "is not UTF-8 text; a \(what) is YAML")
+        }
+        return text
     }
 
     /// The document's root node (nil for an empty document), or a `JobError` naming `source`.

@@ -1,5 +1,5 @@
-import CGTFiles
 import CGTData
+import CGTFiles
 import CGTModel
 
 extension Job {
@@ -86,9 +86,12 @@ extension Job {
     /// building it: parameter count and activation values kept per sample (forward outputs,
     /// BatchNorm and dropout caches, gradients), so that a job too large for the machine is
     /// refused before anything is allocated.
-    public func estimatedModelSize(featureShape: [Int], classes: Int) -> (parameters: Double, activationsPerSample: Double) {
+    public func estimatedModelSize(featureShape: [Int], classes: Int) -> (
+        parameters: Double, activationsPerSample: Double
+    ) {
         let outputs = Double(classes + 1)
-        var parameters = 0.0, activations = 0.0
+        var parameters = 0.0
+        var activations = 0.0
         switch model.kind {
         case .mlp:
             var width = featureShape.reduce(1.0) { $0 * Double($1) }
@@ -109,7 +112,10 @@ extension Job {
             }
             for exit in model.exits { parameters += (Double(model.channels[exit - 1]) + 1) * outputs }
         }
-        return (parameters, activations + featureShape.reduce(1.0) { $0 * Double($1) } + Double(model.exits.count) * outputs * 3)
+        return (
+            parameters,
+            activations + featureShape.reduce(1.0) { $0 * Double($1) } + Double(model.exits.count) * outputs * 3
+        )
     }
 
     /// Nil when the network and `batch` samples of activations fit `MemoryBudget`, else why
@@ -119,6 +125,7 @@ extension Job {
         let floats = parameters * (training ? 4 : 1) + activations * Double(batch)
         let bytes = floats * Double(MemoryLayout<Float>.size)
         guard bytes > Double(MemoryBudget.bytes) else { return nil }
-        return "the network (about \(String(format: "%.3g", parameters)) parameters) with a batch of \(batch) needs about \(MemoryBudget.describe(Int(min(bytes, 9e18)))), more than the memory limit of \(MemoryBudget.describe(MemoryBudget.bytes)) (CGT_MEMORY_LIMIT)"
+        return
+            "the network (about \(String(format: "%.3g", parameters)) parameters) with a batch of \(batch) needs about \(MemoryBudget.describe(Int(min(bytes, 9e18)))), more than the memory limit of \(MemoryBudget.describe(MemoryBudget.bytes)) (CGT_MEMORY_LIMIT)"
     }
 }

@@ -4,15 +4,36 @@ import Yams
 /// Reads job files, applies command-line overrides, and checks the result before anything runs.
 public enum JobLoader {
     /// Loads the job at `path`, with `overrides` ("optimizer.lr=0.01") applied in order.
-    public static func load(path: String, overrides: [String] = []) throws -> Job {
+    /// - Parameter overridesSource: where `overrides` come from, named in errors they cause
+    ///   (`--set`, or a grid file's parameters).
+    public static func load(path: String, overrides: [String] = [], overridesSource: String = "--set") throws -> Job {
         guard FileManager.default.fileExists(atPath: path) else {
             throw JobError(source: path, key: "", "no such job file")
         }
-        return try parse(try BoundedYAML.read(path, what: "job file"), source: path, overrides: overrides)
+        return try parse(
+            try BoundedYAML.read(path, what: "job file"), source: path, overrides: overrides,
+            overridesSource: overridesSource)
     }
 
-    /// Parses job text; `source` names it in errors.
-    public static func parse(_ text: String, source: String, overrides: [String] = []) throws -> Job {
+    /// Parses job text; `source` names it in errors, `overridesSource` errors in a key an override set.
+    public static func parse(
+        _ text: String, source: String, overrides: [String] = [], overridesSource: String = "--set"
+    ) throws -> Job {
+        do {
+            return try parse(text, source: source, overrides: overrides)
+        } catch let error as JobError where error.source == source {
+            let key = error.key
+            guard
+                let override = overrides.first(where: { override in
+                    let set = String(override.prefix { $0 != "=" })
+                    return set == key || set.hasPrefix(key + ".") || key.hasPrefix(set + ".")
+                })
+            else { throw error }
+            throw JobError(source: overridesSource, key: key, "\(error.problem) (from \(override))")
+        }
+    }
+
+    private static func parse(_ text: String, source: String, overrides: [String]) throws -> Job {
         var root = try BoundedYAML.compose(text, source: source) ?? Node.mapping([:])
         guard root.mapping != nil else {
             throw JobError(source: source, key: "", "a job file is a mapping of sections (data, model, method, ...)")
@@ -100,7 +121,8 @@ public enum JobLoader {
         case .typeMismatch(let type, let context):
             return JobError(source: source, key: path(context), "expected \(typeName(type))")
         case .valueNotFound(let type, let context):
-            return JobError(source: source, key: path(context), "expected \(typeName(type)), found nothing")
+            // Yams reports a scalar it cannot convert (a word, a number out of range) this way.
+            return JobError(source: source, key: path(context), "expected \(typeName(type))")
         case .keyNotFound(let key, let context):
             return JobError(source: source, key: path(context), "missing key '\(key.stringValue)'")
         case .dataCorrupted(let context):
@@ -113,7 +135,8 @@ public enum JobLoader {
     private static func typeName(_ type: Any.Type) -> String {
         switch type {
         case is Float.Type, is Double.Type: return "a number"
-        case is Int.Type, is UInt64.Type: return "a whole number"
+        case is Int.Type: return "a whole number"
+        case is UInt64.Type: return "a whole number from 0 to 18446744073709551615"
         case is Bool.Type: return "true or false"
         case is String.Type: return "a string"
         case is [Int].Type, is [Float].Type: return "a list of numbers"

@@ -68,7 +68,7 @@ extension Checkpoint {
         do {
             file = try HDF5File.open(path)
         } catch {
-            throw CheckpointError(file: path, "cannot open as HDF5 (\(error))")
+            throw CheckpointError(file: path, "cannot open as HDF5 (\((error as? HDF5Error)?.message ?? "\(error)"))")
         }
         defer { try? file.close() }
         let root = file.root
@@ -92,7 +92,8 @@ extension Checkpoint {
             in: try root.openGroup(CheckpointLayout.model), prefix: "", expected: expected, file: path
         ) { name, dataset in
             // The one integer tensor of a model: BatchNorm's scalar step counter.
-            guard name.hasSuffix(".\(CheckpointLayout.batchesTracked)"), dataset.shape.isEmpty || dataset.shape == [1] else {
+            guard name.hasSuffix(".\(CheckpointLayout.batchesTracked)"), dataset.shape.isEmpty || dataset.shape == [1]
+            else {
                 throw CheckpointError(file: path, "\(dataset.path) is not a tensor of the job's network")
             }
             let values = try dataset.readAll(as: Int64.self)

@@ -100,7 +100,9 @@ public struct Checkpoint: Equatable {
                 file: dataPath, object: "/",
                 "num_classes \(reader.classes) differs from the checkpoint's \(classNames.count)")
         }
-        if let refusal = job.modelSizeRefusal(featureShape: featureShape, classes: classNames.count, batch: 1, training: false) {
+        if let refusal = job.modelSizeRefusal(
+            featureShape: featureShape, classes: classNames.count, batch: 1, training: false)
+        {
             throw CheckpointError(file: source, "its job: \(refusal)")
         }
         let network = job.makeNetwork(featureShape: reader.featureShape, classes: reader.classes)

@@ -42,7 +42,8 @@ public struct RunDirectory: Sendable {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpointFolder)) ?? []
         // By epoch number: %04d grows past four digits after epoch 9999.
         let numbered = names.compactMap { name -> (Int, String)? in
-            guard name.hasPrefix("epoch-") && name.hasSuffix(".h5"), let epoch = Int(name.dropFirst(6).dropLast(3)) else {
+            guard name.hasPrefix("epoch-") && name.hasSuffix(".h5"), let epoch = Int(name.dropFirst(6).dropLast(3))
+            else {
                 return nil
             }
             return (epoch, name)
@@ -59,7 +60,8 @@ public struct RunDirectory: Sendable {
     }
 
     public func create() throws {
-        try FileManager.default.createDirectory(atPath: checkpointFolder, withIntermediateDirectories: true)
+        try OutputFolder.create(path)
+        try OutputFolder.create(checkpointFolder)
     }
 
     /// Takes the folder for this process: a second trainer, or `cgt eval --save-policy`, on a
@@ -84,7 +86,9 @@ public final class RunLock {
             guard code == EWOULDBLOCK else {
                 throw FileError(
                     operation: "flock", path: path,
-                    reason: "\(String(cString: strerror(code))) (this file system cannot lock: mount it with locking, or put runs elsewhere)")
+                    reason:
+                        "\(String(cString: strerror(code))) (this file system cannot lock: mount it with locking, or put runs elsewhere)"
+                )
             }
             throw CheckpointError(
                 file: folder,

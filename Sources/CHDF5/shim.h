@@ -47,6 +47,14 @@ static inline H5Z_filter_t chdf5_filter_szip(void) { return H5Z_FILTER_SZIP; }
 static inline H5Z_filter_t chdf5_filter_nbit(void) { return H5Z_FILTER_NBIT; }
 static inline H5Z_filter_t chdf5_filter_scaleoffset(void) { return H5Z_FILTER_SCALEOFFSET; }
 
+// 1 when the link `name` in `loc` leads to another file (an external link), 0 when not,
+// negative when it cannot be read. H5L_info_t and H5Lget_info name the 1.12 forms there too.
+static inline int chdf5_is_external_link(hid_t loc, const char *name) {
+    H5L_info_t info;
+    if (H5Lget_info(loc, name, &info, H5P_DEFAULT) < 0) return -1;
+    return info.type == H5L_TYPE_EXTERNAL;
+}
+
 // Frees the strings HDF5 allocated while reading variable-length data. H5Treclaim replaces
 // H5Dvlen_reclaim in 1.12 (the 1.10.8 headers declare it, but the 1.10 library lacks it).
 static inline herr_t chdf5_reclaim(hid_t type_id, hid_t space_id, void *buf) {

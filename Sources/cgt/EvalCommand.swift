@@ -120,6 +120,7 @@ struct EvalCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: checkpoint) else {
             throw CheckpointError(file: checkpoint, "no such file")
         }
+        try OutputFolder.check(out ?? defaultFolder())
         let stored = try Checkpoint.read(from: checkpoint)
         DNNLRuntime.setThreadCount(stored.job.runtime.blasThreads)
         let dataPath = dataset.path(for: stored.job)
@@ -176,7 +177,7 @@ struct EvalCommand: ParsableCommand {
         print(RoutingTable.render(report.statistics))
         print(report.summary)
         let folder = out ?? defaultFolder()
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try OutputFolder.create(folder)
         for (name, contents) in try report.files() {
             try AtomicFile.write(contents, to: "\(folder)/\(name)")
         }

@@ -40,6 +40,10 @@ struct PrepareOutputOptions: ParsableArguments {
                 throw DatasetError(file: out, object: "", "folder \(folder) does not exist")
             }
             let dataset = try prepare()
+            if let input = Provenance.source(of: dataset, at: out) {
+                throw DatasetError(
+                    file: out, object: "", "is an input of this preparation (\(input)); choose another --out")
+            }
             try DatasetWriter.write(dataset, to: out)
             let sizes = dataset.splits.map { "\($0.count) \($0.name)" }.joined(separator: ", ")
             print(

@@ -49,7 +49,7 @@ struct ReportCommand: ParsableCommand {
             }
             let report = try RunReport(run: folder)
             let figures = "\(run)/figures"
-            try FileManager.default.createDirectory(atPath: figures, withIntermediateDirectories: true)
+            try OutputFolder.create(figures)
             let drawn = report.figures()
             for figure in drawn {
                 try AtomicFile.write(Data(figure.svg.utf8), to: "\(figures)/\(figure.name).svg")

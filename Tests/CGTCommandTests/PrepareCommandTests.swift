@@ -279,7 +279,8 @@ final class PrepareCommandTests: XCTestCase {
                 descr: "<i4", shape: [samples], data: RawFiles.bytes(Fixtures.labels(samples, classes: 3, seed: 2))))
         let command = "trap '' XFSZ; ulimit -f 128; exec \"$0\" prepare npy --x \"$1\" --y \"$2\" --out \"$3\""
         let result = try CommandRunner.run("/bin/bash", ["-c", command, CommandRunner.cgt, x, y, out])
-        assertRefused(result, naming: out, mentions: ["cannot write"])
+        assertRefused(result, naming: out, mentions: ["File too large"])
+        XCTAssertFalse(result.stderr.contains(".tmp-"), "the message names --out, not its temporary file")
     }
 
     func testInspectOfAFileThatIsNotADataset() throws {

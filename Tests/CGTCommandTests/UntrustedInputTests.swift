@@ -26,6 +26,7 @@ final class UntrustedInputTests: XCTestCase {
     private func assertRefused(
         _ result: CommandResult, _ parts: [String], _ label: String, file: StaticString = #filePath, line: UInt = #line
     ) {
+        checked += 1
         XCTAssertEqual(result.status, 1, "\(label): \(result.stderr)", file: file, line: line)
         let lines = result.stderr.split(separator: "\n")
         XCTAssertEqual(lines.count, 1, "\(label): one line, got \(result.stderr)", file: file, line: line)
@@ -57,7 +58,8 @@ final class UntrustedInputTests: XCTestCase {
         return "\(run)/checkpoints/last.h5"
     }
 
-    func testLyingDatasetsAndCheckpointsAreRefusedWithinBudget() throws {
+    /// Writes the corpus (Corpus/make_corpus.py) with copies of a trained checkpoint; returns its folder.
+    private func makeCorpus() throws -> String {
         guard try CommandRunner.run("/usr/bin/python3", ["-c", "import h5py, numpy"]).status == 0 else {
             throw XCTSkip("/usr/bin/python3 with h5py and NumPy is missing (launch/setup installs python3-h5py)")
         }
@@ -68,24 +70,69 @@ final class UntrustedInputTests: XCTestCase {
         ).path
         let made = try CommandRunner.run("/usr/bin/python3", [script, corpus, try trainedCheckpoint()])
         XCTAssertEqual(made.status, 0, made.stderr)
-        let datasets: [(String, [String], Bool)] = [
-            // (file, what the line says, whether inspect refuses it too)
-            ("huge_train", ["/train/y", "1099511627776 samples", "memory limit"], true),
-            ("huge_test", ["/test/y", "1099511627776 samples", "memory limit"], true),
-            ("huge_features", ["feature_shape", "4.0 TiB", "memory limit"], true),
-            ("overflow_features", ["feature_shape", "overflow"], true),
-            ("many_classes", ["num_classes is 1000000000"], true),
-            ("max_classes", ["num_classes is 9223372036854775807"], true),
-            ("label_out_of_range", ["/train/y", "label 7 at row 3"], true),
-            ("nan_feature", ["/train/x", "non-finite value nan at row 5"], true),
-            ("float64_features", ["/train/x", "float64"], true),
-            ("lzf_features", ["/train/x", "lzf", "cannot decode"], true),
-            ("corrupt_chunk", ["/train/x", "inflate"], true),
-            ("no_test_split", ["/test", "missing split"], true),
-            ("not_hdf5", ["not_hdf5.h5", "cannot open as HDF5"], true),
-            ("truncated", ["truncated.h5", "truncated file"], true),
+        return corpus
+    }
+
+    /// Cases checked, reported at the end of each test so the closing count is read, not guessed.
+    private var checked = 0
+
+    override func tearDown() {
+        print("untrusted input: \(name) checked \(checked) cases")
+        super.tearDown()
+    }
+
+    func testLyingDatasetsAndCheckpointsAreRefusedWithinBudget() throws {
+        let corpus = try makeCorpus()
+        let datasets: [(String, [String])] = [
+            // (file, what the line says; train and inspect both refuse it)
+            ("huge_train", ["/train/y", "1099511627776 samples", "memory limit"]),
+            ("huge_test", ["/test/y", "1099511627776 samples", "memory limit"]),
+            ("huge_features", ["feature_shape", "4.0 TiB", "memory limit"]),
+            ("overflow_features", ["feature_shape", "overflow"]),
+            ("many_classes", ["num_classes is 1000000000"]),
+            ("max_classes", ["num_classes is 9223372036854775807"]),
+            ("label_out_of_range", ["/train/y", "label 7 at row 3"]),
+            ("nan_feature", ["/train/x", "non-finite value nan at row 5"]),
+            ("float64_features", ["/train/x", "float64"]),
+            ("lzf_features", ["/train/x", "lzf", "cannot decode"]),
+            ("corrupt_chunk", ["/train/x", "inflate"]),
+            ("no_test_split", ["/test", "missing split"]),
+            ("not_hdf5", ["not_hdf5.h5", "cannot open as HDF5"]),
+            ("truncated", ["truncated.h5", "truncated file"]),
+            ("names_mismatch", ["class_names has 2 names for num_classes 3"]),
+            ("shape_mismatch", ["/train/x", "does not match [N] + feature_shape [5]"]),
+            ("y_float32", ["/train/y", "dtype is float32, expected int32"]),
+            ("y_two_axes", ["/train/y", "shape [16, 2], expected one dimension"]),
+            ("y_int64", ["/train/y", "dtype is int64, expected int32"]),
+            ("x_int8", ["/train/x", "dtype is int8, expected float32"]),
+            ("rows_mismatch", ["/train/x", "has 16 samples but /train/y has 15"]),
+            ("scalar_x", ["/train/x", "shape [] does not match"]),
+            ("empty_train", ["/train/y", "split is empty"]),
+            ("x_is_group", ["/train/x", "not a dataset"]),
+            ("missing_y", ["/train/y", "missing dataset"]),
+            ("version_99", ["layout_version is 99"]),
+            ("no_version", ["missing file attribute 'layout_version'"]),
+            ("one_class", ["num_classes is 1, needs at least 2"]),
+            ("zero_classes", ["num_classes is 0"]),
+            ("negative_classes", ["num_classes is -5"]),
+            ("zero_feature", ["feature_shape [0] must be non-empty and positive"]),
+            ("negative_feature", ["feature_shape [-4]"]),
+            ("text_feature_shape", ["'feature_shape' is string"]),
+            ("integer_names", ["'class_names' is int64, not a string"]),
+            ("duplicate_names", ["the name 'a' is given to two classes"]),
+            ("long_name", ["class 0 is 1000000 bytes long"]),
+            ("control_name", ["class 0 holds a control character"]),
+            ("validation_shape", ["/validation/x", "does not match"]),
+            ("negative_label", ["/train/y", "label -1 at row 2"]),
+            ("inf_feature", ["/train/x", "non-finite value inf at row 1"]),
+            ("external_link", ["/train/x", "a link to another file"]),
+            ("soft_link_loop", ["/train/x", "too many links"]),
+            ("external_storage", ["/train/x", "external storage in /etc/passwd"]),
+            ("virtual_dataset", ["/train/x", "a virtual dataset"]),
+            ("many_dimensions", ["feature_shape has 300001 dimensions, more than 8"]),
+            ("pipe", ["pipe.h5", "not a regular file"]),
         ]
-        for (name, parts, _) in datasets {
+        for (name, parts) in datasets {
             let data = "\(corpus)/\(name).h5"
             let run = directory.file("run-\(name)")
             assertRefused(
@@ -126,6 +173,98 @@ final class UntrustedInputTests: XCTestCase {
         }
     }
 
+    /// Every `cgt prepare` input wrong in one way: one line naming the file (and line, column,
+    /// member or sample), and no output file.
+    func testWrongPrepareInputsAreRefused() throws {
+        let corpus = try makeCorpus()
+        func file(_ name: String) -> String { "\(corpus)/\(name)" }
+        func csv(_ name: String, _ extra: [String] = []) -> [String] {
+            ["csv", "--file", file(name), "--label-column", "label", "--no-stratify"] + extra
+        }
+        func npy(_ x: String, _ y: String = "y.npy") -> [String] {
+            ["npy", "--x", file(x), "--y", file(y), "--no-stratify"]
+        }
+        func hsi(cube: String = "cube.npy", labels: String = "ground_truth.npy", _ extra: [String] = []) -> [String] {
+            ["hsi", "--cube", file(cube), "--labels", file(labels), "--no-stratify"] + extra
+        }
+        let cases: [([String], [String])] = [
+            (csv("ragged.csv"), ["ragged.csv", "line 3", "has 2 fields, the header has 3"]),
+            (csv("not_a_number.csv"), ["line 3, column 'a'", "'abc' is not a number"]),
+            (csv("nan.csv"), ["line 3, column 'a'", "not finite in float32"]),
+            (csv("beyond_float32.csv"), ["line 2, column 'a'", "value 1e999 is not finite"]),
+            (csv("empty.csv"), ["empty.csv", "is empty"]),
+            (csv("header_only.csv"), ["header_only.csv", "no data rows"]),
+            (csv("no_label_column.csv"), ["line 1", "has no column 'label'"]),
+            (csv("duplicate_column.csv"), ["line 1", "column name 'a' appears twice"]),
+            (csv("long_field.csv"), ["line 2, column 'a'", "(2000000 bytes) is not a number"]),
+            (csv("binary.csv"), ["binary.csv", "line 1, column 1", "is not UTF-8 text"]),
+            (csv("open_quote.csv"), ["line 2", "quoted field is not closed"]),
+            (csv("bad_utf8_label.csv"), ["line 2, column 'label'", "is not UTF-8 text"]),
+            (csv("control_label.csv"), ["column 'label'", "holds a control character"]),
+            (csv("good.csv", ["--drop-column", "label"]), ["'label' is the label column and cannot be dropped"]),
+            (npy("x_nan.npy"), ["x_nan.npy", "sample 0, feature 0 is nan"]),
+            (npy("x_object.npy"), ["x_object.npy", "dtype '|O' is not supported"]),
+            (npy("x_complex.npy"), ["x_complex.npy", "dtype '<c8' is not supported"]),
+            (npy("x_scalar.npy"), ["x_scalar.npy", "shape [], expected [samples, features...]"]),
+            (npy("x_text.npy"), ["x_text.npy", "dtype '<U1' is not supported"]),
+            (npy("x_truncated.npy"), ["x_truncated.npy", "needs 480 bytes of data but the file only has"]),
+            (npy("x_bad_magic.npy"), ["x_bad_magic.npy", "not a .npy file"]),
+            (npy("x_long_header.npy"), ["x_long_header.npy", "bad .npy header"]),
+            (npy("x_header_length_lie.npy"), ["x_header_length_lie.npy", "header claims 2147483648 bytes"]),
+            (npy("x_code_in_header.npy"), ["x_code_in_header.npy", "bad .npy header"]),
+            (npy("x_negative_shape.npy"), ["x_negative_shape.npy", "not a non-negative integer"]),
+            (npy("x_deep_shape.npy"), ["x_deep_shape.npy", "bad .npy header"]),
+            (npy("x.npy", "y_fraction.npy"), ["y_fraction.npy", "element 0 is 0.5, not an integer label"]),
+            (npy("x.npy", "y_nan.npy"), ["y_nan.npy", "element 4 is nan"]),
+            (npy("x.npy", "y_two_columns.npy"), ["y_two_columns.npy", "shape [30, 2], expected [samples]"]),
+            (npy("x.npy", "y_short.npy"), ["y_short.npy", "holds 20 labels but X"]),
+            (npy("not_zip.npz:x", "not_zip.npz:y"), ["not_zip.npz", "not a zip (.npz) archive"]),
+            (npy("truncated.npz:x", "truncated.npz:y"), ["truncated.npz", "not a zip (.npz) archive"]),
+            (npy("lying_sizes.npz:x", "lying_sizes.npz:y"), ["lying_sizes.npz", "x.npy", "sizes differ"]),
+            (npy("bzip2.npz:x", "bzip2.npz:y"), ["bzip2.npz", "compression method 12"]),
+            (npy("path_in_name.npz:x", "path_in_name.npz:y"), ["path_in_name.npz", "has no array 'x'"]),
+            (npy("good.npz:z", "good.npz:y"), ["good.npz", "has no array 'z' (it holds x, y)"]),
+            (npy("deflate_bomb.npz:x", "deflate_bomb.npz:y"), ["deflate_bomb.npz", "x.npy", "needs 1600000000 bytes"]),
+            (hsi(labels: "ground_truth_9x10.npy"), ["ground_truth_9x10.npy", "9 x 10 pixels but the cube"]),
+            (hsi(cube: "cube_2d.npy"), ["cube_2d.npy", "expected three axes [height, width, bands]"]),
+            (hsi(labels: "ground_truth_unlabelled.npy", ["--ignore-label", "0"]), ["no labelled pixels left"]),
+            (
+                hsi(["--class-names", file("two_names.txt")]),
+                ["two_names.txt", "names 2 classes but the labels hold 3"]
+            ),
+            (hsi(["--class-names", file("control_names.txt")]), ["control_names.txt", "holds a control character"]),
+            (hsi(["--class-names", file("duplicate_names.txt")]), ["duplicate_names.txt", "given to two classes"]),
+            (["fashion-mnist", "--dir", file("idx_bad_magic")], ["train-images-idx3-ubyte.gz", "not an IDX file"]),
+            (["fashion-mnist", "--dir", file("idx_count_mismatch")], ["holds 3 labels but", "holds 4 images"]),
+            (["fashion-mnist", "--dir", file("idx_truncated")], ["train-images-idx3-ubyte.gz", "is truncated"]),
+            (
+                ["fashion-mnist", "--dir", file("idx_label_200")],
+                ["train-labels-idx1-ubyte.gz", "label 200 of image 0"]
+            ),
+            (
+                ["fashion-mnist", "--dir", file("idx_not_gzip")],
+                ["train-images-idx3-ubyte.gz", "is not valid gzip data"]
+            ),
+            (["fashion-mnist", "--dir", file("no_such_folder")], ["train-images-idx3-ubyte.gz", "no such file"]),
+        ]
+        for (index, (arguments, parts)) in cases.enumerated() {
+            let out = directory.file("prepared-\(index).h5")
+            assertRefused(try cgt(["prepare"] + arguments + ["--out", out]), parts, "prepare \(arguments[1...2])")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "no output from a refused prepare")
+        }
+        // An input given as --out (directly or through a link) is refused, even with --force.
+        let input = file("x.npy")
+        let before = try Data(contentsOf: URL(fileURLWithPath: input))
+        try FileManager.default.createSymbolicLink(atPath: file("x_link.npy"), withDestinationPath: input)
+        for x in [input, file("x_link.npy")] {
+            assertRefused(
+                try cgt(["prepare"] + npy((x as NSString).lastPathComponent) + ["--out", input, "--force"]),
+                ["x.npy", "is an input of this preparation"], "prepare onto its input")
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: input)), before, "the input is untouched")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(corpus)/PWNED"), "a .npy header is never run")
+    }
+
     func testHostileJobAndGridFilesAreRefused() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 32, test: 8)
         var bomb = ["a: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]"]
@@ -160,6 +299,36 @@ final class UntrustedInputTests: XCTestCase {
                 ["model: the network", "more than the memory limit"]
             ),
             ("absolute.yaml", "name: /tmp/elsewhere\n", ["name:", "not a relative folder name"]),
+            ("typo.yaml", "training: {epoch: 3}\n", ["training.epoch: unknown key (did you mean 'epochs'?)"]),
+            ("word-for-number.yaml", "training: {epochs: many}\n", ["training.epochs: expected a whole number"]),
+            ("zero-epochs.yaml", "training: {epochs: 0}\n", ["training.epochs: must be in [1, 1000000]"]),
+            (
+                "huge-epochs.yaml", "training: {epochs: 99999999999999999999}\n",
+                ["training.epochs: expected a whole number"]
+            ),
+            ("negative-lr.yaml", "optimizer: {lr: -1}\n", ["optimizer.lr: must be positive"]),
+            ("nan-lr.yaml", "optimizer: {lr: .nan}\n", ["optimizer.lr: must be positive, got nan"]),
+            ("tau.yaml", "eval: {tau: 2}\n", ["eval.tau: must be in (0, 1]"]),
+            (
+                "exit.yaml", "model: {hidden: [8], exits: [3]}\n",
+                ["model.exits: the last exit must follow the last block"]
+            ),
+            ("no-blocks.yaml", "model: {hidden: [], exits: []}\n", ["model.hidden: needs one or more widths"]),
+            (
+                "batch.yaml", "training: {batch_size: 9223372036854775807}\n",
+                ["training.batch_size: must be in [2, 16777216]"]
+            ),
+            ("negative-seed.yaml", "training: {seed: -1}\n", ["training.seed: expected a whole number from 0"]),
+            ("dropout.yaml", "model: {hidden: [8], exits: [1], dropout: 1.5}\n", ["model.dropout: must be in [0, 1)"]),
+            ("stall.yaml", "runtime: {stall_shutdown_seconds: -5}\n", ["runtime.stall_shutdown_seconds: must be 0"]),
+            ("threads.yaml", "runtime: {blas_threads: 100000}\n", ["runtime.blas_threads: must be in [1, 1024]"]),
+            ("bucket.yaml", "runtime: {bucket_kib: 0}\n", ["runtime.bucket_kib: must be in"]),
+            ("method-key.yaml", "method: {name: softcgt, temperature: 2}\n", ["method.temperature: unknown key"]),
+            ("method-name.yaml", "method: {name: magic}\n", ["method.name: unknown method 'magic'"]),
+            ("list.yaml", "- a\n- b\n", ["a job file is a mapping of sections"]),
+            ("scalar.yaml", "hello\n", ["a job file is a mapping of sections"]),
+            ("tab.yaml", "model:\n\t hidden: [8]\n", ["not valid YAML", "2:1"]),
+            ("eval-batch.yaml", "eval: {batch_size: 0}\n", ["eval.batch_size"]),
         ]
         for (name, text, parts) in cases {
             let file = try directory.write(text, to: name)
@@ -170,6 +339,69 @@ final class UntrustedInputTests: XCTestCase {
                 let hostileGrid = try directory.write(text, to: "hostile-grid-\(name)")
                 assertRefused(try cgt(["grid", hostileGrid, "--list"]), [parts[0]], "grid \(name)")
             }
+        }
+        let binary = directory.file("binary.yaml")
+        try Data([0x01, 0x02, 0xFF, 0xFE]).write(to: URL(fileURLWithPath: binary))
+        let good = try job()
+        let run = directory.file("run-more")
+        for (arguments, parts) in [
+            (["train", binary, "--data", data], ["binary.yaml", "is not UTF-8 text"]),
+            (["train", directory.file("no-such-job.yaml"), "--data", data], ["no-such-job.yaml", "no such job file"]),
+            (["train", good, "--data", data, "--set", "training.epochs"], ["--set", "expected key=value"]),
+            (
+                ["train", good, "--data", data, "--set", "training.epochs=abc"],
+                ["--set: training.epochs", "(from training.epochs=abc)"]
+            ),
+            (["train", good, "--data", data, "--set", "nonsense.key=1"], ["--set: nonsense: unknown key"]),
+            (["train", good, "--data", "/dev/zero"], ["/dev/zero", "not a regular file"]),
+            (["train", good, "--data", directory.file("no-such-data.h5")], ["no-such-data.h5", "No such file"]),
+        ] {
+            assertRefused(try cgt(arguments + ["--out", run]), parts, arguments.joined(separator: " "))
+            noRunFolderContents(run, arguments.joined(separator: " "))
+        }
+        // Grid files: what the grid says wrong is named in the grid file, the trial and the key.
+        for (name, text, parts) in [
+            (
+                "unknown.yaml", "base: \(good)\nmethod: grid\nparameters: {eval.tau: {values: [0.5]}}\nbogus: 1\n",
+                ["bogus: unknown key"]
+            ),
+            (
+                "huge.yaml",
+                "base: \(good)\nmethod: grid\nparameters:\n"
+                    + [
+                        "training.seed", "training.epochs", "eval.tau", "optimizer.lr", "training.batch_size",
+                        "model.dropout",
+                    ]
+                    .map { "  \($0): {values: [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]}\n" }.joined(),
+                ["parameters: more than 100000 combinations"]
+            ),
+            (
+                "missing-base.yaml", "base: /no/such/job.yaml\nmethod: grid\nparameters: {eval.tau: {values: [0.5]}}\n",
+                ["/no/such/job.yaml", "no such job file"]
+            ),
+            (
+                "axis.yaml", "base: \(good)\nmethod: grid\nparameters: {nonsense.key: {values: [1]}}\n",
+                ["axis.yaml: parameters of trial-000: nonsense: unknown key"]
+            ),
+            (
+                "value.yaml", "base: \(good)\nmethod: grid\nparameters: {eval.tau: {values: [5]}}\n",
+                ["value.yaml: parameters of trial-000: eval.tau: must be in (0, 1] (from eval.tau=5)"]
+            ),
+            (
+                "empty-axis.yaml", "base: \(good)\nmethod: grid\nparameters: {eval.tau: {values: []}}\n",
+                ["parameters.eval.tau.values: needs a non-empty list"]
+            ),
+            (
+                "search.yaml", "base: \(good)\nmethod: bayes\nparameters: {eval.tau: {values: [0.5]}}\n",
+                ["method: unknown search 'bayes'"]
+            ),
+            (
+                "folder-base.yaml", "base: \(directory.path)\nmethod: grid\nparameters: {eval.tau: {values: [0.5]}}\n",
+                ["not a regular file"]
+            ),
+        ] {
+            let grid = try directory.write(text, to: "grid-\(name)")
+            assertRefused(try cgt(["grid", grid, "--list"]), parts, "grid \(name)")
         }
     }
 
@@ -238,6 +470,60 @@ final class UntrustedInputTests: XCTestCase {
             ["wide-batch.h5", "--bn-recalibration", "training.batch_size 1000", "memory limit"],
             "BatchNorm re-estimation")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
+
+    /// Paths of the wrong kind (a folder, a pipe, a dataset for a checkpoint, a file for an
+    /// output folder) and values out of range: one line each, before any long work.
+    func testWrongPathsAndValuesAreRefused() throws {
+        let checkpoint = try trainedCheckpoint()
+        let data = try Fixtures.writeDataset(
+            in: directory, name: "four.h5", features: 4, classes: 3, train: 32, test: 8)
+        let five = try Fixtures.writeDataset(
+            in: directory, name: "five.h5", features: 5, classes: 3, train: 32, test: 8)
+        let fourClasses = try Fixtures.writeDataset(
+            in: directory, name: "classes.h5", features: 4, classes: 4, train: 32, test: 8)
+        let pipe = directory.file("pipe.h5")
+        XCTAssertEqual(mkfifo(pipe, 0o600), 0)
+        let runFolder = directory.file("good-run")
+        func eval(_ extra: [String]) -> [String] { ["eval", "--checkpoint", checkpoint, "--data", data] + extra }
+        let cases: [([String], [String])] = [
+            (["eval", "--checkpoint", data], ["four.h5", "not a cgt checkpoint"]),
+            (["eval", "--checkpoint", runFolder], ["good-run", "not a regular file"]),
+            (["eval", "--checkpoint", pipe], ["pipe.h5", "not a regular file"]),
+            (
+                ["eval", "--checkpoint", checkpoint, "--data", five],
+                ["five.h5", "feature_shape [5] differs from the checkpoint's [4]"]
+            ),
+            (
+                ["eval", "--checkpoint", checkpoint, "--data", fourClasses],
+                ["classes.h5", "num_classes 4 differs from the checkpoint's 3"]
+            ),
+            (eval(["--out", data]), ["four.h5", "is a file, not a folder"]),
+            (eval(["--out", "\(data)/sub"]), ["four.h5/sub", "a part of the path is a file"]),
+            (eval(["--thresholds", "a,b"]), ["--thresholds needs comma-separated values"]),
+            (eval(["--sweep", "0:1:0"]), ["--sweep needs start:stop:step"]),
+            (eval(["--target-accuracy", "5"]), ["--target-accuracy must be in (0, 1]"]),
+            (["inspect", runFolder], ["good-run", "not a regular file"]),
+            (["inspect", pipe], ["pipe.h5", "not a regular file"]),
+            (["inspect", directory.file("none.h5")], ["none.h5", "No such file"]),
+            (["train", try job(), "--data", data, "--out", data], ["four.h5", "is a file, not a folder"]),
+            (["train", try job(), "--data", pipe], ["pipe.h5", "not a regular file"]),
+            (["report", data], ["four.h5", "no eval.json"]),
+            (["table", data], ["four.h5/eval.json", "no such file"]),
+            (
+                [
+                    "prepare", "npy", "--x", "x.npy", "--y", "y.npy", "--test-fraction", "2", "--out",
+                    directory.file("p.h5"),
+                ], ["--test-fraction"]
+            ),
+            (["synth", "--out", directory.file("s.h5"), "--classes", "1"], ["--classes >= 2"]),
+            (["synth", "--out", directory.file("s.h5"), "--spread", "nan"], ["--spread must be positive"]),
+        ]
+        for (arguments, parts) in cases {
+            assertRefused(try cgt(arguments), parts, arguments.joined(separator: " "))
+        }
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: "\(runFolder)/eval"), "no evaluation folder from a refused eval")
     }
 
     /// An output path that is a link is replaced by the new file; the link's target stays as it was.

@@ -41,7 +41,7 @@ final class CSVReaderTests: XCTestCase {
             ("a,class\n1,x\nnan,y\n", ["line 3, column 'a'", "not finite"]),
             ("a,class\n1,x\n1e39,y\n", ["line 3", "not finite in float32"]),
             ("a,class\n1,x\n2\n", ["line 3", "has 1 fields, the header has 2"]),
-            ("a,b\n1,2\n", ["has no column 'class'", "a, b"]),
+            ("a,b\n1,2\n", ["has no column 'class'", "'a', 'b'"]),
             ("a,a,class\n1,2,x\n", ["'a' appears twice"]),
             ("a,class\n1,\n", ["line 2", "the label is empty"]),
             ("a,class\n", ["no data rows"]),

@@ -8,8 +8,13 @@ with nothing written cost nothing to make), counts that overflow, or values outs
 layout of hdf5_data/README.md. With CHECKPOINT (a real cgt checkpoint), also writes copies of
 it that declare a huge tensor. The test runs cgt on each file and expects one clean line.
 """
+import gzip
+import io
+import os
 import shutil
+import struct
 import sys
+import zipfile
 
 import h5py
 import numpy as np
@@ -109,9 +114,6 @@ def main():
 
     # cgt prepare's inputs: .npy headers that overflow or lie, and a gzip bomb of IDX images
     # (300 MB of zeros in about 300 KB, its header announcing exactly that).
-    import gzip
-    import os
-    import struct
     import zlib
 
     def npy(path, shape):
@@ -138,6 +140,9 @@ def main():
         with open(f"{bomb}/{name}.gz", "wb") as raw:
             raw.write(gzip.compress(data))
 
+    lying_layouts(out)
+    raw_inputs(out)
+
     if len(sys.argv) > 2:
         checkpoint = sys.argv[2]
         shutil.copy(checkpoint, f"{out}/checkpoint_huge_tensor.h5")
@@ -157,6 +162,178 @@ def main():
                 p, n = chr(96 + i), chr(97 + i)
                 lines.append(f"{n}: &{n} [" + ",".join([f"*{p}"] * 9) + "]")
             c.attrs["job"] = "\n".join(lines) + "\n"
+
+
+def lying_layouts(out):
+    """Dataset files whose structure contradicts the layout, each in one way (one line each)."""
+    def made(name, **kw):
+        return layout(f"{out}/{name}.h5", **kw)
+
+    def split(name, x, y, **kw):
+        f = made(name, train=None, **kw)
+        g = f.create_group("train")
+        g["x"] = x
+        if y is not None:
+            g["y"] = y
+        return f, g
+
+    f = made("names_mismatch"); f.attrs["class_names"] = ["a", "b"]; f.close()
+    f = made("shape_mismatch"); f.attrs["feature_shape"] = np.array([5], dtype=np.int64); f.close()
+    split("y_float32", np.zeros((16, 4), np.float32), np.zeros(16, np.float32))[0].close()
+    split("y_two_axes", np.zeros((16, 4), np.float32), np.zeros((16, 2), np.int32))[0].close()
+    split("y_int64", np.zeros((16, 4), np.float32), np.zeros(16, np.int64))[0].close()
+    split("x_int8", np.zeros((16, 4), np.int8), np.zeros(16, np.int32))[0].close()
+    split("rows_mismatch", np.zeros((16, 4), np.float32), np.zeros(15, np.int32))[0].close()
+    split("scalar_x", np.float32(1), np.zeros(16, np.int32))[0].close()
+    split("empty_train", np.zeros((0, 4), np.float32), np.zeros(0, np.int32))[0].close()
+    f, g = split("x_is_group", np.zeros(1), None); del g["x"]; g.create_group("x"); g["y"] = np.zeros(16, np.int32); f.close()
+    f, g = split("missing_y", np.zeros((16, 4), np.float32), None); f.close()
+    f = made("version_99"); f.attrs["layout_version"] = 99; f.close()
+    f = made("no_version"); del f.attrs["layout_version"]; f.close()
+    for name, count in (("one_class", 1), ("zero_classes", 0), ("negative_classes", -5)):
+        f = made(name, names=False); f.attrs["num_classes"] = count; f.close()
+    f = made("zero_feature"); f.attrs["feature_shape"] = np.array([0], dtype=np.int64); f.close()
+    f = made("negative_feature"); f.attrs["feature_shape"] = np.array([-4], dtype=np.int64); f.close()
+    f = made("text_feature_shape"); f.attrs["feature_shape"] = "4"; f.close()
+    f = made("integer_names"); f.attrs["class_names"] = np.array([1, 2, 3]); f.close()
+    f = made("duplicate_names"); f.attrs["class_names"] = ["a", "a", "b"]; f.close()
+    f = made("long_name"); f.attrs["class_names"] = ["a" * 1_000_000, "b", "c"]; f.close()
+    f = made("control_name"); f.attrs["class_names"] = ["a\x1b[31m", "b", "c"]; f.close()
+    f = made("validation_shape")
+    g = f.create_group("validation"); g["x"] = np.zeros((8, 5), np.float32); g["y"] = np.zeros(8, np.int32); f.close()
+    f = made("negative_label"); f["train/y"][2] = -1; f.close()
+    f = made("inf_feature")
+    x = f["train/x"][...]; x[1, 1] = np.inf; f["train/x"][...] = x; f.close()
+    # Data kept outside the file: an external link, raw external storage, a virtual dataset.
+    f = made("good"); f.close()
+    f, g = split("external_link", h5py.ExternalLink(f"{out}/good.h5", "/train/x"), np.zeros(16, np.int32)); f.close()
+    f, g = split("soft_link_loop", h5py.SoftLink("/train/x"), np.zeros(16, np.int32)); f.close()
+    f = made("external_storage", train=None); g = f.create_group("train")
+    g.create_dataset("x", shape=(16, 4), dtype=np.float32, external=[("/etc/passwd", 0, 256)])
+    g["y"] = np.zeros(16, np.int32); f.close()
+    f = made("virtual_dataset", train=None); g = f.create_group("train")
+    virtual = h5py.VirtualLayout(shape=(16, 4), dtype=np.float32)
+    virtual[:] = h5py.VirtualSource(f"{out}/good.h5", "/train/x", shape=(16, 4))
+    g.create_virtual_dataset("x", virtual); g["y"] = np.zeros(16, np.int32); f.close()
+    # An attribute of 300,001 values (dense attribute storage needs the newest file format).
+    source = made("many_dimensions_source")
+    f = h5py.File(f"{out}/many_dimensions.h5", "w", libver="latest")
+    for key in ("train", "test"):
+        source.copy(key, f)
+    for key, value in source.attrs.items():
+        f.attrs[key] = value
+    f.attrs["feature_shape"] = np.array([4] + [1] * 300000, dtype=np.int64)
+    f.close(); source.close()
+    os.mkfifo(f"{out}/pipe.h5")
+
+
+def raw_inputs(out):
+    """cgt prepare's inputs, each wrong in one way: CSV, .npy, .npz, cubes, IDX, class-name lists."""
+    def text(name, data):
+        with open(f"{out}/{name}", "wb") as raw:
+            raw.write(data if isinstance(data, bytes) else data.encode())
+
+    rows = "".join(f"{i % 3},{i * 0.1},{i * 0.2}\n" for i in range(30))
+    text("good.csv", "label,a,b\n" + rows)
+    text("ragged.csv", "label,a,b\n0,1,2\n1,3\n2,4,5\n")
+    text("not_a_number.csv", "label,a,b\n0,1,2\n1,abc,3\n2,4,5\n")
+    text("nan.csv", "label,a,b\n0,1,2\n1,nan,3\n2,4,5\n")
+    text("beyond_float32.csv", "label,a\n0,1e999\n1,2\n")
+    text("empty.csv", "")
+    text("header_only.csv", "label,a,b\n")
+    text("no_label_column.csv", "x,a,b\n0,1,2\n")
+    text("duplicate_column.csv", "label,a,a\n0,1,2\n1,2,3\n")
+    text("long_field.csv", "label,a\n0," + "1" * 2_000_000 + "\n")
+    text("binary.csv", b"\x00\xff\xfe" * 1000)
+    text("open_quote.csv", 'label,a,b\n0,"1,2\n1,3,4\n')
+    text("bad_utf8_label.csv", b"label,a\n\xff\xfe,1\n\xc3,2\n")
+    text("control_label.csv", "label,a\n\x1b[31m,1\nb,2\n\x1b[31m,3\nb,4\n")
+
+    rng = np.random.default_rng(0)
+    np.save(f"{out}/x.npy", rng.random((30, 4)).astype(np.float32))
+    np.save(f"{out}/y.npy", (np.arange(30) % 3).astype(np.int64))
+    np.save(f"{out}/x_nan.npy", np.full((30, 4), np.nan, dtype=np.float32))
+    np.save(f"{out}/x_object.npy", np.array([None] * 30, dtype=object), allow_pickle=True)
+    np.save(f"{out}/x_complex.npy", np.zeros((30, 4), dtype=np.complex64))
+    np.save(f"{out}/x_scalar.npy", np.float32(3))
+    np.save(f"{out}/x_text.npy", np.array(["a"] * 30))
+    np.save(f"{out}/y_fraction.npy", (np.arange(30) % 3 + 0.5).astype(np.float32))
+    y = (np.arange(30) % 3).astype(np.float32); y[4] = np.nan
+    np.save(f"{out}/y_nan.npy", y)
+    np.save(f"{out}/y_two_columns.npy", (np.arange(60) % 3).reshape(30, 2).astype(np.int64))
+    np.save(f"{out}/y_short.npy", (np.arange(20) % 3).astype(np.int64))
+    good = open(f"{out}/x.npy", "rb").read()
+    text("x_truncated.npy", good[:200])
+    text("x_bad_magic.npy", b"\x93NUMPX" + good[6:])
+
+    def npy_header(name, header, version=1, length=None, tail=b"\0" * 480):
+        header = header + b" " * (16 - (len(header) + 11) % 16) + b"\n"
+        size = struct.pack("<H" if version == 1 else "<I", len(header) if length is None else length)
+        text(name, b"\x93NUMPY" + bytes([version, 0]) + size + header + tail)
+
+    npy_header("x_long_header.npy", b"{'descr': '<f4', 'fortran_order': False, 'shape': (30, 4), " + b"A" * 70000 + b"}", 2)
+    text("x_header_length_lie.npy", b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**31) + b"{}")
+    npy_header("x_code_in_header.npy", b"{'descr': __import__('os').system('touch PWNED'), 'fortran_order': False, 'shape': (30, 4), }")
+    npy_header("x_negative_shape.npy", b"{'descr': '<f4', 'fortran_order': False, 'shape': (-30, 4), }")
+    npy_header("x_deep_shape.npy", b"{'descr': '<f4', 'fortran_order': False, 'shape': " + b"(" * 5000 + b")" * 5000 + b", }", 2)
+
+    np.savez(f"{out}/good.npz", x=rng.random((30, 4)).astype(np.float32), y=(np.arange(30) % 3).astype(np.int64))
+    text("not_zip.npz", b"PK\x03\x04garbage" * 100)
+    text("truncated.npz", open(f"{out}/good.npz", "rb").read()[:300])
+    members = {"x.npy": good, "y.npy": open(f"{out}/y.npy", "rb").read()}
+
+    def archive(name, compression, names=None, patch=None):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression) as z:
+            for member, data in members.items():
+                z.writestr((names or {}).get(member, member), data)
+        data = bytearray(buffer.getvalue())
+        if patch:
+            patch(data)
+        text(name, bytes(data))
+
+    def lie_about_size(data):
+        central = data.find(b"PK\x01\x02")
+        struct.pack_into("<I", data, central + 24, 0xFFFFFFF0)
+
+    archive("lying_sizes.npz", zipfile.ZIP_STORED, patch=lie_about_size)
+    archive("bzip2.npz", zipfile.ZIP_BZIP2)
+    archive("path_in_name.npz", zipfile.ZIP_STORED, names={"x.npy": "../x.npy"})
+    # A member whose header announces 1.6 GB and whose 40 MB of zeros deflate to 40 KB.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (100000000, 4), }"
+        header = header + b" " * (118 - len(header)) + b"\n"
+        z.writestr("x.npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + b"\0" * 40_000_000)
+        z.writestr("y.npy", members["y.npy"])
+    text("deflate_bomb.npz", buffer.getvalue())
+
+    np.save(f"{out}/cube.npy", rng.integers(0, 1000, size=(10, 10, 5)).astype(np.uint16))
+    np.save(f"{out}/ground_truth.npy", rng.integers(1, 4, size=(10, 10)).astype(np.uint8))
+    np.save(f"{out}/ground_truth_9x10.npy", rng.integers(0, 4, size=(9, 10)).astype(np.uint8))
+    np.save(f"{out}/ground_truth_unlabelled.npy", np.zeros((10, 10), dtype=np.uint8))
+    np.save(f"{out}/cube_2d.npy", rng.random((10, 10)).astype(np.float32))
+    text("two_names.txt", "a\nb\n")
+    text("control_names.txt", "a\nb\x1b[31m\nc\n")
+    text("duplicate_names.txt", "a\nb\na\n")
+
+    image = lambda n: struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">III", n, 28, 28) + bytes(784 * n)
+    label = lambda n, value=0: struct.pack(">BBBB", 0, 0, 8, 1) + struct.pack(">I", n) + bytes([value]) * n
+    for folder, files in {
+        "idx_bad_magic": (b"\x01\x02\x03\x04" + image(4)[4:], label(4), image(2), label(2)),
+        "idx_count_mismatch": (image(4), label(3), image(2), label(2)),
+        "idx_truncated": (image(4)[:1000], label(4), image(2), label(2)),
+        "idx_label_200": (image(4), label(4, 200), image(2), label(2)),
+    }.items():
+        os.makedirs(f"{out}/{folder}", exist_ok=True)
+        for name, data in zip(IDX_NAMES, files):
+            text(f"{folder}/{name}.gz", gzip.compress(data))
+    os.makedirs(f"{out}/idx_not_gzip", exist_ok=True)
+    for name in IDX_NAMES:
+        text(f"idx_not_gzip/{name}.gz", b"\x1f\x8b\x08\x00garbagegarbage")
+
+
+IDX_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
 
 if __name__ == "__main__":
