@@ -20,7 +20,7 @@ public enum CSVPreparation {
                 file: file, object: "column '\(labelColumn)'",
                 "holds \(classes.count) distinct labels, more classes than cgt handles (\(DatasetLayout.maxClasses))")
         }
-        if let problem = DatasetLayout.classNameProblem(classes.names) {
+        if let problem = DatasetLayout.classNameProblem(classes.names, unique: true) {
             throw DatasetError(file: file, object: "column '\(labelColumn)'", "labels become class names: \(problem)")
         }
         let featureShape = [table.featureColumns.count]

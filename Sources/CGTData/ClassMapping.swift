@@ -68,7 +68,7 @@ extension ClassMapping {
         if let blank = lines.firstIndex(of: "") {
             throw DatasetError(file: path, object: "line \(blank + 1)", "is empty; each line names one class")
         }
-        if let problem = DatasetLayout.classNameProblem(lines) { throw DatasetError(file: path, object: "", problem) }
+        if let problem = DatasetLayout.classNameProblem(lines, unique: true) { throw DatasetError(file: path, object: "", problem) }
         return (lines, source)
     }
 }

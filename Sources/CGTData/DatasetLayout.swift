@@ -20,8 +20,9 @@ public enum DatasetLayout {
     /// The longest class name in bytes: names go into tables, reports and one-line messages.
     public static let maxClassNameBytes = 256
 
-    /// Why `names` cannot be class names (empty, too long, a control character, used twice), or nil.
-    public static func classNameProblem(_ names: [String]) -> String? {
+    /// Why `names` cannot be class names (empty, too long, a control character), or nil;
+    /// `unique` also refuses a name given twice (names `cgt prepare` makes classes from).
+    public static func classNameProblem(_ names: [String], unique: Bool = false) -> String? {
         var seen: Set<String> = []
         for (index, name) in names.enumerated() {
             if name.isEmpty { return "class \(index) has an empty name" }
@@ -31,7 +32,7 @@ public enum DatasetLayout {
             if name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
                 return "the name of class \(index) holds a control character (a line break, an escape)"
             }
-            if !seen.insert(name).inserted { return "the name '\(name)' is given to two classes" }
+            if unique && !seen.insert(name).inserted { return "the name '\(name)' is given to two classes" }
         }
         return nil
     }

@@ -18,8 +18,7 @@ public enum AtomicFile {
         let result: R
         do {
             result = try write(temporary)
-            try keepPermissions(of: path, on: temporary)
-            try synchronize(temporary)
+            try synchronize(temporary, keepingPermissionsOf: path)
             try check(rename(temporary, path), "rename", temporary)
         } catch let error as LocatedError where error.location.first == temporary {
             // The user asked for `path`; the temporary name is a detail of how it is written.
@@ -87,13 +86,6 @@ public enum AtomicFile {
         return parent.isEmpty ? "." : parent
     }
 
-    /// Gives `temporary` the permission bits of the regular file at `path`, if there is one.
-    static func keepPermissions(of path: String, on temporary: String) throws {
-        var old = stat()
-        guard lstat(path, &old) == 0, (old.st_mode & S_IFMT) == S_IFREG else { return }
-        try check(chmod(temporary, old.st_mode & 0o7777), "chmod", temporary)
-    }
-
     /// Flushes the entry of a renamed file; by then `path` holds the new file, so a failure
     /// says that the file is written and only its durability across a power loss is in doubt.
     /// File systems that cannot flush a folder (EINVAL) have nothing to flush.
@@ -111,11 +103,17 @@ public enum AtomicFile {
         )
     }
 
-    /// Flushes a file's contents to stable storage.
-    static func synchronize(_ path: String) throws {
-        let descriptor = try check(open(path, O_RDONLY), "open", path)
+    /// Flushes a file's contents to stable storage, giving it the permission bits of the
+    /// regular file at `path` if there is one (through the open descriptor, never a path that
+    /// could be swapped for a link).
+    static func synchronize(_ temporary: String, keepingPermissionsOf path: String) throws {
+        let descriptor = try check(open(temporary, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), "open", temporary)
         defer { close(descriptor) }
-        try check(fsync(descriptor), "fsync", path)
+        var old = stat()
+        if lstat(path, &old) == 0, (old.st_mode & S_IFMT) == S_IFREG {
+            try check(fchmod(descriptor, old.st_mode & 0o7777), "chmod", temporary)
+        }
+        try check(fsync(descriptor), "fsync", temporary)
     }
 
     @discardableResult

@@ -219,7 +219,7 @@ private struct Layout {
             var name = [CChar](repeating: 0, count: 1024)
             var offset: off_t = 0
             var size: hsize_t = 0
-            _ = try check(H5Pget_external(creation, 0, name.count, &name, &offset, &size), "H5Pget_external")
+            _ = try check(H5Pget_external(creation, 0, name.count - 1, &name, &offset, &size), "H5Pget_external")
             storedElsewhere = "external storage in \(String(cString: name))"
         }
         if H5Pget_layout(creation) == H5D_VIRTUAL { storedElsewhere = "a virtual dataset of other datasets" }

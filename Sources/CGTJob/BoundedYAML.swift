@@ -14,7 +14,9 @@ package enum BoundedYAML {
     /// The text of the file at `path`, refused before reading when it is not a regular file or
     /// larger than `maxBytes` (a job given as the dataset, or /dev/zero, is not read whole).
     package static func read(_ path: String, what: String) throws -> String {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
+        // The file a link names is what is read.
+        let resolved = (path as NSString).resolvingSymlinksInPath
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved) else {
             throw JobError(source: path, key: "", "cannot read the \(what): no such file")
         }
         guard attributes[.type] as? FileAttributeType == .typeRegular else {

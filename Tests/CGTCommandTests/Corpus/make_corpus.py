@@ -196,7 +196,6 @@ def lying_layouts(out):
     f = made("negative_feature"); f.attrs["feature_shape"] = np.array([-4], dtype=np.int64); f.close()
     f = made("text_feature_shape"); f.attrs["feature_shape"] = "4"; f.close()
     f = made("integer_names"); f.attrs["class_names"] = np.array([1, 2, 3]); f.close()
-    f = made("duplicate_names"); f.attrs["class_names"] = ["a", "a", "b"]; f.close()
     f = made("long_name"); f.attrs["class_names"] = ["a" * 1_000_000, "b", "c"]; f.close()
     f = made("control_name"); f.attrs["class_names"] = ["a\x1b[31m", "b", "c"]; f.close()
     f = made("validation_shape")
