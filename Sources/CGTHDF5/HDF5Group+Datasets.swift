@@ -65,7 +65,7 @@ extension HDF5Group {
         }
         let dataset = try HDF5Dataset(
             file: file, path: target,
-            adopting: try check(H5Dopen2(id, name, chdf5_p_default()), "H5Dopen2", object: target))
+            adopting: try check(H5Dopen2(id, name, chdf5_dapl_local()), "H5Dopen2", object: target))
         if let elsewhere = dataset.storedElsewhere {
             throw error(
                 "H5Dopen2", object: target,

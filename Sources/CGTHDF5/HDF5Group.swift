@@ -22,7 +22,7 @@ public final class HDF5Group: HDF5Object {
     /// Wraps `H5Gopen2`.
     public func openGroup(_ name: String) throws -> HDF5Group {
         let target = childPath(name)
-        let group = try check(H5Gopen2(id, name, chdf5_p_default()), "H5Gopen2", object: target)
+        let group = try check(H5Gopen2(id, name, chdf5_gapl_local()), "H5Gopen2", object: target)
         return HDF5Group(file: file, path: target, id: group)
     }
 
@@ -35,7 +35,7 @@ public final class HDF5Group: HDF5Object {
         let anchor = name.hasPrefix("/") ? "/" : ""
         for depth in components.indices {
             let prefix = anchor + components[...depth].joined(separator: "/")
-            if H5Lexists(id, prefix, chdf5_p_default()) <= 0 {
+            if H5Lexists(id, prefix, chdf5_lapl_local()) <= 0 {
                 _ = H5Eclear2(chdf5_e_default())
                 return false
             }
@@ -67,7 +67,7 @@ public final class HDF5Group: HDF5Object {
     /// Whether `name` exists and is a group (rather than a dataset or named type).
     public func isGroup(_ name: String) -> Bool {
         guard contains(name) else { return false }
-        let object = H5Oopen(id, name, chdf5_p_default())
+        let object = H5Oopen(id, name, chdf5_lapl_local())
         guard object >= 0 else {
             _ = H5Eclear2(chdf5_e_default())
             return false

@@ -55,6 +55,38 @@ static inline int chdf5_is_external_link(hid_t loc, const char *name) {
     return info.type == H5L_TYPE_EXTERNAL;
 }
 
+// Access property lists that refuse to traverse external links (links to other files), so
+// reading a file never opens another one, however the links inside it are chained.
+static inline herr_t chdf5_refuse_external_link(const char *parent_file, const char *parent_group,
+    const char *child_file, const char *child_object, unsigned *acc_flags, hid_t fapl_id, void *op_data) {
+    (void)parent_file; (void)parent_group; (void)child_file; (void)child_object;
+    (void)acc_flags; (void)fapl_id; (void)op_data;
+    return -1;
+}
+static inline hid_t chdf5_local_access(hid_t property_class) {
+    hid_t list = H5Pcreate(property_class);
+    if (list >= 0 && H5Pset_elink_cb(list, chdf5_refuse_external_link, NULL) < 0) {
+        H5Pclose(list);
+        return -1;
+    }
+    return list;
+}
+static inline hid_t chdf5_lapl_local(void) {
+    static hid_t list = -1;
+    if (list < 0) list = chdf5_local_access(H5P_LINK_ACCESS);
+    return list;
+}
+static inline hid_t chdf5_dapl_local(void) {
+    static hid_t list = -1;
+    if (list < 0) list = chdf5_local_access(H5P_DATASET_ACCESS);
+    return list;
+}
+static inline hid_t chdf5_gapl_local(void) {
+    static hid_t list = -1;
+    if (list < 0) list = chdf5_local_access(H5P_GROUP_ACCESS);
+    return list;
+}
+
 // Frees the strings HDF5 allocated while reading variable-length data. H5Treclaim replaces
 // H5Dvlen_reclaim in 1.12 (the 1.10.8 headers declare it, but the 1.10 library lacks it).
 static inline herr_t chdf5_reclaim(hid_t type_id, hid_t space_id, void *buf) {

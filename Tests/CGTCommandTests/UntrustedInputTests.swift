@@ -130,6 +130,8 @@ final class UntrustedInputTests: XCTestCase {
             ("virtual_dataset", ["/train/x", "a virtual dataset"]),
             ("many_dimensions", ["feature_shape has 300001 dimensions, more than 8"]),
             ("pipe", ["pipe.h5", "not a regular file"]),
+            ("link_chain", ["/train/x", "traversal operator failed"]),
+            ("split_into_pipe", ["/train/x", "missing dataset"]),
         ]
         for (name, parts) in datasets {
             let data = "\(corpus)/\(name).h5"

@@ -224,6 +224,11 @@ def lying_layouts(out):
     f.attrs["feature_shape"] = np.array([4] + [1] * 300000, dtype=np.int64)
     f.close(); source.close()
     os.mkfifo(f"{out}/pipe.h5")
+    # Links that leave the file indirectly: a soft link to an external link, a split that is a
+    # link into a pipe (opening it would block forever).
+    f, g = split("link_chain", h5py.SoftLink("/elsewhere"), np.zeros(16, np.int32))
+    f["elsewhere"] = h5py.ExternalLink(f"{out}/good.h5", "/train/x"); f.close()
+    f = made("split_into_pipe", train=None); f["train"] = h5py.ExternalLink(f"{out}/pipe.h5", "/train"); f.close()
 
 
 def raw_inputs(out):
