@@ -18,14 +18,7 @@ public final class DatasetReader {
 
     public init(path: String) throws {
         self.path = path
-        var status = stat()
-        guard stat(path, &status) == 0 else {
-            throw DatasetError(file: path, object: "", "cannot open: \(String(cString: strerror(errno)))")
-        }
-        guard status.st_mode & S_IFMT == S_IFREG else {
-            throw DatasetError(
-                file: path, object: "", "cannot open: not a regular file (a folder?); give the HDF5 dataset file")
-        }
+        // HDF5File.open refuses what is not a regular file (a folder, a pipe) before libhdf5 sees it.
         do {
             file = try HDF5File.open(path)
         } catch {

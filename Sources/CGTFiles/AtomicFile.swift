@@ -23,7 +23,7 @@ public enum AtomicFile {
         } catch let error as LocatedError where error.location.first == temporary {
             // The user asked for `path`; the temporary name is a detail of how it is written.
             unlink(temporary)
-            throw ReplacementError(location: [path] + error.location.dropFirst(), problem: error.problem)
+            throw PathError(location: [path] + error.location.dropFirst(), problem: error.problem)
         } catch {
             unlink(temporary)
             throw error
@@ -122,50 +122,5 @@ public enum AtomicFile {
             throw FileError(operation: operation, path: path, reason: String(cString: strerror(errno)))
         }
         return result
-    }
-}
-
-/// A failed write of a file that `AtomicFile` replaces (named by the file, not its temporary),
-/// or an output path that cannot be used.
-struct ReplacementError: LocatedError {
-    let location: [String]
-    let problem: String
-}
-
-/// Folders cgt writes into (a run, an evaluation, figures), made with errors that name them.
-public enum OutputFolder {
-    /// Refuses `path` when something other than a folder is there (checked before long work,
-    /// so a wrong `--out` fails at once instead of after training or evaluation).
-    public static func check(_ path: String) throws {
-        var status = stat()
-        if lstat(path, &status) != 0 {
-            switch errno {
-            case ENOENT: return
-            case ENOTDIR:
-                throw ReplacementError(location: [path], problem: "cannot be a folder: a part of the path is a file")
-            default: throw FileError(operation: "stat", path: path, reason: String(cString: strerror(errno)))
-            }
-        }
-        guard status.st_mode & S_IFMT == S_IFDIR || isFolderLink(path) else {
-            throw ReplacementError(location: [path], problem: "is a file, not a folder; give a folder for the output")
-        }
-    }
-
-    /// Makes `path` and the folders above it, as `mkdir -p` does.
-    public static func create(_ path: String) throws {
-        try check(path)
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            let reason = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError).map {
-                String(cString: strerror(Int32($0.code)))
-            }
-            throw FileError(operation: "mkdir", path: path, reason: reason ?? error.localizedDescription)
-        }
-    }
-
-    private static func isFolderLink(_ path: String) -> Bool {
-        var isFolder: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
     }
 }

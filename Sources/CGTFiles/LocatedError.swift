@@ -32,3 +32,10 @@ public struct FileError: LocatedError {
     public var location: [String] { [path] }
     public var problem: String { "\(operation) failed: \(reason)" }
 }
+
+/// A path that cannot be used as asked, in words: a failed replacement named by the file
+/// (not its temporary), or an output folder that is a file.
+struct PathError: LocatedError {
+    let location: [String]
+    let problem: String
+}

@@ -54,24 +54,32 @@ extension HDF5Group {
     /// files nobody named, and train on data the file's checksum does not cover.
     public func openDataset(_ name: String) throws -> HDF5Dataset {
         let target = childPath(name)
-        let components = name.split(separator: "/")
-        for depth in 1...max(1, components.count) {
-            let link = components.prefix(depth).joined(separator: "/")
-            guard chdf5_is_external_link(id, link) <= 0 else {
-                throw error(
-                    "H5Dopen2", object: childPath(link),
-                    "is a link to another file; cgt reads only data stored in the file itself")
-            }
+        let opened: hid_t
+        do {
+            opened = try check(H5Dopen2(id, name, chdf5_dapl_local()), "H5Dopen2", object: target)
+        } catch {
+            // The error stack is read first: the probe below starts a new one.
+            guard let link = externalLink(on: name) else { throw error }
+            throw self.error(
+                "H5Dopen2", object: childPath(link),
+                "is a link to another file; cgt reads only data stored in the file itself")
         }
-        let dataset = try HDF5Dataset(
-            file: file, path: target,
-            adopting: try check(H5Dopen2(id, name, chdf5_dapl_local()), "H5Dopen2", object: target))
+        let dataset = try HDF5Dataset(file: file, path: target, adopting: opened)
         if let elsewhere = dataset.storedElsewhere {
             throw error(
                 "H5Dopen2", object: target,
                 "keeps its data in \(elsewhere); cgt reads only data stored in the file itself")
         }
         return dataset
+    }
+
+    /// The first link on the way to `name` that is an external link, if any: why an open
+    /// refused by the access lists (which never traverse one) failed, in words.
+    private func externalLink(on name: String) -> String? {
+        let anchor = name.hasPrefix("/") ? "/" : ""
+        let components = name.split(separator: "/")
+        return components.indices.lazy.map { anchor + components[...$0].joined(separator: "/") }
+            .first { chdf5_is_external_link(self.id, $0) > 0 }
     }
 
     /// Creates a dataset of `T`'s type and writes `values` (row-major) into it.
