@@ -95,7 +95,9 @@ let package = Package(
         .testTarget(
             name: "CGTKernelsTests", dependencies: ["CGTRandom", "CGTKernels", "CGTDNNL", "CGTTestSupport"],
             swiftSettings: hostVectorUnits),
-        .testTarget(name: "CGTHDF5Tests", dependencies: ["CGTHDF5", "CGTTestSupport"], swiftSettings: hostVectorUnits),
+        .testTarget(
+            name: "CGTHDF5Tests", dependencies: ["CGTFiles", "CGTHDF5", "CGTTestSupport"],
+            swiftSettings: hostVectorUnits),
         .testTarget(
             name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib"],
             swiftSettings: hostVectorUnits),

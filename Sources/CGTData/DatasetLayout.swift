@@ -20,6 +20,18 @@ public enum DatasetLayout {
     /// The longest class name in bytes: names go into tables, reports and one-line messages.
     public static let maxClassNameBytes = 256
 
+    /// Why `shape` cannot be a `feature_shape` (no dimensions, too many, or one not positive), or nil;
+    /// checked where files are read and where they are prepared, so cgt never writes what it refuses.
+    public static func featureShapeProblem(_ shape: [Int]) -> String? {
+        if shape.count > maxFeatureDimensions {
+            return "feature_shape has \(shape.count) dimensions, more than \(maxFeatureDimensions)"
+        }
+        if shape.isEmpty || !shape.allSatisfy({ $0 > 0 }) {
+            return "feature_shape \(shape) must be non-empty and positive"
+        }
+        return nil
+    }
+
     /// Why `names` cannot be class names (empty, too long, a control character), or nil;
     /// `unique` also refuses a name given twice (names `cgt prepare` makes classes from).
     public static func classNameProblem(_ names: [String], unique: Bool = false) -> String? {

@@ -42,14 +42,7 @@ public final class DatasetReader {
             throw fail("/", "num_classes is \(classes), more than cgt handles (\(DatasetLayout.maxClasses))")
         }
         featureShape = try root.intArrayAttribute(DatasetLayout.Attribute.featureShape)
-        guard featureShape.count <= DatasetLayout.maxFeatureDimensions else {
-            throw fail(
-                "/",
-                "feature_shape has \(featureShape.count) dimensions, more than \(DatasetLayout.maxFeatureDimensions)")
-        }
-        guard !featureShape.isEmpty, featureShape.allSatisfy({ $0 > 0 }) else {
-            throw fail("/", "feature_shape \(featureShape) must be non-empty and positive")
-        }
+        if let problem = DatasetLayout.featureShapeProblem(featureShape) { throw fail("/", problem) }
         if let refusal = MemoryBudget.refusal(featureShape, elementSize: MemoryLayout<Float>.size) {
             throw fail("/", "feature_shape \(featureShape): one sample \(refusal)")
         }
@@ -77,7 +70,9 @@ public final class DatasetReader {
         let xPath = "/\(split)/\(DatasetLayout.features)"
         let yPath = "/\(split)/\(DatasetLayout.labels)"
         for object in [xPath, yPath] where !file.root.contains(String(object.dropFirst())) {
-            throw DatasetError(file: path, object: object, "missing dataset")
+            // The access lists never traverse a link to another file, so such a dataset looks missing.
+            throw DatasetError(
+                file: path, object: object, file.root.externalLinkProblem(on: object) ?? "missing dataset")
         }
         let x = try file.root.openDataset(String(xPath.dropFirst()))
         let y = try file.root.openDataset(String(yPath.dropFirst()))

@@ -22,10 +22,13 @@ public enum NumPyPreparation {
                 "y holds \(y.array.shape[0]) labels but X (\(x.location)) holds \(x.array.shape[0]) samples")
         }
         let featureShape = Array(x.array.shape.dropFirst())
-        let width = featureShape.reduce(1, *)
-        guard width > 0 else {
+        guard featureShape.allSatisfy({ $0 > 0 }) else {
             throw DatasetError(file: x.location, object: "", "X has no features (shape \(x.array.shape))")
         }
+        if let problem = DatasetLayout.featureShapeProblem(featureShape) {
+            throw DatasetError(file: x.location, object: "", "X has shape \(x.array.shape): \(problem)")
+        }
+        let width = featureShape.reduce(1, *)
         let ids = try y.array.integerValues(file: y.location)
         let kept = ids.indices.filter { !ignored.contains(ids[$0]) }
         guard !kept.isEmpty else {

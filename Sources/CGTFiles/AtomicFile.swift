@@ -53,12 +53,12 @@ public enum AtomicFile {
     /// `last.h5` follows the newest checkpoint without a copy.
     public static func link(_ existing: String, to path: String) throws {
         let temporary = temporaryPath(for: path)
-        try check(Foundation.link(existing, temporary), "link", existing)
         do {
+            try check(Foundation.link(existing, temporary), "link to \(existing)", temporary)
             try check(rename(temporary, path), "rename", temporary)
-        } catch {
+        } catch let error as LocatedError where error.location.first == temporary {
             unlink(temporary)
-            throw error
+            throw PathError(location: [path] + error.location.dropFirst(), problem: error.problem)
         }
         try synchronizeFolder(of: path)
     }

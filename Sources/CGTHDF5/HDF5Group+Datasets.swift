@@ -59,10 +59,8 @@ extension HDF5Group {
             opened = try check(H5Dopen2(id, name, chdf5_dapl_local()), "H5Dopen2", object: target)
         } catch {
             // The error stack is read first: the probe below starts a new one.
-            guard let link = externalLink(on: name) else { throw error }
-            throw self.error(
-                "H5Dopen2", object: childPath(link),
-                "is a link to another file; cgt reads only data stored in the file itself")
+            guard let problem = externalLinkProblem(on: name) else { throw error }
+            throw self.error("H5Dopen2", object: target, problem)
         }
         let dataset = try HDF5Dataset(file: file, path: target, adopting: opened)
         if let elsewhere = dataset.storedElsewhere {
@@ -73,13 +71,55 @@ extension HDF5Group {
         return dataset
     }
 
-    /// The first link on the way to `name` that is an external link, if any: why an open
-    /// refused by the access lists (which never traverse one) failed, in words.
-    private func externalLink(on name: String) -> String? {
+    /// The first link on the way to `name` that is an external link, if any, following soft
+    /// links: why an open or a lookup refused by the access lists (which never traverse one)
+    /// failed, in words.
+    public func externalLink(on name: String) -> String? {
+        externalLink(on: name, hops: 0)
+    }
+
+    /// `externalLink(on:)` as the problem of the object `name`, in words; nil when no
+    /// external link is on the way.
+    public func externalLinkProblem(on name: String) -> String? {
+        guard let link = externalLink(on: name).map(childPath) else { return nil }
+        let how =
+            link == childPath(name) ? "is a link to another file" : "is reached through \(link), a link to another file"
+        return "\(how); cgt reads only data stored in the file itself"
+    }
+
+    /// Soft links may point at each other; past this many the path is given up on, as HDF5 does.
+    private static let maxSoftLinkHops = 16
+
+    private func externalLink(on name: String, hops: Int) -> String? {
+        defer { _ = H5Eclear2(chdf5_e_default()) }
         let anchor = name.hasPrefix("/") ? "/" : ""
         let components = name.split(separator: "/")
-        return components.indices.lazy.map { anchor + components[...$0].joined(separator: "/") }
-            .first { chdf5_is_external_link(self.id, $0) > 0 }
+        for depth in components.indices {
+            let prefix = anchor + components[...depth].joined(separator: "/")
+            switch chdf5_link_type(id, prefix, chdf5_lapl_local()) {
+            case Int32(H5L_TYPE_EXTERNAL.rawValue):
+                return prefix
+            case Int32(H5L_TYPE_SOFT.rawValue):
+                guard hops < Self.maxSoftLinkHops else { return nil }
+                var buffer = [CChar](repeating: 0, count: 4096)
+                guard chdf5_soft_link_target(id, prefix, &buffer, buffer.count, chdf5_lapl_local()) == 0 else {
+                    return nil
+                }
+                let rest = components[(depth + 1)...].joined(separator: "/")
+                var target = String(cString: buffer)
+                if !target.hasPrefix("/") {
+                    // A relative soft link is resolved in the group that holds it.
+                    let parent = anchor + components[..<depth].joined(separator: "/")
+                    target = parent.isEmpty ? target : "\(parent)/\(target)"
+                }
+                return externalLink(on: rest.isEmpty ? target : "\(target)/\(rest)", hops: hops + 1)
+            case let type where type < 0:
+                return nil
+            default:
+                continue
+            }
+        }
+        return nil
     }
 
     /// Creates a dataset of `T`'s type and writes `values` (row-major) into it.

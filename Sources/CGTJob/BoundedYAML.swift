@@ -13,24 +13,43 @@ package enum BoundedYAML {
 
     /// The text of the file at `path`, refused before reading when it is not a regular file or
     /// larger than `maxBytes` (a job given as the dataset, or /dev/zero, is not read whole).
+    ///
+    /// One descriptor is checked and read, so the file checked is the file read; it is opened
+    /// without blocking, so a pipe given as a job file is refused rather than waited on.
     package static func read(_ path: String, what: String) throws -> String {
-        // The file a link names is what is read.
-        let resolved = (path as NSString).resolvingSymlinksInPath
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved) else {
-            throw JobError(source: path, key: "", "cannot read the \(what): no such file")
+        func failure(_ call: String) -> JobError {
+            let reason = errno == ENOENT ? "no such file" : "\(call) failed: \(String(cString: strerror(errno)))"
+            return JobError(source: path, key: "", "cannot read the \(what): \(reason)")
         }
-        guard attributes[.type] as? FileAttributeType == .typeRegular else {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard descriptor >= 0 else { throw failure("open") }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw failure("fstat") }
+        guard status.st_mode & S_IFMT == S_IFREG else {
             throw JobError(source: path, key: "", "cannot read the \(what): not a regular file")
         }
-        let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
-        guard size <= maxBytes else {
+        guard status.st_size <= maxBytes else {
             throw JobError(
-                source: path, key: "", "is \(size) bytes, more than the \(maxBytes) a job or grid file may have")
+                source: path, key: "",
+                "is \(status.st_size) bytes, more than the \(maxBytes) a job or grid file may have")
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw JobError(source: path, key: "", "cannot read the \(what): \(String(cString: strerror(errno)))")
+        // One byte more than allowed is asked for, so a file that grew since fstat is still caught.
+        var bytes = [UInt8](repeating: 0, count: maxBytes + 1)
+        var count = 0
+        while count < bytes.count {
+            let got = bytes.withUnsafeMutableBytes {
+                Foundation.read(descriptor, $0.baseAddress! + count, $0.count - count)
+            }
+            if got < 0 && errno == EINTR { continue }
+            guard got >= 0 else { throw failure("read") }
+            if got == 0 { break }
+            count += got
         }
-        guard let text = String(validating: data, as: UTF8.self) else {
+        guard count <= maxBytes else {
+            throw JobError(source: path, key: "", "is more than the \(maxBytes) bytes a job or grid file may have")
+        }
+        guard let text = String(validating: bytes[..<count], as: UTF8.self) else {
             throw JobError(source: path, key: "", "is not UTF-8 text; a \(what) is YAML")
         }
         return text

@@ -20,12 +20,13 @@ public enum JobLoader {
         _ text: String, source: String, overrides: [String] = [], overridesSource: String = "--set"
     ) throws -> Job {
         do {
-            return try parse(text, source: source, overrides: overrides)
+            return try decode(text, source: source, overrides: overrides, overridesSource: overridesSource)
         } catch let error as JobError where error.source == source {
             let key = error.key
+            // The last override of a key is the one whose value the job holds.
             guard
-                let override = overrides.first(where: { override in
-                    let set = String(override.prefix { $0 != "=" })
+                let override = overrides.last(where: { override in
+                    let set = dottedKey(of: override)
                     return set == key || set.hasPrefix(key + ".") || key.hasPrefix(set + ".")
                 })
             else { throw error }
@@ -33,12 +34,21 @@ public enum JobLoader {
         }
     }
 
-    private static func parse(_ text: String, source: String, overrides: [String]) throws -> Job {
+    /// The key an override sets, spelled as errors spell keys: "exits.weights[1]=2" sets "exits.weights.1".
+    static func dottedKey(of override: String) -> String {
+        String(override.prefix { $0 != "=" })
+            .replacingOccurrences(of: "[", with: ".")
+            .replacingOccurrences(of: "]", with: "")
+    }
+
+    private static func decode(
+        _ text: String, source: String, overrides: [String], overridesSource: String
+    ) throws -> Job {
         var root = try BoundedYAML.compose(text, source: source) ?? Node.mapping([:])
         guard root.mapping != nil else {
             throw JobError(source: source, key: "", "a job file is a mapping of sections (data, model, method, ...)")
         }
-        for override in overrides { root = try apply(override, to: root) }
+        for override in overrides { root = try apply(override, to: root, source: overridesSource) }
         let job: Job
         do {
             job = try YAMLDecoder().decode(Job.self, from: try Yams.serialize(node: root))
@@ -58,9 +68,10 @@ public enum JobLoader {
     }
 
     /// Sets the dotted `key` of an override "key=value"; the value is read as YAML ("[128, 128]", "0.01").
-    static func apply(_ override: String, to root: Node) throws -> Node {
+    /// `source` names where the override came from in its errors.
+    static func apply(_ override: String, to root: Node, source: String) throws -> Node {
         guard let equals = override.firstIndex(of: "="), equals != override.startIndex else {
-            throw JobError(source: "--set", key: override, "expected key=value, for example optimizer.lr=0.01")
+            throw JobError(source: source, key: override, "expected key=value, for example optimizer.lr=0.01")
         }
         let path = override[..<equals].split(separator: ".").map(String.init)
         let valueText = String(override[override.index(after: equals)...])
@@ -69,7 +80,7 @@ public enum JobLoader {
             value = try Yams.compose(yaml: valueText) ?? Node("")
         } catch {
             throw JobError(
-                source: "--set", key: path.joined(separator: "."),
+                source: source, key: path.joined(separator: "."),
                 "value is not valid YAML: \(BoundedYAML.oneLine(error))")
         }
         func set(_ node: Node, _ keys: ArraySlice<String>) throws -> Node {
@@ -77,7 +88,7 @@ public enum JobLoader {
             var mapping = node.mapping ?? Node.Mapping([])
             guard node.mapping != nil || node == Node("") else {
                 throw JobError(
-                    source: "--set", key: path.joined(separator: "."),
+                    source: source, key: path.joined(separator: "."),
                     "'\(segment)' is inside a value that is not a section")
             }
             // "weights[1]" sets one element of an existing list.
@@ -87,7 +98,7 @@ public enum JobLoader {
                 let key = String(segment[..<open])
                 guard var list = mapping[key]?.sequence, index >= 0, index < list.count else {
                     throw JobError(
-                        source: "--set", key: path.joined(separator: "."),
+                        source: source, key: path.joined(separator: "."),
                         "'\(key)' is not a list with an element \(index)")
                 }
                 list[index] = try set(list[index], keys.dropFirst())

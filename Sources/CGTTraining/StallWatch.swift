@@ -30,11 +30,12 @@ public final class StallWatch: @unchecked Sendable {
         self.report = report
         self.shutdown = shutdown
         let thread = Thread { [weak self] in
+            // Set from the thread itself, the name reaches the kernel: `top -H`, gdb and /proc show it.
+            Thread.current.name = "cgt stall watch"
             while let watch = self, watch.check() {
                 Thread.sleep(forTimeInterval: min(1, max(0.05, watch.limit / 4)))
             }
         }
-        thread.name = "cgt stall watch"
         thread.start()
     }
 
@@ -90,7 +91,12 @@ public final class StallWatch: @unchecked Sendable {
     /// `runtime.stall_shutdown_seconds`): a warning on stderr first, then the end of the
     /// process, which makes the launcher stop every rank.
     public convenience init(rank: Int, runtime: RuntimeSection) {
-        let position = { (step: Int, epoch: Int) in step > 0 ? " at step \(step) (epoch \(epoch))" : "" }
+        // Epoch 0 is work outside the training loop (`collectiveWatch`), which has no position
+        // and no checkpoint to resume from.
+        let position = { (step: Int, epoch: Int) in
+            epoch == 0 ? "" : step > 0 ? " at step \(step) (epoch \(epoch))" : " at the start of epoch \(epoch)"
+        }
+        let advice = { (epoch: Int) in epoch == 0 ? "" : "; resume from the last checkpoint" }
         self.init(
             limit: runtime.stallWarningSeconds, shutdownLimit: runtime.stallShutdownSeconds,
             report: { waited, place, step, epoch in
@@ -104,7 +110,7 @@ public final class StallWatch: @unchecked Sendable {
                 // stop every rank. Checkpoints are written atomically, so the last one is whole.
                 FileHandle.standardError.write(
                     Data(
-                        "cgt (rank \(rank)): error: waited \(String(format: "%.0f", waited)) s in \(place)\(position(step, epoch)), more than runtime.stall_shutdown_seconds: ending the job; resume from the last checkpoint\n"
+                        "cgt (rank \(rank)): error: waited \(String(format: "%.0f", waited)) s in \(place)\(position(step, epoch)), more than runtime.stall_shutdown_seconds: ending the job\(advice(epoch))\n"
                             .utf8))
                 _exit(1)
             })

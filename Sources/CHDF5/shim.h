@@ -47,12 +47,23 @@ static inline H5Z_filter_t chdf5_filter_szip(void) { return H5Z_FILTER_SZIP; }
 static inline H5Z_filter_t chdf5_filter_nbit(void) { return H5Z_FILTER_NBIT; }
 static inline H5Z_filter_t chdf5_filter_scaleoffset(void) { return H5Z_FILTER_SCALEOFFSET; }
 
-// 1 when the link `name` in `loc` leads to another file (an external link), 0 when not,
-// negative when it cannot be read. H5L_info_t and H5Lget_info name the 1.12 forms there too.
-static inline int chdf5_is_external_link(hid_t loc, const char *name) {
+// The type of the link `name` in `loc` (H5L_TYPE_HARD, H5L_TYPE_SOFT, H5L_TYPE_EXTERNAL),
+// negative when it cannot be read; `lapl` decides which links on the way are traversed.
+// H5L_info_t and H5Lget_info name the 1.12 forms there too.
+static inline int chdf5_link_type(hid_t loc, const char *name, hid_t lapl) {
     H5L_info_t info;
-    if (H5Lget_info(loc, name, &info, H5P_DEFAULT) < 0) return -1;
-    return info.type == H5L_TYPE_EXTERNAL;
+    if (H5Lget_info(loc, name, &info, lapl) < 0) return -1;
+    return info.type;
+}
+
+// The path a soft link `name` in `loc` points to, into `buffer` (NUL-terminated, cut to
+// `size`); negative when `name` is not a soft link or cannot be read.
+static inline int chdf5_soft_link_target(hid_t loc, const char *name, char *buffer, size_t size, hid_t lapl) {
+    H5L_info_t info;
+    if (size == 0 || H5Lget_info(loc, name, &info, lapl) < 0 || info.type != H5L_TYPE_SOFT) return -1;
+    if (H5Lget_val(loc, name, buffer, size, lapl) < 0) return -1;
+    buffer[size - 1] = 0;
+    return 0;
 }
 
 // Access property lists that refuse to traverse external links (links to other files), so

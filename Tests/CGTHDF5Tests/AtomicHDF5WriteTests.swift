@@ -1,3 +1,4 @@
+import CGTFiles
 import CGTHDF5
 import XCTest
 
@@ -53,5 +54,22 @@ final class AtomicHDF5WriteTests: XCTestCase {
         let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
         XCTAssertEqual(mode, 0o600)
         try withOpenHDF5File(path) { XCTAssertEqual(try $0.root.intAttribute("epoch"), 2) }
+    }
+
+    /// `last.h5` is made by a hard link; when that fails the message names `last.h5` and the
+    /// file it was to follow, never the temporary name, and nothing is left behind.
+    func testAFailedLinkNamesTheTargetAndLeavesNoTemporary() throws {
+        let directory = try makeTemporaryDirectory(self)
+        let missing = directory.appendingPathComponent("epoch-0001.h5").path
+        let last = directory.appendingPathComponent("last.h5").path
+        XCTAssertThrowsError(try AtomicFile.link(missing, to: last)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.hasPrefix("\(last): link to \(missing) failed: No such file"), message)
+            XCTAssertFalse(message.contains(AtomicFile.temporaryMarker), message)
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), [])
+        try writeHDF5Atomically(to: missing) { try $0.root.setAttribute("epoch", 1) }
+        try AtomicFile.link(missing, to: last)
+        try withOpenHDF5File(last) { XCTAssertEqual(try $0.root.intAttribute("epoch"), 1) }
     }
 }

@@ -134,6 +134,29 @@ final class JobLoaderTests: XCTestCase {
         assertError("{}", overrides: ["model.kind.deeper=3"], key: "model.kind", mentions: ["single value"])
     }
 
+    /// The override named in an error is the one that set the bad value: list elements set as
+    /// `weights[1]=` match the error's `weights.1`, and of two overrides of a key the later one.
+    func testAnErrorNamesTheOverrideThatCausedIt() {
+        let base = "method: {name: branchynet, weights: [1, 1, 1]}\nmodel: {hidden: [8, 8], exits: [0, 1]}"
+        assertError(
+            base, overrides: ["method.weights[1]=abc"], key: "method.weights.1",
+            mentions: ["--set: ", "(from method.weights[1]=abc)"])
+        assertError(
+            "{}", overrides: ["training.epochs=3", "training.epochs=abc"], key: "training.epochs",
+            mentions: ["(from training.epochs=abc)"])
+    }
+
+    func testOverrideErrorsNameWhereTheOverrideCameFrom() {
+        let source = "grid.yaml: parameters of trial-000"
+        for override in ["model.kind.deeper=3", "no-equals-sign", "method.weights[7]=1"] {
+            XCTAssertThrowsError(
+                try JobLoader.parse("{}", source: "job.yaml", overrides: [override], overridesSource: source)
+            ) { error in
+                XCTAssertTrue("\(error)".hasPrefix(source + ": "), "\(error)")
+            }
+        }
+    }
+
     func testMissingFile() {
         XCTAssertThrowsError(try JobLoader.load(path: "/nonexistent/job.yaml")) { error in
             XCTAssertEqual("\(error)", "/nonexistent/job.yaml: no such job file")

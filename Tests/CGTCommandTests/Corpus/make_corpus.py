@@ -260,6 +260,7 @@ def raw_inputs(out):
     np.save(f"{out}/x_object.npy", np.array([None] * 30, dtype=object), allow_pickle=True)
     np.save(f"{out}/x_complex.npy", np.zeros((30, 4), dtype=np.complex64))
     np.save(f"{out}/x_scalar.npy", np.float32(3))
+    np.save(f"{out}/x_nine_dimensions.npy", np.zeros((30,) + (1,) * 9, dtype=np.float32))
     np.save(f"{out}/x_text.npy", np.array(["a"] * 30))
     np.save(f"{out}/y_fraction.npy", (np.arange(30) % 3 + 0.5).astype(np.float32))
     y = (np.arange(30) % 3).astype(np.float32); y[4] = np.nan
