@@ -8,8 +8,9 @@ The parameters are read under the names and shapes of a PyTorch state_dict (Line
 the architecture from the checkpoint's `job` attribute, and every exit runs in inference mode:
 BatchNorm with the stored running statistics, no dropout. One row per sample of the split, with
 the columns of `cgt eval`'s samples.csv that do not depend on the exit policy: sample, label,
-and each exit's prediction and maximum softmax probability. Compare with
-`cgt eval --no-bn-recalibration` (the default re-estimates BatchNorm statistics first).
+and each exit's prediction and maximum softmax probability. Compare with `cgt eval` of the
+same checkpoint, which uses the stored statistics too (those its training's evaluation
+re-estimated; `batchnorm_statistics` says which).
 
 A ClassyNet head has one output more than there are classes, "other": where it wins, the
 exit declines, written as prediction -1 and probability 0 as cgt does.

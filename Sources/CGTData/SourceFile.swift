@@ -64,6 +64,31 @@ public struct SourceFile {
         }
     }
 
+    /// SHA-256 of the regular file at `path`, read in blocks (a dataset of gigabytes is hashed
+    /// in constant memory): the identity of the data a run trained on or an evaluation measured.
+    public static func sha256(ofFileAt path: String) throws -> String {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw DatasetError(file: path, object: "", systemProblem(errno, opening: true)) }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            throw DatasetError(file: path, object: "", "is not a regular file")
+        }
+        var hash = SHA256()
+        let block = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { block.deallocate() }
+        while true {
+            let count = systemRead(descriptor, block.baseAddress!, block.count)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw DatasetError(file: path, object: "", systemProblem(errno, opening: false))
+            }
+            if count == 0 { break }
+            hash.update(UnsafeRawBufferPointer(rebasing: block[..<count]))
+        }
+        return hash.finalizeHex()
+    }
+
     private static func systemProblem(_ code: Int32, opening: Bool) -> String {
         switch code {
         case ENOENT: return "no such file"

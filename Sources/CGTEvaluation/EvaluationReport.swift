@@ -15,6 +15,8 @@ public struct EvaluationReport {
     public var choices: [Choice] = []
     /// Measured inference time with real early exits, if asked.
     public var latency: InferenceLatency?
+    /// What was evaluated: the checkpoint, its epoch, the data and split.
+    public var provenance: EvaluationProvenance?
     let records: ExitRecords
     let exitFLOPs: [Int]
     let fullNetworkFLOPs: Int
@@ -121,6 +123,9 @@ public struct EvaluationReport {
         if let sweep { object["sweep"] = try json(sweep) }
         if !choices.isEmpty { object["chosen_thresholds"] = try json(choices) }
         if let latency { object["latency"] = try json(latency) }
+        if let provenance {
+            for (key, value) in try json(provenance) as! [String: Any] { object[key] = value }
+        }
         let evalJSON = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         let exits = perClassExitFractions.first?.count ?? 0
         var perClass = [(["class", "name"] + (0..<exits).map { "exit\($0 + 1)_fraction" }).joined(separator: ",")]
@@ -174,5 +179,44 @@ public struct EvaluationReport {
             lines.append(fields.joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// What an evaluation measured, recorded in `eval.json` so that a result can be traced to a
+/// model file and a data file (by content, wherever it lies).
+public struct EvaluationProvenance: Codable, Equatable, Sendable {
+    /// Version of `eval.json`'s layout; raised when a key changes meaning.
+    public static let currentFormat = 1
+    public var formatVersion = currentFormat
+    /// The checkpoint file whose model was evaluated (resolved path).
+    public var checkpoint: String
+    /// Epochs the model had trained.
+    public var epoch: Int
+    /// "training" or "re-estimated": which BatchNorm statistics the model used.
+    public var batchNormStatistics: String
+    /// The data file (resolved path) and its SHA-256.
+    public var data: String
+    public var dataSHA256: String
+    /// The split the routing statistics are of.
+    public var split: String
+
+    public init(
+        checkpoint: String, epoch: Int, batchNormStatistics: String, data: String, dataSHA256: String, split: String
+    ) {
+        self.checkpoint = checkpoint
+        self.epoch = epoch
+        self.batchNormStatistics = batchNormStatistics
+        self.data = data
+        self.dataSHA256 = dataSHA256
+        self.split = split
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version"
+        case checkpoint, epoch
+        case batchNormStatistics = "batchnorm_statistics"
+        case data
+        case dataSHA256 = "data_sha256"
+        case split
     }
 }

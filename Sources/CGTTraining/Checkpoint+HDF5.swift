@@ -37,6 +37,14 @@ extension Checkpoint {
                 let (group, leaf) = try Self.parent(of: name, in: modelGroup)
                 try group.writeDataset(leaf, tensor.values, shape: tensor.shape)
             }
+            try root.setAttribute(CheckpointLayout.batchNormStatistics, batchNormStatistics)
+            if let trainingBuffers {
+                let group = try root.createGroup(CheckpointLayout.trainingBuffers)
+                for (name, tensor) in trainingBuffers.sorted(by: { $0.key < $1.key }) {
+                    let (parent, leaf) = try Self.parent(of: name, in: group)
+                    try parent.writeDataset(leaf, tensor.values, shape: tensor.shape)
+                }
+            }
             for (prefix, count) in batchesTracked.sorted(by: { $0.key < $1.key }) {
                 let (group, leaf) = try Self.parent(of: "\(prefix).\(CheckpointLayout.batchesTracked)", in: modelGroup)
                 try group.writeDataset(leaf, [Int64(count)], shape: [])
@@ -127,6 +135,11 @@ extension Checkpoint {
                 )
             }
             checkpoint.classGroups = ClassGroups(classes: shape[1], membership: values)
+        }
+        if root.contains(CheckpointLayout.trainingBuffers) {
+            checkpoint.trainingBuffers = try readTensors(
+                in: try root.openGroup(CheckpointLayout.trainingBuffers), prefix: "", expected: expected, file: path
+            ) { _, dataset in throw CheckpointError(file: path, "\(dataset.path) is not a float32 buffer") }
         }
         if root.contains(CheckpointLayout.optimizer) {
             let optimizerGroup = try root.openGroup(CheckpointLayout.optimizer)
@@ -246,6 +259,11 @@ enum CheckpointLayout {
     static let exitClasses = "exit_classes"
     /// Parameters and buffers by PyTorch's dotted names, as nested groups.
     static let model = "model"
+    /// Which BatchNorm statistics `/model` holds: "training" (running averages) or
+    /// "re-estimated" (by the evaluation that measured the model, `eval.bn_recalibration`).
+    static let batchNormStatistics = "batchnorm_statistics"
+    /// Training's running statistics when `/model` holds re-estimated ones, for resuming.
+    static let trainingBuffers = "training_buffers"
     /// BatchNorm's step counter, an int64 scalar next to `running_mean`.
     static let batchesTracked = "num_batches_tracked"
     /// Optimizer state: one group per state buffer; attributes `name` and `step_count`.

@@ -28,8 +28,12 @@ public struct Checkpoint: Equatable {
     public var globalStep: Int
     public var featureShape: [Int]
     public var classNames: [String]
-    /// Every parameter and buffer by key path.
+    /// Every parameter and buffer by key path: the model evaluation measured, to deploy as is.
     public var model: [String: StoredTensor]
+    /// BatchNorm running statistics as training left them, when `model` holds the ones an
+    /// evaluation re-estimated (`eval.bn_recalibration`); resuming continues from these, so a
+    /// resumed run is the uninterrupted one. Nil: `model`'s buffers are training's.
+    public var trainingBuffers: [String: StoredTensor]?
     /// `num_batches_tracked` of each BatchNorm by its prefix ("blocks.0.bn").
     public var batchesTracked: [String: Int]
     /// Optimizer state buffers by state name ("exp_avg"), then key path.
@@ -45,9 +49,12 @@ public struct Checkpoint: Equatable {
     public static func defaultPolicy(_ job: Job) -> ExitPolicy { .uniform(job.eval.tau, exits: job.model.exits.count) }
 
     /// Captures the state of a run.
+    /// - Parameter evaluatedBuffers: the network's buffers as an evaluation re-estimated them
+    ///   (the store's buffer layout); stored as the model's, with the network's own kept for resuming.
     public init(
         job: Job, epoch: Int, globalStep: Int, featureShape: [Int], classNames: [String],
-        network: EarlyExitNetwork, optimizer: Optimizer?, classGroups: ClassGroups? = nil
+        network: EarlyExitNetwork, optimizer: Optimizer?, classGroups: ClassGroups? = nil,
+        evaluatedBuffers: [Float]? = nil
     ) {
         self.classGroups = classGroups
         exitPolicy = Self.defaultPolicy(job)
@@ -61,8 +68,20 @@ public struct Checkpoint: Equatable {
         for slot in store.parameterSlots {
             model[slot.name] = StoredTensor(shape: slot.shape, values: Array(store.parameter(slot)))
         }
+        var training: [String: StoredTensor] = [:]
         for slot in store.bufferSlots {
-            model[slot.name] = StoredTensor(shape: slot.shape, values: Array(store.buffer(slot)))
+            training[slot.name] = StoredTensor(shape: slot.shape, values: Array(store.buffer(slot)))
+        }
+        if let evaluatedBuffers, !store.bufferSlots.isEmpty {
+            precondition(evaluatedBuffers.count == store.buffers.count, "buffers of another network")
+            for slot in store.bufferSlots {
+                model[slot.name] = StoredTensor(
+                    shape: slot.shape, values: Array(evaluatedBuffers[slot.offset..<(slot.offset + slot.count)]))
+            }
+            trainingBuffers = training
+        } else {
+            model.merge(training) { a, _ in a }
+            trainingBuffers = nil
         }
         self.model = model
         batchesTracked = Dictionary(
@@ -78,6 +97,24 @@ public struct Checkpoint: Equatable {
         }
         optimizerState = state
         optimizerStepCount = optimizer?.stepCount ?? 0
+    }
+
+    /// Which BatchNorm statistics the model holds: "training" or "re-estimated" (by an evaluation).
+    public var batchNormStatistics: String { trainingBuffers == nil ? "training" : "re-estimated" }
+
+    /// This checkpoint with `network`'s buffers (re-estimated by an evaluation) as the model's;
+    /// training's own stay stored for resuming.
+    public func withEvaluatedBuffers(of network: EarlyExitNetwork) -> Checkpoint {
+        let store = network.store
+        var copy = self
+        guard !store.bufferSlots.isEmpty else { return copy }
+        if copy.trainingBuffers == nil {
+            copy.trainingBuffers = model.filter { name, _ in store.bufferSlots.contains { $0.name == name } }
+        }
+        for slot in store.bufferSlots {
+            copy.model[slot.name] = StoredTensor(shape: slot.shape, values: Array(store.buffer(slot)))
+        }
+        return copy
     }
 
     static func batchNorms(of network: EarlyExitNetwork) -> [(String, BatchNorm)] {
@@ -112,6 +149,9 @@ public struct Checkpoint: Equatable {
 
     /// Copies the stored state into a network built from `job`, and into its optimizer.
     /// Names and shapes must match exactly; `source` names the file in errors.
+    ///
+    /// With an optimizer (resuming) the buffers are training's own (`trainingBuffers` when
+    /// stored); without one, the model's, which evaluation measured.
     public func restore(into network: EarlyExitNetwork, optimizer: Optimizer?, source: String) throws {
         let store = network.store
         func tensor(_ table: [String: StoredTensor], _ slot: TensorSlot, _ group: String) throws -> [Float] {
@@ -127,8 +167,11 @@ public struct Checkpoint: Equatable {
         for slot in store.parameterSlots {
             _ = store.parameter(slot).update(fromContentsOf: try tensor(model, slot, "model"))
         }
+        let buffers = optimizer != nil ? trainingBuffers : nil
         for slot in store.bufferSlots {
-            _ = store.buffer(slot).update(fromContentsOf: try tensor(model, slot, "model"))
+            _ = store.buffer(slot).update(
+                fromContentsOf: try buffers.map { try tensor($0, slot, CheckpointLayout.trainingBuffers) }
+                    ?? tensor(model, slot, "model"))
         }
         for (prefix, layer) in Self.batchNorms(of: network) { layer.setBatchesTracked(batchesTracked[prefix] ?? 0) }
         guard let optimizer else { return }

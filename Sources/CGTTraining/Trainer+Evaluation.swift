@@ -14,7 +14,9 @@ extension Trainer {
     ///
     /// BatchNorm is re-estimated (if the job asks) once for both, over the global batches of
     /// the epoch after the last, with statistics summed over ranks, so any number of ranks
-    /// gives the report of one. The network's parameters and buffers are left as they were.
+    /// gives the report of one. The re-estimated statistics are kept for the checkpoint of this
+    /// epoch (`evaluatedBuffers`); the network goes on with its own, so when and how often a
+    /// run is evaluated never changes its training.
     func routingStatistics(test: Bool, validation: Bool) throws -> (
         test: RoutingStatistics?, validation: RoutingStatistics?
     ) {
@@ -32,6 +34,7 @@ extension Trainer {
         if job.eval.bnRecalibration {
             let share = try together { try evaluation.readRecalibrationShare(job: job, reader: reader) }
             evaluation.recalibrateBatchNorm(on: share)
+            if !network.store.bufferSlots.isEmpty { evaluatedBuffers = (epoch, Array(network.store.buffers)) }
         }
         let results = try shards.map { split in try split.map { try evaluation.statistics($0, tau: job.eval.tau) } }
         return (results[0], results[1])

@@ -38,6 +38,10 @@ public final class Trainer {
     public var afterEachStep: (() -> Void)?
     /// Rank 0's hold on the run folder while `run` writes it.
     private var runLock: RunLock?
+    /// The buffers an evaluation re-estimated (`eval.bn_recalibration`) and the epoch it
+    /// measured: a checkpoint of that epoch stores them as the model's, so the file is the
+    /// model its reported numbers describe. Training itself goes on with its own statistics.
+    var evaluatedBuffers: (epoch: Int, values: [Float])?
     /// Epochs completed and optimizer steps taken.
     public private(set) var epoch = 0
     public private(set) var globalStep = 0
@@ -153,11 +157,15 @@ public final class Trainer {
         let firstEpoch = epoch
         // keep_best alone needs only the validation split scored, every epoch.
         let evaluationEvery = job.eval.everyEpochs > 0 ? job.eval.everyEpochs : (job.training.keepBest != nil ? 1 : 0)
+        var final: (test: RoutingStatistics?, validation: RoutingStatistics?)?
         while epoch < job.training.epochs {
             var metrics = try trainEpoch()
             epoch += 1
             metrics.epoch = epoch
-            if evaluationEvery > 0 && epoch % evaluationEvery == 0 && epoch < job.training.epochs {
+            if epoch == job.training.epochs {
+                // Evaluated before the last checkpoint is written, which then holds what was measured.
+                final = try routingStatistics(test: true, validation: true)
+            } else if evaluationEvery > 0 && epoch % evaluationEvery == 0 {
                 (metrics.evaluation, metrics.validation) = try routingStatistics(
                     test: job.eval.everyEpochs > 0, validation: true)
             }
@@ -176,7 +184,8 @@ public final class Trainer {
                 }
             }
         }
-        let (test, validation) = try routingStatistics(test: true, validation: true)
+        // A run resumed after its last epoch is evaluated again (with the same result).
+        let (test, validation) = try final ?? routingStatistics(test: true, validation: true)
         try together {
             if isRoot {
                 let encoder = JSONEncoder()
@@ -366,7 +375,8 @@ public final class Trainer {
     func writeCheckpoint(to path: String) throws {
         let checkpoint = Checkpoint(
             job: job, epoch: epoch, globalStep: globalStep, featureShape: shard.featureShape,
-            classNames: reader.classNames, network: network, optimizer: optimizer, classGroups: classGroups)
+            classNames: reader.classNames, network: network, optimizer: optimizer, classGroups: classGroups,
+            evaluatedBuffers: evaluatedBuffers.flatMap { $0.epoch == epoch ? $0.values : nil })
         try checkpoint.write(to: path)
     }
 }

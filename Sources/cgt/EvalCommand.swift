@@ -64,8 +64,14 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Batch size of the batched latency measurement.")
     var latencyBatch = 256
 
-    @Flag(inversion: .prefixedNo, help: "Re-estimate BatchNorm statistics on the training split first.")
-    var bnRecalibration = true
+    @Flag(
+        inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "Re-estimate BatchNorm statistics on the training split first, and write the model so changed as <out>/model.h5.",
+            discussion:
+                "Without it the checkpoint's own statistics are used: the ones training's evaluation re-estimated (eval.bn_recalibration), so the file is the model reported."
+        ))
+    var bnRecalibration = false
 
     @Option(help: "Samples per inference batch.")
     var batchSize = 1024
@@ -164,6 +170,20 @@ struct EvalCommand: ParsableCommand {
             policy: policy, sweep: sweep.flatMap(ThresholdSweep.range), targetAccuracy: targetAccuracy, budget: budget)
         var report = try evaluation.report(reader: reader, classNames: stored.classNames, request: request)
         guard world.isRoot else { return }
+        let folder = out ?? defaultFolder()
+        try OutputFolder.create(folder)
+        // The report names the file that holds the model it measured.
+        var evaluated = (checkpoint: checkpoint, model: stored)
+        if bnRecalibration {
+            evaluated = ("\(folder)/model.h5", stored.withEvaluatedBuffers(of: network))
+            try evaluated.model.write(to: evaluated.checkpoint)
+        }
+        let dataPath = dataset.path(for: stored.job)
+        report.provenance = EvaluationProvenance(
+            checkpoint: URL(fileURLWithPath: evaluated.checkpoint).standardizedFileURL.path, epoch: stored.epoch,
+            batchNormStatistics: evaluated.model.batchNormStatistics,
+            data: URL(fileURLWithPath: dataPath).standardizedFileURL.path,
+            dataSHA256: try SourceFile.sha256(ofFileAt: dataPath), split: DatasetLayout.test)
         if latency > 0 {
             // Rank 0 alone: timings are of one process on one core.
             let inference = EarlyExitInference(
@@ -176,12 +196,12 @@ struct EvalCommand: ParsableCommand {
         }
         print(RoutingTable.render(report.statistics))
         print(report.summary)
-        let folder = out ?? defaultFolder()
-        try OutputFolder.create(folder)
         for (name, contents) in try report.files() {
             try AtomicFile.write(contents, to: "\(folder)/\(name)")
         }
-        print("wrote \(folder)/eval.json and its CSV files")
+        print(
+            "wrote \(folder)/eval.json and its CSV files\(bnRecalibration ? ", and the model it measured, \(folder)/model.h5" : "")"
+        )
         if savePolicy {
             var chosen = policy
             if let choice = report.choices.first {

@@ -69,6 +69,46 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(trained2?["accuracy"] as? Double, evaluated2?["accuracy"] as? Double)
     }
 
+    /// `cgt eval --bn-recalibration` measures a changed model, so it writes that model beside
+    /// its report: evaluating the written file as stored gives the same numbers, and eval.json
+    /// names it.
+    func testReEstimatedStatisticsAreWrittenAsTheModelMeasured() throws {
+        let data = directory.file("bn.h5")
+        XCTAssertEqual(
+            try CommandRunner.cgt([
+                "synth", "--out", data, "--features", "10", "--classes", "3", "--train", "96", "--test", "48",
+            ]).status, 0)
+        let job = try writeJob(
+            """
+            model: {hidden: [16, 16], exits: [1, 2], batchnorm: true, dropout: 0.3}
+            training: {epochs: 2, batch_size: 16}
+            eval: {bn_recalibration: false}
+            """, name: "bn.yaml")
+        let run = directory.file("bn-run")
+        XCTAssertEqual(try CommandRunner.cgt(["train", job, "--data", data, "--out", run, "--quiet"]).status, 0)
+        let checkpoint = "\(run)/checkpoints/last.h5"
+        let recalibrated = try CommandRunner.cgt([
+            "eval", "--checkpoint", checkpoint, "--bn-recalibration", "--out", "\(run)/re-estimated",
+        ])
+        XCTAssertEqual(recalibrated.status, 0, recalibrated.stderr)
+        XCTAssertTrue(recalibrated.stdout.contains("\(run)/re-estimated/model.h5"), recalibrated.stdout)
+        let model = "\(run)/re-estimated/model.h5"
+        let stored = try CommandRunner.cgt(["eval", "--checkpoint", model, "--out", "\(run)/stored"])
+        XCTAssertEqual(stored.status, 0, stored.stderr)
+        func report(_ folder: String) throws -> [String: Any] {
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(folder)/eval.json")))
+                as? [String: Any] ?? [:]
+        }
+        let a = try report("\(run)/re-estimated")
+        let b = try report("\(run)/stored")
+        XCTAssertEqual(a["checkpoint"] as? String, model)
+        XCTAssertEqual(a["batchnorm_statistics"] as? String, "re-estimated")
+        XCTAssertEqual(b["batchnorm_statistics"] as? String, "re-estimated")
+        XCTAssertEqual(a["confusion"] as? [[Int]], b["confusion"] as? [[Int]])
+        XCTAssertEqual(a["accuracy"] as? Double, b["accuracy"] as? Double)
+        XCTAssertEqual(try report(run)["batchnorm_statistics"] as? String, nil, "training's own report")
+    }
+
     /// A policy chosen by `cgt eval` is stored in the checkpoint; later evaluations and `cgt inspect` use it.
     func testChosenExitPolicyTravelsWithTheCheckpoint() throws {
         let data = directory.file("policy.h5")

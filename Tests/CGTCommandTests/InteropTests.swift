@@ -90,8 +90,9 @@ final class InteropTests: XCTestCase {
         try assertNumPyMatches(job: job, data: data, run: directory.file("cnn"), exits: 3)
     }
 
-    /// Trains `job`, evaluates its checkpoint without BatchNorm re-estimation (the script uses
-    /// the stored running statistics) and compares every exit of every test sample.
+    /// Trains `job`, evaluates its checkpoint as stored (with BatchNorm the statistics training's
+    /// evaluation re-estimated, which the script reads too) and compares every exit of every
+    /// test sample; `cgt eval` must report what training reported, so the file is the model measured.
     private func assertNumPyMatches(
         job: String, data: String, run: String, exits: Int,
         file: StaticString = #filePath, line: UInt = #line
@@ -100,9 +101,23 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(trained.status, 0, trained.stderr, file: file, line: line)
         let checkpoint = "\(run)/checkpoints/last.h5"
         let evaluated = try CommandRunner.cgt([
-            "eval", "--checkpoint", checkpoint, "--data", data, "--no-bn-recalibration", "--out", "\(run)/eval",
+            "eval", "--checkpoint", checkpoint, "--data", data, "--out", "\(run)/eval",
         ])
         XCTAssertEqual(evaluated.status, 0, evaluated.stderr, file: file, line: line)
+        func report(_ path: String) throws -> [String: Any] {
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any]
+                ?? [:]
+        }
+        let training = try report("\(run)/eval.json")
+        let evaluation = try report("\(run)/eval/eval.json")
+        for key in ["accuracy", "per_exit_accuracy", "exit_fractions"] {
+            XCTAssertEqual(
+                "\(training[key] ?? "none")", "\(evaluation[key] ?? "none")",
+                "\(key): cgt eval reports what training did",
+                file: file, line: line)
+        }
+        XCTAssertEqual(evaluation["checkpoint"] as? String, checkpoint, file: file, line: line)
+        XCTAssertEqual(evaluation["format_version"] as? Int, 1, file: file, line: line)
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"),
             try CommandRunner.run("/usr/bin/python3", ["-c", "import h5py, numpy"]).status == 0
         else {

@@ -143,11 +143,42 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(a.epoch, 6)
         XCTAssertEqual(a.globalStep, b.globalStep)
         XCTAssertEqual(a.model, b.model, "parameters and BatchNorm buffers identical to the bit")
+        XCTAssertNotNil(a.trainingBuffers, "the final checkpoint holds re-estimated statistics and training's")
+        XCTAssertEqual(a.trainingBuffers, b.trainingBuffers, "resuming continued from training's statistics")
         XCTAssertEqual(a.optimizerState, b.optimizerState)
         XCTAssertEqual(a.optimizerStepCount, b.optimizerStepCount)
         let m1 = try MetricsLog.read(RunDirectory(path: directory.file("straight")).metricsFile)
         let m2 = try MetricsLog.read(RunDirectory(path: directory.file("stopped")).metricsFile)
         XCTAssertEqual(m1.map(\.loss), m2.map(\.loss), "metrics.jsonl continues where it stopped, without repeats")
+    }
+
+    /// The checkpoint of an evaluated epoch is the model evaluated: its BatchNorm statistics
+    /// are the re-estimated ones, and restoring it for evaluation reproduces the reported
+    /// numbers; evaluating more often never changes what training computes.
+    func testTheCheckpointIsTheEvaluatedModel() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 150, test: 60, spread: 2)
+        let reported = try train(try job(data: data, epochs: 4), folder: "final-only")
+        _ = try train(try job(data: data, epochs: 4, extra: ["eval.every_epochs=1"]), folder: "every-epoch")
+        let a = try Checkpoint.read(from: RunDirectory(path: directory.file("final-only")).lastCheckpoint)
+        let b = try Checkpoint.read(from: RunDirectory(path: directory.file("every-epoch")).lastCheckpoint)
+        XCTAssertEqual(a.model, b.model, "evaluating every epoch changes nothing")
+        XCTAssertEqual(a.trainingBuffers, b.trainingBuffers)
+        let name = "blocks.0.bn.running_mean"
+        XCTAssertEqual(a.batchNormStatistics, "re-estimated")
+        XCTAssertNotEqual(a.model[name], a.trainingBuffers?[name], "dropout makes re-estimation move the statistics")
+        // Epoch 2 of the every-epoch run was evaluated, so its checkpoint holds re-estimated statistics too.
+        let second = try Checkpoint.read(from: RunDirectory(path: directory.file("every-epoch")).checkpoint(epoch: 2))
+        XCTAssertEqual(second.batchNormStatistics, "re-estimated")
+        XCTAssertEqual(
+            try Checkpoint.read(from: RunDirectory(path: directory.file("final-only")).checkpoint(epoch: 2))
+                .batchNormStatistics, "training")
+
+        // The stored model, evaluated without re-estimating, gives the numbers training reported.
+        let reader = try DatasetReader(path: data)
+        let network = try a.restoredNetwork(for: reader, dataPath: data, source: "last.h5")
+        let evaluation = DistributedEvaluation(network: network, communicator: nil, batchSize: 64, classGroups: nil)
+        let test = try reader.read(split: DatasetLayout.test)
+        XCTAssertEqual(try evaluation.statistics(test, tau: a.job.eval.tau), reported)
     }
 
     func testResumeRefusesAnotherJob() throws {
