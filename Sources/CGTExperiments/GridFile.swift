@@ -328,16 +328,20 @@ public struct GridFile {
         return true
     }
 
-    /// Every trial's job, checked as `cgt train` would check it.
-    public func jobs() throws -> [(Trial, Job)] {
+    /// Every trial's job, checked as `cgt train` would check it: the base job, the trial's
+    /// parameters, then `commandLine` (`cgt grid --set`, `--data`, `--seed`) over every trial.
+    public func jobs(commandLine: JobOverrides = JobOverrides()) throws -> [(Trial, Job)] {
         let baseName = try JobLoader.load(path: base).name
         return try trials().map { trial in
-            (
-                trial,
-                try JobLoader.load(
-                    path: base, overrides: trial.overrides(baseName: baseName),
-                    overridesSource: "\(path): parameters of \(trial.name)")
-            )
+            var job = try JobLoader.load(
+                path: base,
+                layers: [
+                    JobLoader.Overrides(
+                        trial.overrides(baseName: baseName), from: "\(path): parameters of \(trial.name)"),
+                    JobLoader.Overrides(commandLine.assignments),
+                ])
+            try commandLine.setValues(of: &job)
+            return (trial, job)
         }
     }
 }

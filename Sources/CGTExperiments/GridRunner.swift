@@ -64,12 +64,15 @@ public struct GridRunner {
     public let ranksPerTrial: Int
     public let schedule: TrialSchedule
     public let resume: Bool
+    /// `cgt grid --set`, `--data`, `--seed`: applied to every trial after its parameters.
+    public let commandLine: JobOverrides
     public let say: (String) -> Void
 
     public init(
         grid: GridFile, folder: String, ranksPerTrial: Int, schedule: TrialSchedule, resume: Bool,
-        say: @escaping (String) -> Void
+        commandLine: JobOverrides = JobOverrides(), say: @escaping (String) -> Void
     ) {
+        self.commandLine = commandLine
         self.grid = grid
         self.folder = folder
         self.ranksPerTrial = ranksPerTrial
@@ -86,6 +89,13 @@ public struct GridRunner {
         var base: String
         var metric: SelectionMetric
         var trials: [[String]]
+        /// What the command line changed in every trial (absent in grids run before it could).
+        var commandLine: [String]?
+
+        enum CodingKeys: String, CodingKey {
+            case grid, base, metric, trials
+            case commandLine = "command_line"
+        }
     }
 
     /// Trains every unfinished trial; returns the summary (on world rank 0; nil elsewhere).
@@ -134,9 +144,10 @@ public struct GridRunner {
     /// Checks the grid and resolves every trial's job; with `--resume`, checks that the folder
     /// holds the same grid. Returns the trials, the manifest, and whether it exists already.
     private func prepare() throws -> ([(GridFile.Trial, Job)], Manifest, Bool) {
-        let jobs = try grid.jobs()
+        let jobs = try grid.jobs(commandLine: commandLine)
         let manifest = Manifest(
-            grid: grid.path, base: grid.base, metric: grid.metric, trials: jobs.map { $0.0.overrides })
+            grid: grid.path, base: grid.base, metric: grid.metric, trials: jobs.map { $0.0.overrides },
+            commandLine: commandLine.description)
         let exists = FileManager.default.fileExists(atPath: manifestFile)
         if exists {
             guard resume else {
@@ -148,6 +159,14 @@ public struct GridRunner {
             guard saved.trials == manifest.trials else {
                 throw TrainingError(
                     "\(manifestFile): the folder holds a different grid (other trials); --resume continues the same grid only"
+                )
+            }
+            guard (saved.commandLine ?? []) == manifest.commandLine else {
+                func spelled(_ options: [String]?) -> String {
+                    options?.isEmpty ?? true ? "no --set, --data or --seed" : options!.joined(separator: " ")
+                }
+                throw TrainingError(
+                    "\(manifestFile): the grid ran with \(spelled(saved.commandLine)), now with \(spelled(manifest.commandLine)); --resume continues the same grid only"
                 )
             }
         }

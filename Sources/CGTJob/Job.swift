@@ -272,11 +272,15 @@ public struct RuntimeSection: JobSection, Equatable, Sendable {
     /// never returns (a hung node, a stopped process) then stops every rank instead of holding
     /// the allocation, with the last checkpoint intact. As Horovod's stall shutdown.
     public var stallShutdownSeconds: Double = 1800
+    /// Signals on which every rank finishes its step, rank 0 writes a checkpoint of exactly that
+    /// point (mid-epoch included) and the job exits with status 75 for a requeue: Slurm's
+    /// SIGTERM at the time limit or on preemption, and the SIGUSR1 `--signal` sends ahead.
+    public var stopSignals: [StopSignal] = [.term, .usr1]
 
     public static let fields: [JobField<RuntimeSection>] = [
         .init("blas_threads", \.blasThreads), .init("bucket_kib", \.bucketKib),
         .init("overlap_allreduce", \.overlapAllreduce), .init("stall_warning_seconds", \.stallWarningSeconds),
-        .init("stall_shutdown_seconds", \.stallShutdownSeconds),
+        .init("stall_shutdown_seconds", \.stallShutdownSeconds), .init("stop_signals", \.stopSignals),
     ]
     public init() {}
 }

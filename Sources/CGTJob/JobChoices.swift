@@ -114,3 +114,12 @@ extension SelectionMetric: JobChoice {
 extension SoftCGT.Score: JobChoice {
     public static let noun = "score"
 }
+
+/// A signal that stops training at a checkpoint (`runtime.stop_signals`), by its name without "SIG".
+public enum StopSignal: String, JobChoice {
+    case term = "TERM"
+    case usr1 = "USR1"
+    case usr2 = "USR2"
+    case int = "INT"
+    public static let noun = "signal"
+}

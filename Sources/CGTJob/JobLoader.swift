@@ -3,34 +3,56 @@ import Yams
 
 /// Reads job files, applies command-line overrides, and checks the result before anything runs.
 public enum JobLoader {
+    /// Overrides ("optimizer.lr=0.01") from one place, named in the errors they cause: `--set`,
+    /// or a grid file's parameters of a trial.
+    public struct Overrides: Sendable {
+        public var source: String
+        public var assignments: [String]
+        public init(_ assignments: [String], from source: String = "--set") {
+            self.source = source
+            self.assignments = assignments
+        }
+    }
+
     /// Loads the job at `path`, with `overrides` ("optimizer.lr=0.01") applied in order.
     /// - Parameter overridesSource: where `overrides` come from, named in errors they cause
     ///   (`--set`, or a grid file's parameters).
     public static func load(path: String, overrides: [String] = [], overridesSource: String = "--set") throws -> Job {
+        try load(path: path, layers: [Overrides(overrides, from: overridesSource)])
+    }
+
+    /// Loads the job at `path` with each layer of overrides applied in turn (a grid trial's
+    /// parameters, then the command line's `--set`).
+    public static func load(path: String, layers: [Overrides]) throws -> Job {
         guard FileManager.default.fileExists(atPath: path) else {
             throw JobError(source: path, key: "", "no such job file")
         }
-        return try parse(
-            try BoundedYAML.read(path, what: "job file"), source: path, overrides: overrides,
-            overridesSource: overridesSource)
+        return try parse(try BoundedYAML.read(path, what: "job file"), source: path, layers: layers)
     }
 
     /// Parses job text; `source` names it in errors, `overridesSource` errors in a key an override set.
     public static func parse(
         _ text: String, source: String, overrides: [String] = [], overridesSource: String = "--set"
     ) throws -> Job {
+        try parse(text, source: source, layers: [Overrides(overrides, from: overridesSource)])
+    }
+
+    /// Parses job text with layers of overrides; an error in a key an override set names that
+    /// override and where it came from.
+    public static func parse(_ text: String, source: String, layers: [Overrides]) throws -> Job {
         do {
-            return try decode(text, source: source, overrides: overrides, overridesSource: overridesSource)
+            return try decode(text, source: source, layers: layers)
         } catch let error as JobError where error.source == source {
             let key = error.key
             // The last override of a key is the one whose value the job holds.
+            let set = layers.flatMap { layer in layer.assignments.map { (layer.source, $0) } }
             guard
-                let override = overrides.last(where: { override in
+                let (from, override) = set.last(where: { _, override in
                     let set = dottedKey(of: override)
                     return set == key || set.hasPrefix(key + ".") || key.hasPrefix(set + ".")
                 })
             else { throw error }
-            throw JobError(source: overridesSource, key: key, "\(error.problem) (from \(override))")
+            throw JobError(source: from, key: key, "\(error.problem) (from \(override))")
         }
     }
 
@@ -41,14 +63,14 @@ public enum JobLoader {
             .replacingOccurrences(of: "]", with: "")
     }
 
-    private static func decode(
-        _ text: String, source: String, overrides: [String], overridesSource: String
-    ) throws -> Job {
+    private static func decode(_ text: String, source: String, layers: [Overrides]) throws -> Job {
         var root = try BoundedYAML.compose(text, source: source) ?? Node.mapping([:])
         guard root.mapping != nil else {
             throw JobError(source: source, key: "", "a job file is a mapping of sections (data, model, method, ...)")
         }
-        for override in overrides { root = try apply(override, to: root, source: overridesSource) }
+        for layer in layers {
+            for override in layer.assignments { root = try apply(override, to: root, source: layer.source) }
+        }
         let job: Job
         do {
             job = try YAMLDecoder().decode(Job.self, from: try Yams.serialize(node: root))
@@ -341,6 +363,53 @@ public enum JobLoader {
 
     /// The resolved job as YAML, every default written out.
     public static func yaml(_ job: Job) throws -> String {
-        try YAMLEncoder().encode(job)
+        let text = try YAMLEncoder().encode(job)
+        guard let root = try Yams.compose(yaml: text) else { return text }
+        // Yams writes every number in exponent form ("2e-1"); a person reads "0.2".
+        func plain(_ node: Node) -> Node {
+            switch node {
+            case .scalar(var scalar):
+                if scalar.style == .plain, scalar.string.contains("e"), let number = Double(scalar.string) {
+                    scalar.string = "\(number)"
+                }
+                return .scalar(scalar)
+            case .mapping(var mapping):
+                for (key, value) in mapping { mapping[key] = plain(value) }
+                return .mapping(mapping)
+            case .sequence(var sequence):
+                sequence = Node.Sequence(sequence.map(plain), sequence.tag, sequence.style, sequence.mark)
+                return .sequence(sequence)
+            default:
+                return node
+            }
+        }
+        return try Yams.serialize(node: plain(root))
+    }
+
+    /// The keys whose values differ between two jobs, each as "key: a -> b" (lists as one
+    /// value), sorted: what a refused `--resume` names.
+    public static func differences(from a: Job, to b: Job) throws -> [String] {
+        func flattened(_ job: Job) throws -> [String: String] {
+            var values: [String: String] = [:]
+            func walk(_ node: Node, _ key: String) {
+                if let mapping = node.mapping {
+                    for (name, child) in mapping {
+                        walk(child, key.isEmpty ? name.string ?? "" : "\(key).\(name.string ?? "")")
+                    }
+                } else {
+                    values[key] =
+                        node.scalar?.string ?? (try? Yams.serialize(node: node))?.trimmingCharacters(
+                            in: .whitespacesAndNewlines
+                        )
+                        .replacingOccurrences(of: "\n", with: " ") ?? ""
+                }
+            }
+            if let root = try Yams.compose(yaml: try yaml(job)) { walk(root, "") }
+            return values
+        }
+        let (x, y) = (try flattened(a), try flattened(b))
+        return Set(x.keys).union(y.keys).sorted().compactMap { key in
+            x[key] == y[key] ? nil : "\(key): \(x[key] ?? "absent") -> \(y[key] ?? "absent")"
+        }
     }
 }

@@ -30,14 +30,29 @@ public struct JobField<Section>: @unchecked Sendable {
     /// A key whose absence keeps the default.
     init<Value: Codable>(_ key: String, _ property: WritableKeyPath<Section, Value>) {
         self.init(key, decoding: Value.self, into: { $0[keyPath: property] = $1 }) { section, container, codingKey in
-            try container.encode(section[keyPath: property], forKey: codingKey)
+            try Self.encode(section[keyPath: property], into: &container, as: codingKey)
         }
     }
 
     /// An optional key: absent means nil, and nil is not written.
     init<Value: Codable>(_ key: String, _ property: WritableKeyPath<Section, Value?>) {
         self.init(key, decoding: Value.self, into: { $0[keyPath: property] = $1 }) { section, container, codingKey in
-            try container.encodeIfPresent(section[keyPath: property], forKey: codingKey)
+            guard let value = section[keyPath: property] else { return }
+            try Self.encode(value, into: &container, as: codingKey)
+        }
+    }
+
+    /// Writes `value`; a float as the shortest decimal that reads back to it ("0.2", not the
+    /// double 0.200000002980232), so job.yaml shows what the user wrote.
+    private static func encode<Value: Encodable>(
+        _ value: Value, into container: inout KeyedEncodingContainer<AnyKey>, as key: AnyKey
+    ) throws {
+        func decimal(_ number: Float) -> Double { Double("\(number)") ?? Double(number) }
+        switch value {
+        case let number as Float: try container.encode(decimal(number), forKey: key)
+        case let numbers as [Float]: try container.encode(numbers.map(decimal), forKey: key)
+        case let rows as [[Float]]: try container.encode(rows.map { $0.map(decimal) }, forKey: key)
+        default: try container.encode(value, forKey: key)
         }
     }
 

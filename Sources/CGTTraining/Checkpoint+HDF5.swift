@@ -38,6 +38,9 @@ extension Checkpoint {
                 try group.writeDataset(leaf, tensor.values, shape: tensor.shape)
             }
             try root.setAttribute(CheckpointLayout.batchNormStatistics, batchNormStatistics)
+            if let dataSHA256 { try root.setAttribute(CheckpointLayout.dataSHA256, dataSHA256) }
+            try root.setAttribute(CheckpointLayout.stepInEpoch, stepInEpoch)
+            if let partialEpoch { try root.setAttribute(CheckpointLayout.partialEpoch, partialEpoch) }
             if let trainingBuffers {
                 let group = try root.createGroup(CheckpointLayout.trainingBuffers)
                 for (name, tensor) in trainingBuffers.sorted(by: { $0.key < $1.key }) {
@@ -68,6 +71,12 @@ extension Checkpoint {
             file.root.hasAttribute(CheckpointLayout.kind)
                 && (try? file.root.stringAttribute(CheckpointLayout.kind)) == kind
         }) ?? false
+    }
+
+    /// The epochs a checkpoint file has completed (its `epoch` attribute), or nil if it is none.
+    static func completedEpochs(at path: String) -> Int? {
+        guard isCheckpoint(at: path) else { return nil }
+        return try? withOpenHDF5File(path) { try $0.root.intAttribute(CheckpointLayout.epoch) }
     }
 
     /// Reads a checkpoint written by `write(to:)`.
@@ -135,6 +144,23 @@ extension Checkpoint {
                 )
             }
             checkpoint.classGroups = ClassGroups(classes: shape[1], membership: values)
+        }
+        if root.hasAttribute(CheckpointLayout.stepInEpoch) {
+            checkpoint.stepInEpoch = try root.intAttribute(CheckpointLayout.stepInEpoch)
+            guard checkpoint.stepInEpoch >= 0 else {
+                throw CheckpointError(file: path, "epoch_step is \(checkpoint.stepInEpoch), must be at least 0")
+            }
+        }
+        if root.hasAttribute(CheckpointLayout.partialEpoch) {
+            let values = try root.doubleArrayAttribute(CheckpointLayout.partialEpoch)
+            guard values.count == ExitObjective.Statistics(exits: job.model.exits.count).flattened.count + 2 else {
+                throw CheckpointError(
+                    file: path, "epoch_partial has \(values.count) values, not one epoch's statistics")
+            }
+            checkpoint.partialEpoch = values
+        }
+        if root.hasAttribute(CheckpointLayout.dataSHA256) {
+            checkpoint.dataSHA256 = try root.stringAttribute(CheckpointLayout.dataSHA256)
         }
         if root.contains(CheckpointLayout.trainingBuffers) {
             checkpoint.trainingBuffers = try readTensors(
@@ -262,6 +288,12 @@ enum CheckpointLayout {
     /// Which BatchNorm statistics `/model` holds: "training" (running averages) or
     /// "re-estimated" (by the evaluation that measured the model, `eval.bn_recalibration`).
     static let batchNormStatistics = "batchnorm_statistics"
+    /// Steps taken of the epoch after `epoch` (0: at an epoch's end).
+    static let stepInEpoch = "epoch_step"
+    /// That epoch's statistics so far: the summed `ExitObjective.Statistics`, then samples and learning rate.
+    static let partialEpoch = "epoch_partial"
+    /// SHA-256 of the data file trained on.
+    static let dataSHA256 = "data_sha256"
     /// Training's running statistics when `/model` holds re-estimated ones, for resuming.
     static let trainingBuffers = "training_buffers"
     /// BatchNorm's step counter, an int64 scalar next to `running_mean`.

@@ -26,6 +26,12 @@ public struct Checkpoint: Equatable {
     public var epoch: Int
     /// Optimizer steps taken.
     public var globalStep: Int
+    /// Steps of the epoch after `epoch` already taken: 0 at an epoch's end, more in a
+    /// checkpoint a stop signal made mid-epoch (`checkpoints/interrupted.h5`).
+    public var stepInEpoch = 0
+    /// That epoch's statistics so far, summed over ranks (`EpochTally`), so its metrics line
+    /// counts every step once.
+    public var partialEpoch: [Double]?
     public var featureShape: [Int]
     public var classNames: [String]
     /// Every parameter and buffer by key path: the model evaluation measured, to deploy as is.
@@ -45,6 +51,10 @@ public struct Checkpoint: Equatable {
     /// `exit_fallback`): the job's eval.tau at every exit until `cgt eval --save-policy` sets one.
     public var exitPolicy: ExitPolicy
 
+    /// SHA-256 of the data file the model trained on (attribute `data_sha256`), when known:
+    /// the data's identity wherever the file lies.
+    public var dataSHA256: String?
+
     /// The policy a checkpoint of `job` starts with.
     public static func defaultPolicy(_ job: Job) -> ExitPolicy { .uniform(job.eval.tau, exits: job.model.exits.count) }
 
@@ -54,8 +64,9 @@ public struct Checkpoint: Equatable {
     public init(
         job: Job, epoch: Int, globalStep: Int, featureShape: [Int], classNames: [String],
         network: EarlyExitNetwork, optimizer: Optimizer?, classGroups: ClassGroups? = nil,
-        evaluatedBuffers: [Float]? = nil
+        evaluatedBuffers: [Float]? = nil, dataSHA256: String? = nil
     ) {
+        self.dataSHA256 = dataSHA256
         self.classGroups = classGroups
         exitPolicy = Self.defaultPolicy(job)
         self.job = job
@@ -97,6 +108,12 @@ public struct Checkpoint: Equatable {
         }
         optimizerState = state
         optimizerStepCount = optimizer?.stepCount ?? 0
+    }
+
+    /// Every parameter and buffer as training left them (with `trainingBuffers` over the
+    /// model's re-estimated ones): the state a resumed run continues from.
+    public var trainingState: [String: StoredTensor] {
+        model.merging(trainingBuffers ?? [:]) { _, training in training }
     }
 
     /// Which BatchNorm statistics the model holds: "training" or "re-estimated" (by an evaluation).

@@ -67,6 +67,20 @@ final class DataParallelStrategy {
         }
     }
 
+    /// The stop signal any rank has received (`StopRequest`), agreed by every rank after a
+    /// step: one all-reduce of one integer, so all ranks stop at the same step.
+    func agreedStopSignal() throws -> Int32? {
+        var signal = Int64(StopRequest.received ?? 0)
+        if let communicator {
+            try watched("the stop agreement") {
+                try withUnsafeMutablePointer(to: &signal) {
+                    try communicator.allReduceMax(UnsafeMutableBufferPointer(start: $0, count: 1))
+                }
+            }
+        }
+        return signal == 0 ? nil : Int32(signal)
+    }
+
     /// Sends rank 0's `buffer` to every rank.
     func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         try communicator?.broadcast(buffer)

@@ -22,6 +22,8 @@ public struct RunDirectory: Sendable {
     public var metricsFile: String { "\(path)/metrics.jsonl" }
     public var checkpointFolder: String { "\(path)/checkpoints" }
     public var lastCheckpoint: String { "\(checkpointFolder)/last.h5" }
+    /// The checkpoint a stop signal wrote mid-epoch; removed once a later epoch's is written.
+    public var interruptedCheckpoint: String { "\(checkpointFolder)/interrupted.h5" }
     public var evaluationFile: String { "\(path)/eval.json" }
     /// Statistics on the validation split: what grids select trials by, so the test split
     /// only reports.
@@ -35,6 +37,7 @@ public struct RunDirectory: Sendable {
     /// Whether the folder holds any checkpoint (`last.h5` or an epoch file).
     public var hasCheckpoint: Bool {
         FileManager.default.fileExists(atPath: lastCheckpoint) || !epochCheckpoints.isEmpty
+            || FileManager.default.fileExists(atPath: interruptedCheckpoint)
     }
 
     /// The epoch files in `checkpoints/`, oldest first.
@@ -55,8 +58,16 @@ public struct RunDirectory: Sendable {
     /// checkpoint (a kill between an epoch file's rename and the link leaves `last.h5` behind
     /// it, or missing), else `last.h5`.
     var newestCheckpoint: String? {
-        if let newest = epochCheckpoints.reversed().first(where: { Checkpoint.isCheckpoint(at: $0) }) { return newest }
-        return FileManager.default.fileExists(atPath: lastCheckpoint) ? lastCheckpoint : nil
+        let whole =
+            epochCheckpoints.reversed().first(where: { Checkpoint.isCheckpoint(at: $0) })
+            ?? (FileManager.default.fileExists(atPath: lastCheckpoint) ? lastCheckpoint : nil)
+        // A stop mid-epoch e+1 is newer than epoch file e (and older than e+1, which removes it).
+        if let stopped = Checkpoint.completedEpochs(at: interruptedCheckpoint),
+            stopped >= (whole.flatMap(Checkpoint.completedEpochs(at:)) ?? 0)
+        {
+            return interruptedCheckpoint
+        }
+        return whole
     }
 
     public func create() throws {

@@ -42,6 +42,11 @@ public final class Trainer {
     /// measured: a checkpoint of that epoch stores them as the model's, so the file is the
     /// model its reported numbers describe. Training itself goes on with its own statistics.
     var evaluatedBuffers: (epoch: Int, values: [Float])?
+    /// SHA-256 of the data file, on rank 0 (which writes it into checkpoints and reports).
+    let dataSHA256: String?
+    /// Steps of the current epoch already taken when resuming from a mid-epoch checkpoint,
+    /// and that epoch's statistics so far (summed over ranks, held by rank 0).
+    private var resumePoint: (step: Int, partial: [Double]?) = (0, nil)
     /// Epochs completed and optimizer steps taken.
     public private(set) var epoch = 0
     public private(set) var globalStep = 0
@@ -58,6 +63,7 @@ public final class Trainer {
         DNNLRuntime.setThreadCount(job.runtime.blasThreads)
         reader = try DatasetReader(path: job.data.path)
         let rank = communicator?.rank ?? 0
+        dataSHA256 = rank == 0 ? try SourceFile.sha256(ofFileAt: job.data.path) : nil
         let ranks = communicator?.size ?? 1
         plan = try TrainingPlan(job: job, reader: reader, ranks: ranks)
         shard = try TrainingShard(
@@ -102,16 +108,22 @@ public final class Trainer {
         saved.training.epochs = 0
         current.training.epochs = 0
         saved.runtime = current.runtime
+        // The data may have moved: the same content (by SHA-256) under another path is the same data.
+        if saved.data.path != current.data.path, let stored = checkpoint.dataSHA256, stored == dataSHA256 {
+            saved.data.path = current.data.path
+        }
         guard saved == current else {
+            let differences = (try? JobLoader.differences(from: saved, to: current)) ?? []
             throw CheckpointError(
                 file: newest,
-                "--resume: the checkpoint was written by a different job (only training.epochs and runtime may change); compare \(runDirectory.jobFile)"
+                "--resume: the checkpoint was written by a different job (\(differences.prefix(3).joined(separator: "; "))\(differences.count > 3 ? "; ..." : "")); only training.epochs and runtime may change"
             )
         }
         try checkpoint.restore(into: network, optimizer: optimizer, source: newest)
         if let groups = checkpoint.classGroups { setClassGroups(groups) }
         epoch = checkpoint.epoch
         globalStep = checkpoint.globalStep
+        resumePoint = (checkpoint.stepInEpoch, checkpoint.partialEpoch)
         progress.say("resumed from \(newest) at epoch \(epoch), step \(globalStep)")
     }
 
@@ -120,11 +132,13 @@ public final class Trainer {
         try strategy.broadcast(network.store.parameters)
         try strategy.broadcast(network.store.buffers)
         for (_, state) in optimizer.stateBuffers { try strategy.broadcast(state) }
-        var counters = [Int64(epoch), Int64(globalStep), Int64(optimizer.stepCount)]
+        var counters = [Int64(epoch), Int64(globalStep), Int64(optimizer.stepCount), Int64(resumePoint.step)]
         try strategy.broadcast(&counters)
         epoch = Int(counters[0])
         globalStep = Int(counters[1])
         optimizer.stepCount = Int(counters[2])
+        // The partial epoch's statistics stay on rank 0: summed over ranks at the epoch's end, they count once.
+        resumePoint.step = Int(counters[3])
         for hook in hooks { try hook.synchronized(self) }
     }
 
@@ -158,8 +172,9 @@ public final class Trainer {
         // keep_best alone needs only the validation split scored, every epoch.
         let evaluationEvery = job.eval.everyEpochs > 0 ? job.eval.everyEpochs : (job.training.keepBest != nil ? 1 : 0)
         var final: (test: RoutingStatistics?, validation: RoutingStatistics?)?
+        var stop: Int32?
         while epoch < job.training.epochs {
-            var metrics = try trainEpoch()
+            var metrics = try trainEpoch(stop: &stop)
             epoch += 1
             metrics.epoch = epoch
             if epoch == job.training.epochs {
@@ -175,13 +190,17 @@ public final class Trainer {
             try together {
                 if isRoot {
                     try log.append(metrics)
-                    if epoch % job.training.checkpointEvery == 0 || epoch == job.training.epochs {
+                    if epoch % job.training.checkpointEvery == 0 || epoch == job.training.epochs || stop != nil {
                         try writeCheckpoint()
                     }
                     if let validation = metrics.validation {
                         try best.offer(validation, epoch: epoch, write: writeCheckpoint(to:))
                     }
                 }
+            }
+            if let stop, epoch < job.training.epochs {
+                // Asked to stop at the epoch's last step: the epoch's checkpoint is the place to resume.
+                throw interrupted(by: stop, checkpoint: runDirectory.lastCheckpoint)
             }
         }
         // A run resumed after its last epoch is evaluated again (with the same result).
@@ -219,27 +238,50 @@ public final class Trainer {
         var localSamples = 0
         var samples = 0
         var learningRate: Float = 0
+
+        init(statistics: ExitObjective.Statistics) { self.statistics = statistics }
+
+        /// The tally a mid-epoch checkpoint stored (`Checkpoint.partialEpoch`).
+        init(partial: [Double], exits: Int) {
+            statistics = ExitObjective.Statistics(flattened: Array(partial.dropLast(2)))
+            samples = Int(partial[partial.count - 2])
+            localSamples = samples
+            learningRate = Float(partial[partial.count - 1])
+        }
     }
 
-    /// One pass over the training split; returns the epoch's metrics, summed over ranks.
-    func trainEpoch() throws -> EpochMetrics {
+    /// One pass over the training split (the rest of it, when resuming mid-epoch); returns
+    /// the epoch's metrics, summed over ranks. After every step the ranks agree on whether a
+    /// stop signal arrived: mid-epoch that writes `interrupted.h5` and throws
+    /// `TrainingInterrupted`; at the epoch's last step it sets `stop` for the caller.
+    func trainEpoch(stop: inout Int32?) throws -> EpochMetrics {
         let started = Date()
-        let setup = beginEpoch()
+        let firstStep = resumePoint.step
+        let setup = beginEpoch(resuming: firstStep > 0)
         try together { try shard.prepare(epoch: epoch) }
         var tally = EpochTally(statistics: ExitObjective.Statistics(exits: network.exitCount))
+        if firstStep > 0, let partial = resumePoint.partial {
+            tally = EpochTally(partial: partial, exits: network.exitCount)
+        }
+        resumePoint = (0, nil)
         let steps = shard.stepsPerEpoch
+        let stopsWithin = hooks.allSatisfy { $0.allowsStopWithin(self, epoch: epoch) }
         try withBatchBuffers(network.maxBatch, featureCount: shard.data.featureCount) { x, y, ids in
-            for step in 0..<steps {
+            for step in firstStep..<steps {
                 try trainStep(step, setup: setup, buffers: (x, y, ids), tally: &tally)
                 globalStep += 1
                 afterEachStep?()
+                if stop == nil, let signal = try strategy.agreedStopSignal() {
+                    if step + 1 < steps && stopsWithin { try interrupt(by: signal, atStep: step + 1, tally: tally) }
+                    stop = signal
+                }
                 if progress.enabled {
                     let elapsed = Date().timeIntervalSince(started)
                     progress.step(
                         epoch: epoch + 1, epochs: job.training.epochs, step: step + 1, steps: steps,
                         loss: tally.statistics.loss.map { $0 / Double(max(1, tally.localSamples)) },
                         samplesPerSecond: Double(tally.samples) / elapsed,
-                        secondsLeft: elapsed / Double(step + 1) * Double(steps - step - 1))
+                        secondsLeft: elapsed / Double(step + 1 - firstStep) * Double(steps - step - 1))
                 }
             }
         }
@@ -258,10 +300,11 @@ public final class Trainer {
     }
 
     /// The phase, weighting, schedule and random key of the current epoch; at a phase's first
-    /// epoch, restarts the optimizer if the phase asks and says so.
-    private func beginEpoch() -> EpochSetup {
+    /// epoch, restarts the optimizer if the phase asks and says so (not again when `resuming`
+    /// mid-epoch: the stored optimizer state is already the restarted one).
+    private func beginEpoch(resuming: Bool) -> EpochSetup {
         let phase = plan.phase(at: epoch)
-        if epoch == phase.epochs.lowerBound {
+        if epoch == phase.epochs.lowerBound && !resuming {
             if phase.restartsOptimizer && epoch > 0 { optimizer.reset() }
             if plan.phases.count > 1 {
                 progress.say(
@@ -370,14 +413,46 @@ public final class Trainer {
         let path = runDirectory.checkpoint(epoch: epoch)
         try writeCheckpoint(to: path)
         try AtomicFile.link(path, to: runDirectory.lastCheckpoint)
+        // A whole epoch past a mid-epoch stop makes its checkpoint stale.
+        unlink(runDirectory.interruptedCheckpoint)
+    }
+
+    /// Stops every rank at `step` of the current epoch: the epoch's statistics so far are
+    /// summed, rank 0 writes `interrupted.h5` (a second signal meanwhile changes nothing: the
+    /// file is written whole or not at all), and every rank throws `TrainingInterrupted`.
+    private func interrupt(by signal: Int32, atStep step: Int, tally: EpochTally) throws -> Never {
+        var totals = tally.statistics.flattened
+        strategy.position = (globalStep, epoch + 1)
+        try strategy.sum(&totals)
+        let path = runDirectory.interruptedCheckpoint
+        try together {
+            if strategy.isRoot {
+                var checkpoint = makeCheckpoint(evaluated: false)
+                checkpoint.stepInEpoch = step
+                checkpoint.partialEpoch = totals + [Double(tally.samples), Double(tally.learningRate)]
+                try checkpoint.write(to: path)
+            }
+        }
+        throw interrupted(by: signal, checkpoint: path, step: step)
+    }
+
+    private func interrupted(by signal: Int32, checkpoint: String, step: Int = 0) -> TrainingInterrupted {
+        TrainingInterrupted(
+            signal: signal, checkpoint: checkpoint, epoch: step > 0 ? epoch : epoch - 1,
+            stepInEpoch: step > 0 ? step : shard.stepsPerEpoch, isReporter: strategy.isRoot)
     }
 
     func writeCheckpoint(to path: String) throws {
-        let checkpoint = Checkpoint(
+        try makeCheckpoint(evaluated: true).write(to: path)
+    }
+
+    /// The run's state now; `evaluated`: with this epoch's re-estimated statistics as the model's, if any.
+    private func makeCheckpoint(evaluated: Bool) -> Checkpoint {
+        Checkpoint(
             job: job, epoch: epoch, globalStep: globalStep, featureShape: shard.featureShape,
             classNames: reader.classNames, network: network, optimizer: optimizer, classGroups: classGroups,
-            evaluatedBuffers: evaluatedBuffers.flatMap { $0.epoch == epoch ? $0.values : nil })
-        try checkpoint.write(to: path)
+            evaluatedBuffers: evaluated ? evaluatedBuffers.flatMap { $0.epoch == epoch ? $0.values : nil } : nil,
+            dataSHA256: dataSHA256)
     }
 }
 

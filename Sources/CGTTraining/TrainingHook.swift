@@ -10,6 +10,13 @@ protocol TrainingHook: AnyObject {
     func stepTrained(_ trainer: Trainer, epoch: Int, predictions: ExitPredictions)
     /// After the last step of epoch `epoch` (0-based), before its metrics are written.
     func epochTrained(_ trainer: Trainer, epoch: Int) throws
+    /// Whether epoch `epoch` may stop mid-way on a stop signal: false while the hook gathers
+    /// over the epoch what a checkpoint does not hold; the stop then waits for the epoch's end.
+    func allowsStopWithin(_ trainer: Trainer, epoch: Int) -> Bool
+}
+
+extension TrainingHook {
+    func allowsStopWithin(_ trainer: Trainer, epoch: Int) -> Bool { true }
 }
 
 extension Job {
@@ -56,6 +63,9 @@ final class ClassGroupChoice: TrainingHook {
         try trainer.strategy.broadcast(&membership)
         if membership[0] >= 0 { trainer.setClassGroups(ClassGroups(classes: network.classes, membership: membership)) }
     }
+
+    /// The recall tallied over the choosing epoch is not in a checkpoint.
+    func allowsStopWithin(_ trainer: Trainer, epoch: Int) -> Bool { !chooses(trainer, epoch: epoch) }
 
     func stepTrained(_ trainer: Trainer, epoch: Int, predictions: ExitPredictions) {
         guard chooses(trainer, epoch: epoch) else { return }

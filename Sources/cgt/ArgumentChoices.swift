@@ -18,3 +18,20 @@ struct DatasetOverride: ParsableArguments {
     /// The file to read: the override, or the job's own.
     func path(for job: Job) -> String { data ?? job.data.path }
 }
+
+/// `--set`, `--data` and `--seed`: what `cgt train` changes in its job and `cgt grid` in every
+/// trial's (after the grid's own parameters), with the same keys and errors.
+struct JobOptions: ParsableArguments {
+    @Option(help: "The dataset file, instead of the job's data.path.")
+    var data: String?
+
+    @Option(
+        name: .customLong("set"),
+        help: ArgumentHelp("Override a job key, e.g. --set optimizer.lr=0.01 (repeatable).", valueName: "key=value"))
+    var assignments: [String] = []
+
+    @Option(help: "Override training.seed.")
+    var seed: UInt64?
+
+    var overrides: JobOverrides { JobOverrides(assignments: assignments, dataPath: data, seed: seed) }
+}

@@ -2,6 +2,7 @@ import ArgumentParser
 import CGTDNNL
 import CGTHDF5
 import CGTKernels
+import CGTTraining
 import Foundation
 
 /// `cgt`: train early-exit networks with Confidence-Gated Training.
@@ -14,6 +15,7 @@ struct CGTCommand: ParsableCommand {
             Datasets and checkpoints are HDF5 files (layout: hdf5_data/README.md).
             Run with mpirun for several ranks: mpirun -np 2 cgt train JOB.yaml
             """,
+        version: CGTVersion.current,
         subcommands: [
             TrainCommand.self, EvalCommand.self, SynthCommand.self, PrepareCommand.self, InspectCommand.self,
             BenchCommand.self, TableCommand.self, GridCommand.self, ReportCommand.self,

@@ -130,6 +130,12 @@ struct EvalCommand: ParsableCommand {
         let stored = try Checkpoint.read(from: checkpoint)
         DNNLRuntime.setThreadCount(stored.job.runtime.blasThreads)
         let dataPath = dataset.path(for: stored.job)
+        if dataset.data == nil && !FileManager.default.fileExists(atPath: dataPath) {
+            throw CheckpointError(
+                file: checkpoint,
+                "its data.path \(dataPath) does not exist here\(dataPath.hasPrefix("/") ? "" : " (a relative path is read from the working directory)"); give the data file with --data"
+            )
+        }
         let reader = try DatasetReader(path: dataPath)
         let network = try stored.restoredNetwork(for: reader, dataPath: dataPath, source: checkpoint)
         if let refusal = stored.job.modelSizeRefusal(

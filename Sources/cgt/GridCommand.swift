@@ -24,8 +24,13 @@ struct GridCommand: ParsableCommand {
     @Flag(help: "Print the trials and their --set overrides; train nothing.")
     var list = false
 
-    @Option(help: "The grid folder: one run folder per trial, grid.json, leaderboard.*, report.html.")
+    @Option(
+        help:
+            "The grid folder: one run folder per trial, grid.json, leaderboard.*, report.html (default: runs/<grid file name>)."
+    )
     var out: String?
+
+    @OptionGroup var options: JobOptions
 
     @Option(help: "Ranks that train each trial together (must divide the number of ranks).")
     var ranksPerTrial = 1
@@ -50,7 +55,6 @@ struct GridCommand: ParsableCommand {
     func validate() throws {
         if summary == nil && grid == nil { throw ValidationError("give a grid file, or --summary with a grid folder") }
         if summary != nil && (grid != nil || list) { throw ValidationError("--summary takes a grid folder alone") }
-        if grid != nil && !list && out == nil { throw ValidationError("running a grid needs --out (the grid folder)") }
         if ranksPerTrial < 1 { throw ValidationError("--ranks-per-trial must be at least 1") }
     }
 
@@ -70,8 +74,10 @@ struct GridCommand: ParsableCommand {
         guard let file = loaded else { return }
         if list {
             try reportingFailures {
-                let trials = try file.jobs()
+                let trials = try file.jobs(commandLine: options.overrides)
                 print("# \(trials.count) trials, \(file.search) search, sorted by \(file.metric); base: \(file.base)")
+                let common = options.overrides.description
+                if !common.isEmpty { print("# every trial also: \(common.joined(separator: " "))") }
                 for (trial, job) in trials {
                     print(
                         ([trial.name]
@@ -81,10 +87,12 @@ struct GridCommand: ParsableCommand {
             }
             return
         }
+        let folder = out ?? "runs/\(URL(fileURLWithPath: grid!).deletingPathExtension().lastPathComponent)"
         try underMPI { world in
             try StartupCheck.checkLauncher(worldSize: world.size)
             let runner = GridRunner(
-                grid: file, folder: out!, ranksPerTrial: ranksPerTrial, schedule: schedule, resume: resume
+                grid: file, folder: folder, ranksPerTrial: ranksPerTrial, schedule: schedule, resume: resume,
+                commandLine: options.overrides
             ) { line in
                 print(line)
                 fflush(stdout)
@@ -92,7 +100,7 @@ struct GridCommand: ParsableCommand {
             if let result = try runner.run(world: world) {
                 print("sorted by \(result.ranking)")
                 print(result.markdown)
-                print("wrote \(out!)/leaderboard.{csv,json,md}, pareto.svg and report.html")
+                print("wrote \(folder)/leaderboard.{csv,json,md}, pareto.svg and report.html")
             }
         }
     }

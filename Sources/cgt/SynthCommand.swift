@@ -1,6 +1,7 @@
 import ArgumentParser
 import CGTData
 import CGTFiles
+import Foundation
 
 struct SynthCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,6 +30,9 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 0
 
+    @Flag(help: "Replace --out if it exists (atomically: the old file stays until the new one is complete).")
+    var force = false
+
     func validate() throws {
         guard features > 0, classes >= 2, train >= 2, test >= 1 else {
             throw ValidationError("needs --features >= 1, --classes >= 2, --train >= 2 and --test >= 1")
@@ -50,6 +54,9 @@ struct SynthCommand: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
+            if !force && FileManager.default.fileExists(atPath: out) {
+                throw DatasetError(file: out, object: "", "already exists; pass --force to replace it")
+            }
             let data = SyntheticDataset.make(
                 features: features, classes: classes, trainCount: train, testCount: test, seed: seed, spread: spread)
             try DatasetWriter.write(

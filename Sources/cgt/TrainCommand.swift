@@ -1,4 +1,5 @@
 import ArgumentParser
+import CGTEvaluation
 import CGTExperiments
 import CGTJob
 import CGTMPI
@@ -13,18 +14,10 @@ struct TrainCommand: ParsableCommand {
     @Argument(help: "The job file (YAML). See README.md, 'Job files'.")
     var job: String
 
-    @OptionGroup var dataset: DatasetOverride
+    @OptionGroup var options: JobOptions
 
     @Option(help: "The run folder for job.yaml, metrics.jsonl, checkpoints/ and eval.json.")
     var out: String?
-
-    @Option(
-        name: .customLong("set"),
-        help: ArgumentHelp("Override a job key, e.g. --set optimizer.lr=0.01 (repeatable).", valueName: "key=value"))
-    var overrides: [String] = []
-
-    @Option(help: "Override training.seed.")
-    var seed: UInt64?
 
     @Flag(help: "Continue from the newest checkpoint in the run folder.")
     var resume = false
@@ -33,18 +26,24 @@ struct TrainCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        try underMPI(train(world:))
+        var interrupted = false
+        try underMPI { world in interrupted = try train(world: world) }
+        // Every rank stopped at the same step and MPI ended cleanly; the status asks for a requeue.
+        if interrupted { throw ExitCode(TrainingInterrupted.exitStatus) }
     }
 
-    private func train(world: Communicator) throws {
+    /// Slurm sets SLURM_RESTART_COUNT in a job it requeued: its run folder is continued by itself.
+    private var isRequeued: Bool {
+        (Int(ProcessInfo.processInfo.environment["SLURM_RESTART_COUNT"] ?? "") ?? 0) > 0
+    }
+
+    /// Trains; returns true when a stop signal ended training at a checkpoint.
+    private func train(world: Communicator) throws -> Bool {
         let (resolved, run) = try world.collectively { () throws -> (Job, RunDirectory) in
             try StartupCheck.checkLauncher(worldSize: world.size)
-            // Paths and seeds are set as values, not parsed as YAML like --set.
-            var resolved = try JobLoader.load(path: job, overrides: overrides)
-            resolved.data.path = dataset.path(for: resolved)
-            if let seed { resolved.training.seed = seed }
+            let resolved = try options.overrides.load(job)
             let run = RunDirectory(path: out ?? "runs/\(resolved.name)")
-            if world.isRoot && !resume && run.hasCheckpoint {
+            if world.isRoot && !resume && !isRequeued && run.hasCheckpoint {
                 throw ValidationError(
                     "\(run.path) already holds checkpoints: pass --resume to continue, or choose another --out")
             }
@@ -55,19 +54,29 @@ struct TrainCommand: ParsableCommand {
         progress.say(
             "cgt \(CGTVersion.current): \(resolved.name), \(resolved.method.name), \(world.size) rank\(world.size == 1 ? "" : "s"), data \(resolved.data.path), run folder \(run.path)"
         )
+        let resuming = resume || (isRequeued && run.hasCheckpoint)
+        if resuming && !resume { progress.say("requeued (SLURM_RESTART_COUNT is set): resuming \(run.path)") }
+        StopRequest.install(resolved.runtime.stopSignals)
         let trainer = try world.collectively {
             do {
-                return try Trainer(job: resolved, run: run, communicator: world, resume: resume, progress: progress)
+                return try Trainer(job: resolved, run: run, communicator: world, resume: resuming, progress: progress)
             } catch let error as JobError where error.source == "job" {
                 // The plan's checks of the job against the data name the job file.
                 throw JobError(source: job, key: error.key, error.problem)
             }
         }
         try trainer.synchronize()
-        let statistics = try trainer.run()
+        let statistics: RoutingStatistics
+        do {
+            statistics = try trainer.run()
+        } catch let stopped as TrainingInterrupted {
+            if stopped.isReporter { FileHandle.standardError.write(Data("cgt: \(stopped)\n".utf8)) }
+            return true
+        }
         if world.isRoot && !quiet {
             print(RoutingTable.render(statistics))
             print("wrote \(run.evaluationFile)")
         }
+        return false
     }
 }

@@ -229,6 +229,32 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(run)/checkpoints/last.h5")), before, "nothing lost")
     }
 
+    /// A run folder works from anywhere: the job stores its data path resolved; a checkpoint
+    /// whose data is gone says so and what to give. `synth` refuses to overwrite; `--version`.
+    func testRunsArePortableAndFilesAreNotOverwritten() throws {
+        let data = directory.file("portable.h5")
+        let synth = ["synth", "--out", data, "--features", "10", "--classes", "3", "--train", "64", "--test", "32"]
+        XCTAssertEqual(try CommandRunner.cgt(synth).status, 0)
+        assertOneLineError(try CommandRunner.cgt(synth), mentions: ["portable.h5: already exists; pass --force"])
+        XCTAssertEqual(try CommandRunner.cgt(synth + ["--force"]).status, 0)
+        let job = try writeJob(smallModel, name: "portable.yaml")
+        let folder = directory.file("work")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        XCTAssertEqual(
+            try CommandRunner.cgt(["train", job, "--data", "../portable.h5", "--out", "run", "--quiet"], in: folder)
+                .status, 0)
+        let checkpoint = "\(folder)/run/checkpoints/last.h5"
+        let evaluated = try CommandRunner.cgt(["eval", "--checkpoint", checkpoint, "--out", directory.file("e")])
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        try FileManager.default.removeItem(atPath: data)
+        assertOneLineError(
+            try CommandRunner.cgt(["eval", "--checkpoint", checkpoint]),
+            mentions: ["its data.path \(data) does not exist here; give the data file with --data"])
+        let version = try CommandRunner.cgt(["--version"])
+        XCTAssertEqual(version.status, 0)
+        XCTAssertTrue(version.stdout.hasPrefix("0."), version.stdout)
+    }
+
     func testEvalOfMissingCheckpoint() throws {
         assertOneLineError(
             try CommandRunner.cgt(["eval", "--checkpoint", directory.file("none.h5")]),

@@ -22,12 +22,13 @@ enum CommandRunner {
     /// Runs `executable` with `arguments`, ending it after `timeout` seconds (a hang is a failure, not a stuck suite).
     static func run(
         _ executable: String, _ arguments: [String], timeout: TimeInterval = 120,
-        environment extra: [String: String] = [:],
+        environment extra: [String: String] = [:], in folder: String? = nil,
         file: StaticString = #filePath, line: UInt = #line
     ) throws -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let folder { process.currentDirectoryURL = URL(fileURLWithPath: folder) }
         var environment = ProcessInfo.processInfo.environment
         environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
@@ -54,10 +55,10 @@ enum CommandRunner {
     }
 
     static func cgt(
-        _ arguments: [String], environment: [String: String] = [:],
+        _ arguments: [String], environment: [String: String] = [:], in folder: String? = nil,
         file: StaticString = #filePath, line: UInt = #line
     ) throws -> CommandResult {
-        try run(cgt, arguments, environment: environment, file: file, line: line)
+        try run(cgt, arguments, environment: environment, in: folder, file: file, line: line)
     }
 
     /// Starts `mpirun -np ranks cgt arguments...` without waiting; output goes to the given files.
@@ -90,13 +91,15 @@ enum CommandRunner {
     }
 
     /// `mpirun -np ranks cgt arguments...`, oversubscribing the machine's cores.
+    /// `environment` reaches every rank (`-x NAME`).
     static func mpirun(
-        ranks: Int, _ arguments: [String], timeout: TimeInterval = 120,
+        ranks: Int, _ arguments: [String], timeout: TimeInterval = 120, environment: [String: String] = [:],
         file: StaticString = #filePath, line: UInt = #line
     ) throws -> CommandResult {
-        try run(
-            "/usr/bin/mpirun", ["-np", "\(ranks)", "--oversubscribe", cgt] + arguments, timeout: timeout, file: file,
-            line: line)
+        let exported = environment.keys.sorted().flatMap { ["-x", $0] }
+        return try run(
+            "/usr/bin/mpirun", ["-np", "\(ranks)", "--oversubscribe"] + exported + [cgt] + arguments, timeout: timeout,
+            environment: environment, file: file, line: line)
     }
 }
 

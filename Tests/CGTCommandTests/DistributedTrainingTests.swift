@@ -203,6 +203,99 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertEqual(try parameters(directory.file("straight")), try parameters(directory.file("stopped")))
     }
 
+    /// Every float dataset of a checkpoint file (model, training buffers, optimizer state) by path.
+    func tensors(_ path: String) throws -> [String: [Float]] {
+        try withOpenHDF5File(path) { file in
+            var values: [String: [Float]] = [:]
+            func collect(_ group: HDF5Group, _ prefix: String) throws {
+                for name in try group.memberNames() {
+                    if group.isGroup(name) {
+                        try collect(try group.openGroup(name), "\(prefix)/\(name)")
+                    } else {
+                        let dataset = try group.openDataset(name)
+                        if dataset.elementType == .float32 {
+                            values["\(prefix)/\(name)"] = try dataset.readAll(as: Float.self)
+                        }
+                    }
+                }
+            }
+            try collect(file.root, "")
+            return values
+        }
+    }
+
+    /// A stop signal at a random step, on 1 and 2 ranks: status 75, a mid-epoch checkpoint, and
+    /// the run resumed as Slurm requeues it (SLURM_RESTART_COUNT, no --resume) ends bitwise
+    /// where an uninterrupted run ends, metrics included. On 2 ranks a second signal follows
+    /// during the save and changes nothing.
+    func testAStopSignalCheckpointsMidEpochAndTheRequeuedRunResumesBitwise() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 2048, test: 64, spread: 2)
+        let job = try writeJob(
+            """
+            model: {hidden: [32, 32], exits: [1, 2], batchnorm: true, dropout: 0.1}
+            training: {epochs: 4, batch_size: 16, checkpoint_every: 10}
+            """, name: "preempted.yaml")
+        var generator = SystemRandomNumberGenerator()
+        for ranks in [1, 2] {
+            let straight = directory.file("straight-\(ranks)")
+            XCTAssertEqual(try train(ranks: ranks, job: job, data: data, out: "straight-\(ranks)").status, 0)
+            let run = directory.file("preempted-\(ranks)")
+            let arguments = ["train", job, "--data", data, "--out", run, "--quiet"]
+            let process: Process
+            if ranks == 1 {
+                process = Process()
+                process.executableURL = URL(fileURLWithPath: CommandRunner.cgt)
+                process.arguments = arguments
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+            } else {
+                process = try CommandRunner.startMPI(
+                    ranks: ranks, arguments, stdout: directory.file("preempted-out.txt"),
+                    stderr: directory.file("preempted-err.txt"))
+            }
+            defer { if process.isRunning { process.terminate() } }
+            let deadline = Date().addingTimeInterval(60)
+            while !FileManager.default.fileExists(atPath: "\(run)/job.yaml") && Date() < deadline { usleep(20_000) }
+            let delay = UInt32.random(in: 100_000...900_000, using: &generator)
+            usleep(delay)
+            // mpirun forwards SIGUSR1 to its ranks; the second signal comes while rank 0 saves.
+            kill(process.processIdentifier, SIGUSR1)
+            if ranks == 2 {
+                usleep(2_000)
+                kill(process.processIdentifier, SIGUSR1)
+            }
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, 75, "\(ranks) ranks, signal after \(delay / 1000) ms")
+            XCTAssertTrue(
+                FileManager.default.fileExists(atPath: "\(run)/checkpoints/interrupted.h5"),
+                "stopped mid-epoch after \(delay / 1000) ms")
+            let requeued = ["--data", data, "--out", run, "--quiet"]
+            let resumed =
+                ranks == 1
+                ? try CommandRunner.cgt(["train", job] + requeued, environment: ["SLURM_RESTART_COUNT": "1"])
+                : try CommandRunner.mpirun(
+                    ranks: ranks, ["train", job] + requeued, environment: ["SLURM_RESTART_COUNT": "1"])
+            XCTAssertEqual(resumed.status, 0, resumed.stderr)
+            XCTAssertEqual(
+                try tensors("\(straight)/checkpoints/last.h5"), try tensors("\(run)/checkpoints/last.h5"),
+                "\(ranks) ranks: resumed after a stop at \(delay / 1000) ms equals uninterrupted")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(run)/checkpoints/interrupted.h5"))
+            let lines = { (folder: String) in
+                try String(contentsOfFile: "\(folder)/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+                    line -> [Double] in
+                    let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                    return (object?["loss"] as? [Double] ?? []) + [object?["samples"] as? Double ?? -1]
+                }
+            }
+            let (a, b) = (try lines(straight), try lines(run))
+            XCTAssertEqual(a.count, b.count, "one metrics line per epoch")
+            for (x, y) in zip(a, b) {
+                for (u, v) in zip(x, y) { XCTAssertEqual(u, v, accuracy: 1e-9 * max(1, abs(u)), "metrics") }
+            }
+        }
+    }
+
     func testMismatchedJobsAreRefused() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 64, test: 32)
         let job = try writeJob("model: {hidden: [16, 16], exits: [1, 2]}\ntraining: {epochs: 1, batch_size: 16}\n")

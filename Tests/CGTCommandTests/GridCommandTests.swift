@@ -39,6 +39,39 @@ final class GridCommandTests: XCTestCase {
         XCTAssertEqual(try leaderboard(out).filter { $0["status"] as? String == "done" }.count, 2)
     }
 
+    /// `--set`, `--data` and `--seed` change every trial after the grid's parameters, as they
+    /// change `cgt train`'s job; `--list` shows them; without `--out` the grid goes to
+    /// runs/<grid name>; on one rank under mpirun the queue needs no window.
+    func testCommandLineOverridesEveryTrial() throws {
+        let grid = try writeGrid(epochs: 5, parameters: "  optimizer.lr: {values: [0.01, 0.03]}")
+        let other = try Fixtures.writeDataset(
+            in: directory, name: "other.h5", features: 10, classes: 3, train: 64, test: 16)
+        let options = ["--set", "training.epochs=1", "--data", other, "--seed", "7"]
+        let listed = try CommandRunner.cgt(["grid", grid, "--list"] + options)
+        XCTAssertEqual(listed.status, 0, listed.stderr)
+        XCTAssertTrue(
+            listed.stdout.contains("# every trial also: --set training.epochs=1 --data \(other) --seed 7"),
+            listed.stdout)
+        let folder = directory.file("elsewhere")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let result = try CommandRunner.cgt(["grid", grid] + options, in: folder)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let trialJob = try String(contentsOfFile: "\(folder)/runs/grid/trial-001/job.yaml", encoding: .utf8)
+        for line in ["epochs: 1", "seed: 7", "path: \(other)", "lr: 0.03"] {
+            XCTAssertTrue(trialJob.contains(line), "\(line) in \(trialJob)")
+        }
+        let again = try CommandRunner.cgt(["grid", grid, "--set", "training.epochs=2", "--resume"], in: folder)
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("the grid ran with --set training.epochs=1"), again.stderr)
+        let bad = try CommandRunner.cgt(["grid", grid, "--list", "--set", "optimizer.lr=abc"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--set: optimizer.lr: expected a number (from optimizer.lr=abc)"), bad.stderr)
+        let one = try CommandRunner.mpirun(ranks: 1, ["grid", grid, "--out", directory.file("one-rank")] + options)
+        XCTAssertEqual(one.status, 0, one.stderr)
+        XCTAssertEqual(
+            try leaderboard(directory.file("one-rank")).filter { $0["status"] as? String == "done" }.count, 2)
+    }
+
     func testEveryTrialRunsOnceAndAFailureStaysInItsTrial() throws {
         let grid = try writeGrid(
             epochs: 2,

@@ -468,7 +468,10 @@ final class UntrustedInputTests: XCTestCase {
         }
         let out = directory.file("eval-wide")
         assertRefused(
-            try cgt(["eval", "--checkpoint", checkpoint, "--data", data, "--batch-size", "16", "--out", out]),
+            try cgt([
+                "eval", "--checkpoint", checkpoint, "--data", data, "--batch-size", "16", "--bn-recalibration", "--out",
+                out,
+            ]),
             ["wide-batch.h5", "--bn-recalibration", "training.batch_size 1000", "memory limit"],
             "BatchNorm re-estimation")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
@@ -533,7 +536,7 @@ final class UntrustedInputTests: XCTestCase {
         let victim = try directory.write("precious\n", to: "victim.txt")
         let out = directory.file("linked.h5")
         try FileManager.default.createSymbolicLink(atPath: out, withDestinationPath: victim)
-        let result = try cgt(["synth", "--out", out, "--train", "16", "--test", "8", "--features", "4"])
+        let result = try cgt(["synth", "--out", out, "--train", "16", "--test", "8", "--features", "4", "--force"])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual(
             try String(contentsOfFile: victim, encoding: .utf8), "precious\n", "the link's target is untouched")

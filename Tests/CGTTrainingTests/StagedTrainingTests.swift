@@ -36,10 +36,12 @@ final class StagedTrainingTests: XCTestCase {
         return [initial] + (try (1...job.training.epochs).map { try Checkpoint.read(from: run.checkpoint(epoch: $0)) })
     }
 
-    /// The key-path parts ("blocks.0", "exits.2") whose parameters or buffers changed between two checkpoints.
+    /// The key-path parts ("blocks.0", "exits.2") whose parameters or buffers changed in
+    /// training between two checkpoints (the final one's re-estimated statistics aside).
     func changed(_ a: Checkpoint, _ b: Checkpoint) -> Set<String> {
-        Set(
-            a.model.keys.filter { a.model[$0] != b.model[$0] }.map {
+        let (x, y) = (a.trainingState, b.trainingState)
+        return Set(
+            x.keys.filter { x[$0] != y[$0] }.map {
                 $0.split(separator: ".").prefix(2).joined(separator: ".")
             })
     }

@@ -187,8 +187,12 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(
             try train(try job(data: data, epochs: 4, extra: ["optimizer.lr=0.1"]), folder: "run", resume: true)
         ) { error in
-            XCTAssertTrue("\(error)".contains("different job"), "\(error)")
+            XCTAssertTrue("\(error)".contains("different job (optimizer.lr: 0.005 -> 0.1)"), "\(error)")
         }
+        // The same data under another name (same SHA-256) is the same data: the run resumes.
+        let moved = directory.file("moved.h5")
+        try FileManager.default.copyItem(atPath: data, toPath: moved)
+        XCTAssertNoThrow(try train(try job(data: moved, epochs: 3), folder: "run", resume: true))
         XCTAssertThrowsError(try train(try job(data: data, epochs: 4), folder: "empty", resume: true)) { error in
             XCTAssertTrue("\(error)".contains("no checkpoint"), "\(error)")
         }

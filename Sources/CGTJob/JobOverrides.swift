@@ -1,0 +1,46 @@
+import Foundation
+
+/// What a command line changes in a job before it runs (`cgt train`, and every trial of
+/// `cgt grid`): `--set` assignments, then `--data` and `--seed` as plain values (a path is
+/// never read as YAML), and the data path made absolute.
+public struct JobOverrides: Sendable {
+    /// `--set key=value`, in order.
+    public var assignments: [String]
+    /// `--data`: the dataset file instead of the job's `data.path`.
+    public var dataPath: String?
+    /// `--seed`: `training.seed`.
+    public var seed: UInt64?
+
+    public init(assignments: [String] = [], dataPath: String? = nil, seed: UInt64? = nil) {
+        self.assignments = assignments
+        self.dataPath = dataPath
+        self.seed = seed
+    }
+
+    /// Sets the plain values and resolves `data.path` against the working directory, so the
+    /// stored job names its data wherever it is read from (`cgt eval` in another folder).
+    public func setValues(of job: inout Job) {
+        if let dataPath { job.data.path = dataPath }
+        if let seed { job.training.seed = seed }
+        job.data.path = Self.resolved(job.data.path)
+    }
+
+    /// `path` as an absolute path without `.` and `..` (symlinks kept: the name a user gave).
+    public static func resolved(_ path: String) -> String {
+        guard !path.isEmpty else { return path }
+        return URL(fileURLWithPath: path).standardizedFileURL.path
+    }
+
+    /// The options as a command line would give them ("--set k=v", "--data P", "--seed S").
+    public var description: [String] {
+        assignments.map { "--set \($0)" } + (dataPath.map { ["--data \(Self.resolved($0))"] } ?? [])
+            + (seed.map { ["--seed \($0)"] } ?? [])
+    }
+
+    /// The job file at `path` with these overrides applied.
+    public func load(_ path: String) throws -> Job {
+        var job = try JobLoader.load(path: path, overrides: assignments)
+        setValues(of: &job)
+        return job
+    }
+}
