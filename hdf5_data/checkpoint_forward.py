@@ -15,42 +15,17 @@ re-estimated; `batchnorm_statistics` says which).
 A ClassyNet head has one output more than there are classes, "other": where it wins, the
 exit declines, written as prediction -1 and probability 0 as cgt does.
 
-Needs h5py and NumPy (Debian: python3-h5py).
+Needs h5py and NumPy (Debian: python3-h5py); the checkpoint is read by python/cgt_checkpoint.py.
 """
 import argparse
-import csv
-import re
+import os
 import sys
 
 import h5py
 import numpy as np
 
-BATCHNORM_EPSILON = 1e-5
-
-
-def state_dict_from(path):
-    """The README's loader, with NumPy arrays instead of torch tensors."""
-    state = {}
-    with h5py.File(path, "r") as f:
-        f["model"].visititems(lambda name, obj: state.__setitem__(name.replace("/", "."), np.asarray(obj[()]))
-                              if isinstance(obj, h5py.Dataset) else None)
-        attributes = dict(f.attrs)
-    return state, attributes
-
-
-def model_section_list(job, key):
-    """A list of integers under `model:` in the job YAML cgt stores (block or flow style)."""
-    model = re.search(r"^model:\n((?:[ \t]+.*\n?)*)", job, re.M)
-    if model is None:
-        sys.exit("checkpoint_forward: the job attribute has no model section")
-    body = model.group(1)
-    flow = re.search(rf"^[ \t]+{key}:[ \t]*\[([^\]]*)\]", body, re.M)
-    if flow:
-        return [int(v) for v in flow.group(1).split(",") if v.strip()]
-    block = re.search(rf"^([ \t]+){key}:[ \t]*\n((?:\1-[ \t]*\d+[ \t]*\n?)+)", body, re.M)
-    if block is None:
-        sys.exit(f"checkpoint_forward: model.{key} not found in the job attribute")
-    return [int(v) for v in re.findall(r"-\s*(\d+)", block.group(2))]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from cgt_checkpoint import BATCHNORM_EPSILON, read, write_predictions  # noqa: E402
 
 
 def linear(state, prefix, x):
@@ -99,9 +74,8 @@ def head(state, kind, index, x):
     return linear(state, f"exits.{index}.linear", x)
 
 
-def exit_logits(state, kind, exits, x):
+def exit_logits(state, kind, exits, blocks, x):
     """The logits of every exit, in exit order."""
-    blocks = 1 + max(int(name.split(".")[1]) for name in state if name.startswith("blocks."))
     outputs = []
     for i in range(blocks):
         x = block(state, kind, i, x)
@@ -118,37 +92,12 @@ def main():
     parser.add_argument("--out", help="CSV file (default: standard output)")
     args = parser.parse_args()
 
-    state, attributes = state_dict_from(args.checkpoint)
-    if attributes.get("kind") != "cgt-checkpoint":
-        sys.exit(f"checkpoint_forward: {args.checkpoint} is not a cgt checkpoint (kind {attributes.get('kind')!r})")
-    classes = int(attributes["num_classes"])
-    state = {name: value.astype(np.float64) for name, value in state.items() if value.dtype.kind == "f"}
-    job = attributes["job"]
-    kind = re.search(r"^[ \t]+kind:[ \t]*(\w+)", job, re.M).group(1)
-    exits = model_section_list(job, "exits")
-
+    model = read(args.checkpoint)
+    state = {name: value.astype(np.float64) for name, value in model.state.items()}
     with h5py.File(args.data, "r") as f:
         x = f[f"{args.split}/x"][()].astype(np.float64)
         y = f[f"{args.split}/y"][()]
-    logits = exit_logits(state, kind, exits, x)
-
-    out = open(args.out, "w", newline="") if args.out else sys.stdout
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["sample", "label"] + [f"exit{e + 1}_{column}" for e in range(len(logits))
-                                           for column in ("prediction", "max_probability")])
-    probabilities = []
-    for z in logits:
-        z = z - z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        probabilities.append(p / p.sum(axis=1, keepdims=True))
-    for i in range(len(y)):
-        row = [i, int(y[i])]
-        for p in probabilities:
-            prediction = int(p[i].argmax())
-            row += [-1, "0.0"] if prediction == classes else [prediction, repr(float(p[i].max()))]
-        writer.writerow(row)
-    if args.out:
-        out.close()
+    write_predictions(args.out, y, exit_logits(state, model.kind, model.exits, model.blocks, x), model.classes)
 
 
 if __name__ == "__main__":

@@ -233,7 +233,7 @@ final class DistributedTrainingTests: XCTestCase {
         let job = try writeJob(
             """
             model: {hidden: [32, 32], exits: [1, 2], batchnorm: true, dropout: 0.1}
-            training: {epochs: 4, batch_size: 16, checkpoint_every: 10}
+            training: {epochs: 10, batch_size: 16, checkpoint_every: 20}
             """, name: "preempted.yaml")
         var generator = SystemRandomNumberGenerator()
         for ranks in [1, 2] {
@@ -256,8 +256,12 @@ final class DistributedTrainingTests: XCTestCase {
             }
             defer { if process.isRunning { process.terminate() } }
             let deadline = Date().addingTimeInterval(60)
-            while !FileManager.default.fileExists(atPath: "\(run)/job.yaml") && Date() < deadline { usleep(20_000) }
-            let delay = UInt32.random(in: 100_000...900_000, using: &generator)
+            // After the first epoch (its metrics line), at a random moment of the next ones.
+            let metrics = "\(run)/metrics.jsonl"
+            while ((try? String(contentsOfFile: metrics, encoding: .utf8)) ?? "").isEmpty && Date() < deadline {
+                usleep(5_000)
+            }
+            let delay = UInt32.random(in: 0...400_000, using: &generator)
             usleep(delay)
             // mpirun forwards SIGUSR1 to its ranks; the second signal comes while rank 0 saves.
             kill(process.processIdentifier, SIGUSR1)

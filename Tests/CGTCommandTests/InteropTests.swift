@@ -128,9 +128,113 @@ final class InteropTests: XCTestCase {
         let numpyCSV = "\(run)/numpy.csv"
         let forward = try CommandRunner.run("/usr/bin/python3", [script, checkpoint, data, "--out", numpyCSV])
         XCTAssertEqual(forward.status, 0, forward.stderr, file: file, line: line)
+        try assertSamePredictions(
+            ours: "\(run)/eval/samples.csv", theirs: numpyCSV, exits: exits, file: file, line: line)
 
-        let ours = try CSVTable(path: "\(run)/eval/samples.csv")
-        let theirs = try CSVTable(path: numpyCSV)
+        // The same checkpoint exported to ONNX and run under onnxruntime.
+        guard FileManager.default.isExecutableFile(atPath: venvPython) else {
+            return XCTFail(
+                "\(venvPython) is missing (launch/setup makes .venv with onnx and onnxruntime)", file: file, line: line)
+        }
+        let model = "\(run)/model.onnx"
+        let exported = try CommandRunner.run(venvPython, [onnxScript, "export", checkpoint, "--out", model])
+        XCTAssertEqual(exported.status, 0, exported.stderr, file: file, line: line)
+        let onnxCSV = "\(run)/onnx.csv"
+        let ran = try CommandRunner.run(venvPython, [onnxScript, "run", model, data, "--out", onnxCSV])
+        XCTAssertEqual(ran.status, 0, ran.stderr, file: file, line: line)
+        try assertSamePredictions(
+            ours: "\(run)/eval/samples.csv", theirs: onnxCSV, exits: exits, file: file, line: line)
+        let metadata = try CommandRunner.run(
+            venvPython,
+            [
+                "-c",
+                "import onnx, sys; m = onnx.load(sys.argv[1]); print({p.key: p.value for p in m.metadata_props}['cgt_exit_policy'])",
+                model,
+            ])
+        XCTAssertTrue(
+            metadata.stdout.contains("\"criterion\": \"max_probability\""), metadata.stdout + metadata.stderr,
+            file: file, line: line)
+    }
+
+    /// `python/cgt_torch.py` builds an nn.Module from the checkpoint whose exits and stored
+    /// policy reproduce `cgt eval` sample by sample, and writes a state_dict back into a
+    /// checkpoint cgt evaluates. Opt-in: PyTorch's wheel is several GiB, so this runs where a
+    /// Python with torch and h5py exists (CGT_TORCH_PYTHON, or .venv-bench from launch/bench-vs-pytorch).
+    func testPyTorchModuleReproducesEvalAndItsPolicy() throws {
+        let python =
+            ProcessInfo.processInfo.environment["CGT_TORCH_PYTHON"]
+            ?? repository.appendingPathComponent(".venv-bench/bin/python").path
+        guard FileManager.default.isExecutableFile(atPath: python),
+            try CommandRunner.run(python, ["-c", "import torch, h5py"]).status == 0
+        else {
+            throw XCTSkip("no Python with torch and h5py (set CGT_TORCH_PYTHON, or run launch/bench-vs-pytorch once)")
+        }
+        let data = directory.file("torch.h5")
+        XCTAssertEqual(
+            try CommandRunner.cgt([
+                "synth", "--out", data, "--features", "10", "--classes", "4", "--train", "128", "--test", "64",
+            ]).status, 0)
+        for (name, model) in [
+            ("mlp", "model: {hidden: [16, 12], exits: [1, 2], batchnorm: true, dropout: 0.1}"),
+            (
+                "classynet",
+                "model: {hidden: [16, 16], exits: [1, 2]}\nmethod: {name: classynet, weights: [1, 0.5], grouping_epochs: 1, group_size: 2}"
+            ),
+        ] {
+            let job = try directory.write("\(model)\ntraining: {epochs: 3, batch_size: 16}\n", to: "torch-\(name).yaml")
+            let run = directory.file("torch-\(name)")
+            XCTAssertEqual(try CommandRunner.cgt(["train", job, "--data", data, "--out", run, "--quiet"]).status, 0)
+            let checkpoint = "\(run)/checkpoints/last.h5"
+            XCTAssertEqual(
+                try CommandRunner.cgt([
+                    "eval", "--checkpoint", checkpoint, "--criterion", "margin", "--thresholds", "0.3,0", "--out",
+                    "\(run)/eval",
+                    "--save-policy",
+                ]).status, 0)
+            let script = """
+                import csv, sys, h5py, torch
+                sys.path.insert(0, sys.argv[1])
+                from cgt_torch import load, save_state_dict
+                model = load(sys.argv[2])
+                x = torch.tensor(h5py.File(sys.argv[3])["test/x"][()])
+                prediction, answered = model.early_exit(x)
+                rows = list(csv.DictReader(open(sys.argv[4])))
+                bad = [i for i, r in enumerate(rows) if int(r["prediction"]) != prediction[i].item() or int(r["exit"]) != answered[i].item() + 1]
+                print(f"{len(rows) - len(bad)} of {len(rows)} agree; first disagreements: {bad[:5]}")
+                state = model.state_dict()
+                state["exits.0.linear.bias"] = state["exits.0.linear.bias"] + 100 * torch.arange(state["exits.0.linear.bias"].numel())
+                save_state_dict(state, sys.argv[2], sys.argv[5])
+                sys.exit(1 if bad else 0)
+                """
+            let edited = "\(run)/edited.h5"
+            let result = try CommandRunner.run(
+                python,
+                [
+                    "-c", script, repository.appendingPathComponent("python").path, checkpoint, data,
+                    "\(run)/eval/samples.csv", edited,
+                ])
+            XCTAssertEqual(result.status, 0, "\(name): \(result.stdout) \(result.stderr)")
+            // The written checkpoint is a cgt checkpoint with the new tensors: exit 1 now always names its last output.
+            let again = try CommandRunner.cgt(["eval", "--checkpoint", edited, "--out", "\(run)/edited-eval"])
+            XCTAssertEqual(again.status, 0, again.stderr)
+            let predictions = try CSVTable(path: "\(run)/edited-eval/samples.csv").column("exit1_prediction")
+            XCTAssertEqual(Set(predictions), [name == "classynet" ? "-1" : "3"], name)
+        }
+    }
+
+    private var repository: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+    }
+    private var venvPython: String { repository.appendingPathComponent(".venv/bin/python").path }
+    private var onnxScript: String { repository.appendingPathComponent("python/cgt_onnx.py").path }
+
+    /// Every exit's prediction and maximum probability in `theirs` equals `cgt eval`'s samples.csv.
+    private func assertSamePredictions(
+        ours oursPath: String, theirs theirsPath: String, exits: Int, file: StaticString, line: UInt
+    ) throws {
+        let ours = try CSVTable(path: oursPath)
+        let theirs = try CSVTable(path: theirsPath)
         XCTAssertEqual(theirs.rows.count, ours.rows.count, "samples", file: file, line: line)
         XCTAssertGreaterThan(ours.rows.count, 0, file: file, line: line)
         XCTAssertEqual(theirs.column("label"), ours.column("label"), "labels read by h5py", file: file, line: line)
