@@ -16,11 +16,13 @@ public struct Job: JobSection, Equatable, Sendable {
     public var eval: EvalSection
     public var runtime: RuntimeSection
     public var augmentation: AugmentationSection
+    public var logging: LoggingSection
 
     public static let fields: [JobField<Job>] = [
         .init("name", \.name), .init("data", \.data), .init("model", \.model), .init("method", \.method),
         .init("training", \.training), .init("optimizer", \.optimizer), .init("schedule", \.schedule),
         .init("eval", \.eval), .init("runtime", \.runtime), .init("augmentation", \.augmentation),
+        .init("logging", \.logging),
     ]
 
     public init() {
@@ -34,6 +36,7 @@ public struct Job: JobSection, Equatable, Sendable {
         eval = EvalSection()
         runtime = RuntimeSection()
         augmentation = AugmentationSection()
+        logging = LoggingSection()
     }
 
 }
@@ -282,5 +285,15 @@ public struct RuntimeSection: JobSection, Equatable, Sendable {
         .init("overlap_allreduce", \.overlapAllreduce), .init("stall_warning_seconds", \.stallWarningSeconds),
         .init("stall_shutdown_seconds", \.stallShutdownSeconds), .init("stop_signals", \.stopSignals),
     ]
+    public init() {}
+}
+
+/// What rank 0 records beyond `metrics.jsonl`; like `runtime`, it may change on `--resume`.
+public struct LoggingSection: JobSection, Equatable, Sendable {
+    /// TensorBoard event files in `<run>/tensorboard/`: per step the loss and mean gate of each
+    /// exit, the learning rate and samples/s; per epoch the epoch's means and held-out metrics.
+    public var tensorboard: Bool = false
+
+    public static let fields: [JobField<LoggingSection>] = [.init("tensorboard", \.tensorboard)]
     public init() {}
 }

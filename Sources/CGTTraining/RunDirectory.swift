@@ -22,6 +22,8 @@ public struct RunDirectory: Sendable {
     public var metricsFile: String { "\(path)/metrics.jsonl" }
     public var checkpointFolder: String { "\(path)/checkpoints" }
     public var lastCheckpoint: String { "\(checkpointFolder)/last.h5" }
+    /// TensorBoard event files (`logging.tensorboard`).
+    public var tensorBoardFolder: String { "\(path)/tensorboard" }
     /// The checkpoint a stop signal wrote mid-epoch; removed once a later epoch's is written.
     public var interruptedCheckpoint: String { "\(checkpointFolder)/interrupted.h5" }
     public var evaluationFile: String { "\(path)/eval.json" }

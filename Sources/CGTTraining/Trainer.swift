@@ -47,6 +47,11 @@ public final class Trainer {
     /// Steps of the current epoch already taken when resuming from a mid-epoch checkpoint,
     /// and that epoch's statistics so far (summed over ranks, held by rank 0).
     private var resumePoint: (step: Int, partial: [Double]?) = (0, nil)
+    /// Rank 0's TensorBoard event file (`logging.tensorboard`), and the per-step tags made once.
+    private var tensorBoard: TensorBoardLog?
+    private lazy var stepTags: (loss: [String], gate: [String]) = (
+        (1...network.exitCount).map { "train/loss_exit\($0)" }, (1...network.exitCount).map { "train/gate_exit\($0)" }
+    )
     /// Epochs completed and optimizer steps taken.
     public private(set) var epoch = 0
     public private(set) var globalStep = 0
@@ -108,6 +113,7 @@ public final class Trainer {
         saved.training.epochs = 0
         current.training.epochs = 0
         saved.runtime = current.runtime
+        saved.logging = current.logging
         // The data may have moved: the same content (by SHA-256) under another path is the same data.
         if saved.data.path != current.data.path, let stored = checkpoint.dataSHA256, stored == dataSHA256 {
             saved.data.path = current.data.path
@@ -116,7 +122,7 @@ public final class Trainer {
             let differences = (try? JobLoader.differences(from: saved, to: current)) ?? []
             throw CheckpointError(
                 file: newest,
-                "--resume: the checkpoint was written by a different job (\(differences.prefix(3).joined(separator: "; "))\(differences.count > 3 ? "; ..." : "")); only training.epochs and runtime may change"
+                "--resume: the checkpoint was written by a different job (\(differences.prefix(3).joined(separator: "; "))\(differences.count > 3 ? "; ..." : "")); only training.epochs, runtime and logging may change"
             )
         }
         try checkpoint.restore(into: network, optimizer: optimizer, source: newest)
@@ -163,6 +169,7 @@ public final class Trainer {
                 AtomicFile.removeLeftovers(in: runDirectory.checkpointFolder)
                 try AtomicFile.write(Data(try JobLoader.yaml(job).utf8), to: runDirectory.jobFile)
                 try MetricsLog(path: runDirectory.metricsFile).truncate(afterEpoch: epoch)
+                if job.logging.tensorboard { tensorBoard = try TensorBoardLog(folder: runDirectory.tensorBoardFolder) }
             }
         }
         let log = MetricsLog(path: runDirectory.metricsFile)
@@ -190,6 +197,7 @@ public final class Trainer {
             try together {
                 if isRoot {
                     try log.append(metrics)
+                    try recordEpoch(metrics, test: final?.test, validation: final?.validation)
                     if epoch % job.training.checkpointEvery == 0 || epoch == job.training.epochs || stop != nil {
                         try writeCheckpoint()
                     }
@@ -217,6 +225,49 @@ public final class Trainer {
             }
         }
         return test!
+    }
+
+    /// The epoch's means and held-out metrics in the TensorBoard file, at the epoch's last step.
+    private func recordEpoch(_ metrics: EpochMetrics, test: RoutingStatistics?, validation: RoutingStatistics?) throws {
+        guard let tensorBoard else { return }
+        var values: [(tag: String, value: Double)] = [("epoch/samples_per_second", metrics.samplesPerSecond)]
+        for e in metrics.loss.indices {
+            values += [
+                ("epoch/loss_exit\(e + 1)", metrics.loss[e]), ("epoch/gate_exit\(e + 1)", metrics.gateMean[e]),
+                ("epoch/train_accuracy_exit\(e + 1)", metrics.trainAccuracy[e]),
+            ]
+        }
+        for (split, statistics) in [
+            ("test", metrics.evaluation ?? test), ("validation", metrics.validation ?? validation),
+        ] {
+            guard let statistics else { continue }
+            values += [
+                ("\(split)/accuracy", statistics.accuracy), ("\(split)/macro_f1", statistics.macroF1),
+                ("\(split)/relative_cost", statistics.relativeCost),
+            ]
+            for (e, fraction) in statistics.exitFractions.enumerated() {
+                values.append(("\(split)/exit\(e + 1)_fraction", fraction))
+            }
+        }
+        tensorBoard.scalars(values, step: metrics.globalStep)
+        try tensorBoard.flush()
+    }
+
+    /// One step's loss and mean gate per exit (rank 0's part of the batch), learning rate and samples/s.
+    private func recordStep(
+        _ statistics: ExitObjective.Statistics, batch: Int, globalCount: Int, learningRate: Float, started: DispatchTime
+    ) {
+        guard let tensorBoard else { return }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+        let n = Double(max(batch, 1))
+        var values: [(tag: String, value: Double)] = [
+            ("train/learning_rate", Double(learningRate)),
+            ("train/samples_per_second", Double(globalCount) / max(seconds, 1e-9)),
+        ]
+        for e in statistics.loss.indices {
+            values += [(stepTags.loss[e], statistics.loss[e] / n), (stepTags.gate[e], statistics.gate[e] / n)]
+        }
+        tensorBoard.scalars(values, step: globalStep + 1)
     }
 
     /// What stays fixed over the steps of one epoch.
@@ -333,6 +384,7 @@ public final class Trainer {
     /// One optimizer step: this rank's part of global batch `step`, forward, gates and loss,
     /// backward, the gradient sum over ranks, and the update (or the non-finite policy).
     func trainStep(_ step: Int, setup: EpochSetup, buffers: BatchBuffers, tally: inout EpochTally) throws {
+        let started = DispatchTime.now()
         let (x, y, ids) = buffers
         let scope = setup.phase.scope
         strategy.position = (globalStep + 1, epoch + 1)
@@ -362,6 +414,8 @@ public final class Trainer {
             tally.statistics += statistics
             tally.localSamples += batch
             tally.samples += globalCount
+            recordStep(
+                statistics, batch: batch, globalCount: globalCount, learningRate: tally.learningRate, started: started)
         } else if job.training.skipNonfiniteSteps {
             progress.say("warning: skipped step \(globalStep + 1) (epoch \(epoch + 1)): non-finite gradient")
         } else {
@@ -433,6 +487,7 @@ public final class Trainer {
                 try checkpoint.write(to: path)
             }
         }
+        try? tensorBoard?.flush()
         throw interrupted(by: signal, checkpoint: path, step: step)
     }
 

@@ -222,6 +222,52 @@ final class InteropTests: XCTestCase {
         }
     }
 
+    /// `logging.tensorboard: true` writes event files that TensorBoard's own reader loads, with
+    /// valid checksums on every record, a scalar per step and per epoch, and epoch values that
+    /// are metrics.jsonl's.
+    func testTensorBoardReadsTheEventFiles() throws {
+        guard FileManager.default.isExecutableFile(atPath: venvPython) else {
+            return XCTFail("\(venvPython) is missing (launch/setup makes .venv with tensorboard)")
+        }
+        let data = directory.file("tb.h5")
+        XCTAssertEqual(
+            try CommandRunner.cgt([
+                "synth", "--out", data, "--features", "10", "--classes", "3", "--train", "96", "--test", "32",
+            ]).status, 0)
+        let job = try directory.write(
+            "model: {hidden: [16, 16], exits: [1, 2]}\ntraining: {epochs: 3, batch_size: 16}\nlogging: {tensorboard: true}\n",
+            to: "tb.yaml")
+        let run = directory.file("tb")
+        XCTAssertEqual(try CommandRunner.cgt(["train", job, "--data", data, "--out", run, "--quiet"]).status, 0)
+        let script = """
+            import glob, json, struct, sys
+            from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+            from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+            files = glob.glob(sys.argv[1] + "/tensorboard/events.out.tfevents.*")
+            assert len(files) == 1, files
+            raw, records, at = open(files[0], "rb").read(), 0, 0
+            while at < len(raw):
+                header = raw[at:at + 8]
+                (length,) = struct.unpack("<Q", header)
+                assert struct.unpack("<I", raw[at + 8:at + 12])[0] == masked_crc32c(header), "length checksum"
+                body = raw[at + 12:at + 12 + length]
+                assert struct.unpack("<I", raw[at + 12 + length:at + 16 + length])[0] == masked_crc32c(body), "data checksum"
+                at, records = at + 16 + length, records + 1
+            events = EventAccumulator(files[0]); events.Reload()
+            metrics = [json.loads(line) for line in open(sys.argv[1] + "/metrics.jsonl")]
+            steps = events.Scalars("train/loss_exit2")
+            assert [e.step for e in steps] == list(range(1, metrics[-1]["global_step"] + 1)), [e.step for e in steps]
+            epochs = events.Scalars("epoch/loss_exit1")
+            assert [e.step for e in epochs] == [m["global_step"] for m in metrics]
+            for e, m in zip(epochs, metrics):
+                assert abs(e.value - m["loss"][0]) <= 1e-6 * abs(m["loss"][0]), (e.value, m["loss"][0])
+            assert len(events.Scalars("test/accuracy")) == 1
+            print(records, "records")
+            """
+        let result = try CommandRunner.run(venvPython, ["-c", script, run])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+    }
+
     private var repository: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
