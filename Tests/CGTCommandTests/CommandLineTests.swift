@@ -73,11 +73,8 @@ final class CommandLineTests: XCTestCase {
     /// its report: evaluating the written file as stored gives the same numbers, and eval.json
     /// names it.
     func testReEstimatedStatisticsAreWrittenAsTheModelMeasured() throws {
-        let data = directory.file("bn.h5")
-        XCTAssertEqual(
-            try CommandRunner.cgt([
-                "synth", "--out", data, "--features", "10", "--classes", "3", "--train", "96", "--test", "48",
-            ]).status, 0)
+        let data = try Fixtures.writeDataset(
+            in: directory, name: "bn.h5", features: 10, classes: 3, train: 96, test: 48, spread: 4)
         let job = try writeJob(
             """
             model: {hidden: [16, 16], exits: [1, 2], batchnorm: true, dropout: 0.3}

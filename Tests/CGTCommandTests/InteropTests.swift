@@ -169,11 +169,8 @@ final class InteropTests: XCTestCase {
         else {
             throw XCTSkip("no Python with torch and h5py (set CGT_TORCH_PYTHON, or run launch/bench-vs-pytorch once)")
         }
-        let data = directory.file("torch.h5")
-        XCTAssertEqual(
-            try CommandRunner.cgt([
-                "synth", "--out", data, "--features", "10", "--classes", "4", "--train", "128", "--test", "64",
-            ]).status, 0)
+        let data = try Fixtures.writeDataset(
+            in: directory, name: "torch.h5", features: 10, classes: 4, train: 128, test: 64, spread: 4)
         for (name, model) in [
             ("mlp", "model: {hidden: [16, 12], exits: [1, 2], batchnorm: true, dropout: 0.1}"),
             (
@@ -229,11 +226,8 @@ final class InteropTests: XCTestCase {
         guard FileManager.default.isExecutableFile(atPath: venvPython) else {
             return XCTFail("\(venvPython) is missing (launch/setup makes .venv with tensorboard)")
         }
-        let data = directory.file("tb.h5")
-        XCTAssertEqual(
-            try CommandRunner.cgt([
-                "synth", "--out", data, "--features", "10", "--classes", "3", "--train", "96", "--test", "32",
-            ]).status, 0)
+        let data = try Fixtures.writeDataset(
+            in: directory, name: "tb.h5", features: 10, classes: 3, train: 96, test: 32, spread: 4)
         let job = try directory.write(
             "model: {hidden: [16, 16], exits: [1, 2]}\ntraining: {epochs: 3, batch_size: 16}\nlogging: {tensorboard: true}\n",
             to: "tb.yaml")
