@@ -115,29 +115,29 @@ class EarlyExitNetwork(nn.Module):
         answered_by = torch.full((n,), -1, dtype=torch.long)
         best = torch.full((n,), -math.inf, dtype=torch.float64)
         best_prediction = torch.zeros(n, dtype=torch.long)
+        best_exit = torch.zeros(n, dtype=torch.long)
         for e, logits in enumerate(self.forward(x)):
-            p = torch.softmax(logits.double(), dim=1)
+            p = torch.softmax(logits.double(), dim=1)  # every output, ClassyNet's "other" included, as cgt scores
             top = p.max(dim=1)
             declines = top.indices == self.classes
-            p = p[:, : self.classes]
             if criterion == "entropy":
-                score = 1 + (p * torch.log(p.clamp_min(1e-300))).sum(dim=1) / math.log(self.classes)
+                h = -(p * torch.log(p.clamp_min(1e-300))).sum(dim=1)
+                score = (1 - h / math.log(self.classes)).clamp_min(0)
             elif criterion == "margin":
                 two = p.topk(2, dim=1).values
                 score = two[:, 0] - two[:, 1]
             else:
                 score = top.values
             score = torch.where(declines, torch.zeros_like(score), score)
-            guess = p.argmax(dim=1)
-            last = e == len(self.exits) - 1
+            guess = top.indices
             fires = (answered_by < 0) & ~declines & (score >= thresholds[e])
             prediction[fires], answered_by[fires] = guess[fires], e
             better = ~declines & (score > best)
-            best[better], best_prediction[better] = score[better], guess[better]
-            if last:
+            best[better], best_prediction[better], best_exit[better] = score[better], guess[better], e
+            if e == len(self.exits) - 1:
                 rest = answered_by < 0
                 if fallback == "most_confident":
-                    prediction[rest], answered_by[rest] = best_prediction[rest], -2
+                    prediction[rest], answered_by[rest] = best_prediction[rest], best_exit[rest]
                 else:
                     prediction[rest], answered_by[rest] = guess[rest], e
         return prediction, answered_by
@@ -159,8 +159,8 @@ def save_state_dict(state_dict, template, out):
     """Writes `state_dict` (this module's names and shapes) into a copy of the cgt checkpoint
     `template` at `out`: training resumes from it with `cgt train --resume` (put it in the run
     folder's checkpoints/), `cgt eval` evaluates it. Its optimizer state and training
-    statistics are the template's; a changed model keeps the template's BatchNorm statistics
-    for resuming (`/training_buffers`) unless given here."""
+    statistics are the template's; the BatchNorm statistics written are used for resuming too
+    (the template's `/training_buffers` are dropped)."""
     temporary = f"{out}.tmp-{os.getpid()}"
     shutil.copyfile(template, temporary)
     with h5py.File(temporary, "r+") as f:
@@ -172,4 +172,8 @@ def save_state_dict(state_dict, template, out):
             if f[path].shape != values.shape:
                 raise ValueError(f"/{path}: shape {values.shape}, the checkpoint has {f[path].shape}")
             f[path][...] = values.astype(f[path].dtype)
+        # The written statistics are the model's and training's alike now.
+        if "training_buffers" in f:
+            del f["training_buffers"]
+        f.attrs["batchnorm_statistics"] = "training"
     os.replace(temporary, out)

@@ -41,6 +41,7 @@ extension Checkpoint {
             if let dataSHA256 { try root.setAttribute(CheckpointLayout.dataSHA256, dataSHA256) }
             try root.setAttribute(CheckpointLayout.stepInEpoch, stepInEpoch)
             if let partialEpoch { try root.setAttribute(CheckpointLayout.partialEpoch, partialEpoch) }
+            if let epochRanks { try root.setAttribute(CheckpointLayout.epochRanks, epochRanks) }
             if let trainingBuffers {
                 let group = try root.createGroup(CheckpointLayout.trainingBuffers)
                 for (name, tensor) in trainingBuffers.sorted(by: { $0.key < $1.key }) {
@@ -153,11 +154,16 @@ extension Checkpoint {
         }
         if root.hasAttribute(CheckpointLayout.partialEpoch) {
             let values = try root.doubleArrayAttribute(CheckpointLayout.partialEpoch)
-            guard values.count == ExitObjective.Statistics(exits: job.model.exits.count).flattened.count + 2 else {
+            guard values.count == ExitObjective.Statistics(exits: job.model.exits.count).flattened.count + 2,
+                values.allSatisfy({ $0.isFinite && abs($0) < 1e15 })
+            else {
                 throw CheckpointError(
-                    file: path, "epoch_partial has \(values.count) values, not one epoch's statistics")
+                    file: path, "epoch_partial is not one epoch's statistics (\(values.count) values)")
             }
             checkpoint.partialEpoch = values
+        }
+        if root.hasAttribute(CheckpointLayout.epochRanks) {
+            checkpoint.epochRanks = try root.intAttribute(CheckpointLayout.epochRanks)
         }
         if root.hasAttribute(CheckpointLayout.dataSHA256) {
             checkpoint.dataSHA256 = try root.stringAttribute(CheckpointLayout.dataSHA256)
@@ -292,6 +298,8 @@ enum CheckpointLayout {
     static let stepInEpoch = "epoch_step"
     /// That epoch's statistics so far: the summed `ExitObjective.Statistics`, then samples and learning rate.
     static let partialEpoch = "epoch_partial"
+    /// Ranks that took a mid-epoch checkpoint's steps.
+    static let epochRanks = "epoch_ranks"
     /// SHA-256 of the data file trained on.
     static let dataSHA256 = "data_sha256"
     /// Training's running statistics when `/model` holds re-estimated ones, for resuming.

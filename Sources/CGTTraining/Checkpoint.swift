@@ -32,6 +32,8 @@ public struct Checkpoint: Equatable {
     /// That epoch's statistics so far, summed over ranks (`EpochTally`), so its metrics line
     /// counts every step once.
     public var partialEpoch: [Double]?
+    /// The ranks that took those steps (attribute `epoch_ranks`).
+    public var epochRanks: Int?
     public var featureShape: [Int]
     public var classNames: [String]
     /// Every parameter and buffer by key path: the model evaluation measured, to deploy as is.

@@ -69,7 +69,9 @@ final class DataParallelStrategy {
 
     /// The stop signal any rank has received (`StopRequest`), agreed by every rank after a
     /// step: one all-reduce of one integer, so all ranks stop at the same step.
-    func agreedStopSignal() throws -> Int32? {
+    func agreedStopSignal(listening: Bool) throws -> Int32? {
+        // Every rank reads the same job, so with no stop signals every rank skips this alike.
+        guard listening else { return nil }
         var signal = Int64(StopRequest.received ?? 0)
         if let communicator {
             try watched("the stop agreement") {

@@ -18,6 +18,9 @@ public enum StopRequest {
 
     /// Catches `signals` from now on (a second one while the checkpoint is written changes nothing).
     public static func install(_ signals: [StopSignal]) {
+        // The atomic is made here, before any handler runs: a lazy static initialised inside a
+        // signal handler would take a lock there.
+        _ = received
         for name in signals {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { number in StopRequest.signal.store(number, ordering: .relaxed) }

@@ -115,6 +115,8 @@ public final class Trainer {
         saved.runtime = current.runtime
         saved.logging = current.logging
         // The data may have moved: the same content (by SHA-256) under another path is the same data.
+        // Checkpoints of older versions store the path as given, relative to where training ran.
+        if JobOverrides.resolved(saved.data.path) == current.data.path { saved.data.path = current.data.path }
         if saved.data.path != current.data.path, let stored = checkpoint.dataSHA256, stored == dataSHA256 {
             saved.data.path = current.data.path
         }
@@ -127,6 +129,17 @@ public final class Trainer {
         }
         try checkpoint.restore(into: network, optimizer: optimizer, source: newest)
         if let groups = checkpoint.classGroups { setClassGroups(groups) }
+        if checkpoint.stepInEpoch > 0 {
+            // With training.shuffle: local the steps of an epoch depend on the number of ranks.
+            guard checkpoint.stepInEpoch < shard.stepsPerEpoch,
+                checkpoint.epochRanks == (strategy.communicator?.size ?? 1)
+            else {
+                throw CheckpointError(
+                    file: newest,
+                    "--resume: stopped at step \(checkpoint.stepInEpoch) of an epoch on \(checkpoint.epochRanks ?? 0) ranks; resume it on as many ranks (this run has \(strategy.communicator?.size ?? 1), \(shard.stepsPerEpoch) steps per epoch)"
+                )
+            }
+        }
         epoch = checkpoint.epoch
         globalStep = checkpoint.globalStep
         resumePoint = (checkpoint.stepInEpoch, checkpoint.partialEpoch)
@@ -187,7 +200,8 @@ public final class Trainer {
             if epoch == job.training.epochs {
                 // Evaluated before the last checkpoint is written, which then holds what was measured.
                 final = try routingStatistics(test: true, validation: true)
-            } else if evaluationEvery > 0 && epoch % evaluationEvery == 0 {
+            } else if evaluationEvery > 0 && epoch % evaluationEvery == 0 && stop == nil {
+                // (Asked to stop, the checkpoint comes first: the grace before SIGKILL is short.)
                 (metrics.evaluation, metrics.validation) = try routingStatistics(
                     test: job.eval.everyEpochs > 0, validation: true)
             }
@@ -322,7 +336,8 @@ public final class Trainer {
                 try trainStep(step, setup: setup, buffers: (x, y, ids), tally: &tally)
                 globalStep += 1
                 afterEachStep?()
-                if stop == nil, let signal = try strategy.agreedStopSignal() {
+                if stop == nil, let signal = try strategy.agreedStopSignal(listening: !job.runtime.stopSignals.isEmpty)
+                {
                     if step + 1 < steps && stopsWithin { try interrupt(by: signal, atStep: step + 1, tally: tally) }
                     stop = signal
                 }
@@ -483,6 +498,7 @@ public final class Trainer {
             if strategy.isRoot {
                 var checkpoint = makeCheckpoint(evaluated: false)
                 checkpoint.stepInEpoch = step
+                checkpoint.epochRanks = strategy.communicator?.size ?? 1
                 checkpoint.partialEpoch = totals + [Double(tally.samples), Double(tally.learningRate)]
                 try checkpoint.write(to: path)
             }

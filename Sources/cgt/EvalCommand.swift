@@ -82,6 +82,11 @@ struct EvalCommand: ParsableCommand {
     func validate() throws {
         if let tau, !(tau > 0 && tau <= 1) { throw ValidationError("--tau must be in (0, 1], got \(tau)") }
         if batchSize < 1 || batchSize > 1 << 24 { throw ValidationError("--batch-size must be in [1, 16777216]") }
+        if savePolicy && bnRecalibration {
+            throw ValidationError(
+                "--save-policy stores the policy in the checkpoint, whose BatchNorm statistics --bn-recalibration changes; evaluate <out>/model.h5 with --save-policy instead"
+            )
+        }
         if savePolicy && targetAccuracy != nil && budget != nil {
             throw ValidationError("--save-policy stores one policy: give --target-accuracy or --budget, not both")
         }
