@@ -841,8 +841,12 @@ final class ReadOnlyFolderTests: XCTestCase {
         defer { if process.isRunning { process.terminate() } }
         let checkpoints = "\(run)/checkpoints"
         var deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: "\(checkpoints)/epoch-0002.h5") && Date() < deadline {
-            usleep(20_000)
+        // Once last.h5 follows epoch 2 (the link comes after the epoch file), the folder turns read-only.
+        let inode = { (name: String) in
+            (try? FileManager.default.attributesOfItem(atPath: "\(checkpoints)/\(name)"))?[.systemFileNumber] as? UInt64
+        }
+        while (inode("epoch-0002.h5") == nil || inode("last.h5") != inode("epoch-0002.h5")) && Date() < deadline {
+            usleep(2_000)
         }
         XCTAssertEqual(chmod(checkpoints, 0o555), 0)
         XCTAssertEqual(chmod(run, 0o555), 0)
