@@ -65,6 +65,26 @@ public final class DatasetReader {
         splitSizes = sizes
     }
 
+    /// Debian's packages of HDF5 filter plugins, by registered filter id.
+    static let filterPackages: [Int: String] = [
+        32000: "hdf5-plugin-lzf and liblzf1",
+        307: "hdf5-filter-plugin", 32004: "hdf5-filter-plugin", 32008: "hdf5-filter-plugin",
+        32001: "hdf5-filter-plugin-blosc-serial", 32013: "hdf5-filter-plugin-zfp-serial",
+    ]
+
+    /// What to do about data compressed with filters this HDF5 has no decoder for: the package
+    /// that brings one, or a copy rewritten with deflate where the filter works.
+    static func undecodable(_ filters: [HDF5Filter], file: String) -> String {
+        let packages = Set(filters.compactMap { filterPackages[$0.id] }).sorted()
+        let folders = HDF5Library.pluginFolders
+        let install =
+            packages.isEmpty
+            ? "install a plugin for it into \(folders.first ?? "HDF5's plugin folder") (or set HDF5_PLUGIN_PATH; Python's hdf5plugin ships many)"
+            : "install \(packages.joined(separator: " and ")) (Debian), which HDF5 finds in \(folders.first ?? "its plugin folder")"
+        return
+            "is compressed with \(filters.map(\.description).joined(separator: ", ")), which this HDF5 cannot decode: \(install), or, where the filter works, rewrite the file with deflate: h5repack -f GZIP=4 \(file) copy.h5"
+    }
+
     /// Checks `/<split>/x` and `/<split>/y` and returns the number of samples.
     private static func checkStructure(file: HDF5File, split: String, featureShape: [Int], path: String) throws -> Int {
         let xPath = "/\(split)/\(DatasetLayout.features)"
@@ -81,9 +101,7 @@ public final class DatasetReader {
         }
         for (object, dataset) in [(xPath, x), (yPath, y)] where !dataset.unavailableFilters.isEmpty {
             throw DatasetError(
-                file: path, object: object,
-                "is compressed with \(dataset.unavailableFilters.joined(separator: ", ")), which this HDF5 cannot decode: install the filter's plugin (Debian: hdf5-filter-plugin) or rewrite the file with h5repack -f GZIP=4"
-            )
+                file: path, object: object, Self.undecodable(dataset.unavailableFilters, file: path))
         }
         guard y.elementType == .int32 else {
             throw DatasetError(file: path, object: yPath, "dtype is \(y.elementType), expected int32")

@@ -15,9 +15,9 @@ public final class HDF5Dataset: HDF5Object {
     public let chunkShape: [Int]?
     /// Names of the filters in the chunk pipeline, in order, e.g. ["shuffle", "deflate"].
     public let filters: [String]
-    /// The filters of `filters` this HDF5 cannot decode (no built-in and no plugin found), as
-    /// "name (filter id N)": reading the data would fail.
-    public let unavailableFilters: [String]
+    /// The filters of `filters` this HDF5 cannot decode (no built-in and no plugin found):
+    /// reading the data would fail.
+    public let unavailableFilters: [HDF5Filter]
     /// Where the data lives when not in this file ("external storage in /etc/passwd", "a
     /// virtual dataset of other files"); nil when the file holds it.
     public let storedElsewhere: String?
@@ -186,13 +186,22 @@ public final class HDF5Dataset: HDF5Object {
     }
 }
 
+/// A filter of a dataset's chunk pipeline, by its registered id and name.
+public struct HDF5Filter: Equatable, Sendable, CustomStringConvertible {
+    public var id: Int
+    public var name: String
+
+    /// "lzf (filter id 32000)", or "filter id 32099" for a filter without a name.
+    public var description: String { name == "filter \(id)" ? "filter id \(id)" : "\(name) (filter id \(id))" }
+}
+
 /// What `HDF5Dataset` reads once at open: extent, element type and storage layout.
 private struct Layout {
     var shape: [Int]
     var elementType: HDF5ElementType
     var chunkShape: [Int]?
     var filters: [String]
-    var unavailableFilters: [String] = []
+    var unavailableFilters: [HDF5Filter] = []
     var storedElsewhere: String?
 
     init(dataset: hid_t, file: String, object: String) throws {
@@ -239,7 +248,7 @@ private struct Layout {
             filters.append(Self.filterName(filter, reported: String(cString: name)))
             if H5Zfilter_avail(filter) <= 0 {
                 unavailableFilters.append(
-                    "\(Self.filterName(filter, reported: String(cString: name))) (filter id \(filter))")
+                    HDF5Filter(id: Int(filter), name: Self.filterName(filter, reported: String(cString: name))))
             }
         }
     }
@@ -252,7 +261,13 @@ private struct Layout {
         case chdf5_filter_szip(): return "szip"
         case chdf5_filter_nbit(): return "nbit"
         case chdf5_filter_scaleoffset(): return "scaleoffset"
-        default: return reported.isEmpty ? "filter \(filter)" : reported
+        default: return reported.isEmpty ? registeredNames[Int(filter)] ?? "filter \(filter)" : reported
         }
     }
+
+    /// Names of filters registered with the HDF Group that files from other tools often use,
+    /// for pipelines that store no name (h5py's low-level API, some plugins).
+    private static let registeredNames = [
+        307: "bzip2", 32000: "lzf", 32001: "blosc", 32004: "lz4", 32008: "bitshuffle", 32013: "zfp", 32015: "zstd",
+    ]
 }

@@ -34,6 +34,7 @@ public final class HDF5File {
     /// Wraps `H5Fcreate`.
     public static func create(_ path: String, exclusive: Bool = false) throws -> HDF5File {
         _ = hdf5AutomaticErrorPrintingDisabled
+        _ = hdf5FilterLibrariesLoaded
         let handle = try hdf5Check(
             H5Fcreate(path, exclusive ? chdf5_f_acc_excl() : chdf5_f_acc_trunc(), chdf5_p_default(), chdf5_p_default()),
             "H5Fcreate", file: path, object: "")
@@ -45,6 +46,7 @@ public final class HDF5File {
     /// Wraps `H5Fopen`.
     public static func open(_ path: String, writable: Bool = false) throws -> HDF5File {
         _ = hdf5AutomaticErrorPrintingDisabled
+        _ = hdf5FilterLibrariesLoaded
         // Opening a pipe or a device would block or read without end; a folder gives a cryptic error.
         var status = stat()
         guard stat(path, &status) == 0 else {

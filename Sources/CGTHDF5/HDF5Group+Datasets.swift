@@ -66,7 +66,8 @@ extension HDF5Group {
         if let elsewhere = dataset.storedElsewhere {
             throw error(
                 "H5Dopen2", object: target,
-                "keeps its data in \(elsewhere); cgt reads only data stored in the file itself")
+                "keeps its data in \(elsewhere); cgt reads only data stored in the file itself: make a copy that holds it with h5repack -l CONTI \(file.path) copy.h5 (run where the other files are found)"
+            )
         }
         return dataset
     }

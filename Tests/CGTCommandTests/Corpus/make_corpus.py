@@ -2,6 +2,7 @@
 """Writes the adversarial dataset and checkpoint files of cgt's untrusted-input tests.
 
 Usage: make_corpus.py OUT_FOLDER [CHECKPOINT]
+       make_corpus.py --other-tools OUT_FOLDER
 
 Every file is a small file that lies: it declares sizes it does not hold (chunked datasets
 with nothing written cost nothing to make), counts that overflow, or values outside the
@@ -58,7 +59,65 @@ def huge_samples(path, side):
     f.close()
 
 
+def other_tools(out):
+    """Files as other tools write them: compressed with filters libhdf5 does not build in, and
+    a virtual dataset in the newest file format.
+
+    lzf_features.h5 is a good file (h5py's LZF, which Debian's hdf5-plugin-lzf decodes for
+    libhdf5); the others are refused with what to do: bzip2 chunks (filter 307, Debian's
+    hdf5-filter-plugin), a filter id nobody registered, and a virtual dataset."""
+    f = layout(f"{out}/lzf_features.h5", train=None, test=None)
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 96), ("test", 48)):
+        y = (np.arange(n) % 3).astype(np.int32)
+        x = (rng.normal(size=(n, 4)) + 2 * y[:, None]).astype(np.float32)
+        g = f.create_group(split)
+        g.create_dataset("x", data=x, chunks=(32, 4), compression="lzf", shuffle=True)
+        g.create_dataset("y", data=y, chunks=(32,), compression="lzf")
+    f.close()
+
+    def filtered(name, filter_id, values):
+        """/train/x in chunks compressed with bzip2 and written raw, under `filter_id` (optional
+        in the pipeline, so h5py can declare a filter this libhdf5 lacks)."""
+        import bz2
+
+        f = layout(f"{out}/{name}.h5", train=None)
+        g = f.create_group("train")
+        x = np.arange(16 * 4, dtype=np.float32).reshape(16, 4)
+        plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        plist.set_chunk((8, 4))
+        plist.set_filter(filter_id, h5py.h5z.FLAG_OPTIONAL, values)
+        space = h5py.h5s.create_simple((16, 4))
+        dataset = h5py.h5d.create(g.id, b"x", h5py.h5t.IEEE_F32LE, space, dcpl=plist)
+        for row in (0, 8):
+            dataset.write_direct_chunk((row, 0), bz2.compress(x[row : row + 8].tobytes(), 9), filter_mask=0)
+        g["y"] = (np.arange(16) % 3).astype(np.int32)
+        f.close()
+
+    filtered("bzip2_features", 307, (9,))
+    filtered("unregistered_filter", 32099, ())
+
+    # A virtual dataset in the file format h5py writes with libver="latest".
+    source = layout(f"{out}/vds_source.h5")
+    source.close()
+    f = h5py.File(f"{out}/virtual_latest.h5", "w", libver="latest")
+    plain = layout(f"{out}/vds_plain.h5")
+    for key, value in plain.attrs.items():
+        f.attrs[key] = value
+    plain.copy("test", f)
+    plain.close()
+    virtual = h5py.VirtualLayout(shape=(16, 4), dtype=np.float32)
+    virtual[:] = h5py.VirtualSource(f"{out}/vds_source.h5", "/train/x", shape=(16, 4))
+    g = f.create_group("train")
+    g.create_virtual_dataset("x", virtual)
+    g["y"] = (np.arange(16) % 3).astype(np.int32)
+    f.close()
+
+
 def main():
+    if sys.argv[1] == "--other-tools":
+        other_tools(sys.argv[2])
+        return
     out = sys.argv[1]
     huge_split(f"{out}/huge_train.h5", "train")
     huge_split(f"{out}/huge_test.h5", "test")
@@ -98,12 +157,6 @@ def main():
         raw.seek(info.byte_offset + 2)
         raw.write(b"\xff" * max(1, info.size - 4))
 
-    # LZF ships with h5py but not with libhdf5: the reader needs a plugin it does not have.
-    f = layout(f"{out}/lzf_features.h5", train=None)
-    g = f.create_group("train")
-    g.create_dataset("x", data=np.zeros((16, 4), dtype=np.float32), chunks=(8, 4), compression="lzf")
-    g["y"] = np.zeros(16, dtype=np.int32)
-    f.close()
     f = layout(f"{out}/no_test_split.h5", test=None)
     f.close()
     with open(f"{out}/not_hdf5.h5", "wb") as raw:
