@@ -33,6 +33,8 @@ public struct RunReport {
     let extras: Extras
     /// The eval.json the report reads.
     public let evaluationFile: String
+    /// SHA-256 of the data that evaluation measured, when it records one.
+    public let dataSHA256: String?
     /// Training's own statistics at the last epoch: on the test split (eval.json) and, when the
     /// data has one, on the validation split (validation.json).
     let finalTest: RoutingStatistics?
@@ -57,6 +59,7 @@ public struct RunReport {
         } catch {
             throw TrainingError("\(file): not an evaluation cgt wrote (\(error))")
         }
+        dataSHA256 = DataIdentity.read(evaluation: data).sha256
         metrics = try MetricsLog.read(run.metricsFile)
         func decoded<T: Decodable>(_ type: T.Type, _ path: String) -> T? {
             FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(type, from: $0) }
@@ -83,9 +86,13 @@ public struct RunReport {
         return (curve(\.validation, last: finalValidation), curve(\.evaluation, last: finalTest))
     }
 
-    /// The figures, by file name (without ".svg").
-    public func figures() -> [(name: String, caption: String, svg: String)] {
-        var figures: [(String, String, String)] = []
+    /// Bins of a reliability diagram holding fewer samples than this are drawn faint: their
+    /// accuracy says little.
+    static let fewSamples = 10
+
+    /// The figures, each with the CSV of what it draws.
+    public func figures() -> [Figure] {
+        var figures: [Figure] = []
         let exits = statistics.exitFractions.count
         if !metrics.isEmpty {
             let epochs = metrics.map { Double($0.epoch) }
@@ -97,26 +104,38 @@ public struct RunReport {
                         color: Self.color(e))
                 }
             }
+            func table(_ column: String, _ values: (EpochMetrics) -> [Double]) -> String {
+                var csv = CSVTable(["epoch", "exit", column])
+                for m in metrics {
+                    for (e, v) in values(m).enumerated() {
+                        csv.append([.integer(m.epoch), .integer(e + 1), .number(v)])
+                    }
+                }
+                return csv.text
+            }
             figures.append(
-                (
-                    "training_loss",
-                    "Training loss of each exit per epoch (unweighted cross-entropy); a new head shows a cold-start spike, then decays.",
-                    SVGChart(
+                Figure(
+                    name: "training_loss",
+                    caption:
+                        "Training loss of each exit per epoch (unweighted cross-entropy); a new head shows a cold-start spike, then decays.",
+                    svg: SVGChart(
                         id: "training_loss", title: "Training loss per exit", xLabel: "epoch", yLabel: "cross-entropy"
-                    ).lines(perExit(\.loss))
-                ))
+                    ).lines(perExit(\.loss)),
+                    csv: table("loss", \.loss)))
             figures.append(
-                (
-                    "gate_weight",
-                    "Mean gate weight lambda_e per epoch: how much each exit learns from (the paper's Figure 3).",
-                    SVGChart(
+                Figure(
+                    name: "gate_weight",
+                    caption:
+                        "Mean gate weight lambda_e per epoch: how much each exit learns from (the paper's Figure 3).",
+                    svg: SVGChart(
                         id: "gate_weight", title: "Mean gate weight per exit", xLabel: "epoch", yLabel: "mean lambda"
-                    ).lines(perExit(\.gateMean))
-                ))
+                    ).lines(perExit(\.gateMean)),
+                    csv: table("mean_gate", \.gateMean)))
         }
         let heldOut = heldOutAccuracy()
         if !heldOut.validation.isEmpty || heldOut.test.count > 1 {
             var series: [SVGChart.Series] = []
+            var csv = CSVTable(["split", "epoch", "accuracy", "kept_as_best"])
             if !heldOut.validation.isEmpty {
                 series.append(
                     SVGChart.Series(name: "validation", points: heldOut.validation, color: Self.color(0), markers: true)
@@ -126,6 +145,12 @@ public struct RunReport {
                 series.append(
                     SVGChart.Series(
                         name: "test", points: heldOut.test, color: Self.color(1), dashed: true, markers: true))
+            }
+            for (split, points) in [("validation", heldOut.validation), ("test", heldOut.test)] {
+                for p in points {
+                    let kept = split == "validation" && best.map { Double($0.epoch) == p.x } == true
+                    csv.append([.text(split), .integer(Int(p.x)), .number(p.y), kept ? 1 : 0])
+                }
             }
             var caption = "Early-exit accuracy at the evaluated epochs on the held-out splits."
             if let best, let point = heldOut.validation.first(where: { $0.x == Double(best.epoch) }) {
@@ -137,28 +162,35 @@ public struct RunReport {
                     " The large marker is the epoch kept as checkpoints/best.h5 (best \(best.metric) on the validation split)."
             }
             figures.append(
-                (
-                    "held_out_accuracy", caption,
-                    SVGChart(
+                Figure(
+                    name: "held_out_accuracy", caption: caption,
+                    svg: SVGChart(
                         id: "held_out_accuracy", title: "Held-out accuracy per epoch", xLabel: "epoch",
                         yLabel: "accuracy"
-                    ).lines(series)
-                ))
+                    ).lines(series),
+                    csv: csv.text))
         }
         let exitNames = (0..<exits).map { "exit \($0 + 1)" }
+        var exitTable = CSVTable(["exit", "answered_fraction", "accuracy_of_answered"])
+        for e in 0..<exits {
+            let answered = e < statistics.answeredAccuracy.count ? statistics.answeredAccuracy[e] : nil
+            exitTable.append([.integer(e + 1), .number(statistics.exitFractions[e]), .optional(answered)])
+        }
         figures.append(
-            (
-                "exit_distribution",
-                "Share of test samples each exit answers, and the accuracy on the samples it answers.",
-                SVGChart(id: "exit_distribution", title: "Where test samples leave", xLabel: "exit", yLabel: "fraction")
-                    .bars(
-                        categories: exitNames,
-                        series: [
-                            ("answered", statistics.exitFractions, Self.color(0)),
-                            ("accuracy of answered", statistics.answeredAccuracy.map { $0 ?? 0 }, Self.color(2)),
-                        ],
-                        yRange: 0...1)
-            ))
+            Figure(
+                name: "exit_distribution",
+                caption:
+                    "Share of test samples each exit answers, and the accuracy on the samples it answers (0 where it answers none).",
+                svg: SVGChart(
+                    id: "exit_distribution", title: "Where test samples leave", xLabel: "exit", yLabel: "fraction"
+                ).bars(
+                    categories: exitNames,
+                    series: [
+                        ("answered", statistics.exitFractions, Self.color(0)),
+                        ("accuracy of answered", statistics.answeredAccuracy.map { $0 ?? 0 }, Self.color(2)),
+                    ],
+                    yRange: 0...1),
+                csv: exitTable.text))
         if let perClass = extras.perClassExitFractions, !perClass.isEmpty {
             let names = (0..<perClass.count).map { c in
                 extras.classNames.map { c < $0.count ? $0[c] : "\(c)" } ?? "\(c)"
@@ -167,16 +199,23 @@ public struct RunReport {
                 id: "per_class_routing", title: "Exit per class", xLabel: "", yLabel: "fraction of the class")
             chart.width = max(560, Double(perClass.count) * 46 + 220)
             chart.height = 380
+            var csv = CSVTable(["class", "name", "exit", "fraction"])
+            for (c, row) in perClass.enumerated() {
+                for (e, v) in row.enumerated() {
+                    csv.append([.integer(c), .text(names[c]), .integer(e + 1), .number(v)])
+                }
+            }
             figures.append(
-                (
-                    "per_class_routing", "For each class, the fraction of its test samples each exit answers.",
-                    chart.bars(
-                        categories: names.map { String($0.prefix(14)) },
+                Figure(
+                    name: "per_class_routing",
+                    caption: "For each class, the fraction of its test samples each exit answers.",
+                    svg: chart.bars(
+                        categories: names,
                         series: (0..<exits).map { e in
                             (exitNames[e], perClass.map { e < $0.count ? $0[e] : 0 }, Self.color(e))
                         },
-                        yRange: 0...1)
-                ))
+                        yRange: 0...1),
+                    csv: csv.text))
         }
         if let sweep = extras.sweep, !sweep.points.isEmpty {
             let curve = sweep.points.map { (x: $0.relativeCost, y: $0.accuracy) }
@@ -184,11 +223,26 @@ public struct RunReport {
                 (x: $0.relativeCost, y: $0.accuracy)
             }
             let operating = [(x: statistics.relativeCost, y: statistics.accuracy)]
+            let full = Double(statistics.fullNetworkFLOPs)
+            var csv = CSVTable([
+                "series", "threshold", "relative_cost", "expected_flops", "accuracy", "macro_f1", "pareto_optimal",
+            ])
+            for p in sweep.points {
+                csv.append([
+                    "sweep", .number(p.threshold), .number(p.relativeCost), .number(p.relativeCost * full),
+                    .number(p.accuracy), .number(p.macroF1), p.paretoOptimal ? 1 : 0,
+                ])
+            }
+            csv.append([
+                "evaluated", .number(statistics.tau), .number(statistics.relativeCost),
+                .number(statistics.expectedFLOPs), .number(statistics.accuracy), .number(statistics.macroF1), .empty,
+            ])
             figures.append(
-                (
-                    "accuracy_vs_cost",
-                    "Early-exit accuracy against relative cost (expected FLOPs over the full network's) for thresholds \(SVGChart.label(sweep.points.first!.threshold)) to \(SVGChart.label(sweep.points.last!.threshold)) (\(sweep.criterion.rawValue)); the Pareto front and the evaluated threshold marked.",
-                    SVGChart(
+                Figure(
+                    name: "accuracy_vs_cost",
+                    caption:
+                        "Early-exit accuracy against relative cost (expected FLOPs over the full network's \(statistics.fullNetworkFLOPs)) for thresholds \(SVGChart.label(sweep.points.first!.threshold)) to \(SVGChart.label(sweep.points.last!.threshold)) (\(sweep.criterion.rawValue)); the Pareto front and the evaluated threshold marked.",
+                    svg: SVGChart(
                         id: "accuracy_vs_cost", title: "Accuracy vs cost over thresholds", xLabel: "relative cost",
                         yLabel: "accuracy"
                     ).lines([
@@ -198,41 +252,63 @@ public struct RunReport {
                         SVGChart.Series(
                             name: "evaluated", points: operating, color: Self.color(0), markers: true, line: false,
                             markerRadius: 6),
-                    ])
-                ))
+                    ]),
+                    csv: csv.text))
         }
         if let quality = extras.confidenceQuality {
             for (e, q) in quality.enumerated() {
-                let filled = q.bins.filter { $0.count > 0 }
-                figures.append(
-                    (
-                        "reliability_exit\(e + 1)",
-                        String(
-                            format:
-                                "Reliability of exit %d: accuracy against mean confidence per bin (15 bins); ECE %.4f, failure-prediction AUROC %@.",
-                            e + 1, q.ece, q.auroc.map { String(format: "%.4f", $0) } ?? "-"),
-                        SVGChart(
-                            id: "reliability_exit\(e + 1)", title: "Reliability, exit \(e + 1)", xLabel: "confidence",
-                            yLabel: "accuracy"
-                        ).lines(
-                            [
-                                SVGChart.Series(
-                                    name: "perfect calibration", points: [(0, 0), (1, 1)], color: "#999999",
-                                    dashed: true),
-                                SVGChart.Series(
-                                    name: "exit \(e + 1)",
-                                    points: filled.map { (x: $0.meanConfidence, y: $0.accuracy) }, color: Self.color(e),
-                                    markers: true),
-                            ], xRange: 0...1, yRange: 0...1)
-                    ))
+                figures.append(Self.reliabilityFigure(exit: e, quality: q))
             }
         }
         return figures
     }
 
-    /// The page, with every figure inline. A small script marks the page once every figure has
-    /// been laid out (`data-figures-rendered`), which the tests read in a headless browser.
-    public func html(figures: [(name: String, caption: String, svg: String)]) -> String {
+    /// The reliability diagram of one exit: accuracy against mean confidence per bin, each
+    /// bin's marker area proportional to its sample count and bins of few samples drawn faint.
+    static func reliabilityFigure(exit e: Int, quality q: ConfidenceQuality) -> Figure {
+        let filled = q.bins.filter { $0.count > 0 }
+        var bins = SVGChart.Series(
+            name: "exit \(e + 1)", points: filled.map { (x: $0.meanConfidence, y: $0.accuracy) }, color: color(e),
+            markers: true)
+        bins.lineWidth = 1
+        bins.lineOpacity = 0.45
+        bins.radii = SVGChart.areaProportionalRadii(filled.map(\.count))
+        bins.opacities = filled.map { $0.count < fewSamples ? 0.25 : 0.85 }
+        bins.tooltips = filled.map {
+            String(
+                format: "confidence %.3f-%.3f: %d sample%@, mean confidence %.3f, accuracy %.3f", $0.lower, $0.upper,
+                $0.count, $0.count == 1 ? "" : "s", $0.meanConfidence, $0.accuracy)
+        }
+        var csv = CSVTable(["bin_lower", "bin_upper", "count", "mean_confidence", "accuracy", "marker_radius"])
+        let radii = SVGChart.areaProportionalRadii(q.bins.map(\.count))
+        for (b, radius) in zip(q.bins, radii) {
+            csv.append([
+                .number(b.lower), .number(b.upper), .integer(b.count), .number(b.meanConfidence), .number(b.accuracy),
+                .number(radius),
+            ])
+        }
+        let largest = filled.map(\.count).max() ?? 0
+        return Figure(
+            name: "reliability_exit\(e + 1)",
+            caption: String(
+                format:
+                    "Reliability of exit %d: accuracy against mean confidence per bin (%d bins); marker area proportional to the bin's samples (the largest holds %d), bins under %d samples faint. ECE %.4f, failure-prediction AUROC %@.",
+                e + 1, q.bins.count, largest, fewSamples, q.ece, q.auroc.map { String(format: "%.4f", $0) } ?? "-"),
+            svg: SVGChart(
+                id: "reliability_exit\(e + 1)", title: "Reliability, exit \(e + 1)", xLabel: "confidence",
+                yLabel: "accuracy"
+            ).lines(
+                [
+                    SVGChart.Series(
+                        name: "perfect calibration", points: [(0, 0), (1, 1)], color: "#999999", dashed: true),
+                    bins,
+                ], xRange: 0...1, yRange: 0...1),
+            csv: csv.text)
+    }
+
+    /// The page, with every figure inline; with `figureFolder` (relative to the page), each
+    /// caption links the figure's CSV there.
+    public func html(figures: [Figure], figureFolder: String? = nil) -> String {
         let s = statistics
         func percent(_ v: Double) -> String { String(format: "%.2f %%", v * 100) }
         var rows = [
@@ -285,34 +361,15 @@ public struct RunReport {
             extras.sweep == nil
             ? "<p class=\"note\">No threshold sweep in \(SVGChart.escape(evaluationFile)): <code>cgt eval --sweep 0.5:0.99:0.01</code> adds the accuracy-cost figure.</p>"
             : ""
-        var page = [
-            "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-            "<title>cgt report: \(SVGChart.escape(jobName))</title>",
-            "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}figure{display:inline-block;margin:0 1.5em 1.5em 0;vertical-align:top}figcaption{max-width:560px;font-size:0.9em;color:#444}table{border-collapse:collapse}td{padding:2px 12px 2px 0}.note{color:#a50}</style>",
-            "</head><body>",
-            "<h1>\(SVGChart.escape(jobName))</h1>",
+        let intro = [
             "<p>Run folder <code>\(SVGChart.escape(run.path))</code>; evaluation from <code>\(SVGChart.escape(evaluationFile))</code>; \(metrics.count) epochs in metrics.jsonl.</p>",
             "<table>"
                 + rows.map { "<tr><td>\(SVGChart.escape($0.0))</td><td>\(SVGChart.escape($0.1))</td></tr>" }.joined()
                 + "</table>",
             missing,
         ]
-        for figure in figures {
-            page.append("<figure>\n\(figure.svg)\n<figcaption>\(SVGChart.escape(figure.caption))</figcaption></figure>")
-        }
-        page.append(
-            """
-            <script>
-            window.addEventListener('load', function () {
-              var figures = document.querySelectorAll('svg.figure');
-              var rendered = 0;
-              figures.forEach(function (f) { var b = f.getBBox(); if (b.width > 0 && b.height > 0) rendered++; });
-              document.body.setAttribute('data-figures', String(figures.length));
-              document.body.setAttribute('data-figures-rendered', String(rendered));
-            });
-            </script>
-            """)
-        page.append("</body></html>")
-        return page.joined(separator: "\n")
+        return ReportPage.html(
+            title: "cgt report: \(jobName)", heading: jobName, intro: intro, figures: figures,
+            figureFolder: figureFolder)
     }
 }

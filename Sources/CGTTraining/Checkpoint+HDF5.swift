@@ -80,6 +80,16 @@ extension Checkpoint {
         return try? withOpenHDF5File(path) { try $0.root.intAttribute(CheckpointLayout.epoch) }
     }
 
+    /// The SHA-256 of the data the checkpoint at `path` trained on, read alone (no tensors);
+    /// nil when the file is not a checkpoint or predates the attribute.
+    public static func recordedDataSHA256(at path: String) -> String? {
+        guard isCheckpoint(at: path) else { return nil }
+        return try? withOpenHDF5File(path) { file -> String? in
+            file.root.hasAttribute(CheckpointLayout.dataSHA256)
+                ? try file.root.stringAttribute(CheckpointLayout.dataSHA256) : nil
+        }
+    }
+
     /// Reads a checkpoint written by `write(to:)`.
     public static func read(from path: String) throws -> Checkpoint {
         let file: HDF5File

@@ -109,12 +109,15 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        try underMPI { world in
-            // Loading can fail on one rank alone; the rest runs collectives on every rank.
-            let model = try world.collectively { try load(ranks: world.size) }
-            defer { try? model.reader.close() }
-            try report(model, world: world)
-        }
+        try underMPI { world in try evaluate(world: world) }
+    }
+
+    /// The evaluation on `world`, inside an MPI session that may hold several (`cgt report` of several runs).
+    func evaluate(world: Communicator) throws {
+        // Loading can fail on one rank alone; the rest runs collectives on every rank.
+        let model = try world.collectively { try load(ranks: world.size) }
+        defer { try? model.reader.close() }
+        try report(model, world: world)
     }
 
     /// The checkpoint, its network with the stored weights, and the data.

@@ -2,22 +2,31 @@ import ArgumentParser
 import CGTExperiments
 import CGTFiles
 import CGTJob
+import CGTMPI
 import CGTTraining
 import Foundation
 
-/// `cgt report`: one HTML page with every figure of a run.
+/// `cgt report`: one HTML page with every figure of a run, or of several runs side by side.
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
         abstract:
-            "Write <run>/report.html (opens offline) and <run>/figures/*.svg: training curves per exit, exit distribution, accuracy vs cost with the Pareto front, reliability diagrams; for a grid folder, its leaderboard page.",
+            "Write <run>/report.html (opens offline) and <run>/figures/*.svg and *.csv: training curves per exit, exit distribution, accuracy vs cost with the Pareto front, reliability diagrams; for a grid folder, its leaderboard page; for several runs, a comparison page.",
         discussion: """
             Reads metrics.jsonl and the evaluation in <run>/eval/eval.json (or training's eval.json). When \
             that has no threshold sweep and the run has a checkpoint, runs cgt eval --sweep first.
+
+            With several run folders, writes <out>/report.html, summary.csv and figures/ (default \
+            runs/compare): runs of one job on the same data are a group (as in cgt table), drawn as \
+            the mean and ± one standard deviation over their seeds of accuracy against expected FLOPs \
+            and of held-out accuracy per epoch. Example: cgt report runs/softcgt/seed* runs/hardcgt/seed*
             """)
 
-    @Argument(help: "The run folder.")
-    var folder: String
+    @Argument(help: "The run folder (or a grid folder), or several run folders to compare.")
+    var folders: [String]
+
+    @Option(help: "Where the comparison of several runs goes (default runs/compare).")
+    var out: String?
 
     @Option(help: "Thresholds of the sweep cgt eval runs when the run has none (start:stop:step).")
     var sweep = "0.5:0.99:0.01"
@@ -25,37 +34,92 @@ struct ReportCommand: ParsableCommand {
     @Flag(help: "Use the evaluations present; never run cgt eval.")
     var noEval = false
 
+    func validate() throws {
+        guard !folders.isEmpty else { throw ValidationError("Give a run folder, or several to compare.") }
+        if folders.count == 1, out != nil {
+            throw ValidationError(
+                "--out is for comparing several runs; the report of one run goes into its folder (\(folders[0])/report.html)."
+            )
+        }
+    }
+
     func run() throws {
         try reportingFailures {
-            let run = folder
-            if FileManager.default.fileExists(atPath: "\(run)/grid.json") {
-                let summary = try GridSummary.load(folder: run)
-                try summary.write()
-                print("wrote \(run)/report.html (a grid: leaderboard, Pareto front, a page per trial)")
-                return
+            if folders.count == 1 {
+                try reportOne(folders[0])
+            } else {
+                try compare()
             }
-            let folder = RunDirectory(path: run)
-            let evaluation = "\(run)/eval/eval.json"
+        }
+    }
+
+    /// The identity of a folder for comparing paths: absolute, `..` and links resolved.
+    private static func identity(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+    }
+
+    /// Runs cgt eval --sweep on each of `runs` whose evaluation has no sweep and that has a
+    /// checkpoint, all in one MPI session (MPI starts once per process).
+    private func addSweepsIfMissing(_ runs: [String]) throws {
+        let missing = runs.filter { run in
             let hasSweep =
-                FileManager.default.contents(atPath: evaluation).map {
+                FileManager.default.contents(atPath: "\(run)/eval/eval.json").map {
                     String(decoding: $0, as: UTF8.self).contains("\"sweep\"")
                 } ?? false
-            if !hasSweep && !noEval && FileManager.default.fileExists(atPath: folder.lastCheckpoint) {
-                print("running cgt eval --sweep \(sweep) for the report")
-                let eval = try EvalCommand.parse([
-                    "--checkpoint", folder.lastCheckpoint, "--sweep", sweep, "--out", "\(run)/eval",
-                ])
-                try eval.run()
-            }
-            let report = try RunReport(run: folder)
-            let figures = "\(run)/figures"
-            try OutputFolder.create(figures)
-            let drawn = report.figures()
-            for figure in drawn {
-                try AtomicFile.write(Data(figure.svg.utf8), to: "\(figures)/\(figure.name).svg")
-            }
-            try AtomicFile.write(Data(report.html(figures: drawn).utf8), to: "\(run)/report.html")
-            print("wrote \(run)/report.html and \(drawn.count) figures in \(figures)")
+            return !hasSweep && !noEval
+                && FileManager.default.fileExists(atPath: RunDirectory(path: run).lastCheckpoint)
         }
+        guard !missing.isEmpty else { return }
+        let evaluations = try missing.map { run in
+            try EvalCommand.parse([
+                "--checkpoint", RunDirectory(path: run).lastCheckpoint, "--sweep", sweep, "--out", "\(run)/eval",
+            ])
+        }
+        try underMPI { world in
+            for (run, eval) in zip(missing, evaluations) {
+                print("running cgt eval --sweep \(sweep) on \(run) for the report")
+                try eval.evaluate(world: world)
+            }
+        }
+    }
+
+    private func reportOne(_ run: String) throws {
+        if FileManager.default.fileExists(atPath: "\(run)/grid.json") {
+            let summary = try GridSummary.load(folder: run)
+            try summary.write()
+            print("wrote \(run)/report.html (a grid: leaderboard, Pareto front, a page per trial)")
+            return
+        }
+        try addSweepsIfMissing([run])
+        let report = try RunReport(run: RunDirectory(path: run))
+        let drawn = report.figures()
+        try Figure.write(drawn, to: "\(run)/figures")
+        try AtomicFile.write(
+            Data(report.html(figures: drawn, figureFolder: "figures").utf8), to: "\(run)/report.html")
+        print("wrote \(run)/report.html and \(drawn.count) figures (SVG with their CSV) in \(run)/figures")
+    }
+
+    private func compare() throws {
+        let out = self.out ?? "runs/compare"
+        for run in folders {
+            if FileManager.default.fileExists(atPath: "\(run)/grid.json") {
+                throw ValidationError(
+                    "\(run) is a grid folder: report it alone (cgt report \(run)), or compare its trials' folders (\(run)/trial-000 ...)."
+                )
+            }
+            if Self.identity(run) == Self.identity(out) {
+                throw ValidationError(
+                    "--out \(out) is one of the runs compared; give the comparison a folder of its own.")
+            }
+        }
+        try OutputFolder.check(out)
+        // Grouping first: a duplicate seed or an unfinished run is refused before any evaluation.
+        _ = try ResultsTable.load(runs: folders)
+        try addSweepsIfMissing(folders)
+        let comparison = try ComparisonReport(runs: folders)
+        let drawn = try comparison.write(to: out)
+        print(
+            "wrote \(out)/report.html: \(folders.count) runs in \(comparison.groups.count) groups, \(drawn.count) figures (SVG with their CSV) in \(out)/figures, summary.csv"
+        )
     }
 }

@@ -13,8 +13,10 @@ import XCTest
 final class ResultsTableTests: XCTestCase {
     let directory = TemporaryDirectory("table")
 
+    /// A finished run's files; `data` adds the provenance keys eval.json records (file and SHA-256).
     private func writeRun(
-        _ folder: String, name: String, method: String, seed: Int, f1: Double, exits: [Double], seconds: Double
+        _ folder: String, name: String, method: String, seed: Int, f1: Double, exits: [Double], seconds: Double,
+        data: (file: String, sha256: String)? = nil
     ) throws {
         let run = RunDirectory(path: directory.file(folder))
         try run.create()
@@ -30,7 +32,13 @@ final class ResultsTableTests: XCTestCase {
             perExitAccuracy: [0, 0, 0], answeredAccuracy: [nil, nil, nil], relativeCost: 0.5, expectedFLOPs: 1,
             exitFLOPs: [1, 2, 3],
             fullNetworkFLOPs: 3, averageExitDepth: 1, confusion: [])
-        try AtomicFile.write(try JSONEncoder().encode(statistics), to: run.evaluationFile)
+        var evaluation = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: try JSONEncoder().encode(statistics)) as? [String: Any])
+        if let data {
+            evaluation["data"] = "/somewhere/\(data.file)"
+            evaluation["data_sha256"] = data.sha256
+        }
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: evaluation), to: run.evaluationFile)
         let metrics = EpochMetrics(
             epoch: 1, globalStep: 1, learningRate: 0.1, loss: [1], weightedLoss: [1], gateMean: [1], trainAccuracy: [1],
             samples: 1, seconds: seconds, samplesPerSecond: 1, evaluation: nil)
@@ -64,5 +72,70 @@ final class ResultsTableTests: XCTestCase {
         XCTAssertThrowsError(try ResultsTable.load(runs: [directory.file("missing")])) { error in
             XCTAssertTrue("\(error)".contains("missing/eval.json"), "\(error)")
         }
+    }
+
+    let tiny = (file: "tiny.h5", sha256: String(repeating: "a1", count: 32))
+    let pines = (file: "indian_pines.h5", sha256: String(repeating: "b2", count: 32))
+
+    /// The issue's table: one job run on synthetic data and on Indian Pines was one row
+    /// ("Seeds 0, 0"); by data hash it is two rows, named by the job and their data, with the
+    /// data in a column.
+    func testOneJobOnDifferentDataIsTwoRows() throws {
+        try writeRun(
+            "s0", name: "ip_softcgt", method: "softcgt", seed: 0, f1: 0.6, exits: [1, 0, 0], seconds: 1, data: tiny)
+        try writeRun(
+            "p0", name: "ip_softcgt", method: "softcgt", seed: 0, f1: 0.9, exits: [1, 0, 0], seconds: 1, data: pines)
+        try writeRun(
+            "p1", name: "ip_softcgt", method: "softcgt", seed: 1, f1: 0.92, exits: [1, 0, 0], seconds: 1, data: pines)
+        let table = try ResultsTable.load(runs: ["s0", "p0", "p1"].map(directory.file))
+        XCTAssertEqual(table.rows.map(\.seeds), [[0], [0, 1]])
+        XCTAssertEqual(table.rows.map(\.data.sha256), [tiny.sha256, pines.sha256])
+        XCTAssertEqual(table.labels, ["ip_softcgt on tiny.h5 (a1a1a1a1)", "ip_softcgt on indian_pines.h5 (b2b2b2b2)"])
+        let lines = table.markdown().split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines[0].hasSuffix("| Seeds | Data |"), lines[0])
+        XCTAssertTrue(lines[2].hasPrefix("| ip_softcgt on tiny.h5 (a1a1a1a1) | 60.0 |"), lines[2])
+        XCTAssertTrue(lines[3].hasPrefix("| ip_softcgt on indian_pines.h5 (b2b2b2b2) | 91.0 ± 1.4 |"), lines[3])
+        XCTAssertTrue(lines[3].hasSuffix("| 0, 1 | indian_pines.h5 (b2b2b2b2) |"), lines[3])
+        XCTAssertEqual(lines.count, 4, "no note: every run records its data")
+    }
+
+    /// A row is a mean over seeds: the same seed twice (a copied folder, a run given twice) is
+    /// refused, naming both folders.
+    func testTheSameSeedTwiceInARowIsRefused() throws {
+        try writeRun(
+            "d0", name: "ip_hardcgt", method: "hardcgt", seed: 3, f1: 0.9, exits: [1, 0, 0], seconds: 1, data: tiny)
+        try writeRun(
+            "d1", name: "ip_hardcgt", method: "hardcgt", seed: 3, f1: 0.8, exits: [1, 0, 0], seconds: 1, data: tiny)
+        XCTAssertThrowsError(try ResultsTable.load(runs: ["d0", "d1"].map(directory.file))) { error in
+            XCTAssertEqual(
+                "\(error)",
+                "\(directory.file("d0")) and \(directory.file("d1")) are both seed 3 of ip_hardcgt on tiny.h5 (a1a1a1a1): a row is a mean over seeds, give each seed once"
+            )
+        }
+        XCTAssertThrowsError(try ResultsTable.load(runs: [directory.file("d0"), directory.file("d0") + "/."])) {
+            error in
+            XCTAssertTrue("\(error)".contains("given twice"), "\(error)")
+        }
+        // The same seed on other data is another row, not a duplicate.
+        try writeRun(
+            "d2", name: "ip_hardcgt", method: "hardcgt", seed: 3, f1: 0.7, exits: [1, 0, 0], seconds: 1, data: pines)
+        XCTAssertEqual(try ResultsTable.load(runs: ["d0", "d2"].map(directory.file)).rows.count, 2)
+    }
+
+    /// Runs from before eval.json recorded its data group under "unknown", and the table says so.
+    func testRunsWithoutADataHashAreGroupedAsUnknown() throws {
+        try writeRun("u0", name: "ip_co", method: "co", seed: 0, f1: 0.5, exits: [1, 0, 0], seconds: 1)
+        try writeRun("u1", name: "ip_co", method: "co", seed: 1, f1: 0.7, exits: [1, 0, 0], seconds: 1)
+        try writeRun("k0", name: "ip_co", method: "co", seed: 0, f1: 0.9, exits: [1, 0, 0], seconds: 1, data: pines)
+        let table = try ResultsTable.load(runs: ["u0", "u1", "k0"].map(directory.file))
+        XCTAssertEqual(table.rows.map(\.folders.count), [2, 1])
+        XCTAssertEqual(table.rows.map(\.data.key), ["unknown", pines.sha256])
+        XCTAssertEqual(
+            table.labels, ["ip_co on indian_pines.h5 (data unknown)", "ip_co on indian_pines.h5 (b2b2b2b2)"])
+        let markdown = table.markdown()
+        XCTAssertTrue(
+            markdown.hasSuffix(
+                "Data unknown: \(directory.file("u0")), \(directory.file("u1")) record no data_sha256 (in eval.json or checkpoints/last.h5: trained before cgt recorded it), so their rows group them by job name alone, as data \"unknown\"."
+            ), markdown)
     }
 }
