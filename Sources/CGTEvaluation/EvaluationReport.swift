@@ -211,6 +211,16 @@ public struct EvaluationProvenance: Codable, Equatable, Sendable {
         self.split = split
     }
 
+    /// `statistics` as pretty-printed JSON with these keys beside its own (`eval.json`).
+    public func json<Statistics: Encodable>(_ statistics: Statistics) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        var object = try JSONSerialization.jsonObject(with: try encoder.encode(statistics)) as? [String: Any] ?? [:]
+        let mine = try JSONSerialization.jsonObject(with: try encoder.encode(self)) as? [String: Any] ?? [:]
+        object.merge(mine) { _, provenance in provenance }
+        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    }
+
     enum CodingKeys: String, CodingKey {
         case formatVersion = "format_version"
         case checkpoint, epoch

@@ -229,16 +229,23 @@ public final class Trainer {
         let (test, validation) = try final ?? routingStatistics(test: true, validation: true)
         try together {
             if isRoot {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try AtomicFile.write(try encoder.encode(test!), to: runDirectory.evaluationFile)
+                try AtomicFile.write(try provenance(split: DatasetLayout.test).json(test!), to: runDirectory.evaluationFile)
                 if let validation {
-                    try AtomicFile.write(try encoder.encode(validation), to: runDirectory.validationFile)
+                    try AtomicFile.write(
+                        try provenance(split: DatasetLayout.validation).json(validation), to: runDirectory.validationFile)
                     try best.offer(validation, epoch: epoch, write: writeCheckpoint(to:))
                 }
             }
         }
         return test!
+    }
+
+    /// What the final evaluation measured (rank 0): the last checkpoint, which holds that model.
+    private func provenance(split: String) -> EvaluationProvenance {
+        EvaluationProvenance(
+            checkpoint: JobOverrides.resolved(runDirectory.lastCheckpoint), epoch: epoch,
+            batchNormStatistics: evaluatedBuffers?.epoch == epoch ? "re-estimated" : "training", data: job.data.path,
+            dataSHA256: dataSHA256 ?? "", split: split)
     }
 
     /// The epoch's means and held-out metrics in the TensorBoard file, at the epoch's last step.

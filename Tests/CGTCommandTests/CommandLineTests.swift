@@ -103,7 +103,11 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(b["batchnorm_statistics"] as? String, "re-estimated")
         XCTAssertEqual(a["confusion"] as? [[Int]], b["confusion"] as? [[Int]])
         XCTAssertEqual(a["accuracy"] as? Double, b["accuracy"] as? Double)
-        XCTAssertEqual(try report(run)["batchnorm_statistics"] as? String, nil, "training's own report")
+        let training = try report(run)
+        XCTAssertEqual(training["batchnorm_statistics"] as? String, "training", "the job asked for no re-estimation")
+        XCTAssertEqual(training["checkpoint"] as? String, checkpoint)
+        XCTAssertEqual(training["split"] as? String, "test")
+        XCTAssertEqual((training["data_sha256"] as? String)?.count, 64)
     }
 
     /// A policy chosen by `cgt eval` is stored in the checkpoint; later evaluations and `cgt inspect` use it.
