@@ -36,6 +36,9 @@ public final class Trainer {
     /// Runs after every training step on every rank: a grid uses it to serve the other groups'
     /// requests for their next trial (`SharedCounter.serve`).
     public var afterEachStep: (() -> Void)?
+    /// Asked after chosen epochs whether training goes on: a grid's successive halving stops
+    /// trials this way (`EpochReview`).
+    public var review: EpochReview?
     /// Rank 0's hold on the run folder while `run` writes it.
     private var runLock: RunLock?
     /// The buffers an evaluation re-estimated (`eval.bn_recalibration`) and the epoch it
@@ -197,13 +200,14 @@ public final class Trainer {
             var metrics = try trainEpoch(stop: &stop)
             epoch += 1
             metrics.epoch = epoch
+            let reviewed = review?.epochs.contains(epoch) == true && epoch < job.training.epochs
             if epoch == job.training.epochs {
                 // Evaluated before the last checkpoint is written, which then holds what was measured.
                 final = try routingStatistics(test: true, validation: true)
-            } else if evaluationEvery > 0 && epoch % evaluationEvery == 0 && stop == nil {
+            } else if (evaluationEvery > 0 && epoch % evaluationEvery == 0 || reviewed) && stop == nil {
                 // (Asked to stop, the checkpoint comes first: the grace before SIGKILL is short.)
                 (metrics.evaluation, metrics.validation) = try routingStatistics(
-                    test: job.eval.everyEpochs > 0, validation: true)
+                    test: job.eval.everyEpochs > 0 || (reviewed && !plan.hasValidationSplit), validation: true)
             }
             let secondsLeft =
                 Date().timeIntervalSince(started) / Double(epoch - firstEpoch) * Double(job.training.epochs - epoch)
@@ -223,6 +227,9 @@ public final class Trainer {
             if let stop, epoch < job.training.epochs {
                 // Asked to stop at the epoch's last step: the epoch's checkpoint is the place to resume.
                 throw interrupted(by: stop, checkpoint: runDirectory.lastCheckpoint)
+            }
+            if reviewed, let review, let scores = metrics.validation ?? metrics.evaluation {
+                try endIfReviewSaysSo(review, scores: scores, onValidation: metrics.validation != nil)
             }
         }
         // A run resumed after its last epoch is evaluated again (with the same result).
@@ -476,6 +483,22 @@ public final class Trainer {
                     width: shape[2], dy: draw.dy, dx: draw.dx, flip: draw.flip)
             }
         }
+    }
+
+    /// Rank 0 asks `review` whether training goes on after this epoch and every rank follows;
+    /// a stop writes this epoch's checkpoint (if the cadence did not) and ends training.
+    private func endIfReviewSaysSo(_ review: EpochReview, scores: RoutingStatistics, onValidation: Bool) throws {
+        var goesOn: [Int64] = [1]
+        try together {
+            if strategy.isRoot { goesOn[0] = try review.decide(epoch, scores, onValidation) ? 1 : 0 }
+        }
+        try strategy.broadcast(&goesOn)
+        guard goesOn[0] == 0 else { return }
+        try together {
+            if strategy.isRoot && epoch % job.training.checkpointEvery != 0 { try writeCheckpoint() }
+        }
+        try? tensorBoard?.flush()
+        throw TrainingStoppedEarly(epoch: epoch, checkpoint: runDirectory.lastCheckpoint)
     }
 
     func writeCheckpoint() throws {
