@@ -94,6 +94,7 @@ public final class Trainer {
             communicator: communicator, gradients: network.store.gradients, runtime: job.runtime)
         strategy.synchronizeBatchNorm(of: network, job.training.syncBatchnorm)
         if resume && rank == 0 { try restoreNewestCheckpoint() }
+        if rank == 0, let warning = shard.blockLayoutWarning { progress.say("warning: \(warning)") }
     }
 
     deinit {
@@ -330,7 +331,11 @@ public final class Trainer {
         let started = Date()
         let firstStep = resumePoint.step
         let setup = beginEpoch(resuming: firstStep > 0)
+        let stalledBefore = shard.readStallSeconds
         try together { try shard.prepare(epoch: epoch) }
+        // The next epoch's rows are read while this one trains; HDF5 is the loop's again after it.
+        if epoch + 1 < job.training.epochs { shard.readAhead(epoch: epoch + 1) }
+        defer { shard.settle() }
         var tally = EpochTally(statistics: ExitObjective.Statistics(exits: network.exitCount))
         if firstStep > 0, let partial = resumePoint.partial {
             tally = EpochTally(partial: partial, exits: network.exitCount)
@@ -358,9 +363,11 @@ public final class Trainer {
                 }
             }
         }
-        var totals = tally.statistics.flattened
+        shard.settle()
+        var totals = tally.statistics.flattened + [shard.readStallSeconds - stalledBefore]
         strategy.position = (globalStep, epoch + 1)
         try strategy.sum(&totals)
+        let readStall = totals.removeLast() / Double(strategy.communicator?.size ?? 1)
         let summed = ExitObjective.Statistics(flattened: totals)
         for hook in hooks { try hook.epochTrained(self, epoch: epoch) }
         let n = Double(max(tally.samples, 1))
@@ -369,7 +376,8 @@ public final class Trainer {
             epoch: epoch, globalStep: globalStep, learningRate: Double(tally.learningRate),
             loss: summed.loss.map { $0 / n }, weightedLoss: summed.weightedLoss.map { $0 / n },
             gateMean: summed.gate.map { $0 / n }, trainAccuracy: summed.correct.map { $0 / n },
-            samples: tally.samples, seconds: seconds, samplesPerSecond: n / seconds, evaluation: nil)
+            samples: tally.samples, seconds: seconds, samplesPerSecond: n / seconds, evaluation: nil,
+            readStallSeconds: readStall)
     }
 
     /// The phase, weighting, schedule and random key of the current epoch; at a phase's first
@@ -513,6 +521,7 @@ public final class Trainer {
     /// summed, rank 0 writes `interrupted.h5` (a second signal meanwhile changes nothing: the
     /// file is written whole or not at all), and every rank throws `TrainingInterrupted`.
     private func interrupt(by signal: Int32, atStep step: Int, tally: EpochTally) throws -> Never {
+        shard.settle()
         var totals = tally.statistics.flattened
         strategy.position = (globalStep, epoch + 1)
         try strategy.sum(&totals)
