@@ -28,30 +28,34 @@ extension DatasetReader {
         }
         var compact = [Float](repeating: 0, count: distinct * width)
         let chunkRows = max(1, featureSet.chunkShape?.first ?? 4096)
-        let blockRows = chunkRows * max(1, (16 << 20) / max(1, chunkRows * width * 4))
-        var block = [Float](repeating: 0, count: min(size, blockRows) * width)
-        var start = 0
-        while start < size {
-            let end = min(size, start + blockRows)
-            // Skip blocks without a needed row; shrink the read to the chunks that hold them.
-            guard let first = (start..<end).first(where: { slot[$0] >= 0 }) else {
-                start = end
+        let blockChunks = max(1, (16 << 20) / max(1, chunkRows * width * 4))
+        let chunkCount = (size + chunkRows - 1) / chunkRows
+        var needed = [Bool](repeating: false, count: chunkCount)
+        for row in rows { needed[row / chunkRows] = true }
+        var block = [Float](repeating: 0, count: min(size, blockChunks * chunkRows) * width)
+        var chunk = 0
+        // Runs of consecutive chunks that hold a needed row, up to 16 MiB each; a chunk without
+        // one is never read.
+        while chunk < chunkCount {
+            guard needed[chunk] else {
+                chunk += 1
                 continue
             }
-            let last = (start..<end).last(where: { slot[$0] >= 0 })!
-            let readStart = first / chunkRows * chunkRows
-            let readEnd = min(size, (last / chunkRows + 1) * chunkRows)
+            var end = chunk + 1
+            while end < chunkCount && needed[end] && end - chunk < blockChunks { end += 1 }
+            let readStart = chunk * chunkRows
+            let readEnd = min(size, end * chunkRows)
             try block.withUnsafeMutableBufferPointer { buffer in
                 try featureSet.read(
                     rows: readStart..<readEnd,
                     into: UnsafeMutableBufferPointer(rebasing: buffer[0..<((readEnd - readStart) * width)]))
             }
-            for row in first...last where slot[row] >= 0 {
+            for row in readStart..<readEnd where slot[row] >= 0 {
                 let from = (row - readStart) * width
                 let to = slot[row] * width
                 compact.replaceSubrange(to..<(to + width), with: block[from..<(from + width)])
             }
-            start = end
+            chunk = end
         }
         var features = [Float](repeating: 0, count: rows.count * width)
         var labels = [Int32](repeating: 0, count: rows.count)

@@ -11,6 +11,9 @@ public enum GridSearch: String, Sendable, CustomStringConvertible {
     case grid
     /// `count` seeded random draws from the parameters' domains.
     case random
+    /// The combinations (or, with `count`, random draws) stopped early by asynchronous
+    /// successive halving (`asha:` section; `SuccessiveHalving`).
+    case asha
 
     public var description: String { rawValue }
 }
@@ -28,6 +31,7 @@ public enum GridSearch: String, Sendable, CustomStringConvertible {
 ///   optimizer.lr: {log: {start: 0.0003, stop: 0.003, count: 3}}
 /// constraints:
 ///   - "1.0 > method.weights[1] > method.weights[2]"
+/// asha: {rungs: [10, 30], eta: 3}         # with method: asha, stop trials below the top 1/3 at epochs 10 and 30
 /// ```
 public struct GridFile {
     /// Where a parameter's values come from.
@@ -47,6 +51,11 @@ public struct GridFile {
     public var metric: SelectionMetric
     public var parameters: [(key: String, domain: Domain)]
     public var constraints: [String]
+    /// How trials are stopped early (`method: asha`); nil for the other methods.
+    public var halving: SuccessiveHalving?
+
+    /// Draws random points (`random`, or `asha` with a count) instead of listing every combination.
+    var drawsRandomly: Bool { search == .random || (search == .asha && count > 0) }
 
     /// One point of the search: the overrides that turn the base job into the trial's job.
     public struct Trial: Equatable {
@@ -77,7 +86,7 @@ public struct GridFile {
             throw fail("", "a grid file is a mapping (base, method, parameters, ...)")
         }
         let mapping = root.mapping!
-        let known = ["base", "method", "count", "seed", "metric", "parameters", "constraints"]
+        let known = ["base", "method", "count", "seed", "metric", "parameters", "constraints", "asha"]
         for key in mapping.keys.compactMap(\.string) where !known.contains(key) {
             throw fail(key, "unknown key" + (nearest(key, in: known).map { " (did you mean '\($0)'?)" } ?? ""))
         }
@@ -86,7 +95,7 @@ public struct GridFile {
         let base = baseText.hasPrefix("/") ? baseText : folder.appendingPathComponent(baseText).standardizedFileURL.path
         let searchName = mapping["method"]?.string ?? GridSearch.grid.rawValue
         guard let search = GridSearch(rawValue: searchName) else {
-            throw fail("method", "unknown search '\(searchName)' (known: grid, random)")
+            throw fail("method", "unknown search '\(searchName)' (known: grid, random, asha)")
         }
         let count =
             try mapping["count"].map { node -> Int in
@@ -94,7 +103,13 @@ public struct GridFile {
                 return value
             } ?? 0
         if search == .random && count == 0 { throw fail("count", "random search needs a count of trials") }
-        if search == .grid && mapping["count"] != nil { throw fail("count", "only random search takes a count") }
+        if search == .grid && mapping["count"] != nil {
+            throw fail("count", "only random search (and asha, to draw at random) takes a count")
+        }
+        let halving = try mapping["asha"].map { node -> SuccessiveHalving in
+            guard search == .asha else { throw fail("asha", "only method: asha takes an asha section") }
+            return try successiveHalving(node, fail: fail)
+        }
         let seed =
             try mapping["seed"].map { node -> UInt64 in
                 guard let value = node.int, value >= 0 else { throw fail("seed", "must be a whole number >= 0") }
@@ -121,9 +136,47 @@ public struct GridFile {
         }
         let grid = GridFile(
             path: path, base: base, search: search, count: count, seed: seed, metric: metric,
-            parameters: parameters, constraints: constraints)
+            parameters: parameters, constraints: constraints,
+            halving: search == .asha ? halving ?? SuccessiveHalving() : nil)
         for constraint in constraints { _ = try grid.parse(constraint) }
         return grid
+    }
+
+    /// The `asha:` section: `rungs: [epochs]` or `min_epochs`, and `eta`.
+    private static func successiveHalving(_ node: Node, fail: (String, String) -> JobError) throws
+        -> SuccessiveHalving
+    {
+        guard let fields = node.mapping else { throw fail("asha", "is a section: {rungs: [10, 30], eta: 3}") }
+        for key in fields.keys.compactMap(\.string) where !["rungs", "min_epochs", "eta"].contains(key) {
+            throw fail("asha.\(key)", "unknown key (known: rungs, min_epochs, eta)")
+        }
+        var halving = SuccessiveHalving()
+        if let eta = fields["eta"] {
+            guard let value = eta.int, (2...100).contains(value) else {
+                throw fail("asha.eta", "must be a whole number from 2 to 100")
+            }
+            halving.eta = value
+        }
+        if let minEpochs = fields["min_epochs"] {
+            guard let value = minEpochs.int, value >= 1 else {
+                throw fail("asha.min_epochs", "must be a whole number >= 1")
+            }
+            halving.minEpochs = value
+        }
+        if let rungs = fields["rungs"] {
+            guard fields["min_epochs"] == nil else {
+                throw fail("asha.rungs", "give rungs or min_epochs, not both")
+            }
+            guard let values = rungs.sequence?.map(\.int), !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+                throw fail("asha.rungs", "needs a list of epochs >= 1, e.g. [10, 30]")
+            }
+            let epochs = values.map { $0! }
+            guard zip(epochs, epochs.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                throw fail("asha.rungs", "must be increasing")
+            }
+            halving.givenRungs = epochs
+        }
+        return halving
     }
 
     private static func domain(_ spec: Node, key: String, fail: (String, String) -> JobError) throws -> Domain {
@@ -200,7 +253,7 @@ public struct GridFile {
     /// draws, without those that break a constraint.
     public func trials() throws -> [Trial] {
         var points: [[String]] = []
-        if search == .grid {
+        if !drawsRandomly {
             points = [[]]
             for (_, domain) in parameters {
                 let values = Self.listed(domain)

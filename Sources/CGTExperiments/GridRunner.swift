@@ -1,3 +1,4 @@
+import CGTEvaluation
 import CGTFiles
 import CGTJob
 import CGTMPI
@@ -14,6 +15,17 @@ public struct TrialStatus: Codable, Equatable, Sendable {
     public var seconds: Double?
     public var ranks: Int
     public var group: Int
+    /// The trial's score on the grid's metric at each rung it reached (`method: asha`).
+    public var rungs: [RungScore]?
+    /// Epochs trained, and the epochs the trial's job asks for: their difference is what
+    /// stopping early saved.
+    public var epochs: Int?
+    public var plannedEpochs: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case trial, assignments, status, message, seconds, ranks, group, rungs, epochs
+        case plannedEpochs = "planned_epochs"
+    }
 
     public static func path(_ folder: String) -> String { "\(folder)/status.json" }
 
@@ -22,6 +34,9 @@ public struct TrialStatus: Codable, Equatable, Sendable {
             try? JSONDecoder().decode(TrialStatus.self, from: $0)
         }
     }
+
+    /// The epoch at which successive halving stopped the trial (nil unless `stopped`).
+    public var stoppedAtEpoch: Int? { status == .stopped ? rungs?.last?.epoch : nil }
 
     func write(to folder: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -39,10 +54,28 @@ public enum TrialState: String, Codable, Sendable, CustomStringConvertible {
     case done
     /// Stopped with an error, which `message` gives; the grid goes on.
     case failed
+    /// Stopped at a rung by successive halving (`method: asha`): it scored below the top 1/eta there.
+    case stopped
 
-    /// Done or failed: a resumed grid does not run it again.
-    public var isFinished: Bool { self == .done || self == .failed }
+    /// Done, failed or stopped: a resumed grid does not run it again.
+    public var isFinished: Bool { self != .pending && self != .running }
     public var description: String { rawValue }
+}
+
+/// A trial's score at a rung of successive halving.
+public struct RungScore: Codable, Equatable, Sendable {
+    public var epoch: Int
+    /// The grid's metric at `eval.tau`.
+    public var value: Double
+    /// The score is on the validation split (false: the data has none, on the test split).
+    public var onValidation: Bool
+    /// What the trial had to reach (nil for the first trial at the rung).
+    public var cutoff: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, value, cutoff
+        case onValidation = "on_validation"
+    }
 }
 
 /// How a grid deals its trials to the groups of ranks.
@@ -91,9 +124,11 @@ public struct GridRunner {
         var trials: [[String]]
         /// What the command line changed in every trial (absent in grids run before it could).
         var commandLine: [String]?
+        /// How trials are stopped early (`method: asha`).
+        var asha: SuccessiveHalving?
 
         enum CodingKeys: String, CodingKey {
-            case grid, base, metric, trials
+            case grid, base, metric, trials, asha
             case commandLine = "command_line"
         }
     }
@@ -147,7 +182,7 @@ public struct GridRunner {
         let jobs = try grid.jobs(commandLine: commandLine)
         let manifest = Manifest(
             grid: grid.path, base: grid.base, metric: grid.metric, trials: jobs.map { $0.0.overrides },
-            commandLine: commandLine.description)
+            commandLine: commandLine.description, asha: grid.halving)
         let exists = FileManager.default.fileExists(atPath: manifestFile)
         if exists {
             guard resume else {
@@ -169,8 +204,34 @@ public struct GridRunner {
                     "\(manifestFile): the grid ran with \(spelled(saved.commandLine)), now with \(spelled(manifest.commandLine)); --resume continues the same grid only"
                 )
             }
+            guard saved.asha == manifest.asha else {
+                throw TrainingError(
+                    "\(manifestFile): the grid ran with other successive-halving settings (asha); --resume continues the same grid only"
+                )
+            }
         }
         return (jobs, manifest, exists)
+    }
+
+    /// Successive halving at a rung, on the trial's root rank: records `score` in the trial's
+    /// status beside the cutoff the other trials' scores at this rung set, and returns whether
+    /// the trial goes on (when not, its status is `stopped`).
+    private func review(
+        _ trial: GridFile.Trial, status: inout TrialStatus, halving: SuccessiveHalving, epoch: Int, score: RungScore
+    ) throws -> Bool {
+        let others = try FileManager.default.contentsOfDirectory(atPath: folder).filter {
+            $0.hasPrefix("trial-") && $0 != trial.name
+        }
+        let recorded = others.compactMap { name in
+            TrialStatus.read("\(folder)/\(name)")?.rungs?.first { $0.epoch == epoch }?.value
+        }
+        var score = score
+        score.cutoff = halving.cutoff(recorded: recorded, metric: grid.metric)
+        let goesOn = halving.continues(score.value, recorded: recorded, metric: grid.metric)
+        status.rungs = (status.rungs ?? []).filter { $0.epoch != epoch } + [score]
+        if !goesOn { status.status = .stopped }
+        try status.write(to: trialFolder(trial))
+        return goesOn
     }
 
     private func writeManifest(_ manifest: Manifest) throws {
@@ -198,7 +259,10 @@ public struct GridRunner {
         let started = Date()
         var status = TrialStatus(
             trial: trial.name, assignments: trial.assignments.map { [$0.key, $0.value] }, status: .running,
-            message: nil, seconds: nil, ranks: group.size, group: groupIndex)
+            message: nil, seconds: nil, ranks: group.size, group: groupIndex,
+            // A resumed trial keeps the rungs it passed.
+            rungs: grid.halving == nil ? nil : TrialStatus.read(path)?.rungs ?? [],
+            plannedEpochs: job.training.epochs)
         let resumeTrial = try group.collectively { () -> Bool in
             if group.isRoot { try status.write(to: path) }
             return run.hasCheckpoint
@@ -216,9 +280,33 @@ public struct GridRunner {
             }
             // Rank 0 holds the queue's counter: while it trains, other groups still get trials.
             if let counter { trainer.afterEachStep = { counter.serve() } }
+            if let halving = grid.halving {
+                trainer.review = EpochReview(epochs: Set(halving.rungs(forEpochs: job.training.epochs))) {
+                    epoch, scores, onValidation in
+                    try self.review(
+                        trial, status: &status, halving: halving, epoch: epoch,
+                        score: RungScore(
+                            epoch: epoch, value: self.grid.metric.value(of: scores.scores), onValidation: onValidation))
+                }
+            }
             try trainer.synchronize()
-            let result = try trainer.run()
+            let result: RoutingStatistics
+            do {
+                result = try trainer.run()
+            } catch let stopped as TrainingStoppedEarly {
+                status.epochs = stopped.epoch
+                status.seconds = Date().timeIntervalSince(started)
+                guard group.isRoot else { return }
+                try status.write(to: path)
+                let score = status.rungs!.last!
+                say(
+                    String(
+                        format: "%@ stopped after epoch %d: %@ %.4f below the rung's cutoff %.4f (%.1f s)", trial.name,
+                        stopped.epoch, grid.metric.rawValue, score.value, score.cutoff ?? .nan, status.seconds!))
+                return
+            }
             status.status = .done
+            status.epochs = job.training.epochs
             status.seconds = Date().timeIntervalSince(started)
             guard group.isRoot else { return }
             try status.write(to: path)

@@ -29,6 +29,12 @@ public struct GridSummary {
         public var paretoOptimal: Bool
         /// The same numbers on the validation split, when the trial's data has one.
         public var validation: Scores?
+        /// Where successive halving stopped the trial (`method: asha`), and its score there.
+        public var stoppedAtEpoch: Int?
+        public var rungScore: RungScore?
+        /// Epochs trained and the epochs its job asks for (absent in grids run before they were recorded).
+        public var epochs: Int?
+        public var plannedEpochs: Int?
 
         enum CodingKeys: String, CodingKey {
             case trial, assignments, status, message, accuracy
@@ -40,6 +46,21 @@ public struct GridSummary {
             case seconds
             case paretoOptimal = "pareto_optimal"
             case validation
+            case stoppedAtEpoch = "stopped_at_epoch"
+            case rungScore = "rung_score"
+            case epochs
+            case plannedEpochs = "planned_epochs"
+        }
+
+        /// The status as the leaderboard shows it.
+        var statusText: String {
+            switch status {
+            case .failed: return "failed: \(message ?? "")"
+            case .stopped:
+                guard let epoch = stoppedAtEpoch, let score = rungScore else { return "stopped" }
+                return String(format: "stopped after epoch %d (%.4f < %.4f)", epoch, score.value, score.cutoff ?? .nan)
+            default: return status.rawValue
+            }
         }
 
         /// The metric on the split trials are ranked on.
@@ -80,7 +101,9 @@ public struct GridSummary {
             }
             var row = Row(
                 trial: name, assignments: assignments, status: status?.status ?? .pending, message: status?.message,
-                seconds: status?.seconds, paretoOptimal: false)
+                seconds: status?.seconds, paretoOptimal: false, stoppedAtEpoch: status?.stoppedAtEpoch,
+                rungScore: status?.stoppedAtEpoch == nil ? nil : status?.rungs?.last, epochs: status?.epochs,
+                plannedEpochs: status?.plannedEpochs)
             let run = RunDirectory(path: path)
             func statistics(_ file: String) -> RoutingStatistics? {
                 FileManager.default.contents(atPath: file).flatMap {
@@ -105,9 +128,18 @@ public struct GridSummary {
         }
         let finishedRows = finished.map { rows[$0] }
         let onValidation = !finishedRows.isEmpty && finishedRows.allSatisfy { $0.validation != nil }
+        // Finished trials by the metric; then those stopped early, the later rung first, each
+        // rung by its score; then the rest.
         rows.sort { a, b in
             switch (a.value(metric, onValidation: onValidation), b.value(metric, onValidation: onValidation)) {
             case (let x?, let y?): return metric.isBetter(x, than: y)
+            case (.some, nil): return true
+            case (nil, .some): return false
+            default: break
+            }
+            switch (a.rungScore, b.rungScore) {
+            case (let x?, let y?):
+                return x.epoch != y.epoch ? x.epoch > y.epoch : metric.isBetter(x.value, than: y.value)
             case (.some, nil): return true
             case (nil, .some): return false
             default: return a.trial < b.trial
@@ -118,6 +150,18 @@ public struct GridSummary {
                 $0 != "name"
             } ?? []
         return GridSummary(folder: folder, metric: metric, rankedOnValidation: onValidation, keys: keys, rows: rows)
+    }
+
+    /// What stopping trials early saved, when any was (`method: asha`): "trained 420 of 1200
+    /// epochs (65.0 % saved); 8 of 12 trials stopped early".
+    public var savings: String? {
+        let stopped = rows.filter { $0.status == .stopped }.count
+        guard stopped > 0 else { return nil }
+        let trained = rows.compactMap(\.epochs).reduce(0, +)
+        let planned = rows.compactMap(\.plannedEpochs).reduce(0, +)
+        return String(
+            format: "trained %d of %d epochs (%.1f %% saved); %d of %d trials stopped early", trained, planned,
+            100 * (1 - Double(trained) / Double(max(planned, 1))), stopped, rows.count)
     }
 
     /// "macro_f1 on the validation split", for the pages and the command's output.
@@ -141,7 +185,7 @@ public struct GridSummary {
         var lines = [
             (["rank", "trial", "status"] + keys + ["accuracy", "macro_f1", "macro_precision", "macro_recall"]
                 + (0..<exits).map { "exit\($0 + 1)_fraction" } + [
-                    "relative_cost", "seconds", "pareto_optimal", "message",
+                    "relative_cost", "seconds", "pareto_optimal", "message", "stopped_at_epoch", "rung_score",
                 ]
                 + (rankedOnValidation ? ["validation_\(metric)"] : [])).joined(separator: ",")
         ]
@@ -154,7 +198,8 @@ public struct GridSummary {
             cells += (0..<exits).map { e in row.exitFractions.map { e < $0.count ? String($0[e]) : "" } ?? "" }
             cells += [
                 row.relativeCost.map { String($0) } ?? "", row.seconds.map { String(format: "%.1f", $0) } ?? "",
-                row.paretoOptimal ? "1" : "0", quote(row.message ?? ""),
+                row.paretoOptimal ? "1" : "0", quote(row.message ?? ""), row.stoppedAtEpoch.map { String($0) } ?? "",
+                row.rungScore.map { String($0.value) } ?? "",
             ]
             if rankedOnValidation { cells.append(row.validation.map { String(metric.value(of: $0)) } ?? "") }
             lines.append(cells.joined(separator: ","))
@@ -181,7 +226,7 @@ public struct GridSummary {
         for (k, row) in rows.enumerated() {
             let exits =
                 row.exitFractions.map { $0.map { String(format: "%.1f", $0 * 100) }.joined(separator: " / ") } ?? ""
-            let status = row.status == .failed ? "failed: \(row.message ?? "")" : row.status.rawValue
+            let status = row.statusText
             lines.append(
                 "| \(k + 1) | \(row.trial) | " + (varied(row) + validationCell(row)).joined(separator: " | ")
                     + " | \(Self.format(row.accuracy.map { $0 * 100 }, "%.2f")) | \(Self.format(row.macroF1.map { $0 * 100 }, "%.2f")) | \(exits) | \(Self.format(row.relativeCost, "%.3f")) | \(Self.format(row.seconds, "%.0f")) | \(row.paretoOptimal ? "yes" : "") | \(status.replacingOccurrences(of: "|", with: "/")) |"
@@ -230,14 +275,14 @@ public struct GridSummary {
                 "<tr><td>\(k + 1)</td><td><a href=\"\(row.trial)/report.html\">\(row.trial)</a></td>"
                     + (varied(row) + validationCell(row)).map { "<td>\(SVGChart.escape($0))</td>" }.joined()
                     + "<td>\(Self.format(row.accuracy, "%.4f"))</td><td>\(Self.format(row.macroF1, "%.4f"))</td><td>\(row.exitFractions.map { $0.map { String(format: "%.3f", $0) }.joined(separator: " / ") } ?? "")</td>"
-                    + "<td>\(Self.format(row.relativeCost, "%.3f"))</td><td>\(Self.format(row.seconds, "%.0f"))</td><td>\(row.paretoOptimal ? "yes" : "")</td><td>\(SVGChart.escape(row.status == .failed ? "failed: \(row.message ?? "")" : row.status.rawValue))</td></tr>"
+                    + "<td>\(Self.format(row.relativeCost, "%.3f"))</td><td>\(Self.format(row.seconds, "%.0f"))</td><td>\(row.paretoOptimal ? "yes" : "")</td><td>\(SVGChart.escape(row.statusText))</td></tr>"
             }.joined() + "</table>"
         let html = """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>cgt grid: \(SVGChart.escape(folder))</title>
             <style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;font-size:0.9em}</style></head><body>
             <h1>Grid \(SVGChart.escape(folder))</h1>
-            <p>\(rows.filter { $0.status == .done }.count) of \(rows.count) trials done, sorted by \(SVGChart.escape(ranking)); each trial links to its own page (<code>cgt report</code> on a trial's folder adds the threshold sweep).</p>
+            <p>\(rows.filter { $0.status == .done }.count) of \(rows.count) trials done, sorted by \(SVGChart.escape(ranking)); each trial links to its own page (<code>cgt report</code> on a trial's folder adds the threshold sweep).\(savings.map { " Successive halving: \(SVGChart.escape($0))." } ?? "")</p>
             <figure>\(scatter)</figure>
             \(table)
             </body></html>

@@ -167,6 +167,8 @@ public struct TrainingSection: JobSection, Equatable, Sendable {
     /// `global`: every rank reads, each epoch, the rows of its part of each global batch, so
     /// N ranks see exactly the batches of 1 rank. `local`: each rank reads one contiguous
     /// shard once and shuffles within it (less I/O for large data; batches depend on R).
+    /// `blocks`: chunks permuted each epoch, a contiguous piece of them per rank (about 1/R of
+    /// the split read per rank per epoch; batches depend on R).
     public var shuffle: ShuffleMode = .global
     /// BatchNorm statistics over the global batch (all-reduced) instead of each rank's part.
     public var syncBatchnorm: Bool = false

@@ -80,6 +80,9 @@ public enum ShuffleMode: String, JobChoice {
     case global
     /// Each rank reads one contiguous shard once and shuffles within it.
     case local
+    /// Chunks permuted globally each epoch and dealt to the ranks as contiguous pieces: about
+    /// 1/R of the split read per rank per epoch (`BlockShufflePlan`).
+    case blocks
 
     public static let noun = "mode"
 }

@@ -23,6 +23,9 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var evaluation: RoutingStatistics?
     /// The same on the validation split, when the data has one.
     public var validation: RoutingStatistics?
+    /// Seconds a rank waited for the epoch's training rows, averaged over ranks: the reads
+    /// not hidden behind the previous epoch's training.
+    public var readStallSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case epoch
@@ -35,6 +38,7 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
         case samples, seconds
         case samplesPerSecond = "samples_per_second"
         case evaluation, validation
+        case readStallSeconds = "read_stall_seconds"
     }
 }
 

@@ -40,6 +40,10 @@ public struct ProgressReporter {
             "epoch \(m.epoch)/\(epochs)  step \(m.globalStep)  loss \(Self.list(m.loss))  gate \(Self.list(m.gateMean, digits: 2))"
         line += "  acc \(Self.list(m.trainAccuracy, digits: 3))  lr \(String(format: "%.2e", m.learningRate))"
         line += "  \(Self.rate(m.samplesPerSecond))  ETA \(Self.duration(secondsLeft))"
+        // Reads the loop waited for matter once they pass 2 % of the epoch.
+        if let stall = m.readStallSeconds, stall > 0.02 * m.seconds {
+            line += "  read stall \(String(format: "%.2f", stall)) s"
+        }
         for (split, e) in [("test", m.evaluation), ("validation", m.validation)] {
             guard let e else { continue }
             line +=

@@ -36,6 +36,9 @@ public final class Trainer {
     /// Runs after every training step on every rank: a grid uses it to serve the other groups'
     /// requests for their next trial (`SharedCounter.serve`).
     public var afterEachStep: (() -> Void)?
+    /// Asked after chosen epochs whether training goes on: a grid's successive halving stops
+    /// trials this way (`EpochReview`).
+    public var review: EpochReview?
     /// Rank 0's hold on the run folder while `run` writes it.
     private var runLock: RunLock?
     /// The buffers an evaluation re-estimated (`eval.bn_recalibration`) and the epoch it
@@ -91,6 +94,7 @@ public final class Trainer {
             communicator: communicator, gradients: network.store.gradients, runtime: job.runtime)
         strategy.synchronizeBatchNorm(of: network, job.training.syncBatchnorm)
         if resume && rank == 0 { try restoreNewestCheckpoint() }
+        if rank == 0, let warning = shard.blockLayoutWarning { progress.say("warning: \(warning)") }
     }
 
     deinit {
@@ -197,13 +201,14 @@ public final class Trainer {
             var metrics = try trainEpoch(stop: &stop)
             epoch += 1
             metrics.epoch = epoch
+            let reviewed = review?.epochs.contains(epoch) == true && epoch < job.training.epochs
             if epoch == job.training.epochs {
                 // Evaluated before the last checkpoint is written, which then holds what was measured.
                 final = try routingStatistics(test: true, validation: true)
-            } else if evaluationEvery > 0 && epoch % evaluationEvery == 0 && stop == nil {
+            } else if (evaluationEvery > 0 && epoch % evaluationEvery == 0 || reviewed) && stop == nil {
                 // (Asked to stop, the checkpoint comes first: the grace before SIGKILL is short.)
                 (metrics.evaluation, metrics.validation) = try routingStatistics(
-                    test: job.eval.everyEpochs > 0, validation: true)
+                    test: job.eval.everyEpochs > 0 || (reviewed && !plan.hasValidationSplit), validation: true)
             }
             let secondsLeft =
                 Date().timeIntervalSince(started) / Double(epoch - firstEpoch) * Double(job.training.epochs - epoch)
@@ -223,6 +228,9 @@ public final class Trainer {
             if let stop, epoch < job.training.epochs {
                 // Asked to stop at the epoch's last step: the epoch's checkpoint is the place to resume.
                 throw interrupted(by: stop, checkpoint: runDirectory.lastCheckpoint)
+            }
+            if reviewed, let review, let scores = metrics.validation ?? metrics.evaluation {
+                try endIfReviewSaysSo(review, scores: scores, onValidation: metrics.validation != nil)
             }
         }
         // A run resumed after its last epoch is evaluated again (with the same result).
@@ -330,7 +338,11 @@ public final class Trainer {
         let started = Date()
         let firstStep = resumePoint.step
         let setup = beginEpoch(resuming: firstStep > 0)
+        let stalledBefore = shard.readStallSeconds
         try together { try shard.prepare(epoch: epoch) }
+        // The next epoch's rows are read while this one trains; HDF5 is the loop's again after it.
+        if epoch + 1 < job.training.epochs { shard.readAhead(epoch: epoch + 1) }
+        defer { shard.settle() }
         var tally = EpochTally(statistics: ExitObjective.Statistics(exits: network.exitCount))
         if firstStep > 0, let partial = resumePoint.partial {
             tally = EpochTally(partial: partial, exits: network.exitCount)
@@ -358,9 +370,11 @@ public final class Trainer {
                 }
             }
         }
-        var totals = tally.statistics.flattened
+        shard.settle()
+        var totals = tally.statistics.flattened + [shard.readStallSeconds - stalledBefore]
         strategy.position = (globalStep, epoch + 1)
         try strategy.sum(&totals)
+        let readStall = totals.removeLast() / Double(strategy.communicator?.size ?? 1)
         let summed = ExitObjective.Statistics(flattened: totals)
         for hook in hooks { try hook.epochTrained(self, epoch: epoch) }
         let n = Double(max(tally.samples, 1))
@@ -369,7 +383,8 @@ public final class Trainer {
             epoch: epoch, globalStep: globalStep, learningRate: Double(tally.learningRate),
             loss: summed.loss.map { $0 / n }, weightedLoss: summed.weightedLoss.map { $0 / n },
             gateMean: summed.gate.map { $0 / n }, trainAccuracy: summed.correct.map { $0 / n },
-            samples: tally.samples, seconds: seconds, samplesPerSecond: n / seconds, evaluation: nil)
+            samples: tally.samples, seconds: seconds, samplesPerSecond: n / seconds, evaluation: nil,
+            readStallSeconds: readStall)
     }
 
     /// The phase, weighting, schedule and random key of the current epoch; at a phase's first
@@ -485,6 +500,22 @@ public final class Trainer {
         }
     }
 
+    /// Rank 0 asks `review` whether training goes on after this epoch and every rank follows;
+    /// a stop writes this epoch's checkpoint (if the cadence did not) and ends training.
+    private func endIfReviewSaysSo(_ review: EpochReview, scores: RoutingStatistics, onValidation: Bool) throws {
+        var goesOn: [Int64] = [1]
+        try together {
+            if strategy.isRoot { goesOn[0] = try review.decide(epoch, scores, onValidation) ? 1 : 0 }
+        }
+        try strategy.broadcast(&goesOn)
+        guard goesOn[0] == 0 else { return }
+        try together {
+            if strategy.isRoot && epoch % job.training.checkpointEvery != 0 { try writeCheckpoint() }
+        }
+        try? tensorBoard?.flush()
+        throw TrainingStoppedEarly(epoch: epoch, checkpoint: runDirectory.lastCheckpoint)
+    }
+
     func writeCheckpoint() throws {
         let path = runDirectory.checkpoint(epoch: epoch)
         try writeCheckpoint(to: path)
@@ -497,6 +528,7 @@ public final class Trainer {
     /// summed, rank 0 writes `interrupted.h5` (a second signal meanwhile changes nothing: the
     /// file is written whole or not at all), and every rank throws `TrainingInterrupted`.
     private func interrupt(by signal: Int32, atStep step: Int, tally: EpochTally) throws -> Never {
+        shard.settle()
         var totals = tally.statistics.flattened
         strategy.position = (globalStep, epoch + 1)
         try strategy.sum(&totals)

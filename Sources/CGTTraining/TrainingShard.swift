@@ -3,6 +3,7 @@ import CGTEvaluation
 import CGTJob
 import CGTKernels
 import CGTRandom
+import Foundation
 
 /// The training samples one rank needs, epoch by epoch, and its part of every step.
 ///
@@ -12,21 +13,33 @@ import CGTRandom
 /// shard `[r N / R, (r + 1) N / R)` once and shuffles within it from (seed, epoch, rank); each
 /// rank takes its share of the global batch from its own shard, every step has a full global
 /// batch, and the tail of a shard that does not fill a local batch is left out of that epoch
-/// (a different tail each epoch).
+/// (a different tail each epoch). `blocks` mode reads each epoch the rank's piece of a stream
+/// of chunks permuted from (seed, epoch) (`BlockShufflePlan`), shuffles it whole, and takes
+/// local batches from it as `local` mode does.
+///
+/// While an epoch trains, the next epoch's rows (`global`, `blocks`) are read on a thread of
+/// their own; the loop waits for them only at the next epoch's start (`readStallSeconds`).
+/// HDF5 is used by one thread at a time: the read is finished (`settle`) before the loop
+/// touches HDF5 again (evaluation, checkpoints) or ends.
 final class TrainingShard {
     let reader: DatasetReader
     let rank: Int
     let ranks: Int
     let seed: UInt64
-    let globalMode: Bool
+    let mode: ShuffleMode
     let sampleCount: Int
     let globalBatch: Int
     private let plan: BatchPlan
+    private let blockPlan: BlockShufflePlan?
     private(set) var data: DatasetSplit
     private var order: [Int] = []
     private var localRanges: [Range<Int>] = []
     private var globalCounts: [Int] = []
     private let shardRows: Range<Int>
+    /// The next epoch's rows, being read on a thread of their own.
+    private var pending: PendingRead?
+    /// Seconds the loop has waited for rows: whole reads, and reads ahead not finished when needed.
+    private(set) var readStallSeconds = 0.0
 
     init(reader: DatasetReader, rank: Int, ranks: Int, seed: UInt64, globalBatch: Int, mode: ShuffleMode) throws {
         self.reader = reader
@@ -34,15 +47,30 @@ final class TrainingShard {
         self.ranks = ranks
         self.seed = seed
         self.globalBatch = globalBatch
-        globalMode = mode == .global
+        self.mode = mode
         sampleCount = reader.splitSizes[DatasetLayout.train] ?? 0
         plan = BatchPlan(sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks)
         shardRows = (rank * sampleCount / ranks)..<((rank + 1) * sampleCount / ranks)
+        blockPlan =
+            mode == .blocks
+            ? BlockShufflePlan(
+                sampleCount: sampleCount, blockRows: try reader.chunkRows(of: DatasetLayout.train), ranks: ranks)
+            : nil
         data =
-            globalMode
-            ? DatasetSplit(
+            mode == .local
+            ? try reader.read(split: DatasetLayout.train, rows: shardRows)
+            : DatasetSplit(
                 name: DatasetLayout.train, features: [], labels: [], sampleIDs: [], featureShape: reader.featureShape)
-            : try reader.read(split: DatasetLayout.train, rows: shardRows)
+    }
+
+    deinit { settle() }
+
+    /// Why `blocks` mode saves little I/O with this file, if it does: chunks longer than a
+    /// rank's piece make every rank decompress about a chunk or more of someone else's rows.
+    var blockLayoutWarning: String? {
+        guard let blockPlan, ranks > 1, blockPlan.blockRows * 2 > blockPlan.piece(rank: 0).count else { return nil }
+        return
+            "\(reader.path): /train/x has chunks of \(blockPlan.blockRows) rows, more than half of each rank's \(blockPlan.piece(rank: 0).count) rows per epoch: training.shuffle: blocks reads much more than 1/\(ranks) of the split per rank; rewrite the file with smaller chunks (h5repack -l /train/x:CHUNK=<rows>x<features>) or use training.shuffle: local"
     }
 
     /// The local batch size of rank r in `local` mode: the global batch split as evenly as possible.
@@ -53,8 +81,7 @@ final class TrainingShard {
     }
 
     var stepsPerEpoch: Int {
-        Self.stepsPerEpoch(
-            sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks, mode: globalMode ? .global : .local)
+        Self.stepsPerEpoch(sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks, mode: mode)
     }
 
     /// Optimizer steps per epoch for a split of `sampleCount` (known before any row is read).
@@ -62,7 +89,8 @@ final class TrainingShard {
         switch mode {
         case .global:
             return BatchPlan(sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks).stepsPerEpoch
-        case .local:
+        case .local, .blocks:
+            // Both give rank r the same number of rows every epoch: its shard, or its piece.
             return (0..<ranks).map { r in
                 ((r + 1) * sampleCount / ranks - r * sampleCount / ranks)
                     / localBatch(of: r, globalBatch: globalBatch, ranks: ranks)
@@ -76,36 +104,116 @@ final class TrainingShard {
     /// The epoch `prepare` last made ready.
     private var preparedEpoch: Int?
 
-    /// Loads (global mode) or reshuffles (local mode) the samples of `epoch`; nothing if done already.
+    /// What one epoch needs from the file: its rows, and where each step's samples are in them.
+    private struct EpochRows {
+        var data: DatasetSplit?
+        var order: [Int]
+        var localRanges: [Range<Int>]
+        var globalCounts: [Int]
+    }
+
+    /// Makes the samples of `epoch` ready (reads them, or takes those read ahead; reshuffles in
+    /// `local` mode); nothing if done already.
     func prepare(epoch: Int) throws {
         guard preparedEpoch != epoch else { return }
         preparedEpoch = nil
+        let started = DispatchTime.now()
+        defer { readStallSeconds += Self.seconds(since: started) }
+        let rows: EpochRows
+        if let pending, pending.epoch == epoch {
+            self.pending = nil
+            rows = try pending.wait()
+        } else {
+            settle()
+            pending = nil
+            rows = try load(epoch: epoch)
+        }
+        if let read = rows.data { data = read }
+        order = rows.order
+        localRanges = rows.localRanges
+        globalCounts = rows.globalCounts
+        preparedEpoch = epoch
+    }
+
+    /// Starts reading the rows of `epoch` on a thread of its own (`global` and `blocks` modes).
+    /// The caller must not use HDF5 until `prepare` takes them or `settle` returns.
+    func readAhead(epoch: Int) {
+        guard mode != .local, pending == nil, preparedEpoch != epoch else { return }
+        let read = PendingRead(epoch: epoch)
+        pending = read
+        let thread = Thread { [self] in read.finish(Result { try load(epoch: epoch) }) }
+        thread.name = "cgt-read-ahead"
+        thread.start()
+    }
+
+    /// Waits for a read ahead, if one runs (keeping its rows, or its error, for `prepare`):
+    /// HDF5 is free for the caller.
+    func settle() {
+        guard let pending else { return }
+        let started = DispatchTime.now()
+        _ = try? pending.wait()
+        readStallSeconds += Self.seconds(since: started)
+    }
+
+    private static func seconds(since start: DispatchTime) -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    }
+
+    /// The rows and step layout of `epoch`; reads the file except in `local` mode.
+    private func load(epoch: Int) throws -> EpochRows {
         let steps = stepsPerEpoch
-        localRanges.removeAll(keepingCapacity: true)
-        globalCounts.removeAll(keepingCapacity: true)
-        if globalMode {
+        var rows = EpochRows(data: nil, order: [], localRanges: [], globalCounts: [])
+        switch mode {
+        case .global:
             let epochOrder = plan.order(seed: seed, epoch: epoch)
-            var rows: [Int] = []
+            var indices: [Int] = []
             for step in 0..<steps {
                 let local = plan.localRange(step: step, rank: rank)
-                localRanges.append(rows.count..<(rows.count + local.count))
-                rows += epochOrder[local]
-                globalCounts.append(plan.globalRange(step: step).count)
+                rows.localRanges.append(indices.count..<(indices.count + local.count))
+                indices += epochOrder[local]
+                rows.globalCounts.append(plan.globalRange(step: step).count)
             }
-            data = try reader.read(split: DatasetLayout.train, rowIndices: rows)
-            order = Array(0..<rows.count)
-        } else {
+            rows.data = try reader.read(split: DatasetLayout.train, rowIndices: indices)
+            rows.order = Array(0..<indices.count)
+        case .local, .blocks:
             var generator = SeededGenerator(
                 seed: seed, stream: 0x4C4F_4341 &+ UInt64(epoch) &* 0x1_0000 &+ UInt64(rank))
-            order = Array(0..<data.count)
-            order.shuffle(using: &generator)
+            var count = data.count
+            if let blockPlan {
+                let indices = blockPlan.rows(seed: seed, epoch: epoch, rank: rank)
+                rows.data = try reader.read(split: DatasetLayout.train, rowIndices: indices)
+                count = indices.count
+            }
+            rows.order = Array(0..<count)
+            rows.order.shuffle(using: &generator)
             let b = localBatch(of: rank)
             for step in 0..<steps {
-                localRanges.append((step * b)..<((step + 1) * b))
-                globalCounts.append(globalBatch)
+                rows.localRanges.append((step * b)..<((step + 1) * b))
+                rows.globalCounts.append(globalBatch)
             }
         }
-        preparedEpoch = epoch
+        return rows
+    }
+
+    /// A read running on another thread, and its result once there.
+    private final class PendingRead: @unchecked Sendable {
+        let epoch: Int
+        private let done = DispatchSemaphore(value: 0)
+        private var result: Result<EpochRows, Error>?
+
+        init(epoch: Int) { self.epoch = epoch }
+
+        func finish(_ result: Result<EpochRows, Error>) {
+            self.result = result
+            done.signal()
+        }
+
+        /// The rows, once read (an error reading them is thrown here, on the loop's thread).
+        func wait() throws -> EpochRows {
+            done.wait()
+            done.signal()
+            return try result!.get()
+        }
     }
 
     /// Positions in `data` of this rank's samples in `step`.
@@ -116,6 +224,6 @@ final class TrainingShard {
 
     /// The most samples this rank has in one step.
     var maxLocalBatch: Int {
-        globalMode ? plan.maxLocalBatch : localBatch(of: rank)
+        mode == .global ? plan.maxLocalBatch : localBatch(of: rank)
     }
 }

@@ -64,6 +64,7 @@ struct GridCommand: ParsableCommand {
                 let result = try GridSummary.load(folder: summary, metric: metric)
                 try result.write()
                 print("sorted by \(result.ranking)")
+                if let savings = result.savings { print(savings) }
                 print(result.markdown)
                 print("wrote \(summary)/leaderboard.{csv,json,md}, pareto.svg and report.html")
             }
@@ -76,6 +77,11 @@ struct GridCommand: ParsableCommand {
             try reportingFailures {
                 let trials = try file.jobs(commandLine: options.overrides)
                 print("# \(trials.count) trials, \(file.search) search, sorted by \(file.metric); base: \(file.base)")
+                if let halving = file.halving {
+                    let epochs = Set(trials.map(\.1.training.epochs)).sorted()
+                    let rungs = epochs.map { "\(halving.rungs(forEpochs: $0)) of \($0) epochs" }
+                    print("# successive halving: eta \(halving.eta), rungs at \(rungs.joined(separator: "; "))")
+                }
                 let common = options.overrides.description
                 if !common.isEmpty { print("# every trial also: \(common.joined(separator: " "))") }
                 for (trial, job) in trials {
@@ -99,6 +105,7 @@ struct GridCommand: ParsableCommand {
             }
             if let result = try runner.run(world: world) {
                 print("sorted by \(result.ranking)")
+                if let savings = result.savings { print(savings) }
                 print(result.markdown)
                 print("wrote \(folder)/leaderboard.{csv,json,md}, pareto.svg and report.html")
             }

@@ -39,6 +39,70 @@ final class GridCommandTests: XCTestCase {
         XCTAssertEqual(try leaderboard(out).filter { $0["status"] as? String == "done" }.count, 2)
     }
 
+    /// Successive halving in one group, where the order of trials is fixed: learning rates from
+    /// useless to good, so each trial after the first meets better scores at every rung and
+    /// stops there unless it beats their cutoff. Every trial either runs to the end or stops
+    /// at a rung with a score below the cutoff recorded beside it; the leaderboard says where,
+    /// the saving is printed, and `--resume` runs nothing again.
+    func testSuccessiveHalvingStopsTrialsBelowTheRungsCutoff() throws {
+        let grid = try writeGrid(
+            epochs: 6, parameters: "  optimizer.lr: {values: [0.3, 0.1, 0.03, 0.0000001, 0.00001, 0.000001]}",
+            validation: 40)
+        var text = try String(contentsOfFile: grid, encoding: .utf8)
+        text += "method: asha\nmetric: accuracy\nasha: {rungs: [2, 4], eta: 2}\n"
+        try text.write(toFile: grid, atomically: true, encoding: .utf8)
+        let listed = try CommandRunner.cgt(["grid", grid, "--list"])
+        XCTAssertTrue(listed.stdout.contains("# successive halving: eta 2, rungs at [2, 4] of 6 epochs"), listed.stdout)
+        let out = directory.file("asha")
+        let result = try CommandRunner.cgt(["grid", grid, "--out", out])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let rows = try leaderboard(out)
+        XCTAssertEqual(rows.count, 6)
+        let stopped = rows.filter { $0["status"] as? String == "stopped" }
+        XCTAssertFalse(stopped.isEmpty, "useless learning rates stop early: \(result.stdout)")
+        XCTAssertGreaterThan(rows.filter { $0["status"] as? String == "done" }.count, 0)
+        XCTAssertTrue(result.stdout.contains("trials stopped early"), result.stdout)
+        var trained = 0
+        for row in rows {
+            let trial = row["trial"] as! String
+            let status = try XCTUnwrap(
+                JSONSerialization.jsonObject(
+                    with: Data(contentsOf: URL(fileURLWithPath: "\(out)/\(trial)/status.json")))
+                    as? [String: Any])
+            let rungs = try XCTUnwrap(status["rungs"] as? [[String: Any]], "\(status)")
+            let epochs = try XCTUnwrap(status["epochs"] as? Int)
+            trained += epochs
+            let metrics = try String(contentsOfFile: "\(out)/\(trial)/metrics.jsonl", encoding: .utf8)
+            XCTAssertEqual(metrics.split(separator: "\n").count, epochs, "metrics.jsonl holds the epochs trained")
+            if row["status"] as? String == "stopped" {
+                let last = try XCTUnwrap(rungs.last)
+                XCTAssertEqual(row["stopped_at_epoch"] as? Int, last["epoch"] as? Int)
+                XCTAssertEqual(epochs, last["epoch"] as? Int)
+                XCTAssertLessThan(last["value"] as! Double, last["cutoff"] as! Double, "\(status)")
+                XCTAssertTrue(
+                    FileManager.default.fileExists(atPath: "\(out)/\(trial)/checkpoints/epoch-000\(epochs).h5"))
+            } else {
+                XCTAssertEqual(row["status"] as? String, "done")
+                XCTAssertEqual(epochs, 6)
+                XCTAssertEqual(rungs.map { $0["epoch"] as? Int }, [2, 4])
+                for rung in rungs where rung["cutoff"] != nil {
+                    XCTAssertGreaterThanOrEqual(rung["value"] as! Double, rung["cutoff"] as! Double)
+                }
+            }
+            XCTAssertEqual(rungs.first?["on_validation"] as? Bool, true)
+        }
+        XCTAssertLessThan(trained, 36)
+        let first = try XCTUnwrap(
+            JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: "\(out)/trial-000/status.json"))) as? [String: Any])
+        XCTAssertEqual(first["status"] as? String, "done", "the first trial at each rung goes on")
+        let markdown = try String(contentsOfFile: "\(out)/leaderboard.md", encoding: .utf8)
+        XCTAssertTrue(markdown.contains("stopped after epoch 2"), markdown)
+        let resumed = try CommandRunner.cgt(["grid", grid, "--out", out, "--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertFalse(resumed.stdout.contains("on group"), resumed.stdout)
+    }
+
     /// `--set`, `--data` and `--seed` change every trial after the grid's parameters, as they
     /// change `cgt train`'s job; `--list` shows them; without `--out` the grid goes to
     /// runs/<grid name>; on one rank under mpirun the queue needs no window.
