@@ -55,6 +55,9 @@ public final class Trainer {
     private lazy var stepTags: (loss: [String], gate: [String]) = (
         (1...network.exitCount).map { "train/loss_exit\($0)" }, (1...network.exitCount).map { "train/gate_exit\($0)" }
     )
+    /// The shard's read stall already in an epoch's metrics: the next epoch reports the rest
+    /// (the first one includes the read before training starts).
+    private var readStallReported = 0.0
     /// Epochs completed and optimizer steps taken.
     public private(set) var epoch = 0
     public private(set) var globalStep = 0
@@ -237,10 +240,12 @@ public final class Trainer {
         let (test, validation) = try final ?? routingStatistics(test: true, validation: true)
         try together {
             if isRoot {
-                try AtomicFile.write(try provenance(split: DatasetLayout.test).json(test!), to: runDirectory.evaluationFile)
+                try AtomicFile.write(
+                    try provenance(split: DatasetLayout.test).json(test!), to: runDirectory.evaluationFile)
                 if let validation {
                     try AtomicFile.write(
-                        try provenance(split: DatasetLayout.validation).json(validation), to: runDirectory.validationFile)
+                        try provenance(split: DatasetLayout.validation).json(validation),
+                        to: runDirectory.validationFile)
                     try best.offer(validation, epoch: epoch, write: writeCheckpoint(to:))
                 }
             }
@@ -338,7 +343,6 @@ public final class Trainer {
         let started = Date()
         let firstStep = resumePoint.step
         let setup = beginEpoch(resuming: firstStep > 0)
-        let stalledBefore = shard.readStallSeconds
         try together { try shard.prepare(epoch: epoch) }
         // The next epoch's rows are read while this one trains; HDF5 is the loop's again after it.
         if epoch + 1 < job.training.epochs { shard.readAhead(epoch: epoch + 1) }
@@ -371,7 +375,8 @@ public final class Trainer {
             }
         }
         shard.settle()
-        var totals = tally.statistics.flattened + [shard.readStallSeconds - stalledBefore]
+        var totals = tally.statistics.flattened + [shard.readStallSeconds - readStallReported]
+        readStallReported = shard.readStallSeconds
         strategy.position = (globalStep, epoch + 1)
         try strategy.sum(&totals)
         let readStall = totals.removeLast() / Double(strategy.communicator?.size ?? 1)
