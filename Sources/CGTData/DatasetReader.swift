@@ -15,9 +15,12 @@ public final class DatasetReader {
     /// The number of samples of each split present in the file.
     public let splitSizes: [String: Int]
     let file: HDF5File
+    /// The file's identity and state when opened (`checkUnchanged`).
+    let openedAs: FileState?
 
     public init(path: String) throws {
         self.path = path
+        openedAs = FileState(path: path)
         // HDF5File.open refuses what is not a regular file (a folder, a pipe) before libhdf5 sees it.
         do {
             file = try HDF5File.open(path)

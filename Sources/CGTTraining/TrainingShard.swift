@@ -161,6 +161,7 @@ final class TrainingShard {
 
     /// The rows and step layout of `epoch`; reads the file except in `local` mode.
     private func load(epoch: Int) throws -> EpochRows {
+        if mode != .local { try reader.checkUnchanged() }
         let steps = stepsPerEpoch
         var rows = EpochRows(data: nil, order: [], localRanges: [], globalCounts: [])
         switch mode {

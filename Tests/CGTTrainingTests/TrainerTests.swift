@@ -185,6 +185,31 @@ final class TrainerTests: XCTestCase {
         XCTAssertGreaterThan(metrics[0].readStallSeconds!, 0, "the first epoch's rows are read before it starts")
     }
 
+    /// A data file written while training reads it stops training with one line naming it,
+    /// before rows of two versions mix (the reads ahead check it every epoch).
+    func testADataFileChangedWhileTrainingStopsIt() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 96, test: 24)
+        for (k, mode) in ["global", "blocks"].enumerated() {
+            let trainer = try Trainer(
+                job: try job(data: data, epochs: 4, extra: ["training.shuffle=\(mode)"]),
+                run: RunDirectory(path: directory.file("changed-\(mode)")), communicator: nil, resume: false,
+                progress: ProgressReporter(enabled: false))
+            var touched = false
+            trainer.afterEachStep = {
+                guard !touched else { return }
+                touched = true
+                // A later modification time: what any write leaves.
+                let later = timespec(tv_sec: 2_000_000_000 + k, tv_nsec: 0)
+                var times = [later, later]
+                XCTAssertEqual(utimensat(AT_FDCWD, data, &times, 0), 0)
+            }
+            XCTAssertThrowsError(try trainer.run(), mode) { error in
+                XCTAssertTrue("\(error)".contains("changed while training read it (written"), "\(error)")
+                XCTAssertTrue("\(error)".hasPrefix(data), "\(error)")
+            }
+        }
+    }
+
     /// The checkpoint of an evaluated epoch is the model evaluated: its BatchNorm statistics
     /// are the re-estimated ones, and restoring it for evaluation reproduces the reported
     /// numbers; evaluating more often never changes what training computes.
