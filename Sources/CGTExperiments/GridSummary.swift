@@ -251,7 +251,20 @@ public struct GridSummary {
         ])
     }
 
-    /// leaderboard.csv, leaderboard.json, leaderboard.md, pareto.svg and report.html in the grid folder.
+    /// The points of `scatter`: every finished trial's accuracy and relative cost.
+    public var scatterCSV: String {
+        var table = CSVTable(["trial", "relative_cost", "accuracy", "pareto_optimal"])
+        for row in rows where row.accuracy != nil {
+            table.append([
+                .text(row.trial), .optional(row.relativeCost), .optional(row.accuracy), row.paretoOptimal ? 1 : 0,
+            ])
+        }
+        return table.text
+    }
+
+    /// leaderboard.csv, leaderboard.json, leaderboard.md, pareto.svg with pareto.csv, and
+    /// report.html in the grid folder; each finished trial's report.html with its figures and
+    /// their CSVs in `<trial>/figures`.
     public func write() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -260,11 +273,15 @@ public struct GridSummary {
         try AtomicFile.write(Data((markdown + "\n").utf8), to: "\(folder)/leaderboard.md")
         let scatter = self.scatter
         try AtomicFile.write(Data(scatter.utf8), to: "\(folder)/pareto.svg")
+        try AtomicFile.write(Data(scatterCSV.utf8), to: "\(folder)/pareto.csv")
         // Each finished trial's own page, linked from the grid's.
         for row in rows where row.status == .done {
             if let report = try? RunReport(run: RunDirectory(path: "\(folder)/\(row.trial)")) {
+                let figures = report.figures()
+                try Figure.write(figures, to: "\(folder)/\(row.trial)/figures")
                 try AtomicFile.write(
-                    Data(report.html(figures: report.figures()).utf8), to: "\(folder)/\(row.trial)/report.html")
+                    Data(report.html(figures: figures, figureFolder: "figures").utf8),
+                    to: "\(folder)/\(row.trial)/report.html")
             }
         }
         let table =
@@ -283,7 +300,7 @@ public struct GridSummary {
             <style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;font-size:0.9em}</style></head><body>
             <h1>Grid \(SVGChart.escape(folder))</h1>
             <p>\(rows.filter { $0.status == .done }.count) of \(rows.count) trials done, sorted by \(SVGChart.escape(ranking)); each trial links to its own page (<code>cgt report</code> on a trial's folder adds the threshold sweep).\(savings.map { " Successive halving: \(SVGChart.escape($0))." } ?? "")</p>
-            <figure>\(scatter)</figure>
+            <figure>\(scatter)<figcaption><a href="pareto.csv">pareto.csv</a>: the points drawn</figcaption></figure>
             \(table)
             </body></html>
             """

@@ -164,14 +164,20 @@ final class GridCommandTests: XCTestCase {
                 rows.suffix(2).map { $0["status"] as? String }, ["failed", "failed"], "failed trials sort last")
             let f1 = rows.prefix(6).compactMap { $0["macro_f1"] as? Double }
             XCTAssertEqual(f1, f1.sorted(by: >), "sorted by the metric")
-            for file in ["leaderboard.csv", "leaderboard.md", "pareto.svg", "report.html", "grid.json"] {
+            for file in ["leaderboard.csv", "leaderboard.md", "pareto.svg", "pareto.csv", "report.html", "grid.json"] {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(file)"), file)
             }
             for row in rows where row["status"] as? String == "done" {
                 XCTAssertTrue(
                     FileManager.default.fileExists(atPath: "\(out)/\(row["trial"] as! String)/report.html"),
                     "the grid page links every finished trial's page")
+                XCTAssertTrue(
+                    FileManager.default.fileExists(
+                        atPath: "\(out)/\(row["trial"] as! String)/figures/exit_distribution.csv"))
             }
+            let pareto = try String(contentsOfFile: "\(out)/pareto.csv", encoding: .utf8).split(separator: "\n")
+            XCTAssertEqual(pareto.first, "trial,relative_cost,accuracy,pareto_optimal")
+            XCTAssertEqual(pareto.count - 1, rows.filter { $0["status"] as? String == "done" }.count)
             XCTAssertTrue(result.stdout.contains("| 1 | trial-"), "the leaderboard is printed")
             XCTAssertTrue(
                 result.stdout.contains("sorted by macro_f1 on the test split (the data has no validation split)"),
