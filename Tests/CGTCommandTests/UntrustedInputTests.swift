@@ -58,19 +58,24 @@ final class UntrustedInputTests: XCTestCase {
         return "\(run)/checkpoints/last.h5"
     }
 
-    /// Writes the corpus (Corpus/make_corpus.py) with copies of a trained checkpoint; returns its folder.
-    private func makeCorpus() throws -> String {
+    /// Runs Corpus/make_corpus.py with `arguments` around a new folder `name`; returns the folder.
+    private func runCorpusScript(_ name: String, _ arguments: (String) throws -> [String]) throws -> String {
         guard try CommandRunner.run("/usr/bin/python3", ["-c", "import h5py, numpy"]).status == 0 else {
             throw XCTSkip("/usr/bin/python3 with h5py and NumPy is missing (launch/setup installs python3-h5py)")
         }
-        let corpus = directory.file("corpus")
-        try FileManager.default.createDirectory(atPath: corpus, withIntermediateDirectories: true)
+        let folder = directory.file(name)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
             "Corpus/make_corpus.py"
         ).path
-        let made = try CommandRunner.run("/usr/bin/python3", [script, corpus, try trainedCheckpoint()])
+        let made = try CommandRunner.run("/usr/bin/python3", [script] + (try arguments(folder)))
         XCTAssertEqual(made.status, 0, made.stderr)
-        return corpus
+        return folder
+    }
+
+    /// Writes the corpus (Corpus/make_corpus.py) with copies of a trained checkpoint; returns its folder.
+    private func makeCorpus() throws -> String {
+        try runCorpusScript("corpus") { [$0, try self.trainedCheckpoint()] }
     }
 
     /// Cases checked, reported at the end of each test so the closing count is read, not guessed.
@@ -177,16 +182,7 @@ final class UntrustedInputTests: XCTestCase {
     /// data reads and trains through Debian's hdf5-plugin-lzf; a filter this HDF5 has no
     /// plugin for, and a virtual dataset, are refused with what to do about them.
     func testFilesOtherToolsWriteAreReadOrExplained() throws {
-        guard try CommandRunner.run("/usr/bin/python3", ["-c", "import h5py, numpy"]).status == 0 else {
-            throw XCTSkip("/usr/bin/python3 with h5py and NumPy is missing (launch/setup installs python3-h5py)")
-        }
-        let corpus = directory.file("other-tools")
-        try FileManager.default.createDirectory(atPath: corpus, withIntermediateDirectories: true)
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
-            "Corpus/make_corpus.py"
-        ).path
-        let made = try CommandRunner.run("/usr/bin/python3", [script, "--other-tools", corpus])
-        XCTAssertEqual(made.status, 0, made.stderr)
+        let corpus = try runCorpusScript("other-tools") { ["--other-tools", $0] }
         let plugins = "/usr/lib/x86_64-linux-gnu/hdf5/serial/plugins"
         XCTAssertTrue(
             FileManager.default.fileExists(atPath: "\(plugins)/liblzf_filter.so"),
