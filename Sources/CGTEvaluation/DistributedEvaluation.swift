@@ -151,12 +151,22 @@ public struct EvaluationRequest {
     public var targetAccuracy: Double?
     /// Choose the most accurate threshold within this relative cost, on validation or training data.
     public var budget: Double?
+    /// Choose the cheapest threshold whose accuracy loss against the full network is certified
+    /// on the validation split (`RiskControl`); with `riskResplits` > 0, also check the
+    /// guarantee on that many random halvings of the test split.
+    public var risk: RiskControl?
+    public var riskResplits: Int
 
-    public init(policy: ExitPolicy, sweep: [Float]? = nil, targetAccuracy: Double? = nil, budget: Double? = nil) {
+    public init(
+        policy: ExitPolicy, sweep: [Float]? = nil, targetAccuracy: Double? = nil, budget: Double? = nil,
+        risk: RiskControl? = nil, riskResplits: Int = 0
+    ) {
         self.policy = policy
         self.sweep = sweep
         self.targetAccuracy = targetAccuracy
         self.budget = budget
+        self.risk = risk
+        self.riskResplits = riskResplits
     }
 
     /// The sweep a goal falls back on when none is given.
@@ -179,13 +189,26 @@ extension DistributedEvaluation {
             records: try gathered(DatasetLayout.test), policy: request.policy, exitFLOPs: network.exitCosts(),
             fullNetworkFLOPs: network.fullNetworkCost, classNames: classNames)
         let choosing = request.targetAccuracy != nil || request.budget != nil
+        let hasValidation = (reader.splitSizes[DatasetLayout.validation] ?? 0) > 0
+        let selectionSplit = hasValidation ? DatasetLayout.validation : DatasetLayout.train
+        let selection = choosing || request.risk != nil ? try gathered(selectionSplit) : nil
         if request.sweep != nil || choosing {
-            let selectionSplit =
-                (reader.splitSizes[DatasetLayout.validation] ?? 0) > 0 ? DatasetLayout.validation : DatasetLayout.train
             report.addSweep(
                 taus: request.sweep ?? EvaluationRequest.defaultSweep, criterion: request.policy.criterion,
-                fallback: request.policy.fallback, selection: choosing ? try gathered(selectionSplit) : nil,
+                fallback: request.policy.fallback, selection: choosing ? selection : nil,
                 selectionSplit: selectionSplit, targetAccuracy: request.targetAccuracy, budget: request.budget)
+        }
+        if let risk = request.risk, let selection {
+            // Training samples are no calibration set: the model has fitted them.
+            guard hasValidation else {
+                throw DatasetError(
+                    file: reader.path, object: "/\(DatasetLayout.validation)",
+                    "--risk needs a validation split the model was not trained on, to certify a threshold on (cgt prepare ... --validation-fraction 0.1)"
+                )
+            }
+            report.addRiskControl(
+                risk, taus: request.sweep ?? EvaluationRequest.defaultSweep, calibration: selection,
+                resplits: request.riskResplits)
         }
         return report
     }

@@ -15,6 +15,8 @@ public struct EvaluationReport {
     public var choices: [Choice] = []
     /// Measured inference time with real early exits, if asked.
     public var latency: InferenceLatency?
+    /// A threshold certified by `RiskControl`, if asked.
+    public var riskControl: RiskReport?
     /// What was evaluated: the checkpoint, its epoch, the data and split.
     public var provenance: EvaluationProvenance?
     let records: ExitRecords
@@ -78,6 +80,38 @@ public struct EvaluationReport {
         }
     }
 
+    /// The threshold `risk` certifies on `calibration` (the validation split), its gap risk on
+    /// the test split, and with `resplits` the guarantee checked on random halvings of the test split.
+    public mutating func addRiskControl(
+        _ risk: RiskControl, taus: [Float], calibration: ExitRecords, resplits: Int
+    ) {
+        let criterion = policy.criterion
+        let fallback = policy.fallback
+        let choice = risk.choose(on: calibration, thresholds: taus, criterion: criterion, fallback: fallback)
+        var report = RiskReport(
+            epsilon: risk.epsilon, delta: risk.delta, calibrationSamples: calibration.count, choice: choice)
+        if let tau = choice.threshold {
+            let chosen = ExitPolicy(
+                criterion: criterion, thresholds: Array(repeating: Float(tau), count: records.exits), fallback: fallback
+            )
+            report.testRisk = RiskControl.risk(of: chosen, on: records)
+            report.test =
+                ThresholdSweep(
+                    records: records, thresholds: [Float(tau)], criterion: criterion, fallback: fallback,
+                    exitFLOPs: exitFLOPs, fullNetworkFLOPs: fullNetworkFLOPs
+                ).points.first
+        }
+        if resplits > 0 {
+            let risks = risk.resplitRisks(
+                of: records, thresholds: taus, criterion: criterion, fallback: fallback, resplits: resplits, seed: 0)
+            report.resplits = RiskReport.Resplits(
+                count: resplits, certified: risks.compactMap { $0 }.count,
+                withinEpsilon: risks.filter { $0.map { $0 <= risk.epsilon } ?? true }.count,
+                risks: risks)
+        }
+        riskControl = report
+    }
+
     /// Lines for the terminal after the routing table.
     public var summary: String {
         var lines = [
@@ -103,6 +137,7 @@ public struct EvaluationReport {
                 lines.append("\(c.goal): no threshold of the sweep meets it on \(c.chosenOn)")
             }
         }
+        if let riskControl { lines.append(riskControl.summary) }
         if let latency { lines.append(latency.report) }
         return lines.joined(separator: "\n")
     }
@@ -122,6 +157,7 @@ public struct EvaluationReport {
         object["class_names"] = classNames
         if let sweep { object["sweep"] = try json(sweep) }
         if !choices.isEmpty { object["chosen_thresholds"] = try json(choices) }
+        if let riskControl { object["risk_control"] = try json(riskControl) }
         if let latency { object["latency"] = try json(latency) }
         if let provenance {
             for (key, value) in try json(provenance) as! [String: Any] { object[key] = value }
@@ -228,5 +264,70 @@ public struct EvaluationProvenance: Codable, Equatable, Sendable {
         case data
         case dataSHA256 = "data_sha256"
         case split
+    }
+}
+
+/// What `cgt eval --risk` found: the guarantee asked for, the threshold certified on the
+/// calibration (validation) samples, what it does on the test split, and, with
+/// `--risk-resplits`, how often the guarantee held on random halvings of the test split.
+public struct RiskReport: Codable, Equatable, Sendable {
+    public var epsilon: Double
+    public var delta: Double
+    public var calibrationSamples: Int
+    public var choice: RiskControl.Choice
+    /// The chosen threshold's accuracy loss against the full network on the test split.
+    public var testRisk: Double?
+    public var test: ThresholdSweep.Point?
+    public var resplits: Resplits?
+
+    public struct Resplits: Codable, Equatable, Sendable {
+        public var count: Int
+        /// Halvings on which some threshold was certified.
+        public var certified: Int
+        /// Halvings on which the guarantee held: no threshold certified, or one whose risk on
+        /// the other half is within epsilon.
+        public var withinEpsilon: Int
+        public var risks: [Double?]
+
+        enum CodingKeys: String, CodingKey {
+            case count, certified, risks
+            case withinEpsilon = "within_epsilon"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case epsilon, delta, choice, test, resplits
+        case calibrationSamples = "calibration_samples"
+        case testRisk = "test_risk"
+    }
+
+    public var guarantee: String {
+        String(
+            format:
+                "accuracy loss against the full network <= %g with probability >= %g (Learn then Test, Hoeffding, %d validation samples)",
+            epsilon, 1 - delta, calibrationSamples)
+    }
+
+    var summary: String {
+        var lines: [String] = []
+        if let tau = choice.threshold, let test, let testRisk {
+            lines.append(
+                String(
+                    format:
+                        "risk control: threshold %.3f certifies %@; on test: loss %.4f, accuracy %.4f, relative cost %.3f",
+                    tau, guarantee, testRisk, test.accuracy, test.relativeCost))
+        } else {
+            lines.append("risk control: no threshold of the sweep certifies \(guarantee)")
+        }
+        if let resplits {
+            lines.append(
+                String(
+                    format:
+                        "  %d random halvings of the test split: held on %d (%.0f %%; asked at least %.0f %%), a threshold certified on %d",
+                    resplits.count, resplits.withinEpsilon,
+                    100 * Double(resplits.withinEpsilon) / Double(resplits.count),
+                    100 * (1 - delta), resplits.certified))
+        }
+        return lines.joined(separator: "\n")
     }
 }

@@ -58,6 +58,18 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Choose the most accurate threshold within this relative cost (on validation or training data).")
     var budget: Double?
 
+    @Option(
+        help:
+            "Choose the cheapest threshold whose accuracy loss against the full network is at most this, certified on the validation split with probability 1 - --delta (Learn then Test)."
+    )
+    var risk: Double?
+
+    @Option(help: "With --risk: the probability with which the guarantee may fail.")
+    var delta = 0.1
+
+    @Option(help: "With --risk: check the guarantee on this many random halvings of the test split (0: no).")
+    var riskResplits = 0
+
     @Option(help: "Measure inference latency with real early exits on this many test samples (0: no).")
     var latency = 0
 
@@ -87,9 +99,13 @@ struct EvalCommand: ParsableCommand {
                 "--save-policy stores the policy in the checkpoint, whose BatchNorm statistics --bn-recalibration changes; evaluate <out>/model.h5 with --save-policy instead"
             )
         }
-        if savePolicy && targetAccuracy != nil && budget != nil {
-            throw ValidationError("--save-policy stores one policy: give --target-accuracy or --budget, not both")
+        if savePolicy && [targetAccuracy != nil, budget != nil, risk != nil].filter({ $0 }).count > 1 {
+            throw ValidationError("--save-policy stores one policy: give one of --target-accuracy, --budget and --risk")
         }
+        if let risk, !(risk > 0 && risk < 1) { throw ValidationError("--risk must be in (0, 1)") }
+        if !(delta > 0 && delta < 1) { throw ValidationError("--delta must be in (0, 1)") }
+        if risk == nil && riskResplits != 0 { throw ValidationError("--risk-resplits goes with --risk") }
+        if riskResplits < 0 || riskResplits > 10_000 { throw ValidationError("--risk-resplits must be in [0, 10000]") }
         if let thresholds {
             guard let values = thresholdValues, !values.isEmpty, values.allSatisfy({ $0 >= 0 && $0 <= 1 }) else {
                 throw ValidationError("--thresholds needs comma-separated values in [0, 1], got '\(thresholds)'")
@@ -181,7 +197,8 @@ struct EvalCommand: ParsableCommand {
             evaluation.recalibrateBatchNorm(on: try evaluation.readRecalibrationShare(job: stored.job, reader: reader))
         }
         let request = EvaluationRequest(
-            policy: policy, sweep: sweep.flatMap(ThresholdSweep.range), targetAccuracy: targetAccuracy, budget: budget)
+            policy: policy, sweep: sweep.flatMap(ThresholdSweep.range), targetAccuracy: targetAccuracy, budget: budget,
+            risk: risk.map { RiskControl(epsilon: $0, delta: delta) }, riskResplits: riskResplits)
         var report = try evaluation.report(reader: reader, classNames: stored.classNames, request: request)
         guard world.isRoot else { return }
         let folder = out ?? defaultFolder()
@@ -218,7 +235,12 @@ struct EvalCommand: ParsableCommand {
         )
         if savePolicy {
             var chosen = policy
-            if let choice = report.choices.first {
+            if let riskControl = report.riskControl {
+                guard let threshold = riskControl.choice.threshold else {
+                    throw ValidationError("--save-policy: no threshold of the sweep certifies \(riskControl.guarantee)")
+                }
+                chosen.thresholds = Array(repeating: Float(threshold), count: exits)
+            } else if let choice = report.choices.first {
                 guard let threshold = choice.threshold else {
                     throw ValidationError("--save-policy: \(choice.goal) is not reached by any threshold of the sweep")
                 }

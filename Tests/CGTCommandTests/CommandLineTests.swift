@@ -149,6 +149,50 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual((policy["thresholds"] as? [Double])?.map { Float($0) }, [Float(choice), Float(choice)])
     }
 
+    /// `cgt eval --risk`: a threshold certified on the validation split, stored with
+    /// --save-policy, its guarantee and test result in eval.json and the terminal, the
+    /// guarantee checked on halvings of the test split; refused without a validation split.
+    func testRiskControlledPolicy() throws {
+        let data = try Fixtures.writeDataset(
+            in: directory, name: "risk.h5", features: 10, classes: 3, train: 200, test: 400, validation: 400,
+            spread: 1.5)
+        let run = directory.file("risk")
+        XCTAssertEqual(
+            try CommandRunner.cgt(["train", try writeJob(smallModel), "--data", data, "--out", run, "--quiet"]).status,
+            0)
+        let checkpoint = "\(run)/checkpoints/last.h5"
+        let result = try CommandRunner.cgt([
+            "eval", "--checkpoint", checkpoint, "--data", data, "--risk", "0.1", "--delta", "0.1",
+            "--risk-resplits", "20", "--save-policy", "--out", "\(run)/risk",
+        ])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("risk control: threshold "), result.stdout)
+        XCTAssertTrue(result.stdout.contains("20 random halvings of the test split"), result.stdout)
+        let object = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/risk/eval.json")))
+                as? [String: Any])
+        let risk = try XCTUnwrap(object["risk_control"] as? [String: Any])
+        XCTAssertEqual(risk["calibration_samples"] as? Int, 400)
+        let choice = try XCTUnwrap(risk["choice"] as? [String: Any])
+        let threshold = try XCTUnwrap(choice["threshold"] as? Double)
+        let tests = try XCTUnwrap(choice["tests"] as? [[String: Any]])
+        XCTAssertEqual(tests.map { $0["threshold"] as! Double }, tests.map { $0["threshold"] as! Double }.sorted(by: >))
+        XCTAssertTrue(tests.dropLast().allSatisfy { ($0["p_value"] as! Double) <= 0.1 }, "\(tests)")
+        XCTAssertNotNil(risk["test_risk"] as? Double)
+        XCTAssertEqual((risk["resplits"] as? [String: Any])?["count"] as? Int, 20)
+        let inspected = try CommandRunner.cgt(["inspect", checkpoint])
+        XCTAssertTrue(
+            inspected.stdout.contains("thresholds [\(Float(threshold)), \(Float(threshold))]"), inspected.stdout)
+
+        let plain = try Fixtures.writeDataset(in: directory, name: "plain.h5", features: 10, classes: 3)
+        let refused = try CommandRunner.cgt([
+            "eval", "--checkpoint", checkpoint, "--data", plain, "--risk", "0.05", "--out", "\(run)/refused",
+        ])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("/validation: --risk needs a validation split"), refused.stderr)
+        XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, refused.stderr)
+    }
+
     /// `cgt report` writes a page that a real browser (headless Chromium) loads with every figure laid out.
     func testReportOpensInABrowserWithEveryFigure() throws {
         let data = directory.file("report.h5")
