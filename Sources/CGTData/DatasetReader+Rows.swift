@@ -1,4 +1,5 @@
 import CGTHDF5
+import Dispatch
 
 extension DatasetReader {
     /// Reads the rows `rows` of a split, in that order, checking labels and feature values.
@@ -14,11 +15,12 @@ extension DatasetReader {
         precondition(rows.allSatisfy { $0 >= 0 && $0 < size }, "row outside split \(split) of \(size)")
         let width = featureCount
         try checkBudget(rows: rows.count, split: split)
+        let started = DispatchTime.now()
         let featureSet = try file.root.openDataset("\(split)/\(DatasetLayout.features)")
         var allLabels = [Int32](repeating: 0, count: size)
-        try allLabels.withUnsafeMutableBufferPointer {
-            try file.root.openDataset("\(split)/\(DatasetLayout.labels)").read(into: $0)
-        }
+        let labelSet = try file.root.openDataset("\(split)/\(DatasetLayout.labels)")
+        try allLabels.withUnsafeMutableBufferPointer { try labelSet.read(into: $0) }
+        try count(labelSet.readCost(rows: 0..<size))
         // Where each needed row lands in a compact buffer of the distinct rows, in file order.
         var slot = [Int](repeating: -1, count: size)
         var distinct = 0
@@ -46,6 +48,7 @@ extension DatasetReader {
                     rows: readStart..<readEnd,
                     into: UnsafeMutableBufferPointer(rebasing: buffer[0..<((readEnd - readStart) * width)]))
             }
+            try count(featureSet.readCost(rows: readStart..<readEnd))
             for row in first...last where slot[row] >= 0 {
                 let from = (row - readStart) * width
                 let to = slot[row] * width
@@ -60,7 +63,9 @@ extension DatasetReader {
             features.replaceSubrange((i * width)..<((i + 1) * width), with: compact[from..<(from + width)])
             labels[i] = allLabels[row]
         }
+        decode(&features, split: split)
         try checkValues(split: split, features: features, labels: labels) { rows[$0] }
+        counters.seconds += Self.seconds(since: started)
         return DatasetSplit(
             name: split, features: features, labels: labels, sampleIDs: rows.map { Int64($0) },
             featureShape: featureShape)

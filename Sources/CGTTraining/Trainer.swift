@@ -351,18 +351,26 @@ public final class Trainer {
                 }
             }
         }
-        var totals = tally.statistics.flattened
+        // The epoch's reads ride along with its statistics: one sum over ranks, as before.
+        let reads = shard.takeReads()
+        var totals =
+            tally.statistics.flattened + [Double(reads.bytesRead), Double(reads.bytesDecompressed), reads.seconds]
         strategy.position = (globalStep, epoch + 1)
         try strategy.sum(&totals)
-        let summed = ExitObjective.Statistics(flattened: totals)
+        let readTotals = Array(totals.suffix(3))
+        let summed = ExitObjective.Statistics(flattened: Array(totals.dropLast(3)))
         for hook in hooks { try hook.epochTrained(self, epoch: epoch) }
         let n = Double(max(tally.samples, 1))
         let seconds = Date().timeIntervalSince(started)
-        return EpochMetrics(
+        var metrics = EpochMetrics(
             epoch: epoch, globalStep: globalStep, learningRate: Double(tally.learningRate),
             loss: summed.loss.map { $0 / n }, weightedLoss: summed.weightedLoss.map { $0 / n },
             gateMean: summed.gate.map { $0 / n }, trainAccuracy: summed.correct.map { $0 / n },
             samples: tally.samples, seconds: seconds, samplesPerSecond: n / seconds, evaluation: nil)
+        metrics.dataBytesRead = Int64(readTotals[0])
+        metrics.dataBytesDecompressed = Int64(readTotals[1])
+        metrics.dataStallSeconds = readTotals[2] / Double(strategy.ranks)
+        return metrics
     }
 
     /// The phase, weighting, schedule and random key of the current epoch; at a phase's first

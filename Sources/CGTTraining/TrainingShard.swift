@@ -3,6 +3,7 @@ import CGTEvaluation
 import CGTJob
 import CGTKernels
 import CGTRandom
+import Dispatch
 
 /// The training samples one rank needs, epoch by epoch, and its part of every step.
 ///
@@ -27,6 +28,9 @@ final class TrainingShard {
     private var localRanges: [Range<Int>] = []
     private var globalCounts: [Int] = []
     private let shardRows: Range<Int>
+    /// What reading rows cost since `takeReads()` was last called; the seconds are the time the
+    /// loop waited (the whole of `prepare`, or of the shard's one read in `local` mode).
+    private var reads = DataReadCounters()
 
     init(reader: DatasetReader, rank: Int, ranks: Int, seed: UInt64, globalBatch: Int, mode: ShuffleMode) throws {
         self.reader = reader
@@ -38,11 +42,27 @@ final class TrainingShard {
         sampleCount = reader.splitSizes[DatasetLayout.train] ?? 0
         plan = BatchPlan(sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks)
         shardRows = (rank * sampleCount / ranks)..<((rank + 1) * sampleCount / ranks)
+        let started = DispatchTime.now()
+        let before = reader.counters
         data =
             globalMode
             ? DatasetSplit(
                 name: DatasetLayout.train, features: [], labels: [], sampleIDs: [], featureShape: reader.featureShape)
             : try reader.read(split: DatasetLayout.train, rows: shardRows)
+        record(since: started, before: before)
+    }
+
+    /// Adds the bytes `reader` counted since `before` and the time since `started` to `reads`.
+    private func record(since started: DispatchTime, before: DataReadCounters) {
+        var spent = reader.counters - before
+        spent.seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+        reads = reads + spent
+    }
+
+    /// The reads since the last call (the epoch's, when called once per epoch), and starts anew.
+    func takeReads() -> DataReadCounters {
+        defer { reads = DataReadCounters() }
+        return reads
     }
 
     /// The local batch size of rank r in `local` mode: the global batch split as evenly as possible.
@@ -80,18 +100,16 @@ final class TrainingShard {
     func prepare(epoch: Int) throws {
         guard preparedEpoch != epoch else { return }
         preparedEpoch = nil
+        let started = DispatchTime.now()
+        let before = reader.counters
+        defer { record(since: started, before: before) }
         let steps = stepsPerEpoch
         localRanges.removeAll(keepingCapacity: true)
         globalCounts.removeAll(keepingCapacity: true)
         if globalMode {
-            let epochOrder = plan.order(seed: seed, epoch: epoch)
-            var rows: [Int] = []
-            for step in 0..<steps {
-                let local = plan.localRange(step: step, rank: rank)
-                localRanges.append(rows.count..<(rows.count + local.count))
-                rows += epochOrder[local]
-                globalCounts.append(plan.globalRange(step: step).count)
-            }
+            let rows: [Int]
+            (rows, localRanges) = plan.rows(seed: seed, epoch: epoch, rank: rank)
+            globalCounts = (0..<steps).map { plan.globalRange(step: $0).count }
             data = try reader.read(split: DatasetLayout.train, rowIndices: rows)
             order = Array(0..<rows.count)
         } else {
