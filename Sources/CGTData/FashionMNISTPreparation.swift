@@ -74,10 +74,11 @@ public enum FashionMNIST {
 
     /// Reads the four files in `directory` and prepares them; `plan`'s validation fraction is
     /// of the 60,000 training images (the test split is the source's own). The images are
-    /// bytes, so `uint8` storage (the default) keeps them as they are, a quarter of float32.
+    /// bytes, so `uint8` storage (`cgt prepare`'s default for them) keeps them as they are, a
+    /// quarter of float32.
     public static func prepare(
         directory: String, normalization: NormalizationRequest, plan: SplitPlan, commandLine: String,
-        toolVersion: String, storage: FeatureStorage = .uint8
+        toolVersion: String, storage: FeatureStorage = .float32
     ) throws -> PreparedDataset {
         let paths = try [stems.trainImages, stems.trainLabels, stems.testImages, stems.testLabels].map {
             try locate($0, in: directory)

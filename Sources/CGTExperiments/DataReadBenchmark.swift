@@ -1,13 +1,15 @@
 import CGTData
+import CGTJob
 import CGTMPI
 import Foundation
 
 /// Measures how fast each rank reads its rows of one training epoch from a dataset file.
 ///
-/// Every rank reads exactly what a `global`-shuffle training run on this many ranks reads at
-/// an epoch's start (`BatchPlan.rows`: its part of every global batch, through
-/// `DatasetReader.read(split:rowIndices:)`, which decompresses, converts and checks), all
-/// ranks at once after a barrier, so they contend for the disk and the cores as training does.
+/// Every rank reads exactly what a training run on this many ranks reads for an epoch, all
+/// ranks at once after a barrier, so they contend for the disk and the cores as training does:
+/// with `global` shuffle its part of every global batch of the epoch (`BatchPlan.rows`,
+/// through `DatasetReader.read(split:rowIndices:)`, which decompresses, converts and checks),
+/// rows spread over the whole split; with `local` its contiguous shard, read once.
 /// With `cold`, each rank first asks the kernel to drop the file's cached pages
 /// (`posix_fadvise(POSIX_FADV_DONTNEED)`), so the file is read from the disk rather than memory.
 public struct DataReadBenchmark {
@@ -15,12 +17,14 @@ public struct DataReadBenchmark {
     public let globalBatch: Int
     public let seed: UInt64
     public let cold: Bool
+    public let shuffle: ShuffleMode
 
-    public init(path: String, globalBatch: Int, seed: UInt64 = 0, cold: Bool = false) {
+    public init(path: String, globalBatch: Int, seed: UInt64 = 0, cold: Bool = false, shuffle: ShuffleMode = .global) {
         self.path = path
         self.globalBatch = globalBatch
         self.seed = seed
         self.cold = cold
+        self.shuffle = shuffle
     }
 
     /// One rank's epoch read.
@@ -53,6 +57,7 @@ public struct DataReadBenchmark {
         public var featureStorage: String
         public var filters: [String]
         public var cold: Bool
+        public var shuffle: String
         public var ranks: Int
         public var globalBatch: Int
         public var trainSamples: Int
@@ -71,10 +76,11 @@ public struct DataReadBenchmark {
             }
             return String(
                 format:
-                    "data read: %d rank%@, %@ (%.2f GiB, %@, %@%@), %d train samples in batches of %d: per rank %.1f MB/s read, %.1f MB/s decompressed, %.0f samples/s (mean); all ranks %.1f MB/s read, %.0f samples/s, epoch read in %.2f s; %@",
+                    "data read: %d rank%@, %@ (%.2f GiB, %@, %@%@), %d train samples, %@ shuffle, batches of %d: per rank %.1f MB/s read, %.1f MB/s decompressed, %.0f samples/s (mean); all ranks %.1f MB/s read, %.0f samples/s, epoch read in %.2f s; %@",
                 ranks, ranks == 1 ? "" : "s", file, Double(fileBytes) / Double(1 << 30), featureStorage,
                 filters.isEmpty ? "uncompressed" : filters.joined(separator: " + "), cold ? ", page cache dropped" : "",
-                trainSamples, globalBatch, mean(\.readMBps), mean(\.decompressedMBps), mean(\.samplesPerSecond),
+                trainSamples, shuffle, globalBatch, mean(\.readMBps), mean(\.decompressedMBps),
+                mean(\.samplesPerSecond),
                 Double(total.read) / 1e6 / max(wall, 1e-9), Double(trainSamples) / max(wall, 1e-9), wall, cpu)
         }
     }
@@ -91,18 +97,22 @@ public struct DataReadBenchmark {
                 "\(count) samples in batches of \(globalBatch) cannot give each of \(world.size) ranks two")
         }
         let plan = BatchPlan(sampleCount: count, globalBatch: globalBatch, ranks: world.size)
-        let rows = plan.rows(seed: seed, epoch: 0, rank: world.rank).rows
+        let rows = shuffle == .global ? plan.rows(seed: seed, epoch: 0, rank: world.rank).rows : []
         if cold { Self.dropCachedPages(of: path) }
         try world.barrier()
         let before = reader.counters
         let started = DispatchTime.now()
-        _ = try reader.read(split: split, rowIndices: rows)
+        let samples: Int
+        switch shuffle {
+        case .global: samples = try reader.read(split: split, rowIndices: rows).count
+        case .local: samples = try reader.read(split: split, rank: world.rank, of: world.size).count
+        }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         let spent = reader.counters - before
         // Each rank fills its own slot; one sum gives every rank every slot.
         var slots = [Double](repeating: 0, count: 4 * world.size)
         let base = 4 * world.rank
-        slots[base] = Double(rows.count)
+        slots[base] = Double(samples)
         slots[base + 1] = seconds
         slots[base + 2] = Double(spent.bytesRead)
         slots[base + 3] = Double(spent.bytesDecompressed)
@@ -116,7 +126,8 @@ public struct DataReadBenchmark {
         let train = summary.splits.first { $0.name == split }
         return Result(
             file: path, fileBytes: summary.fileSize, featureStorage: reader.storage[split]?.rawValue ?? "?",
-            filters: train?.filters ?? [], cold: cold, ranks: world.size, globalBatch: globalBatch,
+            filters: train?.filters ?? [], cold: cold, shuffle: shuffle.rawValue, ranks: world.size,
+            globalBatch: globalBatch,
             trainSamples: count, cpu: TrainingBenchmark.cpuName(), perRank: perRank)
     }
 

@@ -12,6 +12,7 @@ extension ExitFallback: ExpressibleByArgument {}
 extension TrialSchedule: ExpressibleByArgument {}
 extension FeatureStorage: ExpressibleByArgument {}
 extension DatasetCompression: ExpressibleByArgument {}
+extension ShuffleMode: ExpressibleByArgument {}
 
 /// `--data`, shared by the commands that read a job's dataset: another file in the same layout.
 struct DatasetOverride: ParsableArguments {

@@ -30,6 +30,12 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "With --data: drop the file's pages from the page cache first, so it is read from the disk.")
     var cold = false
 
+    @Option(
+        help:
+            "With --data: global (each rank's part of every batch, as training.shuffle: global) or local (a contiguous shard)."
+    )
+    var shuffle = ShuffleMode.global
+
     @Option(help: "mlp (the paper's Indian Pines network) or cnn (its Fashion-MNIST network).")
     var model = "mlp"
 
@@ -128,7 +134,8 @@ struct BenchCommand: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try underMPI { world in
-            let result = try DataReadBenchmark(path: path, globalBatch: globalBatch, cold: cold).run(world: world)
+            let result = try DataReadBenchmark(path: path, globalBatch: globalBatch, cold: cold, shuffle: shuffle).run(
+                world: world)
             if world.isRoot {
                 print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
             }

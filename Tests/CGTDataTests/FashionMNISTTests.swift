@@ -14,7 +14,7 @@ final class FashionMNISTTests: XCTestCase {
         let path = output.file("fashion_mnist.h5")
         let prepared = try FashionMNIST.prepare(
             directory: directory, normalization: .fixed(FashionMNIST.paperNormalization),
-            plan: SplitPlan(testFraction: .zero), commandLine: "test", toolVersion: "test")
+            plan: SplitPlan(testFraction: .zero), commandLine: "test", toolVersion: "test", storage: .uint8)
         try DatasetWriter.write(prepared, to: path)
 
         let reader = try DatasetReader(path: path)
