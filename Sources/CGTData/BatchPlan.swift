@@ -48,6 +48,21 @@ public struct BatchPlan: Sendable {
         return start..<(step == stepsPerEpoch - 1 ? sampleCount : start + globalBatch)
     }
 
+    /// The rows of the split rank `rank` trains on in `epoch`, step after step (what it reads
+    /// at the epoch's start), and the positions in them of each step's part.
+    public func rows(seed: UInt64, epoch: Int, rank: Int) -> (rows: [Int], steps: [Range<Int>]) {
+        let epochOrder = order(seed: seed, epoch: epoch)
+        var rows: [Int] = []
+        var steps: [Range<Int>] = []
+        rows.reserveCapacity((sampleCount + ranks - 1) / ranks)
+        for step in 0..<stepsPerEpoch {
+            let local = localRange(step: step, rank: rank)
+            steps.append(rows.count..<(rows.count + local.count))
+            rows += epochOrder[local]
+        }
+        return (rows, steps)
+    }
+
     /// This rank's part of the global batch of `step`.
     public func localRange(step: Int, rank: Int) -> Range<Int> {
         let global = globalRange(step: step)

@@ -5,7 +5,8 @@
 public enum CSVPreparation {
     public static func prepare(
         file: String, testFile: String?, labelColumn: String, dropColumns: Set<String>, delimiter: UInt8,
-        normalization: NormalizationRequest, plan: SplitPlan, commandLine: String, toolVersion: String
+        normalization: NormalizationRequest, plan: SplitPlan, commandLine: String, toolVersion: String,
+        storage: FeatureStorage = .float32
     ) throws -> PreparedDataset {
         let source = try SourceFile.read(file)
         let table = try CSVReader.read(source, labelColumn: labelColumn, dropColumns: dropColumns, delimiter: delimiter)
@@ -54,6 +55,7 @@ public enum CSVPreparation {
         return try DatasetPreparation.prepare(
             samples: samples, test: test, classes: classes, plan: plan, normalization: normalization,
             provenance: provenance, featureSource: file, testFeatureSource: testFile, labelSource: file,
-            extraAttributes: ["feature_names": .strings(table.featureColumns), "label_column": .string(labelColumn)])
+            extraAttributes: ["feature_names": .strings(table.featureColumns), "label_column": .string(labelColumn)],
+            storage: storage)
     }
 }

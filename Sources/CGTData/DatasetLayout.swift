@@ -1,10 +1,15 @@
 /// The names and version of the one HDF5 layout cgt trains from (documented in `hdf5_data/README.md`).
 ///
-/// `/<split>/x` float32 `[N, features...]`, `/<split>/y` int32 `[N]` for the splits `train`,
-/// `test` and optionally `validation`; file attributes `num_classes`, `class_names`,
-/// `feature_shape` and `layout_version`. Normalisation is already applied.
+/// `/<split>/x` float32 or uint8 `[N, features...]`, `/<split>/y` int32 `[N]` for the splits
+/// `train`, `test` and optionally `validation`; file attributes `num_classes`, `class_names`,
+/// `feature_shape` and `layout_version`. float32 features are normalised already; uint8
+/// features (version 2) are normalised by the reader from `normalization_offset` and
+/// `normalization_scale`.
 public enum DatasetLayout {
-    public static let version = 1
+    /// The newest layout version this cgt reads and writes.
+    public static let version = 2
+    /// Version 1: float32 features only. Version 2: also uint8 features, normalised when read.
+    public static let readableVersions = 1...version
     public static let train = "train"
     public static let test = "test"
     public static let validation = "validation"
@@ -56,6 +61,10 @@ public enum DatasetLayout {
         public static let classNames = "class_names"
         public static let featureShape = "feature_shape"
         public static let classCounts = "class_counts"
+        /// float64 `[channels]`: x_normalised = (x_source - offset[c]) / scale[c]; applied by the
+        /// reader to uint8 features, a record of what was applied for float32 ones.
+        public static let normalizationOffset = "normalization_offset"
+        public static let normalizationScale = "normalization_scale"
         /// The attributes every cgt dataset file has; the rest (provenance, normalisation) describe it.
         public static let required = [layoutVersion, numClasses, featureShape]
         /// The attributes that define the layout, as opposed to describing how the file was made.

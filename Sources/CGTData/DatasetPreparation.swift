@@ -39,6 +39,17 @@ public struct LabelledSamples: Sendable {
             sourceIndex: indices.map { sourceIndex[$0] })
     }
 
+    /// The first feature that is not an integer in 0...255 as (sample, feature offset, value), if any.
+    func firstNonByte() -> (sample: Int, feature: Int, value: Float)? {
+        let width = featureShape.reduce(1, *)
+        return features.withUnsafeBufferPointer { x in
+            for i in 0..<x.count where !(x[i] >= 0 && x[i] <= 255 && x[i].rounded(.towardZero) == x[i]) {
+                return (i / width, i % width, x[i])
+            }
+            return nil
+        }
+    }
+
     /// The first non-finite feature as (sample, feature offset), if any.
     func firstNonFinite() -> (sample: Int, feature: Int)? {
         let width = featureShape.reduce(1, *)
@@ -58,6 +69,9 @@ public struct PreparedDataset: Sendable {
     public var sourceIndices: [String: [Int64]]
     public var attributes: [String: DatasetAttributeValue]
     public var normalization: Normalization
+    /// How `splits` hold the features: `float32`, normalised, or `uint8`, the source's values
+    /// (the normalisation is applied when the file is read).
+    public var storage: FeatureStorage
 
     public func split(_ name: String) -> DatasetSplit? { splits.first { $0.name == name } }
 }
@@ -80,12 +94,14 @@ public enum DatasetPreparation {
     ///     ignored and its validation fraction is of the training samples.
     ///   - featureSource, labelSource: the files named when features or classes are at fault
     ///     (`testFeatureSource` for the features of the source's own test split).
+    ///   - storage: `uint8` keeps the source values (each must be an integer in 0...255) and
+    ///     records the normalisation for the reader to apply.
     public static func prepare(
         samples: consuming LabelledSamples, test ownTest: consuming LabelledSamples? = nil, classes: ClassMapping,
         plan: SplitPlan,
         normalization request: NormalizationRequest, provenance: Provenance, featureSource: String,
         testFeatureSource: String? = nil, labelSource: String,
-        extraAttributes: [String: DatasetAttributeValue] = [:]
+        extraAttributes: [String: DatasetAttributeValue] = [:], storage: FeatureStorage = .float32
     ) throws -> PreparedDataset {
         var splitPlan = plan
         let hasOwnTest = ownTest != nil
@@ -124,9 +140,32 @@ public enum DatasetPreparation {
             normalization = Normalization.fit(method, features: train.features, featureShape: featureShape)
         case .fixed(let constants): normalization = constants
         }
-        normalization.apply(to: &train.features, featureShape: featureShape)
-        normalization.apply(to: &validation.features, featureShape: featureShape)
-        normalization.apply(to: &test.features, featureShape: featureShape)
+        switch storage {
+        case .float32:
+            normalization.apply(to: &train.features, featureShape: featureShape)
+            normalization.apply(to: &validation.features, featureShape: featureShape)
+            normalization.apply(to: &test.features, featureShape: featureShape)
+        case .uint8:
+            for (name, part) in [
+                (DatasetLayout.train, train), (DatasetLayout.validation, validation), (DatasetLayout.test, test),
+            ] {
+                guard let bad = part.firstNonByte() else { continue }
+                throw DatasetError(
+                    file: name == DatasetLayout.test ? testFeatureSource ?? featureSource : featureSource, object: "",
+                    "sample at source index \(part.sourceIndex[bad.sample]), feature \(bad.feature) is \(bad.value), not an integer in 0...255; --storage uint8 needs byte values (use --storage float32)"
+                )
+            }
+            // What the reader will compute from each possible byte must be finite too.
+            var extremes = [Float](repeating: 0, count: 2 * featureShape.reduce(1, *))
+            let width = featureShape.reduce(1, *)
+            for i in width..<(2 * width) { extremes[i] = 255 }
+            normalization.apply(to: &extremes, featureShape: featureShape)
+            if let bad = extremes.firstIndex(where: { !$0.isFinite }) {
+                throw DatasetError(
+                    file: featureSource, object: "",
+                    "feature \(bad % width) is not finite after normalisation of the byte \(bad < width ? 0 : 255)")
+            }
+        }
 
         var splits: [DatasetSplit] = []
         var sourceIndices: [String: [Int64]] = [:]
@@ -163,6 +202,6 @@ public enum DatasetPreparation {
         attributes.merge(extraAttributes) { $1 }
         return PreparedDataset(
             classNames: classes.names, featureShape: featureShape, splits: splits,
-            sourceIndices: sourceIndices, attributes: attributes, normalization: normalization)
+            sourceIndices: sourceIndices, attributes: attributes, normalization: normalization, storage: storage)
     }
 }

@@ -1,12 +1,15 @@
 import CGTHDF5
+import Dispatch
 
 extension DatasetReader {
     /// Reads the rows `rows` of a split, in that order, checking labels and feature values.
     ///
     /// A rank uses this to read just the samples of its part of every batch of an epoch. The
-    /// rows are read in chunk-aligned blocks of contiguous rows (each chunk decompressed once,
-    /// one plain hyperslab per block), then picked in memory: a union of one hyperslab per
-    /// row costs HDF5 time quadratic in the number of rows.
+    /// rows are read in runs of whole chunks that hold a needed row (each such chunk
+    /// decompressed once, one plain hyperslab per run, no chunk without a needed row read),
+    /// then picked in memory: a union of one hyperslab per row costs HDF5 time quadratic in
+    /// the number of rows. When no row repeats (an epoch's rows), each is copied straight to
+    /// its place in the result, with no staging copy.
     public func read(split: String, rowIndices rows: [Int]) throws -> DatasetSplit {
         guard let size = splitSizes[split] else {
             throw DatasetError(file: path, object: "/\(split)", "no such split in this file")
@@ -14,17 +17,27 @@ extension DatasetReader {
         precondition(rows.allSatisfy { $0 >= 0 && $0 < size }, "row outside split \(split) of \(size)")
         let width = featureCount
         try checkBudget(rows: rows.count, split: split)
+        let started = DispatchTime.now()
         let featureSet = try file.root.openDataset("\(split)/\(DatasetLayout.features)")
         var allLabels = [Int32](repeating: 0, count: size)
-        try allLabels.withUnsafeMutableBufferPointer {
-            try file.root.openDataset("\(split)/\(DatasetLayout.labels)").read(into: $0)
-        }
-        // Where each needed row lands in a compact buffer of the distinct rows, in file order.
+        let labelSet = try file.root.openDataset("\(split)/\(DatasetLayout.labels)")
+        try allLabels.withUnsafeMutableBufferPointer { try labelSet.read(into: $0) }
+        try count(labelSet.readCost(rows: 0..<size))
+        // Where each needed row lands: its place in the result when no row repeats, else its
+        // place in a compact buffer of the distinct rows, in file order.
         var slot = [Int](repeating: -1, count: size)
         var distinct = 0
-        for row in rows.sorted() where slot[row] < 0 {
-            slot[row] = distinct
+        for (i, row) in rows.enumerated() where slot[row] < 0 {
+            slot[row] = i
             distinct += 1
+        }
+        let repeats = distinct < rows.count
+        if repeats {
+            distinct = 0
+            for row in 0..<size where slot[row] >= 0 {
+                slot[row] = distinct
+                distinct += 1
+            }
         }
         var compact = [Float](repeating: 0, count: distinct * width)
         let chunkRows = max(1, featureSet.chunkShape?.first ?? 4096)
@@ -50,21 +63,35 @@ extension DatasetReader {
                     rows: readStart..<readEnd,
                     into: UnsafeMutableBufferPointer(rebasing: buffer[0..<((readEnd - readStart) * width)]))
             }
-            for row in readStart..<readEnd where slot[row] >= 0 {
-                let from = (row - readStart) * width
-                let to = slot[row] * width
-                compact.replaceSubrange(to..<(to + width), with: block[from..<(from + width)])
+            try count(featureSet.readCost(rows: readStart..<readEnd))
+            block.withUnsafeBufferPointer { source in
+                compact.withUnsafeMutableBufferPointer { destination in
+                    for row in readStart..<readEnd where slot[row] >= 0 {
+                        (destination.baseAddress! + slot[row] * width).update(
+                            from: source.baseAddress! + (row - readStart) * width, count: width)
+                    }
+                }
             }
             chunk = end
         }
-        var features = [Float](repeating: 0, count: rows.count * width)
-        var labels = [Int32](repeating: 0, count: rows.count)
-        for (i, row) in rows.enumerated() {
-            let from = slot[row] * width
-            features.replaceSubrange((i * width)..<((i + 1) * width), with: compact[from..<(from + width)])
-            labels[i] = allLabels[row]
+        var features: [Float]
+        if repeats {
+            features = [Float](repeating: 0, count: rows.count * width)
+            compact.withUnsafeBufferPointer { source in
+                features.withUnsafeMutableBufferPointer { destination in
+                    for (i, row) in rows.enumerated() {
+                        (destination.baseAddress! + i * width).update(
+                            from: source.baseAddress! + slot[row] * width, count: width)
+                    }
+                }
+            }
+        } else {
+            features = consume compact
         }
+        let labels = rows.map { allLabels[$0] }
+        decode(&features, split: split)
         try checkValues(split: split, features: features, labels: labels) { rows[$0] }
+        counters.seconds += Self.seconds(since: started)
         return DatasetSplit(
             name: split, features: features, labels: labels, sampleIDs: rows.map { Int64($0) },
             featureShape: featureShape)

@@ -14,6 +14,14 @@ public final class DatasetReader {
     public let featureShape: [Int]
     /// The number of samples of each split present in the file.
     public let splitSizes: [String: Int]
+    /// How each split's `x` is stored; `uint8` rows are normalised as they are read.
+    public let storage: [String: FeatureStorage]
+    /// The map applied to uint8 features when read (from the file's normalisation attributes);
+    /// nil when every split is float32.
+    public let byteNormalization: Normalization?
+    /// What every read so far has cost: stored and decompressed bytes of the chunks read, and
+    /// the seconds spent reading, converting and checking.
+    public internal(set) var counters = DataReadCounters()
     let file: HDF5File
     /// The file's identity and state when opened (`checkUnchanged`).
     let openedAs: FileState?
@@ -36,8 +44,12 @@ public final class DatasetReader {
             throw fail("/", "missing file attribute '\(attribute)' (see hdf5_data/README.md)")
         }
         let version = try root.intAttribute(DatasetLayout.Attribute.layoutVersion)
-        guard version == DatasetLayout.version else {
-            throw fail("/", "layout_version is \(version), this cgt reads version \(DatasetLayout.version)")
+        guard DatasetLayout.readableVersions.contains(version) else {
+            let readable = DatasetLayout.readableVersions
+            throw fail(
+                "/",
+                "layout_version is \(version), this cgt reads versions \(readable.lowerBound) to \(readable.upperBound)\(version > readable.upperBound ? " (a newer cgt wrote the file)" : "")"
+            )
         }
         classes = try root.intAttribute(DatasetLayout.Attribute.numClasses)
         guard classes >= 2 else { throw fail("/", "num_classes is \(classes), needs at least 2") }
@@ -59,13 +71,22 @@ public final class DatasetReader {
             classNames = (0..<classes).map { "class \($0)" }
         }
         var sizes: [String: Int] = [:]
+        var storage: [String: FeatureStorage] = [:]
         for split in DatasetLayout.splitNames where root.contains(split) {
-            sizes[split] = try Self.checkStructure(file: file, split: split, featureShape: featureShape, path: path)
+            (sizes[split], storage[split]) = try Self.checkStructure(
+                file: file, split: split, featureShape: featureShape, version: version, path: path)
         }
         for required in [DatasetLayout.train, DatasetLayout.test] where sizes[required] == nil {
             throw fail("/\(required)", "missing split group (the file needs /train and /test)")
         }
         splitSizes = sizes
+        self.storage = storage
+        if let byteSplit = DatasetLayout.splitNames.first(where: { storage[$0] == .uint8 }) {
+            byteNormalization = try Self.byteNormalization(
+                root: root, channels: featureShape[0], object: "/\(byteSplit)/\(DatasetLayout.features)", path: path)
+        } else {
+            byteNormalization = nil
+        }
     }
 
     /// Debian's packages of HDF5 filter plugins, by registered filter id.
@@ -88,8 +109,45 @@ public final class DatasetReader {
             "is compressed with \(filters.map(\.description).joined(separator: ", ")), which this HDF5 cannot decode: \(install), or, where the filter works, rewrite the file with deflate: h5repack -f GZIP=4 \(file) copy.h5"
     }
 
-    /// Checks `/<split>/x` and `/<split>/y` and returns the number of samples.
-    private static func checkStructure(file: HDF5File, split: String, featureShape: [Int], path: String) throws -> Int {
+    /// The normalisation a file with uint8 features applies when reading: its
+    /// `normalization_offset` and `normalization_scale`, one finite offset and one positive
+    /// finite scale per channel; `object` is the uint8 dataset named when they are wrong.
+    private static func byteNormalization(root: HDF5Group, channels: Int, object: String, path: String) throws
+        -> Normalization
+    {
+        let names = [DatasetLayout.Attribute.normalizationOffset, DatasetLayout.Attribute.normalizationScale]
+        var values: [[Double]] = []
+        for name in names {
+            guard root.hasAttribute(name) else {
+                throw DatasetError(
+                    file: path, object: object,
+                    "is uint8 but the file has no attribute '\(name)': the normalisation to apply is unknown")
+            }
+            let array: [Double]
+            do {
+                array = try root.doubleArrayAttribute(name)
+            } catch {
+                throw DatasetError(file: path, object: object, "is uint8 but '\(name)' is not an array of numbers")
+            }
+            guard array.count == channels else {
+                throw DatasetError(
+                    file: path, object: object,
+                    "is uint8 but '\(name)' has \(array.count) values for \(channels) channels (feature_shape[0])")
+            }
+            values.append(array)
+        }
+        guard values[0].allSatisfy(\.isFinite), values[1].allSatisfy({ $0.isFinite && $0 > 0 }) else {
+            throw DatasetError(
+                file: path, object: object,
+                "is uint8 but its normalisation is unusable: offsets must be finite and scales finite and positive")
+        }
+        return Normalization(method: .fixed, offset: values[0], scale: values[1], statistics: "from the file")
+    }
+
+    /// Checks `/<split>/x` and `/<split>/y` and returns the number of samples and how `x` is stored.
+    private static func checkStructure(
+        file: HDF5File, split: String, featureShape: [Int], version: Int, path: String
+    ) throws -> (Int, FeatureStorage) {
         let xPath = "/\(split)/\(DatasetLayout.features)"
         let yPath = "/\(split)/\(DatasetLayout.labels)"
         for object in [xPath, yPath] where !file.root.contains(String(object.dropFirst())) {
@@ -99,8 +157,18 @@ public final class DatasetReader {
         }
         let x = try file.root.openDataset(String(xPath.dropFirst()))
         let y = try file.root.openDataset(String(yPath.dropFirst()))
-        guard x.elementType == .float32 else {
-            throw DatasetError(file: path, object: xPath, "dtype is \(x.elementType), expected float32")
+        let storage: FeatureStorage
+        switch (x.elementType, version) {
+        case (.float32, _): storage = .float32
+        case (.uint8, 2...): storage = .uint8
+        case (.uint8, _):
+            throw DatasetError(
+                file: path, object: xPath,
+                "dtype is uint8, expected float32 (layout_version \(version); uint8 features need version 2)")
+        default:
+            throw DatasetError(
+                file: path, object: xPath,
+                "dtype is \(x.elementType), expected float32\(version >= 2 ? " or uint8" : "")")
         }
         for (object, dataset) in [(xPath, x), (yPath, y)] where !dataset.unavailableFilters.isEmpty {
             throw DatasetError(
@@ -126,7 +194,7 @@ public final class DatasetReader {
             throw DatasetError(
                 file: path, object: yPath, "declares \(y.shape[0]) samples: their per-sample tables \(refusal)")
         }
-        return y.shape[0]
+        return (y.shape[0], storage)
     }
 
     public var featureCount: Int { featureShape.reduce(1, *) }
@@ -148,14 +216,18 @@ public final class DatasetReader {
         let range = rows ?? 0..<size
         precondition(
             range.lowerBound >= 0 && range.upperBound <= size, "rows \(range) outside split \(split) of \(size)")
-        let xPath = "\(split)/\(DatasetLayout.features)"
-        let yPath = "\(split)/\(DatasetLayout.labels)"
         try checkBudget(rows: range.count, split: split)
+        let started = DispatchTime.now()
+        let x = try file.root.openDataset("\(split)/\(DatasetLayout.features)")
+        let y = try file.root.openDataset("\(split)/\(DatasetLayout.labels)")
         var features = [Float](repeating: 0, count: range.count * featureCount)
         var labels = [Int32](repeating: 0, count: range.count)
-        try features.withUnsafeMutableBufferPointer { try file.root.openDataset(xPath).read(rows: range, into: $0) }
-        try labels.withUnsafeMutableBufferPointer { try file.root.openDataset(yPath).read(rows: range, into: $0) }
+        try features.withUnsafeMutableBufferPointer { try x.read(rows: range, into: $0) }
+        try labels.withUnsafeMutableBufferPointer { try y.read(rows: range, into: $0) }
+        try count(x.readCost(rows: range), y.readCost(rows: range))
+        decode(&features, split: split)
         try checkValues(split: split, features: features, labels: labels) { range.lowerBound + $0 }
+        counters.seconds += Self.seconds(since: started)
         return DatasetSplit(
             name: split, features: features, labels: labels,
             sampleIDs: range.map { Int64($0) }, featureShape: featureShape)
@@ -175,6 +247,25 @@ public final class DatasetReader {
                 start = end
             }
         }
+    }
+
+    /// Turns the stored values of `split` into the features training sees: uint8 values (which
+    /// HDF5 has converted to float exactly) get the file's normalisation; float32 ones are as stored.
+    func decode(_ features: inout [Float], split: String) {
+        guard storage[split] == .uint8, let byteNormalization else { return }
+        byteNormalization.apply(to: &features, featureShape: featureShape)
+    }
+
+    /// Adds the stored and decompressed bytes of chunks read to `counters`.
+    func count(_ costs: (stored: Int, decompressed: Int)...) {
+        for cost in costs {
+            counters.bytesRead += Int64(cost.stored)
+            counters.bytesDecompressed += Int64(cost.decompressed)
+        }
+    }
+
+    static func seconds(since start: DispatchTime) -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
     }
 
     /// Refuses a read of `rows` samples of `split` that would not fit `MemoryBudget`.

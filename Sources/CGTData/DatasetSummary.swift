@@ -10,6 +10,8 @@ public struct DatasetSummary {
         public let labelType: String
         /// Rows per chunk of `x`, or nil for contiguous storage.
         public let chunkRows: Int?
+        /// Bytes of one chunk of `x` before compression.
+        public let chunkBytes: Int?
         public let filters: [String]
         public let classCounts: [Int]
         public let hasSourceIndex: Bool
@@ -44,7 +46,9 @@ public struct DatasetSummary {
                         Split(
                             name: name, featureShape: x.shape, featureType: "\(x.elementType)",
                             labelType: "\(y.elementType)",
-                            chunkRows: x.chunkShape?.first, filters: x.filters, classCounts: counts,
+                            chunkRows: x.chunkShape?.first,
+                            chunkBytes: x.chunkShape.map { $0.reduce(1, *) * x.storedElementSize },
+                            filters: x.filters, classCounts: counts,
                             hasSourceIndex: root.contains("\(name)/source_index")))
                 }
                 let layoutKeys = DatasetLayout.Attribute.layout

@@ -12,11 +12,12 @@ public enum DatasetAttributeValue: Equatable, Sendable {
 
 /// Writes a dataset file in `DatasetLayout`, atomically: readers never see a half-written file.
 public enum DatasetWriter {
-    /// Rows per chunk so that a chunk holds about 256 KiB: large enough for deflate to work
-    /// well and for sequential reads to be fast, small enough that a shard read or a
-    /// random-access read does not decompress much more than it needs.
-    public static func chunkRows(featureCount: Int) -> Int {
-        max(1, min(65_536, (256 * 1024) / (4 * max(1, featureCount))))
+    /// Rows per chunk so that a chunk holds about 256 KiB before compression: large enough for
+    /// deflate to work well and for sequential reads to be fast, small enough that a rank
+    /// reading the rows of its batches does not decompress much more than it needs. A chunk
+    /// holds whole samples (all of every axis but the first): a training read takes whole rows.
+    public static func chunkRows(featureCount: Int, elementSize: Int = 4) -> Int {
+        max(1, min(65_536, (256 * 1024) / (max(1, elementSize) * max(1, featureCount))))
     }
 
     /// - Parameters:
@@ -24,11 +25,14 @@ public enum DatasetWriter {
     ///   - stringAttributes, numberAttributes: extra file attributes (provenance, normalisation).
     public static func write(
         to path: String, classNames: [String], featureShape: [Int], splits: [DatasetSplit],
-        stringAttributes: [String: String] = [:], numberAttributes: [String: [Double]] = [:]
+        stringAttributes: [String: String] = [:], numberAttributes: [String: [Double]] = [:],
+        compression: DatasetCompression = .gzip
     ) throws {
         var attributes = stringAttributes.mapValues { DatasetAttributeValue.string($0) }
         for (key, value) in numberAttributes { attributes[key] = .doubles(value) }
-        try write(to: path, classNames: classNames, featureShape: featureShape, splits: splits, attributes: attributes)
+        try write(
+            to: path, classNames: classNames, featureShape: featureShape, splits: splits, attributes: attributes,
+            compression: compression)
     }
 
     /// - Parameters:
@@ -36,14 +40,24 @@ public enum DatasetWriter {
     ///   - attributes: extra file attributes (provenance, normalisation, splitting).
     ///   - sourceIndices: per split name, the row (or pixel) of the source each sample came
     ///     from, written as `/<split>/source_index`.
+    ///   - storage: `uint8` stores each feature as a byte (the splits must hold integers in
+    ///     0...255, and `attributes` the normalisation the reader applies).
+    ///   - compression: shuffle + deflate level 4 on every chunk, or none.
     public static func write(
         to path: String, classNames: [String], featureShape: [Int], splits: [DatasetSplit],
-        attributes: [String: DatasetAttributeValue], sourceIndices: [String: [Int64]] = [:]
+        attributes: [String: DatasetAttributeValue], sourceIndices: [String: [Int64]] = [:],
+        storage: FeatureStorage = .float32, compression: DatasetCompression = .gzip
     ) throws {
         precondition(splits.allSatisfy { $0.featureShape == featureShape }, "splits disagree on the feature shape")
+        let normalisation = [DatasetLayout.Attribute.normalizationOffset, DatasetLayout.Attribute.normalizationScale]
+        precondition(
+            storage == .float32 || normalisation.allSatisfy { attributes[$0] != nil },
+            "uint8 storage needs the normalisation attributes the reader applies")
+        let deflate = compression.deflateLevel
+        let shuffle = compression != .none
         try writeHDF5Atomically(to: path) { file in
             let root = file.root
-            try root.setAttribute(DatasetLayout.Attribute.layoutVersion, DatasetLayout.version)
+            try root.setAttribute(DatasetLayout.Attribute.layoutVersion, storage.layoutVersion)
             try root.setAttribute(DatasetLayout.Attribute.numClasses, classNames.count)
             try root.setAttribute(DatasetLayout.Attribute.classNames, classNames)
             try root.setAttribute(DatasetLayout.Attribute.featureShape, featureShape)
@@ -57,22 +71,33 @@ public enum DatasetWriter {
                 case .doubles(let numbers): try root.setAttribute(key, numbers)
                 }
             }
-            let rows = chunkRows(featureCount: featureShape.reduce(1, *))
+            let rows = chunkRows(featureCount: featureShape.reduce(1, *), elementSize: storage.elementSize)
             for split in splits {
                 let group = try root.createGroup(split.name)
-                try group.writeDataset(
-                    DatasetLayout.features, split.features, shape: [split.count] + featureShape,
-                    chunkRows: min(rows, split.count), deflateLevel: 4, shuffle: true)
+                switch storage {
+                case .float32:
+                    try group.writeDataset(
+                        DatasetLayout.features, split.features, shape: [split.count] + featureShape,
+                        chunkRows: min(rows, split.count), deflateLevel: deflate, shuffle: shuffle)
+                case .uint8:
+                    let bytes = split.features.map { value in
+                        precondition(value >= 0 && value <= 255, "split \(split.name): \(value) is not a byte")
+                        return UInt8(value)
+                    }
+                    try group.writeDataset(
+                        DatasetLayout.features, bytes, shape: [split.count] + featureShape,
+                        chunkRows: min(rows, split.count), deflateLevel: deflate, shuffle: false)
+                }
                 try group.writeDataset(
                     DatasetLayout.labels, split.labels, shape: [split.count],
-                    chunkRows: min(65_536, split.count), deflateLevel: 4, shuffle: true)
+                    chunkRows: min(65_536, split.count), deflateLevel: deflate, shuffle: shuffle)
                 if let indices = sourceIndices[split.name] {
                     precondition(
                         indices.count == split.count,
                         "split \(split.name): \(indices.count) source indices for \(split.count) samples")
                     try group.writeDataset(
                         DatasetLayout.sourceIndex, indices, shape: [split.count],
-                        chunkRows: min(32_768, split.count), deflateLevel: 4, shuffle: true)
+                        chunkRows: min(32_768, split.count), deflateLevel: deflate, shuffle: shuffle)
                 }
                 var counts = [Int](repeating: 0, count: classNames.count)
                 for label in split.labels where label >= 0 && Int(label) < counts.count { counts[Int(label)] += 1 }
@@ -81,11 +106,14 @@ public enum DatasetWriter {
         }
     }
 
-    /// Writes a prepared dataset; a failure names `path` (not the temporary file, `AtomicFile`)
-    /// and leaves no file behind.
-    public static func write(_ dataset: PreparedDataset, to path: String) throws {
+    /// Writes a prepared dataset in its storage; a failure names `path` (not the temporary
+    /// file, `AtomicFile`) and leaves no file behind.
+    public static func write(
+        _ dataset: PreparedDataset, to path: String, compression: DatasetCompression = .gzip
+    ) throws {
         try write(
             to: path, classNames: dataset.classNames, featureShape: dataset.featureShape, splits: dataset.splits,
-            attributes: dataset.attributes, sourceIndices: dataset.sourceIndices)
+            attributes: dataset.attributes, sourceIndices: dataset.sourceIndices, storage: dataset.storage,
+            compression: compression)
     }
 }

@@ -73,10 +73,12 @@ public enum FashionMNIST {
     }
 
     /// Reads the four files in `directory` and prepares them; `plan`'s validation fraction is
-    /// of the 60,000 training images (the test split is the source's own).
+    /// of the 60,000 training images (the test split is the source's own). The images are
+    /// bytes, so `uint8` storage (`cgt prepare`'s default for them) keeps them as they are, a
+    /// quarter of float32.
     public static func prepare(
         directory: String, normalization: NormalizationRequest, plan: SplitPlan, commandLine: String,
-        toolVersion: String
+        toolVersion: String, storage: FeatureStorage = .float32
     ) throws -> PreparedDataset {
         let paths = try [stems.trainImages, stems.trainLabels, stems.testImages, stems.testLabels].map {
             try locate($0, in: directory)
@@ -96,6 +98,6 @@ public enum FashionMNIST {
             samples: consume train, test: consume test,
             classes: ClassMapping(names: classNames, originalIDs: (0..<10).map { Int64($0) }),
             plan: plan, normalization: normalization, provenance: provenance, featureSource: paths[0],
-            testFeatureSource: paths[2], labelSource: paths[1])
+            testFeatureSource: paths[2], labelSource: paths[1], storage: storage)
     }
 }

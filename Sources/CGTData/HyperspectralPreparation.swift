@@ -69,7 +69,7 @@ public enum HyperspectralPreparation {
     public static func prepare(
         cube cubeSpecification: String, labels labelsSpecification: String, ignoring ignored: [Int64],
         classNamesFile: String?, normalization: NormalizationRequest, plan: SplitPlan, commandLine: String,
-        toolVersion: String
+        toolVersion: String, storage: FeatureStorage = .float32
     ) throws -> PreparedDataset {
         let cube = try NumPyInput.load(cubeSpecification)
         let labels = try NumPyInput.load(labelsSpecification)
@@ -85,6 +85,6 @@ public enum HyperspectralPreparation {
         return try DatasetPreparation.prepare(
             samples: consume samples, classes: classes, plan: plan, normalization: normalization,
             provenance: provenance,
-            featureSource: cube.location, labelSource: labels.location, extraAttributes: extra)
+            featureSource: cube.location, labelSource: labels.location, extraAttributes: extra, storage: storage)
     }
 }

@@ -105,6 +105,14 @@ public struct Normalization: Equatable, Sendable {
 
     /// Applies the map in place to `features`, `[samples] + featureShape` row-major.
     public func apply(to features: inout [Float], featureShape: [Int]) {
+        features.withUnsafeMutableBufferPointer { apply(to: $0, featureShape: featureShape) }
+    }
+
+    /// Applies the map in place to `features`, `[samples] + featureShape` row-major.
+    ///
+    /// Each value is computed in double precision and rounded once, so the reader of a uint8
+    /// file gets bitwise the values `cgt prepare` would have stored as float32.
+    public func apply(to features: UnsafeMutableBufferPointer<Float>, featureShape: [Int]) {
         guard method != .none else { return }
         let channels = featureShape[0]
         let inner = featureShape.dropFirst().reduce(1, *)
@@ -112,14 +120,12 @@ public struct Normalization: Equatable, Sendable {
         let width = channels * inner
         guard width > 0 else { return }
         let samples = features.count / width
-        features.withUnsafeMutableBufferPointer { x in
-            for sample in 0..<samples {
-                for channel in 0..<channels {
-                    let start = sample * width + channel * inner
-                    let shift = offset[channel]
-                    let divisor = scale[channel]
-                    for i in start..<(start + inner) { x[i] = Float((Double(x[i]) - shift) / divisor) }
-                }
+        for sample in 0..<samples {
+            for channel in 0..<channels {
+                let start = sample * width + channel * inner
+                let shift = offset[channel]
+                let divisor = scale[channel]
+                for i in start..<(start + inner) { features[i] = Float((Double(features[i]) - shift) / divisor) }
             }
         }
     }
@@ -128,8 +134,8 @@ public struct Normalization: Equatable, Sendable {
     public var attributes: [String: DatasetAttributeValue] {
         var result: [String: DatasetAttributeValue] = [
             "normalization": .string(method.rawValue),
-            "normalization_offset": .doubles(offset),
-            "normalization_scale": .doubles(scale),
+            DatasetLayout.Attribute.normalizationOffset: .doubles(offset),
+            DatasetLayout.Attribute.normalizationScale: .doubles(scale),
             "normalization_statistics": .string(statistics),
         ]
         for (name, values) in fitted { result["normalization_\(name)"] = .doubles(values) }

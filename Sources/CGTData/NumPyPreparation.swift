@@ -82,7 +82,8 @@ public enum NumPyPreparation {
 
     public static func prepare(
         x: String, y: String, testX: String?, testY: String?, ignoring ignored: [Int64], classNamesFile: String?,
-        normalization: NormalizationRequest, plan: SplitPlan, commandLine: String, toolVersion: String
+        normalization: NormalizationRequest, plan: SplitPlan, commandLine: String, toolVersion: String,
+        storage: FeatureStorage = .float32
     ) throws -> PreparedDataset {
         let names = try classNamesFile.map { try ClassMapping.readNames($0) }
         let trainX = try NumPyInput.load(x)
@@ -118,6 +119,6 @@ public enum NumPyPreparation {
         return try DatasetPreparation.prepare(
             samples: consume samples, test: consume test, classes: classes, plan: plan, normalization: normalization,
             provenance: provenance, featureSource: trainX.location, testFeatureSource: testLocation,
-            labelSource: trainY.location, extraAttributes: extra)
+            labelSource: trainY.location, extraAttributes: extra, storage: storage)
     }
 }

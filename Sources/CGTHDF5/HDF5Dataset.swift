@@ -125,6 +125,45 @@ public final class HDF5Dataset: HDF5Object {
         }
     }
 
+    /// Bytes of the element type as stored (1 for uint8, 4 for float32).
+    public var storedElementSize: Int {
+        let type = H5Dget_type(id)
+        guard type >= 0 else { return 0 }
+        defer { H5Tclose(type) }
+        return H5Tget_size(type)
+    }
+
+    /// What reading `rows` costs in the file: the stored (compressed) bytes of every chunk
+    /// that holds one of them, and those chunks' bytes once decompressed.
+    ///
+    /// A chunk is decompressed whole, so a read of one row pays for its chunk. For chunks that
+    /// span every axis but the first (as cgt writes them) the stored size is asked per chunk
+    /// (`H5Dget_chunk_storage_size`); for other chunk shapes, and for contiguous data, it is
+    /// the dataset's stored size in proportion to the rows (`H5Dget_storage_size`).
+    public func readCost(rows: Range<Int>) throws -> (stored: Int, decompressed: Int) {
+        guard !rows.isEmpty, !shape.isEmpty else { return (0, 0) }
+        let rowBytes = rowElementCount * storedElementSize
+        guard let chunk = chunkShape, Array(chunk.dropFirst()) == Array(shape.dropFirst()), chunk[0] > 0 else {
+            let total = Int(H5Dget_storage_size(id))
+            let bytes = rows.count * rowBytes
+            let stored = shape[0] > 0 ? Int(Double(total) * Double(rows.count) / Double(shape[0])) : 0
+            return (stored, bytes)
+        }
+        let first = rows.lowerBound / chunk[0]
+        let last = (rows.upperBound - 1) / chunk[0]
+        var stored = 0
+        var decompressed = 0
+        var offset = [hsize_t](repeating: 0, count: shape.count)
+        for index in first...last {
+            offset[0] = hsize_t(index * chunk[0])
+            var bytes: hsize_t = 0
+            _ = try check(H5Dget_chunk_storage_size(id, offset, &bytes), "H5Dget_chunk_storage_size")
+            stored += Int(bytes)
+            decompressed += chunk[0] * rowBytes
+        }
+        return (stored, decompressed)
+    }
+
     /// Writes the whole dataset, converting `T` to the stored type.
     ///
     /// Wraps `H5Dwrite`.

@@ -23,9 +23,15 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var evaluation: RoutingStatistics?
     /// The same on the validation split, when the data has one.
     public var validation: RoutingStatistics?
-    /// Seconds a rank waited for the epoch's training rows, averaged over ranks: the reads
-    /// not hidden behind the previous epoch's training.
-    public var readStallSeconds: Double?
+    /// Bytes of the dataset file the epoch's training rows took, summed over ranks: the stored
+    /// (compressed) size of every chunk read, labels included.
+    public var dataBytesRead: Int64?
+    /// The same chunks' bytes after decompression (at the stored type: uint8 features count 1
+    /// byte each), summed over ranks; equal to `dataBytesRead` for an uncompressed file.
+    public var dataBytesDecompressed: Int64?
+    /// Seconds a rank waited for the epoch's rows (reading, decompressing, converting,
+    /// checking), the mean over ranks: the loop trains on nothing meanwhile.
+    public var dataStallSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case epoch
@@ -38,7 +44,9 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
         case samples, seconds
         case samplesPerSecond = "samples_per_second"
         case evaluation, validation
-        case readStallSeconds = "read_stall_seconds"
+        case dataBytesRead = "data_bytes_read"
+        case dataBytesDecompressed = "data_bytes_decompressed"
+        case dataStallSeconds = "data_stall_seconds"
     }
 }
 

@@ -39,11 +39,11 @@ public struct ProgressReporter {
         var line =
             "epoch \(m.epoch)/\(epochs)  step \(m.globalStep)  loss \(Self.list(m.loss))  gate \(Self.list(m.gateMean, digits: 2))"
         line += "  acc \(Self.list(m.trainAccuracy, digits: 3))  lr \(String(format: "%.2e", m.learningRate))"
-        line += "  \(Self.rate(m.samplesPerSecond))  ETA \(Self.duration(secondsLeft))"
-        // Reads the loop waited for matter once they pass 2 % of the epoch.
-        if let stall = m.readStallSeconds, stall > 0.02 * m.seconds {
-            line += "  read stall \(String(format: "%.2f", stall)) s"
+        line += "  \(Self.rate(m.samplesPerSecond))"
+        if let stall = m.dataStallSeconds, stall > Self.stallWorthSaying * m.seconds {
+            line += String(format: "  data stall %.2fs (%.0f%%)", stall, 100 * stall / max(m.seconds, 1e-9))
         }
+        line += "  ETA \(Self.duration(secondsLeft))"
         for (split, e) in [("test", m.evaluation), ("validation", m.validation)] {
             guard let e else { continue }
             line +=
@@ -51,6 +51,9 @@ public struct ProgressReporter {
         }
         write(line)
     }
+
+    /// The share of an epoch spent waiting for data above which the epoch's line says so.
+    static let stallWorthSaying = 0.02
 
     static func list(_ values: [Double], digits: Int = 4) -> String {
         values.map { String(format: "%.\(digits)f", $0) }.joined(separator: " ")

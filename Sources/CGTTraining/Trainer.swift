@@ -55,9 +55,6 @@ public final class Trainer {
     private lazy var stepTags: (loss: [String], gate: [String]) = (
         (1...network.exitCount).map { "train/loss_exit\($0)" }, (1...network.exitCount).map { "train/gate_exit\($0)" }
     )
-    /// The shard's read stall already in an epoch's metrics: the next epoch reports the rest
-    /// (the first one includes the read before training starts).
-    private var readStallReported = 0.0
     /// Epochs completed and optimizer steps taken.
     public private(set) var epoch = 0
     public private(set) var globalStep = 0
@@ -375,21 +372,26 @@ public final class Trainer {
             }
         }
         shard.settle()
-        var totals = tally.statistics.flattened + [shard.readStallSeconds - readStallReported]
-        readStallReported = shard.readStallSeconds
+        // The epoch's reads ride along with its statistics: one sum over ranks, as before.
+        let reads = shard.takeReads()
+        var totals =
+            tally.statistics.flattened + [Double(reads.bytesRead), Double(reads.bytesDecompressed), reads.seconds]
         strategy.position = (globalStep, epoch + 1)
         try strategy.sum(&totals)
-        let readStall = totals.removeLast() / Double(strategy.communicator?.size ?? 1)
-        let summed = ExitObjective.Statistics(flattened: totals)
+        let readTotals = Array(totals.suffix(3))
+        let summed = ExitObjective.Statistics(flattened: Array(totals.dropLast(3)))
         for hook in hooks { try hook.epochTrained(self, epoch: epoch) }
         let n = Double(max(tally.samples, 1))
         let seconds = Date().timeIntervalSince(started)
-        return EpochMetrics(
+        var metrics = EpochMetrics(
             epoch: epoch, globalStep: globalStep, learningRate: Double(tally.learningRate),
             loss: summed.loss.map { $0 / n }, weightedLoss: summed.weightedLoss.map { $0 / n },
             gateMean: summed.gate.map { $0 / n }, trainAccuracy: summed.correct.map { $0 / n },
-            samples: tally.samples, seconds: seconds, samplesPerSecond: n / seconds, evaluation: nil,
-            readStallSeconds: readStall)
+            samples: tally.samples, seconds: seconds, samplesPerSecond: n / seconds, evaluation: nil)
+        metrics.dataBytesRead = Int64(readTotals[0])
+        metrics.dataBytesDecompressed = Int64(readTotals[1])
+        metrics.dataStallSeconds = readTotals[2] / Double(strategy.ranks)
+        return metrics
     }
 
     /// The phase, weighting, schedule and random key of the current epoch; at a phase's first

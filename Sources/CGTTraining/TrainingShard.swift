@@ -3,6 +3,7 @@ import CGTEvaluation
 import CGTJob
 import CGTKernels
 import CGTRandom
+import Dispatch
 import Foundation
 
 /// The training samples one rank needs, epoch by epoch, and its part of every step.
@@ -40,6 +41,11 @@ final class TrainingShard {
     private var pending: PendingRead?
     /// Seconds the loop has waited for rows: whole reads, and reads ahead not finished when needed.
     private(set) var readStallSeconds = 0.0
+    /// The bytes this shard's reads took since `takeReads()` was last called (added by the
+    /// thread that reads; taken by the loop once that thread is done).
+    private var reads = DataReadCounters()
+    /// `readStallSeconds` when `takeReads()` was last called.
+    private var stallTaken = 0.0
 
     init(reader: DatasetReader, rank: Int, ranks: Int, seed: UInt64, globalBatch: Int, mode: ShuffleMode) throws {
         self.reader = reader
@@ -56,11 +62,33 @@ final class TrainingShard {
             ? BlockShufflePlan(
                 sampleCount: sampleCount, blockRows: try reader.chunkRows(of: DatasetLayout.train), ranks: ranks)
             : nil
+        let started = DispatchTime.now()
+        let before = reader.counters
         data =
             mode == .local
             ? try reader.read(split: DatasetLayout.train, rows: shardRows)
             : DatasetSplit(
                 name: DatasetLayout.train, features: [], labels: [], sampleIDs: [], featureShape: reader.featureShape)
+        record(since: before)
+        readStallSeconds += Self.seconds(since: started)
+    }
+
+    /// Adds the bytes `reader` counted since `before` to `reads`.
+    private func record(since before: DataReadCounters) {
+        var spent = reader.counters - before
+        spent.seconds = 0
+        reads = reads + spent
+    }
+
+    /// The bytes read and the seconds the loop waited since the last call (the epoch's, when
+    /// called once per epoch after `settle`), and starts anew. With reading ahead, an epoch's
+    /// bytes are those of the next epoch's rows, read while it trains.
+    func takeReads() -> DataReadCounters {
+        var taken = reads
+        taken.seconds = readStallSeconds - stallTaken
+        reads = DataReadCounters()
+        stallTaken = readStallSeconds
+        return taken
     }
 
     deinit { settle() }
@@ -162,18 +190,15 @@ final class TrainingShard {
     /// The rows and step layout of `epoch`; reads the file except in `local` mode.
     private func load(epoch: Int) throws -> EpochRows {
         if mode != .local { try reader.checkUnchanged() }
+        let before = reader.counters
+        defer { record(since: before) }
         let steps = stepsPerEpoch
         var rows = EpochRows(data: nil, order: [], localRanges: [], globalCounts: [])
         switch mode {
         case .global:
-            let epochOrder = plan.order(seed: seed, epoch: epoch)
-            var indices: [Int] = []
-            for step in 0..<steps {
-                let local = plan.localRange(step: step, rank: rank)
-                rows.localRanges.append(indices.count..<(indices.count + local.count))
-                indices += epochOrder[local]
-                rows.globalCounts.append(plan.globalRange(step: step).count)
-            }
+            let indices: [Int]
+            (indices, rows.localRanges) = plan.rows(seed: seed, epoch: epoch, rank: rank)
+            rows.globalCounts = (0..<steps).map { plan.globalRange(step: $0).count }
             rows.data = try reader.read(split: DatasetLayout.train, rowIndices: indices)
             rows.order = Array(0..<indices.count)
         case .local, .blocks:

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CGTData
 import CGTEvaluation
 import CGTExperiments
 import CGTJob
@@ -9,6 +10,9 @@ extension SelectionMetric: ExpressibleByArgument {}
 extension ExitCriterion: ExpressibleByArgument {}
 extension ExitFallback: ExpressibleByArgument {}
 extension TrialSchedule: ExpressibleByArgument {}
+extension FeatureStorage: ExpressibleByArgument {}
+extension DatasetCompression: ExpressibleByArgument {}
+extension ShuffleMode: ExpressibleByArgument {}
 
 /// `--data`, shared by the commands that read a job's dataset: another file in the same layout.
 struct DatasetOverride: ParsableArguments {

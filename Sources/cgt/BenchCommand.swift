@@ -17,7 +17,24 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             Under mpirun with several ranks, measures data-parallel scaling instead: 1 rank vs all ranks at the \
             same global batch (--batch), with and without all-reduce overlap, and a bare MPI_Allreduce of the gradients.
+
+            With --data FILE, measures reading instead: every rank reads its rows of one epoch of FILE's train split as a \
+            training run on that many ranks does (global shuffle, --batch samples per step, default 256), and rank 0 prints \
+            MB/s read (stored bytes), MB/s decompressed and samples/s per rank. Run it under mpirun -np 1, 2, 4, 8 \
+            (--oversubscribe) to see how reading scales.
             """)
+
+    @Option(help: "Measure reading one training epoch of this dataset file (see above) instead of training.")
+    var data: String?
+
+    @Flag(help: "With --data: drop the file's pages from the page cache first, so it is read from the disk.")
+    var cold = false
+
+    @Option(
+        help:
+            "With --data: global (each rank's part of every batch, as training.shuffle: global), blocks (its piece of the permuted chunks) or local (a contiguous shard)."
+    )
+    var shuffle = ShuffleMode.global
 
     @Option(help: "mlp (the paper's Indian Pines network) or cnn (its Fashion-MNIST network).")
     var model = "mlp"
@@ -54,6 +71,10 @@ struct BenchCommand: ParsableCommand {
     var json = false
 
     func run() throws {
+        if let data {
+            try runDataRead(data)
+            return
+        }
         let isCNN = model == "cnn"
         guard ["mlp", "cnn"].contains(model) else { throw ValidationError("--model is mlp or cnn") }
         let batch = self.batch ?? (isCNN ? 128 : 256)
@@ -102,6 +123,21 @@ struct BenchCommand: ParsableCommand {
                             ? String(decoding: try encoder.encode(result), as: UTF8.self)
                             : "kernels built for: \(KernelTarget.summary); \(DNNLRuntime.summary)\n" + result.report)
                 }
+            }
+        }
+    }
+
+    /// `--data`: one epoch's reads on every rank, reported by rank 0.
+    private func runDataRead(_ path: String) throws {
+        let globalBatch = batch ?? 256
+        guard globalBatch >= 2, globalBatch <= 1 << 20 else { throw ValidationError("--batch must be in [2, 1048576]") }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try underMPI { world in
+            let result = try DataReadBenchmark(path: path, globalBatch: globalBatch, cold: cold, shuffle: shuffle).run(
+                world: world)
+            if world.isRoot {
+                print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
             }
         }
     }

@@ -71,8 +71,9 @@ struct InspectCommand: ParsableCommand {
         ]
         var table = [["split", "samples", "x", "y", "x storage", "source_index"]]
         for split in summary.splits {
+            let filters = split.filters.isEmpty ? "uncompressed" : split.filters.joined(separator: " + ")
             let storage =
-                split.chunkRows.map { "chunks of \($0) rows, \(split.filters.joined(separator: " + "))" }
+                split.chunkRows.map { "chunks of \($0) rows (\(byteText(split.chunkBytes ?? 0))), \(filters)" }
                 ?? "contiguous"
             table.append([
                 split.name, "\(split.count)", "\(split.featureType) \(split.featureShape)",
@@ -81,6 +82,11 @@ struct InspectCommand: ParsableCommand {
             ])
         }
         lines += aligned(table, rightAligned: [1])
+        if summary.splits.contains(where: { $0.featureType == "uint8" }) {
+            lines.append(
+                "features stored as uint8 (layout version 2): read as (x - normalization_offset[c]) / normalization_scale[c] per channel c"
+            )
+        }
         lines.append("")
         var counts = [["id", "class"] + summary.splits.map(\.name)]
         for (id, name) in summary.classNames.enumerated() {

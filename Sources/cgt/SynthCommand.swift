@@ -30,6 +30,9 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 0
 
+    @Option(help: "gzip: shuffle + deflate level 4 on every chunk; none: chunks stored uncompressed.")
+    var compression = DatasetCompression.gzip
+
     @Flag(help: "Replace --out if it exists (atomically: the old file stays until the new one is complete).")
     var force = false
 
@@ -64,7 +67,8 @@ struct SynthCommand: ParsableCommand {
                 stringAttributes: [
                     "source": "cgt synth", "command_line": CommandLine.arguments.joined(separator: " "),
                 ],
-                numberAttributes: ["synthetic_seed": [Double(seed)], "synthetic_spread": [Double(spread)]])
+                numberAttributes: ["synthetic_seed": [Double(seed)], "synthetic_spread": [Double(spread)]],
+                compression: compression)
             print("wrote \(out): \(train) train and \(test) test samples, \(features) features, \(classes) classes")
         }
     }

@@ -358,6 +358,38 @@ final class CommandLineTests: XCTestCase {
         }
     }
 
+    /// `bench --data` reads, on each rank, the rows of one epoch a training run there would
+    /// read; the byte counts follow from the file's chunks (one chunk of x, 240 rows of 12
+    /// float32, and one of y, 240 int32, both read whole by every rank).
+    func testBenchMeasuresReadingADataFile() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 240, test: 32)
+        for shuffle in ["global", "local"] {
+            let result = try CommandRunner.mpirun(
+                ranks: 2, ["bench", "--data", data, "--batch", "32", "--shuffle", shuffle, "--json"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let object = try XCTUnwrap(
+                try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], result.stdout)
+            XCTAssertEqual(object["ranks"] as? Int, 2)
+            XCTAssertEqual(object["shuffle"] as? String, shuffle)
+            XCTAssertEqual(object["featureStorage"] as? String, "float32")
+            let ranks = try XCTUnwrap(object["perRank"] as? [[String: Any]])
+            XCTAssertEqual(ranks.map { $0["samples"] as? Int }, [120, 120], "each rank half of the 240")
+            for rank in ranks {
+                XCTAssertEqual(rank["bytesDecompressed"] as? Int, 240 * 12 * 4 + 240 * 4)
+                let read = try XCTUnwrap(rank["bytesRead"] as? Int)
+                XCTAssertGreaterThan(read, 0)
+                XCTAssertLessThanOrEqual(read, 240 * 12 * 4 + 240 * 4 + 64, "deflate adds at most a few bytes")
+                XCTAssertGreaterThan(try XCTUnwrap(rank["samplesPerSecond"] as? Double), 0)
+            }
+        }
+        let line = try CommandRunner.cgt(["bench", "--data", data])
+        XCTAssertEqual(line.status, 0, line.stderr)
+        XCTAssertTrue(line.stdout.hasPrefix("data read: 1 rank, \(data)"), line.stdout)
+        XCTAssertEqual(line.stdout.split(separator: "\n").count, 1, "one line per run")
+        let missing = try CommandRunner.cgt(["bench", "--data", directory.file("absent.h5")])
+        assertOneLineError(missing, mentions: ["absent.h5", "cannot open"])
+    }
+
     /// The benchmark says what it ran on and how much of the core it used: oneDNN's instruction
     /// set, each convolution pass's implementation, the measured FMA peak and the fraction of it.
     func testBenchReportsTheEngineAndThePeak() throws {

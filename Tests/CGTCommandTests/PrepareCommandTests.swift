@@ -103,6 +103,45 @@ final class PrepareCommandTests: XCTestCase {
         try reader.close()
     }
 
+    func testStorageAndCompressionOptions() throws {
+        try writeFashion()
+        let bytes = directory.file("bytes.h5")
+        let floats = directory.file("floats.h5")
+        let plain = try CommandRunner.cgt([
+            "prepare", "fashion-mnist", "--dir", directory.path, "--out", bytes, "--compression", "none",
+        ])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertTrue(plain.stdout.contains("uint8 features, compression none"), plain.stdout)
+        let float = try CommandRunner.cgt([
+            "prepare", "fashion-mnist", "--dir", directory.path, "--out", floats, "--storage", "float32",
+        ])
+        XCTAssertEqual(float.status, 0, float.stderr)
+        try withOpenHDF5File(bytes) { file in
+            let x = try file.root.openDataset("train/x")
+            XCTAssertEqual(x.elementType, .uint8, "fashion-mnist's default")
+            XCTAssertEqual(x.filters, [])
+            XCTAssertEqual(try file.root.intAttribute("layout_version"), 2)
+        }
+        let byteReader = try DatasetReader(path: bytes)
+        let floatReader = try DatasetReader(path: floats)
+        XCTAssertEqual(
+            try byteReader.read(split: "train").features.map(\.bitPattern),
+            try floatReader.read(split: "train").features.map(\.bitPattern))
+        let inspected = try CommandRunner.cgt(["inspect", bytes])
+        XCTAssertEqual(inspected.status, 0, inspected.stderr)
+        for text in ["layout version 2", "uint8 [20, 1, 2, 2]", "uncompressed", "features stored as uint8"] {
+            XCTAssertTrue(inspected.stdout.contains(text), "inspect shows '\(text)':\n\(inspected.stdout)")
+        }
+        let help = try CommandRunner.cgt(["prepare", "npy", "--help"])
+        XCTAssertTrue(help.stdout.contains("--storage <float32|uint8>"), help.stdout)
+        XCTAssertTrue(help.stdout.contains("uint8 for fashion-mnist"), help.stdout)
+        let wrong = try CommandRunner.cgt([
+            "prepare", "fashion-mnist", "--dir", directory.path, "--out", out, "--storage", "int16",
+        ])
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.stderr.contains("float32") && wrong.stderr.contains("uint8"), wrong.stderr)
+    }
+
     func testNumPyArchiveAndCSV() throws {
         let x = RawFiles.npy(descr: "<f4", shape: [10, 2], data: RawFiles.bytes((0..<20).map { Float($0) }))
         let y = RawFiles.npy(descr: "<i8", shape: [10], data: RawFiles.bytes((0..<10).map { Int64($0 % 2) }))

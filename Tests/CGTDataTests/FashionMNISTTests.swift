@@ -14,7 +14,7 @@ final class FashionMNISTTests: XCTestCase {
         let path = output.file("fashion_mnist.h5")
         let prepared = try FashionMNIST.prepare(
             directory: directory, normalization: .fixed(FashionMNIST.paperNormalization),
-            plan: SplitPlan(testFraction: .zero), commandLine: "test", toolVersion: "test")
+            plan: SplitPlan(testFraction: .zero), commandLine: "test", toolVersion: "test", storage: .uint8)
         try DatasetWriter.write(prepared, to: path)
 
         let reader = try DatasetReader(path: path)
@@ -33,6 +33,15 @@ final class FashionMNISTTests: XCTestCase {
         let train = try reader.read(split: "train", rows: 0..<1000)
         let mean = train.features.reduce(0.0) { $0 + Double($1) } / Double(train.features.count)
         XCTAssertEqual(mean, 0, accuracy: 0.05, "the paper's statistics centre the training images")
+        // Stored as the source's bytes; read as the paper's formula applied to each.
+        XCTAssertEqual(reader.storage["train"], .uint8)
+        let pixels = try XCTUnwrap(prepared.split("train")).features.prefix(1000 * 784)
+        let expected = pixels.map { (Double($0) / 255 - 0.286) / 0.353 }
+        XCTAssertEqual(train.features.count, expected.count)
+        let worst = zip(train.features, expected).map { abs(Double($0) - $1) }.max() ?? .infinity
+        XCTAssertLessThan(worst, 1e-5)
+        let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        XCTAssertLessThanOrEqual(size, 55 << 20, "uint8 Fashion-MNIST fits in 55 MiB")
         try reader.close()
     }
 }

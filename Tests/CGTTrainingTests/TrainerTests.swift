@@ -181,8 +181,8 @@ final class TrainerTests: XCTestCase {
         XCTAssertNotEqual(a.model, global.model, "blocks mode visits the split in another order")
         let metrics = try MetricsLog.read(RunDirectory(path: directory.file("blocks-a")).metricsFile)
         XCTAssertEqual(metrics.count, 4)
-        for m in metrics { XCTAssertGreaterThanOrEqual(try XCTUnwrap(m.readStallSeconds), 0) }
-        XCTAssertGreaterThan(metrics[0].readStallSeconds!, 0, "the first epoch's rows are read before it starts")
+        for m in metrics { XCTAssertGreaterThanOrEqual(try XCTUnwrap(m.dataStallSeconds), 0) }
+        XCTAssertGreaterThan(metrics[0].dataStallSeconds!, 0, "the first epoch's rows are read before it starts")
     }
 
     /// A data file written while training reads it stops training with one line naming it,

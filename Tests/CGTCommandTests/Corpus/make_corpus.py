@@ -242,6 +242,20 @@ def lying_layouts(out):
     f, g = split("x_is_group", np.zeros(1), None); del g["x"]; g.create_group("x"); g["y"] = np.zeros(16, np.int32); f.close()
     f, g = split("missing_y", np.zeros((16, 4), np.float32), None); f.close()
     f = made("version_99"); f.attrs["layout_version"] = 99; f.close()
+    f = made("version_3"); f.attrs["layout_version"] = 3; f.close()
+    # uint8 features (layout version 2) need the normalisation the reader applies, and a version that allows them.
+    def byte_split(name, version, attributes, dtype=np.uint8):
+        f, g = split(name, np.arange(64).reshape(16, 4).astype(dtype), np.zeros(16, np.int32))
+        f.attrs["layout_version"] = version
+        for key, value in attributes.items():
+            f.attrs[key] = value
+        f.close()
+    unit = {"normalization_offset": np.zeros(4), "normalization_scale": np.ones(4)}
+    byte_split("uint8_no_normalization", 2, {})
+    byte_split("uint8_version_1", 1, unit)
+    byte_split("uint8_zero_scale", 2, {"normalization_offset": np.zeros(4), "normalization_scale": np.zeros(4)})
+    byte_split("uint8_short_offset", 2, {"normalization_offset": np.zeros(3), "normalization_scale": np.ones(4)})
+    byte_split("int16_version_2", 2, unit, dtype=np.int16)
     f = made("no_version"); del f.attrs["layout_version"]; f.close()
     for name, count in (("one_class", 1), ("zero_classes", 0), ("negative_classes", -5)):
         f = made(name, names=False); f.attrs["num_classes"] = count; f.close()
