@@ -41,8 +41,7 @@ final class TrainingShard {
     private var pending: PendingRead?
     /// Seconds the loop has waited for rows: whole reads, and reads ahead not finished when needed.
     private(set) var readStallSeconds = 0.0
-    /// The bytes this shard's reads took since `takeReads()` was last called (added by the
-    /// thread that reads; taken by the loop once that thread is done).
+    /// The bytes of the rows `prepare` made ready since `takeReads()` was last called.
     private var reads = DataReadCounters()
     /// `readStallSeconds` when `takeReads()` was last called.
     private var stallTaken = 0.0
@@ -80,9 +79,8 @@ final class TrainingShard {
         reads = reads + spent
     }
 
-    /// The bytes read and the seconds the loop waited since the last call (the epoch's, when
-    /// called once per epoch after `settle`), and starts anew. With reading ahead, an epoch's
-    /// bytes are those of the next epoch's rows, read while it trains.
+    /// The bytes of the rows made ready and the seconds the loop waited since the last call
+    /// (the epoch's, when called once per epoch), and starts anew.
     func takeReads() -> DataReadCounters {
         var taken = reads
         taken.seconds = readStallSeconds - stallTaken
@@ -138,6 +136,8 @@ final class TrainingShard {
         var order: [Int]
         var localRanges: [Range<Int>]
         var globalCounts: [Int]
+        /// The bytes reading them took, counted by the thread that read them.
+        var cost = DataReadCounters()
     }
 
     /// Makes the samples of `epoch` ready (reads them, or takes those read ahead; reshuffles in
@@ -156,6 +156,7 @@ final class TrainingShard {
             pending = nil
             rows = try load(epoch: epoch)
         }
+        reads = reads + rows.cost
         if let read = rows.data { data = read }
         order = rows.order
         localRanges = rows.localRanges
@@ -191,7 +192,6 @@ final class TrainingShard {
     private func load(epoch: Int) throws -> EpochRows {
         if mode != .local { try reader.checkUnchanged() }
         let before = reader.counters
-        defer { record(since: before) }
         let steps = stepsPerEpoch
         var rows = EpochRows(data: nil, order: [], localRanges: [], globalCounts: [])
         switch mode {
@@ -218,6 +218,8 @@ final class TrainingShard {
                 rows.globalCounts.append(globalBatch)
             }
         }
+        rows.cost = reader.counters - before
+        rows.cost.seconds = 0
         return rows
     }
 

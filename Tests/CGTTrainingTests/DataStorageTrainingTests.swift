@@ -85,8 +85,9 @@ final class DataStorageTrainingTests: XCTestCase {
                     XCTAssertGreaterThan(read, 0)
                     XCTAssertLessThan(read, decompressed)
                 }
+                // The first epoch waits for its rows; the second's were read while the first trained.
                 let stall = try XCTUnwrap(epoch.dataStallSeconds)
-                XCTAssertGreaterThan(stall, 0)
+                if epoch.epoch == 1 { XCTAssertGreaterThan(stall, 0) } else { XCTAssertGreaterThanOrEqual(stall, 0) }
                 XCTAssertLessThan(stall, 10)
             }
             let line = try String(
