@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-from cgt_checkpoint import BATCHNORM_EPSILON, read, write_predictions  # noqa: E402
+from cgt_checkpoint import BATCHNORM_EPSILON, features, read, write_predictions  # noqa: E402
 
 
 def linear(state, prefix, x):
@@ -95,7 +95,7 @@ def main():
     model = read(args.checkpoint)
     state = {name: value.astype(np.float64) for name, value in model.state.items()}
     with h5py.File(args.data, "r") as f:
-        x = f[f"{args.split}/x"][()].astype(np.float64)
+        x = features(f, args.split, np.float64)
         y = f[f"{args.split}/y"][()]
     write_predictions(args.out, y, exit_logits(state, model.kind, model.exits, model.blocks, x), model.classes)
 

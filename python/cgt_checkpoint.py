@@ -84,6 +84,22 @@ def read(path):
         exit_classes=exit_classes, attributes=attributes)
 
 
+def features(f, split, dtype=np.float32):
+    """The features of `split` of an open cgt dataset file, as cgt trains on them.
+
+    float32 features are stored normalised. uint8 ones (layout version 2) are the source's
+    bytes: normalised here as cgt's reader does, (x - normalization_offset[c]) /
+    normalization_scale[c] per channel c (the first feature axis) in float64, rounded to float32.
+    """
+    x = f[f"{split}/x"][()]
+    if x.dtype == np.uint8:
+        offset = np.asarray(f.attrs["normalization_offset"], dtype=np.float64)
+        offset = offset.reshape(-1, *([1] * (x.ndim - 2)))
+        scale = np.asarray(f.attrs["normalization_scale"], dtype=np.float64).reshape(offset.shape)
+        x = ((x.astype(np.float64) - offset) / scale).astype(np.float32)
+    return x.astype(dtype)
+
+
 def write_predictions(path_or_none, labels, logits, classes):
     """The columns of `cgt eval`'s samples.csv that do not depend on the exit policy: sample,
     label, each exit's prediction and maximum softmax probability (-1 and 0 where a ClassyNet

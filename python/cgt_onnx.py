@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cgt_checkpoint import BATCHNORM_EPSILON, read, text, write_predictions  # noqa: E402
+from cgt_checkpoint import BATCHNORM_EPSILON, features, read, text, write_predictions  # noqa: E402
 
 OPSET = 17
 
@@ -114,7 +114,7 @@ def run(model_path, data, split, out):
     options.intra_op_num_threads = 1
     session = onnxruntime.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
     with h5py.File(data, "r") as f:
-        x = f[f"{split}/x"][()].astype(np.float32)
+        x = features(f, split)
         y = f[f"{split}/y"][()]
     logits = session.run(None, {"x": x})
     classes = len(json.loads(session.get_modelmeta().custom_metadata_map["cgt_class_names"]))

@@ -31,6 +31,36 @@ final class InteropTests: XCTestCase {
         try assertNumPyMatches(job: job, data: data, run: directory.file("mlp"), exits: 2)
     }
 
+    /// A uint8 file holds the source's bytes; the script normalises them as cgt's reader does.
+    func testNumPyReadsByteFeaturesAsCGTDoes() throws {
+        let count = 120
+        var state: UInt32 = 3
+        var bytes: [UInt8] = []
+        for n in 0..<count {
+            for _ in 0..<10 {
+                state = state &* 1_664_525 &+ 1_013_904_223
+                bytes.append(UInt8(min(255, Int(state >> 25) + 60 * (n % 3))))
+            }
+        }
+        let x = directory.file("bytes.npy")
+        let y = directory.file("byte_labels.npy")
+        let data = directory.file("bytes.h5")
+        try RawFiles.write(RawFiles.npy(descr: "|u1", shape: [count, 10], data: bytes), to: x)
+        try RawFiles.write(
+            RawFiles.npy(descr: "<i4", shape: [count], data: RawFiles.bytes((0..<count).map { Int32($0 % 3) })), to: y)
+        let prepared = try CommandRunner.cgt([
+            "prepare", "npy", "--x", x, "--y", y, "--storage", "uint8", "--normalize", "zscore",
+            "--test-fraction", "0.4", "--out", data,
+        ])
+        XCTAssertEqual(prepared.status, 0, prepared.stderr)
+        let job = try directory.write(
+            """
+            model: {hidden: [16, 12, 12], exits: [1, 3], batchnorm: true}
+            training: {epochs: 3, batch_size: 16}
+            """, to: "bytes.yaml")
+        try assertNumPyMatches(job: job, data: data, run: directory.file("bytes"), exits: 2)
+    }
+
     /// ClassyNet's shallow heads have an "other" output; where it wins, the exit declines (-1).
     func testNumPyReproducesClassyNetsDecliningExits() throws {
         let data = directory.file("groups.h5")
