@@ -58,6 +58,17 @@ final class UntrustedInputTests: XCTestCase {
         return "\(run)/checkpoints/last.h5"
     }
 
+    /// `cgt train` and `cgt inspect` of the dataset `data` both refuse it in one line naming
+    /// the file and `parts`; the refused training leaves its run folder empty.
+    private func assertTrainAndInspectRefuse(_ data: String, _ parts: [String]) throws {
+        let name = URL(fileURLWithPath: data).deletingPathExtension().lastPathComponent
+        let run = directory.file("run-\(name)")
+        assertRefused(
+            try cgt(["train", try job(), "--data", data, "--out", run]), [name + ".h5"] + parts, "train \(name)")
+        noRunFolderContents(run, name)
+        assertRefused(try cgt(["inspect", data]), [name + ".h5"] + parts, "inspect \(name)")
+    }
+
     /// Runs Corpus/make_corpus.py with `arguments` around a new folder `name`; returns the folder.
     private func runCorpusScript(_ name: String, _ arguments: (String) throws -> [String]) throws -> String {
         guard try CommandRunner.run("/usr/bin/python3", ["-c", "import h5py, numpy"]).status == 0 else {
@@ -144,12 +155,7 @@ final class UntrustedInputTests: XCTestCase {
             ("split_into_pipe", ["/train/x", "is reached through /train, a link to another file"]),
         ]
         for (name, parts) in datasets {
-            let data = "\(corpus)/\(name).h5"
-            let run = directory.file("run-\(name)")
-            assertRefused(
-                try cgt(["train", try job(), "--data", data, "--out", run]), [name + ".h5"] + parts, "train \(name)")
-            noRunFolderContents(run, name)
-            assertRefused(try cgt(["inspect", data]), [name + ".h5"] + parts, "inspect \(name)")
+            try assertTrainAndInspectRefuse("\(corpus)/\(name).h5", parts)
         }
         for (arguments, parts) in [
             (
@@ -235,12 +241,7 @@ final class UntrustedInputTests: XCTestCase {
                 ))
         }
         for (name, parts) in refusals {
-            let data = "\(corpus)/\(name).h5"
-            let run = directory.file("run-\(name)")
-            assertRefused(
-                try cgt(["train", try job(), "--data", data, "--out", run]), [name + ".h5"] + parts, "train \(name)")
-            noRunFolderContents(run, name)
-            assertRefused(try cgt(["inspect", data]), [name + ".h5"] + parts, "inspect \(name)")
+            try assertTrainAndInspectRefuse("\(corpus)/\(name).h5", parts)
         }
     }
 
