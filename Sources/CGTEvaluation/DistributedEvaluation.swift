@@ -156,11 +156,14 @@ public struct EvaluationRequest {
     /// guarantee on that many random halvings of the test split.
     public var risk: RiskControl?
     public var riskResplits: Int
+    /// MSDNet's budgeted protocol with its area over this relative-cost range (`BudgetedCurve`).
+    public var budgeted: ClosedRange<Double>?
 
     public init(
         policy: ExitPolicy, sweep: [Float]? = nil, targetAccuracy: Double? = nil, budget: Double? = nil,
-        risk: RiskControl? = nil, riskResplits: Int = 0
+        risk: RiskControl? = nil, riskResplits: Int = 0, budgeted: ClosedRange<Double>? = nil
     ) {
+        self.budgeted = budgeted
         self.policy = policy
         self.sweep = sweep
         self.targetAccuracy = targetAccuracy
@@ -191,7 +194,8 @@ extension DistributedEvaluation {
         let choosing = request.targetAccuracy != nil || request.budget != nil
         let hasValidation = (reader.splitSizes[DatasetLayout.validation] ?? 0) > 0
         let selectionSplit = hasValidation ? DatasetLayout.validation : DatasetLayout.train
-        let selection = choosing || request.risk != nil ? try gathered(selectionSplit) : nil
+        let selection =
+            choosing || request.risk != nil || request.budgeted != nil ? try gathered(selectionSplit) : nil
         if request.sweep != nil || choosing {
             report.addSweep(
                 taus: request.sweep ?? EvaluationRequest.defaultSweep, criterion: request.policy.criterion,
@@ -209,6 +213,12 @@ extension DistributedEvaluation {
             report.addRiskControl(
                 risk, taus: request.sweep ?? EvaluationRequest.defaultSweep, calibration: selection,
                 resplits: request.riskResplits)
+        }
+        if let range = request.budgeted, let selection {
+            report.budgeted = BudgetedCurve(
+                calibration: selection, fittedOn: selectionSplit, test: report.testRecords,
+                criterion: request.policy.criterion, exitFLOPs: network.exitCosts(),
+                fullNetworkFLOPs: network.fullNetworkCost, range: range)
         }
         return report
     }

@@ -17,6 +17,10 @@ public struct EvaluationReport {
     public var latency: InferenceLatency?
     /// A threshold certified by `RiskControl`, if asked.
     public var riskControl: RiskReport?
+    /// MSDNet's budgeted protocol, if asked.
+    public var budgeted: BudgetedCurve?
+    /// The test split's records the report was made from.
+    public var testRecords: ExitRecords { records }
     /// What was evaluated: the checkpoint, its epoch, the data and split.
     public var provenance: EvaluationProvenance?
     let records: ExitRecords
@@ -138,12 +142,13 @@ public struct EvaluationReport {
             }
         }
         if let riskControl { lines.append(riskControl.summary) }
+        if let budgeted { lines.append(budgeted.summary) }
         if let latency { lines.append(latency.report) }
         return lines.joined(separator: "\n")
     }
 
     /// eval.json (the routing statistics' keys and the report's), per_class_routing.csv,
-    /// reliability.csv, samples.csv and, with a sweep, sweep.csv.
+    /// reliability.csv, samples.csv and, with a sweep, sweep.csv; budgeted.csv with `budgeted`.
     public func files() throws -> [(String, Data)] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -158,6 +163,7 @@ public struct EvaluationReport {
         if let sweep { object["sweep"] = try json(sweep) }
         if !choices.isEmpty { object["chosen_thresholds"] = try json(choices) }
         if let riskControl { object["risk_control"] = try json(riskControl) }
+        if let budgeted { object["budgeted"] = try json(budgeted) }
         if let latency { object["latency"] = try json(latency) }
         if let provenance {
             for (key, value) in try json(provenance) as! [String: Any] { object[key] = value }
@@ -182,6 +188,7 @@ public struct EvaluationReport {
             ("samples.csv", Data(samplesCSV.utf8)),
         ]
         if let sweep { result.append(("sweep.csv", Data(sweep.csv.utf8))) }
+        if let budgeted { result.append(("budgeted.csv", Data(budgeted.csv.utf8))) }
         return result
     }
 

@@ -70,6 +70,12 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "With --risk: check the guarantee on this many random halvings of the test split (0: no).")
     var riskResplits = 0
 
+    @Option(
+        help:
+            "MSDNet's budgeted protocol: thresholds fitted on the validation (or training) split for exit proportions q^k, q 0.05-2.00; the curve's mean accuracy over this relative-cost range LO:HI, e.g. 0.3:0.9."
+    )
+    var budgeted: String?
+
     @Option(help: "Measure inference latency with real early exits on this many test samples (0: no).")
     var latency = 0
 
@@ -103,6 +109,9 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("--save-policy stores one policy: give one of --target-accuracy, --budget and --risk")
         }
         if let risk, !(risk > 0 && risk < 1) { throw ValidationError("--risk must be in (0, 1)") }
+        if let budgeted, budgetRange(budgeted) == nil {
+            throw ValidationError("--budgeted needs LO:HI with 0 <= LO < HI <= 1 (relative cost), got '\(budgeted)'")
+        }
         if !(delta > 0 && delta < 1) { throw ValidationError("--delta must be in (0, 1)") }
         if risk == nil && riskResplits != 0 { throw ValidationError("--risk-resplits goes with --risk") }
         if riskResplits < 0 || riskResplits > 10_000 { throw ValidationError("--risk-resplits must be in [0, 10000]") }
@@ -198,7 +207,8 @@ struct EvalCommand: ParsableCommand {
         }
         let request = EvaluationRequest(
             policy: policy, sweep: sweep.flatMap(ThresholdSweep.range), targetAccuracy: targetAccuracy, budget: budget,
-            risk: risk.map { RiskControl(epsilon: $0, delta: delta) }, riskResplits: riskResplits)
+            risk: risk.map { RiskControl(epsilon: $0, delta: delta) }, riskResplits: riskResplits,
+            budgeted: budgeted.flatMap(budgetRange))
         var report = try evaluation.report(reader: reader, classNames: stored.classNames, request: request)
         guard world.isRoot else { return }
         let folder = out ?? defaultFolder()
@@ -248,6 +258,15 @@ struct EvalCommand: ParsableCommand {
             }
             try save(chosen, evaluated: stored)
         }
+    }
+
+    /// `--budgeted LO:HI` as a range of relative cost (nil unless 0 <= LO < HI <= 1).
+    private func budgetRange(_ text: String) -> ClosedRange<Double>? {
+        let parts = text.split(separator: ":").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let low = parts[0], let high = parts[1], low >= 0, low < high, high <= 1 else {
+            return nil
+        }
+        return low...high
     }
 
     /// Samples per inference batch: `--batch-size`, or the largest split when that is smaller.

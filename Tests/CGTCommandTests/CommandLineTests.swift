@@ -184,6 +184,25 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(
             inspected.stdout.contains("thresholds [\(Float(threshold)), \(Float(threshold))]"), inspected.stdout)
 
+        let budgeted = try CommandRunner.cgt([
+            "eval", "--checkpoint", checkpoint, "--data", data, "--budgeted", "0.3:0.9", "--out", "\(run)/budgeted",
+        ])
+        XCTAssertEqual(budgeted.status, 0, budgeted.stderr)
+        XCTAssertTrue(budgeted.stdout.contains("budgeted (MSDNet"), budgeted.stdout)
+        let curve = try XCTUnwrap(
+            (try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: "\(run)/budgeted/eval.json"))) as? [String: Any])?[
+                    "budgeted"] as? [String: Any])
+        XCTAssertEqual(curve["fitted_on"] as? String, "validation")
+        let area = try XCTUnwrap(curve["area"] as? Double)
+        XCTAssertTrue(area > 0 && area <= 1, "\(area)")
+        let points = try XCTUnwrap(curve["points"] as? [[String: Any]])
+        XCTAssertEqual(points.count, 40)
+        let costs = points.map { $0["relative_cost"] as! Double }
+        XCTAssertLessThan(costs.first!, costs.last!, "q 0.05 sends samples out early, q 2 late")
+        let csv = try String(contentsOfFile: "\(run)/budgeted/budgeted.csv", encoding: .utf8)
+        XCTAssertEqual(csv.split(separator: "\n").count, 41)
+
         let plain = try Fixtures.writeDataset(in: directory, name: "plain.h5", features: 10, classes: 3)
         let refused = try CommandRunner.cgt([
             "eval", "--checkpoint", checkpoint, "--data", plain, "--risk", "0.05", "--out", "\(run)/refused",
