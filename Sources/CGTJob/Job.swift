@@ -127,12 +127,17 @@ public struct MethodSection: JobSection, Equatable, Sendable {
     /// Divides each sample's weights by their sum over the exits; false is the paper (the
     /// authors' public code normalises).
     public var normalizeWeights: Bool = false
+    /// The spread of the gates around their mean: each exit's weight becomes
+    /// 1 + spread (lambda_e(i) - mean_i lambda_e), the mean-normalised amplitude L2W (Han et al.,
+    /// ECCV 2022) sets explicitly; with `sharpness` as the inverse temperature, CGT with a
+    /// controllable spread. Default none (the paper).
+    public var spread: Float? = nil
 
     public static let fields: [JobField<MethodSection>] = [
         .init("name", \.name), .init("tau", \.tau), .init("sharpness", \.sharpness), .init("score", \.score),
         .init("weights", \.weights), .init("stage_epochs", \.stageEpochs), .init("class_groups", \.classGroups),
         .init("group_size", \.groupSize), .init("grouping_epochs", \.groupingEpochs), .init("anneal", \.anneal),
-        .init("leak", \.leak), .init("normalize_weights", \.normalizeWeights),
+        .init("leak", \.leak), .init("normalize_weights", \.normalizeWeights), .init("spread", \.spread),
     ]
     public init() {}
 }

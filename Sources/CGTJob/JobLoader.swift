@@ -327,6 +327,13 @@ public enum JobLoader {
             guard anneal.epochs >= 1 else { throw fail("method.anneal.epochs", "must be at least 1") }
         }
         guard m.leak >= 0 && m.leak.isFinite else { throw fail("method.leak", "must be a finite number >= 0") }
+        if let spread = m.spread {
+            guard spread >= 0 && spread.isFinite else { throw fail("method.spread", "must be a finite number >= 0") }
+            // Fixed weights have no spread around their mean: it would make every one of them 1.
+            guard m.name == .hardCGT || m.name == .softCGT else {
+                throw fail("method.spread", "spreads CGT's gates; \(m.name.rawValue) has fixed weights")
+            }
+        }
     }
 
     static func validateRegime(_ job: Job, fail: (String, String) -> JobError) throws {

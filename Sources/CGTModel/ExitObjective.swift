@@ -101,25 +101,39 @@ public final class ExitObjective {
         }
     }
 
-    /// How a weighting's gates become loss weights: lambda_e(i) = gate_e(i) * scale_e + leak for
-    /// every exit whose scale is not 0, and 0 for the others; with `normalized`, divided by their
-    /// sum over the exits. Leak and normalisation are the stabilisers of the authors' public
-    /// SoftCGT code: a leak keeps every exit learning a little from every sample, normalising
-    /// gives every sample the same total weight. The defaults change nothing (the paper).
+    /// How a weighting's gates become loss weights: with a `spread`, each exit's gates first
+    /// become 1 + spread (gate_e(i) - mean_i gate_e), clamped at 0, the mean taken over this
+    /// rank's part of the batch (as BatchNorm's statistics are without synchronisation); then
+    /// lambda_e(i) = gate_e(i) * scale_e + leak for every exit whose scale is not 0, and 0 for
+    /// the others; with `normalized`, divided by their sum over the exits. Leak and
+    /// normalisation are the stabilisers of the authors' public SoftCGT code: a leak keeps every
+    /// exit learning a little from every sample, normalising gives every sample the same total
+    /// weight. The defaults change nothing (the paper).
     public struct WeightAdjustment: Equatable, Sendable {
         /// Exit e's factor (0 switches its loss off; `method.anneal`); nil means all 1.
         public var exitScale: [Float]?
         public var leak: Float
         public var normalized: Bool
+        /// `method.spread`: how far the weights move around 1 with the gates.
+        public var spread: Float?
 
-        public init(exitScale: [Float]? = nil, leak: Float = 0, normalized: Bool = false) {
+        public init(exitScale: [Float]? = nil, leak: Float = 0, normalized: Bool = false, spread: Float? = nil) {
             self.exitScale = exitScale
             self.leak = leak
             self.normalized = normalized
+            self.spread = spread
         }
 
         /// Applies the adjustment in place to exit-major weights of `exits` exits.
         func apply(to w: UnsafeMutableBufferPointer<Float>, exits: Int, batch: Int) {
+            if let spread, batch > 0 {
+                for e in 0..<exits {
+                    var sum: Float = 0
+                    for i in 0..<batch { sum += w[e * batch + i] }
+                    let mean = sum / Float(batch)
+                    for i in 0..<batch { w[e * batch + i] = max(0, 1 + spread * (w[e * batch + i] - mean)) }
+                }
+            }
             guard exitScale != nil || leak != 0 || normalized else { return }
             for e in 0..<exits {
                 let scale = exitScale?[e] ?? 1

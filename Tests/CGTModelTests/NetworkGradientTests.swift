@@ -392,4 +392,35 @@ final class NetworkGradientTests: XCTestCase {
         let (_, frozen) = fixture.analyticGradient(weighting: FrozenExitWeights(table: adjusted), globalBatch: b)
         XCTAssertEqual(gradient, frozen, "the backward pass uses the adjusted weights")
     }
+
+    /// `method.spread`: each exit's gates become 1 + spread (gate - its mean over the batch),
+    /// clamped at 0, before the other adjustments; the first exit (gate 1 everywhere) stays at 1,
+    /// and the backward pass uses the spread weights.
+    func testSpreadMovesTheWeightsAroundOne() {
+        let fixture = GradientFixture(dropout: 0)
+        fixture.input = Fixtures.normals(fixture.batch * 6, seed: 85)
+        fixture.labels = Fixtures.labels(fixture.batch, classes: 4, seed: 86)
+        let b = fixture.batch
+        _ = fixture.analyticGradient(weighting: SoftCGT(tau: 0.5, sharpness: 20), globalBatch: b)
+        let plain = Array(fixture.objective.lastGates(batch: b))
+        for spread: Float in [0.8, 4] {
+            var expected = [Float](repeating: 0, count: 3 * b)
+            for e in 0..<3 {
+                let mean = (0..<b).map { Double(plain[e * b + $0]) }.reduce(0, +) / Double(b)
+                for i in 0..<b {
+                    expected[e * b + i] = Float(max(0, 1 + Double(spread) * (Double(plain[e * b + i]) - mean)))
+                }
+            }
+            let (_, gradient) = fixture.analyticGradient(
+                weighting: SoftCGT(tau: 0.5, sharpness: 20), globalBatch: b, adjustment: .init(spread: spread))
+            let spreadWeights = Array(fixture.objective.lastGates(batch: b))
+            for k in 0..<(3 * b) { XCTAssertEqual(spreadWeights[k], expected[k], accuracy: 1e-5, "weight \(k)") }
+            XCTAssertTrue(spreadWeights[0..<b].allSatisfy { $0 == 1 }, "exit 1's gate is 1 on every sample")
+            XCTAssertGreaterThan(
+                Set(spreadWeights[(2 * b)...]).count, 1, "a sharp gate varies over the samples, so does the weight")
+            let (_, frozen) = fixture.analyticGradient(
+                weighting: FrozenExitWeights(table: spreadWeights), globalBatch: b)
+            XCTAssertEqual(gradient, frozen, "the backward pass uses the spread weights")
+        }
+    }
 }

@@ -123,6 +123,8 @@ final class JobLoaderTests: XCTestCase {
             "method: {anneal: {from: [1, 1, 1], to: [1, 1, 1], steps: 3}}", key: "method.anneal.steps",
             mentions: ["unknown key"])
         assertError("method: {leak: -0.1}", key: "method.leak")
+        assertError("method: {spread: -1}", key: "method.spread")
+        assertError("method: {name: branchynet, weights: [1, 0.5, 0.2], spread: 0.8}", key: "method.spread")
         assertError("method: {normalize_weights: maybe}", key: "method.normalize_weights")
         assertError("training: {label_smoothing: 1.0}", key: "training.label_smoothing")
     }
