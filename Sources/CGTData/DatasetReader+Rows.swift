@@ -40,7 +40,7 @@ extension DatasetReader {
             }
         }
         var compact = [Float](repeating: 0, count: distinct * width)
-        let chunkRows = max(1, featureSet.chunkShape?.first ?? 4096)
+        let chunkRows = Self.chunkRows(of: featureSet)
         let blockChunks = max(1, (16 << 20) / max(1, chunkRows * width * 4))
         let chunkCount = (size + chunkRows - 1) / chunkRows
         var needed = [Bool](repeating: false, count: chunkCount)

@@ -264,7 +264,8 @@ public final class DatasetReader {
         }
     }
 
-    static func seconds(since start: DispatchTime) -> Double {
+    /// Seconds since `start`, the unit every read counter and stall is kept in.
+    package static func seconds(since start: DispatchTime) -> Double {
         Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
     }
 

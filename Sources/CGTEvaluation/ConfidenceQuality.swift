@@ -92,11 +92,7 @@ extension ExitRecords {
     /// zeros for a class absent from the records).
     public func perClassExitFractions(_ policy: ExitPolicy) -> [[Double]] {
         var counts = [[Int]](repeating: [Int](repeating: 0, count: exits), count: classes)
-        let scores = self.scores(policy.criterion)
-        for i in 0..<count {
-            let range = (i * exits)..<((i + 1) * exits)
-            counts[Int(labels[i])][policy.route(scores: scores[range], predictions: predictions[range])] += 1
-        }
+        forEachRoute(policy) { i, exit in counts[Int(labels[i])][exit] += 1 }
         return counts.map { row in
             let total = row.reduce(0, +)
             return row.map { total > 0 ? Double($0) / Double(total) : 0 }

@@ -204,10 +204,8 @@ public struct EvaluationReport {
         }
         var lines = [header.joined(separator: ",")]
         lines.reserveCapacity(records.count + 1)
-        let scores = records.scores(policy.criterion)
-        for i in 0..<records.count {
+        records.forEachRoute(policy) { i, exit in
             let range = (i * exits)..<((i + 1) * exits)
-            let exit = policy.route(scores: scores[range], predictions: records.predictions[range])
             let prediction = records.predictions[i * exits + exit]
             var fields = [
                 String(i), String(records.labels[i]), String(exit + 1), String(prediction),

@@ -72,15 +72,22 @@ public struct ExitRecords: Equatable, Sendable {
         }
     }
 
-    /// Routes every sample under `policy` and counts the outcome.
-    public func tally(_ policy: ExitPolicy) -> RoutingTally {
+    /// Calls `body` with every sample's index and the exit `policy` routes it to, in order.
+    public func forEachRoute(_ policy: ExitPolicy, _ body: (_ sample: Int, _ exit: Int) -> Void) {
         precondition(policy.thresholds.count == exits, "\(policy.thresholds.count) thresholds for \(exits) exits")
-        var tally = RoutingTally(exits: exits, classes: classes)
         let scores = self.scores(policy.criterion)
         for i in 0..<count {
             let range = (i * exits)..<((i + 1) * exits)
-            let exit = policy.route(scores: scores[range], predictions: predictions[range])
-            tally.add(label: Int(labels[i]), predictions: predictions[range], answeredBy: exit)
+            body(i, policy.route(scores: scores[range], predictions: predictions[range]))
+        }
+    }
+
+    /// Routes every sample under `policy` and counts the outcome.
+    public func tally(_ policy: ExitPolicy) -> RoutingTally {
+        var tally = RoutingTally(exits: exits, classes: classes)
+        forEachRoute(policy) { i, exit in
+            tally.add(
+                label: Int(labels[i]), predictions: predictions[(i * exits)..<((i + 1) * exits)], answeredBy: exit)
         }
         return tally
     }

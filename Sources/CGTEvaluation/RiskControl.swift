@@ -49,14 +49,12 @@ public struct RiskControl: Codable, Equatable, Sendable {
     /// correctly and the policy's exit does not.
     public static func risk(of policy: ExitPolicy, on records: ExitRecords) -> Double {
         let exits = records.exits
-        let scores = records.scores(policy.criterion)
         var lost = 0
-        for i in 0..<records.count {
-            let range = (i * exits)..<((i + 1) * exits)
+        records.forEachRoute(policy) { i, exit in
             let label = records.labels[i]
-            guard records.predictions[range.upperBound - 1] == label else { continue }
-            let exit = policy.route(scores: scores[range], predictions: records.predictions[range])
-            if records.predictions[range.lowerBound + exit] != label { lost += 1 }
+            if records.predictions[i * exits + exits - 1] == label && records.predictions[i * exits + exit] != label {
+                lost += 1
+            }
         }
         return Double(lost) / Double(max(records.count, 1))
     }

@@ -65,6 +65,14 @@ public struct ComparisonReport {
         public var deviation: Double
         public var low: Double
         public var high: Double
+
+        /// The band at `x` over the seeds' `values` (not empty).
+        init(x: Double, values: [Double]) {
+            (mean, deviation) = ResultsTable.meanAndDeviation(values)
+            self.x = x
+            low = values.min()!
+            high = values.max()!
+        }
     }
 
     /// The accuracy each seed attains within a budget (see `attainable`), at every cost where
@@ -76,9 +84,7 @@ public struct ComparisonReport {
         let low = curves.map { $0.first!.x }.max()!
         let costs = Set(curves.flatMap { $0.map(\.x) }.filter { $0 >= low }).sorted()
         return costs.map { x in
-            let values = curves.map { attainable($0, within: x)! }
-            let (mean, deviation) = ResultsTable.meanAndDeviation(values)
-            return BandPoint(x: x, mean: mean, deviation: deviation, low: values.min()!, high: values.max()!)
+            BandPoint(x: x, values: curves.map { attainable($0, within: x)! })
         }
     }
 
@@ -240,10 +246,8 @@ public struct ComparisonReport {
                 }.map { $0.sorted() } ?? []
             guard epochs.count > 1 else { continue }
             splits.insert(split)
-            let points = epochs.map { epoch -> BandPoint in
-                let values = chosen.map { curve in curve.first { $0.x == epoch }!.y }
-                let (mean, deviation) = ResultsTable.meanAndDeviation(values)
-                return BandPoint(x: epoch, mean: mean, deviation: deviation, low: values.min()!, high: values.max()!)
+            let points = epochs.map { epoch in
+                BandPoint(x: epoch, values: chosen.map { curve in curve.first { $0.x == epoch }!.y })
             }
             let color = Self.color(k)
             let seeds = group.reports.count

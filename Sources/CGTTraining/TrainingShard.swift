@@ -19,7 +19,7 @@ import Foundation
 /// local batches from it as `local` mode does.
 ///
 /// While an epoch trains, the next epoch's rows (`global`, `blocks`) are read on a thread of
-/// their own; the loop waits for them only at the next epoch's start (`readStallSeconds`).
+/// their own; the loop waits for them only at the next epoch's start (`takeReads`).
 /// HDF5 is used by one thread at a time: the read is finished (`settle`) before the loop
 /// touches HDF5 again (evaluation, checkpoints) or ends.
 final class TrainingShard {
@@ -39,12 +39,9 @@ final class TrainingShard {
     private let shardRows: Range<Int>
     /// The next epoch's rows, being read on a thread of their own.
     private var pending: PendingRead?
-    /// Seconds the loop has waited for rows: whole reads, and reads ahead not finished when needed.
-    private(set) var readStallSeconds = 0.0
-    /// The bytes of the rows `prepare` made ready since `takeReads()` was last called.
+    /// Since `takeReads()` was last called: the bytes of the rows made ready, and the seconds
+    /// the loop waited for rows (whole reads, and reads ahead not finished when needed).
     private var reads = DataReadCounters()
-    /// `readStallSeconds` when `takeReads()` was last called.
-    private var stallTaken = 0.0
 
     init(reader: DatasetReader, rank: Int, ranks: Int, seed: UInt64, globalBatch: Int, mode: ShuffleMode) throws {
         self.reader = reader
@@ -68,28 +65,15 @@ final class TrainingShard {
             ? try reader.read(split: DatasetLayout.train, rows: shardRows)
             : DatasetSplit(
                 name: DatasetLayout.train, features: [], labels: [], sampleIDs: [], featureShape: reader.featureShape)
-        record(since: before)
-        readStallSeconds += Self.seconds(since: started)
+        reads = reader.counters - before
+        reads.seconds = DatasetReader.seconds(since: started)
     }
 
-    /// Adds the bytes `reader` counted since `before` to `reads`.
-    private func record(since before: DataReadCounters) {
-        var spent = reader.counters - before
-        spent.seconds = 0
-        reads = reads + spent
-    }
-
-    /// The bytes of the rows made ready and the seconds the loop waited since the last call
-    /// (the epoch's, when called once per epoch), and starts anew.
+    /// What `reads` holds (the epoch's, when called once per epoch), and starts anew.
     func takeReads() -> DataReadCounters {
-        var taken = reads
-        taken.seconds = readStallSeconds - stallTaken
-        reads = DataReadCounters()
-        stallTaken = readStallSeconds
-        return taken
+        defer { reads = DataReadCounters() }
+        return reads
     }
-
-    deinit { settle() }
 
     /// Why `blocks` mode saves little I/O with this file, if it does: chunks longer than a
     /// rank's piece make every rank decompress about a chunk or more of someone else's rows.
@@ -146,7 +130,7 @@ final class TrainingShard {
         guard preparedEpoch != epoch else { return }
         preparedEpoch = nil
         let started = DispatchTime.now()
-        defer { readStallSeconds += Self.seconds(since: started) }
+        defer { reads.seconds += DatasetReader.seconds(since: started) }
         let rows: EpochRows
         if let pending, pending.epoch == epoch {
             self.pending = nil
@@ -181,11 +165,7 @@ final class TrainingShard {
         guard let pending else { return }
         let started = DispatchTime.now()
         _ = try? pending.wait()
-        readStallSeconds += Self.seconds(since: started)
-    }
-
-    private static func seconds(since start: DispatchTime) -> Double {
-        Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        reads.seconds += DatasetReader.seconds(since: started)
     }
 
     /// The rows and step layout of `epoch`; reads the file except in `local` mode.
