@@ -1,3 +1,4 @@
+import CGTKernels
 import CGTModel
 import Foundation
 
@@ -11,6 +12,8 @@ public final class EarlyExitInference {
     public let network: EarlyExitNetwork
     public let policy: ExitPolicy
     private let packed: UnsafeMutableBufferPointer<Float>
+    /// With boosted exits: each remaining sample's sum of the heads' logits so far, packed as `remaining`.
+    private let ensemble: UnsafeMutableBufferPointer<Float>
     private var remaining: [Int] = []
     private var best: [(score: Float, exit: Int, prediction: Int32)] = []
     private var probabilities: [Float] = []
@@ -23,12 +26,16 @@ public final class EarlyExitInference {
         self.policy = policy
         network.reserve(maxBatch: maxBatch)
         packed = .allocate(capacity: maxBatch * (network.blocks.map(\.outputCount).max() ?? 0))
+        ensemble = .allocate(capacity: network.exitCombination == .boosted ? maxBatch * network.classes : 0)
         remaining.reserveCapacity(maxBatch)
         best = Array(repeating: (0, 0, 0), count: maxBatch)
         probabilities = Array(repeating: 0, count: (network.exitOutputs.max() ?? 0))
     }
 
-    deinit { packed.deallocate() }
+    deinit {
+        packed.deallocate()
+        ensemble.deallocate()
+    }
 
     /// Answers `batch` samples: for each, the exit that answered and its prediction.
     /// - Parameter fullNetwork: run every block and only the last head for every sample (the
@@ -52,10 +59,18 @@ public final class EarlyExitInference {
             while nextExit <= last && network.exitBlocks[nextExit] == b {
                 let e = nextExit
                 nextExit += 1
-                if fullNetwork && e < last { continue }
+                let boosted = network.exitCombination == .boosted
+                if fullNetwork && e < last && !boosted { continue }
                 let head = network.exits[e]
                 head.forward(output, batch: n, context: context)
-                let logits = head.output(batch: n)
+                var logits = head.output(batch: n)
+                if boosted {
+                    // F_e = F_(e-1) + f_e, row by row for the samples still here.
+                    let sums = UnsafeMutableBufferPointer(rebasing: ensemble[0..<(n * network.classes)])
+                    if e == 0 { _ = sums.update(from: logits) } else { Elementwise.add(logits, to: sums) }
+                    logits = UnsafeBufferPointer(sums)
+                    if fullNetwork && e < last { continue }
+                }
                 let outputs = network.exitOutputs[e]
                 for r in 0..<n where !leaving[r] {
                     let (score, prediction) = judge(
@@ -76,8 +91,13 @@ public final class EarlyExitInference {
             // Pack the samples that stay, for the next block.
             var kept = 0
             let width = block.outputCount
+            let classes = network.classes
             for r in 0..<n where !leaving[r] {
                 (packed.baseAddress! + kept * width).update(from: output.baseAddress! + r * width, count: width)
+                if network.exitCombination == .boosted {
+                    (ensemble.baseAddress! + kept * classes).update(
+                        from: ensemble.baseAddress! + r * classes, count: classes)
+                }
                 remaining[kept] = remaining[r]
                 kept += 1
             }

@@ -32,8 +32,15 @@ extension Job {
         }
     }
 
-    /// The network the job's model section describes, for samples of `featureShape`.
+    /// The network the job's model section describes, for samples of `featureShape`, with its
+    /// exits boosted if the method says so.
     public func makeNetwork(featureShape: [Int], classes: Int) -> EarlyExitNetwork {
+        let network = makeBackbone(featureShape: featureShape, classes: classes)
+        if method.boosting { network.exitCombination = .boosted }
+        return network
+    }
+
+    private func makeBackbone(featureShape: [Int], classes: Int) -> EarlyExitNetwork {
         let otherOutput = method.name.groupsClasses
         switch model.kind {
         case .cnn:

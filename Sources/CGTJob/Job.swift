@@ -132,12 +132,38 @@ public struct MethodSection: JobSection, Equatable, Sendable {
     /// ECCV 2022) sets explicitly; with `sharpness` as the inverse temperature, CGT with a
     /// controllable spread. Default none (the paper).
     public var spread: Float? = nil
+    /// Self-distillation: every exit but the deepest also learns the deepest exit's softened
+    /// prediction (BYOT, Zhang et al., ICCV 2019). Default none.
+    public var distillation: DistillationSection? = nil
+    /// Gradient equilibrium (IMTA, Li et al., ICCV 2019): each trunk segment follows the mean of
+    /// the losses of the exits after it instead of their sum. Default off.
+    public var gradientEquilibrium: Bool = false
+    /// Boosted exits (BoostNet, Yu et al., AAAI 2023): exit e answers with the summed logits of
+    /// heads 0...e and trains head e on that sum, the earlier heads' part held fixed. Changes
+    /// the model's answers, so evaluation and export follow it. Default off.
+    public var boosting: Bool = false
 
     public static let fields: [JobField<MethodSection>] = [
         .init("name", \.name), .init("tau", \.tau), .init("sharpness", \.sharpness), .init("score", \.score),
         .init("weights", \.weights), .init("stage_epochs", \.stageEpochs), .init("class_groups", \.classGroups),
         .init("group_size", \.groupSize), .init("grouping_epochs", \.groupingEpochs), .init("anneal", \.anneal),
         .init("leak", \.leak), .init("normalize_weights", \.normalizeWeights), .init("spread", \.spread),
+        .init("distillation", \.distillation), .init("gradient_equilibrium", \.gradientEquilibrium),
+        .init("boosting", \.boosting),
+    ]
+    public init() {}
+}
+
+/// `method.distillation`: L gains alpha T^2 KL(q_deepest || p_e) per sample and shallow exit,
+/// both distributions softmax(z / T), the teacher's without gradient.
+public struct DistillationSection: JobSection, Equatable, Sendable {
+    /// alpha, next to the gated cross-entropy's weights.
+    public var weight: Float = 0.5
+    /// T; 3 is BYOT's.
+    public var temperature: Float = 3
+
+    public static let fields: [JobField<DistillationSection>] = [
+        .init("weight", \.weight), .init("temperature", \.temperature),
     ]
     public init() {}
 }

@@ -334,6 +334,33 @@ public enum JobLoader {
                 throw fail("method.spread", "spreads CGT's gates; \(m.name.rawValue) has fixed weights")
             }
         }
+        try validateExitCoupling(m, fail: fail)
+    }
+
+    /// The options that couple the exits: distillation, gradient equilibrium and boosting.
+    static func validateExitCoupling(_ m: MethodSection, fail: (String, String) -> JobError) throws {
+        if let d = m.distillation {
+            guard d.weight >= 0 && d.weight.isFinite else {
+                throw fail("method.distillation.weight", "must be a finite number >= 0")
+            }
+            guard d.temperature > 0 && d.temperature.isFinite else {
+                throw fail("method.distillation.temperature", "must be a finite number > 0")
+            }
+        }
+        let couplings: [(String, Bool)] = [
+            ("distillation", m.distillation != nil), ("gradient_equilibrium", m.gradientEquilibrium),
+            ("boosting", m.boosting),
+        ]
+        for (key, present) in couplings where present {
+            // Its shallow heads have an extra "other" output that the deepest exit lacks.
+            if m.name.groupsClasses {
+                throw fail(
+                    "method.\(key)",
+                    "needs every exit to answer the same classes; classynet's shallow exits answer groups")
+            }
+            // Each stage trains one exit with the ones before it frozen: nothing to couple.
+            if m.name.trainsInStages { throw fail("method.\(key)", "co trains one exit at a time; use another method") }
+        }
     }
 
     static func validateRegime(_ job: Job, fail: (String, String) -> JobError) throws {

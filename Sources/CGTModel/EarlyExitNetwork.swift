@@ -9,6 +9,15 @@ import CGTRandom
 /// become final from the end of the buffer towards its start, and a bucket at the end can be
 /// all-reduced while the backward pass works on the layers before it.
 public final class EarlyExitNetwork {
+    /// How exit e's logits come from the heads.
+    public enum ExitCombination: Equatable, Sendable {
+        /// Each exit answers with its own head's logits.
+        case independent
+        /// Exit e answers with the sum of the logits of heads 0...e, and trains head e on that
+        /// sum with the earlier heads' part held fixed (BoostNet, Yu et al., AAAI 2023).
+        case boosted
+    }
+
     public let blocks: [Sequential]
     public let exits: [Sequential]
     /// For each exit, the index of the block it follows (0-based, increasing).
@@ -20,6 +29,16 @@ public final class EarlyExitNetwork {
     public let exitOutputs: [Int]
     public let store: ParameterStore
     public private(set) var maxBatch = 0
+    /// How each exit's logits are formed from the heads; `.independent` unless the job boosts.
+    public var exitCombination = ExitCombination.independent {
+        didSet {
+            precondition(
+                exitCombination == .independent || exitOutputs.allSatisfy { $0 == classes },
+                "boosted exits need every head to answer the same \(classes) classes")
+        }
+    }
+    /// Exit e's summed logits when boosted (e > 0), grown by `reserve`.
+    private var ensembleLogits: [LayerCache] = []
     private let headGradient = LayerCache()
     /// The lowest parameter offset of each block and each head (the parameter count if it has none).
     private let blockOffsets: [Int]
@@ -90,6 +109,11 @@ public final class EarlyExitNetwork {
         guard batch > maxBatch else { return }
         maxBatch = batch
         for part in blocks + exits { part.reserve(maxBatch: batch) }
+        ensembleLogits = exits.map { _ in
+            let cache = LayerCache()
+            cache.reserve(batch * classes)
+            return cache
+        }
         headGradient.reserve(batch * (blocks.map(\.outputCount).max() ?? 0))
     }
 
@@ -116,18 +140,33 @@ public final class EarlyExitNetwork {
             while nextExit < limit && exitBlocks[nextExit] == b {
                 let headFrozen = blockFrozen && scope?.frozenExits.contains(nextExit) == true
                 exits[nextExit].forward(x, batch: batch, context: headFrozen ? frozenContext : context)
+                if exitCombination == .boosted && nextExit > 0 { sumEnsemble(exit: nextExit, batch: batch) }
                 nextExit += 1
             }
         }
     }
 
+    /// Exit e's logits of the last forward pass: its head's output, or with boosted exits the
+    /// sum of the heads' outputs up to e.
     public func logits(exit e: Int, batch: Int) -> UnsafeBufferPointer<Float> {
-        exits[e].output(batch: batch)
+        exitCombination == .boosted && e > 0
+            ? ensembleLogits[e].storage.prefix(count: batch * classes)
+            : exits[e].output(batch: batch)
     }
 
     /// Where the caller writes d loss / d logits of exit e before `backward`.
+    ///
+    /// With boosted exits the gradient of exit e's summed logits reaches head e alone: the
+    /// earlier heads' part of the sum is held fixed (BoostNet's stop-gradient).
     public func logitGradient(exit e: Int, batch: Int) -> UnsafeMutableBufferPointer<Float> {
         exits[e].outputGradient(batch: batch)
+    }
+
+    /// F_e = F_(e-1) + f_e: exit e's summed logits from the previous exit's and head e's output.
+    private func sumEnsemble(exit e: Int, batch: Int) {
+        let sum = ensembleLogits[e].storage.mutablePrefix(count: batch * classes)
+        _ = sum.update(from: exits[e].output(batch: batch))
+        Elementwise.add(logits(exit: e - 1, batch: batch), to: sum)
     }
 
     /// Back-propagates the logit gradients of every exit into the store's gradients (overwritten).
@@ -135,10 +174,15 @@ public final class EarlyExitNetwork {
     /// With a `scope`, only exits below its limit contribute, nothing is propagated into frozen
     /// blocks, and a frozen head on a frozen block is skipped; gradients of the parts skipped
     /// are set to zero.
-    /// - Parameter gradientsReady: called after each head and block with the lowest parameter
-    ///   offset whose gradient is now final: every gradient from there to the end is done.
+    /// - Parameters:
+    ///   - gradientEquilibrium: at exit e of K, the trunk receives (g_head + (K - e - 1) g_later) / (K - e)
+    ///     instead of g_head + g_later (IMTA, Li et al., ICCV 2019): each trunk segment then
+    ///     follows the mean of the losses of the exits after it, not their sum, so the early
+    ///     blocks' gradient does not grow with the number of exits.
+    ///   - gradientsReady: called after each head and block with the lowest parameter
+    ///     offset whose gradient is now final: every gradient from there to the end is done.
     public func backward(
-        input: UnsafeBufferPointer<Float>, batch: Int, scope: TrainingScope? = nil,
+        input: UnsafeBufferPointer<Float>, batch: Int, scope: TrainingScope? = nil, gradientEquilibrium: Bool = false,
         gradientsReady: ((Int) -> Void)? = nil
     ) {
         let limit = scope?.exitLimit ?? exitCount
@@ -166,6 +210,12 @@ public final class EarlyExitNetwork {
                     let scratch = headGradient.storage.mutablePrefix(count: batch * block.outputCount)
                     head.backward(
                         input: block.output(batch: batch), inputGradient: propagates ? scratch : nil, batch: batch)
+                    if propagates && gradientEquilibrium {
+                        // Only reached with later exits in scope, so limit - exit >= 2.
+                        let share = 1 / Float(limit - exit)
+                        Elementwise.scale(gradient, by: Float(limit - exit - 1) * share)
+                        Elementwise.scale(scratch, by: share)
+                    }
                     if propagates { Elementwise.add(UnsafeBufferPointer(scratch), to: gradient) }
                 } else {
                     head.backward(input: block.output(batch: batch), inputGradient: gradient, batch: batch)

@@ -5,6 +5,7 @@ import CGTKernels
 /// N is the global batch size (all ranks together), so that summing the gradients of the
 /// ranks gives the gradient of the global batch's loss. `lossAndGradients` computes the softmax,
 /// the gates, the statistics and d L / d logits for every exit of the last forward pass.
+/// With `distillation`, L gains (alpha / N) sum_i sum_{e < last} T^2 KL(q_last(i) || p_e(i)).
 public final class ExitObjective {
     public let exits: Int
     public let classes: Int
@@ -34,6 +35,34 @@ public final class ExitObjective {
     /// Label smoothing eps of every exit's cross-entropy (`training.label_smoothing`); 0 is plain CE.
     public var labelSmoothing: Float = 0
 
+    /// Self-distillation (BYOT, Zhang et al., ICCV 2019; Phuong and Lampert, ICCV 2019): every
+    /// exit but the deepest also learns the deepest exit's prediction softened at a temperature.
+    public struct SelfDistillation: Equatable, Sendable {
+        /// alpha: the distillation term's weight next to the gated cross-entropy.
+        public var weight: Float
+        /// T of softmax(z / T), for teacher and students alike.
+        public var temperature: Float
+
+        public init(weight: Float, temperature: Float) {
+            self.weight = weight
+            self.temperature = temperature
+        }
+    }
+    /// nil: no distillation (the paper). The teacher, the deepest exit that ran, gets no
+    /// gradient from the term; the term is not gated, so every shallow exit learns it on every sample.
+    public var distillation: SelfDistillation? {
+        didSet {
+            precondition(
+                distillation == nil || outputs.allSatisfy { $0 == classes },
+                "self-distillation needs every exit to answer the same \(classes) classes")
+        }
+    }
+    private let teacherCache = LayerCache()
+    private let teacherLogCache = LayerCache()
+    private let studentCache = LayerCache()
+    private let studentLogCache = LayerCache()
+    private let distillationLossCache = LayerCache()
+
     public init(exits: Int, classes: Int, outputs: [Int]? = nil, classGroups: ClassGroups? = nil) {
         self.exits = exits
         self.classes = classes
@@ -57,6 +86,10 @@ public final class ExitObjective {
             return cache
         }
         for cache in [lossCache, confidenceCache, trueClassCache, gateCache] { cache.reserve(exits * maxBatch) }
+        for cache in [teacherCache, teacherLogCache, studentCache, studentLogCache] {
+            cache.reserve(maxBatch * classes)
+        }
+        distillationLossCache.reserve(maxBatch)
         targetCache.reserve(exits * maxBatch)
         predictionCache.reserve(exits * maxBatch)
         scaledGateCache.reserve(maxBatch)
@@ -66,7 +99,7 @@ public final class ExitObjective {
     public struct Statistics: Equatable {
         /// sum_i CE_e(i): the unweighted loss of each exit.
         public var loss: [Double]
-        /// sum_i lambda_e(i) CE_e(i).
+        /// sum_i lambda_e(i) CE_e(i), plus alpha T^2 KL_e(i) with self-distillation: what exit e optimises.
         public var weightedLoss: [Double]
         /// sum_i lambda_e(i): how much each exit learned from.
         public var gate: [Double]
@@ -195,7 +228,44 @@ public final class ExitObjective {
                 weights: UnsafeBufferPointer(scaledGates), rows: batch, classes: outputs[e],
                 logitGradient: network.logitGradient(exit: e, batch: batch), smoothing: labelSmoothing)
         }
+        if let distillation, active > 1 {
+            distill(
+                network: network, batch: batch, exits: active, settings: distillation, globalBatch: globalBatch,
+                statistics: &statistics)
+        }
         return statistics
+    }
+
+    /// Adds the self-distillation term's gradient to every exit but the deepest active one, and
+    /// its value to their weighted losses.
+    private func distill(
+        network: EarlyExitNetwork, batch: Int, exits active: Int, settings: SelfDistillation, globalBatch: Int,
+        statistics: inout Statistics
+    ) {
+        let n = batch * classes
+        let (teacher, teacherLog) = (
+            teacherCache.storage.mutablePrefix(count: n), teacherLogCache.storage.mutablePrefix(count: n)
+        )
+        let (student, studentLog) = (
+            studentCache.storage.mutablePrefix(count: n), studentLogCache.storage.mutablePrefix(count: n)
+        )
+        let losses = distillationLossCache.storage.mutablePrefix(count: batch)
+        TemperedSoftmax.forward(
+            logits: network.logits(exit: active - 1, batch: batch), rows: batch, classes: classes,
+            temperature: settings.temperature, probabilities: teacher, logProbabilities: teacherLog)
+        for e in 0..<(active - 1) {
+            TemperedSoftmax.forward(
+                logits: network.logits(exit: e, batch: batch), rows: batch, classes: classes,
+                temperature: settings.temperature, probabilities: student, logProbabilities: studentLog)
+            TemperedSoftmax.distillationBackward(
+                student: UnsafeBufferPointer(student), studentLog: UnsafeBufferPointer(studentLog),
+                teacher: UnsafeBufferPointer(teacher), teacherLog: UnsafeBufferPointer(teacherLog), rows: batch,
+                classes: classes, temperature: settings.temperature, weight: settings.weight / Float(globalBatch),
+                losses: losses, logitGradient: network.logitGradient(exit: e, batch: batch))
+            var sum = 0.0
+            for i in 0..<batch { sum += Double(losses[i]) }
+            statistics.weightedLoss[e] += Double(settings.weight) * sum
+        }
     }
 
     /// Softmax, confidence and prediction of every exit (of the first `activeExits`) for the

@@ -86,6 +86,9 @@ public final class Trainer {
         classGroups = plan.givenClassGroups
         objective = ExitObjective(network: network, classGroups: classGroups)
         objective.labelSmoothing = job.training.labelSmoothing
+        objective.distillation = job.method.distillation.map {
+            ExitObjective.SelfDistillation(weight: $0.weight, temperature: $0.temperature)
+        }
         hooks = job.makeTrainingHooks(classes: plan.classes, exits: network.exitCount)
         network.reserve(maxBatch: shard.maxLocalBatch)
         objective.reserve(maxBatch: shard.maxLocalBatch)
@@ -450,7 +453,8 @@ public final class Trainer {
             for hook in hooks { hook.stepTrained(self, epoch: epoch, predictions: predictions) }
         }
         network.backward(
-            input: UnsafeBufferPointer(x), batch: batch, scope: scope, gradientsReady: strategy.gradientsReady)
+            input: UnsafeBufferPointer(x), batch: batch, scope: scope,
+            gradientEquilibrium: job.method.gradientEquilibrium, gradientsReady: strategy.gradientsReady)
         try strategy.reduceGradients()
         // Every rank holds the same reduced gradients, so every rank decides alike.
         if Reductions.sum(UnsafeBufferPointer(network.store.gradients)).isFinite {

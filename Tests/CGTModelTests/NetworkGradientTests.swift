@@ -131,7 +131,7 @@ final class GradientFixture {
     /// Forward, `evaluate` and backward: the statistics and the store's gradients.
     func analyticGradient(
         weighting: ExitWeighting, globalBatch: Int,
-        adjustment: ExitObjective.WeightAdjustment = ExitObjective.WeightAdjustment()
+        adjustment: ExitObjective.WeightAdjustment = ExitObjective.WeightAdjustment(), gradientEquilibrium: Bool = false
     ) -> (ExitObjective.Statistics, [Float]) {
         forward(input)
         let statistics = labels.withUnsafeBufferPointer {
@@ -139,7 +139,9 @@ final class GradientFixture {
                 network: network, labels: $0, batch: batch, weighting: weighting, globalBatch: globalBatch,
                 adjustment: adjustment)
         }
-        input.withUnsafeBufferPointer { network.backward(input: $0, batch: batch) }
+        input.withUnsafeBufferPointer {
+            network.backward(input: $0, batch: batch, gradientEquilibrium: gradientEquilibrium)
+        }
         return (statistics, Array(network.store.gradients))
     }
 }

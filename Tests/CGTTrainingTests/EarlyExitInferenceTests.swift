@@ -33,6 +33,11 @@ final class EarlyExitInferenceTests: XCTestCase {
         for method in [
             ["method.name=softcgt"],
             ["method.name=classynet", "method.weights=[1, 1, 1]", "method.class_groups=[[0], [1, 2]]"],
+            // Boosted exits answer with summed logits, which real early exits must carry along.
+            [
+                "method.name=branchynet", "method.weights=[1, 1, 1]", "method.boosting=true",
+                "method.gradient_equilibrium=true", "method.distillation.weight=0.5",
+            ],
         ] {
             let (network, test, groups) = try trainedNetwork(method: method)
             let records = Evaluator(network: network, batchSize: 64, classGroups: groups).records(test)

@@ -126,6 +126,14 @@ final class JobLoaderTests: XCTestCase {
         assertError("method: {spread: -1}", key: "method.spread")
         assertError("method: {name: branchynet, weights: [1, 0.5, 0.2], spread: 0.8}", key: "method.spread")
         assertError("method: {normalize_weights: maybe}", key: "method.normalize_weights")
+        assertError("method: {distillation: {weight: -1}}", key: "method.distillation.weight")
+        assertError("method: {distillation: {temperature: 0}}", key: "method.distillation.temperature")
+        assertError("method: {distillation: {alpha: 0.5}}", key: "method.distillation.alpha", mentions: ["unknown key"])
+        assertError(
+            "method: {name: classynet, weights: [1, 1, 1], boosting: true}", key: "method.boosting",
+            mentions: ["same classes"])
+        assertError("method: {name: co, gradient_equilibrium: true}", key: "method.gradient_equilibrium")
+        assertError("method: {name: co, distillation: {}}", key: "method.distillation")
         assertError("training: {label_smoothing: 1.0}", key: "training.label_smoothing")
     }
 
