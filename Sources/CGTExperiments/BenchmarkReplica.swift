@@ -12,20 +12,24 @@ final class BenchmarkReplica {
     let network: EarlyExitNetwork
     let objective: ExitObjective
     let optimizer: Adam
-    let weighting = SoftCGT(tau: 0.9)
+    let method: BenchmarkMethod
+    let weighting: ExitWeighting
     let batch: Int
     private let x: [Float], y: [Int32], ids: [Int64]
     /// Seconds spent in forward, loss and gates, backward, all-reduce wait and optimizer, summed over steps.
     private(set) var phaseSeconds = [Double](repeating: 0, count: 5)
     static let phaseNames = ["forward", "loss_and_gates", "backward", "allreduce_wait", "optimizer"]
 
-    init(model: BenchmarkModel, batch: Int, seed: UInt64) {
+    init(model: BenchmarkModel, batch: Int, seed: UInt64, method: BenchmarkMethod = .softCGT) {
         self.batch = batch
+        self.method = method
         network = model.build()
         network.initialize(seed: 1)
         network.reserve(maxBatch: batch)
         objective = ExitObjective(network: network)
         objective.reserve(maxBatch: batch)
+        weighting = method.weighting(exits: network.exitCount)
+        method.configure(network: network, objective: objective)
         optimizer = Adam(parameterCount: network.store.parameterCount)
         var generator = SeededGenerator(seed: seed)
         x = (0..<(batch * model.inputCount)).map { _ in generator.normal() }
@@ -35,7 +39,7 @@ final class BenchmarkReplica {
 
     func resetPhases() { phaseSeconds = phaseSeconds.map { _ in 0 } }
 
-    /// One SoftCGT training step; with a reducer, gradients are all-reduced (overlapping the
+    /// One training step of the replica's method; with a reducer, gradients are all-reduced (overlapping the
     /// backward pass when `overlap`). Returns the seconds spent waiting for the reduction.
     @discardableResult
     func step(globalBatch: Int, reducer: GradientReducer? = nil, overlap: Bool = false) throws -> Double {
@@ -51,7 +55,8 @@ final class BenchmarkReplica {
                         network: network, labels: yb, batch: batch, weighting: weighting, globalBatch: globalBatch)
                     let t2 = now()
                     let hook: ((Int) -> Void)? = overlap ? reducer.map { r in { r.gradientsReady(from: $0) } } : nil
-                    network.backward(input: xb, batch: batch, gradientsReady: hook)
+                    network.backward(
+                        input: xb, batch: batch, gradientEquilibrium: method.gradientEquilibrium, gradientsReady: hook)
                     let t3 = now()
                     let waited = try reducer?.finish() ?? 0
                     let t4 = now()

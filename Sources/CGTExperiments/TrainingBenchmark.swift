@@ -6,7 +6,7 @@ import CGTModel
 import CGTTraining
 import Foundation
 
-/// Times SoftCGT training steps of the MLP or the CNN, the bare matrix products those steps
+/// Times training steps (SoftCGT unless told otherwise) of the MLP or the CNN, the bare matrix products those steps
 /// contain (a convolution counts as the im2col product of the whole batch), and the core's FMA peak.
 ///
 /// The products are the practical limit: everything else in a step (bias, BatchNorm, ReLU,
@@ -16,15 +16,18 @@ public struct TrainingBenchmark {
     public let model: BenchmarkModel
     public let batch: Int
     public let steps: Int
+    public let method: BenchmarkMethod
 
-    public init(model: BenchmarkModel, batch: Int, steps: Int) {
+    public init(model: BenchmarkModel, batch: Int, steps: Int, method: BenchmarkMethod = .softCGT) {
         self.model = model
         self.batch = batch
         self.steps = steps
+        self.method = method
     }
 
     public struct Result: Codable {
         public var model: String
+        public var method: String
         public var cpu: String
         public var kernelTarget: String
         /// oneDNN's version, instruction set and threads.
@@ -52,7 +55,7 @@ public struct TrainingBenchmark {
                 cpu: \(cpu)
                 kernels built for: \(kernelTarget)
                 matrix products and convolutions: \(engine)\(convolutions.map { "\n  \($0)" }.joined())
-                model: \(model), \(parameters) parameters; batch \(batch); \(steps) timed steps; SoftCGT, Adam
+                model: \(model), \(parameters) parameters; batch \(batch); \(steps) timed steps; \(method), Adam
                 training: \(String(format: "%.0f", samplesPerSecond)) samples/s, \(String(format: "%.1f", trainingGFLOPs)) GFLOP/s (\(String(format: "%.3f", matrixFLOPsPerSample / 1e6)) MFLOP of matrix products per sample)
                 bare dnnl_sgemm, same products: \(String(format: "%.1f", sgemmGFLOPs)) GFLOP/s; ratio \(String(format: "%.2f", ratioToSgemm))
                 FMA peak of one core (12 chains, \(FMAPeak.lanes) lanes): \(String(format: "%.1f", fmaPeakGFLOPs)) GFLOP/s; fraction \(String(format: "%.2f", peakFraction))
@@ -96,7 +99,7 @@ public struct TrainingBenchmark {
     }
 
     public func run() throws -> Result {
-        let replica = BenchmarkReplica(model: model, batch: batch, seed: 2)
+        let replica = BenchmarkReplica(model: model, batch: batch, seed: 2, method: method)
         let network = replica.network
         for _ in 0..<steps { try replica.step(globalBatch: batch) }
         replica.resetPhases()
@@ -142,7 +145,7 @@ public struct TrainingBenchmark {
         }
         let perStep: [Double] = replica.phaseSeconds.map { $0 * 1000 / Double(steps) }
         return Result(
-            model: model.name, cpu: Self.cpuName(), kernelTarget: KernelTarget.summary,
+            model: model.name, method: method.rawValue, cpu: Self.cpuName(), kernelTarget: KernelTarget.summary,
             engine: DNNLRuntime.summary, convolutions: convolutions,
             batch: batch, steps: steps, parameters: network.store.parameterCount,
             matrixFLOPsPerSample: flopsPerStep / Double(batch),

@@ -13,6 +13,7 @@ extension TrialSchedule: ExpressibleByArgument {}
 extension FeatureStorage: ExpressibleByArgument {}
 extension DatasetCompression: ExpressibleByArgument {}
 extension ShuffleMode: ExpressibleByArgument {}
+extension BenchmarkMethod: ExpressibleByArgument {}
 
 /// `--data`, shared by the commands that read a job's dataset: another file in the same layout.
 struct DatasetOverride: ParsableArguments {

@@ -39,6 +39,15 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "mlp (the paper's Indian Pines network) or cnn (its Fashion-MNIST network).")
     var model = "mlp"
 
+    @Option(
+        help:
+            "The objective of the timed steps: softcgt, branchynet, or distillation, equilibrium or boosting (each on BranchyNet's fixed weights)."
+    )
+    var method = BenchmarkMethod.softCGT
+
+    @Flag(help: "Time every --method in turn and print each one's ms per step next to BranchyNet's (one rank).")
+    var compareMethods = false
+
     @Option(help: "Samples per step (default 256 for the MLP, 128 for the CNN).")
     var batch: Int?
 
@@ -107,8 +116,12 @@ struct BenchCommand: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try underMPI { world in
-            if world.size == 1 {
-                let result = try TrainingBenchmark(model: benchModel, batch: batch, steps: steps).run()
+            if compareMethods {
+                guard world.size == 1 else { throw ValidationError("--compare-methods runs on one rank") }
+                let result = try MethodCostComparison(model: benchModel, batch: batch, steps: steps).run()
+                print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
+            } else if world.size == 1 {
+                let result = try TrainingBenchmark(model: benchModel, batch: batch, steps: steps, method: method).run()
                 print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
                 if layers && !json {
                     print(LayerProfile.measure(benchModel.build(), batch: batch, repeats: max(3, steps / 10)).report)
