@@ -118,6 +118,15 @@ public struct BudgetedCurve: Codable, Equatable, Sendable {
         return area / (range.upperBound - range.lowerBound)
     }
 
+    /// The accuracy of the curve's upper envelope at `flops` expected FLOPs per sample, drawn
+    /// as for `area` but against FLOPs, so that curves of different networks share an axis.
+    public func accuracy(atExpectedFLOPs flops: Double) -> Double {
+        let pairs = points.map { (cost: $0.expectedFLOPs, accuracy: $0.accuracy) }
+        let front = zip(pairs, paretoOptimal(pairs.map { ($0.accuracy, $0.cost) })).filter(\.1).map(\.0)
+            .sorted { $0.cost < $1.cost }
+        return front.isEmpty ? .nan : Self.accuracy(at: flops, on: front)
+    }
+
     private static func accuracy(at cost: Double, on front: [(cost: Double, accuracy: Double)]) -> Double {
         if cost <= front[0].cost { return front[0].accuracy }
         if cost >= front[front.count - 1].cost { return front[front.count - 1].accuracy }

@@ -112,6 +112,7 @@ public struct ComparisonReport {
     public func figures() -> [Figure] {
         var figures: [Figure] = []
         if let costs = accuracyAgainstFLOPs() { figures.append(costs) }
+        if let budgeted = budgetedCurves() { figures.append(budgeted) }
         if let curves = heldOutAccuracy() { figures.append(curves) }
         figures.append(exitDistribution())
         return figures
@@ -226,6 +227,63 @@ public struct ComparisonReport {
             name: "accuracy_vs_flops", caption: caption, svg: chart.lines(series, bands: bands), csv: csv.text)
     }
 
+    /// The budgeted protocol's curves (`cgt eval --budgeted`), accuracy against expected FLOPs:
+    /// per group, the mean over its seeds of each seed's envelope at common costs (where every
+    /// seed's curve reaches), with a band of ± one standard deviation; nil when no run has one.
+    func budgetedCurves() -> Figure? {
+        var series: [SVGChart.Series] = []
+        var bands: [SVGChart.Band] = []
+        var csv = CSVTable([
+            "group", "expected_flops", "accuracy", "accuracy_std", "accuracy_min", "accuracy_max", "seeds",
+        ])
+        let curves = groups.map { $0.row.budgeted.compactMap { $0 } }
+        let largest = curves.flatMap { $0.flatMap { $0.points.map(\.expectedFLOPs) } }.max() ?? 1
+        let unit = Self.flopUnit(largest)
+        var missing: [String] = []
+        for (k, group) in groups.enumerated() {
+            let runs = curves[k]
+            if runs.count < group.row.budgeted.count { missing.append(group.label) }
+            guard !runs.isEmpty else { continue }
+            let low = runs.map { $0.points.map(\.expectedFLOPs).min() ?? 0 }.max()!
+            let high = runs.map { $0.points.map(\.expectedFLOPs).max() ?? 0 }.min()!
+            guard high >= low else { continue }
+            let costs = (0...60).map { low + (high - low) * Double($0) / 60 }
+            let points = costs.map { x in BandPoint(x: x, values: runs.map { $0.accuracy(atExpectedFLOPs: x) }) }
+            let color = Self.color(k)
+            let label = runs.count > 1 ? "\(group.label): mean of \(runs.count) seeds" : group.label
+            var line = SVGChart.Series(
+                name: label, points: points.map { (x: $0.x / unit.divisor, y: $0.mean) }, color: color)
+            line.lineWidth = 2.2
+            series.append(line)
+            if runs.count > 1 {
+                bands.append(
+                    SVGChart.Band(
+                        name: "\(group.label): ± 1 std",
+                        points: points.map { ($0.x / unit.divisor, $0.mean - $0.deviation, $0.mean + $0.deviation) },
+                        color: color))
+            }
+            for p in points {
+                csv.append([
+                    .text(group.label), .number(p.x), .number(p.mean), .number(p.deviation), .number(p.low),
+                    .number(p.high), .integer(runs.count),
+                ])
+            }
+        }
+        guard !series.isEmpty else { return nil }
+        var chart = SVGChart(
+            id: "budgeted_curves", title: "Budgeted protocol (MSDNet)", xLabel: "expected \(unit.name) per sample",
+            yLabel: "accuracy")
+        chart.width = 760
+        chart.height = 440
+        var caption =
+            "Test accuracy against expected \(unit.name) per sample under the budgeted protocol of cgt eval --budgeted: exit thresholds fitted on the validation split for exit proportions q^k, q 0.05-2.00, each seed's curve taken along its upper envelope. Lines: the mean over a group's seeds at costs every seed's curve reaches; band: ± one sample standard deviation. The table's budgeted column is each curve's mean accuracy over its relative-cost range."
+        if !missing.isEmpty {
+            caption +=
+                " Runs without a budgeted curve in eval.json are left out (in \(missing.joined(separator: ", ")))."
+        }
+        return Figure(name: "budgeted_curves", caption: caption, svg: chart.lines(series, bands: bands), csv: csv.text)
+    }
+
     /// Held-out accuracy per epoch: per group, the mean over its seeds at the epochs all of
     /// them evaluated, with a band of ± one standard deviation.
     func heldOutAccuracy() -> Figure? {
@@ -313,6 +371,7 @@ public struct ComparisonReport {
         var csv = CSVTable([
             "group", "job", "method", "data", "data_sha256", "seeds", "runs", "accuracy", "accuracy_std", "macro_f1",
             "macro_f1_std", "relative_cost", "relative_cost_std", "expected_flops", "expected_flops_std",
+            "budgeted_area", "budgeted_area_std", "budgeted_runs",
         ])
         var rows: [String] = []
         func cell(_ values: [Double], percent: Bool, format: String = "%.3f") -> String {
@@ -336,15 +395,23 @@ public struct ComparisonReport {
                     .text(group.row.data.sha256 ?? "unknown"),
                     .text(group.row.seeds.map(String.init).joined(separator: " ")),
                     .text(group.row.folders.joined(separator: " ")),
-                ] + stats.flatMap { [CSVField.number($0.mean), .number($0.deviation)] })
+                ] + stats.flatMap { [CSVField.number($0.mean), .number($0.deviation)] } + budgetedFields(group.row))
             rows.append(
-                "<tr><td>\(SVGChart.escape(group.label))</td><td>\(SVGChart.escape(group.row.name))</td><td>\(SVGChart.escape(group.row.data.description))</td><td>\(group.row.seeds.map(String.init).joined(separator: ", "))</td><td>\(cell(runs.map(\.accuracy), percent: true))</td><td>\(cell(runs.map(\.macroF1), percent: true))</td><td>\(cell(runs.map(\.relativeCost), percent: false))</td><td>\(cell(runs.map { $0.expectedFLOPs / unit.divisor }, percent: false, format: "%.4g"))</td><td>\(runs.first.map { SVGChart.label($0.tau) } ?? "")</td></tr>"
+                "<tr><td>\(SVGChart.escape(group.label))</td><td>\(SVGChart.escape(group.row.name))</td><td>\(SVGChart.escape(group.row.data.description))</td><td>\(group.row.seeds.map(String.init).joined(separator: ", "))</td><td>\(cell(runs.map(\.accuracy), percent: true))</td><td>\(cell(runs.map(\.macroF1), percent: true))</td><td>\(cell(runs.map(\.relativeCost), percent: false))</td><td>\(cell(runs.map { $0.expectedFLOPs / unit.divisor }, percent: false, format: "%.4g"))</td><td>\(runs.first.map { SVGChart.label($0.tau) } ?? "")</td><td>\(group.row.budgetedAreaCell)</td></tr>"
             )
         }
         let html =
-            "<table><tr><th>group</th><th>job</th><th>data</th><th>seeds</th><th>accuracy %</th><th>macro F1 %</th><th>relative cost</th><th>expected \(unit.name)</th><th>tau</th></tr>"
+            "<table><tr><th>group</th><th>job</th><th>data</th><th>seeds</th><th>accuracy %</th><th>macro F1 %</th><th>relative cost</th><th>expected \(unit.name)</th><th>tau</th><th>budgeted %</th></tr>"
             + rows.joined() + "</table>"
         return (html, csv.text)
+    }
+
+    /// The budgeted area's mean, deviation and run count of a row (empty without curves).
+    private func budgetedFields(_ row: ResultsTable.Row) -> [CSVField] {
+        let areas = row.budgeted.compactMap { $0?.area }
+        guard !areas.isEmpty else { return [.empty, .empty, .integer(0)] }
+        let (mean, deviation) = ResultsTable.meanAndDeviation(areas)
+        return [.number(mean), .number(deviation), .integer(areas.count)]
     }
 
     /// The page, with every figure inline and each caption linking its CSV in `figureFolder`.

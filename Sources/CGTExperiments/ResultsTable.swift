@@ -40,6 +40,17 @@ public struct DataIdentity: Hashable, Sendable {
     }
 }
 
+extension ResultsTable.Row {
+    /// The budgeted area in percent, mean ± std over the runs that have one, and how many of
+    /// the row's runs that is when not all.
+    var budgetedAreaCell: String {
+        let areas = budgeted.compactMap { $0?.area }
+        guard !areas.isEmpty else { return "" }
+        let cell = ResultsTable.plain(areas.map { $0 * 100 }, format: "%.2f")
+        return areas.count == budgeted.count ? cell : "\(cell) (\(areas.count) of \(budgeted.count) runs)"
+    }
+}
+
 /// Finished runs summarised in the format of the paper's Table 1: one row per job name and
 /// data (by its SHA-256), mean and standard deviation over the runs (seeds) that share them.
 /// Runs of one name on different data are different rows; two runs of one row with the same
@@ -56,6 +67,8 @@ public struct ResultsTable: Equatable {
         /// Per run: macro F1, precision, recall, accuracy, relative cost, exit fractions, training seconds.
         public var runs: [RoutingStatistics]
         public var trainingSeconds: [Double]
+        /// Per run: its budgeted curve (`cgt eval --budgeted`), if its eval.json has one.
+        public var budgeted: [BudgetedCurve?]
     }
 
     public var rows: [Row]
@@ -91,6 +104,8 @@ public struct ResultsTable: Equatable {
                     file: data.file ?? job.data.path)
             }
             let seconds = try MetricsLog.read(run.metricsFile).reduce(0) { $0 + $1.seconds }
+            struct Budgeted: Decodable { var budgeted: BudgetedCurve? }
+            let budgeted = (try? JSONDecoder().decode(Budgeted.self, from: evaluation))?.budgeted
             let seed = job.training.seed
             if let index = rows.firstIndex(where: { $0.name == job.name && $0.data.key == data.key }) {
                 if let k = rows[index].seeds.firstIndex(of: seed) {
@@ -102,11 +117,12 @@ public struct ResultsTable: Equatable {
                 rows[index].folders.append(path)
                 rows[index].runs.append(statistics)
                 rows[index].trainingSeconds.append(seconds)
+                rows[index].budgeted.append(budgeted)
             } else {
                 rows.append(
                     Row(
                         name: job.name, method: job.method.name.rawValue, data: data, seeds: [seed], folders: [path],
-                        runs: [statistics], trainingSeconds: [seconds]))
+                        runs: [statistics], trainingSeconds: [seconds], budgeted: [budgeted]))
             }
         }
         return ResultsTable(rows: rows)
@@ -121,6 +137,13 @@ public struct ResultsTable: Equatable {
             zip(rows, bases).contains { $0.1 == base && $0.0.data != row.data }
                 ? "\(base) on \(row.data.description)" : base
         }
+    }
+
+    /// The budget range of the runs' budgeted curves, when some have one and all of those share it.
+    var budgetRange: ClosedRange<Double>? {
+        let ranges = rows.flatMap { $0.budgeted.compactMap { $0?.range } }
+        guard let first = ranges.first, ranges.allSatisfy({ $0 == first }) else { return nil }
+        return first
     }
 
     /// True when the rows are on more than one data file (a column then names each row's data).
@@ -162,6 +185,11 @@ public struct ResultsTable: Equatable {
         let exits = rows.flatMap { $0.runs.map(\.exitFractions.count) }.max() ?? 0
         var header = ["Model", "F1 %", "Precision %", "Recall %"] + (0..<exits).map { "#Exit\($0 + 1) %" }
         header += ["Accuracy %", "Relative cost", "Train time (s)", "Seeds"]
+        let budgetRange = self.budgetRange
+        if let budgetRange {
+            header.append(
+                String(format: "Budgeted %% (cost %.2f-%.2f)", budgetRange.lowerBound, budgetRange.upperBound))
+        }
         if mixesData { header.append("Data") }
         var lines = [
             "| " + header.joined(separator: " | ") + " |", "|" + header.map { _ in "---" }.joined(separator: "|") + "|",
@@ -178,6 +206,7 @@ public struct ResultsTable: Equatable {
                 Self.percent(row.runs.map(\.accuracy)), Self.plain(row.runs.map(\.relativeCost), format: "%.3f"),
                 Self.plain(row.trainingSeconds, format: "%.0f"), row.seeds.map(String.init).joined(separator: ", "),
             ]
+            if budgetRange != nil { cells.append(row.budgetedAreaCell) }
             if mixesData { cells.append(row.data.description) }
             lines.append(
                 "| " + cells.map { $0.replacingOccurrences(of: "|", with: "/") }.joined(separator: " | ") + " |")

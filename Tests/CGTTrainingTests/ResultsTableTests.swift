@@ -16,7 +16,7 @@ final class ResultsTableTests: XCTestCase {
     /// A finished run's files; `data` adds the provenance keys eval.json records (file and SHA-256).
     private func writeRun(
         _ folder: String, name: String, method: String, seed: Int, f1: Double, exits: [Double], seconds: Double,
-        data: (file: String, sha256: String)? = nil
+        data: (file: String, sha256: String)? = nil, budgeted: [(cost: Double, flops: Double, accuracy: Double)]? = nil
     ) throws {
         let run = RunDirectory(path: directory.file(folder))
         try run.create()
@@ -37,6 +37,18 @@ final class ResultsTableTests: XCTestCase {
         if let data {
             evaluation["data"] = "/somewhere/\(data.file)"
             evaluation["data_sha256"] = data.sha256
+        }
+        if let budgeted {
+            let curve = BudgetedCurve.meanAccuracy(of: budgeted.map { ($0.cost, $0.accuracy) }, over: 0.2...0.6)
+            evaluation["budgeted"] = [
+                "criterion": "max_probability", "range": [0.2, 0.6], "area": curve, "fitted_on": "validation",
+                "points": budgeted.enumerated().map { k, p in
+                    [
+                        "q": Double(k + 1) * 0.5, "thresholds": [0.9, 0.8, 0], "accuracy": p.accuracy,
+                        "relative_cost": p.cost, "expected_flops": p.flops, "exit_fractions": [0.5, 0.3, 0.2],
+                    ] as [String: Any]
+                },
+            ] as [String: Any]
         }
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: evaluation), to: run.evaluationFile)
         let metrics = EpochMetrics(
@@ -66,6 +78,32 @@ final class ResultsTableTests: XCTestCase {
             "| softcgt | 92.0 ± 2.8 | 92.0 ± 2.8 | 92.0 ± 2.8 | 65.0 ± 7.1 | 15.0 ± 7.1 | 20.0 ± 0.0 | 93.0 ± 2.8 | 0.500 ± 0.000 | 12 ± 3 | 0, 1 |"
         )
         XCTAssertEqual(lines[3], "| branchynet | 80.0 | 80.0 | 80.0 | 50.0 | 25.0 | 25.0 | 81.0 | 0.500 | 7 | 0 |")
+    }
+
+    /// Runs evaluated with `cgt eval --budgeted` get a column with the area's mean ± std over
+    /// seeds, and `cgt report` overlays their curves.
+    func testBudgetedAreaColumnAndCurves() throws {
+        // Seed 0: flat 0.90 over 0.2-0.6; seed 1: 0.80 at 0.2 rising to 0.90 at 0.6 (mean 0.85).
+        try writeRun(
+            "s0", name: "ip_softcgt", method: "softcgt", seed: 0, f1: 0.9, exits: [0.6, 0.2, 0.2], seconds: 1,
+            budgeted: [(0.2, 200, 0.9), (0.6, 600, 0.9)])
+        try writeRun(
+            "s1", name: "ip_softcgt", method: "softcgt", seed: 1, f1: 0.9, exits: [0.6, 0.2, 0.2], seconds: 1,
+            budgeted: [(0.2, 200, 0.8), (0.6, 600, 0.9)])
+        try writeRun("b0", name: "ip_branchynet", method: "branchynet", seed: 0, f1: 0.8, exits: [1, 0, 0], seconds: 1)
+        let runs = ["s0", "s1", "b0"].map(directory.file)
+        let lines = try ResultsTable.load(runs: runs).markdown().split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines[0].hasSuffix("| Seeds | Budgeted % (cost 0.20-0.60) |"), lines[0])
+        // mean of 90 and 85, sample deviation 3.54
+        XCTAssertTrue(lines[2].hasSuffix("| 0, 1 | 87.50 ± 3.54 |"), lines[2])
+        XCTAssertTrue(lines[3].hasSuffix("| 0 |  |"), lines[3])
+        let report = try ComparisonReport(runs: runs)
+        let figure = try XCTUnwrap(report.figures().first { $0.name == "budgeted_curves" })
+        // At 400 FLOPs seed 0 has 0.90 and seed 1 0.85: mean 0.875.
+        let rows = figure.csv.split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+        let middle = try XCTUnwrap(rows.first { $0.count > 2 && Double($0[1]) == 400 })
+        XCTAssertEqual(Double(middle[2])!, 0.875, accuracy: 1e-9)
+        XCTAssertFalse(figure.csv.contains("branchynet"), "a group without curves draws none")
     }
 
     func testUnfinishedRunIsNamed() {
