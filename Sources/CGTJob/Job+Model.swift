@@ -9,6 +9,9 @@ extension Job {
         case .hardCGT: return HardCGT(tau: method.tau)
         case .softCGT: return SoftCGT(tau: method.tau, sharpness: method.sharpness, score: method.score)
         case .branchyNet, .classyNet: return FixedExitWeights(method.weights ?? [])
+        case .l2w:
+            return LearnedExitWeights(
+                exits: model.exits.count, hiddenWidth: (method.l2w ?? L2WSection()).hidden, seed: training.seed)
         // Each stage of Cascade Optimization trains one exit (`trainingPhases` gives its weights).
         case .cascadeOptimization: return FixedExitWeights(Array(repeating: 1, count: model.exits.count))
         }

@@ -142,6 +142,8 @@ public struct MethodSection: JobSection, Equatable, Sendable {
     /// heads 0...e and trains head e on that sum, the earlier heads' part held fixed. Changes
     /// the model's answers, so evaluation and export follow it. Default off.
     public var boosting: Bool = false
+    /// `l2w`: the weight prediction network and its meta objective.
+    public var l2w: L2WSection? = nil
 
     public static let fields: [JobField<MethodSection>] = [
         .init("name", \.name), .init("tau", \.tau), .init("sharpness", \.sharpness), .init("score", \.score),
@@ -149,7 +151,28 @@ public struct MethodSection: JobSection, Equatable, Sendable {
         .init("group_size", \.groupSize), .init("grouping_epochs", \.groupingEpochs), .init("anneal", \.anneal),
         .init("leak", \.leak), .init("normalize_weights", \.normalizeWeights), .init("spread", \.spread),
         .init("distillation", \.distillation), .init("gradient_equilibrium", \.gradientEquilibrium),
-        .init("boosting", \.boosting),
+        .init("boosting", \.boosting), .init("l2w", \.l2w),
+    ]
+
+    /// The spread applied to the weights: the job's, or for `l2w` 0.8 (L2W's authors' value on CIFAR).
+    public var effectiveSpread: Float? { spread ?? (name == .l2w ? 0.8 : nil) }
+    public init() {}
+}
+
+/// `method.l2w`: L2W's weight prediction network (Han et al., ECCV 2022) and its meta step.
+public struct L2WSection: JobSection, Equatable, Sendable {
+    /// Width of the network's hidden layer (the authors' code: 100).
+    public var hidden: Int = 100
+    /// Adam's learning rate for the network (the authors' code: 1e-4 with SGD backbones).
+    public var metaLr: Float = 1e-3
+    /// A meta step after every this many training steps.
+    public var metaInterval: Int = 1
+    /// The finite difference's step, relative to the meta gradient's norm (DARTS: 0.01).
+    public var finiteDifferenceStep: Float = 0.01
+
+    public static let fields: [JobField<L2WSection>] = [
+        .init("hidden", \.hidden), .init("meta_lr", \.metaLr), .init("meta_interval", \.metaInterval),
+        .init("finite_difference_step", \.finiteDifferenceStep),
     ]
     public init() {}
 }

@@ -41,6 +41,9 @@ public enum TrainingMethod: String, JobChoice {
     case cascadeOptimization = "co"
     /// ClassyNet: shallow exits answer a group of classes, the rest goes on as "other".
     case classyNet = "classynet"
+    /// L2W: per-sample weights from a small network trained on a meta objective that imitates
+    /// early-exit inference (Han et al., ECCV 2022).
+    case l2w
 
     public static let noun = "method"
 

@@ -330,11 +330,22 @@ public enum JobLoader {
         if let spread = m.spread {
             guard spread >= 0 && spread.isFinite else { throw fail("method.spread", "must be a finite number >= 0") }
             // Fixed weights have no spread around their mean: it would make every one of them 1.
-            guard m.name == .hardCGT || m.name == .softCGT else {
+            guard m.name == .hardCGT || m.name == .softCGT || m.name == .l2w else {
                 throw fail("method.spread", "spreads CGT's gates; \(m.name.rawValue) has fixed weights")
             }
         }
         try validateExitCoupling(m, fail: fail)
+        if let l2w = m.l2w {
+            guard m.name == .l2w else { throw fail("method.l2w", "only l2w learns its weights") }
+            guard l2w.hidden >= 1 && l2w.hidden <= 4096 else { throw fail("method.l2w.hidden", "must be in [1, 4096]") }
+            guard l2w.metaLr > 0 && l2w.metaLr.isFinite else {
+                throw fail("method.l2w.meta_lr", "must be a finite number > 0")
+            }
+            guard l2w.metaInterval >= 1 else { throw fail("method.l2w.meta_interval", "must be at least 1") }
+            guard l2w.finiteDifferenceStep > 0 && l2w.finiteDifferenceStep.isFinite else {
+                throw fail("method.l2w.finite_difference_step", "must be a finite number > 0")
+            }
+        }
     }
 
     /// The options that couple the exits: distillation, gradient equilibrium and boosting.
@@ -366,6 +377,13 @@ public enum JobLoader {
     static func validateRegime(_ job: Job, fail: (String, String) -> JobError) throws {
         let t = job.training
         let exits = job.model.exits.count
+        // L2W's network reads a loss at every exit on every step of one joint phase.
+        if job.method.name == .l2w && t.regime != .joint {
+            throw fail("training.regime", "l2w weighs every exit in one joint phase; use regime joint")
+        }
+        if job.method.name == .l2w && t.exitStartEpochs != nil {
+            throw fail("training.exit_start_epochs", "l2w weighs every exit from the start")
+        }
         if t.regime != .joint {
             guard !job.method.name.trainsInStages else {
                 throw fail("training.regime", "co has its own stages; use regime joint")

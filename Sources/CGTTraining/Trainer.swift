@@ -418,7 +418,7 @@ public final class Trainer {
             weighting: phase.fixedWeights.map { FixedExitWeights($0) } ?? weighting,
             adjustment: ExitObjective.WeightAdjustment(
                 exitScale: job.method.anneal?.factors(epoch: epoch), leak: job.method.leak,
-                normalized: job.method.normalizeWeights, spread: job.method.spread),
+                normalized: job.method.normalizeWeights, spread: job.method.effectiveSpread),
             randomKey: DropoutKernels.mix64(job.training.seed ^ DropoutKernels.mix64(UInt64(epoch) &+ 0xD120_9047)),
             learningRate: schedule.rate, firstScheduleStep: schedule.firstStep)
     }
@@ -459,6 +459,11 @@ public final class Trainer {
         // Every rank holds the same reduced gradients, so every rank decides alike.
         if Reductions.sum(UnsafeBufferPointer(network.store.gradients)).isFinite {
             optimizer.step(network.store, learningRate: tally.learningRate, ranges: setup.trainable)
+            let finished = FinishedStep(
+                x: UnsafeBufferPointer(x), labels: UnsafeBufferPointer(rebasing: y[0..<batch]),
+                sampleIDs: UnsafeBufferPointer(rebasing: ids[0..<batch]),
+                batch: batch, globalCount: globalCount, randomKey: setup.randomKey, scope: scope)
+            for hook in hooks { try hook.stepFinished(self, step: finished) }
             tally.statistics += statistics
             tally.localSamples += batch
             tally.samples += globalCount

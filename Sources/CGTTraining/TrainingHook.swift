@@ -8,6 +8,8 @@ protocol TrainingHook: AnyObject {
     func synchronized(_ trainer: Trainer) throws
     /// After the forward pass and the objective of a step in epoch `epoch`, with the step's predictions.
     func stepTrained(_ trainer: Trainer, epoch: Int, predictions: ExitPredictions)
+    /// After the optimizer step of a step that updated the parameters.
+    func stepFinished(_ trainer: Trainer, step: FinishedStep) throws
     /// After the last step of epoch `epoch` (0-based), before its metrics are written.
     func epochTrained(_ trainer: Trainer, epoch: Int) throws
     /// Whether epoch `epoch` may stop mid-way on a stop signal: false while the hook gathers
@@ -17,6 +19,19 @@ protocol TrainingHook: AnyObject {
 
 extension TrainingHook {
     func allowsStopWithin(_ trainer: Trainer, epoch: Int) -> Bool { true }
+    func stepFinished(_ trainer: Trainer, step: FinishedStep) throws {}
+}
+
+/// A step the optimizer has just applied: its batch and what its forward pass used.
+struct FinishedStep {
+    var x: UnsafeBufferPointer<Float>
+    var labels: UnsafeBufferPointer<Int32>
+    var sampleIDs: UnsafeBufferPointer<Int64>
+    /// This rank's samples, and the step's over all ranks.
+    var batch: Int
+    var globalCount: Int
+    var randomKey: UInt64
+    var scope: TrainingScope
 }
 
 extension Job {
@@ -27,6 +42,14 @@ extension Job {
             let groupSize = method.groupSize ?? (classes + exits - 1) / exits
             return [
                 ClassGroupChoice(groupingEpochs: groupingEpochs, groupSize: groupSize, classes: classes, exits: exits)
+            ]
+        case .l2w:
+            let settings = method.l2w ?? L2WSection()
+            return [
+                L2WMetaStep(
+                    tau: method.tau, interval: settings.metaInterval, learningRate: settings.metaLr,
+                    relativeStep: settings.finiteDifferenceStep, spread: method.effectiveSpread,
+                    gradientEquilibrium: method.gradientEquilibrium)
             ]
         case .hardCGT, .softCGT, .branchyNet, .cascadeOptimization:
             return []

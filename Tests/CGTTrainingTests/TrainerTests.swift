@@ -1,12 +1,13 @@
 import CGTData
 import CGTExperiments
 import CGTJob
+import CGTModel
 import CGTTestSupport
-import CGTTraining
 import Foundation
 import XCTest
 
 @testable import CGTEvaluation
+@testable import CGTTraining
 
 /// Training end to end on small synthetic data, on one process.
 final class TrainerTests: XCTestCase {
@@ -53,6 +54,32 @@ final class TrainerTests: XCTestCase {
             let reread = try JobLoader.load(path: run.jobFile)
             XCTAssertEqual(reread, try job(data: data, epochs: 5, method: method))
         }
+    }
+
+    /// L2W: the weight prediction network learns from meta steps (its parameters move from
+    /// their initial values), its centred weights vary over samples around 1, and the backbone
+    /// learns as under the other methods.
+    func testL2WLearnsItsWeightsAndTheBackboneLearns() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 240, test: 120, spread: 1)
+        let job = try job(
+            data: data, epochs: 4, method: "l2w", extra: ["method.l2w.hidden=8", "method.l2w.meta_lr=0.01"])
+        let trainer = try Trainer(
+            job: job, run: RunDirectory(path: directory.file("l2w")), communicator: nil, resume: false,
+            progress: ProgressReporter(enabled: false))
+        let weights = try XCTUnwrap(trainer.weighting as? LearnedExitWeights)
+        let initial = Array(weights.store.parameters)
+        let stats = try trainer.run()
+        XCTAssertGreaterThan(stats.accuracy, 0.9)
+        let moved = zip(initial, weights.store.parameters).filter { $0 != $1 }.count
+        // Hidden units whose ReLU never opens get no gradient; the others move.
+        XCTAssertGreaterThan(moved, initial.count / 2, "the weight network's parameters moved")
+        let metrics = try MetricsLog.read(RunDirectory(path: directory.file("l2w")).metricsFile)
+        for m in metrics {
+            for gate in m.gateMean { XCTAssertEqual(gate, 1, accuracy: 1e-4, "spread weights average 1 per exit") }
+        }
+        let gates = trainer.objective.lastGates(batch: weights.lastBatch)
+        // Samples the exits all get right have losses near 0, so the same weights; the others differ.
+        XCTAssertGreaterThan(Set(gates).count, 10, "the weights differ from sample to sample")
     }
 
     func testHardCGTStarvesDeepExitsOnceShallowOnesAreConfident() throws {

@@ -1,0 +1,176 @@
+import CGTKernels
+import CGTModel
+
+/// L2W's meta step (Han et al., ECCV 2022), run after training steps: the weight prediction
+/// network learns weights under which a training step lowers the meta objective, the loss of
+/// early-exit inference (each sample's loss at the exit that answers it at the job's tau).
+///
+/// With lambda_e(i) the weights and l_e(i) the losses of step t's batch, a step
+/// theta' = theta - a grad sum_i lambda_e(i) l_e(i) / N changes the meta loss L_meta by
+/// -a sum_e,i (d lambda_e(i) / d phi) <v, grad l_e(i)> / N to first order, v = grad L_meta.
+/// Two approximations keep it at two forward passes and one backward pass:
+/// - **first order in a**: v is taken at the parameters after the step instead of after a
+///   second, virtual step (they differ by one step of the optimizer);
+/// - **finite differences** (DARTS, Liu et al., ICLR 2019): <v, grad l_e(i)> is
+///   (l_e(i)(theta + eps v) - l_e(i)(theta - eps v)) / (2 eps), eps = step / |v|, so the
+///   per-sample gradients are never formed.
+/// The meta batch is the previous step's batch (held out from step t's update); a is folded
+/// into the network's learning rate. BatchNorm's running statistics and the parameters are
+/// restored after the extra passes, so the backbone's training sees none of them.
+final class L2WMetaStep: TrainingHook {
+    let tau: Float
+    let interval: Int
+    let learningRate: Float
+    let relativeStep: Float
+    let spread: Float?
+    let gradientEquilibrium: Bool
+    private var steps = 0
+    /// The previous step's batch: the meta batch of the next meta step.
+    private var previousX: [Float] = []
+    private var previousLabels: [Int32] = []
+    private var previousIDs: [Int64] = []
+    private var previousGlobal = 0
+    private var previousKey: UInt64 = 0
+    // Work space, grown once.
+    private var routing: [Float] = []
+    private var savedParameters: [Float] = []
+    private var savedBuffers: [Float] = []
+    private var lossesUp: [Float] = []
+    private var coefficients: [Float] = []
+    private var metaGradient: [Double] = []
+
+    init(tau: Float, interval: Int, learningRate: Float, relativeStep: Float, spread: Float?, gradientEquilibrium: Bool)
+    {
+        self.tau = tau
+        self.interval = interval
+        self.learningRate = learningRate
+        self.relativeStep = relativeStep
+        self.spread = spread
+        self.gradientEquilibrium = gradientEquilibrium
+    }
+
+    func synchronized(_ trainer: Trainer) throws {}
+    func stepTrained(_ trainer: Trainer, epoch: Int, predictions: ExitPredictions) {}
+    func epochTrained(_ trainer: Trainer, epoch: Int) throws {}
+
+    func stepFinished(_ trainer: Trainer, step: FinishedStep) throws {
+        steps += 1
+        defer { remember(step, inputCount: trainer.network.inputCount) }
+        // The same decision on every rank: the counts are global, the weighting the job's.
+        guard previousGlobal > 0, steps % interval == 0, let weights = trainer.weighting as? LearnedExitWeights
+        else { return }
+        precondition(weights.lastBatch == step.batch, "l2w: the weights are of another batch than the step's")
+        let network = trainer.network
+        let store = network.store
+        let exits = network.exitCount
+        savedBuffers.replaceSubrange(savedBuffers.indices, with: store.buffers)
+        savedParameters.replaceSubrange(savedParameters.indices, with: store.parameters)
+        let distillation = trainer.objective.distillation
+        trainer.objective.distillation = nil
+        defer {
+            trainer.objective.distillation = distillation
+            _ = store.buffers.update(from: savedBuffers)
+            _ = store.parameters.update(from: savedParameters)
+        }
+        try metaLossGradient(trainer)
+        // eps v with |eps v| = relativeStep; every rank holds the same reduced v.
+        var norm = 0.0
+        for g in store.gradients { norm += Double(g) * Double(g) }
+        guard norm > 0 && norm.isFinite else { return }
+        let eps = relativeStep / Float(norm.squareRoot())
+        let count = exits * step.batch
+        if lossesUp.count < count { lossesUp = Array(repeating: 0, count: count) }
+        if coefficients.count < count { coefficients = Array(repeating: 0, count: count) }
+        for direction: Float in [1, -1] {
+            for k in store.parameters.indices {
+                store.parameters[k] = savedParameters[k] + direction * eps * store.gradients[k]
+            }
+            _ = store.buffers.update(from: savedBuffers)
+            network.forward(
+                step.x, batch: step.batch,
+                context: ForwardContext(mode: .training, sampleIDs: step.sampleIDs, randomKey: step.randomKey),
+                scope: step.scope)
+            let p = trainer.objective.predict(network: network, labels: step.labels, batch: step.batch)
+                .trueClassProbability
+            for k in 0..<count {
+                let loss = -FastMath.log(max(p[k], 1e-30))
+                if direction > 0 {
+                    lossesUp[k] = loss
+                } else {
+                    // c = d L_meta / d lambda = -<v, grad l> / N, a folded into the learning rate.
+                    coefficients[k] = -(lossesUp[k] - loss) / (2 * eps) / Float(step.globalCount)
+                }
+            }
+        }
+        coefficients.withUnsafeBufferPointer {
+            weights.accumulateMetaGradient(coefficients: UnsafeBufferPointer(rebasing: $0[0..<count]), spread: spread)
+        }
+        // The network's gradient summed over the ranks, as the backbone's is.
+        metaGradient.removeAll(keepingCapacity: true)
+        metaGradient.append(contentsOf: weights.store.gradients.lazy.map(Double.init))
+        try trainer.strategy.sum(&metaGradient)
+        for k in weights.store.gradients.indices { weights.store.gradients[k] = Float(metaGradient[k]) }
+        weights.optimizer.step(weights.store, learningRate: learningRate)
+    }
+
+    /// v = grad L_meta on the previous batch, summed over the ranks, in `store.gradients`.
+    private func metaLossGradient(_ trainer: Trainer) throws {
+        let network = trainer.network
+        let exits = network.exitCount
+        let batch = previousLabels.count
+        try previousX.withUnsafeBufferPointer { x in
+            try previousLabels.withUnsafeBufferPointer { labels in
+                try previousIDs.withUnsafeBufferPointer { ids in
+                    network.forward(
+                        x, batch: batch,
+                        context: ForwardContext(mode: .training, sampleIDs: ids, randomKey: previousKey))
+                    let p = trainer.objective.predict(network: network, labels: labels, batch: batch)
+                    // Each sample's loss counts at the exit that answers it at tau: the first whose
+                    // prediction is confident enough, the last if none is.
+                    if routing.count < exits * batch { routing = Array(repeating: 0, count: exits * batch) }
+                    for i in 0..<batch {
+                        var answered = false
+                        for e in 0..<exits {
+                            let k = e * batch + i
+                            let fires =
+                                !answered && (e == exits - 1 || (p.predictions[k] >= 0 && p.confidence[k] >= tau))
+                            routing[k] = fires ? 1 : 0
+                            answered = answered || fires
+                        }
+                    }
+                    trainer.objective.lossAndGradients(
+                        network: network, labels: labels, batch: batch,
+                        weighting: ExitWeightTable(values: routing, exits: exits, batch: batch),
+                        globalBatch: previousGlobal)
+                    network.backward(
+                        input: x, batch: batch, gradientEquilibrium: gradientEquilibrium,
+                        gradientsReady: trainer.strategy.gradientsReady)
+                }
+            }
+        }
+        try trainer.strategy.reduceGradients()
+    }
+
+    private func remember(_ step: FinishedStep, inputCount: Int) {
+        previousX.removeAll(keepingCapacity: true)
+        previousX.append(contentsOf: step.x[0..<(step.batch * inputCount)])
+        previousLabels.removeAll(keepingCapacity: true)
+        previousLabels.append(contentsOf: step.labels[0..<step.batch])
+        previousIDs.removeAll(keepingCapacity: true)
+        previousIDs.append(contentsOf: step.sampleIDs[0..<step.batch])
+        previousGlobal = step.globalCount
+        previousKey = step.randomKey
+    }
+}
+
+/// Per-sample weights read from a table (exit-major): the meta objective's routing.
+struct ExitWeightTable: ExitWeighting {
+    let values: [Float]
+    let exits: Int
+    let batch: Int
+    var name: String { "routing" }
+
+    func weights(for outputs: ExitPredictions, into weights: UnsafeMutableBufferPointer<Float>) {
+        for k in 0..<(outputs.exits * outputs.batch) { weights[k] = values[k] }
+    }
+}
