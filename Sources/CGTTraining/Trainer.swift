@@ -96,6 +96,12 @@ public final class Trainer {
         strategy = DataParallelStrategy(
             communicator: communicator, gradients: network.store.gradients, runtime: job.runtime)
         strategy.synchronizeBatchNorm(of: network, job.training.syncBatchnorm)
+        if resume && job.method.name == .l2w {
+            // Resuming would restart the weight network silently: refuse instead.
+            throw TrainingError(
+                "--resume: l2w's weight network is not stored in checkpoints yet, so an l2w run cannot resume; train it again from the start"
+            )
+        }
         if resume && rank == 0 { try restoreNewestCheckpoint() }
         if rank == 0, let warning = shard.blockLayoutWarning { progress.say("warning: \(warning)") }
     }

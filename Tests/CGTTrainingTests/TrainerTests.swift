@@ -80,6 +80,12 @@ final class TrainerTests: XCTestCase {
         let gates = trainer.objective.lastGates(batch: weights.lastBatch)
         // Samples the exits all get right have losses near 0, so the same weights; the others differ.
         XCTAssertGreaterThan(Set(gates).count, 10, "the weights differ from sample to sample")
+        // The weight network is not in the checkpoint: resuming is refused, not silently restarted.
+        XCTAssertThrowsError(
+            try Trainer(
+                job: job, run: RunDirectory(path: directory.file("l2w")), communicator: nil, resume: true,
+                progress: ProgressReporter(enabled: false))
+        ) { XCTAssertTrue("\($0)".contains("cannot resume"), "\($0)") }
     }
 
     func testHardCGTStarvesDeepExitsOnceShallowOnesAreConfident() throws {
