@@ -1,3 +1,36 @@
+/// p[c] = e^((z[c] - best) scale) over one row of `classes` logits, and the sum of the p[c];
+/// with `shifted`, also (z[c] - best) scale there: the exponent and sum of a softmax at
+/// temperature 1 / scale, whose largest exponent is e^0 when `best` is the row's maximum.
+@inlinable @inline(__always)
+internal func exponentiateRow(
+    _ z: UnsafePointer<Float>, classes: Int, best: Float, scale: Float, into p: UnsafeMutablePointer<Float>,
+    shifted: UnsafeMutablePointer<Float>?
+) -> Float {
+    let full = vectorizedPrefix(classes)
+    var sums = FloatVector()
+    var c = 0
+    while c < full {
+        let x = (loadVector(z + c) - best) * scale
+        if let shifted { storeVector(x, shifted + c) }
+        let e = FastMath.exp(x)
+        storeVector(e, p + c)
+        sums += e
+        c &+= 16
+    }
+    var total = sums.sum()
+    if c < classes {
+        var tail = FloatVector(repeating: -.infinity)
+        for lane in 0..<(classes - c) { tail[lane] = (z[c + lane] - best) * scale }
+        let e = FastMath.exp(tail)
+        for lane in 0..<(classes - c) {
+            shifted?[c + lane] = tail[lane]
+            p[c + lane] = e[lane]
+            total += e[lane]
+        }
+    }
+    return total
+}
+
 /// Fused softmax and cross-entropy over the logits of one exit, `[rows, classes]` row-major.
 public enum SoftmaxCrossEntropy {
     /// Computes, per row: the class probabilities, the cross-entropy -log p[y], the
@@ -31,26 +64,9 @@ public enum SoftmaxCrossEntropy {
                 best = z[c]
                 argmax = c
             }
-            var sums = FloatVector()
-            var c = 0
-            while c < full {
-                let e = FastMath.exp(loadVector(z + c) - best)
-                storeVector(e, p + c)
-                sums += e
-                c &+= 16
-            }
-            var total = sums.sum()
-            if c < classes {
-                var tail = FloatVector(repeating: -.infinity)
-                for lane in 0..<(classes - c) { tail[lane] = z[c + lane] - best }
-                let e = FastMath.exp(tail)
-                for lane in 0..<(classes - c) {
-                    p[c + lane] = e[lane]
-                    total += e[lane]
-                }
-            }
+            let total = exponentiateRow(z, classes: classes, best: best, scale: 1, into: p, shifted: nil)
             let inverse = 1 / total
-            c = 0
+            var c = 0
             while c < full {
                 storeVector(loadVector(p + c) * inverse, p + c)
                 c &+= 16

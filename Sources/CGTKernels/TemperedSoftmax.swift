@@ -16,34 +16,13 @@ public enum TemperedSoftmax {
             "tempered softmax: buffers do not fit \(rows) x \(classes)")
         precondition(temperature > 0, "tempered softmax: temperature \(temperature) must be positive")
         let inverseT = 1 / temperature
-        let full = vectorizedPrefix(classes)
         for r in 0..<rows {
             let z = logits.baseAddress! + r * classes
             let p = probabilities.baseAddress! + r * classes
             let logP = logProbabilities.baseAddress! + r * classes
             var best = z[0]
             for c in 1..<classes where z[c] > best { best = z[c] }
-            var sums = FloatVector()
-            var c = 0
-            while c < full {
-                let shifted = (loadVector(z + c) - best) * inverseT
-                storeVector(shifted, logP + c)
-                let e = FastMath.exp(shifted)
-                storeVector(e, p + c)
-                sums += e
-                c &+= 16
-            }
-            var total = sums.sum()
-            if c < classes {
-                var tail = FloatVector(repeating: -.infinity)
-                for lane in 0..<(classes - c) { tail[lane] = (z[c + lane] - best) * inverseT }
-                let e = FastMath.exp(tail)
-                for lane in 0..<(classes - c) {
-                    logP[c + lane] = tail[lane]
-                    p[c + lane] = e[lane]
-                    total += e[lane]
-                }
-            }
+            let total = exponentiateRow(z, classes: classes, best: best, scale: inverseT, into: p, shifted: logP)
             let inverse = 1 / total
             let logTotal = FastMath.log(total)
             for k in 0..<classes {
