@@ -79,7 +79,49 @@ final class LearnedExitWeightsTests: XCTestCase {
             c.withUnsafeBufferPointer { network.accumulateMetaGradient(coefficients: $0, spread: spread) }
             let analytic = Array(network.store.gradients)
             let numeric = FiniteDifference.gradient(of: network.store.parameters, step: 5e-3) { objective() }
-            assertGradientMatches(analytic, numeric, tolerance: 2e-2, "l2w meta gradient, spread \(String(describing: spread))")
+            assertGradientMatches(
+                analytic, numeric, tolerance: 2e-2, "l2w meta gradient, spread \(String(describing: spread))")
         }
+    }
+}
+
+/// The meta step's finite difference: (l(theta + eps v) - l(theta - eps v)) / (2 eps) with
+/// eps = 0.01 / |v| against <v, grad l_e(i)> from a backward pass per sample and exit, on the
+/// gradient checks' network (BatchNorm with batch statistics, dropout).
+final class MetaStepDifferenceTests: XCTestCase {
+    func testTheFiniteDifferenceIsTheDirectionalDerivative() {
+        let fixture = GradientFixture(dropout: 0.2)
+        fixture.input = Fixtures.normals(fixture.batch * 6, seed: 91)
+        fixture.labels = Fixtures.labels(fixture.batch, classes: 4, seed: 92)
+        let store = fixture.network.store
+        let (b, exits) = (fixture.batch, fixture.network.exitCount)
+        let v = Fixtures.normals(store.parameterCount, seed: 93)
+        let theta = Array(store.parameters)
+        func losses(at direction: Float, eps: Float) -> [Float] {
+            for k in theta.indices { store.parameters[k] = theta[k] + direction * eps * v[k] }
+            fixture.forward(fixture.input)
+            let p = fixture.labels.withUnsafeBufferPointer {
+                Array(fixture.objective.predict(network: fixture.network, labels: $0, batch: b).trueClassProbability)
+            }
+            return p.map { -Foundation.log($0) }
+        }
+        let norm = v.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        let eps = Float(0.01 / norm)
+        let up = losses(at: 1, eps: eps)
+        let down = losses(at: -1, eps: eps)
+        _ = store.parameters.update(from: theta)
+        var numeric: [Double] = []
+        var analytic: [Float] = []
+        for e in 0..<exits {
+            for i in 0..<b {
+                numeric.append(Double(up[e * b + i] - down[e * b + i]) / (2 * Double(eps)))
+                var oneHot = [Float](repeating: 0, count: exits * b)
+                oneHot[e * b + i] = 1
+                let (_, gradient) = fixture.analyticGradient(
+                    weighting: FrozenExitWeights(table: oneHot), globalBatch: 1)
+                analytic.append(zip(gradient, v).reduce(0) { $0 + $1.0 * $1.1 })
+            }
+        }
+        assertGradientMatches(analytic, numeric, tolerance: 2e-2, "<v, grad l_e(i)> by finite difference")
     }
 }
