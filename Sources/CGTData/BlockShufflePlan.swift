@@ -1,30 +1,56 @@
 import CGTRandom
 
-/// The rows each rank reads in an epoch of `training.shuffle: blocks`: the training split cut
-/// into blocks of whole chunks, the blocks permuted from (seed, epoch) alike on every rank and
-/// laid end to end, and that stream cut into one contiguous piece per rank
-/// (`[r S / R, (r + 1) S / R)`). Every sample is in exactly one rank's piece each epoch, and a
-/// rank decompresses only the chunks of its piece: about 1/R of the split, plus at most the two
-/// chunks its piece shares with its neighbours (and the split's last, shorter chunk). Which samples meet in a batch is a function
-/// of (seed, epoch, R), not of R alone as in `global` mode; the rank shuffles its piece whole
-/// (`TrainingShard`), which mixes at least as well as a bounded shuffle buffer of that size.
+/// The rows each rank reads in an epoch of `training.shuffle: blocks` (the default): the
+/// training split cut into blocks of whole chunks, the blocks permuted from (seed, epoch) alike
+/// on every rank and laid end to end, and that stream cut into one contiguous piece per rank.
+///
+/// The steps are those of `BatchPlan` (the same number, the same global batch sizes, the same
+/// share of each batch per rank as in `global` mode), and rank r's piece holds exactly its
+/// shares of all the epoch's steps, so every sample is in exactly one rank's piece and is
+/// trained on once per epoch. A rank decompresses only the chunks of its piece: about 1/R of
+/// the split, plus at most the two chunks its piece shares with its neighbours (and the split's
+/// last, shorter chunk). Which samples meet in a batch is a function of (seed, epoch, R), not of
+/// the seed alone as in `global` mode; the rank shuffles its piece whole (`TrainingShard`),
+/// which mixes at least as well as a bounded shuffle buffer of that size. With one chunk (a
+/// split smaller than `DatasetWriter.chunkRows` puts in one) the permutation has nothing to
+/// move: each rank trains on the same piece every epoch, shuffled anew, as in `local` mode.
 public struct BlockShufflePlan: Sendable {
-    public let sampleCount: Int
+    /// The steps of an epoch and each rank's share of them.
+    public let batches: BatchPlan
     public let blockRows: Int
-    public let ranks: Int
 
-    public init(sampleCount: Int, blockRows: Int, ranks: Int) {
+    public init(sampleCount: Int, globalBatch: Int, blockRows: Int, ranks: Int) {
         precondition(blockRows >= 1 && ranks >= 1)
-        self.sampleCount = sampleCount
+        batches = BatchPlan(sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks)
         self.blockRows = blockRows
-        self.ranks = ranks
     }
 
+    public var sampleCount: Int { batches.sampleCount }
+    public var ranks: Int { batches.ranks }
     public var blockCount: Int { (sampleCount + blockRows - 1) / blockRows }
 
-    /// The positions in the epoch's stream of rank `rank`'s piece: the same every epoch.
-    public func piece(rank: Int) -> Range<Int> {
-        (rank * sampleCount / ranks)..<((rank + 1) * sampleCount / ranks)
+    /// The positions in the epoch's stream of rank `rank`'s piece, the same every epoch: its
+    /// shares of all steps, after the shares of the ranks before it.
+    public func piece(rank: Int) -> Range<Int> { start(of: rank)..<start(of: rank + 1) }
+
+    /// The samples of ranks 0..<r over the epoch: r n / R rounded down of each step's n samples
+    /// (`BatchPlan.localRange` summed), all steps but the last alike.
+    private func start(of r: Int) -> Int {
+        let steps = batches.stepsPerEpoch
+        guard steps > 0 else { return 0 }
+        let last = batches.globalRange(step: steps - 1).count
+        return (steps - 1) * (r * batches.globalBatch / ranks) + r * last / ranks
+    }
+
+    /// Where in its piece rank `rank`'s samples of each step are: consecutive ranges, step by
+    /// step, of the sizes `BatchPlan.localRange` gives.
+    public func stepRanges(rank: Int) -> [Range<Int>] {
+        var position = 0
+        return (0..<batches.stepsPerEpoch).map { step in
+            let count = batches.localRange(step: step, rank: rank).count
+            defer { position += count }
+            return position..<(position + count)
+        }
     }
 
     /// The blocks in the order of `epoch`.
@@ -40,6 +66,7 @@ public struct BlockShufflePlan: Sendable {
         let piece = piece(rank: rank)
         var rows: [Int] = []
         rows.reserveCapacity(piece.count)
+        guard !piece.isEmpty else { return rows }
         var position = 0
         for block in blockOrder(seed: seed, epoch: epoch) {
             let blockRange = (block * blockRows)..<min(sampleCount, (block + 1) * blockRows)

@@ -12,13 +12,36 @@ public enum DatasetAttributeValue: Equatable, Sendable {
 
 /// Writes a dataset file in `DatasetLayout`, atomically: readers never see a half-written file.
 public enum DatasetWriter {
-    /// Rows per chunk so that a chunk holds about 256 KiB before compression: large enough for
-    /// deflate to work well and for sequential reads to be fast, small enough that a rank
-    /// reading the rows of its batches does not decompress much more than it needs. A chunk
-    /// holds whole samples (all of every axis but the first): a training read takes whole rows.
-    public static func chunkRows(featureCount: Int, elementSize: Int = 4) -> Int {
-        max(1, min(65_536, (256 * 1024) / (max(1, elementSize) * max(1, featureCount))))
+    /// Rows per chunk of a split's features: the one rule `cgt prepare` and `cgt synth` write
+    /// by, and what `training.shuffle: blocks` deals out as its blocks.
+    ///
+    /// About 256 KiB before compression (large enough for deflate to work well and for
+    /// sequential reads to be fast, small enough that a rank reading the rows of its batches
+    /// does not decompress much more than it needs), but fewer rows where that would leave the
+    /// split fewer than `minimumChunksPerSplit` chunks, down to `minimumChunkBytes`. A rank's
+    /// piece in `blocks` mode decompresses up to two chunks beyond its 1/R of the split, so 64
+    /// chunks keep 4 ranks under 0.25 + 2/64 of the split each. A chunk holds whole samples (all
+    /// of every axis but the first): a training read takes whole rows.
+    /// - Parameters:
+    ///   - sampleCount: the split's samples; nil for the 256 KiB rule alone.
+    ///   - featureCount: stored values per sample.
+    ///   - elementSize: bytes per stored value.
+    public static func chunkRows(sampleCount: Int? = nil, featureCount: Int, elementSize: Int = 4) -> Int {
+        let rowBytes = max(1, elementSize) * max(1, featureCount)
+        let target = max(1, min(65_536, targetChunkBytes / rowBytes))
+        guard let sampleCount else { return target }
+        let floor = max(1, (minimumChunkBytes + rowBytes - 1) / rowBytes)
+        let spread = (sampleCount + minimumChunksPerSplit - 1) / minimumChunksPerSplit
+        return max(1, min(sampleCount, target, max(floor, spread)))
     }
+
+    /// Bytes of features per chunk (before compression) where the split is large enough.
+    public static let targetChunkBytes = 256 * 1024
+    /// The fewest bytes per chunk, however few chunks that leaves a small split: deflate's
+    /// 32 KiB window twice over, so that compression still finds its redundancy.
+    public static let minimumChunkBytes = 64 * 1024
+    /// The chunks a split is cut into at least, as long as they hold `minimumChunkBytes`.
+    public static let minimumChunksPerSplit = 64
 
     /// - Parameters:
     ///   - splits: the splits to write; `train` and `test` are required.
@@ -71,14 +94,15 @@ public enum DatasetWriter {
                 case .doubles(let numbers): try root.setAttribute(key, numbers)
                 }
             }
-            let rows = chunkRows(featureCount: featureShape.reduce(1, *), elementSize: storage.elementSize)
             for split in splits {
+                let rows = chunkRows(
+                    sampleCount: split.count, featureCount: featureShape.reduce(1, *), elementSize: storage.elementSize)
                 let group = try root.createGroup(split.name)
                 switch storage {
                 case .float32:
                     try group.writeDataset(
                         DatasetLayout.features, split.features, shape: [split.count] + featureShape,
-                        chunkRows: min(rows, split.count), deflateLevel: deflate, shuffle: shuffle)
+                        chunkRows: rows, deflateLevel: deflate, shuffle: shuffle)
                 case .uint8:
                     let bytes = split.features.map { value in
                         precondition(value >= 0 && value <= 255, "split \(split.name): \(value) is not a byte")
@@ -86,7 +110,7 @@ public enum DatasetWriter {
                     }
                     try group.writeDataset(
                         DatasetLayout.features, bytes, shape: [split.count] + featureShape,
-                        chunkRows: min(rows, split.count), deflateLevel: deflate, shuffle: false)
+                        chunkRows: rows, deflateLevel: deflate, shuffle: false)
                 }
                 try group.writeDataset(
                     DatasetLayout.labels, split.labels, shape: [split.count],

@@ -7,10 +7,11 @@ import Foundation
 ///
 /// Every rank reads exactly what a training run on this many ranks reads for an epoch, all
 /// ranks at once after a barrier, so they contend for the disk and the cores as training does:
-/// with `global` shuffle its part of every global batch of the epoch (`BatchPlan.rows`,
+/// with `blocks` shuffle (the default) its piece of the epoch's stream of permuted chunks
+/// (`BlockShufflePlan`); with `global` shuffle its part of every global batch of the epoch (`BatchPlan.rows`,
 /// through `DatasetReader.read(split:rowIndices:)`, which decompresses, converts and checks),
-/// rows spread over the whole split; with `blocks` its piece of the epoch's stream of permuted
-/// chunks (`BlockShufflePlan`); with `local` its contiguous shard, read once.
+/// rows spread over the whole split; with `local` its contiguous shard, read once. The rows are
+/// those of epoch 0 under `seed`.
 /// With `cold`, each rank first asks the kernel to drop the file's cached pages
 /// (`posix_fadvise(POSIX_FADV_DONTNEED)`), so the file is read from the disk rather than memory.
 public struct DataReadBenchmark {
@@ -20,7 +21,7 @@ public struct DataReadBenchmark {
     public let cold: Bool
     public let shuffle: ShuffleMode
 
-    public init(path: String, globalBatch: Int, seed: UInt64 = 0, cold: Bool = false, shuffle: ShuffleMode = .global) {
+    public init(path: String, globalBatch: Int, seed: UInt64 = 0, cold: Bool = false, shuffle: ShuffleMode = .blocks) {
         self.path = path
         self.globalBatch = globalBatch
         self.seed = seed
@@ -62,8 +63,17 @@ public struct DataReadBenchmark {
         public var ranks: Int
         public var globalBatch: Int
         public var trainSamples: Int
+        /// The train split's features once decompressed: what a rank reading all of it inflates.
+        public var splitBytes: Int64
         public var cpu: String
         public var perRank: [RankResult]
+
+        /// Bytes decompressed per rank as a fraction of the split: the mean over ranks and the
+        /// largest.
+        public var splitFraction: (mean: Double, worst: Double) {
+            let fractions = perRank.map { Double($0.bytesDecompressed) / Double(max(1, splitBytes)) }
+            return (fractions.reduce(0, +) / Double(max(1, fractions.count)), fractions.max() ?? 0)
+        }
 
         /// The slowest rank's mean rates: what bounds an epoch's start.
         public var slowest: RankResult { perRank.max { $0.seconds < $1.seconds }! }
@@ -77,10 +87,11 @@ public struct DataReadBenchmark {
             }
             return String(
                 format:
-                    "data read: %d rank%@, %@ (%.2f GiB, %@, %@%@), %d train samples, %@ shuffle, batches of %d: per rank %.1f MB/s read, %.1f MB/s decompressed, %.0f samples/s (mean); all ranks %.1f MB/s read, %.0f samples/s, epoch read in %.2f s; %@",
+                    "data read: %d rank%@, %@ (%.2f GiB, %@, %@%@), %d train samples, %@ shuffle, batches of %d: per rank %.3f of the split's %.1f MB decompressed (worst rank %.3f), %.1f MB/s read, %.1f MB/s decompressed, %.0f samples/s (mean); all ranks %.1f MB/s read, %.0f samples/s, epoch read in %.2f s; %@",
                 ranks, ranks == 1 ? "" : "s", file, Double(fileBytes) / Double(1 << 30), featureStorage,
                 filters.isEmpty ? "uncompressed" : filters.joined(separator: " + "), cold ? ", page cache dropped" : "",
-                trainSamples, shuffle, globalBatch, mean(\.readMBps), mean(\.decompressedMBps),
+                trainSamples, shuffle, globalBatch, splitFraction.mean, Double(splitBytes) / 1e6, splitFraction.worst,
+                mean(\.readMBps), mean(\.decompressedMBps),
                 mean(\.samplesPerSecond),
                 Double(total.read) / 1e6 / max(wall, 1e-9), Double(trainSamples) / max(wall, 1e-9), wall, cpu)
         }
@@ -103,7 +114,8 @@ public struct DataReadBenchmark {
         case .global: rows = plan.rows(seed: seed, epoch: 0, rank: world.rank).rows
         case .blocks:
             rows = BlockShufflePlan(
-                sampleCount: count, blockRows: try reader.chunkRows(of: split), ranks: world.size
+                sampleCount: count, globalBatch: globalBatch, blockRows: try reader.chunkRows(of: split),
+                ranks: world.size
             ).rows(seed: seed, epoch: 0, rank: world.rank)
         case .local: rows = []
         }
@@ -137,7 +149,9 @@ public struct DataReadBenchmark {
             file: path, fileBytes: summary.fileSize, featureStorage: reader.storage[split]?.rawValue ?? "?",
             filters: train?.filters ?? [], cold: cold, shuffle: shuffle.rawValue, ranks: world.size,
             globalBatch: globalBatch,
-            trainSamples: count, cpu: TrainingBenchmark.cpuName(), perRank: perRank)
+            trainSamples: count,
+            splitBytes: Int64(count * reader.featureCount * (reader.storage[split] ?? .float32).elementSize),
+            cpu: TrainingBenchmark.cpuName(), perRank: perRank)
     }
 
     /// Asks the kernel to forget the file's cached pages (clean ones: nothing is lost).

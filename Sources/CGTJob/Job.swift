@@ -218,12 +218,15 @@ public struct TrainingSection: JobSection, Equatable, Sendable {
     public var seed: UInt64 = 0
     /// Write a checkpoint every this many epochs (and always after the last).
     public var checkpointEvery: Int = 10
-    /// `global`: every rank reads, each epoch, the rows of its part of each global batch, so
-    /// N ranks see exactly the batches of 1 rank. `local`: each rank reads one contiguous
-    /// shard once and shuffles within it (less I/O for large data; batches depend on R).
-    /// `blocks`: chunks permuted each epoch, a contiguous piece of them per rank (about 1/R of
-    /// the split read per rank per epoch; batches depend on R).
-    public var shuffle: ShuffleMode = .global
+    /// How the training split is dealt to the ranks each epoch. `blocks` (the default): chunks
+    /// permuted each epoch, a contiguous piece of them per rank, so each rank reads about 1/R
+    /// of the split per epoch; every sample once per epoch, in the steps of `global`, but which
+    /// samples meet in a batch depends on R. `global`: every rank reads, each epoch, the rows
+    /// of its part of each global batch, so N ranks see exactly the batches of 1 rank (the mode
+    /// for comparing rank counts), at the price of each rank decompressing nearly the whole
+    /// split every epoch. `local`: each rank reads one contiguous shard once and shuffles
+    /// within it (batches depend on R; a rank never sees another's samples).
+    public var shuffle: ShuffleMode = .blocks
     /// BatchNorm statistics over the global batch (all-reduced) instead of each rank's part.
     public var syncBatchnorm: Bool = false
     /// Skip optimizer steps whose reduced gradient is NaN or infinite instead of stopping.

@@ -79,12 +79,14 @@ public enum TrainingRegime: String, JobChoice {
 
 /// How the training split is dealt to the ranks each epoch (`training.shuffle`).
 public enum ShuffleMode: String, JobChoice {
-    /// Every rank reads its part of each global batch: N ranks see exactly the batches of 1.
+    /// Every rank reads its part of each global batch: N ranks see exactly the batches of 1,
+    /// and each reads nearly the whole split every epoch.
     case global
     /// Each rank reads one contiguous shard once and shuffles within it.
     case local
-    /// Chunks permuted globally each epoch and dealt to the ranks as contiguous pieces: about
-    /// 1/R of the split read per rank per epoch (`BlockShufflePlan`).
+    /// The default. Chunks permuted globally each epoch and dealt to the ranks as contiguous
+    /// pieces: about 1/R of the split read per rank per epoch, every sample once per epoch,
+    /// batches a function of (seed, epoch, R) (`BlockShufflePlan`).
     case blocks
 
     public static let noun = "mode"

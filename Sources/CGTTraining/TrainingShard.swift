@@ -8,15 +8,17 @@ import Foundation
 
 /// The training samples one rank needs, epoch by epoch, and its part of every step.
 ///
-/// `global` mode (the default) reads, at the start of each epoch, exactly the rows of this
-/// rank's part of every global batch of the epoch (see `BatchPlan`): N ranks see the batches
-/// of 1 rank, and each rank holds about 1/N of the split. `local` mode reads one contiguous
-/// shard `[r N / R, (r + 1) N / R)` once and shuffles within it from (seed, epoch, rank); each
-/// rank takes its share of the global batch from its own shard, every step has a full global
-/// batch, and the tail of a shard that does not fill a local batch is left out of that epoch
-/// (a different tail each epoch). `blocks` mode reads each epoch the rank's piece of a stream
-/// of chunks permuted from (seed, epoch) (`BlockShufflePlan`), shuffles it whole, and takes
-/// local batches from it as `local` mode does.
+/// `blocks` mode (the default) reads each epoch the rank's piece of a stream of chunks
+/// permuted from (seed, epoch) (`BlockShufflePlan`), about 1/R of the split, shuffles it whole,
+/// and takes its share of every step from it: the steps and batch sizes of `global` mode, every
+/// sample once per epoch, but which samples meet in a batch depends on R. `global` mode reads,
+/// at the start of each epoch, exactly the rows of this rank's part of every global batch of
+/// the epoch (see `BatchPlan`): N ranks see the batches of 1 rank, at the price of every rank
+/// decompressing nearly the whole split every epoch. `local` mode reads one contiguous shard
+/// `[r N / R, (r + 1) N / R)` once and shuffles within it from (seed, epoch, rank); each rank
+/// takes its share of the global batch from its own shard, every step has a full global batch,
+/// and the tail of a shard that does not fill a local batch is left out of that epoch (a
+/// different tail each epoch).
 ///
 /// While an epoch trains, the next epoch's rows (`global`, `blocks`) are read on a thread of
 /// their own; the loop waits for them only at the next epoch's start (`takeReads`).
@@ -56,7 +58,8 @@ final class TrainingShard {
         blockPlan =
             mode == .blocks
             ? BlockShufflePlan(
-                sampleCount: sampleCount, blockRows: try reader.chunkRows(of: DatasetLayout.train), ranks: ranks)
+                sampleCount: sampleCount, globalBatch: globalBatch,
+                blockRows: try reader.chunkRows(of: DatasetLayout.train), ranks: ranks)
             : nil
         let started = DispatchTime.now()
         let before = reader.counters
@@ -75,12 +78,23 @@ final class TrainingShard {
         return reads
     }
 
-    /// Why `blocks` mode saves little I/O with this file, if it does: chunks longer than a
-    /// rank's piece make every rank decompress about a chunk or more of someone else's rows.
+    /// Why `blocks` mode saves little I/O with this file, if it does, in one line: chunks longer
+    /// than half a rank's piece, where `DatasetWriter.chunkRows` would cut the split finer. A
+    /// split that rule keeps in a few chunks (a small file) is not worth a warning: reading all
+    /// of it costs little, and `blocks` mode still trains on every sample once per epoch.
     var blockLayoutWarning: String? {
-        guard let blockPlan, ranks > 1, blockPlan.blockRows * 2 > blockPlan.piece(rank: 0).count else { return nil }
+        guard let blockPlan, ranks > 1 else { return nil }
+        let piece = blockPlan.piece(rank: 0).count
+        let storage = reader.storage[DatasetLayout.train] ?? .float32
+        let ruleRows = DatasetWriter.chunkRows(
+            sampleCount: sampleCount, featureCount: featureCount, elementSize: storage.elementSize)
+        guard blockPlan.blockRows * 2 > piece, blockPlan.blockRows > ruleRows else { return nil }
+        let chunksRead = Set(blockPlan.rows(seed: seed, epoch: 0, rank: 0).map { $0 / blockPlan.blockRows }).count
+        let fraction = min(1, Double(chunksRead * blockPlan.blockRows) / Double(max(1, sampleCount)))
+        let chunk = ([ruleRows] + featureShape).map(String.init).joined(separator: "x")
+        let rows = blockPlan.blockRows
         return
-            "\(reader.path): /train/x has chunks of \(blockPlan.blockRows) rows, more than half of each rank's \(blockPlan.piece(rank: 0).count) rows per epoch: training.shuffle: blocks reads much more than 1/\(ranks) of the split per rank; rewrite the file with smaller chunks (h5repack -l /train/x:CHUNK=<rows>x<features>) or use training.shuffle: local"
+            "\(reader.path): /train/x has chunks of \(rows) rows, more than half of a rank's \(piece)-row piece on \(ranks) ranks: training.shuffle: blocks has rank 0 decompress \(String(format: "%.2f", fraction)) of the split per epoch instead of about 1/\(ranks); rewrite it with chunks of \(ruleRows) rows (h5repack -l /train/x:CHUNK=\(chunk) IN OUT)"
     }
 
     /// The local batch size of rank r in `local` mode: the global batch split as evenly as possible.
@@ -97,10 +111,10 @@ final class TrainingShard {
     /// Optimizer steps per epoch for a split of `sampleCount` (known before any row is read).
     static func stepsPerEpoch(sampleCount: Int, globalBatch: Int, ranks: Int, mode: ShuffleMode) -> Int {
         switch mode {
-        case .global:
+        case .global, .blocks:
             return BatchPlan(sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks).stepsPerEpoch
-        case .local, .blocks:
-            // Both give rank r the same number of rows every epoch: its shard, or its piece.
+        case .local:
+            // Rank r has the same rows every epoch: its shard.
             return (0..<ranks).map { r in
                 ((r + 1) * sampleCount / ranks - r * sampleCount / ranks)
                     / localBatch(of: r, globalBatch: globalBatch, ranks: ranks)
@@ -181,16 +195,18 @@ final class TrainingShard {
             rows.globalCounts = (0..<steps).map { plan.globalRange(step: $0).count }
             rows.data = try reader.read(split: DatasetLayout.train, rowIndices: indices)
             rows.order = Array(0..<indices.count)
-        case .local, .blocks:
-            var generator = SeededGenerator(
-                seed: seed, stream: 0x4C4F_4341 &+ UInt64(epoch) &* 0x1_0000 &+ UInt64(rank))
-            var count = data.count
-            if let blockPlan {
-                let indices = blockPlan.rows(seed: seed, epoch: epoch, rank: rank)
-                rows.data = try reader.read(split: DatasetLayout.train, rowIndices: indices)
-                count = indices.count
-            }
-            rows.order = Array(0..<count)
+        case .blocks:
+            let blockPlan = blockPlan!
+            let indices = blockPlan.rows(seed: seed, epoch: epoch, rank: rank)
+            rows.data = try reader.read(split: DatasetLayout.train, rowIndices: indices)
+            rows.order = Array(0..<indices.count)
+            var generator = Self.pieceGenerator(seed: seed, epoch: epoch, rank: rank)
+            rows.order.shuffle(using: &generator)
+            rows.localRanges = blockPlan.stepRanges(rank: rank)
+            rows.globalCounts = (0..<steps).map { plan.globalRange(step: $0).count }
+        case .local:
+            var generator = Self.pieceGenerator(seed: seed, epoch: epoch, rank: rank)
+            rows.order = Array(0..<data.count)
             rows.order.shuffle(using: &generator)
             let b = localBatch(of: rank)
             for step in 0..<steps {
@@ -201,6 +217,11 @@ final class TrainingShard {
         rows.cost = reader.counters - before
         rows.cost.seconds = 0
         return rows
+    }
+
+    /// The order in which a rank visits its shard (`local`) or piece (`blocks`) in `epoch`.
+    private static func pieceGenerator(seed: UInt64, epoch: Int, rank: Int) -> SeededGenerator {
+        SeededGenerator(seed: seed, stream: 0x4C4F_4341 &+ UInt64(epoch) &* 0x1_0000 &+ UInt64(rank))
     }
 
     /// A read running on another thread, and its result once there.
@@ -232,6 +253,6 @@ final class TrainingShard {
 
     /// The most samples this rank has in one step.
     var maxLocalBatch: Int {
-        mode == .global ? plan.maxLocalBatch : localBatch(of: rank)
+        mode == .local ? localBatch(of: rank) : plan.maxLocalBatch
     }
 }

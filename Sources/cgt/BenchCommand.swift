@@ -19,8 +19,9 @@ struct BenchCommand: ParsableCommand {
             same global batch (--batch), with and without all-reduce overlap, and a bare MPI_Allreduce of the gradients.
 
             With --data FILE, measures reading instead: every rank reads its rows of one epoch of FILE's train split as a \
-            training run on that many ranks does (global shuffle, --batch samples per step, default 256), and rank 0 prints \
-            MB/s read (stored bytes), MB/s decompressed and samples/s per rank. Run it under mpirun -np 1, 2, 4, 8 \
+            training run on that many ranks does (--shuffle, default blocks as in training; --batch samples per step, \
+            default 256; epoch 0 of --seed), and rank 0 prints the fraction of the split each rank decompressed (mean and \
+            worst rank), MB/s read (stored bytes), MB/s decompressed and samples/s per rank. Run it under mpirun -np 1, 2, 4, 8 \
             (--oversubscribe) to see how reading scales.
             """)
 
@@ -32,9 +33,12 @@ struct BenchCommand: ParsableCommand {
 
     @Option(
         help:
-            "With --data: global (each rank's part of every batch, as training.shuffle: global), blocks (its piece of the permuted chunks) or local (a contiguous shard)."
+            "With --data: blocks (its piece of the permuted chunks, as training.shuffle: blocks), global (its part of every batch) or local (a contiguous shard)."
     )
-    var shuffle = ShuffleMode.global
+    var shuffle = TrainingSection().shuffle
+
+    @Option(help: "With --data: the seed of the epoch's shuffle (training.seed).")
+    var seed: UInt64 = 0
 
     @Option(help: "mlp (the paper's Indian Pines network) or cnn (its Fashion-MNIST network).")
     var model = "mlp"
@@ -147,8 +151,9 @@ struct BenchCommand: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try underMPI { world in
-            let result = try DataReadBenchmark(path: path, globalBatch: globalBatch, cold: cold, shuffle: shuffle).run(
-                world: world)
+            let result = try DataReadBenchmark(
+                path: path, globalBatch: globalBatch, seed: seed, cold: cold, shuffle: shuffle
+            ).run(world: world)
             if world.isRoot {
                 print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
             }

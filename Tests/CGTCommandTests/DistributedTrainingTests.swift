@@ -44,8 +44,9 @@ final class DistributedTrainingTests: XCTestCase {
         return ranks == 1 ? try CommandRunner.cgt(arguments) : try CommandRunner.mpirun(ranks: ranks, arguments)
     }
 
-    /// With sync BatchNorm (or none), N ranks reach the parameters of 1 rank: the same global
-    /// batches, the same dropout masks (keyed by sample id), gradients summed over ranks.
+    /// With sync BatchNorm (or none) and `training.shuffle: global`, N ranks reach the parameters
+    /// of 1 rank: the same global batches, the same dropout masks (keyed by sample id), gradients
+    /// summed over ranks.
     func testTwoAndThreeRanksEqualOneRank() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 3, train: 150, test: 45, spread: 2)
         // With BatchNorm, the bias of each Linear before it has a gradient that is zero in exact
@@ -66,7 +67,7 @@ final class DistributedTrainingTests: XCTestCase {
             let job = try writeJob(
                 """
                 \(model)
-                training: {\(sync)epochs: 3, batch_size: 30, checkpoint_every: 3, seed: 5}
+                training: {\(sync)shuffle: global, epochs: 3, batch_size: 30, checkpoint_every: 3, seed: 5}
                 optimizer: \(optimizer)
                 runtime: {bucket_kib: 1, overlap_allreduce: \(overlap)}
                 """, name: "\(label).yaml")
@@ -91,7 +92,8 @@ final class DistributedTrainingTests: XCTestCase {
     }
 
     /// Cascade Optimization (frozen stages) and ClassyNet (groups chosen from recall summed over
-    /// ranks, restored and broadcast on resume) on 2 ranks reach the parameters of 1 rank.
+    /// ranks, restored and broadcast on resume) on 2 ranks reach the parameters of 1 rank
+    /// (`training.shuffle: global`).
     func testStagedMethodsOnTwoRanksEqualOneRank() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 10, classes: 4, train: 160, test: 40, spread: 2)
         for (label, method) in [
@@ -102,7 +104,7 @@ final class DistributedTrainingTests: XCTestCase {
                 """
                 model: {hidden: [16, 16, 16], exits: [1, 2, 3], dropout: 0.2}
                 method: \(method)
-                training: {sync_batchnorm: true, epochs: 3, batch_size: 32, checkpoint_every: 1, seed: 2}
+                training: {sync_batchnorm: true, shuffle: global, epochs: 3, batch_size: 32, checkpoint_every: 1, seed: 2}
                 optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
                 """, name: "\(label).yaml")
             XCTAssertEqual(try train(ranks: 1, job: job, data: data, out: "\(label)-1").status, 0)

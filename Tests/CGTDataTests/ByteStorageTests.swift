@@ -169,13 +169,32 @@ final class ByteStorageTests: XCTestCase {
         }
     }
 
+    /// Rows per chunk: about 256 KiB, but at least 64 chunks per split as long as a chunk keeps
+    /// 64 KiB; the paper datasets' splits by hand.
+    func testChunkRowsCutASplitIntoAtLeast64ChunksOfAtLeast64KiB() {
+        // Indian Pines' 7,174 training pixels of 200 float32 bands: 7174 / 64 = 112.1, so 113 rows
+        // (90,400 bytes) instead of 327 (256 KiB), and 64 chunks.
+        XCTAssertEqual(DatasetWriter.chunkRows(sampleCount: 7174, featureCount: 200), 113)
+        XCTAssertEqual(DatasetWriter.chunkRows(featureCount: 200), 327)
+        // Its 3,075 test pixels: 49 rows would be 39,200 bytes, so 82 (65,600 bytes, 38 chunks).
+        XCTAssertEqual(DatasetWriter.chunkRows(sampleCount: 3075, featureCount: 200), 82)
+        // Fashion-MNIST, uint8: 256 KiB is 334 images, 180 chunks of the 60,000.
+        XCTAssertEqual(DatasetWriter.chunkRows(sampleCount: 60000, featureCount: 784, elementSize: 1), 334)
+        // A small split is one chunk: 150 rows of 40 bytes are 6,000 bytes.
+        XCTAssertEqual(DatasetWriter.chunkRows(sampleCount: 150, featureCount: 10), 150)
+        XCTAssertEqual(DatasetWriter.chunkRows(sampleCount: 0, featureCount: 10), 1)
+        // Rows larger than 256 KiB: one per chunk.
+        XCTAssertEqual(DatasetWriter.chunkRows(sampleCount: 10, featureCount: 1 << 20), 1)
+    }
+
     func testCountersAreTheChunksRead() throws {
-        // 4096 byte features: chunks of 64 rows (256 KiB); 200 samples, so 4 chunks, the last partial.
+        // 4096 byte features, 200 samples: chunks of 16 rows (64 KiB, the fewest bytes a chunk
+        // keeps; 200 / 64 would be 4 rows), so 13 chunks, the last partial.
         let width = 4096
         let samples = LabelledSamples(
             features: [Float](repeating: 7, count: 200 * width), featureShape: [width],
             labels: (0..<200).map { Int32($0 % 2) }, sourceIndex: (0..<200).map { Int64($0) })
-        XCTAssertEqual(DatasetWriter.chunkRows(featureCount: width, elementSize: 1), 64)
+        XCTAssertEqual(DatasetWriter.chunkRows(sampleCount: 200, featureCount: width, elementSize: 1), 16)
         for compression in DatasetCompression.allCases {
             let prepared = try DatasetPreparation.prepare(
                 samples: samples, test: samples,
@@ -188,8 +207,8 @@ final class ByteStorageTests: XCTestCase {
             let reader = try DatasetReader(path: path)
             XCTAssertEqual(reader.counters, DataReadCounters())
             _ = try reader.read(split: "train", rows: 70..<130)
-            // Chunks 1 and 2 of x (64 rows of 4096 bytes each) and the one chunk of 200 int32 labels.
-            let expected = Int64(2 * 64 * width + 200 * 4)
+            // Chunks 4 to 8 of x (16 rows of 4096 bytes each) and the one chunk of 200 int32 labels.
+            let expected = Int64(5 * 16 * width + 200 * 4)
             XCTAssertEqual(reader.counters.bytesDecompressed, expected, "\(compression)")
             switch compression {
             case .none: XCTAssertEqual(reader.counters.bytesRead, expected)
@@ -200,9 +219,9 @@ final class ByteStorageTests: XCTestCase {
             XCTAssertGreaterThan(reader.counters.seconds, 0)
             let before = reader.counters
             _ = try reader.read(split: "train", rowIndices: [199, 130])
-            // Chunks 2 and 3 (the last one partial, but decompressed whole) and every label.
+            // Chunks 8 and 12 (the last one partial, but decompressed whole) and every label.
             XCTAssertEqual(
-                reader.counters.bytesDecompressed - before.bytesDecompressed, Int64(2 * 64 * width + 200 * 4))
+                reader.counters.bytesDecompressed - before.bytesDecompressed, Int64(2 * 16 * width + 200 * 4))
         }
     }
 }

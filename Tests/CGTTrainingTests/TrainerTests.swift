@@ -185,11 +185,13 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(m1.map(\.loss), m2.map(\.loss), "metrics.jsonl continues where it stopped, without repeats")
     }
 
-    /// `training.shuffle: blocks` on one rank: the epoch's piece is the whole split in block
-    /// order, shuffled whole; training learns, is the same run to run whatever the timing of
-    /// the reads ahead, and resumes bitwise; metrics.jsonl says how long the loop waited for rows.
+    /// `training.shuffle: blocks` (the default) on one rank: the epoch's piece is the whole split
+    /// in block order, shuffled whole; training learns, is the same run to run whatever the
+    /// timing of the reads ahead, and resumes bitwise; metrics.jsonl says how long the loop
+    /// waited for rows.
     func testBlocksShuffleLearnsRepeatsAndResumes() throws {
-        // 300 features: chunks of 218 rows, so the 1,000 training rows are five blocks.
+        // 300 features: chunks of 55 rows (64 KiB, `DatasetWriter.chunkRows`), so the 1,000
+        // training rows are 19 blocks.
         let data = try Fixtures.writeDataset(
             in: directory, features: 300, classes: 3, train: 1000, test: 120, spread: 1)
         let blocks = try job(data: data, epochs: 4, extra: ["training.shuffle=blocks"])
@@ -207,7 +209,8 @@ final class TrainerTests: XCTestCase {
             from: RunDirectory(
                 path: directory.file(
                     try {
-                        _ = try train(try job(data: data, epochs: 4), folder: "global")
+                        _ = try train(
+                            try job(data: data, epochs: 4, extra: ["training.shuffle=global"]), folder: "global")
                         return "global"
                     }())
             ).lastCheckpoint)
