@@ -32,6 +32,10 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     /// Seconds a rank waited for the epoch's rows (reading, decompressing, converting,
     /// checking), the mean over ranks: the loop trains on nothing meanwhile.
     public var dataStallSeconds: Double?
+    /// The first epoch of a run only: seconds the run spent reading (and checking) that epoch's
+    /// rows before training started, the mean over ranks; they are read before the run writes
+    /// anything, so that data it refuses leaves no run folder. Not part of `seconds` or the stall.
+    public var dataStartupSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case epoch
@@ -47,6 +51,7 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
         case dataBytesRead = "data_bytes_read"
         case dataBytesDecompressed = "data_bytes_decompressed"
         case dataStallSeconds = "data_stall_seconds"
+        case dataStartupSeconds = "data_startup_seconds"
     }
 }
 

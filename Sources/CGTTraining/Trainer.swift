@@ -58,6 +58,9 @@ public final class Trainer {
     /// Epochs completed and optimizer steps taken.
     public private(set) var epoch = 0
     public private(set) var globalStep = 0
+    /// The run's up-front read of its first epoch's rows (`EpochMetrics.dataStartupSeconds`),
+    /// until that epoch's metrics carry it.
+    private var startupReadSeconds: Double?
 
     /// Opens this rank's data, checks the job against it, and builds the network and optimizer;
     /// on rank 0 with `resume`, reads the newest checkpoint. Local work only: call
@@ -186,7 +189,10 @@ public final class Trainer {
         let isRoot = strategy.isRoot
         // The first epoch's rows are read (and checked) before anything is written, so a run
         // refused for its data leaves no run folder behind.
-        if epoch < job.training.epochs { try together { try shard.prepare(epoch: epoch) } }
+        if epoch < job.training.epochs {
+            try together { try shard.prepare(epoch: epoch) }
+            startupReadSeconds = shard.takeReadSeconds()
+        }
         try together {
             if isRoot {
                 try runDirectory.create()
@@ -383,12 +389,16 @@ public final class Trainer {
         shard.settle()
         // The epoch's reads ride along with its statistics: one sum over ranks, as before.
         let reads = shard.takeReads()
+        let startup = startupReadSeconds
+        startupReadSeconds = nil
         var totals =
-            tally.statistics.flattened + [Double(reads.bytesRead), Double(reads.bytesDecompressed), reads.seconds]
+            tally.statistics.flattened + [
+                Double(reads.bytesRead), Double(reads.bytesDecompressed), reads.seconds, startup ?? 0,
+            ]
         strategy.position = (globalStep, epoch + 1)
         try strategy.sum(&totals)
-        let readTotals = Array(totals.suffix(3))
-        let summed = ExitObjective.Statistics(flattened: Array(totals.dropLast(3)))
+        let readTotals = Array(totals.suffix(4))
+        let summed = ExitObjective.Statistics(flattened: Array(totals.dropLast(4)))
         for hook in hooks { try hook.epochTrained(self, epoch: epoch) }
         let n = Double(max(tally.samples, 1))
         let seconds = Date().timeIntervalSince(started)
@@ -400,6 +410,7 @@ public final class Trainer {
         metrics.dataBytesRead = Int64(readTotals[0])
         metrics.dataBytesDecompressed = Int64(readTotals[1])
         metrics.dataStallSeconds = readTotals[2] / Double(strategy.ranks)
+        if startup != nil { metrics.dataStartupSeconds = readTotals[3] / Double(strategy.ranks) }
         return metrics
     }
 

@@ -72,6 +72,13 @@ final class TrainingShard {
         reads.seconds = DatasetReader.seconds(since: started)
     }
 
+    /// The seconds `reads` holds, set to 0: the run's up-front read, told apart from the
+    /// first epoch's stall (its bytes stay with the epoch).
+    func takeReadSeconds() -> Double {
+        defer { reads.seconds = 0 }
+        return reads.seconds
+    }
+
     /// What `reads` holds (the epoch's, when called once per epoch), and starts anew.
     func takeReads() -> DataReadCounters {
         defer { reads = DataReadCounters() }

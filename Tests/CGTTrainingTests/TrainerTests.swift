@@ -218,7 +218,10 @@ final class TrainerTests: XCTestCase {
         let metrics = try MetricsLog.read(RunDirectory(path: directory.file("blocks-a")).metricsFile)
         XCTAssertEqual(metrics.count, 4)
         for m in metrics { XCTAssertGreaterThanOrEqual(try XCTUnwrap(m.dataStallSeconds), 0) }
-        XCTAssertGreaterThan(metrics[0].dataStallSeconds!, 0, "the first epoch's rows are read before it starts")
+        XCTAssertGreaterThan(
+            try XCTUnwrap(metrics[0].dataStartupSeconds), 0, "the first epoch's rows are read before it starts")
+        XCTAssertTrue(
+            metrics.dropFirst().allSatisfy { $0.dataStartupSeconds == nil }, "only the first epoch reads up front")
     }
 
     /// A data file written while training reads it stops training with one line naming it,
