@@ -4,8 +4,9 @@
     python3 hdf5_data/checkpoint_forward.py CHECKPOINT DATA [--split test] [--out FILE.csv]
 
 The parameters are read under the names and shapes of a PyTorch state_dict (Linear weight
-[out, in], Conv2d weight [out, in, kh, kw], BatchNorm weight, bias, running_mean, running_var),
-the architecture from the checkpoint's `job` attribute, and every exit runs in inference mode:
+[out, in], Conv2d weight [out, in, kh, kw], BatchNorm weight, bias, running_mean, running_var;
+a ResNet's residual blocks as torchvision's BasicBlock: conv1, bn1, conv2, bn2, downsample.0,
+downsample.1), the architecture from the checkpoint's `job` attribute, and every exit runs in inference mode:
 BatchNorm with the stored running statistics, no dropout. One row per sample of the split, with
 the columns of `cgt eval`'s samples.csv that do not depend on the exit policy: sample, label,
 and each exit's prediction and maximum softmax probability. Compare with `cgt eval` of the
@@ -55,8 +56,33 @@ def max_pool_2x2(x):
     return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
 
 
+def residual_block(state, prefix, x):
+    """torchvision's BasicBlock without stride: ReLU(bn2(conv2(ReLU(bn1(conv1(x))))) + shortcut(x)),
+    the shortcut a 1x1 convolution and BatchNorm ("downsample") where the channels change."""
+    h = np.maximum(batch_norm(state, f"{prefix}.bn1", conv2d(state, f"{prefix}.conv1", x)), 0)
+    h = batch_norm(state, f"{prefix}.bn2", conv2d(state, f"{prefix}.conv2", h))
+    if f"{prefix}.downsample.0.weight" in state:
+        x = batch_norm(state, f"{prefix}.downsample.1", conv2d(state, f"{prefix}.downsample.0", x))
+    return np.maximum(h + x, 0)
+
+
+def residual_indices(state, prefix):
+    """The residual blocks of a ResNet stage, "<prefix>.0", "<prefix>.1", ..., in order."""
+    parts = (name[len(prefix) + 1:].split(".")[0] for name in state if name.startswith(prefix + "."))
+    return sorted({int(part) for part in parts if part.isdigit()})
+
+
 def block(state, kind, index, x):
     prefix = f"blocks.{index}"
+    if kind == "resnet":
+        # Stage 0 starts with the stem Conv -> BatchNorm -> ReLU, every later one with a 2x2 max pool.
+        if index == 0:
+            x = np.maximum(batch_norm(state, f"{prefix}.bn", conv2d(state, f"{prefix}.conv", x)), 0)
+        else:
+            x = max_pool_2x2(x)
+        for b in residual_indices(state, prefix):
+            x = residual_block(state, f"{prefix}.{b}", x)
+        return x
     if kind == "mlp":
         x = linear(state, f"{prefix}.linear", x)
         if f"{prefix}.bn.weight" in state:
@@ -69,7 +95,7 @@ def block(state, kind, index, x):
 
 
 def head(state, kind, index, x):
-    if kind == "cnn":
+    if kind in ("cnn", "resnet"):
         x = x.mean(axis=(2, 3))  # global average pooling
     return linear(state, f"exits.{index}.linear", x)
 

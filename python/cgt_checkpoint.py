@@ -47,7 +47,7 @@ def text(value):
 class StoredModel:
     """What a checkpoint holds about the network and how it is deployed."""
     state: dict
-    kind: str  # "mlp" or "cnn"
+    kind: str  # "mlp", "cnn" or "resnet"
     exits: list  # blocks after which the exits sit, 1-based
     blocks: int
     classes: int

@@ -53,6 +53,19 @@ def export(checkpoint, out):
     def linear(prefix, x):
         return node("Gemm", [x, constant(f"{prefix}.weight"), constant(f"{prefix}.bias")], prefix, transB=1)
 
+    def conv(prefix, x):
+        k = state[f"{prefix}.weight"].shape[-1]
+        return node("Conv", [x, constant(f"{prefix}.weight"), constant(f"{prefix}.bias")], prefix,
+                    kernel_shape=[k, k], pads=[k // 2] * 4)
+
+    def residual_block(prefix, x):
+        """torchvision's BasicBlock without stride; the shortcut projects where the channels change."""
+        h = node("Relu", [batch_norm(f"{prefix}.bn1", conv(f"{prefix}.conv1", x))], f"{prefix}.relu1")
+        h = batch_norm(f"{prefix}.bn2", conv(f"{prefix}.conv2", h))
+        if f"{prefix}.downsample.0.weight" in state:
+            x = batch_norm(f"{prefix}.downsample.1", conv(f"{prefix}.downsample.0", x))
+        return node("Relu", [node("Add", [h, x], f"{prefix}.add")], f"{prefix}.relu")
+
     x = "x"
     if model.kind == "mlp" and len(model.feature_shape) > 1:
         x = node("Flatten", [x], "flatten", axis=1)
@@ -62,16 +75,24 @@ def export(checkpoint, out):
         if model.kind == "mlp":
             x = linear(f"{prefix}.linear", x)
             x = node("Relu", [batch_norm(f"{prefix}.bn", x)], f"{prefix}.relu")
+        elif model.kind == "resnet":
+            # The stem in stage 0, a 2x2 max pool before every later stage, then its residual blocks.
+            if i == 0:
+                x = node("Relu", [batch_norm(f"{prefix}.bn", conv(f"{prefix}.conv", x))], f"{prefix}.relu")
+            else:
+                x = node("MaxPool", [x], f"{prefix}.pool", kernel_shape=[2, 2], strides=[2, 2])
+            b = 0
+            while f"{prefix}.{b}.conv1.weight" in state:
+                x = residual_block(f"{prefix}.{b}", x)
+                b += 1
         else:
-            k = state[f"{prefix}.conv.weight"].shape[-1]
-            x = node("Conv", [x, constant(f"{prefix}.conv.weight"), constant(f"{prefix}.conv.bias")],
-                     f"{prefix}.conv", kernel_shape=[k, k], pads=[k // 2] * 4)
+            x = conv(f"{prefix}.conv", x)
             x = node("Relu", [batch_norm(f"{prefix}.bn", x)], f"{prefix}.relu")
             x = node("MaxPool", [x], f"{prefix}.pool", kernel_shape=[2, 2], strides=[2, 2])
         if i + 1 in model.exits:
             e = model.exits.index(i + 1)
             h = x
-            if model.kind == "cnn":
+            if model.kind != "mlp":
                 h = node("Flatten", [node("GlobalAveragePool", [h], f"exits.{e}.pool")], f"exits.{e}.flatten", axis=1)
             logits = linear(f"exits.{e}.linear", h)
             outputs.append(node("Identity", [logits], f"exit{e + 1}_logits"))

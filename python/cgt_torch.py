@@ -6,8 +6,8 @@
     logits = model(x)                                # every exit's logits, in exit order
     prediction, exit_index = model.early_exit(x)     # the stored policy: first confident exit answers
 
-The network is rebuilt from the checkpoint's job (MLP or CNN, with or without BatchNorm; a
-ClassyNet exit's extra "other" output declines) and its tensors are loaded under their own
+The network is rebuilt from the checkpoint's job (MLP or CNN, with or without BatchNorm, or
+ResNet with torchvision's BasicBlock names; a ClassyNet exit's extra "other" output declines) and its tensors are loaded under their own
 names with `load_state_dict(strict=True)`, so a checkpoint that does not fit fails loudly.
 Fine-tune it like any module; `save_state_dict` writes a state_dict back into a copy of a
 cgt checkpoint, for `cgt train --resume` or `cgt eval` (README.md, "PyTorch and ONNX").
@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import sys
+from collections import OrderedDict
 
 import h5py
 import numpy as np
@@ -53,6 +54,45 @@ class CNNBlock(nn.Module):
         return self.pool(self.relu(self.bn(x) if self.bn is not None else x))
 
 
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock without stride, with biased convolutions as cgt's (BatchNorm
+    cancels them): ReLU(bn2(conv2(ReLU(bn1(conv1(x))))) + shortcut(x)), the shortcut a 1x1
+    convolution and BatchNorm (`downsample`) where the channels change."""
+
+    def __init__(self, c_in, c_out, kernel, projects):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)
+        self.bn1 = nn.BatchNorm2d(c_out, eps=BATCHNORM_EPSILON)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(c_out, c_out, kernel, padding=kernel // 2)
+        self.bn2 = nn.BatchNorm2d(c_out, eps=BATCHNORM_EPSILON)
+        self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1), nn.BatchNorm2d(c_out, eps=BATCHNORM_EPSILON)) \
+            if projects else None
+
+    def forward(self, x):
+        h = self.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        return self.relu(h + (self.downsample(x) if self.downsample is not None else x))
+
+
+def resnet_stage(state, i):
+    """Stage i of cgt's ResNet: the stem (stage 0) or a 2x2 max pool, then residual blocks "0", "1", ..."""
+    prefix = f"blocks.{i}"
+    layers = OrderedDict()
+    if i == 0:
+        out, c_in, k, _ = state[f"{prefix}.conv.weight"].shape
+        layers.update(conv=nn.Conv2d(c_in, out, k, padding=k // 2), bn=nn.BatchNorm2d(out, eps=BATCHNORM_EPSILON),
+                      relu=nn.ReLU())
+    else:
+        layers["pool"] = nn.MaxPool2d(2)
+    b = 0
+    while f"{prefix}.{b}.conv1.weight" in state:
+        out, c_in, k, _ = state[f"{prefix}.{b}.conv1.weight"].shape
+        layers[str(b)] = BasicBlock(c_in, out, k, f"{prefix}.{b}.downsample.0.weight" in state)
+        b += 1
+    return nn.Sequential(layers)
+
+
 class Exit(nn.Module):
     def __init__(self, n_in, outputs, pooled):
         super().__init__()
@@ -75,12 +115,14 @@ class EarlyExitNetwork(nn.Module):
             if kind == "mlp":
                 out, n_in = state[f"blocks.{i}.linear.weight"].shape
                 blocks.append(MLPBlock(n_in, out, batchnorm))
+            elif kind == "resnet":
+                blocks.append(resnet_stage(state, i))
             else:
                 out, c_in, k, _ = state[f"blocks.{i}.conv.weight"].shape
                 blocks.append(CNNBlock(c_in, out, k, batchnorm))
         self.blocks = nn.ModuleList(blocks)
         self.exits = nn.ModuleList(
-            Exit(state[f"exits.{e}.linear.weight"].shape[1], state[f"exits.{e}.linear.weight"].shape[0], kind == "cnn")
+            Exit(state[f"exits.{e}.linear.weight"].shape[1], state[f"exits.{e}.linear.weight"].shape[0], kind != "mlp")
             for e in range(len(stored.exits)))
         self.exit_after = [e - 1 for e in stored.exits]
         self.flatten_input = kind == "mlp"

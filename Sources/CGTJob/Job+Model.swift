@@ -18,19 +18,26 @@ extension Job {
     }
 
     /// Checks that samples of `featureShape` suit the model: the MLP flattens anything, the CNN
-    /// needs `[channels, height, width]` images at least as large as its pooling halves them.
+    /// and the ResNet need `[channels, height, width]` images at least as large as their
+    /// pooling halves them (the CNN pools after every block, the ResNet before every stage but
+    /// the first).
     public func checkInput(featureShape: [Int], source: String) throws {
-        guard model.kind == .cnn else { return }
+        let pools: Int
+        switch model.kind {
+        case .mlp: return
+        case .cnn: pools = model.channels.count
+        case .resnet: pools = model.channels.count - 1
+        }
         guard featureShape.count == 3 else {
             throw JobError(
                 source: source, key: "model.kind",
-                "cnn needs images [channels, height, width], the data has feature_shape \(featureShape)")
+                "\(model.kind) needs images [channels, height, width], the data has feature_shape \(featureShape)")
         }
-        let smallest = 1 << model.channels.count
+        let smallest = 1 << pools
         guard featureShape[1] >= smallest && featureShape[2] >= smallest else {
             throw JobError(
                 source: source, key: "model.channels",
-                "\(model.channels.count) pooling blocks need images of at least \(smallest)x\(smallest), the data has \(featureShape)"
+                "\(pools) pooling steps need images of at least \(smallest)x\(smallest), the data has \(featureShape)"
             )
         }
     }
@@ -50,6 +57,13 @@ extension Job {
             var architecture = CNNArchitecture(
                 inputShape: featureShape, channels: model.channels, exitsAfter: model.exits, classes: classes,
                 kernelSize: model.kernelSize, batchNorm: model.batchnorm)
+            architecture.otherOutput = otherOutput
+            return architecture.build()
+        case .resnet:
+            var architecture = ResNetArchitecture(
+                inputShape: featureShape, stemChannels: model.stemChannels, channels: model.channels,
+                blocksPerStage: model.blocksPerStage, exitsAfter: model.exits, classes: classes,
+                kernelSize: model.kernelSize)
             architecture.otherOutput = otherOutput
             return architecture.build()
         case .mlp:
@@ -119,6 +133,29 @@ extension Job {
                 parameters += channels * block * kernel + 5 * block
                 activations += 6 * block * height * width
                 (channels, height, width) = (block, (height / 2).rounded(.down), (width / 2).rounded(.down))
+            }
+            for exit in model.exits { parameters += (Double(model.channels[exit - 1]) + 1) * outputs }
+        case .resnet:
+            guard featureShape.count == 3 else { return (0, 0) }
+            let kernel = Double(model.kernelSize * model.kernelSize)
+            var (height, width) = (Double(featureShape[1]), Double(featureShape[2]))
+            var channels = Double(model.stemChannels)
+            // The stem: conv and BatchNorm weights; its output, BatchNorm cache and gradient.
+            parameters += Double(featureShape[0]) * channels * kernel + 5 * channels
+            activations += 6 * channels * height * width
+            for (s, stage) in model.channels.map(Double.init).enumerated() {
+                if s > 0 {
+                    activations += 3 * channels * height * width  // the pool's output, argmax and gradient
+                    (height, width) = ((height / 2).rounded(.down), (width / 2).rounded(.down))
+                }
+                for _ in 0..<model.blocksPerStage {
+                    // Two convolutions and BatchNorms, and a projection where the channels change;
+                    // a block keeps about 14 maps per sample (outputs, caches, gradients, scratch).
+                    parameters += (channels + stage) * stage * kernel + 10 * stage
+                    if channels != stage { parameters += channels * stage + 5 * stage }
+                    activations += 14 * stage * height * width + 2 * channels * height * width
+                    channels = stage
+                }
             }
             for exit in model.exits { parameters += (Double(model.channels[exit - 1]) + 1) * outputs }
         }

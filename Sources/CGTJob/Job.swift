@@ -52,16 +52,22 @@ public struct DataSection: JobSection, Equatable, Sendable {
     public init() {}
 }
 
-/// The network: `mlp`, the paper's Indian Pines backbone, or `cnn`, its Fashion-MNIST one.
+/// The network: `mlp`, the paper's Indian Pines backbone, `cnn`, its Fashion-MNIST one, or
+/// `resnet`, a residual backbone.
 public struct ModelSection: JobSection, Equatable, Sendable {
     public var kind: ModelKind = .mlp
     /// `mlp`: widths of the hidden layers, one block each.
     public var hidden: [Int] = [256, 256, 256, 256, 256]
-    /// `cnn`: output channels of each Conv -> BatchNorm -> ReLU -> MaxPool block.
+    /// `cnn`: output channels of each Conv -> BatchNorm -> ReLU -> MaxPool block; `resnet`:
+    /// channels of each stage's residual blocks.
     public var channels: [Int] = [32, 64, 128]
-    /// `cnn`: the (odd) convolution kernel size.
+    /// `cnn`, `resnet`: the (odd) convolution kernel size.
     public var kernelSize: Int = 3
-    /// 1-based blocks followed by an exit; the last must be the last block.
+    /// `resnet`: output channels of the stem convolution.
+    public var stemChannels: Int = 16
+    /// `resnet`: residual blocks in each stage.
+    public var blocksPerStage: Int = 1
+    /// 1-based blocks (`resnet`: stages) followed by an exit; the last must be the last block.
     public var exits: [Int] = [1, 3, 5]
     public var batchnorm: Bool = true
     /// `mlp`: dropout after each hidden layer.
@@ -69,13 +75,19 @@ public struct ModelSection: JobSection, Equatable, Sendable {
 
     public static let fields: [JobField<ModelSection>] = [
         .init("kind", \.kind), .init("hidden", \.hidden), .init("channels", \.channels),
-        .init("kernel_size", \.kernelSize), .init("exits", \.exits), .init("batchnorm", \.batchnorm),
+        .init("kernel_size", \.kernelSize), .init("stem_channels", \.stemChannels),
+        .init("blocks_per_stage", \.blocksPerStage), .init("exits", \.exits), .init("batchnorm", \.batchnorm),
         .init("dropout", \.dropout),
     ]
     public init() {}
 
-    /// The number of backbone blocks.
-    public var blockCount: Int { kind == .cnn ? channels.count : hidden.count }
+    /// The number of backbone blocks (`resnet`: stages).
+    public var blockCount: Int {
+        switch kind {
+        case .mlp: hidden.count
+        case .cnn, .resnet: channels.count
+        }
+    }
 }
 
 /// Training-time image augmentation, drawn per sample from (seed, epoch, sample id).

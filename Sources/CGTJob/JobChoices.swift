@@ -61,6 +61,8 @@ public enum ModelKind: String, JobChoice {
     case mlp
     /// The paper's Fashion-MNIST backbone: Conv -> BatchNorm -> ReLU -> MaxPool blocks.
     case cnn
+    /// A residual backbone: a stem, then stages of basic residual blocks (`ResNetArchitecture`).
+    case resnet
 
     public static let noun = "model"
 }

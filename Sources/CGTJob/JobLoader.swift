@@ -203,6 +203,22 @@ public enum JobLoader {
             guard m.kernelSize >= 1 && m.kernelSize % 2 == 1 && m.kernelSize <= 15 else {
                 throw fail("model.kernel_size", "must be odd, in [1, 15]")
             }
+        case .resnet:
+            guard !m.channels.isEmpty, m.channels.allSatisfy({ $0 > 0 && $0 <= 1 << 14 }) else {
+                throw fail("model.channels", "needs one or more stage channel counts in [1, 16384]")
+            }
+            guard m.kernelSize >= 1 && m.kernelSize % 2 == 1 && m.kernelSize <= 15 else {
+                throw fail("model.kernel_size", "must be odd, in [1, 15]")
+            }
+            guard m.stemChannels > 0 && m.stemChannels <= 1 << 14 else {
+                throw fail("model.stem_channels", "must be in [1, 16384]")
+            }
+            guard m.blocksPerStage >= 1 && m.blocksPerStage <= 64 else {
+                throw fail("model.blocks_per_stage", "must be in [1, 64]")
+            }
+            guard m.batchnorm else {
+                throw fail("model.batchnorm", "resnet's residual blocks always have BatchNorm; it cannot be false")
+            }
         }
         guard !m.exits.isEmpty, zip(m.exits, m.exits.dropFirst()).allSatisfy({ $0 < $1 }), m.exits.first! >= 1 else {
             throw fail("model.exits", "needs increasing 1-based layer numbers, got \(m.exits)")

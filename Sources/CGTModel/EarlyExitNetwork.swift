@@ -96,7 +96,10 @@ public final class EarlyExitNetwork {
 
     public var exitCount: Int { exits.count }
     public var inputCount: Int { inputShape.reduce(1, *) }
-    public var batchNormLayers: [BatchNorm] { (blocks + exits).flatMap { $0.layers.compactMap { $0 as? BatchNorm } } }
+    /// Every BatchNorm, inside residual blocks too.
+    public var batchNormLayers: [BatchNorm] {
+        (blocks + exits).flatMap { $0.leafLayers.compactMap { $0.layer as? BatchNorm } }
+    }
 
     /// Initialises every parameter and buffer from `seed` (PyTorch's default schemes).
     public func initialize(seed: UInt64) {

@@ -66,6 +66,11 @@ public protocol Layer: AnyObject {
     /// What computes the layer's training passes at `batch`, for benchmarks: cgt's SIMD kernels
     /// unless the layer says otherwise.
     func implementation(batch: Int) -> String
+
+    /// The layers a composite layer (a residual block) is made of, under the attribute names
+    /// that extend its key path ("conv1", "downsample.0"): how checkpoints find its BatchNorms.
+    /// Empty for a plain layer.
+    var sublayers: [(name: String, layer: Layer)] { get }
 }
 
 extension Layer {
@@ -76,6 +81,7 @@ extension Layer {
     public func initialize(using generator: inout SeededGenerator) {}
     public func reserve(maxBatch: Int) {}
     public func implementation(batch: Int) -> String { "cgt SIMD kernels" }
+    public var sublayers: [(name: String, layer: Layer)] { [] }
 }
 
 /// A cache a layer owns, grown to the largest batch seen and freed with the layer.

@@ -31,6 +31,15 @@ public final class Sequential {
     public var outputShape: [Int] { layers[layers.count - 1].outputShape }
     public var inferenceFLOPs: Int { layers.reduce(0) { $0 + $1.inferenceFLOPs } }
 
+    /// Every plain layer with its key path ("blocks.1.0.bn1"), inside composite layers too.
+    public var leafLayers: [(path: String, layer: Layer)] {
+        func leaves(_ path: String, _ layer: Layer) -> [(path: String, layer: Layer)] {
+            layer.sublayers.isEmpty
+                ? [(path, layer)] : layer.sublayers.flatMap { leaves("\(path).\($0.name)", $0.layer) }
+        }
+        return layers.flatMap { leaves("\(prefix).\($0.name)", $0) }
+    }
+
     func declare(into layout: inout ParameterLayoutBuilder) {
         for layer in layers { layer.declare(into: &layout, prefix: "\(prefix).\(layer.name)") }
     }

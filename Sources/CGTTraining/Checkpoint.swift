@@ -138,7 +138,7 @@ public struct Checkpoint: Equatable {
 
     static func batchNorms(of network: EarlyExitNetwork) -> [(String, BatchNorm)] {
         (network.blocks + network.exits).flatMap { part in
-            part.layers.compactMap { layer in (layer as? BatchNorm).map { ("\(part.prefix).\(layer.name)", $0) } }
+            part.leafLayers.compactMap { path, layer in (layer as? BatchNorm).map { (path, $0) } }
         }
     }
 

@@ -81,8 +81,30 @@ final class InteropTests: XCTestCase {
     }
 
     func testNumPyReproducesTheCNNsExits() throws {
-        // 10x10 two-channel images: a bright quadrant per class plus noise. The maps shrink
-        // 10 -> 5 -> 2 -> 1, so the second pooling drops an odd row and column.
+        // The maps shrink 10 -> 5 -> 2 -> 1, so the second pooling drops an odd row and column.
+        let data = try quadrantImages("images")
+        let job = try directory.write(
+            """
+            model: {kind: cnn, channels: [4, 6, 8], exits: [1, 2, 3], batchnorm: true}
+            training: {epochs: 3, batch_size: 12}
+            """, to: "cnn.yaml")
+        try assertNumPyMatches(job: job, data: data, run: directory.file("cnn"), exits: 3)
+    }
+
+    /// Residual blocks under torchvision's names: an identity shortcut in stage 1, projections
+    /// where stages 2 and 3 widen, two blocks per stage; the maps shrink 10 -> 5 -> 2.
+    func testNumPyReproducesTheResNetsExits() throws {
+        let data = try quadrantImages("resnet-images")
+        let job = try directory.write(
+            """
+            model: {kind: resnet, stem_channels: 4, channels: [4, 6, 8], blocks_per_stage: 2, exits: [1, 2, 3]}
+            training: {epochs: 3, batch_size: 12}
+            """, to: "resnet.yaml")
+        try assertNumPyMatches(job: job, data: data, run: directory.file("resnet"), exits: 3)
+    }
+
+    /// 10x10 two-channel images, prepared as `<name>.h5`: a bright quadrant per class (4) plus noise.
+    private func quadrantImages(_ name: String) throws -> String {
         let count = 120
         let classes = 4
         let side = 10
@@ -102,9 +124,9 @@ final class InteropTests: XCTestCase {
                 }
             }
         }
-        let x = directory.file("images.npy")
-        let y = directory.file("labels.npy")
-        let data = directory.file("images.h5")
+        let x = directory.file("\(name).npy")
+        let y = directory.file("\(name)-labels.npy")
+        let data = directory.file("\(name).h5")
         try RawFiles.write(
             RawFiles.npy(descr: "<f4", shape: [count, 2, side, side], data: RawFiles.bytes(images)), to: x)
         try RawFiles.write(RawFiles.npy(descr: "<i4", shape: [count], data: RawFiles.bytes(labels)), to: y)
@@ -112,12 +134,7 @@ final class InteropTests: XCTestCase {
             "prepare", "npy", "--x", x, "--y", y, "--test-fraction", "0.4", "--out", data,
         ])
         XCTAssertEqual(prepared.status, 0, prepared.stderr)
-        let job = try directory.write(
-            """
-            model: {kind: cnn, channels: [4, 6, 8], exits: [1, 2, 3], batchnorm: true}
-            training: {epochs: 3, batch_size: 12}
-            """, to: "cnn.yaml")
-        try assertNumPyMatches(job: job, data: data, run: directory.file("cnn"), exits: 3)
+        return data
     }
 
     /// Trains `job`, evaluates its checkpoint as stored (with BatchNorm the statistics training's

@@ -1,6 +1,7 @@
 import CGTData
 import CGTExperiments
 import CGTJob
+import CGTModel
 import CGTTestSupport
 import CGTTraining
 import XCTest
@@ -91,6 +92,49 @@ final class JobLoaderTests: XCTestCase {
         assertError("optimizer: {name: rmsprop}", key: "optimizer.name")
         assertError("optimizer: {lr: -1}", key: "optimizer.lr")
         assertError("schedule: {name: linear}", key: "schedule.name")
+    }
+
+    func testResNetSection() throws {
+        let job = try JobLoader.parse(
+            "model: {kind: resnet, stem_channels: 8, channels: [8, 16], blocks_per_stage: 2, exits: [1, 2]}",
+            source: "resnet.yaml")
+        XCTAssertEqual(job.model.kind, .resnet)
+        XCTAssertEqual(job.model.stemChannels, 8)
+        XCTAssertEqual(job.model.blocksPerStage, 2)
+        XCTAssertEqual(job.model.blockCount, 2)
+        XCTAssertNoThrow(try job.checkInput(featureShape: [1, 2, 2], source: "data.h5"))
+        XCTAssertThrowsError(try job.checkInput(featureShape: [1, 1, 4], source: "data.h5")) { error in
+            XCTAssertEqual((error as? JobError)?.key, "model.channels", "\(error)")
+        }
+        XCTAssertThrowsError(try job.checkInput(featureShape: [16], source: "data.h5")) { error in
+            XCTAssertTrue("\(error)".contains("resnet needs images"), "\(error)")
+        }
+        let network = job.makeNetwork(featureShape: [1, 12, 12], classes: 4)
+        XCTAssertEqual(network.blocks.map { $0.layers.map(\.name) }, [["conv", "bn", "0", "1"], ["pool", "0", "1"]])
+        XCTAssertEqual(network.exitBlocks, [0, 1])
+        let names = network.store.parameterSlots.map(\.name)
+        XCTAssertEqual(names.first, "blocks.0.conv.weight")
+        XCTAssertTrue(names.contains("blocks.1.0.downsample.0.weight"))
+        XCTAssertFalse(names.contains("blocks.1.1.downsample.0.weight"))
+        XCTAssertFalse(names.contains("blocks.0.0.downsample.0.weight"))
+        // The size estimate made without building the network is an upper one, and not far off.
+        let estimate = job.estimatedModelSize(featureShape: [1, 12, 12], classes: 4).parameters
+        XCTAssertGreaterThanOrEqual(estimate, Double(network.store.parameterCount))
+        XCTAssertLessThan(estimate, 1.2 * Double(network.store.parameterCount))
+        // The resolved job keeps the new keys.
+        let again = try JobLoader.parse(try JobLoader.yaml(job), source: "resolved")
+        XCTAssertEqual(again, job)
+    }
+
+    func testInvalidResNetValuesNameTheKey() {
+        let resnet = "kind: resnet, exits: [1, 2, 3]"
+        assertError("model: {\(resnet), stem_channels: 0}", key: "model.stem_channels")
+        assertError("model: {\(resnet), blocks_per_stage: 0}", key: "model.blocks_per_stage")
+        assertError("model: {\(resnet), batchnorm: false}", key: "model.batchnorm", mentions: ["always"])
+        assertError("model: {\(resnet), kernel_size: 2}", key: "model.kernel_size")
+        assertError("model: {kind: resnet, channels: [], exits: [1]}", key: "model.channels")
+        assertError("model: {kind: resnet, channels: [8, 8], exits: [1, 3]}", key: "model.exits", mentions: ["(2)"])
+        assertError("model: {kind: resnet50}", key: "model.kind", mentions: ["resnet"])
     }
 
     func testStagedSchemesAreValidated() {
