@@ -14,7 +14,8 @@ same checkpoint, which uses the stored statistics too (those its training's eval
 re-estimated; `batchnorm_statistics` says which).
 
 A ClassyNet head has one output more than there are classes, "other": where it wins, the
-exit declines, written as prediction -1 and probability 0 as cgt does.
+exit declines, written as prediction -1 and probability 0 as cgt does. With boosted exits
+(`method.boosting` in the stored job) exit e answers with the sum of heads 0...e's logits.
 
 Needs h5py and NumPy (Debian: python3-h5py); the checkpoint is read by python/cgt_checkpoint.py.
 """
@@ -26,7 +27,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-from cgt_checkpoint import BATCHNORM_EPSILON, features, read, write_predictions  # noqa: E402
+from cgt_checkpoint import BATCHNORM_EPSILON, cumulative, features, read, write_predictions  # noqa: E402
 
 
 def linear(state, prefix, x):
@@ -123,7 +124,8 @@ def main():
     with h5py.File(args.data, "r") as f:
         x = features(f, args.split, np.float64)
         y = f[f"{args.split}/y"][()]
-    write_predictions(args.out, y, exit_logits(state, model.kind, model.exits, model.blocks, x), model.classes)
+    logits = exit_logits(state, model.kind, model.exits, model.blocks, x)
+    write_predictions(args.out, y, cumulative(logits) if model.boosted else logits, model.classes)
 
 
 if __name__ == "__main__":

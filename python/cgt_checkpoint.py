@@ -39,6 +39,22 @@ def model_section_list(job, key):
     return [int(v) for v in re.findall(r"-\s*(\d+)", block.group(2))]
 
 
+def boosts_exits(job):
+    """Whether the stored job's method boosts its exits (`method.boosting: true`): exit e then
+    answers with the sum of the logits of heads 0...e."""
+    method = re.search(r"^method:\n((?:[ \t]+.*\n?)*)", job, re.M)
+    return method is not None and re.search(r"^[ \t]+boosting:[ \t]*true\b", method.group(1), re.M) is not None
+
+
+def cumulative(logits):
+    """Boosted exits' answers: the running sum of the heads' logits, in exit order."""
+    total, sums = None, []
+    for z in logits:
+        total = z if total is None else total + z
+        sums.append(total)
+    return sums
+
+
 def text(value):
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -58,6 +74,7 @@ class StoredModel:
     fallback: str
     exit_classes: object  # ClassyNet's [exits, classes] 0/1 membership, or None
     attributes: dict
+    boosted: bool = False  # exit e answers with the summed logits of heads 0...e
 
     @property
     def policy(self):
@@ -81,7 +98,7 @@ def read(path):
         # Stored as float64 from float32: the shortest decimal of the float32 ("0.9").
         thresholds=[float(str(np.float32(v))) for v in attributes.get("exit_thresholds", [])],
         fallback=text(attributes.get("exit_fallback", "last")),
-        exit_classes=exit_classes, attributes=attributes)
+        exit_classes=exit_classes, attributes=attributes, boosted=boosts_exits(job))
 
 
 def features(f, split, dtype=np.float32):

@@ -70,6 +70,7 @@ def export(checkpoint, out):
     if model.kind == "mlp" and len(model.feature_shape) > 1:
         x = node("Flatten", [x], "flatten", axis=1)
     outputs = []
+    previous = None  # the last exit's logits, for boosted exits
     for i in range(model.blocks):
         prefix = f"blocks.{i}"
         if model.kind == "mlp":
@@ -95,6 +96,10 @@ def export(checkpoint, out):
             if model.kind != "mlp":
                 h = node("Flatten", [node("GlobalAveragePool", [h], f"exits.{e}.pool")], f"exits.{e}.flatten", axis=1)
             logits = linear(f"exits.{e}.linear", h)
+            if model.boosted and previous is not None:
+                # Boosted exits answer with the running sum of the heads' logits.
+                logits = node("Add", [previous, logits], f"exits.{e}.boosted")
+            previous = logits
             outputs.append(node("Identity", [logits], f"exit{e + 1}_logits"))
 
     widths = [state[f"exits.{e}.linear.bias"].shape[0] for e in range(len(outputs))]

@@ -125,6 +125,7 @@ class EarlyExitNetwork(nn.Module):
             Exit(state[f"exits.{e}.linear.weight"].shape[1], state[f"exits.{e}.linear.weight"].shape[0], kind != "mlp")
             for e in range(len(stored.exits)))
         self.exit_after = [e - 1 for e in stored.exits]
+        self.boosted = stored.boosted  # exit e answers with the summed logits of heads 0...e
         self.flatten_input = kind == "mlp"
         self.classes = stored.classes
         self.class_names = stored.class_names
@@ -139,7 +140,8 @@ class EarlyExitNetwork(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x)
             if i in self.exit_after:
-                outputs.append(self.exits[self.exit_after.index(i)](x))
+                logits = self.exits[self.exit_after.index(i)](x)
+                outputs.append(logits + outputs[-1] if self.boosted and outputs else logits)
         return outputs
 
     @torch.no_grad()

@@ -31,6 +31,23 @@ final class InteropTests: XCTestCase {
         try assertNumPyMatches(job: job, data: data, run: directory.file("mlp"), exits: 2)
     }
 
+    /// Boosted exits answer with the running sum of the heads' logits: the scripts read
+    /// `method.boosting` from the stored job and sum as cgt does.
+    func testNumPyReproducesBoostedExits() throws {
+        let data = directory.file("boosted-vectors.h5")
+        XCTAssertEqual(
+            try CommandRunner.cgt([
+                "synth", "--out", data, "--features", "10", "--classes", "3", "--train", "96", "--test", "64",
+            ]).status, 0)
+        let job = try directory.write(
+            """
+            model: {hidden: [16, 12, 12], exits: [1, 2, 3], batchnorm: true, dropout: 0.1}
+            method: {name: branchynet, weights: [1, 0.6, 0.4], boosting: true}
+            training: {epochs: 3, batch_size: 16}
+            """, to: "boosted.yaml")
+        try assertNumPyMatches(job: job, data: data, run: directory.file("boosted"), exits: 3)
+    }
+
     /// A uint8 file holds the source's bytes; the script normalises them as cgt's reader does.
     func testNumPyReadsByteFeaturesAsCGTDoes() throws {
         let count = 120
