@@ -63,18 +63,26 @@ public struct CNNArchitecture: Equatable, Sendable {
             inputLayout = layout
             blockOutputs.append((shape, layout))
         }
-        let heads = exitsAfter.enumerated().map { e, block in
+        return EarlyExitNetwork(
+            inputShape: inputShape, classes: classes, blocks: blocks,
+            exits: Self.poolingHeads(after: exitsAfter, of: blockOutputs, outputs: outputs(exit:)),
+            exitBlocks: exitsAfter.map { $0 - 1 })
+    }
+
+    /// Exit heads GlobalAveragePool -> Linear ("gap", "linear") on the maps of the 1-based
+    /// blocks `exitsAfter`, as the CNN and the ResNet have them.
+    static func poolingHeads(
+        after exitsAfter: [Int], of blockOutputs: [(shape: [Int], layout: MapLayout)], outputs: (Int) -> Int
+    ) -> [Sequential] {
+        exitsAfter.enumerated().map { e, block in
             let map = blockOutputs[block - 1]
             return Sequential(
                 prefix: "exits.\(e)",
                 layers: [
                     GlobalAveragePool(shape: map.shape, layout: map.layout),
-                    Linear(inputFeatures: map.shape[0], outputFeatures: outputs(exit: e)),
+                    Linear(inputFeatures: map.shape[0], outputFeatures: outputs(e)),
                 ])
         }
-        return EarlyExitNetwork(
-            inputShape: inputShape, classes: classes, blocks: blocks, exits: heads,
-            exitBlocks: exitsAfter.map { $0 - 1 })
     }
 
     /// Outputs of exit e's head: the classes, and "other" at shallow exits if asked.

@@ -82,17 +82,9 @@ public struct ResNetArchitecture: Equatable, Sendable {
             stages.append(Sequential(prefix: "blocks.\(s)", layers: layers))
             stageOutputs.append((shape, layout))
         }
-        let heads = exitsAfter.enumerated().map { e, stage in
-            let map = stageOutputs[stage - 1]
-            return Sequential(
-                prefix: "exits.\(e)",
-                layers: [
-                    GlobalAveragePool(shape: map.shape, layout: map.layout),
-                    Linear(inputFeatures: map.shape[0], outputFeatures: outputs(exit: e)),
-                ])
-        }
         return EarlyExitNetwork(
-            inputShape: inputShape, classes: classes, blocks: stages, exits: heads,
+            inputShape: inputShape, classes: classes, blocks: stages,
+            exits: CNNArchitecture.poolingHeads(after: exitsAfter, of: stageOutputs, outputs: outputs(exit:)),
             exitBlocks: exitsAfter.map { $0 - 1 })
     }
 

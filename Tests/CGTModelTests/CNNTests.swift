@@ -79,53 +79,6 @@ final class CNNTests: XCTestCase {
 
     // MARK: Gradient of the whole network
 
-    /// The ReLU sign pattern and the max-pool windows' argmax at `x`, from the network's own
-    /// layers run one by one: where a finite-difference step changes it, the loss has a kink
-    /// between the two evaluations and the difference quotient is not the derivative.
-    private func kinkPattern(_ network: EarlyExitNetwork, _ x: [Float], batch: Int) -> [Int] {
-        var pattern: [Int] = []
-        var values = x
-        let context = ForwardContext(mode: .training)
-        for block in network.blocks {
-            for layer in block.layers {
-                // The ReLU's input crosses 0 where its output changes sign; BatchNorm computes it too.
-                if layer is ReLU { pattern += values.map { $0 > 0 ? 1 : 0 } }
-                let appliesReLU = (layer as? BatchNorm)?.appliesReLU ?? false
-                if let pool = layer as? MaxPool2D {
-                    let (c, h, w) = (layer.inputShape[0], layer.inputShape[1], layer.inputShape[2])
-                    for n in 0..<batch {
-                        for channel in 0..<c {
-                            for oy in 0..<(h / 2) {
-                                for ox in 0..<(w / 2) {
-                                    let window = [(0, 0), (0, 1), (1, 0), (1, 1)].map { dy, dx in
-                                        values[
-                                            n * c * h * w
-                                                + pool.layout.offset(
-                                                    channel: channel, y: 2 * oy + dy, x: 2 * ox + dx,
-                                                    channels: c, height: h, width: w)]
-                                    }
-                                    pattern.append(
-                                        window.indices.max {
-                                            window[$0] < window[$1] || (window[$0] == window[$1] && $0 > $1)
-                                        }!)
-                                }
-                            }
-                        }
-                    }
-                }
-                var output = [Float](repeating: .nan, count: batch * layer.outputCount)
-                values.withUnsafeBufferPointer { input in
-                    output.withUnsafeMutableBufferPointer {
-                        layer.forward(input, into: $0, batch: batch, context: context)
-                    }
-                }
-                if appliesReLU { pattern += output.map { $0 > 0 ? 1 : 0 } }
-                values = output
-            }
-        }
-        return pattern
-    }
-
     func testNetworkGradientMatchesFiniteDifferences() {
         // Channel counts that fill no block: channels-last maps.
         checkNetworkGradient(
@@ -142,79 +95,23 @@ final class CNNTests: XCTestCase {
         _ architecture: CNNArchitecture, file: StaticString = #filePath, line: UInt = #line
     ) {
         let batch = 2
-        let classes = architecture.classes
-        let exits = architecture.exitsAfter.count
         let network = architecture.build()
-        let pixels = architecture.inputShape.reduce(1, *)
         network.initialize(seed: 5)
         network.reserve(maxBatch: batch)
-        // BatchNorm away from gamma = 1, beta = 0.
-        var generator = SeededGenerator(seed: 105)
-        for slot in network.store.parameterSlots where slot.name.contains(".bn.") {
-            let values = network.store.parameter(slot)
-            for k in values.indices {
-                values[k] = slot.name.hasSuffix("weight") ? generator.uniform(0.6, 1.4) : generator.uniform(-0.3, 0.3)
-            }
-        }
-        let objective = ExitObjective(exits: exits, classes: classes)
-        objective.reserve(maxBatch: batch)
-        let input = Fixtures.normals(batch * pixels, seed: 21)
-        let labels = Fixtures.labels(batch, classes: classes, seed: 22)
-        let lambdas: [Float] = Array([0.5, 0.3, 0.2].suffix(exits))
-        let context = ForwardContext(mode: .training)
-
-        // (1/N) sum_e lambda_e sum_i CE_e(i), with CE in Double from the network's logits.
-        func loss() -> Double {
-            input.withUnsafeBufferPointer { network.forward($0, batch: batch, context: context) }
-            var total = 0.0
-            for e in 0..<exits {
-                let z = Array(network.logits(exit: e, batch: batch))
-                for i in 0..<batch {
-                    total +=
-                        Double(lambdas[e])
-                        * referenceCrossEntropy(z[(i * classes)..<((i + 1) * classes)], label: Int(labels[i]))
-                }
-            }
-            return total / Double(batch)
-        }
-
+        ImageNetworkGradientCheck.perturbBatchNorm(network) { $0.contains(".bn.") }
         // The step sits between two errors: at 5e-3 a third of the parameters move some ReLU input or
         // pool window across a kink; at 1e-3 the Float32 rounding of the forward pass, divided by the
         // step, already reaches 1e-5 (measured), as large as the smallest BatchNorm-bias entries.
-        let base = kinkPattern(network, input, batch: batch)
-        var kinks = Set<Int>()
-        var evaluations = 0
-        let numeric = FiniteDifference.gradient(of: network.store.parameters, step: 2e-3) {
-            if kinkPattern(network, input, batch: batch) != base { kinks.insert(evaluations / 2) }
-            evaluations += 1
-            return loss()
-        }
-
-        input.withUnsafeBufferPointer { network.forward($0, batch: batch, context: context) }
-        _ = labels.withUnsafeBufferPointer {
-            objective.lossAndGradients(
-                network: network, labels: $0, batch: batch, weighting: FixedExitWeights(lambdas), globalBatch: batch)
-        }
-        input.withUnsafeBufferPointer { network.backward(input: $0, batch: batch) }
-        let analytic = Array(network.store.gradients)
-
-        let count = network.store.parameterCount
-        XCTAssertLessThan(
-            kinks.count, count / 8, "too many steps cross a ReLU or max-pool kink to judge the gradient", file: file,
-            line: line)
-        let smooth = (0..<count).filter { !kinks.contains($0) }
-        assertGradientMatches(
-            smooth.map { analytic[$0] }, smooth.map { numeric[$0] }, "CNN gradient", file: file, line: line)
-        // Each tensor separately, so that a small head cannot hide behind a large block. The block
-        // convolutions' biases are left to the whole-vector check: BatchNorm cancels them, so their
-        // gradient is zero up to rounding.
-        for slot in network.store.parameterSlots
-        where !(slot.name.hasPrefix("blocks") && slot.name.hasSuffix("conv.bias")) {
-            let entries = (slot.offset..<(slot.offset + slot.count)).filter { !kinks.contains($0) }
-            assertGradientMatches(
-                entries.map { analytic[$0] }, entries.map { numeric[$0] }, relativeFloor: 3e-2, slot.name, file: file,
-                line: line)
-        }
+        // The block convolutions' biases are left to the whole-vector check: BatchNorm cancels them.
+        ImageNetworkGradientCheck.assertMatches(
+            network, batch: batch, classes: architecture.classes,
+            lambdas: Array([0.5, 0.3, 0.2].suffix(architecture.exitsAfter.count)),
+            kinkPattern: {
+                ImageNetworkGradientCheck.kinkPattern(network, $0, batch: batch) {
+                    $0 is ReLU || ($0 as? BatchNorm)?.appliesReLU == true
+                }
+            },
+            checksSlot: { !($0.hasPrefix("blocks") && $0.hasSuffix("conv.bias")) }, name: "CNN", file: file, line: line)
     }
 
     // MARK: Learning

@@ -272,129 +272,33 @@ final class ResNetTests: XCTestCase {
         XCTAssertEqual(network.exitCosts(), [3_343, 3_343 + 2_008 + 43])
     }
 
-    /// The sign patterns of every ReLU and the max pools' window choices at `x`, from the
-    /// network's own layers run one by one (see `CNNTests`).
-    private func kinkPattern(_ network: EarlyExitNetwork, _ x: [Float], batch: Int) -> [Int] {
-        var pattern: [Int] = []
-        var values = x
-        let context = ForwardContext(mode: .training)
-        for stage in network.blocks {
-            for layer in stage.layers {
-                if let pool = layer as? MaxPool2D {
-                    let (c, h, w) = (layer.inputShape[0], layer.inputShape[1], layer.inputShape[2])
-                    for n in 0..<batch {
-                        for channel in 0..<c {
-                            for oy in 0..<(h / 2) {
-                                for ox in 0..<(w / 2) {
-                                    let window = [(0, 0), (0, 1), (1, 0), (1, 1)].map { dy, dx in
-                                        values[
-                                            n * c * h * w
-                                                + pool.layout.offset(
-                                                    channel: channel, y: 2 * oy + dy, x: 2 * ox + dx,
-                                                    channels: c, height: h, width: w)]
-                                    }
-                                    pattern.append(
-                                        window.indices.max {
-                                            window[$0] < window[$1] || (window[$0] == window[$1] && $0 > $1)
-                                        }!)
-                                }
-                            }
-                        }
-                    }
-                }
-                var output = [Float](repeating: .nan, count: batch * layer.outputCount)
-                values.withUnsafeBufferPointer { input in
-                    output.withUnsafeMutableBufferPointer {
-                        layer.forward(input, into: $0, batch: batch, context: context)
-                    }
-                }
-                if let block = layer as? ResidualBlock { pattern += kinks(block, batch: batch).map { $0 ? 1 : 0 } }
-                if (layer as? BatchNorm)?.appliesReLU == true || layer is ResidualBlock {
-                    pattern += output.map { $0 > 0 ? 1 : 0 }
-                }
-                values = output
-            }
-        }
-        return pattern
-    }
-
     func testNetworkGradientMatchesFiniteDifferences() {
         // A projection in stage 2; channel counts that fill no block: channels-last maps.
         let architecture = ResNetArchitecture(
             inputShape: [1, 4, 4], stemChannels: 2, channels: [2, 3], exitsAfter: [1, 2], classes: 3)
         let batch = 2
-        let classes = architecture.classes
-        let exits = architecture.exitsAfter.count
         let network = architecture.build()
         network.initialize(seed: 5)
         network.reserve(maxBatch: batch)
-        // BatchNorm away from gamma = 1, beta = 0.
         let batchNormPaths = (network.blocks + network.exits).flatMap(\.leafLayers).filter { $0.layer is BatchNorm }
             .map(\.path)
-        var generator = SeededGenerator(seed: 105)
-        for slot in network.store.parameterSlots
-        where batchNormPaths.contains(where: { slot.name.hasPrefix("\($0).") }) {
-            let values = network.store.parameter(slot)
-            for k in values.indices {
-                values[k] = slot.name.hasSuffix("weight") ? generator.uniform(0.6, 1.4) : generator.uniform(-0.3, 0.3)
-            }
-        }
-        let objective = ExitObjective(exits: exits, classes: classes)
-        objective.reserve(maxBatch: batch)
-        let input = Fixtures.normals(batch * architecture.inputShape.reduce(1, *), seed: 21)
-        let labels = Fixtures.labels(batch, classes: classes, seed: 22)
-        let lambdas: [Float] = [0.6, 0.4]
-        let context = ForwardContext(mode: .training)
-
-        // (1/N) sum_e lambda_e sum_i CE_e(i), with CE in Double from the network's logits.
-        func loss() -> Double {
-            input.withUnsafeBufferPointer { network.forward($0, batch: batch, context: context) }
-            var total = 0.0
-            for e in 0..<exits {
-                let z = Array(network.logits(exit: e, batch: batch))
-                for i in 0..<batch {
-                    total +=
-                        Double(lambdas[e])
-                        * referenceCrossEntropy(z[(i * classes)..<((i + 1) * classes)], label: Int(labels[i]))
-                }
-            }
-            return total / Double(batch)
-        }
-
-        let base = kinkPattern(network, input, batch: batch)
-        var kinks = Set<Int>()
-        var evaluations = 0
+        func isBatchNorm(_ slot: String) -> Bool { batchNormPaths.contains { slot.hasPrefix("\($0).") } }
+        ImageNetworkGradientCheck.perturbBatchNorm(network, isBatchNorm: isBatchNorm)
         // The CNN's step (see `CNNTests`). The maps are smaller than the CNN test's: every stem
         // weight moves the inputs of four ReLUs and a max pool, and on 6x6 images with 3 and 5
-        // channels most of its steps crossed some kink.
-        let numeric = FiniteDifference.gradient(of: network.store.parameters, step: 2e-3) {
-            if kinkPattern(network, input, batch: batch) != base { kinks.insert(evaluations / 2) }
-            evaluations += 1
-            return loss()
-        }
-        input.withUnsafeBufferPointer { network.forward($0, batch: batch, context: context) }
-        _ = labels.withUnsafeBufferPointer {
-            objective.lossAndGradients(
-                network: network, labels: $0, batch: batch, weighting: FixedExitWeights(lambdas), globalBatch: batch)
-        }
-        input.withUnsafeBufferPointer { network.backward(input: $0, batch: batch) }
-        let analytic = Array(network.store.gradients)
-
-        let count = network.store.parameterCount
-        XCTAssertLessThan(kinks.count, count / 8, "too many steps cross a ReLU or max-pool kink")
-        let smooth = (0..<count).filter { !kinks.contains($0) }
-        assertGradientMatches(smooth.map { analytic[$0] }, smooth.map { numeric[$0] }, "ResNet gradient")
-        // Each tensor separately but the convolutions' biases, which BatchNorm cancels (their
-        // gradient is zero up to rounding; the whole-vector check covers them).
-        for slot in network.store.parameterSlots
-        where
-            !(slot.name.hasPrefix("blocks") && slot.name.hasSuffix(".bias")
-            && !batchNormPaths.contains(where: { slot.name.hasPrefix("\($0).") }))
-        {
-            let entries = (slot.offset..<(slot.offset + slot.count)).filter { !kinks.contains($0) }
-            assertGradientMatches(
-                entries.map { analytic[$0] }, entries.map { numeric[$0] }, relativeFloor: 3e-2, slot.name)
-        }
+        // channels most of its steps crossed some kink. Each tensor is checked separately but the
+        // convolutions' biases, which BatchNorm cancels (the whole-vector check covers them).
+        ImageNetworkGradientCheck.assertMatches(
+            network, batch: batch, classes: architecture.classes, lambdas: [0.6, 0.4],
+            kinkPattern: {
+                ImageNetworkGradientCheck.kinkPattern(
+                    network, $0, batch: batch,
+                    rectifies: { ($0 as? BatchNorm)?.appliesReLU == true || $0 is ResidualBlock },
+                    inner: { layer in
+                        (layer as? ResidualBlock).map { self.kinks($0, batch: batch).map { $0 ? 1 : 0 } } ?? []
+                    })
+            },
+            checksSlot: { !($0.hasPrefix("blocks") && $0.hasSuffix(".bias") && !isBatchNorm($0)) }, name: "ResNet")
     }
 
     // MARK: Learning
