@@ -17,12 +17,18 @@ final class InteropTests: XCTestCase {
             .appendingPathComponent("hdf5_data/checkpoint_forward.py").path
     }
 
-    func testNumPyReproducesTheMLPsExits() throws {
-        let data = directory.file("vectors.h5")
+    /// A small synthetic file of 10 features and 3 classes.
+    private func vectors(_ name: String) throws -> String {
+        let data = directory.file(name)
         XCTAssertEqual(
             try CommandRunner.cgt([
                 "synth", "--out", data, "--features", "10", "--classes", "3", "--train", "96", "--test", "64",
             ]).status, 0)
+        return data
+    }
+
+    func testNumPyReproducesTheMLPsExits() throws {
+        let data = try vectors("vectors.h5")
         let job = try directory.write(
             """
             model: {hidden: [16, 12, 12], exits: [1, 3], batchnorm: true, dropout: 0.1}
@@ -34,11 +40,7 @@ final class InteropTests: XCTestCase {
     /// Boosted exits answer with the running sum of the heads' logits: the scripts read
     /// `method.boosting` from the stored job and sum as cgt does.
     func testNumPyReproducesBoostedExits() throws {
-        let data = directory.file("boosted-vectors.h5")
-        XCTAssertEqual(
-            try CommandRunner.cgt([
-                "synth", "--out", data, "--features", "10", "--classes", "3", "--train", "96", "--test", "64",
-            ]).status, 0)
+        let data = try vectors("boosted-vectors.h5")
         let job = try directory.write(
             """
             model: {hidden: [16, 12, 12], exits: [1, 2, 3], batchnorm: true, dropout: 0.1}
