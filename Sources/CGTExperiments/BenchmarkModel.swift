@@ -2,15 +2,17 @@ import CGTJob
 import CGTModel
 import CGTTraining
 
-/// The network a benchmark trains: the paper's MLP or its CNN.
+/// The network a benchmark trains: the paper's MLP, its CNN, or the residual backbone.
 public enum BenchmarkModel: Sendable {
     case mlp(MLPArchitecture)
     case cnn(CNNArchitecture)
+    case resnet(ResNetArchitecture)
 
     public func build() -> EarlyExitNetwork {
         switch self {
         case .mlp(let architecture): return architecture.build()
         case .cnn(let architecture): return architecture.build()
+        case .resnet(let architecture): return architecture.build()
         }
     }
 
@@ -18,6 +20,7 @@ public enum BenchmarkModel: Sendable {
         switch self {
         case .mlp: return "MLP"
         case .cnn: return "CNN"
+        case .resnet: return "ResNet"
         }
     }
 
@@ -25,6 +28,7 @@ public enum BenchmarkModel: Sendable {
         switch self {
         case .mlp(let architecture): return architecture.inputFeatures
         case .cnn(let architecture): return architecture.inputShape.reduce(1, *)
+        case .resnet(let architecture): return architecture.inputShape.reduce(1, *)
         }
     }
 
@@ -32,6 +36,7 @@ public enum BenchmarkModel: Sendable {
         switch self {
         case .mlp(let architecture): return architecture.classes
         case .cnn(let architecture): return architecture.classes
+        case .resnet(let architecture): return architecture.classes
         }
     }
 }

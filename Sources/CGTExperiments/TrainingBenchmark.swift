@@ -72,17 +72,17 @@ public struct TrainingBenchmark {
     }
 
     /// The products of one step: forward, weight gradient and (except for the first layer)
-    /// input gradient of every Linear and Conv2D.
+    /// input gradient of every Linear and Conv2D, those inside residual blocks included.
     func products(_ network: EarlyExitNetwork) -> [Product] {
         var result: [Product] = []
         for (index, part) in (network.blocks + network.exits).enumerated() {
-            for layer in part.layers {
+            for layer in part.leafLayers.map(\.layer) {
                 if let conv = layer as? Conv2D {
                     let g = conv.geometry
                     let (rows, columns) = (g.channels * g.kernelHeight * g.kernelWidth, batch * g.height * g.width)
                     result.append(Product(opA: .plain, opB: .plain, m: conv.outputChannels, n: columns, k: rows))
                     result.append(Product(opA: .plain, opB: .transposed, m: conv.outputChannels, n: rows, k: columns))
-                    if index != 0 {
+                    if conv.computesInputGradient {
                         result.append(
                             Product(opA: .transposed, opB: .plain, m: rows, n: columns, k: conv.outputChannels))
                     }
@@ -136,11 +136,11 @@ public struct TrainingBenchmark {
         let sgemm = flopsPerStep * Double(steps) / gemmSeconds / 1e9
         let peak = FMAPeak.measure()
         let convolutions = (network.blocks + network.exits).flatMap { part in
-            part.layers.enumerated().compactMap { index, layer -> String? in
+            part.leafLayers.compactMap { path, layer -> String? in
                 guard let conv = layer as? Conv2D else { return nil }
                 let passes = conv.implementations(batch: batch)
                 return
-                    "\(part.prefix).\(conv.name): forward \(passes.forward), backward weights \(passes.backwardWeights), \(passes.backwardData.map { "backward data \($0)" } ?? "no backward data (the network's input)")"
+                    "\(path): forward \(passes.forward), backward weights \(passes.backwardWeights), \(passes.backwardData.map { "backward data \($0)" } ?? "no backward data (the network's input)")"
             }
         }
         let perStep: [Double] = replica.phaseSeconds.map { $0 * 1000 / Double(steps) }

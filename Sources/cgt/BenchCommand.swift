@@ -40,7 +40,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "With --data: the seed of the epoch's shuffle (training.seed).")
     var seed: UInt64 = 0
 
-    @Option(help: "mlp (the paper's Indian Pines network) or cnn (its Fashion-MNIST network).")
+    @Option(
+        help:
+            "mlp (the paper's Indian Pines network), cnn (its Fashion-MNIST network) or resnet (the residual backbone of jobs/fashion_mnist/resnet_*.yaml)."
+    )
     var model = "mlp"
 
     @Option(
@@ -52,7 +55,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Time every --method in turn and print each one's ms per step next to BranchyNet's (one rank).")
     var compareMethods = false
 
-    @Option(help: "Samples per step (default 256 for the MLP, 128 for the CNN).")
+    @Option(help: "Samples per step (default 256 for the MLP, 128 for the CNN and the ResNet).")
     var batch: Int?
 
     @Option(help: "Timed steps (after as many warm-up steps).")
@@ -65,8 +68,10 @@ struct BenchCommand: ParsableCommand {
     var inputs = 200
     @Option(help: "MLP: hidden widths, comma-separated.")
     var hidden = "256,256,256,256,256"
-    @Option(help: "CNN: channels of the blocks, comma-separated.")
-    var channels = "32,64,128"
+    @Option(help: "CNN: channels of the blocks; ResNet: of the stages (default 16,32,64), comma-separated.")
+    var channels: String?
+    @Option(help: "ResNet: channels of the stem convolution.")
+    var stemChannels = 16
     @Option(help: "CNN: input image as channels,height,width.")
     var image = "1,28,28"
     @Option(help: "1-based blocks followed by an exit, comma-separated (default 1,3,5 for the MLP, 1,2,3 for the CNN).")
@@ -88,8 +93,9 @@ struct BenchCommand: ParsableCommand {
             try runDataRead(data)
             return
         }
-        let isCNN = model == "cnn"
-        guard ["mlp", "cnn"].contains(model) else { throw ValidationError("--model is mlp or cnn") }
+        let isCNN = model == "cnn" || model == "resnet"
+        guard ["mlp", "cnn", "resnet"].contains(model) else { throw ValidationError("--model is mlp, cnn or resnet") }
+        let channels = self.channels ?? (model == "resnet" ? "16,32,64" : "32,64,128")
         let batch = self.batch ?? (isCNN ? 128 : 256)
         let classes = self.classes ?? (isCNN ? 10 : 16)
         let widths = (isCNN ? channels : hidden).split(separator: ",").compactMap { Int($0) }
@@ -112,11 +118,23 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--image needs channels,height,width with height and width at least 2^blocks")
         }
         DNNLRuntime.setThreadCount(threads)
-        let benchModel: BenchmarkModel =
-            isCNN
-            ? .cnn(CNNArchitecture(inputShape: imageShape, channels: widths, exitsAfter: exitLayers, classes: classes))
-            : .mlp(
+        guard stemChannels >= 1 && stemChannels <= 1 << 16 else {
+            throw ValidationError("--stem-channels must be in [1, 65536]")
+        }
+        let benchModel: BenchmarkModel
+        switch model {
+        case "resnet":
+            benchModel = .resnet(
+                ResNetArchitecture(
+                    inputShape: imageShape, stemChannels: stemChannels, channels: widths, exitsAfter: exitLayers,
+                    classes: classes))
+        case "cnn":
+            benchModel = .cnn(
+                CNNArchitecture(inputShape: imageShape, channels: widths, exitsAfter: exitLayers, classes: classes))
+        default:
+            benchModel = .mlp(
                 MLPArchitecture(inputFeatures: inputs, hiddenWidths: widths, exitsAfter: exitLayers, classes: classes))
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try underMPI { world in

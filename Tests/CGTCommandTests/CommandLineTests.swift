@@ -360,7 +360,16 @@ final class CommandLineTests: XCTestCase {
         let convolutions: [Double] = [2 * 32 * 9 * 784, 2 * 64 * 32 * 9 * 196, 2 * 128 * 64 * 9 * 49]
         let heads: Double = 3 * 2 * 10 * (32 + 64 + 128)
         let cnnFLOPs: Double = 3 * convolutions.reduce(0, +) - convolutions[0] + heads
-        for model in ["mlp", "cnn"] {
+        // The ResNet (stem 16; stages 16, 32, 64 at 28, 14, 7 pixels; 1x1 projections where the
+        // channels change): every convolution inside a residual block counts.
+        let stem: Double = 2 * 16 * 9 * 784
+        let stages: [Double] = [
+            2 * 16 * 16 * 9 * 784 * 2,
+            2 * 32 * 16 * 9 * 196 + 2 * 32 * 32 * 9 * 196 + 2 * 32 * 16 * 196,
+            2 * 64 * 32 * 9 * 49 + 2 * 64 * 64 * 9 * 49 + 2 * 64 * 32 * 49,
+        ]
+        let resnetFLOPs: Double = 3 * (stem + stages.reduce(0, +)) - stem + 3 * 2 * 10 * (16 + 32 + 64)
+        for model in ["mlp", "cnn", "resnet"] {
             let result = try CommandRunner.cgt(["bench", "--model", model, "--steps", "2", "--batch", "8", "--json"])
             XCTAssertEqual(result.status, 0, result.stderr)
             let object = try XCTUnwrap(
@@ -373,6 +382,10 @@ final class CommandLineTests: XCTestCase {
             if model == "cnn" {
                 let counted = try XCTUnwrap(object["matrixFLOPsPerSample"] as? Double)
                 XCTAssertEqual(counted, cnnFLOPs, accuracy: 1, "matrix FLOPs of the paper CNN")
+            }
+            if model == "resnet" {
+                let counted = try XCTUnwrap(object["matrixFLOPsPerSample"] as? Double)
+                XCTAssertEqual(counted, resnetFLOPs, accuracy: 1, "matrix FLOPs of the ResNet")
             }
         }
     }
