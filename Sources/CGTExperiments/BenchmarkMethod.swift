@@ -13,7 +13,8 @@ public enum BenchmarkMethod: String, CaseIterable, Sendable {
     /// BranchyNet with `method.boosting`.
     case boosting
 
-    /// The exit weighting of the step: SoftCGT's gates at tau 0.9, or BranchyNet's 1.0 / 0.6 / 0.4 pattern.
+    /// The exit weighting of the step: SoftCGT's gates at tau 0.9, or fixed weights falling linearly
+    /// from 1.0 at the first exit to 0.4 at the last (1.0 / 0.7 / 0.4 for three exits).
     func weighting(exits: Int) -> ExitWeighting {
         switch self {
         case .softCGT: return SoftCGT(tau: 0.9)

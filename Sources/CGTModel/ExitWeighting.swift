@@ -49,6 +49,21 @@ public struct FixedExitWeights: ExitWeighting {
     }
 }
 
+/// Per-sample weights read from a table, exit-major: weights decided outside the pass (L2W's
+/// meta objective routes each sample to one exit; tests freeze the gates of a pass).
+public struct ExitWeightTable: ExitWeighting {
+    public let values: [Float]
+    public var name: String { "table" }
+    public init(_ values: [Float]) { self.values = values }
+
+    public func weights(for outputs: ExitPredictions, into weights: UnsafeMutableBufferPointer<Float>) {
+        let count = outputs.exits * outputs.batch
+        precondition(
+            values.count >= count, "a table of \(values.count) weights for \(outputs.exits) x \(outputs.batch)")
+        for k in 0..<count { weights[k] = values[k] }
+    }
+}
+
 /// HardCGT (Eq. 3-5): a deeper exit learns from a sample only when every earlier exit was
 /// wrong or below the confidence threshold tau.
 public struct HardCGT: ExitWeighting {

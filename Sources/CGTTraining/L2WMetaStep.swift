@@ -49,10 +49,6 @@ final class L2WMetaStep: TrainingHook {
         self.gradientEquilibrium = gradientEquilibrium
     }
 
-    func synchronized(_ trainer: Trainer) throws {}
-    func stepTrained(_ trainer: Trainer, epoch: Int, predictions: ExitPredictions) {}
-    func epochTrained(_ trainer: Trainer, epoch: Int) throws {}
-
     func stepFinished(_ trainer: Trainer, step: FinishedStep) throws {
         steps += 1
         defer { remember(step, inputCount: trainer.network.inputCount) }
@@ -140,7 +136,7 @@ final class L2WMetaStep: TrainingHook {
                     }
                     trainer.objective.lossAndGradients(
                         network: network, labels: labels, batch: batch,
-                        weighting: ExitWeightTable(values: routing, exits: exits, batch: batch),
+                        weighting: ExitWeightTable(routing),
                         globalBatch: previousGlobal)
                     network.backward(
                         input: x, batch: batch, gradientEquilibrium: gradientEquilibrium,
@@ -160,17 +156,5 @@ final class L2WMetaStep: TrainingHook {
         previousIDs.append(contentsOf: step.sampleIDs[0..<step.batch])
         previousGlobal = step.globalCount
         previousKey = step.randomKey
-    }
-}
-
-/// Per-sample weights read from a table (exit-major): the meta objective's routing.
-struct ExitWeightTable: ExitWeighting {
-    let values: [Float]
-    let exits: Int
-    let batch: Int
-    var name: String { "routing" }
-
-    func weights(for outputs: ExitPredictions, into weights: UnsafeMutableBufferPointer<Float>) {
-        for k in 0..<(outputs.exits * outputs.batch) { weights[k] = values[k] }
     }
 }

@@ -18,6 +18,9 @@ protocol TrainingHook: AnyObject {
 }
 
 extension TrainingHook {
+    func synchronized(_ trainer: Trainer) throws {}
+    func stepTrained(_ trainer: Trainer, epoch: Int, predictions: ExitPredictions) {}
+    func epochTrained(_ trainer: Trainer, epoch: Int) throws {}
     func allowsStopWithin(_ trainer: Trainer, epoch: Int) -> Bool { true }
     func stepFinished(_ trainer: Trainer, step: FinishedStep) throws {}
 }

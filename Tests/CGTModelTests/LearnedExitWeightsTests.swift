@@ -118,7 +118,7 @@ final class MetaStepDifferenceTests: XCTestCase {
                 var oneHot = [Float](repeating: 0, count: exits * b)
                 oneHot[e * b + i] = 1
                 let (_, gradient) = fixture.analyticGradient(
-                    weighting: FrozenExitWeights(table: oneHot), globalBatch: 1)
+                    weighting: ExitWeightTable(oneHot), globalBatch: 1)
                 analytic.append(zip(gradient, v).reduce(0) { $0 + $1.0 * $1.1 })
             }
         }

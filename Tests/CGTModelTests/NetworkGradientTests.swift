@@ -6,19 +6,6 @@ import XCTest
 
 @testable import CGTModel
 
-/// Per-sample exit weights read from a table: the gates of one pass, frozen.
-struct FrozenExitWeights: ExitWeighting {
-    let table: [Float]
-    var name: String { "frozen" }
-
-    func weights(for outputs: ExitPredictions, into weights: UnsafeMutableBufferPointer<Float>) {
-        precondition(
-            table.count == outputs.exits * outputs.batch,
-            "frozen table of \(table.count) for \(outputs.exits) x \(outputs.batch)")
-        _ = weights.update(from: table)
-    }
-}
-
 /// Softmax of each row of `[rows, classes]` logits, in Double.
 func referenceSoftmax(_ logits: [Float], classes: Int) -> [[Double]] {
     stride(from: 0, to: logits.count, by: classes).map { start in
@@ -337,7 +324,7 @@ final class NetworkGradientTests: XCTestCase {
         let (_, soft) = fixture.analyticGradient(weighting: SoftCGT(tau: 0.4, sharpness: 3), globalBatch: fixture.batch)
         let gates = Array(fixture.objective.lastGates(batch: fixture.batch))
         let (_, frozen) = fixture.analyticGradient(
-            weighting: FrozenExitWeights(table: gates), globalBatch: fixture.batch)
+            weighting: ExitWeightTable(gates), globalBatch: fixture.batch)
         XCTAssertEqual(frozen, soft)
     }
 
@@ -391,7 +378,7 @@ final class NetworkGradientTests: XCTestCase {
         for k in 0..<(3 * b) { XCTAssertEqual(adjusted[k], expected[k], accuracy: 1e-6, "weight \(k)") }
         XCTAssertEqual(statistics.gate[1], 0, "a switched-off exit gets no leak")
         for i in 0..<b { XCTAssertEqual(adjusted[i] + adjusted[b + i] + adjusted[2 * b + i], 1, accuracy: 1e-6) }
-        let (_, frozen) = fixture.analyticGradient(weighting: FrozenExitWeights(table: adjusted), globalBatch: b)
+        let (_, frozen) = fixture.analyticGradient(weighting: ExitWeightTable(adjusted), globalBatch: b)
         XCTAssertEqual(gradient, frozen, "the backward pass uses the adjusted weights")
     }
 
@@ -421,7 +408,7 @@ final class NetworkGradientTests: XCTestCase {
             XCTAssertGreaterThan(
                 Set(spreadWeights[(2 * b)...]).count, 1, "a sharp gate varies over the samples, so does the weight")
             let (_, frozen) = fixture.analyticGradient(
-                weighting: FrozenExitWeights(table: spreadWeights), globalBatch: b)
+                weighting: ExitWeightTable(spreadWeights), globalBatch: b)
             XCTAssertEqual(gradient, frozen, "the backward pass uses the spread weights")
         }
     }
