@@ -1,22 +1,32 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// Kernels are built for the vector units of the machine that builds them: without this,
-/// swiftc targets baseline x86-64 and `SIMD16<Float>.addingProduct` becomes one libm `fmaf`
-/// call per lane. `CGT_PORTABLE=1 swift build` builds for baseline x86-64 instead (for
-/// binaries that must run on older CPUs than the build host, or when this package is a
-/// dependency, where SwiftPM forbids unsafe flags).
+/// The CPU the kernels are built for, `CGT_CPU` (an LLVM CPU name):
+/// - `native` (the default): the vector units of the machine that builds, AVX-512 where it has them;
+/// - `x86-64-v3` (or `CGT_PORTABLE=1`): AVX2 + FMA, every x86 server CPU since 2013 (Haswell, Zen):
+///   the build to copy to the nodes of a mixed cluster;
+/// - `x86-64-v4`: AVX-512 (Skylake-SP and later, Zen 4 and later);
+/// - `x86-64`: baseline, where `SIMD16<Float>.addingProduct` becomes one libm `fmaf` call per lane.
+/// A binary started on a CPU without a feature it was built for stops with one line
+/// (`_CGTCPUCheck`) instead of dying of SIGILL. `CGT_CPU=none` passes no flags at all, for a
+/// package that depends on cgt (SwiftPM forbids unsafe flags in dependencies).
 ///
 /// `-fno-math-errno` lets `Float.squareRoot()` (a C shim the standard library inlines) become
 /// one vector instruction: with errno semantics every lane is a compare and a possible `sqrtf`
 /// call, and Adam's update took 16 of those per vector. cgt never reads errno.
-let portable = Context.environment["CGT_PORTABLE"] == "1"
+let targetCPU = Context.environment["CGT_CPU"] ?? (Context.environment["CGT_PORTABLE"] == "1" ? "x86-64-v3" : "native")
 let hostVectorUnits: [SwiftSetting] =
-    portable ? [] : [.unsafeFlags(["-target-cpu", "native", "-Xcc", "-march=native", "-Xcc", "-fno-math-errno"])]
+    targetCPU == "none"
+    ? [] : [.unsafeFlags(["-target-cpu", targetCPU, "-Xcc", "-march=\(targetCPU)", "-Xcc", "-fno-math-errno"])]
+/// The C file that records which features the build was compiled for takes the same -march.
+let builtFeatures: [CSetting] =
+    (targetCPU == "none" ? [] : [.unsafeFlags(["-march=\(targetCPU)"])]) + [
+        .define("CGT_BUILD_CPU", to: "\"\(targetCPU)\"")
+    ]
 
 let package = Package(
     name: "cgt",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "cgt", targets: ["cgt"]),
         .library(
@@ -37,7 +47,8 @@ let package = Package(
         // A seedable generator whose state fits in a checkpoint: data order, initialisation, grids.
         .target(name: "CGTRandom", swiftSettings: hostVectorUnits),
         .target(
-            name: "CGTKernels", dependencies: ["CGTDNNL", "CDNNL", "_CGTTargetInfo"], swiftSettings: hostVectorUnits),
+            name: "CGTKernels", dependencies: ["CGTDNNL", "CDNNL", "_CGTTargetInfo", "_CGTCPUCheck"],
+            swiftSettings: hostVectorUnits),
         // Atomic file replacement and the one shape of errors about a place in a file.
         .target(name: "CGTFiles", swiftSettings: hostVectorUnits),
         .target(name: "CGTHDF5", dependencies: ["CHDF5", "CGTFiles"], swiftSettings: hostVectorUnits),
@@ -85,7 +96,9 @@ let package = Package(
         // Debian's libdnnl-dev ships no pkg-config file; the module map names the library.
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "_CGTTargetInfo", swiftSettings: hostVectorUnits),
+        .target(name: "_CGTTargetInfo", cSettings: builtFeatures, swiftSettings: hostVectorUnits),
+        // Compiled for baseline x86-64 (no flags): it must run on any CPU to say which feature is missing.
+        .target(name: "_CGTCPUCheck", dependencies: ["_CGTTargetInfo"]),
 
         // MARK: - Tests
 

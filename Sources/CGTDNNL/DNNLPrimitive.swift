@@ -87,3 +87,10 @@ public final class DNNLPrimitive {
 
     deinit { dnnl_primitive_destroy(handle) }
 }
+
+extension DNNLRuntime {
+    /// Whether an implementation name is one of oneDNN's reference implementations.
+    public static func isReference(_ implementation: String) -> Bool {
+        implementation.split(whereSeparator: { $0 == ":" || $0 == "_" }).contains("ref")
+    }
+}

@@ -157,10 +157,19 @@ public struct TrainingBenchmark {
                 uniqueKeysWithValues: zip(BenchmarkReplica.phaseNames, perStep).filter { $0.0 != "allreduce_wait" }))
     }
 
+    /// "AMD EPYC, family 25 model 1, AVX2 (2 cores)": the name alone does not tell a Zen 3 from
+    /// a Zen 4 in a VM, the family, model and widest vector unit do.
     public static func cpuName() -> String {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
-        let model = text.split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last
+        let lines = text.split(separator: "\n")
+        func field(_ name: String) -> String? {
+            lines.first { $0.hasPrefix(name) }?.split(separator: ":", maxSplits: 1).last
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        let flags = Set((field("flags") ?? "").split(separator: " "))
+        let vectors = flags.contains("avx512f") ? "AVX-512" : flags.contains("avx2") ? "AVX2" : "no AVX2"
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        return "\(model.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown") (\(cores) cores)"
+        return
+            "\(field("model name") ?? "unknown"), family \(field("cpu family") ?? "?") model \(field("model") ?? "?"), \(vectors) (\(cores) cores)"
     }
 }

@@ -3,8 +3,8 @@
 /// Dense layers and channels-last maps use `spatial == 1` (statistics per feature over the rows,
 /// vectorised across features); channels-first maps use `spatial == H * W` (statistics per
 /// channel over batch and positions, vectorised along each contiguous plane); blocked maps
-/// (`Shape.blocked`, `[batch, channels / 16, spatial, 16]`) are rows of 16 channels, vectorised
-/// like the first. Variances are computed in two passes, which stays accurate when the mean is
+/// (`Shape.blockWidth`, `[batch, channels / w, spatial, w]` with w 8 or 16) are rows of w
+/// channels, vectorised like the first. Variances are computed in two passes, which stays accurate when the mean is
 /// large against the spread.
 public enum BatchNormKernels {
     /// The extent of a normalised tensor: `batch * channels * spatial` values.
@@ -12,43 +12,63 @@ public enum BatchNormKernels {
         public var batch: Int
         public var channels: Int
         public var spatial: Int
-        /// Whether the values are `[batch, channels / 16, spatial, 16]` (`MapLayout.blocked16`)
-        /// rather than `[batch, channels, spatial]`.
-        public var blocked: Bool
-        public init(batch: Int, channels: Int, spatial: Int = 1, blocked: Bool = false) {
+        /// w when the values are `[batch, channels / w, spatial, w]` (`MapLayout.blockWidth` of
+        /// a blocked layout), nil for `[batch, channels, spatial]`.
+        public var blockWidth: Int?
+        public init(batch: Int, channels: Int, spatial: Int = 1, blockWidth: Int? = nil) {
             precondition(
-                !blocked || channels % 16 == 0, "a blocked BatchNorm needs a multiple of 16 channels, got \(channels)")
+                blockWidth.map { $0 > 0 && channels % $0 == 0 } ?? true,
+                "a BatchNorm in blocks of \(blockWidth ?? 0) needs whole blocks, got \(channels) channels")
             self.batch = batch
             self.channels = channels
             self.spatial = spatial
-            self.blocked = blocked
+            self.blockWidth = blockWidth
+        }
+
+        /// The shape of a batch of `[channels, height * width = spatial]` maps in `layout`.
+        public init(batch: Int, channels: Int, spatial: Int, layout: MapLayout) {
+            switch layout {
+            case .channelsFirst: self.init(batch: batch, channels: channels, spatial: spatial)
+            case .channelsLast: self.init(batch: batch * spatial, channels: channels)
+            case .blocked8, .blocked16:
+                self.init(batch: batch, channels: channels, spatial: spatial, blockWidth: layout.blockWidth)
+            }
         }
         public var count: Int { batch * channels * spatial }
         /// How many values each channel's statistics are taken over.
         public var reductionSize: Int { batch * spatial }
-        /// Whether each position's channels lie side by side (in rows of all of them, or of 16).
-        @inlinable var channelsInRows: Bool { spatial == 1 || blocked }
+        /// Whether each position's channels lie side by side (in rows of all of them, or of a block's).
+        @inlinable var channelsInRows: Bool { spatial == 1 || blockWidth != nil }
     }
 
     /// Calls `body(offset, firstChannel, width)` for every row of channel values of a shape
     /// whose `channelsInRows`: a row of all channels per sample and position, or of one block's
-    /// 16 per sample, block and position. Rows of 16 go to `body` with `width` a constant, so
-    /// that its loops compile to one vector and no tail.
+    /// per sample, block and position. Block rows go to `body` with `width` a constant (8 or 16),
+    /// so that its loops compile to whole vectors and no tail.
     @inlinable @inline(__always)
     internal static func forEachRow(_ shape: Shape, _ body: (_ offset: Int, _ firstChannel: Int, _ width: Int) -> Void)
     {
-        if shape.blocked {
-            let blocks = shape.channels / 16
+        @inline(__always) func blockRows(_ width: Int) {
+            let blocks = shape.channels / width
             let spatial = shape.spatial
             var offset = 0
             for _ in 0..<shape.batch {
                 for block in 0..<blocks {
-                    let first = block &* 16
+                    let first = block &* width
                     for _ in 0..<spatial {
-                        body(offset, first, 16)
-                        offset &+= 16
+                        body(offset, first, width)
+                        offset &+= width
                     }
                 }
+            }
+        }
+        if let blockWidth = shape.blockWidth {
+            if blockWidth == 16 {
+                blockRows(16)
+            } else if blockWidth == 8 {
+                blockRows(8)
+            } else {
+                blockRows(blockWidth)
             }
         } else {
             let c = shape.channels

@@ -91,6 +91,14 @@ public final class BatchNormPrimitives {
     /// oneDNN's implementation, e.g. "bnorm_jit:avx512_core".
     public var implementation: String { forwardPrimitive.descriptor.implementation }
 
+    /// Both passes with oneDNN's implementation of each.
+    public var primitiveImplementations: [PrimitiveImplementation] {
+        [
+            PrimitiveImplementation(pass: "forward", implementation: forwardPrimitive.descriptor.implementation),
+            PrimitiveImplementation(pass: "backward", implementation: backwardPrimitive.descriptor.implementation),
+        ]
+    }
+
     /// y = gamma * (x - mean) / sqrt(var + eps) + beta (max(y, 0) with the ReLU) with the batch's
     /// statistics, which land in `batchMean` and `batchVariance` (biased).
     public func forward(

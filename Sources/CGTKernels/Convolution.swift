@@ -2,7 +2,7 @@
 /// (`ConvolutionPrimitives`), which compute them.
 public enum ConvolutionKernels {
     /// The input extent and the kernel of one convolution (stride 1).
-    public struct Geometry: Equatable, Sendable {
+    public struct Geometry: Hashable, Sendable {
         public var channels: Int
         public var height: Int
         public var width: Int

@@ -61,18 +61,18 @@ public final class ConvolutionPrimitives {
         let inputDims = [batch, g.channels, g.height, g.width]
         let weightDims = [outputChannels, g.channels, g.kernelHeight, g.kernelWidth]
         let outputDims = [batch, outputChannels, g.outputHeight, g.outputWidth]
-        // Blocked output: oneDNN's blocked kernels, which read a one-channel input as nchw.
-        // Otherwise its channels-last ones. A one-channel map is the same bytes as nchw and nhwc:
-        // it is described as the kernel reads it, so no reorder runs.
-        let blocked = outputLayout == .blocked16
-        let kernelInputTag = blocked ? (g.channels == 1 ? dnnl_nchw : dnnl_nChw16c) : dnnl_nhwc
-        let kernelOutputTag = blocked ? dnnl_nChw16c : dnnl_nhwc
+        // Blocked output: oneDNN's blocked kernels of that block width, which read a one-channel
+        // input as nchw. Otherwise its channels-last ones. A one-channel map is the same bytes as
+        // nchw and nhwc: it is described as the kernel reads it, so no reorder runs.
+        let blocked = outputLayout.blockWidth != nil
+        let kernelInputTag = blocked ? (g.channels == 1 ? dnnl_nchw : outputLayout.dnnlTag) : dnnl_nhwc
+        let kernelOutputTag = blocked ? outputLayout.dnnlTag : dnnl_nhwc
         let userInput = try DNNLTensorDescriptor(
-            inputDims, g.channels == 1 && inputLayout != .blocked16 ? kernelInputTag : inputLayout.dnnlTag)
+            inputDims, g.channels == 1 && inputLayout.blockWidth == nil ? kernelInputTag : inputLayout.dnnlTag)
         let userWeight = try DNNLTensorDescriptor(weightDims, dnnl_oihw)
         let userBias = try DNNLTensorDescriptor([outputChannels], dnnl_x)
         let userOutput = try DNNLTensorDescriptor(
-            outputDims, outputChannels == 1 && outputLayout != .blocked16 ? kernelOutputTag : outputLayout.dnnlTag)
+            outputDims, outputChannels == 1 && outputLayout.blockWidth == nil ? kernelOutputTag : outputLayout.dnnlTag)
         var kernelInput = try DNNLTensorDescriptor(inputDims, kernelInputTag).raw
         var anyWeight = try DNNLTensorDescriptor(weightDims, dnnl_format_tag_any).raw
         var kernelOutput = try DNNLTensorDescriptor(outputDims, kernelOutputTag).raw
@@ -176,6 +176,32 @@ public final class ConvolutionPrimitives {
         )
     }
 
+    /// Every primitive a training step runs here, passes and reorders, with oneDNN's implementation of each.
+    public var primitiveImplementations: [PrimitiveImplementation] {
+        var list = [
+            PrimitiveImplementation(pass: "forward", implementation: forwardPrimitive.descriptor.implementation),
+            PrimitiveImplementation(
+                pass: "backward weights", implementation: weightsPrimitive.descriptor.implementation),
+        ]
+        if let dataPrimitive {
+            list.append(
+                PrimitiveImplementation(pass: "backward data", implementation: dataPrimitive.descriptor.implementation))
+        }
+        let reorders: [(String, Staged?)] = [
+            ("input (forward)", forwardInput), ("weight (forward)", forwardWeight), ("output (forward)", forwardOutput),
+            ("input (backward weights)", weightsInput), ("output gradient (backward weights)", weightsOutputGradient),
+            ("weight gradient (backward weights)", weightsGradient), ("weight (backward data)", dataWeight),
+            ("output gradient (backward data)", dataOutputGradient),
+            ("input gradient (backward data)", dataInputGradient),
+        ]
+        for (tensor, staged) in reorders {
+            if let implementation = staged?.implementation {
+                list.append(PrimitiveImplementation(pass: "reorder of the \(tensor)", implementation: implementation))
+            }
+        }
+        return list
+    }
+
     /// y = conv(x, W) + b for `batch` samples.
     public func forward(
         input x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>,
@@ -252,6 +278,9 @@ private struct Staged {
 
     @inline(__always)
     func reorder() { reorderPrimitive?.run() }
+
+    /// oneDNN's implementation of the reorder, or nil where none runs.
+    var implementation: String? { reorderPrimitive?.descriptor.implementation }
 }
 
 extension MapLayout {
@@ -260,6 +289,7 @@ extension MapLayout {
         switch self {
         case .channelsFirst: dnnl_nchw
         case .channelsLast: dnnl_nhwc
+        case .blocked8: dnnl_nChw8c
         case .blocked16: dnnl_nChw16c
         }
     }

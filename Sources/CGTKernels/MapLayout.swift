@@ -2,29 +2,37 @@
 ///
 /// Shapes are always written `[C, H, W]`, as in PyTorch; only the order in memory differs,
 /// as with PyTorch's `memory_format`. Parameters never depend on it: a convolution weight is
-/// `[out, in, kh, kw]` whatever the maps' layout.
+/// `[out, in, kh, kw]` whatever the maps' layout. Which layout a network's maps take on this
+/// CPU is decided in one place, `MapLayoutChoice`.
 public enum MapLayout: Sendable, CaseIterable {
     /// `[C, H, W]`: each channel's plane contiguous (PyTorch's `contiguous_format`, the layout of
     /// datasets and of everything cgt reads or writes).
     case channelsFirst
-    /// `[H, W, C]`: the channels of each position contiguous (PyTorch's `channels_last`). The CNN
-    /// trunk keeps its maps so: oneDNN's AVX-512 convolutions read and write it directly, and
-    /// BatchNorm, ReLU and pooling vectorise across channels, so no reorder runs between layers.
+    /// `[H, W, C]`: the channels of each position contiguous (PyTorch's `channels_last`, oneDNN's
+    /// `nhwc`). BatchNorm, ReLU and pooling vectorise across channels.
     case channelsLast
-    /// `[C / 16, H, W, 16]`: channels-last within blocks of 16 channels (oneDNN's `nChw16c`), for
-    /// channel counts that are multiples of 16. oneDNN's AVX-512 convolutions run fastest in it,
-    /// and every other layer treats each block as a 16-channel channels-last map.
+    /// `[C / 8, H, W, 8]`: channels-last within blocks of 8 channels (oneDNN's `nChw8c`), one
+    /// AVX2 register per position: the layout of oneDNN's AVX2 convolution kernels.
+    case blocked8
+    /// `[C / 16, H, W, 16]`: channels-last within blocks of 16 channels (oneDNN's `nChw16c`), one
+    /// AVX-512 register per position: the layout of oneDNN's AVX-512 convolution kernels, which
+    /// on AVX2 has no JIT kernel at all (oneDNN falls back to its reference code).
     case blocked16
 
-    /// The channels of one block of `blocked16`.
-    public static let blockSize = 16
+    /// The channels of one block of a blocked layout; nil for `channelsFirst` and `channelsLast`.
+    /// Every kernel that walks blocked maps treats each block as a channels-last map of this
+    /// many channels.
+    @inlinable
+    public var blockWidth: Int? {
+        switch self {
+        case .channelsFirst, .channelsLast: nil
+        case .blocked8: 8
+        case .blocked16: 16
+        }
+    }
 
-    /// Whether a map of `channels` channels can have this layout.
-    public func admits(channels: Int) -> Bool { self != .blocked16 || channels % MapLayout.blockSize == 0 }
-
-    /// The layout the CNN keeps its maps of `channels` channels in: blocked where the count
-    /// allows, channels-last otherwise.
-    public static func fastest(channels: Int) -> MapLayout { channels % blockSize == 0 ? .blocked16 : .channelsLast }
+    /// Whether a map of `channels` channels can have this layout: a blocked one needs whole blocks.
+    public func admits(channels: Int) -> Bool { blockWidth.map { channels % $0 == 0 } ?? true }
 
     /// The memory offset of value (c, y, x) of a `[channels, height, width]` map.
     @inlinable
@@ -32,8 +40,16 @@ public enum MapLayout: Sendable, CaseIterable {
         switch self {
         case .channelsFirst: (c * height + y) * width + x
         case .channelsLast: (y * width + x) * channels + c
-        case .blocked16:
-            (((c / MapLayout.blockSize) * height + y) * width + x) * MapLayout.blockSize + c % MapLayout.blockSize
+        case .blocked8, .blocked16:
+            (((c / blockWidth!) * height + y) * width + x) * blockWidth! + c % blockWidth!
         }
+    }
+
+    /// A batch of maps in this layout as channels-last maps for the kernels that walk them:
+    /// each block of a blocked map is a channels-last map of `blockWidth` channels.
+    @inlinable
+    public func channelsLastMaps(batch: Int, channels: Int) -> (maps: Int, channels: Int) {
+        guard let width = blockWidth else { return (batch, channels) }
+        return (batch * channels / width, width)
     }
 }

@@ -240,6 +240,38 @@ public enum PoolingKernels {
             }
             return
         }
+        if c == 8 {
+            // A block of an 8-channel blocked map: two windows side by side per vector, their
+            // inputs gathered from the two halves; an odd last window fills both halves and keeps one.
+            var out = y
+            var slot = slots
+            for n in 0..<maps {
+                for oy in 0..<oh {
+                    let top = x + (n &* height &+ 2 &* oy) &* rowStride
+                    let bottom = top + rowStride
+                    var ox = 0
+                    while ox < ow {
+                        let a = top + 16 &* ox
+                        let d = bottom + 16 &* ox
+                        let next = ox + 1 < ow ? 16 : 0
+                        let (best, chosen) = maxOfWindow(
+                            halves(a, a + next), halves(a + 8, a + 8 + next), halves(d, d + next),
+                            halves(d + 8, d + 8 + next))
+                        if next == 16 {
+                            storeVector(best, out)
+                            UnsafeMutableRawPointer(slot).storeBytes(of: chosen, as: SIMD16<Int32>.self)
+                        } else {
+                            UnsafeMutableRawPointer(out).storeBytes(of: best.lowHalf, as: SIMD8<Float>.self)
+                            UnsafeMutableRawPointer(slot).storeBytes(of: chosen.lowHalf, as: SIMD8<Int32>.self)
+                        }
+                        out += 8 + next / 2
+                        slot += 8 + next / 2
+                        ox += 2
+                    }
+                }
+            }
+            return
+        }
         var outputOffset = 0
         for n in 0..<maps {
             for oy in 0..<oh {
@@ -288,22 +320,40 @@ public enum PoolingKernels {
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _ e: UnsafePointer<Float>,
         output: UnsafeMutablePointer<Float>, slot: UnsafeMutablePointer<Int32>
     ) {
+        let (best, chosen) = maxOfWindow(loadVector(a), loadVector(b), loadVector(d), loadVector(e))
+        storeVector(best, output)
+        UnsafeMutableRawPointer(slot).storeBytes(of: chosen, as: SIMD16<Int32>.self)
+    }
+
+    /// The lane-wise maximum of four window inputs and which of them (0-3) won each lane.
+    @inlinable @inline(__always)
+    static func maxOfWindow(
+        _ a: FloatVector, _ b: FloatVector, _ d: FloatVector, _ e: FloatVector
+    ) -> (best: FloatVector, chosen: SIMD16<Int32>) {
         // Vector constants: comparing with or selecting a scalar literal compiles to a loop over the lanes.
         let slot1 = SIMD16<Int32>(repeating: 1)
         let slot2 = SIMD16<Int32>(repeating: 2)
         let slot3 = SIMD16<Int32>(repeating: 3)
-        var best = loadVector(a)
+        var best = a
         var chosen = SIMD16<Int32>(repeating: 0)
         @inline(__always) func consider(_ candidate: FloatVector, _ index: SIMD16<Int32>) {
             let better = wins(candidate, over: best)
             best.replace(with: candidate, where: better)
             chosen.replace(with: index, where: better)
         }
-        consider(loadVector(b), slot1)
-        consider(loadVector(d), slot2)
-        consider(loadVector(e), slot3)
-        storeVector(best, output)
-        UnsafeMutableRawPointer(slot).storeBytes(of: chosen, as: SIMD16<Int32>.self)
+        consider(b, slot1)
+        consider(d, slot2)
+        consider(e, slot3)
+        return (best, chosen)
+    }
+
+    /// Eight values from `low` and eight from `high` in one vector: two positions of an
+    /// 8-channel block.
+    @inlinable @inline(__always)
+    static func halves(_ low: UnsafePointer<Float>, _ high: UnsafePointer<Float>) -> FloatVector {
+        FloatVector(
+            lowHalf: UnsafeRawPointer(low).loadUnaligned(as: SIMD8<Float>.self),
+            highHalf: UnsafeRawPointer(high).loadUnaligned(as: SIMD8<Float>.self))
     }
 
     /// The backward of `maxOfWindow`: 16 channels of gradient to the inputs their slots name, 0 to the others.
@@ -361,6 +411,43 @@ public enum PoolingKernels {
                         a += 32
                         g += 16
                         slot += 16
+                    }
+                }
+            }
+            return
+        }
+        if c == 8 {
+            // Two windows of an 8-channel block per vector, as in the forward pass.
+            var g = dy
+            var slot = slots
+            let zero = FloatVector(repeating: 0)
+            for n in 0..<maps {
+                for oy in 0..<oh {
+                    let top = dx + (n &* height &+ 2 &* oy) &* rowStride
+                    let bottom = top + rowStride
+                    var ox = 0
+                    while ox < ow {
+                        let next = ox + 1 < ow ? 16 : 0
+                        let gradient = halves(g, g + next / 2)
+                        let chosen = SIMD16<Int32>(
+                            lowHalf: UnsafeRawPointer(slot).loadUnaligned(as: SIMD8<Int32>.self),
+                            highHalf: UnsafeRawPointer(slot + next / 2).loadUnaligned(as: SIMD8<Int32>.self))
+                        let a = top + 16 &* ox
+                        let d = bottom + 16 &* ox
+                        @inline(__always) func route(_ k: Int32, to target: UnsafeMutablePointer<Float>) {
+                            let v = zero.replacing(with: gradient, where: chosen .== SIMD16<Int32>(repeating: k))
+                            UnsafeMutableRawPointer(target).storeBytes(of: v.lowHalf, as: SIMD8<Float>.self)
+                            if next == 16 {
+                                UnsafeMutableRawPointer(target + 16).storeBytes(of: v.highHalf, as: SIMD8<Float>.self)
+                            }
+                        }
+                        route(0, to: a)
+                        route(1, to: a + 8)
+                        route(2, to: d)
+                        route(3, to: d + 8)
+                        g += 8 + next / 2
+                        slot += 8 + next / 2
+                        ox += 2
                     }
                 }
             }

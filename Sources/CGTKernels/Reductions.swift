@@ -76,6 +76,14 @@ public enum Reductions {
                 storeVector(loadVector(dst + c) + loadVector(row + c), dst + c)
                 c &+= 16
             }
+            if columns &- c >= 8 {
+                // Half a vector: the 8 channels of a block of `MapLayout.blocked8`.
+                let sum =
+                    UnsafeRawPointer(dst + c).loadUnaligned(as: SIMD8<Float>.self)
+                    + UnsafeRawPointer(row + c).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(dst + c).storeBytes(of: sum, as: SIMD8<Float>.self)
+                c &+= 8
+            }
             while c < columns {
                 dst[c] += row[c]
                 c &+= 1

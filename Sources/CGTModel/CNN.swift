@@ -5,9 +5,9 @@ import CGTKernels
 /// Each block is Conv 3x3 -> BatchNorm2d -> ReLU -> MaxPool 2x2 ("conv", "bn", "relu", "pool"),
 /// halving H and W; each exit is GlobalAveragePool -> Linear ("gap", "linear"), so a head costs
 /// little whatever the size of the map it reads. The input is channels-first, as datasets store
-/// it; every map after the first convolution is blocked where its channel count allows and
-/// channels-last otherwise (`MapLayout.fastest`), so the trunk runs without a reorder between
-/// layers. BatchNorm computes the ReLU after it in the same pass. Key paths match a PyTorch model with
+/// it; every map after the first convolution has the layout `MapLayoutChoice` picks for this
+/// CPU (16-channel blocks on AVX-512, 8-channel ones on AVX2, channels-last where the count fills
+/// no block), so the trunk runs on oneDNN's JIT kernels without a reorder between layers. BatchNorm computes the ReLU after it in the same pass. Key paths match a PyTorch model with
 /// `blocks = ModuleList(Sequential(conv=..., bn=..., relu=..., pool=...))` and
 /// `exits = ModuleList(Sequential(gap=..., linear=...))`.
 public struct CNNArchitecture: Equatable, Sendable {
@@ -48,7 +48,9 @@ public struct CNNArchitecture: Equatable, Sendable {
         var shape = inputShape
         var inputLayout = MapLayout.channelsFirst
         for (i, width) in channels.enumerated() {
-            let layout = MapLayout.fastest(channels: width)
+            let layout = Conv2D.outputLayout(
+                of: .plain, inputShape: shape, outputChannels: width, kernelSize: kernelSize, inputLayout: inputLayout,
+                computesInputGradient: i > 0, batchNorm: batchNorm)
             let conv = Conv2D(
                 inputShape: shape, outputChannels: width, kernelSize: kernelSize,
                 inputLayout: inputLayout, outputLayout: layout, computesInputGradient: i > 0)

@@ -44,13 +44,35 @@ public final class Conv2D: Layer {
             "Conv2D takes [channels, height, width], got \(inputShape)")
         precondition(outputChannels > 0, "Conv2D needs a positive number of output channels, got \(outputChannels)")
         precondition(kernelSize > 0 && kernelSize % 2 == 1, "Conv2D needs an odd kernel size, got \(kernelSize)")
-        geometry = ConvolutionKernels.Geometry(
-            channels: inputShape[0], height: inputShape[1], width: inputShape[2], kernelHeight: kernelSize,
-            kernelWidth: kernelSize)
+        geometry = Self.geometry(inputShape: inputShape, kernelSize: kernelSize)
         self.outputChannels = outputChannels
         self.inputLayout = inputLayout
         self.outputLayout = outputLayout
         self.computesInputGradient = computesInputGradient
+    }
+
+    /// The geometry of a layer with this input and kernel: padding k / 2, stride 1.
+    public static func geometry(inputShape: [Int], kernelSize: Int) -> ConvolutionKernels.Geometry {
+        ConvolutionKernels.Geometry(
+            channels: inputShape[0], height: inputShape[1], width: inputShape[2], kernelHeight: kernelSize,
+            kernelWidth: kernelSize)
+    }
+
+    /// The layout `MapLayoutChoice` picks for the maps this layer would write in `trunk` from
+    /// `inputShape` in `inputLayout` (nil: the same as the output's), with a BatchNorm after it
+    /// if `batchNorm` and a `thenKernelSize` convolution of the same channels after that if given.
+    public static func outputLayout(
+        of trunk: MapLayoutChoice.Trunk, inputShape: [Int], outputChannels: Int, kernelSize: Int,
+        inputLayout: MapLayout?, computesInputGradient: Bool = true, batchNorm: Bool, thenKernelSize: Int? = nil
+    ) -> MapLayout {
+        let geometry = geometry(inputShape: inputShape, kernelSize: kernelSize)
+        return MapLayoutChoice.outputLayout(
+            of: trunk, convolution: geometry, outputChannels: outputChannels, inputLayout: inputLayout,
+            computesInputGradient: computesInputGradient, batchNorm: batchNorm,
+            sameLayoutConvolution: thenKernelSize.map {
+                Self.geometry(
+                    inputShape: [outputChannels, geometry.outputHeight, geometry.outputWidth], kernelSize: $0)
+            })
     }
 
     public var inputShape: [Int] { [geometry.channels, geometry.height, geometry.width] }
@@ -85,6 +107,10 @@ public final class Conv2D: Layer {
     public func implementation(batch: Int) -> String {
         let passes = implementations(batch: batch)
         return "oneDNN \(passes.forward)" + (passes.backwardData == nil ? ", no backward data" : "")
+    }
+
+    public func primitiveImplementations(batch: Int) -> [PrimitiveImplementation] {
+        primitives(batch: batch).primitiveImplementations
     }
 
     /// The batch sizes primitives were made for.

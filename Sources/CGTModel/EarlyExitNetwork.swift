@@ -107,6 +107,22 @@ public final class EarlyExitNetwork {
         for part in blocks + exits { part.initialize(using: &generator) }
     }
 
+    /// Every oneDNN primitive a training step at `batch` runs, layer by layer, with oneDNN's
+    /// implementation of each (making the primitives of that batch size if they are not made yet).
+    public func primitiveImplementations(batch: Int) -> [PrimitiveImplementation] {
+        (blocks + exits).flatMap { part in
+            part.leafLayers.flatMap { path, layer in
+                layer.primitiveImplementations(batch: batch).map { $0.run(by: path) }
+            }
+        }
+    }
+
+    /// The primitives of `primitiveImplementations(batch:)` that oneDNN runs on its reference
+    /// code: none on a CPU whose layouts `MapLayoutChoice` could match to JIT kernels.
+    public func referencePrimitives(batch: Int) -> [PrimitiveImplementation] {
+        primitiveImplementations(batch: batch).filter(\.isReference)
+    }
+
     /// Allocates activations and caches for batches of up to `batch` samples.
     public func reserve(maxBatch batch: Int) {
         guard batch > maxBatch else { return }

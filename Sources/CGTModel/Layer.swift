@@ -67,6 +67,10 @@ public protocol Layer: AnyObject {
     /// unless the layer says otherwise.
     func implementation(batch: Int) -> String
 
+    /// The oneDNN primitives the layer's training passes run at `batch`, with oneDNN's
+    /// implementation of each; empty for layers computed by cgt's own kernels.
+    func primitiveImplementations(batch: Int) -> [PrimitiveImplementation]
+
     /// The layers a composite layer (a residual block) is made of, under the attribute names
     /// that extend its key path ("conv1", "downsample.0"): how checkpoints find its BatchNorms.
     /// Empty for a plain layer.
@@ -81,6 +85,7 @@ extension Layer {
     public func initialize(using generator: inout SeededGenerator) {}
     public func reserve(maxBatch: Int) {}
     public func implementation(batch: Int) -> String { "cgt SIMD kernels" }
+    public func primitiveImplementations(batch: Int) -> [PrimitiveImplementation] { [] }
     public var sublayers: [(name: String, layer: Layer)] { [] }
 }
 

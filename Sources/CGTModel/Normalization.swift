@@ -121,6 +121,10 @@ public final class BatchNorm: Layer {
         }
     }
 
+    public func primitiveImplementations(batch: Int) -> [PrimitiveImplementation] {
+        training == .primitives ? primitives(batch: batch).primitiveImplementations : []
+    }
+
     private func primitives(batch: Int) -> BatchNormPrimitives {
         if let made = primitives[batch] { return made }
         do {
@@ -136,11 +140,7 @@ public final class BatchNorm: Layer {
     }
 
     private func shape(_ batch: Int) -> BatchNormKernels.Shape {
-        switch layout {
-        case .channelsFirst: BatchNormKernels.Shape(batch: batch, channels: channels, spatial: spatial)
-        case .channelsLast: BatchNormKernels.Shape(batch: batch * spatial, channels: channels, spatial: 1)
-        case .blocked16: BatchNormKernels.Shape(batch: batch, channels: channels, spatial: spatial, blocked: true)
-        }
+        BatchNormKernels.Shape(batch: batch, channels: channels, spatial: spatial, layout: layout)
     }
 
     public func forward(

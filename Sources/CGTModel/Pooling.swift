@@ -17,7 +17,7 @@ public final class MaxPool2D: Layer {
         precondition(
             shape.count == 3 && shape[0] > 0 && shape[1] >= 2 && shape[2] >= 2,
             "MaxPool2D takes [channels, height, width] with height and width at least 2, got \(shape)")
-        precondition(layout.admits(channels: shape[0]), "\(shape[0]) channels fill no blocks of 16")
+        precondition(layout.admits(channels: shape[0]), "\(shape[0]) channels fill no blocks of \(layout.blockWidth ?? 0)")
         inputShape = shape
         self.layout = layout
     }
@@ -42,7 +42,7 @@ public final class MaxPool2D: Layer {
             PoolingKernels.maxPool2x2Forward(
                 input, planes: batch * inputShape[0], height: inputShape[1], width: inputShape[2],
                 output: output, argmax: chosen)
-        case .channelsLast, .blocked16:
+        case .channelsLast, .blocked8, .blocked16:
             let (maps, channels) = channelsLastMaps(batch)
             PoolingKernels.maxPool2x2ChannelsLastForward(
                 input, maps: maps, channels: channels, height: inputShape[1],
@@ -61,7 +61,7 @@ public final class MaxPool2D: Layer {
             PoolingKernels.maxPool2x2Backward(
                 outputGradient: outputGradient, argmax: chosen, planes: batch * inputShape[0],
                 height: inputShape[1], width: inputShape[2], inputGradient: inputGradient)
-        case .channelsLast, .blocked16:
+        case .channelsLast, .blocked8, .blocked16:
             let (maps, channels) = channelsLastMaps(batch)
             PoolingKernels.maxPool2x2ChannelsLastBackward(
                 outputGradient: outputGradient, window: chosen, maps: maps,
@@ -85,7 +85,7 @@ public final class GlobalAveragePool: Layer {
         precondition(
             shape.count == 3 && shape.allSatisfy { $0 > 0 },
             "GlobalAveragePool takes [channels, height, width], got \(shape)")
-        precondition(layout.admits(channels: shape[0]), "\(shape[0]) channels fill no blocks of 16")
+        precondition(layout.admits(channels: shape[0]), "\(shape[0]) channels fill no blocks of \(layout.blockWidth ?? 0)")
         inputShape = shape
         self.layout = layout
     }
@@ -104,8 +104,8 @@ public final class GlobalAveragePool: Layer {
         switch layout {
         case .channelsFirst:
             PoolingKernels.globalAverageForward(input, planes: batch * inputShape[0], spatial: spatial, output: output)
-        case .channelsLast, .blocked16:
-            // A blocked map's mean is [C / 16, 16]: the channels in order.
+        case .channelsLast, .blocked8, .blocked16:
+            // A blocked map's mean is [C / w, w]: the channels in order.
             let (maps, channels) = layout.channelsLastMaps(batch: batch, channels: inputShape[0])
             PoolingKernels.globalAverageChannelsLastForward(
                 input, maps: maps, channels: channels, spatial: spatial, output: output)
@@ -122,7 +122,7 @@ public final class GlobalAveragePool: Layer {
             PoolingKernels.globalAverageBackward(
                 outputGradient: outputGradient, planes: batch * inputShape[0], spatial: spatial,
                 inputGradient: inputGradient)
-        case .channelsLast, .blocked16:
+        case .channelsLast, .blocked8, .blocked16:
             let (maps, channels) = layout.channelsLastMaps(batch: batch, channels: inputShape[0])
             PoolingKernels.globalAverageChannelsLastBackward(
                 outputGradient: outputGradient, maps: maps, channels: channels,
@@ -160,13 +160,5 @@ public final class Flatten: Layer {
     ) {
         guard let inputGradient else { return }
         _ = inputGradient.update(fromContentsOf: outputGradient.prefix(count: batch * inputCount))
-    }
-}
-
-extension MapLayout {
-    /// A batch of maps in this layout as channels-last maps for the pooling kernels: each block
-    /// of a blocked map is a 16-channel channels-last map.
-    func channelsLastMaps(batch: Int, channels: Int) -> (maps: Int, channels: Int) {
-        self == .blocked16 ? (batch * channels / MapLayout.blockSize, MapLayout.blockSize) : (batch, channels)
     }
 }

@@ -8,8 +8,8 @@ import CGTKernels
 /// max pool ("pool") before its blocks, since `Conv2D` has stride 1 only (torchvision's ResNet
 /// strides its first 3x3 convolution and the 1x1 projection instead). A stage's first block
 /// projects its shortcut when the channel count changes (`ResidualBlock`). Each exit is
-/// GlobalAveragePool -> Linear ("gap", "linear"), as in the CNN. Maps are blocked or
-/// channels-last after the stem (`MapLayout.fastest`).
+/// GlobalAveragePool -> Linear ("gap", "linear"), as in the CNN. After the stem, maps have the
+/// layout `MapLayoutChoice` picks for this CPU, as in the CNN.
 ///
 /// Key paths match this PyTorch twin (torchvision's `BasicBlock` with `bias=True` convolutions):
 /// `blocks = ModuleList([Sequential(conv=Conv2d(c, s, k, padding=k//2), bn=BatchNorm2d(s),
@@ -55,7 +55,10 @@ public struct ResNetArchitecture: Equatable, Sendable {
             "exits must follow stages 1...\(channels.count), got \(exitsAfter)")
         var stages: [Sequential] = []
         var stageOutputs: [(shape: [Int], layout: MapLayout)] = []
-        let stemLayout = MapLayout.fastest(channels: stemChannels)
+        let stemLayout = Conv2D.outputLayout(
+            of: .residual, inputShape: inputShape, outputChannels: stemChannels, kernelSize: kernelSize,
+            inputLayout: .channelsFirst,
+            computesInputGradient: false, batchNorm: true)
         let stem = Conv2D(
             inputShape: inputShape, outputChannels: stemChannels, kernelSize: kernelSize,
             inputLayout: .channelsFirst, outputLayout: stemLayout, computesInputGradient: false)
@@ -70,7 +73,14 @@ public struct ResNetArchitecture: Equatable, Sendable {
                 layers = [pool]
                 shape = pool.outputShape
             }
-            let blockLayout = MapLayout.fastest(channels: width)
+            // An identity shortcut adds the input as it lies, so only a projecting block picks a layout.
+            let blockLayout =
+                shape[0] == width
+                ? layout
+                : Conv2D.outputLayout(
+                    of: .residual, inputShape: shape, outputChannels: width, kernelSize: kernelSize,
+                    inputLayout: layout,
+                    batchNorm: true, thenKernelSize: kernelSize)
             for b in 0..<blocksPerStage {
                 let block = ResidualBlock(
                     name: "\(b)", inputShape: shape, outputChannels: width, kernelSize: kernelSize,

@@ -99,6 +99,12 @@ public final class Trainer {
         strategy = DataParallelStrategy(
             communicator: communicator, gradients: network.store.gradients, runtime: job.runtime)
         strategy.synchronizeBatchNorm(of: network, job.training.syncBatchnorm)
+        if rank == 0,
+            let warning = PrimitiveImplementation.referenceWarning(
+                network.primitiveImplementations(batch: shard.maxLocalBatch))
+        {
+            progress.say("warning: \(warning)")
+        }
         if resume && job.method.name == .l2w {
             // Resuming would restart the weight network silently: refuse instead.
             throw TrainingError(

@@ -82,8 +82,17 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Gradient all-reduce bucket size in KiB (several ranks only).")
     var bucketKib = 1024
 
-    @Flag(help: "Also time every layer's forward and backward pass (one rank).")
+    @Flag(
+        help:
+            "Also time every layer's forward and backward pass and list every oneDNN primitive with its implementation (one rank)."
+    )
     var layers = false
+
+    @Flag(
+        help:
+            "Only list the model's oneDNN primitives, their implementations, the instruction set and the map layouts, timing nothing; reference implementations are marked."
+    )
+    var primitives = false
 
     @Flag(help: "Print the result as one JSON object.")
     var json = false
@@ -138,7 +147,12 @@ struct BenchCommand: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try underMPI { world in
-            if compareMethods {
+            if primitives {
+                let listing = PrimitiveListing(model: benchModel, batch: batch)
+                if world.isRoot {
+                    print(json ? String(decoding: try encoder.encode(listing), as: UTF8.self) : listing.report)
+                }
+            } else if compareMethods {
                 guard world.size == 1 else { throw ValidationError("--compare-methods runs on one rank") }
                 let result = try MethodCostComparison(model: benchModel, batch: batch, steps: steps).run()
                 print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
@@ -147,6 +161,7 @@ struct BenchCommand: ParsableCommand {
                 print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
                 if layers && !json {
                     print(LayerProfile.measure(benchModel.build(), batch: batch, repeats: max(3, steps / 10)).report)
+                    print(PrimitiveListing(model: benchModel, batch: batch).report)
                 }
             } else {
                 let result = try ScalingBenchmark(

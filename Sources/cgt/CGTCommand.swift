@@ -26,6 +26,10 @@ struct CGTCommand: ParsableCommand {
     static func main() {
         DNNLRuntime.setThreadCount(1)
         HDF5Library.skipCleanupAtExit()
+        if case .failure(let error) = MapLayoutChoice.requested {
+            FileHandle.standardError.write(Data("cgt: error: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -33,7 +33,9 @@ final class BatchNormGradientTests: XCTestCase {
             switch layout {
             case .channelsFirst: c = (k / bn.spatial) % bn.channels
             case .channelsLast: c = k % bn.channels
-            case .blocked16: c = (k / (bn.spatial * 16)) % (bn.channels / 16) * 16 + k % 16
+            case .blocked8, .blocked16:
+                let w = layout.blockWidth!
+                c = (k / (bn.spatial * w)) % (bn.channels / w) * w + k % w
             }
             return offsets[c] + spreads[c] * noise[k]
         }
@@ -150,6 +152,8 @@ final class BatchNormGradientTests: XCTestCase {
         checkGradients(shape: [19, 3, 2], batch: 3, seed: 700, layout: .channelsLast)
         checkGradients(shape: [32, 2, 3], batch: 2, seed: 800, layout: .blocked16)
         checkGradients(shape: [32, 2, 3], batch: 2, seed: 900, layout: .blocked16, appliesReLU: true)
+        checkGradients(shape: [24, 2, 3], batch: 2, seed: 1000, layout: .blocked8)
+        checkGradients(shape: [24, 2, 3], batch: 2, seed: 1100, layout: .blocked8, appliesReLU: true)
     }
 
     func testBatchNormWithReLUIsBatchNormThenReLU() {
@@ -192,6 +196,7 @@ final class BatchNormGradientTests: XCTestCase {
         // latter for maps, the kernels for features.
         let cases: [([Int], MapLayout)] = [
             ([19], .channelsFirst), ([3, 4, 5], .channelsFirst), ([19, 3, 2], .channelsLast), ([32, 2, 3], .blocked16),
+            ([24, 2, 3], .blocked8),
         ]
         for (shape, layout) in cases {
             for relu in [false, true] {

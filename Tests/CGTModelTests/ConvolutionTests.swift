@@ -187,7 +187,7 @@ final class ConvolutionTests: XCTestCase {
     }
 
     func testBlockedMapsComputeTheSameConvolution() {
-        // 16 -> 32 channels: blocked on either side or both, against channels-first.
+        // 16 -> 32 channels: blocked (8 or 16 wide) on either side or both, against channels-first.
         let (inC, outC) = (16, 32)
         let x = Fixtures.normals(2 * inC * 5 * 6, seed: 14)
         let dy = Fixtures.normals(2 * outC * 5 * 6, seed: 15)
@@ -203,7 +203,9 @@ final class ConvolutionTests: XCTestCase {
         let parameterGradients = Array(reference.store.gradients)
         for (input, output) in [
             (MapLayout.blocked16, MapLayout.blocked16), (.channelsFirst, .blocked16), (.blocked16, .channelsLast),
-            (.channelsLast, .blocked16),
+            (.channelsLast, .blocked16), (.blocked8, .blocked8), (.channelsFirst, .blocked8),
+            (.blocked8, .channelsLast),
+            (.channelsLast, .blocked8), (.blocked16, .blocked8), (.blocked8, .blocked16),
         ] {
             let label = "\(input) -> \(output)"
             let layer = harness(input, output)
@@ -236,8 +238,9 @@ final class ConvolutionTests: XCTestCase {
                 output.converted(
                     layer.forward(x, context: context), to: .channelsFirst, channels: 16, height: 6, width: 5))
         }
-        assertAllClose(outputs[1], outputs[0], relative: 1e-5, absolute: 1e-5, "channels-last")
-        assertAllClose(outputs[2], outputs[0], relative: 1e-5, absolute: 1e-5, "blocked")
+        for (layout, output) in zip(MapLayout.allCases, outputs).dropFirst() {
+            assertAllClose(output, outputs[0], relative: 1e-5, absolute: 1e-5, "\(layout)")
+        }
     }
 
     func testAForwardPassAtANewBatchSizeRunsInPowerOfTwoPieces() {

@@ -11,7 +11,7 @@ final class MapLayoutTests: XCTestCase {
     // Channel counts with a vector tail (channels-last) and of two blocks (blocked); an odd
     // side, so pooling drops a row.
     let height = 5, width = 6, batch = 3
-    let layouts: [(MapLayout, channels: Int)] = [(.channelsLast, 19), (.blocked16, 32)]
+    let layouts: [(MapLayout, channels: Int)] = [(.channelsLast, 19), (.blocked8, 24), (.blocked16, 32)]
 
     private func assertSameInEveryLayout(
         _ make: (MapLayout, Int) -> Layer, outputIsMap: Bool = true,
@@ -93,23 +93,70 @@ final class MapLayoutTests: XCTestCase {
             assertExactlyEqual(
                 layout.converted(there, to: .channelsFirst, channels: 32, height: 2, width: 3), values, "\(layout)")
         }
+        XCTAssertEqual(
+            MapLayout.blocked8.offset(channel: 17, y: 1, x: 2, channels: 32, height: 2, width: 3),
+            ((2 * 2 + 1) * 3 + 2) * 8 + 1)
         XCTAssertFalse(MapLayout.blocked16.admits(channels: 24))
-        XCTAssertEqual(MapLayout.fastest(channels: 48), .blocked16)
-        XCTAssertEqual(MapLayout.fastest(channels: 24), .channelsLast)
+        XCTAssertTrue(MapLayout.blocked8.admits(channels: 24))
+        XCTAssertFalse(MapLayout.blocked8.admits(channels: 12))
     }
 
-    func testTheCNNTrunkIsBlockedOrChannelsLastAfterItsInput() {
+    func testLayoutsAreRankedByTheInstructionSet() {
+        // oneDNN's JIT convolutions take 16-channel blocks on AVX-512 only; on AVX2 8-channel
+        // blocks or channels-last, whichever the trunk measured faster with.
+        XCTAssertEqual(MapLayoutChoice.preference(vectorBits: 512, trunk: .plain).first, .blocked16)
+        XCTAssertEqual(MapLayoutChoice.preference(vectorBits: 512, trunk: .residual).first, .blocked16)
+        XCTAssertEqual(MapLayoutChoice.preference(vectorBits: 256, trunk: .plain).first, .blocked8)
+        XCTAssertEqual(MapLayoutChoice.preference(vectorBits: 256, trunk: .residual).first, .channelsLast)
+        XCTAssertEqual(MapLayoutChoice.preference(vectorBits: 256, trunk: .plain).last, .blocked16)
+        XCTAssertEqual(MapLayoutChoice.preference(vectorBits: 128, trunk: .plain).first, .channelsLast)
+        for bits in [128, 256, 512] {
+            for trunk in [MapLayoutChoice.Trunk.plain, .residual] {
+                XCTAssertEqual(
+                    Set(MapLayoutChoice.preference(vectorBits: bits, trunk: trunk)),
+                    [.channelsLast, .blocked8, .blocked16], "\(bits) bits")
+            }
+        }
+    }
+
+    func testReferenceImplementationsAreRecognisedByName() {
+        for name in ["ref:any", "bnorm_ref:any", "ref_fused_convolution:any", "ref_sum:any"] {
+            XCTAssertTrue(PrimitiveImplementation(pass: "forward", implementation: name).isReference, name)
+        }
+        for name in ["jit:avx2", "bnorm_tbb_jit:avx2", "jit_1x1:avx512_core", "gemm:jit", "jit:uni", "simple:any"] {
+            XCTAssertFalse(PrimitiveImplementation(pass: "forward", implementation: name).isReference, name)
+        }
+    }
+
+    func testTheCNNTrunkKeepsEachConvolutionsLayoutAfterItsInput() {
         let network = CNNArchitecture(
             inputShape: [3, 8, 8], channels: [32, 6, 16], exitsAfter: [1, 2, 3], classes: 2
         ).build()
         let layers = network.blocks.flatMap(\.layers)
         let convolutions = layers.compactMap { $0 as? Conv2D }
-        XCTAssertEqual(convolutions.map(\.inputLayout), [.channelsFirst, .blocked16, .channelsLast])
-        XCTAssertEqual(convolutions.map(\.outputLayout), [.blocked16, .channelsLast, .blocked16])
-        XCTAssertEqual(layers.compactMap { ($0 as? MaxPool2D)?.layout }, [.blocked16, .channelsLast, .blocked16])
-        XCTAssertEqual(layers.compactMap { ($0 as? BatchNorm)?.layout }, [.blocked16, .channelsLast, .blocked16])
+        let chosen = convolutions.map(\.outputLayout)
+        XCTAssertEqual(convolutions.first?.inputLayout, .channelsFirst)
+        XCTAssertEqual(convolutions.dropFirst().map(\.inputLayout), Array(chosen.dropLast()))
+        // 6 channels fill no block of either width: channels-last on every CPU.
+        XCTAssertEqual(chosen[1], .channelsLast)
+        XCTAssertTrue(chosen[2].admits(channels: 16))
+        XCTAssertEqual(layers.compactMap { ($0 as? MaxPool2D)?.layout }, chosen)
+        XCTAssertEqual(layers.compactMap { ($0 as? BatchNorm)?.layout }, chosen)
         XCTAssertEqual(
-            network.exits.flatMap(\.layers).compactMap { ($0 as? GlobalAveragePool)?.layout },
-            [.blocked16, .channelsLast, .blocked16])
+            network.exits.flatMap(\.layers).compactMap { ($0 as? GlobalAveragePool)?.layout }, chosen)
+        network.reserve(maxBatch: 4)
+        XCTAssertEqual(network.referencePrimitives(batch: 4), [])
+    }
+
+    func testThePaperCNNTakesTheInstructionSetsFirstLayoutAfterItsFirstBlock() {
+        // The first convolution reads a one-channel image: oneDNN's AVX2 kernels have no
+        // backward-weights pass from it into 8-channel blocks, so there the probe moves it to
+        // channels-last; the deeper ones run in the ISA's first choice.
+        let network = CNNArchitecture().build()
+        let convolutions = network.blocks.flatMap(\.layers).compactMap { $0 as? Conv2D }
+        let first = MapLayoutChoice.preference(for: .plain).first
+        XCTAssertEqual(convolutions.dropFirst().map(\.outputLayout), [first, first])
+        network.reserve(maxBatch: 8)
+        XCTAssertEqual(network.referencePrimitives(batch: 8), [])
     }
 }

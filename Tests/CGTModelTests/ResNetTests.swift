@@ -124,33 +124,40 @@ final class ResNetTests: XCTestCase {
     /// gradients, which the checks above tie to finite differences: the same parameters, the
     /// input and output gradient converted, with an identity and a projection shortcut.
     func testBlockedBlockMatchesChannelsFirst() {
-        for outputChannels in [16, 32] {
-            let (batch, shape) = (2, [16, 3, 3])
-            let plain = LayerHarness(
-                ResidualBlock(name: "0", inputShape: shape, outputChannels: outputChannels), batch: batch, seed: 30)
-            let blocked = LayerHarness(
-                ResidualBlock(
-                    name: "0", inputShape: shape, outputChannels: outputChannels, inputLayout: .blocked16,
-                    layout: .blocked16),
-                batch: batch, seed: 30)
-            let x = Fixtures.normals(batch * 16 * 9, seed: 31)
-            let dy = Fixtures.normals(batch * outputChannels * 9, seed: 32)
-            func toBlocked(_ v: [Float], _ c: Int) -> [Float] {
-                MapLayout.channelsFirst.converted(v, to: .blocked16, channels: c, height: 3, width: 3)
+        for blockedLayout in [MapLayout.blocked8, .blocked16] {
+            for outputChannels in [16, 32] {
+                checkBlockedBlock(layout: blockedLayout, outputChannels: outputChannels)
             }
-            let context = ForwardContext(mode: .training)
-            let y = plain.forward(x, context: context)
-            let yBlocked = blocked.forward(toBlocked(x, 16), context: context)
-            let dx = plain.backward(input: x, output: y, outputGradient: dy)
-            let dxBlocked = blocked.backward(
-                input: toBlocked(x, 16), output: yBlocked, outputGradient: toBlocked(dy, outputChannels))
-            assertClose(yBlocked, toBlocked(y, outputChannels), tolerance: 1e-4, "y, \(outputChannels) channels")
-            assertClose(dxBlocked, toBlocked(dx, 16), tolerance: 1e-4, "dx, \(outputChannels) channels")
-            for slot in plain.store.parameterSlots {
-                assertClose(
-                    Array(blocked.store.gradient(slot)), Array(plain.store.gradient(slot)), tolerance: 1e-4,
-                    "\(slot.name), \(outputChannels) channels")
-            }
+        }
+    }
+
+    private func checkBlockedBlock(layout blockedLayout: MapLayout, outputChannels: Int) {
+        let (batch, shape) = (2, [16, 3, 3])
+        let plain = LayerHarness(
+            ResidualBlock(name: "0", inputShape: shape, outputChannels: outputChannels), batch: batch, seed: 30)
+        let blocked = LayerHarness(
+            ResidualBlock(
+                name: "0", inputShape: shape, outputChannels: outputChannels, inputLayout: blockedLayout,
+                layout: blockedLayout),
+            batch: batch, seed: 30)
+        let x = Fixtures.normals(batch * 16 * 9, seed: 31)
+        let dy = Fixtures.normals(batch * outputChannels * 9, seed: 32)
+        func toBlocked(_ v: [Float], _ c: Int) -> [Float] {
+            MapLayout.channelsFirst.converted(v, to: blockedLayout, channels: c, height: 3, width: 3)
+        }
+        let context = ForwardContext(mode: .training)
+        let y = plain.forward(x, context: context)
+        let yBlocked = blocked.forward(toBlocked(x, 16), context: context)
+        let dx = plain.backward(input: x, output: y, outputGradient: dy)
+        let dxBlocked = blocked.backward(
+            input: toBlocked(x, 16), output: yBlocked, outputGradient: toBlocked(dy, outputChannels))
+        assertClose(
+            yBlocked, toBlocked(y, outputChannels), tolerance: 1e-4, "y, \(outputChannels) channels, \(blockedLayout)")
+        assertClose(dxBlocked, toBlocked(dx, 16), tolerance: 1e-4, "dx, \(outputChannels) channels, \(blockedLayout)")
+        for slot in plain.store.parameterSlots {
+            assertClose(
+                Array(blocked.store.gradient(slot)), Array(plain.store.gradient(slot)), tolerance: 1e-4,
+                "\(slot.name), \(outputChannels) channels, \(blockedLayout)")
         }
     }
 

@@ -5,7 +5,7 @@ extension MapLayout {
     public func converted(_ values: [Float], to target: MapLayout, channels: Int, height: Int, width: Int) -> [Float] {
         guard target != self else { return values }
         precondition(
-            admits(channels: channels) && target.admits(channels: channels), "\(channels) channels fill no blocks of 16"
+            admits(channels: channels) && target.admits(channels: channels), "\(channels) channels fill no whole blocks"
         )
         let sample = channels * height * width
         precondition(
