@@ -10,7 +10,7 @@ import _CGTTargetInfo
 /// (`cgt_fma_chains`), so debug and release builds measure the same instructions.
 public enum FMAPeak {
     /// GFLOP/s of one thread (a multiply-add counts 2), the best of `rounds` runs of about 0.1 s;
-    /// 0 where the build has no FMA vector unit (`CGT_PORTABLE=1`).
+    /// 0 where the build has no FMA vector unit (`CGT_CPU=x86-64`).
     public static func measure(rounds: Int = 3) -> Double {
         var best = 0.0
         for _ in 0..<max(1, rounds) {

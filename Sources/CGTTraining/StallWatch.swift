@@ -18,6 +18,10 @@ public final class StallWatch: @unchecked Sendable {
     /// Waiting this long in one place ends the process (0: never).
     private let shutdownLimit: Double
     private var shutDown = false
+    /// A fail point for the stall tests (`CGT_TEST_STOP_RANK` names this rank): the process
+    /// stops itself with SIGSTOP as it enters its first collective outside the training loop, a
+    /// hung node at a known place, where a test's own SIGSTOP from outside would race the work.
+    private var stopsItselfInCollective = false
     private let shutdown: @Sendable (_ seconds: Double, _ place: StaticString, _ step: Int, _ epoch: Int) -> Void
     private let report: @Sendable (_ seconds: Double, _ place: StaticString, _ step: Int, _ epoch: Int) -> Void
 
@@ -114,6 +118,7 @@ public final class StallWatch: @unchecked Sendable {
                             .utf8))
                 _exit(1)
             })
+        stopsItselfInCollective = ProcessInfo.processInfo.environment["CGT_TEST_STOP_RANK"] == "\(rank)"
     }
 
     /// This watch as a `CollectiveWatch` for work outside the training loop (`cgt eval`),
@@ -122,6 +127,10 @@ public final class StallWatch: @unchecked Sendable {
         { [unowned self] place, body in
             enter(place, step: 0, epoch: 0)
             defer { leave() }
+            if stopsItselfInCollective {
+                stopsItselfInCollective = false
+                raise(SIGSTOP)
+            }
             try body()
         }
     }

@@ -62,6 +62,8 @@ const unsigned long long cgt_built_features = 0
 
 const char cgt_built_cpu[] = CGT_BUILD_CPU;
 
+const char *cgt_built_cpu_name(void) { return cgt_built_cpu; }
+
 const char *cgt_feature_name(int index) {
     static const char *const names[CGT_FEATURE_COUNT] = {
         "SSE4.2", "POPCNT", "AVX", "AVX2", "FMA", "F16C", "BMI1", "BMI2", "AVX-512F", "AVX-512CD",

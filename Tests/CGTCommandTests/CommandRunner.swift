@@ -62,11 +62,16 @@ enum CommandRunner {
     }
 
     /// Starts `mpirun -np ranks cgt arguments...` without waiting; output goes to the given files.
-    static func startMPI(ranks: Int, _ arguments: [String], stdout: String, stderr: String) throws -> Process {
+    /// `environment` reaches every rank (`-x NAME`).
+    static func startMPI(
+        ranks: Int, _ arguments: [String], stdout: String, stderr: String, environment extra: [String: String] = [:]
+    ) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
-        process.arguments = ["-np", "\(ranks)", "--oversubscribe", cgt] + arguments
+        process.arguments =
+            ["-np", "\(ranks)", "--oversubscribe"] + extra.keys.sorted().flatMap { ["-x", $0] } + [cgt] + arguments
         var environment = ProcessInfo.processInfo.environment
+        environment.merge(extra) { _, new in new }
         environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         process.environment = environment

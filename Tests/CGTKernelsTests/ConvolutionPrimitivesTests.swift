@@ -193,7 +193,7 @@ final class ComputeEngineTests: XCTestCase {
         try XCTSkipIf(
             ProcessInfo.processInfo.environment["ONEDNN_MAX_CPU_ISA"] != nil, "ONEDNN_MAX_CPU_ISA limits oneDNN")
         try XCTSkipUnless(
-            KernelTarget.hasAVX2, "built for baseline x86-64 (CGT_PORTABLE=1): the build says nothing of the CPU")
+            KernelTarget.hasAVX2, "built for baseline x86-64 (CGT_CPU=x86-64): the build says nothing of the CPU")
         XCTAssertEqual(DNNLRuntime.vectorBits, KernelTarget.hasAVX512F ? 512 : 256)
         XCTAssertTrue(DNNLRuntime.summary.hasPrefix("oneDNN \(DNNLRuntime.version), \(DNNLRuntime.instructionSet)"))
     }

@@ -4,7 +4,10 @@ import XCTest
 final class KernelTargetTests: XCTestCase {
     /// The summary names the architecture first and lists exactly the vector units the flags report.
     func testSummaryIsConsistentWithTheFeatureFlags() {
-        let parts = KernelTarget.summary.components(separatedBy: ", ")
+        let suffix = " (CGT_CPU=\(KernelTarget.builtFor))"
+        XCTAssertTrue(KernelTarget.summary.hasSuffix(suffix), KernelTarget.summary)
+        XCTAssertFalse(["", "unknown"].contains(KernelTarget.builtFor), "Package.swift names the build's CPU")
+        let parts = KernelTarget.summary.dropLast(suffix.count).components(separatedBy: ", ")
         #if arch(x86_64)
         XCTAssertEqual(parts.first, "x86_64")
         #elseif arch(arm64)

@@ -30,6 +30,8 @@ enum {
 extern const unsigned long long cgt_built_features;
 /* The CGT_CPU value of this build ("native", "x86-64-v3", ...). */
 extern const char cgt_built_cpu[];
+/* The same, as a function Swift can call. */
+const char *cgt_built_cpu_name(void);
 /* The name of feature `index` as CPU vendors write it ("AVX2", "AVX-512F"). */
 const char *cgt_feature_name(int index);
 #endif

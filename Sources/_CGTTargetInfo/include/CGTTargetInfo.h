@@ -1,5 +1,6 @@
 #ifndef CGT_TARGET_INFO_H
 #define CGT_TARGET_INFO_H
+#include "CGTCPUFeatures.h"
 /* Inline, so that each answer is compiled with the flags of the Swift module that imports
    this header (its -Xcc -march=...): they tell which vector units the kernels were built for. */
 static inline int cgt_target_has_fma(void) {
