@@ -48,31 +48,32 @@ public enum BatchNormKernels {
     @inlinable @inline(__always)
     internal static func forEachRow(_ shape: Shape, _ body: (_ offset: Int, _ firstChannel: Int, _ width: Int) -> Void)
     {
-        @inline(__always) func blockRows(_ width: Int) {
-            let blocks = shape.channels / width
-            let spatial = shape.spatial
-            var offset = 0
-            for _ in 0..<shape.batch {
-                for block in 0..<blocks {
-                    let first = block &* width
-                    for _ in 0..<spatial {
-                        body(offset, first, width)
-                        offset &+= width
-                    }
-                }
-            }
-        }
-        if let blockWidth = shape.blockWidth {
-            if blockWidth == 16 {
-                blockRows(16)
-            } else if blockWidth == 8 {
-                blockRows(8)
-            } else {
-                blockRows(blockWidth)
-            }
-        } else {
+        switch shape.blockWidth {
+        case nil:
             let c = shape.channels
             for n in 0..<(shape.batch * shape.spatial) { body(n &* c, 0, c) }
+        case 16?: forEachBlockRow(shape, width: 16, body)
+        case 8?: forEachBlockRow(shape, width: 8, body)
+        case let width?: forEachBlockRow(shape, width: width, body)
+        }
+    }
+
+    /// The rows of `width` channels of a blocked shape, in memory order.
+    @inlinable @inline(__always)
+    internal static func forEachBlockRow(
+        _ shape: Shape, width: Int, _ body: (_ offset: Int, _ firstChannel: Int, _ width: Int) -> Void
+    ) {
+        let blocks = shape.channels / width
+        let spatial = shape.spatial
+        var offset = 0
+        for _ in 0..<shape.batch {
+            for block in 0..<blocks {
+                let first = block &* width
+                for _ in 0..<spatial {
+                    body(offset, first, width)
+                    offset &+= width
+                }
+            }
         }
     }
 
@@ -151,7 +152,6 @@ public enum BatchNormKernels {
     ) {
         let c = shape.channels
         let s = shape.spatial
-        let zero = FloatVector(repeating: 0)
         if shape.channelsInRows {
             forEachRow(shape) { offset, first, width in
                 let full = vectorizedPrefix(width)
@@ -162,7 +162,7 @@ public enum BatchNormKernels {
                 var j = 0
                 while j < full {
                     let v = loadVector(row + j) * loadVector(scale + j) + loadVector(shift + j)
-                    storeVector(relu ? pointwiseMax(v, zero) : v, out + j)
+                    storeVector(relu ? rectified(v) : v, out + j)
                     j &+= 16
                 }
                 while j < width {
@@ -182,7 +182,7 @@ public enum BatchNormKernels {
                     var i = 0
                     while i + 16 <= s {
                         let v = loadVector(plane + i) * a + b
-                        storeVector(relu ? pointwiseMax(v, zero) : v, out + i)
+                        storeVector(relu ? rectified(v) : v, out + i)
                         i &+= 16
                     }
                     while i < s {
@@ -205,7 +205,6 @@ public enum BatchNormKernels {
     ) {
         let c = shape.channels
         let s = shape.spatial
-        let zero = FloatVector(repeating: 0)
         if shape.channelsInRows {
             forEachRow(shape) { offset, first, width in
                 let full = vectorizedPrefix(width)
@@ -221,7 +220,7 @@ public enum BatchNormKernels {
                     let normalized = loadVector(row + j) * loadVector(scale + j) + loadVector(shift + j)
                     storeVector(normalized, h + j)
                     let v = normalized * loadVector(gamma + j) + loadVector(beta + j)
-                    storeVector(relu ? pointwiseMax(v, zero) : v, out + j)
+                    storeVector(relu ? rectified(v) : v, out + j)
                     j &+= 16
                 }
                 while j < width {
@@ -248,7 +247,7 @@ public enum BatchNormKernels {
                         let normalized = loadVector(plane + i) * a + b
                         storeVector(normalized, h + i)
                         let v = normalized * g + t
-                        storeVector(relu ? pointwiseMax(v, zero) : v, out + i)
+                        storeVector(relu ? rectified(v) : v, out + i)
                         i &+= 16
                     }
                     while i < s {

@@ -29,11 +29,10 @@ public enum Elementwise {
         precondition(y.count >= n, "reluForward: output shorter than input")
         let src = x.baseAddress!
         let dst = y.baseAddress!
-        let zero = FloatVector(repeating: 0)
         let full = vectorizedPrefix(n)
         var i = 0
         while i < full {
-            storeVector(pointwiseMax(loadVector(src + i), zero), dst + i)
+            storeVector(rectified(loadVector(src + i)), dst + i)
             i &+= 16
         }
         while i < n {

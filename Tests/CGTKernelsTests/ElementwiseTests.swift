@@ -41,6 +41,23 @@ final class ElementwiseTests: XCTestCase {
         }
     }
 
+    /// A NaN passes through the ReLU in the vector body and in the tail alike (as PyTorch's
+    /// relu and Swift's `max(x, 0)` keep it), so that the step's non-finite check sees it.
+    func testReluForwardKeepsNaN() {
+        let n = 37
+        var x = Fixtures.normals(n, seed: 9)
+        for i in [0, 5, 17, 36] { x[i] = .nan }
+        var y = [Float](repeating: 1, count: n)
+        x.withUnsafeBufferPointer { src in y.withUnsafeMutableBufferPointer { Elementwise.reluForward(src, $0) } }
+        for i in 0..<n {
+            if x[i].isNaN {
+                XCTAssertTrue(y[i].isNaN, "lane \(i)")
+            } else {
+                XCTAssertEqual(y[i], max(x[i], 0), "lane \(i)")
+            }
+        }
+    }
+
     /// reluBackward passes dy where the output is strictly positive and zeroes it elsewhere.
     func testReluBackwardMatchesScalarLoop() {
         for n in kernelSizes {
