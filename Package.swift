@@ -15,9 +15,13 @@ import PackageDescription
 /// one vector instruction: with errno semantics every lane is a compare and a possible `sqrtf`
 /// call, and Adam's update took 16 of those per vector. cgt never reads errno.
 let targetCPU = Context.environment["CGT_CPU"] ?? (Context.environment["CGT_PORTABLE"] == "1" ? "x86-64-v3" : "native")
+/// swiftc's `-target-cpu` takes CPU models ("native", "znver3") but not the x86-64 levels, which
+/// only clang's `-march` knows; Swift's code generation takes its features from the clang
+/// importer, so `-Xcc -march` alone sets both for a level.
+let cpuFlags = targetCPU.hasPrefix("x86-64") ? [] : ["-target-cpu", targetCPU]
 let hostVectorUnits: [SwiftSetting] =
     targetCPU == "none"
-    ? [] : [.unsafeFlags(["-target-cpu", targetCPU, "-Xcc", "-march=\(targetCPU)", "-Xcc", "-fno-math-errno"])]
+    ? [] : [.unsafeFlags(cpuFlags + ["-Xcc", "-march=\(targetCPU)", "-Xcc", "-fno-math-errno"])]
 /// The C file that records which features the build was compiled for takes the same -march.
 let builtFeatures: [CSetting] =
     (targetCPU == "none" ? [] : [.unsafeFlags(["-march=\(targetCPU)"])]) + [
