@@ -15,45 +15,122 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-static double now(){struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); return t.tv_sec+t.tv_nsec*1e-9;}
-#define CK(x) do{dnnl_status_t st_=(x); if(st_!=dnnl_success){fprintf(stderr,"%s: %d\n",#x,st_); exit(1);}}while(0)
-dnnl_engine_t eng; dnnl_stream_t st;
-void run(int N,int IC,int OC,int H, dnnl_format_tag_t tag, int pass){
-  dnnl_dims_t src={N,IC,H,H}, wei={OC,IC,3,3}, bia={OC}, dst={N,OC,H,H}, strides={1,1}, pl={1,1}, pr={1,1};
-  dnnl_memory_desc_t s,w,b,d; 
-  CK(dnnl_memory_desc_init_by_tag(&s,4,src,dnnl_f32,tag));
-  CK(dnnl_memory_desc_init_by_tag(&w,4,wei,dnnl_f32,dnnl_format_tag_any));
-  CK(dnnl_memory_desc_init_by_tag(&b,1,bia,dnnl_f32,dnnl_x));
-  CK(dnnl_memory_desc_init_by_tag(&d,4,dst,dnnl_f32,tag));
-  dnnl_convolution_desc_t fd; CK(dnnl_convolution_forward_desc_init(&fd,dnnl_forward_training,dnnl_convolution_direct,&s,&w,&b,&d,strides,pl,pr));
-  dnnl_primitive_desc_t fpd; CK(dnnl_primitive_desc_create(&fpd,&fd,NULL,eng,NULL));
-  dnnl_convolution_desc_t cd; dnnl_primitive_desc_t hint=NULL; 
-  if(pass==0){cd=fd;}
-  else if(pass==1){CK(dnnl_convolution_backward_weights_desc_init(&cd,dnnl_convolution_direct,&s,&w,&b,&d,strides,pl,pr)); hint=fpd;}
-  else {CK(dnnl_convolution_backward_data_desc_init(&cd,dnnl_convolution_direct,&s,&w,&d,strides,pl,pr)); hint=fpd;}
-  dnnl_primitive_desc_iterator_t it; CK(dnnl_primitive_desc_iterator_create(&it,&cd,NULL,eng,hint));
-  do {
-    dnnl_primitive_desc_t pd=dnnl_primitive_desc_iterator_fetch(it);
-    const char* name; dnnl_primitive_desc_query(pd,dnnl_query_impl_info_str,0,&name);
-    if(strstr(name,"ref")){dnnl_primitive_desc_destroy(pd); continue;}
-    // memories per the pd's wanted mds
-    dnnl_query_t qs[3][3]={{dnnl_query_src_md,dnnl_query_weights_md,dnnl_query_dst_md},{dnnl_query_src_md,dnnl_query_diff_weights_md,dnnl_query_diff_dst_md},{dnnl_query_diff_src_md,dnnl_query_weights_md,dnnl_query_diff_dst_md}};
-    int args[3][3]={{DNNL_ARG_SRC,DNNL_ARG_WEIGHTS,DNNL_ARG_DST},{DNNL_ARG_SRC,DNNL_ARG_DIFF_WEIGHTS,DNNL_ARG_DIFF_DST},{DNNL_ARG_DIFF_SRC,DNNL_ARG_WEIGHTS,DNNL_ARG_DIFF_DST}};
-    dnnl_exec_arg_t ea[5]; int na=0; dnnl_memory_t mems[5];
-    for(int k=0;k<3;k++){const dnnl_memory_desc_t* md=dnnl_primitive_desc_query_md(pd,qs[pass][k],0); CK(dnnl_memory_create(&mems[na],md,eng,DNNL_MEMORY_ALLOCATE)); void* p; dnnl_memory_get_data_handle(mems[na],&p); memset(p,0,dnnl_memory_desc_get_size(md)); ea[na].arg=args[pass][k]; ea[na].memory=mems[na]; na++;}
-    if(pass<2){const dnnl_memory_desc_t* md=dnnl_primitive_desc_query_md(pd,pass==0?dnnl_query_weights_md:dnnl_query_diff_weights_md,1); CK(dnnl_memory_create(&mems[na],md,eng,DNNL_MEMORY_ALLOCATE)); ea[na].arg=pass==0?DNNL_ARG_BIAS:DNNL_ARG_DIFF_BIAS; ea[na].memory=mems[na]; na++;}
-    const dnnl_memory_desc_t* wmd=dnnl_primitive_desc_query_md(pd,pass==1?dnnl_query_diff_weights_md:dnnl_query_weights_md,0);
-    dnnl_primitive_t prim; CK(dnnl_primitive_create(&prim,pd));
-    for(int r=0;r<3;r++){dnnl_primitive_execute(prim,st,na,ea);} dnnl_stream_wait(st);
-    double t0=now(); int R=10; for(int r=0;r<R;r++){dnnl_primitive_execute(prim,st,na,ea);} dnnl_stream_wait(st); double t=(now()-t0)/R;
-    double fl=2.0*N*OC*H*H*IC*9;
-    printf("%s IC%d OC%d H%d pass%d %-20s wei_fmt_ndims %d %.3f ms %.1f GFLOP/s\n", tag==dnnl_nhwc?"nhwc":tag==dnnl_nChw8c?"nChw8c":"nchw", IC,OC,H,pass,name,wmd->format_desc.blocking.inner_nblks, t*1e3, fl/t/1e9);
-    dnnl_primitive_destroy(prim); for(int k=0;k<na;k++) dnnl_memory_destroy(mems[k]);
-    dnnl_primitive_desc_destroy(pd);
-  } while(dnnl_primitive_desc_iterator_next(it)==dnnl_success);
+
+#define CHECK(call)                                                                                          \
+    do {                                                                                                     \
+        dnnl_status_t status_ = (call);                                                                      \
+        if (status_ != dnnl_success) {                                                                       \
+            fprintf(stderr, "%s failed: status %d\n", #call, status_);                                       \
+            exit(1);                                                                                         \
+        }                                                                                                    \
+    } while (0)
+
+enum pass { FORWARD, BACKWARD_WEIGHTS, BACKWARD_DATA };
+static const char *const pass_names[] = {"forward", "backward weights", "backward data"};
+
+static dnnl_engine_t engine;
+static dnnl_stream_t stream;
+
+static double seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
 }
-int main(){ CK(dnnl_engine_create(&eng,dnnl_cpu,0)); CK(dnnl_stream_create(&st,eng,dnnl_stream_default_flags));
- dnnl_format_tag_t tags[3]={dnnl_nhwc,dnnl_nChw8c,dnnl_nchw};
- if(getenv("FIRST")){for(int t=0;t<3;t++) for(int p=0;p<2;p++) run(128,1,32,28,tags[t],p); return 0;}
- for(int t=0;t<3;t++) for(int p=0;p<3;p++){ run(128,32,64,14,tags[t],p); run(128,64,128,7,tags[t],p);}
- return 0;}
+
+static const char *layout_name(dnnl_format_tag_t tag) {
+    return tag == dnnl_nhwc ? "nhwc" : tag == dnnl_nChw8c ? "nChw8c" : tag == dnnl_nChw16c ? "nChw16c" : "nchw";
+}
+
+/* Times every non-reference implementation of one pass of a 3x3, stride-1, padding-1 convolution
+   of `batch` maps of `in` -> `out` channels at `side` x `side`, with maps in `layout`. */
+static void time_pass(int batch, int in, int out, int side, dnnl_format_tag_t layout, enum pass pass) {
+    dnnl_dims_t source_dims = {batch, in, side, side}, weight_dims = {out, in, 3, 3}, bias_dims = {out};
+    dnnl_dims_t output_dims = {batch, out, side, side}, strides = {1, 1}, padding = {1, 1};
+    dnnl_memory_desc_t source, weights, bias, output;
+    CHECK(dnnl_memory_desc_init_by_tag(&source, 4, source_dims, dnnl_f32, layout));
+    CHECK(dnnl_memory_desc_init_by_tag(&weights, 4, weight_dims, dnnl_f32, dnnl_format_tag_any));
+    CHECK(dnnl_memory_desc_init_by_tag(&bias, 1, bias_dims, dnnl_f32, dnnl_x));
+    CHECK(dnnl_memory_desc_init_by_tag(&output, 4, output_dims, dnnl_f32, layout));
+    dnnl_convolution_desc_t forward, description;
+    CHECK(dnnl_convolution_forward_desc_init(&forward, dnnl_forward_training, dnnl_convolution_direct, &source,
+                                             &weights, &bias, &output, strides, padding, padding));
+    dnnl_primitive_desc_t hint;
+    CHECK(dnnl_primitive_desc_create(&hint, &forward, NULL, engine, NULL));
+    if (pass == FORWARD)
+        description = forward;
+    else if (pass == BACKWARD_WEIGHTS)
+        CHECK(dnnl_convolution_backward_weights_desc_init(&description, dnnl_convolution_direct, &source, &weights,
+                                                          &bias, &output, strides, padding, padding));
+    else
+        CHECK(dnnl_convolution_backward_data_desc_init(&description, dnnl_convolution_direct, &source, &weights,
+                                                       &output, strides, padding, padding));
+    /* The tensors each pass reads and writes, and the queries for the layouts it wants them in. */
+    const int arguments[3][4] = {{DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS},
+                                 {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_BIAS},
+                                 {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_DST, 0}};
+    const dnnl_query_t queries[3][4] = {
+        {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md, dnnl_query_weights_md},
+        {dnnl_query_src_md, dnnl_query_diff_weights_md, dnnl_query_diff_dst_md, dnnl_query_diff_weights_md},
+        {dnnl_query_diff_src_md, dnnl_query_weights_md, dnnl_query_diff_dst_md, 0}};
+    const double flops = 2.0 * batch * out * side * side * in * 9;
+
+    dnnl_primitive_desc_iterator_t implementations;
+    CHECK(dnnl_primitive_desc_iterator_create(&implementations, &description, NULL, engine,
+                                              pass == FORWARD ? NULL : hint));
+    do {
+        dnnl_primitive_desc_t chosen = dnnl_primitive_desc_iterator_fetch(implementations);
+        const char *name = "unknown";
+        dnnl_primitive_desc_query(chosen, dnnl_query_impl_info_str, 0, &name);
+        if (strstr(name, "ref") == NULL) {
+            dnnl_exec_arg_t bound[4];
+            int count = 0;
+            for (int k = 0; k < 4 && arguments[pass][k] != 0; k++) {
+                /* The bias is the weights' second tensor (index 1). */
+                const dnnl_memory_desc_t *wanted = dnnl_primitive_desc_query_md(chosen, queries[pass][k], k == 3);
+                dnnl_memory_t memory;
+                CHECK(dnnl_memory_create(&memory, wanted, engine, DNNL_MEMORY_ALLOCATE));
+                void *data;
+                CHECK(dnnl_memory_get_data_handle(memory, &data));
+                memset(data, 0, dnnl_memory_desc_get_size(wanted));
+                bound[count].arg = arguments[pass][k];
+                bound[count].memory = memory;
+                count++;
+            }
+            dnnl_primitive_t primitive;
+            CHECK(dnnl_primitive_create(&primitive, chosen));
+            for (int r = 0; r < 3; r++) CHECK(dnnl_primitive_execute(primitive, stream, count, bound));
+            CHECK(dnnl_stream_wait(stream));
+            const int repeats = 10;
+            double start = seconds();
+            for (int r = 0; r < repeats; r++) CHECK(dnnl_primitive_execute(primitive, stream, count, bound));
+            CHECK(dnnl_stream_wait(stream));
+            double each = (seconds() - start) / repeats;
+            printf("%-7s %3d -> %3d at %2dx%-2d %-16s %-22s %8.3f ms %6.1f GFLOP/s\n", layout_name(layout), in, out,
+                   side, side, pass_names[pass], name, each * 1e3, flops / each / 1e9);
+            dnnl_primitive_destroy(primitive);
+            for (int k = 0; k < count; k++) dnnl_memory_destroy(bound[k].memory);
+        }
+        dnnl_primitive_desc_destroy(chosen);
+    } while (dnnl_primitive_desc_iterator_next(implementations) == dnnl_success);
+    dnnl_primitive_desc_iterator_destroy(implementations);
+    dnnl_primitive_desc_destroy(hint);
+}
+
+int main(void) {
+    CHECK(dnnl_engine_create(&engine, dnnl_cpu, 0));
+    CHECK(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags));
+    const dnnl_format_tag_t layouts[] = {dnnl_nhwc, dnnl_nChw8c, dnnl_nChw16c, dnnl_nchw};
+    for (int l = 0; l < 4; l++) {
+        if (getenv("FIRST")) {
+            for (int p = FORWARD; p <= BACKWARD_WEIGHTS; p++) time_pass(128, 1, 32, 28, layouts[l], p);
+            continue;
+        }
+        for (int p = FORWARD; p <= BACKWARD_DATA; p++) {
+            time_pass(128, 32, 64, 14, layouts[l], p);
+            time_pass(128, 64, 128, 7, layouts[l], p);
+        }
+    }
+    dnnl_stream_destroy(stream);
+    dnnl_engine_destroy(engine);
+    return 0;
+}

@@ -29,15 +29,9 @@ from torch import nn
 import torch.nn.functional as F
 
 
-class EarlyExitMLP(nn.Module):
-    def __init__(self, inputs=200, width=256, depth=5, exits=(1, 3, 5), classes=16, dropout=0.2):
-        super().__init__()
-        sizes = [inputs] + [width] * depth
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Linear(sizes[i], width), nn.BatchNorm1d(width), nn.ReLU(), nn.Dropout(dropout))
-            for i in range(depth))
-        self.exit_after = [e - 1 for e in exits]
-        self.exits = nn.ModuleList(nn.Linear(width, classes) for _ in exits)
+class ExitsAfterBlocks(nn.Module):
+    """Runs `self.blocks` in turn; after the blocks of `self.exit_after` (0-based), the next of
+    `self.exits` reads the block's output. Returns every exit's logits."""
 
     def forward(self, x):
         outputs, heads = [], iter(self.exits)
@@ -46,6 +40,17 @@ class EarlyExitMLP(nn.Module):
             if i in self.exit_after:
                 outputs.append(next(heads)(x))
         return outputs
+
+
+class EarlyExitMLP(ExitsAfterBlocks):
+    def __init__(self, inputs=200, width=256, depth=5, exits=(1, 3, 5), classes=16, dropout=0.2):
+        super().__init__()
+        sizes = [inputs] + [width] * depth
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(sizes[i], width), nn.BatchNorm1d(width), nn.ReLU(), nn.Dropout(dropout))
+            for i in range(depth))
+        self.exit_after = [e - 1 for e in exits]
+        self.exits = nn.ModuleList(nn.Linear(width, classes) for _ in exits)
 
 
 class EarlyExitCNN(nn.Module):
@@ -100,7 +105,7 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
-class EarlyExitResNet(nn.Module):
+class EarlyExitResNet(ExitsAfterBlocks):
     """The PyTorch twin of cgt's `ResNetArchitecture` (Sources/CGTModel/ResNet.swift), key for key:
     blocks.0 = {conv, bn, relu, "0": BasicBlock, ...}, blocks.s = {pool, "0": BasicBlock, ...}
     for s > 0, exits.e = {gap, linear}; so `blocks.1.0.conv1.weight` is torchvision's
@@ -126,14 +131,6 @@ class EarlyExitResNet(nn.Module):
             nn.Sequential(collections.OrderedDict([("gap", GlobalAveragePool()),
                                                    ("linear", nn.Linear(channels[e - 1], classes))]))
             for e in exits_after)
-
-    def forward(self, x):
-        outputs, heads = [], iter(self.exits)
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            if i in self.exit_after:
-                outputs.append(next(heads)(x))
-        return outputs
 
 
 def softcgt_loss(logits, labels, tau=0.9):
