@@ -18,7 +18,7 @@ public struct PrimitiveListing: Codable {
     public var batch: Int
     /// At the training batch: forward and both backward passes, with their reorders.
     public var training: [PrimitiveImplementation]
-    /// At batch 1, the smallest piece an early-exit inference pass runs.
+    /// At batch 1, the smallest piece an early-exit inference pass runs (every pass is made, a superset of what inference runs).
     public var inference: [PrimitiveImplementation]
 
     /// The primitives oneDNN runs on its reference code: empty on every CPU cgt supports.
@@ -59,7 +59,7 @@ public struct PrimitiveListing: Codable {
             }
         }
         describe(training)
-        lines.append("at batch 1 (early-exit inference pieces):")
+        lines.append("at batch 1 (the smallest piece early-exit inference runs; every pass made, as in training):")
         describe(inference)
         let slow = reference
         lines.append(

@@ -179,7 +179,8 @@ public final class ConvolutionPrimitives {
     /// Every primitive a training step runs here, passes and reorders, with oneDNN's implementation of each.
     public var primitiveImplementations: [PrimitiveImplementation] {
         var list = [
-            PrimitiveImplementation(pass: "forward", implementation: forwardPrimitive.descriptor.implementation),
+            PrimitiveImplementation(
+                pass: "forward", implementation: forwardPrimitive.descriptor.implementation, runsInInference: true),
             PrimitiveImplementation(
                 pass: "backward weights", implementation: weightsPrimitive.descriptor.implementation),
         ]
@@ -196,7 +197,10 @@ public final class ConvolutionPrimitives {
         ]
         for (tensor, staged) in reorders {
             if let implementation = staged?.implementation {
-                list.append(PrimitiveImplementation(pass: "reorder of the \(tensor)", implementation: implementation))
+                list.append(
+                    PrimitiveImplementation(
+                        pass: "reorder of the \(tensor)", implementation: implementation,
+                        runsInInference: tensor.hasSuffix("(forward)")))
             }
         }
         return list

@@ -8,9 +8,12 @@ public struct PrimitiveImplementation: Sendable, Equatable, Codable {
     public var pass: String
     /// oneDNN's name of the implementation, e.g. "jit:avx2" or "ref:any".
     public var implementation: String
+    /// Whether inference runs it too (a forward pass and its reorders), not training alone.
+    public var runsInInference: Bool
 
-    public init(layer: String = "", pass: String, implementation: String) {
+    public init(layer: String = "", pass: String, implementation: String, runsInInference: Bool = false) {
         self.layer = layer
+        self.runsInInference = runsInInference
         self.pass = pass
         self.implementation = implementation
     }
@@ -22,7 +25,8 @@ public struct PrimitiveImplementation: Sendable, Equatable, Codable {
 
     /// The same primitive, run by the layer at `path`.
     public func run(by path: String) -> PrimitiveImplementation {
-        PrimitiveImplementation(layer: path, pass: pass, implementation: implementation)
+        PrimitiveImplementation(
+            layer: path, pass: pass, implementation: implementation, runsInInference: runsInInference)
     }
 }
 

@@ -141,6 +141,13 @@ struct EvalCommand: ParsableCommand {
     func evaluate(world: Communicator) throws {
         // Loading can fail on one rank alone; the rest runs collectives on every rank.
         let model = try world.collectively { try load(ranks: world.size) }
+        // At batch 1, a piece every early-exit pass may run (primitives of other sizes are made as met).
+        if world.isRoot,
+            let warning = PrimitiveImplementation.referenceWarning(
+                model.network.primitiveImplementations(batch: 1).filter(\.runsInInference))
+        {
+            FileHandle.standardError.write(Data("cgt: warning: \(warning)\n".utf8))
+        }
         defer { try? model.reader.close() }
         try report(model, world: world)
     }

@@ -119,6 +119,19 @@ final class MapLayoutTests: XCTestCase {
         }
     }
 
+    func testTheWarningNamesTheFirstReferencePrimitiveAndCountsTheRest() {
+        let jit = PrimitiveImplementation(layer: "blocks.1.conv", pass: "forward", implementation: "jit:avx2")
+        XCTAssertNil(PrimitiveImplementation.referenceWarning([jit]))
+        let warning = PrimitiveImplementation.referenceWarning([
+            jit, PrimitiveImplementation(layer: "blocks.2.conv", pass: "backward weights", implementation: "ref:any"),
+            PrimitiveImplementation(layer: "blocks.2.bn", pass: "forward", implementation: "bnorm_ref:any"),
+        ])
+        XCTAssertNotNil(warning)
+        XCTAssertTrue(warning?.contains("blocks.2.conv backward weights (ref:any) and 1 more") ?? false, warning ?? "")
+        XCTAssertFalse(warning?.contains("\n") ?? true, "one line")
+        XCTAssertTrue(warning?.contains("cgt bench --primitives") ?? false, warning ?? "")
+    }
+
     func testReferenceImplementationsAreRecognisedByName() {
         for name in ["ref:any", "bnorm_ref:any", "ref_fused_convolution:any", "ref_sum:any"] {
             XCTAssertTrue(PrimitiveImplementation(pass: "forward", implementation: name).isReference, name)
