@@ -99,6 +99,11 @@ public enum BatchNormKernels {
                         storeVector(loadVector(sums + j) + d * d, sums + j)
                         j &+= 16
                     }
+                    if width &- j >= 8 {
+                        let d = loadHalf(row + j) - loadHalf(center + j)
+                        storeHalf(loadHalf(sums + j) + d * d, sums + j)
+                        j &+= 8
+                    }
                     while j < width {
                         let d = row[j] - center[j]
                         sums[j] += d * d
@@ -108,6 +113,10 @@ public enum BatchNormKernels {
                     while j < full {
                         storeVector(loadVector(sums + j) + loadVector(row + j), sums + j)
                         j &+= 16
+                    }
+                    if width &- j >= 8 {
+                        storeHalf(loadHalf(sums + j) + loadHalf(row + j), sums + j)
+                        j &+= 8
                     }
                     while j < width {
                         sums[j] += row[j]
@@ -164,6 +173,11 @@ public enum BatchNormKernels {
                     let v = loadVector(row + j) * loadVector(scale + j) + loadVector(shift + j)
                     storeVector(relu ? rectified(v) : v, out + j)
                     j &+= 16
+                }
+                if width &- j >= 8 {
+                    let v = loadHalf(row + j) * loadHalf(scale + j) + loadHalf(shift + j)
+                    storeHalf(relu ? rectified(v) : v, out + j)
+                    j &+= 8
                 }
                 while j < width {
                     let v = row[j] * scale[j] + shift[j]
@@ -222,6 +236,13 @@ public enum BatchNormKernels {
                     let v = normalized * loadVector(gamma + j) + loadVector(beta + j)
                     storeVector(relu ? rectified(v) : v, out + j)
                     j &+= 16
+                }
+                if width &- j >= 8 {
+                    let normalized = loadHalf(row + j) * loadHalf(scale + j) + loadHalf(shift + j)
+                    storeHalf(normalized, h + j)
+                    let v = normalized * loadHalf(gamma + j) + loadHalf(beta + j)
+                    storeHalf(relu ? rectified(v) : v, out + j)
+                    j &+= 8
                 }
                 while j < width {
                     let normalized = row[j] * scale[j] + shift[j]
@@ -389,6 +410,12 @@ public enum BatchNormKernels {
             guard let reluP else { return loadVector(dyP + k) }
             return zero.replacing(with: loadVector(dyP + k), where: loadVector(reluP + k) .> zero)
         }
+        /// The same for half a vector (a row of an 8-channel block).
+        @inline(__always) func gradientHalf(_ k: Int) -> HalfVector {
+            guard let reluP else { return loadHalf(dyP + k) }
+            let zero = HalfVector(repeating: 0)
+            return zero.replacing(with: loadHalf(dyP + k), where: loadHalf(reluP + k) .> zero)
+        }
         @inline(__always) func gradient(_ k: Int) -> Float {
             guard let reluP else { return dyP[k] }
             return reluP[k] > 0 ? dyP[k] : 0
@@ -409,6 +436,14 @@ public enum BatchNormKernels {
                     acc.addProduct(gv, loadVector(h + j))
                     storeVector(acc, dgP + j)
                     j &+= 16
+                }
+                if width &- j >= 8 {
+                    let gv = gradientHalf(row + j)
+                    storeHalf(loadHalf(dbP + j) + gv, dbP + j)
+                    var acc = loadHalf(dgP + j)
+                    acc.addProduct(gv, loadHalf(h + j))
+                    storeHalf(acc, dgP + j)
+                    j &+= 8
                 }
                 while j < width {
                     let g = gradient(row + j)
@@ -486,6 +521,13 @@ public enum BatchNormKernels {
                         v.addProduct(loadVector(b + j), loadVector(h + j))
                         storeVector(v, out + j)
                         j &+= 16
+                    }
+                    if width &- j >= 8 {
+                        var v = loadHalf(d + j)
+                        v.addProduct(loadHalf(a + j), gradientHalf(row + j))
+                        v.addProduct(loadHalf(b + j), loadHalf(h + j))
+                        storeHalf(v, out + j)
+                        j &+= 8
                     }
                     while j < width {
                         out[j] = a[j] * gradient(row + j) + b[j] * h[j] + d[j]

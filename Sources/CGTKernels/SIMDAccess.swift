@@ -27,3 +27,24 @@ internal func rectified(_ v: FloatVector) -> FloatVector {
     let zero = FloatVector(repeating: 0)
     return v.replacing(with: zero, where: zero .>= v)
 }
+
+/// Half a vector: the 8 channels of one position of a `MapLayout.blocked8` block, which the
+/// kernels that walk rows of a block take in one step after their full vectors.
+public typealias HalfVector = SIMD8<Float>
+
+@inlinable @inline(__always)
+internal func loadHalf(_ pointer: UnsafePointer<Float>) -> HalfVector {
+    UnsafeRawPointer(pointer).loadUnaligned(as: HalfVector.self)
+}
+
+@inlinable @inline(__always)
+internal func storeHalf(_ value: HalfVector, _ pointer: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: HalfVector.self)
+}
+
+/// `rectified` for half a vector.
+@inlinable @inline(__always)
+internal func rectified(_ v: HalfVector) -> HalfVector {
+    let zero = HalfVector(repeating: 0)
+    return v.replacing(with: zero, where: zero .>= v)
+}
