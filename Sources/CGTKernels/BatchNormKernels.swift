@@ -410,7 +410,8 @@ public enum BatchNormKernels {
             guard let reluP else { return loadVector(dyP + k) }
             return zero.replacing(with: loadVector(dyP + k), where: loadVector(reluP + k) .> zero)
         }
-        /// The same for half a vector (a row of an 8-channel block).
+        /// The same for half a vector (a row of an 8-channel block); a twin for the reason
+        /// `rectified` has one (generic SIMD operations are lane loops).
         @inline(__always) func gradientHalf(_ k: Int) -> HalfVector {
             guard let reluP else { return loadHalf(dyP + k) }
             let zero = HalfVector(repeating: 0)

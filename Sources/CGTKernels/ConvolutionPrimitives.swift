@@ -188,19 +188,22 @@ public final class ConvolutionPrimitives {
             list.append(
                 PrimitiveImplementation(pass: "backward data", implementation: dataPrimitive.descriptor.implementation))
         }
-        let reorders: [(String, Staged?)] = [
-            ("input (forward)", forwardInput), ("weight (forward)", forwardWeight), ("output (forward)", forwardOutput),
-            ("input (backward weights)", weightsInput), ("output gradient (backward weights)", weightsOutputGradient),
-            ("weight gradient (backward weights)", weightsGradient), ("weight (backward data)", dataWeight),
-            ("output gradient (backward data)", dataOutputGradient),
-            ("input gradient (backward data)", dataInputGradient),
+        // The forward pass's reorders run in inference too; the others in training alone.
+        let reorders: [(tensor: String, staged: Staged?, inference: Bool)] = [
+            ("input (forward)", forwardInput, true), ("weight (forward)", forwardWeight, true),
+            ("output (forward)", forwardOutput, true), ("input (backward weights)", weightsInput, false),
+            ("output gradient (backward weights)", weightsOutputGradient, false),
+            ("weight gradient (backward weights)", weightsGradient, false),
+            ("weight (backward data)", dataWeight, false),
+            ("output gradient (backward data)", dataOutputGradient, false),
+            ("input gradient (backward data)", dataInputGradient, false),
         ]
-        for (tensor, staged) in reorders {
-            if let implementation = staged?.implementation {
+        for reorder in reorders {
+            if let implementation = reorder.staged?.implementation {
                 list.append(
                     PrimitiveImplementation(
-                        pass: "reorder of the \(tensor)", implementation: implementation,
-                        runsInInference: tensor.hasSuffix("(forward)")))
+                        pass: "reorder of the \(reorder.tensor)", implementation: implementation,
+                        runsInInference: reorder.inference))
             }
         }
         return list

@@ -67,7 +67,7 @@ public enum MapLayoutChoice {
     ///   AVX-512 convolutions run fastest.
     /// - 256 bits (AVX2, AVX): 8-channel blocks for the plain CNN (the layout of oneDNN's AVX2
     ///   convolutions: a quarter more samples per second than channels-last); channels-last for
-    ///   the ResNet, whose steps ran about a tenth faster so although its convolutions alone took
+    ///   the ResNet, whose steps ran about a tenth faster although its convolutions alone took
     ///   the same time in both. `nChw16c` last: oneDNN has no AVX2 kernel for it.
     /// - narrower: channels-last, whose kernels oneDNN keeps for SSE4.1 too.
     public static func preference(vectorBits: Int, trunk: Trunk) -> [MapLayout] {

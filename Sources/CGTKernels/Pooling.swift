@@ -261,7 +261,7 @@ public enum PoolingKernels {
                             storeVector(best, out)
                             UnsafeMutableRawPointer(slot).storeBytes(of: chosen, as: SIMD16<Int32>.self)
                         } else {
-                            UnsafeMutableRawPointer(out).storeBytes(of: best.lowHalf, as: SIMD8<Float>.self)
+                            storeHalf(best.lowHalf, out)
                             UnsafeMutableRawPointer(slot).storeBytes(of: chosen.lowHalf, as: SIMD8<Int32>.self)
                         }
                         out += 8 + next / 2
@@ -351,9 +351,7 @@ public enum PoolingKernels {
     /// 8-channel block.
     @inlinable @inline(__always)
     static func halves(_ low: UnsafePointer<Float>, _ high: UnsafePointer<Float>) -> FloatVector {
-        FloatVector(
-            lowHalf: UnsafeRawPointer(low).loadUnaligned(as: SIMD8<Float>.self),
-            highHalf: UnsafeRawPointer(high).loadUnaligned(as: SIMD8<Float>.self))
+        FloatVector(lowHalf: loadHalf(low), highHalf: loadHalf(high))
     }
 
     /// The backward of `maxOfWindow`: 16 channels of gradient to the inputs their slots name, 0 to the others.
@@ -436,10 +434,8 @@ public enum PoolingKernels {
                         let d = bottom + 16 &* ox
                         @inline(__always) func route(_ k: Int32, to target: UnsafeMutablePointer<Float>) {
                             let v = zero.replacing(with: gradient, where: chosen .== SIMD16<Int32>(repeating: k))
-                            UnsafeMutableRawPointer(target).storeBytes(of: v.lowHalf, as: SIMD8<Float>.self)
-                            if next == 16 {
-                                UnsafeMutableRawPointer(target + 16).storeBytes(of: v.highHalf, as: SIMD8<Float>.self)
-                            }
+                            storeHalf(v.lowHalf, target)
+                            if next == 16 { storeHalf(v.highHalf, target + 16) }
                         }
                         route(0, to: a)
                         route(1, to: a + 8)

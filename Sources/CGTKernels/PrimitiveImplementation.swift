@@ -25,8 +25,9 @@ public struct PrimitiveImplementation: Sendable, Equatable, Codable {
 
     /// The same primitive, run by the layer at `path`.
     public func run(by path: String) -> PrimitiveImplementation {
-        PrimitiveImplementation(
-            layer: path, pass: pass, implementation: implementation, runsInInference: runsInInference)
+        var named = self
+        named.layer = path
+        return named
     }
 }
 

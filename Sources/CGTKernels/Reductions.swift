@@ -78,10 +78,7 @@ public enum Reductions {
             }
             if columns &- c >= 8 {
                 // Half a vector: the 8 channels of a block of `MapLayout.blocked8`.
-                let sum =
-                    UnsafeRawPointer(dst + c).loadUnaligned(as: SIMD8<Float>.self)
-                    + UnsafeRawPointer(row + c).loadUnaligned(as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(dst + c).storeBytes(of: sum, as: SIMD8<Float>.self)
+                storeHalf(loadHalf(dst + c) + loadHalf(row + c), dst + c)
                 c &+= 8
             }
             while c < columns {

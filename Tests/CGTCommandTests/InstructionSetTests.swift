@@ -11,13 +11,17 @@ import XCTest
 /// read). `ONEDNN_MAX_CPU_ISA` makes oneDNN dispatch as on a lesser CPU, so an AVX-512 machine
 /// checks the AVX2 path too.
 final class InstructionSetTests: XCTestCase {
+    /// This CPU's feature flags, as the kernel lists them in /proc/cpuinfo ("avx2", "avx512f").
+    private func cpuFlags() throws -> Set<String> {
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let line = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? ""
+        return Set(line.split(separator: " ").map(String.init))
+    }
+
     /// The `ONEDNN_MAX_CPU_ISA` levels from AVX2 up to what this CPU has, with the name
     /// `cgt bench` reports for each (nil for the CPU's own top level).
     private func levels() throws -> [(variable: String, reported: String?)] {
-        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        let flags = Set(
-            (cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? "").split(separator: " ").map(
-                String.init))
+        let flags = try cpuFlags()
         var levels: [(String, String?)] = []
         if flags.isSuperset(of: ["avx2", "fma"]) { levels.append(("AVX2", "avx2")) }
         if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl"]) {
@@ -75,10 +79,7 @@ final class InstructionSetTests: XCTestCase {
     /// the check for baseline x86-64) into a program built for a feature this CPU lacks: it
     /// must stop with exit status 1 and one line naming the feature, not die of SIGILL.
     func testABuildForAFeatureTheCPULacksStopsWithOneLine() throws {
-        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        let flags = Set(
-            (cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? "").split(separator: " ").map(
-                String.init))
+        let flags = try cpuFlags()
         let candidates: [(march: String, flag: String, name: String)] = [
             ("-mavx512f", "avx512f", "AVX-512F"), ("-mavx512fp16", "avx512_fp16", "AVX-512 FP16"),
         ]
