@@ -53,6 +53,7 @@ extension Checkpoint {
                 let (group, leaf) = try Self.parent(of: "\(prefix).\(CheckpointLayout.batchesTracked)", in: modelGroup)
                 try group.writeDataset(leaf, [Int64(count)], shape: [])
             }
+            SignalDrill.reached(.checkpoint)
             let optimizerGroup = try root.createGroup(CheckpointLayout.optimizer)
             try optimizerGroup.setAttribute(CheckpointLayout.optimizerName, job.optimizer.name.rawValue)
             try optimizerGroup.setAttribute(CheckpointLayout.stepCount, optimizerStepCount)

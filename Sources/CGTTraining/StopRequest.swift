@@ -2,36 +2,70 @@ import CGTJob
 import Foundation
 import Synchronization
 
-/// Whether a stop signal (`runtime.stop_signals`) has arrived: set by the signal handler,
-/// read by the training loop after every step.
+/// Whether a stop signal (`runtime.stop_signals`) has arrived, asked by the training loop
+/// after every step.
 ///
-/// The handler only stores the signal's number in an atomic, which is all a handler may
-/// safely do; the loop agrees with the other ranks, checkpoints and stops.
+/// No handler runs: the stop signals are blocked in every thread from the start of `cgt train`
+/// (`blockEarly`, before MPI and the read-ahead and stall-watch threads start, which inherit
+/// the mask), so the kernel keeps one pending for the process until the loop takes it with
+/// `sigtimedwait`. Nothing is interrupted, not a system call of MPI's threads nor a read of
+/// HDF5's: a signal is a value the main thread picks up between steps, and it owns it alone.
 public enum StopRequest {
-    private static let signal = Atomic<Int32>(0)
+    /// The signal taken, kept so every later question gets the same answer.
+    private static let taken = Atomic<Int32>(0)
+    /// The job's stop signals, one bit per signal number.
+    private static let listening = Atomic<UInt64>(0)
 
-    /// The signal that asked to stop, or nil.
-    public static var received: Int32? {
-        let number = signal.load(ordering: .relaxed)
-        return number == 0 ? nil : number
+    /// The signals a job may name in `runtime.stop_signals`: Slurm's SIGTERM at the time limit
+    /// and on preemption, `--signal`'s SIGUSR1 or SIGUSR2, and SIGINT.
+    static let candidates = StopSignal.allCases
+
+    /// Blocks every candidate stop signal in the calling thread and the threads it starts from
+    /// now on; call it first thing, before MPI starts its threads. A signal in the seconds
+    /// before the job file is read (a requeued job is often signalled as it starts) then waits
+    /// instead of killing the rank with status 138 or 143 and no requeue.
+    public static func blockEarly() {
+        var set = signalSet(bits: bits(candidates))
+        pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
-    /// Catches `signals` from now on (a second one while the checkpoint is written changes nothing).
+    /// Listens for `signals` from now on (a second one while the checkpoint is written changes
+    /// nothing). The other candidates are unblocked: one that came early takes its default
+    /// action now, as it would have without `blockEarly`.
     public static func install(_ signals: [StopSignal]) {
-        // The atomic is made here, before any handler runs: a lazy static initialised inside a
-        // signal handler would take a lock there.
-        _ = received
-        for name in signals {
-            var action = sigaction()
-            action.__sigaction_handler.sa_handler = { number in StopRequest.signal.store(number, ordering: .relaxed) }
-            action.sa_flags = SA_RESTART
-            sigemptyset(&action.sa_mask)
-            sigaction(name.number, &action, nil)
-        }
+        listening.store(bits(signals), ordering: .relaxed)
+        var others = signalSet(bits: bits(candidates.filter { !signals.contains($0) }))
+        pthread_sigmask(SIG_UNBLOCK, &others, nil)
+    }
+
+    /// The stop signal that arrived, or nil: takes a pending one without waiting. Wraps `sigtimedwait`.
+    public static var received: Int32? {
+        let earlier = taken.load(ordering: .relaxed)
+        if earlier != 0 { return earlier }
+        let bits = listening.load(ordering: .relaxed)
+        guard bits != 0 else { return nil }
+        var set = signalSet(bits: bits)
+        var now = timespec(tv_sec: 0, tv_nsec: 0)
+        let number = sigtimedwait(&set, nil, &now)
+        guard number > 0 else { return nil }
+        taken.store(number, ordering: .relaxed)
+        return number
     }
 
     /// Forgets a received signal (tests train several runs in one process).
-    public static func reset() { signal.store(0, ordering: .relaxed) }
+    public static func reset() { taken.store(0, ordering: .relaxed) }
+
+    private static func bits(_ signals: [StopSignal]) -> UInt64 {
+        signals.reduce(0) { $0 | (1 << UInt64($1.number)) }
+    }
+
+    /// The set of the signals whose bits are set (no allocation: the loop asks after every step).
+    private static func signalSet(bits: UInt64) -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for number in 1..<64 where bits & (1 << UInt64(number)) != 0 { sigaddset(&set, Int32(number)) }
+        return set
+    }
 
     /// "SIGUSR1" for a signal's number.
     public static func name(of number: Int32) -> String {

@@ -33,9 +33,11 @@ extension Trainer {
         }
         if job.eval.bnRecalibration {
             let share = try together { try evaluation.readRecalibrationShare(job: job, reader: reader) }
+            SignalDrill.reached(.recalibration)
             evaluation.recalibrateBatchNorm(on: share)
             if !network.store.bufferSlots.isEmpty { evaluatedBuffers = (epoch, Array(network.store.buffers)) }
         }
+        SignalDrill.reached(.evaluation)
         let results = try shards.map { split in try split.map { try evaluation.statistics($0, tau: job.eval.tau) } }
         return (results[0], results[1])
     }

@@ -467,6 +467,7 @@ public final class Trainer {
         let context = ForwardContext(
             mode: .training, sampleIDs: UnsafeBufferPointer(rebasing: ids[0..<batch]), randomKey: setup.randomKey)
         network.forward(UnsafeBufferPointer(x), batch: batch, context: context, scope: scope)
+        SignalDrill.reached(.step)
         let statistics = objective.lossAndGradients(
             network: network, labels: UnsafeBufferPointer(y), batch: batch, weighting: setup.weighting,
             globalBatch: globalCount, adjustment: setup.adjustment, activeExits: scope.exitLimit)

@@ -175,7 +175,10 @@ final class TrainingShard {
         guard mode != .local, pending == nil, preparedEpoch != epoch else { return }
         let read = PendingRead(epoch: epoch)
         pending = read
-        let thread = Thread { [self] in read.finish(Result { try load(epoch: epoch) }) }
+        let thread = Thread { [self] in
+            SignalDrill.reached(.readAhead)
+            read.finish(Result { try load(epoch: epoch) })
+        }
         thread.name = "cgt-read-ahead"
         thread.start()
     }

@@ -26,6 +26,8 @@ struct TrainCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
+        StopRequest.blockEarly()
+        SignalDrill.reached(.startup)
         var interrupted = false
         try underMPI { world in interrupted = try train(world: world) }
         // Every rank stopped at the same step and MPI ended cleanly; the status asks for a requeue.
