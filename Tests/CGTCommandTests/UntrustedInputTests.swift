@@ -479,6 +479,57 @@ final class UntrustedInputTests: XCTestCase {
         }
     }
 
+    /// `--set` values (of `cgt train` and `cgt grid`) and a grid's constraint values are read
+    /// within the bounds of a job file: nesting that would overflow the parser's stack, an alias
+    /// bomb and a key of many parts are refused in one line naming `--set` and the key.
+    func testOverrideValuesHaveTheBoundsOfJobFiles() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 32, test: 8)
+        let good = try job()
+        // Nine anchors, each a list of nine aliases of the one before: 9^10 values from 300 bytes.
+        var bomb = ["&a [x, x, x, x, x, x, x, x, x]"]
+        for i in 1..<10 {
+            let previous = Character(UnicodeScalar(96 + i)!)
+            let next = Character(UnicodeScalar(97 + i)!)
+            bomb.append("&\(next) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]")
+        }
+        let cases: [(String, [String])] = [
+            ("model.hidden=" + String(repeating: "[", count: 60_000), ["--set: model.hidden", "value nests deeper"]),
+            (
+                "model.hidden=" + String(repeating: "[", count: 30_000) + String(repeating: "]", count: 30_000),
+                ["--set: model.hidden", "value nests deeper"]
+            ),
+            ("model.hidden=[" + bomb.joined(separator: ", ") + "]", ["--set: model.hidden", "expands to more than"]),
+            (String(repeating: "a.", count: 30_000) + "b=1", ["--set: a.a.a", "the key has 30001 parts"]),
+            ("model={hidden: [8], hidden: [9]}", ["--set: model.hidden", "duplicate key"]),
+        ]
+        let grid = try directory.write(
+            "base: \(good)\nmethod: grid\nparameters: {eval.tau: {values: [0.5]}}\n", to: "grid-set.yaml")
+        for (assignment, parts) in cases {
+            let run = directory.file("run-set")
+            let label = String(assignment.prefix(40))
+            assertRefused(
+                try cgt(["train", good, "--data", data, "--out", run, "--set", assignment]), parts, "train \(label)")
+            noRunFolderContents(run, label)
+            assertRefused(try cgt(["grid", grid, "--list", "--set", assignment]), parts, "grid \(label)")
+        }
+    }
+
+    /// A job or grid file saved with a UTF-8 byte-order mark (as some Windows editors save
+    /// them) reads as the same file without it.
+    func testByteOrderMarksAreAccepted() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 32, test: 8)
+        let bom = "\u{FEFF}"
+        let job = try directory.write(
+            bom + "model:\n  hidden: [8]\n  exits: [1]\ntraining:\n  epochs: 1\n  batch_size: 4\n", to: "bom.yaml")
+        let trained = try cgt(["train", job, "--data", data, "--out", directory.file("run-bom"), "--quiet"])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        let grid = try directory.write(
+            bom + "base: \(job)\nmethod: grid\nparameters:\n  eval.tau: {values: [0.5, 0.7]}\n", to: "bom-grid.yaml")
+        let listed = try cgt(["grid", grid, "--list"])
+        XCTAssertEqual(listed.status, 0, listed.stderr)
+        XCTAssertTrue(listed.stdout.contains("eval.tau=0.7"), listed.stdout)
+    }
+
     func testCommandLineSizesAreBounded() throws {
         let cases: [([String], [String])] = [
             (
