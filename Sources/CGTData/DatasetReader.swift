@@ -25,6 +25,12 @@ public final class DatasetReader {
     let file: HDF5File
     /// The file's identity and state when opened (`checkUnchanged`).
     let openedAs: FileState?
+    /// A fail point for tests (`CGT_TEST_STOP_AT_READ_CHECK=n`): the process stops itself
+    /// (SIGSTOP) at its n-th `checkUnchanged`, the start of an epoch's read, so that a test can
+    /// change the file at a known point (after the first epoch's read, before the read ahead of
+    /// the second) instead of racing the reads.
+    let stopAtCheck = Int(ProcessInfo.processInfo.environment["CGT_TEST_STOP_AT_READ_CHECK"] ?? "")
+    var checks = 0
 
     public init(path: String) throws {
         self.path = path

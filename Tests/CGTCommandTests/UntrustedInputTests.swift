@@ -15,11 +15,11 @@ final class UntrustedInputTests: XCTestCase {
     let environment = ["CGT_MEMORY_LIMIT": "1G"]
     let addressSpaceKiB = 4_000_000
 
-    /// Runs cgt under `ulimit -v` and the memory budget.
-    private func cgt(_ arguments: [String]) throws -> CommandResult {
+    /// Runs cgt under `ulimit -v` and the memory budget (`memoryLimit` for another than 1G).
+    private func cgt(_ arguments: [String], memoryLimit: String? = nil) throws -> CommandResult {
         try CommandRunner.run(
             "/bin/sh", ["-c", "ulimit -v \(addressSpaceKiB); exec \"$0\" \"$@\"", CommandRunner.cgt] + arguments,
-            timeout: 60, environment: environment)
+            timeout: 60, environment: environment.merging(memoryLimit.map { ["CGT_MEMORY_LIMIT": $0] } ?? [:]) { $1 })
     }
 
     /// Asserts a clean refusal: status 1 (not a signal), one line on stderr holding every part.
@@ -188,6 +188,89 @@ final class UntrustedInputTests: XCTestCase {
             XCTAssertFalse(
                 FileManager.default.fileExists(atPath: directory.file("eval-\(name)")), "\(name): no eval folder")
         }
+    }
+
+    /// libhdf5 decompresses a chunk whole, into a buffer of the chunk's declared size: chunks
+    /// that would not fit the memory budget are refused before a read, however little data the
+    /// file holds (Corpus/make_corpus.py --huge-chunks; 64 rows in a chunk of 64 MiB, and a
+    /// chunk of 2 GiB declared and never written).
+    func testChunksAreBudgetedAsTheyAreDecompressed() throws {
+        let corpus = try runCorpusScript("huge-chunks") { ["--huge-chunks", $0] }
+        for (name, parts) in [
+            ("written_chunk", ["chunks of [4194304, 4] float32 values", "needs 64.0 MiB"]),
+            ("declared_chunk", ["chunks of [134217728, 4] float32 values", "needs 2.0 GiB"]),
+        ] {
+            let data = "\(corpus)/\(name).h5"
+            let run = directory.file("run-\(name)")
+            let expected = ["\(name).h5: /train/x", "memory limit of 32.0 MiB"] + parts
+            assertRefused(
+                try cgt(["train", try job(), "--data", data, "--out", run], memoryLimit: "32M"), expected,
+                "train \(name)")
+            noRunFolderContents(run, name)
+            assertRefused(try cgt(["inspect", data], memoryLimit: "32M"), expected, "inspect \(name)")
+        }
+    }
+
+    /// A chunk found corrupt by the thread that reads the next epoch ahead ends training with
+    /// cgt's one line, and no "HDF5-DIAG" stack from libhdf5 (whose error printing is a setting
+    /// of each thread). The chunk is made corrupt while the process is stopped at a fail point
+    /// (`CGT_TEST_STOP_AT_READ_CHECK`): after the first epoch's read, before the read ahead of
+    /// the second; its size and modification time are kept, so only the chunk differs.
+    func testACorruptChunkFoundReadingAheadIsOneLine() throws {
+        guard try CommandRunner.run("/usr/bin/python3", ["-c", "import h5py"]).status == 0 else {
+            throw XCTSkip("/usr/bin/python3 with h5py is missing (launch/setup installs python3-h5py)")
+        }
+        let data = try Fixtures.writeDataset(in: directory, features: 8, classes: 3, train: 2048, test: 32)
+        let located = try CommandRunner.run(
+            "/usr/bin/python3",
+            [
+                "-c",
+                "import h5py, sys; i = h5py.File(sys.argv[1])['train/x'].id.get_chunk_info(0); print(i.byte_offset, i.size)",
+                data,
+            ])
+        let numbers = located.stdout.split(separator: " ").compactMap {
+            UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        XCTAssertEqual(numbers.count, 2, located.stderr)
+        guard numbers.count == 2 else { return }
+        var before = stat()
+        XCTAssertEqual(stat(data, &before), 0)
+        let job = try job("model: {hidden: [8], exits: [1]}\ntraining: {epochs: 2, batch_size: 64}\n", name: "two.yaml")
+        let errors = directory.file("read-ahead-errors.txt")
+        XCTAssertTrue(FileManager.default.createFile(atPath: errors, contents: nil))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandRunner.cgt)
+        process.arguments = ["train", job, "--data", data, "--out", directory.file("run-read-ahead"), "--quiet"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["CGT_TEST_STOP_AT_READ_CHECK": "2"]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        let deadline = Date().addingTimeInterval(60)
+        func stopped() -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            return stat[stat.index(after: close)...].split(separator: " ").first == "T"
+        }
+        while process.isRunning && !stopped() && Date() < deadline { usleep(10_000) }
+        XCTAssertTrue(stopped(), "the process stops itself before its read ahead")
+        let file = try FileHandle(forUpdating: URL(fileURLWithPath: data))
+        try file.seek(toOffset: numbers[0] + 2)
+        try file.write(contentsOf: Data(repeating: 0xFF, count: Int(numbers[1]) - 4))
+        try file.close()
+        var times = [before.st_atim, before.st_mtim]
+        XCTAssertEqual(utimensat(AT_FDCWD, data, &times, 0), 0, "the modification time is the one training saw")
+        kill(process.processIdentifier, SIGCONT)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(process.isRunning, "training ends by itself")
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 1)
+        let message = try String(contentsOfFile: errors, encoding: .utf8)
+        XCTAssertFalse(message.contains("HDF5-DIAG"), message)
+        XCTAssertEqual(message.split(separator: "\n").count, 1, message)
+        XCTAssertTrue(message.hasPrefix("cgt: error: \(data): /train/x"), message)
+        XCTAssertTrue(message.contains("inflate"), message)
     }
 
     /// Files as other tools write them (Corpus/make_corpus.py --other-tools): LZF-compressed
