@@ -15,11 +15,16 @@ final class UntrustedInputTests: XCTestCase {
     let environment = ["CGT_MEMORY_LIMIT": "1G"]
     let addressSpaceKiB = 4_000_000
 
-    /// Runs cgt under `ulimit -v` and the memory budget (`memoryLimit` for another than 1G).
-    private func cgt(_ arguments: [String], memoryLimit: String? = nil) throws -> CommandResult {
-        try CommandRunner.run(
+    /// Runs cgt under `ulimit -v` and the memory budget (`memoryLimit` for another than 1G),
+    /// with `extra` in its environment.
+    private func cgt(
+        _ arguments: [String], memoryLimit: String? = nil, environment extra: [String: String] = [:]
+    ) throws -> CommandResult {
+        var environment = environment.merging(extra) { $1 }
+        if let memoryLimit { environment["CGT_MEMORY_LIMIT"] = memoryLimit }
+        return try CommandRunner.run(
             "/bin/sh", ["-c", "ulimit -v \(addressSpaceKiB); exec \"$0\" \"$@\"", CommandRunner.cgt] + arguments,
-            timeout: 60, environment: environment.merging(memoryLimit.map { ["CGT_MEMORY_LIMIT": $0] } ?? [:]) { $1 })
+            timeout: 60, environment: environment)
     }
 
     /// Asserts a clean refusal: status 1 (not a signal), one line on stderr holding every part.
@@ -752,6 +757,60 @@ final class UntrustedInputTests: XCTestCase {
             $0.contains(".tmp-")
         }
         XCTAssertEqual(leftovers, [])
+    }
+
+    /// A signal (Ctrl-C, SIGTERM) while `cgt synth` or `cgt prepare` writes its file stops the
+    /// write between chunks: one line, status 128 + the signal's number as for a process the
+    /// signal ended, no output and no temporary file. The signal comes from the process itself
+    /// at its first check (`CGT_TEST_SIGNAL_AT_CHECK`), after the first block is written.
+    func testASignalStopsAWriteCleanly() throws {
+        let synth = directory.file("stopped.h5")
+        assertStopped(
+            try cgt(
+                ["synth", "--out", synth, "--train", "20000", "--features", "64"],
+                environment: ["CGT_TEST_SIGNAL_AT_CHECK": "TERM"]), synth, signal: "SIGTERM", status: 143)
+        let x = directory.file("x.npy")
+        let y = directory.file("y.npy")
+        try RawFiles.write(
+            RawFiles.npy(descr: "<f4", shape: [4000, 16], data: RawFiles.bytes(Fixtures.normals(64_000, seed: 1))),
+            to: x)
+        try RawFiles.write(
+            RawFiles.npy(descr: "<i8", shape: [4000], data: RawFiles.bytes((0..<4000).map { Int64($0 % 3) })), to: y)
+        let prepared = directory.file("prepared-stopped.h5")
+        assertStopped(
+            try cgt(
+                ["prepare", "npy", "--x", x, "--y", y, "--out", prepared],
+                environment: ["CGT_TEST_SIGNAL_AT_CHECK": "INT"]),
+            prepared, signal: "SIGINT", status: 130)
+    }
+
+    private func assertStopped(
+        _ result: CommandResult, _ out: String, signal: String, status: Int32, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
+        XCTAssertEqual(result.status, status, result.stderr, file: file, line: line)
+        XCTAssertEqual(
+            result.stderr, "cgt: error: \(out): stopped by \(signal) while writing it; nothing was written\n",
+            file: file, line: line)
+        let name = (out as NSString).lastPathComponent
+        let left = directory.contents().filter { $0.hasPrefix(name) }
+        XCTAssertEqual(left, [], "no output and no temporary file", file: file, line: line)
+    }
+
+    /// A writer killed outright (SIGKILL) leaves its temporary file; the next write of the same
+    /// file removes it, and leaves the temporary files of writers still running and of other files.
+    func testTheNextWriteRemovesLeftoversOfKilledWriters() throws {
+        let out = directory.file("synth.h5")
+        // No process has a number above the kernel's pid_max (at most 2^22).
+        let gone = "\(out).tmp-99999999-1f2e3d"
+        let running = "\(out).tmp-\(getpid())-4c5b6a"
+        let other = directory.file("other.h5.tmp-99999999-1f2e3d")
+        for leftover in [gone, running, other] { try Data("partial".utf8).write(to: URL(fileURLWithPath: leftover)) }
+        let result = try cgt(["synth", "--out", out, "--train", "64", "--test", "16", "--features", "4"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: gone), "a killed writer's file is removed")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: running), "a running writer's file stays")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: other), "another file's leftovers stay")
     }
 
     /// A second trainer on a folder in use is refused; crash leftovers are cleaned, and a lost
