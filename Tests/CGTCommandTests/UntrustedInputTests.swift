@@ -813,6 +813,43 @@ final class UntrustedInputTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: other), "another file's leftovers stay")
     }
 
+    /// A run killed while it appended to metrics.jsonl leaves a last line cut short: `cgt report`
+    /// and `cgt table` leave it out with one warning naming the file and line, and a resumed
+    /// run drops it. Any other line that is not a record is refused, naming file and line.
+    func testALastMetricsLineCutShortIsLeftOut() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 32, test: 8)
+        let job = try job(
+            "model: {hidden: [8], exits: [1]}\ntraining: {epochs: 2, batch_size: 8, checkpoint_every: 1}\n",
+            name: "metrics.yaml")
+        let run = directory.file("run-metrics")
+        XCTAssertEqual(try cgt(["train", job, "--data", data, "--out", run, "--quiet"]).status, 0)
+        let metrics = "\(run)/metrics.jsonl"
+        let whole = try Data(contentsOf: URL(fileURLWithPath: metrics))
+        let torn = whole + Data(#"{"epoch":3,"global_step":12,"lo"#.utf8)
+        try torn.write(to: URL(fileURLWithPath: metrics))
+        for arguments in [["report", run, "--no-eval"], ["table", run]] {
+            let result = try cgt(arguments)
+            XCTAssertEqual(result.status, 0, "\(arguments[0]): \(result.stderr)")
+            XCTAssertEqual(
+                result.stderr,
+                "cgt: warning: \(metrics): line 3 is cut short (a run killed while writing it); left out\n",
+                arguments[0])
+        }
+        let resumed = try cgt([
+            "train", job, "--data", data, "--out", run, "--quiet", "--resume", "--set", "training.epochs=3",
+        ])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        let lines = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 3, "the cut line is dropped and epoch 3 written whole: \(lines)")
+        XCTAssertTrue(lines.allSatisfy { $0.hasPrefix("{") && $0.hasSuffix("}") }, "\(lines)")
+
+        try (Data("not json\n".utf8) + whole).write(to: URL(fileURLWithPath: metrics))
+        for arguments in [["report", run, "--no-eval"], ["table", run]] {
+            assertRefused(
+                try cgt(arguments), ["\(metrics): line 1: not an epoch record", "not valid JSON"], arguments[0])
+        }
+    }
+
     /// A second trainer on a folder in use is refused; crash leftovers are cleaned, and a lost
     /// last.h5 does not stop --resume; a fresh run refuses a folder holding epoch files.
     func testRunFoldersAreLockedAndRecoverFromCrashLeftovers() throws {
