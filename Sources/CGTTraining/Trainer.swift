@@ -201,12 +201,8 @@ public final class Trainer {
         }
         try together {
             if isRoot {
-                try runDirectory.create()
-                runLock = try runDirectory.lock()
-                AtomicFile.removeLeftovers(in: runDirectory.path)
-                AtomicFile.removeLeftovers(in: runDirectory.checkpointFolder)
-                try AtomicFile.write(Data(try JobLoader.yaml(job).utf8), to: runDirectory.jobFile)
-                try MetricsLog(path: runDirectory.metricsFile).truncate(afterEpoch: epoch)
+                // A failure here names its file and removes what the run made of its folder.
+                runLock = try runDirectory.begin(jobYAML: try JobLoader.yaml(job), keepingMetricsUpTo: epoch)
                 if job.logging.tensorboard { tensorBoard = try TensorBoardLog(folder: runDirectory.tensorBoardFolder) }
             }
         }

@@ -850,6 +850,35 @@ final class UntrustedInputTests: XCTestCase {
         }
     }
 
+    /// A disk full at a run's start (a small tmpfs, as `DiskFullTests`): one line naming the
+    /// file and the system's reason, and no half-made run folder (job.yaml, .lock) left; a disk
+    /// that fills at the first epoch's metrics line names metrics.jsonl.
+    func testAFullDiskAtTheStartOfARunIsNamedAndLeavesNoRunFolder() throws {
+        let mountPoint = directory.file("small")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        guard try CommandRunner.run("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mountPoint]).status == 0
+        else {
+            throw XCTSkip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+        }
+        defer { _ = try? CommandRunner.run("/bin/umount", [mountPoint]) }
+        let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 32, test: 8)
+        let job = try job()
+        // Every page taken (dd stops at ENOSPC).
+        _ = try CommandRunner.run("/bin/dd", ["if=/dev/zero", "of=\(mountPoint)/fill", "bs=4096"])
+        let run = "\(mountPoint)/runs/first"
+        assertRefused(
+            try cgt(["train", job, "--data", data, "--out", run, "--quiet"]),
+            ["\(run)/job.yaml", "No space left on device"], "full disk")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: mountPoint), ["fill"],
+            "the run's folders are removed, runs/ with them")
+        // One page left: job.yaml takes it, and the first epoch's metrics line finds none.
+        _ = try CommandRunner.run("/bin/dd", ["if=/dev/zero", "of=\(mountPoint)/fill", "bs=4096", "count=15"])
+        assertRefused(
+            try cgt(["train", job, "--data", data, "--out", run, "--quiet"]),
+            ["\(run)/metrics.jsonl", "No space left on device"], "full disk at the first metrics line")
+    }
+
     /// A second trainer on a folder in use is refused; crash leftovers are cleaned, and a lost
     /// last.h5 does not stop --resume; a fresh run refuses a folder holding epoch files.
     func testRunFoldersAreLockedAndRecoverFromCrashLeftovers() throws {
