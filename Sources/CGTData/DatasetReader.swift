@@ -11,6 +11,8 @@ public final class DatasetReader {
     public let path: String
     public let classes: Int
     public let classNames: [String]
+    /// Whether the file names its classes (`class_names`); else `classNames` are "class 0", ....
+    public let namesClasses: Bool
     public let featureShape: [Int]
     /// The number of samples of each split present in the file.
     public let splitSizes: [String: Int]
@@ -67,7 +69,8 @@ public final class DatasetReader {
         if let refusal = MemoryBudget.refusal(featureShape, elementSize: MemoryLayout<Float>.size) {
             throw fail("/", "feature_shape \(featureShape): one sample \(refusal)")
         }
-        if root.hasAttribute(DatasetLayout.Attribute.classNames) {
+        namesClasses = root.hasAttribute(DatasetLayout.Attribute.classNames)
+        if namesClasses {
             classNames = try root.stringArrayAttribute(DatasetLayout.Attribute.classNames)
             guard classNames.count == classes else {
                 throw fail("/", "class_names has \(classNames.count) names for num_classes \(classes)")

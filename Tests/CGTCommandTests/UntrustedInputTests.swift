@@ -742,6 +742,50 @@ final class UntrustedInputTests: XCTestCase {
             FileManager.default.fileExists(atPath: "\(runFolder)/eval"), "no evaluation folder from a refused eval")
     }
 
+    /// `cgt eval --data` on a file whose classes are not the checkpoint's (its names in another
+    /// order, or other names) is refused in one line naming the first class that differs:
+    /// label k must mean the class the network learned as k.
+    func testEvaluationDataWithOtherClassesIsRefused() throws {
+        func data(_ name: String, classNames: [String]) throws -> String {
+            let path = try Fixtures.writeDataset(in: directory, name: name, features: 4, classes: 3, train: 32, test: 8)
+            try withOpenHDF5File(path, writable: true) { try $0.root.setAttribute("class_names", classNames) }
+            return path
+        }
+        let run = directory.file("run-named")
+        let trained = try cgt([
+            "train", try job(), "--data", try data("named.h5", classNames: ["cat", "dog", "eel"]), "--out", run,
+            "--quiet",
+        ])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        for (name, classNames, parts) in [
+            (
+                "reordered", ["dog", "cat", "eel"],
+                [
+                    "class_names are the checkpoint's in another order",
+                    "class 0 is 'dog' here and 'cat' in the checkpoint",
+                ]
+            ),
+            (
+                "renamed", ["cat", "dog", "fox"],
+                ["class_names differ from the checkpoint's", "class 2 is 'fox' here and 'eel' in the checkpoint"]
+            ),
+        ] {
+            let out = directory.file("eval-\(name)")
+            assertRefused(
+                try cgt([
+                    "eval", "--checkpoint", "\(run)/checkpoints/last.h5", "--data",
+                    try data("\(name).h5", classNames: classNames), "--out", out,
+                ]), ["\(name).h5"] + parts, name)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(name): no evaluation folder")
+        }
+        // The same names in the same order evaluate.
+        let same = try cgt([
+            "eval", "--checkpoint", "\(run)/checkpoints/last.h5", "--data",
+            try data("same.h5", classNames: ["cat", "dog", "eel"]), "--out", directory.file("eval-same"),
+        ])
+        XCTAssertEqual(same.status, 0, same.stderr)
+    }
+
     /// An output path that is a link is replaced by the new file; the link's target stays as it was.
     func testWritesDoNotFollowLinks() throws {
         let victim = try directory.write("precious\n", to: "victim.txt")
