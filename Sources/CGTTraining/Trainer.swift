@@ -113,6 +113,7 @@ public final class Trainer {
         }
         if resume && rank == 0 { try restoreNewestCheckpoint() }
         if rank == 0, let warning = shard.blockLayoutWarning { progress.say("warning: \(warning)") }
+        if rank == 0 { for warning in plan.warnings { progress.say("warning: \(warning)") } }
     }
 
     deinit {

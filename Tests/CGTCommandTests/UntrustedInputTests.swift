@@ -786,6 +786,22 @@ final class UntrustedInputTests: XCTestCase {
         XCTAssertEqual(same.status, 0, same.stderr)
     }
 
+    /// A batch larger than the training split trains one step of the whole split per epoch,
+    /// and says so in one warning line.
+    func testABatchLargerThanTheSplitIsWarnedAbout() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 96, test: 8)
+        let job = try job(
+            "model: {hidden: [8], exits: [1]}\ntraining: {epochs: 1, batch_size: 100000}\n", name: "big.yaml")
+        let result = try cgt(["train", job, "--data", data, "--out", directory.file("run-big-batch")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let warnings = result.stdout.split(separator: "\n").filter { $0.hasPrefix("warning:") }
+        XCTAssertEqual(
+            warnings,
+            [
+                "warning: training.batch_size 100000 is larger than the training split (96 samples): each epoch is one step of 96"
+            ], result.stdout)
+    }
+
     /// An output path that is a link is replaced by the new file; the link's target stays as it was.
     func testWritesDoNotFollowLinks() throws {
         let victim = try directory.write("precious\n", to: "victim.txt")
