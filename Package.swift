@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "CGTKernels", dependencies: ["CGTDNNL", "CDNNL", "_CGTTargetInfo", "_CGTCPUCheck"],
             swiftSettings: hostVectorUnits),
-        // Atomic file replacement and the one shape of errors about a place in a file.
+        // Atomic file replacement, a write stopped by a signal, and the one shape of errors about a place in a file.
         .target(name: "CGTFiles", swiftSettings: hostVectorUnits),
         .target(name: "CGTHDF5", dependencies: ["CHDF5", "CGTFiles"], swiftSettings: hostVectorUnits),
         .target(name: "CGTMPI", dependencies: ["CMPI"], swiftSettings: hostVectorUnits),

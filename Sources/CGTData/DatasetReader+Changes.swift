@@ -26,6 +26,8 @@ extension DatasetReader {
     /// Refuses to go on reading a file that was written, replaced or removed since it was
     /// opened: training reads it again every epoch, and rows of two versions would mix.
     public func checkUnchanged() throws {
+        checks += 1
+        if checks == stopAtCheck { raise(SIGSTOP) }
         guard let openedAs else { return }
         guard let now = FileState(path: path) else {
             throw DatasetError(

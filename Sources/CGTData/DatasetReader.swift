@@ -11,6 +11,8 @@ public final class DatasetReader {
     public let path: String
     public let classes: Int
     public let classNames: [String]
+    /// Whether the file names its classes (`class_names`); else `classNames` are "class 0", ....
+    public let namesClasses: Bool
     public let featureShape: [Int]
     /// The number of samples of each split present in the file.
     public let splitSizes: [String: Int]
@@ -25,6 +27,12 @@ public final class DatasetReader {
     let file: HDF5File
     /// The file's identity and state when opened (`checkUnchanged`).
     let openedAs: FileState?
+    /// A fail point for tests (`CGT_TEST_STOP_AT_READ_CHECK=n`): the process stops itself
+    /// (SIGSTOP) at its n-th `checkUnchanged`, the start of an epoch's read, so that a test can
+    /// change the file at a known point (after the first epoch's read, before the read ahead of
+    /// the second) instead of racing the reads.
+    let stopAtCheck = Int(ProcessInfo.processInfo.environment["CGT_TEST_STOP_AT_READ_CHECK"] ?? "")
+    var checks = 0
 
     public init(path: String) throws {
         self.path = path
@@ -61,7 +69,8 @@ public final class DatasetReader {
         if let refusal = MemoryBudget.refusal(featureShape, elementSize: MemoryLayout<Float>.size) {
             throw fail("/", "feature_shape \(featureShape): one sample \(refusal)")
         }
-        if root.hasAttribute(DatasetLayout.Attribute.classNames) {
+        namesClasses = root.hasAttribute(DatasetLayout.Attribute.classNames)
+        if namesClasses {
             classNames = try root.stringArrayAttribute(DatasetLayout.Attribute.classNames)
             guard classNames.count == classes else {
                 throw fail("/", "class_names has \(classNames.count) names for num_classes \(classes)")

@@ -1,3 +1,4 @@
+import CGTFiles
 import CGTHDF5
 
 /// A file attribute of a dataset file: provenance, normalisation, split and class details.
@@ -98,19 +99,19 @@ public enum DatasetWriter {
                 let rows = chunkRows(
                     sampleCount: split.count, featureCount: featureShape.reduce(1, *), elementSize: storage.elementSize)
                 let group = try root.createGroup(split.name)
+                let features = try group.createDataset(
+                    DatasetLayout.features, type: storage == .uint8 ? .uint8 : .float32,
+                    shape: [split.count] + featureShape, chunkRows: rows, deflateLevel: deflate,
+                    shuffle: shuffle && storage == .float32)
                 switch storage {
                 case .float32:
-                    try group.writeDataset(
-                        DatasetLayout.features, split.features, shape: [split.count] + featureShape,
-                        chunkRows: rows, deflateLevel: deflate, shuffle: shuffle)
+                    try writeRows(split.features, to: features, chunkRows: rows, path: path)
                 case .uint8:
                     let bytes = split.features.map { value in
                         precondition(value >= 0 && value <= 255, "split \(split.name): \(value) is not a byte")
                         return UInt8(value)
                     }
-                    try group.writeDataset(
-                        DatasetLayout.features, bytes, shape: [split.count] + featureShape,
-                        chunkRows: rows, deflateLevel: deflate, shuffle: false)
+                    try writeRows(bytes, to: features, chunkRows: rows, path: path)
                 }
                 try group.writeDataset(
                     DatasetLayout.labels, split.labels, shape: [split.count],
@@ -126,6 +127,25 @@ public enum DatasetWriter {
                 var counts = [Int](repeating: 0, count: classNames.count)
                 for label in split.labels where label >= 0 && Int(label) < counts.count { counts[Int(label)] += 1 }
                 try group.setAttribute(DatasetLayout.Attribute.classCounts, counts)
+            }
+        }
+    }
+
+    /// Writes `values` into the rows of `dataset` a block of whole chunks (about 4 MiB) at a
+    /// time, so that a stop signal (`SignalStop`) is heard between blocks, not after the split.
+    private static func writeRows<T: HDF5Scalar>(_ values: [T], to dataset: HDF5Dataset, chunkRows: Int, path: String)
+        throws
+    {
+        let rows = dataset.shape.first ?? 0
+        let width = dataset.rowElementCount
+        guard rows > 0, width > 0 else { return try values.withUnsafeBufferPointer { try dataset.write($0) } }
+        let blockRows = chunkRows * max(1, (4 << 20) / max(1, chunkRows * width * MemoryLayout<T>.size))
+        try values.withUnsafeBufferPointer { buffer in
+            for start in stride(from: 0, to: rows, by: blockRows) {
+                let end = min(rows, start + blockRows)
+                try dataset.write(
+                    UnsafeBufferPointer(rebasing: buffer[(start * width)..<(end * width)]), rows: start..<end)
+                try SignalStop.check(writing: path)
             }
         }
     }

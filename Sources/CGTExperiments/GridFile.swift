@@ -350,7 +350,8 @@ public struct GridFile {
                 if let number = Double(operand) { return number }
                 let (parameter, element) = reference(operand)!
                 let valueText = point[parameter]
-                let node = try Yams.compose(yaml: valueText)
+                let node = try BoundedYAML.composeValue(
+                    valueText, source: path, key: [parameters[parameter].key])
                 let scalar: Node?
                 if let element {
                     scalar = node?.sequence.flatMap { element < $0.count ? $0[element] : nil }

@@ -72,11 +72,14 @@ public struct ResultsTable: Equatable {
     }
 
     public var rows: [Row]
+    /// What the reader left out, in words (a last line of a metrics.jsonl cut short by a kill).
+    public var warnings: [String] = []
 
     /// Reads `<run>/job.yaml`, `<run>/eval.json` and `<run>/metrics.jsonl` of every run folder;
     /// rows keep the order in which their first run is given.
     public static func load(runs: [String]) throws -> ResultsTable {
         var rows: [Row] = []
+        var warnings: [String] = []
         var given: [String: String] = [:]
         for path in runs {
             let resolved = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
@@ -103,7 +106,7 @@ public struct ResultsTable: Equatable {
                     sha256: data.sha256 ?? Checkpoint.recordedDataSHA256(at: run.lastCheckpoint),
                     file: data.file ?? job.data.path)
             }
-            let seconds = try MetricsLog.read(run.metricsFile).reduce(0) { $0 + $1.seconds }
+            let seconds = try MetricsLog.read(run.metricsFile) { warnings.append($0) }.reduce(0) { $0 + $1.seconds }
             struct Budgeted: Decodable { var budgeted: BudgetedCurve? }
             let budgeted = (try? JSONDecoder().decode(Budgeted.self, from: evaluation))?.budgeted
             let seed = job.training.seed
@@ -125,7 +128,7 @@ public struct ResultsTable: Equatable {
                         runs: [statistics], trainingSeconds: [seconds], budgeted: [budgeted]))
             }
         }
-        return ResultsTable(rows: rows)
+        return ResultsTable(rows: rows, warnings: warnings)
     }
 
     /// What names each row: its method, unless several rows share it (a grid's trials), then

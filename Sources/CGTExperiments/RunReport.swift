@@ -29,6 +29,8 @@ public struct RunReport {
     public let run: RunDirectory
     public let jobName: String
     public let metrics: [EpochMetrics]
+    /// What the reader left out, in words (a last line of metrics.jsonl cut short by a kill).
+    public let warnings: [String]
     public let statistics: RoutingStatistics
     let extras: Extras
     /// The eval.json the report reads.
@@ -60,7 +62,9 @@ public struct RunReport {
             throw TrainingError("\(file): not an evaluation cgt wrote (\(error))")
         }
         dataSHA256 = DataIdentity.read(evaluation: data).sha256
-        metrics = try MetricsLog.read(run.metricsFile)
+        var warnings: [String] = []
+        metrics = try MetricsLog.read(run.metricsFile) { warnings.append($0) }
+        self.warnings = warnings
         func decoded<T: Decodable>(_ type: T.Type, _ path: String) -> T? {
             FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(type, from: $0) }
         }

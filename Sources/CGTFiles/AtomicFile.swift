@@ -14,6 +14,7 @@ public enum AtomicFile {
     /// writer must create that file exclusively (`createExclusively`, `HDF5File.create(_:exclusive:)`).
     /// - Returns: `write`'s value.
     public static func replace<R>(_ path: String, _ write: (_ temporaryPath: String) throws -> R) throws -> R {
+        removeLeftovers(of: path)
         let temporary = temporaryPath(for: path)
         let result: R
         do {
@@ -75,7 +76,26 @@ public enum AtomicFile {
         "\(path)\(temporaryMarker)\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
     }
 
-    /// Removes the temporary files a killed writer left in `folder` (not its subfolders).
+    /// Removes the temporary files that killed writers of `path` left next to it: those whose
+    /// process is gone. A writer of `path` that is still running (another process on this
+    /// machine) keeps its file. Every `replace` of `path` starts with this, so a `cgt prepare`
+    /// killed with SIGKILL leaves its megabytes only until the next write of the same file.
+    public static func removeLeftovers(of path: String) {
+        let folder = folder(of: path)
+        let prefix = (path as NSString).lastPathComponent + temporaryMarker
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            // "<pid>-<random hex>", as `temporaryPath` makes it.
+            let parts = name.dropFirst(prefix.count).split(separator: "-")
+            guard parts.count == 2, let pid = pid_t(parts[0]), pid > 0, UInt64(parts[1], radix: 16) != nil,
+                kill(pid, 0) != 0 && errno == ESRCH
+            else { continue }
+            unlink("\(folder)/\(name)")
+        }
+    }
+
+    /// Removes the temporary files a killed writer left in `folder` (not its subfolders), whatever
+    /// process made them: for a folder this process holds alone (a locked run folder).
     public static func removeLeftovers(in folder: String) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
         for name in names where name.contains(temporaryMarker) { unlink("\(folder)/\(name)") }

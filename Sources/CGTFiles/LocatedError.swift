@@ -1,3 +1,5 @@
+import Foundation
+
 /// An error a user fixes at a place: a file, and where in it (an HDF5 object, a job key).
 ///
 /// Every cgt error about input or output says where and what in one line, "file: where: what",
@@ -29,13 +31,32 @@ public struct FileError: LocatedError {
         self.reason = reason
     }
 
+    /// The error of a Foundation call on `path` (`FileHandle`, `FileManager`), whose own
+    /// description names neither the file nor, on Linux, the system's reason ("The operation
+    /// could not be completed. There isn't enough space.").
+    public init(operation: String, path: String, underlying error: Error) {
+        let nested = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
+        let code =
+            (error as? POSIXError)?.code.rawValue ?? (error as? CocoaError)?.underlying.flatMap {
+                ($0 as? POSIXError)?.code.rawValue
+            } ?? (nested?.domain == NSPOSIXErrorDomain ? nested.map { Int32($0.code) } : nil)
+        self.init(
+            operation: operation, path: path,
+            reason: code.map { String(cString: strerror($0)) } ?? (error as NSError).localizedDescription)
+    }
+
     public var location: [String] { [path] }
     public var problem: String { "\(operation) failed: \(reason)" }
 }
 
-/// A path that cannot be used as asked, in words: a failed replacement named by the file
-/// (not its temporary), or an output folder that is a file.
-struct PathError: LocatedError {
-    let location: [String]
-    let problem: String
+/// A place that cannot be used as asked, in words: a failed replacement named by the file
+/// (not its temporary), an output folder that is a file, a bad line of a file.
+public struct PathError: LocatedError {
+    public let location: [String]
+    public let problem: String
+
+    public init(location: [String], problem: String) {
+        self.location = location
+        self.problem = problem
+    }
 }

@@ -13,6 +13,7 @@ public final class HDF5Dataset: HDF5Object {
     public let elementType: HDF5ElementType
     /// Chunk extent of each axis, or nil for contiguous (or compact) storage.
     public let chunkShape: [Int]?
+    private let storedSize: Int
     /// Names of the filters in the chunk pipeline, in order, e.g. ["shuffle", "deflate"].
     public let filters: [String]
     /// The filters of `filters` this HDF5 cannot decode (no built-in and no plugin found):
@@ -38,6 +39,7 @@ public final class HDF5Dataset: HDF5Object {
         }
         elementType = layout.elementType
         chunkShape = layout.chunkShape
+        storedSize = layout.storedSize
         filters = layout.filters
         unavailableFilters = layout.unavailableFilters
         storedElsewhere = layout.storedElsewhere
@@ -57,6 +59,7 @@ public final class HDF5Dataset: HDF5Object {
         precondition(
             buffer.count == elementCount, "\(path): buffer holds \(buffer.count) elements, dataset \(elementCount)")
         guard let base = buffer.baseAddress, elementCount > 0 else { return }
+        try checkChunkBudget()
         try check(H5Dread(id, T.nativeTypeID, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), base), "H5Dread")
     }
 
@@ -126,12 +129,7 @@ public final class HDF5Dataset: HDF5Object {
     }
 
     /// Bytes of the element type as stored (1 for uint8, 4 for float32).
-    public var storedElementSize: Int {
-        let type = H5Dget_type(id)
-        guard type >= 0 else { return 0 }
-        defer { H5Tclose(type) }
-        return H5Tget_size(type)
-    }
+    public var storedElementSize: Int { storedSize }
 
     /// What reading `rows` costs in the file: the stored (compressed) bytes of every chunk
     /// that holds one of them, and those chunks' bytes once decompressed.
@@ -195,9 +193,19 @@ public final class HDF5Dataset: HDF5Object {
         }
     }
 
+    /// Refuses a read when one chunk would not fit `MemoryBudget`: libhdf5 decompresses a chunk
+    /// whole, into a buffer of the chunk's declared size, however few of its rows are asked for
+    /// or the file holds (an extendible dataset's chunk may be far larger than its data: 64 rows
+    /// in a chunk of 2^25, a megabyte stored, a gigabyte read).
+    private func checkChunkBudget() throws {
+        guard let chunkShape, let refusal = MemoryBudget.refusal(chunkShape, elementSize: storedSize) else { return }
+        throw error("read", "its chunks of \(chunkShape) \(elementType) values are decompressed whole: one \(refusal)")
+    }
+
     /// Reads the union of `runs` (sorted, disjoint row ranges) into consecutive rows of `buffer`.
     private func readRuns<T: HDF5Scalar>(_ runs: [Range<Int>], into buffer: UnsafeMutableBufferPointer<T>) throws {
         guard let base = buffer.baseAddress, !buffer.isEmpty else { return }
+        try checkChunkBudget()
         try withRowSelection(runs) { memory, file in
             try check(H5Dread(id, T.nativeTypeID, memory, file, chdf5_p_default(), base), "H5Dread")
         }
@@ -239,13 +247,14 @@ private struct Layout {
     var shape: [Int]
     var elementType: HDF5ElementType
     var chunkShape: [Int]?
+    var storedSize: Int
     var filters: [String]
     var unavailableFilters: [HDF5Filter] = []
     var storedElsewhere: String?
 
     init(dataset: hid_t, file: String, object: String) throws {
-        func check<R: BinaryInteger>(_ result: R, _ operation: String) throws -> R {
-            try hdf5Check(result, operation, file: file, object: object)
+        func check<R: BinaryInteger>(_ result: @autoclosure () -> R, _ operation: String) throws -> R {
+            try hdf5Check(result(), operation, file: file, object: object)
         }
         let space = try check(H5Dget_space(dataset), "H5Dget_space")
         defer { H5Sclose(space) }
@@ -257,6 +266,7 @@ private struct Layout {
         let type = try check(H5Dget_type(dataset), "H5Dget_type")
         defer { H5Tclose(type) }
         elementType = HDF5ElementType(typeID: type)
+        storedSize = H5Tget_size(type)
 
         let creation = try check(H5Dget_create_plist(dataset), "H5Dget_create_plist")
         defer { H5Pclose(creation) }

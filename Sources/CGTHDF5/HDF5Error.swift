@@ -1,6 +1,12 @@
 import CGTFiles
 import CHDF5
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A failed HDF5 call (or a request HDF5 would reject), with where it happened and why.
 ///
 /// HDF5 reports failures as a stack of messages, from the API function that was called down
@@ -57,22 +63,41 @@ public struct HDF5Error: LocatedError {
     }
 }
 
-/// Switches off HDF5's printing of error stacks to stderr: failures are reported as thrown
-/// `HDF5Error`s instead. Evaluated once, before the first file is opened or created.
-let hdf5AutomaticErrorPrintingDisabled: Void = {
+/// Switches off HDF5's printing of error stacks to stderr on the calling thread, once per
+/// thread: failures are reported as thrown `HDF5Error`s instead.
+///
+/// The setting belongs to the thread's own error stack in a thread-safe libhdf5 (Debian's is
+/// one), so switching it off on the main thread left a thread that reads ahead printing 20-40
+/// lines of "HDF5-DIAG" before cgt's one line. `hdf5Check` calls this before every call.
+func silenceHDF5ErrorPrintingOnThisThread() {
+    guard pthread_getspecific(silencedThreadKey) == nil else { return }
     _ = H5Eset_auto2(chdf5_e_default(), nil, nil)
+    pthread_setspecific(silencedThreadKey, UnsafeRawPointer(bitPattern: 1))
+}
+
+/// Marks the threads whose HDF5 error printing is off (`silenceHDF5ErrorPrintingOnThisThread`).
+private let silencedThreadKey: pthread_key_t = {
+    var key = pthread_key_t()
+    precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
+    return key
 }()
 
-/// Returns `result` unless it is negative (HDF5's failure convention for `herr_t`, `htri_t`,
-/// `hid_t` and `ssize_t`), in which case throws an `HDF5Error` built from the error stack.
+/// Makes the libhdf5 call `result` and returns its value unless it is negative (HDF5's failure
+/// convention for `herr_t`, `htri_t`, `hid_t` and `ssize_t`), in which case throws an
+/// `HDF5Error` built from the error stack. HDF5's own error printing is switched off on the
+/// calling thread first.
 ///
 /// Every libhdf5 call in this module goes through this function.
 @discardableResult
-func hdf5Check<R: BinaryInteger>(_ result: R, _ operation: String, file: String, object: String) throws -> R {
-    if result < 0 {
+func hdf5Check<R: BinaryInteger>(_ result: @autoclosure () -> R, _ operation: String, file: String, object: String)
+    throws -> R
+{
+    silenceHDF5ErrorPrintingOnThisThread()
+    let value = result()
+    if value < 0 {
         throw HDF5Error.fromCurrentStack(operation: operation, file: file, object: object)
     }
-    return result
+    return value
 }
 
 /// HDF5's I/O messages carry the system's reason inside a long record ("file write failed:

@@ -9,7 +9,8 @@ import Foundation
 /// last child is released.
 ///
 /// libhdf5 is not thread-safe: all HDF5 objects, and every call on them, must stay on one
-/// thread (or behind one actor).
+/// thread (or behind one actor) at a time. Any thread may be that thread: HDF5's error printing
+/// is switched off on each thread before its first call (`hdf5Check`).
 public final class HDF5File {
     /// Path of the file on disk.
     public let path: String
@@ -33,7 +34,6 @@ public final class HDF5File {
     ///
     /// Wraps `H5Fcreate`.
     public static func create(_ path: String, exclusive: Bool = false) throws -> HDF5File {
-        _ = hdf5AutomaticErrorPrintingDisabled
         _ = hdf5FilterLibrariesLoaded
         let handle = try hdf5Check(
             H5Fcreate(path, exclusive ? chdf5_f_acc_excl() : chdf5_f_acc_trunc(), chdf5_p_default(), chdf5_p_default()),
@@ -45,7 +45,6 @@ public final class HDF5File {
     ///
     /// Wraps `H5Fopen`.
     public static func open(_ path: String, writable: Bool = false) throws -> HDF5File {
-        _ = hdf5AutomaticErrorPrintingDisabled
         _ = hdf5FilterLibrariesLoaded
         // Opening a pipe or a device would block or read without end; a folder gives a cryptic error.
         var status = stat()
@@ -97,8 +96,8 @@ public final class HDF5File {
     }
 
     @discardableResult
-    func check<R: BinaryInteger>(_ result: R, _ operation: String, object: String = "") throws -> R {
-        try hdf5Check(result, operation, file: path, object: object)
+    func check<R: BinaryInteger>(_ result: @autoclosure () -> R, _ operation: String, object: String = "") throws -> R {
+        try hdf5Check(result(), operation, file: path, object: object)
     }
 }
 

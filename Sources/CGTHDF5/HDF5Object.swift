@@ -31,8 +31,10 @@ public class HDF5Object: HDF5AttributeHolder {
     }
 
     @discardableResult
-    func check<R: BinaryInteger>(_ result: R, _ operation: String, object: String? = nil) throws -> R {
-        try hdf5Check(result, operation, file: file.path, object: object ?? path)
+    func check<R: BinaryInteger>(_ result: @autoclosure () -> R, _ operation: String, object: String? = nil) throws
+        -> R
+    {
+        try hdf5Check(result(), operation, file: file.path, object: object ?? path)
     }
 
     func error(_ operation: String, object: String? = nil, _ message: String) -> HDF5Error {

@@ -2,10 +2,11 @@ import Foundation
 import Yams
 
 /// YAML from files other people wrote (job files, grid files, the job stored in a
-/// checkpoint), composed within bounds: a size limit, a nesting limit checked before the
-/// parser recurses, a limit on the nodes the document expands to (aliases counted every time
-/// they are used, so a "billion laughs" is refused at once), and no duplicate keys (YAML
-/// keeps the last silently).
+/// checkpoint) and the values of overrides (`--set`, a grid trial's parameters), composed
+/// within bounds: a size limit, a nesting limit checked before the parser recurses, a limit
+/// on the nodes the document expands to (aliases counted every time they are used, so a
+/// "billion laughs" is refused at once), and no duplicate keys (YAML keeps the last silently).
+/// A UTF-8 byte-order mark (which some Windows editors write) is dropped first.
 package enum BoundedYAML {
     package static let maxBytes = 1 << 20
     package static let maxDepth = 64
@@ -57,6 +58,7 @@ package enum BoundedYAML {
 
     /// The document's root node (nil for an empty document), or a `JobError` naming `source`.
     package static func compose(_ text: String, source: String) throws -> Node? {
+        let text = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
         guard text.utf8.count <= maxBytes else {
             throw JobError(
                 source: source, key: "",
@@ -65,34 +67,66 @@ package enum BoundedYAML {
         if let line = lineBeyondDepthLimit(text) {
             throw JobError(source: source, key: "", "nests deeper than \(maxDepth) levels (line \(line))")
         }
+        return try composeChecked(text, source: source, key: [], problem: "not valid YAML")
+    }
+
+    /// The value of an override "key=value" (nil when empty), within the bounds of a job file:
+    /// it lands `key.count` levels deep, so key and value together nest at most `maxDepth`.
+    /// Errors name `source` (`--set`, a grid file's trial) and the key.
+    package static func composeValue(_ text: String, source: String, key: [String]) throws -> Node? {
+        let dotted = key.joined(separator: ".")
+        guard key.count < maxDepth else {
+            throw JobError(
+                source: source, key: String(dotted.prefix(80)),
+                "the key has \(key.count) parts, more than the \(maxDepth) levels a job may nest")
+        }
+        guard text.utf8.count <= maxBytes else {
+            throw JobError(
+                source: source, key: dotted, "value is \(text.utf8.count) bytes, more than the \(maxBytes) allowed")
+        }
+        if let line = lineBeyondDepthLimit(text, limit: maxDepth - key.count) {
+            throw JobError(
+                source: source, key: dotted,
+                "value nests deeper than the \(maxDepth) levels a job may have, \(key.count) of them the key's (line \(line) of the value)"
+            )
+        }
+        return try composeChecked(text, source: source, key: key, problem: "value is not valid YAML")
+    }
+
+    /// Parses `text` (checked for size and depth already) and counts its nodes; `key` is
+    /// where it sits in the job, named in errors.
+    private static func composeChecked(_ text: String, source: String, key: [String], problem: String) throws
+        -> Node?
+    {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            throw JobError(source: source, key: "", "not valid YAML: \(oneLine(error))")
+            throw JobError(source: source, key: key.joined(separator: "."), "\(problem): \(oneLine(error))")
         }
         guard let root else { return nil }
         var nodes = 0
-        try check(root, path: [], nodes: &nodes, source: source)
+        try check(root, path: key, nodes: &nodes, source: source, value: key.joined(separator: "."))
         return root
     }
 
-    /// Counts nodes (an alias as often as it is used, stopping at the limit) and rejects duplicate keys.
-    private static func check(_ node: Node, path: [String], nodes: inout Int, source: String) throws {
+    /// Counts nodes (an alias as often as it is used, stopping at the limit) and rejects duplicate
+    /// keys; `value` is the key of the whole value (an override's), named when it expands too far.
+    private static func check(_ node: Node, path: [String], nodes: inout Int, source: String, value: String) throws {
         nodes += 1
         guard nodes <= maxNodes else {
-            throw JobError(source: source, key: "", "expands to more than \(maxNodes) values (aliases of aliases?)")
+            throw JobError(source: source, key: value, "expands to more than \(maxNodes) values (aliases of aliases?)")
         }
         switch node {
         case .scalar:
             return
         case .sequence(let sequence):
             for (index, element) in sequence.enumerated() {
-                try check(element, path: path + ["\(index)"], nodes: &nodes, source: source)
+                try check(element, path: path + ["\(index)"], nodes: &nodes, source: source, value: value)
             }
         case .mapping(let mapping):
             var seen: [String: Int] = [:]
-            for (key, value) in mapping {
+            for (key, child) in mapping {
                 let name = key.string ?? "\(key)"
                 let line = key.mark?.line ?? 0
                 if let first = seen[name] {
@@ -101,14 +135,14 @@ package enum BoundedYAML {
                         "duplicate key (lines \(first) and \(line)); YAML would keep the last silently")
                 }
                 seen[name] = line
-                try check(value, path: path + [name], nodes: &nodes, source: source)
+                try check(child, path: path + [name], nodes: &nodes, source: source, value: value)
             }
         }
     }
 
     /// The first line whose nesting (indentation levels, "- " sequence entries and open flow
-    /// brackets) exceeds `maxDepth`, found without parsing, so the parser never recurses that deep.
-    static func lineBeyondDepthLimit(_ text: String) -> Int? {
+    /// brackets) exceeds `limit`, found without parsing, so the parser never recurses that deep.
+    static func lineBeyondDepthLimit(_ text: String, limit: Int = maxDepth) -> Int? {
         var indents: [Int] = []
         var flowDepth = 0
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -152,7 +186,7 @@ package enum BoundedYAML {
                 default: continue
                 }
             }
-            if indents.count + dashes + deepest > maxDepth { return number + 1 }
+            if indents.count + dashes + deepest > limit { return number + 1 }
         }
         return nil
     }

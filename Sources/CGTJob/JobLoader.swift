@@ -89,22 +89,17 @@ public enum JobLoader {
         return job
     }
 
-    /// Sets the dotted `key` of an override "key=value"; the value is read as YAML ("[128, 128]", "0.01").
-    /// `source` names where the override came from in its errors.
+    /// Sets the dotted `key` of an override "key=value"; the value is read as YAML ("[128, 128]", "0.01")
+    /// within the bounds of a job file (`BoundedYAML.composeValue`). `source` names where the
+    /// override came from in its errors.
     static func apply(_ override: String, to root: Node, source: String) throws -> Node {
         guard let equals = override.firstIndex(of: "="), equals != override.startIndex else {
             throw JobError(source: source, key: override, "expected key=value, for example optimizer.lr=0.01")
         }
         let path = override[..<equals].split(separator: ".").map(String.init)
         let valueText = String(override[override.index(after: equals)...])
-        let value: Node
-        do {
-            value = try Yams.compose(yaml: valueText) ?? Node("")
-        } catch {
-            throw JobError(
-                source: source, key: path.joined(separator: "."),
-                "value is not valid YAML: \(BoundedYAML.oneLine(error))")
-        }
+        // Within a job file's bounds: a value is as untrusted as a file (a grid's, or a pasted one).
+        let value = try BoundedYAML.composeValue(valueText, source: source, key: path) ?? Node("")
         func set(_ node: Node, _ keys: ArraySlice<String>) throws -> Node {
             guard let segment = keys.first else { return value }
             var mapping = node.mapping ?? Node.Mapping([])

@@ -156,6 +156,7 @@ public struct Checkpoint: Equatable {
                 file: dataPath, object: "/",
                 "num_classes \(reader.classes) differs from the checkpoint's \(classNames.count)")
         }
+        if let problem = classNameMismatch(reader) { throw DatasetError(file: dataPath, object: "/", problem) }
         if let refusal = job.modelSizeRefusal(
             featureShape: featureShape, classes: classNames.count, batch: 1, training: false)
         {
@@ -164,6 +165,24 @@ public struct Checkpoint: Equatable {
         let network = job.makeNetwork(featureShape: reader.featureShape, classes: reader.classes)
         try restore(into: network, optimizer: nil, source: source)
         return network
+    }
+
+    /// Why `reader`'s classes are not the checkpoint's, in words, or nil: label k must mean the
+    /// class the network learned as k, so names in another order (or other names) would score
+    /// every prediction against another class without a word. A file without `class_names` has
+    /// nothing to compare; nor has a checkpoint trained on one (it stores "class 0", ...),
+    /// unless the file's names are those in another order.
+    func classNameMismatch(_ reader: DatasetReader) -> String? {
+        let sameSet = Set(reader.classNames) == Set(classNames)
+        let unnamed = (0..<classNames.count).map { "class \($0)" }
+        guard reader.namesClasses, classNames != unnamed || sameSet,
+            let k = classNames.indices.first(where: { reader.classNames[$0] != classNames[$0] })
+        else { return nil }
+        let given = "class \(k) is '\(reader.classNames[k])' here and '\(classNames[k])' in the checkpoint"
+        if sameSet {
+            return "class_names are the checkpoint's in another order (\(given)): its labels would mean other classes"
+        }
+        return "class_names differ from the checkpoint's (\(given)): not the classes it was trained on"
     }
 
     /// Copies the stored state into a network built from `job`, and into its optimizer.

@@ -55,7 +55,11 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     }
 }
 
-/// Appends epoch metrics to `metrics.jsonl`, one JSON object per line.
+/// Appends epoch metrics to `metrics.jsonl`, one JSON object per line, and reads them back.
+///
+/// A run killed while it appends leaves a last line cut short (no newline, not JSON): readers
+/// leave it out with a warning, and a resumed run drops it (it trains that epoch again). Any
+/// other line that is not a record is an error naming the file and the line.
 public struct MetricsLog {
     public let path: String
     private let encoder: JSONEncoder = {
@@ -66,38 +70,80 @@ public struct MetricsLog {
 
     public init(path: String) { self.path = path }
 
+    /// Appends one line and flushes it to disk; a failure (a full disk) names the file.
     public func append(_ metrics: EpochMetrics) throws {
         var line = try encoder.encode(metrics)
         line.append(0x0A)
-        if !FileManager.default.fileExists(atPath: path) {
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
+        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw FileError(operation: "open", path: path, reason: Self.systemReason) }
+        defer { close(descriptor) }
+        try line.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                guard written >= 0 else { throw FileError(operation: "write", path: path, reason: Self.systemReason) }
+                offset += written
+            }
         }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        defer { try? handle.close() }
-        try handle.seekToEnd()
-        try handle.write(contentsOf: line)
-        try handle.synchronize()
+        guard fsync(descriptor) == 0 else { throw FileError(operation: "fsync", path: path, reason: Self.systemReason) }
     }
 
-    /// Keeps only the lines of epochs up to `epoch` (when resuming from a checkpoint of that epoch).
+    private static var systemReason: String { String(cString: strerror(errno)) }
+
+    /// Keeps only the lines of epochs up to `epoch` (when resuming from a checkpoint of that
+    /// epoch), and drops a last line cut short.
     public func truncate(afterEpoch epoch: Int) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { return }
-        let decoder = JSONDecoder()
-        let kept = data.split(separator: 0x0A).filter { line in
-            (try? decoder.decode(EpochMetrics.self, from: Data(line)))?.epoch ?? Int.max <= epoch
-        }
+        guard FileManager.default.fileExists(atPath: path) else { return }
         var output = Data()
-        for line in kept {
-            output.append(contentsOf: line)
+        for record in try Self.lines(path).records where record.metrics.epoch <= epoch {
+            output.append(contentsOf: record.line)
             output.append(0x0A)
         }
         try AtomicFile.write(output, to: path)
     }
 
-    /// Every line of a metrics file.
-    public static func read(_ path: String) throws -> [EpochMetrics] {
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+    /// The records of a metrics file (none when there is no file); `warn` is told when its last
+    /// line, cut short by a killed run, is left out.
+    public static func read(_ path: String, warn: (String) -> Void = { _ in }) throws -> [EpochMetrics] {
+        let read = try lines(path)
+        if let warning = read.warning { warn(warning) }
+        return read.records.map(\.metrics)
+    }
+
+    /// Every record with its line as written; a bad line other than a last one cut short throws.
+    private static func lines(_ path: String) throws -> (
+        records: [(line: Data, metrics: EpochMetrics)], warning: String?
+    ) {
+        guard let data = FileManager.default.contents(atPath: path) else { return ([], nil) }
         let decoder = JSONDecoder()
-        return try data.split(separator: 0x0A).map { try decoder.decode(EpochMetrics.self, from: Data($0)) }
+        let lines = data.split(separator: 0x0A, omittingEmptySubsequences: false)
+        var records: [(line: Data, metrics: EpochMetrics)] = []
+        for (index, line) in lines.enumerated() where !line.isEmpty {
+            do {
+                records.append((Data(line), try decoder.decode(EpochMetrics.self, from: Data(line))))
+            } catch {
+                // Only the last line can lack its newline: the append a kill interrupted.
+                if index == lines.count - 1 {
+                    return (
+                        records, "\(path): line \(index + 1) is cut short (a run killed while writing it); left out"
+                    )
+                }
+                throw PathError(
+                    location: [path, "line \(index + 1)"], problem: "not an epoch record cgt wrote (\(reason(error)))")
+            }
+        }
+        return (records, nil)
+    }
+
+    /// What is wrong with a line, in a few words.
+    private static func reason(_ error: Error) -> String {
+        switch error as? DecodingError {
+        case .dataCorrupted?: return "not valid JSON"
+        case .keyNotFound(let key, _)?: return "no '\(key.stringValue)'"
+        case .typeMismatch(_, let context)?, .valueNotFound(_, let context)?:
+            return "'\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type"
+        default: return "\(error)"
+        }
     }
 }

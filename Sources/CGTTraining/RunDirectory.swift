@@ -77,6 +77,67 @@ public struct RunDirectory: Sendable {
         try OutputFolder.create(checkpointFolder)
     }
 
+    /// A run's first writes, on rank 0: the folders, the lock (`lock`), leftovers of killed
+    /// writers removed, `jobYAML` as job.yaml, and metrics.jsonl cut after `epoch` (the epoch
+    /// resumed from; 0 for a fresh run). Returns the lock, held for the run.
+    ///
+    /// A failure (a full disk, a folder made read-only) names its file, and what this call
+    /// made is removed again, and only that: a folder this run made is removed whole (nobody
+    /// else writes a folder it holds the lock of), one that was there keeps everything but the
+    /// files this call added. So a run refused at its start leaves no half-made run folder.
+    public func begin(jobYAML: String, keepingMetricsUpTo epoch: Int) throws -> RunLock {
+        func exists(_ path: String) -> Bool {
+            var status = stat()
+            return lstat(path, &status) == 0
+        }
+        // The folders mkdir -p is about to make, innermost first.
+        var madeFolders: [String] = []
+        var folder = URL(fileURLWithPath: path).standardizedFileURL.path
+        while folder != "/" && !exists(folder) {
+            madeFolders.append(folder)
+            folder = (folder as NSString).deletingLastPathComponent
+        }
+        let made = (
+            checkpoints: !exists(checkpointFolder), lock: !exists(lockFile), job: !exists(jobFile)
+        )
+        /// Removes what this call made; with the lock held, a folder it made goes whole.
+        func undo(locked: Bool) {
+            if locked, !madeFolders.isEmpty {
+                try? FileManager.default.removeItem(atPath: path)
+            } else {
+                if locked && made.job { unlink(jobFile) }
+                if made.lock { unlink(lockFile) }
+                if made.checkpoints { rmdir(checkpointFolder) }
+            }
+            // rmdir leaves a folder someone else has put a file in since.
+            for folder in madeFolders { rmdir(folder) }
+        }
+        let lock: RunLock
+        do {
+            try create()
+            lock = try self.lock()
+        } catch let error as CheckpointError {
+            // In use by another process: the folder is that one's.
+            throw error
+        } catch {
+            undo(locked: false)
+            throw error
+        }
+        do {
+            AtomicFile.removeLeftovers(in: path)
+            AtomicFile.removeLeftovers(in: checkpointFolder)
+            try AtomicFile.write(Data(jobYAML.utf8), to: jobFile)
+            try MetricsLog(path: metricsFile).truncate(afterEpoch: epoch)
+        } catch {
+            undo(locked: true)
+            throw error
+        }
+        return lock
+    }
+
+    /// `flock`ed while a training or `cgt eval --save-policy` writes the folder.
+    var lockFile: String { "\(path)/.lock" }
+
     /// Takes the folder for this process: a second trainer, or `cgt eval --save-policy`, on a
     /// folder in use is refused instead of interleaving files. Held until the lock is released.
     public func lock() throws -> RunLock { try RunLock(folder: path) }
@@ -87,7 +148,7 @@ public final class RunLock {
     private let descriptor: Int32
 
     init(folder: String) throws {
-        let path = "\(folder)/.lock"
+        let path = RunDirectory(path: folder).lockFile
         descriptor = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw FileError(operation: "open", path: path, reason: String(cString: strerror(errno)))

@@ -1,3 +1,4 @@
+import CGTFiles
 import Foundation
 
 /// TensorBoard event files written by cgt itself (`logging.tensorboard`), read by
@@ -50,7 +51,11 @@ final class TensorBoardLog {
     /// Writes what is pending; TensorBoard reads a file while it grows.
     func flush() throws {
         guard !pending.isEmpty else { return }
-        try handle.write(contentsOf: pending)
+        do {
+            try handle.write(contentsOf: pending)
+        } catch {
+            throw FileError(operation: "write", path: path, underlying: error)
+        }
         pending.removeAll(keepingCapacity: true)
     }
 

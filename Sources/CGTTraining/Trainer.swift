@@ -113,6 +113,7 @@ public final class Trainer {
         }
         if resume && rank == 0 { try restoreNewestCheckpoint() }
         if rank == 0, let warning = shard.blockLayoutWarning { progress.say("warning: \(warning)") }
+        if rank == 0 { for warning in plan.warnings { progress.say("warning: \(warning)") } }
     }
 
     deinit {
@@ -201,12 +202,8 @@ public final class Trainer {
         }
         try together {
             if isRoot {
-                try runDirectory.create()
-                runLock = try runDirectory.lock()
-                AtomicFile.removeLeftovers(in: runDirectory.path)
-                AtomicFile.removeLeftovers(in: runDirectory.checkpointFolder)
-                try AtomicFile.write(Data(try JobLoader.yaml(job).utf8), to: runDirectory.jobFile)
-                try MetricsLog(path: runDirectory.metricsFile).truncate(afterEpoch: epoch)
+                // A failure here names its file and removes what the run made of its folder.
+                runLock = try runDirectory.begin(jobYAML: try JobLoader.yaml(job), keepingMetricsUpTo: epoch)
                 if job.logging.tensorboard { tensorBoard = try TensorBoardLog(folder: runDirectory.tensorBoardFolder) }
             }
         }

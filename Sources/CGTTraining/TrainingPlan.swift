@@ -14,6 +14,8 @@ struct TrainingPlan {
     /// ClassyNet's groups when the job gives them (nil otherwise, and until chosen from the data).
     let givenClassGroups: ClassGroups?
     let hasValidationSplit: Bool
+    /// What runs but not as the job says, one line each (rank 0 prints them).
+    private(set) var warnings: [String] = []
 
     init(job: Job, reader: DatasetReader, ranks: Int) throws {
         let t = job.training
@@ -32,6 +34,12 @@ struct TrainingPlan {
                 "the training split has \(samples) samples, too few for one step of \(t.batchSize) on \(ranks) rank(s)")
         }
         hasValidationSplit = reader.splitSizes[DatasetLayout.validation] != nil
+        if t.batchSize > samples {
+            // BatchPlan makes one step of the whole split: the batch is clamped to N.
+            warnings.append(
+                "training.batch_size \(t.batchSize) is larger than the training split (\(samples) samples): each epoch is one step of \(samples)"
+            )
+        }
         if t.keepBest != nil && !hasValidationSplit {
             throw JobError(
                 source: job.data.path, key: "training.keep_best",

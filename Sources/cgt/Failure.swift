@@ -1,4 +1,5 @@
 import ArgumentParser
+import CGTFiles
 import CGTMPI
 import Foundation
 
@@ -30,7 +31,8 @@ func underMPI(_ body: (Communicator) throws -> Void) throws {
     }
 }
 
-/// Prints an error as the one line a user reads, to standard error, and turns it into exit status 1.
+/// Prints an error as the one line a user reads, to standard error, and turns it into exit
+/// status 1 (128 + the signal's number for a write a signal stopped, `SignalStopped`).
 ///
 /// With several ranks each line names its rank, so the failing one can be told from the others.
 func reportFailure(_ error: Error, rank: Int? = nil) -> ExitCode {
@@ -39,6 +41,7 @@ func reportFailure(_ error: Error, rank: Int? = nil) -> ExitCode {
         let prefix = rank.map { "cgt (rank \($0)): error: " } ?? "cgt: error: "
         FileHandle.standardError.write(Data((prefix + text + "\n").utf8))
     }
+    if let stopped = error as? SignalStopped { return ExitCode(stopped.exitStatus) }
     return (error as? ExitCode) ?? ExitCode.failure
 }
 

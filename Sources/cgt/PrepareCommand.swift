@@ -1,6 +1,7 @@
 import ArgumentParser
 import CGTData
 import CGTExperiments
+import CGTFiles
 import CGTHDF5
 import CGTJob
 import CGTTraining
@@ -56,7 +57,8 @@ struct PrepareOutputOptions: ParsableArguments {
                 throw DatasetError(
                     file: out, object: "", "is an input of this preparation (\(input)); choose another --out")
             }
-            try DatasetWriter.write(dataset, to: out, compression: compression)
+            // A signal stops the write between chunks and removes its temporary file.
+            try SignalStop.catching { try DatasetWriter.write(dataset, to: out, compression: compression) }
             let sizes = dataset.splits.map { "\($0.count) \($0.name)" }.joined(separator: ", ")
             let applied = dataset.storage == .uint8 ? ", applied when read" : ""
             print(

@@ -83,6 +83,11 @@ struct ReportCommand: ParsableCommand {
         }
     }
 
+    /// What the readers left out, one line each on standard error.
+    private func warn(_ warnings: [String]) {
+        for warning in warnings { FileHandle.standardError.write(Data("cgt: warning: \(warning)\n".utf8)) }
+    }
+
     private func reportOne(_ run: String) throws {
         if FileManager.default.fileExists(atPath: "\(run)/grid.json") {
             let summary = try GridSummary.load(folder: run)
@@ -92,6 +97,7 @@ struct ReportCommand: ParsableCommand {
         }
         try addSweepsIfMissing([run])
         let report = try RunReport(run: RunDirectory(path: run))
+        warn(report.warnings)
         let drawn = report.figures()
         try Figure.write(drawn, to: "\(run)/figures")
         try AtomicFile.write(
@@ -117,6 +123,7 @@ struct ReportCommand: ParsableCommand {
         _ = try ResultsTable.load(runs: folders)
         try addSweepsIfMissing(folders)
         let comparison = try ComparisonReport(runs: folders)
+        warn(comparison.groups.flatMap { $0.reports.flatMap(\.warnings) })
         let drawn = try comparison.write(to: out)
         print(
             "wrote \(out)/report.html: \(folders.count) runs in \(comparison.groups.count) groups, \(drawn.count) figures (SVG with their CSV) in \(out)/figures, summary.csv"

@@ -62,13 +62,16 @@ struct SynthCommand: ParsableCommand {
             }
             let data = SyntheticDataset.make(
                 features: features, classes: classes, trainCount: train, testCount: test, seed: seed, spread: spread)
-            try DatasetWriter.write(
-                to: out, classNames: data.classNames, featureShape: [features], splits: [data.train, data.test],
-                stringAttributes: [
-                    "source": "cgt synth", "command_line": CommandLine.arguments.joined(separator: " "),
-                ],
-                numberAttributes: ["synthetic_seed": [Double(seed)], "synthetic_spread": [Double(spread)]],
-                compression: compression)
+            // A signal stops the write between chunks and removes its temporary file.
+            try SignalStop.catching {
+                try DatasetWriter.write(
+                    to: out, classNames: data.classNames, featureShape: [features], splits: [data.train, data.test],
+                    stringAttributes: [
+                        "source": "cgt synth", "command_line": CommandLine.arguments.joined(separator: " "),
+                    ],
+                    numberAttributes: ["synthetic_seed": [Double(seed)], "synthetic_spread": [Double(spread)]],
+                    compression: compression)
+            }
             print("wrote \(out): \(train) train and \(test) test samples, \(features) features, \(classes) classes")
         }
     }

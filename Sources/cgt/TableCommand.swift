@@ -2,6 +2,7 @@ import ArgumentParser
 import CGTExperiments
 import CGTJob
 import CGTTraining
+import Foundation
 
 /// `cgt table`: the paper's Table 1 from finished runs.
 struct TableCommand: ParsableCommand {
@@ -20,7 +21,9 @@ struct TableCommand: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            print(try ResultsTable.load(runs: runs).markdown())
+            let table = try ResultsTable.load(runs: runs)
+            for warning in table.warnings { FileHandle.standardError.write(Data("cgt: warning: \(warning)\n".utf8)) }
+            print(table.markdown())
         }
     }
 }

@@ -15,9 +15,14 @@ final class UntrustedInputTests: XCTestCase {
     let environment = ["CGT_MEMORY_LIMIT": "1G"]
     let addressSpaceKiB = 4_000_000
 
-    /// Runs cgt under `ulimit -v` and the memory budget.
-    private func cgt(_ arguments: [String]) throws -> CommandResult {
-        try CommandRunner.run(
+    /// Runs cgt under `ulimit -v` and the memory budget (`memoryLimit` for another than 1G),
+    /// with `extra` in its environment.
+    private func cgt(
+        _ arguments: [String], memoryLimit: String? = nil, environment extra: [String: String] = [:]
+    ) throws -> CommandResult {
+        var environment = environment.merging(extra) { $1 }
+        if let memoryLimit { environment["CGT_MEMORY_LIMIT"] = memoryLimit }
+        return try CommandRunner.run(
             "/bin/sh", ["-c", "ulimit -v \(addressSpaceKiB); exec \"$0\" \"$@\"", CommandRunner.cgt] + arguments,
             timeout: 60, environment: environment)
     }
@@ -188,6 +193,89 @@ final class UntrustedInputTests: XCTestCase {
             XCTAssertFalse(
                 FileManager.default.fileExists(atPath: directory.file("eval-\(name)")), "\(name): no eval folder")
         }
+    }
+
+    /// libhdf5 decompresses a chunk whole, into a buffer of the chunk's declared size: chunks
+    /// that would not fit the memory budget are refused before a read, however little data the
+    /// file holds (Corpus/make_corpus.py --huge-chunks; 64 rows in a chunk of 64 MiB, and a
+    /// chunk of 2 GiB declared and never written).
+    func testChunksAreBudgetedAsTheyAreDecompressed() throws {
+        let corpus = try runCorpusScript("huge-chunks") { ["--huge-chunks", $0] }
+        for (name, parts) in [
+            ("written_chunk", ["chunks of [4194304, 4] float32 values", "needs 64.0 MiB"]),
+            ("declared_chunk", ["chunks of [134217728, 4] float32 values", "needs 2.0 GiB"]),
+        ] {
+            let data = "\(corpus)/\(name).h5"
+            let run = directory.file("run-\(name)")
+            let expected = ["\(name).h5: /train/x", "memory limit of 32.0 MiB"] + parts
+            assertRefused(
+                try cgt(["train", try job(), "--data", data, "--out", run], memoryLimit: "32M"), expected,
+                "train \(name)")
+            noRunFolderContents(run, name)
+            assertRefused(try cgt(["inspect", data], memoryLimit: "32M"), expected, "inspect \(name)")
+        }
+    }
+
+    /// A chunk found corrupt by the thread that reads the next epoch ahead ends training with
+    /// cgt's one line, and no "HDF5-DIAG" stack from libhdf5 (whose error printing is a setting
+    /// of each thread). The chunk is made corrupt while the process is stopped at a fail point
+    /// (`CGT_TEST_STOP_AT_READ_CHECK`): after the first epoch's read, before the read ahead of
+    /// the second; its size and modification time are kept, so only the chunk differs.
+    func testACorruptChunkFoundReadingAheadIsOneLine() throws {
+        guard try CommandRunner.run("/usr/bin/python3", ["-c", "import h5py"]).status == 0 else {
+            throw XCTSkip("/usr/bin/python3 with h5py is missing (launch/setup installs python3-h5py)")
+        }
+        let data = try Fixtures.writeDataset(in: directory, features: 8, classes: 3, train: 2048, test: 32)
+        let located = try CommandRunner.run(
+            "/usr/bin/python3",
+            [
+                "-c",
+                "import h5py, sys; i = h5py.File(sys.argv[1])['train/x'].id.get_chunk_info(0); print(i.byte_offset, i.size)",
+                data,
+            ])
+        let numbers = located.stdout.split(separator: " ").compactMap {
+            UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        XCTAssertEqual(numbers.count, 2, located.stderr)
+        guard numbers.count == 2 else { return }
+        var before = stat()
+        XCTAssertEqual(stat(data, &before), 0)
+        let job = try job("model: {hidden: [8], exits: [1]}\ntraining: {epochs: 2, batch_size: 64}\n", name: "two.yaml")
+        let errors = directory.file("read-ahead-errors.txt")
+        XCTAssertTrue(FileManager.default.createFile(atPath: errors, contents: nil))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandRunner.cgt)
+        process.arguments = ["train", job, "--data", data, "--out", directory.file("run-read-ahead"), "--quiet"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["CGT_TEST_STOP_AT_READ_CHECK": "2"]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        let deadline = Date().addingTimeInterval(60)
+        func stopped() -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            return stat[stat.index(after: close)...].split(separator: " ").first == "T"
+        }
+        while process.isRunning && !stopped() && Date() < deadline { usleep(10_000) }
+        XCTAssertTrue(stopped(), "the process stops itself before its read ahead")
+        let file = try FileHandle(forUpdating: URL(fileURLWithPath: data))
+        try file.seek(toOffset: numbers[0] + 2)
+        try file.write(contentsOf: Data(repeating: 0xFF, count: Int(numbers[1]) - 4))
+        try file.close()
+        var times = [before.st_atim, before.st_mtim]
+        XCTAssertEqual(utimensat(AT_FDCWD, data, &times, 0), 0, "the modification time is the one training saw")
+        kill(process.processIdentifier, SIGCONT)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(process.isRunning, "training ends by itself")
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 1)
+        let message = try String(contentsOfFile: errors, encoding: .utf8)
+        XCTAssertFalse(message.contains("HDF5-DIAG"), message)
+        XCTAssertEqual(message.split(separator: "\n").count, 1, message)
+        XCTAssertTrue(message.hasPrefix("cgt: error: \(data): /train/x"), message)
+        XCTAssertTrue(message.contains("inflate"), message)
     }
 
     /// Files as other tools write them (Corpus/make_corpus.py --other-tools): LZF-compressed
@@ -479,6 +567,57 @@ final class UntrustedInputTests: XCTestCase {
         }
     }
 
+    /// `--set` values (of `cgt train` and `cgt grid`) and a grid's constraint values are read
+    /// within the bounds of a job file: nesting that would overflow the parser's stack, an alias
+    /// bomb and a key of many parts are refused in one line naming `--set` and the key.
+    func testOverrideValuesHaveTheBoundsOfJobFiles() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 32, test: 8)
+        let good = try job()
+        // Nine anchors, each a list of nine aliases of the one before: 9^10 values from 300 bytes.
+        var bomb = ["&a [x, x, x, x, x, x, x, x, x]"]
+        for i in 1..<10 {
+            let previous = Character(UnicodeScalar(96 + i)!)
+            let next = Character(UnicodeScalar(97 + i)!)
+            bomb.append("&\(next) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]")
+        }
+        let cases: [(String, [String])] = [
+            ("model.hidden=" + String(repeating: "[", count: 60_000), ["--set: model.hidden", "value nests deeper"]),
+            (
+                "model.hidden=" + String(repeating: "[", count: 30_000) + String(repeating: "]", count: 30_000),
+                ["--set: model.hidden", "value nests deeper"]
+            ),
+            ("model.hidden=[" + bomb.joined(separator: ", ") + "]", ["--set: model.hidden", "expands to more than"]),
+            (String(repeating: "a.", count: 30_000) + "b=1", ["--set: a.a.a", "the key has 30001 parts"]),
+            ("model={hidden: [8], hidden: [9]}", ["--set: model.hidden", "duplicate key"]),
+        ]
+        let grid = try directory.write(
+            "base: \(good)\nmethod: grid\nparameters: {eval.tau: {values: [0.5]}}\n", to: "grid-set.yaml")
+        for (assignment, parts) in cases {
+            let run = directory.file("run-set")
+            let label = String(assignment.prefix(40))
+            assertRefused(
+                try cgt(["train", good, "--data", data, "--out", run, "--set", assignment]), parts, "train \(label)")
+            noRunFolderContents(run, label)
+            assertRefused(try cgt(["grid", grid, "--list", "--set", assignment]), parts, "grid \(label)")
+        }
+    }
+
+    /// A job or grid file saved with a UTF-8 byte-order mark (as some Windows editors save
+    /// them) reads as the same file without it.
+    func testByteOrderMarksAreAccepted() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 32, test: 8)
+        let bom = "\u{FEFF}"
+        let job = try directory.write(
+            bom + "model:\n  hidden: [8]\n  exits: [1]\ntraining:\n  epochs: 1\n  batch_size: 4\n", to: "bom.yaml")
+        let trained = try cgt(["train", job, "--data", data, "--out", directory.file("run-bom"), "--quiet"])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        let grid = try directory.write(
+            bom + "base: \(job)\nmethod: grid\nparameters:\n  eval.tau: {values: [0.5, 0.7]}\n", to: "bom-grid.yaml")
+        let listed = try cgt(["grid", grid, "--list"])
+        XCTAssertEqual(listed.status, 0, listed.stderr)
+        XCTAssertTrue(listed.stdout.contains("eval.tau=0.7"), listed.stdout)
+    }
+
     func testCommandLineSizesAreBounded() throws {
         let cases: [([String], [String])] = [
             (
@@ -603,6 +742,66 @@ final class UntrustedInputTests: XCTestCase {
             FileManager.default.fileExists(atPath: "\(runFolder)/eval"), "no evaluation folder from a refused eval")
     }
 
+    /// `cgt eval --data` on a file whose classes are not the checkpoint's (its names in another
+    /// order, or other names) is refused in one line naming the first class that differs:
+    /// label k must mean the class the network learned as k.
+    func testEvaluationDataWithOtherClassesIsRefused() throws {
+        func data(_ name: String, classNames: [String]) throws -> String {
+            let path = try Fixtures.writeDataset(in: directory, name: name, features: 4, classes: 3, train: 32, test: 8)
+            try withOpenHDF5File(path, writable: true) { try $0.root.setAttribute("class_names", classNames) }
+            return path
+        }
+        let run = directory.file("run-named")
+        let trained = try cgt([
+            "train", try job(), "--data", try data("named.h5", classNames: ["cat", "dog", "eel"]), "--out", run,
+            "--quiet",
+        ])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        for (name, classNames, parts) in [
+            (
+                "reordered", ["dog", "cat", "eel"],
+                [
+                    "class_names are the checkpoint's in another order",
+                    "class 0 is 'dog' here and 'cat' in the checkpoint",
+                ]
+            ),
+            (
+                "renamed", ["cat", "dog", "fox"],
+                ["class_names differ from the checkpoint's", "class 2 is 'fox' here and 'eel' in the checkpoint"]
+            ),
+        ] {
+            let out = directory.file("eval-\(name)")
+            assertRefused(
+                try cgt([
+                    "eval", "--checkpoint", "\(run)/checkpoints/last.h5", "--data",
+                    try data("\(name).h5", classNames: classNames), "--out", out,
+                ]), ["\(name).h5"] + parts, name)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(name): no evaluation folder")
+        }
+        // The same names in the same order evaluate.
+        let same = try cgt([
+            "eval", "--checkpoint", "\(run)/checkpoints/last.h5", "--data",
+            try data("same.h5", classNames: ["cat", "dog", "eel"]), "--out", directory.file("eval-same"),
+        ])
+        XCTAssertEqual(same.status, 0, same.stderr)
+    }
+
+    /// A batch larger than the training split trains one step of the whole split per epoch,
+    /// and says so in one warning line.
+    func testABatchLargerThanTheSplitIsWarnedAbout() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 96, test: 8)
+        let job = try job(
+            "model: {hidden: [8], exits: [1]}\ntraining: {epochs: 1, batch_size: 100000}\n", name: "big.yaml")
+        let result = try cgt(["train", job, "--data", data, "--out", directory.file("run-big-batch")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let warnings = result.stdout.split(separator: "\n").filter { $0.hasPrefix("warning:") }
+        XCTAssertEqual(
+            warnings,
+            [
+                "warning: training.batch_size 100000 is larger than the training split (96 samples): each epoch is one step of 96"
+            ], result.stdout)
+    }
+
     /// An output path that is a link is replaced by the new file; the link's target stays as it was.
     func testWritesDoNotFollowLinks() throws {
         let victim = try directory.write("precious\n", to: "victim.txt")
@@ -618,6 +817,126 @@ final class UntrustedInputTests: XCTestCase {
             $0.contains(".tmp-")
         }
         XCTAssertEqual(leftovers, [])
+    }
+
+    /// A signal (Ctrl-C, SIGTERM) while `cgt synth` or `cgt prepare` writes its file stops the
+    /// write between chunks: one line, status 128 + the signal's number as for a process the
+    /// signal ended, no output and no temporary file. The signal comes from the process itself
+    /// at its first check (`CGT_TEST_SIGNAL_AT_CHECK`), after the first block is written.
+    func testASignalStopsAWriteCleanly() throws {
+        let synth = directory.file("stopped.h5")
+        assertStopped(
+            try cgt(
+                ["synth", "--out", synth, "--train", "20000", "--features", "64"],
+                environment: ["CGT_TEST_SIGNAL_AT_CHECK": "TERM"]), synth, signal: "SIGTERM", status: 143)
+        let x = directory.file("x.npy")
+        let y = directory.file("y.npy")
+        try RawFiles.write(
+            RawFiles.npy(descr: "<f4", shape: [4000, 16], data: RawFiles.bytes(Fixtures.normals(64_000, seed: 1))),
+            to: x)
+        try RawFiles.write(
+            RawFiles.npy(descr: "<i8", shape: [4000], data: RawFiles.bytes((0..<4000).map { Int64($0 % 3) })), to: y)
+        let prepared = directory.file("prepared-stopped.h5")
+        assertStopped(
+            try cgt(
+                ["prepare", "npy", "--x", x, "--y", y, "--out", prepared],
+                environment: ["CGT_TEST_SIGNAL_AT_CHECK": "INT"]),
+            prepared, signal: "SIGINT", status: 130)
+    }
+
+    private func assertStopped(
+        _ result: CommandResult, _ out: String, signal: String, status: Int32, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
+        XCTAssertEqual(result.status, status, result.stderr, file: file, line: line)
+        XCTAssertEqual(
+            result.stderr, "cgt: error: \(out): stopped by \(signal) while writing it; nothing was written\n",
+            file: file, line: line)
+        let name = (out as NSString).lastPathComponent
+        let left = directory.contents().filter { $0.hasPrefix(name) }
+        XCTAssertEqual(left, [], "no output and no temporary file", file: file, line: line)
+    }
+
+    /// A writer killed outright (SIGKILL) leaves its temporary file; the next write of the same
+    /// file removes it, and leaves the temporary files of writers still running and of other files.
+    func testTheNextWriteRemovesLeftoversOfKilledWriters() throws {
+        let out = directory.file("synth.h5")
+        // No process has a number above the kernel's pid_max (at most 2^22).
+        let gone = "\(out).tmp-99999999-1f2e3d"
+        let running = "\(out).tmp-\(getpid())-4c5b6a"
+        let other = directory.file("other.h5.tmp-99999999-1f2e3d")
+        for leftover in [gone, running, other] { try Data("partial".utf8).write(to: URL(fileURLWithPath: leftover)) }
+        let result = try cgt(["synth", "--out", out, "--train", "64", "--test", "16", "--features", "4"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: gone), "a killed writer's file is removed")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: running), "a running writer's file stays")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: other), "another file's leftovers stay")
+    }
+
+    /// A run killed while it appended to metrics.jsonl leaves a last line cut short: `cgt report`
+    /// and `cgt table` leave it out with one warning naming the file and line, and a resumed
+    /// run drops it. Any other line that is not a record is refused, naming file and line.
+    func testALastMetricsLineCutShortIsLeftOut() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 32, test: 8)
+        let job = try job(
+            "model: {hidden: [8], exits: [1]}\ntraining: {epochs: 2, batch_size: 8, checkpoint_every: 1}\n",
+            name: "metrics.yaml")
+        let run = directory.file("run-metrics")
+        XCTAssertEqual(try cgt(["train", job, "--data", data, "--out", run, "--quiet"]).status, 0)
+        let metrics = "\(run)/metrics.jsonl"
+        let whole = try Data(contentsOf: URL(fileURLWithPath: metrics))
+        let torn = whole + Data(#"{"epoch":3,"global_step":12,"lo"#.utf8)
+        try torn.write(to: URL(fileURLWithPath: metrics))
+        for arguments in [["report", run, "--no-eval"], ["table", run]] {
+            let result = try cgt(arguments)
+            XCTAssertEqual(result.status, 0, "\(arguments[0]): \(result.stderr)")
+            XCTAssertEqual(
+                result.stderr,
+                "cgt: warning: \(metrics): line 3 is cut short (a run killed while writing it); left out\n",
+                arguments[0])
+        }
+        let resumed = try cgt([
+            "train", job, "--data", data, "--out", run, "--quiet", "--resume", "--set", "training.epochs=3",
+        ])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        let lines = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 3, "the cut line is dropped and epoch 3 written whole: \(lines)")
+        XCTAssertTrue(lines.allSatisfy { $0.hasPrefix("{") && $0.hasSuffix("}") }, "\(lines)")
+
+        try (Data("not json\n".utf8) + whole).write(to: URL(fileURLWithPath: metrics))
+        for arguments in [["report", run, "--no-eval"], ["table", run]] {
+            assertRefused(
+                try cgt(arguments), ["\(metrics): line 1: not an epoch record", "not valid JSON"], arguments[0])
+        }
+    }
+
+    /// A disk full at a run's start (a small tmpfs, as `DiskFullTests`): one line naming the
+    /// file and the system's reason, and no half-made run folder (job.yaml, .lock) left; a disk
+    /// that fills at the first epoch's metrics line names metrics.jsonl.
+    func testAFullDiskAtTheStartOfARunIsNamedAndLeavesNoRunFolder() throws {
+        let mountPoint = directory.file("small")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        guard try CommandRunner.run("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mountPoint]).status == 0
+        else {
+            throw XCTSkip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+        }
+        defer { _ = try? CommandRunner.run("/bin/umount", [mountPoint]) }
+        let data = try Fixtures.writeDataset(in: directory, features: 4, classes: 3, train: 32, test: 8)
+        let job = try job()
+        // Every page taken (dd stops at ENOSPC).
+        _ = try CommandRunner.run("/bin/dd", ["if=/dev/zero", "of=\(mountPoint)/fill", "bs=4096"])
+        let run = "\(mountPoint)/runs/first"
+        assertRefused(
+            try cgt(["train", job, "--data", data, "--out", run, "--quiet"]),
+            ["\(run)/job.yaml", "No space left on device"], "full disk")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: mountPoint), ["fill"],
+            "the run's folders are removed, runs/ with them")
+        // One page left: job.yaml takes it, and the first epoch's metrics line finds none.
+        _ = try CommandRunner.run("/bin/dd", ["if=/dev/zero", "of=\(mountPoint)/fill", "bs=4096", "count=15"])
+        assertRefused(
+            try cgt(["train", job, "--data", data, "--out", run, "--quiet"]),
+            ["\(run)/metrics.jsonl", "No space left on device"], "full disk at the first metrics line")
     }
 
     /// A second trainer on a folder in use is refused; crash leftovers are cleaned, and a lost

@@ -3,6 +3,7 @@
 
 Usage: make_corpus.py OUT_FOLDER [CHECKPOINT]
        make_corpus.py --other-tools OUT_FOLDER
+       make_corpus.py --huge-chunks OUT_FOLDER
 
 Every file is a small file that lies: it declares sizes it does not hold (chunked datasets
 with nothing written cost nothing to make), counts that overflow, or values outside the
@@ -114,9 +115,30 @@ def other_tools(out):
     f.close()
 
 
+def huge_chunks(out):
+    """Good data in chunks far larger than the data: libhdf5 decompresses a chunk whole, into a
+    buffer of the chunk's declared size, however few rows the file holds.
+
+    written_chunk.h5 holds 64 rows of /train/x in one gzip chunk of 2^22 rows (64 MiB once
+    decompressed, 64 KiB stored); declared_chunk.h5 declares chunks of 2^27 rows (2 GiB) and
+    writes none. Both are extendible (maxshape None), which lets a chunk outgrow the data."""
+    for name, rows, write in (("written_chunk", 2**22, True), ("declared_chunk", 2**27, False)):
+        f = layout(f"{out}/{name}.h5", train=None)
+        g = f.create_group("train")
+        x = g.create_dataset(
+            "x", shape=(64, 4), maxshape=(None, 4), chunks=(rows, 4), dtype=np.float32, compression="gzip")
+        if write:
+            x[:] = np.random.default_rng(2).normal(size=(64, 4)).astype(np.float32)
+        g["y"] = (np.arange(64) % 3).astype(np.int32)
+        f.close()
+
+
 def main():
     if sys.argv[1] == "--other-tools":
         other_tools(sys.argv[2])
+        return
+    if sys.argv[1] == "--huge-chunks":
+        huge_chunks(sys.argv[2])
         return
     out = sys.argv[1]
     huge_split(f"{out}/huge_train.h5", "train")
