@@ -128,7 +128,7 @@ let package = Package(
             ], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTMPITests", dependencies: ["CGTMPI"], swiftSettings: hostVectorUnits),
         .testTarget(
-            name: "CGTCommandTests", dependencies: ["CGTTestSupport", "CGTHDF5", "CGTData", "CGTKernels"],
+            name: "CGTCommandTests", dependencies: ["CGTTestSupport", "CGTHDF5", "CGTData", "CGTKernels", "CGTRandom"],
             exclude: ["Corpus"], swiftSettings: hostVectorUnits),
     ],
     swiftLanguageModes: [.v5]

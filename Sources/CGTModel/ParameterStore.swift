@@ -1,3 +1,5 @@
+import CGTKernels
+
 /// A named tensor inside one of the store's flat buffers.
 public struct TensorSlot: Equatable, Sendable {
     /// The key path, as in PyTorch's `state_dict`: "blocks.0.linear.weight".
@@ -81,6 +83,27 @@ public final class ParameterStore {
     }
 
     /// A copy of every parameter and buffer value, for saving and restoring around evaluation.
+    /// The first parameter (with `parameters`), then buffer, holding a NaN or an infinity, or
+    /// nil: a diverged run.
+    ///
+    /// One vectorised sum per buffer is all it costs when everything is finite (a sum of finite
+    /// values that overflows is reported too: such a model has diverged as well).
+    public func firstNonFiniteTensor(parameters includingParameters: Bool = true) -> String? {
+        if includingParameters, let name = Self.firstNonFinite(UnsafeBufferPointer(parameters), parameterSlots) {
+            return name
+        }
+        return Self.firstNonFinite(UnsafeBufferPointer(buffers), bufferSlots)
+    }
+
+    /// The first of `slots` whose values in `values` are not all finite.
+    public static func firstNonFinite(_ values: UnsafeBufferPointer<Float>, _ slots: [TensorSlot]) -> String? {
+        guard !Reductions.sum(values).isFinite else { return nil }
+        let bad = slots.first { slot in
+            !Reductions.sum(UnsafeBufferPointer(rebasing: values[slot.offset..<(slot.offset + slot.count)])).isFinite
+        }
+        return bad?.name ?? slots.first?.name
+    }
+
     public func snapshot() -> (parameters: [Float], buffers: [Float]) {
         (Array(parameters), Array(buffers))
     }

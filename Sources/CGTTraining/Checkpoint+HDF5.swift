@@ -259,7 +259,15 @@ extension Checkpoint {
                         throw CheckpointError(
                             file: file, "\(dataset.path) has shape \(dataset.shape), the job's network needs \(shape)")
                     }
-                    tensors[key] = StoredTensor(shape: dataset.shape, values: try dataset.readAll(as: Float.self))
+                    let values = try dataset.readAll(as: Float.self)
+                    // A diverged run's state evaluates to NaN everywhere and resumes into more of it.
+                    if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                        throw CheckpointError(
+                            file: file,
+                            "\(dataset.path) holds a non-finite value (\(values[bad]) at index \(bad)): the run diverged before this checkpoint; resume from an earlier one with a lower optimizer.lr"
+                        )
+                    }
+                    tensors[key] = StoredTensor(shape: dataset.shape, values: values)
                 } else {
                     try integer(key, dataset)
                 }

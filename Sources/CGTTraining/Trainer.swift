@@ -232,6 +232,7 @@ public final class Trainer {
                 Date().timeIntervalSince(started) / Double(epoch - firstEpoch) * Double(job.training.epochs - epoch)
             progress.epoch(metrics, epochs: job.training.epochs, secondsLeft: secondsLeft)
             try together {
+                try checkFiniteState(epochNumber: epoch)
                 if isRoot {
                     try log.append(metrics)
                     try recordEpoch(metrics, test: final?.test, validation: final?.validation)
@@ -484,6 +485,16 @@ public final class Trainer {
                 x: UnsafeBufferPointer(x), labels: UnsafeBufferPointer(rebasing: y[0..<batch]),
                 sampleIDs: UnsafeBufferPointer(rebasing: ids[0..<batch]),
                 batch: batch, globalCount: globalCount, randomKey: setup.randomKey, scope: scope)
+            // BatchNorm's running statistics never feed back into a training step's gradients,
+            // so a diverged run shows there first; every rank holds the same ones when they are
+            // synchronised (otherwise the epoch's end checks them, all ranks together).
+            if strategy.ranks == 1 || job.training.syncBatchnorm,
+                let name = network.store.firstNonFiniteTensor(parameters: false)
+            {
+                throw AgreedFailure(
+                    underlying: diverged(name, step: globalStep + 1, epoch: epoch + 1), reportingRank: 0,
+                    isReporter: strategy.isRoot)
+            }
             for hook in hooks { try hook.stepFinished(self, step: finished) }
             tally.statistics += statistics
             tally.localSamples += batch
@@ -499,6 +510,31 @@ public final class Trainer {
                 ),
                 reportingRank: 0, isReporter: strategy.isRoot)
         }
+    }
+
+    /// Fails when the model's parameters or buffers, or the buffers an evaluation re-estimated,
+    /// hold a NaN or an infinity: checked by every rank before anything of the epoch is written,
+    /// so no checkpoint of a diverged model is ever made.
+    /// - Parameter epochNumber: the 1-based epoch the last step belongs to, for the message.
+    func checkFiniteState(epochNumber: Int) throws {
+        if let name = network.store.firstNonFiniteTensor() {
+            throw diverged(name, step: globalStep, epoch: epochNumber)
+        }
+        if let (evaluated, values) = evaluatedBuffers, evaluated == epoch,
+            let name = values.withUnsafeBufferPointer({
+                ParameterStore.firstNonFinite($0, network.store.bufferSlots)
+            })
+        {
+            throw TrainingError(
+                "\(name) re-estimated for evaluation holds a non-finite value after epoch \(epoch): the model diverged; lower optimizer.lr (now \(job.optimizer.lr)) and train again"
+            )
+        }
+    }
+
+    private func diverged(_ name: String, step: Int, epoch: Int) -> TrainingError {
+        TrainingError(
+            "\(name) holds a non-finite value after step \(step) (epoch \(epoch)): training diverged; lower optimizer.lr (now \(job.optimizer.lr)) and train again, or resume from an earlier checkpoint"
+        )
     }
 
     /// The learning-rate schedule of the phase segment `epoch` lies in: a restarting phase
@@ -571,6 +607,7 @@ public final class Trainer {
         try strategy.sum(&totals)
         let path = runDirectory.interruptedCheckpoint
         try together {
+            try checkFiniteState(epochNumber: epoch + 1)
             if strategy.isRoot {
                 var checkpoint = makeCheckpoint(evaluated: false)
                 checkpoint.stepInEpoch = step

@@ -786,6 +786,48 @@ final class UntrustedInputTests: XCTestCase {
         XCTAssertEqual(same.status, 0, same.stderr)
     }
 
+    /// A run that diverges (a learning rate of 1e9) stops at the step where BatchNorm's running
+    /// statistics turn infinite, on every rank, with the tensor's name, and writes no checkpoint
+    /// of the diverged model; a checkpoint holding a NaN is refused by eval, inspect and --resume.
+    func testNonFiniteModelStateIsNeverTrainedOnEvaluatedOrResumed() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 6, classes: 3, train: 128, test: 32, spread: 2)
+        let job = try job(
+            "model: {hidden: [16, 16], exits: [1, 2], batchnorm: true}\ntraining: {epochs: 2, batch_size: 32}\n",
+            name: "diverging.yaml")
+        for ranks in [1, 2] {
+            let run = directory.file("run-diverged-\(ranks)")
+            let arguments = ["train", job, "--data", data, "--out", run, "--set", "optimizer.lr=1e9", "--quiet"]
+            let result = ranks == 1 ? try cgt(arguments) : try CommandRunner.mpirun(ranks: 2, arguments)
+            XCTAssertEqual(result.status, 1, "\(ranks) ranks: \(result.stderr)")
+            let errors = result.stderr.split(separator: "\n").filter { $0.contains("error:") }
+            XCTAssertEqual(errors.count, 1, "\(ranks) ranks, one line: \(result.stderr)")
+            XCTAssertTrue(
+                errors.first?.contains(".bn.running_var holds a non-finite value after step") == true, result.stderr)
+            XCTAssertTrue(errors.first?.contains("optimizer.lr") == true, result.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(run)/checkpoints/last.h5"), "\(ranks) ranks")
+        }
+        // A healthy checkpoint, then one NaN written into a weight of it.
+        let run = directory.file("run-poisoned")
+        let trained = try cgt(["train", job, "--data", data, "--out", run, "--quiet"])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        let last = "\(run)/checkpoints/last.h5"
+        try withOpenHDF5File(last, writable: true) { file in
+            let weight = try file.root.openDataset("model/blocks/1/linear/weight")
+            var values = try weight.readAll(as: Float.self)
+            values[7] = .nan
+            try values.withUnsafeBufferPointer { try weight.write($0) }
+        }
+        let refusals = [
+            ("eval", ["eval", "--checkpoint", last, "--data", data, "--out", directory.file("eval-poisoned")]),
+            ("inspect", ["inspect", last]),
+            ("resume", ["train", job, "--data", data, "--out", run, "--resume", "--set", "training.epochs=3"]),
+        ]
+        for (label, arguments) in refusals {
+            assertRefused(
+                try cgt(arguments), ["/model/blocks/1/linear/weight", "non-finite value (nan at index 7)"], label)
+        }
+    }
+
     /// A batch larger than the training split trains one step of the whole split per epoch,
     /// and says so in one warning line.
     func testABatchLargerThanTheSplitIsWarnedAbout() throws {
