@@ -1,4 +1,3 @@
-import CGTHDF5
 import CGTRandom
 import CGTTestSupport
 import Foundation
@@ -66,7 +65,7 @@ final class StopSignalStressTests: XCTestCase {
         let straight = directory.file("straight")
         let first = try CommandRunner.mpirun(ranks: 2, ["train", job, "--data", data, "--out", straight, "--quiet"])
         XCTAssertEqual(first.status, 0, first.stderr)
-        let expected = try tensors("\(straight)/checkpoints/last.h5")
+        let expected = try checkpointTensors("\(straight)/checkpoints/last.h5")
         for (index, drill) in Self.drills(count: 50, seed: 29).enumerated() {
             let run = directory.file("run-\(index)")
             let arguments = ["train", job, "--data", data, "--out", run, "--quiet"]
@@ -79,35 +78,15 @@ final class StopSignalStressTests: XCTestCase {
             XCTAssertEqual(lines.count, 1, "run \(index), \(drill): \(stopped.stderr)")
             guard let line = lines.first, let wrote = line.range(of: "; wrote ") else { continue }
             let checkpoint = String(line[wrote.upperBound...].prefix { $0 != "," })
-            XCTAssertNoThrow(try tensors(checkpoint), "run \(index), \(drill): \(checkpoint) is whole")
+            XCTAssertNoThrow(try checkpointTensors(checkpoint), "run \(index), \(drill): \(checkpoint) is whole")
             // Every fifth run is requeued as Slurm does it and must end where the straight run ends.
             guard index % 5 == 0 else { continue }
             let resumed = try CommandRunner.mpirun(
                 ranks: 2, arguments, environment: ["SLURM_RESTART_COUNT": "1"])
             XCTAssertEqual(resumed.status, 0, "run \(index), \(drill), resumed: \(resumed.stderr)")
             XCTAssertEqual(
-                try tensors("\(run)/checkpoints/last.h5"), expected, "run \(index), \(drill): resumed equals straight")
-        }
-    }
-
-    /// Every float32 tensor of a checkpoint by path.
-    func tensors(_ path: String) throws -> [String: [Float]] {
-        try withOpenHDF5File(path) { file in
-            var values: [String: [Float]] = [:]
-            func collect(_ group: HDF5Group, _ prefix: String) throws {
-                for name in try group.memberNames() {
-                    if group.isGroup(name) {
-                        try collect(try group.openGroup(name), "\(prefix)/\(name)")
-                    } else {
-                        let dataset = try group.openDataset(name)
-                        if dataset.elementType == .float32 {
-                            values["\(prefix)/\(name)"] = try dataset.readAll(as: Float.self)
-                        }
-                    }
-                }
-            }
-            try collect(file.root, "")
-            return values
+                try checkpointTensors("\(run)/checkpoints/last.h5"), expected,
+                "run \(index), \(drill): resumed equals straight")
         }
     }
 }
