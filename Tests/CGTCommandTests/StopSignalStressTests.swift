@@ -89,4 +89,32 @@ final class StopSignalStressTests: XCTestCase {
                 "run \(index), \(drill): resumed equals straight")
         }
     }
+
+    /// A signal the job does not list keeps its default action even when it comes before the
+    /// job file is read (the early block hands it back); a listed one that early waits for the
+    /// first step and stops there.
+    func testAnEarlySignalIsAStopOnlyWhenTheJobListsIt() throws {
+        let data = try Fixtures.writeDataset(in: directory, features: 8, classes: 3, train: 64, test: 16)
+        let job = try directory.write(
+            """
+            model: {hidden: [8], exits: [1]}
+            training: {epochs: 2, batch_size: 16}
+            runtime: {stop_signals: [USR1]}
+            """, to: "usr1-only.yaml")
+        // Without exec, the shell reports a child a signal ended as 128 + the signal.
+        func train(_ drill: String, out: String) throws -> CommandResult {
+            try CommandRunner.run(
+                "/bin/sh",
+                [
+                    "-c", "\"$0\" \"$@\"; exit $?", CommandRunner.cgt, "train", job, "--data", data, "--out",
+                    directory.file(out), "--quiet",
+                ],
+                environment: ["CGT_TEST_SIGNAL": drill])
+        }
+        let unlisted = try train("TERM:0:startup:1", out: "unlisted")
+        XCTAssertEqual(unlisted.status, 128 + SIGTERM, unlisted.stderr)
+        let listed = try train("USR1:0:startup:1", out: "listed")
+        XCTAssertEqual(listed.status, 75, listed.stderr)
+        XCTAssertTrue(listed.stderr.contains("stopped by SIGUSR1 at step 1 of epoch 1"), listed.stderr)
+    }
 }
