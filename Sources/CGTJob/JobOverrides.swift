@@ -44,3 +44,16 @@ public struct JobOverrides: Sendable {
         return job
     }
 }
+
+extension Job {
+    /// This job with what may change when a run resumes taken from `other`: `training.epochs`
+    /// (train longer), `runtime` (limits of this allocation) and `logging`. Equal to `other`
+    /// exactly when both describe the same run.
+    public func withResumableSettings(of other: Job) -> Job {
+        var job = self
+        job.training.epochs = other.training.epochs
+        job.runtime = other.runtime
+        job.logging = other.logging
+        return job
+    }
+}

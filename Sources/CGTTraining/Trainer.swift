@@ -120,6 +120,9 @@ public final class Trainer {
         try? reader.close()
     }
 
+    /// Whether every epoch of the job is trained (a resumed run that has nothing left to train).
+    public var hasTrainedEveryEpoch: Bool { epoch >= job.training.epochs && resumePoint.step == 0 }
+
     func setClassGroups(_ groups: ClassGroups) {
         classGroups = groups
         objective.classGroups = groups
@@ -131,12 +134,8 @@ public final class Trainer {
                 file: runDirectory.lastCheckpoint, "--resume: no checkpoint in \(runDirectory.checkpointFolder)")
         }
         let checkpoint = try Checkpoint.read(from: newest)
-        var saved = checkpoint.job
-        var current = job
-        saved.training.epochs = 0
-        current.training.epochs = 0
-        saved.runtime = current.runtime
-        saved.logging = current.logging
+        var saved = checkpoint.job.withResumableSettings(of: job)
+        let current = job
         // The data may have moved: the same content (by SHA-256) under another path is the same data.
         // Checkpoints of older versions store the path as given, relative to where training ran.
         if JobOverrides.resolved(saved.data.path) == current.data.path { saved.data.path = current.data.path }
@@ -148,6 +147,12 @@ public final class Trainer {
             throw CheckpointError(
                 file: newest,
                 "--resume: the checkpoint was written by a different job (\(differences.prefix(3).joined(separator: "; "))\(differences.count > 3 ? "; ..." : "")); only training.epochs, runtime and logging may change"
+            )
+        }
+        guard checkpoint.epoch <= job.training.epochs else {
+            throw CheckpointError(
+                file: newest,
+                "--resume: the run has trained \(checkpoint.epoch) epochs, more than training.epochs \(job.training.epochs); a finished run is not trained back"
             )
         }
         try checkpoint.restore(into: network, optimizer: optimizer, source: newest)

@@ -41,15 +41,17 @@ struct TrainCommand: ParsableCommand {
 
     /// Trains; returns true when a stop signal ended training at a checkpoint.
     private func train(world: Communicator) throws -> Bool {
-        let (resolved, run) = try world.collectively { () throws -> (Job, RunDirectory) in
+        let (resolved, run, changes) = try world.collectively { () throws -> (Job, RunDirectory, [String]) in
             try StartupCheck.checkLauncher(worldSize: world.size)
-            let resolved = try options.overrides.load(job)
-            let run = RunDirectory(path: out ?? "runs/\(resolved.name)")
+            let given = try options.overrides.load(job)
+            let run = RunDirectory(path: out ?? "runs/\(given.name)")
             if world.isRoot && !resume && !isRequeued && run.hasCheckpoint {
                 throw ValidationError(
                     "\(run.path) already holds checkpoints: pass --resume to continue, or choose another --out")
             }
-            return (resolved, run)
+            guard resume || (isRequeued && run.hasCheckpoint) else { return (given, run, []) }
+            let (continued, changes) = try run.resumedJob(given: given, file: job, overrides: options.overrides)
+            return (continued, run, changes)
         }
         try StartupCheck.verify(resolved, world: world)
         let progress = ProgressReporter(enabled: world.isRoot && !quiet)
@@ -58,6 +60,7 @@ struct TrainCommand: ParsableCommand {
         )
         let resuming = resume || (isRequeued && run.hasCheckpoint)
         if resuming && !resume { progress.say("requeued (SLURM_RESTART_COUNT is set): resuming \(run.path)") }
+        for change in changes { progress.say(change) }
         StopRequest.install(resolved.runtime.stopSignals)
         let trainer = try world.collectively {
             do {
@@ -68,6 +71,13 @@ struct TrainCommand: ParsableCommand {
             }
         }
         try trainer.synchronize()
+        if resuming && trainer.hasTrainedEveryEpoch && FileManager.default.fileExists(atPath: run.evaluationFile) {
+            // As Lightning's fit(ckpt_path="last") at max_epochs: nothing is trained, evaluated or written.
+            progress.say(
+                "\(run.path) has trained all \(resolved.training.epochs) epochs and holds its evaluation: nothing to do (--set training.epochs=N trains on)"
+            )
+            return false
+        }
         let statistics: RoutingStatistics
         do {
             statistics = try trainer.run()
