@@ -34,7 +34,17 @@ extension RunDirectory {
                 "--resume: describes another run than \(jobFile) (\(differences.prefix(3).joined(separator: "; "))\(differences.count > 3 ? "; ..." : "")); a run resumes its own job: change training.epochs, runtime or logging with --set"
             )
         }
-        return (continued, changes.map { "resume: \($0)" })
+        // The job file's own epochs, runtime or logging do not apply: say so where they differ.
+        let ignored = try JobLoader.differences(from: continued, to: given).compactMap { difference -> String? in
+            guard Self.resumableKeys.contains(where: { difference.hasPrefix($0) }),
+                let colon = difference.range(of: ": "), let arrow = difference.range(of: " -> ")
+            else { return nil }
+            let key = difference[..<colon.lowerBound]
+            let (kept, given) = (difference[colon.upperBound..<arrow.lowerBound], difference[arrow.upperBound...])
+            return
+                "note: \(file) says \(key): \(given); the run keeps its own \(kept) (--set \(key)=\(given) changes it)"
+        }
+        return (continued, changes.map { "resume: \($0)" } + ignored)
     }
 
     private static let resumableKeys = ["training.epochs:", "runtime.", "logging."]

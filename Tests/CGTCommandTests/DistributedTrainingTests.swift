@@ -119,7 +119,10 @@ final class DistributedTrainingTests: XCTestCase {
                     try train(
                         ranks: 2, job: job, data: data, out: "classy-resumed", extra: ["--set", "training.epochs=2"]
                     ).status, 0)
-                let resumed = try train(ranks: 2, job: job, data: data, out: "classy-resumed", extra: ["--resume"])
+                // A resumed run continues its own job.yaml (2 epochs): training on takes --set.
+                let resumed = try train(
+                    ranks: 2, job: job, data: data, out: "classy-resumed",
+                    extra: ["--resume", "--set", "training.epochs=3"])
                 XCTAssertEqual(resumed.status, 0, resumed.stderr)
                 let resumedParameters = try parameters(directory.file("classy-resumed"))
                 let straight = try parameters(directory.file("classy-2"))
@@ -200,7 +203,8 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertEqual(try train(ranks: 2, job: job, data: data, out: "straight").status, 0)
         XCTAssertEqual(
             try train(ranks: 2, job: job, data: data, out: "stopped", extra: ["--set", "training.epochs=2"]).status, 0)
-        let resumed = try train(ranks: 2, job: job, data: data, out: "stopped", extra: ["--resume"])
+        let resumed = try train(
+            ranks: 2, job: job, data: data, out: "stopped", extra: ["--resume", "--set", "training.epochs=4"])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertEqual(try parameters(directory.file("straight")), try parameters(directory.file("stopped")))
     }

@@ -45,6 +45,7 @@ final class ResumeTests: XCTestCase {
         let again = try train(job, data, run, ["--resume"])
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(again.stdout.contains("has trained all 3 epochs"), again.stdout)
+        XCTAssertTrue(again.stdout.contains("says training.epochs: 2; the run keeps its own 3"), again.stdout)
         XCTAssertEqual(try contents(run), before, "a finished run is left as it is")
 
         let fewer = try train(job, data, run, ["--resume", "--set", "training.epochs=2"])
