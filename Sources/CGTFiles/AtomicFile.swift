@@ -38,14 +38,30 @@ public enum AtomicFile {
         try replace(path) { temporary in
             let descriptor = try createExclusively(temporary)
             defer { close(descriptor) }
-            try data.withUnsafeBytes { bytes in
-                var offset = 0
-                while offset < bytes.count {
-                    let written = Foundation.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                    if written < 0 && errno == EINTR { continue }
-                    try check(Int32(written < 0 ? -1 : 0), "write", temporary)
-                    offset += written
-                }
+            try writeAll(data, to: descriptor, path: temporary)
+        }
+    }
+
+    /// Appends `data` to `path` (created if missing, never through a link) and flushes it to
+    /// disk. Not a replacement: for a log written a line at a time (`metrics.jsonl`), where a
+    /// kill leaves at most its last line cut short, which its readers know to leave out.
+    public static func append(_ data: Data, to path: String) throws {
+        let descriptor = try check(
+            open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644), "open", path)
+        defer { close(descriptor) }
+        try writeAll(data, to: descriptor, path: path)
+        try check(fsync(descriptor), "fsync", path)
+    }
+
+    /// Writes all of `data` to `descriptor`, open on `path`, through short and interrupted writes.
+    static func writeAll(_ data: Data, to descriptor: Int32, path: String) throws {
+        try data.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Foundation.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                try check(Int32(written < 0 ? -1 : 0), "write", path)
+                offset += written
             }
         }
     }

@@ -82,12 +82,11 @@ public final class ParameterStore {
         UnsafeMutableBufferPointer(rebasing: buffers[slot.offset..<(slot.offset + slot.count)])
     }
 
-    /// A copy of every parameter and buffer value, for saving and restoring around evaluation.
     /// The first parameter (with `parameters`), then buffer, holding a NaN or an infinity, or
     /// nil: a diverged run.
     ///
-    /// One vectorised sum per buffer is all it costs when everything is finite (a sum of finite
-    /// values that overflows is reported too: such a model has diverged as well).
+    /// One vectorised sum per buffer is all it costs when everything is finite; only a sum
+    /// that is not looks at the values.
     public func firstNonFiniteTensor(parameters includingParameters: Bool = true) -> String? {
         if includingParameters, let name = Self.firstNonFinite(UnsafeBufferPointer(parameters), parameterSlots) {
             return name
@@ -95,15 +94,16 @@ public final class ParameterStore {
         return Self.firstNonFinite(UnsafeBufferPointer(buffers), bufferSlots)
     }
 
-    /// The first of `slots` whose values in `values` are not all finite.
+    /// The first of `slots` whose values in `values` are not all finite (a sum that overflows
+    /// on finite values names nothing: every value is still a number).
     public static func firstNonFinite(_ values: UnsafeBufferPointer<Float>, _ slots: [TensorSlot]) -> String? {
         guard !Reductions.sum(values).isFinite else { return nil }
-        let bad = slots.first { slot in
-            !Reductions.sum(UnsafeBufferPointer(rebasing: values[slot.offset..<(slot.offset + slot.count)])).isFinite
-        }
-        return bad?.name ?? slots.first?.name
+        return slots.first { slot in
+            values[slot.offset..<(slot.offset + slot.count)].contains { !$0.isFinite }
+        }?.name
     }
 
+    /// A copy of every parameter and buffer value, for saving and restoring around evaluation.
     public func snapshot() -> (parameters: [Float], buffers: [Float]) {
         (Array(parameters), Array(buffers))
     }

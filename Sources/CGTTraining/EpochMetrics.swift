@@ -74,22 +74,8 @@ public struct MetricsLog {
     public func append(_ metrics: EpochMetrics) throws {
         var line = try encoder.encode(metrics)
         line.append(0x0A)
-        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw FileError(operation: "open", path: path, reason: Self.systemReason) }
-        defer { close(descriptor) }
-        try line.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                guard written >= 0 else { throw FileError(operation: "write", path: path, reason: Self.systemReason) }
-                offset += written
-            }
-        }
-        guard fsync(descriptor) == 0 else { throw FileError(operation: "fsync", path: path, reason: Self.systemReason) }
+        try AtomicFile.append(line, to: path)
     }
-
-    private static var systemReason: String { String(cString: strerror(errno)) }
 
     /// Keeps only the lines of epochs up to `epoch` (when resuming from a checkpoint of that
     /// epoch), and drops a last line cut short.

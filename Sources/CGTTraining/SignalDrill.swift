@@ -2,7 +2,7 @@ import CGTJob
 import Foundation
 import Synchronization
 
-/// A fail point for the stop tests and `launch/stop-stress`: with `CGT_TEST_SIGNAL=USR1:1:checkpoint:2`,
+/// A fail point for the stop tests (`StopSignalStressTests`): with `CGT_TEST_SIGNAL=USR1:1:checkpoint:2`,
 /// rank 1 sends itself SIGUSR1 the second time it reaches a checkpoint write.
 ///
 /// A signal from outside lands wherever the process happens to be, so a test that sends one
