@@ -36,7 +36,8 @@ let package = Package(
         .library(
             name: "CGT",
             targets: [
-                "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTFiles", "CGTRandom", "CGTModel",
+                "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTCheckpoint", "CGTJob", "CGTFiles", "CGTRandom",
+                "CGTModel",
                 "CGTData", "CGTKernels", "CGTDNNL", "CGTHDF5", "CGTMPI",
             ]),
     ],
@@ -62,33 +63,42 @@ let package = Package(
         ),
         .target(name: "CGTModel", dependencies: ["CGTKernels", "CGTRandom"], swiftSettings: hostVectorUnits),
         // The top floor, each target above the ones before it: the typed job (every closed set an
-        // enum, checked once) -> evaluation (policies, exit records, routing statistics, sweeps,
-        // latency) -> training (the loop, the shard, the all-reduce, checkpoints) -> experiments
-        // (grids, reports, tables, charts, benchmarks) -> the command line.
+        // enum, checked once) -> the run's files (checkpoints and their HDF5 layout, run and grid
+        // folders, metrics.jsonl) -> evaluation (policies, exit records, routing statistics,
+        // sweeps, latency, evaluating a checkpoint) -> training (the loop, the checkpoint
+        // connector, the shard, the all-reduce) -> experiments (grids, reports, tables, charts,
+        // benchmarks) -> the command line.
         .target(
             name: "CGTJob", dependencies: ["CGTFiles", "CGTModel", "CGTData", .product(name: "Yams", package: "Yams")],
             swiftSettings: hostVectorUnits),
         .target(
-            name: "CGTEvaluation", dependencies: ["CGTJob", "CGTModel", "CGTData", "CGTMPI", "CGTKernels", "CGTRandom"],
+            name: "CGTCheckpoint", dependencies: ["CGTFiles", "CGTHDF5", "CGTJob", "CGTModel", "CGTData"],
+            swiftSettings: hostVectorUnits),
+        .target(
+            name: "CGTEvaluation",
+            dependencies: ["CGTCheckpoint", "CGTJob", "CGTModel", "CGTData", "CGTMPI", "CGTKernels", "CGTRandom"],
             swiftSettings: hostVectorUnits),
         .target(
             name: "CGTTraining",
             dependencies: [
-                "CGTFiles", "CGTJob", "CGTEvaluation", "CGTModel", "CGTData", "CGTRandom", "CGTHDF5", "CGTMPI",
+                "CGTFiles", "CGTJob", "CGTCheckpoint", "CGTEvaluation", "CGTModel", "CGTData", "CGTRandom", "CGTHDF5",
+                "CGTMPI",
                 "CGTKernels", "CGTDNNL",
             ],
             swiftSettings: hostVectorUnits),
         .target(
             name: "CGTExperiments",
             dependencies: [
-                "CGTFiles", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTModel", "CGTRandom", "CGTMPI", "CGTKernels",
+                "CGTFiles", "CGTTraining", "CGTEvaluation", "CGTCheckpoint", "CGTJob", "CGTModel", "CGTRandom",
+                "CGTMPI",
+                "CGTKernels",
                 "CGTDNNL", .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: hostVectorUnits),
         .executableTarget(
             name: "cgt",
             dependencies: [
-                "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTFiles", "CGTDNNL",
+                "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTCheckpoint", "CGTJob", "CGTFiles", "CGTDNNL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hostVectorUnits),
@@ -124,7 +134,8 @@ let package = Package(
         .testTarget(
             name: "CGTTrainingTests",
             dependencies: [
-                "CGTFiles", "CGTRandom", "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTTestSupport",
+                "CGTFiles", "CGTRandom", "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTCheckpoint", "CGTJob",
+                "CGTTestSupport",
             ], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTMPITests", dependencies: ["CGTMPI"], swiftSettings: hostVectorUnits),
         .testTarget(

@@ -1,3 +1,4 @@
+import CGTModel
 import Foundation
 
 /// Accuracy against expected FLOPs under MSDNet's budgeted batch classification (Huang et al.,

@@ -1,3 +1,5 @@
+import CGTModel
+
 /// How far each exit's confidence can be trusted (see `../shared/papers/early-exit-training-and-calibration-abstracts.txt`):
 /// calibration (does confidence match accuracy?) and failure prediction (does confidence rank
 /// right answers above wrong ones?).

@@ -77,7 +77,7 @@ public final class EarlyExitInference {
                         logits[(r * outputs)..<((r + 1) * outputs)], classes: network.classes)
                     let sample = remaining[r]
                     if prediction >= 0 && score > best[sample].score { best[sample] = (score, e, prediction) }
-                    let fires = prediction >= 0 && score >= policy.thresholds[e]
+                    let fires = policy.fires(exit: e, score: score, prediction: prediction)
                     if fires || e == last {
                         leaving[r] = true
                         let answer =

@@ -1,3 +1,4 @@
+import CGTModel
 import Foundation
 
 /// Everything `cgt eval` reports about a model on a split: routing statistics under a policy,

@@ -1,3 +1,4 @@
+import CGTModel
 import CGTRandom
 import Foundation
 

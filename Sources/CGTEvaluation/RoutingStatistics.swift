@@ -1,4 +1,5 @@
 import CGTJob
+import CGTModel
 
 /// What early-exit inference at a threshold did on a set of samples: where they left, how
 /// accurate each exit was, and what it cost.

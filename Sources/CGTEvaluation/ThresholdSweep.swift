@@ -1,3 +1,5 @@
+import CGTModel
+
 /// Early-exit accuracy against cost over a range of thresholds (one threshold at every exit),
 /// with the Pareto-optimal points and the thresholds that meet a target.
 public struct ThresholdSweep: Codable, Equatable, Sendable {

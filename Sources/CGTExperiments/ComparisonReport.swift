@@ -1,3 +1,4 @@
+import CGTCheckpoint
 import CGTEvaluation
 import CGTFiles
 import CGTTraining

@@ -1,5 +1,7 @@
+import CGTCheckpoint
 import CGTEvaluation
 import CGTJob
+import CGTModel
 import CGTTraining
 import Foundation
 
@@ -42,7 +44,7 @@ public struct RunReport {
     let finalTest: RoutingStatistics?
     let finalValidation: RoutingStatistics?
     /// The epoch kept as checkpoints/best.h5 (`training.keep_best`).
-    let best: BestCheckpoint.Record?
+    let best: BestEpoch?
 
     /// Reads the run's metrics and the richest evaluation present: `<run>/eval/eval.json`
     /// (written by `cgt eval`) before `<run>/eval.json` (training's own).
@@ -70,7 +72,7 @@ public struct RunReport {
         }
         finalTest = decoded(RoutingStatistics.self, run.evaluationFile)
         finalValidation = decoded(RoutingStatistics.self, run.validationFile)
-        best = decoded(BestCheckpoint.Record.self, run.bestFile)
+        best = decoded(BestEpoch.self, run.bestFile)
         jobName = (try? JobLoader.load(path: run.jobFile).name) ?? URL(fileURLWithPath: run.path).lastPathComponent
     }
 

@@ -23,8 +23,12 @@ public enum SignalStop {
     /// A fail point for tests (`CGT_TEST_SIGNAL_AT_CHECK=TERM`): the first `check` inside
     /// `catching` raises that signal itself, so a test stops a write at a known point instead
     /// of racing it with a signal from outside.
-    private static let failPoint: Int32? = ProcessInfo.processInfo.environment["CGT_TEST_SIGNAL_AT_CHECK"].flatMap {
-        name in caught.first { $0.name == "SIG\(name)" || $0.name == name }?.number
+    private static let failPoint: Int32? = ProcessInfo.processInfo.environment["CGT_TEST_SIGNAL_AT_CHECK"].flatMap(
+        number(named:))
+
+    /// The number of a signal cgt stops on, by its name with or without "SIG" ("TERM", "SIGUSR1").
+    static func number(named name: String) -> Int32? {
+        caught.first { $0.name == "SIG\(name)" || $0.name == name }?.number
     }
     private static let failPointArmed = Atomic<Bool>(false)
 

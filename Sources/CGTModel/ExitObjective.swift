@@ -96,7 +96,7 @@ public final class ExitObjective {
     }
 
     /// Sums over the local batch, one entry per exit; summed over ranks they describe the global batch.
-    public struct Statistics: Equatable {
+    public struct Statistics: Equatable, Sendable {
         /// sum_i CE_e(i): the unweighted loss of each exit.
         public var loss: [Double]
         /// sum_i lambda_e(i) CE_e(i), plus alpha T^2 KL_e(i) with self-distillation: what exit e optimises.

@@ -1,32 +1,20 @@
+import CGTCheckpoint
 import CGTEvaluation
-import CGTFiles
 import CGTJob
-import Foundation
 
 /// Keeps `checkpoints/best.h5` at the epoch that scored best on the validation split
 /// (`training.keep_best`), with `best.json` saying which epoch and score: the model to report
 /// without having looked at the test split. Rank 0 only.
-package struct BestCheckpoint {
-    /// What `best.json` holds.
-    package struct Record: Codable, Equatable {
-        package var metric: SelectionMetric
-        package var value: Double
-        package var epoch: Int
-    }
-
+struct BestCheckpoint {
     let metric: SelectionMetric?
     let run: RunDirectory
-    private(set) var record: Record?
+    private(set) var record: BestEpoch?
 
     /// A resumed run continues from the record it left; a fresh one ignores any old file.
     init(metric: SelectionMetric?, run: RunDirectory, resumed: Bool) {
         self.metric = metric
         self.run = run
-        if resumed, let metric, let data = FileManager.default.contents(atPath: run.bestFile),
-            let old = try? JSONDecoder().decode(Record.self, from: data), old.metric == metric
-        {
-            record = old
-        }
+        if resumed, let metric, let old = run.bestEpoch(), old.metric == metric { record = old }
     }
 
     /// Writes the checkpoint (through `write`) and the record when `statistics` beat the best so far.
@@ -35,10 +23,8 @@ package struct BestCheckpoint {
         let value = metric.value(of: statistics.scores)
         if let record, !metric.isBetter(value, than: record.value) { return }
         try write(run.bestCheckpoint)
-        let next = Record(metric: metric, value: value, epoch: epoch)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(next), to: run.bestFile)
+        let next = BestEpoch(metric: metric, value: value, epoch: epoch)
+        try run.writeBestEpoch(next)
         record = next
     }
 }

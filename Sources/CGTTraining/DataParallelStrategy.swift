@@ -94,6 +94,32 @@ final class DataParallelStrategy {
         try values.withUnsafeMutableBytes { try communicator.broadcast($0) }
     }
 
+    /// Every rank's `values`, whatever their lengths, in rank order, on every rank (one
+    /// broadcast per rank: for checkpoints, not for the training loop).
+    func gather<T: BitwiseCopyable>(_ values: [T]) throws -> [[T]] {
+        guard let communicator else { return [values] }
+        let bytes = values.withUnsafeBytes { Array($0) }
+        return try watched("a checkpoint's gather") { try communicator.allGather(bytes: bytes) }.map {
+            Self.values($0, as: T.self)
+        }
+    }
+
+    /// Rank 0's `values`, whatever their length, on every rank.
+    func broadcastAnyLength<T: BitwiseCopyable>(_ values: [T]) throws -> [T] {
+        guard let communicator else { return values }
+        let bytes = values.withUnsafeBytes { Array($0) }
+        return Self.values(try watched("rank 0's state") { try communicator.broadcast(bytes: bytes) }, as: T.self)
+    }
+
+    /// `bytes` as values of `T` (copied: a byte array need not be aligned for `T`).
+    private static func values<T: BitwiseCopyable>(_ bytes: [UInt8], as type: T.Type) -> [T] {
+        let count = bytes.count / MemoryLayout<T>.stride
+        return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+            bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: $0) }
+            initialized = count
+        }
+    }
+
     /// Where the loop is (1-based step and epoch), for the stall watch's messages.
     var position = (step: 0, epoch: 0)
 

@@ -1,3 +1,4 @@
+import CGTCheckpoint
 import CGTKernels
 import CGTModel
 
@@ -17,8 +18,16 @@ import CGTModel
 /// The meta batch is the previous step's batch (held out from step t's update); a is folded
 /// into the network's learning rate. BatchNorm's running statistics and the parameters are
 /// restored after the extra passes, so the backbone's training sees none of them.
+///
+/// Its whole state (the weight network, its optimizer, the step count and the meta batch of
+/// every rank) goes into checkpoints (`L2WState`), so an l2w run resumes bitwise.
 final class L2WMetaStep: TrainingHook {
-    let tau: Float
+    /// The weight network: the backbone's steps are weighted by it, this step trains it.
+    let weights: LearnedExitWeights
+    /// The meta objective's own: the loss of early-exit inference, without self-distillation.
+    private let objective: ExitObjective
+    /// Which exit answers each sample of the meta batch: the paper's rule at the job's tau.
+    let policy: ExitPolicy
     let interval: Int
     let learningRate: Float
     let relativeStep: Float
@@ -39,9 +48,14 @@ final class L2WMetaStep: TrainingHook {
     private var coefficients: [Float] = []
     private var metaGradient: [Double] = []
 
-    init(tau: Float, interval: Int, learningRate: Float, relativeStep: Float, spread: Float?, gradientEquilibrium: Bool)
-    {
-        self.tau = tau
+    init(
+        weights: LearnedExitWeights, network: EarlyExitNetwork, labelSmoothing: Float, tau: Float, interval: Int,
+        learningRate: Float, relativeStep: Float, spread: Float?, gradientEquilibrium: Bool
+    ) {
+        self.weights = weights
+        objective = ExitObjective(network: network, classGroups: nil)
+        objective.labelSmoothing = labelSmoothing
+        policy = .uniform(tau, exits: network.exitCount)
         self.interval = interval
         self.learningRate = learningRate
         self.relativeStep = relativeStep
@@ -49,26 +63,23 @@ final class L2WMetaStep: TrainingHook {
         self.gradientEquilibrium = gradientEquilibrium
     }
 
-    func stepFinished(_ trainer: Trainer, step: FinishedStep) throws {
+    func stepFinished(_ context: HookContext, step: FinishedStep) throws {
         steps += 1
-        defer { remember(step, inputCount: trainer.network.inputCount) }
-        // The same decision on every rank: the counts are global, the weighting the job's.
-        guard previousGlobal > 0, steps % interval == 0, let weights = trainer.weighting as? LearnedExitWeights
-        else { return }
+        defer { remember(step, inputCount: context.network.inputCount) }
+        // The same decision on every rank: the counts are global.
+        guard previousGlobal > 0, steps % interval == 0 else { return }
         precondition(weights.lastBatch == step.batch, "l2w: the weights are of another batch than the step's")
-        let network = trainer.network
+        let network = context.network
         let store = network.store
         let exits = network.exitCount
+        objective.reserve(maxBatch: max(step.batch, previousLabels.count))
         savedBuffers.replaceSubrange(savedBuffers.indices, with: store.buffers)
         savedParameters.replaceSubrange(savedParameters.indices, with: store.parameters)
-        let distillation = trainer.objective.distillation
-        trainer.objective.distillation = nil
         defer {
-            trainer.objective.distillation = distillation
             _ = store.buffers.update(from: savedBuffers)
             _ = store.parameters.update(from: savedParameters)
         }
-        try metaLossGradient(trainer)
+        try metaLossGradient(context)
         // eps v with |eps v| = relativeStep; every rank holds the same reduced v.
         var norm = 0.0
         for g in store.gradients { norm += Double(g) * Double(g) }
@@ -86,7 +97,7 @@ final class L2WMetaStep: TrainingHook {
                 step.x, batch: step.batch,
                 context: ForwardContext(mode: .training, sampleIDs: step.sampleIDs, randomKey: step.randomKey),
                 scope: step.scope)
-            let p = trainer.objective.predict(network: network, labels: step.labels, batch: step.batch)
+            let p = objective.predict(network: network, labels: step.labels, batch: step.batch)
                 .trueClassProbability
             for k in 0..<count {
                 let loss = -FastMath.log(max(p[k], 1e-30))
@@ -104,14 +115,14 @@ final class L2WMetaStep: TrainingHook {
         // The network's gradient summed over the ranks, as the backbone's is.
         metaGradient.removeAll(keepingCapacity: true)
         metaGradient.append(contentsOf: weights.store.gradients.lazy.map(Double.init))
-        try trainer.strategy.sum(&metaGradient)
+        try context.strategy.sum(&metaGradient)
         for k in weights.store.gradients.indices { weights.store.gradients[k] = Float(metaGradient[k]) }
         weights.optimizer.step(weights.store, learningRate: learningRate)
     }
 
     /// v = grad L_meta on the previous batch, summed over the ranks, in `store.gradients`.
-    private func metaLossGradient(_ trainer: Trainer) throws {
-        let network = trainer.network
+    private func metaLossGradient(_ context: HookContext) throws {
+        let network = context.network
         let exits = network.exitCount
         let batch = previousLabels.count
         try previousX.withUnsafeBufferPointer { x in
@@ -120,31 +131,82 @@ final class L2WMetaStep: TrainingHook {
                     network.forward(
                         x, batch: batch,
                         context: ForwardContext(mode: .training, sampleIDs: ids, randomKey: previousKey))
-                    let p = trainer.objective.predict(network: network, labels: labels, batch: batch)
-                    // Each sample's loss counts at the exit that answers it at tau: the first whose
-                    // prediction is confident enough, the last if none is.
+                    let p = objective.predict(network: network, labels: labels, batch: batch)
+                    // Each sample's loss counts at the exit that answers it at tau.
                     if routing.count < exits * batch { routing = Array(repeating: 0, count: exits * batch) }
                     for i in 0..<batch {
-                        var answered = false
-                        for e in 0..<exits {
-                            let k = e * batch + i
-                            let fires =
-                                !answered && (e == exits - 1 || (p.predictions[k] >= 0 && p.confidence[k] >= tau))
-                            routing[k] = fires ? 1 : 0
-                            answered = answered || fires
-                        }
+                        let answering = policy.route(
+                            score: { p.confidence[$0 * batch + i] }, prediction: { p.predictions[$0 * batch + i] })
+                        for e in 0..<exits { routing[e * batch + i] = e == answering ? 1 : 0 }
                     }
-                    trainer.objective.lossAndGradients(
+                    objective.lossAndGradients(
                         network: network, labels: labels, batch: batch,
                         weighting: ExitWeightTable(routing),
                         globalBatch: previousGlobal)
                     network.backward(
                         input: x, batch: batch, gradientEquilibrium: gradientEquilibrium,
-                        gradientsReady: trainer.strategy.gradientsReady)
+                        gradientsReady: context.strategy.gradientsReady)
                 }
             }
         }
-        try trainer.strategy.reduceGradients()
+        try context.strategy.reduceGradients()
+    }
+
+    var keepsCheckpointState: Bool { true }
+
+    /// The weight network, the step count and every rank's meta batch (gathered to every rank).
+    func checkpointState(_ context: HookContext) throws -> HookCheckpointState? {
+        let features = try context.strategy.gather(previousX)
+        let labels = try context.strategy.gather(previousLabels)
+        let ids = try context.strategy.gather(previousIDs)
+        let batch =
+            previousGlobal > 0
+            ? MetaBatch(
+                features: features.flatMap { $0 }, labels: labels.flatMap { $0 }, sampleIDs: ids.flatMap { $0 },
+                rankRows: labels.map(\.count), globalCount: previousGlobal, randomKey: previousKey) : nil
+        return .l2w(L2WState(weights: weights, steps: steps, metaBatch: batch))
+    }
+
+    /// Rank 0 takes the state back; `synchronized` passes it on.
+    func restore(_ state: HookCheckpointState, source: String) throws {
+        guard case .l2w(let state) = state else { return }
+        try state.restore(into: weights, source: source)
+        steps = state.steps
+        restored = state.metaBatch
+    }
+
+    /// The meta batch rank 0 read from a checkpoint, until `synchronized` hands out the ranks' rows.
+    private var restored: MetaBatch?
+
+    /// Rank 0's weight network, optimizer, step count and meta batch reach every rank; each
+    /// takes its rows of the meta batch.
+    func synchronized(_ context: HookContext) throws {
+        let strategy = context.strategy
+        try strategy.broadcast(weights.store.parameters)
+        for (_, state) in weights.optimizer.stateBuffers { try strategy.broadcast(state) }
+        var counters = [
+            Int64(weights.optimizer.stepCount), Int64(steps), Int64(restored?.globalCount ?? 0),
+            Int64(bitPattern: restored?.randomKey ?? 0),
+        ]
+        try strategy.broadcast(&counters)
+        weights.optimizer.stepCount = Int(counters[0])
+        steps = Int(counters[1])
+        guard counters[2] > 0 else { return }
+        let features = try strategy.broadcastAnyLength(restored?.features ?? [])
+        let labels = try strategy.broadcastAnyLength(restored?.labels ?? [])
+        let ids = try strategy.broadcastAnyLength(restored?.sampleIDs ?? [])
+        let rankRows = try strategy.broadcastAnyLength(restored?.rankRows ?? [])
+        let batch = MetaBatch(
+            features: features, labels: labels, sampleIDs: ids, rankRows: rankRows, globalCount: Int(counters[2]),
+            randomKey: UInt64(bitPattern: counters[3]))
+        let rows = batch.rows(ofRank: strategy.rank, of: strategy.ranks)
+        let width = context.network.inputCount
+        previousX = Array(features[(rows.lowerBound * width)..<(rows.upperBound * width)])
+        previousLabels = Array(labels[rows])
+        previousIDs = Array(ids[rows])
+        previousGlobal = batch.globalCount
+        previousKey = batch.randomKey
+        restored = nil
     }
 
     private func remember(_ step: FinishedStep, inputCount: Int) {

@@ -1,5 +1,6 @@
 import CGTData
 import CGTEvaluation
+import CGTFiles
 import CGTJob
 import CGTModel
 
@@ -15,7 +16,7 @@ extension Trainer {
     /// BatchNorm is re-estimated (if the job asks) once for both, over the global batches of
     /// the epoch after the last, with statistics summed over ranks, so any number of ranks
     /// gives the report of one. The re-estimated statistics are kept for the checkpoint of this
-    /// epoch (`evaluatedBuffers`); the network goes on with its own, so when and how often a
+    /// epoch (`CheckpointConnector.evaluated`); the network goes on with its own, so when and how often a
     /// run is evaluated never changes its training.
     func routingStatistics(test: Bool, validation: Bool) throws -> (
         test: RoutingStatistics?, validation: RoutingStatistics?
@@ -35,7 +36,9 @@ extension Trainer {
             let share = try together { try evaluation.readRecalibrationShare(job: job, reader: reader) }
             SignalDrill.reached(.recalibration)
             evaluation.recalibrateBatchNorm(on: share)
-            if !network.store.bufferSlots.isEmpty { evaluatedBuffers = (epoch, Array(network.store.buffers)) }
+            if !network.store.bufferSlots.isEmpty {
+                checkpoints.evaluated(buffers: Array(network.store.buffers), epoch: epoch)
+            }
         }
         SignalDrill.reached(.evaluation)
         let results = try shards.map { split in try split.map { try evaluation.statistics($0, tau: job.eval.tau) } }

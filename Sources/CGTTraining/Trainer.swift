@@ -1,3 +1,4 @@
+import CGTCheckpoint
 import CGTDNNL
 import CGTData
 import CGTEvaluation
@@ -10,54 +11,46 @@ import Foundation
 
 /// Trains an early-exit network as a job describes, data-parallel over the ranks of a communicator.
 ///
-/// Every rank computes forward, gates and gradients for its part of each global batch; the
-/// gradients are summed over ranks in fixed buckets (`DataParallelStrategy`), and every rank
-/// takes the same optimizer step. Rank 0 writes the metrics and checkpoints; evaluation is
-/// sharded over ranks and reduced. Nothing here runs a collective while another rank may
-/// have failed: local work that can fail runs inside `strategy.together`.
+/// The loop alone: every rank computes forward, gates and gradients for its part of each
+/// global batch; the gradients are summed over ranks in fixed buckets (`DataParallelStrategy`),
+/// and every rank takes the same optimizer step. What goes to disk when, and how a run comes
+/// back, is the `CheckpointConnector`'s; what a method adds, its hooks'; what rank 0 records,
+/// the `TrainingRecorder`'s. Evaluation is sharded over ranks and reduced. Nothing here runs a
+/// collective while another rank may have failed: local work that can fail runs inside
+/// `strategy.together`.
 public final class Trainer {
     public let job: Job
-    public let runDirectory: RunDirectory
     public let network: EarlyExitNetwork
     public let optimizer: Optimizer
     let plan: TrainingPlan
     let strategy: DataParallelStrategy
     let weighting: ExitWeighting
     let objective: ExitObjective
+    let hooks: [TrainingHook]
+    let checkpoints: CheckpointConnector
+    /// The data file, this rank's share of the training split, and of the held-out splits.
     let reader: DatasetReader
     let shard: TrainingShard
     let testShard: DatasetSplit
     /// This rank's share of the validation split, if the data has one.
     let validationShard: DatasetSplit?
-    let hooks: [TrainingHook]
     /// ClassyNet's groups, once given or chosen (nil before, and for every other method).
-    public internal(set) var classGroups: ClassGroups?
+    public private(set) var classGroups: ClassGroups?
     var progress: ProgressReporter
+    /// Rank 0's metrics and TensorBoard files, from the run's start.
+    private var recorder: TrainingRecorder?
     /// Runs after every training step on every rank: a grid uses it to serve the other groups'
     /// requests for their next trial (`SharedCounter.serve`).
     public var afterEachStep: (() -> Void)?
     /// Asked after chosen epochs whether training goes on: a grid's successive halving stops
     /// trials this way (`EpochReview`).
     public var review: EpochReview?
-    /// Rank 0's hold on the run folder while `run` writes it.
-    private var runLock: RunLock?
-    /// The buffers an evaluation re-estimated (`eval.bn_recalibration`) and the epoch it
-    /// measured: a checkpoint of that epoch stores them as the model's, so the file is the
-    /// model its reported numbers describe. Training itself goes on with its own statistics.
-    var evaluatedBuffers: (epoch: Int, values: [Float])?
-    /// SHA-256 of the data file, on rank 0 (which writes it into checkpoints and reports).
-    let dataSHA256: String?
-    /// Steps of the current epoch already taken when resuming from a mid-epoch checkpoint,
-    /// and that epoch's statistics so far (summed over ranks, held by rank 0).
-    private var resumePoint: (step: Int, partial: [Double]?) = (0, nil)
-    /// Rank 0's TensorBoard event file (`logging.tensorboard`), and the per-step tags made once.
-    private var tensorBoard: TensorBoardLog?
-    private lazy var stepTags: (loss: [String], gate: [String]) = (
-        (1...network.exitCount).map { "train/loss_exit\($0)" }, (1...network.exitCount).map { "train/gate_exit\($0)" }
-    )
     /// Epochs completed and optimizer steps taken.
     public private(set) var epoch = 0
     public private(set) var globalStep = 0
+    /// Where a stop signal left the epoch being resumed (rank 0 holds its statistics: summed
+    /// over ranks at the epoch's end, they count once), until that epoch begins.
+    private var resumePoint: (step: Int, partial: PartialEpoch?) = (0, nil)
     /// The run's up-front read of its first epoch's rows (`EpochMetrics.dataStartupSeconds`),
     /// until that epoch's metrics carry it.
     private var startupReadSeconds: Double?
@@ -69,12 +62,10 @@ public final class Trainer {
         throws
     {
         self.job = job
-        self.runDirectory = run
         self.progress = progress
         DNNLRuntime.setThreadCount(job.runtime.blasThreads)
         reader = try DatasetReader(path: job.data.path)
         let rank = communicator?.rank ?? 0
-        dataSHA256 = rank == 0 ? try SourceFile.sha256(ofFileAt: job.data.path) : nil
         let ranks = communicator?.size ?? 1
         plan = try TrainingPlan(job: job, reader: reader, ranks: ranks)
         shard = try TrainingShard(
@@ -85,33 +76,40 @@ public final class Trainer {
             plan.hasValidationSplit ? try reader.read(split: DatasetLayout.validation, rank: rank, of: ranks) : nil
         network = job.makeNetwork(featureShape: plan.featureShape, classes: plan.classes)
         optimizer = job.makeOptimizer(parameterCount: network.store.parameterCount)
-        weighting = job.makeExitWeighting()
+        let method = job.makeMethodParts(network: network, classes: plan.classes)
+        weighting = method.weighting
+        hooks = method.hooks
         classGroups = plan.givenClassGroups
         objective = ExitObjective(network: network, classGroups: classGroups)
         objective.labelSmoothing = job.training.labelSmoothing
         objective.distillation = job.method.distillation.map {
             ExitObjective.SelfDistillation(weight: $0.weight, temperature: $0.temperature)
         }
-        hooks = job.makeTrainingHooks(classes: plan.classes, exits: network.exitCount)
         network.reserve(maxBatch: shard.maxLocalBatch)
         objective.reserve(maxBatch: shard.maxLocalBatch)
         network.initialize(seed: job.training.seed)
         strategy = DataParallelStrategy(
             communicator: communicator, gradients: network.store.gradients, runtime: job.runtime)
         strategy.synchronizeBatchNorm(of: network, job.training.syncBatchnorm)
+        checkpoints = CheckpointConnector(
+            job: job, run: run, network: network, optimizer: optimizer, hooks: hooks,
+            featureShape: shard.featureShape, classNames: reader.classNames,
+            dataSHA256: rank == 0 ? try SourceFile.sha256(ofFileAt: job.data.path) : nil)
         if rank == 0,
             let warning = PrimitiveImplementation.referenceWarning(
                 network.primitiveImplementations(batch: shard.maxLocalBatch))
         {
             progress.say("warning: \(warning)")
         }
-        if resume && job.method.name == .l2w {
-            // Resuming would restart the weight network silently: refuse instead.
-            throw TrainingError(
-                "--resume: l2w's weight network is not stored in checkpoints yet, so an l2w run cannot resume; train it again from the start"
-            )
+        if resume && rank == 0 {
+            let (position, partial) = try checkpoints.restoreNewest(ranks: ranks, stepsPerEpoch: shard.stepsPerEpoch)
+            if let groups = position.classGroups { setClassGroups(groups) }
+            epoch = position.epoch
+            globalStep = position.globalStep
+            resumePoint = (partial?.step ?? 0, partial)
+            progress.say(
+                "resumed from \(run.newestCheckpoint ?? run.lastCheckpoint) at epoch \(epoch), step \(globalStep)")
         }
-        if resume && rank == 0 { try restoreNewestCheckpoint() }
         if rank == 0, let warning = shard.blockLayoutWarning { progress.say("warning: \(warning)") }
         if rank == 0 { for warning in plan.warnings { progress.say("warning: \(warning)") } }
     }
@@ -120,58 +118,31 @@ public final class Trainer {
         try? reader.close()
     }
 
+    /// The run folder the trainer writes.
+    public var runDirectory: RunDirectory { checkpoints.run }
+
     /// Whether every epoch of the job is trained (a resumed run that has nothing left to train).
     public var hasTrainedEveryEpoch: Bool { epoch >= job.training.epochs && resumePoint.step == 0 }
 
-    func setClassGroups(_ groups: ClassGroups) {
+    private func setClassGroups(_ groups: ClassGroups) {
         classGroups = groups
         objective.classGroups = groups
     }
 
-    private func restoreNewestCheckpoint() throws {
-        guard let newest = runDirectory.newestCheckpoint else {
-            throw CheckpointError(
-                file: runDirectory.lastCheckpoint, "--resume: no checkpoint in \(runDirectory.checkpointFolder)")
-        }
-        let checkpoint = try Checkpoint.read(from: newest)
-        var saved = checkpoint.job.withResumableSettings(of: job)
-        let current = job
-        // The data may have moved: the same content (by SHA-256) under another path is the same data.
-        // Checkpoints of older versions store the path as given, relative to where training ran.
-        if JobOverrides.resolved(saved.data.path) == current.data.path { saved.data.path = current.data.path }
-        if saved.data.path != current.data.path, let stored = checkpoint.dataSHA256, stored == dataSHA256 {
-            saved.data.path = current.data.path
-        }
-        guard saved == current else {
-            let differences = (try? JobLoader.differences(from: saved, to: current)) ?? []
-            throw CheckpointError(
-                file: newest,
-                "--resume: the checkpoint was written by a different job (\(differences.prefix(3).joined(separator: "; "))\(differences.count > 3 ? "; ..." : "")); only training.epochs, runtime and logging may change"
-            )
-        }
-        guard checkpoint.epoch <= job.training.epochs else {
-            throw CheckpointError(
-                file: newest,
-                "--resume: the run has trained \(checkpoint.epoch) epochs, more than training.epochs \(job.training.epochs); a finished run is not trained back"
-            )
-        }
-        try checkpoint.restore(into: network, optimizer: optimizer, source: newest)
-        if let groups = checkpoint.classGroups { setClassGroups(groups) }
-        if checkpoint.stepInEpoch > 0 {
-            // With training.shuffle: local the steps of an epoch depend on the number of ranks.
-            guard checkpoint.stepInEpoch < shard.stepsPerEpoch,
-                checkpoint.epochRanks == (strategy.communicator?.size ?? 1)
-            else {
-                throw CheckpointError(
-                    file: newest,
-                    "--resume: stopped at step \(checkpoint.stepInEpoch) of an epoch on \(checkpoint.epochRanks ?? 0) ranks; resume it on as many ranks (this run has \(strategy.communicator?.size ?? 1), \(shard.stepsPerEpoch) steps per epoch)"
-                )
-            }
-        }
-        epoch = checkpoint.epoch
-        globalStep = checkpoint.globalStep
-        resumePoint = (checkpoint.stepInEpoch, checkpoint.partialEpoch)
-        progress.say("resumed from \(newest) at epoch \(epoch), step \(globalStep)")
+    /// What the hooks may see of the run.
+    var hookContext: HookContext {
+        HookContext(
+            network: network, strategy: strategy, classGroups: classGroups, say: { [progress] in progress.say($0) })
+    }
+
+    /// Takes the class groups a hook chose.
+    private func adoptChosenGroups() {
+        if let groups = hooks.lazy.compactMap(\.chosenGroups).first, groups != classGroups { setClassGroups(groups) }
+    }
+
+    /// Where training stands, for the checkpoint connector.
+    private var position: CheckpointConnector.Position {
+        CheckpointConnector.Position(epoch: epoch, globalStep: globalStep, classGroups: classGroups)
     }
 
     /// Makes every rank start from rank 0's parameters, buffers, optimizer state and position.
@@ -186,7 +157,8 @@ public final class Trainer {
         optimizer.stepCount = Int(counters[2])
         // The partial epoch's statistics stay on rank 0: summed over ranks at the epoch's end, they count once.
         resumePoint.step = Int(counters[3])
-        for hook in hooks { try hook.synchronized(self) }
+        for hook in hooks { try hook.synchronized(hookContext) }
+        adoptChosenGroups()
     }
 
     /// Runs `body` on every rank; a failure anywhere stops all ranks together.
@@ -208,12 +180,11 @@ public final class Trainer {
         try together {
             if isRoot {
                 // A failure here names its file and removes what the run made of its folder.
-                runLock = try runDirectory.begin(jobYAML: try JobLoader.yaml(job), keepingMetricsUpTo: epoch)
-                if job.logging.tensorboard { tensorBoard = try TensorBoardLog(folder: runDirectory.tensorBoardFolder) }
+                try checkpoints.begin(epoch: epoch)
+                recorder = try TrainingRecorder(
+                    run: runDirectory, tensorBoard: job.logging.tensorboard, exits: network.exitCount)
             }
         }
-        let log = MetricsLog(path: runDirectory.metricsFile)
-        var best = BestCheckpoint(metric: job.training.keepBest, run: runDirectory, resumed: epoch > 0)
         let started = Date()
         let firstEpoch = epoch
         // keep_best alone needs only the validation split scored, every epoch.
@@ -236,17 +207,12 @@ public final class Trainer {
             let secondsLeft =
                 Date().timeIntervalSince(started) / Double(epoch - firstEpoch) * Double(job.training.epochs - epoch)
             progress.epoch(metrics, epochs: job.training.epochs, secondsLeft: secondsLeft)
+            try checkpoints.gatherHookState(hookContext)
             try together {
                 try checkFiniteState(epochNumber: epoch)
                 if isRoot {
-                    try log.append(metrics)
-                    try recordEpoch(metrics, test: final?.test, validation: final?.validation)
-                    if epoch % job.training.checkpointEvery == 0 || epoch == job.training.epochs || stop != nil {
-                        try writeCheckpoint()
-                    }
-                    if let validation = metrics.validation {
-                        try best.offer(validation, epoch: epoch, write: writeCheckpoint(to:))
-                    }
+                    try recorder?.epoch(metrics, test: final?.test, validation: final?.validation)
+                    try checkpoints.epochEnded(position, validation: metrics.validation, stopping: stop != nil)
                 }
             }
             if let stop, epoch < job.training.epochs {
@@ -260,100 +226,9 @@ public final class Trainer {
         // A run resumed after its last epoch is evaluated again (with the same result).
         let (test, validation) = try final ?? routingStatistics(test: true, validation: true)
         try together {
-            if isRoot {
-                try AtomicFile.write(
-                    try provenance(split: DatasetLayout.test).json(test!), to: runDirectory.evaluationFile)
-                if let validation {
-                    try AtomicFile.write(
-                        try provenance(split: DatasetLayout.validation).json(validation),
-                        to: runDirectory.validationFile)
-                    try best.offer(validation, epoch: epoch, write: writeCheckpoint(to:))
-                }
-            }
+            if isRoot { try checkpoints.finished(position, test: test!, validation: validation) }
         }
         return test!
-    }
-
-    /// What the final evaluation measured (rank 0): the last checkpoint, which holds that model.
-    private func provenance(split: String) -> EvaluationProvenance {
-        EvaluationProvenance(
-            checkpoint: JobOverrides.resolved(runDirectory.lastCheckpoint), epoch: epoch,
-            batchNormStatistics: evaluatedBuffers?.epoch == epoch ? "re-estimated" : "training", data: job.data.path,
-            dataSHA256: dataSHA256 ?? "", split: split)
-    }
-
-    /// The epoch's means and held-out metrics in the TensorBoard file, at the epoch's last step.
-    private func recordEpoch(_ metrics: EpochMetrics, test: RoutingStatistics?, validation: RoutingStatistics?) throws {
-        guard let tensorBoard else { return }
-        var values: [(tag: String, value: Double)] = [("epoch/samples_per_second", metrics.samplesPerSecond)]
-        for e in metrics.loss.indices {
-            values += [
-                ("epoch/loss_exit\(e + 1)", metrics.loss[e]), ("epoch/gate_exit\(e + 1)", metrics.gateMean[e]),
-                ("epoch/train_accuracy_exit\(e + 1)", metrics.trainAccuracy[e]),
-            ]
-        }
-        for (split, statistics) in [
-            ("test", metrics.evaluation ?? test), ("validation", metrics.validation ?? validation),
-        ] {
-            guard let statistics else { continue }
-            values += [
-                ("\(split)/accuracy", statistics.accuracy), ("\(split)/macro_f1", statistics.macroF1),
-                ("\(split)/relative_cost", statistics.relativeCost),
-            ]
-            for (e, fraction) in statistics.exitFractions.enumerated() {
-                values.append(("\(split)/exit\(e + 1)_fraction", fraction))
-            }
-        }
-        tensorBoard.scalars(values, step: metrics.globalStep)
-        try tensorBoard.flush()
-    }
-
-    /// One step's loss and mean gate per exit (rank 0's part of the batch), learning rate and samples/s.
-    private func recordStep(
-        _ statistics: ExitObjective.Statistics, batch: Int, globalCount: Int, learningRate: Float, started: DispatchTime
-    ) {
-        guard let tensorBoard else { return }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
-        let n = Double(max(batch, 1))
-        var values: [(tag: String, value: Double)] = [
-            ("train/learning_rate", Double(learningRate)),
-            ("train/samples_per_second", Double(globalCount) / max(seconds, 1e-9)),
-        ]
-        for e in statistics.loss.indices {
-            values += [(stepTags.loss[e], statistics.loss[e] / n), (stepTags.gate[e], statistics.gate[e] / n)]
-        }
-        tensorBoard.scalars(values, step: globalStep + 1)
-    }
-
-    /// What stays fixed over the steps of one epoch.
-    struct EpochSetup {
-        let phase: TrainingPhase
-        /// Parameter ranges the optimizer updates (nil: all of them).
-        let trainable: [Range<Int>]?
-        let weighting: ExitWeighting
-        let adjustment: ExitObjective.WeightAdjustment
-        let randomKey: UInt64
-        let learningRate: (Int) -> Float
-        let firstScheduleStep: Int
-    }
-
-    /// What the steps of one epoch add up: statistics over this rank's samples, and samples
-    /// over all ranks.
-    struct EpochTally {
-        var statistics: ExitObjective.Statistics
-        var localSamples = 0
-        var samples = 0
-        var learningRate: Float = 0
-
-        init(statistics: ExitObjective.Statistics) { self.statistics = statistics }
-
-        /// The tally a mid-epoch checkpoint stored (`Checkpoint.partialEpoch`).
-        init(partial: [Double], exits: Int) {
-            statistics = ExitObjective.Statistics(flattened: Array(partial.dropLast(2)))
-            samples = Int(partial[partial.count - 2])
-            localSamples = samples
-            learningRate = Float(partial[partial.count - 1])
-        }
     }
 
     /// One pass over the training split (the rest of it, when resuming mid-epoch); returns
@@ -369,12 +244,10 @@ public final class Trainer {
         if epoch + 1 < job.training.epochs { shard.readAhead(epoch: epoch + 1) }
         defer { shard.settle() }
         var tally = EpochTally(statistics: ExitObjective.Statistics(exits: network.exitCount))
-        if firstStep > 0, let partial = resumePoint.partial {
-            tally = EpochTally(partial: partial, exits: network.exitCount)
-        }
+        if firstStep > 0, let partial = resumePoint.partial { tally = EpochTally(partial) }
         resumePoint = (0, nil)
         let steps = shard.stepsPerEpoch
-        let stopsWithin = hooks.allSatisfy { $0.allowsStopWithin(self, epoch: epoch) }
+        let stopsWithin = hooks.allSatisfy { $0.allowsStopWithin(hookContext, epoch: epoch) }
         try withBatchBuffers(network.maxBatch, featureCount: shard.data.featureCount) { x, y, ids in
             for step in firstStep..<steps {
                 try trainStep(step, setup: setup, buffers: (x, y, ids), tally: &tally)
@@ -408,7 +281,8 @@ public final class Trainer {
         try strategy.sum(&totals)
         let readTotals = Array(totals.suffix(4))
         let summed = ExitObjective.Statistics(flattened: Array(totals.dropLast(4)))
-        for hook in hooks { try hook.epochTrained(self, epoch: epoch) }
+        for hook in hooks { try hook.epochTrained(hookContext, epoch: epoch) }
+        adoptChosenGroups()
         let n = Double(max(tally.samples, 1))
         let seconds = Date().timeIntervalSince(started)
         var metrics = EpochMetrics(
@@ -421,32 +295,6 @@ public final class Trainer {
         metrics.dataStallSeconds = readTotals[2] / Double(strategy.ranks)
         if startup != nil { metrics.dataStartupSeconds = readTotals[3] / Double(strategy.ranks) }
         return metrics
-    }
-
-    /// The phase, weighting, schedule and random key of the current epoch; at a phase's first
-    /// epoch, restarts the optimizer if the phase asks and says so (not again when `resuming`
-    /// mid-epoch: the stored optimizer state is already the restarted one).
-    private func beginEpoch(resuming: Bool) -> EpochSetup {
-        let phase = plan.phase(at: epoch)
-        if epoch == phase.epochs.lowerBound && !resuming {
-            if phase.restartsOptimizer && epoch > 0 { optimizer.reset() }
-            if plan.phases.count > 1 {
-                progress.say(
-                    "epoch \(epoch + 1): \(phase.name) (epochs \(phase.epochs.lowerBound + 1)-\(phase.epochs.upperBound))"
-                )
-            }
-        }
-        let schedule = learningRateSchedule(at: epoch)
-        return EpochSetup(
-            phase: phase,
-            trainable: phase.scope == .everything(exits: network.exitCount)
-                ? nil : network.trainableRanges(phase.scope),
-            weighting: phase.fixedWeights.map { FixedExitWeights($0) } ?? weighting,
-            adjustment: ExitObjective.WeightAdjustment(
-                exitScale: job.method.anneal?.factors(epoch: epoch), leak: job.method.leak,
-                normalized: job.method.normalizeWeights, spread: job.method.effectiveSpread),
-            randomKey: DropoutKernels.mix64(job.training.seed ^ DropoutKernels.mix64(UInt64(epoch) &+ 0xD120_9047)),
-            learningRate: schedule.rate, firstScheduleStep: schedule.firstStep)
     }
 
     typealias BatchBuffers = (
@@ -477,7 +325,8 @@ public final class Trainer {
         if !hooks.isEmpty {
             let predictions = objective.lastPredictions(
                 labels: UnsafeBufferPointer(y), batch: batch, exits: scope.exitLimit)
-            for hook in hooks { hook.stepTrained(self, epoch: epoch, predictions: predictions) }
+            let context = hookContext
+            for hook in hooks { hook.stepTrained(context, epoch: epoch, predictions: predictions) }
         }
         network.backward(
             input: UnsafeBufferPointer(x), batch: batch, scope: scope,
@@ -500,12 +349,16 @@ public final class Trainer {
                     underlying: diverged(name, step: globalStep + 1, epoch: epoch + 1), reportingRank: 0,
                     isReporter: strategy.isRoot)
             }
-            for hook in hooks { try hook.stepFinished(self, step: finished) }
+            if !hooks.isEmpty {
+                let context = hookContext
+                for hook in hooks { try hook.stepFinished(context, step: finished) }
+            }
             tally.statistics += statistics
             tally.localSamples += batch
             tally.samples += globalCount
-            recordStep(
-                statistics, batch: batch, globalCount: globalCount, learningRate: tally.learningRate, started: started)
+            recorder?.step(
+                statistics, step: globalStep + 1, batch: batch, globalCount: globalCount,
+                learningRate: tally.learningRate, started: started)
         } else if job.training.skipNonfiniteSteps {
             progress.say("warning: skipped step \(globalStep + 1) (epoch \(epoch + 1)): non-finite gradient")
         } else {
@@ -514,67 +367,6 @@ public final class Trainer {
                     "non-finite gradient at step \(globalStep + 1) (epoch \(epoch + 1)); lower optimizer.lr, check the data, or set training.skip_nonfinite_steps"
                 ),
                 reportingRank: 0, isReporter: strategy.isRoot)
-        }
-    }
-
-    /// Fails when the model's parameters or buffers, or the buffers an evaluation re-estimated,
-    /// hold a NaN or an infinity: checked by every rank before anything of the epoch is written,
-    /// so no checkpoint of a diverged model is ever made.
-    /// - Parameter epochNumber: the 1-based epoch the last step belongs to, for the message.
-    func checkFiniteState(epochNumber: Int) throws {
-        if let name = network.store.firstNonFiniteTensor() {
-            throw diverged(name, step: globalStep, epoch: epochNumber)
-        }
-        if let (evaluated, values) = evaluatedBuffers, evaluated == epoch,
-            let name = values.withUnsafeBufferPointer({
-                ParameterStore.firstNonFinite($0, network.store.bufferSlots)
-            })
-        {
-            throw TrainingError(
-                "\(name) re-estimated for evaluation holds a non-finite value after epoch \(epoch): the model diverged; lower optimizer.lr (now \(job.optimizer.lr)) and train again"
-            )
-        }
-    }
-
-    private func diverged(_ name: String, step: Int, epoch: Int) -> TrainingError {
-        TrainingError(
-            "\(name) holds a non-finite value after step \(step) (epoch \(epoch)): training diverged; lower optimizer.lr (now \(job.optimizer.lr)) and train again, or resume from an earlier checkpoint"
-        )
-    }
-
-    /// The learning-rate schedule of the phase segment `epoch` lies in: a restarting phase
-    /// begins a new schedule that runs until the next restarting phase.
-    func learningRateSchedule(at epoch: Int) -> (rate: (Int) -> Float, firstStep: Int) {
-        let phases = plan.phases
-        let start =
-            phases.filter { $0.restartsOptimizer && $0.epochs.lowerBound <= epoch }.map(\.epochs.lowerBound).max() ?? 0
-        let end =
-            phases.filter { $0.restartsOptimizer && $0.epochs.lowerBound > epoch }.map(\.epochs.lowerBound).min()
-            ?? job.training.epochs
-        let schedule = LearningRateSchedule(
-            section: job.schedule, baseRate: job.optimizer.lr, stepsPerEpoch: shard.stepsPerEpoch, epochs: end - start)
-        return ({ schedule.rate(atStep: $0) }, start * shard.stepsPerEpoch)
-    }
-
-    /// Shifts and flips each training image of the batch in place, from (seed, epoch, sample id).
-    private func augment(
-        _ x: UnsafeMutableBufferPointer<Float>, sampleIDs: UnsafeMutableBufferPointer<Int64>, batch: Int,
-        randomKey: UInt64
-    ) {
-        let shape = shard.featureShape
-        let size = shape.reduce(1, *)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: size) { scratch in
-            for i in 0..<batch {
-                let image = x.baseAddress! + i * size
-                let draw = ImageAugmentation.draw(
-                    key: randomKey ^ 0xA067_3E27, sampleID: sampleIDs[i],
-                    padding: job.augmentation.cropPadding, flip: job.augmentation.horizontalFlip)
-                guard draw.dy != 0 || draw.dx != 0 || draw.flip else { continue }
-                scratch.baseAddress!.update(from: image, count: size)
-                ImageAugmentation.shiftAndFlip(
-                    UnsafePointer(scratch.baseAddress!), into: image, channels: shape[0], height: shape[1],
-                    width: shape[2], dy: draw.dy, dx: draw.dx, flip: draw.flip)
-            }
         }
     }
 
@@ -588,18 +380,10 @@ public final class Trainer {
         try strategy.broadcast(&goesOn)
         guard goesOn[0] == 0 else { return }
         try together {
-            if strategy.isRoot && epoch % job.training.checkpointEvery != 0 { try writeCheckpoint() }
+            if strategy.isRoot { try checkpoints.stoppedEarly(position) }
         }
-        try? tensorBoard?.flush()
+        recorder?.flush()
         throw TrainingStoppedEarly(epoch: epoch, checkpoint: runDirectory.lastCheckpoint)
-    }
-
-    func writeCheckpoint() throws {
-        let path = runDirectory.checkpoint(epoch: epoch)
-        try writeCheckpoint(to: path)
-        try AtomicFile.link(path, to: runDirectory.lastCheckpoint)
-        // A whole epoch past a mid-epoch stop makes its checkpoint stale.
-        unlink(runDirectory.interruptedCheckpoint)
     }
 
     /// Stops every rank at `step` of the current epoch: the epoch's statistics so far are
@@ -610,38 +394,26 @@ public final class Trainer {
         var totals = tally.statistics.flattened
         strategy.position = (globalStep, epoch + 1)
         try strategy.sum(&totals)
-        let path = runDirectory.interruptedCheckpoint
+        try checkpoints.gatherHookState(hookContext)
         try together {
             try checkFiniteState(epochNumber: epoch + 1)
             if strategy.isRoot {
-                var checkpoint = makeCheckpoint(evaluated: false)
-                checkpoint.stepInEpoch = step
-                checkpoint.epochRanks = strategy.communicator?.size ?? 1
-                checkpoint.partialEpoch = totals + [Double(tally.samples), Double(tally.learningRate)]
-                try checkpoint.write(to: path)
+                try checkpoints.writeInterrupted(
+                    position,
+                    partial: PartialEpoch(
+                        step: step, ranks: strategy.ranks,
+                        statistics: ExitObjective.Statistics(flattened: totals), samples: tally.samples,
+                        learningRate: tally.learningRate))
             }
         }
-        try? tensorBoard?.flush()
-        throw interrupted(by: signal, checkpoint: path, step: step)
+        recorder?.flush()
+        throw interrupted(by: signal, checkpoint: runDirectory.interruptedCheckpoint, step: step)
     }
 
     private func interrupted(by signal: Int32, checkpoint: String, step: Int = 0) -> TrainingInterrupted {
         TrainingInterrupted(
             signal: signal, checkpoint: checkpoint, epoch: step > 0 ? epoch : epoch - 1,
             stepInEpoch: step > 0 ? step : shard.stepsPerEpoch, isReporter: strategy.isRoot)
-    }
-
-    func writeCheckpoint(to path: String) throws {
-        try makeCheckpoint(evaluated: true).write(to: path)
-    }
-
-    /// The run's state now; `evaluated`: with this epoch's re-estimated statistics as the model's, if any.
-    private func makeCheckpoint(evaluated: Bool) -> Checkpoint {
-        Checkpoint(
-            job: job, epoch: epoch, globalStep: globalStep, featureShape: shard.featureShape,
-            classNames: reader.classNames, network: network, optimizer: optimizer, classGroups: classGroups,
-            evaluatedBuffers: evaluated ? evaluatedBuffers.flatMap { $0.epoch == epoch ? $0.values : nil } : nil,
-            dataSHA256: dataSHA256)
     }
 }
 

@@ -1,28 +1,58 @@
+import CGTCheckpoint
 import CGTJob
 import CGTModel
 
 /// What a method adds to the training loop beyond its exit weighting and its phases: the loop
-/// calls every hook at fixed points and knows no method by name.
+/// calls every hook at fixed points and knows no method by name. A hook sees what it may use
+/// (`HookContext`), never the trainer.
 protocol TrainingHook: AnyObject {
-    /// After rank 0's state reached every rank (start or resume).
-    func synchronized(_ trainer: Trainer) throws
+    /// After rank 0's state reached every rank (start or resume): a hook whose state rank 0
+    /// read from a checkpoint passes it on here.
+    func synchronized(_ context: HookContext) throws
     /// After the forward pass and the objective of a step in epoch `epoch`, with the step's predictions.
-    func stepTrained(_ trainer: Trainer, epoch: Int, predictions: ExitPredictions)
+    func stepTrained(_ context: HookContext, epoch: Int, predictions: ExitPredictions)
     /// After the optimizer step of a step that updated the parameters.
-    func stepFinished(_ trainer: Trainer, step: FinishedStep) throws
+    func stepFinished(_ context: HookContext, step: FinishedStep) throws
     /// After the last step of epoch `epoch` (0-based), before its metrics are written.
-    func epochTrained(_ trainer: Trainer, epoch: Int) throws
+    func epochTrained(_ context: HookContext, epoch: Int) throws
     /// Whether epoch `epoch` may stop mid-way on a stop signal: false while the hook gathers
     /// over the epoch what a checkpoint does not hold; the stop then waits for the epoch's end.
-    func allowsStopWithin(_ trainer: Trainer, epoch: Int) -> Bool
+    func allowsStopWithin(_ context: HookContext, epoch: Int) -> Bool
+    /// The class groups the hook has chosen (ClassyNet), which the loop then trains and evaluates with.
+    var chosenGroups: ClassGroups? { get }
+    /// The hook's part of a checkpoint, gathered from every rank (a collective: every rank
+    /// calls it before rank 0 writes); nil for a hook without state.
+    func checkpointState(_ context: HookContext) throws -> HookCheckpointState?
+    /// Takes the hook's state back from a checkpoint (rank 0; `synchronized` passes it on).
+    func restore(_ state: HookCheckpointState, source: String) throws
+    /// Whether the hook has state a resumed run needs from its checkpoint.
+    var keepsCheckpointState: Bool { get }
 }
 
 extension TrainingHook {
-    func synchronized(_ trainer: Trainer) throws {}
-    func stepTrained(_ trainer: Trainer, epoch: Int, predictions: ExitPredictions) {}
-    func epochTrained(_ trainer: Trainer, epoch: Int) throws {}
-    func allowsStopWithin(_ trainer: Trainer, epoch: Int) -> Bool { true }
-    func stepFinished(_ trainer: Trainer, step: FinishedStep) throws {}
+    func synchronized(_ context: HookContext) throws {}
+    func stepTrained(_ context: HookContext, epoch: Int, predictions: ExitPredictions) {}
+    func epochTrained(_ context: HookContext, epoch: Int) throws {}
+    func allowsStopWithin(_ context: HookContext, epoch: Int) -> Bool { true }
+    func stepFinished(_ context: HookContext, step: FinishedStep) throws {}
+    var chosenGroups: ClassGroups? { nil }
+    func checkpointState(_ context: HookContext) throws -> HookCheckpointState? { nil }
+    func restore(_ state: HookCheckpointState, source: String) throws {}
+    var keepsCheckpointState: Bool { false }
+}
+
+/// What a hook may use of the run: the network, the ranks' collectives, the class groups in
+/// force, and a line to say.
+struct HookContext {
+    let network: EarlyExitNetwork
+    let strategy: DataParallelStrategy
+    let classGroups: ClassGroups?
+    let say: (String) -> Void
+}
+
+/// The state a hook keeps in a checkpoint, one case per hook that has any.
+enum HookCheckpointState {
+    case l2w(L2WState)
 }
 
 /// A step the optimizer has just applied: its batch and what its forward pass used.
@@ -37,25 +67,37 @@ struct FinishedStep {
     var scope: TrainingScope
 }
 
+/// A method's part of the loop: how its exits are weighted and the hooks it adds.
+struct MethodParts {
+    var weighting: ExitWeighting
+    var hooks: [TrainingHook]
+}
+
 extension Job {
-    /// The hooks the job's method needs.
-    func makeTrainingHooks(classes: Int, exits: Int) -> [TrainingHook] {
+    /// The weighting and hooks of the job's method, for `network` trained on `classes` classes.
+    func makeMethodParts(network: EarlyExitNetwork, classes: Int) -> MethodParts {
+        let exits = network.exitCount
         switch method.name {
         case .classyNet:
             let groupSize = method.groupSize ?? (classes + exits - 1) / exits
-            return [
-                ClassGroupChoice(groupingEpochs: groupingEpochs, groupSize: groupSize, classes: classes, exits: exits)
-            ]
+            return MethodParts(
+                weighting: makeExitWeighting(),
+                hooks: [
+                    ClassGroupChoice(
+                        groupingEpochs: groupingEpochs, groupSize: groupSize, classes: classes, exits: exits)
+                ])
         case .l2w:
             let settings = method.l2w ?? L2WSection()
-            return [
-                L2WMetaStep(
-                    tau: method.tau, interval: settings.metaInterval, learningRate: settings.metaLr,
-                    relativeStep: settings.finiteDifferenceStep, spread: method.effectiveSpread,
-                    gradientEquilibrium: method.gradientEquilibrium)
-            ]
+            // One weight network: the backbone's steps are weighted by it, the meta step trains it.
+            let weights = LearnedExitWeights(exits: exits, hiddenWidth: settings.hidden, seed: training.seed)
+            let meta = L2WMetaStep(
+                weights: weights, network: network, labelSmoothing: training.labelSmoothing, tau: method.tau,
+                interval: settings.metaInterval, learningRate: settings.metaLr,
+                relativeStep: settings.finiteDifferenceStep, spread: method.effectiveSpread,
+                gradientEquilibrium: method.gradientEquilibrium)
+            return MethodParts(weighting: weights, hooks: [meta])
         case .hardCGT, .softCGT, .branchyNet, .cascadeOptimization:
-            return []
+            return MethodParts(weighting: makeExitWeighting(), hooks: [])
         }
     }
 }
@@ -69,6 +111,7 @@ final class ClassGroupChoice: TrainingHook {
     let groupSize: Int
     private var correct: [[Double]]
     private var counts: [Double]
+    private(set) var chosenGroups: ClassGroups?
 
     init(groupingEpochs: Int, groupSize: Int, classes: Int, exits: Int) {
         self.groupingEpochs = groupingEpochs
@@ -78,41 +121,42 @@ final class ClassGroupChoice: TrainingHook {
     }
 
     /// Whether epoch `epoch` is the one the groups are chosen from.
-    private func chooses(_ trainer: Trainer, epoch: Int) -> Bool {
-        trainer.classGroups == nil && epoch + 1 == groupingEpochs
+    private func chooses(_ context: HookContext, epoch: Int) -> Bool {
+        context.classGroups == nil && epoch + 1 == groupingEpochs
     }
 
-    func synchronized(_ trainer: Trainer) throws {
-        let network = trainer.network
+    /// Rank 0's groups (given, or read from a checkpoint) reach every rank.
+    func synchronized(_ context: HookContext) throws {
+        let network = context.network
         var membership =
-            trainer.classGroups?.membership ?? Array(repeating: -1, count: network.exitCount * network.classes)
-        try trainer.strategy.broadcast(&membership)
-        if membership[0] >= 0 { trainer.setClassGroups(ClassGroups(classes: network.classes, membership: membership)) }
+            context.classGroups?.membership ?? Array(repeating: -1, count: network.exitCount * network.classes)
+        try context.strategy.broadcast(&membership)
+        if membership[0] >= 0 { chosenGroups = ClassGroups(classes: network.classes, membership: membership) }
     }
 
     /// The recall tallied over the choosing epoch is not in a checkpoint.
-    func allowsStopWithin(_ trainer: Trainer, epoch: Int) -> Bool { !chooses(trainer, epoch: epoch) }
+    func allowsStopWithin(_ context: HookContext, epoch: Int) -> Bool { !chooses(context, epoch: epoch) }
 
-    func stepTrained(_ trainer: Trainer, epoch: Int, predictions: ExitPredictions) {
-        guard chooses(trainer, epoch: epoch) else { return }
+    func stepTrained(_ context: HookContext, epoch: Int, predictions: ExitPredictions) {
+        guard chooses(context, epoch: epoch) else { return }
         predictions.tallyRecall(correct: &correct, counts: &counts)
     }
 
-    func epochTrained(_ trainer: Trainer, epoch: Int) throws {
-        guard chooses(trainer, epoch: epoch) else { return }
+    func epochTrained(_ context: HookContext, epoch: Int) throws {
+        guard chooses(context, epoch: epoch) else { return }
         let classes = counts.count
         let exits = correct.count
         var totals = correct.flatMap { $0 } + counts
-        try trainer.strategy.sum(&totals)
+        try context.strategy.sum(&totals)
         let summedCounts = Array(totals.suffix(classes))
         let recall = (0..<exits).map { e in
             (0..<classes).map { c in summedCounts[c] > 0 ? totals[e * classes + c] / summedCounts[c] : 0 }
         }
         let groups = ClassGroups.choose(recall: recall, groupSize: groupSize)
-        trainer.setClassGroups(groups)
+        chosenGroups = groups
         let described = groups.groups.dropLast().enumerated().map { "exit \($0.offset + 1): \($0.element ?? [])" }
             .joined(separator: ", ")
-        trainer.progress.say(
+        context.say(
             "classynet groups chosen after epoch \(epoch + 1): \(described); the last exit answers every class")
     }
 }

@@ -1,5 +1,6 @@
 import CGTData
 import CGTEvaluation
+import CGTFiles
 import CGTJob
 import CGTKernels
 import CGTRandom

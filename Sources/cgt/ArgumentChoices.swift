@@ -3,6 +3,7 @@ import CGTData
 import CGTEvaluation
 import CGTExperiments
 import CGTJob
+import CGTModel
 
 // Closed sets the command line takes by name; ArgumentParser lists the names in --help and
 // rejects any other with them.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CGTCheckpoint
 import CGTDNNL
 import CGTData
 import CGTEvaluation

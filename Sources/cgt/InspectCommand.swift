@@ -1,4 +1,5 @@
 import ArgumentParser
+import CGTCheckpoint
 import CGTData
 import CGTExperiments
 import CGTHDF5

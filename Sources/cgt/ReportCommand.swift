@@ -1,4 +1,5 @@
 import ArgumentParser
+import CGTCheckpoint
 import CGTExperiments
 import CGTFiles
 import CGTJob

@@ -1,6 +1,8 @@
 import ArgumentParser
+import CGTCheckpoint
 import CGTEvaluation
 import CGTExperiments
+import CGTFiles
 import CGTJob
 import CGTMPI
 import CGTTraining

@@ -1,3 +1,4 @@
+import CGTModel
 import XCTest
 
 @testable import CGTEvaluation

@@ -1,3 +1,4 @@
+import CGTCheckpoint
 import CGTData
 import CGTExperiments
 import CGTJob

@@ -2,6 +2,7 @@ import CGTData
 import CGTExperiments
 import CGTJob
 import CGTKernels
+import CGTModel
 import CGTRandom
 import CGTTestSupport
 import XCTest

@@ -1,3 +1,4 @@
+import CGTCheckpoint
 import CGTFiles
 import CGTRandom
 import CGTTestSupport

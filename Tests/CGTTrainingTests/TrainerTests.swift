@@ -1,3 +1,4 @@
+import CGTCheckpoint
 import CGTData
 import CGTExperiments
 import CGTJob
@@ -80,12 +81,13 @@ final class TrainerTests: XCTestCase {
         let gates = trainer.objective.lastGates(batch: weights.lastBatch)
         // Samples the exits all get right have losses near 0, so the same weights; the others differ.
         XCTAssertGreaterThan(Set(gates).count, 10, "the weights differ from sample to sample")
-        // The weight network is not in the checkpoint: resuming is refused, not silently restarted.
-        XCTAssertThrowsError(
-            try Trainer(
-                job: job, run: RunDirectory(path: directory.file("l2w")), communicator: nil, resume: true,
-                progress: ProgressReporter(enabled: false))
-        ) { XCTAssertTrue("\($0)".contains("cannot resume"), "\($0)") }
+        // The weight network is in the checkpoint: a resumed trainer weighs with the trained one.
+        let resumed = try Trainer(
+            job: job, run: RunDirectory(path: directory.file("l2w")), communicator: nil, resume: true,
+            progress: ProgressReporter(enabled: false))
+        let restored = try XCTUnwrap(resumed.weighting as? LearnedExitWeights)
+        XCTAssertEqual(Array(restored.store.parameters), Array(weights.store.parameters))
+        XCTAssertEqual(restored.optimizer.stepCount, weights.optimizer.stepCount)
     }
 
     func testHardCGTStarvesDeepExitsOnceShallowOnesAreConfident() throws {

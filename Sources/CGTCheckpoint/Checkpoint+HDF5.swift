@@ -1,5 +1,5 @@
 import CGTData
-import CGTEvaluation
+import CGTFiles
 import CGTHDF5
 import CGTJob
 import CGTModel
@@ -40,8 +40,10 @@ extension Checkpoint {
             try root.setAttribute(CheckpointLayout.batchNormStatistics, batchNormStatistics)
             if let dataSHA256 { try root.setAttribute(CheckpointLayout.dataSHA256, dataSHA256) }
             try root.setAttribute(CheckpointLayout.stepInEpoch, stepInEpoch)
-            if let partialEpoch { try root.setAttribute(CheckpointLayout.partialEpoch, partialEpoch) }
-            if let epochRanks { try root.setAttribute(CheckpointLayout.epochRanks, epochRanks) }
+            if let partialEpoch {
+                try root.setAttribute(CheckpointLayout.partialEpoch, partialEpoch.flattened)
+                try root.setAttribute(CheckpointLayout.epochRanks, partialEpoch.ranks)
+            }
             if let trainingBuffers {
                 let group = try root.createGroup(CheckpointLayout.trainingBuffers)
                 for (name, tensor) in trainingBuffers.sorted(by: { $0.key < $1.key }) {
@@ -64,7 +66,90 @@ extension Checkpoint {
                     try group.writeDataset(leaf, tensor.values, shape: tensor.shape)
                 }
             }
+            if let l2w { try Self.write(l2w, featureCount: featureShape.reduce(1, *), in: root) }
         }
+    }
+
+    /// `/l2w`: the weight network as `model/`, its optimizer as `optimizer/` (as the backbone's),
+    /// the step count, and the meta batch.
+    private static func write(_ state: L2WState, featureCount: Int, in root: HDF5Group) throws {
+        let group = try root.createGroup(CheckpointLayout.l2w)
+        try group.setAttribute(CheckpointLayout.l2wSteps, state.steps)
+        try writeTensors(state.parameters, in: try group.createGroup(CheckpointLayout.model))
+        let optimizerGroup = try group.createGroup(CheckpointLayout.optimizer)
+        try optimizerGroup.setAttribute(CheckpointLayout.stepCount, state.optimizerStepCount)
+        for (name, tensors) in state.optimizerState.sorted(by: { $0.key < $1.key }) {
+            try writeTensors(tensors, in: try optimizerGroup.createGroup(name))
+        }
+        guard let batch = state.metaBatch else { return }
+        let meta = try group.createGroup(CheckpointLayout.metaBatch)
+        try meta.writeDataset(CheckpointLayout.metaFeatures, batch.features, shape: [batch.labels.count, featureCount])
+        try meta.writeDataset(CheckpointLayout.metaLabels, batch.labels, shape: [batch.labels.count])
+        try meta.writeDataset(CheckpointLayout.metaSampleIDs, batch.sampleIDs, shape: [batch.sampleIDs.count])
+        try meta.setAttribute(CheckpointLayout.metaRankRows, batch.rankRows)
+        try meta.setAttribute(CheckpointLayout.metaGlobalCount, batch.globalCount)
+        try meta.setAttribute(CheckpointLayout.metaRandomKey, Int(Int64(bitPattern: batch.randomKey)))
+    }
+
+    private static func writeTensors(_ tensors: [String: StoredTensor], in root: HDF5Group) throws {
+        for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
+            let (group, leaf) = try parent(of: name, in: root)
+            try group.writeDataset(leaf, tensor.values, shape: tensor.shape)
+        }
+    }
+
+    /// Reads `/l2w`, checking every tensor against the weight network `job` describes.
+    private static func readL2W(in root: HDF5Group, job: Job, featureCount: Int, path: String) throws -> L2WState {
+        let group = try root.openGroup(CheckpointLayout.l2w)
+        guard let weights = job.makeExitWeighting() as? LearnedExitWeights else {
+            throw CheckpointError(file: path, "/\(CheckpointLayout.l2w) is there, but the job's method is not l2w")
+        }
+        let expected = Dictionary(uniqueKeysWithValues: weights.store.parameterSlots.map { ($0.name, $0.shape) })
+        let noIntegers: (String, HDF5Dataset) throws -> Void = { _, dataset in
+            throw CheckpointError(file: path, "\(dataset.path) is not a float32 tensor")
+        }
+        let parameters = try readTensors(
+            in: try group.openGroup(CheckpointLayout.model), prefix: "", expected: expected, file: path,
+            integer: noIntegers)
+        let optimizerGroup = try group.openGroup(CheckpointLayout.optimizer)
+        var optimizerState: [String: [String: StoredTensor]] = [:]
+        for name in try optimizerGroup.memberNames() {
+            optimizerState[name] = try readTensors(
+                in: try optimizerGroup.openGroup(name), prefix: "", expected: expected, file: path, integer: noIntegers)
+        }
+        var state = L2WState(
+            parameters: parameters, optimizerState: optimizerState,
+            optimizerStepCount: try optimizerGroup.intAttribute(CheckpointLayout.stepCount),
+            steps: try group.intAttribute(CheckpointLayout.l2wSteps), metaBatch: nil)
+        guard state.steps >= 0, state.optimizerStepCount >= 0 else {
+            throw CheckpointError(file: path, "/l2w step counts must not be negative")
+        }
+        guard group.contains(CheckpointLayout.metaBatch) else { return state }
+        let meta = try group.openGroup(CheckpointLayout.metaBatch)
+        let labels = try meta.openDataset(CheckpointLayout.metaLabels)
+        let rows = labels.shape.first ?? 0
+        let rankRows = try meta.intArrayAttribute(CheckpointLayout.metaRankRows)
+        let features = try meta.openDataset(CheckpointLayout.metaFeatures)
+        let ids = try meta.openDataset(CheckpointLayout.metaSampleIDs)
+        let globalCount = try meta.intAttribute(CheckpointLayout.metaGlobalCount)
+        guard labels.shape == [rows], features.shape == [rows, featureCount], ids.shape == [rows],
+            features.elementType == .float32, rankRows.allSatisfy({ $0 >= 0 }), rankRows.reduce(0, +) == rows,
+            globalCount >= rows, rows > 0
+        else {
+            throw CheckpointError(
+                file: path,
+                "/l2w/meta_batch is not one batch of \(featureCount) features per row (labels \(labels.shape), features \(features.shape), rank_rows \(rankRows))"
+            )
+        }
+        let values = try features.readAll(as: Float.self)
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw CheckpointError(file: path, "\(features.path) holds a non-finite value at index \(bad)")
+        }
+        state.metaBatch = MetaBatch(
+            features: values, labels: try labels.readAll(as: Int32.self), sampleIDs: try ids.readAll(as: Int64.self),
+            rankRows: rankRows, globalCount: globalCount,
+            randomKey: UInt64(bitPattern: Int64(try meta.intAttribute(CheckpointLayout.metaRandomKey))))
+        return state
     }
 
     /// Whether `path` is an HDF5 file that says it is a cgt checkpoint (false for anything else).
@@ -157,24 +242,26 @@ extension Checkpoint {
             }
             checkpoint.classGroups = ClassGroups(classes: shape[1], membership: values)
         }
-        if root.hasAttribute(CheckpointLayout.stepInEpoch) {
-            checkpoint.stepInEpoch = try root.intAttribute(CheckpointLayout.stepInEpoch)
-            guard checkpoint.stepInEpoch >= 0 else {
-                throw CheckpointError(file: path, "epoch_step is \(checkpoint.stepInEpoch), must be at least 0")
+        let step =
+            root.hasAttribute(CheckpointLayout.stepInEpoch) ? try root.intAttribute(CheckpointLayout.stepInEpoch) : 0
+        guard step >= 0 else { throw CheckpointError(file: path, "epoch_step is \(step), must be at least 0") }
+        if step > 0 {
+            guard root.hasAttribute(CheckpointLayout.partialEpoch), root.hasAttribute(CheckpointLayout.epochRanks)
+            else {
+                throw CheckpointError(file: path, "epoch_step is \(step) but epoch_partial or epoch_ranks is missing")
             }
-        }
-        if root.hasAttribute(CheckpointLayout.partialEpoch) {
             let values = try root.doubleArrayAttribute(CheckpointLayout.partialEpoch)
-            guard values.count == ExitObjective.Statistics(exits: job.model.exits.count).flattened.count + 2,
-                values.allSatisfy({ $0.isFinite && abs($0) < 1e15 })
+            let ranks = try root.intAttribute(CheckpointLayout.epochRanks)
+            guard
+                let partial = PartialEpoch(
+                    step: step, ranks: ranks, flattened: values, exits: job.model.exits.count)
             else {
                 throw CheckpointError(
-                    file: path, "epoch_partial is not one epoch's statistics (\(values.count) values)")
+                    file: path,
+                    "epoch_partial is not one epoch's statistics (\(values.count) values) or epoch_ranks \(ranks) is not positive"
+                )
             }
-            checkpoint.partialEpoch = values
-        }
-        if root.hasAttribute(CheckpointLayout.epochRanks) {
-            checkpoint.epochRanks = try root.intAttribute(CheckpointLayout.epochRanks)
+            checkpoint.partialEpoch = partial
         }
         if root.hasAttribute(CheckpointLayout.dataSHA256) {
             checkpoint.dataSHA256 = try root.stringAttribute(CheckpointLayout.dataSHA256)
@@ -192,6 +279,10 @@ extension Checkpoint {
                     in: try optimizerGroup.openGroup(state), prefix: "", expected: expected, file: path
                 ) { _, _ in }
             }
+        }
+        if root.contains(CheckpointLayout.l2w) {
+            checkpoint.l2w = try readL2W(
+                in: root, job: job, featureCount: checkpoint.featureShape.reduce(1, *), path: path)
         }
         return checkpoint
     }
@@ -284,49 +375,4 @@ extension Checkpoint {
         if groupPath.isEmpty { return (root, leaf) }
         return (root.contains(groupPath) ? try root.openGroup(groupPath) : try root.createGroup(groupPath), leaf)
     }
-}
-
-/// The names of a checkpoint file's attributes, groups and datasets, written and read here
-/// alone (the layout is documented in `hdf5_data/README.md`).
-enum CheckpointLayout {
-    // Attributes of the file.
-    static let kind = "kind"
-    static let layoutVersion = "layout_version"
-    static let cgtVersion = "cgt_version"
-    /// The resolved job, as YAML.
-    static let job = "job"
-    static let epoch = "epoch"
-    static let globalStep = "global_step"
-    static let seed = "seed"
-    static let randomState = "random_state"
-    static let featureShape = "feature_shape"
-    static let classNames = "class_names"
-    static let numClasses = "num_classes"
-    static let method = "method"
-    static let exitCriterion = "exit_criterion"
-    static let exitThresholds = "exit_thresholds"
-    static let exitFallback = "exit_fallback"
-    /// ClassyNet's 0/1 membership `[exits, classes]`.
-    static let exitClasses = "exit_classes"
-    /// Parameters and buffers by PyTorch's dotted names, as nested groups.
-    static let model = "model"
-    /// Which BatchNorm statistics `/model` holds: "training" (running averages) or
-    /// "re-estimated" (by the evaluation that measured the model, `eval.bn_recalibration`).
-    static let batchNormStatistics = "batchnorm_statistics"
-    /// Steps taken of the epoch after `epoch` (0: at an epoch's end).
-    static let stepInEpoch = "epoch_step"
-    /// That epoch's statistics so far: the summed `ExitObjective.Statistics`, then samples and learning rate.
-    static let partialEpoch = "epoch_partial"
-    /// Ranks that took a mid-epoch checkpoint's steps.
-    static let epochRanks = "epoch_ranks"
-    /// SHA-256 of the data file trained on.
-    static let dataSHA256 = "data_sha256"
-    /// Training's running statistics when `/model` holds re-estimated ones, for resuming.
-    static let trainingBuffers = "training_buffers"
-    /// BatchNorm's step counter, an int64 scalar next to `running_mean`.
-    static let batchesTracked = "num_batches_tracked"
-    /// Optimizer state: one group per state buffer; attributes `name` and `step_count`.
-    static let optimizer = "optimizer"
-    static let optimizerName = "name"
-    static let stepCount = "step_count"
 }

@@ -1,4 +1,3 @@
-import CGTJob
 import Foundation
 import Synchronization
 
@@ -41,12 +40,12 @@ public enum SignalDrill {
         let environment = ProcessInfo.processInfo.environment
         guard let text = environment["CGT_TEST_SIGNAL"] else { return nil }
         let fields = text.split(separator: ":").map(String.init)
-        guard fields.count == 4, let stop = StopSignal(rawValue: fields[0]), let rank = Int(fields[1]),
+        guard fields.count == 4, let signal = SignalStop.number(named: fields[0]), let rank = Int(fields[1]),
             let place = Place(rawValue: fields[2]), let visit = Int(fields[3]), visit >= 1
         else { return nil }
         let launched = environment["OMPI_COMM_WORLD_RANK"] ?? environment["PMI_RANK"] ?? environment["SLURM_PROCID"]
         guard rank == Int(launched ?? "0") else { return nil }
-        return Plan(signal: stop.number, place: place, visit: visit)
+        return Plan(signal: signal, place: place, visit: visit)
     }()
 
     private static let visits = Mutex<[Place: Int]>([:])

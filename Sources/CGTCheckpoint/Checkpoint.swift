@@ -1,5 +1,4 @@
 import CGTData
-import CGTEvaluation
 import CGTFiles
 import CGTHDF5
 import CGTJob
@@ -9,6 +8,39 @@ import CGTModel
 public struct StoredTensor: Equatable, Sendable {
     public var shape: [Int]
     public var values: [Float]
+
+    /// Every parameter of `store` by key path.
+    static func parameters(of store: ParameterStore) -> [String: StoredTensor] {
+        Dictionary(
+            uniqueKeysWithValues: store.parameterSlots.map {
+                ($0.name, StoredTensor(shape: $0.shape, values: Array(store.parameter($0))))
+            })
+    }
+
+    /// `values` (laid out as `store`'s parameters, an optimizer's state) cut into tensors by key path.
+    static func slices(of values: UnsafeBufferPointer<Float>, along store: ParameterStore) -> [String: StoredTensor] {
+        Dictionary(
+            uniqueKeysWithValues: store.parameterSlots.map { slot in
+                (
+                    slot.name,
+                    StoredTensor(shape: slot.shape, values: Array(values[slot.offset..<(slot.offset + slot.count)]))
+                )
+            })
+    }
+
+    /// The values `table` stores for `slot`, checked against its shape; `group` and `source` name it in errors.
+    static func value(_ table: [String: StoredTensor], _ slot: TensorSlot, group: String, source: String) throws
+        -> [Float]
+    {
+        guard let stored = table[slot.name] else {
+            throw CheckpointError(file: source, "\(group)/\(slot.name) is missing")
+        }
+        guard stored.shape == slot.shape, stored.values.count == slot.count else {
+            throw CheckpointError(
+                file: source, "\(group)/\(slot.name) has shape \(stored.shape), the network needs \(slot.shape)")
+        }
+        return stored.values
+    }
 }
 
 /// A training state in HDF5, in PyTorch's naming (see `hdf5_data/README.md`, "Checkpoints").
@@ -26,14 +58,11 @@ public struct Checkpoint: Equatable {
     public var epoch: Int
     /// Optimizer steps taken.
     public var globalStep: Int
-    /// Steps of the epoch after `epoch` already taken: 0 at an epoch's end, more in a
-    /// checkpoint a stop signal made mid-epoch (`checkpoints/interrupted.h5`).
-    public var stepInEpoch = 0
-    /// That epoch's statistics so far, summed over ranks (`EpochTally`), so its metrics line
-    /// counts every step once.
-    public var partialEpoch: [Double]?
-    /// The ranks that took those steps (attribute `epoch_ranks`).
-    public var epochRanks: Int?
+    /// Where a stop signal left the epoch after `epoch`, in a checkpoint it made mid-epoch
+    /// (`checkpoints/interrupted.h5`); nil at an epoch's end.
+    public var partialEpoch: PartialEpoch?
+    /// Steps of the epoch after `epoch` already taken (0 at an epoch's end).
+    public var stepInEpoch: Int { partialEpoch?.step ?? 0 }
     public var featureShape: [Int]
     public var classNames: [String]
     /// Every parameter and buffer by key path: the model evaluation measured, to deploy as is.
@@ -52,6 +81,9 @@ public struct Checkpoint: Equatable {
     /// The exit policy the model is deployed with (attributes `exit_criterion`, `exit_thresholds`,
     /// `exit_fallback`): the job's eval.tau at every exit until `cgt eval --save-policy` sets one.
     public var exitPolicy: ExitPolicy
+
+    /// L2W's weight network, its optimizer and meta batch (`method.name: l2w` only).
+    public var l2w: L2WState?
 
     /// SHA-256 of the data file the model trained on (attribute `data_sha256`), when known:
     /// the data's identity wherever the file lies.
@@ -77,10 +109,7 @@ public struct Checkpoint: Equatable {
         self.featureShape = featureShape
         self.classNames = classNames
         let store = network.store
-        var model: [String: StoredTensor] = [:]
-        for slot in store.parameterSlots {
-            model[slot.name] = StoredTensor(shape: slot.shape, values: Array(store.parameter(slot)))
-        }
+        var model = StoredTensor.parameters(of: store)
         var training: [String: StoredTensor] = [:]
         for slot in store.bufferSlots {
             training[slot.name] = StoredTensor(shape: slot.shape, values: Array(store.buffer(slot)))
@@ -99,16 +128,10 @@ public struct Checkpoint: Equatable {
         self.model = model
         batchesTracked = Dictionary(
             uniqueKeysWithValues: Self.batchNorms(of: network).map { ($0.0, $0.1.batchesTracked) })
-        var state: [String: [String: StoredTensor]] = [:]
-        for (name, values) in optimizer?.stateBuffers ?? [] {
-            var tensors: [String: StoredTensor] = [:]
-            for slot in store.parameterSlots {
-                tensors[slot.name] = StoredTensor(
-                    shape: slot.shape, values: Array(values[slot.offset..<(slot.offset + slot.count)]))
-            }
-            state[name] = tensors
-        }
-        optimizerState = state
+        optimizerState = Dictionary(
+            uniqueKeysWithValues: (optimizer?.stateBuffers ?? []).map { name, values in
+                (name, StoredTensor.slices(of: UnsafeBufferPointer(values), along: store))
+            })
         optimizerStepCount = optimizer?.stepCount ?? 0
     }
 
@@ -193,14 +216,7 @@ public struct Checkpoint: Equatable {
     public func restore(into network: EarlyExitNetwork, optimizer: Optimizer?, source: String) throws {
         let store = network.store
         func tensor(_ table: [String: StoredTensor], _ slot: TensorSlot, _ group: String) throws -> [Float] {
-            guard let stored = table[slot.name] else {
-                throw CheckpointError(file: source, "\(group)/\(slot.name) is missing")
-            }
-            guard stored.shape == slot.shape, stored.values.count == slot.count else {
-                throw CheckpointError(
-                    file: source, "\(group)/\(slot.name) has shape \(stored.shape), the network needs \(slot.shape)")
-            }
-            return stored.values
+            try StoredTensor.value(table, slot, group: group, source: source)
         }
         for slot in store.parameterSlots {
             _ = store.parameter(slot).update(fromContentsOf: try tensor(model, slot, "model"))

@@ -14,13 +14,13 @@ public enum ExitCriterion: String, Codable, Sendable, CaseIterable {
 }
 
 /// One softmax row's confidence under every criterion.
-struct ConfidenceScores {
-    var maxProbability: Float
-    var entropy: Float
-    var margin: Float
+package struct ConfidenceScores {
+    package var maxProbability: Float
+    package var entropy: Float
+    package var margin: Float
 
     /// Scores of the probabilities `row` (summing to 1) of a head over `classes` classes.
-    init<Row: Sequence>(probabilities row: Row, classes: Int) where Row.Element == Float {
+    package init<Row: Sequence>(probabilities row: Row, classes: Int) where Row.Element == Float {
         var first: Float = 0
         var second: Float = 0
         var h: Float = 0
@@ -38,7 +38,7 @@ struct ConfidenceScores {
         margin = first - second
     }
 
-    subscript(_ criterion: ExitCriterion) -> Float {
+    package subscript(_ criterion: ExitCriterion) -> Float {
         switch criterion {
         case .maxProbability: return maxProbability
         case .entropy: return entropy
@@ -73,19 +73,34 @@ public struct ExitPolicy: Codable, Equatable, Sendable {
         ExitPolicy(criterion: criterion, thresholds: Array(repeating: tau, count: exits), fallback: fallback)
     }
 
-    /// The exit that answers a sample with these scores and predictions (-1: the exit declines).
+    /// Whether exit `e` answers a sample on its own: it names a class (not ClassyNet's "other",
+    /// -1) and its score reaches its threshold. The one statement of the rule.
     @inlinable
-    public func route(scores: ArraySlice<Float>, predictions: ArraySlice<Int32>) -> Int {
+    public func fires(exit e: Int, score: Float, prediction: Int32) -> Bool {
+        prediction >= 0 && score >= thresholds[e]
+    }
+
+    /// The exit that answers a sample, given each exit's score and prediction by exit index:
+    /// the first that fires, else the fallback.
+    @inlinable
+    public func route(score: (Int) -> Float, prediction: (Int) -> Int32) -> Int {
         let exits = thresholds.count
-        let s = scores.startIndex
-        let p = predictions.startIndex
-        for e in 0..<exits where predictions[p + e] >= 0 && scores[s + e] >= thresholds[e] { return e }
+        for e in 0..<exits where fires(exit: e, score: score(e), prediction: prediction(e)) { return e }
         guard fallback == .mostConfident else { return exits - 1 }
         // The most confident exit that answers; among equals the earliest, which costs least.
         var best = exits - 1
-        for e in stride(from: exits - 2, through: 0, by: -1)
-        where predictions[p + e] >= 0 && scores[s + e] >= scores[s + best] { best = e }
+        for e in stride(from: exits - 2, through: 0, by: -1) where prediction(e) >= 0 && score(e) >= score(best) {
+            best = e
+        }
         return best
+    }
+
+    /// The exit that answers a sample with these scores and predictions (-1: the exit declines).
+    @inlinable
+    public func route(scores: ArraySlice<Float>, predictions: ArraySlice<Int32>) -> Int {
+        let s = scores.startIndex
+        let p = predictions.startIndex
+        return route(score: { scores[s + $0] }, prediction: { predictions[p + $0] })
     }
 
     enum CodingKeys: String, CodingKey { case criterion, thresholds, fallback }

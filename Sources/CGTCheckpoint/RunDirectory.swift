@@ -2,15 +2,21 @@ import CGTFiles
 import CGTJob
 import Foundation
 
-/// The folder a run writes: the resolved job, metrics, checkpoints and evaluation.
+/// The folder a run writes, and the one place that names its files: nothing else in cgt
+/// spells a path inside a run.
 ///
 /// ```
 /// <run>/job.yaml              the resolved job
 /// <run>/metrics.jsonl         one JSON object per epoch
 /// <run>/checkpoints/epoch-0010.h5, last.h5
+/// <run>/checkpoints/interrupted.h5   where a stop signal left an epoch
 /// <run>/eval.json             routing statistics of the final model on the test split
 /// <run>/validation.json       the same on the validation split, when the data has one
 /// <run>/best.json, checkpoints/best.h5   the best epoch on the validation split (training.keep_best)
+/// <run>/tensorboard/          event files (logging.tensorboard)
+/// <run>/eval/                 cgt eval's report of a checkpoint (eval.json, CSV files, model.h5)
+/// <run>/report.html, figures/ cgt report's page and its figures
+/// <run>/status.json           a grid trial's status (grids only)
 /// <run>/.lock                 flock'ed while a training or eval --save-policy writes the folder
 /// ```
 public struct RunDirectory: Sendable {
@@ -34,6 +40,13 @@ public struct RunDirectory: Sendable {
     /// which epoch and score that was.
     public var bestCheckpoint: String { "\(checkpointFolder)/best.h5" }
     public var bestFile: String { "\(path)/best.json" }
+    /// `cgt eval`'s report of a checkpoint of the run, unless told another folder.
+    public var evaluationFolder: String { "\(path)/eval" }
+    /// `cgt report`'s page and the figures it shows.
+    public var reportFile: String { "\(path)/report.html" }
+    public var figuresFolder: String { "\(path)/figures" }
+    /// A grid trial's status (`TrialStatus`), in a run folder of a grid.
+    public var trialStatusFile: String { "\(path)/status.json" }
     public func checkpoint(epoch: Int) -> String { "\(checkpointFolder)/epoch-\(String(format: "%04d", epoch)).h5" }
 
     /// Whether the folder holds any checkpoint (`last.h5` or an epoch file).
@@ -43,7 +56,7 @@ public struct RunDirectory: Sendable {
     }
 
     /// The epoch files in `checkpoints/`, oldest first.
-    var epochCheckpoints: [String] {
+    public var epochCheckpoints: [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpointFolder)) ?? []
         // By epoch number: %04d grows past four digits after epoch 9999.
         let numbered = names.compactMap { name -> (Int, String)? in
@@ -59,7 +72,7 @@ public struct RunDirectory: Sendable {
     /// The checkpoint `--resume` continues from: the newest epoch file that opens as a
     /// checkpoint (a kill between an epoch file's rename and the link leaves `last.h5` behind
     /// it, or missing), else `last.h5`.
-    var newestCheckpoint: String? {
+    public var newestCheckpoint: String? {
         let whole =
             epochCheckpoints.reversed().first(where: { Checkpoint.isCheckpoint(at: $0) })
             ?? (FileManager.default.fileExists(atPath: lastCheckpoint) ? lastCheckpoint : nil)
@@ -127,7 +140,7 @@ public struct RunDirectory: Sendable {
             AtomicFile.removeLeftovers(in: path)
             AtomicFile.removeLeftovers(in: checkpointFolder)
             try AtomicFile.write(Data(jobYAML.utf8), to: jobFile)
-            try MetricsLog(path: metricsFile).truncate(afterEpoch: epoch)
+            try EpochLog<EpochNumber>(path: metricsFile).truncate(afterEpoch: epoch)
         } catch {
             undo(locked: true)
             throw error
@@ -141,6 +154,11 @@ public struct RunDirectory: Sendable {
     /// Takes the folder for this process: a second trainer, or `cgt eval --save-policy`, on a
     /// folder in use is refused instead of interleaving files. Held until the lock is released.
     public func lock() throws -> RunLock { try RunLock(folder: path) }
+}
+
+/// The one field of a metrics line the run folder reads.
+private struct EpochNumber: EpochRecord {
+    var epoch: Int
 }
 
 /// An exclusive `flock` on `<run>/.lock`, released when this is.

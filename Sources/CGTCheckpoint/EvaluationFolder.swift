@@ -1,0 +1,17 @@
+/// The folder `cgt eval` writes a checkpoint's report to (`<run>/eval` unless told another):
+/// `eval.json` with its CSV files, and the model it measured when BatchNorm was re-estimated.
+public struct EvaluationFolder: Sendable {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    /// The routing statistics and everything measured (`EvaluationReport`).
+    public var reportFile: String { "\(path)/eval.json" }
+    /// The checkpoint with the re-estimated BatchNorm statistics the report measured.
+    public var evaluatedModel: String { "\(path)/model.h5" }
+}
+
+extension RunDirectory {
+    /// `cgt eval`'s default folder for this run.
+    public var evaluation: EvaluationFolder { EvaluationFolder(path: evaluationFolder) }
+}

@@ -1,0 +1,28 @@
+import Foundation
+
+/// The folder a grid writes: one run folder per trial and the grid's own files.
+///
+/// ```
+/// <grid>/grid.json            which grid the folder holds (its trials), for --resume
+/// <grid>/grid.yaml            the grid file as given
+/// <grid>/trial-NNN/           a run folder per trial (`RunDirectory`), with status.json
+/// <grid>/leaderboard.csv, .json, .md   the trials ranked
+/// <grid>/pareto.svg, pareto.csv        accuracy against cost
+/// <grid>/report.html          the grid's page, linking each trial's
+/// ```
+public struct GridFolder: Sendable {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    public var manifestFile: String { "\(path)/grid.json" }
+    public var gridFile: String { "\(path)/grid.yaml" }
+    public func trial(_ name: String) -> RunDirectory { RunDirectory(path: "\(path)/\(name)") }
+    public func leaderboard(_ format: String) -> String { "\(path)/leaderboard.\(format)" }
+    public var paretoChart: String { "\(path)/pareto.svg" }
+    public var paretoData: String { "\(path)/pareto.csv" }
+    public var reportFile: String { "\(path)/report.html" }
+
+    /// Whether `path` holds a grid (its `grid.json`), not a single run.
+    public var isGrid: Bool { FileManager.default.fileExists(atPath: manifestFile) }
+}
