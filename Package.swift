@@ -76,7 +76,9 @@ let package = Package(
             swiftSettings: hostVectorUnits),
         .target(
             name: "CGTEvaluation",
-            dependencies: ["CGTCheckpoint", "CGTJob", "CGTModel", "CGTData", "CGTMPI", "CGTKernels", "CGTRandom"],
+            dependencies: [
+                "CGTCheckpoint", "CGTJob", "CGTModel", "CGTData", "CGTFiles", "CGTKernels", "CGTDNNL", "CGTRandom",
+            ],
             swiftSettings: hostVectorUnits),
         .target(
             name: "CGTTraining",

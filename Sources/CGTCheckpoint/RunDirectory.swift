@@ -24,6 +24,13 @@ public struct RunDirectory: Sendable {
 
     public init(path: String) { self.path = path }
 
+    /// The run folder a checkpoint file belongs to: the folder above its `checkpoints/`, else
+    /// the file's own folder (absolute).
+    public init(containing checkpoint: String) {
+        let url = URL(fileURLWithPath: checkpoint).deletingLastPathComponent()
+        path = (url.lastPathComponent == "checkpoints" ? url.deletingLastPathComponent() : url).path
+    }
+
     public var jobFile: String { "\(path)/job.yaml" }
     public var metricsFile: String { "\(path)/metrics.jsonl" }
     public var checkpointFolder: String { "\(path)/checkpoints" }
@@ -44,7 +51,9 @@ public struct RunDirectory: Sendable {
     public var evaluationFolder: String { "\(path)/eval" }
     /// `cgt report`'s page and the figures it shows.
     public var reportFile: String { "\(path)/report.html" }
-    public var figuresFolder: String { "\(path)/figures" }
+    public var figuresFolder: String { "\(path)/\(Self.figuresFolderName)" }
+    /// The figures' folder as `report.html` links it.
+    public static let figuresFolderName = "figures"
     /// A grid trial's status (`TrialStatus`), in a run folder of a grid.
     public var trialStatusFile: String { "\(path)/status.json" }
     public func checkpoint(epoch: Int) -> String { "\(checkpointFolder)/epoch-\(String(format: "%04d", epoch)).h5" }

@@ -1,28 +1,47 @@
 import CGTData
 import CGTJob
 import CGTKernels
-import CGTMPI
 import CGTModel
 
-/// Early-exit evaluation sharded over the ranks of a communicator, for training's own
-/// evaluation and for `cgt eval` alike: each rank scores its contiguous part of a split and the
-/// counts are summed (or the per-sample records gathered), so any number of ranks reports what
-/// one process would. Without a communicator, or with one rank, nothing is reduced.
+/// The ranks an evaluation is sharded over, as the layer that owns them provides them: the
+/// sums and gathers its results need. Training's data-parallel strategy is one (MPI under a
+/// stall watch); `OneProcess` is the other. Evaluation itself never sees MPI.
+public protocol EvaluationRanks {
+    var rank: Int { get }
+    /// The number of ranks.
+    var ranks: Int { get }
+    /// Sums `values` over the ranks, in place.
+    func sumCounts(_ values: inout [Int64]) throws
+    /// Every rank's bytes, in rank order, on every rank.
+    func gather(bytes: [UInt8]) throws -> [[UInt8]]
+    /// What BatchNorm layers sum their batch statistics with while they re-estimate them over
+    /// the ranks' shares of one global batch (nil with one rank: local statistics are global).
+    var batchNormReducer: BatchNormKernels.StatisticsReducer? { get }
+}
+
+/// One process: nothing to sum or gather.
+public struct OneProcess: EvaluationRanks {
+    public init() {}
+    public var rank: Int { 0 }
+    public var ranks: Int { 1 }
+    public func sumCounts(_ values: inout [Int64]) throws {}
+    public func gather(bytes: [UInt8]) throws -> [[UInt8]] { [bytes] }
+    public var batchNormReducer: BatchNormKernels.StatisticsReducer? { nil }
+}
+
+/// Early-exit evaluation sharded over ranks, for training's own evaluation and for `cgt eval`
+/// alike: each rank scores its contiguous part of a split and the counts are summed (or the
+/// per-sample records gathered), so any number of ranks reports what one process would.
 public struct DistributedEvaluation {
     public let network: EarlyExitNetwork
-    public let communicator: Communicator?
+    public let ranks: EvaluationRanks
     let evaluator: Evaluator
-    /// Times the evaluation's collectives (training's stall watch); nil: not watched.
-    public var watch: CollectiveWatch?
 
-    public init(network: EarlyExitNetwork, communicator: Communicator?, batchSize: Int, classGroups: ClassGroups?) {
+    public init(network: EarlyExitNetwork, ranks: EvaluationRanks, batchSize: Int, classGroups: ClassGroups?) {
         self.network = network
-        self.communicator = communicator
+        self.ranks = ranks
         evaluator = Evaluator(network: network, batchSize: batchSize, classGroups: classGroups)
     }
-
-    /// The communicator when there is more than one rank to reduce over.
-    private var others: Communicator? { communicator.flatMap { $0.size > 1 ? $0 : nil } }
 
     /// This rank's part of the BatchNorm re-estimation batches, read from the training split.
     /// Local work that can fail on one rank alone; `recalibrateBatchNorm(on:)` is the collective.
@@ -30,26 +49,24 @@ public struct DistributedEvaluation {
         let trainCount = reader.splitSizes[DatasetLayout.train] ?? 0
         let (data, batches) = try job.recalibrationShare(
             reader: reader, trainCount: trainCount,
-            rank: communicator?.rank ?? 0, ranks: communicator?.size ?? 1)
+            rank: ranks.rank, ranks: ranks.ranks)
         return RecalibrationShare(data: data, batches: batches)
     }
 
     /// Re-estimates the BatchNorm running statistics over the global batches of `share`, with
     /// statistics summed over ranks; the layers' reducers are left unset afterwards.
     public func recalibrateBatchNorm(on share: RecalibrationShare) {
-        network.sumBatchNormStatistics(over: communicator, watchedAs: "the BatchNorm re-estimation", by: watch)
+        network.setBatchNormReducer(ranks.batchNormReducer)
         evaluator.recalibrateBatchNorm(on: share.data, batches: share.batches)
-        network.sumBatchNormStatistics(over: nil)
+        network.setBatchNormReducer(nil)
     }
 
     /// Routing statistics at `tau` of the split whose share on this rank is `split`.
     public func statistics(_ split: DatasetSplit, tau: Float) throws -> RoutingStatistics {
         var tally = evaluator.tally(split, tau: tau)
-        if let others {
+        if ranks.ranks > 1 {
             var counts = tally.flattened
-            try watched("the evaluation's sum") {
-                try counts.withUnsafeMutableBufferPointer { try others.allReduceSum($0) }
-            }
+            try ranks.sumCounts(&counts)
             tally = RoutingTally(exits: tally.exits, classes: tally.classes, flattened: counts)
         }
         return tally.statistics(tau: tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
@@ -58,21 +75,12 @@ public struct DistributedEvaluation {
     /// Every sample's exit records of the split whose share on this rank is `split`, in rank order.
     public func records(_ split: DatasetSplit) throws -> ExitRecords {
         let mine = evaluator.records(split)
-        guard let others else { return mine }
+        guard ranks.ranks > 1 else { return mine }
         var records = ExitRecords(exits: network.exitCount, classes: network.classes)
-        var gathered: [[UInt8]] = []
-        try watched("the evaluation's gather") { gathered = try others.allGather(bytes: mine.serialized) }
-        for bytes in gathered { records.append(serialized: bytes) }
+        for bytes in try ranks.gather(bytes: mine.serialized) { records.append(serialized: bytes) }
         return records
     }
-
-    private func watched(_ place: StaticString, _ body: () throws -> Void) throws {
-        if let watch { try watch(place, body) } else { try body() }
-    }
 }
-
-/// Runs a collective (`body`) at `place` under a stall watch.
-public typealias CollectiveWatch = (_ place: StaticString, _ body: () throws -> Void) throws -> Void
 
 /// One rank's rows of the BatchNorm re-estimation batches and the batches as positions into them.
 public struct RecalibrationShare {
@@ -81,30 +89,6 @@ public struct RecalibrationShare {
 }
 
 extension EarlyExitNetwork {
-    /// Makes every BatchNorm layer sum its batch statistics over `communicator`'s ranks (the
-    /// global batch's statistics), or keep them local with nil or one rank; with `watch`, each
-    /// sum runs under it as `place` (training's stall watch).
-    public func sumBatchNormStatistics(
-        over communicator: Communicator?, watchedAs place: StaticString = "", by watch: CollectiveWatch? = nil
-    ) {
-        var reduce: BatchNormKernels.StatisticsReducer?
-        if let communicator, communicator.size > 1 {
-            reduce = { buffer in
-                // A failed reduction cannot be reported through the kernel; stop the job.
-                do {
-                    if let watch {
-                        try watch(place) { try communicator.allReduceSum(buffer) }
-                    } else {
-                        try communicator.allReduceSum(buffer)
-                    }
-                } catch {
-                    communicator.abort(code: 1)
-                }
-            }
-        }
-        setBatchNormReducer(reduce)
-    }
-
     /// Gives every BatchNorm layer `reduce` for its batch statistics (nil: local statistics).
     public func setBatchNormReducer(_ reduce: BatchNormKernels.StatisticsReducer?) {
         for layer in batchNormLayers { layer.statisticsReducer = reduce }
@@ -183,10 +167,8 @@ extension DistributedEvaluation {
     public func report(reader: DatasetReader, classNames: [String], request: EvaluationRequest) throws
         -> EvaluationReport
     {
-        let rank = communicator?.rank ?? 0
-        let ranks = communicator?.size ?? 1
         func gathered(_ split: String) throws -> ExitRecords {
-            try records(try reader.read(split: split, rank: rank, of: ranks))
+            try records(try reader.read(split: split, rank: ranks.rank, of: ranks.ranks))
         }
         var report = EvaluationReport(
             records: try gathered(DatasetLayout.test), policy: request.policy, exitFLOPs: network.exitCosts(),

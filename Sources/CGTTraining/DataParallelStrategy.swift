@@ -1,11 +1,14 @@
 import CGTEvaluation
 import CGTJob
+import CGTKernels
 import CGTMPI
 import CGTModel
 import Foundation
 
 /// How the ranks of a data-parallel run work together: gradients summed in fixed buckets,
-/// counts summed, rank 0's state broadcast, failures agreed on, and long waits reported.
+/// counts summed, rank 0's state broadcast, BatchNorm statistics synchronised, failures agreed
+/// on, and long waits reported. An evaluation's ranks too (`EvaluationRanks`): training's own
+/// and `cgt eval`'s, which has no gradients to sum.
 ///
 /// The one-rank form (no communicator, or a world of one) does nothing and never calls MPI, so
 /// the training loop reads the same for any number of ranks and never asks how many there are.
@@ -20,7 +23,9 @@ final class DataParallelStrategy {
     /// final (`runtime.overlap_allreduce`); nil when there is nothing to overlap.
     let gradientsReady: ((Int) -> Void)?
 
-    init(communicator: Communicator?, gradients: UnsafeMutableBufferPointer<Float>, runtime: RuntimeSection) {
+    /// - Parameter gradients: the buffer the backward pass fills, summed by `reduceGradients`
+    ///   (nil: the ranks evaluate and never train).
+    init(communicator: Communicator?, gradients: UnsafeMutableBufferPointer<Float>?, runtime: RuntimeSection) {
         rank = communicator?.rank ?? 0
         ranks = communicator?.size ?? 1
         guard let communicator, communicator.size > 1 else {
@@ -31,12 +36,17 @@ final class DataParallelStrategy {
             return
         }
         self.communicator = communicator
+        stallWatch = StallWatch(rank: communicator.rank, runtime: runtime)
+        guard let gradients else {
+            reducer = nil
+            gradientsReady = nil
+            return
+        }
         let reducer = GradientReducer(
             communicator: communicator, gradients: gradients,
             bucketElements: runtime.bucketKib * 1024 / MemoryLayout<Float>.size, overlap: runtime.overlapAllreduce)
         self.reducer = reducer
         gradientsReady = runtime.overlapAllreduce ? { reducer.gradientsReady(from: $0) } : nil
-        stallWatch = StallWatch(rank: communicator.rank, runtime: runtime)
     }
 
     deinit { stallWatch?.stop() }
@@ -126,19 +136,20 @@ final class DataParallelStrategy {
     /// Makes BatchNorm statistics those of the global batch (summed over ranks, watched for
     /// stalls like every other collective), or local.
     func synchronizeBatchNorm(of network: EarlyExitNetwork, _ synchronized: Bool) {
-        guard synchronized, let communicator else {
-            network.sumBatchNormStatistics(over: nil)
-            return
-        }
-        network.sumBatchNormStatistics(over: communicator, watchedAs: "the BatchNorm statistics", by: collectiveWatch)
+        network.setBatchNormReducer(synchronized ? batchNormReducer(watchedAs: "the BatchNorm statistics") : nil)
     }
 
-    /// `watch` as a closure for code below training (evaluation, BatchNorm), holding the
-    /// strategy weakly: a network may outlive its trainer.
-    var collectiveWatch: CollectiveWatch? {
-        guard communicator != nil else { return nil }
-        return { [weak self] place, body in
-            if let self { try self.watch(place, body) } else { try body() }
+    /// Sums a BatchNorm layer's batch statistics over the ranks at `place` (nil with one rank).
+    private func batchNormReducer(watchedAs place: StaticString) -> BatchNormKernels.StatisticsReducer? {
+        guard let communicator else { return nil }
+        // Held weakly: a network may outlive its trainer.
+        return { [weak self] buffer in
+            // A failed reduction cannot be reported through the kernel; stop the job.
+            do {
+                if let self { try self.watched(place) { try communicator.allReduceSum(buffer) } }
+            } catch {
+                communicator.abort(code: 1)
+            }
         }
     }
 
@@ -148,8 +159,25 @@ final class DataParallelStrategy {
     }
 
     private func watched<R>(_ place: StaticString, _ body: () throws -> R) throws -> R {
-        stallWatch?.enter(place, step: position.step, epoch: position.epoch)
-        defer { stallWatch?.leave() }
-        return try body()
+        guard let stallWatch else { return try body() }
+        return try stallWatch.watching(place, step: position.step, epoch: position.epoch, body)
+    }
+}
+
+extension DataParallelStrategy: EvaluationRanks {
+    func sumCounts(_ values: inout [Int64]) throws {
+        guard let communicator else { return }
+        try watched("the evaluation's sum") {
+            try values.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
+        }
+    }
+
+    func gather(bytes: [UInt8]) throws -> [[UInt8]] {
+        guard let communicator else { return [bytes] }
+        return try watched("the evaluation's gather") { try communicator.allGather(bytes: bytes) }
+    }
+
+    var batchNormReducer: BatchNormKernels.StatisticsReducer? {
+        batchNormReducer(watchedAs: "the BatchNorm re-estimation")
     }
 }

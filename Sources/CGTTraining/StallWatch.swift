@@ -121,17 +121,16 @@ public final class StallWatch: @unchecked Sendable {
         stopsItselfInCollective = ProcessInfo.processInfo.environment["CGT_TEST_STOP_RANK"] == "\(rank)"
     }
 
-    /// This watch as a `CollectiveWatch` for work outside the training loop (`cgt eval`),
-    /// whose messages name the place alone. The caller keeps the watch alive while it is used.
-    public var collectiveWatch: CollectiveWatch {
-        { [unowned self] place, body in
-            enter(place, step: 0, epoch: 0)
-            defer { leave() }
-            if stopsItselfInCollective {
-                stopsItselfInCollective = false
-                raise(SIGSTOP)
-            }
-            try body()
+    /// Runs the collective `body` at `place` under the watch: a wait longer than the limits is
+    /// reported with the loop's position (step and epoch, 1-based; epoch 0 is work outside the
+    /// training loop, `cgt eval`, whose messages name the place alone).
+    func watching<R>(_ place: StaticString, step: Int, epoch: Int, _ body: () throws -> R) throws -> R {
+        enter(place, step: step, epoch: epoch)
+        defer { leave() }
+        if epoch == 0 && stopsItselfInCollective {
+            stopsItselfInCollective = false
+            raise(SIGSTOP)
         }
+        return try body()
     }
 }

@@ -23,10 +23,9 @@ extension Trainer {
     ) {
         let shards = [test ? testShard : nil, validation ? validationShard : nil]
         let largest = shards.compactMap { $0?.count }.max() ?? 0
-        var evaluation = DistributedEvaluation(
-            network: network, communicator: strategy.communicator,
-            batchSize: max(1, min(job.eval.batchSize, largest)), classGroups: classGroups)
-        evaluation.watch = strategy.collectiveWatch
+        let evaluation = DistributedEvaluation(
+            network: network, ranks: strategy, batchSize: max(1, min(job.eval.batchSize, largest)),
+            classGroups: classGroups)
         let saved = network.store.snapshot()
         defer {
             network.store.restore(saved)

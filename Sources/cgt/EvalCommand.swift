@@ -135,137 +135,55 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        try underMPI { world in try evaluate(world: world) }
+        let evaluation = self.evaluation
+        try underMPI { world in
+            try Self.present(evaluation.run(over: world), of: evaluation, savingPolicy: savePolicy)
+        }
     }
 
-    /// The evaluation on `world`, inside an MPI session that may hold several (`cgt report` of several runs).
-    func evaluate(world: Communicator) throws {
-        // Loading can fail on one rank alone; the rest runs collectives on every rank.
-        let model = try world.collectively { try load(ranks: world.size) }
-        // At batch 1, a piece every early-exit pass may run (primitives of other sizes are made as met).
-        if world.isRoot,
-            let warning = PrimitiveImplementation.referenceWarning(
-                model.network.primitiveImplementations(batch: 1).filter(\.runsInInference))
-        {
-            FileHandle.standardError.write(Data("cgt: warning: \(warning)\n".utf8))
-        }
-        defer { try? model.reader.close() }
-        try report(model, world: world)
+    /// What the options ask, as the library's evaluation of a checkpoint.
+    var evaluation: CheckpointEvaluation {
+        var evaluation = CheckpointEvaluation(checkpoint: checkpoint)
+        evaluation.dataPath = dataset.data
+        evaluation.thresholds = tau.map { .uniform($0) } ?? thresholdValues.map { .perExit($0) }
+        evaluation.criterion = criterion
+        evaluation.fallback = fallback
+        evaluation.sweep = sweep.flatMap(ThresholdSweep.range)
+        evaluation.targetAccuracy = targetAccuracy
+        evaluation.budget = budget
+        evaluation.risk = risk.map { RiskControl(epsilon: $0, delta: delta) }
+        evaluation.riskResplits = riskResplits
+        evaluation.budgeted = budgeted.flatMap(budgetRange)
+        evaluation.latency = latency
+        evaluation.latencyBatch = latencyBatch
+        evaluation.bnRecalibration = bnRecalibration
+        evaluation.batchSize = batchSize
+        evaluation.out = out
+        return evaluation
     }
 
-    /// The checkpoint, its network with the stored weights, and the data.
-    private struct LoadedModel {
-        let stored: Checkpoint
-        let network: EarlyExitNetwork
-        let reader: DatasetReader
-        let policy: ExitPolicy
-    }
-
-    /// Loads on one of `ranks` ranks; the network must fit the memory budget at the largest
-    /// batch it will see (evaluation, or a rank's part of a BatchNorm re-estimation batch).
-    private func load(ranks: Int) throws -> LoadedModel {
-        guard FileManager.default.fileExists(atPath: checkpoint) else {
-            throw CheckpointError(file: checkpoint, "no such file")
-        }
-        try OutputFolder.check(out ?? defaultFolder())
-        let stored = try Checkpoint.read(from: checkpoint)
-        DNNLRuntime.setThreadCount(stored.job.runtime.blasThreads)
-        let dataPath = dataset.path(for: stored.job)
-        if dataset.data == nil && !FileManager.default.fileExists(atPath: dataPath) {
-            throw CheckpointError(
-                file: checkpoint,
-                "its data.path \(dataPath) does not exist here\(dataPath.hasPrefix("/") ? "" : " (a relative path is read from the working directory)"); give the data file with --data"
-            )
-        }
-        let reader = try DatasetReader(path: dataPath)
-        let network = try stored.restoredNetwork(for: reader, dataPath: dataPath, source: checkpoint)
-        if let refusal = stored.job.modelSizeRefusal(
-            featureShape: stored.featureShape, classes: stored.classNames.count, batch: evaluationBatch(reader),
-            training: false)
-        {
-            throw ValidationError("--batch-size \(batchSize): \(refusal); give a smaller --batch-size")
-        }
-        let recalibrationBatch = (stored.job.training.batchSize + ranks - 1) / ranks
-        if bnRecalibration,
-            let refusal = stored.job.modelSizeRefusal(
-                featureShape: stored.featureShape, classes: stored.classNames.count, batch: recalibrationBatch,
-                training: false)
-        {
-            throw CheckpointError(
-                file: checkpoint,
-                "--bn-recalibration with the job's training.batch_size \(stored.job.training.batchSize): \(refusal)")
-        }
-        return LoadedModel(
-            stored: stored, network: network, reader: reader,
-            policy: try exitPolicy(stored: stored.exitPolicy, exits: network.exitCount))
-    }
-
-    private func report(_ model: LoadedModel, world: Communicator) throws {
-        let (stored, network, reader, policy) = (model.stored, model.network, model.reader, model.policy)
-        let exits = network.exitCount
-        var evaluation = DistributedEvaluation(
-            network: network, communicator: world,
-            batchSize: evaluationBatch(reader), classGroups: stored.classGroups)
-        // A rank that stops answering ends the evaluation as it ends training.
-        let stallWatch = world.size > 1 ? StallWatch(rank: world.rank, runtime: stored.job.runtime) : nil
-        defer { stallWatch?.stop() }
-        evaluation.watch = stallWatch?.collectiveWatch
-        if bnRecalibration {
-            evaluation.recalibrateBatchNorm(on: try evaluation.readRecalibrationShare(job: stored.job, reader: reader))
-        }
-        let request = EvaluationRequest(
-            policy: policy, sweep: sweep.flatMap(ThresholdSweep.range), targetAccuracy: targetAccuracy, budget: budget,
-            risk: risk.map { RiskControl(epsilon: $0, delta: delta) }, riskResplits: riskResplits,
-            budgeted: budgeted.flatMap(budgetRange))
-        var report = try evaluation.report(reader: reader, classNames: stored.classNames, request: request)
-        guard world.isRoot else { return }
-        let folder = out ?? defaultFolder()
-        try OutputFolder.create(folder)
-        // The report names the file that holds the model it measured.
-        var evaluated = (checkpoint: checkpoint, model: stored)
-        if bnRecalibration {
-            evaluated = ("\(folder)/model.h5", stored.withEvaluatedBuffers(of: network))
-            try evaluated.model.write(to: evaluated.checkpoint)
-        }
-        let dataPath = dataset.path(for: stored.job)
-        report.provenance = EvaluationProvenance(
-            checkpoint: URL(fileURLWithPath: evaluated.checkpoint).standardizedFileURL.path, epoch: stored.epoch,
-            batchNormStatistics: evaluated.model.batchNormStatistics,
-            data: URL(fileURLWithPath: dataPath).standardizedFileURL.path,
-            dataSHA256: try SourceFile.sha256(ofFileAt: dataPath), split: DatasetLayout.test)
-        if latency > 0 {
-            // Rank 0 alone: timings are of one process on one core.
-            let inference = EarlyExitInference(
-                network: network, policy: policy, maxBatch: max(1, min(latencyBatch, latency)))
-            report.latency = InferenceLatency.measure(
-                inference,
-                split: try reader.read(
-                    split: DatasetLayout.test, rows: 0..<min(latency, reader.splitSizes[DatasetLayout.test] ?? 0)),
-                samples: latency, batch: min(latencyBatch, latency), relativeCost: report.statistics.relativeCost)
-        }
+    /// Prints what rank 0's evaluation measured and wrote (nothing on the other ranks); with
+    /// `savingPolicy`, stores the chosen policy in the checkpoint. `cgt report` shows its
+    /// evaluations the same way.
+    static func present(
+        _ outcome: CheckpointEvaluation.Outcome?, of evaluation: CheckpointEvaluation, savingPolicy: Bool
+    )
+        throws
+    {
+        guard let outcome else { return }
+        let report = outcome.written.report
         print(RoutingTable.render(report.statistics))
         print(report.summary)
-        for (name, contents) in try report.files() {
-            try AtomicFile.write(contents, to: "\(folder)/\(name)")
-        }
+        let folder = outcome.written.folder.path
         print(
-            "wrote \(folder)/eval.json and its CSV files\(bnRecalibration ? ", and the model it measured, \(folder)/model.h5" : "")"
+            "wrote \(folder)/eval.json and its CSV files\(outcome.written.evaluatedModel != nil ? ", and the model it measured, \(folder)/model.h5" : "")"
         )
-        if savePolicy {
-            var chosen = policy
-            if let riskControl = report.riskControl {
-                guard let threshold = riskControl.choice.threshold else {
-                    throw ValidationError("--save-policy: no threshold of the sweep certifies \(riskControl.guarantee)")
-                }
-                chosen.thresholds = Array(repeating: Float(threshold), count: exits)
-            } else if let choice = report.choices.first {
-                guard let threshold = choice.threshold else {
-                    throw ValidationError("--save-policy: \(choice.goal) is not reached by any threshold of the sweep")
-                }
-                chosen.thresholds = Array(repeating: Float(threshold), count: exits)
-            }
-            try save(chosen, evaluated: stored)
-        }
+        guard savingPolicy else { return }
+        let policy = try evaluation.policyToSave(report, evaluated: outcome.loaded.policy)
+        try evaluation.save(policy, evaluated: outcome.loaded.stored)
+        print(
+            "stored the exit policy in \(evaluation.checkpoint): \(policy.criterion.rawValue), thresholds \(policy.thresholds), fallback \(policy.fallback.rawValue)"
+        )
     }
 
     /// `--budgeted LO:HI` as a range of relative cost (nil unless 0 <= LO < HI <= 1).
@@ -277,59 +195,10 @@ struct EvalCommand: ParsableCommand {
         return low...high
     }
 
-    /// Samples per inference batch: `--batch-size`, or the largest split when that is smaller.
-    private func evaluationBatch(_ reader: DatasetReader) -> Int {
-        max(1, min(batchSize, reader.splitSizes.values.max() ?? 1))
-    }
-
     /// `--thresholds` as numbers (nil if absent or if one of them is not a number).
     private var thresholdValues: [Float]? {
         guard let parts = thresholds?.split(separator: ",") else { return nil }
         let values = parts.compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
         return values.count == parts.count ? values : nil
-    }
-
-    /// The policy the options give, on top of the checkpoint's stored one.
-    private func exitPolicy(stored: ExitPolicy, exits: Int) throws -> ExitPolicy {
-        var policy = stored
-        if let criterion { policy.criterion = criterion }
-        if let fallback { policy.fallback = fallback }
-        if let tau { policy.thresholds = Array(repeating: tau, count: exits) }
-        if let values = thresholdValues {
-            guard values.count == exits else {
-                throw ValidationError("--thresholds gives \(values.count) values, the model has \(exits) exits")
-            }
-            policy.thresholds = values
-        }
-        return policy
-    }
-
-    /// Writes `policy` into the checkpoint file (atomically: the file is replaced, so a hard
-    /// link such as last.h5 then names the new file and the epoch file keeps the old policy).
-    private func save(_ policy: ExitPolicy, evaluated: Checkpoint) throws {
-        // The run folder is locked while the file is replaced, and the policy is stored only
-        // into the checkpoint it was chosen on (a training may have moved last.h5 on meanwhile).
-        let lock = try RunDirectory(path: runFolder()).lock()
-        defer { withExtendedLifetime(lock) {} }
-        var stored = try Checkpoint.read(from: checkpoint)
-        guard stored.epoch == evaluated.epoch && stored.globalStep == evaluated.globalStep else {
-            throw CheckpointError(
-                file: checkpoint,
-                "changed while it was evaluated (now epoch \(stored.epoch), evaluated epoch \(evaluated.epoch)): the policy was not stored; evaluate again"
-            )
-        }
-        stored.exitPolicy = policy
-        try stored.write(to: checkpoint)
-        print(
-            "stored the exit policy in \(checkpoint): \(policy.criterion.rawValue), thresholds \(policy.thresholds), fallback \(policy.fallback.rawValue)"
-        )
-    }
-
-    private func defaultFolder() -> String { URL(fileURLWithPath: runFolder()).appendingPathComponent("eval").path }
-
-    /// The run folder the checkpoint belongs to (the folder above checkpoints/, else its own).
-    private func runFolder() -> String {
-        let url = URL(fileURLWithPath: checkpoint).deletingLastPathComponent()
-        return (url.lastPathComponent == "checkpoints" ? url.deletingLastPathComponent() : url).path
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CGTCheckpoint
+import CGTEvaluation
 import CGTExperiments
 import CGTFiles
 import CGTJob
@@ -59,27 +60,27 @@ struct ReportCommand: ParsableCommand {
         URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
     }
 
-    /// Runs cgt eval --sweep on each of `runs` whose evaluation has no sweep and that has a
-    /// checkpoint, all in one MPI session (MPI starts once per process).
+    /// Evaluates with a sweep (as `cgt eval --sweep` does) each of `runs` whose evaluation has
+    /// no sweep and that has a checkpoint, all in one MPI session (MPI starts once per process).
     private func addSweepsIfMissing(_ runs: [String]) throws {
-        let missing = runs.filter { run in
+        let missing = runs.map(RunDirectory.init(path:)).filter { run in
             let hasSweep =
-                FileManager.default.contents(atPath: "\(run)/eval/eval.json").map {
+                FileManager.default.contents(atPath: run.evaluation.reportFile).map {
                     String(decoding: $0, as: UTF8.self).contains("\"sweep\"")
                 } ?? false
-            return !hasSweep && !noEval
-                && FileManager.default.fileExists(atPath: RunDirectory(path: run).lastCheckpoint)
+            return !hasSweep && !noEval && FileManager.default.fileExists(atPath: run.lastCheckpoint)
         }
         guard !missing.isEmpty else { return }
-        let evaluations = try missing.map { run in
-            try EvalCommand.parse([
-                "--checkpoint", RunDirectory(path: run).lastCheckpoint, "--sweep", sweep, "--out", "\(run)/eval",
-            ])
+        guard let taus = ThresholdSweep.range(sweep) else {
+            throw ValidationError("--sweep needs start:stop:step within [0, 1], got '\(sweep)'")
         }
         try underMPI { world in
-            for (run, eval) in zip(missing, evaluations) {
-                print("running cgt eval --sweep \(sweep) on \(run) for the report")
-                try eval.evaluate(world: world)
+            for run in missing {
+                var evaluation = CheckpointEvaluation(checkpoint: run.lastCheckpoint)
+                evaluation.sweep = taus
+                evaluation.out = run.evaluationFolder
+                print("running cgt eval --sweep \(sweep) on \(run.path) for the report")
+                try EvalCommand.present(evaluation.run(over: world), of: evaluation, savingPolicy: false)
             }
         }
     }
@@ -89,27 +90,29 @@ struct ReportCommand: ParsableCommand {
         for warning in warnings { FileHandle.standardError.write(Data("cgt: warning: \(warning)\n".utf8)) }
     }
 
-    private func reportOne(_ run: String) throws {
-        if FileManager.default.fileExists(atPath: "\(run)/grid.json") {
-            let summary = try GridSummary.load(folder: run)
+    private func reportOne(_ folder: String) throws {
+        let grid = GridFolder(path: folder)
+        if grid.isGrid {
+            let summary = try GridSummary.load(folder: folder)
             try summary.write()
-            print("wrote \(run)/report.html (a grid: leaderboard, Pareto front, a page per trial)")
+            print("wrote \(grid.reportFile) (a grid: leaderboard, Pareto front, a page per trial)")
             return
         }
-        try addSweepsIfMissing([run])
-        let report = try RunReport(run: RunDirectory(path: run))
+        try addSweepsIfMissing([folder])
+        let run = RunDirectory(path: folder)
+        let report = try RunReport(run: run)
         warn(report.warnings)
         let drawn = report.figures()
-        try Figure.write(drawn, to: "\(run)/figures")
+        try Figure.write(drawn, to: run.figuresFolder)
         try AtomicFile.write(
-            Data(report.html(figures: drawn, figureFolder: "figures").utf8), to: "\(run)/report.html")
-        print("wrote \(run)/report.html and \(drawn.count) figures (SVG with their CSV) in \(run)/figures")
+            Data(report.html(figures: drawn, figureFolder: RunDirectory.figuresFolderName).utf8), to: run.reportFile)
+        print("wrote \(run.reportFile) and \(drawn.count) figures (SVG with their CSV) in \(run.figuresFolder)")
     }
 
     private func compare() throws {
         let out = self.out ?? "runs/compare"
         for run in folders {
-            if FileManager.default.fileExists(atPath: "\(run)/grid.json") {
+            if GridFolder(path: run).isGrid {
                 throw ValidationError(
                     "\(run) is a grid folder: report it alone (cgt report \(run)), or compare its trials' folders (\(run)/trial-000 ...)."
                 )

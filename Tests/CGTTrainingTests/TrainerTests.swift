@@ -275,7 +275,7 @@ final class TrainerTests: XCTestCase {
         // The stored model, evaluated without re-estimating, gives the numbers training reported.
         let reader = try DatasetReader(path: data)
         let network = try a.restoredNetwork(for: reader, dataPath: data, source: "last.h5")
-        let evaluation = DistributedEvaluation(network: network, communicator: nil, batchSize: 64, classGroups: nil)
+        let evaluation = DistributedEvaluation(network: network, ranks: OneProcess(), batchSize: 64, classGroups: nil)
         let test = try reader.read(split: DatasetLayout.test)
         XCTAssertEqual(try evaluation.statistics(test, tau: a.job.eval.tau), reported)
     }
