@@ -40,18 +40,19 @@ struct FinishedStep {
 extension Job {
     /// The hooks the job's method needs.
     func makeTrainingHooks(classes: Int, exits: Int) -> [TrainingHook] {
-        switch method.name {
+        switch method.choice {
         case .classyNet:
-            let groupSize = method.groupSize ?? (classes + exits - 1) / exits
+            // Given groups are set from the start (`givenClassGroups`): nothing to choose.
+            guard let choice = classGroupChoice(classes: classes) else { return [] }
             return [
-                ClassGroupChoice(groupingEpochs: groupingEpochs, groupSize: groupSize, classes: classes, exits: exits)
+                ClassGroupChoice(
+                    groupingEpochs: choice.groupingEpochs, groupSize: choice.groupSize, classes: classes, exits: exits)
             ]
-        case .l2w:
-            let settings = method.l2w ?? L2WSection()
+        case .l2w(let spread, let network):
             return [
                 L2WMetaStep(
-                    tau: method.tau, interval: settings.metaInterval, learningRate: settings.metaLr,
-                    relativeStep: settings.finiteDifferenceStep, spread: method.effectiveSpread,
+                    tau: method.tau, interval: network.metaInterval, learningRate: network.metaLr,
+                    relativeStep: network.finiteDifferenceStep, spread: spread,
                     gradientEquilibrium: method.gradientEquilibrium)
             ]
         case .hardCGT, .softCGT, .branchyNet, .cascadeOptimization:
