@@ -101,9 +101,10 @@ extension Checkpoint {
     /// Reads `/l2w`, checking every tensor against the weight network `job` describes.
     private static func readL2W(in root: HDF5Group, job: Job, featureCount: Int, path: String) throws -> L2WState {
         let group = try root.openGroup(CheckpointLayout.l2w)
-        guard let weights = job.makeExitWeighting() as? LearnedExitWeights else {
+        guard case .l2w(_, let settings) = job.method.choice else {
             throw CheckpointError(file: path, "/\(CheckpointLayout.l2w) is there, but the job's method is not l2w")
         }
+        let weights = job.makeWeightNetwork(settings)
         let expected = Dictionary(uniqueKeysWithValues: weights.store.parameterSlots.map { ($0.name, $0.shape) })
         let noIntegers: (String, HDF5Dataset) throws -> Void = { _, dataset in
             throw CheckpointError(file: path, "\(dataset.path) is not a float32 tensor")

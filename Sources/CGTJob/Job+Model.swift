@@ -5,16 +5,19 @@ import CGTModel
 extension Job {
     /// The exit weighting the job's method names.
     public func makeExitWeighting() -> ExitWeighting {
-        switch method.name {
+        switch method.choice {
         case .hardCGT: return HardCGT(tau: method.tau)
-        case .softCGT: return SoftCGT(tau: method.tau, sharpness: method.sharpness, score: method.score)
-        case .branchyNet, .classyNet: return FixedExitWeights(method.weights ?? [])
-        case .l2w:
-            return LearnedExitWeights(
-                exits: model.exits.count, hiddenWidth: (method.l2w ?? L2WSection()).hidden, seed: training.seed)
+        case .softCGT(let sharpness, let score, _): return SoftCGT(tau: method.tau, sharpness: sharpness, score: score)
+        case .branchyNet(let weights), .classyNet(let weights, _): return FixedExitWeights(weights)
+        case .l2w(_, let network): return makeWeightNetwork(network)
         // Each stage of Cascade Optimization trains one exit (`trainingPhases` gives its weights).
         case .cascadeOptimization: return FixedExitWeights(Array(repeating: 1, count: model.exits.count))
         }
+    }
+
+    /// L2W's weight prediction network as `settings` describe it, initialised from the job's seed.
+    public func makeWeightNetwork(_ settings: L2WSection) -> LearnedExitWeights {
+        LearnedExitWeights(exits: model.exits.count, hiddenWidth: settings.hidden, seed: training.seed)
     }
 
     /// Checks that samples of `featureShape` suit the model: the MLP flattens anything, the CNN
@@ -51,7 +54,7 @@ extension Job {
     }
 
     private func makeBackbone(featureShape: [Int], classes: Int) -> EarlyExitNetwork {
-        let otherOutput = method.name.groupsClasses
+        let otherOutput = method.choice.groupsClasses
         switch model.kind {
         case .cnn:
             var architecture = CNNArchitecture(
@@ -77,7 +80,7 @@ extension Job {
 
     /// ClassyNet's groups as the job gives them (`method.class_groups`), checked against the data.
     public func givenClassGroups(classes: Int, source: String) throws -> ClassGroups? {
-        guard method.name.groupsClasses, let groups = method.classGroups else { return nil }
+        guard case .classyNet(_, .given(let groups)) = method.choice else { return nil }
         if let bad = groups.joined().first(where: { $0 >= classes }) {
             throw JobError(
                 source: source, key: "method.class_groups",
@@ -86,8 +89,19 @@ extension Job {
         return ClassGroups(classes: classes, groups: groups.map { Optional($0) } + [nil])
     }
 
-    /// ClassyNet: the epoch after which the groups are chosen from the data.
-    public var groupingEpochs: Int { method.groupingEpochs ?? max(1, training.epochs / 10) }
+    /// ClassyNet choosing its groups from the data of `classes` classes: classes per shallow exit
+    /// (`method.group_size`, default ceil(classes / exits)) and the epochs of ordinary training
+    /// before (`method.grouping_epochs`, default a tenth of the epochs, at least 1). Nil when the
+    /// job gives the groups or trains another method.
+    public func classGroupChoice(classes: Int) -> (groupSize: Int, groupingEpochs: Int)? {
+        switch method.choice {
+        case .classyNet(_, .chosen(let groupSize, let groupingEpochs)):
+            let exits = model.exits.count
+            return (groupSize ?? (classes + exits - 1) / exits, groupingEpochs ?? max(1, training.epochs / 10))
+        case .classyNet(_, .given), .hardCGT, .softCGT, .branchyNet, .cascadeOptimization, .l2w:
+            return nil
+        }
+    }
 
     /// The optimizer the job names, with zeroed state.
     public func makeOptimizer(parameterCount: Int) -> Optimizer {

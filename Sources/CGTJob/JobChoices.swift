@@ -15,7 +15,7 @@ extension JobChoice {
     public init(from decoder: Decoder) throws {
         let name = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: name) else {
-            throw UnknownValueError(
+            throw InvalidValueError(
                 path: decoder.codingPath.map(\.stringValue),
                 problem: "unknown \(Self.noun) '\(name)' (known: \(Self.known))")
         }
@@ -29,7 +29,8 @@ extension JobChoice {
     public static var known: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
 
-/// How the exits' losses are weighted (`method.name`). See README.md, "Methods".
+/// The name of a method (`method.name`); `MethodChoice` carries the method with its options.
+/// See README.md, "Methods".
 public enum TrainingMethod: String, JobChoice {
     /// HardCGT: a deeper exit learns a sample only when every earlier exit was not confident (Eq. 3).
     case hardCGT = "hardcgt"
@@ -46,13 +47,6 @@ public enum TrainingMethod: String, JobChoice {
     case l2w
 
     public static let noun = "method"
-
-    /// The method's weights are the job's `method.weights`, not computed per sample.
-    public var usesFixedWeights: Bool { self == .branchyNet || self == .classyNet }
-    /// Shallow exits answer groups of classes and have an "other" output.
-    public var groupsClasses: Bool { self == .classyNet }
-    /// Training runs in stages of its own (one per exit), so it takes no other regime.
-    public var trainsInStages: Bool { self == .cascadeOptimization }
 }
 
 /// The backbone (`model.kind`).

@@ -128,14 +128,15 @@ public enum JobLoader {
         return try set(root, path[...])
     }
 
-    /// The job error for an unknown key or name raised inside a section's decoding.
+    /// The job error for an unknown key, an unknown name or a refused option raised inside a
+    /// section's decoding.
     static func describe(_ error: Error, source: String) -> JobError? {
         switch error {
         case let unknown as UnknownKeyError:
             let hint = unknown.suggestion.map { " (did you mean '\($0)'?)" } ?? ""
             return JobError(source: source, key: unknown.path.joined(separator: "."), "unknown key\(hint)")
-        case let unknown as UnknownValueError:
-            return JobError(source: source, key: unknown.path.joined(separator: "."), unknown.problem)
+        case let invalid as InvalidValueError:
+            return JobError(source: source, key: invalid.path.joined(separator: "."), invalid.problem)
         default:
             return nil
         }
@@ -276,58 +277,71 @@ public enum JobLoader {
         }
     }
 
+    /// Checks the method's values against the model's exits and the epochs; which options the
+    /// method takes was settled when it was decoded (`MethodChoice`).
     static func validateMethod(_ job: Job, fail: (String, String) -> JobError) throws {
         let m = job.method
         let exits = job.model.exits.count
         let epochs = job.training.epochs
         guard m.tau > 0 && m.tau < 1 else { throw fail("method.tau", "must be in (0, 1), got \(m.tau)") }
-        guard m.sharpness > 0 else { throw fail("method.sharpness", "must be positive, got \(m.sharpness)") }
-        if m.name.usesFixedWeights {
-            guard let weights = m.weights else {
-                throw fail("method.weights", "\(m.name) needs one fixed weight per exit")
-            }
+        func checkWeights(_ weights: [Float]) throws {
             guard weights.count == exits, weights.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
                 throw fail("method.weights", "needs \(exits) non-negative weights (one per exit), got \(weights)")
             }
-        } else if m.weights != nil {
-            throw fail("method.weights", "only branchynet and classynet use fixed weights; \(m.name) computes its own")
         }
-        if let stages = m.stageEpochs {
-            guard m.name.trainsInStages else { throw fail("method.stage_epochs", "only co trains in stages") }
+        func checkSpread(_ spread: Float?) throws {
+            guard let spread else { return }
+            guard spread >= 0 && spread.isFinite else { throw fail("method.spread", "must be a finite number >= 0") }
+        }
+        switch m.choice {
+        case .hardCGT(let spread):
+            try checkSpread(spread)
+        case .softCGT(let sharpness, _, let spread):
+            guard sharpness > 0 else { throw fail("method.sharpness", "must be positive, got \(sharpness)") }
+            try checkSpread(spread)
+        case .branchyNet(let weights):
+            try checkWeights(weights)
+        case .cascadeOptimization(let stages?):
             guard stages.count == exits, stages.allSatisfy({ $0 >= 1 }), stages.reduce(0, +) == epochs else {
                 throw fail(
                     "method.stage_epochs",
                     "needs \(exits) positive epoch counts (one per exit) summing to training.epochs (\(epochs)), got \(stages)"
                 )
             }
-        }
-        if m.name.trainsInStages && m.stageEpochs == nil && epochs < exits {
-            throw fail("training.epochs", "co trains one stage per exit: needs at least \(exits) epochs")
-        }
-        let classyKeys: [(String, Bool)] = [
-            ("class_groups", m.classGroups != nil), ("group_size", m.groupSize != nil),
-            ("grouping_epochs", m.groupingEpochs != nil),
-        ]
-        for (key, present) in classyKeys where present && !m.name.groupsClasses {
-            throw fail("method.\(key)", "only classynet groups classes")
-        }
-        if let groups = m.classGroups {
+        case .cascadeOptimization(nil):
+            guard epochs >= exits else {
+                throw fail("training.epochs", "co trains one stage per exit: needs at least \(exits) epochs")
+            }
+        case .classyNet(let weights, .given(let groups)):
+            try checkWeights(weights)
             guard groups.count == exits - 1, groups.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0 >= 0 } }) else {
                 throw fail(
                     "method.class_groups",
                     "needs \(exits - 1) non-empty lists of class indices (one per exit but the last), got \(groups)")
             }
-            if m.groupSize != nil || m.groupingEpochs != nil {
+        case .classyNet(let weights, .chosen(let size, let grouping)):
+            try checkWeights(weights)
+            if let size, size < 1 { throw fail("method.group_size", "must be at least 1") }
+            if let grouping {
+                guard grouping >= 1 && grouping < epochs else {
+                    throw fail("method.grouping_epochs", "must be in [1, training.epochs - 1]")
+                }
+            } else if epochs < 2 {
                 throw fail(
-                    "method.class_groups", "given groups leave nothing to choose: drop group_size and grouping_epochs")
+                    "training.epochs", "classynet chooses its groups after a first epoch: needs at least 2 epochs")
             }
-        }
-        if let size = m.groupSize, size < 1 { throw fail("method.group_size", "must be at least 1") }
-        if let warmup = m.groupingEpochs, warmup < 1 || warmup >= epochs {
-            throw fail("method.grouping_epochs", "must be in [1, training.epochs - 1]")
-        }
-        if m.name.groupsClasses && m.classGroups == nil && m.groupingEpochs == nil && epochs < 2 {
-            throw fail("training.epochs", "classynet chooses its groups after a first epoch: needs at least 2 epochs")
+        case .l2w(let spread, let network):
+            try checkSpread(spread)
+            guard network.hidden >= 1 && network.hidden <= 4096 else {
+                throw fail("method.l2w.hidden", "must be in [1, 4096]")
+            }
+            guard network.metaLr > 0 && network.metaLr.isFinite else {
+                throw fail("method.l2w.meta_lr", "must be a finite number > 0")
+            }
+            guard network.metaInterval >= 1 else { throw fail("method.l2w.meta_interval", "must be at least 1") }
+            guard network.finiteDifferenceStep > 0 && network.finiteDifferenceStep.isFinite else {
+                throw fail("method.l2w.finite_difference_step", "must be a finite number > 0")
+            }
         }
         if let anneal = m.anneal {
             guard anneal.from.count == exits, anneal.to.count == exits,
@@ -338,29 +352,6 @@ public enum JobLoader {
             guard anneal.epochs >= 1 else { throw fail("method.anneal.epochs", "must be at least 1") }
         }
         guard m.leak >= 0 && m.leak.isFinite else { throw fail("method.leak", "must be a finite number >= 0") }
-        if let spread = m.spread {
-            guard spread >= 0 && spread.isFinite else { throw fail("method.spread", "must be a finite number >= 0") }
-            // Fixed weights have no spread around their mean: it would make every one of them 1.
-            guard m.name == .hardCGT || m.name == .softCGT || m.name == .l2w else {
-                throw fail("method.spread", "spreads CGT's gates; \(m.name.rawValue) has fixed weights")
-            }
-        }
-        try validateExitCoupling(m, fail: fail)
-        if let l2w = m.l2w {
-            guard m.name == .l2w else { throw fail("method.l2w", "only l2w learns its weights") }
-            guard l2w.hidden >= 1 && l2w.hidden <= 4096 else { throw fail("method.l2w.hidden", "must be in [1, 4096]") }
-            guard l2w.metaLr > 0 && l2w.metaLr.isFinite else {
-                throw fail("method.l2w.meta_lr", "must be a finite number > 0")
-            }
-            guard l2w.metaInterval >= 1 else { throw fail("method.l2w.meta_interval", "must be at least 1") }
-            guard l2w.finiteDifferenceStep > 0 && l2w.finiteDifferenceStep.isFinite else {
-                throw fail("method.l2w.finite_difference_step", "must be a finite number > 0")
-            }
-        }
-    }
-
-    /// The options that couple the exits: distillation, gradient equilibrium and boosting.
-    static func validateExitCoupling(_ m: MethodSection, fail: (String, String) -> JobError) throws {
         if let d = m.distillation {
             guard d.weight >= 0 && d.weight.isFinite else {
                 throw fail("method.distillation.weight", "must be a finite number >= 0")
@@ -369,34 +360,22 @@ public enum JobLoader {
                 throw fail("method.distillation.temperature", "must be a finite number > 0")
             }
         }
-        let couplings: [(String, Bool)] = [
-            ("distillation", m.distillation != nil), ("gradient_equilibrium", m.gradientEquilibrium),
-            ("boosting", m.boosting),
-        ]
-        for (key, present) in couplings where present {
-            // Its shallow heads have an extra "other" output that the deepest exit lacks.
-            if m.name.groupsClasses {
-                throw fail(
-                    "method.\(key)",
-                    "needs every exit to answer the same classes; classynet's shallow exits answer groups")
-            }
-            // Each stage trains one exit with the ones before it frozen: nothing to couple.
-            if m.name.trainsInStages { throw fail("method.\(key)", "co trains one exit at a time; use another method") }
-        }
     }
 
     static func validateRegime(_ job: Job, fail: (String, String) -> JobError) throws {
         let t = job.training
         let exits = job.model.exits.count
         // L2W's network reads a loss at every exit on every step of one joint phase.
-        if job.method.name == .l2w && t.regime != .joint {
-            throw fail("training.regime", "l2w weighs every exit in one joint phase; use regime joint")
-        }
-        if job.method.name == .l2w && t.exitStartEpochs != nil {
-            throw fail("training.exit_start_epochs", "l2w weighs every exit from the start")
+        if case .l2w = job.method.choice {
+            guard t.regime == .joint else {
+                throw fail("training.regime", "l2w weighs every exit in one joint phase; use regime joint")
+            }
+            guard t.exitStartEpochs == nil else {
+                throw fail("training.exit_start_epochs", "l2w weighs every exit from the start")
+            }
         }
         if t.regime != .joint {
-            guard !job.method.name.trainsInStages else {
+            guard !job.method.choice.trainsInStages else {
                 throw fail("training.regime", "co has its own stages; use regime joint")
             }
             guard t.epochs >= 2 else {
@@ -409,7 +388,7 @@ public enum JobLoader {
             throw fail("training.backbone_epochs", "only the disjoint and mixed regimes have a backbone phase")
         }
         if let starts = t.exitStartEpochs {
-            guard t.regime == .joint && !job.method.name.trainsInStages else {
+            guard t.regime == .joint && !job.method.choice.trainsInStages else {
                 throw fail(
                     "training.exit_start_epochs", "progressive activation needs regime joint and a method other than co"
                 )

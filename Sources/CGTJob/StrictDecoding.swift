@@ -83,8 +83,9 @@ struct UnknownKeyError: Error {
     let suggestion: String?
 }
 
-/// Raised for a name outside a closed set (`JobChoice`).
-struct UnknownValueError: Error {
+/// Raised for a value a section cannot hold: a name outside a closed set (`JobChoice`), or an
+/// option the chosen method does not take (`MethodSection`).
+struct InvalidValueError: Error {
     let path: [String]
     let problem: String
 }

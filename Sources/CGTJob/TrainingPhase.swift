@@ -31,9 +31,10 @@ extension Job {
         let epochs = training.epochs
         let exitBlocks = model.exits.map { $0 - 1 }
         func oneHot(_ e: Int) -> [Float] { (0..<exits).map { $0 == e ? 1 : 0 } }
-        if method.name.trainsInStages {
+        switch method.choice {
+        case .cascadeOptimization(let stageEpochs):
             let lengths =
-                method.stageEpochs ?? (0..<exits).map { e in epochs / exits + (e >= exits - epochs % exits ? 1 : 0) }
+                stageEpochs ?? (0..<exits).map { e in epochs / exits + (e >= exits - epochs % exits ? 1 : 0) }
             var start = 0
             return lengths.enumerated().map { e, length in
                 defer { start += length }
@@ -43,6 +44,8 @@ extension Job {
                     name: "stage \(e + 1) of \(exits)", epochs: start..<(start + length), scope: scope,
                     fixedWeights: oneHot(e), restartsOptimizer: true)
             }
+        case .hardCGT, .softCGT, .branchyNet, .classyNet, .l2w:
+            break
         }
         if training.regime != .joint {
             let backbone = training.backboneEpochs ?? max(1, epochs / 2)

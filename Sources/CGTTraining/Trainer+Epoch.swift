@@ -57,7 +57,7 @@ extension Trainer {
             weighting: phase.fixedWeights.map { FixedExitWeights($0) } ?? weighting,
             adjustment: ExitObjective.WeightAdjustment(
                 exitScale: job.method.anneal?.factors(epoch: epoch), leak: job.method.leak,
-                normalized: job.method.normalizeWeights, spread: job.method.effectiveSpread),
+                normalized: job.method.normalizeWeights, spread: job.method.spread),
             randomKey: DropoutKernels.mix64(job.training.seed ^ DropoutKernels.mix64(UInt64(epoch) &+ 0xD120_9047)),
             learningRate: schedule.rate, firstScheduleStep: schedule.firstStep)
     }

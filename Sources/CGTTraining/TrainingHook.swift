@@ -77,23 +77,26 @@ extension Job {
     /// The weighting and hooks of the job's method, for `network` trained on `classes` classes.
     func makeMethodParts(network: EarlyExitNetwork, classes: Int) -> MethodParts {
         let exits = network.exitCount
-        switch method.name {
+        switch method.choice {
         case .classyNet:
-            let groupSize = method.groupSize ?? (classes + exits - 1) / exits
+            // Given groups are set from the start (`givenClassGroups`): nothing to choose.
+            guard let choice = classGroupChoice(classes: classes) else {
+                return MethodParts(weighting: makeExitWeighting(), hooks: [])
+            }
             return MethodParts(
                 weighting: makeExitWeighting(),
                 hooks: [
                     ClassGroupChoice(
-                        groupingEpochs: groupingEpochs, groupSize: groupSize, classes: classes, exits: exits)
+                        groupingEpochs: choice.groupingEpochs, groupSize: choice.groupSize, classes: classes,
+                        exits: exits)
                 ])
-        case .l2w:
-            let settings = method.l2w ?? L2WSection()
+        case .l2w(let spread, let settings):
             // One weight network: the backbone's steps are weighted by it, the meta step trains it.
-            let weights = LearnedExitWeights(exits: exits, hiddenWidth: settings.hidden, seed: training.seed)
+            let weights = makeWeightNetwork(settings)
             let meta = L2WMetaStep(
                 weights: weights, network: network, labelSmoothing: training.labelSmoothing, tau: method.tau,
                 interval: settings.metaInterval, learningRate: settings.metaLr,
-                relativeStep: settings.finiteDifferenceStep, spread: method.effectiveSpread,
+                relativeStep: settings.finiteDifferenceStep, spread: spread,
                 gradientEquilibrium: method.gradientEquilibrium)
             return MethodParts(weighting: weights, hooks: [meta])
         case .hardCGT, .softCGT, .branchyNet, .cascadeOptimization:

@@ -181,6 +181,70 @@ final class JobLoaderTests: XCTestCase {
         assertError("training: {label_smoothing: 1.0}", key: "training.label_smoothing")
     }
 
+    /// A key of another method is refused at decode, naming it; SoftCGT's sharpness and score,
+    /// which job.yaml writes for every method, read back at their defaults.
+    func testOptionsOfAnotherMethodAreRefused() throws {
+        assertError("method: {name: hardcgt, sharpness: 2}", key: "method.sharpness", mentions: ["softcgt"])
+        assertError(
+            "method: {name: branchynet, weights: [1, 1, 1], score: true_class_probability}", key: "method.score")
+        assertError("method: {name: softcgt, l2w: {hidden: 8}}", key: "method.l2w", mentions: ["only l2w"])
+        assertError("method: {name: co, spread: 0.5}", key: "method.spread")
+        assertError(
+            "method: {name: softcgt}", overrides: ["method.name=co", "method.grouping_epochs=3"],
+            key: "method.grouping_epochs", mentions: ["classynet", "(from method.grouping_epochs=3)"])
+        let hard = try JobLoader.parse(
+            "method: {name: hardcgt, sharpness: 1, score: max_probability, spread: 0.5}", source: "h.yaml")
+        XCTAssertEqual(hard.method.choice, .hardCGT(spread: 0.5))
+    }
+
+    /// Each method's options land in its case, defaults filled in, and its resolved YAML reads
+    /// back to the same job.
+    func testEveryMethodReadsBackFromItsResolvedYAML() throws {
+        let cases: [(String, MethodChoice)] = [
+            ("{name: hardcgt}", .hardCGT(spread: nil)),
+            (
+                "{name: softcgt, sharpness: 4, score: true_class_probability, spread: 0.5}",
+                .softCGT(sharpness: 4, score: .trueClassProbability, spread: 0.5)
+            ),
+            ("{name: branchynet, weights: [1, 0.5, 0.25]}", .branchyNet(weights: [1, 0.5, 0.25])),
+            ("{name: co}", .cascadeOptimization(stageEpochs: nil)),
+            ("{name: co, stage_epochs: [50, 25, 25]}", .cascadeOptimization(stageEpochs: [50, 25, 25])),
+            (
+                "{name: classynet, weights: [1, 1, 1], class_groups: [[0], [1, 2]]}",
+                .classyNet(weights: [1, 1, 1], groups: .given([[0], [1, 2]]))
+            ),
+            (
+                "{name: classynet, weights: [1, 1, 1], group_size: 2}",
+                .classyNet(weights: [1, 1, 1], groups: .chosen(groupSize: 2, groupingEpochs: nil))
+            ),
+            ("{name: l2w}", .l2w(spread: MethodChoice.l2wSpread, network: L2WSection())),
+        ]
+        for (text, choice) in cases {
+            let job = try JobLoader.parse("method: \(text)", source: "m.yaml")
+            XCTAssertEqual(job.method.choice, choice, text)
+            let resolved = try JobLoader.yaml(job)
+            XCTAssertEqual(try JobLoader.parse(resolved, source: "resolved"), job, text)
+            XCTAssertEqual(try JobLoader.yaml(try JobLoader.parse(resolved, source: "resolved")), resolved, text)
+        }
+    }
+
+    /// The resolved job of every shipped job file reads back to itself, job.yaml byte for byte.
+    func testShippedJobsReadBackFromTheirResolvedYAML() throws {
+        let jobs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("jobs")
+        let files = (FileManager.default.enumerator(atPath: jobs.path)?.compactMap { $0 as? String } ?? []).filter {
+            $0.hasSuffix(".yaml") && !$0.hasPrefix("grids/")
+        }
+        XCTAssertFalse(files.isEmpty)
+        for file in files {
+            let job = try JobLoader.load(path: jobs.appendingPathComponent(file).path)
+            let resolved = try JobLoader.yaml(job)
+            let again = try JobLoader.parse(resolved, source: "resolved")
+            XCTAssertEqual(again, job, file)
+            XCTAssertEqual(try JobLoader.yaml(again), resolved, file)
+        }
+    }
+
     func testMalformedInput() {
         assertError("model: [unclosed", key: "", mentions: ["not valid YAML"])
         assertError("- a list", key: "", mentions: ["mapping"])

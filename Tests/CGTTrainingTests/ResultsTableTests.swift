@@ -23,8 +23,8 @@ final class ResultsTableTests: XCTestCase {
         try run.create()
         var job = Job()
         job.name = name
-        job.method.name = TrainingMethod(rawValue: method)!
-        if method == "branchynet" { job.method.weights = [1, 0.5, 0.25] }
+        let weights = method == "branchynet" ? ", weights: [1, 0.5, 0.25]" : ""
+        job.method = try JobLoader.parse("method: {name: \(method)\(weights)}", source: folder).method
         job.training.seed = UInt64(seed)
         try AtomicFile.write(Data(try JobLoader.yaml(job).utf8), to: run.jobFile)
         let statistics = RoutingStatistics(
