@@ -139,6 +139,9 @@ let package = Package(
                 "CGTFiles", "CGTRandom", "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTCheckpoint", "CGTJob",
                 "CGTTestSupport",
             ], swiftSettings: hostVectorUnits),
+        .testTarget(
+            name: "CGTCheckpointTests", dependencies: ["CGTCheckpoint", "CGTJob", "CGTModel", "CGTTestSupport"],
+            swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTMPITests", dependencies: ["CGTMPI"], swiftSettings: hostVectorUnits),
         .testTarget(
             name: "CGTCommandTests", dependencies: ["CGTTestSupport", "CGTHDF5", "CGTData", "CGTKernels", "CGTRandom"],

@@ -125,9 +125,9 @@ final class L2WMetaStep: TrainingHook {
         let network = context.network
         let exits = network.exitCount
         let batch = previousLabels.count
-        try previousX.withUnsafeBufferPointer { x in
-            try previousLabels.withUnsafeBufferPointer { labels in
-                try previousIDs.withUnsafeBufferPointer { ids in
+        previousX.withUnsafeBufferPointer { x in
+            previousLabels.withUnsafeBufferPointer { labels in
+                previousIDs.withUnsafeBufferPointer { ids in
                     network.forward(
                         x, batch: batch,
                         context: ForwardContext(mode: .training, sampleIDs: ids, randomKey: previousKey))

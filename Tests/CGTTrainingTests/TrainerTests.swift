@@ -337,16 +337,6 @@ final class TrainerTests: XCTestCase {
             )
         }
     }
-
-    func testNotACheckpoint() throws {
-        let data = try Fixtures.writeDataset(in: directory)
-        XCTAssertThrowsError(try Checkpoint.read(from: data)) { error in
-            XCTAssertTrue("\(error)".contains("not a cgt checkpoint"), "\(error)")
-        }
-        XCTAssertThrowsError(try Checkpoint.read(from: directory.file("absent.h5"))) { error in
-            XCTAssertTrue("\(error)".contains("absent.h5"), "\(error)")
-        }
-    }
 }
 
 /// best.json as a reader outside the package sees it.
