@@ -81,14 +81,15 @@ let package = Package(
         .target(
             name: "CGTExperiments",
             dependencies: [
-                "CGTFiles", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTModel", "CGTRandom", "CGTMPI", "CGTKernels",
-                "CGTDNNL", .product(name: "Yams", package: "Yams"),
+                "CGTFiles", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTModel", "CGTData", "CGTRandom", "CGTMPI",
+                "CGTKernels", "CGTDNNL", .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: hostVectorUnits),
         .executableTarget(
             name: "cgt",
             dependencies: [
-                "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTFiles", "CGTDNNL",
+                "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTModel", "CGTData", "CGTFiles",
+                "CGTHDF5", "CGTMPI", "CGTKernels", "CGTDNNL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hostVectorUnits),
@@ -113,18 +114,19 @@ let package = Package(
             name: "CGTKernelsTests", dependencies: ["CGTRandom", "CGTKernels", "CGTDNNL", "CGTTestSupport"],
             swiftSettings: hostVectorUnits),
         .testTarget(
-            name: "CGTHDF5Tests", dependencies: ["CGTFiles", "CGTHDF5", "CGTTestSupport"],
+            name: "CGTHDF5Tests", dependencies: ["CGTFiles", "CGTHDF5", "CHDF5", "CGTTestSupport"],
             swiftSettings: hostVectorUnits),
         .testTarget(
             name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib"],
             swiftSettings: hostVectorUnits),
         .testTarget(
-            name: "CGTModelTests", dependencies: ["CGTRandom", "CGTModel", "CGTTestSupport"],
+            name: "CGTModelTests", dependencies: ["CGTRandom", "CGTKernels", "CGTModel", "CGTTestSupport"],
             swiftSettings: hostVectorUnits),
         .testTarget(
             name: "CGTTrainingTests",
             dependencies: [
-                "CGTFiles", "CGTRandom", "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTTestSupport",
+                "CGTFiles", "CGTRandom", "CGTKernels", "CGTModel", "CGTData", "CGTExperiments", "CGTTraining",
+                "CGTEvaluation", "CGTJob", "CGTTestSupport",
             ], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTMPITests", dependencies: ["CGTMPI"], swiftSettings: hostVectorUnits),
         .testTarget(
