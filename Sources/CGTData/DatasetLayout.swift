@@ -10,10 +10,11 @@ public enum DatasetLayout {
     public static let version = 2
     /// Version 1: float32 features only. Version 2: also uint8 features, normalised when read.
     public static let readableVersions = 1...version
-    public static let train = "train"
-    public static let test = "test"
-    public static let validation = "validation"
-    public static let splitNames = [train, validation, test]
+    // Spelled `.train`, `.validation`, `.test` (`DatasetSplitName`) in new code; these remain for
+    // Trainer.swift and DistributedEvaluation.swift until they switch.
+    public static let train = DatasetSplitName.train
+    public static let test = DatasetSplitName.test
+    public static let validation = DatasetSplitName.validation
     public static let features = "x"
     public static let labels = "y"
     /// Per split: the row of each sample in the source data (int64 `[N]`).

@@ -185,7 +185,7 @@ extension DistributedEvaluation {
     {
         let rank = communicator?.rank ?? 0
         let ranks = communicator?.size ?? 1
-        func gathered(_ split: String) throws -> ExitRecords {
+        func gathered(_ split: DatasetSplitName) throws -> ExitRecords {
             try records(try reader.read(split: split, rank: rank, of: ranks))
         }
         var report = EvaluationReport(

@@ -275,7 +275,7 @@ public final class Trainer {
     }
 
     /// What the final evaluation measured (rank 0): the last checkpoint, which holds that model.
-    private func provenance(split: String) -> EvaluationProvenance {
+    private func provenance(split: DatasetSplitName) -> EvaluationProvenance {
         EvaluationProvenance(
             checkpoint: JobOverrides.resolved(runDirectory.lastCheckpoint), epoch: epoch,
             batchNormStatistics: evaluatedBuffers?.epoch == epoch ? "re-estimated" : "training", data: job.data.path,

@@ -65,7 +65,7 @@ final class BlockShufflePlanTests: XCTestCase {
             let shard = try TrainingShard(
                 reader: reader, rank: rank, ranks: ranks, seed: seed, globalBatch: batch, mode: .blocks)
             try shard.prepare(epoch: epoch)
-            let plan = BatchPlan(sampleCount: reader.splitSizes[DatasetLayout.train]!, globalBatch: batch, ranks: ranks)
+            let plan = BatchPlan(sampleCount: reader.splitSizes[.train]!, globalBatch: batch, ranks: ranks)
             XCTAssertEqual(shard.stepsPerEpoch, plan.stepsPerEpoch)
             return (0..<shard.stepsPerEpoch).map { step in
                 XCTAssertEqual(shard.globalCount(step: step), plan.globalRange(step: step).count)
@@ -80,7 +80,7 @@ final class BlockShufflePlanTests: XCTestCase {
     /// (seed, epoch, ranks) and differ with any of the three.
     func testEveryRankTrainsOnItsShareAndEverySampleOncePerEpoch() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 300, classes: 3, train: 1001, test: 30)
-        XCTAssertEqual(try DatasetReader(path: data).chunkRows(of: DatasetLayout.train), 55)
+        XCTAssertEqual(try DatasetReader(path: data).chunkRows(of: .train), 55)
         for ranks in [1, 2, 3] {
             for epoch in 0..<2 {
                 let batches = try steps(data, ranks: ranks, batch: 48, seed: 4, epoch: epoch)
@@ -108,7 +108,7 @@ final class BlockShufflePlanTests: XCTestCase {
     /// in one line that names the file, the chunks and the fix.
     func testLargeChunksAreWarnedAboutAndASmallFileIsNot() throws {
         let small = try Fixtures.writeDataset(in: directory, name: "small.h5", features: 10, train: 150, test: 30)
-        XCTAssertEqual(try DatasetReader(path: small).chunkRows(of: DatasetLayout.train), 150, "one chunk")
+        XCTAssertEqual(try DatasetReader(path: small).chunkRows(of: .train), 150, "one chunk")
         let batches = try steps(small, ranks: 3, batch: 30, seed: 1, epoch: 0)
         XCTAssertEqual(batches.flatMap { $0.flatMap { $0 } }.sorted(), (0..<150).map(Int64.init))
         let fine = try Fixtures.writeDataset(in: directory, name: "fine.h5", features: 300, train: 1001, test: 30)
