@@ -152,10 +152,10 @@ struct BenchCommand: ParsableCommand {
                     print(json ? String(decoding: try encoder.encode(listing), as: UTF8.self) : listing.report)
                 }
             } else if compareMethods {
-                guard world.size == 1 else { throw ValidationError("--compare-methods runs on one rank") }
+                guard !world.hasOtherRanks else { throw ValidationError("--compare-methods runs on one rank") }
                 let result = try MethodCostComparison(model: benchModel, batch: batch, steps: steps).run()
                 print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
-            } else if world.size == 1 {
+            } else if !world.hasOtherRanks {
                 let result = try TrainingBenchmark(model: benchModel, batch: batch, steps: steps, method: method).run()
                 print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
                 if layers && !json {
