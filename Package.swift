@@ -117,16 +117,31 @@ let package = Package(
             name: "CGTHDF5Tests", dependencies: ["CGTFiles", "CGTHDF5", "CHDF5", "CGTTestSupport"],
             swiftSettings: hostVectorUnits),
         .testTarget(
-            name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib"],
+            name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib", "CGTTraining"],
             swiftSettings: hostVectorUnits),
         .testTarget(
             name: "CGTModelTests", dependencies: ["CGTRandom", "CGTKernels", "CGTModel", "CGTTestSupport"],
             swiftSettings: hostVectorUnits),
         .testTarget(
+            name: "CGTJobTests", dependencies: ["CGTJob", "CGTModel"], swiftSettings: hostVectorUnits),
+        // EarlyExitInferenceTests trains the network whose real early exits it checks, so this
+        // target takes CGTTraining for that fixture.
+        .testTarget(
+            name: "CGTEvaluationTests",
+            dependencies: [
+                "CGTEvaluation", "CGTRandom", "CGTData", "CGTJob", "CGTModel", "CGTTraining", "CGTTestSupport",
+            ], swiftSettings: hostVectorUnits),
+        // TrainerTests' best-checkpoint test reads the run's report (CGTExperiments) until the
+        // checkpoint tests move.
+        .testTarget(
             name: "CGTTrainingTests",
             dependencies: [
-                "CGTFiles", "CGTRandom", "CGTKernels", "CGTModel", "CGTData", "CGTExperiments", "CGTTraining",
-                "CGTEvaluation", "CGTJob", "CGTTestSupport",
+                "CGTData", "CGTJob", "CGTModel", "CGTEvaluation", "CGTTraining", "CGTExperiments", "CGTTestSupport",
+            ], swiftSettings: hostVectorUnits),
+        .testTarget(
+            name: "CGTExperimentsTests",
+            dependencies: [
+                "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTJob", "CGTFiles", "CGTRandom", "CGTTestSupport",
             ], swiftSettings: hostVectorUnits),
         .testTarget(name: "CGTMPITests", dependencies: ["CGTMPI"], swiftSettings: hostVectorUnits),
         .testTarget(

@@ -1,4 +1,3 @@
-import CGTData
 import CGTExperiments
 import CGTFiles
 import CGTJob
@@ -40,15 +39,16 @@ final class ResultsTableTests: XCTestCase {
         }
         if let budgeted {
             let curve = BudgetedCurve.meanAccuracy(of: budgeted.map { ($0.cost, $0.accuracy) }, over: 0.2...0.6)
-            evaluation["budgeted"] = [
-                "criterion": "max_probability", "range": [0.2, 0.6], "area": curve, "fitted_on": "validation",
-                "points": budgeted.enumerated().map { k, p in
-                    [
-                        "q": Double(k + 1) * 0.5, "thresholds": [0.9, 0.8, 0], "accuracy": p.accuracy,
-                        "relative_cost": p.cost, "expected_flops": p.flops, "exit_fractions": [0.5, 0.3, 0.2],
-                    ] as [String: Any]
-                },
-            ] as [String: Any]
+            evaluation["budgeted"] =
+                [
+                    "criterion": "max_probability", "range": [0.2, 0.6], "area": curve, "fitted_on": "validation",
+                    "points": budgeted.enumerated().map { k, p in
+                        [
+                            "q": Double(k + 1) * 0.5, "thresholds": [0.9, 0.8, 0], "accuracy": p.accuracy,
+                            "relative_cost": p.cost, "expected_flops": p.flops, "exit_fractions": [0.5, 0.3, 0.2],
+                        ] as [String: Any]
+                    },
+                ] as [String: Any]
         }
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: evaluation), to: run.evaluationFile)
         let metrics = EpochMetrics(

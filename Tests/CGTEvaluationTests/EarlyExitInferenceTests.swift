@@ -1,5 +1,4 @@
 import CGTData
-import CGTExperiments
 import CGTJob
 import CGTModel
 import CGTTestSupport
