@@ -117,7 +117,7 @@ let package = Package(
             name: "CGTHDF5Tests", dependencies: ["CGTFiles", "CGTHDF5", "CHDF5", "CGTTestSupport"],
             swiftSettings: hostVectorUnits),
         .testTarget(
-            name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib", "CGTTraining"],
+            name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib"],
             swiftSettings: hostVectorUnits),
         .testTarget(
             name: "CGTModelTests", dependencies: ["CGTRandom", "CGTKernels", "CGTModel", "CGTTestSupport"],
