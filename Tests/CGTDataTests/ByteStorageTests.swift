@@ -44,8 +44,8 @@ final class ByteStorageTests: XCTestCase {
         }
         let byteReader = try DatasetReader(path: bytePath)
         let floatReader = try DatasetReader(path: floatPath)
-        XCTAssertEqual(byteReader.storage, ["train": .uint8, "test": .uint8])
-        XCTAssertEqual(floatReader.storage, ["train": .float32, "test": .float32])
+        XCTAssertEqual(byteReader.storage, [.train: .uint8, .test: .uint8])
+        XCTAssertEqual(floatReader.storage, [.train: .float32, .test: .float32])
 
         // The expected values from the stored bytes, with mean and std per channel computed here.
         let train = try XCTUnwrap(bytes.split(.train))
