@@ -69,7 +69,8 @@ let package = Package(
             name: "CGTJob", dependencies: ["CGTFiles", "CGTModel", "CGTData", .product(name: "Yams", package: "Yams")],
             swiftSettings: hostVectorUnits),
         .target(
-            name: "CGTEvaluation", dependencies: ["CGTJob", "CGTModel", "CGTData", "CGTMPI", "CGTKernels", "CGTRandom"],
+            name: "CGTEvaluation",
+            dependencies: ["CGTJob", "CGTModel", "CGTData", "CGTMPI", "CGTKernels", "CGTRandom"],
             swiftSettings: hostVectorUnits),
         .target(
             name: "CGTTraining",
