@@ -91,16 +91,16 @@ let package = Package(
         .target(
             name: "CGTExperiments",
             dependencies: [
-                "CGTFiles", "CGTTraining", "CGTEvaluation", "CGTCheckpoint", "CGTJob", "CGTModel", "CGTRandom",
-                "CGTMPI",
-                "CGTKernels",
-                "CGTDNNL", .product(name: "Yams", package: "Yams"),
+                "CGTFiles", "CGTTraining", "CGTEvaluation", "CGTCheckpoint", "CGTJob", "CGTModel", "CGTData",
+                "CGTRandom",
+                "CGTMPI", "CGTKernels", "CGTDNNL", .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: hostVectorUnits),
         .executableTarget(
             name: "cgt",
             dependencies: [
-                "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTCheckpoint", "CGTJob", "CGTFiles", "CGTDNNL",
+                "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTCheckpoint", "CGTJob", "CGTModel", "CGTData",
+                "CGTFiles", "CGTHDF5", "CGTMPI", "CGTKernels", "CGTDNNL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hostVectorUnits),
@@ -125,18 +125,37 @@ let package = Package(
             name: "CGTKernelsTests", dependencies: ["CGTRandom", "CGTKernels", "CGTDNNL", "CGTTestSupport"],
             swiftSettings: hostVectorUnits),
         .testTarget(
-            name: "CGTHDF5Tests", dependencies: ["CGTFiles", "CGTHDF5", "CGTTestSupport"],
+            name: "CGTHDF5Tests", dependencies: ["CGTFiles", "CGTHDF5", "CHDF5", "CGTTestSupport"],
             swiftSettings: hostVectorUnits),
         .testTarget(
             name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib"],
             swiftSettings: hostVectorUnits),
         .testTarget(
-            name: "CGTModelTests", dependencies: ["CGTRandom", "CGTModel", "CGTTestSupport"],
+            name: "CGTModelTests", dependencies: ["CGTRandom", "CGTKernels", "CGTModel", "CGTTestSupport"],
             swiftSettings: hostVectorUnits),
+        .testTarget(
+            name: "CGTJobTests", dependencies: ["CGTJob", "CGTModel"], swiftSettings: hostVectorUnits),
+        // EarlyExitInferenceTests trains the network whose real early exits it checks, so this
+        // target takes CGTTraining for that fixture.
+        .testTarget(
+            name: "CGTEvaluationTests",
+            dependencies: [
+                "CGTEvaluation", "CGTCheckpoint", "CGTRandom", "CGTData", "CGTJob", "CGTModel", "CGTTraining",
+                "CGTTestSupport",
+            ], swiftSettings: hostVectorUnits),
+        // TrainerTests' best-checkpoint test reads the run's report (CGTExperiments) until the
+        // checkpoint tests move.
         .testTarget(
             name: "CGTTrainingTests",
             dependencies: [
-                "CGTFiles", "CGTRandom", "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTCheckpoint", "CGTJob",
+                "CGTData", "CGTJob", "CGTModel", "CGTEvaluation", "CGTCheckpoint", "CGTTraining", "CGTExperiments",
+                "CGTFiles",
+                "CGTRandom", "CGTTestSupport",
+            ], swiftSettings: hostVectorUnits),
+        .testTarget(
+            name: "CGTExperimentsTests",
+            dependencies: [
+                "CGTExperiments", "CGTTraining", "CGTEvaluation", "CGTCheckpoint", "CGTJob", "CGTFiles", "CGTRandom",
                 "CGTTestSupport",
             ], swiftSettings: hostVectorUnits),
         .testTarget(

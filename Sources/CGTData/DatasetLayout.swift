@@ -10,10 +10,6 @@ public enum DatasetLayout {
     public static let version = 2
     /// Version 1: float32 features only. Version 2: also uint8 features, normalised when read.
     public static let readableVersions = 1...version
-    public static let train = "train"
-    public static let test = "test"
-    public static let validation = "validation"
-    public static let splitNames = [train, validation, test]
     public static let features = "x"
     public static let labels = "y"
     /// Per split: the row of each sample in the source data (int64 `[N]`).

@@ -66,14 +66,14 @@ public struct PreparedDataset: Sendable {
     public var featureShape: [Int]
     /// In file order: train, validation (when not empty), test.
     public var splits: [DatasetSplit]
-    public var sourceIndices: [String: [Int64]]
+    public var sourceIndices: [DatasetSplitName: [Int64]]
     public var attributes: [String: DatasetAttributeValue]
     public var normalization: Normalization
     /// How `splits` hold the features: `float32`, normalised, or `uint8`, the source's values
     /// (the normalisation is applied when the file is read).
     public var storage: FeatureStorage
 
-    public func split(_ name: String) -> DatasetSplit? { splits.first { $0.name == name } }
+    public func split(_ name: DatasetSplitName) -> DatasetSplit? { splits.first { $0.name == name } }
 }
 
 /// How the features of a prepared file are normalised.
@@ -147,11 +147,11 @@ public enum DatasetPreparation {
             normalization.apply(to: &test.features, featureShape: featureShape)
         case .uint8:
             for (name, part) in [
-                (DatasetLayout.train, train), (DatasetLayout.validation, validation), (DatasetLayout.test, test),
+                (DatasetSplitName.train, train), (.validation, validation), (.test, test),
             ] {
                 guard let bad = part.firstNonByte() else { continue }
                 throw DatasetError(
-                    file: name == DatasetLayout.test ? testFeatureSource ?? featureSource : featureSource, object: "",
+                    file: name == .test ? testFeatureSource ?? featureSource : featureSource, object: "",
                     "sample at source index \(part.sourceIndex[bad.sample]), feature \(bad.feature) is \(bad.value), not an integer in 0...255; --storage uint8 needs byte values (use --storage float32)"
                 )
             }
@@ -168,12 +168,12 @@ public enum DatasetPreparation {
         }
 
         var splits: [DatasetSplit] = []
-        var sourceIndices: [String: [Int64]] = [:]
+        var sourceIndices: [DatasetSplitName: [Int64]] = [:]
         for (name, part) in [
-            (DatasetLayout.train, train), (DatasetLayout.validation, validation), (DatasetLayout.test, test),
+            (DatasetSplitName.train, train), (.validation, validation), (.test, test),
         ] where part.count > 0 {
             if let bad = part.firstNonFinite() {
-                let file = name == DatasetLayout.test ? testFeatureSource ?? featureSource : featureSource
+                let file = name == .test ? testFeatureSource ?? featureSource : featureSource
                 throw DatasetError(
                     file: file, object: "",
                     "sample at source index \(part.sourceIndex[bad.sample]), feature \(bad.feature) is not finite after normalisation"

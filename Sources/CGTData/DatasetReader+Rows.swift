@@ -10,7 +10,7 @@ extension DatasetReader {
     /// then picked in memory: a union of one hyperslab per row costs HDF5 time quadratic in
     /// the number of rows. When no row repeats (an epoch's rows), each is copied straight to
     /// its place in the result, with no staging copy.
-    public func read(split: String, rowIndices rows: [Int]) throws -> DatasetSplit {
+    public func read(split: DatasetSplitName, rowIndices rows: [Int]) throws -> DatasetSplit {
         guard let size = splitSizes[split] else {
             throw DatasetError(file: path, object: "/\(split)", "no such split in this file")
         }

@@ -15,9 +15,9 @@ public final class DatasetReader {
     public let namesClasses: Bool
     public let featureShape: [Int]
     /// The number of samples of each split present in the file.
-    public let splitSizes: [String: Int]
+    public let splitSizes: [DatasetSplitName: Int]
     /// How each split's `x` is stored; `uint8` rows are normalised as they are read.
-    public let storage: [String: FeatureStorage]
+    public let storage: [DatasetSplitName: FeatureStorage]
     /// The map applied to uint8 features when read (from the file's normalisation attributes);
     /// nil when every split is float32.
     public let byteNormalization: Normalization?
@@ -79,18 +79,18 @@ public final class DatasetReader {
         } else {
             classNames = (0..<classes).map { "class \($0)" }
         }
-        var sizes: [String: Int] = [:]
-        var storage: [String: FeatureStorage] = [:]
-        for split in DatasetLayout.splitNames where root.contains(split) {
+        var sizes: [DatasetSplitName: Int] = [:]
+        var storage: [DatasetSplitName: FeatureStorage] = [:]
+        for split in DatasetSplitName.allCases where root.contains(split.rawValue) {
             (sizes[split], storage[split]) = try Self.checkStructure(
                 file: file, split: split, featureShape: featureShape, version: version, path: path)
         }
-        for required in [DatasetLayout.train, DatasetLayout.test] where sizes[required] == nil {
+        for required in [DatasetSplitName.train, .test] where sizes[required] == nil {
             throw fail("/\(required)", "missing split group (the file needs /train and /test)")
         }
         splitSizes = sizes
         self.storage = storage
-        if let byteSplit = DatasetLayout.splitNames.first(where: { storage[$0] == .uint8 }) {
+        if let byteSplit = DatasetSplitName.allCases.first(where: { storage[$0] == .uint8 }) {
             byteNormalization = try Self.byteNormalization(
                 root: root, channels: featureShape[0], object: "/\(byteSplit)/\(DatasetLayout.features)", path: path)
         } else {
@@ -155,7 +155,7 @@ public final class DatasetReader {
 
     /// Checks `/<split>/x` and `/<split>/y` and returns the number of samples and how `x` is stored.
     private static func checkStructure(
-        file: HDF5File, split: String, featureShape: [Int], version: Int, path: String
+        file: HDF5File, split: DatasetSplitName, featureShape: [Int], version: Int, path: String
     ) throws -> (Int, FeatureStorage) {
         let xPath = "/\(split)/\(DatasetLayout.features)"
         let yPath = "/\(split)/\(DatasetLayout.labels)"
@@ -210,17 +210,17 @@ public final class DatasetReader {
 
     /// Reads rank `rank`'s contiguous share of a split shared by `ranks` processes (sizes
     /// differ by at most one; a share may be empty).
-    public func read(split: String, rank: Int, of ranks: Int) throws -> DatasetSplit {
+    public func read(split: DatasetSplitName, rank: Int, of ranks: Int) throws -> DatasetSplit {
         let count = splitSizes[split] ?? 0
         return try read(split: split, rows: (rank * count / ranks)..<((rank + 1) * count / ranks))
     }
 
     /// Reads rows `rows` (default: all) of a split, checking labels and feature values.
-    public func read(split: String, rows: Range<Int>? = nil) throws -> DatasetSplit {
+    public func read(split: DatasetSplitName, rows: Range<Int>? = nil) throws -> DatasetSplit {
         guard let size = splitSizes[split] else {
             throw DatasetError(
                 file: path, object: "/\(split)",
-                "no such split in this file (has \(splitSizes.keys.sorted().joined(separator: ", ")))")
+                "no such split in this file (has \(splitSizes.keys.map(\.rawValue).sorted().joined(separator: ", ")))")
         }
         let range = rows ?? 0..<size
         precondition(
@@ -247,7 +247,7 @@ public final class DatasetReader {
     /// fails here as it would there).
     public func checkAllValues() throws {
         let block = max(1, (64 << 20) / max(1, featureCount * MemoryLayout<Float>.size))
-        for split in DatasetLayout.splitNames {
+        for split in DatasetSplitName.allCases {
             guard let size = splitSizes[split] else { continue }
             var start = 0
             while start < size {
@@ -260,7 +260,7 @@ public final class DatasetReader {
 
     /// Turns the stored values of `split` into the features training sees: uint8 values (which
     /// HDF5 has converted to float exactly) get the file's normalisation; float32 ones are as stored.
-    func decode(_ features: inout [Float], split: String) {
+    func decode(_ features: inout [Float], split: DatasetSplitName) {
         guard storage[split] == .uint8, let byteNormalization else { return }
         byteNormalization.apply(to: &features, featureShape: featureShape)
     }
@@ -279,7 +279,7 @@ public final class DatasetReader {
     }
 
     /// Refuses a read of `rows` samples of `split` that would not fit `MemoryBudget`.
-    func checkBudget(rows: Int, split: String) throws {
+    func checkBudget(rows: Int, split: DatasetSplitName) throws {
         if let refusal = MemoryBudget.refusal([rows, featureCount], elementSize: MemoryLayout<Float>.size) {
             throw DatasetError(
                 file: path, object: "/\(split)/\(DatasetLayout.features)", "reading \(rows) samples \(refusal)")
@@ -287,7 +287,7 @@ public final class DatasetReader {
     }
 
     /// Checks labels and feature values of rows read from `split`; `row(i)` is the file row of sample i.
-    func checkValues(split: String, features: [Float], labels: [Int32], row: (Int) -> Int) throws {
+    func checkValues(split: DatasetSplitName, features: [Float], labels: [Int32], row: (Int) -> Int) throws {
         let xPath = "/\(split)/\(DatasetLayout.features)"
         let yPath = "/\(split)/\(DatasetLayout.labels)"
         if let bad = labels.firstIndex(where: { $0 < 0 || Int($0) >= classes }) {

@@ -1,6 +1,6 @@
 /// The samples of one split (or of one rank's shard of it), in memory.
 public struct DatasetSplit: Sendable {
-    public let name: String
+    public let name: DatasetSplitName
     /// `[count, featureCount]` row-major.
     public var features: [Float]
     public var labels: [Int32]
@@ -9,7 +9,7 @@ public struct DatasetSplit: Sendable {
     public var sampleIDs: [Int64]
     public let featureShape: [Int]
 
-    public init(name: String, features: [Float], labels: [Int32], sampleIDs: [Int64], featureShape: [Int]) {
+    public init(name: DatasetSplitName, features: [Float], labels: [Int32], sampleIDs: [Int64], featureShape: [Int]) {
         precondition(
             labels.count == sampleIDs.count && features.count == labels.count * featureShape.reduce(1, *),
             "split \(name): \(features.count) feature values, \(labels.count) labels, \(sampleIDs.count) ids for shape \(featureShape)"

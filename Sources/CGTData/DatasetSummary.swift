@@ -4,7 +4,7 @@ import Foundation
 /// What `cgt inspect` reports about a dataset file: its layout, each split, and every file attribute.
 public struct DatasetSummary {
     public struct Split {
-        public let name: String
+        public let name: DatasetSplitName
         public let featureShape: [Int]
         public let featureType: String
         public let labelType: String
@@ -36,7 +36,7 @@ public struct DatasetSummary {
             return try withOpenHDF5File(path) { file in
                 let root = file.root
                 var splits: [Split] = []
-                for name in DatasetLayout.splitNames where root.contains(name) {
+                for name in DatasetSplitName.allCases where root.contains(name.rawValue) {
                     let x = try root.openDataset("\(name)/\(DatasetLayout.features)")
                     let y = try root.openDataset("\(name)/\(DatasetLayout.labels)")
                     let labels = try y.readAll(as: Int32.self)

@@ -69,7 +69,7 @@ public enum DatasetWriter {
     ///   - compression: shuffle + deflate level 4 on every chunk, or none.
     public static func write(
         to path: String, classNames: [String], featureShape: [Int], splits: [DatasetSplit],
-        attributes: [String: DatasetAttributeValue], sourceIndices: [String: [Int64]] = [:],
+        attributes: [String: DatasetAttributeValue], sourceIndices: [DatasetSplitName: [Int64]] = [:],
         storage: FeatureStorage = .float32, compression: DatasetCompression = .gzip
     ) throws {
         precondition(splits.allSatisfy { $0.featureShape == featureShape }, "splits disagree on the feature shape")
@@ -98,7 +98,7 @@ public enum DatasetWriter {
             for split in splits {
                 let rows = chunkRows(
                     sampleCount: split.count, featureCount: featureShape.reduce(1, *), elementSize: storage.elementSize)
-                let group = try root.createGroup(split.name)
+                let group = try root.createGroup(split.name.rawValue)
                 let features = try group.createDataset(
                     DatasetLayout.features, type: storage == .uint8 ? .uint8 : .float32,
                     shape: [split.count] + featureShape, chunkRows: rows, deflateLevel: deflate,

@@ -14,7 +14,7 @@ public enum SyntheticDataset {
             "synthetic data needs positive sizes and 2+ classes")
         var generator = SeededGenerator(seed: seed, stream: 7)
         let centres = (0..<(classes * features)).map { _ in generator.normal() * 1.5 }
-        func split(_ name: String, _ count: Int) -> DatasetSplit {
+        func split(_ name: DatasetSplitName, _ count: Int) -> DatasetSplit {
             var x = [Float](repeating: 0, count: count * features)
             var y = [Int32](repeating: 0, count: count)
             for i in 0..<count {
@@ -28,8 +28,8 @@ public enum SyntheticDataset {
             return DatasetSplit(
                 name: name, features: x, labels: y, sampleIDs: (0..<count).map { Int64($0) }, featureShape: [features])
         }
-        let train = split(DatasetLayout.train, trainCount)
-        let test = split(DatasetLayout.test, testCount)
+        let train = split(.train, trainCount)
+        let test = split(.test, testCount)
         return (train, test, (0..<classes).map { "class \($0)" })
     }
 }

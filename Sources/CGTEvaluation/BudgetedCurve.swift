@@ -1,3 +1,4 @@
+import CGTData
 import CGTModel
 import Foundation
 
@@ -36,7 +37,7 @@ public struct BudgetedCurve: Codable, Equatable, Sendable {
     public var range: ClosedRange<Double>
     public var area: Double
     /// The split the thresholds were fitted on.
-    public var fittedOn: String
+    public var fittedOn: DatasetSplitName
 
     enum CodingKeys: String, CodingKey {
         case criterion, points, range, area
@@ -48,7 +49,8 @@ public struct BudgetedCurve: Codable, Equatable, Sendable {
 
     /// Fits thresholds on `calibration` for every q and evaluates them on `test`.
     public init(
-        calibration: ExitRecords, fittedOn: String, test: ExitRecords, criterion: ExitCriterion, exitFLOPs: [Int],
+        calibration: ExitRecords, fittedOn: DatasetSplitName, test: ExitRecords, criterion: ExitCriterion,
+        exitFLOPs: [Int],
         fullNetworkFLOPs: Int, range: ClosedRange<Double>, qs: [Double] = BudgetedCurve.defaultQs
     ) {
         self.criterion = criterion
@@ -158,7 +160,7 @@ extension BudgetedCurve {
         String(
             format:
                 "budgeted (MSDNet, q 0.05-2.00, thresholds fitted on %@): mean accuracy %.4f over relative cost %.2f-%.2f; curve from %.3f at %.3f to %.3f at %.3f",
-            fittedOn, area, range.lowerBound, range.upperBound, points.map(\.accuracy).first ?? .nan,
+            fittedOn.rawValue, area, range.lowerBound, range.upperBound, points.map(\.accuracy).first ?? .nan,
             points.first?.relativeCost ?? .nan, points.last?.accuracy ?? .nan, points.last?.relativeCost ?? .nan)
     }
 }

@@ -148,7 +148,7 @@ public struct CheckpointEvaluation: Sendable {
             checkpoint: URL(fileURLWithPath: evaluated.checkpoint).standardizedFileURL.path,
             epoch: loaded.stored.epoch, batchNormStatistics: evaluated.model.batchNormStatistics,
             data: URL(fileURLWithPath: loaded.dataPath).standardizedFileURL.path,
-            dataSHA256: try SourceFile.sha256(ofFileAt: loaded.dataPath), split: DatasetLayout.test)
+            dataSHA256: try SourceFile.sha256(ofFileAt: loaded.dataPath), split: .test)
         if latency > 0 {
             // Rank 0 alone: timings are of one process on one core.
             let inference = EarlyExitInference(
@@ -157,7 +157,7 @@ public struct CheckpointEvaluation: Sendable {
             report.latency = InferenceLatency.measure(
                 inference,
                 split: try reader.read(
-                    split: DatasetLayout.test, rows: 0..<min(latency, reader.splitSizes[DatasetLayout.test] ?? 0)),
+                    split: .test, rows: 0..<min(latency, reader.splitSizes[.test] ?? 0)),
                 samples: latency, batch: min(latencyBatch, latency), relativeCost: report.statistics.relativeCost)
         }
         for (name, contents) in try report.files() {

@@ -19,6 +19,11 @@ public protocol EvaluationRanks {
     var batchNormReducer: BatchNormKernels.StatisticsReducer? { get }
 }
 
+extension EvaluationRanks {
+    /// Whether other ranks take part: one process has nothing to sum or gather.
+    public var hasOtherRanks: Bool { ranks > 1 }
+}
+
 /// One process: nothing to sum or gather.
 public struct OneProcess: EvaluationRanks {
     public init() {}
@@ -46,7 +51,7 @@ public struct DistributedEvaluation {
     /// This rank's part of the BatchNorm re-estimation batches, read from the training split.
     /// Local work that can fail on one rank alone; `recalibrateBatchNorm(on:)` is the collective.
     public func readRecalibrationShare(job: Job, reader: DatasetReader) throws -> RecalibrationShare {
-        let trainCount = reader.splitSizes[DatasetLayout.train] ?? 0
+        let trainCount = reader.splitSizes[.train] ?? 0
         let (data, batches) = try job.recalibrationShare(
             reader: reader, trainCount: trainCount,
             rank: ranks.rank, ranks: ranks.ranks)
@@ -64,7 +69,7 @@ public struct DistributedEvaluation {
     /// Routing statistics at `tau` of the split whose share on this rank is `split`.
     public func statistics(_ split: DatasetSplit, tau: Float) throws -> RoutingStatistics {
         var tally = evaluator.tally(split, tau: tau)
-        if ranks.ranks > 1 {
+        if ranks.hasOtherRanks {
             var counts = tally.flattened
             try ranks.sumCounts(&counts)
             tally = RoutingTally(exits: tally.exits, classes: tally.classes, flattened: counts)
@@ -75,7 +80,7 @@ public struct DistributedEvaluation {
     /// Every sample's exit records of the split whose share on this rank is `split`, in rank order.
     public func records(_ split: DatasetSplit) throws -> ExitRecords {
         let mine = evaluator.records(split)
-        guard ranks.ranks > 1 else { return mine }
+        guard ranks.hasOtherRanks else { return mine }
         var records = ExitRecords(exits: network.exitCount, classes: network.classes)
         for bytes in try ranks.gather(bytes: mine.serialized) { records.append(serialized: bytes) }
         return records
@@ -120,7 +125,7 @@ extension Job {
             parts.append(rows.count..<(rows.count + part.count))
             rows += part
         }
-        let data = try reader.read(split: DatasetLayout.train, rowIndices: rows)
+        let data = try reader.read(split: .train, rowIndices: rows)
         let positions = Array(0..<rows.count)
         return (data, parts.map { positions[$0] })
     }
@@ -167,15 +172,15 @@ extension DistributedEvaluation {
     public func report(reader: DatasetReader, classNames: [String], request: EvaluationRequest) throws
         -> EvaluationReport
     {
-        func gathered(_ split: String) throws -> ExitRecords {
+        func gathered(_ split: DatasetSplitName) throws -> ExitRecords {
             try records(try reader.read(split: split, rank: ranks.rank, of: ranks.ranks))
         }
         var report = EvaluationReport(
-            records: try gathered(DatasetLayout.test), policy: request.policy, exitFLOPs: network.exitCosts(),
+            records: try gathered(.test), policy: request.policy, exitFLOPs: network.exitCosts(),
             fullNetworkFLOPs: network.fullNetworkCost, classNames: classNames)
         let choosing = request.targetAccuracy != nil || request.budget != nil
-        let hasValidation = (reader.splitSizes[DatasetLayout.validation] ?? 0) > 0
-        let selectionSplit = hasValidation ? DatasetLayout.validation : DatasetLayout.train
+        let hasValidation = (reader.splitSizes[.validation] ?? 0) > 0
+        let selectionSplit = hasValidation ? DatasetSplitName.validation : .train
         let selection =
             choosing || request.risk != nil || request.budgeted != nil ? try gathered(selectionSplit) : nil
         if request.sweep != nil || choosing {
@@ -188,7 +193,7 @@ extension DistributedEvaluation {
             // Training samples are no calibration set: the model has fitted them.
             guard hasValidation else {
                 throw DatasetError(
-                    file: reader.path, object: "/\(DatasetLayout.validation)",
+                    file: reader.path, object: "/\(DatasetSplitName.validation.rawValue)",
                     "--risk needs a validation split the model was not trained on, to certify a threshold on (cgt prepare ... --validation-fraction 0.1)"
                 )
             }

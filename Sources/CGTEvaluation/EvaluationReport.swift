@@ -1,3 +1,4 @@
+import CGTData
 import CGTModel
 import Foundation
 
@@ -30,7 +31,7 @@ public struct EvaluationReport {
 
     public struct Choice: Codable, Equatable {
         public var goal: String
-        public var chosenOn: String
+        public var chosenOn: DatasetSplitName
         public var threshold: Double?
         public var selection: ThresholdSweep.Point?
         public var test: ThresholdSweep.Point?
@@ -59,7 +60,7 @@ public struct EvaluationReport {
     /// `selection` (validation or training records) and reports its result on the test records.
     public mutating func addSweep(
         taus: [Float], criterion: ExitCriterion, fallback: ExitFallback, selection: ExitRecords?,
-        selectionSplit: String, targetAccuracy: Double?, budget: Double?
+        selectionSplit: DatasetSplitName, targetAccuracy: Double?, budget: Double?
     ) {
         let testSweep = ThresholdSweep(
             records: records, thresholds: taus, criterion: criterion, fallback: fallback,
@@ -137,7 +138,7 @@ public struct EvaluationReport {
                 lines.append(
                     String(
                         format: "%@: threshold %.3f (chosen on %@); on test: accuracy %.4f, relative cost %.3f", c.goal,
-                        t, c.chosenOn, test.accuracy, test.relativeCost))
+                        t, c.chosenOn.rawValue, test.accuracy, test.relativeCost))
             } else {
                 lines.append("\(c.goal): no threshold of the sweep meets it on \(c.chosenOn)")
             }
@@ -240,10 +241,11 @@ public struct EvaluationProvenance: Codable, Equatable, Sendable {
     public var data: String
     public var dataSHA256: String
     /// The split the routing statistics are of.
-    public var split: String
+    public var split: DatasetSplitName
 
     public init(
-        checkpoint: String, epoch: Int, batchNormStatistics: String, data: String, dataSHA256: String, split: String
+        checkpoint: String, epoch: Int, batchNormStatistics: String, data: String, dataSHA256: String,
+        split: DatasetSplitName
     ) {
         self.checkpoint = checkpoint
         self.epoch = epoch

@@ -101,7 +101,7 @@ public struct DataReadBenchmark {
     public func run(world: Communicator) throws -> Result {
         let reader = try DatasetReader(path: path)
         defer { try? reader.close() }
-        let split = DatasetLayout.train
+        let split = DatasetSplitName.train
         let count = reader.splitSizes[split] ?? 0
         guard globalBatch >= 2 * world.size, count >= 2 * world.size else {
             throw DatasetError(

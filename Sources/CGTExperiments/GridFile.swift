@@ -295,20 +295,42 @@ public struct GridFile {
 
     // MARK: Constraints
 
+    /// An operator between two operands of a constraint; the raw value is how a grid file writes it.
+    enum ComparisonOperator: String, CaseIterable {
+        case lessOrEqual = "<="
+        case greaterOrEqual = ">="
+        case equal = "=="
+        case notEqual = "!="
+        case less = "<"
+        case greater = ">"
+
+        /// Whether `a <operator> b`.
+        func holds(_ a: Double, _ b: Double) -> Bool {
+            switch self {
+            case .less: a < b
+            case .lessOrEqual: a <= b
+            case .greater: a > b
+            case .greaterOrEqual: a >= b
+            case .equal: a == b
+            case .notEqual: a != b
+            }
+        }
+    }
+
     /// A chain of comparisons: operands (numbers or parameter references) and the operators between them.
     struct Comparison {
         var operands: [String]
-        var operators: [String]
+        var operators: [ComparisonOperator]
     }
 
     func parse(_ text: String) throws -> Comparison {
         var operands: [String] = []
-        var operators: [String] = []
+        var operators: [ComparisonOperator] = []
         var rest = Substring(text)
-        let symbols = ["<=", ">=", "==", "!=", "<", ">"]
+        let symbols = ComparisonOperator.allCases
         while true {
             guard
-                let (range, symbol) = symbols.compactMap({ s in rest.range(of: s).map { ($0, s) } }).min(by: {
+                let (range, symbol) = symbols.compactMap({ s in rest.range(of: s.rawValue).map { ($0, s) } }).min(by: {
                     $0.0.lowerBound < $1.0.lowerBound
                 })
             else {
@@ -317,10 +339,12 @@ public struct GridFile {
             }
             operands.append(rest[..<range.lowerBound].trimmingCharacters(in: .whitespaces))
             // "<=" before "<": at the same position the longer symbol wins.
-            let longer = symbols.filter { $0.count == 2 }.first { rest[range.lowerBound...].hasPrefix($0) }
+            let longer = symbols.filter { $0.rawValue.count == 2 }.first {
+                rest[range.lowerBound...].hasPrefix($0.rawValue)
+            }
             let used = longer ?? symbol
             operators.append(used)
-            rest = rest[rest.index(range.lowerBound, offsetBy: used.count)...]
+            rest = rest[rest.index(range.lowerBound, offsetBy: used.rawValue.count)...]
         }
         guard !operators.isEmpty, operands.allSatisfy({ !$0.isEmpty }) else {
             throw JobError(source: path, key: "constraints", "'\(text)' is not a comparison such as \"a > b > c\"")
@@ -364,19 +388,9 @@ public struct GridFile {
                 }
                 return number
             }
-            for (k, symbol) in comparison.operators.enumerated() {
-                let a = values[k]
-                let b = values[k + 1]
-                let holds: Bool
-                switch symbol {
-                case "<": holds = a < b
-                case "<=": holds = a <= b
-                case ">": holds = a > b
-                case ">=": holds = a >= b
-                case "==": holds = a == b
-                default: holds = a != b
-                }
-                if !holds { return false }
+            for (k, comparisonOperator) in comparison.operators.enumerated()
+            where !comparisonOperator.holds(values[k], values[k + 1]) {
+                return false
             }
         }
         return true

@@ -1,4 +1,5 @@
 import CGTCheckpoint
+import CGTData
 import CGTEvaluation
 import CGTJob
 import CGTModel
@@ -152,10 +153,10 @@ public struct RunReport {
                     SVGChart.Series(
                         name: "test", points: heldOut.test, color: Self.color(1), dashed: true, markers: true))
             }
-            for (split, points) in [("validation", heldOut.validation), ("test", heldOut.test)] {
+            for (split, points) in [(DatasetSplitName.validation, heldOut.validation), (.test, heldOut.test)] {
                 for p in points {
-                    let kept = split == "validation" && best.map { Double($0.epoch) == p.x } == true
-                    csv.append([.text(split), .integer(Int(p.x)), .number(p.y), kept ? 1 : 0])
+                    let kept = split == .validation && best.map { Double($0.epoch) == p.x } == true
+                    csv.append([.text(split.rawValue), .integer(Int(p.x)), .number(p.y), kept ? 1 : 0])
                 }
             }
             var caption = "Early-exit accuracy at the evaluated epochs on the held-out splits."

@@ -5,12 +5,10 @@ import CGTDNNL
 /// optionally with the ReLU after it in the same pass: what `BatchNorm` runs on feature maps
 /// when their statistics are this rank's own.
 ///
-/// Measured on the paper CNN's maps at batch 128 in the blocked layout (AMD EPYC family 25
-/// model 17, one thread): forward + backward 2.9-4.1 ms for 32 x 28 x 28 against 6.1-6.7 ms for
-/// cgt's kernels (`BatchNormKernels`), which also write the normalised values for the backward
-/// pass; oneDNN recomputes them from the input and keeps the ReLU's mask as bits. On the paper
-/// MLP's 256 features at batch 256 cgt's kernels are faster (0.06 against 0.09 ms), so dense
-/// layers keep them. Synchronised
+/// On the paper CNN's maps oneDNN's passes are faster than cgt's kernels (`BatchNormKernels`),
+/// which also write the normalised values for the backward pass; oneDNN recomputes them from
+/// the input and keeps the ReLU's mask as bits. On the paper MLP's features cgt's kernels are
+/// faster, so dense layers keep them (RESULTS.md, "Kernel and reducer choices"). Synchronised
 /// statistics (`BatchNormKernels.StatisticsReducer`) need an all-reduce in the middle of both
 /// passes, which oneDNN's primitives cannot make room for, so they stay on cgt's kernels.
 ///
@@ -39,7 +37,7 @@ public final class BatchNormPrimitives {
         let request =
             "batch normalisation of \(batch) x \(channels)\(spatial.map { " x \($0.height) x \($0.width)" } ?? "")"
         // Features as 1 x 1 channels-last maps: oneDNN's `nc` batch normalisation is its generic
-        // reference code, about 18 times slower (1.6 against 0.09 ms on the MLP's layers).
+        // reference code, an order of magnitude slower (RESULTS.md, "Kernel and reducer choices").
         let data =
             try spatial.map { try DNNLTensorDescriptor([batch, channels, $0.height, $0.width], layout.dnnlTag) }
             ?? DNNLTensorDescriptor([batch, channels, 1, 1], dnnl_nhwc)

@@ -5,10 +5,8 @@ import CGTDNNL
 /// passes, over cgt's `[out, in, kh, kw]` weights and maps in any `MapLayout`.
 ///
 /// The kernels run on oneDNN's blocked maps (`nChw16c`) when the output is `blocked16` and on
-/// channels-last maps otherwise. Measured on the paper CNN's layers at batch 128 (AMD EPYC family
-/// 25 model 17, one thread, median of three): forward + both backward passes of the 32->64 and
-/// 64->128 layers 46.5 ms blocked, 49.8 ms channels-last, the first layer 1.7 and 3.3 ms; both
-/// 2-3x faster than im2col or NCHW.
+/// channels-last maps otherwise: on the paper CNN's layers both ran faster than im2col or NCHW,
+/// blocked a little ahead of channels-last (RESULTS.md, "Kernel and reducer choices").
 /// Maps in another layout than the kernel's are reordered on the way in and out (a one-channel
 /// map is nchw and nhwc at once and never is); the weights are reordered into the layout oneDNN
 /// chose for each pass. Everything is made once in `init`: a pass only points the views at this

@@ -4,11 +4,10 @@ import CGTDNNL
 /// Row-major matrix products through oneDNN's `dnnl_sgemm`.
 ///
 /// oneDNN picks its kernels from the CPU's feature flags, so AVX-512 CPUs get AVX-512 kernels
-/// whatever their vendor or model. Measured against Debian's OpenBLAS 0.3.21 (one thread, the
-/// paper's MLP and im2col shapes, Intel Xeon family 6 model 167, AVX-512): `dnnl_sgemm` was
-/// faster on every shape (90-109 against 75-98 GFLOP/s; 46 against 24 on the thin first-layer
-/// product), and on the AMD EPYC the gap is 2x (OpenBLAS runs its AVX2 kernels there). So every
-/// product in cgt is oneDNN's and OpenBLAS is not linked.
+/// whatever their vendor or model. Against Debian's OpenBLAS 0.3.21 on the paper's MLP and
+/// im2col shapes, `dnnl_sgemm` was faster on every shape, on an AVX-512 Xeon and by more on an
+/// AMD EPYC, where OpenBLAS runs its AVX2 kernels (RESULTS.md, "Kernel and reducer choices").
+/// So every product in cgt is oneDNN's and OpenBLAS is not linked.
 public enum MatrixMultiply {
     /// Whether an operand is used as stored or transposed.
     public enum Operand: Sendable { case plain, transposed }

@@ -223,8 +223,8 @@ public enum PoolingKernels {
         let rowStride = width * c
         if c == 16 {
             // A block of a blocked map: one vector per window and nothing else in the loop (the
-            // general loop below spends as long again on its bookkeeping; measured 0.65 against
-            // 1.65 ms for 256 maps of 28 x 28 x 16, AMD EPYC family 25).
+            // general loop below spends as long again on its bookkeeping; RESULTS.md, "Kernel and
+            // reducer choices").
             var out = y
             var slot = slots
             for n in 0..<maps {

@@ -36,6 +36,10 @@ public final class Communicator {
 
     public var isRoot: Bool { rank == 0 }
 
+    /// Whether there is another rank to talk to: the one place cgt asks "more than one rank?".
+    /// With one rank every collective is the identity, so callers skip MPI altogether.
+    public var hasOtherRanks: Bool { size > 1 }
+
     /// Waits until every rank has arrived. Wraps `MPI_Barrier`.
     public func barrier() throws {
         try check(MPI_Barrier(handle), "MPI_Barrier")

@@ -50,7 +50,7 @@ public final class MPIEnvironment {
             throw error
         } catch {
             report(error)
-            if environment.world.size > 1 { environment.world.abort(code: 1) }
+            if environment.world.hasOtherRanks { environment.world.abort(code: 1) }
             try? environment.finalize()
             throw error
         }

@@ -15,7 +15,7 @@ public final class SharedCounter {
         self.communicator = communicator
         storage = .allocate(capacity: 1)
         storage.initialize(to: initial)
-        guard communicator.size > 1 else { return }
+        guard communicator.hasOtherRanks else { return }
         let bytes = communicator.isRoot ? MPI_Aint(MemoryLayout<Int64>.size) : 0
         var created: MPI_Win?
         try check(

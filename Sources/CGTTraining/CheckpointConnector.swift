@@ -162,10 +162,10 @@ final class CheckpointConnector {
     /// which describe `last.h5`, and `best.h5` if the last epoch scored best.
     func finished(_ position: Position, test: RoutingStatistics, validation: RoutingStatistics?) throws {
         try AtomicFile.write(
-            try provenance(position, split: DatasetLayout.test).json(test), to: run.evaluationFile)
+            try provenance(position, split: .test).json(test), to: run.evaluationFile)
         if let validation {
             try AtomicFile.write(
-                try provenance(position, split: DatasetLayout.validation).json(validation), to: run.validationFile)
+                try provenance(position, split: .validation).json(validation), to: run.validationFile)
             try offerBest(validation, position)
         }
     }
@@ -190,7 +190,7 @@ final class CheckpointConnector {
     }
 
     /// What the final evaluation measured: the last checkpoint, which holds that model.
-    private func provenance(_ position: Position, split: String) -> EvaluationProvenance {
+    private func provenance(_ position: Position, split: DatasetSplitName) -> EvaluationProvenance {
         EvaluationProvenance(
             checkpoint: JobOverrides.resolved(run.lastCheckpoint), epoch: position.epoch,
             batchNormStatistics: evaluatedBuffers(of: position.epoch) != nil ? "re-estimated" : "training",

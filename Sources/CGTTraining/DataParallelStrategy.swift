@@ -28,7 +28,7 @@ final class DataParallelStrategy {
     init(communicator: Communicator?, gradients: UnsafeMutableBufferPointer<Float>?, runtime: RuntimeSection) {
         rank = communicator?.rank ?? 0
         ranks = communicator?.size ?? 1
-        guard let communicator, communicator.size > 1 else {
+        guard let communicator, communicator.hasOtherRanks else {
             self.communicator = nil
             reducer = nil
             stallWatch = nil
@@ -52,6 +52,10 @@ final class DataParallelStrategy {
     deinit { stallWatch?.stop() }
 
     var isRoot: Bool { rank == 0 }
+
+    /// Whether other ranks take part (`Communicator.hasOtherRanks`); without them every
+    /// method here returns at once.
+    var hasOtherRanks: Bool { communicator != nil }
 
     /// Runs `body` on every rank; a failure anywhere stops all ranks together.
     func together<R>(_ body: () throws -> R) throws -> R {

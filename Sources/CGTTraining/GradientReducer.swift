@@ -60,9 +60,9 @@ package final class GradientReducer {
     /// Reduces what is left and waits for all buckets; returns the seconds spent in it.
     ///
     /// Without overlap the buckets are reduced with blocking `MPI_Allreduce` in the same fixed
-    /// order: Open MPI's blocking collective is the faster one (0.12 against 0.25 ms for the
-    /// paper MLP's gradients on 2 ranks here), and where the copies run on the same cores as
-    /// the backward pass (shared memory), overlap saves nothing.
+    /// order: Open MPI's blocking collective is the faster one on the paper MLP's gradients
+    /// (RESULTS.md, "Kernel and reducer choices"), and where the copies run on the same cores
+    /// as the backward pass (shared memory), overlap saves nothing.
     package func finish() throws -> Double {
         defer { nextBucket = 0 }
         if let failure {

@@ -71,9 +71,9 @@ public final class Trainer {
         shard = try TrainingShard(
             reader: reader, rank: rank, ranks: ranks, seed: job.training.seed,
             globalBatch: job.training.batchSize, mode: job.training.shuffle)
-        testShard = try reader.read(split: DatasetLayout.test, rank: rank, of: ranks)
+        testShard = try reader.read(split: .test, rank: rank, of: ranks)
         validationShard =
-            plan.hasValidationSplit ? try reader.read(split: DatasetLayout.validation, rank: rank, of: ranks) : nil
+            plan.hasValidationSplit ? try reader.read(split: .validation, rank: rank, of: ranks) : nil
         network = job.makeNetwork(featureShape: plan.featureShape, classes: plan.classes)
         optimizer = job.makeOptimizer(parameterCount: network.store.parameterCount)
         let method = job.makeMethodParts(network: network, classes: plan.classes)
@@ -342,7 +342,7 @@ public final class Trainer {
             // BatchNorm's running statistics never feed back into a training step's gradients,
             // so a diverged run shows there first; every rank holds the same ones when they are
             // synchronised (otherwise the epoch's end checks them, all ranks together).
-            if strategy.ranks == 1 || job.training.syncBatchnorm,
+            if !strategy.hasOtherRanks || job.training.syncBatchnorm,
                 let name = network.store.firstNonFiniteTensor(parameters: false)
             {
                 throw AgreedFailure(

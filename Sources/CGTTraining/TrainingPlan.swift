@@ -24,7 +24,7 @@ struct TrainingPlan {
                 source: "job", key: "training.batch_size",
                 "\(t.batchSize) gives some of the \(ranks) ranks fewer than two samples per step")
         }
-        let samples = reader.splitSizes[DatasetLayout.train] ?? 0
+        let samples = reader.splitSizes[.train] ?? 0
         guard
             TrainingShard.stepsPerEpoch(sampleCount: samples, globalBatch: t.batchSize, ranks: ranks, mode: t.shuffle)
                 > 0
@@ -33,7 +33,7 @@ struct TrainingPlan {
                 source: "job", key: "training.batch_size",
                 "the training split has \(samples) samples, too few for one step of \(t.batchSize) on \(ranks) rank(s)")
         }
-        hasValidationSplit = reader.splitSizes[DatasetLayout.validation] != nil
+        hasValidationSplit = reader.splitSizes[.validation] != nil
         if t.batchSize > samples {
             // BatchPlan makes one step of the whole split: the batch is clamped to N.
             warnings.append(
@@ -60,7 +60,7 @@ struct TrainingPlan {
         }
         // Evaluation runs the same network on batches of up to eval.batch_size of a rank's share.
         let largestShare =
-            [DatasetLayout.test, DatasetLayout.validation].compactMap { reader.splitSizes[$0] }
+            [DatasetSplitName.test, .validation].compactMap { reader.splitSizes[$0] }
             .map { ($0 + ranks - 1) / ranks }.max() ?? 0
         let evaluationBatch = max(1, min(job.eval.batchSize, largestShare))
         if evaluationBatch > localBatch,

@@ -53,22 +53,22 @@ final class TrainingShard {
         self.seed = seed
         self.globalBatch = globalBatch
         self.mode = mode
-        sampleCount = reader.splitSizes[DatasetLayout.train] ?? 0
+        sampleCount = reader.splitSizes[.train] ?? 0
         plan = BatchPlan(sampleCount: sampleCount, globalBatch: globalBatch, ranks: ranks)
         shardRows = (rank * sampleCount / ranks)..<((rank + 1) * sampleCount / ranks)
         blockPlan =
             mode == .blocks
             ? BlockShufflePlan(
                 sampleCount: sampleCount, globalBatch: globalBatch,
-                blockRows: try reader.chunkRows(of: DatasetLayout.train), ranks: ranks)
+                blockRows: try reader.chunkRows(of: .train), ranks: ranks)
             : nil
         let started = DispatchTime.now()
         let before = reader.counters
         data =
             mode == .local
-            ? try reader.read(split: DatasetLayout.train, rows: shardRows)
+            ? try reader.read(split: .train, rows: shardRows)
             : DatasetSplit(
-                name: DatasetLayout.train, features: [], labels: [], sampleIDs: [], featureShape: reader.featureShape)
+                name: .train, features: [], labels: [], sampleIDs: [], featureShape: reader.featureShape)
         reads = reader.counters - before
         reads.seconds = DatasetReader.seconds(since: started)
     }
@@ -93,7 +93,7 @@ final class TrainingShard {
     var blockLayoutWarning: String? {
         guard let blockPlan, ranks > 1 else { return nil }
         let piece = blockPlan.piece(rank: 0).count
-        let storage = reader.storage[DatasetLayout.train] ?? .float32
+        let storage = reader.storage[.train] ?? .float32
         let ruleRows = DatasetWriter.chunkRows(
             sampleCount: sampleCount, featureCount: featureCount, elementSize: storage.elementSize)
         guard blockPlan.blockRows * 2 > piece, blockPlan.blockRows > ruleRows else { return nil }
@@ -204,12 +204,12 @@ final class TrainingShard {
             let indices: [Int]
             (indices, rows.localRanges) = plan.rows(seed: seed, epoch: epoch, rank: rank)
             rows.globalCounts = (0..<steps).map { plan.globalRange(step: $0).count }
-            rows.data = try reader.read(split: DatasetLayout.train, rowIndices: indices)
+            rows.data = try reader.read(split: .train, rowIndices: indices)
             rows.order = Array(0..<indices.count)
         case .blocks:
             let blockPlan = blockPlan!
             let indices = blockPlan.rows(seed: seed, epoch: epoch, rank: rank)
-            rows.data = try reader.read(split: DatasetLayout.train, rowIndices: indices)
+            rows.data = try reader.read(split: .train, rowIndices: indices)
             rows.order = Array(0..<indices.count)
             var generator = Self.pieceGenerator(seed: seed, epoch: epoch, rank: rank)
             rows.order.shuffle(using: &generator)

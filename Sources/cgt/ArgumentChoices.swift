@@ -15,6 +15,7 @@ extension FeatureStorage: ExpressibleByArgument {}
 extension DatasetCompression: ExpressibleByArgument {}
 extension ShuffleMode: ExpressibleByArgument {}
 extension BenchmarkMethod: ExpressibleByArgument {}
+extension ModelKind: ExpressibleByArgument {}
 
 /// `--data`, shared by the commands that read a job's dataset: another file in the same layout.
 struct DatasetOverride: ParsableArguments {

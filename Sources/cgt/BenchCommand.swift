@@ -44,7 +44,7 @@ struct BenchCommand: ParsableCommand {
         help:
             "mlp (the paper's Indian Pines network), cnn (its Fashion-MNIST network) or resnet (the residual backbone of jobs/fashion_mnist/resnet_*.yaml)."
     )
-    var model = "mlp"
+    var model = ModelKind.mlp
 
     @Option(
         help:
@@ -102,9 +102,8 @@ struct BenchCommand: ParsableCommand {
             try runDataRead(data)
             return
         }
-        let isCNN = model == "cnn" || model == "resnet"
-        guard ["mlp", "cnn", "resnet"].contains(model) else { throw ValidationError("--model is mlp, cnn or resnet") }
-        let channels = self.channels ?? (model == "resnet" ? "16,32,64" : "32,64,128")
+        let isCNN = model != .mlp
+        let channels = self.channels ?? (model == .resnet ? "16,32,64" : "32,64,128")
         let batch = self.batch ?? (isCNN ? 128 : 256)
         let classes = self.classes ?? (isCNN ? 10 : 16)
         let widths = (isCNN ? channels : hidden).split(separator: ",").compactMap { Int($0) }
@@ -132,15 +131,15 @@ struct BenchCommand: ParsableCommand {
         }
         let benchModel: BenchmarkModel
         switch model {
-        case "resnet":
+        case .resnet:
             benchModel = .resnet(
                 ResNetArchitecture(
                     inputShape: imageShape, stemChannels: stemChannels, channels: widths, exitsAfter: exitLayers,
                     classes: classes))
-        case "cnn":
+        case .cnn:
             benchModel = .cnn(
                 CNNArchitecture(inputShape: imageShape, channels: widths, exitsAfter: exitLayers, classes: classes))
-        default:
+        case .mlp:
             benchModel = .mlp(
                 MLPArchitecture(inputFeatures: inputs, hiddenWidths: widths, exitsAfter: exitLayers, classes: classes))
         }
@@ -153,10 +152,10 @@ struct BenchCommand: ParsableCommand {
                     print(json ? String(decoding: try encoder.encode(listing), as: UTF8.self) : listing.report)
                 }
             } else if compareMethods {
-                guard world.size == 1 else { throw ValidationError("--compare-methods runs on one rank") }
+                guard !world.hasOtherRanks else { throw ValidationError("--compare-methods runs on one rank") }
                 let result = try MethodCostComparison(model: benchModel, batch: batch, steps: steps).run()
                 print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
-            } else if world.size == 1 {
+            } else if !world.hasOtherRanks {
                 let result = try TrainingBenchmark(model: benchModel, batch: batch, steps: steps, method: method).run()
                 print(json ? String(decoding: try encoder.encode(result), as: UTF8.self) : result.report)
                 if layers && !json {

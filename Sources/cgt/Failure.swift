@@ -22,7 +22,7 @@ func underMPI(_ body: (Communicator) throws -> Void) throws {
             reported = true
             _ = reportFailure(error, rank: rank)
         }) { mpi in
-            rank = mpi.world.size > 1 ? mpi.world.rank : nil
+            rank = mpi.world.hasOtherRanks ? mpi.world.rank : nil
             try body(mpi.world)
         }
     } catch {

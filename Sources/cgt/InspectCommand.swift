@@ -77,7 +77,7 @@ struct InspectCommand: ParsableCommand {
                 split.chunkRows.map { "chunks of \($0) rows (\(byteText(split.chunkBytes ?? 0))), \(filters)" }
                 ?? "contiguous"
             table.append([
-                split.name, "\(split.count)", "\(split.featureType) \(split.featureShape)",
+                split.name.rawValue, "\(split.count)", "\(split.featureType) \(split.featureShape)",
                 "\(split.labelType) [\(split.count)]",
                 storage, split.hasSourceIndex ? "yes" : "no",
             ])
@@ -89,7 +89,7 @@ struct InspectCommand: ParsableCommand {
             )
         }
         lines.append("")
-        var counts = [["id", "class"] + summary.splits.map(\.name)]
+        var counts = [["id", "class"] + summary.splits.map(\.name.rawValue)]
         for (id, name) in summary.classNames.enumerated() {
             counts.append(["\(id)", name] + summary.splits.map { "\($0.classCounts[id])" })
         }

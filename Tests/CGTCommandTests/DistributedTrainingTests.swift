@@ -311,7 +311,7 @@ final class DistributedTrainingTests: XCTestCase {
         var features = clean.train.features
         features[70 * 6 + 2] = .nan
         let poisoned = DatasetSplit(
-            name: "train", features: features, labels: clean.train.labels, sampleIDs: clean.train.sampleIDs,
+            name: .train, features: features, labels: clean.train.labels, sampleIDs: clean.train.sampleIDs,
             featureShape: [6])
         let data = directory.file("bad.h5")
         try DatasetWriter.write(
@@ -330,7 +330,7 @@ final class DistributedTrainingTests: XCTestCase {
     func testNonFiniteGradientStopsWithTheStep() throws {
         let clean = SyntheticDataset.make(features: 6, classes: 3, trainCount: 64, testCount: 20, seed: 1)
         let huge = DatasetSplit(
-            name: "train", features: clean.train.features.map { $0 >= 0 ? 3e38 : -3e38 }, labels: clean.train.labels,
+            name: .train, features: clean.train.features.map { $0 >= 0 ? 3e38 : -3e38 }, labels: clean.train.labels,
             sampleIDs: clean.train.sampleIDs, featureShape: [6])
         let data = directory.file("huge.h5")
         try DatasetWriter.write(to: data, classNames: clean.classNames, featureShape: [6], splits: [huge, clean.test])

@@ -74,7 +74,7 @@ final class PrepareCommandTests: XCTestCase {
         let reader = try DatasetReader(path: out)
         XCTAssertEqual(reader.classNames, ["class 1", "class 2"])
         XCTAssertEqual(reader.splitSizes.values.reduce(0, +), 13, "the 13 pixels labelled 1 or 2")
-        XCTAssertNotNil(reader.splitSizes["validation"])
+        XCTAssertNotNil(reader.splitSizes[.validation])
         XCTAssertTrue(reader.fileAttribute("command_line")?.contains("--validation-fraction 0.2") ?? false)
         try reader.close()
 
@@ -97,7 +97,7 @@ final class PrepareCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         let reader = try DatasetReader(path: out)
         XCTAssertEqual(reader.featureShape, [1, 2, 2])
-        XCTAssertEqual(reader.splitSizes, ["train": 20, "test": 20])
+        XCTAssertEqual(reader.splitSizes, [.train: 20, .test: 20])
         XCTAssertEqual(reader.classNames.first, "T-shirt/top")
         XCTAssertEqual(reader.fileAttribute("normalization"), "fixed")
         try reader.close()
@@ -125,8 +125,8 @@ final class PrepareCommandTests: XCTestCase {
         let byteReader = try DatasetReader(path: bytes)
         let floatReader = try DatasetReader(path: floats)
         XCTAssertEqual(
-            try byteReader.read(split: "train").features.map(\.bitPattern),
-            try floatReader.read(split: "train").features.map(\.bitPattern))
+            try byteReader.read(split: .train).features.map(\.bitPattern),
+            try floatReader.read(split: .train).features.map(\.bitPattern))
         let inspected = try CommandRunner.cgt(["inspect", bytes])
         XCTAssertEqual(inspected.status, 0, inspected.stderr)
         for text in ["layout version 2", "uint8 [20, 1, 2, 2]", "uncompressed", "features stored as uint8"] {
@@ -150,7 +150,7 @@ final class PrepareCommandTests: XCTestCase {
             "prepare", "npy", "--x", "\(archive):X", "--y", "\(archive):y", "--normalize", "zscore", "--out", out,
         ])
         XCTAssertEqual(npy.status, 0, npy.stderr)
-        XCTAssertEqual(try DatasetReader(path: out).splitSizes, ["train": 7, "test": 3])
+        XCTAssertEqual(try DatasetReader(path: out).splitSizes, [.train: 7, .test: 3])
 
         let csv = directory.file("iris.csv")
         try "id,length,width,species\n1,5.1,3.5,setosa\n2,7.0,3.2,versicolor\n3,4.9,3.0,setosa\n4,6.4,3.2,versicolor\n"
@@ -162,7 +162,7 @@ final class PrepareCommandTests: XCTestCase {
         XCTAssertEqual(table.status, 0, table.stderr)
         let reader = try DatasetReader(path: out)
         XCTAssertEqual(reader.classNames, ["setosa", "versicolor"])
-        XCTAssertEqual(reader.splitSizes, ["train": 2, "test": 2])
+        XCTAssertEqual(reader.splitSizes, [.train: 2, .test: 2])
     }
 
     // MARK: - Bad input

@@ -44,11 +44,11 @@ final class ByteStorageTests: XCTestCase {
         }
         let byteReader = try DatasetReader(path: bytePath)
         let floatReader = try DatasetReader(path: floatPath)
-        XCTAssertEqual(byteReader.storage, ["train": .uint8, "test": .uint8])
-        XCTAssertEqual(floatReader.storage, ["train": .float32, "test": .float32])
+        XCTAssertEqual(byteReader.storage, [.train: .uint8, .test: .uint8])
+        XCTAssertEqual(floatReader.storage, [.train: .float32, .test: .float32])
 
         // The expected values from the stored bytes, with mean and std per channel computed here.
-        let train = try XCTUnwrap(bytes.split("train"))
+        let train = try XCTUnwrap(bytes.split(.train))
         let n = Double(train.count * 16)
         var expected = train.features
         for c in 0..<3 {
@@ -64,18 +64,18 @@ final class ByteStorageTests: XCTestCase {
                 }
             }
         }
-        let read = try byteReader.read(split: "train")
-        XCTAssertEqual(read.features.map(\.bitPattern), try floatReader.read(split: "train").features.map(\.bitPattern))
+        let read = try byteReader.read(split: .train)
+        XCTAssertEqual(read.features.map(\.bitPattern), try floatReader.read(split: .train).features.map(\.bitPattern))
         XCTAssertEqual(read.features.count, expected.count)
         for (a, b) in zip(read.features, expected) { XCTAssertEqual(a, b, accuracy: 1e-6) }
 
         let rows = [17, 3, 250, 3, 99]
         XCTAssertEqual(
-            try byteReader.read(split: "train", rowIndices: rows).features.map(\.bitPattern),
-            try floatReader.read(split: "train", rowIndices: rows).features.map(\.bitPattern))
+            try byteReader.read(split: .train, rowIndices: rows).features.map(\.bitPattern),
+            try floatReader.read(split: .train, rowIndices: rows).features.map(\.bitPattern))
         XCTAssertEqual(
-            try byteReader.read(split: "test", rows: 10..<40).features.map(\.bitPattern),
-            try floatReader.read(split: "test", rows: 10..<40).features.map(\.bitPattern))
+            try byteReader.read(split: .test, rows: 10..<40).features.map(\.bitPattern),
+            try floatReader.read(split: .test, rows: 10..<40).features.map(\.bitPattern))
         try byteReader.checkAllValues()
     }
 
@@ -102,9 +102,9 @@ final class ByteStorageTests: XCTestCase {
             try file.root.writeDataset("test/y", [Int32](arrayLiteral: 1), shape: [1])
         }
         let reader = try DatasetReader(path: path)
-        XCTAssertEqual(reader.storage["train"], .float32)
+        XCTAssertEqual(reader.storage[.train], .float32)
         XCTAssertNil(reader.byteNormalization)
-        XCTAssertEqual(try reader.read(split: "train").features, [0.25, -1, 3, 4])
+        XCTAssertEqual(try reader.read(split: .train).features, [0.25, -1, 3, 4])
     }
 
     /// A file with uint8 features [2, 2, 2] of 2 channels; nil leaves an attribute out.
@@ -141,7 +141,7 @@ final class ByteStorageTests: XCTestCase {
     func testByteFeaturesGetTheFileNormalisation() throws {
         let reader = try DatasetReader(path: try byteFile("ok.h5"))
         // Channel 0 (first two values of a sample): (x - 10) / 2; channel 1: (x - 20) / 4.
-        XCTAssertEqual(try reader.read(split: "train").features, [0, 1, 0, 2, -5, 122.5, 0, 0.25])
+        XCTAssertEqual(try reader.read(split: .train).features, [0, 1, 0, 2, -5, 122.5, 0, 0.25])
     }
 
     func testWrongByteFilesAreRefused() throws {
@@ -206,7 +206,7 @@ final class ByteStorageTests: XCTestCase {
             try DatasetWriter.write(prepared, to: path, compression: compression)
             let reader = try DatasetReader(path: path)
             XCTAssertEqual(reader.counters, DataReadCounters())
-            _ = try reader.read(split: "train", rows: 70..<130)
+            _ = try reader.read(split: .train, rows: 70..<130)
             // Chunks 4 to 8 of x (16 rows of 4096 bytes each) and the one chunk of 200 int32 labels.
             let expected = Int64(5 * 16 * width + 200 * 4)
             XCTAssertEqual(reader.counters.bytesDecompressed, expected, "\(compression)")
@@ -218,7 +218,7 @@ final class ByteStorageTests: XCTestCase {
             }
             XCTAssertGreaterThan(reader.counters.seconds, 0)
             let before = reader.counters
-            _ = try reader.read(split: "train", rowIndices: [199, 130])
+            _ = try reader.read(split: .train, rowIndices: [199, 130])
             // Chunks 8 and 12 (the last one partial, but decompressed whole) and every label.
             XCTAssertEqual(
                 reader.counters.bytesDecompressed - before.bytesDecompressed, Int64(2 * 16 * width + 200 * 4))

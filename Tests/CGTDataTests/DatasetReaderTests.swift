@@ -10,19 +10,19 @@ final class DatasetReaderTests: XCTestCase {
 
     func testReadsWhatTheWriterWrote() throws {
         let train = DatasetSplit(
-            name: "train", features: [1, 2, 3, 4, 5, 6], labels: [0, 1, 1], sampleIDs: [0, 1, 2], featureShape: [2])
-        let test = DatasetSplit(name: "test", features: [7, 8], labels: [1], sampleIDs: [0], featureShape: [2])
+            name: .train, features: [1, 2, 3, 4, 5, 6], labels: [0, 1, 1], sampleIDs: [0, 1, 2], featureShape: [2])
+        let test = DatasetSplit(name: .test, features: [7, 8], labels: [1], sampleIDs: [0], featureShape: [2])
         let path = directory.file("ok.h5")
         try DatasetWriter.write(to: path, classNames: ["a", "β"], featureShape: [2], splits: [train, test])
         let reader = try DatasetReader(path: path)
         XCTAssertEqual(reader.classes, 2)
         XCTAssertEqual(reader.classNames, ["a", "β"])
         XCTAssertEqual(reader.featureShape, [2])
-        XCTAssertEqual(reader.splitSizes, ["train": 3, "test": 1])
-        let read = try reader.read(split: "train")
+        XCTAssertEqual(reader.splitSizes, [.train: 3, .test: 1])
+        let read = try reader.read(split: .train)
         XCTAssertEqual(read.features, [1, 2, 3, 4, 5, 6])
         XCTAssertEqual(read.labels, [0, 1, 1])
-        let shard = try reader.read(split: "train", rows: 1..<3)
+        let shard = try reader.read(split: .train, rows: 1..<3)
         XCTAssertEqual(shard.features, [3, 4, 5, 6])
         XCTAssertEqual(shard.sampleIDs, [1, 2], "sample ids are rows of the whole split")
         XCTAssertEqual(directory.contents(), ["ok.h5"], "no temporary file is left")
@@ -52,7 +52,7 @@ final class DatasetReaderTests: XCTestCase {
     ) {
         do {
             let reader = try DatasetReader(path: path)
-            if readSplit { _ = try reader.read(split: "train") }
+            if readSplit { _ = try reader.read(split: .train) }
             XCTFail("accepted \(path)", file: file, line: line)
         } catch let error as DatasetError {
             XCTAssertEqual(error.file, path, file: file, line: line)

@@ -18,7 +18,7 @@ final class FashionMNISTTests: XCTestCase {
         try DatasetWriter.write(prepared, to: path)
 
         let reader = try DatasetReader(path: path)
-        XCTAssertEqual(reader.splitSizes, ["train": 60_000, "test": 10_000])
+        XCTAssertEqual(reader.splitSizes, [.train: 60_000, .test: 10_000])
         XCTAssertEqual(reader.featureShape, [1, 28, 28])
         XCTAssertEqual(reader.classNames, FashionMNIST.classNames)
         try withOpenHDF5File(path) { file in
@@ -30,12 +30,12 @@ final class FashionMNISTTests: XCTestCase {
                 try file.root.openGroup("test").intArrayAttribute("class_counts"), [Int](repeating: 1_000, count: 10))
             XCTAssertEqual(try file.root.stringArrayAttribute("source_sha256").count, 4)
         }
-        let train = try reader.read(split: "train", rows: 0..<1000)
+        let train = try reader.read(split: .train, rows: 0..<1000)
         let mean = train.features.reduce(0.0) { $0 + Double($1) } / Double(train.features.count)
         XCTAssertEqual(mean, 0, accuracy: 0.05, "the paper's statistics centre the training images")
         // Stored as the source's bytes; read as the paper's formula applied to each.
-        XCTAssertEqual(reader.storage["train"], .uint8)
-        let pixels = try XCTUnwrap(prepared.split("train")).features.prefix(1000 * 784)
+        XCTAssertEqual(reader.storage[.train], .uint8)
+        let pixels = try XCTUnwrap(prepared.split(.train)).features.prefix(1000 * 784)
         let expected = pixels.map { (Double($0) / 255 - 0.286) / 0.353 }
         XCTAssertEqual(train.features.count, expected.count)
         let worst = zip(train.features, expected).map { abs(Double($0) - $1) }.max() ?? .infinity

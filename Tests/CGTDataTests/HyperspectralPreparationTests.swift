@@ -47,11 +47,11 @@ final class HyperspectralPreparationTests: XCTestCase {
         XCTAssertEqual(prepared.attributes["label_ids"], .ints([3, 7, 9]))
         XCTAssertEqual(prepared.attributes["image_shape"], .ints([height, width]))
         XCTAssertEqual(prepared.featureShape, [bands])
-        let train = try XCTUnwrap(prepared.split("train"))
-        let test = try XCTUnwrap(prepared.split("test"))
+        let train = try XCTUnwrap(prepared.split(.train))
+        let test = try XCTUnwrap(prepared.split(.test))
         XCTAssertEqual(train.count + test.count, 15, "the 15 labelled pixels of the 30")
-        let trainPixels = try XCTUnwrap(prepared.sourceIndices["train"])
-        let testPixels = try XCTUnwrap(prepared.sourceIndices["test"])
+        let trainPixels = try XCTUnwrap(prepared.sourceIndices[.train])
+        let testPixels = try XCTUnwrap(prepared.sourceIndices[.test])
         XCTAssertEqual(Set(trainPixels + testPixels).count, 15)
         // Statistics of the training pixels only, computed here from the scene's formula.
         let pixels = { (list: [Int64]) in list.map { (Int($0) / self.width, Int($0) % self.width) } }

@@ -90,9 +90,9 @@ final class IDXReaderTests: XCTestCase {
                 plan: SplitPlan(testFraction: .zero, validationFraction: SplitFraction("0.2")!, seed: 3),
                 commandLine: "test", toolVersion: "0")
             XCTAssertEqual(prepared.featureShape, [1, 4, 3])
-            XCTAssertEqual(prepared.splits.map(\.name), ["train", "validation", "test"])
+            XCTAssertEqual(prepared.splits.map(\.name), [.train, .validation, .test])
             XCTAssertEqual(prepared.splits.map(\.count), [24, 6, 20])
-            let test = try XCTUnwrap(prepared.split("test"))
+            let test = try XCTUnwrap(prepared.split(.test))
             XCTAssertEqual(test.labels, (0..<20).map { Int32($0 % 10) })
             let expected = (0..<12).map { Float((Double(UInt8(truncatingIfNeeded: $0 * 7)) / 255 - 0.286) / 0.353) }
             assertAllClose(Array(test.features[0..<12]), expected, relative: 1e-6)

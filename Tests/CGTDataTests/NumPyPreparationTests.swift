@@ -24,10 +24,10 @@ final class NumPyPreparationTests: XCTestCase {
             x: "\(archive):X", y: "\(archive):y", testX: testX, testY: testY, ignoring: [-1], classNamesFile: nil,
             normalization: .fit(.minmax), plan: SplitPlan(testFraction: .zero), commandLine: "", toolVersion: "")
         XCTAssertEqual(prepared.classNames, ["class 2", "class 5"])
-        let train = try XCTUnwrap(prepared.split("train"))
-        let test = try XCTUnwrap(prepared.split("test"))
+        let train = try XCTUnwrap(prepared.split(.train))
+        let test = try XCTUnwrap(prepared.split(.test))
         XCTAssertEqual(train.labels, [1, 0, 1, 0, 0])
-        XCTAssertEqual(prepared.sourceIndices["train"], [0, 1, 3, 4, 5], "row 2 had the ignored label")
+        XCTAssertEqual(prepared.sourceIndices[.train], [0, 1, 3, 4, 5], "row 2 had the ignored label")
         XCTAssertEqual(test.labels, [1, 0])
         // Feature 0 of the training rows is 0, 2, 6, 8, 10: min 0, max 10.
         XCTAssertEqual(

@@ -33,7 +33,7 @@ public enum Fixtures {
         let data = SyntheticDataset.make(
             features: features, classes: classes, trainCount: train, testCount: test + validation, seed: seed,
             spread: spread)
-        func rows(_ name: String, _ range: Range<Int>) -> DatasetSplit {
+        func rows(_ name: DatasetSplitName, _ range: Range<Int>) -> DatasetSplit {
             DatasetSplit(
                 name: name,
                 features: Array(data.test.features[(range.lowerBound * features)..<(range.upperBound * features)]),
@@ -41,8 +41,8 @@ public enum Fixtures {
                 featureShape: [features])
         }
         let splits =
-            [data.train, rows(DatasetLayout.test, 0..<test)]
-            + (validation > 0 ? [rows(DatasetLayout.validation, test..<(test + validation))] : [])
+            [data.train, rows(.test, 0..<test)]
+            + (validation > 0 ? [rows(.validation, test..<(test + validation))] : [])
         let path = directory.file(name)
         try DatasetWriter.write(to: path, classNames: data.classNames, featureShape: [features], splits: splits)
         return path

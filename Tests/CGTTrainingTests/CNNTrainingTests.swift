@@ -12,7 +12,7 @@ final class CNNTrainingTests: XCTestCase {
 
     /// 8x8 images: class 0 bright in the top half, class 1 bright in the bottom half, noise elsewhere.
     func writeImages() throws -> String {
-        func split(_ name: String, _ count: Int, seed: UInt64) -> DatasetSplit {
+        func split(_ name: DatasetSplitName, _ count: Int, seed: UInt64) -> DatasetSplit {
             let noise = Fixtures.uniforms(count * 64, seed: seed, 0, 0.3)
             let labels = Fixtures.labels(count, classes: 2, seed: seed + 1)
             var x = noise
@@ -27,7 +27,7 @@ final class CNNTrainingTests: XCTestCase {
         let path = directory.file("images.h5")
         try DatasetWriter.write(
             to: path, classNames: ["top", "bottom"], featureShape: [1, 8, 8],
-            splits: [split("train", 128, seed: 1), split("test", 64, seed: 9)])
+            splits: [split(.train, 128, seed: 1), split(.test, 64, seed: 9)])
         return path
     }
 

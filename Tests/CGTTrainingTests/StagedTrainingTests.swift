@@ -155,7 +155,7 @@ final class StagedTrainingTests: XCTestCase {
 
         // Every prediction of a shallow exit is one of its classes or a refusal.
         let reader = try DatasetReader(path: data)
-        let test = try reader.read(split: DatasetLayout.test)
+        let test = try reader.read(split: .test)
         let network = job.makeNetwork(featureShape: [12], classes: 4)
         try stored.restore(into: network, optimizer: nil, source: run.lastCheckpoint)
         let objective = ExitObjective(network: network, classGroups: groups)

@@ -276,7 +276,7 @@ final class TrainerTests: XCTestCase {
         let reader = try DatasetReader(path: data)
         let network = try a.restoredNetwork(for: reader, dataPath: data, source: "last.h5")
         let evaluation = DistributedEvaluation(network: network, ranks: OneProcess(), batchSize: 64, classGroups: nil)
-        let test = try reader.read(split: DatasetLayout.test)
+        let test = try reader.read(split: .test)
         XCTAssertEqual(try evaluation.statistics(test, tau: a.job.eval.tau), reported)
     }
 

@@ -1,14 +1,10 @@
 import CGTData
-import CGTExperiments
 import CGTJob
-import CGTKernels
 import CGTModel
 import CGTRandom
-import CGTTestSupport
 import XCTest
 
 @testable import CGTEvaluation
-@testable import CGTTraining
 
 /// Exit policies, threshold sweeps and confidence quality on small prediction sets worked out by hand.
 final class ExitAnalysisTests: XCTestCase {

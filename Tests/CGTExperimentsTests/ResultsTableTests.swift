@@ -1,5 +1,4 @@
 import CGTCheckpoint
-import CGTData
 import CGTExperiments
 import CGTFiles
 import CGTJob

@@ -1,11 +1,8 @@
-import CGTData
 import CGTExperiments
 import CGTJob
 import CGTTestSupport
 import Foundation
 import XCTest
-
-@testable import CGTTraining
 
 /// Grid files: domains, constraints, random draws, errors naming the key.
 final class GridFileTests: XCTestCase {

@@ -1,7 +1,4 @@
-import CGTData
-import CGTExperiments
 import CGTJob
-import CGTTraining
 import Foundation
 import XCTest
 

@@ -1,6 +1,5 @@
 import CGTCheckpoint
 import CGTData
-import CGTExperiments
 import CGTJob
 import CGTModel
 import CGTTestSupport
@@ -26,7 +25,7 @@ final class EarlyExitInferenceTests: XCTestCase {
             job: job, run: RunDirectory(path: directory.file(method.joined())), communicator: nil, resume: false,
             progress: ProgressReporter(enabled: false))
         try trainer.run()
-        let test = try DatasetReader(path: data).read(split: DatasetLayout.test)
+        let test = try DatasetReader(path: data).read(split: .test)
         return (trainer.network, test, trainer.classGroups)
     }
 

@@ -1,10 +1,5 @@
 import CGTData
-import CGTExperiments
-import CGTJob
-import CGTTraining
 import XCTest
-
-@testable import CGTEvaluation
 
 /// Which samples each step and rank see.
 final class BatchPlanTests: XCTestCase {
