@@ -18,6 +18,10 @@ public struct GridFolder: Sendable {
     public var manifestFile: String { "\(path)/grid.json" }
     public var gridFile: String { "\(path)/grid.yaml" }
     public func trial(_ name: String) -> RunDirectory { RunDirectory(path: "\(path)/\(name)") }
+    /// The folder name of trial `index`: "trial-007".
+    public static func trialName(_ index: Int) -> String { String(format: "trial-%03d", index) }
+    /// Whether `name` is a trial's folder name.
+    public static func isTrialName(_ name: String) -> Bool { name.hasPrefix("trial-") }
     public func leaderboard(_ format: String) -> String { "\(path)/leaderboard.\(format)" }
     public var paretoChart: String { "\(path)/pareto.svg" }
     public var paretoData: String { "\(path)/pareto.csv" }

@@ -1,3 +1,4 @@
+import CGTCheckpoint
 import CGTData
 import CGTModel
 import Foundation
@@ -184,7 +185,7 @@ public struct EvaluationReport {
             }
         }
         var result: [(String, Data)] = [
-            ("eval.json", evalJSON),
+            (EvaluationFolder.reportFileName, evalJSON),
             ("per_class_routing.csv", Data((perClass.joined(separator: "\n") + "\n").utf8)),
             ("reliability.csv", Data((reliability.joined(separator: "\n") + "\n").utf8)),
             ("samples.csv", Data(samplesCSV.utf8)),

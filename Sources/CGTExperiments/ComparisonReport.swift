@@ -416,7 +416,7 @@ public struct ComparisonReport {
     }
 
     /// The page, with every figure inline and each caption linking its CSV in `figureFolder`.
-    public func html(figures: [Figure], figureFolder: String? = "figures") -> String {
+    public func html(figures: [Figure], figureFolder: String? = RunDirectory.figuresFolderName) -> String {
         let summary = summary()
         var intro = [
             "<p>\(groups.reduce(0) { $0 + $1.reports.count }) runs in \(groups.count) groups: runs of one job (its name) on the same data (its SHA-256) form a group, and numbers are the mean ± sample standard deviation over its seeds, at each job's tau on the test split (each run's eval.json; <code>summary.csv</code> holds them).</p>",
@@ -439,9 +439,10 @@ public struct ComparisonReport {
     public func write(to folder: String) throws -> [Figure] {
         let drawn = figures()
         try OutputFolder.create(folder)
-        try Figure.write(drawn, to: "\(folder)/figures")
-        try AtomicFile.write(Data(summary().csv.utf8), to: "\(folder)/summary.csv")
-        try AtomicFile.write(Data(html(figures: drawn).utf8), to: "\(folder)/report.html")
+        let comparison = ComparisonFolder(path: folder)
+        try Figure.write(drawn, to: comparison.figuresFolder)
+        try AtomicFile.write(Data(summary().csv.utf8), to: comparison.summaryFile)
+        try AtomicFile.write(Data(html(figures: drawn).utf8), to: comparison.reportFile)
         return drawn
     }
 }

@@ -1,3 +1,4 @@
+import CGTCheckpoint
 import CGTEvaluation
 import CGTJob
 import CGTKernels
@@ -74,7 +75,7 @@ public struct GridFile {
         /// table rows of different trials stay apart.
         public func overrides(baseName: String) -> [String] { ["name=\(baseName)/\(name)"] + overrides }
         /// A folder name: "trial-007".
-        public var name: String { String(format: "trial-%03d", index) }
+        public var name: String { GridFolder.trialName(index) }
     }
 
     /// Reads and checks a grid file; every error names the file and the key.

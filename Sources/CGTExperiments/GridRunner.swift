@@ -28,7 +28,7 @@ public struct TrialStatus: Codable, Equatable, Sendable {
         case plannedEpochs = "planned_epochs"
     }
 
-    public static func path(_ folder: String) -> String { "\(folder)/status.json" }
+    public static func path(_ folder: String) -> String { RunDirectory(path: folder).trialStatusFile }
 
     public static func read(_ folder: String) -> TrialStatus? {
         FileManager.default.contents(atPath: path(folder)).flatMap {
@@ -116,7 +116,7 @@ public struct GridRunner {
     }
 
     /// The file that records which grid the folder holds, so that `--resume` continues the same one.
-    var manifestFile: String { "\(folder)/grid.json" }
+    var manifestFile: String { GridFolder(path: folder).manifestFile }
 
     struct Manifest: Codable, Equatable {
         var grid: String
@@ -221,10 +221,10 @@ public struct GridRunner {
         _ trial: GridFile.Trial, status: inout TrialStatus, halving: SuccessiveHalving, epoch: Int, score: RungScore
     ) throws -> Bool {
         let others = try FileManager.default.contentsOfDirectory(atPath: folder).filter {
-            $0.hasPrefix("trial-") && $0 != trial.name
+            GridFolder.isTrialName($0) && $0 != trial.name
         }
         let recorded = others.compactMap { name in
-            TrialStatus.read("\(folder)/\(name)")?.rungs?.first { $0.epoch == epoch }?.value
+            TrialStatus.read(GridFolder(path: folder).trial(name).path)?.rungs?.first { $0.epoch == epoch }?.value
         }
         var score = score
         score.cutoff = halving.cutoff(recorded: recorded, metric: grid.metric)
@@ -240,11 +240,12 @@ public struct GridRunner {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try encoder.encode(manifest), to: manifestFile)
-        try? FileManager.default.removeItem(atPath: "\(folder)/grid.yaml")
-        try FileManager.default.copyItem(atPath: grid.path, toPath: "\(folder)/grid.yaml")
+        let gridFile = GridFolder(path: folder).gridFile
+        try? FileManager.default.removeItem(atPath: gridFile)
+        try FileManager.default.copyItem(atPath: grid.path, toPath: gridFile)
     }
 
-    func trialFolder(_ trial: GridFile.Trial) -> String { "\(folder)/\(trial.name)" }
+    func trialFolder(_ trial: GridFile.Trial) -> String { GridFolder(path: folder).trial(trial.name).path }
 
     private func isFinished(_ trial: GridFile.Trial) -> Bool {
         guard let status = TrialStatus.read(trialFolder(trial)) else { return false }

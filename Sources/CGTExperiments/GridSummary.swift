@@ -85,7 +85,8 @@ public struct GridSummary {
 
     /// Reads `grid.json`, every trial's status.json and eval.json in `folder`.
     public static func load(folder: String, metric: SelectionMetric? = nil) throws -> GridSummary {
-        let manifestFile = "\(folder)/grid.json"
+        let grid = GridFolder(path: folder)
+        let manifestFile = grid.manifestFile
         guard let data = FileManager.default.contents(atPath: manifestFile) else {
             throw TrainingError("\(manifestFile): no such file (is \(folder) a grid folder?)")
         }
@@ -93,8 +94,8 @@ public struct GridSummary {
         let metric = metric ?? manifest.metric
         var rows: [Row] = []
         for (index, overrides) in manifest.trials.enumerated() {
-            let name = String(format: "trial-%03d", index)
-            let path = "\(folder)/\(name)"
+            let name = GridFolder.trialName(index)
+            let path = grid.trial(name).path
             let status = TrialStatus.read(path)
             let assignments = overrides.map { o -> [String] in
                 let parts = o.split(separator: "=", maxSplits: 1).map(String.init)
@@ -269,20 +270,22 @@ public struct GridSummary {
     public func write() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(Data(csv.utf8), to: "\(folder)/leaderboard.csv")
-        try AtomicFile.write(try encoder.encode(rows), to: "\(folder)/leaderboard.json")
-        try AtomicFile.write(Data((markdown + "\n").utf8), to: "\(folder)/leaderboard.md")
+        let grid = GridFolder(path: folder)
+        try AtomicFile.write(Data(csv.utf8), to: grid.leaderboard("csv"))
+        try AtomicFile.write(try encoder.encode(rows), to: grid.leaderboard("json"))
+        try AtomicFile.write(Data((markdown + "\n").utf8), to: grid.leaderboard("md"))
         let scatter = self.scatter
-        try AtomicFile.write(Data(scatter.utf8), to: "\(folder)/pareto.svg")
-        try AtomicFile.write(Data(scatterCSV.utf8), to: "\(folder)/pareto.csv")
+        try AtomicFile.write(Data(scatter.utf8), to: grid.paretoChart)
+        try AtomicFile.write(Data(scatterCSV.utf8), to: grid.paretoData)
         // Each finished trial's own page, linked from the grid's.
         for row in rows where row.status == .done {
-            if let report = try? RunReport(run: RunDirectory(path: "\(folder)/\(row.trial)")) {
+            let run = grid.trial(row.trial)
+            if let report = try? RunReport(run: run) {
                 let figures = report.figures()
-                try Figure.write(figures, to: "\(folder)/\(row.trial)/figures")
+                try Figure.write(figures, to: run.figuresFolder)
                 try AtomicFile.write(
-                    Data(report.html(figures: figures, figureFolder: "figures").utf8),
-                    to: "\(folder)/\(row.trial)/report.html")
+                    Data(report.html(figures: figures, figureFolder: RunDirectory.figuresFolderName).utf8),
+                    to: run.reportFile)
             }
         }
         let table =
@@ -305,6 +308,6 @@ public struct GridSummary {
             \(table)
             </body></html>
             """
-        try AtomicFile.write(Data(html.utf8), to: "\(folder)/report.html")
+        try AtomicFile.write(Data(html.utf8), to: grid.reportFile)
     }
 }

@@ -51,7 +51,7 @@ public struct RunReport {
     /// (written by `cgt eval`) before `<run>/eval.json` (training's own).
     public init(run: RunDirectory) throws {
         self.run = run
-        let candidates = ["\(run.path)/eval/eval.json", run.evaluationFile]
+        let candidates = [run.evaluation.reportFile, run.evaluationFile]
         guard let file = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }),
             let data = FileManager.default.contents(atPath: file)
         else {
