@@ -99,7 +99,9 @@ extension Checkpoint {
     }
 
     /// Reads `/l2w`, checking every tensor against the weight network `job` describes.
-    private static func readL2W(in root: HDF5Group, job: Job, featureCount: Int, path: String) throws -> L2WState {
+    private static func readL2W(in root: HDF5Group, job: Job, featureCount: Int, classes: Int, path: String) throws
+        -> L2WState
+    {
         let group = try root.openGroup(CheckpointLayout.l2w)
         guard case .l2w(_, let settings) = job.method.choice else {
             throw CheckpointError(file: path, "/\(CheckpointLayout.l2w) is there, but the job's method is not l2w")
@@ -123,7 +125,7 @@ extension Checkpoint {
             optimizerStepCount: try optimizerGroup.intAttribute(CheckpointLayout.stepCount),
             steps: try group.intAttribute(CheckpointLayout.l2wSteps), metaBatch: nil)
         guard state.steps >= 0, state.optimizerStepCount >= 0 else {
-            throw CheckpointError(file: path, "/l2w step counts must not be negative")
+            throw CheckpointError(file: path, "/\(CheckpointLayout.l2w) step counts must not be negative")
         }
         guard group.contains(CheckpointLayout.metaBatch) else { return state }
         let meta = try group.openGroup(CheckpointLayout.metaBatch)
@@ -133,21 +135,27 @@ extension Checkpoint {
         let features = try meta.openDataset(CheckpointLayout.metaFeatures)
         let ids = try meta.openDataset(CheckpointLayout.metaSampleIDs)
         let globalCount = try meta.intAttribute(CheckpointLayout.metaGlobalCount)
+        // One training step's rows: at most a global batch and the remainder the epoch's last step takes.
         guard labels.shape == [rows], features.shape == [rows, featureCount], ids.shape == [rows],
-            features.elementType == .float32, rankRows.allSatisfy({ $0 >= 0 }), rankRows.reduce(0, +) == rows,
-            globalCount >= rows, rows > 0
+            features.elementType == .float32, labels.elementType == .int32, ids.elementType == .int64,
+            rows > 0, rows < 2 * job.training.batchSize, rankRows.allSatisfy({ $0 >= 0 }),
+            rankRows.reduce(0, +) == rows, globalCount == rows
         else {
             throw CheckpointError(
                 file: path,
-                "/l2w/meta_batch is not one batch of \(featureCount) features per row (labels \(labels.shape), features \(features.shape), rank_rows \(rankRows))"
+                "/\(CheckpointLayout.l2w)/\(CheckpointLayout.metaBatch) is not one batch of \(featureCount) features per row (labels \(labels.shape), features \(features.shape), rank_rows \(rankRows), global_count \(globalCount))"
             )
         }
         let values = try features.readAll(as: Float.self)
         if let bad = values.firstIndex(where: { !$0.isFinite }) {
             throw CheckpointError(file: path, "\(features.path) holds a non-finite value at index \(bad)")
         }
+        let classLabels = try labels.readAll(as: Int32.self)
+        if let bad = classLabels.first(where: { $0 < 0 || Int($0) >= classes }) {
+            throw CheckpointError(file: path, "\(labels.path) holds label \(bad), not one of the \(classes) classes")
+        }
         state.metaBatch = MetaBatch(
-            features: values, labels: try labels.readAll(as: Int32.self), sampleIDs: try ids.readAll(as: Int64.self),
+            features: values, labels: classLabels, sampleIDs: try ids.readAll(as: Int64.self),
             rankRows: rankRows, globalCount: globalCount,
             randomKey: UInt64(bitPattern: Int64(try meta.intAttribute(CheckpointLayout.metaRandomKey))))
         return state
@@ -283,7 +291,8 @@ extension Checkpoint {
         }
         if root.contains(CheckpointLayout.l2w) {
             checkpoint.l2w = try readL2W(
-                in: root, job: job, featureCount: checkpoint.featureShape.reduce(1, *), path: path)
+                in: root, job: job, featureCount: checkpoint.featureShape.reduce(1, *),
+                classes: checkpoint.classNames.count, path: path)
         }
         return checkpoint
     }

@@ -219,13 +219,13 @@ public struct Checkpoint: Equatable {
             try StoredTensor.value(table, slot, group: group, source: source)
         }
         for slot in store.parameterSlots {
-            _ = store.parameter(slot).update(fromContentsOf: try tensor(model, slot, "model"))
+            _ = store.parameter(slot).update(fromContentsOf: try tensor(model, slot, CheckpointLayout.model))
         }
         let buffers = optimizer != nil ? trainingBuffers : nil
         for slot in store.bufferSlots {
             _ = store.buffer(slot).update(
                 fromContentsOf: try buffers.map { try tensor($0, slot, CheckpointLayout.trainingBuffers) }
-                    ?? tensor(model, slot, "model"))
+                    ?? tensor(model, slot, CheckpointLayout.model))
         }
         for (prefix, layer) in Self.batchNorms(of: network) { layer.setBatchesTracked(batchesTracked[prefix] ?? 0) }
         guard let optimizer else { return }
@@ -234,7 +234,7 @@ public struct Checkpoint: Equatable {
                 throw CheckpointError(file: source, "optimizer state '\(name)' is missing")
             }
             for slot in store.parameterSlots {
-                let values = try tensor(table, slot, "optimizer/\(name)")
+                let values = try tensor(table, slot, "\(CheckpointLayout.optimizer)/\(name)")
                 _ = UnsafeMutableBufferPointer(rebasing: buffer[slot.offset..<(slot.offset + slot.count)]).update(
                     fromContentsOf: values)
             }

@@ -44,14 +44,17 @@ public struct L2WState: Equatable, Sendable {
         let store = weights.store
         for slot in store.parameterSlots {
             _ = store.parameter(slot).update(
-                fromContentsOf: try StoredTensor.value(parameters, slot, group: "l2w/model", source: source))
+                fromContentsOf: try StoredTensor.value(
+                    parameters, slot, group: "\(CheckpointLayout.l2w)/\(CheckpointLayout.model)", source: source))
         }
         for (name, buffer) in weights.optimizer.stateBuffers {
             guard let table = optimizerState[name] else {
-                throw CheckpointError(file: source, "l2w optimizer state '\(name)' is missing")
+                throw CheckpointError(
+                    file: source, "\(CheckpointLayout.l2w)/\(CheckpointLayout.optimizer) state '\(name)' is missing")
             }
             for slot in store.parameterSlots {
-                let values = try StoredTensor.value(table, slot, group: "l2w/optimizer/\(name)", source: source)
+                let values = try StoredTensor.value(
+                    table, slot, group: "\(CheckpointLayout.l2w)/\(CheckpointLayout.optimizer)/\(name)", source: source)
                 _ = UnsafeMutableBufferPointer(rebasing: buffer[slot.offset..<(slot.offset + slot.count)]).update(
                     fromContentsOf: values)
             }
@@ -63,7 +66,7 @@ public struct L2WState: Equatable, Sendable {
 /// The batch L2W's next meta step measures its meta loss on: every rank's part of the previous
 /// training step, rank by rank, as the network saw it (augmented).
 public struct MetaBatch: Equatable, Sendable {
-    /// Rows of `features.count / rows` values each.
+    /// One row of the network's input per label, rank by rank.
     public var features: [Float]
     public var labels: [Int32]
     public var sampleIDs: [Int64]

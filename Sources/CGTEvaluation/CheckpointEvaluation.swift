@@ -63,15 +63,19 @@ public struct CheckpointEvaluation: Sendable {
     public struct Loaded {
         public let stored: Checkpoint
         public let network: EarlyExitNetwork
+        /// The open data file (the caller of `load` closes it).
         public let reader: DatasetReader
         public let policy: ExitPolicy
         public let dataPath: String
+        /// This rank's rows of the BatchNorm re-estimation batches, with `bnRecalibration`.
+        let recalibration: RecalibrationShare?
     }
 
-    /// Reads the checkpoint and opens its data on one of `ranks` ranks: the network must fit
+    /// Reads the checkpoint and opens its data on rank `rank` of `ranks`: the network must fit
     /// the memory budget at the largest batch it will see (evaluation, or a rank's part of a
-    /// BatchNorm re-estimation batch). Local work; the caller closes `reader`.
-    public func load(ranks: Int) throws -> Loaded {
+    /// BatchNorm re-estimation batch), whose rows are read here too. Local work that can fail
+    /// on one rank alone (the caller agrees on failures); the caller closes `reader`.
+    public func load(rank: Int, ranks: Int) throws -> Loaded {
         guard FileManager.default.fileExists(atPath: checkpoint) else {
             throw CheckpointError(file: checkpoint, "no such file")
         }
@@ -103,9 +107,16 @@ public struct CheckpointEvaluation: Sendable {
                 file: checkpoint,
                 "--bn-recalibration with the job's training.batch_size \(stored.job.training.batchSize): \(refusal)")
         }
+        var recalibration: RecalibrationShare?
+        if bnRecalibration {
+            let (data, batches) = try stored.job.recalibrationShare(
+                reader: reader, trainCount: reader.splitSizes[.train] ?? 0, rank: rank, ranks: ranks)
+            recalibration = RecalibrationShare(data: data, batches: batches)
+        }
         return Loaded(
             stored: stored, network: network, reader: reader,
-            policy: try exitPolicy(stored: stored.exitPolicy, exits: network.exitCount), dataPath: dataPath)
+            policy: try exitPolicy(stored: stored.exitPolicy, exits: network.exitCount), dataPath: dataPath,
+            recalibration: recalibration)
     }
 
     /// The report of `loaded` (a collective over `ranks`; every rank gets it), its provenance
@@ -114,10 +125,7 @@ public struct CheckpointEvaluation: Sendable {
         let evaluation = DistributedEvaluation(
             network: loaded.network, ranks: ranks, batchSize: evaluationBatch(loaded.reader),
             classGroups: loaded.stored.classGroups)
-        if bnRecalibration {
-            evaluation.recalibrateBatchNorm(
-                on: try evaluation.readRecalibrationShare(job: loaded.stored.job, reader: loaded.reader))
-        }
+        if let share = loaded.recalibration { evaluation.recalibrateBatchNorm(on: share) }
         let request = EvaluationRequest(
             policy: loaded.policy, sweep: sweep, targetAccuracy: targetAccuracy, budget: budget, risk: risk,
             riskResplits: riskResplits, budgeted: budgeted)

@@ -10,6 +10,8 @@ public protocol EvaluationRanks {
     var rank: Int { get }
     /// The number of ranks.
     var ranks: Int { get }
+    /// Whether other ranks take part: one process has nothing to sum or gather.
+    var hasOtherRanks: Bool { get }
     /// Sums `values` over the ranks, in place.
     func sumCounts(_ values: inout [Int64]) throws
     /// Every rank's bytes, in rank order, on every rank.
@@ -19,16 +21,12 @@ public protocol EvaluationRanks {
     var batchNormReducer: BatchNormKernels.StatisticsReducer? { get }
 }
 
-extension EvaluationRanks {
-    /// Whether other ranks take part: one process has nothing to sum or gather.
-    public var hasOtherRanks: Bool { ranks > 1 }
-}
-
 /// One process: nothing to sum or gather.
 public struct OneProcess: EvaluationRanks {
     public init() {}
     public var rank: Int { 0 }
     public var ranks: Int { 1 }
+    public var hasOtherRanks: Bool { false }
     public func sumCounts(_ values: inout [Int64]) throws {}
     public func gather(bytes: [UInt8]) throws -> [[UInt8]] { [bytes] }
     public var batchNormReducer: BatchNormKernels.StatisticsReducer? { nil }

@@ -279,14 +279,7 @@ public struct GridSummary {
         try AtomicFile.write(Data(scatterCSV.utf8), to: grid.paretoData)
         // Each finished trial's own page, linked from the grid's.
         for row in rows where row.status == .done {
-            let run = grid.trial(row.trial)
-            if let report = try? RunReport(run: run) {
-                let figures = report.figures()
-                try Figure.write(figures, to: run.figuresFolder)
-                try AtomicFile.write(
-                    Data(report.html(figures: figures, figureFolder: RunDirectory.figuresFolderName).utf8),
-                    to: run.reportFile)
-            }
+            if let report = try? RunReport(run: grid.trial(row.trial)) { try report.write() }
         }
         let table =
             "<table border=\"1\" cellpadding=\"3\"><tr><th>#</th><th>trial</th>"

@@ -1,6 +1,7 @@
 import CGTCheckpoint
 import CGTData
 import CGTEvaluation
+import CGTFiles
 import CGTJob
 import CGTModel
 import CGTTraining
@@ -311,6 +312,17 @@ public struct RunReport {
                     bins,
                 ], xRange: 0...1, yRange: 0...1),
             csv: csv.text)
+    }
+
+    /// Writes the run's page (`report.html`) with its figures and their CSVs (`figures/`);
+    /// returns the figures drawn.
+    @discardableResult
+    public func write() throws -> [Figure] {
+        let figures = self.figures()
+        try Figure.write(figures, to: run.figuresFolder)
+        try AtomicFile.write(
+            Data(html(figures: figures, figureFolder: RunDirectory.figuresFolderName).utf8), to: run.reportFile)
+        return figures
     }
 
     /// The page, with every figure inline; with `figureFolder` (relative to the page), each

@@ -34,7 +34,7 @@ final class CheckpointConnector {
     /// The buffers an evaluation re-estimated (`eval.bn_recalibration`) and the epoch it
     /// measured: a checkpoint of that epoch stores them as the model's, so the file is the
     /// model its reported numbers describe. Training itself goes on with its own statistics.
-    private(set) var evaluatedBuffers: (epoch: Int, values: [Float])?
+    private var reestimated: (epoch: Int, values: [Float])?
     /// The hooks' state as `gatherHookState` last collected it.
     private var hookStates: [HookCheckpointState] = []
     private var best: BestCheckpoint?
@@ -58,9 +58,12 @@ final class CheckpointConnector {
     // MARK: - Restoring
 
     /// The newest checkpoint of the run, restored into the network, optimizer and hooks (rank 0):
-    /// returns where it left training. Refuses a checkpoint of another job, one that trained
-    /// more epochs than the job has, and a mid-epoch one on another number of ranks.
-    func restoreNewest(ranks: Int, stepsPerEpoch: Int) throws -> (position: Position, partial: PartialEpoch?) {
+    /// returns where it left training and the file. Refuses a checkpoint of another job or of
+    /// other data's shape, one that trained more epochs than the job has, and a mid-epoch one
+    /// on another number of ranks.
+    func restoreNewest(ranks: Int, stepsPerEpoch: Int) throws -> (
+        position: Position, partial: PartialEpoch?, file: String
+    ) {
         guard let newest = run.newestCheckpoint else {
             throw CheckpointError(file: run.lastCheckpoint, "--resume: no checkpoint in \(run.checkpointFolder)")
         }
@@ -85,6 +88,13 @@ final class CheckpointConnector {
                 "--resume: the run has trained \(checkpoint.epoch) epochs, more than training.epochs \(job.training.epochs); a finished run is not trained back"
             )
         }
+        // The same job on a file of other samples (a convolution's weights fit any image size).
+        guard checkpoint.featureShape == featureShape, checkpoint.classNames.count == classNames.count else {
+            throw CheckpointError(
+                file: newest,
+                "--resume: trained on samples of shape \(checkpoint.featureShape) in \(checkpoint.classNames.count) classes, the data has \(featureShape) in \(classNames.count)"
+            )
+        }
         try checkpoint.restore(into: network, optimizer: optimizer, source: newest)
         if let partial = checkpoint.partialEpoch {
             // With training.shuffle: local the steps of an epoch depend on the number of ranks.
@@ -105,7 +115,7 @@ final class CheckpointConnector {
         for hook in hooks { for state in stored { try hook.restore(state, source: newest) } }
         return (
             Position(epoch: checkpoint.epoch, globalStep: checkpoint.globalStep, classGroups: checkpoint.classGroups),
-            checkpoint.partialEpoch
+            checkpoint.partialEpoch, newest
         )
     }
 
@@ -127,12 +137,12 @@ final class CheckpointConnector {
 
     /// Keeps the buffers an evaluation of `epoch` re-estimated, for that epoch's checkpoint.
     func evaluated(buffers: [Float], epoch: Int) {
-        evaluatedBuffers = (epoch, buffers)
+        reestimated = (epoch, buffers)
     }
 
     /// The re-estimated buffers of `epoch`, if its evaluation made any.
     func evaluatedBuffers(of epoch: Int) -> [Float]? {
-        evaluatedBuffers.flatMap { $0.epoch == epoch ? $0.values : nil }
+        reestimated.flatMap { $0.epoch == epoch ? $0.values : nil }
     }
 
     /// An epoch ended (rank 0): its checkpoint when the cadence, the last epoch or a stop asks
@@ -170,9 +180,6 @@ final class CheckpointConnector {
         }
     }
 
-    /// Whether a finished run's evaluation is there (resuming it then has nothing to do).
-    var hasFinalEvaluation: Bool { FileManager.default.fileExists(atPath: run.evaluationFile) }
-
     // MARK: - Writing
 
     private func writeEpoch(_ position: Position) throws {
@@ -199,7 +206,7 @@ final class CheckpointConnector {
 
     /// The run's state at `position`; `evaluated`: with that epoch's re-estimated statistics as
     /// the model's, if any.
-    func makeCheckpoint(_ position: Position, evaluated: Bool) -> Checkpoint {
+    private func makeCheckpoint(_ position: Position, evaluated: Bool) -> Checkpoint {
         var checkpoint = Checkpoint(
             job: job, epoch: position.epoch, globalStep: position.globalStep, featureShape: featureShape,
             classNames: classNames, network: network, optimizer: optimizer, classGroups: position.classGroups,

@@ -4,7 +4,8 @@ import CGTMPI
 import Foundation
 
 extension CheckpointEvaluation {
-    /// What rank 0 holds after `run(over:)`: the report as written, and what was evaluated.
+    /// What rank 0 holds after `run(over:)`: the report as written, and what was evaluated
+    /// (its data file closed by then).
     public struct Outcome {
         public let written: Written
         public let loaded: Loaded
@@ -14,7 +15,7 @@ extension CheckpointEvaluation {
     /// it sharded over them (under the stall watch of the checkpoint's job), and writes the
     /// report on rank 0, which gets the outcome; the other ranks get nil.
     public func run(over world: Communicator) throws -> Outcome? {
-        let loaded = try world.collectively { try load(ranks: world.size) }
+        let loaded = try world.collectively { try load(rank: world.rank, ranks: world.size) }
         defer { try? loaded.reader.close() }
         // At batch 1, a piece every early-exit pass may run (primitives of other sizes are made as met).
         if world.isRoot,

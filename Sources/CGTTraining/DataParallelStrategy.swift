@@ -146,20 +146,20 @@ final class DataParallelStrategy {
     /// Sums a BatchNorm layer's batch statistics over the ranks at `place` (nil with one rank).
     private func batchNormReducer(watchedAs place: StaticString) -> BatchNormKernels.StatisticsReducer? {
         guard let communicator else { return nil }
-        // Held weakly: a network may outlive its trainer.
+        // The strategy is held weakly (a network may outlive its trainer, and then the stall
+        // watch with it); without it the sum still runs, unwatched.
         return { [weak self] buffer in
             // A failed reduction cannot be reported through the kernel; stop the job.
             do {
-                if let self { try self.watched(place) { try communicator.allReduceSum(buffer) } }
+                if let self {
+                    try self.watched(place) { try communicator.allReduceSum(buffer) }
+                } else {
+                    try communicator.allReduceSum(buffer)
+                }
             } catch {
                 communicator.abort(code: 1)
             }
         }
-    }
-
-    /// Runs the collective `body` at `place` under the stall watch, at the loop's position.
-    func watch(_ place: StaticString, _ body: () throws -> Void) throws {
-        try watched(place, body)
     }
 
     private func watched<R>(_ place: StaticString, _ body: () throws -> R) throws -> R {

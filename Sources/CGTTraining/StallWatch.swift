@@ -19,7 +19,8 @@ public final class StallWatch: @unchecked Sendable {
     private let shutdownLimit: Double
     private var shutDown = false
     /// A fail point for the stall tests (`CGT_TEST_STOP_RANK` names this rank): the process
-    /// stops itself with SIGSTOP as it enters its first collective outside the training loop, a
+    /// stops itself with SIGSTOP as it enters its first watched collective outside the training
+    /// loop (epoch 0 in `watching`: the loop always runs at epoch 1 or later), a
     /// hung node at a known place, where a test's own SIGSTOP from outside would race the work.
     private var stopsItselfInCollective = false
     private let shutdown: @Sendable (_ seconds: Double, _ place: StaticString, _ step: Int, _ epoch: Int) -> Void
@@ -95,7 +96,7 @@ public final class StallWatch: @unchecked Sendable {
     /// `runtime.stall_shutdown_seconds`): a warning on stderr first, then the end of the
     /// process, which makes the launcher stop every rank.
     public convenience init(rank: Int, runtime: RuntimeSection) {
-        // Epoch 0 is work outside the training loop (`collectiveWatch`), which has no position
+        // Epoch 0 is work outside the training loop (`cgt eval`'s ranks), which has no position
         // and no checkpoint to resume from.
         let position = { (step: Int, epoch: Int) in
             epoch == 0 ? "" : step > 0 ? " at step \(step) (epoch \(epoch))" : " at the start of epoch \(epoch)"

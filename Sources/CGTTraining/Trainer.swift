@@ -102,13 +102,14 @@ public final class Trainer {
             progress.say("warning: \(warning)")
         }
         if resume && rank == 0 {
-            let (position, partial) = try checkpoints.restoreNewest(ranks: ranks, stepsPerEpoch: shard.stepsPerEpoch)
+            let (position, partial, file) = try checkpoints.restoreNewest(
+                ranks: ranks, stepsPerEpoch: shard.stepsPerEpoch)
             if let groups = position.classGroups { setClassGroups(groups) }
             epoch = position.epoch
             globalStep = position.globalStep
             resumePoint = (partial?.step ?? 0, partial)
             progress.say(
-                "resumed from \(run.newestCheckpoint ?? run.lastCheckpoint) at epoch \(epoch), step \(globalStep)")
+                "resumed from \(file) at epoch \(epoch), step \(globalStep)")
         }
         if rank == 0, let warning = shard.blockLayoutWarning { progress.say("warning: \(warning)") }
         if rank == 0 { for warning in plan.warnings { progress.say("warning: \(warning)") } }
@@ -157,6 +158,8 @@ public final class Trainer {
         optimizer.stepCount = Int(counters[2])
         // The partial epoch's statistics stay on rank 0: summed over ranks at the epoch's end, they count once.
         resumePoint.step = Int(counters[3])
+        // The hooks' collectives are the loop's, watched at its position.
+        strategy.position = (globalStep, epoch + 1)
         for hook in hooks { try hook.synchronized(hookContext) }
         adoptChosenGroups()
     }
@@ -225,6 +228,8 @@ public final class Trainer {
         }
         // A run resumed after its last epoch is evaluated again (with the same result).
         let (test, validation) = try final ?? routingStatistics(test: true, validation: true)
+        // (`best.h5` may be written with the final evaluation: with the hooks' state of now.)
+        try checkpoints.gatherHookState(hookContext)
         try together {
             if isRoot { try checkpoints.finished(position, test: test!, validation: validation) }
         }

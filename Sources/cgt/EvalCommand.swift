@@ -174,9 +174,8 @@ struct EvalCommand: ParsableCommand {
         let report = outcome.written.report
         print(RoutingTable.render(report.statistics))
         print(report.summary)
-        let folder = outcome.written.folder.path
         print(
-            "wrote \(folder)/eval.json and its CSV files\(outcome.written.evaluatedModel != nil ? ", and the model it measured, \(folder)/model.h5" : "")"
+            "wrote \(outcome.written.folder.reportFile) and its CSV files\(outcome.written.evaluatedModel.map { ", and the model it measured, \($0)" } ?? "")"
         )
         guard savingPolicy else { return }
         let policy = try evaluation.policyToSave(report, evaluated: outcome.loaded.policy)

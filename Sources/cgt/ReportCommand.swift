@@ -102,10 +102,7 @@ struct ReportCommand: ParsableCommand {
         let run = RunDirectory(path: folder)
         let report = try RunReport(run: run)
         warn(report.warnings)
-        let drawn = report.figures()
-        try Figure.write(drawn, to: run.figuresFolder)
-        try AtomicFile.write(
-            Data(report.html(figures: drawn, figureFolder: RunDirectory.figuresFolderName).utf8), to: run.reportFile)
+        let drawn = try report.write()
         print("wrote \(run.reportFile) and \(drawn.count) figures (SVG with their CSV) in \(run.figuresFolder)")
     }
 
@@ -114,7 +111,7 @@ struct ReportCommand: ParsableCommand {
         for run in folders {
             if GridFolder(path: run).isGrid {
                 throw ValidationError(
-                    "\(run) is a grid folder: report it alone (cgt report \(run)), or compare its trials' folders (\(run)/trial-000 ...)."
+                    "\(run) is a grid folder: report it alone (cgt report \(run)), or compare its trials' folders (\(GridFolder(path: run).trial(GridFolder.trialName(0)).path) ...)."
                 )
             }
             if Self.identity(run) == Self.identity(out) {
@@ -129,8 +126,9 @@ struct ReportCommand: ParsableCommand {
         let comparison = try ComparisonReport(runs: folders)
         warn(comparison.groups.flatMap { $0.reports.flatMap(\.warnings) })
         let drawn = try comparison.write(to: out)
+        let folder = ComparisonFolder(path: out)
         print(
-            "wrote \(out)/report.html: \(folders.count) runs in \(comparison.groups.count) groups, \(drawn.count) figures (SVG with their CSV) in \(out)/figures, summary.csv"
+            "wrote \(folder.reportFile): \(folders.count) runs in \(comparison.groups.count) groups, \(drawn.count) figures (SVG with their CSV) in \(folder.figuresFolder), \(folder.summaryFile)"
         )
     }
 }

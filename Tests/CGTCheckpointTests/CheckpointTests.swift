@@ -77,6 +77,17 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    func testAMetaBatchLabelOfNoClassIsRefused() throws {
+        var state = fullState(try l2wJob())
+        state.l2w?.metaBatch?.labels[4] = 7
+        let path = directory.file("label.h5")
+        try state.write(to: path)
+        XCTAssertThrowsError(try Checkpoint.read(from: path)) { error in
+            XCTAssertTrue(
+                "\(error)".contains("/l2w/meta_batch/labels holds label 7, not one of the 3 classes"), "\(error)")
+        }
+    }
+
     func testL2WStateOfAnotherMethodIsRefused() throws {
         var state = fullState(try l2wJob())
         state.job = try JobLoader.parse(

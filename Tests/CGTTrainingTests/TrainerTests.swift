@@ -280,6 +280,20 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(try evaluation.statistics(test, tau: a.job.eval.tau), reported)
     }
 
+    /// The same job on a data file replaced by one of other samples: refused before any tensor
+    /// is copied (a convolution's weights would fit images of any size).
+    func testResumeRefusesDataOfAnotherShape() throws {
+        let path = directory.file("replaced.h5")
+        _ = try Fixtures.writeDataset(in: directory, name: "replaced.h5", features: 12, classes: 3, train: 64, test: 32)
+        _ = try train(try job(data: path, epochs: 2), folder: "replaced")
+        try FileManager.default.removeItem(atPath: path)
+        _ = try Fixtures.writeDataset(in: directory, name: "replaced.h5", features: 10, classes: 3, train: 64, test: 32)
+        XCTAssertThrowsError(try train(try job(data: path, epochs: 4), folder: "replaced", resume: true)) { error in
+            XCTAssertTrue(
+                "\(error)".contains("trained on samples of shape [12] in 3 classes, the data has [10]"), "\(error)")
+        }
+    }
+
     func testResumeRefusesAnotherJob() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 12, classes: 3, train: 96, test: 48)
         _ = try train(try job(data: data, epochs: 2), folder: "run")
