@@ -143,13 +143,10 @@ let package = Package(
                 "CGTEvaluation", "CGTCheckpoint", "CGTRandom", "CGTData", "CGTJob", "CGTModel", "CGTTraining",
                 "CGTTestSupport",
             ], swiftSettings: hostVectorUnits),
-        // TrainerTests' best-checkpoint test reads the run's report (CGTExperiments) until the
-        // checkpoint tests move.
         .testTarget(
             name: "CGTTrainingTests",
             dependencies: [
-                "CGTData", "CGTJob", "CGTModel", "CGTEvaluation", "CGTCheckpoint", "CGTTraining", "CGTExperiments",
-                "CGTFiles",
+                "CGTData", "CGTJob", "CGTModel", "CGTEvaluation", "CGTCheckpoint", "CGTTraining", "CGTFiles",
                 "CGTRandom", "CGTTestSupport",
             ], swiftSettings: hostVectorUnits),
         .testTarget(

@@ -1,5 +1,6 @@
 import CGTCheckpoint
 import CGTFiles
+import CGTJob
 import CGTRandom
 import CGTTestSupport
 import Foundation
@@ -13,6 +14,44 @@ import XCTest
 /// samples, class names whole, bands that summarise the seeds they come from, and CSV a
 /// script can read back.
 final class ReportFigureTests: XCTestCase {
+    let directory = TemporaryDirectory("report-figures")
+
+    /// A run that keeps its best validation epoch (`training.keep_best`): the report draws the
+    /// validation curve with the kept epoch marked, and says which it is.
+    func testTheReportMarksTheKeptEpoch() throws {
+        let data = try Fixtures.writeDataset(
+            in: directory, name: "validated.h5", features: 12, classes: 3, train: 150, test: 60, validation: 45,
+            spread: 2)
+        let job = try JobLoader.parse(
+            "name: test", source: "test",
+            overrides: [
+                "data.path=\(data)", "model.hidden=[32, 32, 32]", "model.exits=[1, 2, 3]", "model.dropout=0.2",
+                "training.epochs=8", "training.batch_size=32", "training.checkpoint_every=2", "optimizer.lr=0.05",
+                "training.seed=3", "training.keep_best=macro_f1",
+            ])
+        let run = RunDirectory(path: directory.file("best"))
+        try Trainer(
+            job: job, run: run, communicator: nil, resume: false, progress: ProgressReporter(enabled: false)
+        ).run()
+        let final = try JSONDecoder().decode(
+            RoutingStatistics.self, from: Data(contentsOf: URL(fileURLWithPath: run.validationFile)))
+        let bestEpoch = try XCTUnwrap(run.bestEpoch()).epoch
+
+        let report = try RunReport(run: run)
+        let curves = report.heldOutAccuracy()
+        let accuracies =
+            try MetricsLog.read(run.metricsFile).dropLast().map { try XCTUnwrap($0.validation?.accuracy) } + [
+                final.accuracy
+            ]
+        XCTAssertEqual(curves.validation.map(\.x), (1...8).map(Double.init))
+        XCTAssertEqual(curves.validation.map(\.y), accuracies)
+        XCTAssertEqual(curves.test.count, 1, "the test split is scored once, at the end")
+        let figures = report.figures()
+        let heldOut = try XCTUnwrap(figures.first { $0.name == "held_out_accuracy" })
+        XCTAssertTrue(heldOut.caption.contains("checkpoints/best.h5"), heldOut.caption)
+        XCTAssertTrue(report.html(figures: figures).contains("epoch \(bestEpoch): macro_f1"))
+    }
+
     /// Every step is 1, 2, 2.5 or 5 times a power of ten, every tick inside the range, at least
     /// five of them and not so many that labels crowd (the issue: 2 or 3 ticks).
     func testTicksAreRoundAndAtLeastFive() {

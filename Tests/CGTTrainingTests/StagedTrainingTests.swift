@@ -1,6 +1,5 @@
 import CGTCheckpoint
 import CGTData
-import CGTExperiments
 import CGTJob
 import CGTModel
 import CGTTestSupport

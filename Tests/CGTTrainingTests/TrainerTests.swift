@@ -1,6 +1,5 @@
 import CGTCheckpoint
 import CGTData
-import CGTExperiments
 import CGTJob
 import CGTModel
 import CGTTestSupport
@@ -144,21 +143,6 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(record.value, scores.max()!)
         XCTAssertEqual(record.epoch, bestEpoch, "the first epoch reaching the best score: \(scores)")
         XCTAssertEqual(try Checkpoint.read(from: run.bestCheckpoint).epoch, bestEpoch)
-
-        // The report draws the validation curve with the kept epoch marked, and says which it is.
-        let report = try RunReport(run: run)
-        let curves = report.heldOutAccuracy()
-        let accuracies =
-            try MetricsLog.read(run.metricsFile).dropLast().map { try XCTUnwrap($0.validation?.accuracy) } + [
-                final.accuracy
-            ]
-        XCTAssertEqual(curves.validation.map(\.x), (1...8).map(Double.init))
-        XCTAssertEqual(curves.validation.map(\.y), accuracies)
-        XCTAssertEqual(curves.test.count, 1, "the test split is scored once, at the end")
-        let figures = report.figures()
-        let heldOut = try XCTUnwrap(figures.first { $0.name == "held_out_accuracy" })
-        XCTAssertTrue(heldOut.caption.contains("checkpoints/best.h5"), heldOut.caption)
-        XCTAssertTrue(report.html(figures: figures).contains("epoch \(bestEpoch): macro_f1"))
 
         _ = try train(try job(data: data, epochs: 4, extra: extra), folder: "best-resumed")
         _ = try train(try job(data: data, epochs: 8, extra: extra), folder: "best-resumed", resume: true)
