@@ -24,7 +24,9 @@ public struct GridFolder: Sendable {
     public static func isTrialName(_ name: String) -> Bool { name.hasPrefix("trial-") }
     public func leaderboard(_ format: String) -> String { "\(path)/leaderboard.\(format)" }
     public var paretoChart: String { "\(path)/pareto.svg" }
-    public var paretoData: String { "\(path)/pareto.csv" }
+    public var paretoData: String { "\(path)/\(Self.paretoDataName)" }
+    /// The chart's data, as the grid's page links it.
+    public static let paretoDataName = "pareto.csv"
     public var reportFile: String { "\(path)/report.html" }
 
     /// Whether `path` holds a grid (its `grid.json`), not a single run.

@@ -28,12 +28,13 @@ public struct RunDirectory: Sendable {
     /// the file's own folder (absolute).
     public init(containing checkpoint: String) {
         let url = URL(fileURLWithPath: checkpoint).deletingLastPathComponent()
-        path = (url.lastPathComponent == "checkpoints" ? url.deletingLastPathComponent() : url).path
+        path = (url.lastPathComponent == Self.checkpointsFolderName ? url.deletingLastPathComponent() : url).path
     }
 
     public var jobFile: String { "\(path)/job.yaml" }
     public var metricsFile: String { "\(path)/metrics.jsonl" }
-    public var checkpointFolder: String { "\(path)/checkpoints" }
+    public var checkpointFolder: String { "\(path)/\(Self.checkpointsFolderName)" }
+    public static let checkpointsFolderName = "checkpoints"
     public var lastCheckpoint: String { "\(checkpointFolder)/last.h5" }
     /// TensorBoard event files (`logging.tensorboard`).
     public var tensorBoardFolder: String { "\(path)/tensorboard" }
@@ -45,12 +46,16 @@ public struct RunDirectory: Sendable {
     public var validationFile: String { "\(path)/validation.json" }
     /// The checkpoint that scored best on the validation split (`training.keep_best`), and
     /// which epoch and score that was.
-    public var bestCheckpoint: String { "\(checkpointFolder)/best.h5" }
+    public var bestCheckpoint: String { "\(path)/\(Self.bestCheckpointName)" }
+    /// `best.h5` relative to the run folder, as the run's page names it.
+    public static let bestCheckpointName = "\(checkpointsFolderName)/best.h5"
     public var bestFile: String { "\(path)/best.json" }
     /// `cgt eval`'s report of a checkpoint of the run, unless told another folder.
     public var evaluationFolder: String { "\(path)/eval" }
     /// `cgt report`'s page and the figures it shows.
-    public var reportFile: String { "\(path)/report.html" }
+    public var reportFile: String { "\(path)/\(Self.reportFileName)" }
+    /// The page's name, as a grid's page links a trial's.
+    public static let reportFileName = "report.html"
     public var figuresFolder: String { "\(path)/\(Self.figuresFolderName)" }
     /// The figures' folder as `report.html` links it.
     public static let figuresFolderName = "figures"

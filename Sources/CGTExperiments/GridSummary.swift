@@ -286,7 +286,7 @@ public struct GridSummary {
             + (keys + validationHeader).map { "<th>\(SVGChart.escape($0))</th>" }.joined()
             + "<th>accuracy</th><th>macro F1</th><th>exits</th><th>relative cost</th><th>seconds</th><th>Pareto</th><th>status</th></tr>"
             + rows.enumerated().map { k, row in
-                "<tr><td>\(k + 1)</td><td><a href=\"\(row.trial)/report.html\">\(row.trial)</a></td>"
+                "<tr><td>\(k + 1)</td><td><a href=\"\(row.trial)/\(RunDirectory.reportFileName)\">\(row.trial)</a></td>"
                     + (varied(row) + validationCell(row)).map { "<td>\(SVGChart.escape($0))</td>" }.joined()
                     + "<td>\(Self.format(row.accuracy, "%.4f"))</td><td>\(Self.format(row.macroF1, "%.4f"))</td><td>\(row.exitFractions.map { $0.map { String(format: "%.3f", $0) }.joined(separator: " / ") } ?? "")</td>"
                     + "<td>\(Self.format(row.relativeCost, "%.3f"))</td><td>\(Self.format(row.seconds, "%.0f"))</td><td>\(row.paretoOptimal ? "yes" : "")</td><td>\(SVGChart.escape(row.statusText))</td></tr>"
@@ -297,7 +297,7 @@ public struct GridSummary {
             <style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;font-size:0.9em}</style></head><body>
             <h1>Grid \(SVGChart.escape(folder))</h1>
             <p>\(rows.filter { $0.status == .done }.count) of \(rows.count) trials done, sorted by \(SVGChart.escape(ranking)); each trial links to its own page (<code>cgt report</code> on a trial's folder adds the threshold sweep).\(savings.map { " Successive halving: \(SVGChart.escape($0))." } ?? "")</p>
-            <figure>\(scatter)<figcaption><a href="pareto.csv">pareto.csv</a>: the points drawn</figcaption></figure>
+            <figure>\(scatter)<figcaption><a href="\(GridFolder.paretoDataName)">\(GridFolder.paretoDataName)</a>: the points drawn</figcaption></figure>
             \(table)
             </body></html>
             """

@@ -167,7 +167,7 @@ public struct RunReport {
                         name: "best.h5", points: [point], color: Self.color(3), markers: true, line: false,
                         markerRadius: 6))
                 caption +=
-                    " The large marker is the epoch kept as checkpoints/best.h5 (best \(best.metric) on the validation split)."
+                    " The large marker is the epoch kept as \(RunDirectory.bestCheckpointName) (best \(best.metric) on the validation split)."
             }
             figures.append(
                 Figure(
@@ -354,7 +354,7 @@ public struct RunReport {
             rows.append(
                 (
                     "best checkpoint (keep_best)",
-                    "epoch \(best.epoch): \(best.metric) \(SVGChart.label(best.value)) on the validation split, checkpoints/best.h5"
+                    "epoch \(best.epoch): \(best.metric) \(SVGChart.label(best.value)) on the validation split, \(RunDirectory.bestCheckpointName)"
                 ))
         }
         if let policy = extras.policy {
