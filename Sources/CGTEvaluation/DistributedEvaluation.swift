@@ -12,6 +12,9 @@ public protocol EvaluationRanks {
     var ranks: Int { get }
     /// Whether other ranks take part: one process has nothing to sum or gather.
     var hasOtherRanks: Bool { get }
+    /// Runs `body`, local work that can fail on one rank alone, and agrees: a failure on any
+    /// rank fails every rank, before any of them enters a collective that would wait for it.
+    func agree<R>(_ body: () throws -> R) throws -> R
     /// Sums `values` over the ranks, in place.
     func sumCounts(_ values: inout [Int64]) throws
     /// Every rank's bytes, in rank order, on every rank.
@@ -27,6 +30,7 @@ public struct OneProcess: EvaluationRanks {
     public var rank: Int { 0 }
     public var ranks: Int { 1 }
     public var hasOtherRanks: Bool { false }
+    public func agree<R>(_ body: () throws -> R) throws -> R { try body() }
     public func sumCounts(_ values: inout [Int64]) throws {}
     public func gather(bytes: [UInt8]) throws -> [[UInt8]] { [bytes] }
     public var batchNormReducer: BatchNormKernels.StatisticsReducer? { nil }
@@ -170,17 +174,21 @@ extension DistributedEvaluation {
     public func report(reader: DatasetReader, classNames: [String], request: EvaluationRequest) throws
         -> EvaluationReport
     {
-        func gathered(_ split: DatasetSplitName) throws -> ExitRecords {
-            try records(try reader.read(split: split, rank: ranks.rank, of: ranks.ranks))
-        }
-        var report = EvaluationReport(
-            records: try gathered(.test), policy: request.policy, exitFLOPs: network.exitCosts(),
-            fullNetworkFLOPs: network.fullNetworkCost, classNames: classNames)
         let choosing = request.targetAccuracy != nil || request.budget != nil
         let hasValidation = (reader.splitSizes[.validation] ?? 0) > 0
         let selectionSplit = hasValidation ? DatasetSplitName.validation : .train
-        let selection =
-            choosing || request.risk != nil || request.budgeted != nil ? try gathered(selectionSplit) : nil
+        let needsSelection = choosing || request.risk != nil || request.budgeted != nil
+        // This rank's shares are read (and checked) first, agreed, and only then gathered.
+        let (testShare, selectionShare) = try ranks.agree {
+            (
+                try reader.read(split: .test, rank: ranks.rank, of: ranks.ranks),
+                needsSelection ? try reader.read(split: selectionSplit, rank: ranks.rank, of: ranks.ranks) : nil
+            )
+        }
+        var report = EvaluationReport(
+            records: try records(testShare), policy: request.policy, exitFLOPs: network.exitCosts(),
+            fullNetworkFLOPs: network.fullNetworkCost, classNames: classNames)
+        let selection = try selectionShare.map { try records($0) }
         if request.sweep != nil || choosing {
             report.addSweep(
                 taus: request.sweep ?? EvaluationRequest.defaultSweep, criterion: request.policy.criterion,

@@ -169,6 +169,8 @@ final class DataParallelStrategy {
 }
 
 extension DataParallelStrategy: EvaluationRanks {
+    func agree<R>(_ body: () throws -> R) throws -> R { try together(body) }
+
     func sumCounts(_ values: inout [Int64]) throws {
         guard let communicator else { return }
         try watched("the evaluation's sum") {
