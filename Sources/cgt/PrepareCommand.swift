@@ -42,6 +42,11 @@ struct PrepareOutputOptions: ParsableArguments {
 
     /// Refuses an existing output, prepares, writes atomically and reports; every failure is one line.
     func write(_ prepare: () throws -> PreparedDataset) throws {
+        try write { () throws -> DatasetContent in try prepare().content }
+    }
+
+    /// Refuses an existing output, prepares, writes atomically and reports; every failure is one line.
+    func write(_ prepare: () throws -> DatasetContent) throws {
         try reportingFailures {
             if !force && FileManager.default.fileExists(atPath: out) {
                 throw DatasetError(file: out, object: "", "already exists; pass --force to replace it")
@@ -286,7 +291,7 @@ struct PrepareNPY: ParsableCommand {
 
     func run() throws {
         try output.write {
-            try NumPyPreparation.prepare(
+            try NumPyPreparation.content(
                 x: x, y: y, testX: testX, testY: testY, ignoring: ignoredLabels, classNamesFile: classNames,
                 normalization: normalize.request, plan: split.plan(testFraction: testFraction ?? defaultTestFraction),
                 commandLine: quotedCommandLine(), toolVersion: CGTVersion.current, storage: output.storage ?? .float32)
