@@ -10,8 +10,9 @@ public struct DatasetContent {
     public var attributes: [String: DatasetAttributeValue]
     public var normalization: Normalization
     public var storage: FeatureStorage
-    /// Bytes of source values the writer asks for at a time (about; at least one chunk).
-    var writeBlockBytes = 4 << 20
+    /// Bytes of values the writer asks for at a time (about; at least one chunk).
+    var writeBlockBytes = defaultWriteBlockBytes
+    static let defaultWriteBlockBytes = 4 << 20
 }
 
 /// One split of a `DatasetContent`.

@@ -74,11 +74,9 @@ public enum DatasetWriter {
     ) throws {
         precondition(splits.allSatisfy { $0.featureShape == featureShape }, "splits disagree on the feature shape")
         try write(
-            DatasetContent(
-                classNames: classNames, featureShape: featureShape,
-                splits: splits.map { SplitContent($0, sourceIndex: sourceIndices[$0.name]) }, attributes: attributes,
-                normalization: Normalization(method: .none, offset: [], scale: [], statistics: ""), storage: storage),
-            to: path, compression: compression)
+            to: path, classNames: classNames, featureShape: featureShape,
+            splits: splits.map { SplitContent($0, sourceIndex: sourceIndices[$0.name]) }, attributes: attributes,
+            storage: storage, blockBytes: DatasetContent.defaultWriteBlockBytes, compression: compression)
     }
 
     /// Writes `content`, each split's features a block of whole chunks at a time (a stop
@@ -90,7 +88,17 @@ public enum DatasetWriter {
     public static func write(_ content: DatasetContent, to path: String, compression: DatasetCompression = .gzip)
         throws
     {
-        let (featureShape, storage, attributes) = (content.featureShape, content.storage, content.attributes)
+        try write(
+            to: path, classNames: content.classNames, featureShape: content.featureShape, splits: content.splits,
+            attributes: content.attributes, storage: content.storage, blockBytes: content.writeBlockBytes,
+            compression: compression)
+    }
+
+    private static func write(
+        to path: String, classNames: [String], featureShape: [Int], splits: [SplitContent],
+        attributes: [String: DatasetAttributeValue], storage: FeatureStorage, blockBytes: Int,
+        compression: DatasetCompression
+    ) throws {
         let normalisation = [DatasetLayout.Attribute.normalizationOffset, DatasetLayout.Attribute.normalizationScale]
         precondition(
             storage == .float32 || normalisation.allSatisfy { attributes[$0] != nil },
@@ -100,8 +108,8 @@ public enum DatasetWriter {
         try writeHDF5Atomically(to: path) { file in
             let root = file.root
             try root.setAttribute(DatasetLayout.Attribute.layoutVersion, storage.layoutVersion)
-            try root.setAttribute(DatasetLayout.Attribute.numClasses, content.classNames.count)
-            try root.setAttribute(DatasetLayout.Attribute.classNames, content.classNames)
+            try root.setAttribute(DatasetLayout.Attribute.numClasses, classNames.count)
+            try root.setAttribute(DatasetLayout.Attribute.classNames, classNames)
             try root.setAttribute(DatasetLayout.Attribute.featureShape, featureShape)
             for (key, value) in attributes.sorted(by: { $0.key < $1.key }) {
                 switch value {
@@ -113,7 +121,7 @@ public enum DatasetWriter {
                 case .doubles(let numbers): try root.setAttribute(key, numbers)
                 }
             }
-            for split in content.splits {
+            for split in splits {
                 let rows = chunkRows(
                     sampleCount: split.count, featureCount: featureShape.reduce(1, *), elementSize: storage.elementSize)
                 let group = try root.createGroup(split.name.rawValue)
@@ -122,7 +130,7 @@ public enum DatasetWriter {
                     shape: [split.count] + featureShape, chunkRows: rows, deflateLevel: deflate,
                     shuffle: shuffle && storage == .float32)
                 try writeRows(
-                    of: split, to: features, storage: storage, chunkRows: rows, blockBytes: content.writeBlockBytes,
+                    of: split, to: features, storage: storage, chunkRows: rows, blockBytes: blockBytes,
                     path: path)
                 try group.writeDataset(
                     DatasetLayout.labels, split.labels, shape: [split.count],
@@ -135,7 +143,7 @@ public enum DatasetWriter {
                         DatasetLayout.sourceIndex, indices, shape: [split.count],
                         chunkRows: min(32_768, split.count), deflateLevel: deflate, shuffle: shuffle)
                 }
-                var counts = [Int](repeating: 0, count: content.classNames.count)
+                var counts = [Int](repeating: 0, count: classNames.count)
                 for label in split.labels where label >= 0 && Int(label) < counts.count { counts[Int(label)] += 1 }
                 try group.setAttribute(DatasetLayout.Attribute.classCounts, counts)
             }

@@ -42,6 +42,12 @@ extension NumPyPreparation {
         }
         let names = try classNamesFile.map { try ClassMapping.readNames($0) }
         guard let trainX = try NPYFile.openIfStreamable(x, blockBytes: blockBytes) else { return try inMemory() }
+        // Held whole, per sample: the label id, kept row, class id, split position, source row,
+        // label and source index of its split (under 64 bytes).
+        if let refusal = MemoryBudget.refusal([trainX.rowCount, 64], elementSize: 1) {
+            throw DatasetError(
+                file: x, object: "", "holds \(trainX.rowCount) samples: their labels and splits \(refusal)")
+        }
         let trainY = try NumPyInput.load(y)
         let ignoredSet = Set(ignored)
         let train = try StreamedSamples(

@@ -240,7 +240,11 @@ struct PrepareNPY: ParsableCommand {
         commandName: "npy",
         abstract: "Features X [N, features...] and integer labels y [N] from NumPy .npy files (or FILE.npz:NAME).",
         discussion:
-            "Label ids left after --ignore-label become classes 0..C-1 in ascending order; the ids are kept as label_ids."
+            """
+            Label ids left after --ignore-label become classes 0..C-1 in ascending order; the ids are kept as label_ids. \
+            A C-order .npy X is read a block of rows at a time, so it may be larger than memory (CGT_MEMORY_LIMIT bounds \
+            the blocks; the labels are held whole); X in a .npz or in Fortran order is read whole.
+            """
     )
 
     @Option(
