@@ -103,35 +103,20 @@ public enum DatasetPreparation {
         testFeatureSource: String? = nil, labelSource: String,
         extraAttributes: [String: DatasetAttributeValue] = [:], storage: FeatureStorage = .float32
     ) throws -> PreparedDataset {
-        var splitPlan = plan
-        let hasOwnTest = ownTest != nil
-        if hasOwnTest { splitPlan.testFraction = .zero }
         let featureShape = samples.featureShape
-        let sampleCount = samples.count
-        let assignment = Splitter.split(labels: samples.labels, classes: classes.count, plan: splitPlan)
+        let assignment = try assign(
+            labels: samples.labels, ownTestCount: ownTest?.count, classes: classes, plan: plan, labelSource: labelSource
+        )
+        let hasOwnTest = ownTest != nil
         // Each split is normalised in place; handing over the caller's arrays (rather than
         // sharing them) keeps a 60,000-image training set from being copied to do so.
         var validation = samples.subset(assignment.validation)
         var test = ownTest.take() ?? samples.subset(assignment.test)
         var train: LabelledSamples
-        if assignment.train.count == sampleCount {
+        if assignment.train.count == samples.count {
             train = consume samples
         } else {
             train = samples.subset(assignment.train)
-        }
-
-        var trainCounts = [Int](repeating: 0, count: classes.count)
-        for label in train.labels { trainCounts[Int(label)] += 1 }
-        if let empty = trainCounts.firstIndex(of: 0) {
-            throw DatasetError(
-                file: labelSource, object: "",
-                "class '\(classes.names[empty])' has no training samples after splitting (it has too few samples\(plan.stratified ? "" : "; --stratify keeps every class in training"))"
-            )
-        }
-        guard test.count > 0 else {
-            throw DatasetError(
-                file: labelSource, object: "",
-                "the test split is empty (\(sampleCount) samples, test fraction \(plan.testFraction))")
         }
 
         let normalization: Normalization
@@ -155,16 +140,7 @@ public enum DatasetPreparation {
                     "sample at source index \(part.sourceIndex[bad.sample]), feature \(bad.feature) is \(bad.value), not an integer in 0...255; --storage uint8 needs byte values (use --storage float32)"
                 )
             }
-            // What the reader will compute from each possible byte must be finite too.
-            var extremes = [Float](repeating: 0, count: 2 * featureShape.reduce(1, *))
-            let width = featureShape.reduce(1, *)
-            for i in width..<(2 * width) { extremes[i] = 255 }
-            normalization.apply(to: &extremes, featureShape: featureShape)
-            if let bad = extremes.firstIndex(where: { !$0.isFinite }) {
-                throw DatasetError(
-                    file: featureSource, object: "",
-                    "feature \(bad % width) is not finite after normalisation of the byte \(bad < width ? 0 : 255)")
-            }
+            try checkByteExtremes(normalization, featureShape: featureShape, featureSource: featureSource)
         }
 
         var splits: [DatasetSplit] = []
@@ -186,6 +162,58 @@ public enum DatasetPreparation {
             sourceIndices[name] = part.sourceIndex
         }
 
+        let attributes = Self.attributes(
+            provenance: provenance, normalization: normalization, hasOwnTest: hasOwnTest, plan: plan,
+            classes: classes, extra: extraAttributes)
+        return PreparedDataset(
+            classNames: classes.names, featureShape: featureShape, splits: splits,
+            sourceIndices: sourceIndices, attributes: attributes, normalization: normalization, storage: storage)
+    }
+
+    /// The samples of each split, `labels` split by `plan` (its test fraction ignored when the
+    /// source has its own test split of `ownTestCount` samples; then `test` is empty), after
+    /// checking every class keeps training samples and the test split is not empty.
+    static func assign(
+        labels: [Int32], ownTestCount: Int?, classes: ClassMapping, plan: SplitPlan, labelSource: String
+    ) throws -> SplitAssignment {
+        var splitPlan = plan
+        if ownTestCount != nil { splitPlan.testFraction = .zero }
+        let assignment = Splitter.split(labels: labels, classes: classes.count, plan: splitPlan)
+        var trainCounts = [Int](repeating: 0, count: classes.count)
+        for index in assignment.train { trainCounts[Int(labels[index])] += 1 }
+        if let empty = trainCounts.firstIndex(of: 0) {
+            throw DatasetError(
+                file: labelSource, object: "",
+                "class '\(classes.names[empty])' has no training samples after splitting (it has too few samples\(plan.stratified ? "" : "; --stratify keeps every class in training"))"
+            )
+        }
+        guard (ownTestCount ?? assignment.test.count) > 0 else {
+            throw DatasetError(
+                file: labelSource, object: "",
+                "the test split is empty (\(labels.count) samples, test fraction \(plan.testFraction))")
+        }
+        return assignment
+    }
+
+    /// Refuses a normalisation under which a byte the reader of a uint8 file may meet (0 or
+    /// 255) is not finite.
+    static func checkByteExtremes(_ normalization: Normalization, featureShape: [Int], featureSource: String) throws {
+        let width = featureShape.reduce(1, *)
+        var extremes = [Float](repeating: 0, count: 2 * width)
+        for i in width..<(2 * width) { extremes[i] = 255 }
+        normalization.apply(to: &extremes, featureShape: featureShape)
+        if let bad = extremes.firstIndex(where: { !$0.isFinite }) {
+            throw DatasetError(
+                file: featureSource, object: "",
+                "feature \(bad % width) is not finite after normalisation of the byte \(bad < width ? 0 : 255)")
+        }
+    }
+
+    /// The file attributes of a prepared dataset: provenance, normalisation, splitting, labels.
+    static func attributes(
+        provenance: Provenance, normalization: Normalization, hasOwnTest: Bool, plan: SplitPlan,
+        classes: ClassMapping, extra extraAttributes: [String: DatasetAttributeValue]
+    ) -> [String: DatasetAttributeValue] {
         var attributes = provenance.attributes.merging(normalization.attributes) { $1 }
         if hasOwnTest {
             attributes["split_method"] = .string("source")
@@ -200,8 +228,6 @@ public enum DatasetPreparation {
         }
         if let ids = classes.originalIDs { attributes["label_ids"] = .ints(ids.map { Int($0) }) }
         attributes.merge(extraAttributes) { $1 }
-        return PreparedDataset(
-            classNames: classes.names, featureShape: featureShape, splits: splits,
-            sourceIndices: sourceIndices, attributes: attributes, normalization: normalization, storage: storage)
+        return attributes
     }
 }

@@ -73,6 +73,32 @@ public enum DatasetWriter {
         storage: FeatureStorage = .float32, compression: DatasetCompression = .gzip
     ) throws {
         precondition(splits.allSatisfy { $0.featureShape == featureShape }, "splits disagree on the feature shape")
+        try write(
+            to: path, classNames: classNames, featureShape: featureShape,
+            splits: splits.map { SplitContent($0, sourceIndex: sourceIndices[$0.name]) }, attributes: attributes,
+            storage: storage, blockBytes: DatasetContent.defaultWriteBlockBytes, compression: compression)
+    }
+
+    /// Writes `content`, each split's features a block of whole chunks at a time (a stop
+    /// signal, `SignalStop`, is heard between blocks); a failure names `path` (not the temporary
+    /// file, `AtomicFile`) and leaves no file behind.
+    ///
+    /// - Complexity: memory for one block of features (`content.writeBlockBytes`, at least one
+    ///   chunk) besides the labels and source indices.
+    public static func write(_ content: DatasetContent, to path: String, compression: DatasetCompression = .gzip)
+        throws
+    {
+        try write(
+            to: path, classNames: content.classNames, featureShape: content.featureShape, splits: content.splits,
+            attributes: content.attributes, storage: content.storage, blockBytes: content.writeBlockBytes,
+            compression: compression)
+    }
+
+    private static func write(
+        to path: String, classNames: [String], featureShape: [Int], splits: [SplitContent],
+        attributes: [String: DatasetAttributeValue], storage: FeatureStorage, blockBytes: Int,
+        compression: DatasetCompression
+    ) throws {
         let normalisation = [DatasetLayout.Attribute.normalizationOffset, DatasetLayout.Attribute.normalizationScale]
         precondition(
             storage == .float32 || normalisation.allSatisfy { attributes[$0] != nil },
@@ -103,20 +129,13 @@ public enum DatasetWriter {
                     DatasetLayout.features, type: storage == .uint8 ? .uint8 : .float32,
                     shape: [split.count] + featureShape, chunkRows: rows, deflateLevel: deflate,
                     shuffle: shuffle && storage == .float32)
-                switch storage {
-                case .float32:
-                    try writeRows(split.features, to: features, chunkRows: rows, path: path)
-                case .uint8:
-                    let bytes = split.features.map { value in
-                        precondition(value >= 0 && value <= 255, "split \(split.name): \(value) is not a byte")
-                        return UInt8(value)
-                    }
-                    try writeRows(bytes, to: features, chunkRows: rows, path: path)
-                }
+                try writeRows(
+                    of: split, to: features, storage: storage, chunkRows: rows, blockBytes: blockBytes,
+                    path: path)
                 try group.writeDataset(
                     DatasetLayout.labels, split.labels, shape: [split.count],
                     chunkRows: min(65_536, split.count), deflateLevel: deflate, shuffle: shuffle)
-                if let indices = sourceIndices[split.name] {
+                if let indices = split.sourceIndex {
                     precondition(
                         indices.count == split.count,
                         "split \(split.name): \(indices.count) source indices for \(split.count) samples")
@@ -131,22 +150,43 @@ public enum DatasetWriter {
         }
     }
 
-    /// Writes `values` into the rows of `dataset` a block of whole chunks (about 4 MiB) at a
-    /// time, so that a stop signal (`SignalStop`) is heard between blocks, not after the split.
-    private static func writeRows<T: HDF5Scalar>(_ values: [T], to dataset: HDF5Dataset, chunkRows: Int, path: String)
-        throws
-    {
-        let rows = dataset.shape.first ?? 0
+    /// Writes the features of `split` into the rows of `dataset` a block of whole chunks (about
+    /// `blockBytes` of source values) at a time, so that a stop signal (`SignalStop`) is heard
+    /// between blocks, not after the split.
+    private static func writeRows(
+        of split: SplitContent, to dataset: HDF5Dataset, storage: FeatureStorage, chunkRows: Int, blockBytes: Int,
+        path: String
+    ) throws {
+        let rows = split.count
         let width = dataset.rowElementCount
-        guard rows > 0, width > 0 else { return try values.withUnsafeBufferPointer { try dataset.write($0) } }
-        let blockRows = chunkRows * max(1, (4 << 20) / max(1, chunkRows * width * MemoryLayout<T>.size))
-        try values.withUnsafeBufferPointer { buffer in
-            for start in stride(from: 0, to: rows, by: blockRows) {
-                let end = min(rows, start + blockRows)
-                try dataset.write(
-                    UnsafeBufferPointer(rebasing: buffer[(start * width)..<(end * width)]), rows: start..<end)
-                try SignalStop.check(writing: path)
+        let blockRows = min(
+            max(1, rows), chunkRows * max(1, blockBytes / max(1, chunkRows * width * MemoryLayout<Float>.size)))
+        let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: blockRows * width)
+        defer { values.deallocate() }
+        let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: storage == .uint8 ? blockRows * width : 0)
+        defer { bytes.deallocate() }
+        guard rows > 0, width > 0 else {
+            switch storage {
+            case .float32: return try dataset.write(UnsafeBufferPointer(rebasing: values[0..<0]))
+            case .uint8: return try dataset.write(UnsafeBufferPointer(rebasing: bytes[0..<0]))
             }
+        }
+        for start in stride(from: 0, to: rows, by: blockRows) {
+            let end = min(rows, start + blockRows)
+            let block = UnsafeMutableBufferPointer(rebasing: values[0..<((end - start) * width)])
+            try split.fill(start..<end, block)
+            switch storage {
+            case .float32:
+                try dataset.write(UnsafeBufferPointer(block), rows: start..<end)
+            case .uint8:
+                for i in block.indices {
+                    let value = block[i]
+                    precondition(value >= 0 && value <= 255, "split \(split.name): \(value) is not a byte")
+                    bytes[i] = UInt8(value)
+                }
+                try dataset.write(UnsafeBufferPointer(rebasing: bytes[0..<block.count]), rows: start..<end)
+            }
+            try SignalStop.check(writing: path)
         }
     }
 
@@ -155,9 +195,6 @@ public enum DatasetWriter {
     public static func write(
         _ dataset: PreparedDataset, to path: String, compression: DatasetCompression = .gzip
     ) throws {
-        try write(
-            to: path, classNames: dataset.classNames, featureShape: dataset.featureShape, splits: dataset.splits,
-            attributes: dataset.attributes, sourceIndices: dataset.sourceIndices, storage: dataset.storage,
-            compression: compression)
+        try write(dataset.content, to: path, compression: compression)
     }
 }

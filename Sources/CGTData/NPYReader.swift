@@ -10,31 +10,50 @@ public enum NPYReader {
 
     /// Reads the array in `bytes`; `file` and `object` (a `.npz` member, or empty) name it in errors.
     public static func read(_ bytes: [UInt8], file: String, object: String = "") throws -> NumericArray {
-        func fail(_ problem: String) -> DatasetError { DatasetError(file: file, object: object, problem) }
+        let fail = { (problem: String) in DatasetError(file: file, object: object, problem) }
+        let (header, dataStart) = try Self.header(bytes, fileSize: bytes.count, fail: fail)
+        var data = Array(bytes[dataStart...])
+        if header.fortranOrder && header.shape.count > 1 {
+            data = transposeFortranToC(data, shape: header.shape, elementSize: header.elementType.size)
+        }
+        return NumericArray(
+            shape: header.shape, elementType: header.elementType, isBigEndian: header.isBigEndian, bytes: data)
+    }
+
+    /// Where the header dict of a `.npy` file lies, from its first `preambleSize` bytes (all of
+    /// a shorter file).
+    static func headerRange(_ bytes: [UInt8], fail: (String) -> DatasetError) throws -> Range<Int> {
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
             throw fail("not a .npy file: it does not start with \\x93NUMPY")
         }
         let major = bytes[6]
-        let headerLength: Int
-        let headerStart: Int
         switch major {
         case 1:
-            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
-            headerStart = 10
+            return 10..<(10 + (Int(bytes[8]) | Int(bytes[9]) << 8))
         case 2, 3:
             guard bytes.count >= 12 else { throw fail("truncated .npy header") }
-            headerLength = (0..<4).reduce(0) { $0 | Int(bytes[8 + $1]) << (8 * $1) }
-            headerStart = 12
+            return 12..<(12 + (0..<4).reduce(0) { $0 | Int(bytes[8 + $1]) << (8 * $1) })
         default:
             throw fail(".npy format version \(major).\(bytes[7]) is not supported (cgt reads 1.0, 2.0 and 3.0)")
         }
-        guard headerLength <= bytes.count - headerStart else {
+    }
+
+    /// Bytes that hold a `.npy` file's magic, version and header length.
+    static let preambleSize = 12
+
+    /// The header of a `.npy` file of `fileSize` bytes and the offset of its data, every claim
+    /// checked against the size; `bytes` is the file or at least its first `headerRange` bytes.
+    static func header(_ bytes: [UInt8], fileSize: Int, fail: (String) -> DatasetError) throws -> (
+        header: NPYHeader, dataStart: Int
+    ) {
+        let range = try headerRange(bytes, fail: fail)
+        guard range.count <= fileSize - range.lowerBound else {
             throw fail(
-                ".npy header claims \(headerLength) bytes but the file has \(bytes.count - headerStart) after the preamble"
+                ".npy header claims \(range.count) bytes but the file has \(fileSize - range.lowerBound) after the preamble"
             )
         }
-        let headerBytes = bytes[headerStart..<(headerStart + headerLength)]
-        let header = try NPYHeader(parsing: String(decoding: headerBytes, as: UTF8.self), fail: fail)
+        precondition(bytes.count >= range.upperBound, "the header's bytes were not read")
+        let header = try NPYHeader(parsing: String(decoding: bytes[range], as: UTF8.self), fail: fail)
 
         var byteCount = header.elementType.size
         for extent in header.shape {
@@ -42,20 +61,14 @@ public enum NPYReader {
             guard !overflow else { throw fail("shape \(header.shape) describes more data than can exist") }
             byteCount = product
         }
-        let dataStart = headerStart + headerLength
-        let available = bytes.count - dataStart
+        let available = fileSize - range.upperBound
         guard available == byteCount else {
             let verb = available < byteCount ? "only has" : "has"
             throw fail(
                 "shape \(header.shape) of \(header.descr) needs \(byteCount) bytes of data but the file \(verb) \(available)"
             )
         }
-        var data = Array(bytes[dataStart...])
-        if header.fortranOrder && header.shape.count > 1 {
-            data = transposeFortranToC(data, shape: header.shape, elementSize: header.elementType.size)
-        }
-        return NumericArray(
-            shape: header.shape, elementType: header.elementType, isBigEndian: header.isBigEndian, bytes: data)
+        return (header, range.upperBound)
     }
 
     /// Reorders the elements of a Fortran-order (column-major) array of `shape` into C order.

@@ -44,10 +44,24 @@ public struct Normalization: Equatable, Sendable {
     ///
     /// A constant channel gets scale 1 (it becomes 0 everywhere) rather than a division by zero.
     public static func fit(_ method: Method, features: [Float], featureShape: [Int]) -> Normalization {
+        fit(method, featureShape: featureShape) { body in features.withUnsafeBufferPointer { body($0) } }
+    }
+
+    /// Fits `method` (not `.fixed`) on rows that `visit` hands over a block at a time.
+    ///
+    /// The one implementation of fitting, for features in memory and for features streamed from
+    /// a file: each call of `visit` must pass every row, in order, as consecutive blocks of whole
+    /// rows (`[rows] + featureShape` row-major). The statistics are accumulated sample by sample
+    /// in that order, so how the rows are cut into blocks changes no bit of the result. `.zscore`
+    /// calls `visit` twice (means, then squared deviations from them); the others at most once.
+    /// - Complexity: one or two reads of every value.
+    public static func fit(
+        _ method: Method, featureShape: [Int],
+        rows visit: ((UnsafeBufferPointer<Float>) -> Void) throws -> Void
+    ) rethrows -> Normalization {
         let channels = featureShape[0]
         let inner = featureShape.dropFirst().reduce(1, *)
         let width = channels * inner
-        let samples = width == 0 ? 0 : features.count / width
         switch method {
         case .none:
             return Normalization(
@@ -58,7 +72,8 @@ public struct Normalization: Equatable, Sendable {
         case .minmax:
             var low = [Float](repeating: .infinity, count: channels)
             var high = [Float](repeating: -.infinity, count: channels)
-            features.withUnsafeBufferPointer { x in
+            try visit { x in
+                let samples = width == 0 ? 0 : x.count / width
                 for sample in 0..<samples {
                     for channel in 0..<channels {
                         let start = sample * width + channel * inner
@@ -76,26 +91,37 @@ public struct Normalization: Equatable, Sendable {
                 method: .minmax, offset: offset, scale: scale, statistics: "train split",
                 fitted: ["min": offset, "max": top])
         case .zscore:
-            let perChannel = Double(samples * inner)
-            func channelSums(_ term: (Int, Float) -> Double) -> [Double] {
+            var samples = 0
+            func channelSums(
+                _ visit: ((UnsafeBufferPointer<Float>) -> Void) throws -> Void, deviationsFrom mean: [Double]?
+            ) rethrows -> [Double] {
                 var sums = [Double](repeating: 0, count: channels)
-                features.withUnsafeBufferPointer { x in
-                    for sample in 0..<samples {
+                samples = 0
+                try visit { x in
+                    let blockSamples = width == 0 ? 0 : x.count / width
+                    samples += blockSamples
+                    for sample in 0..<blockSamples {
                         for channel in 0..<channels {
                             let start = sample * width + channel * inner
                             var total = 0.0
-                            for value in x[start..<(start + inner)] { total += term(channel, value) }
+                            if let mean {
+                                for value in x[start..<(start + inner)] {
+                                    let deviation = Double(value) - mean[channel]
+                                    total += deviation * deviation
+                                }
+                            } else {
+                                for value in x[start..<(start + inner)] { total += Double(value) }
+                            }
                             sums[channel] += total
                         }
                     }
                 }
                 return sums
             }
-            let mean = channelSums { _, value in Double(value) }.map { $0 / perChannel }
-            let variance = channelSums { channel, value in
-                let deviation = Double(value) - mean[channel]
-                return deviation * deviation
-            }.map { $0 / perChannel }
+            let sums = try channelSums(visit, deviationsFrom: nil)
+            let perChannel = Double(samples * inner)
+            let mean = sums.map { $0 / perChannel }
+            let variance = try channelSums(visit, deviationsFrom: mean).map { $0 / perChannel }
             let std = variance.map { $0.squareRoot() }
             return Normalization(
                 method: .zscore, offset: mean, scale: std.map { $0 > 0 ? $0 : 1 }, statistics: "train split",

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Features `X` `[N, features...]` and integer labels `y` `[N]` from NumPy arrays.
 ///
 /// Labels become classes as for a ground-truth map (`ClassMapping.fromIntegers`): the
@@ -9,26 +11,59 @@ public enum NumPyPreparation {
         x: NumPyInput, y: NumPyInput, ignoring ignored: Set<Int64>, mapping: ClassMapping?,
         classNames: [String]?, classNamesFile: String
     ) throws -> (samples: LabelledSamples, classes: ClassMapping) {
-        guard x.array.shape.count >= 2 else {
+        let (kept, labels, classes, featureShape) = try labelling(
+            xShape: x.array.shape, xLocation: x.location, y: y, ignoring: ignored, mapping: mapping,
+            classNames: classNames, classNamesFile: classNamesFile)
+        let width = featureShape.reduce(1, *)
+        let ids = y.array.shape[0]
+        let all = x.array.floatValues()
+        let features: [Float]
+        if kept.count == ids {
+            features = all
+        } else {
+            var gathered = [Float](repeating: 0, count: kept.count * width)
+            for (row, index) in kept.enumerated() {
+                gathered.replaceSubrange(
+                    (row * width)..<((row + 1) * width), with: all[(index * width)..<((index + 1) * width)])
+            }
+            features = gathered
+        }
+        let samples = LabelledSamples(
+            features: features, featureShape: featureShape, labels: labels, sourceIndex: kept.map { Int64($0) })
+        if let bad = samples.firstNonFinite() {
             throw DatasetError(
-                file: x.location, object: "", "X has shape \(x.array.shape), expected [samples, features...]")
+                file: x.location, object: "",
+                "sample \(kept[bad.sample]), feature \(bad.feature) is \(features[bad.sample * width + bad.feature]), not a finite float32"
+            )
+        }
+        return (samples, classes)
+    }
+
+    /// The samples of a pair of arrays that are kept, their class ids and the feature shape:
+    /// checks the shapes of X (`xShape`, read from `xLocation`) and y, drops ignored labels and
+    /// maps the rest to classes (`mapping`, from the training arrays, for test labels).
+    static func labelling(
+        xShape: [Int], xLocation: String, y: NumPyInput, ignoring ignored: Set<Int64>, mapping: ClassMapping?,
+        classNames: [String]?, classNamesFile: String
+    ) throws -> (kept: [Int], labels: [Int32], classes: ClassMapping, featureShape: [Int]) {
+        guard xShape.count >= 2 else {
+            throw DatasetError(file: xLocation, object: "", "X has shape \(xShape), expected [samples, features...]")
         }
         guard y.array.shape.count == 1 || (y.array.shape.count == 2 && y.array.shape[1] == 1) else {
             throw DatasetError(file: y.location, object: "", "y has shape \(y.array.shape), expected [samples]")
         }
-        guard y.array.shape[0] == x.array.shape[0] else {
+        guard y.array.shape[0] == xShape[0] else {
             throw DatasetError(
                 file: y.location, object: "",
-                "y holds \(y.array.shape[0]) labels but X (\(x.location)) holds \(x.array.shape[0]) samples")
+                "y holds \(y.array.shape[0]) labels but X (\(xLocation)) holds \(xShape[0]) samples")
         }
-        let featureShape = Array(x.array.shape.dropFirst())
+        let featureShape = Array(xShape.dropFirst())
         guard featureShape.allSatisfy({ $0 > 0 }) else {
-            throw DatasetError(file: x.location, object: "", "X has no features (shape \(x.array.shape))")
+            throw DatasetError(file: xLocation, object: "", "X has no features (shape \(xShape))")
         }
         if let problem = DatasetLayout.featureShapeProblem(featureShape) {
-            throw DatasetError(file: x.location, object: "", "X has shape \(x.array.shape): \(problem)")
+            throw DatasetError(file: xLocation, object: "", "X has shape \(xShape): \(problem)")
         }
-        let width = featureShape.reduce(1, *)
         let ids = try y.array.integerValues(file: y.location)
         let kept = ids.indices.filter { !ignored.contains(ids[$0]) }
         guard !kept.isEmpty else {
@@ -57,33 +92,13 @@ public enum NumPyPreparation {
                     file: y.location, object: "", "only one class (label \(keptIDs[0])) is left; cgt needs at least 2")
             }
         }
-        let all = x.array.floatValues()
-        let features: [Float]
-        if kept.count == ids.count {
-            features = all
-        } else {
-            var gathered = [Float](repeating: 0, count: kept.count * width)
-            for (row, index) in kept.enumerated() {
-                gathered.replaceSubrange(
-                    (row * width)..<((row + 1) * width), with: all[(index * width)..<((index + 1) * width)])
-            }
-            features = gathered
-        }
-        let samples = LabelledSamples(
-            features: features, featureShape: featureShape, labels: labels, sourceIndex: kept.map { Int64($0) })
-        if let bad = samples.firstNonFinite() {
-            throw DatasetError(
-                file: x.location, object: "",
-                "sample \(kept[bad.sample]), feature \(bad.feature) is \(features[bad.sample * width + bad.feature]), not a finite float32"
-            )
-        }
-        return (samples, classes)
+        return (kept, labels, classes, featureShape)
     }
 
     public static func prepare(
         x: String, y: String, testX: String?, testY: String?, ignoring ignored: [Int64], classNamesFile: String?,
         normalization: NormalizationRequest, plan: SplitPlan, commandLine: String, toolVersion: String,
-        storage: FeatureStorage = .float32
+        storage: FeatureStorage = .float32, createdAt: Date = Date()
     ) throws -> PreparedDataset {
         let names = try classNamesFile.map { try ClassMapping.readNames($0) }
         let trainX = try NumPyInput.load(x)
@@ -113,7 +128,8 @@ public enum NumPyPreparation {
             sources.append(input.source.record)
         }
         if let names { sources.append(names.source.record) }
-        let provenance = Provenance(kind: "npy", sources: sources, commandLine: commandLine, toolVersion: toolVersion)
+        let provenance = Provenance(
+            kind: "npy", sources: sources, commandLine: commandLine, toolVersion: toolVersion, createdAt: createdAt)
         var extra: [String: DatasetAttributeValue] = [:]
         if !ignored.isEmpty { extra["ignored_labels"] = .ints(Set(ignored).sorted().map { Int($0) }) }
         return try DatasetPreparation.prepare(

@@ -105,19 +105,38 @@ public struct NumericArray: Sendable {
     }
 
     private func convert(_ raw: UnsafeRawBufferPointer, into output: UnsafeMutableBufferPointer<Float>) {
-        switch elementType {
+        Self.convert(raw, elementType, isBigEndian: isBigEndian, into: output)
+    }
+
+    /// Converts `output.count` elements of `type` in `raw` to `Float`, as `floatValues()` does:
+    /// the one conversion for arrays in memory and rows streamed from a file.
+    static func convert(
+        _ raw: UnsafeRawBufferPointer, _ type: ElementType, isBigEndian: Bool,
+        into output: UnsafeMutableBufferPointer<Float>
+    ) {
+        precondition(raw.count >= output.count * type.size, "\(raw.count) bytes for \(output.count) \(type.rawValue)")
+        @inline(__always)
+        func load<T: FixedWidthInteger>(_ index: Int, as _: T.Type) -> T {
+            let stored = raw.loadUnaligned(fromByteOffset: index * MemoryLayout<T>.size, as: T.self)
+            return isBigEndian ? T(bigEndian: stored) : T(littleEndian: stored)
+        }
+        @inline(__always)
+        func fill(_ value: (Int) -> Float) {
+            for i in 0..<output.count { output[i] = value(i) }
+        }
+        switch type {
         case .bool, .uint8:
             for i in 0..<output.count { output[i] = Float(raw[i]) }
         case .int8:
             for i in 0..<output.count { output[i] = Float(Int8(bitPattern: raw[i])) }
-        case .int16: fill(output) { Float(load(raw, $0, as: Int16.self)) }
-        case .uint16: fill(output) { Float(load(raw, $0, as: UInt16.self)) }
-        case .int32: fill(output) { Float(load(raw, $0, as: Int32.self)) }
-        case .uint32: fill(output) { Float(load(raw, $0, as: UInt32.self)) }
-        case .int64: fill(output) { Float(load(raw, $0, as: Int64.self)) }
-        case .uint64: fill(output) { Float(load(raw, $0, as: UInt64.self)) }
-        case .float32: fill(output) { Float(bitPattern: load(raw, $0, as: UInt32.self)) }
-        case .float64: fill(output) { Float(Double(bitPattern: load(raw, $0, as: UInt64.self))) }
+        case .int16: fill { Float(load($0, as: Int16.self)) }
+        case .uint16: fill { Float(load($0, as: UInt16.self)) }
+        case .int32: fill { Float(load($0, as: Int32.self)) }
+        case .uint32: fill { Float(load($0, as: UInt32.self)) }
+        case .int64: fill { Float(load($0, as: Int64.self)) }
+        case .uint64: fill { Float(load($0, as: UInt64.self)) }
+        case .float32: fill { Float(bitPattern: load($0, as: UInt32.self)) }
+        case .float64: fill { Float(Double(bitPattern: load($0, as: UInt64.self))) }
         }
     }
 

@@ -25,6 +25,11 @@ public struct Provenance: Sendable {
 
     /// The source of `dataset` that is the file at `path` (the same file, by device and inode), if any.
     public static func source(of dataset: PreparedDataset, at path: String) -> String? {
+        source(of: dataset.content, at: path)
+    }
+
+    /// The input of `dataset` that is the file at `path` (the same device and inode), if any.
+    public static func source(of dataset: DatasetContent, at path: String) -> String? {
         guard case .strings(let inputs)? = dataset.attributes[sourceFilesAttribute] else { return nil }
         var target = stat()
         guard stat(path, &target) == 0 else { return nil }

@@ -42,6 +42,11 @@ struct PrepareOutputOptions: ParsableArguments {
 
     /// Refuses an existing output, prepares, writes atomically and reports; every failure is one line.
     func write(_ prepare: () throws -> PreparedDataset) throws {
+        try write { () throws -> DatasetContent in try prepare().content }
+    }
+
+    /// Refuses an existing output, prepares, writes atomically and reports; every failure is one line.
+    func write(_ prepare: () throws -> DatasetContent) throws {
         try reportingFailures {
             if !force && FileManager.default.fileExists(atPath: out) {
                 throw DatasetError(file: out, object: "", "already exists; pass --force to replace it")
@@ -235,7 +240,11 @@ struct PrepareNPY: ParsableCommand {
         commandName: "npy",
         abstract: "Features X [N, features...] and integer labels y [N] from NumPy .npy files (or FILE.npz:NAME).",
         discussion:
-            "Label ids left after --ignore-label become classes 0..C-1 in ascending order; the ids are kept as label_ids."
+            """
+            Label ids left after --ignore-label become classes 0..C-1 in ascending order; the ids are kept as label_ids. \
+            A C-order .npy X is read a block of rows at a time, so it may be larger than memory (CGT_MEMORY_LIMIT bounds \
+            the blocks; the labels are held whole); X in a .npz or in Fortran order is read whole.
+            """
     )
 
     @Option(
@@ -286,7 +295,7 @@ struct PrepareNPY: ParsableCommand {
 
     func run() throws {
         try output.write {
-            try NumPyPreparation.prepare(
+            try NumPyPreparation.content(
                 x: x, y: y, testX: testX, testY: testY, ignoring: ignoredLabels, classNamesFile: classNames,
                 normalization: normalize.request, plan: split.plan(testFraction: testFraction ?? defaultTestFraction),
                 commandLine: quotedCommandLine(), toolVersion: CGTVersion.current, storage: output.storage ?? .float32)

@@ -255,6 +255,28 @@ final class PrepareCommandTests: XCTestCase {
         )
     }
 
+    /// A `.npy` X six times `CGT_MEMORY_LIMIT` is read a block of rows at a time, not refused.
+    func testANumPyFileLargerThanTheMemoryLimitIsStreamed() throws {
+        let (rows, width) = (24_576, 256)
+        let values = (0..<(rows * width)).map { Float(($0 &* 7_919) % 1_000) / 7 }
+        let x = directory.file("large-x.npy")
+        let header = RawFiles.npy(descr: "<f4", shape: [rows, width], data: [])
+        var data = Data(header)
+        values.withUnsafeBytes { data.append(contentsOf: $0) }
+        try data.write(to: URL(fileURLWithPath: x))
+        let y = try write(
+            "large-y.npy", RawFiles.npy(descr: "|u1", shape: [rows], data: (0..<rows).map { UInt8($0 % 3) }))
+        let limit = ["CGT_MEMORY_LIMIT": "4M"]
+        let result = try CommandRunner.cgt(
+            [
+                "prepare", "npy", "--x", x, "--y", y, "--test-fraction", "0.1", "--validation-fraction", "0.1",
+                "--normalize", "zscore", "--out", out,
+            ], environment: limit)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let sizes = try DatasetReader(path: out).splitSizes
+        XCTAssertEqual(sizes.values.reduce(0, +), rows, "\(sizes)")
+    }
+
     func testNaNAndInfinity() throws {
         let scene = try writeScene()
         var values = [Float](repeating: 2, count: 60)

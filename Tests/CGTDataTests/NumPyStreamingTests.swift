@@ -1,0 +1,227 @@
+import CGTHDF5
+import CGTTestSupport
+import Foundation
+import XCTest
+
+@testable import CGTData
+
+/// `cgt prepare npy` reading a `.npy` X a block of rows at a time writes the file that reading
+/// it whole writes: every dataset, attribute, chunk layout and filter, compared with `h5dump`
+/// and, for the datasets, bit for bit through CGTHDF5.
+final class NumPyStreamingTests: XCTestCase {
+    let directory = TemporaryDirectory("npy-stream")
+    let createdAt = Date(timeIntervalSince1970: 1_800_000_000)
+
+    struct Case {
+        var featureShape: [Int]
+        var descr = "<f4"
+        var storage = FeatureStorage.float32
+        var normalization = Normalization.Method.zscore
+        var stratified = true
+        var validation = SplitFraction.zero
+        var ownTest = false
+        var ignored: [Int64] = [-1]
+        var rows = 2_000
+    }
+
+    /// Source values: integers in 0...255 for uint8 storage, else spread reals (exact in `descr`).
+    func features(_ test: Case, rows: Int, salt: Int) -> [Double] {
+        let width = test.featureShape.reduce(1, *)
+        return (0..<(rows * width)).map { i in
+            let mixed = (i &* 2_654_435_761 &+ salt &* 97) % 1_000_003
+            if test.storage == .uint8 { return Double(mixed % 256) }
+            let channel = (i % width) / max(1, width / test.featureShape[0])
+            return Double(mixed % 20_000) / 64 - 150 + Double(channel * 40)
+        }
+    }
+
+    func npy(_ name: String, descr: String, shape: [Int], values: [Double]) throws -> String {
+        let data: [UInt8]
+        switch descr {
+        case "<f4": data = RawFiles.bytes(values.map { Float($0) })
+        case "<f8": data = RawFiles.bytes(values)
+        case ">i2": data = RawFiles.bytes(values.map { Int16($0) }, bigEndian: true)
+        case "|u1": data = values.map { UInt8($0) }
+        default: throw XCTSkip("no fixture writer for \(descr)")
+        }
+        let path = directory.file(name)
+        try RawFiles.write(RawFiles.npy(descr: descr, shape: shape, data: data), to: path)
+        return path
+    }
+
+    /// Labels 0...4 (class 4 rare) and `ignored` ones sprinkled in.
+    func labels(rows: Int, ignored: [Int64], salt: Int) -> [Int64] {
+        (0..<rows).map { i in
+            let mixed = (i &* 40_503 &+ salt) % 1_009
+            if let drop = ignored.first, mixed % 11 == 0 { return drop }
+            return mixed % 97 == 0 ? 4 : Int64(mixed % 4)
+        }
+    }
+
+    /// Prepares `test` in memory and streamed in blocks of `blockBytes`; returns both files.
+    func prepareBothWays(_ test: Case, blockBytes: Int, tag: String) throws -> (memory: String, streamed: String) {
+        let shape = [test.rows] + test.featureShape
+        let x = try npy(
+            "\(tag)-x.npy", descr: test.descr, shape: shape, values: features(test, rows: test.rows, salt: 1))
+        let y = directory.file("\(tag)-y.npy")
+        try RawFiles.write(
+            RawFiles.npy(
+                descr: "<i8", shape: [test.rows],
+                data: RawFiles.bytes(labels(rows: test.rows, ignored: test.ignored, salt: 3))),
+            to: y)
+        var testX: String?
+        var testY: String?
+        if test.ownTest {
+            let rows = test.rows / 3
+            testX = try npy(
+                "\(tag)-tx.npy", descr: test.descr, shape: [rows] + test.featureShape,
+                values: features(test, rows: rows, salt: 5))
+            testY = directory.file("\(tag)-ty.npy")
+            let ownLabels = labels(rows: rows, ignored: test.ignored, salt: 7).map { $0 == 4 ? 0 : $0 }
+            try RawFiles.write(RawFiles.npy(descr: "<i8", shape: [rows], data: RawFiles.bytes(ownLabels)), to: testY!)
+        }
+        let plan = SplitPlan(
+            testFraction: test.ownTest ? .zero : SplitFraction(0.25)!, validationFraction: test.validation,
+            stratified: test.stratified, seed: 11)
+        let memory = directory.file("\(tag)-memory.h5")
+        let streamed = directory.file("\(tag)-streamed.h5")
+        let prepared = try NumPyPreparation.prepare(
+            x: x, y: y, testX: testX, testY: testY, ignoring: test.ignored, classNamesFile: nil,
+            normalization: .fit(test.normalization), plan: plan, commandLine: "cgt prepare npy", toolVersion: "test",
+            storage: test.storage, createdAt: createdAt)
+        try DatasetWriter.write(prepared, to: memory)
+        let content = try NumPyPreparation.content(
+            x: x, y: y, testX: testX, testY: testY, ignoring: test.ignored, classNamesFile: nil,
+            normalization: .fit(test.normalization), plan: plan, commandLine: "cgt prepare npy", toolVersion: "test",
+            storage: test.storage, createdAt: createdAt, blockBytes: blockBytes)
+        XCTAssertEqual(content.writeBlockBytes, blockBytes, "\(tag): X was streamed, not read whole")
+        try DatasetWriter.write(content, to: streamed)
+        return (memory, streamed)
+    }
+
+    /// `h5dump -p` of the file (layout, filters, attributes, every value to 17 digits), less its file name.
+    func dump(_ path: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/h5dump")
+        process.arguments = ["-p", "-m", "%.17g", path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, "h5dump \(path)")
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").dropFirst().joined(separator: "\n")
+    }
+
+    func assertSameFile(_ a: String, _ b: String, _ tag: String, file: StaticString = #filePath, line: UInt = #line)
+        throws
+    {
+        try withOpenHDF5File(a) { left in
+            try withOpenHDF5File(b) { right in
+                XCTAssertEqual(
+                    try left.root.attributeNames(), try right.root.attributeNames(), tag, file: file, line: line)
+                let groups = try left.root.memberNames()
+                XCTAssertEqual(groups, try right.root.memberNames(), tag, file: file, line: line)
+                for name in groups {
+                    let (one, other) = (try left.root.openGroup(name), try right.root.openGroup(name))
+                    XCTAssertEqual(
+                        try one.memberNames(), try other.memberNames(), "\(tag) /\(name)", file: file, line: line)
+                    XCTAssertEqual(
+                        try one.intArrayAttribute(DatasetLayout.Attribute.classCounts),
+                        try other.intArrayAttribute(DatasetLayout.Attribute.classCounts), file: file, line: line)
+                    let (x, y) = (
+                        try one.openDataset(DatasetLayout.features), try other.openDataset(DatasetLayout.features)
+                    )
+                    XCTAssertEqual(x.shape, y.shape, "\(tag) /\(name)/x", file: file, line: line)
+                    let (bits, otherBits) = (
+                        try x.readAll(as: Float.self).map(\.bitPattern), try y.readAll(as: Float.self).map(\.bitPattern)
+                    )
+                    let differing = bits.indices.first { $0 >= otherBits.count || bits[$0] != otherBits[$0] }
+                    XCTAssertNil(
+                        differing, "\(tag) /\(name)/x differs at value \(differing ?? 0)", file: file, line: line)
+                    XCTAssertEqual(
+                        try one.openDataset(DatasetLayout.labels).readAll(as: Int32.self),
+                        try other.openDataset(DatasetLayout.labels).readAll(as: Int32.self), file: file, line: line)
+                    XCTAssertEqual(
+                        try one.openDataset(DatasetLayout.sourceIndex).readAll(as: Int64.self),
+                        try other.openDataset(DatasetLayout.sourceIndex).readAll(as: Int64.self), file: file, line: line
+                    )
+                }
+            }
+        }
+        let (left, right) = (try dump(a), try dump(b))
+        XCTAssertGreaterThan(left.count, 1_000, tag, file: file, line: line)
+        XCTAssertTrue(left == right, "\(tag): h5dump of \(a) and \(b) differ", file: file, line: line)
+    }
+
+    func testStreamedFilesEqualTheFilesPreparedInMemory() throws {
+        let cases: [(String, Case)] = [
+            ("chw-zscore", Case(featureShape: [3, 4, 5], validation: SplitFraction(0.2)!)),
+            ("chw-minmax-random", Case(featureShape: [3, 4, 5], normalization: .minmax, stratified: false)),
+            ("flat-f8-zscore", Case(featureShape: [37], descr: "<f8", validation: SplitFraction(0.1)!)),
+            ("hw-i2-minmax", Case(featureShape: [6, 7], descr: ">i2", normalization: .minmax, ignored: [])),
+            (
+                "chw-u1-uint8-zscore",
+                Case(featureShape: [2, 3, 3], descr: "|u1", storage: .uint8, validation: SplitFraction(0.2)!)
+            ),
+            (
+                "chw-f4-uint8-minmax",
+                Case(featureShape: [3, 2, 2], storage: .uint8, normalization: .minmax, stratified: false)
+            ),
+            ("own-test-zscore", Case(featureShape: [4, 5], validation: SplitFraction(0.2)!, ownTest: true)),
+            ("none", Case(featureShape: [9], normalization: .none, rows: 1_000)),
+        ]
+        for (tag, test) in cases {
+            let width = test.featureShape.reduce(1, *)
+            // Blocks of a few rows and a ragged remainder, so that reads, fits and writes cross
+            // block boundaries everywhere.
+            let files = try prepareBothWays(test, blockBytes: 3 * width * 4 + 5, tag: tag)
+            try assertSameFile(files.memory, files.streamed, tag)
+        }
+    }
+
+    func testStreamingRefusesWhatReadingWholeRefuses() throws {
+        func bothErrors(_ test: Case, poison: (inout [Double]) -> Void, tag: String) throws -> (String, String) {
+            var values = features(test, rows: test.rows, salt: 1)
+            poison(&values)
+            let x = try npy("\(tag)-x.npy", descr: test.descr, shape: [test.rows] + test.featureShape, values: values)
+            let y = directory.file("\(tag)-y.npy")
+            try RawFiles.write(
+                RawFiles.npy(
+                    descr: "<i8", shape: [test.rows],
+                    data: RawFiles.bytes(labels(rows: test.rows, ignored: test.ignored, salt: 3))), to: y)
+            let plan = SplitPlan(testFraction: SplitFraction(0.25)!, seed: 11)
+            var errors: [String] = []
+            for streamed in [false, true] {
+                do {
+                    if streamed {
+                        _ = try NumPyPreparation.content(
+                            x: x, y: y, testX: nil, testY: nil, ignoring: test.ignored, classNamesFile: nil,
+                            normalization: .fit(test.normalization), plan: plan, commandLine: "", toolVersion: "",
+                            storage: test.storage, createdAt: createdAt, blockBytes: 64)
+                    } else {
+                        _ = try NumPyPreparation.prepare(
+                            x: x, y: y, testX: nil, testY: nil, ignoring: test.ignored, classNamesFile: nil,
+                            normalization: .fit(test.normalization), plan: plan, commandLine: "", toolVersion: "",
+                            storage: test.storage, createdAt: createdAt)
+                    }
+                    XCTFail("\(tag): \(streamed ? "streamed" : "in memory") was not refused")
+                } catch {
+                    errors.append(String(describing: error))
+                }
+            }
+            return (errors[0], errors[1])
+        }
+        let nan = try bothErrors(Case(featureShape: [4, 3]), poison: { $0[1_234 * 12 + 5] = .nan }, tag: "nan")
+        XCTAssertEqual(nan.0, nan.1)
+        XCTAssertTrue(nan.0.contains("sample 1234, feature 5 is nan, not a finite float32"), nan.0)
+        let overflow = try bothErrors(
+            Case(featureShape: [4, 3], descr: "<f8"), poison: { $0[777 * 12] = 1e300 }, tag: "overflow")
+        XCTAssertEqual(overflow.0, overflow.1)
+        XCTAssertTrue(overflow.0.contains("sample 777, feature 0 is inf"), overflow.0)
+        let fraction = try bothErrors(
+            Case(featureShape: [2, 2], storage: .uint8), poison: { $0[1_500 * 4 + 3] = 2.5 }, tag: "fraction")
+        XCTAssertEqual(fraction.0, fraction.1)
+        XCTAssertTrue(fraction.0.contains("source index 1500, feature 3 is 2.5, not an integer in 0...255"), fraction.0)
+    }
+}
