@@ -58,11 +58,14 @@ final class DataParallelStrategy {
     var hasOtherRanks: Bool { communicator != nil }
 
     /// Runs `body` on every rank; a failure anywhere stops all ranks together.
-    func together<R>(_ body: () throws -> R) throws -> R {
+    /// `place` names the wait in the stall watch's messages.
+    func together<R>(watchedAs place: StaticString = "the agreement between ranks", _ body: () throws -> R) throws
+        -> R
+    {
         guard let communicator else { return try body() }
         let result: Result<R, Error>
         do { result = .success(try body()) } catch { result = .failure(error) }
-        return try watched("the agreement between ranks") {
+        return try watched(place) {
             try communicator.collectively { try result.get() }
         }
     }
@@ -169,7 +172,9 @@ final class DataParallelStrategy {
 }
 
 extension DataParallelStrategy: EvaluationRanks {
-    func agree<R>(_ body: () throws -> R) throws -> R { try together(body) }
+    func agree<R>(_ body: () throws -> R) throws -> R {
+        try together(watchedAs: "the evaluation's agreement on its reads", body)
+    }
 
     func sumCounts(_ values: inout [Int64]) throws {
         guard let communicator else { return }
