@@ -33,10 +33,7 @@ extension Checkpoint {
                     shape: [classGroups.exits, classGroups.classes])
             }
             let modelGroup = try root.createGroup(CheckpointLayout.model)
-            for (name, tensor) in model.sorted(by: { $0.key < $1.key }) {
-                let (group, leaf) = try Self.parent(of: name, in: modelGroup)
-                try group.writeDataset(leaf, tensor.values, shape: tensor.shape)
-            }
+            try Self.writeTensors(model, in: modelGroup)
             try root.setAttribute(CheckpointLayout.batchNormStatistics, batchNormStatistics)
             if let dataSHA256 { try root.setAttribute(CheckpointLayout.dataSHA256, dataSHA256) }
             try root.setAttribute(CheckpointLayout.stepInEpoch, stepInEpoch)
@@ -45,27 +42,15 @@ extension Checkpoint {
                 try root.setAttribute(CheckpointLayout.epochRanks, partialEpoch.ranks)
             }
             if let trainingBuffers {
-                let group = try root.createGroup(CheckpointLayout.trainingBuffers)
-                for (name, tensor) in trainingBuffers.sorted(by: { $0.key < $1.key }) {
-                    let (parent, leaf) = try Self.parent(of: name, in: group)
-                    try parent.writeDataset(leaf, tensor.values, shape: tensor.shape)
-                }
+                try Self.writeTensors(trainingBuffers, in: try root.createGroup(CheckpointLayout.trainingBuffers))
             }
             for (prefix, count) in batchesTracked.sorted(by: { $0.key < $1.key }) {
                 let (group, leaf) = try Self.parent(of: "\(prefix).\(CheckpointLayout.batchesTracked)", in: modelGroup)
                 try group.writeDataset(leaf, [Int64(count)], shape: [])
             }
             SignalDrill.reached(.checkpoint)
-            let optimizerGroup = try root.createGroup(CheckpointLayout.optimizer)
-            try optimizerGroup.setAttribute(CheckpointLayout.optimizerName, job.optimizer.name.rawValue)
-            try optimizerGroup.setAttribute(CheckpointLayout.stepCount, optimizerStepCount)
-            for (state, tensors) in optimizerState.sorted(by: { $0.key < $1.key }) {
-                let stateGroup = try optimizerGroup.createGroup(state)
-                for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
-                    let (group, leaf) = try Self.parent(of: name, in: stateGroup)
-                    try group.writeDataset(leaf, tensor.values, shape: tensor.shape)
-                }
-            }
+            try Self.writeOptimizer(
+                optimizerState, name: job.optimizer.name.rawValue, stepCount: optimizerStepCount, in: root)
             if let l2w { try Self.write(l2w, featureCount: featureShape.reduce(1, *), in: root) }
         }
     }
@@ -76,11 +61,7 @@ extension Checkpoint {
         let group = try root.createGroup(CheckpointLayout.l2w)
         try group.setAttribute(CheckpointLayout.l2wSteps, state.steps)
         try writeTensors(state.parameters, in: try group.createGroup(CheckpointLayout.model))
-        let optimizerGroup = try group.createGroup(CheckpointLayout.optimizer)
-        try optimizerGroup.setAttribute(CheckpointLayout.stepCount, state.optimizerStepCount)
-        for (name, tensors) in state.optimizerState.sorted(by: { $0.key < $1.key }) {
-            try writeTensors(tensors, in: try optimizerGroup.createGroup(name))
-        }
+        try writeOptimizer(state.optimizerState, name: nil, stepCount: state.optimizerStepCount, in: group)
         guard let batch = state.metaBatch else { return }
         let meta = try group.createGroup(CheckpointLayout.metaBatch)
         try meta.writeDataset(CheckpointLayout.metaFeatures, batch.features, shape: [batch.labels.count, featureCount])
@@ -91,11 +72,40 @@ extension Checkpoint {
         try meta.setAttribute(CheckpointLayout.metaRandomKey, Int(Int64(bitPattern: batch.randomKey)))
     }
 
+    /// Every tensor below `root`, key path dots as groups.
     private static func writeTensors(_ tensors: [String: StoredTensor], in root: HDF5Group) throws {
         for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
             let (group, leaf) = try parent(of: name, in: root)
             try group.writeDataset(leaf, tensor.values, shape: tensor.shape)
         }
+    }
+
+    /// `optimizer/` below `parent`: one group of tensors per state buffer, `step_count`, and
+    /// the optimizer's `name` when given.
+    private static func writeOptimizer(
+        _ state: [String: [String: StoredTensor]], name: String?, stepCount: Int, in parent: HDF5Group
+    ) throws {
+        let group = try parent.createGroup(CheckpointLayout.optimizer)
+        if let name { try group.setAttribute(CheckpointLayout.optimizerName, name) }
+        try group.setAttribute(CheckpointLayout.stepCount, stepCount)
+        for (buffer, tensors) in state.sorted(by: { $0.key < $1.key }) {
+            try writeTensors(tensors, in: try group.createGroup(buffer))
+        }
+    }
+
+    /// `optimizer/` below `parent` as `writeOptimizer` wrote it, each tensor checked against
+    /// `expected`; an integer dataset goes to `integer`.
+    private static func readOptimizer(
+        in parent: HDF5Group, expected: [String: [Int]], path: String,
+        integer: (String, HDF5Dataset) throws -> Void
+    ) throws -> (state: [String: [String: StoredTensor]], stepCount: Int) {
+        let group = try parent.openGroup(CheckpointLayout.optimizer)
+        var state: [String: [String: StoredTensor]] = [:]
+        for name in try group.memberNames() {
+            state[name] = try readTensors(
+                in: try group.openGroup(name), prefix: "", expected: expected, file: path, integer: integer)
+        }
+        return (state, try group.intAttribute(CheckpointLayout.stepCount))
     }
 
     /// Reads `/l2w`, checking every tensor against the weight network `job` describes.
@@ -114,15 +124,9 @@ extension Checkpoint {
         let parameters = try readTensors(
             in: try group.openGroup(CheckpointLayout.model), prefix: "", expected: expected, file: path,
             integer: noIntegers)
-        let optimizerGroup = try group.openGroup(CheckpointLayout.optimizer)
-        var optimizerState: [String: [String: StoredTensor]] = [:]
-        for name in try optimizerGroup.memberNames() {
-            optimizerState[name] = try readTensors(
-                in: try optimizerGroup.openGroup(name), prefix: "", expected: expected, file: path, integer: noIntegers)
-        }
+        let optimizer = try readOptimizer(in: group, expected: expected, path: path, integer: noIntegers)
         var state = L2WState(
-            parameters: parameters, optimizerState: optimizerState,
-            optimizerStepCount: try optimizerGroup.intAttribute(CheckpointLayout.stepCount),
+            parameters: parameters, optimizerState: optimizer.state, optimizerStepCount: optimizer.stepCount,
             steps: try group.intAttribute(CheckpointLayout.l2wSteps), metaBatch: nil)
         guard state.steps >= 0, state.optimizerStepCount >= 0 else {
             throw CheckpointError(file: path, "/\(CheckpointLayout.l2w) step counts must not be negative")
@@ -281,13 +285,8 @@ extension Checkpoint {
             ) { _, dataset in throw CheckpointError(file: path, "\(dataset.path) is not a float32 buffer") }
         }
         if root.contains(CheckpointLayout.optimizer) {
-            let optimizerGroup = try root.openGroup(CheckpointLayout.optimizer)
-            checkpoint.optimizerStepCount = try optimizerGroup.intAttribute(CheckpointLayout.stepCount)
-            for state in try optimizerGroup.memberNames() {
-                checkpoint.optimizerState[state] = try readTensors(
-                    in: try optimizerGroup.openGroup(state), prefix: "", expected: expected, file: path
-                ) { _, _ in }
-            }
+            (checkpoint.optimizerState, checkpoint.optimizerStepCount) = try readOptimizer(
+                in: root, expected: expected, path: path, integer: { _, _ in })
         }
         if root.contains(CheckpointLayout.l2w) {
             checkpoint.l2w = try readL2W(
@@ -314,7 +313,6 @@ extension Checkpoint {
         exitPolicy = Self.defaultPolicy(job)
     }
 
-    /// Every float dataset below `group` by dotted key path; integer datasets go to `integer`.
     /// The name and shape of every parameter and buffer of the network the checkpoint's job
     /// describes, known before any tensor is read: a checkpoint's tensors are checked against
     /// them first, so a file cannot make cgt read (or allocate) what the model does not have.
@@ -338,6 +336,7 @@ extension Checkpoint {
         return Dictionary(uniqueKeysWithValues: (store.parameterSlots + store.bufferSlots).map { ($0.name, $0.shape) })
     }
 
+    /// Every float dataset below `group` by dotted key path; integer datasets go to `integer`.
     private static func readTensors(
         in group: HDF5Group, prefix: String, expected: [String: [Int]], file: String,
         integer: (String, HDF5Dataset) throws -> Void

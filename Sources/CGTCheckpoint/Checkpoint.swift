@@ -17,15 +17,53 @@ public struct StoredTensor: Equatable, Sendable {
             })
     }
 
-    /// `values` (laid out as `store`'s parameters, an optimizer's state) cut into tensors by key path.
-    static func slices(of values: UnsafeBufferPointer<Float>, along store: ParameterStore) -> [String: StoredTensor] {
+    /// An optimizer's state buffers (laid out as `store`'s parameters) by state name, then key path.
+    static func optimizerState(of optimizer: Optimizer?, along store: ParameterStore) -> [String: [String:
+        StoredTensor]]
+    {
         Dictionary(
-            uniqueKeysWithValues: store.parameterSlots.map { slot in
+            uniqueKeysWithValues: (optimizer?.stateBuffers ?? []).map { name, values in
                 (
-                    slot.name,
-                    StoredTensor(shape: slot.shape, values: Array(values[slot.offset..<(slot.offset + slot.count)]))
+                    name,
+                    Dictionary(
+                        uniqueKeysWithValues: store.parameterSlots.map { slot in
+                            (
+                                slot.name,
+                                StoredTensor(
+                                    shape: slot.shape, values: Array(values[slot.offset..<(slot.offset + slot.count)]))
+                            )
+                        })
                 )
             })
+    }
+
+    /// Copies `table` into `store`'s parameters; `group` and `source` name a missing or
+    /// misshapen tensor in errors.
+    static func restoreParameters(
+        _ table: [String: StoredTensor], into store: ParameterStore, group: String, source: String
+    ) throws {
+        for slot in store.parameterSlots {
+            _ = store.parameter(slot).update(fromContentsOf: try value(table, slot, group: group, source: source))
+        }
+    }
+
+    /// Copies stored optimizer state (`optimizerState(of:along:)`) into `optimizer`, whose
+    /// buffers are laid out as `store`'s parameters.
+    static func restoreOptimizer(
+        _ state: [String: [String: StoredTensor]], stepCount: Int, into optimizer: Optimizer,
+        along store: ParameterStore, group: String, source: String
+    ) throws {
+        for (name, buffer) in optimizer.stateBuffers {
+            guard let table = state[name] else {
+                throw CheckpointError(file: source, "\(group) state '\(name)' is missing")
+            }
+            for slot in store.parameterSlots {
+                let values = try value(table, slot, group: "\(group)/\(name)", source: source)
+                _ = UnsafeMutableBufferPointer(rebasing: buffer[slot.offset..<(slot.offset + slot.count)]).update(
+                    fromContentsOf: values)
+            }
+        }
+        optimizer.stepCount = stepCount
     }
 
     /// The values `table` stores for `slot`, checked against its shape; `group` and `source` name it in errors.
@@ -128,10 +166,7 @@ public struct Checkpoint: Equatable {
         self.model = model
         batchesTracked = Dictionary(
             uniqueKeysWithValues: Self.batchNorms(of: network).map { ($0.0, $0.1.batchesTracked) })
-        optimizerState = Dictionary(
-            uniqueKeysWithValues: (optimizer?.stateBuffers ?? []).map { name, values in
-                (name, StoredTensor.slices(of: UnsafeBufferPointer(values), along: store))
-            })
+        optimizerState = StoredTensor.optimizerState(of: optimizer, along: store)
         optimizerStepCount = optimizer?.stepCount ?? 0
     }
 
@@ -218,9 +253,7 @@ public struct Checkpoint: Equatable {
         func tensor(_ table: [String: StoredTensor], _ slot: TensorSlot, _ group: String) throws -> [Float] {
             try StoredTensor.value(table, slot, group: group, source: source)
         }
-        for slot in store.parameterSlots {
-            _ = store.parameter(slot).update(fromContentsOf: try tensor(model, slot, CheckpointLayout.model))
-        }
+        try StoredTensor.restoreParameters(model, into: store, group: CheckpointLayout.model, source: source)
         let buffers = optimizer != nil ? trainingBuffers : nil
         for slot in store.bufferSlots {
             _ = store.buffer(slot).update(
@@ -229,17 +262,9 @@ public struct Checkpoint: Equatable {
         }
         for (prefix, layer) in Self.batchNorms(of: network) { layer.setBatchesTracked(batchesTracked[prefix] ?? 0) }
         guard let optimizer else { return }
-        for (name, buffer) in optimizer.stateBuffers {
-            guard let table = optimizerState[name] else {
-                throw CheckpointError(file: source, "optimizer state '\(name)' is missing")
-            }
-            for slot in store.parameterSlots {
-                let values = try tensor(table, slot, "\(CheckpointLayout.optimizer)/\(name)")
-                _ = UnsafeMutableBufferPointer(rebasing: buffer[slot.offset..<(slot.offset + slot.count)]).update(
-                    fromContentsOf: values)
-            }
-        }
-        optimizer.stepCount = optimizerStepCount
+        try StoredTensor.restoreOptimizer(
+            optimizerState, stepCount: optimizerStepCount, into: optimizer, along: store,
+            group: CheckpointLayout.optimizer, source: source)
     }
 }
 

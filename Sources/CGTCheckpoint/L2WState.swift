@@ -29,37 +29,20 @@ public struct L2WState: Equatable, Sendable {
 
     /// The state of `weights` and its optimizer.
     public init(weights: LearnedExitWeights, steps: Int, metaBatch: MetaBatch?) {
-        let store = weights.store
         self.init(
-            parameters: StoredTensor.parameters(of: store),
-            optimizerState: Dictionary(
-                uniqueKeysWithValues: weights.optimizer.stateBuffers.map { name, values in
-                    (name, StoredTensor.slices(of: UnsafeBufferPointer(values), along: store))
-                }),
+            parameters: StoredTensor.parameters(of: weights.store),
+            optimizerState: StoredTensor.optimizerState(of: weights.optimizer, along: weights.store),
             optimizerStepCount: weights.optimizer.stepCount, steps: steps, metaBatch: metaBatch)
     }
 
     /// Copies the weight network and its optimizer into `weights`; `source` names the file in errors.
     public func restore(into weights: LearnedExitWeights, source: String) throws {
-        let store = weights.store
-        for slot in store.parameterSlots {
-            _ = store.parameter(slot).update(
-                fromContentsOf: try StoredTensor.value(
-                    parameters, slot, group: "\(CheckpointLayout.l2w)/\(CheckpointLayout.model)", source: source))
-        }
-        for (name, buffer) in weights.optimizer.stateBuffers {
-            guard let table = optimizerState[name] else {
-                throw CheckpointError(
-                    file: source, "\(CheckpointLayout.l2w)/\(CheckpointLayout.optimizer) state '\(name)' is missing")
-            }
-            for slot in store.parameterSlots {
-                let values = try StoredTensor.value(
-                    table, slot, group: "\(CheckpointLayout.l2w)/\(CheckpointLayout.optimizer)/\(name)", source: source)
-                _ = UnsafeMutableBufferPointer(rebasing: buffer[slot.offset..<(slot.offset + slot.count)]).update(
-                    fromContentsOf: values)
-            }
-        }
-        weights.optimizer.stepCount = optimizerStepCount
+        let group = CheckpointLayout.l2w
+        try StoredTensor.restoreParameters(
+            parameters, into: weights.store, group: "\(group)/\(CheckpointLayout.model)", source: source)
+        try StoredTensor.restoreOptimizer(
+            optimizerState, stepCount: optimizerStepCount, into: weights.optimizer, along: weights.store,
+            group: "\(group)/\(CheckpointLayout.optimizer)", source: source)
     }
 }
 

@@ -12,11 +12,6 @@ public struct EvaluationFolder: Sendable {
     public var evaluatedModel: String { "\(path)/model.h5" }
 }
 
-extension RunDirectory {
-    /// `cgt eval`'s default folder for this run.
-    public var evaluation: EvaluationFolder { EvaluationFolder(path: evaluationFolder) }
-}
-
 /// The folder `cgt report` writes a comparison of several runs to (`--out`, default `runs/compare`).
 public struct ComparisonFolder: Sendable {
     public let path: String

@@ -51,7 +51,7 @@ public struct RunDirectory: Sendable {
     public static let bestCheckpointName = "\(checkpointsFolderName)/best.h5"
     public var bestFile: String { "\(path)/best.json" }
     /// `cgt eval`'s report of a checkpoint of the run, unless told another folder.
-    public var evaluationFolder: String { "\(path)/eval" }
+    public var evaluation: EvaluationFolder { EvaluationFolder(path: "\(path)/eval") }
     /// `cgt report`'s page and the figures it shows.
     public var reportFile: String { "\(path)/\(Self.reportFileName)" }
     /// The page's name, as a grid's page links a trial's.

@@ -43,7 +43,7 @@ public struct LabelledSamples: Sendable {
     func firstNonByte() -> (sample: Int, feature: Int, value: Float)? {
         let width = featureShape.reduce(1, *)
         return features.withUnsafeBufferPointer { x in
-            for i in 0..<x.count where !(x[i] >= 0 && x[i] <= 255 && x[i].rounded(.towardZero) == x[i]) {
+            for i in 0..<x.count where !DatasetPreparation.isByte(x[i]) {
                 return (i / width, i % width, x[i])
             }
             return nil
@@ -135,10 +135,9 @@ public enum DatasetPreparation {
                 (DatasetSplitName.train, train), (.validation, validation), (.test, test),
             ] {
                 guard let bad = part.firstNonByte() else { continue }
-                throw DatasetError(
-                    file: name == .test ? testFeatureSource ?? featureSource : featureSource, object: "",
-                    "sample at source index \(part.sourceIndex[bad.sample]), feature \(bad.feature) is \(bad.value), not an integer in 0...255; --storage uint8 needs byte values (use --storage float32)"
-                )
+                throw notAByte(
+                    file: name == .test ? testFeatureSource ?? featureSource : featureSource,
+                    sourceIndex: part.sourceIndex[bad.sample], feature: bad.feature, value: bad.value)
             }
             try checkByteExtremes(normalization, featureShape: featureShape, featureSource: featureSource)
         }
@@ -149,11 +148,9 @@ public enum DatasetPreparation {
             (DatasetSplitName.train, train), (.validation, validation), (.test, test),
         ] where part.count > 0 {
             if let bad = part.firstNonFinite() {
-                let file = name == .test ? testFeatureSource ?? featureSource : featureSource
-                throw DatasetError(
-                    file: file, object: "",
-                    "sample at source index \(part.sourceIndex[bad.sample]), feature \(bad.feature) is not finite after normalisation"
-                )
+                throw notFiniteAfterNormalisation(
+                    file: name == .test ? testFeatureSource ?? featureSource : featureSource,
+                    sourceIndex: part.sourceIndex[bad.sample], feature: bad.feature)
             }
             splits.append(
                 DatasetSplit(
@@ -229,5 +226,25 @@ public enum DatasetPreparation {
         if let ids = classes.originalIDs { attributes["label_ids"] = .ints(ids.map { Int($0) }) }
         attributes.merge(extraAttributes) { $1 }
         return attributes
+    }
+}
+
+extension DatasetPreparation {
+    /// Whether `value` can be stored as a byte (`--storage uint8`): an integer in 0...255.
+    static func isByte(_ value: Float) -> Bool { value >= 0 && value <= 255 && value.rounded(.towardZero) == value }
+
+    /// The refusal of a feature that `--storage uint8` cannot store.
+    static func notAByte(file: String, sourceIndex: Int64, feature: Int, value: Float) -> DatasetError {
+        DatasetError(
+            file: file, object: "",
+            "sample at source index \(sourceIndex), feature \(feature) is \(value), not an integer in 0...255; --storage uint8 needs byte values (use --storage float32)"
+        )
+    }
+
+    /// The refusal of a feature that normalisation made infinite or NaN.
+    static func notFiniteAfterNormalisation(file: String, sourceIndex: Int64, feature: Int) -> DatasetError {
+        DatasetError(
+            file: file, object: "",
+            "sample at source index \(sourceIndex), feature \(feature) is not finite after normalisation")
     }
 }

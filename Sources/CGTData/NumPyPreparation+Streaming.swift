@@ -102,37 +102,30 @@ extension NumPyPreparation {
             }
         case .fixed(let constants): normalization = constants
         }
-        switch storage {
-        case .float32:
-            for part in parts where part.count > 0 {
-                try part.file.forEachBlock(part.rows) { start, block in
-                    normalization.apply(to: block, featureShape: featureShape)
-                    guard let bad = block.firstIndex(where: { !$0.isFinite }) else { return }
-                    throw DatasetError(
-                        file: part.file.path, object: "",
-                        "sample at source index \(part.sourceIndex[start + bad / width]), feature \(bad % width) is not finite after normalisation"
-                    )
-                }
-            }
-        case .uint8:
+        if storage == .uint8 {
             for part in parts {
                 try part.file.forEachBlock(part.rows) { start, block in
-                    guard
-                        let bad = block.firstIndex(where: { !($0 >= 0 && $0 <= 255 && $0.rounded(.towardZero) == $0) })
-                    else { return }
-                    throw DatasetError(
-                        file: part.file.path, object: "",
-                        "sample at source index \(part.sourceIndex[start + bad / width]), feature \(bad % width) is \(block[bad]), not an integer in 0...255; --storage uint8 needs byte values (use --storage float32)"
-                    )
+                    guard let bad = block.firstIndex(where: { !DatasetPreparation.isByte($0) }) else { return }
+                    throw DatasetPreparation.notAByte(
+                        file: part.file.path, sourceIndex: part.sourceIndex[start + bad / width], feature: bad % width,
+                        value: block[bad])
                 }
             }
             try DatasetPreparation.checkByteExtremes(normalization, featureShape: featureShape, featureSource: x)
         }
 
+        // Float32 features are normalised as they are written, and checked there: the first
+        // value normalisation makes non-finite is the one the in-memory path names (splits and
+        // rows in file order), and a refused file is never renamed into place.
         let splits = parts.filter { $0.count > 0 }.map { part in
             SplitContent(name: part.name, labels: part.labels, sourceIndex: part.sourceIndex) { range, output in
                 try part.file.gather(part.rows[range], into: output)
-                if storage == .float32 { normalization.apply(to: output, featureShape: featureShape) }
+                guard storage == .float32 else { return }
+                normalization.apply(to: output, featureShape: featureShape)
+                guard let bad = output.firstIndex(where: { !$0.isFinite }) else { return }
+                throw DatasetPreparation.notFiniteAfterNormalisation(
+                    file: part.file.path, sourceIndex: part.sourceIndex[range.lowerBound + bad / width],
+                    feature: bad % width)
             }
         }
         let attributes = DatasetPreparation.attributes(

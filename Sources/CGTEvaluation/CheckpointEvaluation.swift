@@ -107,12 +107,8 @@ public struct CheckpointEvaluation: Sendable {
                 file: checkpoint,
                 "--bn-recalibration with the job's training.batch_size \(stored.job.training.batchSize): \(refusal)")
         }
-        var recalibration: RecalibrationShare?
-        if bnRecalibration {
-            let (data, batches) = try stored.job.recalibrationShare(
-                reader: reader, trainCount: reader.splitSizes[.train] ?? 0, rank: rank, ranks: ranks)
-            recalibration = RecalibrationShare(data: data, batches: batches)
-        }
+        let recalibration =
+            bnRecalibration ? try stored.job.recalibrationShare(reader: reader, rank: rank, ranks: ranks) : nil
         return Loaded(
             stored: stored, network: network, reader: reader,
             policy: try exitPolicy(stored: stored.exitPolicy, exits: network.exitCount), dataPath: dataPath,

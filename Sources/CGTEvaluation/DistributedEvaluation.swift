@@ -50,16 +50,6 @@ public struct DistributedEvaluation {
         evaluator = Evaluator(network: network, batchSize: batchSize, classGroups: classGroups)
     }
 
-    /// This rank's part of the BatchNorm re-estimation batches, read from the training split.
-    /// Local work that can fail on one rank alone; `recalibrateBatchNorm(on:)` is the collective.
-    public func readRecalibrationShare(job: Job, reader: DatasetReader) throws -> RecalibrationShare {
-        let trainCount = reader.splitSizes[.train] ?? 0
-        let (data, batches) = try job.recalibrationShare(
-            reader: reader, trainCount: trainCount,
-            rank: ranks.rank, ranks: ranks.ranks)
-        return RecalibrationShare(data: data, batches: batches)
-    }
-
     /// Re-estimates the BatchNorm running statistics over the global batches of `share`, with
     /// statistics summed over ranks; the layers' reducers are left unset afterwards.
     public func recalibrateBatchNorm(on share: RecalibrationShare) {
@@ -113,15 +103,15 @@ extension Job {
     }
 
     /// Rank `rank`'s contiguous part of every BatchNorm re-estimation batch
-    /// (`recalibrationBatches`), with the rows it needs: together the ranks cover exactly the
-    /// batches one process uses, so with BatchNorm statistics summed over ranks every number
-    /// of ranks gives the same estimate.
-    public func recalibrationShare(reader: DatasetReader, trainCount: Int, rank: Int, ranks: Int) throws -> (
-        DatasetSplit, [ArraySlice<Int>]
-    ) {
+    /// (`recalibrationBatches`), with the rows it needs, read from `reader`'s training split:
+    /// together the ranks cover exactly the batches one process uses, so with BatchNorm
+    /// statistics summed over ranks every number of ranks gives the same estimate. Local work
+    /// that can fail on one rank alone; `DistributedEvaluation.recalibrateBatchNorm(on:)` is
+    /// the collective.
+    public func recalibrationShare(reader: DatasetReader, rank: Int, ranks: Int) throws -> RecalibrationShare {
         var rows: [Int] = []
         var parts: [Range<Int>] = []
-        for batch in recalibrationBatches(trainCount: trainCount) {
+        for batch in recalibrationBatches(trainCount: reader.splitSizes[.train] ?? 0) {
             let n = batch.count
             let part = batch[(batch.startIndex + rank * n / ranks)..<(batch.startIndex + (rank + 1) * n / ranks)]
             parts.append(rows.count..<(rows.count + part.count))
@@ -129,7 +119,7 @@ extension Job {
         }
         let data = try reader.read(split: .train, rowIndices: rows)
         let positions = Array(0..<rows.count)
-        return (data, parts.map { positions[$0] })
+        return RecalibrationShare(data: data, batches: parts.map { positions[$0] })
     }
 }
 

@@ -35,8 +35,6 @@ final class CheckpointConnector {
     /// measured: a checkpoint of that epoch stores them as the model's, so the file is the
     /// model its reported numbers describe. Training itself goes on with its own statistics.
     private var reestimated: (epoch: Int, values: [Float])?
-    /// The hooks' state as `gatherHookState` last collected it.
-    private var hookStates: [HookCheckpointState] = []
     private var best: BestCheckpoint?
     /// Rank 0's hold on the run folder while the run writes it.
     private var lock: RunLock?
@@ -105,14 +103,7 @@ final class CheckpointConnector {
                 )
             }
         }
-        let stored = checkpoint.l2w.map { [HookCheckpointState.l2w($0)] } ?? []
-        if hooks.contains(where: \.keepsCheckpointState) && stored.isEmpty {
-            throw CheckpointError(
-                file: newest,
-                "--resume: the checkpoint holds no l2w state (an older cgt wrote it); train the l2w run again from the start"
-            )
-        }
-        for hook in hooks { for state in stored { try hook.restore(state, source: newest) } }
+        for hook in hooks { try hook.restore(from: checkpoint, source: newest) }
         return (
             Position(epoch: checkpoint.epoch, globalStep: checkpoint.globalStep, classGroups: checkpoint.classGroups),
             checkpoint.partialEpoch, newest
@@ -132,7 +123,7 @@ final class CheckpointConnector {
 
     /// Collects every hook's state (a collective: every rank calls it before rank 0 writes).
     func gatherHookState(_ context: HookContext) throws {
-        hookStates = try hooks.compactMap { try $0.checkpointState(context) }
+        for hook in hooks { try hook.gatherState(context) }
     }
 
     /// Keeps the buffers an evaluation of `epoch` re-estimated, for that epoch's checkpoint.
@@ -149,10 +140,11 @@ final class CheckpointConnector {
     /// for one, and `best.h5` when the validation split scored best so far.
     func epochEnded(_ position: Position, validation: RoutingStatistics?, stopping: Bool) throws {
         let epoch = position.epoch
+        var written: String?
         if epoch % job.training.checkpointEvery == 0 || epoch == job.training.epochs || stopping {
-            try writeEpoch(position)
+            written = try writeEpoch(position)
         }
-        if let validation { try offerBest(validation, position) }
+        if let validation { try offerBest(validation, position, written: written) }
     }
 
     /// A review ended training after this epoch (rank 0): its checkpoint, if the cadence did not write it.
@@ -182,17 +174,26 @@ final class CheckpointConnector {
 
     // MARK: - Writing
 
-    private func writeEpoch(_ position: Position) throws {
+    /// Writes the epoch's checkpoint and links `last.h5` to it; returns its path.
+    @discardableResult
+    private func writeEpoch(_ position: Position) throws -> String {
         let path = run.checkpoint(epoch: position.epoch)
         try makeCheckpoint(position, evaluated: true).write(to: path)
         try AtomicFile.link(path, to: run.lastCheckpoint)
         // A whole epoch past a mid-epoch stop makes its checkpoint stale.
         unlink(run.interruptedCheckpoint)
+        return path
     }
 
-    private func offerBest(_ validation: RoutingStatistics, _ position: Position) throws {
+    /// `best.h5` when `validation` scored best so far: a link to the epoch's file when it was
+    /// just `written` (the same state), else written.
+    private func offerBest(_ validation: RoutingStatistics, _ position: Position, written: String? = nil) throws {
         try best?.offer(validation, epoch: position.epoch) { path in
-            try makeCheckpoint(position, evaluated: true).write(to: path)
+            if let written {
+                try AtomicFile.link(written, to: path)
+            } else {
+                try makeCheckpoint(position, evaluated: true).write(to: path)
+            }
         }
     }
 
@@ -211,11 +212,7 @@ final class CheckpointConnector {
             job: job, epoch: position.epoch, globalStep: position.globalStep, featureShape: featureShape,
             classNames: classNames, network: network, optimizer: optimizer, classGroups: position.classGroups,
             evaluatedBuffers: evaluated ? evaluatedBuffers(of: position.epoch) : nil, dataSHA256: dataSHA256)
-        for state in hookStates {
-            switch state {
-            case .l2w(let l2w): checkpoint.l2w = l2w
-            }
-        }
+        for hook in hooks { hook.record(into: &checkpoint) }
         return checkpoint
     }
 }

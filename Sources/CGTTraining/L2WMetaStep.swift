@@ -152,10 +152,11 @@ final class L2WMetaStep: TrainingHook {
         try context.strategy.reduceGradients()
     }
 
-    var keepsCheckpointState: Bool { true }
+    /// The state `gatherState` collected last, for rank 0's next checkpoint.
+    private var gathered: L2WState?
 
     /// The weight network, the step count and every rank's meta batch (gathered to every rank).
-    func checkpointState(_ context: HookContext) throws -> HookCheckpointState? {
+    func gatherState(_ context: HookContext) throws {
         let features = try context.strategy.gather(previousX)
         let labels = try context.strategy.gather(previousLabels)
         let ids = try context.strategy.gather(previousIDs)
@@ -164,12 +165,21 @@ final class L2WMetaStep: TrainingHook {
             ? MetaBatch(
                 features: features.flatMap { $0 }, labels: labels.flatMap { $0 }, sampleIDs: ids.flatMap { $0 },
                 rankRows: labels.map(\.count), globalCount: previousGlobal, randomKey: previousKey) : nil
-        return .l2w(L2WState(weights: weights, steps: steps, metaBatch: batch))
+        gathered = L2WState(weights: weights, steps: steps, metaBatch: batch)
+    }
+
+    func record(into checkpoint: inout Checkpoint) {
+        checkpoint.l2w = gathered
     }
 
     /// Rank 0 takes the state back; `synchronized` passes it on.
-    func restore(_ state: HookCheckpointState, source: String) throws {
-        guard case .l2w(let state) = state else { return }
+    func restore(from checkpoint: Checkpoint, source: String) throws {
+        guard let state = checkpoint.l2w else {
+            throw CheckpointError(
+                file: source,
+                "--resume: the checkpoint holds no l2w state (an older cgt wrote it); train the l2w run again from the start"
+            )
+        }
         try state.restore(into: weights, source: source)
         steps = state.steps
         restored = state.metaBatch

@@ -32,7 +32,9 @@ extension Trainer {
             strategy.synchronizeBatchNorm(of: network, job.training.syncBatchnorm)
         }
         if job.eval.bnRecalibration {
-            let share = try together { try evaluation.readRecalibrationShare(job: job, reader: reader) }
+            let share = try together {
+                try job.recalibrationShare(reader: reader, rank: strategy.rank, ranks: strategy.ranks)
+            }
             SignalDrill.reached(.recalibration)
             evaluation.recalibrateBatchNorm(on: share)
             if !network.store.bufferSlots.isEmpty {

@@ -27,6 +27,8 @@ public final class Trainer {
     let weighting: ExitWeighting
     let objective: ExitObjective
     let hooks: [TrainingHook]
+    /// What the hooks may see of the run, made once: it is the same at every step.
+    let hookContext: HookContext
     let checkpoints: CheckpointConnector
     /// The data file, this rank's share of the training split, and of the held-out splits.
     let reader: DatasetReader
@@ -91,6 +93,7 @@ public final class Trainer {
         strategy = DataParallelStrategy(
             communicator: communicator, gradients: network.store.gradients, runtime: job.runtime)
         strategy.synchronizeBatchNorm(of: network, job.training.syncBatchnorm)
+        hookContext = HookContext(network: network, strategy: strategy, say: { [progress] in progress.say($0) })
         checkpoints = CheckpointConnector(
             job: job, run: run, network: network, optimizer: optimizer, hooks: hooks,
             featureShape: shard.featureShape, classNames: reader.classNames,
@@ -104,7 +107,7 @@ public final class Trainer {
         if resume && rank == 0 {
             let (position, partial, file) = try checkpoints.restoreNewest(
                 ranks: ranks, stepsPerEpoch: shard.stepsPerEpoch)
-            if let groups = position.classGroups { setClassGroups(groups) }
+            // (ClassyNet's groups reach the loop through its hook, in `synchronize`.)
             epoch = position.epoch
             globalStep = position.globalStep
             resumePoint = (partial?.step ?? 0, partial)
@@ -128,12 +131,6 @@ public final class Trainer {
     private func setClassGroups(_ groups: ClassGroups) {
         classGroups = groups
         objective.classGroups = groups
-    }
-
-    /// What the hooks may see of the run.
-    var hookContext: HookContext {
-        HookContext(
-            network: network, strategy: strategy, classGroups: classGroups, say: { [progress] in progress.say($0) })
     }
 
     /// Takes the class groups a hook chose.
@@ -228,8 +225,9 @@ public final class Trainer {
         }
         // A run resumed after its last epoch is evaluated again (with the same result).
         let (test, validation) = try final ?? routingStatistics(test: true, validation: true)
-        // (`best.h5` may be written with the final evaluation: with the hooks' state of now.)
-        try checkpoints.gatherHookState(hookContext)
+        // A run resumed after its last epoch gathered no hook state yet (`best.h5` may be
+        // written with the final evaluation).
+        if final == nil { try checkpoints.gatherHookState(hookContext) }
         try together {
             if isRoot { try checkpoints.finished(position, test: test!, validation: validation) }
         }
@@ -330,8 +328,7 @@ public final class Trainer {
         if !hooks.isEmpty {
             let predictions = objective.lastPredictions(
                 labels: UnsafeBufferPointer(y), batch: batch, exits: scope.exitLimit)
-            let context = hookContext
-            for hook in hooks { hook.stepTrained(context, epoch: epoch, predictions: predictions) }
+            for hook in hooks { hook.stepTrained(hookContext, epoch: epoch, predictions: predictions) }
         }
         network.backward(
             input: UnsafeBufferPointer(x), batch: batch, scope: scope,
@@ -354,10 +351,7 @@ public final class Trainer {
                     underlying: diverged(name, step: globalStep + 1, epoch: epoch + 1), reportingRank: 0,
                     isReporter: strategy.isRoot)
             }
-            if !hooks.isEmpty {
-                let context = hookContext
-                for hook in hooks { try hook.stepFinished(context, step: finished) }
-            }
+            for hook in hooks { try hook.stepFinished(hookContext, step: finished) }
             tally.statistics += statistics
             tally.localSamples += batch
             tally.samples += globalCount

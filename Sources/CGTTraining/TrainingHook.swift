@@ -20,13 +20,14 @@ protocol TrainingHook: AnyObject {
     func allowsStopWithin(_ context: HookContext, epoch: Int) -> Bool
     /// The class groups the hook has chosen (ClassyNet), which the loop then trains and evaluates with.
     var chosenGroups: ClassGroups? { get }
-    /// The hook's part of a checkpoint, gathered from every rank (a collective: every rank
-    /// calls it before rank 0 writes); nil for a hook without state.
-    func checkpointState(_ context: HookContext) throws -> HookCheckpointState?
-    /// Takes the hook's state back from a checkpoint (rank 0; `synchronized` passes it on).
-    func restore(_ state: HookCheckpointState, source: String) throws
-    /// Whether the hook has state a resumed run needs from its checkpoint.
-    var keepsCheckpointState: Bool { get }
+    /// Gathers what the hook keeps in checkpoints from every rank: a collective every rank
+    /// calls before rank 0 writes one.
+    func gatherState(_ context: HookContext) throws
+    /// Puts the state `gatherState` collected into `checkpoint` (rank 0).
+    func record(into checkpoint: inout Checkpoint)
+    /// Takes the hook's state back from a checkpoint of the run (rank 0; `synchronized`
+    /// passes it on); `source` names the file in errors.
+    func restore(from checkpoint: Checkpoint, source: String) throws
 }
 
 extension TrainingHook {
@@ -36,23 +37,16 @@ extension TrainingHook {
     func allowsStopWithin(_ context: HookContext, epoch: Int) -> Bool { true }
     func stepFinished(_ context: HookContext, step: FinishedStep) throws {}
     var chosenGroups: ClassGroups? { nil }
-    func checkpointState(_ context: HookContext) throws -> HookCheckpointState? { nil }
-    func restore(_ state: HookCheckpointState, source: String) throws {}
-    var keepsCheckpointState: Bool { false }
+    func gatherState(_ context: HookContext) throws {}
+    func record(into checkpoint: inout Checkpoint) {}
+    func restore(from checkpoint: Checkpoint, source: String) throws {}
 }
 
-/// What a hook may use of the run: the network, the ranks' collectives, the class groups in
-/// force, and a line to say.
+/// What a hook may use of the run: the network, the ranks' collectives, and a line to say.
 struct HookContext {
     let network: EarlyExitNetwork
     let strategy: DataParallelStrategy
-    let classGroups: ClassGroups?
     let say: (String) -> Void
-}
-
-/// The state a hook keeps in a checkpoint, one case per hook that has any.
-enum HookCheckpointState {
-    case l2w(L2WState)
 }
 
 /// A step the optimizer has just applied: its batch and what its forward pass used.
@@ -124,29 +118,34 @@ final class ClassGroupChoice: TrainingHook {
     }
 
     /// Whether epoch `epoch` is the one the groups are chosen from.
-    private func chooses(_ context: HookContext, epoch: Int) -> Bool {
-        context.classGroups == nil && epoch + 1 == groupingEpochs
+    private func chooses(epoch: Int) -> Bool {
+        chosenGroups == nil && epoch + 1 == groupingEpochs
     }
 
-    /// Rank 0's groups (given, or read from a checkpoint) reach every rank.
+    /// The groups a checkpoint of the run holds, once chosen.
+    func restore(from checkpoint: Checkpoint, source: String) throws {
+        chosenGroups = checkpoint.classGroups
+    }
+
+    /// Rank 0's groups (read from a checkpoint) reach every rank.
     func synchronized(_ context: HookContext) throws {
         let network = context.network
         var membership =
-            context.classGroups?.membership ?? Array(repeating: -1, count: network.exitCount * network.classes)
+            chosenGroups?.membership ?? Array(repeating: -1, count: network.exitCount * network.classes)
         try context.strategy.broadcast(&membership)
         if membership[0] >= 0 { chosenGroups = ClassGroups(classes: network.classes, membership: membership) }
     }
 
     /// The recall tallied over the choosing epoch is not in a checkpoint.
-    func allowsStopWithin(_ context: HookContext, epoch: Int) -> Bool { !chooses(context, epoch: epoch) }
+    func allowsStopWithin(_ context: HookContext, epoch: Int) -> Bool { !chooses(epoch: epoch) }
 
     func stepTrained(_ context: HookContext, epoch: Int, predictions: ExitPredictions) {
-        guard chooses(context, epoch: epoch) else { return }
+        guard chooses(epoch: epoch) else { return }
         predictions.tallyRecall(correct: &correct, counts: &counts)
     }
 
     func epochTrained(_ context: HookContext, epoch: Int) throws {
-        guard chooses(context, epoch: epoch) else { return }
+        guard chooses(epoch: epoch) else { return }
         let classes = counts.count
         let exits = correct.count
         var totals = correct.flatMap { $0 } + counts

@@ -78,7 +78,7 @@ struct ReportCommand: ParsableCommand {
             for run in missing {
                 var evaluation = CheckpointEvaluation(checkpoint: run.lastCheckpoint)
                 evaluation.sweep = taus
-                evaluation.out = run.evaluationFolder
+                evaluation.out = run.evaluation.path
                 print("running cgt eval --sweep \(sweep) on \(run.path) for the report")
                 try EvalCommand.present(evaluation.run(over: world), of: evaluation, savingPolicy: false)
             }

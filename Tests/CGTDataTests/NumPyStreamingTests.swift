@@ -181,7 +181,10 @@ final class NumPyStreamingTests: XCTestCase {
     }
 
     func testStreamingRefusesWhatReadingWholeRefuses() throws {
-        func bothErrors(_ test: Case, poison: (inout [Double]) -> Void, tag: String) throws -> (String, String) {
+        func bothErrors(
+            _ test: Case, poison: (inout [Double]) -> Void, tag: String, normalization: NormalizationRequest? = nil
+        ) throws -> (String, String) {
+            let normalization = normalization ?? .fit(test.normalization)
             var values = features(test, rows: test.rows, salt: 1)
             poison(&values)
             let x = try npy("\(tag)-x.npy", descr: test.descr, shape: [test.rows] + test.featureShape, values: values)
@@ -195,14 +198,18 @@ final class NumPyStreamingTests: XCTestCase {
             for streamed in [false, true] {
                 do {
                     if streamed {
-                        _ = try NumPyPreparation.content(
+                        // The features are converted (and checked) as the file is written.
+                        let content = try NumPyPreparation.content(
                             x: x, y: y, testX: nil, testY: nil, ignoring: test.ignored, classNamesFile: nil,
-                            normalization: .fit(test.normalization), plan: plan, commandLine: "", toolVersion: "",
+                            normalization: normalization, plan: plan, commandLine: "", toolVersion: "",
                             storage: test.storage, createdAt: createdAt, blockBytes: 64)
+                        let output = directory.file("\(tag).h5")
+                        defer { XCTAssertFalse(FileManager.default.fileExists(atPath: output), "\(tag): no file") }
+                        try DatasetWriter.write(content, to: output)
                     } else {
                         _ = try NumPyPreparation.prepare(
                             x: x, y: y, testX: nil, testY: nil, ignoring: test.ignored, classNamesFile: nil,
-                            normalization: .fit(test.normalization), plan: plan, commandLine: "", toolVersion: "",
+                            normalization: normalization, plan: plan, commandLine: "", toolVersion: "",
                             storage: test.storage, createdAt: createdAt)
                     }
                     XCTFail("\(tag): \(streamed ? "streamed" : "in memory") was not refused")
@@ -223,5 +230,11 @@ final class NumPyStreamingTests: XCTestCase {
             Case(featureShape: [2, 2], storage: .uint8), poison: { $0[1_500 * 4 + 3] = 2.5 }, tag: "fraction")
         XCTAssertEqual(fraction.0, fraction.1)
         XCTAssertTrue(fraction.0.contains("source index 1500, feature 3 is 2.5, not an integer in 0...255"), fraction.0)
+        // Given constants that overflow float32: found as the streamed features are written.
+        let overflowing = Normalization(method: .zscore, offset: [0, 0], scale: [1e-300, 1], statistics: "given")
+        let scaled = try bothErrors(
+            Case(featureShape: [2, 2]), poison: { _ in }, tag: "scaled", normalization: .fixed(overflowing))
+        XCTAssertEqual(scaled.0, scaled.1)
+        XCTAssertTrue(scaled.0.contains("is not finite after normalisation"), scaled.0)
     }
 }
