@@ -40,6 +40,9 @@ extension Checkpoint {
             if let partialEpoch {
                 try root.setAttribute(CheckpointLayout.partialEpoch, partialEpoch.flattened)
                 try root.setAttribute(CheckpointLayout.epochRanks, partialEpoch.ranks)
+                if partialEpoch.bufferRows > 0 {
+                    try root.setAttribute(CheckpointLayout.epochBufferRows, partialEpoch.bufferRows)
+                }
             }
             if let trainingBuffers {
                 try Self.writeTensors(trainingBuffers, in: try root.createGroup(CheckpointLayout.trainingBuffers))
@@ -265,13 +268,17 @@ extension Checkpoint {
             }
             let values = try root.doubleArrayAttribute(CheckpointLayout.partialEpoch)
             let ranks = try root.intAttribute(CheckpointLayout.epochRanks)
+            let bufferRows =
+                root.hasAttribute(CheckpointLayout.epochBufferRows)
+                ? try root.intAttribute(CheckpointLayout.epochBufferRows) : 0
             guard
                 let partial = PartialEpoch(
-                    step: step, ranks: ranks, flattened: values, exits: job.model.exits.count)
+                    step: step, ranks: ranks, bufferRows: bufferRows, flattened: values,
+                    exits: job.model.exits.count)
             else {
                 throw CheckpointError(
                     file: path,
-                    "epoch_partial is not one epoch's statistics (\(values.count) values) or epoch_ranks \(ranks) is not positive"
+                    "epoch_partial is not one epoch's statistics (\(values.count) values), epoch_ranks \(ranks) is not positive or epoch_buffer_rows \(bufferRows) is negative"
                 )
             }
             checkpoint.partialEpoch = partial

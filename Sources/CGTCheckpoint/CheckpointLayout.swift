@@ -31,6 +31,8 @@ package enum CheckpointLayout {
     package static let partialEpoch = "epoch_partial"
     /// Ranks that took a mid-epoch checkpoint's steps.
     package static let epochRanks = "epoch_ranks"
+    /// The shuffle buffer the stopped epoch streamed through (absent or 0: pieces held whole).
+    package static let epochBufferRows = "epoch_buffer_rows"
     /// SHA-256 of the data file trained on.
     package static let dataSHA256 = "data_sha256"
     /// Training's running statistics when `/model` holds re-estimated ones, for resuming.

@@ -18,10 +18,10 @@ extension RunDirectory {
         let continued = try overrides.load(jobFile)
         let changes = try JobLoader.differences(from: own, to: continued)
         guard own.withResumableSettings(of: continued) == continued else {
-            let fixed = changes.filter { change in !Self.resumableKeys.contains { change.hasPrefix($0) } }
+            let fixed = changes.filter { change in !Job.resumableKeys.contains { change.hasPrefix($0) } }
             throw JobError(
                 source: "--set", key: "",
-                "--resume may change only training.epochs, runtime and logging of a run, not \(fixed.first ?? changes.first ?? "")"
+                "--resume may change only \(Job.resumableKeysInWords) of a run, not \(fixed.first ?? changes.first ?? "")"
             )
         }
         // The same overrides went into both, so what differs comes from the files.
@@ -31,12 +31,12 @@ extension RunDirectory {
             let differences = (try? JobLoader.differences(from: continued, to: comparable)) ?? []
             throw JobError(
                 source: file, key: "",
-                "--resume: describes another run than \(jobFile) (\(differences.prefix(3).joined(separator: "; "))\(differences.count > 3 ? "; ..." : "")); a run resumes its own job: change training.epochs, runtime or logging with --set"
+                "--resume: describes another run than \(jobFile) (\(differences.prefix(3).joined(separator: "; "))\(differences.count > 3 ? "; ..." : "")); a run resumes its own job: change \(Job.resumableKeysInWords) with --set"
             )
         }
         // The job file's own epochs, runtime or logging do not apply: say so where they differ.
         let ignored = try JobLoader.differences(from: continued, to: given).compactMap { difference -> String? in
-            guard Self.resumableKeys.contains(where: { difference.hasPrefix($0) }),
+            guard Job.resumableKeys.contains(where: { difference.hasPrefix($0) }),
                 let colon = difference.range(of: ": "), let arrow = difference.range(of: " -> ")
             else { return nil }
             let key = difference[..<colon.lowerBound]
@@ -47,5 +47,4 @@ extension RunDirectory {
         return (continued, changes.map { "resume: \($0)" } + ignored)
     }
 
-    private static let resumableKeys = ["training.epochs:", "runtime.", "logging."]
 }

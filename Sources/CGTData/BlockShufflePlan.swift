@@ -63,21 +63,58 @@ public struct BlockShufflePlan: Sendable {
 
     /// The rows of rank `rank`'s piece in `epoch`, in stream order.
     public func rows(seed: UInt64, epoch: Int, rank: Int) -> [Int] {
-        let piece = piece(rank: rank)
-        var rows: [Int] = []
-        rows.reserveCapacity(piece.count)
-        guard !piece.isEmpty else { return rows }
-        var position = 0
-        for block in blockOrder(seed: seed, epoch: epoch) {
-            let blockRange = (block * blockRows)..<min(sampleCount, (block + 1) * blockRows)
-            let stream = position..<(position + blockRange.count)
-            position += blockRange.count
-            let overlap = stream.clamped(to: piece)
-            guard !overlap.isEmpty else { continue }
-            let first = blockRange.lowerBound + overlap.lowerBound - stream.lowerBound
-            rows += first..<(first + overlap.count)
-            if position >= piece.upperBound { break }
-        }
-        return rows
+        let stream = pieceStream(seed: seed, epoch: epoch, rank: rank)
+        return stream.rows(0..<stream.count)
     }
+
+    /// Rank `rank`'s piece in `epoch` as a stream whose positions map to rows without listing them.
+    public func pieceStream(seed: UInt64, epoch: Int, rank: Int) -> PieceStream {
+        PieceStream(plan: self, order: blockOrder(seed: seed, epoch: epoch), piece: piece(rank: rank))
+    }
+}
+
+/// One rank's piece of an epoch's stream of blocks: position p of the piece is row
+/// `row(at: p)` of the split, found in O(1) from the block order, so a piece of any size is
+/// streamed with memory for the order alone (one integer per block).
+public struct PieceStream: Sendable {
+    let plan: BlockShufflePlan
+    let order: [Int]
+    let piece: Range<Int>
+    /// Where in the order the split's last block (the only one that may be shorter) is.
+    private let lastBlockIndex: Int
+    private let shortfall: Int
+
+    init(plan: BlockShufflePlan, order: [Int], piece: Range<Int>) {
+        self.plan = plan
+        self.order = order
+        self.piece = piece
+        let last = plan.blockCount - 1
+        lastBlockIndex = order.firstIndex(of: last) ?? order.count
+        shortfall = last >= 0 ? plan.blockRows * plan.blockCount - plan.sampleCount : 0
+    }
+
+    /// Positions in the piece.
+    public var count: Int { piece.count }
+
+    /// The row of the split at position `position` of the piece.
+    public func row(at position: Int) -> Int {
+        let stream = piece.lowerBound + position
+        let rows = plan.blockRows
+        let shortStart = lastBlockIndex * rows
+        let index: Int
+        let start: Int
+        if stream < shortStart + rows - shortfall {
+            // Up to the short block, every block before it holds `rows`.
+            index = min(stream / rows, lastBlockIndex)
+            start = index * rows
+        } else {
+            // After it, the stream is `shortfall` behind.
+            index = (stream + shortfall) / rows
+            start = index * rows - shortfall
+        }
+        return order[index] * rows + (stream - start)
+    }
+
+    /// The rows at `positions`, in order.
+    public func rows(_ positions: Range<Int>) -> [Int] { positions.map(row(at:)) }
 }

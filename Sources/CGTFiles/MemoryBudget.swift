@@ -20,8 +20,12 @@ public enum MemoryBudget {
         return Int(clamping: ProcessInfo.processInfo.physicalMemory / 2)
     }()
 
+    /// Whether `CGT_MEMORY_LIMIT` set the limit (per process), rather than the default of half
+    /// the machine's memory (shared by every rank on it).
+    public static let isSetByUser = ProcessInfo.processInfo.environment["CGT_MEMORY_LIMIT"].flatMap(parse) != nil
+
     /// "8G", "512M", "1048576": bytes (nil for anything else).
-    static func parse(_ text: String) -> Int? {
+    public static func parse(_ text: String) -> Int? {
         let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
         let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased()
         guard let last = trimmed.last else { return nil }
@@ -50,6 +54,15 @@ public enum MemoryBudget {
         }
         guard bytes > Self.bytes else { return nil }
         return "needs \(describe(bytes)), more than the memory limit of \(describe(Self.bytes)) (CGT_MEMORY_LIMIT)"
+    }
+
+    /// The shortest spelling `parse` reads back as `bytes` ("256M", "3G", "1000").
+    public static func spelled(_ bytes: Int) -> String {
+        for (unit, size) in [("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)]
+        where bytes % size == 0 {
+            return "\(bytes / size)\(unit)"
+        }
+        return "\(bytes)"
     }
 
     /// "1.5 GiB".

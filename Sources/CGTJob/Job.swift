@@ -123,6 +123,10 @@ public struct TrainingSection: JobSection, Equatable, Sendable {
     /// split every epoch. `local`: each rank reads one contiguous shard once and shuffles
     /// within it (batches depend on R; a rank never sees another's samples).
     public var shuffle: ShuffleMode = .blocks
+    /// How much of its piece a rank holds at once (`ShuffleBufferSize`; nil: `auto`). A piece
+    /// that fits is held and shuffled whole; a larger one streams through a shuffle buffer of
+    /// this size (`blocks`) or is read a segment at a time (`global`, the same batches).
+    public var shuffleBuffer: ShuffleBufferSize? = nil
     /// BatchNorm statistics over the global batch (all-reduced) instead of each rank's part.
     public var syncBatchnorm: Bool = false
     /// Skip optimizer steps whose reduced gradient is NaN or infinite instead of stopping.
@@ -148,6 +152,7 @@ public struct TrainingSection: JobSection, Equatable, Sendable {
     public static let fields: [JobField<TrainingSection>] = [
         .init("epochs", \.epochs), .init("batch_size", \.batchSize), .init("seed", \.seed),
         .init("checkpoint_every", \.checkpointEvery), .init("shuffle", \.shuffle),
+        .init("shuffle_buffer", \.shuffleBuffer),
         .init("sync_batchnorm", \.syncBatchnorm), .init("skip_nonfinite_steps", \.skipNonfiniteSteps),
         .init("regime", \.regime), .init("backbone_epochs", \.backboneEpochs),
         .init("exit_start_epochs", \.exitStartEpochs), .init("label_smoothing", \.labelSmoothing),

@@ -47,13 +47,23 @@ public struct JobOverrides: Sendable {
 
 extension Job {
     /// This job with what may change when a run resumes taken from `other`: `training.epochs`
-    /// (train longer), `runtime` (limits of this allocation) and `logging`. Equal to `other`
+    /// (train longer), `runtime` (limits of this allocation), `logging` and
+    /// `training.shuffle_buffer` (the memory of this allocation). Equal to `other`
     /// exactly when both describe the same run.
     public func withResumableSettings(of other: Job) -> Job {
+        // (`resumableKeys` names the same keys.)
         var job = self
         job.training.epochs = other.training.epochs
+        // Memory, not method: a resumed epoch replays the buffer it was stopped with.
+        job.training.shuffleBuffer = other.training.shuffleBuffer
         job.runtime = other.runtime
         job.logging = other.logging
         return job
     }
+
+    /// The keys `withResumableSettings` takes, as prefixes of `JobLoader.differences` lines.
+    public static let resumableKeys = ["training.epochs:", "training.shuffle_buffer:", "runtime.", "logging."]
+
+    /// Those keys in words, for messages.
+    public static let resumableKeysInWords = "training.epochs, training.shuffle_buffer, runtime and logging"
 }

@@ -77,7 +77,7 @@ final class CheckpointConnector {
             let differences = (try? JobLoader.differences(from: saved, to: job)) ?? []
             throw CheckpointError(
                 file: newest,
-                "--resume: the checkpoint was written by a different job (\(differences.prefix(3).joined(separator: "; "))\(differences.count > 3 ? "; ..." : "")); only training.epochs, runtime and logging may change"
+                "--resume: the checkpoint was written by a different job (\(differences.prefix(3).joined(separator: "; "))\(differences.count > 3 ? "; ..." : "")); only \(Job.resumableKeysInWords) may change"
             )
         }
         guard checkpoint.epoch <= job.training.epochs else {

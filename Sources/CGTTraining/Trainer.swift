@@ -73,6 +73,11 @@ public final class Trainer {
         shard = try TrainingShard(
             reader: reader, rank: rank, ranks: ranks, seed: job.training.seed,
             globalBatch: job.training.batchSize, mode: job.training.shuffle)
+        shard.adopt(
+            try ShardResidency.choose(
+                job.training.shuffleBuffer ?? .automatic, mode: job.training.shuffle, pieceRows: shard.pieceRows,
+                featureCount: reader.featureCount, ranksPerNode: ShardResidency.ranksPerNode(ranks: ranks)),
+            resumed: nil)
         testShard = try reader.read(split: .test, rank: rank, of: ranks)
         validationShard =
             plan.hasValidationSplit ? try reader.read(split: .validation, rank: rank, of: ranks) : nil
@@ -111,14 +116,18 @@ public final class Trainer {
             epoch = position.epoch
             globalStep = position.globalStep
             resumePoint = (partial?.step ?? 0, partial)
+            if let partial {
+                shard.adopt(shard.residency, resumed: (epoch, ShardResidency(bufferRows: partial.bufferRows)))
+            }
             progress.say(
                 "resumed from \(file) at epoch \(epoch), step \(globalStep)")
         }
-        if rank == 0, let warning = shard.blockLayoutWarning { progress.say("warning: \(warning)") }
         if rank == 0 { for warning in plan.warnings { progress.say("warning: \(warning)") } }
     }
 
     deinit {
+        // The read thread may still read ahead: it ends before the file closes.
+        shard.readThread.stop()
         try? reader.close()
     }
 
@@ -148,13 +157,20 @@ public final class Trainer {
         try strategy.broadcast(network.store.parameters)
         try strategy.broadcast(network.store.buffers)
         for (_, state) in optimizer.stateBuffers { try strategy.broadcast(state) }
-        var counters = [Int64(epoch), Int64(globalStep), Int64(optimizer.stepCount), Int64(resumePoint.step)]
+        var counters = [
+            Int64(epoch), Int64(globalStep), Int64(optimizer.stepCount), Int64(resumePoint.step),
+            Int64(shard.residency.bufferRows), Int64(shard.residency(of: epoch).bufferRows),
+        ]
         try strategy.broadcast(&counters)
         epoch = Int(counters[0])
         globalStep = Int(counters[1])
         optimizer.stepCount = Int(counters[2])
         // The partial epoch's statistics stay on rank 0: summed over ranks at the epoch's end, they count once.
         resumePoint.step = Int(counters[3])
+        // Every rank holds or streams as rank 0 decided (and the resumed epoch as it was trained).
+        shard.adopt(
+            ShardResidency(bufferRows: Int(counters[4])),
+            resumed: resumePoint.step > 0 ? (epoch, ShardResidency(bufferRows: Int(counters[5]))) : nil)
         // The hooks' collectives are the loop's, watched at its position.
         strategy.position = (globalStep, epoch + 1)
         for hook in hooks { try hook.synchronized(hookContext) }
@@ -171,6 +187,12 @@ public final class Trainer {
     @discardableResult
     public func run() throws -> RoutingStatistics {
         let isRoot = strategy.isRoot
+        if isRoot && epoch < job.training.epochs {
+            progress.say(shard.residencyLine(epoch: epoch))
+            for warning in [shard.blockLayoutWarning, shard.streamingWarning].compactMap({ $0 }) {
+                progress.say("warning: \(warning)")
+            }
+        }
         // The first epoch's rows are read (and checked) before anything is written, so a run
         // refused for its data leaves no run folder behind.
         if epoch < job.training.epochs {
@@ -251,7 +273,7 @@ public final class Trainer {
         resumePoint = (0, nil)
         let steps = shard.stepsPerEpoch
         let stopsWithin = hooks.allSatisfy { $0.allowsStopWithin(hookContext, epoch: epoch) }
-        try withBatchBuffers(network.maxBatch, featureCount: shard.data.featureCount) { x, y, ids in
+        try withBatchBuffers(network.maxBatch, featureCount: shard.featureCount) { x, y, ids in
             for step in firstStep..<steps {
                 try trainStep(step, setup: setup, buffers: (x, y, ids), tally: &tally)
                 globalStep += 1
@@ -311,12 +333,14 @@ public final class Trainer {
         let started = DispatchTime.now()
         let (x, y, ids) = buffers
         let scope = setup.phase.scope
+        // A streamed step reads: the ranks agree it worked before any waits for the others.
+        let batch =
+            shard.gatherCanFail
+            ? try together { try shard.gather(step: step, features: x, labels: y, sampleIDs: ids) }
+            : try shard.gather(step: step, features: x, labels: y, sampleIDs: ids)
         strategy.position = (globalStep + 1, epoch + 1)
-        let positions = shard.positions(step: step)
         let globalCount = shard.globalCount(step: step)
         tally.learningRate = setup.learningRate(globalStep - setup.firstScheduleStep)
-        shard.data.gather(positions, features: x, labels: y, sampleIDs: ids)
-        let batch = positions.count
         if job.augmentation.isActive { augment(x, sampleIDs: ids, batch: batch, randomKey: setup.randomKey) }
         let context = ForwardContext(
             mode: .training, sampleIDs: UnsafeBufferPointer(rebasing: ids[0..<batch]), randomKey: setup.randomKey)
@@ -400,7 +424,7 @@ public final class Trainer {
                 try checkpoints.writeInterrupted(
                     position,
                     partial: PartialEpoch(
-                        step: step, ranks: strategy.ranks,
+                        step: step, ranks: strategy.ranks, bufferRows: shard.residency(of: epoch).bufferRows,
                         statistics: ExitObjective.Statistics(flattened: totals), samples: tally.samples,
                         learningRate: tally.learningRate))
             }

@@ -21,10 +21,11 @@ import Foundation
 /// and the tail of a shard that does not fill a local batch is left out of that epoch (a
 /// different tail each epoch).
 ///
-/// While an epoch trains, the next epoch's rows (`global`, `blocks`) are read on a thread of
-/// their own; the loop waits for them only at the next epoch's start (`takeReads`).
-/// HDF5 is used by one thread at a time: the read is finished (`settle`) before the loop
-/// touches HDF5 again (evaluation, checkpoints) or ends.
+/// How much of its piece a rank holds is its `ShardResidency`: a piece that fits is held
+/// whole, and the next epoch's is read while an epoch trains; a larger one streams (see
+/// `TrainingShard+Streaming.swift`). Every read runs on the shard's `ReadThread`; HDF5 is
+/// used by one thread at a time: reads are finished (`settle`) before the loop touches HDF5
+/// again (evaluation, checkpoints) or ends.
 final class TrainingShard {
     let reader: DatasetReader
     let rank: Int
@@ -33,18 +34,32 @@ final class TrainingShard {
     let mode: ShuffleMode
     let sampleCount: Int
     let globalBatch: Int
-    private let plan: BatchPlan
-    private let blockPlan: BlockShufflePlan?
-    private(set) var data: DatasetSplit
+    let plan: BatchPlan
+    let blockPlan: BlockShufflePlan?
+    /// A held epoch's rows (`local`: the shard).
+    private var data: DatasetSplit
     private var order: [Int] = []
     private var localRanges: [Range<Int>] = []
     private var globalCounts: [Int] = []
     private let shardRows: Range<Int>
-    /// The next epoch's rows, being read on a thread of their own.
-    private var pending: PendingRead?
+    /// The thread every read of the training split runs on.
+    let readThread = ReadThread()
+    /// The next held epoch's rows, being read on the read thread.
+    private var pending: (epoch: Int, read: PendingRead<EpochRows>)?
+    /// The epoch being trained, when it streams, and the next one once it is read ahead.
+    var streamed: StreamedEpoch?
+    var nextStreamed: StreamedEpoch?
+    /// The epoch `readAhead` asked for, when it streams: started once this epoch's reads are asked for.
+    var streamedAhead: Int?
+    /// One row per slot of a shuffle buffer, shared by the streamed epochs in turn.
+    var slotStorage: SlotStorage?
+    /// How much of its piece the rank holds from now on (set by `adopt`).
+    private(set) var residency: ShardResidency = .held
+    /// The epoch a checkpoint stopped in and the residency it was trained with, replayed.
+    private var resumedEpoch: (epoch: Int, residency: ShardResidency)?
     /// Since `takeReads()` was last called: the bytes of the rows made ready, and the seconds
     /// the loop waited for rows (whole reads, and reads ahead not finished when needed).
-    private var reads = DataReadCounters()
+    var reads = DataReadCounters()
 
     init(reader: DatasetReader, rank: Int, ranks: Int, seed: UInt64, globalBatch: Int, mode: ShuffleMode) throws {
         self.reader = reader
@@ -73,6 +88,35 @@ final class TrainingShard {
         reads.seconds = DatasetReader.seconds(since: started)
     }
 
+    deinit { readThread.stop() }
+
+    /// The rows of this rank's piece of an epoch (its shard in `local` mode).
+    var pieceRows: Int {
+        switch mode {
+        case .local: shardRows.count
+        case .blocks: blockPlan!.piece(rank: rank).count
+        case .global: (0..<stepsPerEpoch).reduce(0) { $0 + plan.localRange(step: $1, rank: rank).count }
+        }
+    }
+
+    /// Holds or streams the epochs from now on as `residency` says; `resumed`, the epoch a
+    /// checkpoint stopped in, as it was trained then. Before the first `prepare`.
+    func adopt(_ residency: ShardResidency, resumed: (epoch: Int, residency: ShardResidency)?) {
+        precondition(preparedEpoch == nil, "a residency adopted after an epoch was prepared")
+        self.residency = mode == .local ? .held : residency
+        resumedEpoch = mode == .local ? nil : resumed
+    }
+
+    /// How `epoch` is held.
+    func residency(of epoch: Int) -> ShardResidency {
+        if let resumedEpoch, resumedEpoch.epoch == epoch { return resumedEpoch.residency }
+        return residency
+    }
+
+    /// Stopping a streamed epoch's reads from failing on one rank alone needs the ranks to
+    /// agree on every step's samples (`gather`); a held epoch was read and checked whole.
+    var gatherCanFail: Bool { streamed != nil }
+
     /// The seconds `reads` holds, set to 0: the run's up-front read, told apart from the
     /// first epoch's stall (its bytes stay with the epoch).
     func takeReadSeconds() -> Double {
@@ -82,6 +126,7 @@ final class TrainingShard {
 
     /// What `reads` holds (the epoch's, when called once per epoch), and starts anew.
     func takeReads() -> DataReadCounters {
+        if let streamed { reads = reads + streamed.takeCost() }
         defer { reads = DataReadCounters() }
         return reads
     }
@@ -137,7 +182,7 @@ final class TrainingShard {
     private var preparedEpoch: Int?
 
     /// What one epoch needs from the file: its rows, and where each step's samples are in them.
-    private struct EpochRows {
+    struct EpochRows {
         var data: DatasetSplit?
         var order: [Int]
         var localRanges: [Range<Int>]
@@ -147,16 +192,32 @@ final class TrainingShard {
     }
 
     /// Makes the samples of `epoch` ready (reads them, or takes those read ahead; reshuffles in
-    /// `local` mode); nothing if done already.
+    /// `local` mode; a streamed epoch starts reading); nothing if done already.
     func prepare(epoch: Int) throws {
         guard preparedEpoch != epoch else { return }
         preparedEpoch = nil
         let started = DispatchTime.now()
         defer { reads.seconds += DatasetReader.seconds(since: started) }
+        if case .streamed = residency(of: epoch) {
+            if let streamed { reads = reads + streamed.takeCost() }
+            if let next = nextStreamed, next.epoch == epoch {
+                streamed = next
+            } else {
+                settle()
+                streamed = makeStreamedEpoch(epoch)
+            }
+            nextStreamed = nil
+            streamedAhead = nil
+            pending = nil
+            data = DatasetSplit(name: .train, features: [], labels: [], sampleIDs: [], featureShape: featureShape)
+            preparedEpoch = epoch
+            return
+        }
+        streamed = nil
         let rows: EpochRows
         if let pending, pending.epoch == epoch {
             self.pending = nil
-            rows = try pending.wait()
+            rows = try pending.read.wait()
         } else {
             settle()
             pending = nil
@@ -170,27 +231,42 @@ final class TrainingShard {
         preparedEpoch = epoch
     }
 
-    /// Starts reading the rows of `epoch` on a thread of its own (`global` and `blocks` modes).
-    /// The caller must not use HDF5 until `prepare` takes them or `settle` returns.
+    /// Starts reading the rows of `epoch` on the read thread (`global` and `blocks` modes): a
+    /// held epoch whole, a streamed one from its start once this epoch's reads are all asked
+    /// for. The caller must not use HDF5 until `prepare` takes them or `settle` returns.
     func readAhead(epoch: Int) {
-        guard mode != .local, pending == nil, preparedEpoch != epoch else { return }
-        let read = PendingRead(epoch: epoch)
-        pending = read
-        let thread = Thread { [self] in
-            SignalDrill.reached(.readAhead)
-            read.finish(Result { try load(epoch: epoch) })
+        guard mode != .local, preparedEpoch != epoch else { return }
+        if case .streamed = residency(of: epoch) {
+            streamedAhead = epoch
+            startStreamedReadAhead()
+            return
         }
-        thread.name = "cgt-read-ahead"
-        thread.start()
+        guard pending == nil else { return }
+        pending = (epoch, PendingRead(on: readThread) { [self] in try load(epoch: epoch) })
     }
 
-    /// Waits for a read ahead, if one runs (keeping its rows, or its error, for `prepare`):
-    /// HDF5 is free for the caller.
+    /// Waits for the reads running or asked for (keeping their rows, or their errors, for
+    /// whoever takes them): HDF5 is free for the caller.
     func settle() {
-        guard let pending else { return }
         let started = DispatchTime.now()
-        _ = try? pending.wait()
+        readThread.waitUntilIdle()
         reads.seconds += DatasetReader.seconds(since: started)
+    }
+
+    /// Copies this rank's samples of `step` into the batch buffers; returns how many. A
+    /// streamed epoch reads here, and may throw.
+    func gather(
+        step: Int, features x: UnsafeMutableBufferPointer<Float>, labels y: UnsafeMutableBufferPointer<Int32>,
+        sampleIDs ids: UnsafeMutableBufferPointer<Int64>
+    ) throws -> Int {
+        if let streamed {
+            let count = try streamed.gather(step: step, features: x, labels: y, sampleIDs: ids, shard: self)
+            startStreamedReadAhead()
+            return count
+        }
+        let positions = order[localRanges[step]]
+        data.gather(positions, features: x, labels: y, sampleIDs: ids)
+        return positions.count
     }
 
     /// The rows and step layout of `epoch`; reads the file except in `local` mode.
@@ -231,36 +307,12 @@ final class TrainingShard {
     }
 
     /// The order in which a rank visits its shard (`local`) or piece (`blocks`) in `epoch`.
-    private static func pieceGenerator(seed: UInt64, epoch: Int, rank: Int) -> SeededGenerator {
+    static func pieceGenerator(seed: UInt64, epoch: Int, rank: Int) -> SeededGenerator {
         SeededGenerator(seed: seed, stream: 0x4C4F_4341 &+ UInt64(epoch) &* 0x1_0000 &+ UInt64(rank))
     }
 
-    /// A read running on another thread, and its result once there.
-    private final class PendingRead: @unchecked Sendable {
-        let epoch: Int
-        private let done = DispatchSemaphore(value: 0)
-        private var result: Result<EpochRows, Error>?
-
-        init(epoch: Int) { self.epoch = epoch }
-
-        func finish(_ result: Result<EpochRows, Error>) {
-            self.result = result
-            done.signal()
-        }
-
-        /// The rows, once read (an error reading them is thrown here, on the loop's thread).
-        func wait() throws -> EpochRows {
-            done.wait()
-            done.signal()
-            return try result!.get()
-        }
-    }
-
-    /// Positions in `data` of this rank's samples in `step`.
-    func positions(step: Int) -> ArraySlice<Int> { order[localRanges[step]] }
-
     /// Samples in the global batch of `step`, over all ranks: N of the loss.
-    func globalCount(step: Int) -> Int { globalCounts[step] }
+    func globalCount(step: Int) -> Int { streamed?.globalCounts[step] ?? globalCounts[step] }
 
     /// The most samples this rank has in one step.
     var maxLocalBatch: Int {

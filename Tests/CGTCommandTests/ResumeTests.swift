@@ -55,7 +55,7 @@ final class ResumeTests: XCTestCase {
             job, data, run, ["--resume", "--set", "optimizer.lr=0.5", "--set", "training.epochs=4"])
         XCTAssertEqual(otherRate.status, 1, otherRate.stderr)
         XCTAssertTrue(
-            otherRate.stderr.contains("may change only training.epochs, runtime and logging"), otherRate.stderr)
+            otherRate.stderr.contains("may change only training.epochs, training.shuffle_buffer, runtime and logging"), otherRate.stderr)
         XCTAssertTrue(otherRate.stderr.contains("optimizer.lr"), otherRate.stderr)
         let otherJob = try directory.write(
             "model: {hidden: [12], exits: [1]}\ntraining: {epochs: 2, batch_size: 16}\n", to: "other.yaml")

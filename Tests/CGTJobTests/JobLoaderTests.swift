@@ -275,3 +275,28 @@ final class JobLoaderTests: XCTestCase {
         }
     }
 }
+
+/// `training.shuffle_buffer`: auto, rows or a size, written back as given.
+final class ShuffleBufferKeyTests: XCTestCase {
+    func testTheKeyReadsAutoRowsAndSizesAndWritesThemBack() throws {
+        XCTAssertNil(try JobLoader.parse("{}", source: "j.yaml").training.shuffleBuffer)
+        for (text, expected) in [
+            ("auto", ShuffleBufferSize.automatic), ("20000", .rows(20000)), ("'64M'", .bytes(64 << 20)),
+            ("2G", .bytes(2 << 30)),
+        ] {
+            let job = try JobLoader.parse("training: {shuffle_buffer: \(text)}", source: "j.yaml")
+            XCTAssertEqual(job.training.shuffleBuffer, expected, text)
+            XCTAssertEqual(try JobLoader.parse(try JobLoader.yaml(job), source: "again").training.shuffleBuffer, expected)
+        }
+        let overridden = try JobLoader.parse("{}", source: "j.yaml", overrides: ["training.shuffle_buffer=512M"])
+        XCTAssertEqual(overridden.training.shuffleBuffer, .bytes(512 << 20))
+        for bad in ["0", "-3", "lots", "1.5G"] {
+            XCTAssertThrowsError(try JobLoader.parse("training: {shuffle_buffer: \(bad)}", source: "j.yaml")) { error in
+                let message = "\(error)"
+                XCTAssertTrue(message.contains("training.shuffle_buffer"), message)
+                XCTAssertTrue(message.contains("auto, a number of rows"), message)
+                XCTAssertFalse(message.contains("\n"), message)
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import CGTData
+import Dispatch
+
+/// The samples of a stream, read on the read thread a segment at a time, one segment ahead
+/// of the one the loop takes samples from: at most two segments held.
+///
+/// Positions are asked for in increasing order (a shuffle buffer's refills, or `global`
+/// mode's steps in turn); the loop waits only when it outruns the reads, and that wait is
+/// counted as the epoch's read stall.
+final class SegmentFeed {
+    /// Positions in the stream.
+    let count: Int
+    let segmentRows: Int
+    private let thread: ReadThread
+    /// Reads the samples of stream positions (on the read thread), with what that cost.
+    private let read: (Range<Int>) throws -> (DatasetSplit, DataReadCounters)
+    private var current: (range: Range<Int>, data: DatasetSplit)?
+    private var ahead: (range: Range<Int>, pending: PendingRead<(DatasetSplit, DataReadCounters)>)?
+    /// What the segments taken since `takeCost()` cost, and the seconds the loop waited for them.
+    private var cost = DataReadCounters()
+
+    init(
+        count: Int, segmentRows: Int, from start: Int, thread: ReadThread,
+        read: @escaping (Range<Int>) throws -> (DatasetSplit, DataReadCounters)
+    ) {
+        precondition(segmentRows >= 1)
+        self.count = count
+        self.segmentRows = segmentRows
+        self.thread = thread
+        self.read = read
+        readAhead(from: start)
+    }
+
+    /// Whether the last segment of the stream has been asked of the read thread.
+    var hasAskedForTheLast: Bool { (ahead?.range.upperBound ?? current?.range.upperBound ?? 0) >= count }
+
+    /// The segment holding `position` and the sample's index in it.
+    func sample(at position: Int) throws -> (data: DatasetSplit, index: Int) {
+        if let current, current.range.contains(position) {
+            return (current.data, position - current.range.lowerBound)
+        }
+        guard let ahead, ahead.range.contains(position) else {
+            preconditionFailure("stream position \(position) asked for out of order")
+        }
+        self.ahead = nil
+        current = nil
+        let started = DispatchTime.now()
+        let (data, cost) = try ahead.pending.wait()
+        self.cost = self.cost + cost
+        self.cost.seconds += DatasetReader.seconds(since: started)
+        current = (ahead.range, data)
+        readAhead(from: ahead.range.upperBound)
+        return (data, position - ahead.range.lowerBound)
+    }
+
+    /// What `cost` holds, and starts anew.
+    func takeCost() -> DataReadCounters {
+        defer { cost = DataReadCounters() }
+        return cost
+    }
+
+    private func readAhead(from start: Int) {
+        guard start < count else { return }
+        let range = start..<min(count, start + segmentRows)
+        let read = self.read
+        ahead = (range, PendingRead(on: thread) { try read(range) })
+    }
+}

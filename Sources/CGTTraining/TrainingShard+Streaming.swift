@@ -1,0 +1,259 @@
+import CGTData
+import CGTJob
+import CGTRandom
+import Dispatch
+
+/// A streamed epoch: a rank whose piece does not fit holds a bounded part of it.
+///
+/// `blocks`: the piece's stream (its blocks in the epoch's permuted order, `PieceStream`)
+/// passes through a `ShuffleBuffer` of `bufferRows` slots, and each step takes its samples
+/// from the buffer; the batches are a function of (seed, epoch, R, buffer rows). `global`:
+/// the rank's rows of the epoch, in the order of its steps (`BatchPlan`), are read a segment
+/// at a time, so the batches are exactly those of a held epoch, and of one rank. Either way
+/// the rank holds at most the buffer and two segments (`SegmentFeed`).
+final class StreamedEpoch {
+    let epoch: Int
+    /// Where each step's samples are: stream positions (`global`), or how many (`blocks`).
+    let localRanges: [Range<Int>]
+    let globalCounts: [Int]
+    private let source: Source
+    /// `blocks`: the buffer now (mutated in place, step by step).
+    private var buffer: ShuffleBuffer?
+    private var feed: SegmentFeed
+    private let segmentRows: Int
+    /// The step `gather` expects next (another one is reached by replaying, on resume).
+    private var nextStep = 0
+    /// Reused by every step.
+    private var takenSlots: [Int] = []
+    private var refills: [ShuffleBuffer.Refill] = []
+
+    /// How the steps take the stream.
+    enum Source {
+        /// `global`: the rank's rows of the epoch, in step order.
+        case inOrder(rows: [Int])
+        /// `blocks`: the piece's stream through a shuffle buffer, which a seek replays from `start`.
+        case shuffled(stream: PieceStream, start: ShuffleBuffer)
+    }
+
+    init(epoch: Int, shard: TrainingShard, bufferRows: Int, segmentRows: Int) {
+        self.epoch = epoch
+        self.segmentRows = segmentRows
+        let steps = shard.stepsPerEpoch
+        globalCounts = (0..<steps).map { shard.plan.globalRange(step: $0).count }
+        switch shard.mode {
+        case .global:
+            let (rows, ranges) = shard.plan.rows(seed: shard.seed, epoch: epoch, rank: shard.rank)
+            localRanges = ranges
+            source = .inOrder(rows: rows)
+            feed = Self.feed(rows: rows.count, from: 0, segmentRows: segmentRows, shard: shard) { rows[$0] }
+        case .blocks, .local:
+            precondition(shard.mode == .blocks, "a local shard is held, not streamed")
+            let plan = shard.blockPlan!
+            let stream = plan.pieceStream(seed: shard.seed, epoch: epoch, rank: shard.rank)
+            localRanges = plan.stepRanges(rank: shard.rank)
+            // A step takes all its samples from the buffer at once: it holds at least a step.
+            let buffer = ShuffleBuffer(
+                capacity: max(bufferRows, shard.maxLocalBatch), streamCount: stream.count,
+                generator: TrainingShard.pieceGenerator(seed: shard.seed, epoch: epoch, rank: shard.rank))
+            source = .shuffled(stream: stream, start: buffer)
+            self.buffer = buffer
+            refills = buffer.initialFill
+            feed = Self.feed(rows: stream.count, from: 0, segmentRows: segmentRows, shard: shard) {
+                stream.row(at: $0)
+            }
+        }
+    }
+
+    /// A feed of the stream from position `start`, reading the rows `row` maps positions to;
+    /// each read first checks that the file is unchanged.
+    private static func feed(
+        rows count: Int, from start: Int, segmentRows: Int, shard: TrainingShard, row: @escaping (Int) -> Int
+    ) -> SegmentFeed {
+        let reader = shard.reader
+        return SegmentFeed(count: count, segmentRows: segmentRows, from: start, thread: shard.readThread) { range in
+            try reader.checkUnchanged()
+            let before = reader.counters
+            let data = try reader.read(split: .train, rowIndices: range.map(row))
+            var cost = reader.counters - before
+            cost.seconds = 0
+            return (data, cost)
+        }
+    }
+
+    /// Whether every read of the epoch has been asked of the read thread.
+    var hasAskedForEveryRead: Bool { feed.hasAskedForTheLast }
+
+    /// What the reads taken so far cost (and the loop's waits for them), since last asked.
+    func takeCost() -> DataReadCounters { feed.takeCost() }
+
+    /// Copies this rank's samples of `step` into the batch buffers; returns how many.
+    func gather(
+        step: Int, features x: UnsafeMutableBufferPointer<Float>, labels y: UnsafeMutableBufferPointer<Int32>,
+        sampleIDs ids: UnsafeMutableBufferPointer<Int64>, shard: TrainingShard
+    ) throws -> Int {
+        if step != nextStep { try seek(to: step, shard: shard) }
+        nextStep = step + 1
+        let width = shard.featureCount
+        let count = localRanges[step].count
+        precondition(x.count >= count * width && y.count >= count && ids.count >= count, "batch buffers too small")
+        switch source {
+        case .inOrder:
+            for (row, position) in localRanges[step].enumerated() {
+                let (data, index) = try feed.sample(at: position)
+                data.copySample(index, to: row, features: x, labels: y, sampleIDs: ids)
+            }
+        case .shuffled(_, let start):
+            let slots = shard.slotStorage(rows: start.capacity)
+            // The slots the last step emptied (or the first fill) take the stream's next samples.
+            for refill in refills {
+                let (data, index) = try feed.sample(at: refill.position)
+                slots.store(data, sample: index, inSlot: refill.slot)
+            }
+            buffer!.take(count, slots: &takenSlots, refills: &refills)
+            for (row, slot) in takenSlots.enumerated() {
+                slots.copySlot(slot, to: row, features: x, labels: y, sampleIDs: ids)
+            }
+        }
+        return count
+    }
+
+    /// Puts the epoch where it stands before `step` (a run resumed mid-epoch): the buffer
+    /// replayed from the epoch's start, its samples read back, the feed started after them.
+    private func seek(to step: Int, shard: TrainingShard) throws {
+        shard.settle()
+        switch source {
+        case .inOrder(let rows):
+            let start = step < localRanges.count ? localRanges[step].lowerBound : rows.count
+            feed = Self.feed(rows: rows.count, from: start, segmentRows: segmentRows, shard: shard) { rows[$0] }
+        case .shuffled(let stream, let start):
+            var buffer = start
+            for earlier in 0..<step { buffer.take(localRanges[earlier].count, slots: &takenSlots, refills: &refills) }
+            let held = buffer.heldRefills
+            let reader = shard.reader
+            let read = PendingRead(on: shard.readThread) {
+                let before = reader.counters
+                let data = try reader.read(split: .train, rowIndices: held.map { stream.row(at: $0.position) })
+                var cost = reader.counters - before
+                cost.seconds = 0
+                return (data, cost)
+            }
+            let (data, cost) = try read.wait()
+            shard.reads = shard.reads + cost
+            let slots = shard.slotStorage(rows: buffer.capacity)
+            for (index, refill) in held.enumerated() { slots.store(data, sample: index, inSlot: refill.slot) }
+            refills = []
+            self.buffer = buffer
+            feed = Self.feed(
+                rows: stream.count, from: buffer.nextPosition, segmentRows: segmentRows, shard: shard
+            ) { stream.row(at: $0) }
+        }
+    }
+}
+
+/// One row of samples per slot of a shuffle buffer: features, label and id.
+final class SlotStorage {
+    let rows: Int
+    let width: Int
+    private var features: [Float]
+    private var labels: [Int32]
+    private var sampleIDs: [Int64]
+
+    init(rows: Int, width: Int) {
+        self.rows = rows
+        self.width = width
+        features = [Float](repeating: 0, count: rows * width)
+        labels = [Int32](repeating: 0, count: rows)
+        sampleIDs = [Int64](repeating: 0, count: rows)
+    }
+
+    /// Copies sample `index` of `data` into `slot`.
+    func store(_ data: DatasetSplit, sample index: Int, inSlot slot: Int) {
+        data.features.withUnsafeBufferPointer { source in
+            features.withUnsafeMutableBufferPointer { destination in
+                (destination.baseAddress! + slot * width).update(
+                    from: source.baseAddress! + index * width, count: width)
+            }
+        }
+        labels[slot] = data.labels[index]
+        sampleIDs[slot] = data.sampleIDs[index]
+    }
+
+    /// Copies `slot` into row `row` of the batch buffers.
+    func copySlot(
+        _ slot: Int, to row: Int, features x: UnsafeMutableBufferPointer<Float>,
+        labels y: UnsafeMutableBufferPointer<Int32>, sampleIDs ids: UnsafeMutableBufferPointer<Int64>
+    ) {
+        features.withUnsafeBufferPointer { source in
+            (x.baseAddress! + row * width).update(from: source.baseAddress! + slot * width, count: width)
+        }
+        y[row] = labels[slot]
+        ids[row] = sampleIDs[slot]
+    }
+}
+
+extension DatasetSplit {
+    /// Copies sample `index` into row `row` of the batch buffers.
+    func copySample(
+        _ index: Int, to row: Int, features x: UnsafeMutableBufferPointer<Float>,
+        labels y: UnsafeMutableBufferPointer<Int32>, sampleIDs ids: UnsafeMutableBufferPointer<Int64>
+    ) {
+        let width = featureCount
+        features.withUnsafeBufferPointer { source in
+            (x.baseAddress! + row * width).update(from: source.baseAddress! + index * width, count: width)
+        }
+        y[row] = labels[index]
+        ids[row] = sampleIDs[index]
+    }
+}
+
+extension TrainingShard {
+    /// What a rank holds of `epoch`, in one line for rank 0 to say.
+    func residencyLine(epoch: Int) -> String {
+        residency(of: epoch).description(mode: mode, pieceRows: pieceRows, featureCount: featureCount)
+    }
+
+    /// Why the shuffle of a streamed `blocks` epoch mixes poorly with this file, if it does:
+    /// a split in one chunk (nothing to permute: each piece streams in file order), or a
+    /// buffer holding fewer than 8 chunks (a batch draws from few stretches of the file).
+    var streamingWarning: String? {
+        guard mode == .blocks, case .streamed(let bufferRows) = residency, let blockPlan else { return nil }
+        let chunk = blockPlan.blockRows
+        let storage = reader.storage[.train] ?? .float32
+        let ruleRows = DatasetWriter.chunkRows(
+            sampleCount: sampleCount, featureCount: featureCount, elementSize: storage.elementSize)
+        let rechunk =
+            "h5repack -l /train/x:CHUNK=\(([ruleRows] + featureShape).map(String.init).joined(separator: "x")) IN OUT"
+        if blockPlan.blockCount == 1 {
+            return
+                "\(reader.path): /train/x is one chunk of \(chunk) rows: streamed, each rank's piece passes through its shuffle buffer of \(bufferRows) in file order every epoch; rewrite it in chunks of \(ruleRows) rows (\(rechunk)) so the chunks are permuted"
+        }
+        guard bufferRows < 8 * chunk else { return nil }
+        return
+            "training.shuffle_buffer of \(bufferRows) samples holds fewer than 8 of \(reader.path)'s chunks of \(chunk) rows: a batch draws from few stretches of the file; give a larger buffer\(chunk > ruleRows ? " or rewrite it in chunks of \(ruleRows) rows (\(rechunk))" : "")"
+    }
+
+    /// A new streamed epoch, its first segment asked of the read thread.
+    func makeStreamedEpoch(_ epoch: Int) -> StreamedEpoch {
+        let residency = residency(of: epoch)
+        return StreamedEpoch(
+            epoch: epoch, shard: self, bufferRows: residency.bufferRows, segmentRows: residency.segmentRows(mode: mode))
+    }
+
+    /// The shuffle buffer's slots, made at the first streamed epoch (again if a resumed
+    /// epoch's buffer differs in size).
+    func slotStorage(rows: Int) -> SlotStorage {
+        if let slotStorage, slotStorage.rows == rows { return slotStorage }
+        slotStorage = nil
+        let storage = SlotStorage(rows: rows, width: featureCount)
+        slotStorage = storage
+        return storage
+    }
+
+    /// Starts the epoch `readAhead` asked for once this epoch's reads are all asked for: the
+    /// read thread is then free, and at most one more segment is held.
+    func startStreamedReadAhead() {
+        guard let epoch = streamedAhead, nextStreamed == nil, streamed?.hasAskedForEveryRead ?? true else { return }
+        streamedAhead = nil
+        nextStreamed = makeStreamedEpoch(epoch)
+    }
+}
