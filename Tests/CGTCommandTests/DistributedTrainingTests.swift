@@ -74,6 +74,20 @@ final class DistributedTrainingTests: XCTestCase {
             let one = try train(ranks: 1, job: job, data: data, out: "\(label)-1")
             XCTAssertEqual(one.status, 0, one.stderr)
             let reference = try parameters(directory.file("\(label)-1"))
+            // Streamed a segment at a time (a buffer far smaller than the split), one rank
+            // trains bitwise as it does holding the split, and three ranks as one.
+            let streamed = ["--set", "training.shuffle_buffer=20"]
+            for ranks in [1, 3] {
+                let result = try train(ranks: ranks, job: job, data: data, out: "\(label)-s\(ranks)", extra: streamed)
+                XCTAssertEqual(result.status, 0, result.stderr)
+                let difference = relativeDifference(try parameters(directory.file("\(label)-s\(ranks)")), reference)
+                print("equivalence: \(label), \(ranks) ranks streamed vs 1 held: relative parameter difference \(difference)")
+                if ranks == 1 {
+                    XCTAssertEqual(try parameters(directory.file("\(label)-s1")), reference, "\(label): streamed = held")
+                } else {
+                    XCTAssertLessThan(difference, 1e-5, "\(label), \(ranks) ranks streamed")
+                }
+            }
             for ranks in [2, 3] {
                 let result = try train(ranks: ranks, job: job, data: data, out: "\(label)-\(ranks)")
                 XCTAssertEqual(result.status, 0, result.stderr)

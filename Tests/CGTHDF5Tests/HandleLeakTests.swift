@@ -26,7 +26,22 @@ final class HandleLeakTests: XCTestCase {
     func testWorkingWithAFileReleasesEveryIdentifier() throws {
         let path = try makeTemporaryDirectory(self).appendingPathComponent("leaks.h5").path
         try withNewHDF5File(path) { _ in }
+        // Once first: libhdf5 makes some property lists the first time an operation runs in
+        // the process and keeps them; only what the second round leaves open is a leak.
+        try workWithAFile(path)
         let before = probeTransientIdentifiers()
+        try workWithAFile(path)
+        let after = probeTransientIdentifiers()
+        XCTAssertEqual(openFileObjects(), 0)
+        for (first, last) in zip(before, after) {
+            XCTAssertGreaterThan(last, first)
+            let leaked = (first + 1..<last).filter { H5Iis_valid($0) > 0 }
+            XCTAssertEqual(leaked, [], "identifiers \(first + 1)..<\(last) are not all closed")
+        }
+    }
+
+    /// Writes, reads and inspects a small file, through every wrapper that opens identifiers.
+    private func workWithAFile(_ path: String) throws {
         try writeHDF5Atomically(to: path) { file in
             try file.root.writeDataset(
                 "g/x", (0..<12).map(Float.init), shape: [6, 2], chunkRows: 2, deflateLevel: 1, shuffle: true)
@@ -47,13 +62,6 @@ final class HandleLeakTests: XCTestCase {
             _ = try file.root.attributeNames()
             _ = try file.root.memberNames()
             _ = file.root.isGroup("g")
-        }
-        let after = probeTransientIdentifiers()
-        XCTAssertEqual(openFileObjects(), 0)
-        for (first, last) in zip(before, after) {
-            XCTAssertGreaterThan(last, first)
-            let leaked = (first + 1..<last).filter { H5Iis_valid($0) > 0 }
-            XCTAssertEqual(leaked, [], "identifiers \(first + 1)..<\(last) are not all closed")
         }
     }
 }
