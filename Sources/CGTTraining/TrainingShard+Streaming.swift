@@ -80,6 +80,12 @@ final class StreamedEpoch {
         }
     }
 
+    /// Waits for the epoch's first segment: a run's first epoch is checked before the run
+    /// writes anything, as far as streaming allows (a bad chunk later in it is found when read).
+    func awaitFirstSegment() throws {
+        if feed.count > 0 { _ = try feed.sample(at: 0) }
+    }
+
     /// Whether every read of the epoch has been asked of the read thread.
     var hasAskedForEveryRead: Bool { feed.hasAskedForTheLast }
 

@@ -209,6 +209,7 @@ final class TrainingShard {
             nextStreamed = nil
             streamedAhead = nil
             pending = nil
+            try streamed!.awaitFirstSegment()
             data = DatasetSplit(name: .train, features: [], labels: [], sampleIDs: [], featureShape: featureShape)
             preparedEpoch = epoch
             return
