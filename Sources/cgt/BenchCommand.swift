@@ -40,6 +40,18 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "With --data: the seed of the epoch's shuffle (training.seed).")
     var seed: UInt64 = 0
 
+    @Flag(
+        help:
+            "With --data: measure how well the epoch orders of training mix the split (global, blocks held, blocks streamed through shuffle buffers of several sizes) in one process, for --ranks ranks."
+    )
+    var shuffleQuality = false
+
+    @Option(help: "With --shuffle-quality: the ranks whose orders are measured.")
+    var ranks = 1
+
+    @Option(help: "With --shuffle-quality: the epochs measured (from epoch 0).")
+    var epochs = 3
+
     @Option(
         help:
             "mlp (the paper's Indian Pines network), cnn (its Fashion-MNIST network) or resnet (the residual backbone of jobs/fashion_mnist/resnet_*.yaml)."
@@ -99,7 +111,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         if let data {
-            try runDataRead(data)
+            try shuffleQuality ? runShuffleQuality(data) : runDataRead(data)
             return
         }
         let isCNN = model != .mlp
@@ -173,6 +185,24 @@ struct BenchCommand: ParsableCommand {
                             : "kernels built for: \(KernelTarget.summary); \(DNNLRuntime.summary)\n" + result.report)
                 }
             }
+        }
+    }
+
+    /// `--data --shuffle-quality`: the orders of training measured in this process.
+    private func runShuffleQuality(_ path: String) throws {
+        let globalBatch = batch ?? 64
+        guard globalBatch >= 2 * ranks, ranks >= 1, ranks <= 1024, globalBatch <= 1 << 20 else {
+            throw ValidationError("--batch must give each of --ranks (1 to 1024) at least two samples")
+        }
+        guard (1...100).contains(epochs) else { throw ValidationError("--epochs must be in [1, 100]") }
+        let result = try ShuffleQuality(path: path, ranks: ranks, globalBatch: globalBatch, seed: seed, epochs: epochs)
+            .run()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        } else {
+            print(result.report)
         }
     }
 
