@@ -28,10 +28,10 @@ extension DatasetReader {
         var labels = [Int32](repeating: 0, count: rows.count)
         let chunkRows = Self.chunkRows(of: featureSet)
         let blockChunks = max(1, (16 << 20) / max(1, chunkRows * width * 4))
-        var block = [Float](repeating: 0, count: min(size, blockChunks * chunkRows) * width)
+        // Runs of consecutive chunks that hold a needed row, up to 16 MiB each (a chunk
+        // without one is never read), with the places they fill.
+        var runs: [(rows: Range<Int>, places: Range<Int>)] = []
         var next = 0
-        // Runs of consecutive chunks that hold a needed row, up to 16 MiB each; a chunk without
-        // one is never read.
         while next < places.count {
             let firstChunk = rows[places[next]] / chunkRows
             var endChunk = firstChunk + 1
@@ -45,7 +45,12 @@ extension DatasetReader {
                 }
                 last += 1
             }
-            let run = (firstChunk * chunkRows)..<min(size, endChunk * chunkRows)
+            runs.append(((firstChunk * chunkRows)..<min(size, endChunk * chunkRows), next..<last))
+            next = last
+        }
+        // One buffer as large as the longest run (a segment of a stream needs little).
+        var block = [Float](repeating: 0, count: (runs.map(\.rows.count).max() ?? 0) * width)
+        for (run, placed) in runs {
             try block.withUnsafeMutableBufferPointer { buffer in
                 try featureSet.read(
                     rows: run, into: UnsafeMutableBufferPointer(rebasing: buffer[0..<(run.count * width)]))
@@ -53,17 +58,16 @@ extension DatasetReader {
             try count(featureSet.readCost(rows: run))
             block.withUnsafeBufferPointer { source in
                 features.withUnsafeMutableBufferPointer { destination in
-                    for place in places[next..<last] {
+                    for place in places[placed] {
                         (destination.baseAddress! + place * width).update(
                             from: source.baseAddress! + (rows[place] - run.lowerBound) * width, count: width)
                     }
                 }
             }
-            next = last
         }
         // Labels a window of the label dataset's chunk at a time, each window read once.
         let window = min(Self.chunkRows(of: labelSet), 1 << 16)
-        var windowLabels = [Int32](repeating: 0, count: min(size, window))
+        var windowLabels = [Int32](repeating: 0, count: places.isEmpty ? 0 : min(size, window))
         var windowIndex = -1
         for place in places {
             let index = rows[place] / window
