@@ -77,15 +77,8 @@ final class TrainingShard {
                 sampleCount: sampleCount, globalBatch: globalBatch,
                 blockRows: try reader.chunkRows(of: .train), ranks: ranks)
             : nil
-        let started = DispatchTime.now()
-        let before = reader.counters
-        data =
-            mode == .local
-            ? try reader.read(split: .train, rows: shardRows)
-            : DatasetSplit(
-                name: .train, features: [], labels: [], sampleIDs: [], featureShape: reader.featureShape)
-        reads = reader.counters - before
-        reads.seconds = DatasetReader.seconds(since: started)
+        // (`local` reads its shard at the first `prepare`, once its residency is settled.)
+        data = DatasetSplit(name: .train, features: [], labels: [], sampleIDs: [], featureShape: reader.featureShape)
     }
 
     deinit { readThread.stop() }
@@ -113,8 +106,8 @@ final class TrainingShard {
         return residency
     }
 
-    /// Stopping a streamed epoch's reads from failing on one rank alone needs the ranks to
-    /// agree on every step's samples (`gather`); a held epoch was read and checked whole.
+    /// Whether `gather` reads (a streamed epoch), and so can fail on one rank alone: the loop
+    /// then has the ranks agree on every step's read. A held epoch was read and checked whole.
     var gatherCanFail: Bool { streamed != nil }
 
     /// The seconds `reads` holds, set to 0: the run's up-front read, told apart from the
@@ -293,8 +286,10 @@ final class TrainingShard {
             rows.localRanges = blockPlan.stepRanges(rank: rank)
             rows.globalCounts = (0..<steps).map { plan.globalRange(step: $0).count }
         case .local:
+            if data.count == 0 && !shardRows.isEmpty { rows.data = try reader.read(split: .train, rows: shardRows) }
+            let shard = rows.data ?? data
             var generator = Self.pieceGenerator(seed: seed, epoch: epoch, rank: rank)
-            rows.order = Array(0..<data.count)
+            rows.order = Array(0..<shard.count)
             rows.order.shuffle(using: &generator)
             let b = localBatch(of: rank)
             for step in 0..<steps {
