@@ -7,7 +7,9 @@ import Dispatch
 ///
 /// `blocks`: the piece's stream (its blocks in the epoch's permuted order, `PieceStream`)
 /// passes through a `ShuffleBuffer` of `bufferRows` slots, and each step takes its samples
-/// from the buffer; the batches are a function of (seed, epoch, R, buffer rows). `global`:
+/// from the buffer; the batches are a function of (seed, epoch, R, buffer rows, the file's
+/// chunk rows). A buffer holding fewer than 32 chunks permutes parts of chunks instead
+/// (`streamedBlockPlan`). `global`:
 /// the rank's rows of the epoch, in the order of its steps (`BatchPlan`), are read a segment
 /// at a time, so the batches are exactly those of a held epoch, and of one rank. Either way
 /// the rank holds at most the buffer and two segments (`SegmentFeed`).
@@ -48,12 +50,13 @@ final class StreamedEpoch {
             feed = Self.feed(rows: rows.count, from: 0, segmentRows: segmentRows, shard: shard) { rows[$0] }
         case .blocks, .local:
             precondition(shard.mode == .blocks, "a local shard is held, not streamed")
-            let plan = shard.blockPlan!
+            let capacity = max(bufferRows, shard.maxLocalBatch)
+            let plan = shard.streamedBlockPlan(bufferRows: capacity)
             let stream = plan.pieceStream(seed: shard.seed, epoch: epoch, rank: shard.rank)
             localRanges = plan.stepRanges(rank: shard.rank)
             // A step takes all its samples from the buffer at once: it holds at least a step.
             let buffer = ShuffleBuffer(
-                capacity: max(bufferRows, shard.maxLocalBatch), streamCount: stream.count,
+                capacity: capacity, streamCount: stream.count,
                 generator: TrainingShard.pieceGenerator(seed: shard.seed, epoch: epoch, rank: shard.rank))
             source = .shuffled(stream: stream, start: buffer)
             self.buffer = buffer
@@ -218,25 +221,46 @@ extension TrainingShard {
         residency(of: epoch).description(mode: mode, pieceRows: pieceRows, featureCount: featureCount)
     }
 
-    /// Why the shuffle of a streamed `blocks` epoch mixes poorly with this file, if it does:
-    /// a split in one chunk (nothing to permute: each piece streams in file order), or a
-    /// buffer holding fewer than 8 chunks (a batch draws from few stretches of the file).
+    /// What streaming costs with this file, if it costs more than reading once: a split in one
+    /// chunk (nothing to permute: each piece streams in file order), or a buffer holding
+    /// fewer than 32 chunks (they are read in parts, each decompressed several times).
     var streamingWarning: String? {
         guard mode == .blocks, case .streamed(let bufferRows) = residency, let blockPlan else { return nil }
         let chunk = blockPlan.blockRows
         let storage = reader.storage[.train] ?? .float32
         let ruleRows = DatasetWriter.chunkRows(
             sampleCount: sampleCount, featureCount: featureCount, elementSize: storage.elementSize)
-        let rechunk =
-            "h5repack -l /train/x:CHUNK=\(([ruleRows] + featureShape).map(String.init).joined(separator: "x")) IN OUT"
+        func rechunk(_ rows: Int) -> String {
+            "h5repack -l /train/x:CHUNK=\(([rows] + featureShape).map(String.init).joined(separator: "x")) IN OUT"
+        }
         if blockPlan.blockCount == 1 {
             return
-                "\(reader.path): /train/x is one chunk of \(chunk) rows: streamed, each rank's piece passes through its shuffle buffer of \(bufferRows) in file order every epoch; rewrite it in chunks of \(ruleRows) rows (\(rechunk)) so the chunks are permuted"
+                "\(reader.path): /train/x is one chunk of \(chunk) rows: streamed, each rank's piece passes through its shuffle buffer of \(bufferRows) in file order every epoch; rewrite it in chunks of \(ruleRows) rows (\(rechunk(ruleRows))) so the chunks are permuted"
         }
-        guard bufferRows < 8 * chunk else { return nil }
+        let parts = streamedBlockPlan(bufferRows: max(bufferRows, maxLocalBatch)).blockRows
+        guard parts < chunk else { return nil }
         return
-            "training.shuffle_buffer of \(bufferRows) samples holds fewer than 8 of \(reader.path)'s chunks of \(chunk) rows: a batch draws from few stretches of the file; give a larger buffer\(chunk > ruleRows ? " or rewrite it in chunks of \(ruleRows) rows (\(rechunk))" : "")"
+            "training.shuffle_buffer of \(bufferRows) samples holds fewer than \(Self.blocksPerBuffer) of \(reader.path)'s chunks of \(chunk) rows: so that a batch draws from as many stretches of the file, they are read in parts of \(parts) rows, each chunk decompressed \((chunk + parts - 1) / parts) times per epoch; a larger buffer, or chunks of \(parts) rows (\(rechunk(parts))), reads each once"
     }
+
+    /// The blocks a streamed `blocks` epoch permutes: the file's chunks where a buffer of
+    /// `bufferRows` holds at least 32 of them, else parts of chunks of `bufferRows / 32` rows.
+    ///
+    /// A batch draws from the blocks the buffer holds; whole chunks of a file stored in a
+    /// meaningful order (pixels in scan order, records by time) then put few stretches of the
+    /// file in a batch (`cgt bench --data FILE --shuffle-quality` measures it). Parts of chunks
+    /// keep about 32 stretches in the buffer, at the price of decompressing each chunk
+    /// `chunkRows / blockRows` times per epoch, which the epoch's read counters show.
+    func streamedBlockPlan(bufferRows: Int) -> BlockShufflePlan {
+        let chunkRows = blockPlan!.blockRows
+        let blockRows = max(1, min(chunkRows, bufferRows / Self.blocksPerBuffer))
+        guard blockRows < chunkRows else { return blockPlan! }
+        return BlockShufflePlan(sampleCount: sampleCount, globalBatch: globalBatch, blockRows: blockRows, ranks: ranks)
+    }
+
+    /// The blocks a shuffle buffer should hold at least (`streamedBlockPlan`): 32 measured
+    /// within about 0.01 of a uniform permutation's label distance on Indian Pines (RESULTS.md).
+    static let blocksPerBuffer = 32
 
     /// A new streamed epoch, its first segment asked of the read thread.
     func makeStreamedEpoch(_ epoch: Int) -> StreamedEpoch {
