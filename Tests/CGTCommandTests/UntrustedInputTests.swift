@@ -222,22 +222,8 @@ final class UntrustedInputTests: XCTestCase {
     /// (`CGT_TEST_STOP_AT_READ_CHECK`): after the first epoch's read, before the read ahead of
     /// the second; its size and modification time are kept, so only the chunk differs.
     func testACorruptChunkFoundReadingAheadIsOneLine() throws {
-        guard try CommandRunner.run("/usr/bin/python3", ["-c", "import h5py"]).status == 0 else {
-            throw XCTSkip("/usr/bin/python3 with h5py is missing (launch/setup installs python3-h5py)")
-        }
         let data = try Fixtures.writeDataset(in: directory, features: 8, classes: 3, train: 2048, test: 32)
-        let located = try CommandRunner.run(
-            "/usr/bin/python3",
-            [
-                "-c",
-                "import h5py, sys; i = h5py.File(sys.argv[1])['train/x'].id.get_chunk_info(0); print(i.byte_offset, i.size)",
-                data,
-            ])
-        let numbers = located.stdout.split(separator: " ").compactMap {
-            UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines))
-        }
-        XCTAssertEqual(numbers.count, 2, located.stderr)
-        guard numbers.count == 2 else { return }
+        let chunk = try trainChunkLocation(of: data, index: "0")
         var before = stat()
         XCTAssertEqual(stat(data, &before), 0)
         let job = try job("model: {hidden: [8], exits: [1]}\ntraining: {epochs: 2, batch_size: 64}\n", name: "two.yaml")
@@ -260,10 +246,7 @@ final class UntrustedInputTests: XCTestCase {
         }
         while process.isRunning && !stopped() && Date() < deadline { usleep(10_000) }
         XCTAssertTrue(stopped(), "the process stops itself before its read ahead")
-        let file = try FileHandle(forUpdating: URL(fileURLWithPath: data))
-        try file.seek(toOffset: numbers[0] + 2)
-        try file.write(contentsOf: Data(repeating: 0xFF, count: Int(numbers[1]) - 4))
-        try file.close()
+        try damageChunk(of: data, at: chunk)
         var times = [before.st_atim, before.st_mtim]
         XCTAssertEqual(utimensat(AT_FDCWD, data, &times, 0), 0, "the modification time is the one training saw")
         kill(process.processIdentifier, SIGCONT)
