@@ -34,11 +34,10 @@ final class SegmentFeed {
     /// Whether the last segment of the stream has been asked of the read thread.
     var hasAskedForTheLast: Bool { (ahead?.range.upperBound ?? current?.range.upperBound ?? 0) >= count }
 
-    /// The segment holding `position` and the sample's index in it.
-    func sample(at position: Int) throws -> (data: DatasetSplit, index: Int) {
-        if let current, current.range.contains(position) {
-            return (current.data, position - current.range.lowerBound)
-        }
+    /// The segment holding `position` (positions are asked for in increasing order): the
+    /// stream positions it holds and their samples.
+    func segment(containing position: Int) throws -> (range: Range<Int>, data: DatasetSplit) {
+        if let current, current.range.contains(position) { return current }
         guard let ahead, ahead.range.contains(position) else {
             preconditionFailure("stream position \(position) asked for out of order")
         }
@@ -50,7 +49,31 @@ final class SegmentFeed {
         self.cost.seconds += DatasetReader.seconds(since: started)
         current = (ahead.range, data)
         readAhead(from: ahead.range.upperBound)
-        return (data, position - ahead.range.lowerBound)
+        return (ahead.range, data)
+    }
+
+    /// Calls `body` with each of `count` positions' samples in turn (`positions(i)` increasing
+    /// in i), a segment at a time: the sample's row of features, label and id.
+    func forEachSample(
+        _ count: Int, at positions: (Int) -> Int,
+        _ body: (_ i: Int, _ features: UnsafePointer<Float>, _ label: Int32, _ id: Int64) -> Void
+    ) throws {
+        var i = 0
+        while i < count {
+            let (range, data) = try segment(containing: positions(i))
+            let width = data.featureCount
+            data.features.withUnsafeBufferPointer { features in
+                data.labels.withUnsafeBufferPointer { labels in
+                    data.sampleIDs.withUnsafeBufferPointer { ids in
+                        while i < count, range.contains(positions(i)) {
+                            let index = positions(i) - range.lowerBound
+                            body(i, features.baseAddress! + index * width, labels[index], ids[index])
+                            i += 1
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// What `cost` holds, and starts anew.

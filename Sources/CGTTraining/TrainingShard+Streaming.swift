@@ -86,7 +86,7 @@ final class StreamedEpoch {
     /// Waits for the epoch's first segment: a run's first epoch is checked before the run
     /// writes anything, as far as streaming allows (a bad chunk later in it is found when read).
     func awaitFirstSegment() throws {
-        if feed.count > 0 { _ = try feed.sample(at: 0) }
+        if feed.count > 0 { _ = try feed.segment(containing: 0) }
     }
 
     /// Whether every read of the epoch has been asked of the read thread.
@@ -107,16 +107,19 @@ final class StreamedEpoch {
         precondition(x.count >= count * width && y.count >= count && ids.count >= count, "batch buffers too small")
         switch source {
         case .inOrder:
-            for (row, position) in localRanges[step].enumerated() {
-                let (data, index) = try feed.sample(at: position)
-                data.copySample(index, to: row, features: x, labels: y, sampleIDs: ids)
+            let first = localRanges[step].lowerBound
+            try feed.forEachSample(count, at: { first + $0 }) { row, features, label, id in
+                (x.baseAddress! + row * width).update(from: features, count: width)
+                y[row] = label
+                ids[row] = id
             }
         case .shuffled(_, let start):
             let slots = shard.slotStorage(rows: start.capacity)
             // The slots the last step emptied (or the first fill) take the stream's next samples.
-            for refill in refills {
-                let (data, index) = try feed.sample(at: refill.position)
-                slots.store(data, sample: index, inSlot: refill.slot)
+            try refills.withUnsafeBufferPointer { refills in
+                try feed.forEachSample(refills.count, at: { refills[$0].position }) { i, features, label, id in
+                    slots.store(features, label: label, id: id, inSlot: refills[i].slot)
+                }
             }
             buffer!.take(count, slots: &takenSlots, refills: &refills)
             for (row, slot) in takenSlots.enumerated() {
@@ -149,7 +152,13 @@ final class StreamedEpoch {
             let (data, cost) = try read.wait()
             shard.reads = shard.reads + cost
             let slots = shard.slotStorage(rows: buffer.capacity)
-            for (index, refill) in held.enumerated() { slots.store(data, sample: index, inSlot: refill.slot) }
+            data.features.withUnsafeBufferPointer { features in
+                for (index, refill) in held.enumerated() {
+                    slots.store(
+                        features.baseAddress! + index * data.featureCount, label: data.labels[index],
+                        id: data.sampleIDs[index], inSlot: refill.slot)
+                }
+            }
             refills = []
             self.buffer = buffer
             feed = Self.feed(
@@ -159,32 +168,37 @@ final class StreamedEpoch {
     }
 }
 
-/// One row of samples per slot of a shuffle buffer: features, label and id.
+/// One row of samples per slot of a shuffle buffer: features, label and id, allocated once
+/// (the copies in and out are the streamed epoch's inner loop).
 final class SlotStorage {
     let rows: Int
     let width: Int
-    private var features: [Float]
-    private var labels: [Int32]
-    private var sampleIDs: [Int64]
+    private let features: UnsafeMutableBufferPointer<Float>
+    private let labels: UnsafeMutableBufferPointer<Int32>
+    private let sampleIDs: UnsafeMutableBufferPointer<Int64>
 
     init(rows: Int, width: Int) {
         self.rows = rows
         self.width = width
-        features = [Float](repeating: 0, count: rows * width)
-        labels = [Int32](repeating: 0, count: rows)
-        sampleIDs = [Int64](repeating: 0, count: rows)
+        features = .allocate(capacity: rows * width)
+        features.initialize(repeating: 0)
+        labels = .allocate(capacity: rows)
+        labels.initialize(repeating: 0)
+        sampleIDs = .allocate(capacity: rows)
+        sampleIDs.initialize(repeating: 0)
     }
 
-    /// Copies sample `index` of `data` into `slot`.
-    func store(_ data: DatasetSplit, sample index: Int, inSlot slot: Int) {
-        data.features.withUnsafeBufferPointer { source in
-            features.withUnsafeMutableBufferPointer { destination in
-                (destination.baseAddress! + slot * width).update(
-                    from: source.baseAddress! + index * width, count: width)
-            }
-        }
-        labels[slot] = data.labels[index]
-        sampleIDs[slot] = data.sampleIDs[index]
+    deinit {
+        features.deallocate()
+        labels.deallocate()
+        sampleIDs.deallocate()
+    }
+
+    /// Copies one sample (its row of features, label and id) into `slot`.
+    func store(_ row: UnsafePointer<Float>, label: Int32, id: Int64, inSlot slot: Int) {
+        (features.baseAddress! + slot * width).update(from: row, count: width)
+        labels[slot] = label
+        sampleIDs[slot] = id
     }
 
     /// Copies `slot` into row `row` of the batch buffers.
@@ -192,26 +206,9 @@ final class SlotStorage {
         _ slot: Int, to row: Int, features x: UnsafeMutableBufferPointer<Float>,
         labels y: UnsafeMutableBufferPointer<Int32>, sampleIDs ids: UnsafeMutableBufferPointer<Int64>
     ) {
-        features.withUnsafeBufferPointer { source in
-            (x.baseAddress! + row * width).update(from: source.baseAddress! + slot * width, count: width)
-        }
+        (x.baseAddress! + row * width).update(from: features.baseAddress! + slot * width, count: width)
         y[row] = labels[slot]
         ids[row] = sampleIDs[slot]
-    }
-}
-
-extension DatasetSplit {
-    /// Copies sample `index` into row `row` of the batch buffers.
-    func copySample(
-        _ index: Int, to row: Int, features x: UnsafeMutableBufferPointer<Float>,
-        labels y: UnsafeMutableBufferPointer<Int32>, sampleIDs ids: UnsafeMutableBufferPointer<Int64>
-    ) {
-        let width = featureCount
-        features.withUnsafeBufferPointer { source in
-            (x.baseAddress! + row * width).update(from: source.baseAddress! + index * width, count: width)
-        }
-        y[row] = labels[index]
-        ids[row] = sampleIDs[index]
     }
 }
 
