@@ -208,10 +208,11 @@ final class DistributedTrainingTests: XCTestCase {
     /// rank the re-estimated model is bitwise the one training's evaluation saved, and its
     /// numbers are training's.
     func testStreamedEvaluationAndReEstimationOnTwoRanksEqualOneRank() throws {
-        // 200 features: 800 bytes a row, so CGT_MEMORY_LIMIT=256K makes blocks of 16 rows, and
-        // each rank's 30 or 31 test rows are streamed.
+        // 200 features: 800 bytes a row, so CGT_MEMORY_LIMIT=256K makes blocks of 16 rows (of
+        // 8, training's), and each rank's 30 or 31 test rows are streamed (training's 61); the
+        // 300 training rows fit the limit.
         let data = try Fixtures.writeDataset(
-            in: directory, features: 200, classes: 3, train: 400, test: 61, spread: 2)
+            in: directory, features: 200, classes: 3, train: 300, test: 61, spread: 2)
         let job = try writeJob(
             """
             model: {hidden: [16, 16], exits: [1, 2], batchnorm: true, dropout: 0.2}
@@ -219,12 +220,23 @@ final class DistributedTrainingTests: XCTestCase {
             eval: {bn_recalibration_batches: 6, batch_size: 8}
             """, name: "streamed.yaml")
         XCTAssertEqual(try train(ranks: 1, job: job, data: data, out: "trained").status, 0)
+        let limit = ["CGT_MEMORY_LIMIT": "256K"]
+        // Training's own evaluation, its test share streamed under the limit, is the same too.
+        let limited = try CommandRunner.cgt(
+            ["train", job, "--data", data, "--out", directory.file("trained-limited"), "--quiet"], environment: limit)
+        XCTAssertEqual(limited.status, 0, limited.stderr)
+        // Everything but the checkpoint's path, which names the run folder.
+        func report(_ run: String) throws -> String {
+            try String(contentsOfFile: directory.file("\(run)/eval.json"), encoding: .utf8).split(separator: "\n")
+                .filter { !$0.contains("\"checkpoint\"") }.joined(separator: "\n")
+        }
+        XCTAssertEqual(try report("trained-limited"), try report("trained"))
+        XCTAssertEqual(try parameters(directory.file("trained-limited")), try parameters(directory.file("trained")))
         let checkpoint = directory.file("trained/checkpoints/last.h5")
         let options = [
             "eval", "--checkpoint", checkpoint, "--data", data, "--batch-size", "8", "--bn-recalibration", "--sweep",
             "0.3:0.9:0.2",
         ]
-        let limit = ["CGT_MEMORY_LIMIT": "256K"]
         let held = try CommandRunner.cgt(options + ["--out", directory.file("held")])
         XCTAssertEqual(held.status, 0, held.stderr)
         let one = try CommandRunner.cgt(options + ["--out", directory.file("one")], environment: limit)
