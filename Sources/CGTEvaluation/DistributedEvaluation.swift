@@ -72,15 +72,21 @@ public struct DistributedEvaluation {
         network.setBatchNormReducer(nil)
     }
 
-    /// Routing statistics at `tau` of the split whose share on this rank is `share`.
+    /// Routing statistics at `tau` of the split whose share on this rank is `share`: counted
+    /// block by block, so a streamed share costs one block of memory, records included.
     public func statistics(_ share: SplitShare, tau: Float) throws -> RoutingStatistics {
-        var tally = try ranks.agree { try localRecords(share) }.tally(.uniform(tau, exits: network.exitCount))
-        if ranks.hasOtherRanks {
-            var counts = tally.flattened
-            try ranks.sumCounts(&counts)
-            tally = RoutingTally(exits: tally.exits, classes: tally.classes, flattened: counts)
+        let policy = ExitPolicy.uniform(tau, exits: network.exitCount)
+        let empty = RoutingTally(exits: network.exitCount, classes: network.classes)
+        var counts = try ranks.agree {
+            var counts = empty.flattened
+            try forEachBlock(of: share) { block in
+                for (i, count) in evaluator.records(block).tally(policy).flattened.enumerated() { counts[i] += count }
+            }
+            return counts
         }
-        return tally.statistics(tau: tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
+        if ranks.hasOtherRanks { try ranks.sumCounts(&counts) }
+        return RoutingTally(exits: empty.exits, classes: empty.classes, flattened: counts).statistics(
+            tau: tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
     }
 
     /// Routing statistics at `tau` of the split whose share on this rank, in memory, is `split`.
@@ -97,19 +103,24 @@ public struct DistributedEvaluation {
         return records
     }
 
-    /// This rank's records of `share`, in order, reading a streamed one block by block.
+    /// This rank's records of `share`, in order.
     func localRecords(_ share: SplitShare) throws -> ExitRecords {
         var records = ExitRecords(exits: network.exitCount, classes: network.classes)
+        try forEachBlock(of: share) { evaluator.append($0, to: &records) }
+        return records
+    }
+
+    /// Runs `body` on the samples of `share` in order: a held share at once, a streamed one a
+    /// block of `blockRows` at a time, read as it comes.
+    func forEachBlock(of share: SplitShare, _ body: (DatasetSplit) throws -> Void) throws {
         switch share {
         case .held(let data):
-            evaluator.append(data, to: &records)
+            try body(data)
         case .streamed(let reader, let split, let rows):
             for start in stride(from: rows.lowerBound, to: rows.upperBound, by: blockRows) {
-                let block = try reader.read(split: split, rows: start..<min(rows.upperBound, start + blockRows))
-                evaluator.append(block, to: &records)
+                try body(try reader.read(split: split, rows: start..<min(rows.upperBound, start + blockRows)))
             }
         }
-        return records
     }
 }
 
