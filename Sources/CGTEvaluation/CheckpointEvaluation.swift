@@ -43,7 +43,8 @@ public struct CheckpointEvaluation: Sendable {
     /// Test samples to measure early-exit latency on (0: none), and the batched measurement's batch.
     public var latency = 0
     public var latencyBatch = 256
-    /// Re-estimate BatchNorm on the training split first, and write the model so changed.
+    /// Re-estimate BatchNorm on the training split first (the subset `RecalibrationPlan` draws,
+    /// as training's evaluation does), and write the model so changed.
     public var bnRecalibration = false
     /// Samples per inference batch.
     public var batchSize = 1024

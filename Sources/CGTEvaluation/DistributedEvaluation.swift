@@ -37,17 +37,31 @@ public struct OneProcess: EvaluationRanks {
 }
 
 /// Early-exit evaluation sharded over ranks, for training's own evaluation and for `cgt eval`
-/// alike: each rank scores its contiguous part of a split and the counts are summed (or the
-/// per-sample records gathered), so any number of ranks reports what one process would.
+/// alike: each rank scores its contiguous share of a split, block by block when it is larger
+/// than a block (`SplitShare`), and the counts are summed (or the per-sample records
+/// gathered), so any number of ranks, and any block size, reports what one process scoring
+/// the split whole would.
 public struct DistributedEvaluation {
     public let network: EarlyExitNetwork
     public let ranks: EvaluationRanks
     let evaluator: Evaluator
+    /// Inference batches per block of a streamed share (`EvaluationBlock`); tests set fewer.
+    public var blockBatches: Int
 
     public init(network: EarlyExitNetwork, ranks: EvaluationRanks, batchSize: Int, classGroups: ClassGroups?) {
         self.network = network
         self.ranks = ranks
         evaluator = Evaluator(network: network, batchSize: batchSize, classGroups: classGroups)
+        blockBatches = EvaluationBlock.rows(featureCount: network.inputCount, batchSize: batchSize) / batchSize
+    }
+
+    /// Samples per block of a streamed share: whole batches, so blocks change no number.
+    public var blockRows: Int { max(1, blockBatches) * evaluator.batchSize }
+
+    /// This rank's share of `split`: held when it fits one block (read now), else streamed.
+    /// Local work that can fail on one rank alone.
+    public func share(of split: DatasetSplitName, reader: DatasetReader) throws -> SplitShare {
+        try SplitShare.of(split, reader: reader, rank: ranks.rank, ranks: ranks.ranks, blockRows: blockRows)
     }
 
     /// Re-estimates the BatchNorm running statistics over the global batches of `share`, with
@@ -58,68 +72,62 @@ public struct DistributedEvaluation {
         network.setBatchNormReducer(nil)
     }
 
-    /// Routing statistics at `tau` of the split whose share on this rank is `split`.
-    public func statistics(_ split: DatasetSplit, tau: Float) throws -> RoutingStatistics {
-        var tally = evaluator.tally(split, tau: tau)
-        if ranks.hasOtherRanks {
-            var counts = tally.flattened
-            try ranks.sumCounts(&counts)
-            tally = RoutingTally(exits: tally.exits, classes: tally.classes, flattened: counts)
+    /// Routing statistics at `tau` of the split whose share on this rank is `share`: counted
+    /// block by block, so a streamed share costs one block of memory, records included.
+    public func statistics(_ share: SplitShare, tau: Float) throws -> RoutingStatistics {
+        let policy = ExitPolicy.uniform(tau, exits: network.exitCount)
+        let empty = RoutingTally(exits: network.exitCount, classes: network.classes)
+        var counts = try ranks.agree {
+            var counts = empty.flattened
+            try forEachBlock(of: share) { block in
+                for (i, count) in evaluator.records(block).tally(policy).flattened.enumerated() { counts[i] += count }
+            }
+            return counts
         }
-        return tally.statistics(tau: tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
+        if ranks.hasOtherRanks { try ranks.sumCounts(&counts) }
+        return RoutingTally(exits: empty.exits, classes: empty.classes, flattened: counts).statistics(
+            tau: tau, exitFLOPs: network.exitCosts(), fullNetworkFLOPs: network.fullNetworkCost)
     }
 
-    /// Every sample's exit records of the split whose share on this rank is `split`, in rank order.
-    public func records(_ split: DatasetSplit) throws -> ExitRecords {
-        let mine = evaluator.records(split)
+    /// Routing statistics at `tau` of the split whose share on this rank, in memory, is `split`.
+    public func statistics(_ split: DatasetSplit, tau: Float) throws -> RoutingStatistics {
+        try statistics(.held(split), tau: tau)
+    }
+
+    /// Every sample's exit records of the split whose share on this rank is `share`, in rank order.
+    public func records(_ share: SplitShare) throws -> ExitRecords {
+        let mine = try ranks.agree { try localRecords(share) }
         guard ranks.hasOtherRanks else { return mine }
         var records = ExitRecords(exits: network.exitCount, classes: network.classes)
         for bytes in try ranks.gather(bytes: mine.serialized) { records.append(serialized: bytes) }
         return records
     }
-}
 
-/// One rank's rows of the BatchNorm re-estimation batches and the batches as positions into them.
-public struct RecalibrationShare {
-    public let data: DatasetSplit
-    public let batches: [ArraySlice<Int>]
+    /// This rank's records of `share`, in order.
+    func localRecords(_ share: SplitShare) throws -> ExitRecords {
+        var records = ExitRecords(exits: network.exitCount, classes: network.classes)
+        try forEachBlock(of: share) { evaluator.append($0, to: &records) }
+        return records
+    }
+
+    /// Runs `body` on the samples of `share` in order: a held share at once, a streamed one a
+    /// block of `blockRows` at a time, read as it comes.
+    func forEachBlock(of share: SplitShare, _ body: (DatasetSplit) throws -> Void) throws {
+        switch share {
+        case .held(let data):
+            try body(data)
+        case .streamed(let reader, let split, let rows):
+            for start in stride(from: rows.lowerBound, to: rows.upperBound, by: blockRows) {
+                try body(try reader.read(split: split, rows: start..<min(rows.upperBound, start + blockRows)))
+            }
+        }
+    }
 }
 
 extension EarlyExitNetwork {
     /// Gives every BatchNorm layer `reduce` for its batch statistics (nil: local statistics).
     public func setBatchNormReducer(_ reduce: BatchNormKernels.StatisticsReducer?) {
         for layer in batchNormLayers { layer.statisticsReducer = reduce }
-    }
-}
-
-extension Job {
-    /// The batches BatchNorm statistics are re-estimated over before evaluation: the global
-    /// batches of the epoch after the last (`training.epochs`), as positions of the training
-    /// split. Training's own evaluation and `cgt eval` use the same ones, so they agree.
-    public func recalibrationBatches(trainCount: Int) -> [ArraySlice<Int>] {
-        let plan = BatchPlan(sampleCount: trainCount, globalBatch: training.batchSize, ranks: 1)
-        let order = plan.order(seed: training.seed, epoch: training.epochs)
-        return (0..<plan.stepsPerEpoch).map { order[plan.globalRange(step: $0)] }
-    }
-
-    /// Rank `rank`'s contiguous part of every BatchNorm re-estimation batch
-    /// (`recalibrationBatches`), with the rows it needs, read from `reader`'s training split:
-    /// together the ranks cover exactly the batches one process uses, so with BatchNorm
-    /// statistics summed over ranks every number of ranks gives the same estimate. Local work
-    /// that can fail on one rank alone; `DistributedEvaluation.recalibrateBatchNorm(on:)` is
-    /// the collective.
-    public func recalibrationShare(reader: DatasetReader, rank: Int, ranks: Int) throws -> RecalibrationShare {
-        var rows: [Int] = []
-        var parts: [Range<Int>] = []
-        for batch in recalibrationBatches(trainCount: reader.splitSizes[.train] ?? 0) {
-            let n = batch.count
-            let part = batch[(batch.startIndex + rank * n / ranks)..<(batch.startIndex + (rank + 1) * n / ranks)]
-            parts.append(rows.count..<(rows.count + part.count))
-            rows += part
-        }
-        let data = try reader.read(split: .train, rowIndices: rows)
-        let positions = Array(0..<rows.count)
-        return RecalibrationShare(data: data, batches: parts.map { positions[$0] })
     }
 }
 
@@ -168,17 +176,14 @@ extension DistributedEvaluation {
         let hasValidation = (reader.splitSizes[.validation] ?? 0) > 0
         let selectionSplit = hasValidation ? DatasetSplitName.validation : .train
         let needsSelection = choosing || request.risk != nil || request.budgeted != nil
-        // This rank's shares are read (and checked) first, agreed, and only then gathered.
-        let (testShare, selectionShare) = try ranks.agree {
-            (
-                try reader.read(split: .test, rank: ranks.rank, of: ranks.ranks),
-                needsSelection ? try reader.read(split: selectionSplit, rank: ranks.rank, of: ranks.ranks) : nil
-            )
-        }
+        // Each rank's shares are read (and checked, block by block when streamed) and agreed
+        // on before any records are gathered.
+        let testShare = try ranks.agree { try share(of: .test, reader: reader) }
         var report = EvaluationReport(
             records: try records(testShare), policy: request.policy, exitFLOPs: network.exitCosts(),
             fullNetworkFLOPs: network.fullNetworkCost, classNames: classNames)
-        let selection = try selectionShare.map { try records($0) }
+        let selection: ExitRecords? =
+            needsSelection ? try records(try ranks.agree { try share(of: selectionSplit, reader: reader) }) : nil
         if request.sweep != nil || choosing {
             report.addSweep(
                 taus: request.sweep ?? EvaluationRequest.defaultSweep, criterion: request.policy.criterion,

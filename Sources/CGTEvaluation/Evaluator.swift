@@ -22,7 +22,7 @@ public final class Evaluator {
     /// of a network with dropout on (the variance shift of Li et al., 2019); re-estimating
     /// them in inference conditions removes that mismatch. Data-parallel runs pass each rank's
     /// part of every global batch, with the BatchNorm layers' reducers set, so the estimate is
-    /// the one a single process makes. `Job.recalibrationBatches` says which batches.
+    /// the one a single process makes. `RecalibrationPlan` says which batches.
     public func recalibrateBatchNorm(on split: DatasetSplit, batches: [ArraySlice<Int>]) {
         guard !network.batchNormLayers.isEmpty, let largest = batches.map(\.count).max() else { return }
         network.reserve(maxBatch: largest)
@@ -36,14 +36,17 @@ public final class Evaluator {
         }
     }
 
-    /// Counts, for every sample of `split`, which exit answers at `tau` and whether it is right.
-    public func tally(_ split: DatasetSplit, tau: Float) -> RoutingTally {
-        records(split).tally(.uniform(tau, exits: network.exitCount))
-    }
-
     /// Every exit's prediction and confidence scores for every sample of `split`, in inference mode.
     public func records(_ split: DatasetSplit) -> ExitRecords {
         var records = ExitRecords(exits: network.exitCount, classes: network.classes)
+        append(split, to: &records)
+        return records
+    }
+
+    /// Appends the records of every sample of `split` to `records`, in batches of `batchSize`
+    /// from its first sample: a split scored in blocks of whole batches gives the records of
+    /// the split scored whole, bit for bit.
+    public func append(_ split: DatasetSplit, to records: inout ExitRecords) {
         let all = Array(0..<split.count)
         withBatchBuffers(batchSize, featureCount: split.featureCount) { x, y, ids in
             var start = 0
@@ -57,6 +60,5 @@ public final class Evaluator {
                 start += count
             }
         }
-        return records
     }
 }

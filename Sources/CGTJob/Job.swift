@@ -201,12 +201,17 @@ public struct EvalSection: JobSection, Equatable, Sendable {
     public var tau: Float = 0.9
     /// Re-estimate BatchNorm statistics on the training split before evaluating.
     public var bnRecalibration: Bool = true
+    /// The global batches the re-estimation averages over, at most (fewer when the training
+    /// split holds fewer): its rows, and so its reads, stay bounded however large the split.
+    /// 200 is Detectron2's PreciseBN default (`PRECISE_BN.NUM_ITER`).
+    public var bnRecalibrationBatches: Int = 200
     public var batchSize: Int = 1024
     /// Also evaluate every this many epochs (0: only at the end).
     public var everyEpochs: Int = 0
 
     public static let fields: [JobField<EvalSection>] = [
-        .init("tau", \.tau), .init("bn_recalibration", \.bnRecalibration), .init("batch_size", \.batchSize),
+        .init("tau", \.tau), .init("bn_recalibration", \.bnRecalibration),
+        .init("bn_recalibration_batches", \.bnRecalibrationBatches), .init("batch_size", \.batchSize),
         .init("every_epochs", \.everyEpochs),
     ]
     public init() {}

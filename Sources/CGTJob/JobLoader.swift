@@ -261,6 +261,9 @@ public enum JobLoader {
         guard job.eval.batchSize >= 1 && job.eval.batchSize <= 1 << 24 else {
             throw fail("eval.batch_size", "must be in [1, 16777216]")
         }
+        guard job.eval.bnRecalibrationBatches >= 1 && job.eval.bnRecalibrationBatches <= 1 << 20 else {
+            throw fail("eval.bn_recalibration_batches", "must be in [1, 1048576]")
+        }
         guard job.eval.everyEpochs >= 0 else { throw fail("eval.every_epochs", "must not be negative") }
         try validateRegime(job, fail: fail)
         guard job.runtime.blasThreads >= 1 && job.runtime.blasThreads <= 1024 else {

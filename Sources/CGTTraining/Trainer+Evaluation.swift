@@ -13,11 +13,13 @@ extension Trainer {
     /// Early-exit routing statistics at `eval.tau` on the test split and on the validation
     /// split (nil when not asked for or when the data has none), summed over ranks.
     ///
-    /// BatchNorm is re-estimated (if the job asks) once for both, over the global batches of
-    /// the epoch after the last, with statistics summed over ranks, so any number of ranks
-    /// gives the report of one. The re-estimated statistics are kept for the checkpoint of this
-    /// epoch (`CheckpointConnector.evaluated`); the network goes on with its own, so when and how often a
-    /// run is evaluated never changes its training.
+    /// BatchNorm is re-estimated (if the job asks) once for both, over the seeded subset of
+    /// the training split `RecalibrationPlan` draws (each rank reading about 1/R of it), with
+    /// statistics summed over ranks, so any number of ranks gives the report of one. The
+    /// re-estimated statistics are kept for the checkpoint of this epoch
+    /// (`CheckpointConnector.evaluated`); the network goes on with its own, so when and how
+    /// often a run is evaluated never changes its training. A share larger than one evaluation
+    /// block is read again, block by block (`SplitShare`).
     func routingStatistics(test: Bool, validation: Bool) throws -> (
         test: RoutingStatistics?, validation: RoutingStatistics?
     ) {

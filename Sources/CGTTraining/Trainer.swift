@@ -30,12 +30,14 @@ public final class Trainer {
     /// What the hooks may see of the run, made once: it is the same at every step.
     let hookContext: HookContext
     let checkpoints: CheckpointConnector
-    /// The data file, this rank's share of the training split, and of the held-out splits.
+    /// The data file, this rank's share of the training split, and of the held-out splits:
+    /// held for the run when a share fits one evaluation block, else read block by block at
+    /// each evaluation (`SplitShare`).
     let reader: DatasetReader
     let shard: TrainingShard
-    let testShard: DatasetSplit
+    let testShard: SplitShare
     /// This rank's share of the validation split, if the data has one.
-    let validationShard: DatasetSplit?
+    let validationShard: SplitShare?
     /// ClassyNet's groups, once given or chosen (nil before, and for every other method).
     public private(set) var classGroups: ClassGroups?
     var progress: ProgressReporter
@@ -78,9 +80,15 @@ public final class Trainer {
                 job.training.shuffleBuffer ?? .automatic, mode: job.training.shuffle, pieceRows: shard.pieceRows,
                 featureCount: reader.featureCount, ranksPerNode: ShardResidency.ranksPerNode(ranks: ranks)),
             resumed: nil)
-        testShard = try reader.read(split: .test, rank: rank, of: ranks)
+        let heldOut = [DatasetSplitName.test] + (plan.hasValidationSplit ? [.validation] : [])
+        let sizes = reader.splitSizes
+        let largestShare = heldOut.map { ((sizes[$0] ?? 0) + ranks - 1) / ranks }.max() ?? 1
+        let blockRows = EvaluationBlock.rows(
+            featureCount: plan.featureShape.reduce(1, *), batchSize: max(1, min(job.eval.batchSize, largestShare)))
+        testShard = try SplitShare.of(.test, reader: reader, rank: rank, ranks: ranks, blockRows: blockRows)
         validationShard =
-            plan.hasValidationSplit ? try reader.read(split: .validation, rank: rank, of: ranks) : nil
+            plan.hasValidationSplit
+            ? try SplitShare.of(.validation, reader: reader, rank: rank, ranks: ranks, blockRows: blockRows) : nil
         network = job.makeNetwork(featureShape: plan.featureShape, classes: plan.classes)
         optimizer = job.makeOptimizer(parameterCount: network.store.parameterCount)
         let method = job.makeMethodParts(network: network, classes: plan.classes)

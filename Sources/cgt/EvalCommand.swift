@@ -86,7 +86,7 @@ struct EvalCommand: ParsableCommand {
     @Flag(
         inversion: .prefixedNo,
         help: ArgumentHelp(
-            "Re-estimate BatchNorm statistics on the training split first, and write the model so changed as <out>/model.h5.",
+            "Re-estimate BatchNorm statistics on a seeded subset of the training split first (the job's eval.bn_recalibration_batches), and write the model so changed as <out>/model.h5.",
             discussion:
                 "Without it the checkpoint's own statistics are used: the ones training's evaluation re-estimated (eval.bn_recalibration), so the file is the model reported."
         ))

@@ -15,7 +15,13 @@ final class DistributedTrainingTests: XCTestCase {
 
     /// All parameters of a checkpoint, in key order.
     func parameters(_ run: String) throws -> [Float] {
-        try withOpenHDF5File("\(run)/checkpoints/last.h5") { file in
+        try modelValues("\(run)/checkpoints/last.h5")
+    }
+
+    /// Every float32 tensor under `/model` of a checkpoint file (parameters and BatchNorm
+    /// statistics), in key order.
+    func modelValues(_ checkpoint: String) throws -> [Float] {
+        try withOpenHDF5File(checkpoint) { file in
             var values: [Float] = []
             func collect(_ group: HDF5Group) throws {
                 for name in try group.memberNames() {
@@ -208,6 +214,80 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertEqual(chosen.map { $0["chosen_on"] as? String }, ["train", "train"], "never chosen on the test split")
         XCTAssertEqual((a["policy"] as? [String: Any])?["criterion"] as? String, "margin")
         XCTAssertEqual((a["confidence_quality"] as? [Any])?.count, 2)
+    }
+
+    /// Under a memory limit that makes `cgt eval` stream the test split in blocks of two
+    /// batches, and on 2 ranks (each re-estimating BatchNorm from its part of a bounded subset
+    /// of the training split), the report is the one of a process that holds the split; on one
+    /// rank the re-estimated model is bitwise the one training's evaluation saved, and its
+    /// numbers are training's.
+    func testStreamedEvaluationAndReEstimationOnTwoRanksEqualOneRank() throws {
+        // 200 features: 800 bytes a row, so CGT_MEMORY_LIMIT=256K makes blocks of 16 rows (of
+        // 8, training's), and each rank's 30 or 31 test rows are streamed (training's 61); the
+        // 300 training rows fit the limit.
+        let data = try Fixtures.writeDataset(
+            in: directory, features: 200, classes: 3, train: 300, test: 61, spread: 2)
+        let job = try writeJob(
+            """
+            model: {hidden: [16, 16], exits: [1, 2], batchnorm: true, dropout: 0.2}
+            training: {epochs: 2, batch_size: 16}
+            eval: {bn_recalibration_batches: 6, batch_size: 8}
+            """, name: "streamed.yaml")
+        XCTAssertEqual(try train(ranks: 1, job: job, data: data, out: "trained").status, 0)
+        let limit = ["CGT_MEMORY_LIMIT": "256K"]
+        // Training's own evaluation, its test share streamed under the limit, is the same too.
+        let limited = try CommandRunner.cgt(
+            ["train", job, "--data", data, "--out", directory.file("trained-limited"), "--quiet"], environment: limit)
+        XCTAssertEqual(limited.status, 0, limited.stderr)
+        // Everything but the checkpoint's path, which names the run folder.
+        func report(_ run: String) throws -> String {
+            try String(contentsOfFile: directory.file("\(run)/eval.json"), encoding: .utf8).split(separator: "\n")
+                .filter { !$0.contains("\"checkpoint\"") }.joined(separator: "\n")
+        }
+        XCTAssertEqual(try report("trained-limited"), try report("trained"))
+        XCTAssertEqual(try parameters(directory.file("trained-limited")), try parameters(directory.file("trained")))
+        let checkpoint = directory.file("trained/checkpoints/last.h5")
+        let options = [
+            "eval", "--checkpoint", checkpoint, "--data", data, "--batch-size", "8", "--bn-recalibration", "--sweep",
+            "0.3:0.9:0.2",
+        ]
+        let held = try CommandRunner.cgt(options + ["--out", directory.file("held")])
+        XCTAssertEqual(held.status, 0, held.stderr)
+        let one = try CommandRunner.cgt(options + ["--out", directory.file("one")], environment: limit)
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let two = try CommandRunner.mpirun(
+            ranks: 2, options + ["--out", directory.file("two")], environment: limit)
+        XCTAssertEqual(two.status, 0, two.stderr)
+        func text(_ file: String) throws -> String {
+            try String(contentsOfFile: directory.file(file), encoding: .utf8)
+        }
+        func object(_ file: String) throws -> [String: Any] {
+            try XCTUnwrap(
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory.file(file))))
+                    as? [String: Any])
+        }
+        // Streamed in blocks or held whole: the same numbers, to the bit.
+        XCTAssertEqual(try text("one/sweep.csv"), try text("held/sweep.csv"))
+        XCTAssertEqual(try text("one/per_class_routing.csv"), try text("held/per_class_routing.csv"))
+        let (a, b, heldReport) = (
+            try object("one/eval.json"), try object("two/eval.json"), try object("held/eval.json")
+        )
+        for key in ["accuracy", "macro_f1", "relative_cost"] {
+            XCTAssertEqual(a[key] as? Double, heldReport[key] as? Double, key)
+            XCTAssertEqual(try XCTUnwrap(a[key] as? Double), try XCTUnwrap(b[key] as? Double), accuracy: 1e-9, key)
+        }
+        XCTAssertEqual(a["confusion"] as? [[Int]], b["confusion"] as? [[Int]])
+        // The re-estimate on 2 ranks sums statistics in another order: equal within rounding.
+        let oneModel = try modelValues(directory.file("one/model.h5"))
+        let twoModel = try modelValues(directory.file("two/model.h5"))
+        XCTAssertLessThan(relativeDifference(twoModel, oneModel), 1e-6)
+        // One rank re-estimates what training's evaluation re-estimated and saved, bitwise, and
+        // so reports training's numbers.
+        XCTAssertEqual(oneModel, try parameters(directory.file("trained")))
+        let trained = try object("trained/eval.json")
+        for key in ["accuracy", "macro_f1", "relative_cost"] {
+            XCTAssertEqual(a[key] as? Double, trained[key] as? Double, key)
+        }
     }
 
     func testResumedTwoRankRunIsBitwiseTheSame() throws {

@@ -86,6 +86,7 @@ final class JobLoaderTests: XCTestCase {
         assertError("optimizer: {name: rmsprop}", key: "optimizer.name")
         assertError("optimizer: {lr: -1}", key: "optimizer.lr")
         assertError("schedule: {name: linear}", key: "schedule.name")
+        assertError("eval: {bn_recalibration_batches: 0}", key: "eval.bn_recalibration_batches")
     }
 
     func testResNetSection() throws {
