@@ -224,13 +224,14 @@ final class DistributedTrainingTests: XCTestCase {
     func testStreamedEvaluationAndReEstimationOnTwoRanksEqualOneRank() throws {
         // 200 features: 800 bytes a row, so CGT_MEMORY_LIMIT=256K makes blocks of 16 rows (of
         // 8, training's), and each rank's 30 or 31 test rows are streamed (training's 61); the
-        // 300 training rows fit the limit.
+        // 300 training rows stream too (a quarter of the limit holds fewer than twice them), in
+        // `global` mode, whose batches do not change when they stream.
         let data = try Fixtures.writeDataset(
             in: directory, features: 200, classes: 3, train: 300, test: 61, spread: 2)
         let job = try writeJob(
             """
             model: {hidden: [16, 16], exits: [1, 2], batchnorm: true, dropout: 0.2}
-            training: {epochs: 2, batch_size: 16}
+            training: {epochs: 2, batch_size: 16, shuffle: global}
             eval: {bn_recalibration_batches: 6, batch_size: 8}
             """, name: "streamed.yaml")
         XCTAssertEqual(try train(ranks: 1, job: job, data: data, out: "trained").status, 0)
