@@ -11,6 +11,7 @@ extension DatasetReader {
     /// asked for: a union of one hyperslab per row costs HDF5 time quadratic in the number of
     /// rows. Memory beyond the result: one run (at most 16 MiB) and the request sorted, never a
     /// table the size of the split.
+    /// The labels come from the split's, read whole the first time (`allLabels(of:)`).
     /// - Complexity: O(n log n) in the rows asked for, plus the chunks read.
     public func read(split: DatasetSplitName, rowIndices rows: [Int]) throws -> DatasetSplit {
         guard let size = splitSizes[split] else {
@@ -65,27 +66,28 @@ extension DatasetReader {
                 }
             }
         }
-        // Labels a window of the label dataset's chunk at a time, each window read once.
-        let window = min(Self.chunkRows(of: labelSet), 1 << 16)
-        var windowLabels = [Int32](repeating: 0, count: places.isEmpty ? 0 : min(size, window))
-        var windowIndex = -1
-        for place in places {
-            let index = rows[place] / window
-            if index != windowIndex {
-                let range = (index * window)..<min(size, (index + 1) * window)
-                try windowLabels.withUnsafeMutableBufferPointer { buffer in
-                    try labelSet.read(rows: range, into: UnsafeMutableBufferPointer(rebasing: buffer[0..<range.count]))
-                }
-                try count(labelSet.readCost(rows: range))
-                windowIndex = index
-            }
-            labels[place] = windowLabels[rows[place] - index * window]
-        }
+        let splitLabels = try allLabels(of: split)
+        for (place, row) in rows.enumerated() { labels[place] = splitLabels[row] }
         decode(&features, split: split)
         try checkValues(split: split, features: features, labels: labels) { rows[$0] }
         counters.seconds += Self.seconds(since: started)
         return DatasetSplit(
             name: split, features: features, labels: labels, sampleIDs: rows.map { Int64($0) },
             featureShape: featureShape)
+    }
+
+    /// Every label of `split`, read whole once and kept: 4 bytes a sample, within the
+    /// per-sample tables the reader budgets when it opens the file. Rows read in a random
+    /// order of blocks (a streamed epoch) would otherwise decompress a label chunk, 65,536
+    /// labels long as `cgt prepare` writes them, for every feature chunk.
+    func allLabels(of split: DatasetSplitName) throws -> [Int32] {
+        if let labels = labelCache[split] { return labels }
+        let size = splitSizes[split] ?? 0
+        let labelSet = try file.root.openDataset("\(split)/\(DatasetLayout.labels)")
+        var labels = [Int32](repeating: 0, count: size)
+        try labels.withUnsafeMutableBufferPointer { try labelSet.read(rows: 0..<size, into: $0) }
+        try count(labelSet.readCost(rows: 0..<size))
+        labelCache[split] = labels
+        return labels
     }
 }

@@ -33,6 +33,8 @@ public final class DatasetReader {
     /// the second) instead of racing the reads.
     let stopAtCheck = Int(ProcessInfo.processInfo.environment["CGT_TEST_STOP_AT_READ_CHECK"] ?? "")
     var checks = 0
+    /// Every label of a split `read(split:rowIndices:)` has read from, kept (`allLabels(of:)`).
+    var labelCache: [DatasetSplitName: [Int32]] = [:]
 
     public init(path: String) throws {
         self.path = path
