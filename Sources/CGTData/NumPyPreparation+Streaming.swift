@@ -2,12 +2,13 @@ import CGTFiles
 import Foundation
 
 extension NumPyPreparation {
-    /// What `prepare` makes, with the features of a `.npy` X read from the file a block of rows
-    /// at a time as they are checked, fitted and written: memory for the labels and a few
-    /// blocks, not for X.
+    /// What `prepare` makes, with the features of X read from the file a block of rows at a
+    /// time as they are checked, fitted and written: memory for the labels and a few blocks,
+    /// not for X.
     ///
-    /// X (and the test X) stream when they are `.npy` files in C order; otherwise (an array of
-    /// a `.npz`, Fortran order) this is `prepare(...).content`. Either way the file written is
+    /// X (and the test X) stream in any form `NPYFile` opens: `.npy` in C or Fortran order, a
+    /// stored `.npz` member in place, a deflated one unpacked to a temporary file. Either way
+    /// the file written is
     /// the same: rows are converted as `NumericArray.floatValues()` does, split by the same
     /// `Splitter.split` of the labels, normalised by the same `Normalization.fit` (which visits
     /// the rows in the same order) and `apply`, and refused with the same errors, in the same
@@ -46,31 +47,30 @@ extension NumPyPreparation {
         // label and source index of its split (under 64 bytes).
         if let refusal = MemoryBudget.refusal([trainX.rowCount, 64], elementSize: 1) {
             throw DatasetError(
-                file: x, object: "", "holds \(trainX.rowCount) samples: their labels and splits \(refusal)")
+                file: trainX.location, object: "",
+                "holds \(trainX.rowCount) samples: their labels and splits \(refusal)")
         }
-        let trainY = try NumPyInput.load(y)
+        guard let trainY = try NPYFile.openIfStreamable(y, blockBytes: 0) else { return try inMemory() }
         let ignoredSet = Set(ignored)
         let train = try StreamedSamples(
             x: trainX, y: trainY, ignoring: ignoredSet, mapping: nil, classNames: names?.names,
             classNamesFile: classNamesFile ?? "")
         var own: StreamedSamples?
-        var inputs: [(path: String, record: () throws -> SourceRecord)] = [
-            (x, { try trainX.record() }), (trainY.source.path, { trainY.source.record }),
-        ]
+        var inputs = [trainX.source, trainY.source]
         if let testX, let testY {
             guard let ownX = try NPYFile.openIfStreamable(testX, blockBytes: blockBytes) else {
                 return try inMemory()
             }
-            let ownY = try NumPyInput.load(testY)
+            guard let ownY = try NPYFile.openIfStreamable(testY, blockBytes: 0) else { return try inMemory() }
             let test = try StreamedSamples(
                 x: ownX, y: ownY, ignoring: ignoredSet, mapping: train.classes, classNames: nil, classNamesFile: "")
             guard test.featureShape == train.featureShape else {
                 throw DatasetError(
-                    file: ownX.path, object: "",
+                    file: ownX.location, object: "",
                     "test samples have shape \(test.featureShape), training samples \(train.featureShape)")
             }
             own = test
-            inputs += [(testX, { try ownX.record() }), (ownY.source.path, { ownY.source.record })]
+            inputs += [ownX.source, ownY.source]
         }
         var sources: [SourceRecord] = []
         var seen: Set<String> = []
@@ -107,11 +107,13 @@ extension NumPyPreparation {
                 try part.file.forEachBlock(part.rows) { start, block in
                     guard let bad = block.firstIndex(where: { !DatasetPreparation.isByte($0) }) else { return }
                     throw DatasetPreparation.notAByte(
-                        file: part.file.path, sourceIndex: part.sourceIndex[start + bad / width], feature: bad % width,
+                        file: part.file.location, sourceIndex: part.sourceIndex[start + bad / width],
+                        feature: bad % width,
                         value: block[bad])
                 }
             }
-            try DatasetPreparation.checkByteExtremes(normalization, featureShape: featureShape, featureSource: x)
+            try DatasetPreparation.checkByteExtremes(
+                normalization, featureShape: featureShape, featureSource: trainX.location)
         }
 
         // Float32 features are normalised as they are written, and checked there: the first
@@ -124,7 +126,7 @@ extension NumPyPreparation {
                 normalization.apply(to: output, featureShape: featureShape)
                 guard let bad = output.firstIndex(where: { !$0.isFinite }) else { return }
                 throw DatasetPreparation.notFiniteAfterNormalisation(
-                    file: part.file.path, sourceIndex: part.sourceIndex[range.lowerBound + bad / width],
+                    file: part.file.location, sourceIndex: part.sourceIndex[range.lowerBound + bad / width],
                     feature: bad % width)
             }
         }
@@ -135,6 +137,7 @@ extension NumPyPreparation {
             classNames: classes.names, featureShape: featureShape, splits: splits, attributes: attributes,
             normalization: normalization, storage: storage)
         content.writeBlockBytes = blockBytes
+        content.afterLastRead = { for input in inputs { try input.checkUnchanged() } }
         return content
     }
 }
@@ -150,11 +153,12 @@ private struct StreamedSamples {
     let featureShape: [Int]
 
     init(
-        x: NPYFile, y: NumPyInput, ignoring ignored: Set<Int64>, mapping: ClassMapping?, classNames: [String]?,
+        x: NPYFile, y: NPYFile, ignoring ignored: Set<Int64>, mapping: ClassMapping?, classNames: [String]?,
         classNamesFile: String
     ) throws {
         (kept, labels, classes, featureShape) = try NumPyPreparation.labelling(
-            xShape: x.shape, xLocation: x.path, y: y, ignoring: ignored, mapping: mapping, classNames: classNames,
+            xShape: x.shape, xLocation: x.location, y: try y.array(), yLocation: y.location, ignoring: ignored,
+            mapping: mapping, classNames: classNames,
             classNamesFile: classNamesFile)
         file = x
         guard x.elementType.isFloatingPoint else { return }
@@ -163,7 +167,7 @@ private struct StreamedSamples {
         try x.forEachBlock(kept) { start, block in
             guard let bad = block.firstIndex(where: { !$0.isFinite }) else { return }
             throw DatasetError(
-                file: x.path, object: "",
+                file: x.location, object: "",
                 "sample \(kept[start + bad / width]), feature \(bad % width) is \(block[bad]), not a finite float32")
         }
     }
@@ -187,11 +191,4 @@ private struct StreamedSplit {
     }
 
     var count: Int { rows.count }
-}
-
-extension NPYFile {
-    /// What provenance records of the file: its SHA-256, read in blocks.
-    func record() throws -> SourceRecord {
-        SourceRecord(path: path, sha256: try SourceFile.sha256(ofFileAt: path), byteCount: fileSize)
-    }
 }
