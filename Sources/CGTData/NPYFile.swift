@@ -105,27 +105,29 @@ final class NPYFile {
         let (header, dataStart) = try NPYReader.header(headerBytes, fileSize: range.count, fail: fail)
         guard !header.shape.isEmpty else { return nil }
         return NPYFile(
-            source: source, data: data, location: location, header: header, dataStart: range.lowerBound + dataStart,
+            source: source, data: data, location: location, shape: header.shape, elementType: header.elementType,
+            isBigEndian: header.isBigEndian, fortranOrder: header.fortranOrder, dataStart: range.lowerBound + dataStart,
             blockBytes: blockBytes)
     }
 
-    private init(
-        source: SourceHandle, data: SourceHandle, location: String, header: NPYHeader, dataStart: Int,
-        blockBytes: Int
+    /// The array of `shape` whose data starts at `dataStart` of `data`.
+    init(
+        source: SourceHandle, data: SourceHandle, location: String, shape: [Int], elementType: NumericArray.ElementType,
+        isBigEndian: Bool, fortranOrder: Bool, dataStart: Int, blockBytes: Int
     ) {
         self.source = source
         self.data = data
         self.location = location
         self.dataStart = dataStart
-        shape = header.shape
-        elementType = header.elementType
-        isBigEndian = header.isBigEndian
-        rowWidth = header.shape.dropFirst().reduce(1, *)
-        let rowBytes = rowWidth * header.elementType.size
+        self.shape = shape
+        self.elementType = elementType
+        self.isBigEndian = isBigEndian
+        rowWidth = shape.dropFirst().reduce(1, *)
+        let rowBytes = rowWidth * elementType.size
         scratch = .allocate(byteCount: max(blockBytes, rowBytes, 1), alignment: 64)
         blockRows = max(1, blockBytes / max(1, rowWidth * MemoryLayout<Float>.size))
-        if header.fortranOrder && header.shape.count > 2 {
-            let axes = Array(header.shape.dropFirst())
+        if fortranOrder && shape.count > 2 {
+            let axes = Array(shape.dropFirst())
             var strides = [Int](repeating: 1, count: axes.count)
             for axis in 1..<axes.count { strides[axis] = strides[axis - 1] * axes[axis - 1] }
             fortranColumns = (0..<rowWidth).map { feature in
@@ -137,7 +139,7 @@ final class NPYFile {
                 }
                 return column
             }
-        } else if header.fortranOrder && header.shape.count == 2 {
+        } else if fortranOrder && shape.count == 2 {
             fortranColumns = Array(0..<rowWidth)
         } else {
             fortranColumns = []

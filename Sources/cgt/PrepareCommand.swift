@@ -172,7 +172,7 @@ struct PrepareFashionMNIST: ParsableCommand {
 
     func run() throws {
         try output.write {
-            try FashionMNIST.prepare(
+            try FashionMNIST.content(
                 directory: dir, normalization: FashionMNIST.normalizations[normalize]!,
                 plan: split.plan(testFraction: .zero), commandLine: quotedCommandLine(),
                 toolVersion: CGTVersion.current,
