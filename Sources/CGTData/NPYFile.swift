@@ -18,7 +18,10 @@ final class NPYFile {
     private let data: SourceHandle
     /// The file, or `file:member` for an archive member: what errors about its values name.
     let location: String
+    /// Rows first: `arrayShape` with its leading `rowAxes` merged into one.
     let shape: [Int]
+    /// The shape the file gives.
+    let arrayShape: [Int]
     let elementType: NumericArray.ElementType
     let isBigEndian: Bool
     /// Elements per row (all axes but the first).
@@ -38,9 +41,13 @@ final class NPYFile {
     /// as `NumPyInput` reads them) with its rows read in place. Nil when the file cannot be
     /// opened or holds a 0-d array, which the caller reads whole to name the problem; a bad
     /// header or archive throws, naming the file as reading it whole would.
-    /// - Parameter blockBytes: about the bytes of source rows read, and of `Float`s converted,
-    ///   at a time (at least one row).
-    static func openIfStreamable(_ specification: String, blockBytes: Int) throws -> NPYFile? {
+    /// - Parameters:
+    ///   - blockBytes: about the bytes of source rows read, and of `Float`s converted, at a
+    ///     time (at least one row).
+    ///   - rowAxes: the leading axes whose elements are the rows: 1, or 2 for the pixels of a
+    ///     cube `[H, W, B]` (in Fortran order copied into a temporary file in C order first,
+    ///     `unpackFortranPixels`); nil for an array with no more axes than that.
+    static func openIfStreamable(_ specification: String, blockBytes: Int, rowAxes: Int = 1) throws -> NPYFile? {
         let (path, member) = NumPyInput.parse(specification)
         guard let source = SourceHandle.openIfRegular(path) else { return nil }
         let start = try source.bytes(at: 0, count: min(4, source.size))
@@ -50,7 +57,7 @@ final class NPYFile {
             }
             return try open(
                 source: source, data: source, range: 0..<source.size, location: path, object: "",
-                blockBytes: blockBytes)
+                blockBytes: blockBytes, rowAxes: rowAxes)
         }
         let read = { (offset: Int, count: Int) in try source.bytes(at: offset, count: count) }
         let members = try NPZArchive.readCentralDirectory(size: source.size, path: path, read: read)
@@ -86,13 +93,13 @@ final class NPYFile {
         try entry.checkCRC(crc, path: path)
         return try open(
             source: source, data: data, range: unpacked, location: "\(path):\(name)", object: entry.name,
-            blockBytes: blockBytes)
+            blockBytes: blockBytes, rowAxes: rowAxes)
     }
 
     /// The `.npy` bytes at `range` of `data`; header errors name the source and `object`.
     private static func open(
         source: SourceHandle, data: SourceHandle, range: Range<Int>, location: String, object: String,
-        blockBytes: Int
+        blockBytes: Int, rowAxes: Int
     ) throws -> NPYFile? {
         let fail = { (problem: String) in DatasetError(file: source.path, object: object, problem) }
         let preamble = try data.bytes(at: range.lowerBound, count: min(range.count, NPYReader.preambleSize))
@@ -103,18 +110,30 @@ final class NPYFile {
         }
         let headerBytes = try data.bytes(at: range.lowerBound, count: headerRange.upperBound)
         let (header, dataStart) = try NPYReader.header(headerBytes, fileSize: range.count, fail: fail)
-        guard !header.shape.isEmpty else { return nil }
+        guard header.shape.count > (rowAxes == 1 ? 0 : rowAxes) else { return nil }
+        let rows = [header.shape.prefix(rowAxes).reduce(1, *)] + header.shape.dropFirst(rowAxes)
+        if rowAxes > 1 && header.fortranOrder {
+            precondition(rowAxes == 2, "only the pixels of an image are rows of more than one axis")
+            let pixels = try unpackFortranPixels(
+                data, dataStart: range.lowerBound + dataStart, shape: header.shape, elementType: header.elementType,
+                blockBytes: blockBytes, source: source.path)
+            return NPYFile(
+                source: source, data: pixels, location: location, shape: rows, elementType: header.elementType,
+                isBigEndian: header.isBigEndian, fortranOrder: false, dataStart: 0, blockBytes: blockBytes,
+                arrayShape: header.shape)
+        }
         return NPYFile(
-            source: source, data: data, location: location, shape: header.shape, elementType: header.elementType,
+            source: source, data: data, location: location, shape: rows, elementType: header.elementType,
             isBigEndian: header.isBigEndian, fortranOrder: header.fortranOrder, dataStart: range.lowerBound + dataStart,
-            blockBytes: blockBytes)
+            blockBytes: blockBytes, arrayShape: header.shape)
     }
 
     /// The array of `shape` whose data starts at `dataStart` of `data`.
     init(
         source: SourceHandle, data: SourceHandle, location: String, shape: [Int], elementType: NumericArray.ElementType,
-        isBigEndian: Bool, fortranOrder: Bool, dataStart: Int, blockBytes: Int
+        isBigEndian: Bool, fortranOrder: Bool, dataStart: Int, blockBytes: Int, arrayShape: [Int]? = nil
     ) {
+        self.arrayShape = arrayShape ?? shape
         self.source = source
         self.data = data
         self.location = location
@@ -177,9 +196,9 @@ final class NPYFile {
         }
         var bytes = try data.bytes(at: dataStart, count: count)
         if !fortranColumns.isEmpty {
-            bytes = NPYReader.transposeFortranToC(bytes, shape: shape, elementSize: elementType.size)
+            bytes = NPYReader.transposeFortranToC(bytes, shape: arrayShape, elementSize: elementType.size)
         }
-        return NumericArray(shape: shape, elementType: elementType, isBigEndian: isBigEndian, bytes: bytes)
+        return NumericArray(shape: arrayShape, elementType: elementType, isBigEndian: isBigEndian, bytes: bytes)
     }
 
     var rowCount: Int { shape[0] }

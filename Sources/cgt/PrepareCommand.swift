@@ -226,7 +226,7 @@ struct PrepareHSI: ParsableCommand {
 
     func run() throws {
         try output.write {
-            try HyperspectralPreparation.prepare(
+            try HyperspectralPreparation.content(
                 cube: cube, labels: labels, ignoring: ignoredLabels, classNamesFile: classNames,
                 normalization: normalize.request,
                 plan: split.plan(testFraction: testFraction ?? defaultTestFraction), commandLine: quotedCommandLine(),
