@@ -20,27 +20,38 @@ extension FashionMNIST {
         toolVersion: String, storage: FeatureStorage, createdAt: Date, blockBytes: Int
     ) throws -> DatasetContent {
         let paths = try files(in: directory)
+        func inMemory() throws -> DatasetContent {
+            try prepare(
+                directory: directory, normalization: normalization, plan: plan, commandLine: commandLine,
+                toolVersion: toolVersion, storage: storage, createdAt: createdAt
+            ).content
+        }
         var opened: [NPYFile] = []
-        for (index, path) in paths.enumerated() {
-            guard let file = try IDXReader.open(path, blockBytes: index.isMultiple(of: 2) ? blockBytes : 0) else {
-                return try prepare(
-                    directory: directory, normalization: normalization, plan: plan, commandLine: commandLine,
-                    toolVersion: toolVersion, storage: storage, createdAt: createdAt
-                ).content
-            }
-            opened.append(file)
-        }
-        func samples(_ images: NPYFile, _ labels: NPYFile) throws -> StreamedSamples {
-            try DatasetPreparation.checkStreamedBudget(rows: images.rowCount, file: images.location)
-            let ids = try Self.labels(
-                labels.array(), path: labels.location, images: images.shape, of: images.elementType,
-                in: images.location)
+        // The labels are read and checked against the images' header before the images' data
+        // is unpacked, in the order reading the files whole checks them.
+        func samples(images: String, labels: String) throws -> StreamedSamples? {
+            var labelFile: NPYFile?
+            var ids: [Int32] = []
+            guard
+                let imageFile = try IDXReader.open(
+                    images, blockBytes: blockBytes,
+                    check: { shape, type in
+                        try checkImages(shape, of: type, in: images)
+                        labelFile = try IDXReader.open(labels, blockBytes: 0)
+                        guard let labelFile else { return }
+                        ids = try Self.labels(labelFile.array(), path: labels, images: shape[0], in: images)
+                        try DatasetPreparation.checkStreamedBudget(rows: shape[0], file: images)
+                    }),
+                let labelFile
+            else { return nil }
+            opened += [imageFile, labelFile]
             return StreamedSamples(
-                file: images, kept: Array(ids.indices), labels: ids, classes: classes,
-                featureShape: [1] + images.shape.dropFirst())
+                file: imageFile, kept: Array(ids.indices), labels: ids, classes: classes,
+                featureShape: [1] + imageFile.shape.dropFirst())
         }
-        let train = try samples(opened[0], opened[1])
-        let test = try samples(opened[2], opened[3])
+        guard let train = try samples(images: paths[0], labels: paths[1]),
+            let test = try samples(images: paths[2], labels: paths[3])
+        else { return try inMemory() }
         guard train.featureShape == test.featureShape else {
             throw DatasetError(
                 file: paths[2], object: "",

@@ -50,35 +50,37 @@ public enum FashionMNIST {
     /// Reads one images file and its labels file into samples of shape `[1, rows, columns]`.
     public static func load(images imagesFile: SourceFile, labels labelsFile: SourceFile) throws -> LabelledSamples {
         let images = try IDXReader.read(imagesFile)
+        try checkImages(images.shape, of: images.elementType, in: imagesFile.path)
         let labels = try labels(
-            IDXReader.read(labelsFile), path: labelsFile.path, images: images.shape, of: images.elementType,
-            in: imagesFile.path)
+            IDXReader.read(labelsFile), path: labelsFile.path, images: images.shape[0], in: imagesFile.path)
         return LabelledSamples(
             features: images.floatValues(), featureShape: [1, images.shape[1], images.shape[2]],
             labels: labels, sourceIndex: (0..<Int64(labels.count)).map { $0 })
     }
 
-    /// The class ids of a labels file, after checking that it and its images file (`shape`
-    /// of `type` read from `imagesPath`) hold what Fashion-MNIST's files hold.
-    static func labels(
-        _ labels: NumericArray, path: String, images shape: [Int], of type: NumericArray.ElementType,
-        in imagesPath: String
-    ) throws -> [Int32] {
+    /// Refuses an images file whose header (`shape` of `type`) is not Fashion-MNIST's.
+    static func checkImages(_ shape: [Int], of type: NumericArray.ElementType, in path: String) throws {
         guard type == .uint8, shape.count == 3 else {
             throw DatasetError(
-                file: imagesPath, object: "",
+                file: path, object: "",
                 "holds \(shape.count) dimension(s) of \(type), expected images: 3 dimensions of uint8 (magic 0x00000803)"
             )
         }
+    }
+
+    /// The class ids of a labels file, after checking that it holds one for each of the
+    /// `count` images of `imagesPath`.
+    static func labels(_ labels: NumericArray, path: String, images count: Int, in imagesPath: String) throws -> [Int32]
+    {
         guard labels.elementType == .uint8, labels.shape.count == 1 else {
             throw DatasetError(
                 file: path, object: "",
                 "holds \(labels.shape.count) dimension(s) of \(labels.elementType), expected labels: 1 dimension of uint8 (magic 0x00000801)"
             )
         }
-        guard labels.shape[0] == shape[0] else {
+        guard labels.shape[0] == count else {
             throw DatasetError(
-                file: path, object: "", "holds \(labels.shape[0]) labels but \(imagesPath) holds \(shape[0]) images")
+                file: path, object: "", "holds \(labels.shape[0]) labels but \(imagesPath) holds \(count) images")
         }
         let ids = try labels.integerValues(file: path)
         if let bad = ids.firstIndex(where: { $0 < 0 || $0 >= Int64(classNames.count) }) {

@@ -33,14 +33,18 @@ public enum IDXReader {
 
     /// The IDX array in the file at `path` with its rows (first axis) read in place, or from a
     /// temporary file the data of a gzip file is unpacked into a megabyte at a time; nil when
-    /// the file cannot be opened (reading it whole names the problem). Refuses what `read` refuses.
-    static func open(_ path: String, blockBytes: Int) throws -> NPYFile? {
+    /// the file cannot be opened (reading it whole names the problem). Refuses what `read`
+    /// refuses, and what `check` refuses of the header's shape and type, before any data is read.
+    static func open(
+        _ path: String, blockBytes: Int, check: ([Int], NumericArray.ElementType) throws -> Void = { _, _ in }
+    ) throws -> NPYFile? {
         guard let source = SourceHandle.openIfRegular(path) else { return nil }
         var reader: ByteReader =
             GzipInflater.isGzip(try source.bytes(at: 0, count: min(2, source.size)))
             ? .gzip(try GzipInflater(source, range: 0..<source.size, format: .gzip))
             : .file(source, offset: 0)
         let (type, shape, byteCount) = try header(&reader, path: path, fileSize: source.size)
+        try check(shape, type)
         switch reader {
         case .plain: preconditionFailure("a file is not read whole")
         case .file(_, let offset):

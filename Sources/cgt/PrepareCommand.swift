@@ -362,7 +362,7 @@ struct PrepareCSV: ParsableCommand {
 
     func run() throws {
         try output.write {
-            try CSVPreparation.prepare(
+            try CSVPreparation.content(
                 file: file, testFile: testFile, labelColumn: labelColumn, dropColumns: Set(droppedColumns),
                 delimiter: delimiterByte!,
                 normalization: normalize.request, plan: split.plan(testFraction: testFraction ?? defaultTestFraction),
