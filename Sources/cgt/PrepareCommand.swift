@@ -242,8 +242,9 @@ struct PrepareNPY: ParsableCommand {
         discussion:
             """
             Label ids left after --ignore-label become classes 0..C-1 in ascending order; the ids are kept as label_ids. \
-            A C-order .npy X is read a block of rows at a time, so it may be larger than memory (CGT_MEMORY_LIMIT bounds \
-            the blocks; the labels are held whole); X in a .npz or in Fortran order is read whole.
+            X is read a block of rows at a time, so it may be larger than memory (CGT_MEMORY_LIMIT bounds the blocks; \
+            the labels are held whole): a .npy in place, in C or Fortran order, a stored .npz member in place, a deflated \
+            one after unpacking it into a temporary file (TMPDIR).
             """
     )
 
