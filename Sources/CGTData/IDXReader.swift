@@ -52,18 +52,11 @@ public enum IDXReader {
                 source: source, data: source, location: path, shape: shape, elementType: type, isBigEndian: true,
                 fortranOrder: false, dataStart: offset, blockBytes: blockBytes)
         case .gzip(let inflater):
-            let data = try SourceHandle.temporary(holdingDataOf: path)
-            let piece = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
-            defer { piece.deallocate() }
-            while data.written < byteCount {
-                let wanted = min(piece.count, byteCount - data.written)
-                let count = try inflater.read(into: UnsafeMutableRawBufferPointer(rebasing: piece[0..<wanted]))
-                guard count == wanted else {
-                    throw DatasetError(
-                        file: path, object: "",
-                        "is truncated: its decompressed data ends before the data of dimensions \(shape)")
-                }
-                try data.append(UnsafeRawBufferPointer(rebasing: piece[0..<count]))
+            let data = try SourceHandle.temporary(holdingDataOf: path, inflating: inflater, count: byteCount)
+            guard data.written == byteCount else {
+                throw DatasetError(
+                    file: path, object: "",
+                    "is truncated: its decompressed data ends before the data of dimensions \(shape)")
             }
             try inflater.expectEnd(afterCount: byteCount)
             return NPYFile(

@@ -70,17 +70,9 @@ final class NPYFile {
             try source.forEachPiece(of: range) { crc = NPZArchive.crc32(of: $0, continuing: crc) }
             (data, unpacked) = (source, range)
         } else {
-            data = try SourceHandle.temporary(holdingDataOf: path)
             let inflater = try GzipInflater(source, range: range, format: .rawDeflate, object: entry.name)
-            let piece = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
-            defer { piece.deallocate() }
-            while data.written < entry.uncompressedSize {
-                let wanted = min(piece.count, entry.uncompressedSize - data.written)
-                let count = try inflater.read(into: UnsafeMutableRawBufferPointer(rebasing: piece[0..<wanted]))
-                let part = UnsafeRawBufferPointer(rebasing: piece[0..<count])
-                crc = NPZArchive.crc32(of: part, continuing: crc)
-                try data.append(part)
-                if count < wanted { break }
+            data = try SourceHandle.temporary(holdingDataOf: path, inflating: inflater, count: entry.uncompressedSize) {
+                crc = NPZArchive.crc32(of: $0, continuing: crc)
             }
             guard data.written == entry.uncompressedSize else {
                 throw DatasetError(

@@ -49,6 +49,27 @@ final class SourceHandle {
         return SourceHandle(path: path, descriptor: descriptor, status: stat(), isTemporary: true)
     }
 
+    /// A temporary holding the next `count` bytes `inflater` produces, inflated a megabyte at a
+    /// time and each piece handed to `body`; it holds fewer (`written`) only when the stream
+    /// ends first.
+    static func temporary(
+        holdingDataOf path: String, inflating inflater: GzipInflater, count: Int,
+        _ body: (UnsafeRawBufferPointer) -> Void = { _ in }
+    ) throws -> SourceHandle {
+        let spool = try temporary(holdingDataOf: path)
+        let piece = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { piece.deallocate() }
+        while spool.written < count {
+            let wanted = min(piece.count, count - spool.written)
+            let produced = try inflater.read(into: UnsafeMutableRawBufferPointer(rebasing: piece[0..<wanted]))
+            let part = UnsafeRawBufferPointer(rebasing: piece[0..<produced])
+            body(part)
+            try spool.append(part)
+            if produced < wanted { break }
+        }
+        return spool
+    }
+
     private init(path: String, descriptor: Int32, status: stat, isTemporary: Bool) {
         self.path = path
         self.descriptor = descriptor
