@@ -21,8 +21,26 @@ public enum CSVReader {
     public static func read(
         _ source: SourceFile, labelColumn: String, dropColumns: Set<String> = [], delimiter: UInt8 = UInt8(ascii: ",")
     ) throws -> Table {
-        let path = source.path
         var records = RecordIterator(bytes: source.bytes, delimiter: delimiter)
+        var features: [Float] = []
+        var labels: [String] = []
+        var lines: [Int] = []
+        let columns = try scan(
+            &records, path: source.path, labelColumn: labelColumn, dropColumns: dropColumns
+        ) { line, values, label in
+            features.append(contentsOf: values)
+            labels.append(label)
+            lines.append(line)
+        }
+        return Table(featureColumns: columns, features: features, labels: labels, lines: lines)
+    }
+
+    /// Reads the header, then hands `row` each data row's line, features and label, checked;
+    /// returns the names of the feature columns. At least one row.
+    static func scan(
+        _ records: inout RecordIterator, path: String, labelColumn: String, dropColumns: Set<String>,
+        row: (_ line: Int, _ features: [Float], _ label: String) throws -> Void
+    ) throws -> [String] {
         guard let (_, headerFields) = try records.next(path: path) else {
             throw DatasetError(file: path, object: "", "is empty: a CSV file needs a header row")
         }
@@ -51,14 +69,15 @@ public enum CSVReader {
         guard !featureIndices.isEmpty else {
             throw DatasetError(file: path, object: "line 1", "has no feature columns besides '\(labelColumn)'")
         }
-        var features: [Float] = []
-        var labels: [String] = []
-        var lines: [Int] = []
+        var rows = 0
+        var values: [Float] = []
+        values.reserveCapacity(featureIndices.count)
         while let (line, fields) = try records.next(path: path) {
             guard fields.count == header.count else {
                 throw DatasetError(
                     file: path, object: "line \(line)", "has \(fields.count) fields, the header has \(header.count)")
             }
+            values.removeAll(keepingCapacity: true)
             for index in featureIndices {
                 // No float32 needs more digits; a longer field is not worth decoding.
                 guard fields[index].count <= Self.longestNumber else {
@@ -79,18 +98,17 @@ public enum CSVReader {
                         file: path, object: "line \(line), column '\(header[index])'",
                         "value \(text) is not finite in float32 (NaN, infinite, or beyond ±3.4e38)")
                 }
-                features.append(stored)
+                values.append(stored)
             }
             let label = try text(fields[labelIndex], path: path, place: "line \(line), column '\(labelColumn)'").trimmed
             guard !label.isEmpty else {
                 throw DatasetError(file: path, object: "line \(line), column '\(labelColumn)'", "the label is empty")
             }
-            labels.append(label)
-            lines.append(line)
+            try row(line, values, label)
+            rows += 1
         }
-        guard !labels.isEmpty else { throw DatasetError(file: path, object: "", "has a header but no data rows") }
-        return Table(
-            featureColumns: featureIndices.map { header[$0] }, features: features, labels: labels, lines: lines)
+        guard rows > 0 else { throw DatasetError(file: path, object: "", "has a header but no data rows") }
+        return featureIndices.map { header[$0] }
     }
 
     /// The longest field read as a number (digits of a float64 written out in full fit).
@@ -104,12 +122,15 @@ public enum CSVReader {
         return text
     }
 
-    /// Splits the bytes of a CSV file into records of fields.
-    private struct RecordIterator {
-        let bytes: [UInt8]
+    /// Splits the bytes of a CSV file into records of fields: bytes in memory, or a file read a
+    /// piece at a time (a record cut by the end of what is read is parsed again once more is).
+    struct RecordIterator {
+        private(set) var bytes: [UInt8]
         let delimiter: UInt8
         var position = 0
         var line = 1
+        /// The rest of the file, a piece at a time (empty at its end); nil when `bytes` is all of it.
+        private var more: (() throws -> [UInt8])?
 
         init(bytes: [UInt8], delimiter: UInt8) {
             self.bytes = bytes
@@ -117,32 +138,70 @@ public enum CSVReader {
             if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { position = 3 }
         }
 
+        /// The records of the file `source` reads, `pieceBytes` at a time.
+        init(_ source: SourceHandle, delimiter: UInt8, pieceBytes: Int) throws {
+            var offset = 0
+            let more = {
+                let count = min(max(1, pieceBytes), source.size - offset)
+                defer { offset += count }
+                return try source.bytes(at: offset, count: count)
+            }
+            self.init(bytes: try more(), delimiter: delimiter)
+            self.more = more
+            if bytes.isEmpty { self.more = nil }
+        }
+
+        /// Thrown where a record runs past what has been read of the file.
+        private struct NeedsMore: Error {}
+
+        /// Whether the file has a byte at `index` of `bytes`.
+        private func has(_ index: Int) throws -> Bool {
+            if index < bytes.count { return true }
+            if more == nil { return false }
+            throw NeedsMore()
+        }
+
         /// The next non-blank record and the line it starts on, or nil at the end of the file.
         mutating func next(path: String) throws -> (Int, [ArraySlice<UInt8>])? {
-            while position < bytes.count {
+            while true {
+                let (start, startLine) = (position, line)
+                do {
+                    return try parseNext(path: path)
+                } catch is NeedsMore {
+                    (position, line) = (start, startLine)
+                    let piece = try more!()
+                    bytes = Array(bytes[position...]) + piece
+                    position = 0
+                    if piece.isEmpty { more = nil }
+                }
+            }
+        }
+
+        private mutating func parseNext(path: String) throws -> (Int, [ArraySlice<UInt8>])? {
+            while try has(position) {
                 let start = line
                 var fields: [ArraySlice<UInt8>] = []
                 var atRecordEnd = false
                 while !atRecordEnd {
-                    if position < bytes.count && bytes[position] == UInt8(ascii: "\"") {
+                    if try has(position) && bytes[position] == UInt8(ascii: "\"") {
                         fields.append(try quotedField(path: path, startLine: start))
                     } else {
                         let fieldStart = position
-                        while position < bytes.count, bytes[position] != delimiter, bytes[position] != 0x0A {
+                        while try has(position), bytes[position] != delimiter, bytes[position] != 0x0A {
                             position += 1
                         }
                         var fieldEnd = position
-                        if fieldEnd > fieldStart && bytes[fieldEnd - 1] == 0x0D
-                            && (position == bytes.count || bytes[position] == 0x0A)
+                        if try fieldEnd > fieldStart && bytes[fieldEnd - 1] == 0x0D
+                            && (!has(position) || bytes[position] == 0x0A)
                         {
                             fieldEnd -= 1
                         }
                         fields.append(bytes[fieldStart..<fieldEnd])
                     }
-                    if position < bytes.count && bytes[position] == delimiter {
+                    if try has(position) && bytes[position] == delimiter {
                         position += 1
                     } else {
-                        if position < bytes.count {
+                        if try has(position) {
                             position += 1
                             line += 1
                         }
@@ -160,7 +219,7 @@ public enum CSVReader {
             position += 1
             var value: [UInt8] = []
             while true {
-                guard position < bytes.count else {
+                guard try has(position) else {
                     throw DatasetError(
                         file: path, object: "line \(startLine)",
                         "a quoted field is not closed before the end of the file")
@@ -168,13 +227,13 @@ public enum CSVReader {
                 let byte = bytes[position]
                 position += 1
                 if byte == UInt8(ascii: "\"") {
-                    if position < bytes.count && bytes[position] == UInt8(ascii: "\"") {
+                    if try has(position) && bytes[position] == UInt8(ascii: "\"") {
                         value.append(byte)
                         position += 1
                         continue
                     }
-                    while position < bytes.count, bytes[position] == 0x20 || bytes[position] == 0x0D { position += 1 }
-                    guard position == bytes.count || bytes[position] == delimiter || bytes[position] == 0x0A else {
+                    while try has(position), bytes[position] == 0x20 || bytes[position] == 0x0D { position += 1 }
+                    guard try !has(position) || bytes[position] == delimiter || bytes[position] == 0x0A else {
                         throw DatasetError(file: path, object: "line \(line)", "unexpected text after a closing quote")
                     }
                     return value[...]

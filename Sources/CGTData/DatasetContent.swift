@@ -13,6 +13,9 @@ public struct DatasetContent {
     /// Bytes of values the writer asks for at a time (about; at least one chunk).
     var writeBlockBytes = defaultWriteBlockBytes
     static let defaultWriteBlockBytes = 4 << 20
+    /// Run by the writer after the last split is filled, before the file is put in place: a
+    /// streamed source checks there that it did not change while it was read.
+    var afterLastRead: () throws -> Void = {}
 }
 
 /// One split of a `DatasetContent`.

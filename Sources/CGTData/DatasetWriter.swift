@@ -91,13 +91,13 @@ public enum DatasetWriter {
         try write(
             to: path, classNames: content.classNames, featureShape: content.featureShape, splits: content.splits,
             attributes: content.attributes, storage: content.storage, blockBytes: content.writeBlockBytes,
-            compression: compression)
+            compression: compression, afterLastRead: content.afterLastRead)
     }
 
     private static func write(
         to path: String, classNames: [String], featureShape: [Int], splits: [SplitContent],
         attributes: [String: DatasetAttributeValue], storage: FeatureStorage, blockBytes: Int,
-        compression: DatasetCompression
+        compression: DatasetCompression, afterLastRead: () throws -> Void = {}
     ) throws {
         let normalisation = [DatasetLayout.Attribute.normalizationOffset, DatasetLayout.Attribute.normalizationScale]
         precondition(
@@ -147,6 +147,7 @@ public enum DatasetWriter {
                 for label in split.labels where label >= 0 && Int(label) < counts.count { counts[Int(label)] += 1 }
                 try group.setAttribute(DatasetLayout.Attribute.classCounts, counts)
             }
+            try afterLastRead()
         }
     }
 

@@ -29,6 +29,13 @@ public enum FashionMNIST {
         "minmax": .fit(.minmax), "zscore": .fit(.zscore), "none": .fit(.none),
     ]
 
+    /// The train images, train labels, test images and test labels files in `directory`.
+    static func files(in directory: String) throws -> [String] {
+        try [stems.trainImages, stems.trainLabels, stems.testImages, stems.testLabels].map {
+            try locate($0, in: directory)
+        }
+    }
+
     /// The path of `stem` in `directory`, gzip-compressed (`.gz`) or not.
     static func locate(_ stem: String, in directory: String) throws -> String {
         let plain = (directory as NSString).appendingPathComponent(stem)
@@ -43,34 +50,47 @@ public enum FashionMNIST {
     /// Reads one images file and its labels file into samples of shape `[1, rows, columns]`.
     public static func load(images imagesFile: SourceFile, labels labelsFile: SourceFile) throws -> LabelledSamples {
         let images = try IDXReader.read(imagesFile)
-        guard images.elementType == .uint8, images.shape.count == 3 else {
+        try checkImages(images.shape, of: images.elementType, in: imagesFile.path)
+        let labels = try labels(
+            IDXReader.read(labelsFile), path: labelsFile.path, images: images.shape[0], in: imagesFile.path)
+        return LabelledSamples(
+            features: images.floatValues(), featureShape: [1, images.shape[1], images.shape[2]],
+            labels: labels, sourceIndex: (0..<Int64(labels.count)).map { $0 })
+    }
+
+    /// Refuses an images file whose header (`shape` of `type`) is not Fashion-MNIST's.
+    static func checkImages(_ shape: [Int], of type: NumericArray.ElementType, in path: String) throws {
+        guard type == .uint8, shape.count == 3 else {
             throw DatasetError(
-                file: imagesFile.path, object: "",
-                "holds \(images.shape.count) dimension(s) of \(images.elementType), expected images: 3 dimensions of uint8 (magic 0x00000803)"
+                file: path, object: "",
+                "holds \(shape.count) dimension(s) of \(type), expected images: 3 dimensions of uint8 (magic 0x00000803)"
             )
         }
-        let labels = try IDXReader.read(labelsFile)
+    }
+
+    /// The class ids of a labels file, after checking that it holds one for each of the
+    /// `count` images of `imagesPath`.
+    static func labels(_ labels: NumericArray, path: String, images count: Int, in imagesPath: String) throws -> [Int32]
+    {
         guard labels.elementType == .uint8, labels.shape.count == 1 else {
             throw DatasetError(
-                file: labelsFile.path, object: "",
+                file: path, object: "",
                 "holds \(labels.shape.count) dimension(s) of \(labels.elementType), expected labels: 1 dimension of uint8 (magic 0x00000801)"
             )
         }
-        guard labels.shape[0] == images.shape[0] else {
+        guard labels.shape[0] == count else {
             throw DatasetError(
-                file: labelsFile.path, object: "",
-                "holds \(labels.shape[0]) labels but \(imagesFile.path) holds \(images.shape[0]) images")
+                file: path, object: "", "holds \(labels.shape[0]) labels but \(imagesPath) holds \(count) images")
         }
-        let ids = try labels.integerValues(file: labelsFile.path)
+        let ids = try labels.integerValues(file: path)
         if let bad = ids.firstIndex(where: { $0 < 0 || $0 >= Int64(classNames.count) }) {
             throw DatasetError(
-                file: labelsFile.path, object: "",
-                "label \(ids[bad]) of image \(bad) is outside 0...\(classNames.count - 1)")
+                file: path, object: "", "label \(ids[bad]) of image \(bad) is outside 0...\(classNames.count - 1)")
         }
-        return LabelledSamples(
-            features: images.floatValues(), featureShape: [1, images.shape[1], images.shape[2]],
-            labels: ids.map { Int32($0) }, sourceIndex: (0..<Int64(ids.count)).map { $0 })
+        return ids.map { Int32($0) }
     }
+
+    static let classes = ClassMapping(names: classNames, originalIDs: (0..<10).map { Int64($0) })
 
     /// Reads the four files in `directory` and prepares them; `plan`'s validation fraction is
     /// of the 60,000 training images (the test split is the source's own). The images are
@@ -78,11 +98,9 @@ public enum FashionMNIST {
     /// quarter of float32.
     public static func prepare(
         directory: String, normalization: NormalizationRequest, plan: SplitPlan, commandLine: String,
-        toolVersion: String, storage: FeatureStorage = .float32
+        toolVersion: String, storage: FeatureStorage = .float32, createdAt: Date = Date()
     ) throws -> PreparedDataset {
-        let paths = try [stems.trainImages, stems.trainLabels, stems.testImages, stems.testLabels].map {
-            try locate($0, in: directory)
-        }
+        let paths = try files(in: directory)
         let sources = try paths.map { try SourceFile.read($0) }
         let train = try load(images: sources[0], labels: sources[1])
         let test = try load(images: sources[2], labels: sources[3])
@@ -93,10 +111,11 @@ public enum FashionMNIST {
             )
         }
         let provenance = Provenance(
-            kind: "fashion-mnist", sources: sources.map(\.record), commandLine: commandLine, toolVersion: toolVersion)
+            kind: "fashion-mnist", sources: sources.map(\.record), commandLine: commandLine, toolVersion: toolVersion,
+            createdAt: createdAt)
         return try DatasetPreparation.prepare(
             samples: consume train, test: consume test,
-            classes: ClassMapping(names: classNames, originalIDs: (0..<10).map { Int64($0) }),
+            classes: classes,
             plan: plan, normalization: normalization, provenance: provenance, featureSource: paths[0],
             testFeatureSource: paths[2], labelSource: paths[1], storage: storage)
     }

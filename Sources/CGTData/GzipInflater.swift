@@ -1,7 +1,7 @@
 import CZlib
 
-/// Decompresses gzip (RFC 1952) or raw deflate (RFC 1951) bytes held in memory, with zlib,
-/// straight into the caller's buffer.
+/// Decompresses gzip (RFC 1952) or raw deflate (RFC 1951) bytes, held in memory or read from a
+/// part of a file a megabyte at a time, with zlib, straight into the caller's buffer.
 ///
 /// Readers pull exactly the bytes a header announced, so nothing is allocated on the word of
 /// a compressed stream alone. A truncated stream, a corrupt one (including a gzip CRC or
@@ -20,7 +20,17 @@ public final class GzipInflater {
     /// refusing sizes no stream of a given length could produce.
     public static let maximumExpansion = 1032
 
-    private let input: [UInt8]
+    /// The compressed bytes: in memory, or this range of a file.
+    private enum Input {
+        case bytes
+        case file(SourceHandle, Range<Int>)
+    }
+
+    private let input: Input
+    private let inputCount: Int
+    /// The part of the input in memory, which starts `bufferStart` bytes into it.
+    private var buffer: [UInt8]
+    private var bufferStart = 0
     private let format: Format
     private let file: String
     private let object: String
@@ -30,8 +40,21 @@ public final class GzipInflater {
 
     /// - Parameters:
     ///   - file, object: named in errors (`object` is e.g. a zip member, or empty).
-    public init(_ input: [UInt8], format: Format, file: String, object: String = "") throws {
+    public convenience init(_ input: [UInt8], format: Format, file: String, object: String = "") throws {
+        try self.init(input: .bytes, buffer: input, count: input.count, format: format, file: file, object: object)
+    }
+
+    /// Inflates `range` of the file `source` reads.
+    convenience init(_ source: SourceHandle, range: Range<Int>, format: Format, object: String = "") throws {
+        try self.init(
+            input: .file(source, range), buffer: [], count: range.count, format: format, file: source.path,
+            object: object)
+    }
+
+    private init(input: Input, buffer: [UInt8], count: Int, format: Format, file: String, object: String) throws {
         self.input = input
+        self.buffer = buffer
+        inputCount = count
         self.format = format
         self.file = file
         self.object = object
@@ -66,12 +89,13 @@ public final class GzipInflater {
         guard let base = buffer.baseAddress, !buffer.isEmpty else { return 0 }
         var produced = 0
         while produced < buffer.count && !ended {
+            try refillIfConsumed()
             let before = Int(stream.total_out)
-            let status: Int32 = input.withUnsafeBytes { source in
-                let remaining = source.count - consumed
+            let status: Int32 = self.buffer.withUnsafeBytes { source in
+                let offset = consumed - bufferStart
                 stream.next_in = UnsafeMutablePointer(
-                    mutating: source.baseAddress.map { $0.assumingMemoryBound(to: UInt8.self) + consumed })
-                stream.avail_in = UInt32(min(remaining, Int(UInt32.max)))
+                    mutating: source.baseAddress.map { $0.assumingMemoryBound(to: UInt8.self) + offset })
+                stream.avail_in = UInt32(min(source.count - offset, Int(UInt32.max)))
                 stream.next_out = (base + produced).assumingMemoryBound(to: UInt8.self)
                 stream.avail_out = UInt32(min(buffer.count - produced, Int(UInt32.max)))
                 let availableBefore = Int(stream.avail_in)
@@ -85,9 +109,9 @@ public final class GzipInflater {
                 continue
             case Z_STREAM_END:
                 try startNextMemberOrEnd()
-            case Z_BUF_ERROR where consumed == input.count:
+            case Z_BUF_ERROR where consumed == inputCount:
                 throw fail(
-                    input.isEmpty
+                    inputCount == 0
                         ? "is empty" : "is truncated: the \(formatName) stream ends early, after \(consumed) bytes")
             case Z_DATA_ERROR:
                 throw fail("is not valid \(formatName) data (\(zlibMessage))")
@@ -100,6 +124,23 @@ public final class GzipInflater {
         return produced
     }
 
+    /// Reads the next megabyte of a file's input once the buffer is used up.
+    private func refillIfConsumed() throws {
+        guard case .file(let source, let range) = input, consumed == bufferStart + buffer.count, consumed < inputCount
+        else { return }
+        bufferStart = consumed
+        buffer = try source.bytes(at: range.lowerBound + consumed, count: min(1 << 20, inputCount - consumed))
+    }
+
+    /// Up to two bytes of input from where inflation stopped.
+    private func nextTwoBytes() throws -> [UInt8] {
+        let count = min(2, inputCount - consumed)
+        switch input {
+        case .bytes: return Array(buffer[consumed..<(consumed + count)])
+        case .file(let source, let range): return try source.bytes(at: range.lowerBound + consumed, count: count)
+        }
+    }
+
     /// Checks that the stream ends here: no more decompressed bytes, no unread input.
     public func expectEnd(afterCount count: Int) throws {
         var probe: UInt8 = 0
@@ -109,12 +150,12 @@ public final class GzipInflater {
 
     /// After a member ends: a following gzip member restarts the stream, anything else is an error.
     private func startNextMemberOrEnd() throws {
-        guard format == .gzip, consumed < input.count else {
+        guard format == .gzip, consumed < inputCount else {
             ended = true
             return
         }
-        guard input.count - consumed >= 2, input[consumed] == 0x1f, input[consumed + 1] == 0x8b else {
-            throw fail("has \(input.count - consumed) bytes of trailing data after the gzip stream")
+        guard try nextTwoBytes() == [0x1f, 0x8b] else {
+            throw fail("has \(inputCount - consumed) bytes of trailing data after the gzip stream")
         }
         let status = inflateReset(&stream)
         guard status == Z_OK else { throw fail("zlib inflateReset failed (\(status))") }

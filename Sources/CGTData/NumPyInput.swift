@@ -14,36 +14,30 @@ public struct NumPyInput {
     public var location: String { member.map { "\(source.path):\($0)" } ?? source.path }
 
     public static func load(_ specification: String) throws -> NumPyInput {
-        var path = specification
-        var member: String?
-        if !FileManager.default.fileExists(atPath: specification),
-            let colon = specification.lastIndex(of: ":"), specification[..<colon].hasSuffix(".npz")
-        {
-            path = String(specification[..<colon])
-            member = String(specification[specification.index(after: colon)...])
-        }
+        let (path, member) = parse(specification)
         let source = try SourceFile.read(path)
-        let isZip =
-            source.bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) || source.bytes.starts(with: [0x50, 0x4B, 0x05, 0x06])
-        guard isZip || path.hasSuffix(".npz") else {
+        guard isArchive(path: path, start: source.bytes.prefix(4)) else {
             guard member == nil else {
                 throw DatasetError(file: path, object: "", "is not a .npz archive, so it has no array '\(member!)'")
             }
             return NumPyInput(array: try NPYReader.read(source.bytes, file: path), source: source, member: nil)
         }
         let archive = try NPZArchive(source)
-        let name: String
-        if let member {
-            name = member
-        } else {
-            guard archive.arrayNames.count == 1 else {
-                throw DatasetError(
-                    file: path, object: "",
-                    "holds \(archive.arrayNames.count) arrays (\(archive.arrayNames.joined(separator: ", "))); name one as \(path):NAME"
-                )
-            }
-            name = archive.arrayNames[0]
-        }
+        let (_, name) = try NPZArchive.member(named: member, in: archive.members, path: path)
         return NumPyInput(array: try archive.array(named: name), source: source, member: name)
+    }
+
+    /// The file and the archive member, if any, that `specification` names.
+    static func parse(_ specification: String) -> (path: String, member: String?) {
+        guard !FileManager.default.fileExists(atPath: specification),
+            let colon = specification.lastIndex(of: ":"), specification[..<colon].hasSuffix(".npz")
+        else { return (specification, nil) }
+        return (String(specification[..<colon]), String(specification[specification.index(after: colon)...]))
+    }
+
+    /// Whether the file at `path`, which begins with `start`, is read as a `.npz` archive.
+    static func isArchive(path: String, start: some Collection<UInt8>) -> Bool {
+        start.starts(with: [0x50, 0x4B, 0x03, 0x04]) || start.starts(with: [0x50, 0x4B, 0x05, 0x06])
+            || path.hasSuffix(".npz")
     }
 }

@@ -12,7 +12,8 @@ public enum NumPyPreparation {
         classNames: [String]?, classNamesFile: String
     ) throws -> (samples: LabelledSamples, classes: ClassMapping) {
         let (kept, labels, classes, featureShape) = try labelling(
-            xShape: x.array.shape, xLocation: x.location, y: y, ignoring: ignored, mapping: mapping,
+            xShape: x.array.shape, xLocation: x.location, y: y.array, yLocation: y.location, ignoring: ignored,
+            mapping: mapping,
             classNames: classNames, classNamesFile: classNamesFile)
         let width = featureShape.reduce(1, *)
         let ids = y.array.shape[0]
@@ -43,19 +44,20 @@ public enum NumPyPreparation {
     /// checks the shapes of X (`xShape`, read from `xLocation`) and y, drops ignored labels and
     /// maps the rest to classes (`mapping`, from the training arrays, for test labels).
     static func labelling(
-        xShape: [Int], xLocation: String, y: NumPyInput, ignoring ignored: Set<Int64>, mapping: ClassMapping?,
+        xShape: [Int], xLocation: String, y: NumericArray, yLocation: String, ignoring ignored: Set<Int64>,
+        mapping: ClassMapping?,
         classNames: [String]?, classNamesFile: String
     ) throws -> (kept: [Int], labels: [Int32], classes: ClassMapping, featureShape: [Int]) {
         guard xShape.count >= 2 else {
             throw DatasetError(file: xLocation, object: "", "X has shape \(xShape), expected [samples, features...]")
         }
-        guard y.array.shape.count == 1 || (y.array.shape.count == 2 && y.array.shape[1] == 1) else {
-            throw DatasetError(file: y.location, object: "", "y has shape \(y.array.shape), expected [samples]")
+        guard y.shape.count == 1 || (y.shape.count == 2 && y.shape[1] == 1) else {
+            throw DatasetError(file: yLocation, object: "", "y has shape \(y.shape), expected [samples]")
         }
-        guard y.array.shape[0] == xShape[0] else {
+        guard y.shape[0] == xShape[0] else {
             throw DatasetError(
-                file: y.location, object: "",
-                "y holds \(y.array.shape[0]) labels but X (\(xLocation)) holds \(xShape[0]) samples")
+                file: yLocation, object: "",
+                "y holds \(y.shape[0]) labels but X (\(xLocation)) holds \(xShape[0]) samples")
         }
         let featureShape = Array(xShape.dropFirst())
         guard featureShape.allSatisfy({ $0 > 0 }) else {
@@ -64,10 +66,10 @@ public enum NumPyPreparation {
         if let problem = DatasetLayout.featureShapeProblem(featureShape) {
             throw DatasetError(file: xLocation, object: "", "X has shape \(xShape): \(problem)")
         }
-        let ids = try y.array.integerValues(file: y.location)
+        let ids = try y.integerValues(file: yLocation)
         let kept = ids.indices.filter { !ignored.contains(ids[$0]) }
         guard !kept.isEmpty else {
-            throw DatasetError(file: y.location, object: "", "no samples left after dropping the ignored labels")
+            throw DatasetError(file: yLocation, object: "", "no samples left after dropping the ignored labels")
         }
         let keptIDs = kept.map { ids[$0] }
 
@@ -79,7 +81,7 @@ public enum NumPyPreparation {
             for (position, id) in keptIDs.enumerated() {
                 guard let label = mapping.classID(ofOriginal: id) else {
                     throw DatasetError(
-                        file: y.location, object: "",
+                        file: yLocation, object: "",
                         "label \(id) of sample \(kept[position]) does not occur in the training labels")
                 }
                 mapped.append(label)
@@ -89,7 +91,7 @@ public enum NumPyPreparation {
             (classes, labels) = try ClassMapping.fromIntegers(keptIDs, names: classNames, namesFile: classNamesFile)
             guard classes.count >= 2 else {
                 throw DatasetError(
-                    file: y.location, object: "", "only one class (label \(keptIDs[0])) is left; cgt needs at least 2")
+                    file: yLocation, object: "", "only one class (label \(keptIDs[0])) is left; cgt needs at least 2")
             }
         }
         return (kept, labels, classes, featureShape)

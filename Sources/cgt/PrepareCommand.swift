@@ -172,7 +172,7 @@ struct PrepareFashionMNIST: ParsableCommand {
 
     func run() throws {
         try output.write {
-            try FashionMNIST.prepare(
+            try FashionMNIST.content(
                 directory: dir, normalization: FashionMNIST.normalizations[normalize]!,
                 plan: split.plan(testFraction: .zero), commandLine: quotedCommandLine(),
                 toolVersion: CGTVersion.current,
@@ -226,7 +226,7 @@ struct PrepareHSI: ParsableCommand {
 
     func run() throws {
         try output.write {
-            try HyperspectralPreparation.prepare(
+            try HyperspectralPreparation.content(
                 cube: cube, labels: labels, ignoring: ignoredLabels, classNamesFile: classNames,
                 normalization: normalize.request,
                 plan: split.plan(testFraction: testFraction ?? defaultTestFraction), commandLine: quotedCommandLine(),
@@ -242,8 +242,9 @@ struct PrepareNPY: ParsableCommand {
         discussion:
             """
             Label ids left after --ignore-label become classes 0..C-1 in ascending order; the ids are kept as label_ids. \
-            A C-order .npy X is read a block of rows at a time, so it may be larger than memory (CGT_MEMORY_LIMIT bounds \
-            the blocks; the labels are held whole); X in a .npz or in Fortran order is read whole.
+            X is read a block of rows at a time, so it may be larger than memory (CGT_MEMORY_LIMIT bounds the blocks; \
+            the labels are held whole): a .npy in place, in C or Fortran order, a stored .npz member in place, a deflated \
+            one after unpacking it into a temporary file (TMPDIR).
             """
     )
 
@@ -362,7 +363,7 @@ struct PrepareCSV: ParsableCommand {
 
     func run() throws {
         try output.write {
-            try CSVPreparation.prepare(
+            try CSVPreparation.content(
                 file: file, testFile: testFile, labelColumn: labelColumn, dropColumns: Set(droppedColumns),
                 delimiter: delimiterByte!,
                 normalization: normalize.request, plan: split.plan(testFraction: testFraction ?? defaultTestFraction),

@@ -277,6 +277,62 @@ final class PrepareCommandTests: XCTestCase {
         XCTAssertEqual(sizes.values.reduce(0, +), rows, "\(sizes)")
     }
 
+    /// Every other form `cgt prepare` reads, several times `CGT_MEMORY_LIMIT` (reading any of
+    /// them whole needs about five times the file), is streamed, not refused: a Fortran-order
+    /// `.npy`, a deflated `.npz` member, a Fortran-order cube, gzip IDX files and a CSV file.
+    func testEveryFormatLargerThanTheMemoryLimitIsStreamed() throws {
+        let limit = ["CGT_MEMORY_LIMIT": "4M"]
+        let (rows, width) = (8_192, 256)
+        let values = (0..<(rows * width)).map { Float(($0 &* 7_919) % 1_000) / 7 }
+        let xFile = RawFiles.npy(
+            descr: "<f4", shape: [rows, width], fortranOrder: true, data: values.withUnsafeBytes { Array($0) })
+        let yFile = RawFiles.npy(descr: "|u1", shape: [rows], data: (0..<rows).map { UInt8($0 % 3) })
+        let fortran = try write("fortran-x.npy", xFile)
+        let y = try write("labels.npy", yFile)
+        let archive = try write(
+            "data.npz",
+            RawFiles.zip([("X.npy", xFile, RawFiles.deflateStored(xFile)), ("y.npy", yFile, nil)]))
+        let cube: [UInt16] = (0..<(128 * 64 * 200)).map { (index: Int) -> UInt16 in UInt16((index &* 31) % 4_000) }
+        let scene = (
+            try write(
+                "big-cube.npy",
+                RawFiles.npy(descr: "<u2", shape: [128, 64, 200], fortranOrder: true, data: RawFiles.bytes(cube))),
+            try write(
+                "big-gt.npy",
+                RawFiles.npy(
+                    descr: "|u1", shape: [128, 64], fortranOrder: true, data: (0..<(128 * 64)).map { UInt8($0 % 3) }))
+        )
+        for prefix in ["train", "t10k"] {
+            let count = prefix == "train" ? 12_000 : 2_000
+            let images = RawFiles.idx(
+                typeCode: 0x08, shape: [count, 28, 28],
+                data: (0..<(count * 784)).map { UInt8(truncatingIfNeeded: $0 &* 13) })
+            let labels = RawFiles.idx(typeCode: 0x08, shape: [count], data: (0..<count).map { UInt8($0 % 10) })
+            _ = try write("\(prefix)-images-idx3-ubyte.gz", RawFiles.gzipStored(images))
+            _ = try write("\(prefix)-labels-idx1-ubyte.gz", RawFiles.gzipStored(labels))
+        }
+        var csv = "label," + (0..<64).map { "f\($0)" }.joined(separator: ",") + "\n"
+        for row in 0..<20_000 {
+            csv += "c\(row % 4)," + (0..<64).map { String(($0 &* 31 &+ row) % 977) }.joined(separator: ",") + "\n"
+        }
+        let table = directory.file("big.csv")
+        try csv.write(toFile: table, atomically: true, encoding: .utf8)
+        let split = ["--test-fraction", "0.2", "--normalize", "zscore", "--force", "--out", out]
+        let cases: [(String, [String], Int)] = [
+            ("fortran npy", ["npy", "--x", fortran, "--y", y] + split, rows),
+            ("deflated npz", ["npy", "--x", "\(archive):X", "--y", "\(archive):y"] + split, rows),
+            ("fortran cube", ["hsi", "--cube", scene.0, "--labels", scene.1, "--ignore-label", "0"] + split, 5_461),
+            ("gzip idx", ["fashion-mnist", "--dir", directory.file(""), "--force", "--out", out], 14_000),
+            ("csv", ["csv", "--file", table, "--label-column", "label"] + split, 20_000),
+        ]
+        for (tag, arguments, samples) in cases {
+            let result = try CommandRunner.cgt(["prepare"] + arguments, environment: limit)
+            XCTAssertEqual(result.status, 0, "\(tag): \(result.stderr)")
+            let sizes = try DatasetReader(path: out).splitSizes
+            XCTAssertEqual(sizes.values.reduce(0, +), samples, "\(tag): \(sizes)")
+        }
+    }
+
     func testNaNAndInfinity() throws {
         let scene = try writeScene()
         var values = [Float](repeating: 2, count: 60)

@@ -22,6 +22,69 @@ final class NumPyStreamingTests: XCTestCase {
         var ownTest = false
         var ignored: [Int64] = [-1]
         var rows = 2_000
+        var form = Form.npy
+    }
+
+    /// How X and y are stored.
+    enum Form {
+        case npy
+        /// `.npy` files in Fortran (column-major) order.
+        case fortran
+        /// Members of one `.npz` archive, stored or deflated.
+        case archive(deflated: Bool)
+    }
+
+    /// The `.npy` file of `values` (C order, `[rows] + featureShape`), in Fortran order when asked.
+    func npyBytes(descr: String, shape: [Int], values: [Double], fortran: Bool) throws -> [UInt8] {
+        var ordered = values
+        if fortran {
+            // Element with C index `c` goes to its Fortran index: first axis fastest.
+            var strides = [Int](repeating: 1, count: shape.count)
+            for axis in 1..<shape.count { strides[axis] = strides[axis - 1] * shape[axis - 1] }
+            for c in values.indices {
+                var rest = c
+                var index = 0
+                for axis in shape.indices.reversed() {
+                    index += (rest % shape[axis]) * strides[axis]
+                    rest /= shape[axis]
+                }
+                ordered[index] = values[c]
+            }
+        }
+        let data: [UInt8]
+        switch descr {
+        case "<f4": data = RawFiles.bytes(ordered.map { Float($0) })
+        case "<f8": data = RawFiles.bytes(ordered)
+        case ">i2": data = RawFiles.bytes(ordered.map { Int16($0) }, bigEndian: true)
+        case "|u1": data = ordered.map { UInt8($0) }
+        case "<i8": data = RawFiles.bytes(ordered.map { Int64($0) })
+        default: throw XCTSkip("no fixture writer for \(descr)")
+        }
+        return RawFiles.npy(descr: descr, shape: shape, fortranOrder: fortran, data: data)
+    }
+
+    /// Writes X and y in `form`; returns their names as `cgt prepare npy` takes them.
+    func write(
+        x: [Double], descr: String, shape: [Int], y: [Int64], form: Form, tag: String
+    ) throws -> (x: String, y: String) {
+        let fortran = if case .fortran = form { true } else { false }
+        let xFile = try npyBytes(descr: descr, shape: shape, values: x, fortran: fortran)
+        let yFile = try npyBytes(descr: "<i8", shape: [y.count], values: y.map { Double($0) }, fortran: fortran)
+        switch form {
+        case .npy, .fortran:
+            let (xPath, yPath) = (directory.file("\(tag)-x.npy"), directory.file("\(tag)-y.npy"))
+            try RawFiles.write(xFile, to: xPath)
+            try RawFiles.write(yFile, to: yPath)
+            return (xPath, yPath)
+        case .archive(let deflated):
+            let path = directory.file("\(tag).npz")
+            try RawFiles.write(
+                RawFiles.zip([
+                    ("X.npy", xFile, deflated ? Deflate.compress(xFile, gzip: false) : nil),
+                    ("y.npy", yFile, deflated ? Deflate.compress(yFile, gzip: false) : nil),
+                ]), to: path)
+            return ("\(path):X", "\(path):y")
+        }
     }
 
     /// Source values: integers in 0...255 for uint8 storage, else spread reals (exact in `descr`).
@@ -36,16 +99,8 @@ final class NumPyStreamingTests: XCTestCase {
     }
 
     func npy(_ name: String, descr: String, shape: [Int], values: [Double]) throws -> String {
-        let data: [UInt8]
-        switch descr {
-        case "<f4": data = RawFiles.bytes(values.map { Float($0) })
-        case "<f8": data = RawFiles.bytes(values)
-        case ">i2": data = RawFiles.bytes(values.map { Int16($0) }, bigEndian: true)
-        case "|u1": data = values.map { UInt8($0) }
-        default: throw XCTSkip("no fixture writer for \(descr)")
-        }
         let path = directory.file(name)
-        try RawFiles.write(RawFiles.npy(descr: descr, shape: shape, data: data), to: path)
+        try RawFiles.write(npyBytes(descr: descr, shape: shape, values: values, fortran: false), to: path)
         return path
     }
 
@@ -61,24 +116,17 @@ final class NumPyStreamingTests: XCTestCase {
     /// Prepares `test` in memory and streamed in blocks of `blockBytes`; returns both files.
     func prepareBothWays(_ test: Case, blockBytes: Int, tag: String) throws -> (memory: String, streamed: String) {
         let shape = [test.rows] + test.featureShape
-        let x = try npy(
-            "\(tag)-x.npy", descr: test.descr, shape: shape, values: features(test, rows: test.rows, salt: 1))
-        let y = directory.file("\(tag)-y.npy")
-        try RawFiles.write(
-            RawFiles.npy(
-                descr: "<i8", shape: [test.rows],
-                data: RawFiles.bytes(labels(rows: test.rows, ignored: test.ignored, salt: 3))),
-            to: y)
+        let (x, y) = try write(
+            x: features(test, rows: test.rows, salt: 1), descr: test.descr, shape: shape,
+            y: labels(rows: test.rows, ignored: test.ignored, salt: 3), form: test.form, tag: tag)
         var testX: String?
         var testY: String?
         if test.ownTest {
             let rows = test.rows / 3
-            testX = try npy(
-                "\(tag)-tx.npy", descr: test.descr, shape: [rows] + test.featureShape,
-                values: features(test, rows: rows, salt: 5))
-            testY = directory.file("\(tag)-ty.npy")
-            let ownLabels = labels(rows: rows, ignored: test.ignored, salt: 7).map { $0 == 4 ? 0 : $0 }
-            try RawFiles.write(RawFiles.npy(descr: "<i8", shape: [rows], data: RawFiles.bytes(ownLabels)), to: testY!)
+            (testX, testY) = try write(
+                x: features(test, rows: rows, salt: 5), descr: test.descr, shape: [rows] + test.featureShape,
+                y: labels(rows: rows, ignored: test.ignored, salt: 7).map { $0 == 4 ? 0 : $0 }, form: test.form,
+                tag: "\(tag)-test")
         }
         let plan = SplitPlan(
             testFraction: test.ownTest ? .zero : SplitFraction(0.25)!, validationFraction: test.validation,
@@ -99,61 +147,6 @@ final class NumPyStreamingTests: XCTestCase {
         return (memory, streamed)
     }
 
-    /// `h5dump -p` of the file (layout, filters, attributes, every value to 17 digits), less its file name.
-    func dump(_ path: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/h5dump")
-        process.arguments = ["-p", "-m", "%.17g", path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "h5dump \(path)")
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").dropFirst().joined(separator: "\n")
-    }
-
-    func assertSameFile(_ a: String, _ b: String, _ tag: String, file: StaticString = #filePath, line: UInt = #line)
-        throws
-    {
-        try withOpenHDF5File(a) { left in
-            try withOpenHDF5File(b) { right in
-                XCTAssertEqual(
-                    try left.root.attributeNames(), try right.root.attributeNames(), tag, file: file, line: line)
-                let groups = try left.root.memberNames()
-                XCTAssertEqual(groups, try right.root.memberNames(), tag, file: file, line: line)
-                for name in groups {
-                    let (one, other) = (try left.root.openGroup(name), try right.root.openGroup(name))
-                    XCTAssertEqual(
-                        try one.memberNames(), try other.memberNames(), "\(tag) /\(name)", file: file, line: line)
-                    XCTAssertEqual(
-                        try one.intArrayAttribute(DatasetLayout.Attribute.classCounts),
-                        try other.intArrayAttribute(DatasetLayout.Attribute.classCounts), file: file, line: line)
-                    let (x, y) = (
-                        try one.openDataset(DatasetLayout.features), try other.openDataset(DatasetLayout.features)
-                    )
-                    XCTAssertEqual(x.shape, y.shape, "\(tag) /\(name)/x", file: file, line: line)
-                    let (bits, otherBits) = (
-                        try x.readAll(as: Float.self).map(\.bitPattern), try y.readAll(as: Float.self).map(\.bitPattern)
-                    )
-                    let differing = bits.indices.first { $0 >= otherBits.count || bits[$0] != otherBits[$0] }
-                    XCTAssertNil(
-                        differing, "\(tag) /\(name)/x differs at value \(differing ?? 0)", file: file, line: line)
-                    XCTAssertEqual(
-                        try one.openDataset(DatasetLayout.labels).readAll(as: Int32.self),
-                        try other.openDataset(DatasetLayout.labels).readAll(as: Int32.self), file: file, line: line)
-                    XCTAssertEqual(
-                        try one.openDataset(DatasetLayout.sourceIndex).readAll(as: Int64.self),
-                        try other.openDataset(DatasetLayout.sourceIndex).readAll(as: Int64.self), file: file, line: line
-                    )
-                }
-            }
-        }
-        let (left, right) = (try dump(a), try dump(b))
-        XCTAssertGreaterThan(left.count, 1_000, tag, file: file, line: line)
-        XCTAssertTrue(left == right, "\(tag): h5dump of \(a) and \(b) differ", file: file, line: line)
-    }
-
     func testStreamedFilesEqualTheFilesPreparedInMemory() throws {
         let cases: [(String, Case)] = [
             ("chw-zscore", Case(featureShape: [3, 4, 5], validation: SplitFraction(0.2)!)),
@@ -170,13 +163,40 @@ final class NumPyStreamingTests: XCTestCase {
             ),
             ("own-test-zscore", Case(featureShape: [4, 5], validation: SplitFraction(0.2)!, ownTest: true)),
             ("none", Case(featureShape: [9], normalization: .none, rows: 1_000)),
+            (
+                "fortran-flat-f8",
+                Case(featureShape: [37], descr: "<f8", validation: SplitFraction(0.1)!, form: .fortran)
+            ),
+            ("fortran-chw-zscore", Case(featureShape: [3, 4, 5], validation: SplitFraction(0.2)!, form: .fortran)),
+            (
+                "fortran-hw-i2-minmax",
+                Case(featureShape: [6, 7], descr: ">i2", normalization: .minmax, ignored: [], form: .fortran)
+            ),
+            (
+                "fortran-u1-uint8",
+                Case(featureShape: [2, 3, 3], descr: "|u1", storage: .uint8, ownTest: true, form: .fortran)
+            ),
+            ("stored-chw", Case(featureShape: [3, 4, 5], stratified: false, form: .archive(deflated: false))),
+            (
+                "stored-own-test",
+                Case(
+                    featureShape: [4, 5], validation: SplitFraction(0.2)!, ownTest: true,
+                    form: .archive(deflated: false))
+            ),
+            ("deflated-flat-f8", Case(featureShape: [37], descr: "<f8", form: .archive(deflated: true))),
+            (
+                "deflated-u1-uint8",
+                Case(
+                    featureShape: [2, 3, 3], descr: "|u1", storage: .uint8, validation: SplitFraction(0.2)!,
+                    form: .archive(deflated: true))
+            ),
         ]
         for (tag, test) in cases {
             let width = test.featureShape.reduce(1, *)
             // Blocks of a few rows and a ragged remainder, so that reads, fits and writes cross
             // block boundaries everywhere.
             let files = try prepareBothWays(test, blockBytes: 3 * width * 4 + 5, tag: tag)
-            try assertSameFile(files.memory, files.streamed, tag)
+            try assertSameDatasetFile(files.memory, files.streamed, tag)
         }
     }
 
@@ -236,5 +256,53 @@ final class NumPyStreamingTests: XCTestCase {
             Case(featureShape: [2, 2]), poison: { _ in }, tag: "scaled", normalization: .fixed(overflowing))
         XCTAssertEqual(scaled.0, scaled.1)
         XCTAssertTrue(scaled.0.contains("is not finite after normalisation"), scaled.0)
+    }
+
+    /// A source written to while it is streamed is refused in one line naming it, and no file is left.
+    func testASourceThatChangesWhileItIsReadIsRefused() throws {
+        let test = Case(featureShape: [4, 3], rows: 600)
+        let plan = SplitPlan(testFraction: SplitFraction(0.25)!, seed: 11)
+        func refusal(form: Form, tag: String, change: (_ file: String) throws -> Void) throws -> String {
+            let (x, y) = try write(
+                x: features(test, rows: test.rows, salt: 1), descr: test.descr, shape: [test.rows] + test.featureShape,
+                y: labels(rows: test.rows, ignored: test.ignored, salt: 3), form: form, tag: tag)
+            let content = try NumPyPreparation.content(
+                x: x, y: y, testX: nil, testY: nil, ignoring: test.ignored, classNamesFile: nil,
+                normalization: .fit(.zscore), plan: plan, commandLine: "", toolVersion: "", storage: .float32,
+                createdAt: createdAt, blockBytes: 64)
+            try change(NumPyInput.parse(x).path)
+            let output = directory.file("\(tag).h5")
+            do {
+                try DatasetWriter.write(content, to: output)
+                XCTFail("\(tag): a changed source was not refused")
+            } catch {
+                XCTAssertFalse(FileManager.default.fileExists(atPath: output), "\(tag): no file is left")
+                return String(describing: error)
+            }
+            return ""
+        }
+        func modify(_ file: String) throws {
+            let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: file))
+            try handle.seek(toOffset: 200)
+            try handle.write(contentsOf: Data([0x42, 0x42]))
+            try handle.close()
+            // The clock may not tick between reading and writing; the time a writer sets is enough.
+            try FileManager.default.setAttributes(
+                [.modificationDate: Date(timeIntervalSinceNow: 5)], ofItemAtPath: file)
+        }
+        let shrunk = try refusal(form: .npy, tag: "shrunk") { file in
+            let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: file))
+            try handle.truncate(atOffset: 1_000)
+            try handle.close()
+        }
+        XCTAssertTrue(shrunk.contains("shrunk-x.npy") && shrunk.contains("shrank"), shrunk)
+        let modified = try refusal(form: .npy, tag: "modified", change: modify)
+        XCTAssertTrue(
+            modified.contains("modified-x.npy") && modified.contains("was modified while cgt prepare read it"),
+            modified)
+        // A deflated member is read from its unpacked copy; the archive is still watched.
+        let archive = try refusal(form: .archive(deflated: true), tag: "archive", change: modify)
+        XCTAssertTrue(
+            archive.contains("archive.npz") && archive.contains("was modified while cgt prepare read it"), archive)
     }
 }

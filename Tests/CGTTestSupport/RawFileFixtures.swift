@@ -51,16 +51,22 @@ public enum RawFiles {
 
     /// A gzip member holding `data` in deflate stored blocks.
     public static func gzipStored(_ data: [UInt8]) -> [UInt8] {
-        var file: [UInt8] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]
+        [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff] + deflateStored(data)
+            + bytes([crc32(data), UInt32(truncatingIfNeeded: data.count)])
+    }
+
+    /// A raw deflate stream (as in a zip member) holding `data` in stored blocks.
+    public static func deflateStored(_ data: [UInt8]) -> [UInt8] {
+        var stream: [UInt8] = []
         var offset = 0
         repeat {
             let length = min(65_535, data.count - offset)
             let final: UInt8 = offset + length == data.count ? 1 : 0
-            file += [final] + bytes([UInt16(length), ~UInt16(length)])
-            file += data[offset..<(offset + length)]
+            stream += [final] + bytes([UInt16(length), ~UInt16(length)])
+            stream += data[offset..<(offset + length)]
             offset += length
         } while offset < data.count
-        return file + bytes([crc32(data), UInt32(truncatingIfNeeded: data.count)])
+        return stream
     }
 
     /// CRC-32 (ISO 3309, as gzip and zip use it), from its reflected polynomial 0xEDB88320.
