@@ -1,8 +1,8 @@
 import CGTData
 import Dispatch
 
-/// The samples of a stream, read on the read thread a segment at a time, one segment ahead
-/// of the one the loop takes samples from: at most two segments held.
+/// The samples of a stream, read on the read thread a segment at a time, `depth` segments
+/// (one, unless raised) ahead of the one the loop takes samples from.
 ///
 /// Positions are asked for in increasing order (a shuffle buffer's refills, or `global`
 /// mode's steps in turn); the loop waits only when it outruns the reads, and that wait is
@@ -15,7 +15,12 @@ final class SegmentFeed {
     /// Reads the samples of stream positions (on the read thread), with what that cost.
     private let read: (Range<Int>) throws -> (DatasetSplit, DataReadCounters)
     private var current: (range: Range<Int>, data: DatasetSplit)?
-    private var ahead: (range: Range<Int>, pending: PendingRead<(DatasetSplit, DataReadCounters)>)?
+    /// Segments asked of the read thread, in stream order.
+    private var ahead: [(range: Range<Int>, pending: PendingRead<(DatasetSplit, DataReadCounters)>)] = []
+    /// How many segments are kept asked for ahead of the current one.
+    var depth = 1 {
+        didSet { readAhead() }
+    }
     /// What the segments taken since `takeCost()` cost, and the seconds the loop waited for them.
     private var cost = DataReadCounters()
 
@@ -28,28 +33,32 @@ final class SegmentFeed {
         self.segmentRows = segmentRows
         self.thread = thread
         self.read = read
-        readAhead(from: start)
+        next = start
+        readAhead()
     }
 
+    /// The first stream position not yet asked for.
+    private var next: Int
+
     /// Whether the last segment of the stream has been asked of the read thread.
-    var hasAskedForTheLast: Bool { (ahead?.range.upperBound ?? current?.range.upperBound ?? 0) >= count }
+    var hasAskedForTheLast: Bool { next >= count }
 
     /// The segment holding `position` (positions are asked for in increasing order): the
     /// stream positions it holds and their samples.
     func segment(containing position: Int) throws -> (range: Range<Int>, data: DatasetSplit) {
         if let current, current.range.contains(position) { return current }
-        guard let ahead, ahead.range.contains(position) else {
+        guard let first = ahead.first, first.range.contains(position) else {
             preconditionFailure("stream position \(position) asked for out of order")
         }
-        self.ahead = nil
+        ahead.removeFirst()
         current = nil
         let started = DispatchTime.now()
-        let (data, cost) = try ahead.pending.wait()
+        let (data, cost) = try first.pending.wait()
         self.cost = self.cost + cost
         self.cost.seconds += DatasetReader.seconds(since: started)
-        current = (ahead.range, data)
-        readAhead(from: ahead.range.upperBound)
-        return (ahead.range, data)
+        current = (first.range, data)
+        readAhead()
+        return (first.range, data)
     }
 
     /// Calls `body` with each of `count` positions' samples in turn (`positions(i)` increasing
@@ -82,10 +91,12 @@ final class SegmentFeed {
         return cost
     }
 
-    private func readAhead(from start: Int) {
-        guard start < count else { return }
-        let range = start..<min(count, start + segmentRows)
-        let read = self.read
-        ahead = (range, PendingRead(on: thread) { try read(range) })
+    private func readAhead() {
+        while ahead.count < depth && next < count {
+            let range = next..<min(count, next + segmentRows)
+            let read = self.read
+            ahead.append((range, PendingRead(on: thread) { try read(range) }))
+            next = range.upperBound
+        }
     }
 }

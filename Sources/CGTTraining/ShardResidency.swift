@@ -71,7 +71,8 @@ enum ShardResidency: Equatable, Sendable {
     }
 
     /// Rows read at a time: an eighth of the buffer beside a shuffle buffer, half of the
-    /// memory without one (`global`), so a rank holds about 1.25 buffers at most.
+    /// memory without one (`global`): a rank holds about 1.25 buffers, and up to 2.25 at an
+    /// epoch's end, while the next epoch's first fill is read ahead.
     func segmentRows(mode: ShuffleMode) -> Int {
         switch self {
         case .held: 0

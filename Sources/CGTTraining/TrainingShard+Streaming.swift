@@ -89,6 +89,13 @@ final class StreamedEpoch {
         if feed.count > 0 { _ = try feed.segment(containing: 0) }
     }
 
+    /// Reads ahead as many segments as the buffer's first fill takes (the next epoch's, while
+    /// this one drains its buffer), or one.
+    func readAhead(fill: Bool) {
+        guard case .shuffled(_, let start) = source else { return }
+        feed.depth = fill ? max(1, (start.capacity + segmentRows - 1) / segmentRows) : 1
+    }
+
     /// Whether every read of the epoch has been asked of the read thread.
     var hasAskedForEveryRead: Bool { feed.hasAskedForTheLast }
 
@@ -277,10 +284,14 @@ extension TrainingShard {
     }
 
     /// Starts the epoch `readAhead` asked for once this epoch's reads are all asked for: the
-    /// read thread is then free, and at most one more segment is held.
+    /// read thread is then free, and reads the next epoch's first fill while this epoch's
+    /// buffer drains (a rank then holds up to about 2.25 buffers).
     func startStreamedReadAhead() {
         guard let epoch = streamedAhead, nextStreamed == nil, streamed?.hasAskedForEveryRead ?? true else { return }
         streamedAhead = nil
-        nextStreamed = makeStreamedEpoch(epoch)
+        let next = makeStreamedEpoch(epoch)
+        // Its first fill is read while this epoch's buffer drains, not at its first step.
+        next.readAhead(fill: true)
+        nextStreamed = next
     }
 }

@@ -194,6 +194,7 @@ final class TrainingShard {
         if case .streamed = residency(of: epoch) {
             if let streamed { reads = reads + streamed.takeCost() }
             if let next = nextStreamed, next.epoch == epoch {
+                next.readAhead(fill: false)
                 streamed = next
             } else {
                 settle()
