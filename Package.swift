@@ -128,7 +128,7 @@ let package = Package(
             name: "CGTHDF5Tests", dependencies: ["CGTFiles", "CGTHDF5", "CHDF5", "CGTTestSupport"],
             swiftSettings: hostVectorUnits),
         .testTarget(
-            name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTTestSupport", "CZlib"],
+            name: "CGTDataTests", dependencies: ["CGTData", "CGTHDF5", "CGTRandom", "CGTTestSupport", "CZlib"],
             swiftSettings: hostVectorUnits),
         .testTarget(
             name: "CGTModelTests", dependencies: ["CGTRandom", "CGTKernels", "CGTModel", "CGTTestSupport"],
@@ -140,14 +140,14 @@ let package = Package(
         .testTarget(
             name: "CGTEvaluationTests",
             dependencies: [
-                "CGTEvaluation", "CGTCheckpoint", "CGTRandom", "CGTData", "CGTJob", "CGTModel", "CGTTraining",
-                "CGTTestSupport",
+                "CGTEvaluation", "CGTCheckpoint", "CGTRandom", "CGTData", "CGTFiles", "CGTJob", "CGTModel",
+                "CGTTraining", "CGTTestSupport",
             ], swiftSettings: hostVectorUnits),
         .testTarget(
             name: "CGTTrainingTests",
             dependencies: [
                 "CGTData", "CGTJob", "CGTModel", "CGTEvaluation", "CGTCheckpoint", "CGTTraining", "CGTFiles",
-                "CGTRandom", "CGTTestSupport",
+                "CGTKernels", "CGTRandom", "CGTTestSupport",
             ], swiftSettings: hostVectorUnits),
         .testTarget(
             name: "CGTExperimentsTests",

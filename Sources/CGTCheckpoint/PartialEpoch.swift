@@ -41,10 +41,12 @@ public struct PartialEpoch: Equatable, Sendable {
     /// Reads `epoch_partial` back; nil when `values` are not one epoch's statistics for `exits` exits.
     init?(step: Int, ranks: Int, bufferRows: Int, flattened values: [Double], exits: Int) {
         let count = ExitObjective.Statistics(exits: exits).flattened.count
-        guard step > 0, ranks > 0, bufferRows >= 0, values.count == count + 2, values.allSatisfy({ $0.isFinite && abs($0) < 1e15 })
+        guard step > 0, ranks > 0, bufferRows >= 0, values.count == count + 2,
+            values.allSatisfy({ $0.isFinite && abs($0) < 1e15 })
         else { return nil }
         self.init(
-            step: step, ranks: ranks, bufferRows: bufferRows, statistics: ExitObjective.Statistics(flattened: Array(values.prefix(count))),
+            step: step, ranks: ranks, bufferRows: bufferRows,
+            statistics: ExitObjective.Statistics(flattened: Array(values.prefix(count))),
             samples: Int(values[count]), learningRate: Float(values[count + 1]))
     }
 }

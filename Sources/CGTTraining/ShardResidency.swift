@@ -83,7 +83,9 @@ enum ShardResidency: Equatable, Sendable {
     /// The ranks on this node, as the launcher tells (Open MPI, MPICH); else all `ranks`.
     static func ranksPerNode(ranks: Int) -> Int {
         let environment = ProcessInfo.processInfo.environment
-        let local = ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"].lazy.compactMap { environment[$0].flatMap(Int.init) }
+        let local = ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"].lazy.compactMap {
+            environment[$0].flatMap(Int.init)
+        }
         return max(1, local.first ?? ranks)
     }
 

@@ -87,9 +87,12 @@ final class DistributedTrainingTests: XCTestCase {
                 let result = try train(ranks: ranks, job: job, data: data, out: "\(label)-s\(ranks)", extra: streamed)
                 XCTAssertEqual(result.status, 0, result.stderr)
                 let difference = relativeDifference(try parameters(directory.file("\(label)-s\(ranks)")), reference)
-                print("equivalence: \(label), \(ranks) ranks streamed vs 1 held: relative parameter difference \(difference)")
+                print(
+                    "equivalence: \(label), \(ranks) ranks streamed vs 1 held: relative parameter difference \(difference)"
+                )
                 if ranks == 1 {
-                    XCTAssertEqual(try parameters(directory.file("\(label)-s1")), reference, "\(label): streamed = held")
+                    XCTAssertEqual(
+                        try parameters(directory.file("\(label)-s1")), reference, "\(label): streamed = held")
                 } else {
                     XCTAssertLessThan(difference, 1e-5, "\(label), \(ranks) ranks streamed")
                 }

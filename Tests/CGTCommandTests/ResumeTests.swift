@@ -55,7 +55,8 @@ final class ResumeTests: XCTestCase {
             job, data, run, ["--resume", "--set", "optimizer.lr=0.5", "--set", "training.epochs=4"])
         XCTAssertEqual(otherRate.status, 1, otherRate.stderr)
         XCTAssertTrue(
-            otherRate.stderr.contains("may change only training.epochs, training.shuffle_buffer, runtime and logging"), otherRate.stderr)
+            otherRate.stderr.contains("may change only training.epochs, training.shuffle_buffer, runtime and logging"),
+            otherRate.stderr)
         XCTAssertTrue(otherRate.stderr.contains("optimizer.lr"), otherRate.stderr)
         let otherJob = try directory.write(
             "model: {hidden: [12], exits: [1]}\ntraining: {epochs: 2, batch_size: 16}\n", to: "other.yaml")
@@ -139,7 +140,9 @@ final class MethodResumeTests: XCTestCase {
             let straight = directory.file("streamed-\(mode)-straight")
             let first = try CommandRunner.mpirun(ranks: 2, ["train", job, "--data", data, "--out", straight])
             XCTAssertEqual(first.status, 0, first.stderr)
-            XCTAssertTrue(first.stdout.contains("through a shuffle buffer of 20") || first.stdout.contains("in order, 10 at a time"), first.stdout)
+            XCTAssertTrue(
+                first.stdout.contains("through a shuffle buffer of 20")
+                    || first.stdout.contains("in order, 10 at a time"), first.stdout)
             let run = directory.file("streamed-\(mode)-stopped")
             let arguments = ["train", job, "--data", data, "--out", run, "--quiet"]
             let stopped = try CommandRunner.mpirun(

@@ -22,7 +22,9 @@ final class StreamingTrainingTests: XCTestCase {
         let job = try job()
         let held = try CommandRunner.cgt(["train", job, "--data", data, "--out", directory.file("held")])
         XCTAssertEqual(held.status, 0, held.stderr)
-        XCTAssertEqual(held.stdout.components(separatedBy: "training data: each rank holds its piece of 2000").count, 2, held.stdout)
+        XCTAssertEqual(
+            held.stdout.components(separatedBy: "training data: each rank holds its piece of 2000").count, 2,
+            held.stdout)
         // A quarter of 2M does not hold two pieces: the piece streams.
         let streamed = try CommandRunner.mpirun(
             ranks: 2, ["train", job, "--data", data, "--out", directory.file("streamed")],
@@ -30,14 +32,22 @@ final class StreamingTrainingTests: XCTestCase {
         XCTAssertEqual(streamed.status, 0, streamed.stderr)
         let lines = streamed.stdout.split(separator: "\n").filter { $0.contains("training data:") }
         XCTAssertEqual(lines.count, 1, streamed.stdout)
-        XCTAssertTrue(lines.first?.contains("streams its piece of 1000 samples through a shuffle buffer of") == true, streamed.stdout)
+        XCTAssertTrue(
+            lines.first?.contains("streams its piece of 1000 samples through a shuffle buffer of") == true,
+            streamed.stdout)
     }
 
     func testABufferBeyondTheLimitAndALocalShardThatDoesNotFitAreRefused() throws {
         let data = try data()
         for (training, limit, parts) in [
-            ("epochs: 1, batch_size: 50, shuffle_buffer: 1G", "64M", ["training.shuffle_buffer", "1G", "more than the memory limit"]),
-            ("epochs: 1, batch_size: 50, shuffle: local, shuffle_buffer: 100", "64M", ["training.shuffle", "local holds", "blocks streams it"]),
+            (
+                "epochs: 1, batch_size: 50, shuffle_buffer: 1G", "64M",
+                ["training.shuffle_buffer", "1G", "more than the memory limit"]
+            ),
+            (
+                "epochs: 1, batch_size: 50, shuffle: local, shuffle_buffer: 100", "64M",
+                ["training.shuffle", "local holds", "blocks streams it"]
+            ),
         ] {
             let job = try job(training)
             let out = directory.file("refused")

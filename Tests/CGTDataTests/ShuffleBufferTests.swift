@@ -55,7 +55,8 @@ final class ShuffleBufferTests: XCTestCase {
             }
         }
         // A buffer of one sample hands the stream out in order.
-        XCTAssertEqual(run(capacity: 1, stream: 20, steps: Array(repeating: 1, count: 20), seed: 9).flatMap { $0 }, Array(0..<20))
+        XCTAssertEqual(
+            run(capacity: 1, stream: 20, steps: Array(repeating: 1, count: 20), seed: 9).flatMap { $0 }, Array(0..<20))
     }
 
     /// A buffer as large as the stream draws every step uniformly from what is left: over many
@@ -73,7 +74,9 @@ final class ShuffleBufferTests: XCTestCase {
     /// `PieceStream.row(at:)` gives the rows the block plan lays out, for splits whose last
     /// block is short or whole, on every rank.
     func testPieceStreamMapsPositionsToTheBlockPlansRows() {
-        for (samples, blockRows, ranks, batch) in [(1001, 55, 3, 48), (1000, 50, 2, 40), (97, 100, 1, 10), (500, 7, 4, 16)] {
+        for (samples, blockRows, ranks, batch) in [
+            (1001, 55, 3, 48), (1000, 50, 2, 40), (97, 100, 1, 10), (500, 7, 4, 16),
+        ] {
             let plan = BlockShufflePlan(sampleCount: samples, globalBatch: batch, blockRows: blockRows, ranks: ranks)
             for epoch in 0..<3 {
                 // The reference: the blocks in order, laid end to end, cut at the piece.

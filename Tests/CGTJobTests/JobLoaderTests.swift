@@ -287,7 +287,8 @@ final class ShuffleBufferKeyTests: XCTestCase {
         ] {
             let job = try JobLoader.parse("training: {shuffle_buffer: \(text)}", source: "j.yaml")
             XCTAssertEqual(job.training.shuffleBuffer, expected, text)
-            XCTAssertEqual(try JobLoader.parse(try JobLoader.yaml(job), source: "again").training.shuffleBuffer, expected)
+            XCTAssertEqual(
+                try JobLoader.parse(try JobLoader.yaml(job), source: "again").training.shuffleBuffer, expected)
         }
         let overridden = try JobLoader.parse("{}", source: "j.yaml", overrides: ["training.shuffle_buffer=512M"])
         XCTAssertEqual(overridden.training.shuffleBuffer, .bytes(512 << 20))

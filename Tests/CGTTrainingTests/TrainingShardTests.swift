@@ -37,7 +37,9 @@ final class TrainingShardTests: XCTestCase {
                     for row in 0..<count {
                         let id = Int(ids[row])
                         XCTAssertEqual(y[row], whole.labels[id])
-                        XCTAssertEqual(Array(x[(row * width)..<((row + 1) * width)]), Array(whole.features[(id * width)..<((id + 1) * width)]))
+                        XCTAssertEqual(
+                            Array(x[(row * width)..<((row + 1) * width)]),
+                            Array(whole.features[(id * width)..<((id + 1) * width)]))
                     }
                     return Array(ids[0..<count])
                 }
@@ -112,15 +114,18 @@ final class TrainingShardTests: XCTestCase {
     func testAStreamedEpochTrainsEverySampleOnceThroughItsBuffer() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 30, classes: 3, train: 1001, test: 30)
         for ranks in [1, 3] {
-            let streamed = try steps(data, ranks: ranks, batch: 48, seed: 4, epoch: 1, residency: .streamed(bufferRows: 100))
+            let streamed = try steps(
+                data, ranks: ranks, batch: 48, seed: 4, epoch: 1, residency: .streamed(bufferRows: 100))
             XCTAssertEqual(streamed.flatMap { $0.flatMap { $0 } }.sorted(), (0..<1001).map(Int64.init))
             let held = try steps(data, ranks: ranks, batch: 48, seed: 4, epoch: 1)
             XCTAssertEqual(streamed.map { $0.map(\.count) }, held.map { $0.map(\.count) })
             XCTAssertNotEqual(streamed, held)
             XCTAssertEqual(
-                streamed, try steps(data, ranks: ranks, batch: 48, seed: 4, epoch: 1, residency: .streamed(bufferRows: 100)))
+                streamed,
+                try steps(data, ranks: ranks, batch: 48, seed: 4, epoch: 1, residency: .streamed(bufferRows: 100)))
             XCTAssertNotEqual(
-                streamed, try steps(data, ranks: ranks, batch: 48, seed: 4, epoch: 1, residency: .streamed(bufferRows: 101)))
+                streamed,
+                try steps(data, ranks: ranks, batch: 48, seed: 4, epoch: 1, residency: .streamed(bufferRows: 101)))
         }
         // A buffer of one sample streams the piece in stream order (nothing to shuffle), and still trains every sample once.
         let one = try steps(data, ranks: 2, batch: 48, seed: 4, epoch: 0, residency: .streamed(bufferRows: 1))
@@ -133,7 +138,9 @@ final class TrainingShardTests: XCTestCase {
         let data = try Fixtures.writeDataset(in: directory, features: 30, classes: 3, train: 1001, test: 30)
         for ranks in [1, 2] {
             XCTAssertEqual(
-                try steps(data, ranks: ranks, batch: 48, seed: 2, epoch: 3, mode: .global, residency: .streamed(bufferRows: 50)),
+                try steps(
+                    data, ranks: ranks, batch: 48, seed: 2, epoch: 3, mode: .global,
+                    residency: .streamed(bufferRows: 50)),
                 try steps(data, ranks: ranks, batch: 48, seed: 2, epoch: 3, mode: .global))
         }
     }
@@ -143,7 +150,8 @@ final class TrainingShardTests: XCTestCase {
     func testAStreamedEpochResumesMidEpochWithTheSameBatches() throws {
         let data = try Fixtures.writeDataset(in: directory, features: 30, classes: 3, train: 1001, test: 30)
         for mode in [ShuffleMode.blocks, .global] {
-            let whole = try steps(data, ranks: 2, batch: 48, seed: 9, epoch: 2, mode: mode, residency: .streamed(bufferRows: 70))
+            let whole = try steps(
+                data, ranks: 2, batch: 48, seed: 9, epoch: 2, mode: mode, residency: .streamed(bufferRows: 70))
             for first in [1, 7, whole[0].count - 1] {
                 let resumed = try steps(
                     data, ranks: 2, batch: 48, seed: 9, epoch: 2, mode: mode, residency: .streamed(bufferRows: 70),
