@@ -93,15 +93,20 @@ final class HyperspectralStreamingTests: XCTestCase {
         }
     }
 
-    /// Indian Pines as it ships (a Fortran-order `<u2` cube), from `hdf5_data/raw` of the checkout
-    /// named by `CGT_INDIAN_PINES_RAW`, in blocks of 100 pixels.
+    /// Indian Pines as it ships (a Fortran-order `<u2` cube), from this checkout's
+    /// `hdf5_data/raw` (`hdf5_data/fetch-indian-pines`) or `CGT_INDIAN_PINES_RAW`, in blocks of
+    /// 1,000 pixels (21 blocks).
     func testTheRealIndianPinesWhenPresent() throws {
-        let raw = ProcessInfo.processInfo.environment["CGT_INDIAN_PINES_RAW"] ?? "/work/main/hdf5_data/raw"
+        let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let raw =
+            ProcessInfo.processInfo.environment["CGT_INDIAN_PINES_RAW"]
+            ?? checkout.appendingPathComponent("hdf5_data/raw").path
         let cube = "\(raw)/Indian_pines_corrected.npy"
         try XCTSkipUnless(FileManager.default.fileExists(atPath: cube), "Indian Pines is not in \(raw)")
         let both = try bothWays(
             (cube, "\(raw)/Indian_pines_gt.npy"), tag: "indian-pines", normalization: .minmax, stratified: true,
-            blockBytes: 200 * 4 * 100 + 3)
+            blockBytes: 200 * 4 * 1000 + 3)
         try assertSameDatasetFile(both.memory, both.streamed, "indian-pines")
     }
 
