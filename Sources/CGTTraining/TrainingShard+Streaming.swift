@@ -9,10 +9,10 @@ import Dispatch
 /// passes through a `ShuffleBuffer` of `bufferRows` slots, and each step takes its samples
 /// from the buffer; the batches are a function of (seed, epoch, R, buffer rows, the file's
 /// chunk rows). A buffer holding fewer than 32 chunks permutes parts of chunks instead
-/// (`streamedBlockPlan`). `global`:
-/// the rank's rows of the epoch, in the order of its steps (`BatchPlan`), are read a segment
-/// at a time, so the batches are exactly those of a held epoch, and of one rank. Either way
-/// the rank holds at most the buffer and two segments (`SegmentFeed`).
+/// (`streamedBlockPlan`). `global`: the rank's rows of the epoch, in the order of its steps
+/// (`BatchPlan`), are read a segment at a time, so the batches are exactly those of a held
+/// epoch, and of one rank. Either way the rank holds the buffer and a segment or two
+/// (`SegmentFeed`), and at an epoch's end the next epoch's first fill.
 final class StreamedEpoch {
     let epoch: Int
     /// Where each step's samples are: stream positions (`global`), or how many (`blocks`).
