@@ -86,6 +86,7 @@ public struct ShuffleQuality {
         var labelCounts = [Int](repeating: 0, count: reader.classes)
         var chunkSizes = [Int](repeating: 0, count: (count + chunkRows - 1) / chunkRows)
         var rows: [Row] = []
+        var uniformShare = 1.0
         for (name, mode, buffer) in orders {
             var distance = 0.0
             var steps = 0
@@ -103,6 +104,7 @@ public struct ShuffleQuality {
                             for id in batch.sampleIDs { chunkSizes[Int(id) / chunkRows] += 1 }
                         }
                     }
+                    uniformShare = uniformSameChunkShare(chunkSizes, total: count)
                 }
                 for step in 0..<(batches.first?.count ?? 0) {
                     var histogram = [Int](repeating: 0, count: reader.classes)
@@ -123,7 +125,7 @@ public struct ShuffleQuality {
                         let pairs = Double(ids.count * (ids.count - 1))
                         if pairs > 0 {
                             let same = perChunk.values.reduce(0.0) { $0 + Double($1 * ($1 - 1)) }
-                            pairRatio += same / pairs / uniformSameChunkShare(chunkSizes, total: count)
+                            pairRatio += same / pairs / uniformShare
                         }
                         localBatches += 1
                     }

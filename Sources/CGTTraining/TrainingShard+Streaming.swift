@@ -17,7 +17,6 @@ final class StreamedEpoch {
     let epoch: Int
     /// Where each step's samples are: stream positions (`global`), or how many (`blocks`).
     let localRanges: [Range<Int>]
-    let globalCounts: [Int]
     private let source: Source
     /// `blocks`: the buffer now (mutated in place, step by step).
     private var buffer: ShuffleBuffer?
@@ -40,8 +39,6 @@ final class StreamedEpoch {
     init(epoch: Int, shard: TrainingShard, bufferRows: Int, segmentRows: Int) {
         self.epoch = epoch
         self.segmentRows = segmentRows
-        let steps = shard.stepsPerEpoch
-        globalCounts = (0..<steps).map { shard.plan.globalRange(step: $0).count }
         switch shard.mode {
         case .global:
             let (rows, ranges) = shard.plan.rows(seed: shard.seed, epoch: epoch, rank: shard.rank)
@@ -72,14 +69,8 @@ final class StreamedEpoch {
     private static func feed(
         rows count: Int, from start: Int, segmentRows: Int, shard: TrainingShard, row: @escaping (Int) -> Int
     ) -> SegmentFeed {
-        let reader = shard.reader
-        return SegmentFeed(count: count, segmentRows: segmentRows, from: start, thread: shard.readThread) { range in
-            try reader.checkUnchanged()
-            let before = reader.counters
-            let data = try reader.read(split: .train, rowIndices: range.map(row))
-            var cost = reader.counters - before
-            cost.seconds = 0
-            return (data, cost)
+        SegmentFeed(count: count, segmentRows: segmentRows, from: start, thread: shard.readThread) { range in
+            try shard.readCounted(rows: range.map(row))
         }
     }
 
@@ -148,13 +139,8 @@ final class StreamedEpoch {
             var buffer = start
             for earlier in 0..<step { buffer.take(localRanges[earlier].count, slots: &takenSlots, refills: &refills) }
             let held = buffer.heldRefills
-            let reader = shard.reader
             let read = PendingRead(on: shard.readThread) {
-                let before = reader.counters
-                let data = try reader.read(split: .train, rowIndices: held.map { stream.row(at: $0.position) })
-                var cost = reader.counters - before
-                cost.seconds = 0
-                return (data, cost)
+                try shard.readCounted(rows: held.map { stream.row(at: $0.position) })
             }
             let (data, cost) = try read.wait()
             shard.reads = shard.reads + cost
@@ -231,20 +217,15 @@ extension TrainingShard {
     var streamingWarning: String? {
         guard mode == .blocks, case .streamed(let bufferRows) = residency, let blockPlan else { return nil }
         let chunk = blockPlan.blockRows
-        let storage = reader.storage[.train] ?? .float32
-        let ruleRows = DatasetWriter.chunkRows(
-            sampleCount: sampleCount, featureCount: featureCount, elementSize: storage.elementSize)
-        func rechunk(_ rows: Int) -> String {
-            "h5repack -l /train/x:CHUNK=\(([rows] + featureShape).map(String.init).joined(separator: "x")) IN OUT"
-        }
+        let ruleRows = ruleChunkRows
         if blockPlan.blockCount == 1 {
             return
-                "\(reader.path): /train/x is one chunk of \(chunk) rows: streamed, each rank's piece passes through its shuffle buffer of \(bufferRows) in file order every epoch; rewrite it in chunks of \(ruleRows) rows (\(rechunk(ruleRows))) so the chunks are permuted"
+                "\(reader.path): /train/x is one chunk of \(chunk) rows: streamed, each rank's piece passes through its shuffle buffer of \(bufferRows) in file order every epoch; rewrite it in chunks of \(ruleRows) rows (\(rechunkCommand(rows: ruleRows))) so the chunks are permuted"
         }
         let parts = streamedBlockPlan(bufferRows: max(bufferRows, maxLocalBatch)).blockRows
         guard parts < chunk else { return nil }
         return
-            "training.shuffle_buffer of \(bufferRows) samples holds fewer than \(Self.blocksPerBuffer) of \(reader.path)'s chunks of \(chunk) rows: so that a batch draws from as many stretches of the file, they are read in parts of \(parts) rows, each chunk decompressed \((chunk + parts - 1) / parts) times per epoch; a larger buffer, or chunks of \(parts) rows (\(rechunk(parts))), reads each once"
+            "training.shuffle_buffer of \(bufferRows) samples holds fewer than \(Self.blocksPerBuffer) of \(reader.path)'s chunks of \(chunk) rows: so that a batch draws from as many stretches of the file, they are read in parts of \(parts) rows, each chunk decompressed \((chunk + parts - 1) / parts) times per epoch; a larger buffer, or chunks of \(parts) rows (\(rechunkCommand(rows: parts))), reads each once"
     }
 
     /// The blocks a streamed `blocks` epoch permutes: the file's chunks where a buffer of

@@ -40,7 +40,6 @@ final class TrainingShard {
     private var data: DatasetSplit
     private var order: [Int] = []
     private var localRanges: [Range<Int>] = []
-    private var globalCounts: [Int] = []
     private let shardRows: Range<Int>
     /// The thread every read of the training split runs on.
     let readThread = ReadThread()
@@ -78,7 +77,12 @@ final class TrainingShard {
                 blockRows: try reader.chunkRows(of: .train), ranks: ranks)
             : nil
         // (`local` reads its shard at the first `prepare`, once its residency is settled.)
-        data = DatasetSplit(name: .train, features: [], labels: [], sampleIDs: [], featureShape: reader.featureShape)
+        data = Self.noRows(featureShape: reader.featureShape)
+    }
+
+    /// What `data` is when no epoch is held.
+    private static func noRows(featureShape: [Int]) -> DatasetSplit {
+        DatasetSplit(name: .train, features: [], labels: [], sampleIDs: [], featureShape: featureShape)
     }
 
     deinit { readThread.stop() }
@@ -131,16 +135,36 @@ final class TrainingShard {
     var blockLayoutWarning: String? {
         guard let blockPlan, ranks > 1 else { return nil }
         let piece = blockPlan.piece(rank: 0).count
-        let storage = reader.storage[.train] ?? .float32
-        let ruleRows = DatasetWriter.chunkRows(
-            sampleCount: sampleCount, featureCount: featureCount, elementSize: storage.elementSize)
+        let ruleRows = ruleChunkRows
         guard blockPlan.blockRows * 2 > piece, blockPlan.blockRows > ruleRows else { return nil }
         let chunksRead = Set(blockPlan.rows(seed: seed, epoch: 0, rank: 0).map { $0 / blockPlan.blockRows }).count
         let fraction = min(1, Double(chunksRead * blockPlan.blockRows) / Double(max(1, sampleCount)))
-        let chunk = ([ruleRows] + featureShape).map(String.init).joined(separator: "x")
         let rows = blockPlan.blockRows
         return
-            "\(reader.path): /train/x has chunks of \(rows) rows, more than half of a rank's \(piece)-row piece on \(ranks) ranks: training.shuffle: blocks has rank 0 decompress \(String(format: "%.2f", fraction)) of the split per epoch instead of about 1/\(ranks); rewrite it with chunks of \(ruleRows) rows (h5repack -l /train/x:CHUNK=\(chunk) IN OUT)"
+            "\(reader.path): /train/x has chunks of \(rows) rows, more than half of a rank's \(piece)-row piece on \(ranks) ranks: training.shuffle: blocks has rank 0 decompress \(String(format: "%.2f", fraction)) of the split per epoch instead of about 1/\(ranks); rewrite it with chunks of \(ruleRows) rows (\(rechunkCommand(rows: ruleRows)))"
+    }
+
+    /// The rows per chunk `cgt prepare` would give this training split (`DatasetWriter.chunkRows`).
+    var ruleChunkRows: Int {
+        DatasetWriter.chunkRows(
+            sampleCount: sampleCount, featureCount: featureCount,
+            elementSize: (reader.storage[.train] ?? .float32).elementSize)
+    }
+
+    /// The command that rewrites the training features in chunks of `rows`.
+    func rechunkCommand(rows: Int) -> String {
+        "h5repack -l /train/x:CHUNK=\(([rows] + featureShape).map(String.init).joined(separator: "x")) IN OUT"
+    }
+
+    /// The rows of `rows` and what reading them cost, read now (on the read thread, or by the
+    /// loop after `settle`), the file first checked unchanged.
+    func readCounted(rows: [Int]) throws -> (DatasetSplit, DataReadCounters) {
+        try reader.checkUnchanged()
+        let before = reader.counters
+        let data = try reader.read(split: .train, rowIndices: rows)
+        var cost = reader.counters - before
+        cost.seconds = 0
+        return (data, cost)
     }
 
     /// The local batch size of rank r in `local` mode: the global batch split as evenly as possible.
@@ -179,7 +203,6 @@ final class TrainingShard {
         var data: DatasetSplit?
         var order: [Int]
         var localRanges: [Range<Int>]
-        var globalCounts: [Int]
         /// The bytes reading them took, counted by the thread that read them.
         var cost = DataReadCounters()
     }
@@ -204,7 +227,7 @@ final class TrainingShard {
             streamedAhead = nil
             pending = nil
             try streamed!.awaitFirstSegment()
-            data = DatasetSplit(name: .train, features: [], labels: [], sampleIDs: [], featureShape: featureShape)
+            data = Self.noRows(featureShape: featureShape)
             preparedEpoch = epoch
             return
         }
@@ -222,7 +245,6 @@ final class TrainingShard {
         if let read = rows.data { data = read }
         order = rows.order
         localRanges = rows.localRanges
-        globalCounts = rows.globalCounts
         preparedEpoch = epoch
     }
 
@@ -269,12 +291,11 @@ final class TrainingShard {
         if mode != .local { try reader.checkUnchanged() }
         let before = reader.counters
         let steps = stepsPerEpoch
-        var rows = EpochRows(data: nil, order: [], localRanges: [], globalCounts: [])
+        var rows = EpochRows(data: nil, order: [], localRanges: [])
         switch mode {
         case .global:
             let indices: [Int]
             (indices, rows.localRanges) = plan.rows(seed: seed, epoch: epoch, rank: rank)
-            rows.globalCounts = (0..<steps).map { plan.globalRange(step: $0).count }
             rows.data = try reader.read(split: .train, rowIndices: indices)
             rows.order = Array(0..<indices.count)
         case .blocks:
@@ -285,7 +306,6 @@ final class TrainingShard {
             var generator = Self.pieceGenerator(seed: seed, epoch: epoch, rank: rank)
             rows.order.shuffle(using: &generator)
             rows.localRanges = blockPlan.stepRanges(rank: rank)
-            rows.globalCounts = (0..<steps).map { plan.globalRange(step: $0).count }
         case .local:
             if data.count == 0 && !shardRows.isEmpty { rows.data = try reader.read(split: .train, rows: shardRows) }
             let shard = rows.data ?? data
@@ -295,7 +315,6 @@ final class TrainingShard {
             let b = localBatch(of: rank)
             for step in 0..<steps {
                 rows.localRanges.append((step * b)..<((step + 1) * b))
-                rows.globalCounts.append(globalBatch)
             }
         }
         rows.cost = reader.counters - before
@@ -309,7 +328,7 @@ final class TrainingShard {
     }
 
     /// Samples in the global batch of `step`, over all ranks: N of the loss.
-    func globalCount(step: Int) -> Int { streamed?.globalCounts[step] ?? globalCounts[step] }
+    func globalCount(step: Int) -> Int { mode == .local ? globalBatch : plan.globalRange(step: step).count }
 
     /// The most samples this rank has in one step.
     var maxLocalBatch: Int {
