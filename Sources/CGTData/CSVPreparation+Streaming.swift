@@ -29,11 +29,12 @@ extension CSVPreparation {
                 toolVersion: toolVersion, storage: storage, createdAt: createdAt
             ).content
         }
-        func read(_ path: String) throws -> Table? {
+        func read(_ path: String, keepingLines: Bool = false) throws -> Table? {
             guard let source = SourceHandle.openIfRegular(path) else { return nil }
             return try Table(
-                source, labelColumn: labelColumn, dropColumns: dropColumns, delimiter: delimiter, blockBytes: blockBytes
-            )
+                source, labelColumn: labelColumn, dropColumns: dropColumns, delimiter: delimiter,
+                blockBytes: blockBytes,
+                keepingLines: keepingLines)
         }
         guard let table = try read(file) else { return try inMemory() }
         let (classes, ids) = ClassMapping.fromText(table.distinctLabels)
@@ -45,7 +46,7 @@ extension CSVPreparation {
         var test: StreamedSamples?
         var sources = [table.features.source]
         if let testFile {
-            guard let testTable = try read(testFile) else { return try inMemory() }
+            guard let testTable = try read(testFile, keepingLines: true) else { return try inMemory() }
             guard testTable.featureColumns == table.featureColumns else {
                 throw DatasetError(file: testFile, object: "line 1", "feature columns differ from those of \(file)")
             }
@@ -76,7 +77,8 @@ extension CSVPreparation {
     }
 
     /// A CSV file read once: its features as float32 rows in a temporary file, its labels as
-    /// indices into the distinct label texts, and the line of each row.
+    /// indices into the distinct label texts, and the line of each row when asked (a test
+    /// file's rows are named by line in its refusals; a training file's never are).
     private struct Table {
         let featureColumns: [String]
         let features: NPYFile
@@ -85,7 +87,8 @@ extension CSVPreparation {
         let lines: [Int]
 
         init(
-            _ source: SourceHandle, labelColumn: String, dropColumns: Set<String>, delimiter: UInt8, blockBytes: Int
+            _ source: SourceHandle, labelColumn: String, dropColumns: Set<String>, delimiter: UInt8, blockBytes: Int,
+            keepingLines: Bool
         ) throws {
             let path = source.path
             let spool = try SourceHandle.temporary(holdingDataOf: path)
@@ -106,7 +109,7 @@ extension CSVPreparation {
                     try DatasetPreparation.checkStreamedBudget(rows: labels.count + 65_536, file: path)
                 }
                 // float32 little-endian, as `NPYFile` reads `<f4`.
-                block.append(contentsOf: values.map { Float(bitPattern: $0.bitPattern.littleEndian) })
+                for value in values { block.append(Float(bitPattern: value.bitPattern.littleEndian)) }
                 if block.count * MemoryLayout<Float>.size >= blockBytes { try flush() }
                 let id: Int32
                 if let known = index[label] {
@@ -117,7 +120,7 @@ extension CSVPreparation {
                     distinct.append(label)
                 }
                 labels.append(id)
-                lines.append(line)
+                if keepingLines { lines.append(line) }
             }
             try flush()
             featureColumns = columns

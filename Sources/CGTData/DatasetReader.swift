@@ -210,11 +210,16 @@ public final class DatasetReader {
 
     public var featureCount: Int { featureShape.reduce(1, *) }
 
-    /// Reads rank `rank`'s contiguous share of a split shared by `ranks` processes (sizes
-    /// differ by at most one; a share may be empty).
-    public func read(split: DatasetSplitName, rank: Int, of ranks: Int) throws -> DatasetSplit {
+    /// Rank `rank`'s contiguous share of a split shared by `ranks` processes (sizes differ by
+    /// at most one; a share may be empty).
+    public func shareRows(of split: DatasetSplitName, rank: Int, of ranks: Int) -> Range<Int> {
         let count = splitSizes[split] ?? 0
-        return try read(split: split, rows: (rank * count / ranks)..<((rank + 1) * count / ranks))
+        return (rank * count / ranks)..<((rank + 1) * count / ranks)
+    }
+
+    /// Reads rank `rank`'s contiguous share of a split (`shareRows`).
+    public func read(split: DatasetSplitName, rank: Int, of ranks: Int) throws -> DatasetSplit {
+        try read(split: split, rows: shareRows(of: split, rank: rank, of: ranks))
     }
 
     /// Reads rows `rows` (default: all) of a split, checking labels and feature values.

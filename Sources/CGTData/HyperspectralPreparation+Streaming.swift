@@ -47,7 +47,11 @@ extension HyperspectralPreparation {
                 pixel: pixel, band: band, value: value, width: cubeFile.arrayShape[1], cubePath: cubeFile.location)
         }
         // As `prepare` records them: the cube's file, then the label map's, even when they are one archive.
-        var sources = [try cubeFile.source.record(), try labelFile.source.record()]
+        // One archive holding both is read and hashed once.
+        let cubeRecord = try cubeFile.source.record()
+        let labelRecord =
+            labelFile.source.path == cubeFile.source.path ? cubeRecord : try labelFile.source.record()
+        var sources = [cubeRecord, labelRecord]
         if let names { sources.append(names.source.record) }
         let provenance = Provenance(
             kind: "hsi", sources: sources, commandLine: commandLine, toolVersion: toolVersion, createdAt: createdAt)

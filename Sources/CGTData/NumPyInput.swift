@@ -23,8 +23,10 @@ public struct NumPyInput {
             return NumPyInput(array: try NPYReader.read(source.bytes, file: path), source: source, member: nil)
         }
         let archive = try NPZArchive(source)
-        let (_, name) = try NPZArchive.member(named: member, in: archive.members, path: path)
-        return NumPyInput(array: try archive.array(named: name), source: source, member: name)
+        let (entry, name) = try NPZArchive.member(named: member, in: archive.members, path: path)
+        return NumPyInput(
+            array: try NPYReader.read(try archive.contents(of: entry), file: path, object: entry.name), source: source,
+            member: name)
     }
 
     /// The file and the archive member, if any, that `specification` names.

@@ -16,8 +16,7 @@ public enum SplitShare {
     public static func of(
         _ split: DatasetSplitName, reader: DatasetReader, rank: Int, ranks: Int, blockRows: Int
     ) throws -> SplitShare {
-        let count = reader.splitSizes[split] ?? 0
-        let rows = (rank * count / ranks)..<((rank + 1) * count / ranks)
+        let rows = reader.shareRows(of: split, rank: rank, of: ranks)
         guard rows.count > blockRows else { return .held(try reader.read(split: split, rows: rows)) }
         return .streamed(reader, split, rows: rows)
     }
